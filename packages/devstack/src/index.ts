@@ -1,0 +1,3 @@
+export * from "./infra.js";
+export * from "./services.js";
+export * from "./testing.js";

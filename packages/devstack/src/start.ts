@@ -1,0 +1,144 @@
+// `npm start`: the whole platform on one machine. Starts PostgreSQL (embedded),
+// nats-server and redis-server unless DATABASE_URL / NATS_URL / REDIS_URL point
+// elsewhere, seeds the first admin, then runs every service as its own process.
+// Ctrl-C stops everything in reverse order.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { MissingTool, startNats, startPostgres, startRedis, type ManagedProcess, type Postgres } from "./infra.js";
+import { platformServices, serviceEntry, startServiceProcess, type ServiceProcess } from "./services.js";
+import { formatLogLine } from "./log-format.js";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const env = process.env;
+const dataDir = resolve(env["DATA_DIR"] ?? join(repoRoot, ".data"));
+const started = Date.now();
+const say = (line: string) => console.log(line);
+
+interface DevSecrets {
+  AUTH_KEY_ENCRYPTION_KEY: string;
+}
+
+/** Secrets for local runs, made on first start and kept (mode 0600) under the data dir. */
+function devSecrets(): DevSecrets {
+  const file = join(dataDir, "dev-secrets.json");
+  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
+  const secrets = { AUTH_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64") };
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+const port = (name: string, fallback: number) => {
+  const v = env[name];
+  if (v === undefined || v === "") return fallback;
+  if (!/^\d+$/.test(v) || Number(v) > 65535) {
+    console.error(`invalid environment: ${name} must be a port number (got ${JSON.stringify(v)})`);
+    process.exit(2);
+  }
+  return Number(v);
+};
+
+async function main() {
+  mkdirSync(dataDir, { recursive: true });
+  const infra: { name: string; stop: () => Promise<void> }[] = [];
+  const services: ServiceProcess[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say("\nstopping...");
+    for (const s of [...services].reverse()) await s.stop();
+    for (const i of [...infra].reverse()) await i.stop().catch(() => {});
+    say("stopped.");
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stopAll(0));
+  process.on("SIGTERM", () => void stopAll(0));
+
+  try {
+    let databaseUrl = env["DATABASE_URL"];
+    if (!databaseUrl) {
+      const pg: Postgres = await startPostgres(join(dataDir, "postgres"), port("DEV_POSTGRES_PORT", 54320));
+      infra.push({ name: "postgres", stop: () => pg.stop() });
+      databaseUrl = pg.url;
+      say(`postgres  ${pg.url}${pg.created ? "  (new cluster)" : ""}`);
+    }
+    let natsUrl = env["NATS_URL"];
+    if (!natsUrl) {
+      const nats: ManagedProcess = await startNats(join(dataDir, "nats"), port("DEV_NATS_PORT", 42220));
+      infra.push({ name: "nats", stop: () => nats.stop() });
+      natsUrl = nats.url;
+      say(`nats      ${nats.url}  (JetStream)`);
+    }
+    let redisUrl = env["REDIS_URL"];
+    if (!redisUrl) {
+      const redis: ManagedProcess = await startRedis(join(dataDir, "redis"), port("DEV_REDIS_PORT", 63790));
+      infra.push({ name: "redis", stop: () => redis.stop() });
+      redisUrl = redis.url;
+      say(`redis     ${redis.url}`);
+    }
+
+    const authPort = port("AUTH_PORT", 7001);
+    const shared: Record<string, string> = {
+      DATABASE_URL: databaseUrl,
+      NATS_URL: natsUrl,
+      REDIS_URL: redisUrl,
+      AUTH_JWKS_URL: env["AUTH_JWKS_URL"] ?? `http://127.0.0.1:${authPort}/.well-known/jwks.json`,
+      AUTH_KEY_ENCRYPTION_KEY: env["AUTH_KEY_ENCRYPTION_KEY"] ?? devSecrets().AUTH_KEY_ENCRYPTION_KEY,
+      LOG_LEVEL: env["LOG_LEVEL"] ?? "info",
+    };
+
+    const admin = bootstrapAdmin(shared);
+
+    for (const spec of platformServices) {
+      if (!serviceEntry(repoRoot, spec.name)) continue;
+      const p = port(spec.portVar, spec.port);
+      const proc = await startServiceProcess(repoRoot, spec.name, p, { ...shared, [spec.portVar]: String(p) }, (line) =>
+        console.log(formatLogLine(spec.name, line)),
+      );
+      services.push(proc);
+      proc.exited.then((code) => {
+        if (!stopping) console.error(`${spec.name} exited unexpectedly (code ${code}); stopping the platform`);
+        void stopAll(1);
+      });
+    }
+
+    say("");
+    say(`Admin Kiosk is up (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
+    say(`  data           ${dataDir}`);
+    if (admin.created) {
+      say("");
+      say("First admin (shown once; keep it somewhere safe):");
+      say(`  email     ${admin.email}`);
+      say(`  password  ${admin.password}`);
+    } else {
+      say(`  admin          already exists (set ADMIN_EMAIL/ADMIN_PASSWORD before the first start to choose it)`);
+    }
+    say("");
+    say(`Try: npx buf curl --http2-prior-knowledge --list-methods http://127.0.0.1:${authPort}`);
+    say("Ctrl-C stops everything.");
+  } catch (err) {
+    console.error(err instanceof MissingTool ? err.message : `start failed: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll(1);
+  }
+}
+
+/** Creates the first admin if there are no users yet (auth's own bootstrap script). */
+function bootstrapAdmin(shared: Record<string, string>): { created: boolean; email: string; password: string } {
+  const email = env["ADMIN_EMAIL"] ?? "admin@adminkiosk.local";
+  const password = env["ADMIN_PASSWORD"] ?? randomBytes(12).toString("base64url");
+  if (!serviceEntry(repoRoot, "auth")) return { created: false, email, password };
+  const result = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
+    cwd: join(repoRoot, "services/auth"),
+    env: { ...process.env, DATABASE_URL: shared["DATABASE_URL"], ADMIN_EMAIL: email, ADMIN_PASSWORD: password },
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`seeding the first admin failed: ${result.stderr.trim() || result.stdout.trim()}`);
+  const outcome = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { created?: boolean };
+  return { created: outcome.created === true, email, password };
+}
+
+void main();

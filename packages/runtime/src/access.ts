@@ -1,0 +1,65 @@
+// The authorization interceptor every service mounts. Each RPC's rule is read from
+// its (adminkiosk.common.v1.access) option in proto/, so the contract says who may
+// call it; a method without a rule is refused to everyone.
+import { getOption, hasOption } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { access, type AccessRule } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Role, roleNames, type Principal } from "./principal.js";
+import { requestKey } from "./request.js";
+import { TokenRejected, type TokenVerifier } from "./tokens.js";
+
+// Health and reflection are for probes and tooling: open to every caller, like the
+// /healthz and /metrics routes (in a cluster, Istio's policies narrow who reaches them).
+const infrastructureServices = new Set([
+  "grpc.health.v1.Health",
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+]);
+
+export function accessRuleOf(method: DescMethod): AccessRule | undefined {
+  return hasOption(method, access) ? getOption(method, access) : undefined;
+}
+
+export function accessInterceptor(verify: TokenVerifier): Interceptor {
+  return (next) => async (req) => {
+    if (infrastructureServices.has(req.service.typeName)) return next(req);
+    const rule = accessRuleOf(req.method);
+    if (!rule) throw new ConnectError(`${req.method.name} has no access rule`, Code.PermissionDenied);
+    const token = bearerToken(req.header.get("authorization"));
+    const info = req.contextValues.get(requestKey);
+    if (rule.public) {
+      // A public RPC still learns who calls it when a valid credential is sent.
+      if (token && info) info.principal = await verify(token).catch(() => undefined);
+      return next(req);
+    }
+    if (!token) throw new ConnectError("missing credential: send authorization: Bearer <access token>", Code.Unauthenticated);
+    let principal: Principal;
+    try {
+      principal = await verify(token);
+    } catch (err) {
+      if (err instanceof TokenRejected) throw new ConnectError(err.message, Code.Unauthenticated);
+      throw new ConnectError("could not verify the credential", Code.Unavailable, undefined, undefined, err);
+    }
+    const refusal = refusalFor(rule, principal);
+    if (refusal) throw new ConnectError(refusal, Code.PermissionDenied);
+    if (info) {
+      info.principal = principal;
+      info.log = info.log.child(principal.kind === "user" ? { userId: principal.userId } : { kioskId: principal.kioskId });
+    }
+    return next(req);
+  };
+}
+
+function refusalFor(rule: AccessRule, principal: Principal): string | undefined {
+  if (principal.kind === "device") return rule.allowDevice ? undefined : "kiosk devices may not call this method";
+  if (rule.minRole === Role.UNSPECIFIED) return "only kiosk devices may call this method";
+  if (principal.role < rule.minRole) return `this method requires the ${roleNames[rule.minRole]} role`;
+  return undefined;
+}
+
+function bearerToken(header: string | null): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
+  return m?.[1];
+}

@@ -1,0 +1,137 @@
+// Health as the gRPC health protocol (grpc.health.v1) and plain HTTP. A service is
+// SERVING only while every dependency it cannot work without answers its probe;
+// during shutdown it reports NOT_SERVING so load balancers stop sending calls.
+import { EventEmitter, on } from "node:events";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  HealthCheckResponseSchema,
+} from "@adminkiosk/proto/grpc/health/v1/health_pb";
+import type { Logger } from "./logger.js";
+
+export { ServingStatus };
+
+export interface DependencyProbe {
+  name: string;
+  /** Resolves when the dependency answers; rejects (or times out) when it does not. */
+  check: () => Promise<unknown>;
+}
+
+export interface HealthMonitor {
+  /** Overall status; "" and every registered service name share it. */
+  status(): ServingStatus;
+  /** Name → last probe error (undefined when healthy). */
+  dependencies(): Record<string, string | undefined>;
+  /** Runs every probe once now. */
+  probe(): Promise<ServingStatus>;
+  start(): void;
+  /** Reports NOT_SERVING from now on (shutdown). */
+  drain(): void;
+  stop(): void;
+  onChange(listener: (status: ServingStatus) => void): () => void;
+}
+
+export function createHealthMonitor(probes: DependencyProbe[], intervalMs: number, log: Logger): HealthMonitor {
+  const failures = new Map<string, string | undefined>(probes.map((p) => [p.name, "not probed yet"]));
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  let current = ServingStatus.NOT_SERVING;
+  let draining = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const recompute = () => {
+    const next = !draining && [...failures.values()].every((f) => f === undefined) ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    if (next !== current) {
+      current = next;
+      log.info({ status: ServingStatus[next], dependencies: Object.fromEntries(failures) }, "health changed");
+      events.emit("change", next);
+    }
+    return current;
+  };
+
+  const probeOne = async (p: DependencyProbe) => {
+    try {
+      await withTimeout(p.check(), Math.max(500, Math.min(intervalMs, 5_000)));
+      failures.set(p.name, undefined);
+    } catch (err) {
+      failures.set(p.name, err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  const monitor: HealthMonitor = {
+    status: () => current,
+    dependencies: () => Object.fromEntries(failures),
+    async probe() {
+      await Promise.all(probes.map(probeOne));
+      return recompute();
+    },
+    start() {
+      const loop = async () => {
+        await monitor.probe();
+        timer = setTimeout(loop, intervalMs);
+        timer.unref();
+      };
+      void loop();
+    },
+    drain() {
+      draining = true;
+      recompute();
+    },
+    stop() {
+      clearTimeout(timer);
+      events.emit("stop");
+    },
+    onChange(listener) {
+      events.on("change", listener);
+      return () => events.off("change", listener);
+    },
+  };
+  return monitor;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Registers grpc.health.v1.Health for the given service names (and ""). */
+export function registerHealth(router: ConnectRouter, monitor: HealthMonitor, serviceNames: string[]) {
+  const known = new Set(["", ...serviceNames]);
+  const statusFor = (service: string) => {
+    if (!known.has(service)) throw new ConnectError(`unknown service "${service}"`, Code.NotFound);
+    return create(HealthCheckResponseSchema, { status: monitor.status() });
+  };
+  router.service(Health, {
+    check: (req) => statusFor(req.service),
+    async *watch(req, ctx) {
+      if (!known.has(req.service)) {
+        yield create(HealthCheckResponseSchema, { status: ServingStatus.SERVICE_UNKNOWN });
+        return;
+      }
+      yield statusFor(req.service);
+      const changes = new EventEmitter();
+      const off = monitor.onChange((status) => changes.emit("status", status));
+      try {
+        for await (const [status] of on(changes, "status", { signal: ctx.signal })) {
+          yield create(HealthCheckResponseSchema, { status });
+        }
+      } catch (err) {
+        if (!ctx.signal.aborted) throw err;
+      } finally {
+        off();
+      }
+    },
+    list: () => ({
+      statuses: Object.fromEntries([...known].map((name) => [name, create(HealthCheckResponseSchema, { status: monitor.status() })])),
+    }),
+  });
+}

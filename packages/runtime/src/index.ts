@@ -1,0 +1,14 @@
+// The shared runtime: config, logs, the Connect server with health, reflection,
+// metrics and authorization, PostgreSQL and Redis helpers. Deliberately small.
+export * from "./access.js";
+export * from "./config.js";
+export * from "./health.js";
+export * from "./logger.js";
+export * from "./observe.js";
+export * from "./postgres.js";
+export * from "./principal.js";
+export * from "./redis.js";
+export * from "./request.js";
+export * from "./server.js";
+export * from "./tokens.js";
+export * from "./validate.js";

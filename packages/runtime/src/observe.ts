@@ -1,0 +1,103 @@
+// The outermost interceptor: per-RPC Prometheus metrics (the grpc-prometheus names,
+// so stock dashboards work), one log line per call, the request id echoed back, and
+// unexpected errors turned into a clean Connect error. Stack traces and SQL stay in
+// the log; callers see a code, a message and the request id.
+import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { Counter, Histogram, type Registry } from "prom-client";
+import { requestKey } from "./request.js";
+
+export interface RpcMetrics {
+  started: Counter<"grpc_service" | "grpc_method" | "grpc_type">;
+  handled: Counter<"grpc_service" | "grpc_method" | "grpc_type" | "grpc_code">;
+  seconds: Histogram<"grpc_service" | "grpc_method" | "grpc_type" | "grpc_code">;
+}
+
+export function createRpcMetrics(registry: Registry): RpcMetrics {
+  const labelNames = ["grpc_service", "grpc_method", "grpc_type"] as const;
+  return {
+    started: new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames, registers: [registry] }),
+    handled: new Counter({
+      name: "grpc_server_handled_total",
+      help: "RPCs completed on the server, by status code.",
+      labelNames: [...labelNames, "grpc_code"],
+      registers: [registry],
+    }),
+    seconds: new Histogram({
+      name: "grpc_server_handling_seconds",
+      help: "Time from the start of an RPC to its end, by status code.",
+      labelNames: [...labelNames, "grpc_code"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
+      registers: [registry],
+    }),
+  };
+}
+
+const codeNames: Record<number, string> = Object.fromEntries(
+  Object.entries(Code)
+    .filter(([, v]) => typeof v === "number")
+    .map(([k, v]) => [v, k]),
+);
+export const codeName = (code: Code | undefined) => (code === undefined ? "OK" : (codeNames[code] ?? String(code)));
+
+/** Maps errors that are not ConnectErrors: database states we know, else Internal. */
+export function toConnectError(err: unknown, requestId: string): ConnectError {
+  if (err instanceof ConnectError) return err;
+  const pgCode = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
+  if (pgCode === "23505") return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);
+  if (pgCode === "40001" || pgCode === "40P01") return new ConnectError("conflicting concurrent update; retry", Code.Aborted, undefined, undefined, err);
+  if (pgCode === "57014") return new ConnectError("the operation timed out", Code.DeadlineExceeded, undefined, undefined, err);
+  if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P03", "08006", "08001"].includes(pgCode) || isConnectionLoss(err))
+    return new ConnectError("a dependency is unavailable; retry later", Code.Unavailable, undefined, undefined, err);
+  return new ConnectError(`internal error (request id ${requestId})`, Code.Internal, undefined, undefined, err);
+}
+
+function isConnectionLoss(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : "";
+  return /Connection terminated|connect ECONNREFUSED|Connection is closed|timeout exceeded when trying to connect/i.test(message);
+}
+
+export function observeInterceptor(metrics: RpcMetrics): Interceptor {
+  return (next) => async (req) => {
+    const info = req.contextValues.get(requestKey);
+    const requestId = info?.id ?? "";
+    const labels = { grpc_service: req.service.typeName, grpc_method: req.method.name, grpc_type: req.method.methodKind };
+    metrics.started.inc(labels);
+    const start = process.hrtime.bigint();
+    const finish = (err?: unknown) => {
+      const connectErr = err === undefined ? undefined : toConnectError(err, requestId);
+      const code = codeName(connectErr?.code);
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      metrics.handled.inc({ ...labels, grpc_code: code });
+      metrics.seconds.observe({ ...labels, grpc_code: code }, seconds);
+      const log = info?.log;
+      const fields = { rpc: `${req.service.typeName}/${req.method.name}`, code, ms: Math.round(seconds * 1000) };
+      if (!connectErr) log?.info(fields, "rpc");
+      else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown || connectErr.code === Code.Unavailable)
+        log?.error({ ...fields, err: connectErr.cause ?? connectErr }, "rpc failed");
+      else log?.info({ ...fields, reason: connectErr.rawMessage }, "rpc refused");
+      if (connectErr) connectErr.metadata.set("x-request-id", requestId);
+      return connectErr;
+    };
+    let res: UnaryResponse | StreamResponse;
+    try {
+      res = await next(req);
+    } catch (err) {
+      throw finish(err);
+    }
+    res.header.set("x-request-id", requestId);
+    if (!res.stream) {
+      finish();
+      return res;
+    }
+    return { ...res, message: observeStream(res.message, finish) };
+  };
+}
+
+async function* observeStream<T>(messages: AsyncIterable<T>, finish: (err?: unknown) => ConnectError | undefined): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw finish(err);
+  }
+  finish();
+}

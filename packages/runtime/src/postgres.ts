@@ -1,0 +1,59 @@
+// PostgreSQL: one pool per service, its own schema, migrations by node-pg-migrate.
+import { createHash } from "node:crypto";
+import pg from "pg";
+import { runner } from "node-pg-migrate";
+import type { Logger } from "./logger.js";
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export function createPool(databaseUrl: string, schema: string, log: Logger, max = 10): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max,
+    connectionTimeoutMillis: 3_000,
+    idleTimeoutMillis: 30_000,
+    // Every session sees its own schema first; no query names another service's tables.
+    options: `-c search_path=${schema},public -c statement_timeout=30000`,
+    application_name: schema,
+  });
+  // An idle client losing its connection (PostgreSQL restarted) must not crash the process.
+  pool.on("error", (err) => log.warn({ err }, "postgres connection lost"));
+  return pool;
+}
+
+/** Applies the service's pending migrations (an advisory lock serialises replicas). */
+export async function migrate(databaseUrl: string, schema: string, dir: string, log: Logger): Promise<void> {
+  const applied = await runner({
+    databaseUrl,
+    dir,
+    direction: "up",
+    schema,
+    createSchema: true,
+    migrationsSchema: schema,
+    createMigrationsSchema: true,
+    migrationsTable: "migrations",
+    // One lock per service, so services migrate in parallel but replicas of one do not.
+    lockValue: createHash("sha256").update(schema).digest().readInt32BE(0),
+    checkOrder: true,
+    log: () => {},
+    logger: { debug: () => {}, info: () => {}, warn: (m: string) => log.warn(m), error: (m: string) => log.error(m) },
+  });
+  if (applied.length > 0) log.info({ schema, migrations: applied.map((m) => m.name) }, "migrations applied");
+}
+
+/** Runs `work` in a transaction: committed when it resolves, rolled back when it throws. */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

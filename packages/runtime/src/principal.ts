@@ -1,0 +1,34 @@
+// Who is calling: a person with a role, or an enrolled kiosk device.
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
+import { requestInfo } from "./request.js";
+
+export { Role };
+
+export type Principal =
+  | { kind: "user"; userId: string; role: Role; sessionId: string }
+  | { kind: "device"; deviceId: string; kioskId: string };
+
+export const roleNames: Record<Role, string> = {
+  [Role.UNSPECIFIED]: "unspecified",
+  [Role.VIEWER]: "viewer",
+  [Role.OPERATOR]: "operator",
+  [Role.ADMIN]: "admin",
+};
+
+export function roleFromName(name: unknown): Role | undefined {
+  return [Role.VIEWER, Role.OPERATOR, Role.ADMIN].find((role) => roleNames[role] === name);
+}
+
+/** A short, stable description for logs and the audit log. */
+export function describePrincipal(p: Principal | undefined): string {
+  if (!p) return "";
+  return p.kind === "user" ? p.userId : `device:${p.kioskId}`;
+}
+
+/** The caller of an RPC whose access rule requires a credential. */
+export function principalOf(ctx: Pick<HandlerContext, "values">): Principal {
+  const p = requestInfo(ctx).principal;
+  if (!p) throw new ConnectError("a credential is required", Code.Unauthenticated);
+  return p;
+}

@@ -1,0 +1,200 @@
+// One port per service serves everything: Connect, gRPC and gRPC-Web over HTTP/2
+// (prior knowledge, as gRPC clients and buf curl speak it) and HTTP/1.1 (curl,
+// browsers), plus /metrics, /healthz, /readyz and any plain routes a service adds.
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { Duplex } from "node:stream";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { accessInterceptor } from "./access.js";
+import { createHealthMonitor, registerHealth, ServingStatus, type DependencyProbe, type HealthMonitor } from "./health.js";
+import type { Logger } from "./logger.js";
+import { createRpcMetrics, observeInterceptor } from "./observe.js";
+import { registerReflection } from "./reflection.js";
+import { requestContextValues } from "./request.js";
+import type { TokenVerifier } from "./tokens.js";
+
+export type HttpRoute = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void | Promise<void>;
+
+export interface ServiceOptions {
+  name: string;
+  log: Logger;
+  /** The services `routes` registers; reflection and health list them. */
+  services: DescService[];
+  routes: (router: ConnectRouter) => void;
+  verifyToken: TokenVerifier;
+  probes: DependencyProbe[];
+  config: { READ_MAX_BYTES: number; MAX_TIMEOUT_MS: number; HEALTH_PROBE_INTERVAL_MS: number; SHUTDOWN_GRACE_MS: number };
+  /** Plain HTTP GET routes by exact path (e.g. auth's JWKS). */
+  httpRoutes?: Record<string, HttpRoute>;
+  /** Trust x-forwarded-for (only behind Envoy/the mesh). */
+  trustProxy?: boolean;
+  interceptors?: Interceptor[];
+}
+
+export interface RunningService {
+  readonly url: string;
+  readonly port: number;
+  readonly health: HealthMonitor;
+  readonly metrics: Registry;
+  /** Graceful shutdown: NOT_SERVING, stop accepting, drain in-flight calls, then close. */
+  close(): Promise<void>;
+}
+
+export async function startService(options: ServiceOptions, host: string, port: number): Promise<RunningService> {
+  const { log, config } = options;
+  const metrics = new Registry();
+  metrics.setDefaultLabels({ service: options.name });
+  collectDefaultMetrics({ register: metrics });
+  const health = createHealthMonitor(options.probes, config.HEALTH_PROBE_INTERVAL_MS, log);
+  const shutdown = new AbortController();
+  const peers = new WeakMap<object, string>();
+
+  const rpc = connectNodeAdapter({
+    routes: (router) => {
+      options.routes(router);
+      registerHealth(router, health, options.services.map((s) => s.typeName));
+      registerReflection(router, options.services);
+    },
+    interceptors: [observeInterceptor(createRpcMetrics(metrics)), ...(options.interceptors ?? []), accessInterceptor(options.verifyToken)],
+    contextValues: requestContextValues(log, options.trustProxy ?? false, (req) =>
+      "stream" in req ? (req.stream.session ? (peers.get(req.stream.session) ?? "") : "") : (req.socket.remoteAddress ?? ""),
+    ),
+    readMaxBytes: config.READ_MAX_BYTES,
+    writeMaxBytes: 16 * 1024 * 1024,
+    maxTimeoutMs: config.MAX_TIMEOUT_MS,
+    shutdownSignal: shutdown.signal,
+  });
+
+  const plain: Record<string, HttpRoute> = {
+    "/metrics": async (_req, res) => {
+      res.writeHead(200, { "content-type": metrics.contentType });
+      res.end(await metrics.metrics());
+    },
+    // Liveness: the process answers.
+    "/healthz": (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: "ok" }));
+    },
+    // Readiness: the dependencies answer.
+    "/readyz": (_req, res) => {
+      const serving = health.status() === ServingStatus.SERVING;
+      res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: ServingStatus[health.status()], dependencies: health.dependencies() }));
+    },
+    ...options.httpRoutes,
+  };
+  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const route = req.method === "GET" ? plain[path] : undefined;
+    if (!route) return rpc(req, res);
+    Promise.resolve(route(req, res)).catch((err: unknown) => {
+      log.error({ err, path }, "http route failed");
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  };
+
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer({}, handler);
+  const sessions = new Set<http2.Http2Session>();
+  let connectingPeer = "";
+  h2.on("session", (s) => {
+    sessions.add(s);
+    peers.set(s, connectingPeer);
+    s.once("close", () => sessions.delete(s));
+  });
+  const listener = net.createServer((socket) => {
+    socket.on("error", () => socket.destroy());
+    socket.once("data", (first) => {
+      // HTTP/2 with prior knowledge opens with "PRI * HTTP/2.0"; anything else is HTTP/1.x.
+      if (first.subarray(0, 3).toString("latin1") !== "PRI") {
+        socket.pause();
+        socket.unshift(first);
+        h1.emit("connection", socket);
+        socket.resume();
+        return;
+      }
+      // http2 reads from the native handle and would miss the bytes read here, so it gets a
+      // stream that replays them. The session is created synchronously, so the peer address
+      // recorded here is the one the "session" listener above sees.
+      connectingPeer = socket.remoteAddress ?? "";
+      h2.emit("connection", replaying(socket, first));
+      connectingPeer = "";
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(port, host, () => resolve());
+  });
+  const address = listener.address();
+  const boundPort = typeof address === "object" && address ? address.port : port;
+  health.start();
+  await health.probe();
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
+  log.info({ url, services: options.services.map((s) => s.typeName), status: ServingStatus[health.status()] }, "listening");
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info("shutting down: draining");
+      health.drain();
+      const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const s of sessions) s.close();
+      h1.closeIdleConnections();
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_GRACE_MS).unref());
+      await Promise.race([Promise.all([stopped, ...[...sessions].map((s) => new Promise((r) => s.once("close", r)))]), grace]);
+      // Whatever still runs (long streams) is told to end, then cut.
+      shutdown.abort();
+      for (const s of sessions) s.destroy();
+      h1.closeAllConnections();
+      health.stop();
+      log.info("shut down");
+    })());
+
+  return { url, port: boundPort, health, metrics, close };
+}
+
+/** A duplex that first yields `first`, then whatever `socket` receives, and writes to `socket`. */
+function replaying(socket: net.Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read: () => void socket.resume(),
+    write: (chunk: Buffer, encoding, callback) => void socket.write(chunk, encoding, callback),
+    final: (callback) => void socket.end(callback),
+    destroy: (err, callback) => {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  duplex.push(first);
+  socket.on("data", (chunk) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("close", () => duplex.destroy());
+  return duplex;
+}
+
+/**
+ * Calls `stop` on SIGTERM or SIGINT, then exits. A second signal exits at once.
+ */
+export function onShutdownSignal(log: Logger, stop: () => Promise<void>) {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, "signal received");
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", handle);
+  process.on("SIGINT", handle);
+}

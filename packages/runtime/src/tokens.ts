@@ -1,0 +1,76 @@
+// Verifying the tokens auth issues. Access tokens (typ at+jwt, RFC 9068) name a user
+// and role; device credentials (typ device+jwt) name an enrolled kiosk. Both are
+// EdDSA JWTs whose keys come from auth's JWKS. The algorithm, issuer, audience and
+// typ are pinned so one kind of token is never accepted as another (RFC 8725).
+import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import type { Principal } from "./principal.js";
+import { roleFromName } from "./principal.js";
+
+export const tokenIssuer = "adminkiosk-auth";
+export const tokenAudience = "adminkiosk";
+export const accessTokenType = "at+jwt";
+export const deviceTokenType = "device+jwt";
+export const signingAlgorithm = "EdDSA";
+
+export class TokenRejected extends Error {
+  override name = "TokenRejected";
+}
+
+export interface TokenVerifierOptions {
+  keys: JWTVerifyGetKey;
+  /** Answers whether a device's credential was revoked (auth keeps the list in Redis). */
+  isDeviceRevoked: (deviceId: string) => Promise<boolean>;
+  now?: () => Date;
+}
+
+export type TokenVerifier = (token: string) => Promise<Principal>;
+
+/** Keys from auth's JWKS URL: cached, and fetched again when a token names an unknown kid. */
+export function remoteKeys(jwksUrl: string): JWTVerifyGetKey {
+  return createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 5_000, timeoutDuration: 3_000 });
+}
+
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  return async (token) => {
+    let typ: unknown;
+    try {
+      typ = decodeProtectedHeader(token).typ;
+    } catch {
+      throw new TokenRejected("the token is not a JWT");
+    }
+    if (typ !== accessTokenType && typ !== deviceTokenType) throw new TokenRejected("the token is not an access token or device credential");
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, options.keys, {
+        algorithms: [signingAlgorithm],
+        issuer: tokenIssuer,
+        audience: tokenAudience,
+        typ,
+        requiredClaims: ["sub", "exp", "iat"],
+        currentDate: options.now?.(),
+      }));
+    } catch (err) {
+      throw new TokenRejected(describeJoseError(err));
+    }
+    const sub = payload.sub ?? "";
+    if (typ === accessTokenType) {
+      const role = roleFromName(payload["role"]);
+      const sessionId = payload["sid"];
+      if (!role || typeof sessionId !== "string") throw new TokenRejected("the access token lacks a role or session");
+      return { kind: "user", userId: sub, role, sessionId };
+    }
+    const kioskId = payload["kiosk_id"];
+    if (typeof kioskId !== "string") throw new TokenRejected("the device credential lacks a kiosk id");
+    if (await options.isDeviceRevoked(sub)) throw new TokenRejected("the device credential was revoked");
+    return { kind: "device", deviceId: sub, kioskId };
+  };
+}
+
+function describeJoseError(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return "the token has expired";
+  if (err instanceof errors.JWSSignatureVerificationFailed) return "the token's signature is invalid";
+  if (err instanceof errors.JWKSNoMatchingKey) return "the token was signed by an unknown key";
+  if (err instanceof errors.JWTClaimValidationFailed) return `the token's ${err.claim} claim is invalid`;
+  if (err instanceof errors.JOSEError) return "the token is invalid";
+  throw err;
+}

@@ -1,0 +1,70 @@
+// Input checks that end in InvalidArgument naming the field (as in the proto), with a
+// google.rpc.BadRequest detail so clients can point at the field.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
+
+export function invalidArgument(field: string, description: string): ConnectError {
+  return new ConnectError(`${field}: ${description}`, Code.InvalidArgument, undefined, [
+    { desc: BadRequestSchema, value: { fieldViolations: [{ field, description }] } },
+  ]);
+}
+
+export interface TextRule {
+  min?: number;
+  max: number;
+  pattern?: RegExp;
+  /** Said when `pattern` does not match. */
+  patternHint?: string;
+}
+
+/** Trims nothing and forgives nothing: the value must already be what the contract says. */
+export function requireText(field: string, value: string, rule: TextRule): string {
+  const min = rule.min ?? 1;
+  if (value.length < min) throw invalidArgument(field, min === 1 ? "must not be empty" : `must be at least ${min} characters`);
+  if (value.length > rule.max) throw invalidArgument(field, `must be at most ${rule.max} characters`);
+  if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/.test(value)) throw invalidArgument(field, "must not contain control characters");
+  if (rule.pattern && !rule.pattern.test(value)) throw invalidArgument(field, rule.patternHint ?? `must match ${rule.pattern.source}`);
+  return value;
+}
+
+const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** An email address, compared case-insensitively (so returned lower-cased). */
+export function requireEmail(field: string, value: string): string {
+  return requireText(field, value.trim(), { max: 254, pattern: emailPattern, patternHint: "must be an email address" }).toLowerCase();
+}
+
+export function requireUuid(field: string, value: string): string {
+  return requireText(field, value, {
+    max: 36,
+    pattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    patternHint: "must be a UUID",
+  });
+}
+
+/** 0 means the default; anything else must be within 1..max. */
+export function pageSize(field: string, value: number, fallback = 50, max = 500): number {
+  if (value === 0) return fallback;
+  if (value < 1 || value > max) throw invalidArgument(field, `must be between 1 and ${max}`);
+  return value;
+}
+
+/** Page tokens are opaque to callers: base64url JSON of the last row's sort key. */
+export function encodePageToken(cursor: Record<string, string | number>): string {
+  return Buffer.from(JSON.stringify(cursor)).toString("base64url");
+}
+
+/** The cursor in a page token, or undefined for the first page. */
+export function decodePageToken(field: string, token: string): Map<string, string | number> | undefined {
+  if (token === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    parsed = undefined;
+  }
+  const entries = typeof parsed === "object" && parsed !== null ? Object.entries(parsed) : [];
+  if (entries.length === 0 || !entries.every(([, v]) => typeof v === "string" || typeof v === "number"))
+    throw invalidArgument(field, "is not a page token this service issued");
+  return new Map(entries);
+}

@@ -1,0 +1,42 @@
+// Security events, written in the same transaction as the change they describe.
+import type { HandlerContext } from "@connectrpc/connect";
+import { describePrincipal, requestInfo, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { audit } from "./store.js";
+
+export type AuditType =
+  | "login.succeeded"
+  | "login.failed"
+  | "login.rate_limited"
+  | "logout"
+  | "token.reuse_detected"
+  | "user.created"
+  | "user.updated"
+  | "user.role_changed"
+  | "user.disabled"
+  | "user.enabled"
+  | "user.password_set"
+  | "device.enrollment_code_created"
+  | "device.enrolled"
+  | "device.enrollment_failed"
+  | "device.credential_renewed"
+  | "device.revoked"
+  | "key.rotated";
+
+export async function recordAudit(
+  db: Pool | PoolClient,
+  ctx: HandlerContext | undefined,
+  type: AuditType,
+  subject: string,
+  details: Record<string, unknown> = {},
+  actor?: string,
+) {
+  const info = ctx ? requestInfo(ctx) : undefined;
+  await audit.insert(db, {
+    type,
+    actor: actor ?? describePrincipal(info?.principal),
+    subject,
+    ip: info?.peer ?? "",
+    requestId: info?.id ?? "",
+    details,
+  });
+}

@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { baseConfigShape, duration, port, url } from "@adminkiosk/runtime";
+
+export const authConfigShape = {
+  ...baseConfigShape,
+  AUTH_PORT: port(7001),
+  DATABASE_URL: url(["postgres:", "postgresql:"]),
+  REDIS_URL: url(["redis:", "rediss:"]),
+  /** 32 random bytes, base64: encrypts the signing keys' private halves at rest. */
+  AUTH_KEY_ENCRYPTION_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, "base64").length === 32, "must be 32 bytes, base64-encoded (openssl rand -base64 32)"),
+  ACCESS_TOKEN_TTL: duration("15m"),
+  REFRESH_TOKEN_TTL: duration("30d"),
+  DEVICE_CREDENTIAL_TTL: duration("90d"),
+  /** A signing key older than this is rotated automatically at start and hourly. */
+  SIGNING_KEY_MAX_AGE: duration("30d"),
+  /** Login attempts allowed per client address per minute. */
+  LOGIN_RATE_PER_IP: z.coerce.number().int().min(1).max(100_000).default(30),
+  /** Failed logins allowed per account within LOGIN_FAILURE_WINDOW before it is locked for that window. */
+  LOGIN_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(1000).default(5),
+  LOGIN_FAILURE_WINDOW: duration("15m"),
+  /** Trust x-forwarded-for for client addresses (only behind Envoy / the mesh). */
+  TRUST_PROXY: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /** scrypt cost (log2 N); 15 uses 32 MiB and ~100 ms per hash. */
+  PASSWORD_SCRYPT_LOG_N: z.coerce.number().int().min(10).max(20).default(15),
+};
+
+export type AuthConfig = z.infer<z.ZodObject<typeof authConfigShape>>;

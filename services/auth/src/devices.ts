@@ -1,0 +1,95 @@
+// Kiosks as principals. An admin creates a one-time enrollment code for a kiosk id;
+// the kiosk spends it, once and before it expires, for a device credential (a JWT
+// of typ device+jwt). Revocation is recorded in PostgreSQL and mirrored into a Redis
+// set that every service's token verifier consults, so it takes effect everywhere.
+import { randomBytes } from "node:crypto";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { deviceTokenType, inTransaction, type Pool, type Redis } from "@adminkiosk/runtime";
+import { recordAudit } from "./audit.js";
+import type { KeyRing } from "./keys.js";
+import { devices, enrollmentCodes, type DeviceRow } from "./store.js";
+
+export const revokedDevicesKey = "auth:revoked-devices";
+
+// 20 characters from 32 unambiguous ones (100 bits), shown as XXXX-XXXX-XXXX-XXXX-XXXX.
+const codeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+function newEnrollmentCode(): string {
+  const chars = [...randomBytes(20)].map((b) => codeAlphabet[b % 32]).join("");
+  return [0, 4, 8, 12, 16].map((i) => chars.slice(i, i + 4)).join("-");
+}
+
+/** Accepts the code as typed (any case, with or without dashes or spaces). */
+export function normalizeEnrollmentCode(typed: string): string | undefined {
+  const chars = typed.toUpperCase().replace(/[\s-]/g, "");
+  if (chars.length !== 20 || [...chars].some((c) => !codeAlphabet.includes(c))) return undefined;
+  return [0, 4, 8, 12, 16].map((i) => chars.slice(i, i + 4)).join("-");
+}
+
+export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, credentialTtlMs: number) {
+  const credentialFor = (device: DeviceRow) =>
+    keys.sign(deviceTokenType, { kiosk_id: device.kiosk_id }, device.device_id, device.credential_expires.getTime() - Date.now());
+
+  return {
+    async createEnrollmentCode(ctx: HandlerContext, kioskId: string, ttlMs: number, createdBy: string | null) {
+      const code = newEnrollmentCode();
+      const expiresAt = new Date(Date.now() + ttlMs);
+      await inTransaction(pool, async (tx) => {
+        await enrollmentCodes.insert(tx, { code, kioskId, createdBy, expiresAt });
+        await recordAudit(tx, ctx, "device.enrollment_code_created", kioskId, { expiresAt: expiresAt.toISOString() });
+      });
+      return { code, expiresAt };
+    },
+
+    async enroll(ctx: HandlerContext, code: string, facts: { firmwareVersion: string; hardwareModel: string }) {
+      const outcome = await inTransaction(pool, async (tx) => {
+        const found = await enrollmentCodes.redeem(tx, code);
+        const refusal = !found ? "is not valid" : found.used ? "was already used" : found.expired ? "has expired" : undefined;
+        if (refusal || !found) {
+          await recordAudit(tx, ctx, "device.enrollment_failed", found?.kiosk_id ?? "", { reason: refusal });
+          return { error: new ConnectError(`enrollment code ${refusal}`, Code.Unauthenticated) };
+        }
+        const device = await devices.insert(tx, {
+          kioskId: found.kiosk_id,
+          credentialExpires: new Date(Date.now() + credentialTtlMs),
+          ...facts,
+        });
+        await recordAudit(tx, ctx, "device.enrolled", found.kiosk_id, { deviceId: device.device_id, ...facts }, `device:${found.kiosk_id}`);
+        return { device };
+      });
+      if (outcome.error) throw outcome.error;
+      return { device: outcome.device, credential: (await credentialFor(outcome.device)).token };
+    },
+
+    async renew(ctx: HandlerContext, deviceId: string) {
+      const device = await inTransaction(pool, async (tx) => {
+        const renewed = await devices.extend(tx, deviceId, new Date(Date.now() + credentialTtlMs));
+        if (renewed) await recordAudit(tx, ctx, "device.credential_renewed", renewed.kiosk_id, { deviceId });
+        return renewed;
+      });
+      if (!device) throw new ConnectError("the device credential was revoked", Code.Unauthenticated);
+      return { device, credential: (await credentialFor(device)).token };
+    },
+
+    async revokeKiosk(ctx: HandlerContext, kioskId: string, reason: string) {
+      const revoked = await inTransaction(pool, async (tx) => {
+        const rows = await devices.revokeKiosk(tx, kioskId);
+        // Redis first: if it is down the transaction rolls back and the caller retries.
+        if (rows.length > 0) await redis.sadd(revokedDevicesKey, ...rows.map((r) => r.device_id));
+        await recordAudit(tx, ctx, "device.revoked", kioskId, { reason, devices: rows.map((r) => r.device_id) });
+        return rows;
+      });
+      return revoked.length;
+    },
+
+    /** Rebuilds the Redis mirror of revocations from PostgreSQL (at start). */
+    async syncRevocations() {
+      const ids = await devices.revokedIds(pool);
+      if (ids.length > 0) await redis.sadd(revokedDevicesKey, ...ids);
+    },
+
+    isRevoked: async (deviceId: string) => (await redis.sismember(revokedDevicesKey, deviceId)) === 1,
+  };
+}
+
+export type DeviceRegistry = ReturnType<typeof createDeviceRegistry>;

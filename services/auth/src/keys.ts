@@ -1,0 +1,144 @@
+// The keys that sign access tokens and device credentials (Ed25519). One key signs
+// at a time; a retired key stays in the JWKS until the last token it could have
+// signed has expired. Private halves are encrypted at rest with AES-256-GCM.
+import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto";
+import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload, type JWTVerifyGetKey, type CryptoKey } from "jose";
+import type { Pool } from "@adminkiosk/runtime";
+import { signingAlgorithm, tokenAudience, tokenIssuer } from "@adminkiosk/runtime";
+
+export interface SigningKeyRow {
+  kid: string;
+  algorithm: string;
+  public_jwk: JWK;
+  private_jwk_enc: Buffer;
+  created_at: Date;
+  retired_at: Date | null;
+  unpublish_at: Date | null;
+}
+
+export interface KeyRing {
+  /** Signs a JWT with the active key. */
+  sign(typ: string, claims: JWTPayload, subject: string, ttlMs: number): Promise<{ token: string; expiresAt: Date }>;
+  /** The JWKS document: every key still published. */
+  jwks(): Promise<{ keys: JWK[] }>;
+  /** A jose key resolver over the published keys, reloaded when a token names an unknown kid. */
+  resolver: JWTVerifyGetKey;
+  /** Makes a new key active and retires the current one. */
+  rotate(): Promise<SigningKeyRow>;
+  /** Rotates if the active key is older than maxAgeMs (or there is none). */
+  ensureFresh(maxAgeMs: number): Promise<void>;
+  list(): Promise<SigningKeyRow[]>;
+}
+
+export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtlMs: number, now: () => Date = () => new Date()): KeyRing {
+  let active: { kid: string; key: CryptoKey; createdAt: Date } | undefined;
+  let published: JWTVerifyGetKey | undefined;
+  let publishedKids = new Set<string>();
+  let loadedAt = 0;
+
+  const load = async () => {
+    loadedAt = Date.now();
+    const { rows } = await pool.query<SigningKeyRow>(
+      "SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > $1 ORDER BY created_at",
+      [now()],
+    );
+    const current = rows.find((r) => r.retired_at === null);
+    active = current
+      ? { kid: current.kid, key: await importPrivate(current, encryptionKey), createdAt: current.created_at }
+      : undefined;
+    publishedKids = new Set(rows.map((r) => r.kid));
+    published = createLocalJWKSet({ keys: rows.map((r) => r.public_jwk) });
+    return rows;
+  };
+
+  const rotate = async () => {
+    const { publicKey, privateKey } = await generateKeyPair(signingAlgorithm, { crv: "Ed25519", extractable: true });
+    const kid = randomUUID();
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: signingAlgorithm, use: "sig" };
+    const sealed = seal(JSON.stringify(await exportJWK(privateKey)), encryptionKey);
+    const at = now();
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      // The retiring key may have signed a token a moment ago; it stays published as long as that token lives.
+      await client.query("UPDATE signing_keys SET retired_at = $1, unpublish_at = $2 WHERE retired_at IS NULL", [
+        at,
+        new Date(at.getTime() + longestTokenTtlMs),
+      ]);
+      const { rows } = await client.query<SigningKeyRow>(
+        "INSERT INTO signing_keys (kid, algorithm, public_jwk, private_jwk_enc, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        [kid, signingAlgorithm, publicJwk, sealed, at],
+      );
+      await client.query("COMMIT");
+      await load();
+      return rows[0]!;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  };
+
+  // Another replica may have rotated: an unknown kid reloads the keys, at most once a second.
+  const resolver: JWTVerifyGetKey = async (header, token) => {
+    const unknownKid = header.kid !== undefined && !publishedKids.has(header.kid);
+    if (!published || (unknownKid && Date.now() - loadedAt > 1_000)) await load();
+    if (!published) throw new Error("no signing keys");
+    return published(header, token);
+  };
+
+  return {
+    resolver,
+    rotate,
+    async sign(typ, claims, subject, ttlMs) {
+      // Reload now and then so a rotation by another replica is followed within a minute.
+      if (!active || Date.now() - loadedAt > 60_000) await load();
+      if (!active) throw new Error("no active signing key");
+      const issuedAt = now();
+      const expiresAt = new Date(issuedAt.getTime() + ttlMs);
+      const token = await new SignJWT(claims)
+        .setProtectedHeader({ alg: signingAlgorithm, kid: active.kid, typ })
+        .setIssuer(tokenIssuer)
+        .setAudience(tokenAudience)
+        .setSubject(subject)
+        .setIssuedAt(Math.floor(issuedAt.getTime() / 1000))
+        .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+        .setJti(randomUUID())
+        .sign(active.key);
+      return { token, expiresAt };
+    },
+    async jwks() {
+      const rows = await load();
+      return { keys: rows.map((r) => r.public_jwk) };
+    },
+    async ensureFresh(maxAgeMs) {
+      await load();
+      if (!active || now().getTime() - active.createdAt.getTime() > maxAgeMs) await rotate();
+    },
+    async list() {
+      const { rows } = await pool.query<SigningKeyRow>("SELECT * FROM signing_keys ORDER BY created_at DESC");
+      return rows;
+    },
+  };
+}
+
+async function importPrivate(row: SigningKeyRow, encryptionKey: Buffer): Promise<CryptoKey> {
+  const jwk: JWK = JSON.parse(unseal(row.private_jwk_enc, encryptionKey));
+  const key = await importJWK(jwk, signingAlgorithm);
+  if (key instanceof Uint8Array) throw new Error(`signing key ${row.kid} is not an asymmetric key`);
+  return key;
+}
+
+function seal(plaintext: string, key: Buffer): Buffer {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]);
+}
+
+function unseal(sealed: Buffer, key: Buffer): string {
+  const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12));
+  decipher.setAuthTag(sealed.subarray(12, 28));
+  return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]).toString("utf8");
+}

@@ -1,0 +1,70 @@
+// auth: wire-up only. Reads config, runs migrations, starts the server.
+import { fileURLToPath } from "node:url";
+import { ConfigError, createLogger, createPool, createRedis, createTokenVerifier, loadConfig, migrate, onShutdownSignal, startService } from "@adminkiosk/runtime";
+import { authConfigShape } from "./config.js";
+import { createDeviceRegistry } from "./devices.js";
+import { createKeyRing } from "./keys.js";
+import { createLoginLimiter } from "./rate-limit.js";
+import { authRoutes, authServices } from "./server.js";
+import { createSessions } from "./sessions.js";
+
+const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
+
+async function main() {
+  const config = loadConfig(authConfigShape);
+  const log = createLogger("auth", config.LOG_LEVEL);
+  await migrate(config.DATABASE_URL, "auth", migrations, log);
+  const pool = createPool(config.DATABASE_URL, "auth", log);
+  const redis = createRedis(config.REDIS_URL, log);
+  const keys = createKeyRing(pool, Buffer.from(config.AUTH_KEY_ENCRYPTION_KEY, "base64"), Math.max(config.ACCESS_TOKEN_TTL, config.DEVICE_CREDENTIAL_TTL));
+  await keys.ensureFresh(config.SIGNING_KEY_MAX_AGE);
+  const rotation = setInterval(() => keys.ensureFresh(config.SIGNING_KEY_MAX_AGE).catch((err: unknown) => log.error({ err }, "key rotation failed")), 3_600_000);
+  rotation.unref();
+  const devices = createDeviceRegistry(pool, redis, keys, config.DEVICE_CREDENTIAL_TTL);
+  await devices.syncRevocations().catch((err: unknown) => log.warn({ err }, "could not mirror revocations into redis yet"));
+  const limiter = createLoginLimiter(redis, config.LOGIN_RATE_PER_IP, config.LOGIN_FAILURES_PER_ACCOUNT, config.LOGIN_FAILURE_WINDOW);
+  const sessions = createSessions(pool, keys, limiter, {
+    accessTtlMs: config.ACCESS_TOKEN_TTL,
+    refreshTtlMs: config.REFRESH_TOKEN_TTL,
+    scryptLogN: config.PASSWORD_SCRYPT_LOG_N,
+  });
+
+  const service = await startService(
+    {
+      name: "auth",
+      log,
+      config,
+      services: authServices,
+      routes: authRoutes({ pool, sessions, devices, keys, scryptLogN: config.PASSWORD_SCRYPT_LOG_N }),
+      verifyToken: createTokenVerifier({ keys: keys.resolver, isDeviceRevoked: devices.isRevoked }),
+      probes: [
+        { name: "postgres", check: () => pool.query("SELECT 1") },
+        { name: "redis", check: () => redis.ping() },
+      ],
+      trustProxy: config.TRUST_PROXY,
+      httpRoutes: {
+        "/.well-known/jwks.json": async (_req, res) => {
+          res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "public, max-age=60" });
+          res.end(JSON.stringify(await keys.jwks()));
+        },
+      },
+    },
+    config.HOST,
+    config.AUTH_PORT,
+  );
+
+  onShutdownSignal(log, async () => {
+    await service.close();
+    clearInterval(rotation);
+    await Promise.allSettled([pool.end(), redis.quit()]);
+  });
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(`auth: ${err.message}`);
+    process.exit(2);
+  }
+  console.error("auth: failed to start:", err);
+  process.exit(1);
+});

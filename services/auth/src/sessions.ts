@@ -1,0 +1,100 @@
+// People's sessions: login, refresh-token rotation with reuse detection, logout.
+// A session is a refresh-token family. Refreshing spends the presented token and
+// returns a new pair; presenting a spent token again means it was stolen or raced,
+// and the whole family is revoked (RFC 9700 §4.14.2). Two honest refreshes racing
+// with one token are treated the same way: clients refresh one at a time.
+import { randomBytes, randomUUID } from "node:crypto";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { accessTokenType, inTransaction, requestInfo, roleFromName, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { recordAudit } from "./audit.js";
+import type { KeyRing } from "./keys.js";
+import { decoyHash, verifyPassword } from "./passwords.js";
+import type { LoginLimiter } from "./rate-limit.js";
+import { refreshTokens, users, type UserRow } from "./store.js";
+
+export interface SessionSettings {
+  accessTtlMs: number;
+  refreshTtlMs: number;
+  scryptLogN: number;
+}
+
+export interface IssuedTokens {
+  accessToken: string;
+  accessExpiresAt: Date;
+  refreshToken: string;
+  refreshExpiresAt: Date;
+}
+
+const invalidLogin = () => new ConnectError("email or password is incorrect", Code.Unauthenticated);
+const invalidRefresh = (why: string) => new ConnectError(`refresh token ${why}; sign in again`, Code.Unauthenticated);
+
+export function createSessions(pool: Pool, keys: KeyRing, limiter: LoginLimiter, settings: SessionSettings) {
+  const decoy = decoyHash(settings.scryptLogN);
+
+  async function issue(db: Pool | PoolClient, user: UserRow, familyId: string): Promise<IssuedTokens> {
+    const role = roleFromName(user.role);
+    if (!role) throw new Error(`user ${user.user_id} has an unknown role ${user.role}`);
+    const access = await keys.sign(accessTokenType, { role: user.role, sid: familyId }, user.user_id, settings.accessTtlMs);
+    const refreshToken = randomBytes(32).toString("base64url");
+    const refreshExpiresAt = new Date(Date.now() + settings.refreshTtlMs);
+    await refreshTokens.insert(db, { familyId, userId: user.user_id, token: refreshToken, expiresAt: refreshExpiresAt });
+    return { accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
+  }
+
+  return {
+    async login(ctx: HandlerContext, email: string, password: string) {
+      await limiter.admit(requestInfo(ctx).peer, email).catch(async (err: unknown) => {
+        if (err instanceof ConnectError && err.code === Code.ResourceExhausted)
+          await recordAudit(pool, ctx, "login.rate_limited", email, { reason: err.rawMessage }, "");
+        throw err;
+      });
+      const user = await users.byEmail(pool, email);
+      // Hash even for unknown accounts so the answer takes as long either way.
+      const ok = await verifyPassword(password, user?.password_hash ?? (await decoy));
+      if (!user || !ok || user.disabled) {
+        await limiter.recordFailure(email);
+        await recordAudit(pool, ctx, "login.failed", user?.user_id ?? email, { reason: !user ? "unknown account" : !ok ? "wrong password" : "disabled" }, "");
+        throw invalidLogin();
+      }
+      await limiter.recordSuccess(email);
+      const tokens = await inTransaction(pool, async (tx) => {
+        const issued = await issue(tx, user, randomUUID());
+        await recordAudit(tx, ctx, "login.succeeded", user.user_id, {}, user.user_id);
+        return issued;
+      });
+      return { user, tokens };
+    },
+
+    async refresh(ctx: HandlerContext, token: string) {
+      const outcome = await inTransaction(pool, async (tx) => {
+        const row = await refreshTokens.lockByToken(tx, token);
+        if (!row) return { error: invalidRefresh("is not valid") };
+        if (row.revoked_at) return { error: invalidRefresh("was revoked") };
+        if (row.used_at) {
+          const revoked = await refreshTokens.revokeFamily(tx, row.family_id);
+          await recordAudit(tx, ctx, "token.reuse_detected", row.user_id, { session: row.family_id, revokedTokens: revoked }, "");
+          return { error: invalidRefresh("was already used: the session has been ended") };
+        }
+        if (row.expires_at <= new Date()) return { error: invalidRefresh("has expired") };
+        const user = await users.byId(tx, row.user_id);
+        if (!user || user.disabled) return { error: invalidRefresh("belongs to a disabled account") };
+        await refreshTokens.markUsed(tx, row.token_id);
+        return { tokens: await issue(tx, user, row.family_id) };
+      });
+      // The family revocation above must commit even though the caller gets an error.
+      if (outcome.error) throw outcome.error;
+      return outcome.tokens;
+    },
+
+    async logout(ctx: HandlerContext, token: string) {
+      await inTransaction(pool, async (tx) => {
+        const row = await refreshTokens.lockByToken(tx, token);
+        if (!row) return;
+        await refreshTokens.revokeFamily(tx, row.family_id);
+        await recordAudit(tx, ctx, "logout", row.user_id, { session: row.family_id }, row.user_id);
+      });
+    },
+  };
+}
+
+export type Sessions = ReturnType<typeof createSessions>;

@@ -1,0 +1,212 @@
+// auth's own SQL (schema "auth"). Secrets are stored only as hashes.
+import { createHash } from "node:crypto";
+import type { Pool, PoolClient } from "@adminkiosk/runtime";
+
+type Db = Pool | PoolClient;
+
+export const sha256 = (value: string) => createHash("sha256").update(value).digest();
+
+export interface UserRow {
+  user_id: string;
+  email: string;
+  display_name: string;
+  role: string;
+  password_hash: string;
+  disabled: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface RefreshTokenRow {
+  token_id: string;
+  family_id: string;
+  user_id: string;
+  expires_at: Date;
+  used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+export interface DeviceRow {
+  device_id: string;
+  kiosk_id: string;
+  enrolled_at: Date;
+  credential_expires: Date;
+  revoked_at: Date | null;
+}
+
+export interface AuditRow {
+  event_id: string;
+  at: Date;
+  type: string;
+  actor: string;
+  subject: string;
+  ip: string;
+  request_id: string;
+  details: Record<string, unknown>;
+}
+
+export const users = {
+  async byEmail(db: Db, email: string) {
+    const { rows } = await db.query<UserRow>("SELECT * FROM users WHERE email = $1", [email]);
+    return rows[0];
+  },
+  async byId(db: Db, userId: string) {
+    const { rows } = await db.query<UserRow>("SELECT * FROM users WHERE user_id = $1", [userId]);
+    return rows[0];
+  },
+  async insert(db: Db, u: { email: string; displayName: string; role: string; passwordHash: string }) {
+    const { rows } = await db.query<UserRow>(
+      "INSERT INTO users (email, display_name, role, password_hash) VALUES ($1, $2, $3, $4) RETURNING *",
+      [u.email, u.displayName, u.role, u.passwordHash],
+    );
+    return rows[0]!;
+  },
+  async update(db: Db, userId: string, change: { displayName?: string; role?: string; disabled?: boolean; passwordHash?: string }) {
+    const { rows } = await db.query<UserRow>(
+      `UPDATE users SET display_name = COALESCE($2, display_name), role = COALESCE($3, role),
+         disabled = COALESCE($4, disabled), password_hash = COALESCE($5, password_hash), updated_at = now()
+       WHERE user_id = $1 RETURNING *`,
+      [userId, change.displayName ?? null, change.role ?? null, change.disabled ?? null, change.passwordHash ?? null],
+    );
+    return rows[0];
+  },
+  async list(db: Db, q: { limit: number; after?: { email: string }; query?: string; role?: string }) {
+    const { rows } = await db.query<UserRow>(
+      `SELECT * FROM users
+       WHERE ($1::text IS NULL OR email > $1)
+         AND ($2::text IS NULL OR email ILIKE '%' || $2 || '%' OR display_name ILIKE '%' || $2 || '%')
+         AND ($3::text IS NULL OR role = $3)
+       ORDER BY email LIMIT $4`,
+      [q.after?.email ?? null, q.query ? escapeLike(q.query) : null, q.role ?? null, q.limit],
+    );
+    return rows;
+  },
+  async count(db: Db) {
+    const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM users");
+    return Number(rows[0]!.n);
+  },
+};
+
+export const refreshTokens = {
+  async insert(db: Db, t: { familyId: string; userId: string; token: string; expiresAt: Date }) {
+    await db.query("INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)", [
+      t.familyId,
+      t.userId,
+      sha256(t.token),
+      t.expiresAt,
+    ]);
+  },
+  /** Locks the row: two refreshes racing on one token are decided one after the other. */
+  async lockByToken(db: PoolClient, token: string) {
+    const { rows } = await db.query<RefreshTokenRow>("SELECT * FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE", [sha256(token)]);
+    return rows[0];
+  },
+  async markUsed(db: Db, tokenId: string) {
+    await db.query("UPDATE refresh_tokens SET used_at = now() WHERE token_id = $1", [tokenId]);
+  },
+  async revokeFamily(db: Db, familyId: string) {
+    const { rowCount } = await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", [familyId]);
+    return rowCount ?? 0;
+  },
+  async revokeAllForUser(db: Db, userId: string) {
+    const { rowCount } = await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [userId]);
+    return rowCount ?? 0;
+  },
+};
+
+export const enrollmentCodes = {
+  async insert(db: Db, c: { code: string; kioskId: string; createdBy: string | null; expiresAt: Date }) {
+    await db.query("INSERT INTO enrollment_codes (code_hash, kiosk_id, created_by, expires_at) VALUES ($1, $2, $3, $4)", [
+      sha256(c.code),
+      c.kioskId,
+      c.createdBy,
+      c.expiresAt,
+    ]);
+  },
+  /** Spends a code: succeeds once, and only before it expires. */
+  async redeem(db: Db, code: string) {
+    const { rows } = await db.query<{ kiosk_id: string; expired: boolean; used: boolean }>(
+      `WITH found AS (SELECT * FROM enrollment_codes WHERE code_hash = $1 FOR UPDATE),
+            spent AS (UPDATE enrollment_codes e SET used_at = now() FROM found
+                      WHERE e.code_hash = found.code_hash AND found.used_at IS NULL AND found.expires_at > now()
+                      RETURNING e.kiosk_id)
+       SELECT found.kiosk_id, found.expires_at <= now() AS expired, found.used_at IS NOT NULL AS used FROM found`,
+      [sha256(code)],
+    );
+    return rows[0];
+  },
+};
+
+export const devices = {
+  async insert(db: Db, d: { kioskId: string; credentialExpires: Date; firmwareVersion: string; hardwareModel: string }) {
+    const { rows } = await db.query<DeviceRow>(
+      "INSERT INTO devices (kiosk_id, credential_expires, firmware_version, hardware_model) VALUES ($1, $2, $3, $4) RETURNING *",
+      [d.kioskId, d.credentialExpires, d.firmwareVersion, d.hardwareModel],
+    );
+    return rows[0]!;
+  },
+  async byId(db: Db, deviceId: string) {
+    const { rows } = await db.query<DeviceRow>("SELECT * FROM devices WHERE device_id = $1", [deviceId]);
+    return rows[0];
+  },
+  async extend(db: Db, deviceId: string, credentialExpires: Date) {
+    const { rows } = await db.query<DeviceRow>(
+      "UPDATE devices SET credential_expires = $2 WHERE device_id = $1 AND revoked_at IS NULL RETURNING *",
+      [deviceId, credentialExpires],
+    );
+    return rows[0];
+  },
+  async revokeKiosk(db: Db, kioskId: string) {
+    const { rows } = await db.query<DeviceRow>(
+      "UPDATE devices SET revoked_at = now() WHERE kiosk_id = $1 AND revoked_at IS NULL RETURNING *",
+      [kioskId],
+    );
+    return rows;
+  },
+  async revokedIds(db: Db) {
+    const { rows } = await db.query<{ device_id: string }>(
+      "SELECT device_id FROM devices WHERE revoked_at IS NOT NULL AND credential_expires > now()",
+    );
+    return rows.map((r) => r.device_id);
+  },
+  async list(db: Db, q: { limit: number; after?: { enrolledAt: string; deviceId: string }; kioskId?: string; includeRevoked: boolean }) {
+    const { rows } = await db.query<DeviceRow>(
+      `SELECT * FROM devices
+       WHERE ($1::timestamptz IS NULL OR (enrolled_at, device_id) < ($1, $2::uuid))
+         AND ($3::text IS NULL OR kiosk_id = $3)
+         AND ($4 OR revoked_at IS NULL)
+       ORDER BY enrolled_at DESC, device_id DESC LIMIT $5`,
+      [q.after?.enrolledAt ?? null, q.after?.deviceId ?? null, q.kioskId ?? null, q.includeRevoked, q.limit],
+    );
+    return rows;
+  },
+};
+
+export const audit = {
+  async insert(db: Db, e: { type: string; actor: string; subject: string; ip: string; requestId: string; details: Record<string, unknown> }) {
+    await db.query("INSERT INTO audit_events (type, actor, subject, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6)", [
+      e.type,
+      e.actor,
+      e.subject,
+      e.ip,
+      e.requestId,
+      e.details,
+    ]);
+  },
+  async list(db: Db, q: { limit: number; beforeId?: string; type?: string; actor?: string; subject?: string }) {
+    const prefix = q.type?.endsWith(".") ? q.type : undefined;
+    const { rows } = await db.query<AuditRow>(
+      `SELECT * FROM audit_events
+       WHERE ($1::bigint IS NULL OR event_id < $1)
+         AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR type LIKE $3 || '%')
+         AND ($4::text IS NULL OR actor = $4) AND ($5::text IS NULL OR subject = $5)
+       ORDER BY event_id DESC LIMIT $6`,
+      [q.beforeId ?? null, prefix ? null : (q.type ?? null), prefix ? escapeLike(prefix) : null, q.actor ?? null, q.subject ?? null, q.limit],
+    );
+    return rows;
+  },
+};
+
+function escapeLike(s: string) {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

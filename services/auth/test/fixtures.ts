@@ -1,0 +1,88 @@
+// Starts a real auth process on its own database and Redis DB, seeds an admin, and
+// hands out typed clients, the way a kiosk, the web app or another service calls it.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { inject } from "vitest";
+import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
+import { createDatabase, isolatedRedisUrl, repoRoot, startTestService, testKeyEncryptionKey, type StartedService } from "@adminkiosk/devstack";
+
+export { Role };
+
+export const adminEmail = "admin@test.local";
+export const adminPassword = "admin-password-123";
+
+export interface AuthFixture {
+  service: StartedService;
+  databaseUrl: string;
+  redisUrl: string;
+  env: Record<string, string>;
+  client<S extends DescService>(service: S, token?: string): Client<S>;
+  /** Logs in and returns the token pair. */
+  login(email: string, password: string): Promise<{ accessToken: string; refreshToken: string }>;
+  /** Creates a user with `role` (as the admin) and returns its tokens. */
+  userWithRole(role: Role): Promise<{ email: string; accessToken: string; refreshToken: string; userId: string }>;
+  adminToken(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+export function clientFor<S extends DescService>(service: S, url: string, token?: string): Client<S> {
+  return createClient(service, createGrpcTransport({ baseUrl: url, interceptors: token ? [bearer(token)] : [] }));
+}
+
+export async function startAuth(settings: Record<string, string> = {}): Promise<AuthFixture> {
+  const infra = inject("infra");
+  const databaseUrl = await createDatabase(infra.databaseUrl, "auth");
+  const redisUrl = isolatedRedisUrl(infra.redisUrl);
+  const seeded = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
+    cwd: join(repoRoot, "services/auth"),
+    env: { ...process.env, DATABASE_URL: databaseUrl, ADMIN_EMAIL: adminEmail, ADMIN_PASSWORD: adminPassword },
+    encoding: "utf8",
+  });
+  if (seeded.status !== 0) throw new Error(`bootstrap-admin failed: ${seeded.stderr}`);
+  const env = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    AUTH_KEY_ENCRYPTION_KEY: testKeyEncryptionKey(),
+    LOGIN_RATE_PER_IP: "10000",
+    LOGIN_FAILURES_PER_ACCOUNT: "5",
+    HEALTH_PROBE_INTERVAL_MS: "300",
+    SHUTDOWN_GRACE_MS: "3000",
+    ...settings,
+  };
+  const service = await startTestService("auth", env);
+  const client = <S extends DescService>(s: S, token?: string) => clientFor(s, service.url, token);
+  const login = async (email: string, password: string) => {
+    const res = await client(AuthService).login({ email, password });
+    return { accessToken: res.tokens!.accessToken, refreshToken: res.tokens!.refreshToken };
+  };
+  let admin: string | undefined;
+  const adminToken = async () => (admin ??= (await login(adminEmail, adminPassword)).accessToken);
+  let counter = 0;
+  return {
+    service,
+    databaseUrl,
+    redisUrl,
+    env,
+    client,
+    login,
+    adminToken,
+    async userWithRole(role) {
+      const email = `user${++counter}-${Date.now()}@test.local`;
+      const password = "a-long-enough-password";
+      const { user } = await client(UserService, await adminToken()).createUser({ email, displayName: `User ${counter}`, role, password });
+      return { email, userId: user!.userId, ...(await login(email, password)) };
+    },
+    stop: () => service.stop(),
+  };
+}

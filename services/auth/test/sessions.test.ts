@@ -1,0 +1,199 @@
+// Sign-in, tokens and roles as people experience them.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuditService, AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { adminEmail, adminPassword, Role, startAuth, type AuthFixture } from "./fixtures.js";
+
+const codeOf = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the call to fail");
+};
+
+let auth: AuthFixture;
+beforeAll(async () => {
+  auth = await startAuth();
+});
+afterAll(() => auth?.stop());
+
+describe("login", () => {
+  it("returns an access token that works and a refresh token", async () => {
+    const res = await auth.client(AuthService).login({ email: adminEmail, password: adminPassword });
+    expect(res.user?.role).toBe(Role.ADMIN);
+    expect(res.tokens?.accessToken.split(".")).toHaveLength(3);
+    expect(res.tokens?.refreshToken.length).toBeGreaterThan(30);
+    const me = await auth.client(AuthService, res.tokens!.accessToken).whoAmI({});
+    expect(me.principal.case === "user" && me.principal.value.email).toBe(adminEmail);
+  });
+
+  it("accepts the email in any case", async () => {
+    const res = await auth.client(AuthService).login({ email: adminEmail.toUpperCase(), password: adminPassword });
+    expect(res.user?.email).toBe(adminEmail);
+  });
+
+  it("refuses a wrong password and an unknown account with the same answer", async () => {
+    const wrong = await codeOf(auth.client(AuthService).login({ email: adminEmail, password: "not-the-password" }));
+    const unknown = await codeOf(auth.client(AuthService).login({ email: "nobody@test.local", password: "whatever-password" }));
+    expect(wrong.code).toBe(Code.Unauthenticated);
+    expect(unknown.code).toBe(Code.Unauthenticated);
+    expect(wrong.rawMessage).toBe(unknown.rawMessage);
+  });
+
+  it("refuses a disabled user", async () => {
+    const user = await auth.userWithRole(Role.VIEWER);
+    await auth.client(UserService, await auth.adminToken()).updateUser({ userId: user.userId, disabled: true });
+    const err = await codeOf(auth.client(AuthService).login({ email: user.email, password: "a-long-enough-password" }));
+    expect(err.code).toBe(Code.Unauthenticated);
+    // ...and its session is over.
+    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: user.refreshToken }))).code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("access tokens", () => {
+  it("a call without a token is Unauthenticated", async () => {
+    const err = await codeOf(auth.client(UserService).listUsers({}));
+    expect(err.code).toBe(Code.Unauthenticated);
+    expect(err.rawMessage).toMatch(/missing credential/);
+  });
+
+  it("a tampered token is Unauthenticated", async () => {
+    const token = await auth.adminToken();
+    const [header, payload, signature] = token.split(".");
+    // Promote a viewer's claims or flip a signature byte: both must fail.
+    const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, "base64url").toString()), role: "admin", sub: "someone-else" })).toString("base64url");
+    const flipped = signature!.slice(0, -2) + (signature!.at(-2) === "A" ? "B" : "A") + signature!.at(-1);
+    for (const bad of [`${header}.${forgedPayload}.${signature}`, `${header}.${payload}.${flipped}`, "not.a.jwt", "garbage"]) {
+      const err = await codeOf(auth.client(UserService, bad).listUsers({}));
+      expect(err.code, bad).toBe(Code.Unauthenticated);
+    }
+  });
+
+  it("a token with alg none or another typ is refused", async () => {
+    const token = await auth.adminToken();
+    const payload = token.split(".")[1];
+    const none = `${Buffer.from(JSON.stringify({ alg: "none", typ: "at+jwt" })).toString("base64url")}.${payload}.`;
+    expect((await codeOf(auth.client(UserService, none).listUsers({}))).code).toBe(Code.Unauthenticated);
+  });
+
+  it("an expired token is Unauthenticated and says so", async () => {
+    const shortLived = await startAuth({ ACCESS_TOKEN_TTL: "1s" });
+    try {
+      const { accessToken } = await shortLived.login(adminEmail, adminPassword);
+      await shortLived.client(UserService, accessToken).listUsers({});
+      await new Promise((r) => setTimeout(r, 2_100));
+      const err = await codeOf(shortLived.client(UserService, accessToken).listUsers({}));
+      expect(err.code).toBe(Code.Unauthenticated);
+      expect(err.rawMessage).toMatch(/expired/);
+    } finally {
+      await shortLived.stop();
+    }
+  });
+});
+
+describe("roles", () => {
+  it("a viewer calling an admin RPC is PermissionDenied", async () => {
+    const viewer = await auth.userWithRole(Role.VIEWER);
+    const err = await codeOf(auth.client(UserService, viewer.accessToken).listUsers({}));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.rawMessage).toMatch(/admin/);
+    // A viewer may still ask who it is.
+    const me = await auth.client(AuthService, viewer.accessToken).whoAmI({});
+    expect(me.principal.case).toBe("user");
+  });
+
+  it("an operator cannot manage users either", async () => {
+    const operator = await auth.userWithRole(Role.OPERATOR);
+    const err = await codeOf(auth.client(AuditService, operator.accessToken).listAuditEvents({}));
+    expect(err.code).toBe(Code.PermissionDenied);
+  });
+
+  it("the last active admin cannot be demoted", async () => {
+    const token = await auth.adminToken();
+    const { user } = await auth.client(AuthService, token).whoAmI({}).then((r) => ({ user: r.principal.case === "user" ? r.principal.value : undefined }));
+    const err = await codeOf(auth.client(UserService, token).updateUser({ userId: user!.userId, role: Role.VIEWER }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+  });
+
+  it("a role change is audited", async () => {
+    const token = await auth.adminToken();
+    const user = await auth.userWithRole(Role.VIEWER);
+    await auth.client(UserService, token).updateUser({ userId: user.userId, role: Role.OPERATOR });
+    const { events } = await auth.client(AuditService, token).listAuditEvents({ type: "user.role_changed", subject: user.userId });
+    expect(events).toHaveLength(1);
+    expect(JSON.parse(events[0]!.detailsJson)).toEqual({ from: "viewer", to: "operator" });
+  });
+});
+
+describe("refresh tokens", () => {
+  it("rotate: each refresh spends the token and returns a working pair", async () => {
+    const first = await auth.login(adminEmail, adminPassword);
+    const second = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+    await auth.client(UserService, second.accessToken).listUsers({});
+    const third = (await auth.client(AuthService).refresh({ refreshToken: second.refreshToken })).tokens!;
+    expect(third.refreshToken).not.toBe(second.refreshToken);
+  });
+
+  it("reuse of a spent token revokes the whole session", async () => {
+    const first = await auth.login(adminEmail, adminPassword);
+    const second = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
+    const reuse = await codeOf(auth.client(AuthService).refresh({ refreshToken: first.refreshToken }));
+    expect(reuse.code).toBe(Code.Unauthenticated);
+    expect(reuse.rawMessage).toMatch(/already used/);
+    // The legitimate holder's newer token is dead too: the thief and the owner both must sign in again.
+    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: second.refreshToken }))).code).toBe(Code.Unauthenticated);
+    const { events } = await auth.client(AuditService, await auth.adminToken()).listAuditEvents({ type: "token.reuse_detected" });
+    expect(events.length).toBeGreaterThan(0);
+  });
+
+  it("two refreshes racing with one token: one wins, the session is then revoked", async () => {
+    const { refreshToken } = await auth.login(adminEmail, adminPassword);
+    const results = await Promise.allSettled([0, 1, 2].map(() => auth.client(AuthService).refresh({ refreshToken })));
+    const won = results.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    const winner = won[0]!.status === "fulfilled" ? won[0]!.value.tokens! : undefined;
+    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: winner!.refreshToken }))).code).toBe(Code.Unauthenticated);
+  });
+
+  it("logout ends the session", async () => {
+    const { refreshToken } = await auth.login(adminEmail, adminPassword);
+    await auth.client(AuthService).logout({ refreshToken });
+    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken }))).code).toBe(Code.Unauthenticated);
+  });
+
+  it("an unknown refresh token is Unauthenticated", async () => {
+    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: "x".repeat(43) }))).code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("login rate limiting", () => {
+  it("locks an account after repeated failures, even with the right password", async () => {
+    const user = await auth.userWithRole(Role.VIEWER);
+    for (let i = 0; i < 5; i++) {
+      expect((await codeOf(auth.client(AuthService).login({ email: user.email, password: "wrong-password-x" }))).code).toBe(Code.Unauthenticated);
+    }
+    const locked = await codeOf(auth.client(AuthService).login({ email: user.email, password: "a-long-enough-password" }));
+    expect(locked.code).toBe(Code.ResourceExhausted);
+    expect(locked.rawMessage).toMatch(/retry in \d+ s/);
+    // Other accounts are unaffected.
+    await auth.login(adminEmail, adminPassword);
+  });
+
+  it("limits attempts per client address", async () => {
+    const limited = await startAuth({ LOGIN_RATE_PER_IP: "3" });
+    try {
+      const admin = await limited.adminToken();
+      for (let i = 0; i < 2; i++) await limited.login(adminEmail, adminPassword);
+      const err = await codeOf(limited.client(AuthService).login({ email: adminEmail, password: adminPassword }));
+      expect(err.code).toBe(Code.ResourceExhausted);
+      expect(err.rawMessage).toMatch(/this address/);
+      const { events } = await limited.client(AuditService, admin).listAuditEvents({ type: "login.rate_limited" });
+      expect(events).toHaveLength(1);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
