@@ -11,16 +11,21 @@ CREATE TABLE users (
 );
 
 -- Private keys are stored encrypted (AES-256-GCM under AUTH_KEY_ENCRYPTION_KEY).
+-- A key is "next" (published, not yet signing), then active, then retired (published
+-- until its last token expires). Publishing the next key ahead of use means every
+-- verifier's cached JWKS already holds it when it starts signing.
 CREATE TABLE signing_keys (
   kid              text PRIMARY KEY,
   algorithm        text NOT NULL,
   public_jwk       jsonb NOT NULL,
   private_jwk_enc  bytea NOT NULL,
   created_at       timestamptz NOT NULL DEFAULT now(),
+  activated_at     timestamptz,
   retired_at       timestamptz,
   unpublish_at     timestamptz
 );
-CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((true)) WHERE retired_at IS NULL;
+CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys ((true)) WHERE activated_at IS NOT NULL AND retired_at IS NULL;
+CREATE UNIQUE INDEX signing_keys_one_next ON signing_keys ((true)) WHERE activated_at IS NULL;
 
 -- A family is one login session; every refresh token it spawns shares it.
 CREATE TABLE refresh_tokens (

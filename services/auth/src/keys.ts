@@ -1,10 +1,21 @@
-// The keys that sign access tokens and device credentials (Ed25519). One key signs
-// at a time; a retired key stays in the JWKS until the last token it could have
-// signed has expired. Private halves are encrypted at rest with AES-256-GCM.
+// The keys that sign access tokens and device credentials (Ed25519).
+// Lifecycle: next (published, not signing) → active (signing) → retired (published
+// until the last token it signed has expired). Rotation promotes the next key, which
+// every verifier's cached JWKS already holds, so no token is ever signed by a key a
+// verifier has not seen. Private halves are encrypted at rest with AES-256-GCM.
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from "node:crypto";
-import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload, type JWTVerifyGetKey, type CryptoKey } from "jose";
-import type { Pool } from "@adminkiosk/runtime";
-import { signingAlgorithm, tokenAudience, tokenIssuer } from "@adminkiosk/runtime";
+import {
+  createLocalJWKSet,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  SignJWT,
+  type CryptoKey,
+  type JWK,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from "jose";
+import { inTransaction, signingAlgorithm, tokenAudience, tokenIssuer, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
 export interface SigningKeyRow {
   kid: string;
@@ -12,6 +23,7 @@ export interface SigningKeyRow {
   public_jwk: JWK;
   private_jwk_enc: Buffer;
   created_at: Date;
+  activated_at: Date | null;
   retired_at: Date | null;
   unpublish_at: Date | null;
 }
@@ -23,15 +35,15 @@ export interface KeyRing {
   jwks(): Promise<{ keys: JWK[] }>;
   /** A jose key resolver over the published keys, reloaded when a token names an unknown kid. */
   resolver: JWTVerifyGetKey;
-  /** Makes a new key active and retires the current one. */
+  /** Promotes the next key, retires the active one and publishes a new next key. */
   rotate(): Promise<SigningKeyRow>;
-  /** Rotates if the active key is older than maxAgeMs (or there is none). */
+  /** Makes sure there is an active and a next key, and rotates when the active key is older than maxAgeMs. */
   ensureFresh(maxAgeMs: number): Promise<void>;
   list(): Promise<SigningKeyRow[]>;
 }
 
-export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtlMs: number, now: () => Date = () => new Date()): KeyRing {
-  let active: { kid: string; key: CryptoKey; createdAt: Date } | undefined;
+export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtlMs: number): KeyRing {
+  let active: { kid: string; key: CryptoKey; activatedAt: Date } | undefined;
   let published: JWTVerifyGetKey | undefined;
   let publishedKids = new Set<string>();
   let loadedAt = 0;
@@ -39,45 +51,44 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
   const load = async () => {
     loadedAt = Date.now();
     const { rows } = await pool.query<SigningKeyRow>(
-      "SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > $1 ORDER BY created_at",
-      [now()],
+      "SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > now() ORDER BY created_at",
     );
-    const current = rows.find((r) => r.retired_at === null);
-    active = current
-      ? { kid: current.kid, key: await importPrivate(current, encryptionKey), createdAt: current.created_at }
-      : undefined;
+    const current = rows.find((r) => r.activated_at !== null && r.retired_at === null);
+    active = current ? { kid: current.kid, key: await importPrivate(current, encryptionKey), activatedAt: current.activated_at! } : undefined;
     publishedKids = new Set(rows.map((r) => r.kid));
     published = createLocalJWKSet({ keys: rows.map((r) => r.public_jwk) });
     return rows;
   };
 
-  const rotate = async () => {
+  const insertKey = async (tx: PoolClient, activate: boolean) => {
     const { publicKey, privateKey } = await generateKeyPair(signingAlgorithm, { crv: "Ed25519", extractable: true });
     const kid = randomUUID();
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: signingAlgorithm, use: "sig" };
     const sealed = seal(JSON.stringify(await exportJWK(privateKey)), encryptionKey);
-    const at = now();
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
+    const { rows } = await tx.query<SigningKeyRow>(
+      `INSERT INTO signing_keys (kid, algorithm, public_jwk, private_jwk_enc, activated_at)
+       VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) RETURNING *`,
+      [kid, signingAlgorithm, publicJwk, sealed, activate],
+    );
+    return rows[0]!;
+  };
+
+  const rotate = async () => {
+    const promoted = await inTransaction(pool, async (tx) => {
+      // Serialise rotations across replicas.
+      await tx.query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE");
       // The retiring key may have signed a token a moment ago; it stays published as long as that token lives.
-      await client.query("UPDATE signing_keys SET retired_at = $1, unpublish_at = $2 WHERE retired_at IS NULL", [
-        at,
-        new Date(at.getTime() + longestTokenTtlMs),
-      ]);
-      const { rows } = await client.query<SigningKeyRow>(
-        "INSERT INTO signing_keys (kid, algorithm, public_jwk, private_jwk_enc, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *",
-        [kid, signingAlgorithm, publicJwk, sealed, at],
+      await tx.query(
+        "UPDATE signing_keys SET retired_at = now(), unpublish_at = now() + $1 * interval '1 millisecond' WHERE activated_at IS NOT NULL AND retired_at IS NULL",
+        [longestTokenTtlMs],
       );
-      await client.query("COMMIT");
-      await load();
-      return rows[0]!;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+      const { rows } = await tx.query<SigningKeyRow>("UPDATE signing_keys SET activated_at = now() WHERE activated_at IS NULL RETURNING *");
+      const next = rows[0] ?? (await insertKey(tx, true));
+      await insertKey(tx, false);
+      return next;
+    });
+    await load();
+    return promoted;
   };
 
   // Another replica may have rotated: an unknown kid reloads the keys, at most once a second.
@@ -95,14 +106,14 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
       // Reload now and then so a rotation by another replica is followed within a minute.
       if (!active || Date.now() - loadedAt > 60_000) await load();
       if (!active) throw new Error("no active signing key");
-      const issuedAt = now();
-      const expiresAt = new Date(issuedAt.getTime() + ttlMs);
+      const issuedAt = Date.now();
+      const expiresAt = new Date(issuedAt + ttlMs);
       const token = await new SignJWT(claims)
         .setProtectedHeader({ alg: signingAlgorithm, kid: active.kid, typ })
         .setIssuer(tokenIssuer)
         .setAudience(tokenAudience)
         .setSubject(subject)
-        .setIssuedAt(Math.floor(issuedAt.getTime() / 1000))
+        .setIssuedAt(Math.floor(issuedAt / 1000))
         .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
         .setJti(randomUUID())
         .sign(active.key);
@@ -113,8 +124,9 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
       return { keys: rows.map((r) => r.public_jwk) };
     },
     async ensureFresh(maxAgeMs) {
-      await load();
-      if (!active || now().getTime() - active.createdAt.getTime() > maxAgeMs) await rotate();
+      const rows = await load();
+      const hasNext = rows.some((r) => r.activated_at === null);
+      if (!active || !hasNext || Date.now() - active.activatedAt.getTime() > maxAgeMs) await rotate();
     },
     async list() {
       const { rows } = await pool.query<SigningKeyRow>("SELECT * FROM signing_keys ORDER BY created_at DESC");

@@ -276,6 +276,7 @@ function toSigningKey(row: SigningKeyRow): MessageInitShape<typeof SigningKeySch
     kid: row.kid,
     algorithm: row.algorithm,
     createTime: timestampFromDate(row.created_at),
+    activateTime: row.activated_at ? timestampFromDate(row.activated_at) : undefined,
     retireTime: row.retired_at ? timestampFromDate(row.retired_at) : undefined,
     unpublishTime: row.unpublish_at ? timestampFromDate(row.unpublish_at) : undefined,
   };

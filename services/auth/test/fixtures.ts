@@ -40,9 +40,10 @@ export function clientFor<S extends DescService>(service: S, url: string, token?
   return createClient(service, createGrpcTransport({ baseUrl: url, interceptors: token ? [bearer(token)] : [] }));
 }
 
-export async function startAuth(settings: Record<string, string> = {}): Promise<AuthFixture> {
+/** `postgresUrl`: the cluster to create auth's database on (the shared test cluster by default). */
+export async function startAuth(settings: Record<string, string> = {}, postgresUrl?: string): Promise<AuthFixture> {
   const infra = inject("infra");
-  const databaseUrl = await createDatabase(infra.databaseUrl, "auth");
+  const databaseUrl = await createDatabase(postgresUrl ?? infra.databaseUrl, "auth");
   const redisUrl = isolatedRedisUrl(infra.redisUrl);
   const seeded = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
     cwd: join(repoRoot, "services/auth"),

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Admin Kiosk needs on a Debian/Ubuntu machine, once: nats-server and
+# redis-server (apt), then the npm dependencies. Cheap when everything is there
+# already, so `npm start` and `npm test` run it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+node_major=$(node -p 'process.versions.node.split(".").map(Number).reduce((a, v, i) => i === 0 ? v * 1e6 : i === 1 ? a + v * 1e3 : a + v, 0)')
+if [ "$node_major" -lt 20019000 ]; then
+  say "Node.js 20.19 or newer is needed (found $(node --version))"; exit 1
+fi
+
+missing=()
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    say "please install: ${missing[*]} (apt-get install -y ${missing[*]})"; exit 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "please install ${missing[*]} with your package manager"; exit 1
+  fi
+  say "installing ${missing[*]} (apt-get)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a system redis-server on 6379; Admin Kiosk runs its own, so that one is left as it is.
+fi
+
+# npm ci when node_modules is missing or older than the lockfile.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies (npm ci)"
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,123 @@
+// Kiosk enrollment and revocation, seen from the kiosk and from other services.
+import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuditService, AuthService, DeviceService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { createTokenVerifier, remoteKeys, TokenRejected } from "@adminkiosk/runtime";
+import { Redis } from "ioredis";
+import { startAuth, type AuthFixture } from "./fixtures.js";
+
+const failure = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the call to fail");
+};
+
+let auth: AuthFixture;
+let admin: string;
+beforeAll(async () => {
+  auth = await startAuth();
+  admin = await auth.adminToken();
+});
+afterAll(() => auth?.stop());
+
+const enroll = async (kioskId: string) => {
+  const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId });
+  return auth.client(DeviceService).enrollDevice({ code, firmwareVersion: "1.4.2", hardwareModel: "KX-200" });
+};
+
+describe("enrollment", () => {
+  it("an enrollment code is exchanged once for a device credential", async () => {
+    const { code, expireTime } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "kiosk-0001", ttlSeconds: 600 });
+    expect(code).toMatch(/^[A-Z2-9]{4}(-[A-Z2-9]{4}){4}$/);
+    expect(Number(expireTime!.seconds) * 1000).toBeGreaterThan(Date.now() + 590_000);
+    // Typed by hand at the kiosk: lower case, no dashes.
+    const { device, deviceCredential } = await auth.client(DeviceService).enrollDevice({ code: code.replaceAll("-", "").toLowerCase() });
+    expect(device?.kioskId).toBe("kiosk-0001");
+    const me = await auth.client(AuthService, deviceCredential).whoAmI({});
+    expect(me.principal.case === "device" && me.principal.value.kioskId).toBe("kiosk-0001");
+
+    const again = await failure(auth.client(DeviceService).enrollDevice({ code }));
+    expect(again.code).toBe(Code.Unauthenticated);
+    expect(again.rawMessage).toMatch(/already used/);
+  });
+
+  it("an expired enrollment code is refused", async () => {
+    const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "kiosk-0002", ttlSeconds: 60 });
+    // Let the code's minute pass, by moving its expiry into the past.
+    const db = new pg.Client({ connectionString: auth.databaseUrl });
+    await db.connect();
+    await db.query("UPDATE auth.enrollment_codes SET expires_at = now() - interval '1 second' WHERE kiosk_id = 'kiosk-0002'");
+    await db.end();
+    const err = await failure(auth.client(DeviceService).enrollDevice({ code }));
+    expect(err.code).toBe(Code.Unauthenticated);
+    expect(err.rawMessage).toMatch(/expired/);
+  });
+
+  it("a made-up code is refused and audited", async () => {
+    const err = await failure(auth.client(DeviceService).enrollDevice({ code: "AAAA-BBBB-CCCC-DDDD-EEEE" }));
+    expect(err.code).toBe(Code.Unauthenticated);
+    const { events } = await auth.client(AuditService, admin).listAuditEvents({ type: "device.enrollment_failed" });
+    expect(events.length).toBeGreaterThan(0);
+  });
+
+  it("only admins create codes; a device cannot call admin RPCs", async () => {
+    const { deviceCredential } = await enroll("kiosk-0003");
+    expect((await failure(auth.client(DeviceService, deviceCredential).createEnrollmentCode({ kioskId: "x" }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(auth.client(UserService, deviceCredential).listUsers({}))).code).toBe(Code.PermissionDenied);
+  });
+
+  it("a device renews its credential", async () => {
+    const { deviceCredential } = await enroll("kiosk-0004");
+    const renewed = await auth.client(DeviceService, deviceCredential).renewDeviceCredential({});
+    expect(renewed.deviceCredential).not.toBe(deviceCredential);
+    await auth.client(AuthService, renewed.deviceCredential).whoAmI({});
+  });
+
+  it("a device credential is not a user's access token", async () => {
+    const { deviceCredential } = await enroll("kiosk-0005");
+    // Same signature, but the header claims it is an access token: the typ is part of what was signed.
+    const [, payload, signature] = deviceCredential.split(".");
+    const header = Buffer.from(JSON.stringify({ alg: "EdDSA", typ: "at+jwt" })).toString("base64url");
+    expect((await failure(auth.client(AuthService, `${header}.${payload}.${signature}`).whoAmI({}))).code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("revocation", () => {
+  it("a revoked device is refused by auth and by any service verifying through the JWKS", async () => {
+    const { deviceCredential, device } = await enroll("kiosk-0100");
+    const redis = new Redis(auth.redisUrl);
+    // What every other service runs: keys from auth's JWKS, revocations from Redis.
+    const verify = createTokenVerifier({
+      keys: remoteKeys(`${auth.service.url}/.well-known/jwks.json`),
+      isDeviceRevoked: async (id) => (await redis.sismember("auth:revoked-devices", id)) === 1,
+    });
+    try {
+      expect(await verify(deviceCredential)).toMatchObject({ kind: "device", kioskId: "kiosk-0100", deviceId: device!.deviceId });
+      const { revokedCount } = await auth.client(DeviceService, admin).revokeDevice({ kioskId: "kiosk-0100", reason: "stolen" });
+      expect(revokedCount).toBe(1);
+      const err = await failure(auth.client(AuthService, deviceCredential).whoAmI({}));
+      expect(err.code).toBe(Code.Unauthenticated);
+      expect(err.rawMessage).toMatch(/revoked/);
+      await expect(verify(deviceCredential)).rejects.toBeInstanceOf(TokenRejected);
+      // It cannot renew its way back in.
+      expect((await failure(auth.client(DeviceService, deviceCredential).renewDeviceCredential({}))).code).toBe(Code.Unauthenticated);
+      const { devices } = await auth.client(DeviceService, admin).listDevices({ kioskId: "kiosk-0100", includeRevoked: true });
+      expect(devices[0]?.revokeTime).toBeDefined();
+      const { events } = await auth.client(AuditService, admin).listAuditEvents({ type: "device.revoked", subject: "kiosk-0100" });
+      expect(JSON.parse(events[0]!.detailsJson)).toMatchObject({ reason: "stolen" });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("re-enrolling a revoked kiosk gives a new, working credential", async () => {
+    await enroll("kiosk-0101");
+    await auth.client(DeviceService, admin).revokeDevice({ kioskId: "kiosk-0101" });
+    const { deviceCredential } = await enroll("kiosk-0101");
+    await auth.client(AuthService, deviceCredential).whoAmI({});
+  });
+});

@@ -1,0 +1,227 @@
+// What operators and tools see of the auth process: health, reflection, metrics,
+// input errors, configuration errors, logs and shutdown.
+import { execFile, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { AuthService, DeviceService, UserService, AuditService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "@adminkiosk/proto/grpc/health/v1/health_pb";
+import { ServerReflection } from "@adminkiosk/proto/grpc/reflection/v1/reflection_pb";
+import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
+import { freePort, repoRoot, startPostgres } from "@adminkiosk/devstack";
+import { adminEmail, adminPassword, Role, startAuth, type AuthFixture } from "./fixtures.js";
+
+const run = promisify(execFile);
+
+const failure = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the call to fail");
+};
+
+let auth: AuthFixture;
+let admin: string;
+beforeAll(async () => {
+  auth = await startAuth();
+  admin = await auth.adminToken();
+});
+afterAll(() => auth?.stop());
+
+describe("bad input is InvalidArgument naming the field", () => {
+  const cases: [string, (a: AuthFixture) => Promise<unknown>, string][] = [
+    ["empty email", (a) => a.client(AuthService).login({ email: "", password: "x" }), "email"],
+    ["malformed email", (a) => a.client(AuthService).login({ email: "not-an-email", password: "x" }), "email"],
+    ["oversized password", (a) => a.client(AuthService).login({ email: adminEmail, password: "p".repeat(257) }), "password"],
+    ["empty refresh token", (a) => a.client(AuthService).refresh({ refreshToken: "" }), "refresh_token"],
+    ["short new password", (a) => a.client(UserService, admin).createUser({ email: "n@test.local", displayName: "N", role: Role.VIEWER, password: "short" }), "password"],
+    ["missing role", (a) => a.client(UserService, admin).createUser({ email: "n@test.local", displayName: "N", password: "long-enough-password" }), "role"],
+    ["control characters", (a) => a.client(UserService, admin).createUser({ email: "n@test.local", displayName: "a\u0000b", role: Role.VIEWER, password: "long-enough-password" }), "display_name"],
+    ["malformed user id", (a) => a.client(UserService, admin).getUser({ userId: "42" }), "user_id"],
+    ["malformed kiosk id", (a) => a.client(DeviceService, admin).createEnrollmentCode({ kioskId: "kiosk 1/../x" }), "kiosk_id"],
+    ["oversized kiosk id", (a) => a.client(DeviceService, admin).createEnrollmentCode({ kioskId: "k".repeat(65) }), "kiosk_id"],
+    ["ttl out of range", (a) => a.client(DeviceService, admin).createEnrollmentCode({ kioskId: "k1", ttlSeconds: 5 }), "ttl_seconds"],
+    ["malformed enrollment code", (a) => a.client(DeviceService).enrollDevice({ code: "hello" }), "code"],
+    ["page size out of range", (a) => a.client(UserService, admin).listUsers({ pageSize: 100_000 }), "page_size"],
+    ["forged page token", (a) => a.client(AuditService, admin).listAuditEvents({ pageToken: "not-a-token" }), "page_token"],
+  ];
+  for (const [name, call, field] of cases) {
+    it(name, async () => {
+      const err = await failure(call(auth));
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.rawMessage.startsWith(`${field}: `)).toBe(true);
+      expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe(field);
+    });
+  }
+
+  it("a request over the size limit is refused before it is parsed", async () => {
+    const err = await failure(auth.client(AuthService).login({ email: adminEmail, password: "p".repeat(2 * 1024 * 1024) }));
+    expect(err.code).toBe(Code.ResourceExhausted);
+  });
+
+  it("pages through users with a page token", async () => {
+    for (let i = 0; i < 3; i++) await auth.userWithRole(Role.VIEWER);
+    const first = await auth.client(UserService, admin).listUsers({ pageSize: 2 });
+    expect(first.users).toHaveLength(2);
+    const second = await auth.client(UserService, admin).listUsers({ pageSize: 2, pageToken: first.nextPageToken });
+    expect(second.users[0]!.email > first.users[1]!.email).toBe(true);
+  });
+});
+
+describe("tooling", () => {
+  it("reflection lists every auth service (v1 protocol, generated client)", async () => {
+    const client = auth.client(ServerReflection);
+    async function* one() {
+      yield { host: "", messageRequest: { case: "listServices" as const, value: "" } };
+    }
+    const names: string[] = [];
+    for await (const res of client.serverReflectionInfo(one())) {
+      if (res.messageResponse.case === "listServicesResponse") names.push(...res.messageResponse.value.service.map((s) => s.name));
+    }
+    expect(names).toEqual(expect.arrayContaining(["adminkiosk.auth.v1.AuthService", "adminkiosk.auth.v1.UserService", "grpc.health.v1.Health"]));
+  });
+
+  it("buf curl lists and calls RPCs through reflection", async () => {
+    const buf = join(repoRoot, "node_modules/.bin/buf");
+    const listed = await run(buf, ["curl", "--http2-prior-knowledge", "--reflect", "--list-methods", auth.service.url]);
+    expect(listed.stdout).toContain("adminkiosk.auth.v1.AuthService/Login");
+    const login = await run(buf, [
+      "curl", "--http2-prior-knowledge", "--protocol", "grpc", "--reflect",
+      "-d", JSON.stringify({ email: adminEmail, password: adminPassword }),
+      `${auth.service.url}/adminkiosk.auth.v1.AuthService/Login`,
+    ]);
+    const token = JSON.parse(login.stdout).tokens.accessToken as string;
+    const users = await run(buf, [
+      "curl", "--http2-prior-knowledge", "--reflect", "-H", `authorization: Bearer ${token}`,
+      `${auth.service.url}/adminkiosk.auth.v1.UserService/ListUsers`,
+    ]);
+    expect(JSON.parse(users.stdout).users.map((u: { email: string }) => u.email)).toContain(adminEmail);
+  });
+
+  it("/metrics counts RPCs by method and code", async () => {
+    await failure(auth.client(AuthService).login({ email: adminEmail, password: "wrong-password!" }));
+    const text = await (await fetch(`${auth.service.url}/metrics`)).text();
+    expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="Login"[^}]*grpc_code="OK"[^}]*\} \d+/);
+    expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="Login"[^}]*grpc_code="Unauthenticated"[^}]*\} \d+/);
+    expect(text).toMatch(/grpc_server_handling_seconds_bucket\{[^}]*grpc_method="Login"/);
+  });
+
+  it("echoes the request id on success and failure", async () => {
+    const ok = await fetch(`${auth.service.url}/adminkiosk.auth.v1.AuthService/Login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "support-ticket-42" },
+      body: JSON.stringify({ email: adminEmail, password: "nope-nope-nope" }),
+    });
+    expect(ok.status).toBe(401);
+    expect(ok.headers.get("x-request-id")).toBe("support-ticket-42");
+    expect(auth.service.output.some((l) => l.includes("support-ticket-42"))).toBe(true);
+  });
+});
+
+describe("secrets", () => {
+  it("passwords, refresh tokens and codes never reach the log; only hashes are stored", async () => {
+    const secretPassword = "very-secret-password-Zq9";
+    const user = await auth.client(UserService, admin).createUser({ email: "secret@test.local", displayName: "S", role: Role.VIEWER, password: secretPassword });
+    const tokens = await auth.login("secret@test.local", secretPassword);
+    await auth.client(AuthService).refresh({ refreshToken: tokens.refreshToken });
+    const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "kiosk-secret" });
+    await auth.client(DeviceService).enrollDevice({ code });
+    const log = auth.service.output.join("\n");
+    for (const secret of [secretPassword, adminPassword, tokens.refreshToken, tokens.accessToken, code]) expect(log).not.toContain(secret);
+    const pg = (await import("pg")).default;
+    const db = new pg.Client({ connectionString: auth.databaseUrl });
+    await db.connect();
+    const dump = JSON.stringify((await db.query("SELECT u.*, r.*, e.* FROM auth.users u, auth.refresh_tokens r, auth.enrollment_codes e")).rows);
+    const audit = JSON.stringify((await db.query("SELECT * FROM auth.audit_events")).rows);
+    await db.end();
+    for (const secret of [secretPassword, tokens.refreshToken, code]) {
+      expect(dump).not.toContain(secret);
+      expect(audit).not.toContain(secret);
+    }
+    expect(user.user?.userId).toBeDefined();
+  });
+});
+
+describe("configuration", () => {
+  const start = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/main.ts")], {
+      env: { PATH: process.env["PATH"] ?? "", ...env },
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+
+  it("a missing variable stops start-up with one line naming it", () => {
+    const { status, stderr } = start({ REDIS_URL: "redis://127.0.0.1:1", AUTH_KEY_ENCRYPTION_KEY: Buffer.alloc(32).toString("base64") });
+    expect(status).toBe(2);
+    expect(stderr.trim().split("\n")).toHaveLength(1);
+    expect(stderr).toMatch(/DATABASE_URL: is required/);
+  });
+
+  it("a malformed variable is named, its secret value is not", () => {
+    const { status, stderr } = start({ ...auth.env, AUTH_PORT: "seventy", AUTH_KEY_ENCRYPTION_KEY: "c2hvcnQ=" });
+    expect(status).toBe(2);
+    expect(stderr.trim().split("\n")).toHaveLength(1);
+    expect(stderr).toMatch(/AUTH_PORT/);
+    expect(stderr).toMatch(/AUTH_KEY_ENCRYPTION_KEY: must be 32 bytes/);
+    expect(stderr).not.toContain("c2hvcnQ=");
+  });
+});
+
+describe("health", () => {
+  it("goes NOT_SERVING while PostgreSQL is down and SERVING when it is back", async () => {
+    const infra = inject("infra");
+    const pg = await startPostgres(join(infra.tmpDir, `pg-health-${process.pid}`), await freePort());
+    const own = await startAuth({}, pg.url);
+    try {
+      const health = own.client(Health);
+      const token = await own.adminToken();
+      expect((await health.check({})).status).toBe(Status.SERVING);
+      expect((await health.check({ service: "adminkiosk.auth.v1.AuthService" })).status).toBe(Status.SERVING);
+      await pg.stop();
+      await expect.poll(async () => (await health.check({})).status, { timeout: 10_000, interval: 200 }).toBe(Status.NOT_SERVING);
+      const ready = await fetch(`${own.service.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(JSON.stringify(await ready.json())).toMatch(/postgres/);
+      // Calls needing the database fail as Unavailable, not as a stack trace.
+      const err = await failure(own.client(UserService, token).listUsers({}));
+      expect(err.code).toBe(Code.Unavailable);
+      await pg.start();
+      await expect.poll(async () => (await health.check({})).status, { timeout: 15_000, interval: 200 }).toBe(Status.SERVING);
+      await own.login(adminEmail, adminPassword);
+    } finally {
+      await own.stop();
+      await pg.stop();
+    }
+  }, 60_000);
+
+  it("an unknown service name is NotFound", async () => {
+    expect((await failure(auth.client(Health).check({ service: "nope.v1.Nope" }))).code).toBe(Code.NotFound);
+  });
+});
+
+describe("shutdown", () => {
+  it("SIGTERM: health watchers see NOT_SERVING, then the process exits cleanly", async () => {
+    const own = await startAuth();
+    const seen: Status[] = [];
+    const watching = (async () => {
+      try {
+        for await (const res of own.client(Health).watch({})) seen.push(res.status);
+      } catch {
+        // the stream ends when the server goes away
+      }
+    })();
+    await expect.poll(() => seen.length).toBeGreaterThan(0);
+    const t0 = Date.now();
+    own.service.child.kill("SIGTERM");
+    const code = await own.service.exited;
+    await watching;
+    expect(code).toBe(0);
+    expect(seen).toEqual([Status.SERVING, Status.NOT_SERVING]);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(own.service.output.join("\n")).toMatch(/shut down/);
+  });
+});
