@@ -16,5 +16,6 @@ trap 'rm -rf "$old"' EXIT
 git archive "$against" proto buf.yaml | tar -x -C "$old"
 mkdir -p "$old/third_party" && cp -r third_party/proto "$old/third_party/"
 (cd "$old" && "$OLDPWD/node_modules/.bin/buf" build -o "$old/image.binpb")
-node_modules/.bin/buf breaking --against "$old/image.binpb"
+node_modules/.bin/buf build -o "$old/new.binpb"
+node_modules/.bin/buf breaking "$old/new.binpb" --against "$old/image.binpb"
 echo "buf-breaking: no breaking change against $against"
