@@ -13,7 +13,8 @@ export default async function setup(project: TestProject) {
   const [pg, nats, redis] = await Promise.all([
     startPostgres(join(dir, "postgres"), pgPort),
     startNats(join(dir, "nats"), natsPort),
-    startRedis(join(dir, "redis"), redisPort),
+    // Many logical DBs, so every service a test starts gets its own (see isolatedRedisUrl).
+    startRedis(join(dir, "redis"), redisPort, () => {}, ["--databases", "4096", "--save", ""]),
   ]);
   project.provide("infra", { databaseUrl: pg.url, natsUrl: nats.url, redisUrl: redis.url, tmpDir: dir });
   return async () => {

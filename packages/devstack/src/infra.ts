@@ -145,11 +145,11 @@ export async function startNats(dir: string, port: number, onLog: (line: string)
   return manage(child, `nats://127.0.0.1:${port}`, port);
 }
 
-export async function startRedis(dir: string, port: number, onLog: (line: string) => void = () => {}): Promise<ManagedProcess> {
+export async function startRedis(dir: string, port: number, onLog: (line: string) => void = () => {}, extraArgs: string[] = []): Promise<ManagedProcess> {
   const bin = requireTool("redis-server", "redis-server");
   mkdirSync(dir, { recursive: true });
   await assertPortFree(port, "redis-server");
-  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "60 1", "--appendonly", "no"], {
+  const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "60 1", "--appendonly", "no", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (d: Buffer) => onLog(d.toString()));

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { freePort } from "./infra.js";
 import { startServiceProcess, type ServiceProcess } from "./services.js";
@@ -24,12 +25,22 @@ export async function createDatabase(adminUrl: string, prefix: string): Promise<
   return url.toString();
 }
 
-let nextRedisDb = 1 + (process.pid % 8) * 2;
-/** A Redis URL on its own logical DB, so files do not share keys (16 DBs by default). */
-export function isolatedRedisUrl(redisUrl: string): string {
-  const url = new URL(redisUrl);
-  url.pathname = `/${nextRedisDb++ % 16}`;
-  return url.toString();
+/**
+ * A Redis URL on a logical DB no other test uses (numbers handed out by a counter in
+ * DB 0; the test Redis runs with 4096 DBs).
+ */
+export async function isolatedRedisUrl(redisUrl: string): Promise<string> {
+  const redis = new Redis(redisUrl, { lazyConnect: true });
+  try {
+    await redis.connect();
+    const n = await redis.incr("test:next-db");
+    if (n >= 4096) throw new Error("out of Redis test databases");
+    const url = new URL(redisUrl);
+    url.pathname = `/${n}`;
+    return url.toString();
+  } finally {
+    redis.disconnect();
+  }
 }
 
 export interface StartedService extends ServiceProcess {

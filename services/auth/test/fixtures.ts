@@ -44,7 +44,7 @@ export function clientFor<S extends DescService>(service: S, url: string, token?
 export async function startAuth(settings: Record<string, string> = {}, postgresUrl?: string): Promise<AuthFixture> {
   const infra = inject("infra");
   const databaseUrl = await createDatabase(postgresUrl ?? infra.databaseUrl, "auth");
-  const redisUrl = isolatedRedisUrl(infra.redisUrl);
+  const redisUrl = await isolatedRedisUrl(infra.redisUrl);
   const seeded = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
     cwd: join(repoRoot, "services/auth"),
     env: { ...process.env, DATABASE_URL: databaseUrl, ADMIN_EMAIL: adminEmail, ADMIN_PASSWORD: adminPassword },

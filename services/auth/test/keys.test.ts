@@ -43,12 +43,12 @@ it("rotation keeps old tokens valid and publishes both keys", async () => {
 });
 
 it("a retired key leaves the JWKS once its tokens have expired", async () => {
-  const shortLived = await startAuth({ ACCESS_TOKEN_TTL: "1s", DEVICE_CREDENTIAL_TTL: "1s" });
+  const shortLived = await startAuth({ ACCESS_TOKEN_TTL: "3s", DEVICE_CREDENTIAL_TTL: "3s" });
   try {
     const token = (await shortLived.login(adminEmail, adminPassword)).accessToken;
     const oldKid = decodeProtectedHeader(token).kid;
     await shortLived.client(KeyService, token).rotateSigningKey({});
-    await new Promise((r) => setTimeout(r, 1_500));
+    await new Promise((r) => setTimeout(r, 3_500));
     const jwks = (await (await fetch(`${shortLived.service.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
     expect(jwks.keys.map((k) => k.kid)).not.toContain(oldKid);
     expect(jwks.keys).toHaveLength(2); // active and next

@@ -118,7 +118,7 @@ describe("tooling", () => {
     });
     expect(ok.status).toBe(401);
     expect(ok.headers.get("x-request-id")).toBe("support-ticket-42");
-    expect(auth.service.output.some((l) => l.includes("support-ticket-42"))).toBe(true);
+    await expect.poll(() => auth.service.output.some((l) => l.includes("support-ticket-42"))).toBe(true);
   });
 });
 

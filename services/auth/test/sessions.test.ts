@@ -79,11 +79,11 @@ describe("access tokens", () => {
   });
 
   it("an expired token is Unauthenticated and says so", async () => {
-    const shortLived = await startAuth({ ACCESS_TOKEN_TTL: "1s" });
+    const shortLived = await startAuth({ ACCESS_TOKEN_TTL: "2s" });
     try {
       const { accessToken } = await shortLived.login(adminEmail, adminPassword);
       await shortLived.client(UserService, accessToken).listUsers({});
-      await new Promise((r) => setTimeout(r, 2_100));
+      await new Promise((r) => setTimeout(r, 3_100));
       const err = await codeOf(shortLived.client(UserService, accessToken).listUsers({}));
       expect(err.code).toBe(Code.Unauthenticated);
       expect(err.rawMessage).toMatch(/expired/);
