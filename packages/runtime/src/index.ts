@@ -2,6 +2,7 @@
 // metrics and authorization, PostgreSQL and Redis helpers. Deliberately small.
 export * from "./access.js";
 export * from "./config.js";
+export * from "./deadline.js";
 export * from "./health.js";
 export * from "./logger.js";
 export * from "./observe.js";

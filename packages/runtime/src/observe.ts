@@ -94,10 +94,16 @@ export function observeInterceptor(metrics: RpcMetrics): Interceptor {
 }
 
 async function* observeStream<T>(messages: AsyncIterable<T>, finish: (err?: unknown) => ConnectError | undefined): AsyncIterable<T> {
+  let done = false;
   try {
     yield* messages;
+    done = true;
+    finish();
   } catch (err) {
+    done = true;
     throw finish(err);
+  } finally {
+    // The caller went away mid-stream (cancelled, deadline, connection lost).
+    if (!done) finish(new ConnectError("the caller cancelled the stream", Code.Canceled));
   }
-  finish();
 }

@@ -10,6 +10,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { accessInterceptor } from "./access.js";
+import { deadlineInterceptor } from "./deadline.js";
 import { createHealthMonitor, registerHealth, ServingStatus, type DependencyProbe, type HealthMonitor } from "./health.js";
 import type { Logger } from "./logger.js";
 import { createRpcMetrics, observeInterceptor } from "./observe.js";
@@ -59,7 +60,12 @@ export async function startService(options: ServiceOptions, host: string, port: 
       registerHealth(router, health, options.services.map((s) => s.typeName));
       registerReflection(router, options.services);
     },
-    interceptors: [observeInterceptor(createRpcMetrics(metrics)), ...(options.interceptors ?? []), accessInterceptor(options.verifyToken)],
+    interceptors: [
+      observeInterceptor(createRpcMetrics(metrics)),
+      deadlineInterceptor(),
+      ...(options.interceptors ?? []),
+      accessInterceptor(options.verifyToken),
+    ],
     contextValues: requestContextValues(log, options.trustProxy ?? false, (req) =>
       "stream" in req ? (req.stream.session ? (peers.get(req.stream.session) ?? "") : "") : (req.socket.remoteAddress ?? ""),
     ),

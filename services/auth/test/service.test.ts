@@ -122,6 +122,27 @@ describe("tooling", () => {
   });
 });
 
+describe("deadlines", () => {
+  it("a call whose deadline passes while the server works ends in DeadlineExceeded", async () => {
+    // Login hashes with scrypt (~100 ms): a 1 ms deadline, sent as the Connect timeout header, cannot be met.
+    const res = await fetch(`${auth.service.url}/adminkiosk.auth.v1.AuthService/Login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-timeout-ms": "1" },
+      body: JSON.stringify({ email: adminEmail, password: adminPassword }),
+    });
+    expect(((await res.json()) as { code: string }).code).toBe("deadline_exceeded");
+  });
+
+  it("a deadline beyond the service's maximum is refused", async () => {
+    const res = await fetch(`${auth.service.url}/adminkiosk.auth.v1.AuthService/Login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-timeout-ms": String(10 * 60_000) },
+      body: JSON.stringify({ email: adminEmail, password: adminPassword }),
+    });
+    expect(((await res.json()) as { code: string }).code).toBe("invalid_argument");
+  });
+});
+
 describe("secrets", () => {
   it("passwords, refresh tokens and codes never reach the log; only hashes are stored", async () => {
     const secretPassword = "very-secret-password-Zq9";
