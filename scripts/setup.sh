@@ -28,8 +28,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Debian starts a system redis-server on 6379; Admin Kiosk runs its own, so that one is left as it is.
 fi
 
-# npm ci when node_modules is missing or older than the lockfile.
+# Install when node_modules is missing or older than the lockfile. `npm install` (which keeps
+# to the lockfile's versions) rather than `npm ci`: the registry reachable here serves only some
+# platforms' optional packages, so the lockfile lacks the others and `npm ci` refuses it.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies (npm ci)"
-  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+  say "installing npm dependencies"
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --loglevel=error
 fi
