@@ -12,9 +12,10 @@ if [ "$node_major" -lt 20019000 ]; then
   say "Node.js 20.19 or newer is needed (found $(node --version))"; exit 1
 fi
 
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 missing=()
-command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+have nats-server || missing+=(nats-server)
+have redis-server || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
     say "please install: ${missing[*]} (apt-get install -y ${missing[*]})"; exit 1

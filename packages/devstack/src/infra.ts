@@ -12,7 +12,10 @@ export class MissingTool extends Error {
 }
 
 export function requireTool(binary: string, debianPackage: string): string {
-  const found = spawnSync("sh", ["-c", `command -v ${binary}`], { encoding: "utf8" }).stdout.trim();
+  // Debian puts nats-server in /usr/sbin, which a non-root PATH often lacks.
+  const found =
+    spawnSync("sh", ["-c", `command -v ${binary}`], { encoding: "utf8" }).stdout.trim() ||
+    ["/usr/sbin", "/usr/local/sbin", "/sbin"].map((d) => join(d, binary)).find((p) => existsSync(p));
   if (!found) {
     throw new MissingTool(
       `${binary} is not installed. Install it with: sudo apt-get install -y ${debianPackage}   (or run: npm run setup)`,
