@@ -1,0 +1,75 @@
+// Benchmark: the shared runtime's cost per call against bare connect-node, in one run.
+// Both serve the same grpc.health.v1.Health/Check over HTTP/2 to the same client:
+//   - bare: http2.createServer + connectNodeAdapter, nothing else;
+//   - runtime: startService (one port for HTTP/1.1 + h2c, request ids, logs at "silent",
+//     Prometheus metrics, deadline and access interceptors).
+// Client and servers share this process, so absolute numbers understate a real server;
+// the ratio is the point. Run: npm run bench:runtime
+import http2 from "node:http2";
+import os from "node:os";
+import { createClient } from "@connectrpc/connect";
+import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { createLocalJWKSet } from "jose";
+import { Health, HealthCheckResponse_ServingStatus } from "@adminkiosk/proto/grpc/health/v1/health_pb";
+import { createLogger, createTokenVerifier, startService } from "@adminkiosk/runtime";
+
+const calls = Number(process.env["BENCH_REQUESTS"] ?? 20_000);
+const concurrency = Number(process.env["BENCH_CONCURRENCY"] ?? 32);
+const rounds = 3;
+
+async function callsPerSecond(url: string): Promise<number> {
+  const client = createClient(Health, createGrpcTransport({ baseUrl: url }));
+  for (let i = 0; i < 500; i++) await client.check({});
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < calls) await client.check({});
+    }),
+  );
+  return calls / ((performance.now() - t0) / 1000);
+}
+
+const runtime = await startService(
+  {
+    name: "bench",
+    log: createLogger("bench", "silent"),
+    services: [],
+    routes: () => {},
+    verifyToken: createTokenVerifier({ keys: createLocalJWKSet({ keys: [] }), isDeviceRevoked: async () => false }),
+    probes: [],
+    config: { READ_MAX_BYTES: 1 << 20, MAX_TIMEOUT_MS: 60_000, HEALTH_PROBE_INTERVAL_MS: 2_000, SHUTDOWN_GRACE_MS: 100 },
+  },
+  "127.0.0.1",
+  0,
+);
+const bare = http2.createServer(
+  connectNodeAdapter({
+    routes: (r) =>
+      r.service(Health, {
+        check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
+        async *watch() {},
+        list: () => ({}),
+      }),
+  }),
+);
+await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", () => resolve()));
+const address = bare.address();
+const bareUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+
+const results = { bare: [] as number[], runtime: [] as number[] };
+// Alternate the two so drift in machine load hits both alike.
+for (let i = 0; i < rounds; i++) {
+  results.bare.push(await callsPerSecond(bareUrl));
+  results.runtime.push(await callsPerSecond(runtime.url));
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+console.log(`\n${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} × ${os.cpus()[0]?.model} · Node ${process.version}`);
+console.log(`${calls} calls × ${rounds} rounds, concurrency ${concurrency}, one HTTP/2 connection, median of rounds\n`);
+console.log("| server | calls/s (median) | rounds |\n|---|---|---|");
+console.log(`| bare connect-node (baseline) | ${median(results.bare).toFixed(0)} | ${results.bare.map((x) => x.toFixed(0)).join(", ")} |`);
+console.log(`| Admin Kiosk runtime | ${median(results.runtime).toFixed(0)} | ${results.runtime.map((x) => x.toFixed(0)).join(", ")} |`);
+console.log(`\nruntime / bare: ${(median(results.runtime) / median(results.bare)).toFixed(2)}`);
+await runtime.close();
+bare.close();
+process.exit(0);
