@@ -18,7 +18,7 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
     application_name: schema,
   });
   // An idle client losing its connection (PostgreSQL restarted) must not crash the process.
-  pool.on("error", (err) => log.warn({ err }, "postgres connection lost"));
+  pool.on("error", (err) => log.warn({ err: err.message }, "postgres connection lost"));
   return pool;
 }
 
