@@ -53,7 +53,7 @@ export async function startServiceProcess(
   // node --import tsx (not the tsx CLI) so signals reach the service itself.
   const child = spawn(process.execPath, ["--import", "tsx", entry], {
     cwd: join(repoRoot, "services", name),
-    env: { ...process.env, ...env, HOST: env["HOST"] ?? "127.0.0.1" },
+    env: { ...process.env, ...env, HOST: env["HOST"] ?? process.env["HOST"] ?? "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).forEach(onOutput);

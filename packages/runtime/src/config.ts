@@ -14,7 +14,7 @@ export const baseConfigShape = {
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(120_000).default(10_000),
   /** Largest request message a service accepts (bytes, after decompression). */
   READ_MAX_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-  /** Upper bound on any call's deadline; calls without one get this. */
+  /** Longest deadline a caller may ask for; asking for more is InvalidArgument. Calls without a deadline have none. */
   MAX_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** How often health probes check the service's dependencies. */
   HEALTH_PROBE_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
@@ -72,5 +72,8 @@ export function loadConfig<S extends z.ZodRawShape>(
 }
 
 function redactIfSecret(name: string, value: string): string {
-  return /SECRET|PASSWORD|KEY|TOKEN/.test(name) ? "<redacted>" : value.length > 80 ? `${value.slice(0, 77)}...` : value;
+  if (/(SECRET|PASSWORD|_KEY|_TOKEN)$/.test(name)) return "<redacted>";
+  // URLs may carry credentials (postgres://user:password@host).
+  const shown = value.replace(/\/\/[^/@\s]*@/, "//<credentials>@");
+  return shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
 }

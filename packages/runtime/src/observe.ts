@@ -1,5 +1,5 @@
-// The outermost interceptor: per-RPC Prometheus metrics (the grpc-prometheus names,
-// so stock dashboards work), one log line per call, the request id echoed back, and
+// The outermost interceptor: per-RPC Prometheus metrics (grpc-prometheus's metric
+// names and label values, so stock dashboards work), one log line per call, the request id echoed back, and
 // unexpected errors turned into a clean Connect error. Stack traces and SQL stay in
 // the log; callers see a code, a message and the request id.
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
@@ -53,14 +53,20 @@ export function toConnectError(err: unknown, requestId: string): ConnectError {
 
 function isConnectionLoss(err: unknown): boolean {
   const message = err instanceof Error ? err.message : "";
-  return /Connection terminated|connect ECONNREFUSED|Connection is closed|timeout exceeded when trying to connect/i.test(message);
+  // pg and ioredis (with its offline queue off, a down Redis fails commands at once).
+  return /Connection terminated|connect ECONNREFUSED|Connection is closed|timeout exceeded when trying to connect|Stream isn't writeable|enableOfflineQueue/i.test(
+    message,
+  );
 }
+
+// grpc-prometheus's grpc_type values, so stock dashboards and alerts apply.
+const grpcType = { unary: "unary", server_streaming: "server_stream", client_streaming: "client_stream", bidi_streaming: "bidi_stream" } as const;
 
 export function observeInterceptor(metrics: RpcMetrics): Interceptor {
   return (next) => async (req) => {
     const info = req.contextValues.get(requestKey);
     const requestId = info?.id ?? "";
-    const labels = { grpc_service: req.service.typeName, grpc_method: req.method.name, grpc_type: req.method.methodKind };
+    const labels = { grpc_service: req.service.typeName, grpc_method: req.method.name, grpc_type: grpcType[req.method.methodKind] };
     metrics.started.inc(labels);
     const start = process.hrtime.bigint();
     const finish = (err?: unknown) => {

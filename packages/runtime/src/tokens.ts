@@ -3,6 +3,7 @@
 // EdDSA JWTs whose keys come from auth's JWKS. The algorithm, issuer, audience and
 // typ are pinned so one kind of token is never accepted as another (RFC 8725).
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import type { Redis } from "ioredis";
 import type { Principal } from "./principal.js";
 import { roleFromName } from "./principal.js";
 
@@ -24,6 +25,14 @@ export interface TokenVerifierOptions {
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
+
+/** The Redis set auth keeps revoked device ids in; every service's verifier consults it. */
+export const revokedDevicesKey = "auth:revoked-devices";
+
+/** isDeviceRevoked for createTokenVerifier, backed by auth's Redis set. */
+export function redisRevocationCheck(redis: Pick<Redis, "sismember">): (deviceId: string) => Promise<boolean> {
+  return async (deviceId) => (await redis.sismember(revokedDevicesKey, deviceId)) === 1;
+}
 
 /** Keys from auth's JWKS URL: cached, and fetched again when a token names an unknown kid. */
 export function remoteKeys(jwksUrl: string): JWTVerifyGetKey {
@@ -67,6 +76,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 }
 
 function describeJoseError(err: unknown): string {
+  // The key set could not be fetched: not the caller's fault (Unavailable, not Unauthenticated).
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) throw err;
+  if (err instanceof errors.JOSEError && err.code === "ERR_JOSE_GENERIC" && /JWKS|fetch/i.test(err.message)) throw err;
   if (err instanceof errors.JWTExpired) return "the token has expired";
   if (err instanceof errors.JWSSignatureVerificationFailed) return "the token's signature is invalid";
   if (err instanceof errors.JWKSNoMatchingKey) return "the token was signed by an unknown key";

@@ -50,12 +50,23 @@ export function pageSize(field: string, value: number, fallback = 50, max = 500)
 }
 
 /** Page tokens are opaque to callers: base64url JSON of the last row's sort key. */
-export function encodePageToken(cursor: Record<string, string | number>): string {
+export function encodePageToken(cursor: Record<string, string>): string {
   return Buffer.from(JSON.stringify(cursor)).toString("base64url");
 }
 
-/** The cursor in a page token, or undefined for the first page. */
-export function decodePageToken(field: string, token: string): Map<string, string | number> | undefined {
+export const cursorPatterns = {
+  uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+  integer: /^\d{1,19}$/,
+  timestamp: /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/,
+  any: /^[\s\S]{1,1000}$/,
+};
+
+/**
+ * The cursor in a page token, or undefined for the first page. Every key of `shape`
+ * must be present and match its pattern, so a forged token is InvalidArgument,
+ * never a database error.
+ */
+export function decodePageToken<K extends string>(field: string, token: string, shape: Record<K, RegExp>): Record<K, string> | undefined {
   if (token === "") return undefined;
   let parsed: unknown;
   try {
@@ -63,8 +74,11 @@ export function decodePageToken(field: string, token: string): Map<string, strin
   } catch {
     parsed = undefined;
   }
-  const entries = typeof parsed === "object" && parsed !== null ? Object.entries(parsed) : [];
-  if (entries.length === 0 || !entries.every(([, v]) => typeof v === "string" || typeof v === "number"))
-    throw invalidArgument(field, "is not a page token this service issued");
-  return new Map(entries);
+  const cursor: Partial<Record<K, string>> = {};
+  for (const key of Object.keys(shape) as K[]) {
+    const value: unknown = typeof parsed === "object" && parsed !== null ? Reflect.get(parsed, key) : undefined;
+    if (typeof value !== "string" || !shape[key].test(value)) throw invalidArgument(field, "is not a page token this service issued");
+    cursor[key] = value;
+  }
+  return cursor as Record<K, string>;
 }

@@ -6,6 +6,7 @@ export const authConfigShape = {
   AUTH_PORT: port(7001),
   DATABASE_URL: url(["postgres:", "postgresql:"]),
   REDIS_URL: url(["redis:", "rediss:"]),
+  NATS_URL: url(["nats:", "tls:"]),
   /** 32 random bytes, base64: encrypts the signing keys' private halves at rest. */
   AUTH_KEY_ENCRYPTION_KEY: z
     .string()

@@ -4,12 +4,14 @@
 // set that every service's token verifier consults, so it takes effect everywhere.
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { deviceTokenType, inTransaction, type Pool, type Redis } from "@adminkiosk/runtime";
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
+import { deviceTokenType, enqueueEvent, inTransaction, redisRevocationCheck, revokedDevicesKey, type Pool, type Redis } from "@adminkiosk/runtime";
 import { recordAudit } from "./audit.js";
 import type { KeyRing } from "./keys.js";
 import { devices, enrollmentCodes, type DeviceRow } from "./store.js";
 
-export const revokedDevicesKey = "auth:revoked-devices";
 
 // 20 characters from 32 unambiguous ones (100 bits), shown as XXXX-XXXX-XXXX-XXXX-XXXX.
 const codeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -75,8 +77,13 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
       const revoked = await inTransaction(pool, async (tx) => {
         const rows = await devices.revokeKiosk(tx, kioskId);
         // Redis first: if it is down the transaction rolls back and the caller retries.
-        if (rows.length > 0) await redis.sadd(revokedDevicesKey, ...rows.map((r) => r.device_id));
-        await recordAudit(tx, ctx, "device.revoked", kioskId, { reason, devices: rows.map((r) => r.device_id) });
+        const deviceIds = rows.map((r) => r.device_id);
+        if (rows.length > 0) {
+          await redis.sadd(revokedDevicesKey, ...deviceIds);
+          await enqueueEvent(tx, `auth.device.${kioskId}.revoked`, DeviceRevokedEventSchema,
+            create(DeviceRevokedEventSchema, { kioskId, deviceIds, reason, revokeTime: timestampNow() }));
+        }
+        await recordAudit(tx, ctx, "device.revoked", kioskId, { reason, devices: deviceIds });
         return rows;
       });
       return revoked.length;
@@ -88,7 +95,7 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
       if (ids.length > 0) await redis.sadd(revokedDevicesKey, ...ids);
     },
 
-    isRevoked: async (deviceId: string) => (await redis.sismember(revokedDevicesKey, deviceId)) === 1,
+    isRevoked: redisRevocationCheck(redis),
   };
 }
 

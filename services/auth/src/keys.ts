@@ -47,6 +47,7 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
   let published: JWTVerifyGetKey | undefined;
   let publishedKids = new Set<string>();
   let loadedAt = 0;
+  let jwksCache: { at: number; keys: JWK[] } | undefined;
 
   const load = async () => {
     loadedAt = Date.now();
@@ -73,10 +74,20 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
     return rows[0]!;
   };
 
-  const rotate = async () => {
+  /** Rotates; with `ifOlderThanMs`, only when the active key is that old (or missing), decided under the lock. */
+  const rotate = async (ifOlderThanMs?: number): Promise<SigningKeyRow | undefined> => {
     const promoted = await inTransaction(pool, async (tx) => {
-      // Serialise rotations across replicas.
+      // Serialise rotations across replicas: two replicas starting together rotate once.
       await tx.query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE");
+      if (ifOlderThanMs !== undefined) {
+        const { rows } = await tx.query<{ fresh: boolean }>(
+          `SELECT (SELECT count(*) FROM signing_keys WHERE activated_at IS NULL) = 1
+              AND EXISTS (SELECT 1 FROM signing_keys WHERE activated_at IS NOT NULL AND retired_at IS NULL
+                          AND activated_at > now() - $1 * interval '1 millisecond') AS fresh`,
+          [ifOlderThanMs],
+        );
+        if (rows[0]?.fresh) return undefined;
+      }
       // The retiring key may have signed a token a moment ago; it stays published as long as that token lives.
       await tx.query(
         "UPDATE signing_keys SET retired_at = now(), unpublish_at = now() + $1 * interval '1 millisecond' WHERE activated_at IS NOT NULL AND retired_at IS NULL",
@@ -87,6 +98,7 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
       await insertKey(tx, false);
       return next;
     });
+    jwksCache = undefined;
     await load();
     return promoted;
   };
@@ -101,7 +113,7 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
 
   return {
     resolver,
-    rotate,
+    rotate: async () => (await rotate())!,
     async sign(typ, claims, subject, ttlMs) {
       // Reload now and then so a rotation by another replica is followed within a minute.
       if (!active || Date.now() - loadedAt > 60_000) await load();
@@ -120,13 +132,13 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
       return { token, expiresAt };
     },
     async jwks() {
-      const rows = await load();
-      return { keys: rows.map((r) => r.public_jwk) };
+      // Served to every verifier; a second-old view is fresh enough (keys are published ahead of use).
+      if (!jwksCache || Date.now() - jwksCache.at > 1_000) jwksCache = { at: Date.now(), keys: (await load()).map((r) => r.public_jwk) };
+      return { keys: jwksCache.keys };
     },
     async ensureFresh(maxAgeMs) {
-      const rows = await load();
-      const hasNext = rows.some((r) => r.activated_at === null);
-      if (!active || !hasNext || Date.now() - active.activatedAt.getTime() > maxAgeMs) await rotate();
+      await rotate(maxAgeMs);
+      await load();
     },
     async list() {
       const { rows } = await pool.query<SigningKeyRow>("SELECT * FROM signing_keys ORDER BY created_at DESC");

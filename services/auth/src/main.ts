@@ -1,6 +1,18 @@
 // auth: wire-up only. Reads config, runs migrations, starts the server.
 import { fileURLToPath } from "node:url";
-import { ConfigError, createLogger, createPool, createRedis, createTokenVerifier, loadConfig, migrate, onShutdownSignal, startService } from "@adminkiosk/runtime";
+import {
+  ConfigError,
+  connectNats,
+  createLogger,
+  createPool,
+  createRedis,
+  createTokenVerifier,
+  loadConfig,
+  migrate,
+  onShutdownSignal,
+  startOutboxRelay,
+  startService,
+} from "@adminkiosk/runtime";
 import { authConfigShape } from "./config.js";
 import { createDeviceRegistry } from "./devices.js";
 import { createKeyRing } from "./keys.js";
@@ -16,6 +28,8 @@ async function main() {
   await migrate(config.DATABASE_URL, "auth", migrations, log);
   const pool = createPool(config.DATABASE_URL, "auth", log);
   const redis = createRedis(config.REDIS_URL, log);
+  const nats = connectNats(config.NATS_URL, "auth", log);
+  const outbox = startOutboxRelay({ pool, nats, log, stream: { name: "AUTH", subjects: ["auth.>"] } });
   const keys = createKeyRing(pool, Buffer.from(config.AUTH_KEY_ENCRYPTION_KEY, "base64"), Math.max(config.ACCESS_TOKEN_TTL, config.DEVICE_CREDENTIAL_TTL));
   await keys.ensureFresh(config.SIGNING_KEY_MAX_AGE);
   const rotation = setInterval(() => keys.ensureFresh(config.SIGNING_KEY_MAX_AGE).catch((err: unknown) => log.error({ err }, "key rotation failed")), 3_600_000);
@@ -35,7 +49,7 @@ async function main() {
       log,
       config,
       services: authServices,
-      routes: authRoutes({ pool, sessions, devices, keys, scryptLogN: config.PASSWORD_SCRYPT_LOG_N }),
+      routes: authRoutes({ pool, sessions, devices, keys, limiter, scryptLogN: config.PASSWORD_SCRYPT_LOG_N }),
       verifyToken: createTokenVerifier({ keys: keys.resolver, isDeviceRevoked: devices.isRevoked }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
@@ -56,7 +70,9 @@ async function main() {
   onShutdownSignal(log, async () => {
     await service.close();
     clearInterval(rotation);
-    await Promise.allSettled([pool.end(), redis.quit()]);
+    await outbox.stop();
+    await Promise.allSettled([redis.quit(), Promise.race([nats.then((nc) => nc.drain()), new Promise((r) => setTimeout(r, 1_000))])]);
+    await pool.end();
   });
 }
 

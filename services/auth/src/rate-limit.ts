@@ -9,13 +9,15 @@ export interface LoginLimiter {
   admit(ip: string, email: string): Promise<void>;
   recordFailure(email: string): Promise<void>;
   recordSuccess(email: string): Promise<void>;
+  /** Enrollment is public too: the same per-address budget, counted separately. */
+  admitEnrollment(ip: string): Promise<void>;
 }
 
 export class LoginThrottled extends ConnectError {
   constructor(readonly scope: "ip" | "account", retryAfterMs: number) {
     const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
     super(
-      scope === "ip" ? `too many login attempts from this address; retry in ${seconds} s` : `too many failed logins for this account; retry in ${seconds} s`,
+      scope === "ip" ? `too many attempts from this address; retry in ${seconds} s` : `too many failed logins for this account; retry in ${seconds} s`,
       Code.ResourceExhausted,
       { "retry-after": String(seconds) },
     );
@@ -24,6 +26,7 @@ export class LoginThrottled extends ConnectError {
 
 export function createLoginLimiter(redis: Redis, perIpPerMinute: number, failuresPerAccount: number, failureWindowMs: number): LoginLimiter {
   const perIp = new RateLimiterRedis({ storeClient: redis, keyPrefix: "auth:login:ip", points: perIpPerMinute, duration: 60 });
+  const enrollPerIp = new RateLimiterRedis({ storeClient: redis, keyPrefix: "auth:enroll:ip", points: perIpPerMinute, duration: 60 });
   const failures = new RateLimiterRedis({
     storeClient: redis,
     keyPrefix: "auth:login:failed",
@@ -48,6 +51,14 @@ export function createLoginLimiter(redis: Redis, perIpPerMinute: number, failure
       await failures.penalty(email, 1).catch((err: unknown) => {
         throw unavailable(err);
       });
+    },
+    async admitEnrollment(ip) {
+      try {
+        await enrollPerIp.consume(ip);
+      } catch (err) {
+        if (err instanceof RateLimiterRes) throw new LoginThrottled("ip", err.msBeforeNext);
+        throw unavailable(err);
+      }
     },
     async recordSuccess(email) {
       await failures.delete(email).catch(() => false);

@@ -12,6 +12,7 @@ import {
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { TokenPairSchema, UserSchema, DeviceSchema, SigningKeySchema } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import {
+  cursorPatterns,
   decodePageToken,
   encodePageToken,
   inTransaction,
@@ -20,6 +21,7 @@ import {
   principalOf,
   requireEmail,
   requireText,
+  requestInfo,
   requireUuid,
   Role,
   roleNames,
@@ -30,6 +32,7 @@ import { recordAudit } from "./audit.js";
 import { normalizeEnrollmentCode, type DeviceRegistry } from "./devices.js";
 import type { KeyRing, SigningKeyRow } from "./keys.js";
 import { hashPassword } from "./passwords.js";
+import type { LoginLimiter } from "./rate-limit.js";
 import type { IssuedTokens, Sessions } from "./sessions.js";
 import { audit, devices as deviceRows, refreshTokens, users, type DeviceRow, type UserRow } from "./store.js";
 
@@ -40,10 +43,12 @@ export interface AuthDeps {
   sessions: Sessions;
   devices: DeviceRegistry;
   keys: KeyRing;
+  limiter: LoginLimiter;
   scryptLogN: number;
 }
 
-const kioskIdRule = { max: 64, pattern: /^[A-Za-z0-9._-]+$/, patternHint: "may contain only letters, digits, '.', '_' and '-'" };
+// No '.': kiosk ids become NATS subject tokens (auth.device.<kiosk_id>.revoked).
+const kioskIdRule = { max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" };
 const passwordRule = { min: 12, max: 256 };
 const displayNameRule = { max: 100 };
 const opaqueTokenRule = { max: 512 };
@@ -107,11 +112,10 @@ export function authRoutes(deps: AuthDeps) {
       },
       async listUsers(req) {
         const limit = pageSize("page_size", req.pageSize);
-        const cursor = decodePageToken("page_token", req.pageToken);
-        const after = cursor?.get("email");
+        const after = decodePageToken("page_token", req.pageToken, { email: cursorPatterns.any });
         const rows = await users.list(pool, {
           limit: limit + 1,
-          after: typeof after === "string" ? { email: after } : undefined,
+          after,
           query: req.query ? requireText("query", req.query, { max: 200 }) : undefined,
           role: req.role === Role.UNSPECIFIED ? undefined : roleOf("role", req.role),
         });
@@ -173,6 +177,7 @@ export function authRoutes(deps: AuthDeps) {
           firmwareVersion: req.firmwareVersion === "" ? "" : requireText("firmware_version", req.firmwareVersion, { max: 64 }),
           hardwareModel: req.hardwareModel === "" ? "" : requireText("hardware_model", req.hardwareModel, { max: 64 }),
         };
+        await deps.limiter.admitEnrollment(requestInfo(ctx).peer);
         const { device, credential } = await devices.enroll(ctx, code, facts);
         return { device: toDevice(device), deviceCredential: credential };
       },
@@ -184,12 +189,10 @@ export function authRoutes(deps: AuthDeps) {
       },
       async listDevices(req) {
         const limit = pageSize("page_size", req.pageSize);
-        const cursor = decodePageToken("page_token", req.pageToken);
-        const enrolledAt = cursor?.get("at");
-        const deviceId = cursor?.get("id");
+        const cursor = decodePageToken("page_token", req.pageToken, { at: cursorPatterns.timestamp, id: cursorPatterns.uuid });
         const rows = await deviceRows.list(pool, {
           limit: limit + 1,
-          after: typeof enrolledAt === "string" && typeof deviceId === "string" ? { enrolledAt, deviceId } : undefined,
+          after: cursor && { enrolledAt: cursor.at, deviceId: cursor.id },
           kioskId: req.kioskId === "" ? undefined : requireText("kiosk_id", req.kioskId, kioskIdRule),
           includeRevoked: req.includeRevoked,
         });
@@ -221,10 +224,10 @@ export function authRoutes(deps: AuthDeps) {
     router.service(AuditService, {
       async listAuditEvents(req) {
         const limit = pageSize("page_size", req.pageSize);
-        const before = decodePageToken("page_token", req.pageToken)?.get("before");
+        const before = decodePageToken("page_token", req.pageToken, { before: cursorPatterns.integer })?.before;
         const rows = await audit.list(pool, {
           limit: limit + 1,
-          beforeId: typeof before === "string" ? before : undefined,
+          beforeId: before,
           type: req.type === "" ? undefined : requireText("type", req.type, { max: 64 }),
           actor: req.actor === "" ? undefined : requireText("actor", req.actor, { max: 200 }),
           subject: req.subject === "" ? undefined : requireText("subject", req.subject, { max: 200 }),

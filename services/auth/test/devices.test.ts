@@ -3,8 +3,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService, AuthService, DeviceService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
-import { createTokenVerifier, remoteKeys, TokenRejected } from "@adminkiosk/runtime";
+import { createTokenVerifier, redisRevocationCheck, remoteKeys, TokenRejected } from "@adminkiosk/runtime";
 import { Redis } from "ioredis";
+import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { inject } from "vitest";
+import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
+import { freePort, startNats } from "@adminkiosk/devstack";
 import { startAuth, type AuthFixture } from "./fixtures.js";
 
 const failure = async (p: Promise<unknown>) => {
@@ -93,7 +100,7 @@ describe("revocation", () => {
     // What every other service runs: keys from auth's JWKS, revocations from Redis.
     const verify = createTokenVerifier({
       keys: remoteKeys(`${auth.service.url}/.well-known/jwks.json`),
-      isDeviceRevoked: async (id) => (await redis.sismember("auth:revoked-devices", id)) === 1,
+      isDeviceRevoked: redisRevocationCheck(redis),
     });
     try {
       expect(await verify(deviceCredential)).toMatchObject({ kind: "device", kioskId: "kiosk-0100", deviceId: device!.deviceId });
@@ -121,3 +128,61 @@ describe("revocation", () => {
     await auth.client(AuthService, deviceCredential).whoAmI({});
   });
 });
+
+describe("revocation events", () => {
+  it("a revocation is published on NATS (auth.device.<kiosk>.revoked) for link to end the stream", async () => {
+    const { device } = await enroll("kiosk-0200");
+    const nc = await connect({ servers: inject("infra").natsUrl });
+    try {
+      await auth.client(DeviceService, admin).revokeDevice({ kioskId: "kiosk-0200", reason: "lost" });
+      const event = await nextEvent(nc, "auth.device.kiosk-0200.revoked");
+      expect(event).toMatchObject({ kioskId: "kiosk-0200", deviceIds: [device!.deviceId], reason: "lost" });
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("revocations made while NATS is down are published once it is back", async () => {
+    const dir = join(inject("infra").tmpDir, `nats-outbox-${process.pid}`);
+    const port = await freePort();
+    let nats = await startNats(dir, port);
+    const own = await startAuth({ NATS_URL: nats.url });
+    try {
+      const token = await own.adminToken();
+      const { code } = await own.client(DeviceService, token).createEnrollmentCode({ kioskId: "kiosk-0300" });
+      await own.client(DeviceService).enrollDevice({ code });
+      await nats.stop();
+      const { revokedCount } = await own.client(DeviceService, token).revokeDevice({ kioskId: "kiosk-0300" });
+      expect(revokedCount).toBe(1); // the revocation itself does not wait for NATS
+      nats = await startNats(dir, port);
+      const nc = await connect({ servers: nats.url });
+      try {
+        const event = await nextEvent(nc, "auth.device.kiosk-0300.revoked", 20_000);
+        expect(event.kioskId).toBe("kiosk-0300");
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await own.stop();
+      await nats.stop();
+    }
+  }, 60_000);
+});
+
+/** The first event on `subject` in the AUTH stream (waits for the stream to exist). */
+async function nextEvent(nc: NatsConnection, subject: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      // An ephemeral consumer with a single filter subject (nats-server 2.9 has no filter_subjects).
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.consumers.add("AUTH", { filter_subject: subject, ack_policy: AckPolicy.None, inactive_threshold: 30_000_000_000 });
+      const msg = await (await jetstream(nc).consumers.get("AUTH", info.name)).next({ expires: 2_000 });
+      if (msg) return fromBinary(DeviceRevokedEventSchema, msg.data);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`no event on ${subject} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

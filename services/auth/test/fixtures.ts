@@ -54,6 +54,7 @@ export async function startAuth(settings: Record<string, string> = {}, postgresU
   const env = {
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
+    NATS_URL: infra.natsUrl,
     AUTH_KEY_ENCRYPTION_KEY: testKeyEncryptionKey(),
     LOGIN_RATE_PER_IP: "10000",
     LOGIN_FAILURES_PER_ACCOUNT: "5",

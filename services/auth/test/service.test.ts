@@ -246,3 +246,19 @@ describe("shutdown", () => {
     expect(own.service.output.join("\n")).toMatch(/shut down/);
   });
 });
+
+describe("forged page tokens", () => {
+  // Well-formed JSON with values of the wrong shape must not reach the database.
+  const forged = (cursor: object) => Buffer.from(JSON.stringify(cursor)).toString("base64url");
+  it("is InvalidArgument for every listing", async () => {
+    for (const call of [
+      () => auth.client(AuditService, admin).listAuditEvents({ pageToken: forged({ before: "abc" }) }),
+      () => auth.client(DeviceService, admin).listDevices({ pageToken: forged({ at: "yesterday", id: "x" }) }),
+      () => auth.client(UserService, admin).listUsers({ pageToken: forged({ email: 42 }) }),
+    ]) {
+      const err = await failure(call());
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.rawMessage).toMatch(/^page_token: /);
+    }
+  });
+});

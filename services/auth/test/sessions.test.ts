@@ -189,7 +189,7 @@ describe("login rate limiting", () => {
       for (let i = 0; i < 2; i++) await limited.login(adminEmail, adminPassword);
       const err = await codeOf(limited.client(AuthService).login({ email: adminEmail, password: adminPassword }));
       expect(err.code).toBe(Code.ResourceExhausted);
-      expect(err.rawMessage).toMatch(/this address/);
+      expect(err.rawMessage).toMatch(/from this address/);
       const { events } = await limited.client(AuditService, admin).listAuditEvents({ type: "login.rate_limited" });
       expect(events).toHaveLength(1);
     } finally {

@@ -525,7 +525,7 @@ export const DeviceSchema: GenMessage<Device> = /*@__PURE__*/
  */
 export type CreateEnrollmentCodeRequest = Message<"adminkiosk.auth.v1.CreateEnrollmentCodeRequest"> & {
   /**
-   * The kiosk the code enrolls: letters, digits, '-', '_' and '.', up to 64.
+   * The kiosk the code enrolls: letters, digits, '-' and '_', up to 64.
    *
    * @generated from field: string kiosk_id = 1;
    */

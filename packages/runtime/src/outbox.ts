@@ -1,0 +1,148 @@
+// The transactional outbox: an event that must follow a database change is written
+// to the service's own `outbox` table in the same transaction, and a relay publishes
+// it to JetStream afterwards with the row id as Nats-Msg-Id (JetStream drops
+// duplicates within the stream's window; consumers dedupe by that id too). Nothing
+// is lost between a commit and a publish, and NATS being down only delays events.
+//
+// Each service's migrations create the table:
+//   CREATE TABLE outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), seq bigserial,
+//     subject text NOT NULL, payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+//     published_at timestamptz);
+//   CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
+import { EventEmitter } from "node:events";
+import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { Logger } from "./logger.js";
+import type { NatsConnection } from "./nats.js";
+import type { Pool, PoolClient } from "./postgres.js";
+
+const wake = new EventEmitter();
+
+/** Adds an event to the outbox inside the caller's transaction. */
+export async function enqueueEvent<D extends DescMessage>(tx: PoolClient, subject: string, schema: D, message: MessageShape<D>) {
+  await tx.query("INSERT INTO outbox (subject, payload) VALUES ($1, $2)", [subject, Buffer.from(toBinary(schema, message))]);
+  // Published after commit: the relay's next pass sees the row once the transaction is visible.
+  setImmediate(() => wake.emit("wake"));
+}
+
+export interface OutboxRelayOptions {
+  pool: Pool;
+  /** May still be connecting: events wait in the outbox until it is up. */
+  nats: NatsConnection | Promise<NatsConnection>;
+  log: Logger;
+  /** The JetStream stream the events go to, created or updated at start. */
+  stream: { name: string; subjects: string[] };
+  batchSize?: number;
+  /** How often to look for rows when nothing woke the relay (other replicas' writes). */
+  pollMs?: number;
+}
+
+export interface OutboxRelay {
+  /** Publishes what is pending now; resolves when the outbox is empty (or an error stopped the pass). */
+  flush(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { pool, nats, log, stream } = options;
+  const batchSize = options.batchSize ?? 100;
+  const pollMs = options.pollMs ?? 1_000;
+  let js: JetStreamClient | undefined;
+  let stopped = false;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let failures = 0;
+
+  const ensureStream = async () => {
+    if (js) return js;
+    const nc = await Promise.race([nats, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("nats is not connected yet")), 2_000).unref())]);
+    const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+    const config = { name: stream.name, subjects: stream.subjects, duplicate_window: 2 * 60 * 1_000_000_000 };
+    try {
+      await jsm.streams.info(stream.name);
+      await jsm.streams.update(stream.name, config);
+    } catch {
+      await jsm.streams.add(config);
+    }
+    js = jetstream(nc, { timeout: 5_000 });
+    return js;
+  };
+
+  // One batch: lock pending rows (SKIP LOCKED lets replicas share the work), publish in order, mark them.
+  const publishBatch = async (): Promise<number> => {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<{ id: string; subject: string; payload: Buffer }>(
+        "SELECT id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        [batchSize],
+      );
+      if (rows.length === 0) {
+        await client.query("COMMIT");
+        return 0;
+      }
+      const stream = await ensureStream();
+      // Sent in order on one connection; the acks are awaited together.
+      await Promise.all(rows.map((row) => stream.publish(row.subject, row.payload, { msgID: row.id })));
+      await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", [rows.map((r) => r.id)]);
+      await client.query("COMMIT");
+      return rows.length;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  };
+
+  const drain = async () => {
+    do {
+      again = false;
+      try {
+        while (!stopped && (await publishBatch()) === batchSize);
+        if (failures > 0) log.info({ stream: stream.name }, "outbox publishing again");
+        failures = 0;
+      } catch (err) {
+        js = undefined;
+        if (failures++ === 0) log.warn({ err, stream: stream.name }, "outbox publish failed; will retry");
+        return;
+      }
+    } while (again && !stopped);
+  };
+
+  const pass = () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = drain().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+
+  const onWake = () => void pass();
+  wake.on("wake", onWake);
+  const timer = setInterval(onWake, pollMs);
+  timer.unref();
+  // Old published rows are kept a week for inspection, then removed.
+  const cleanup = setInterval(() => {
+    pool.query("DELETE FROM outbox WHERE published_at < now() - interval '7 days'").catch(() => {});
+  }, 3_600_000);
+  cleanup.unref();
+  void pass();
+
+  return {
+    flush: async () => {
+      await pass();
+      if (running) await running;
+    },
+    async stop() {
+      stopped = true;
+      wake.off("wake", onWake);
+      clearInterval(timer);
+      clearInterval(cleanup);
+      await running;
+    },
+  };
+}
