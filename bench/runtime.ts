@@ -36,7 +36,7 @@ const runtime = await startService(
     log: createLogger("bench", "silent"),
     services: [],
     routes: () => {},
-    verifyToken: createTokenVerifier({ keys: createLocalJWKSet({ keys: [] }), isDeviceRevoked: async () => false }),
+    verifyToken: createTokenVerifier({ keys: createLocalJWKSet({ keys: [] }), isRevoked: async () => false }),
     probes: [],
     config: { READ_MAX_BYTES: 1 << 20, MAX_TIMEOUT_MS: 60_000, HEALTH_PROBE_INTERVAL_MS: 2_000, SHUTDOWN_GRACE_MS: 100 },
   },

@@ -19,19 +19,28 @@ export class TokenRejected extends Error {
 
 export interface TokenVerifierOptions {
   keys: JWTVerifyGetKey;
-  /** Answers whether a device's credential was revoked (auth keeps the list in Redis). */
-  isDeviceRevoked: (deviceId: string) => Promise<boolean>;
+  /** Answers whether a credential was revoked: a device, or a person's ended session (auth keeps both in Redis). */
+  isRevoked: (credential: RevocableCredential) => Promise<boolean>;
   now?: () => Date;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
 
+export type RevocableCredential = { kind: "device"; deviceId: string } | { kind: "session"; sessionId: string };
+
 /** The Redis set auth keeps revoked device ids in; every service's verifier consults it. */
 export const revokedDevicesKey = "auth:revoked-devices";
+/**
+ * Ended sessions (logout, reuse detected, user disabled, password or role changed):
+ * one key per session that lives as long as an access token can, so an access token
+ * stops working everywhere at once instead of at its expiry.
+ */
+export const endedSessionKey = (sessionId: string) => `auth:session-ended:${sessionId}`;
 
-/** isDeviceRevoked for createTokenVerifier, backed by auth's Redis set. */
-export function redisRevocationCheck(redis: Pick<Redis, "sismember">): (deviceId: string) => Promise<boolean> {
-  return async (deviceId) => (await redis.sismember(revokedDevicesKey, deviceId)) === 1;
+/** isRevoked for createTokenVerifier, backed by auth's Redis keys. */
+export function redisRevocationCheck(redis: Pick<Redis, "sismember" | "exists">): (credential: RevocableCredential) => Promise<boolean> {
+  return async (c) =>
+    c.kind === "device" ? (await redis.sismember(revokedDevicesKey, c.deviceId)) === 1 : (await redis.exists(endedSessionKey(c.sessionId))) === 1;
 }
 
 /** Keys from auth's JWKS URL: cached, and fetched again when a token names an unknown kid. */
@@ -66,11 +75,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       const role = roleFromName(payload["role"]);
       const sessionId = payload["sid"];
       if (!role || typeof sessionId !== "string") throw new TokenRejected("the access token lacks a role or session");
+      if (await options.isRevoked({ kind: "session", sessionId })) throw new TokenRejected("the session has ended; sign in again");
       return { kind: "user", userId: sub, role, sessionId };
     }
     const kioskId = payload["kiosk_id"];
     if (typeof kioskId !== "string") throw new TokenRejected("the device credential lacks a kiosk id");
-    if (await options.isDeviceRevoked(sub)) throw new TokenRejected("the device credential was revoked");
+    if (await options.isRevoked({ kind: "device", deviceId: sub })) throw new TokenRejected("the device credential was revoked");
     return { kind: "device", deviceId: sub, kioskId };
   };
 }

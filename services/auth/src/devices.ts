@@ -7,7 +7,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
-import { deviceTokenType, enqueueEvent, inTransaction, redisRevocationCheck, revokedDevicesKey, type Pool, type Redis } from "@adminkiosk/runtime";
+import { deviceTokenType, enqueueEvent, inTransaction, revokedDevicesKey, type Pool, type Redis } from "@adminkiosk/runtime";
 import { recordAudit } from "./audit.js";
 import type { KeyRing } from "./keys.js";
 import { devices, enrollmentCodes, type DeviceRow } from "./store.js";
@@ -95,7 +95,6 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
       if (ids.length > 0) await redis.sadd(revokedDevicesKey, ...ids);
     },
 
-    isRevoked: redisRevocationCheck(redis),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   createPool,
   createRedis,
   createTokenVerifier,
+  redisRevocationCheck,
   loadConfig,
   migrate,
   onShutdownSignal,
@@ -37,7 +38,7 @@ async function main() {
   const devices = createDeviceRegistry(pool, redis, keys, config.DEVICE_CREDENTIAL_TTL);
   await devices.syncRevocations().catch((err: unknown) => log.warn({ err }, "could not mirror revocations into redis yet"));
   const limiter = createLoginLimiter(redis, config.LOGIN_RATE_PER_IP, config.LOGIN_FAILURES_PER_ACCOUNT, config.LOGIN_FAILURE_WINDOW);
-  const sessions = createSessions(pool, keys, limiter, {
+  const sessions = createSessions(pool, redis, keys, limiter, {
     accessTtlMs: config.ACCESS_TOKEN_TTL,
     refreshTtlMs: config.REFRESH_TOKEN_TTL,
     scryptLogN: config.PASSWORD_SCRYPT_LOG_N,
@@ -50,7 +51,7 @@ async function main() {
       config,
       services: authServices,
       routes: authRoutes({ pool, sessions, devices, keys, limiter, scryptLogN: config.PASSWORD_SCRYPT_LOG_N }),
-      verifyToken: createTokenVerifier({ keys: keys.resolver, isDeviceRevoked: devices.isRevoked }),
+      verifyToken: createTokenVerifier({ keys: keys.resolver, isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },

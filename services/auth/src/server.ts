@@ -34,7 +34,7 @@ import type { KeyRing, SigningKeyRow } from "./keys.js";
 import { hashPassword } from "./passwords.js";
 import type { LoginLimiter } from "./rate-limit.js";
 import type { IssuedTokens, Sessions } from "./sessions.js";
-import { audit, devices as deviceRows, refreshTokens, users, type DeviceRow, type UserRow } from "./store.js";
+import { audit, devices as deviceRows, users, type DeviceRow, type UserRow } from "./store.js";
 
 export const authServices = [AuthService, UserService, DeviceService, KeyService, AuditService];
 
@@ -138,11 +138,12 @@ export function authRoutes(deps: AuthDeps) {
             if (Number(rows[0]!.n) <= 1) throw new ConnectError("cannot demote or disable the last active admin", Code.FailedPrecondition);
           }
           const after = (await users.update(tx, userId, { displayName, role, disabled: req.disabled }))!;
-          if (role !== undefined && role !== before.role) await recordAudit(tx, ctx, "user.role_changed", userId, { from: before.role, to: role });
-          if (req.disabled !== undefined && req.disabled !== before.disabled) {
-            await recordAudit(tx, ctx, req.disabled ? "user.disabled" : "user.enabled", userId);
-            if (req.disabled) await refreshTokens.revokeAllForUser(tx, userId);
-          }
+          const roleChanged = role !== undefined && role !== before.role;
+          const disabledNow = req.disabled === true && !before.disabled;
+          if (roleChanged) await recordAudit(tx, ctx, "user.role_changed", userId, { from: before.role, to: role });
+          if (req.disabled !== undefined && req.disabled !== before.disabled) await recordAudit(tx, ctx, req.disabled ? "user.disabled" : "user.enabled", userId);
+          // Tokens carry the role: a changed role or a disabled account ends the user's sessions everywhere.
+          if (roleChanged || disabledNow) await sessions.endAllForUser(tx, userId);
           if (displayName !== undefined && displayName !== before.display_name) await recordAudit(tx, ctx, "user.updated", userId, { field: "display_name" });
           return after;
         });
@@ -154,7 +155,7 @@ export function authRoutes(deps: AuthDeps) {
         const passwordHash = await hashPassword(req.password, deps.scryptLogN);
         await inTransaction(pool, async (tx) => {
           if (!(await users.update(tx, userId, { passwordHash }))) throw new ConnectError(`user ${userId} not found`, Code.NotFound);
-          const ended = await refreshTokens.revokeAllForUser(tx, userId);
+          const ended = await sessions.endAllForUser(tx, userId);
           await recordAudit(tx, ctx, "user.password_set", userId, { endedSessions: ended });
         });
         return {};

@@ -5,7 +5,7 @@
 // with one token are treated the same way: clients refresh one at a time.
 import { randomBytes, randomUUID } from "node:crypto";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { accessTokenType, inTransaction, requestInfo, roleFromName, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { accessTokenType, endedSessionKey, inTransaction, requestInfo, roleFromName, type Pool, type PoolClient, type Redis } from "@adminkiosk/runtime";
 import { recordAudit } from "./audit.js";
 import type { KeyRing } from "./keys.js";
 import { decoyHash, verifyPassword } from "./passwords.js";
@@ -28,8 +28,22 @@ export interface IssuedTokens {
 const invalidLogin = () => new ConnectError("email or password is incorrect", Code.Unauthenticated);
 const invalidRefresh = (why: string) => new ConnectError(`refresh token ${why}; sign in again`, Code.Unauthenticated);
 
-export function createSessions(pool: Pool, keys: KeyRing, limiter: LoginLimiter, settings: SessionSettings) {
+export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter: LoginLimiter, settings: SessionSettings) {
   const decoy = decoyHash(settings.scryptLogN);
+
+  /**
+   * Marks sessions ended for every service's token check, for as long as an access token
+   * of theirs can live. Called inside the transaction that revokes their refresh tokens:
+   * if Redis is down the change rolls back and the caller gets Unavailable.
+   */
+  async function endSessions(familyIds: string[]) {
+    if (familyIds.length === 0) return;
+    const pipeline = redis.pipeline();
+    for (const id of familyIds) pipeline.set(endedSessionKey(id), "1", "PX", settings.accessTtlMs + 5_000);
+    const results = await pipeline.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed?.[0]) throw failed[0];
+  }
 
   async function issue(db: Pool | PoolClient, user: UserRow, familyId: string): Promise<IssuedTokens> {
     const role = roleFromName(user.role);
@@ -72,6 +86,7 @@ export function createSessions(pool: Pool, keys: KeyRing, limiter: LoginLimiter,
         if (row.revoked_at) return { error: invalidRefresh("was revoked") };
         if (row.used_at) {
           const revoked = await refreshTokens.revokeFamily(tx, row.family_id);
+          await endSessions([row.family_id]);
           await recordAudit(tx, ctx, "token.reuse_detected", row.user_id, { session: row.family_id, revokedTokens: revoked }, "");
           return { error: invalidRefresh("was already used: the session has been ended") };
         }
@@ -86,11 +101,19 @@ export function createSessions(pool: Pool, keys: KeyRing, limiter: LoginLimiter,
       return outcome.tokens;
     },
 
+    /** Ends every session of a user (disabled, password or role changed). */
+    async endAllForUser(tx: PoolClient, userId: string) {
+      const families = await refreshTokens.revokeAllForUser(tx, userId);
+      await endSessions(families);
+      return families.length;
+    },
+
     async logout(ctx: HandlerContext, token: string) {
       await inTransaction(pool, async (tx) => {
         const row = await refreshTokens.lockByToken(tx, token);
         if (!row) return;
         await refreshTokens.revokeFamily(tx, row.family_id);
+        await endSessions([row.family_id]);
         await recordAudit(tx, ctx, "logout", row.user_id, { session: row.family_id }, row.user_id);
       });
     },

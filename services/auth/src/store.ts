@@ -108,9 +108,13 @@ export const refreshTokens = {
     const { rowCount } = await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", [familyId]);
     return rowCount ?? 0;
   },
+  /** Revokes every refresh token of the user; returns the sessions (families) that were still open. */
   async revokeAllForUser(db: Db, userId: string) {
-    const { rowCount } = await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [userId]);
-    return rowCount ?? 0;
+    const { rows } = await db.query<{ family_id: string }>(
+      "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING family_id",
+      [userId],
+    );
+    return [...new Set(rows.map((r) => r.family_id))];
   },
 };
 

@@ -100,7 +100,7 @@ describe("revocation", () => {
     // What every other service runs: keys from auth's JWKS, revocations from Redis.
     const verify = createTokenVerifier({
       keys: remoteKeys(`${auth.service.url}/.well-known/jwks.json`),
-      isDeviceRevoked: redisRevocationCheck(redis),
+      isRevoked: redisRevocationCheck(redis),
     });
     try {
       expect(await verify(deviceCredential)).toMatchObject({ kind: "device", kioskId: "kiosk-0100", deviceId: device!.deviceId });

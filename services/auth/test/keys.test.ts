@@ -14,7 +14,7 @@ afterAll(() => auth?.stop());
 
 it("rotation keeps old tokens valid and publishes both keys", async () => {
   const jwksUrl = `${auth.service.url}/.well-known/jwks.json`;
-  const verify = createTokenVerifier({ keys: remoteKeys(jwksUrl), isDeviceRevoked: async () => false });
+  const verify = createTokenVerifier({ keys: remoteKeys(jwksUrl), isRevoked: async () => false });
   const before = await auth.login(adminEmail, adminPassword);
   const oldKid = decodeProtectedHeader(before.accessToken).kid;
   await verify(before.accessToken); // the remote verifier has now cached the JWKS

@@ -2,6 +2,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService, AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { Redis } from "ioredis";
+import { createTokenVerifier, redisRevocationCheck, remoteKeys, TokenRejected } from "@adminkiosk/runtime";
 import { adminEmail, adminPassword, Role, startAuth, type AuthFixture } from "./fixtures.js";
 
 const codeOf = async (p: Promise<unknown>) => {
@@ -47,8 +49,11 @@ describe("login", () => {
     await auth.client(UserService, await auth.adminToken()).updateUser({ userId: user.userId, disabled: true });
     const err = await codeOf(auth.client(AuthService).login({ email: user.email, password: "a-long-enough-password" }));
     expect(err.code).toBe(Code.Unauthenticated);
-    // ...and its session is over.
+    // ...and its session is over, access token included, before the token expires.
     expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: user.refreshToken }))).code).toBe(Code.Unauthenticated);
+    const ended = await codeOf(auth.client(AuthService, user.accessToken).whoAmI({}));
+    expect(ended.code).toBe(Code.Unauthenticated);
+    expect(ended.rawMessage).toMatch(/session has ended/);
   });
 });
 
@@ -117,10 +122,15 @@ describe("roles", () => {
     expect(err.code).toBe(Code.FailedPrecondition);
   });
 
-  it("a role change is audited", async () => {
+  it("a role change is audited and ends the user's sessions", async () => {
     const token = await auth.adminToken();
     const user = await auth.userWithRole(Role.VIEWER);
     await auth.client(UserService, token).updateUser({ userId: user.userId, role: Role.OPERATOR });
+    // The old token says "viewer"; it must not outlive the change.
+    expect((await codeOf(auth.client(AuthService, user.accessToken).whoAmI({}))).code).toBe(Code.Unauthenticated);
+    const again = await auth.login(user.email, "a-long-enough-password");
+    const me = await auth.client(AuthService, again.accessToken).whoAmI({});
+    expect(me.principal.case === "user" && me.principal.value.role).toBe(Role.OPERATOR);
     const { events } = await auth.client(AuditService, token).listAuditEvents({ type: "user.role_changed", subject: user.userId });
     expect(events).toHaveLength(1);
     expect(JSON.parse(events[0]!.detailsJson)).toEqual({ from: "viewer", to: "operator" });
@@ -158,10 +168,22 @@ describe("refresh tokens", () => {
     expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: winner!.refreshToken }))).code).toBe(Code.Unauthenticated);
   });
 
-  it("logout ends the session", async () => {
-    const { refreshToken } = await auth.login(adminEmail, adminPassword);
-    await auth.client(AuthService).logout({ refreshToken });
-    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken }))).code).toBe(Code.Unauthenticated);
+  it("logout ends the session: the refresh token and the access token stop working at once", async () => {
+    const { refreshToken, accessToken } = await auth.login(adminEmail, adminPassword);
+    // Another service, verifying through the JWKS and auth's Redis, sees the end too.
+    const redis = new Redis(auth.redisUrl);
+    const verify = createTokenVerifier({ keys: remoteKeys(`${auth.service.url}/.well-known/jwks.json`), isRevoked: redisRevocationCheck(redis) });
+    try {
+      await verify(accessToken);
+      await auth.client(AuthService).logout({ refreshToken });
+      expect((await codeOf(auth.client(AuthService).refresh({ refreshToken }))).code).toBe(Code.Unauthenticated);
+      expect((await codeOf(auth.client(UserService, accessToken).listUsers({}))).code).toBe(Code.Unauthenticated);
+      await expect(verify(accessToken)).rejects.toBeInstanceOf(TokenRejected);
+      // Other sessions of the same user go on.
+      await auth.client(UserService, await auth.adminToken()).listUsers({});
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it("an unknown refresh token is Unauthenticated", async () => {
