@@ -9,7 +9,7 @@ import { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { accessInterceptor } from "./access.js";
 import { deadlineInterceptor } from "./deadline.js";
 import { createHealthMonitor, registerHealth, ServingStatus, type DependencyProbe, type HealthMonitor } from "./health.js";
@@ -52,6 +52,15 @@ export async function startService(options: ServiceOptions, host: string, port: 
   metrics.setDefaultLabels({ service: options.name });
   collectDefaultMetrics({ register: metrics });
   const health = createHealthMonitor(options.probes, config.HEALTH_PROBE_INTERVAL_MS, log);
+  // Readiness as a metric, so alerts see NOT_SERVING where they cannot see probes (compose).
+  new Gauge({
+    name: "adminkiosk_health_serving",
+    help: "1 while the service reports SERVING (all required dependencies answer), else 0.",
+    registers: [metrics],
+    collect() {
+      this.set(health.status() === ServingStatus.SERVING ? 1 : 0);
+    },
+  });
   const shutdown = new AbortController();
   // Every in-flight call listens on it.
   setMaxListeners(0, shutdown.signal);

@@ -108,6 +108,7 @@ describe("tooling", () => {
     expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="Login"[^}]*grpc_code="OK"[^}]*\} \d+/);
     expect(text).toMatch(/grpc_server_handled_total\{[^}]*grpc_method="Login"[^}]*grpc_code="Unauthenticated"[^}]*\} \d+/);
     expect(text).toMatch(/grpc_server_handling_seconds_bucket\{[^}]*grpc_method="Login"/);
+    expect(text).toMatch(/adminkiosk_health_serving\{service="auth"\} 1/);
   });
 
   it("echoes the request id on success and failure", async () => {
@@ -207,6 +208,7 @@ describe("health", () => {
       const ready = await fetch(`${own.service.url}/readyz`);
       expect(ready.status).toBe(503);
       expect(JSON.stringify(await ready.json())).toMatch(/postgres/);
+      expect(await (await fetch(`${own.service.url}/metrics`)).text()).toMatch(/adminkiosk_health_serving\{service="auth"\} 0/);
       // Calls needing the database fail as Unavailable, not as a stack trace.
       const err = await failure(own.client(UserService, token).listUsers({}));
       expect(err.code).toBe(Code.Unavailable);
