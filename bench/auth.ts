@@ -12,7 +12,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Health } from "@adminkiosk/proto/grpc/health/v1/health_pb";
-import { freePort, repoRoot, startPostgres, startRedis, startServiceProcess, testKeyEncryptionKey } from "@adminkiosk/devstack";
+import { freePort, repoRoot, startNats, startPostgres, startRedis, startServiceProcess, testKeyEncryptionKey } from "@adminkiosk/devstack";
 import { spawnSync } from "node:child_process";
 
 const concurrency = Number(process.env["BENCH_CONCURRENCY"] ?? 32);
@@ -54,6 +54,7 @@ async function main() {
   const dir = mkdtempSync(join(os.tmpdir(), "adminkiosk-bench-"));
   const pg = await startPostgres(join(dir, "pg"), await freePort());
   const redis = await startRedis(join(dir, "redis"), await freePort());
+  const nats = await startNats(join(dir, "nats"), await freePort());
   const email = "bench@adminkiosk.local";
   const password = "bench-password-123";
   const seeded = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
@@ -69,6 +70,7 @@ async function main() {
     {
       DATABASE_URL: pg.url,
       REDIS_URL: redis.url,
+      NATS_URL: nats.url,
       AUTH_KEY_ENCRYPTION_KEY: testKeyEncryptionKey(),
       AUTH_PORT: String(port),
       LOG_LEVEL: "warn",
@@ -102,6 +104,7 @@ async function main() {
   } finally {
     await auth.stop();
     await redis.stop();
+    await nats.stop();
     await pg.stop();
     rmSync(dir, { recursive: true, force: true });
   }
