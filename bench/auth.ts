@@ -52,9 +52,22 @@ const row = (r: Result) =>
 
 async function main() {
   const dir = mkdtempSync(join(os.tmpdir(), "adminkiosk-bench-"));
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    await run(dir, stops);
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function run(dir: string, stops: (() => Promise<void>)[]) {
   const pg = await startPostgres(join(dir, "pg"), await freePort());
+  stops.push(() => pg.stop());
   const redis = await startRedis(join(dir, "redis"), await freePort());
+  stops.push(() => redis.stop());
   const nats = await startNats(join(dir, "nats"), await freePort());
+  stops.push(() => nats.stop());
   const email = "bench@adminkiosk.local";
   const password = "bench-password-123";
   const seeded = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
@@ -78,7 +91,8 @@ async function main() {
     },
     () => {},
   );
-  try {
+  stops.push(() => auth.stop());
+  {
     const transport = createGrpcTransport({ baseUrl: auth.url });
     const anonymous = createClient(AuthService, transport);
     const { tokens } = await anonymous.login({ email, password });
@@ -101,12 +115,6 @@ async function main() {
     console.log(`\n${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} × ${cpu} · Node ${process.version} · concurrency ${concurrency} (logins: 2)\n`);
     console.log("| scenario | calls | calls/s | p50 ms | p99 ms |\n|---|---|---|---|---|");
     for (const r of results) console.log(row(r));
-  } finally {
-    await auth.stop();
-    await redis.stop();
-    await nats.stop();
-    await pg.stop();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 

