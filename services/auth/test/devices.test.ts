@@ -1,5 +1,5 @@
 // Kiosk enrollment and revocation, seen from the kiosk and from other services.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService, AuthService, DeviceService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -12,16 +12,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { freePort, startNats } from "@adminkiosk/devstack";
-import { startAuth, type AuthFixture } from "./fixtures.js";
+import { failure, startAuth, type AuthFixture } from "./fixtures.js";
 
-const failure = async (p: Promise<unknown>) => {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-};
 
 let auth: AuthFixture;
 let admin: string;

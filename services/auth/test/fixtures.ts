@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { inject } from "vitest";
 import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -27,6 +27,16 @@ export interface AuthFixture {
   userWithRole(role: Role): Promise<{ email: string; accessToken: string; refreshToken: string; userId: string }>;
   adminToken(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** The ConnectError a call fails with; throws if it succeeds. */
+export async function failure(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error("expected the call to fail");
 }
 
 export function bearer(token: string): Interceptor {

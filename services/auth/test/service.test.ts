@@ -3,7 +3,7 @@
 import { execFile, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import { AuthService, DeviceService, UserService, AuditService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -11,18 +11,10 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "@adminkiosk
 import { ServerReflection } from "@adminkiosk/proto/grpc/reflection/v1/reflection_pb";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
 import { freePort, repoRoot, startPostgres } from "@adminkiosk/devstack";
-import { adminEmail, adminPassword, Role, startAuth, type AuthFixture } from "./fixtures.js";
+import { adminEmail, adminPassword, Role, startAuth, failure, type AuthFixture } from "./fixtures.js";
 
 const run = promisify(execFile);
 
-const failure = async (p: Promise<unknown>) => {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-};
 
 let auth: AuthFixture;
 let admin: string;

@@ -1,19 +1,11 @@
 // Sign-in, tokens and roles as people experience them.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService, AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Redis } from "ioredis";
 import { createTokenVerifier, redisRevocationCheck, remoteKeys, TokenRejected } from "@adminkiosk/runtime";
-import { adminEmail, adminPassword, Role, startAuth, type AuthFixture } from "./fixtures.js";
+import { adminEmail, adminPassword, Role, startAuth, failure, type AuthFixture } from "./fixtures.js";
 
-const codeOf = async (p: Promise<unknown>) => {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-};
 
 let auth: AuthFixture;
 beforeAll(async () => {
@@ -37,8 +29,8 @@ describe("login", () => {
   });
 
   it("refuses a wrong password and an unknown account with the same answer", async () => {
-    const wrong = await codeOf(auth.client(AuthService).login({ email: adminEmail, password: "not-the-password" }));
-    const unknown = await codeOf(auth.client(AuthService).login({ email: "nobody@test.local", password: "whatever-password" }));
+    const wrong = await failure(auth.client(AuthService).login({ email: adminEmail, password: "not-the-password" }));
+    const unknown = await failure(auth.client(AuthService).login({ email: "nobody@test.local", password: "whatever-password" }));
     expect(wrong.code).toBe(Code.Unauthenticated);
     expect(unknown.code).toBe(Code.Unauthenticated);
     expect(wrong.rawMessage).toBe(unknown.rawMessage);
@@ -47,11 +39,11 @@ describe("login", () => {
   it("refuses a disabled user", async () => {
     const user = await auth.userWithRole(Role.VIEWER);
     await auth.client(UserService, await auth.adminToken()).updateUser({ userId: user.userId, disabled: true });
-    const err = await codeOf(auth.client(AuthService).login({ email: user.email, password: "a-long-enough-password" }));
+    const err = await failure(auth.client(AuthService).login({ email: user.email, password: "a-long-enough-password" }));
     expect(err.code).toBe(Code.Unauthenticated);
     // ...and its session is over, access token included, before the token expires.
-    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: user.refreshToken }))).code).toBe(Code.Unauthenticated);
-    const ended = await codeOf(auth.client(AuthService, user.accessToken).whoAmI({}));
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: user.refreshToken }))).code).toBe(Code.Unauthenticated);
+    const ended = await failure(auth.client(AuthService, user.accessToken).whoAmI({}));
     expect(ended.code).toBe(Code.Unauthenticated);
     expect(ended.rawMessage).toMatch(/session has ended/);
   });
@@ -59,7 +51,7 @@ describe("login", () => {
 
 describe("access tokens", () => {
   it("a call without a token is Unauthenticated", async () => {
-    const err = await codeOf(auth.client(UserService).listUsers({}));
+    const err = await failure(auth.client(UserService).listUsers({}));
     expect(err.code).toBe(Code.Unauthenticated);
     expect(err.rawMessage).toMatch(/missing credential/);
   });
@@ -71,7 +63,7 @@ describe("access tokens", () => {
     const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, "base64url").toString()), role: "admin", sub: "someone-else" })).toString("base64url");
     const flipped = signature!.slice(0, -2) + (signature!.at(-2) === "A" ? "B" : "A") + signature!.at(-1);
     for (const bad of [`${header}.${forgedPayload}.${signature}`, `${header}.${payload}.${flipped}`, "not.a.jwt", "garbage"]) {
-      const err = await codeOf(auth.client(UserService, bad).listUsers({}));
+      const err = await failure(auth.client(UserService, bad).listUsers({}));
       expect(err.code, bad).toBe(Code.Unauthenticated);
     }
   });
@@ -80,7 +72,7 @@ describe("access tokens", () => {
     const token = await auth.adminToken();
     const payload = token.split(".")[1];
     const none = `${Buffer.from(JSON.stringify({ alg: "none", typ: "at+jwt" })).toString("base64url")}.${payload}.`;
-    expect((await codeOf(auth.client(UserService, none).listUsers({}))).code).toBe(Code.Unauthenticated);
+    expect((await failure(auth.client(UserService, none).listUsers({}))).code).toBe(Code.Unauthenticated);
   });
 
   it("an expired token is Unauthenticated and says so", async () => {
@@ -89,7 +81,7 @@ describe("access tokens", () => {
       const { accessToken } = await shortLived.login(adminEmail, adminPassword);
       await shortLived.client(UserService, accessToken).listUsers({});
       await new Promise((r) => setTimeout(r, 3_100));
-      const err = await codeOf(shortLived.client(UserService, accessToken).listUsers({}));
+      const err = await failure(shortLived.client(UserService, accessToken).listUsers({}));
       expect(err.code).toBe(Code.Unauthenticated);
       expect(err.rawMessage).toMatch(/expired/);
     } finally {
@@ -101,7 +93,7 @@ describe("access tokens", () => {
 describe("roles", () => {
   it("a viewer calling an admin RPC is PermissionDenied", async () => {
     const viewer = await auth.userWithRole(Role.VIEWER);
-    const err = await codeOf(auth.client(UserService, viewer.accessToken).listUsers({}));
+    const err = await failure(auth.client(UserService, viewer.accessToken).listUsers({}));
     expect(err.code).toBe(Code.PermissionDenied);
     expect(err.rawMessage).toMatch(/admin/);
     // A viewer may still ask who it is.
@@ -111,14 +103,14 @@ describe("roles", () => {
 
   it("an operator cannot manage users either", async () => {
     const operator = await auth.userWithRole(Role.OPERATOR);
-    const err = await codeOf(auth.client(AuditService, operator.accessToken).listAuditEvents({}));
+    const err = await failure(auth.client(AuditService, operator.accessToken).listAuditEvents({}));
     expect(err.code).toBe(Code.PermissionDenied);
   });
 
   it("the last active admin cannot be demoted", async () => {
     const token = await auth.adminToken();
     const { user } = await auth.client(AuthService, token).whoAmI({}).then((r) => ({ user: r.principal.case === "user" ? r.principal.value : undefined }));
-    const err = await codeOf(auth.client(UserService, token).updateUser({ userId: user!.userId, role: Role.VIEWER }));
+    const err = await failure(auth.client(UserService, token).updateUser({ userId: user!.userId, role: Role.VIEWER }));
     expect(err.code).toBe(Code.FailedPrecondition);
   });
 
@@ -127,7 +119,7 @@ describe("roles", () => {
     const user = await auth.userWithRole(Role.VIEWER);
     await auth.client(UserService, token).updateUser({ userId: user.userId, role: Role.OPERATOR });
     // The old token says "viewer"; it must not outlive the change.
-    expect((await codeOf(auth.client(AuthService, user.accessToken).whoAmI({}))).code).toBe(Code.Unauthenticated);
+    expect((await failure(auth.client(AuthService, user.accessToken).whoAmI({}))).code).toBe(Code.Unauthenticated);
     const again = await auth.login(user.email, "a-long-enough-password");
     const me = await auth.client(AuthService, again.accessToken).whoAmI({});
     expect(me.principal.case === "user" && me.principal.value.role).toBe(Role.OPERATOR);
@@ -150,11 +142,11 @@ describe("refresh tokens", () => {
   it("reuse of a spent token revokes the whole session", async () => {
     const first = await auth.login(adminEmail, adminPassword);
     const second = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
-    const reuse = await codeOf(auth.client(AuthService).refresh({ refreshToken: first.refreshToken }));
+    const reuse = await failure(auth.client(AuthService).refresh({ refreshToken: first.refreshToken }));
     expect(reuse.code).toBe(Code.Unauthenticated);
     expect(reuse.rawMessage).toMatch(/already used/);
     // The legitimate holder's newer token is dead too: the thief and the owner both must sign in again.
-    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: second.refreshToken }))).code).toBe(Code.Unauthenticated);
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: second.refreshToken }))).code).toBe(Code.Unauthenticated);
     const { events } = await auth.client(AuditService, await auth.adminToken()).listAuditEvents({ type: "token.reuse_detected" });
     expect(events.length).toBeGreaterThan(0);
   });
@@ -165,7 +157,7 @@ describe("refresh tokens", () => {
     const won = results.filter((r) => r.status === "fulfilled");
     expect(won).toHaveLength(1);
     const winner = won[0]!.status === "fulfilled" ? won[0]!.value.tokens! : undefined;
-    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: winner!.refreshToken }))).code).toBe(Code.Unauthenticated);
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: winner!.refreshToken }))).code).toBe(Code.Unauthenticated);
   });
 
   it("logout ends the session: the refresh token and the access token stop working at once", async () => {
@@ -176,8 +168,8 @@ describe("refresh tokens", () => {
     try {
       await verify(accessToken);
       await auth.client(AuthService).logout({ refreshToken });
-      expect((await codeOf(auth.client(AuthService).refresh({ refreshToken }))).code).toBe(Code.Unauthenticated);
-      expect((await codeOf(auth.client(UserService, accessToken).listUsers({}))).code).toBe(Code.Unauthenticated);
+      expect((await failure(auth.client(AuthService).refresh({ refreshToken }))).code).toBe(Code.Unauthenticated);
+      expect((await failure(auth.client(UserService, accessToken).listUsers({}))).code).toBe(Code.Unauthenticated);
       await expect(verify(accessToken)).rejects.toBeInstanceOf(TokenRejected);
       // Other sessions of the same user go on.
       await auth.client(UserService, await auth.adminToken()).listUsers({});
@@ -187,7 +179,7 @@ describe("refresh tokens", () => {
   });
 
   it("an unknown refresh token is Unauthenticated", async () => {
-    expect((await codeOf(auth.client(AuthService).refresh({ refreshToken: "x".repeat(43) }))).code).toBe(Code.Unauthenticated);
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: "x".repeat(43) }))).code).toBe(Code.Unauthenticated);
   });
 });
 
@@ -195,9 +187,9 @@ describe("login rate limiting", () => {
   it("locks an account after repeated failures, even with the right password", async () => {
     const user = await auth.userWithRole(Role.VIEWER);
     for (let i = 0; i < 5; i++) {
-      expect((await codeOf(auth.client(AuthService).login({ email: user.email, password: "wrong-password-x" }))).code).toBe(Code.Unauthenticated);
+      expect((await failure(auth.client(AuthService).login({ email: user.email, password: "wrong-password-x" }))).code).toBe(Code.Unauthenticated);
     }
-    const locked = await codeOf(auth.client(AuthService).login({ email: user.email, password: "a-long-enough-password" }));
+    const locked = await failure(auth.client(AuthService).login({ email: user.email, password: "a-long-enough-password" }));
     expect(locked.code).toBe(Code.ResourceExhausted);
     expect(locked.rawMessage).toMatch(/retry in \d+ s/);
     // Other accounts are unaffected.
@@ -209,7 +201,7 @@ describe("login rate limiting", () => {
     try {
       const admin = await limited.adminToken();
       for (let i = 0; i < 2; i++) await limited.login(adminEmail, adminPassword);
-      const err = await codeOf(limited.client(AuthService).login({ email: adminEmail, password: adminPassword }));
+      const err = await failure(limited.client(AuthService).login({ email: adminEmail, password: adminPassword }));
       expect(err.code).toBe(Code.ResourceExhausted);
       expect(err.rawMessage).toMatch(/from this address/);
       const { events } = await limited.client(AuditService, admin).listAuditEvents({ type: "login.rate_limited" });
