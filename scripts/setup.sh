@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Admin Kiosk needs on a Debian/Ubuntu machine, once: nats-server and
-# redis-server (apt), then the npm dependencies. Cheap when everything is there
-# already, so `npm start` and `npm test` run it first.
+# redis-server (apt), then the npm dependencies. With --test also the validators the
+# deployment tests use: docker-compose (v1) and promtool (package prometheus). Cheap
+# when everything is there already, so `npm start` and `npm test` run it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,10 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 missing=()
 have nats-server || missing+=(nats-server)
 have redis-server || missing+=(redis-server)
+if [ "${1:-}" = "--test" ]; then
+  have docker-compose || missing+=(docker-compose)
+  have promtool || missing+=(prometheus)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
     say "please install: ${missing[*]} (apt-get install -y ${missing[*]})"; exit 1
@@ -25,8 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   say "installing ${missing[*]} (apt-get)"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts a system redis-server on 6379; Admin Kiosk runs its own, so that one is left as it is.
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian may start system redis-server/prometheus services; Admin Kiosk runs its own and leaves those be.
 fi
 
 # Install when node_modules is missing or older than the lockfile. `npm install` (which keeps

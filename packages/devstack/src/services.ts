@@ -55,6 +55,9 @@ export async function startServiceProcess(
     cwd: join(repoRoot, "services", name),
     env: { ...process.env, ...env, HOST: env["HOST"] ?? process.env["HOST"] ?? "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
+    // Own process group: a Ctrl-C reaches the launcher only, which then drains each
+    // service with one SIGTERM (a second signal would make it exit without draining).
+    detached: true,
   });
   const lines = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).forEach(onOutput);
   child.stdout?.on("data", lines);

@@ -99,6 +99,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     do {
       again = false;
       try {
+        // The stream exists from the first pass on, so consumers can attach before any event.
+        await ensureStream();
         while (!stopped && (await publishBatch()) === batchSize);
         if (failures > 0) log.info({ stream: stream.name }, "outbox publishing again");
         failures = 0;

@@ -32,9 +32,12 @@ export function requestContextValues(log: Logger, trustProxy: boolean, socketPee
   };
 }
 
+// The rightmost entry is the address the trusted proxy in front of us saw; entries to its
+// left came from the client and could be anything.
 function forwardedFor(req: NodeServerRequest): string | undefined {
   const forwarded = req.headers["x-forwarded-for"];
-  return (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
+  const header = Array.isArray(forwarded) ? forwarded.join(",") : forwarded;
+  return header?.split(",").at(-1)?.trim() || undefined;
 }
 
 /** The request info of a call; every call through createService has one. */

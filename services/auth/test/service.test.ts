@@ -256,3 +256,21 @@ describe("forged page tokens", () => {
     }
   });
 });
+
+describe("client addresses behind a proxy", () => {
+  it("with TRUST_PROXY, the address the proxy saw (rightmost x-forwarded-for) is recorded, not one the client made up", async () => {
+    const proxied = await startAuth({ TRUST_PROXY: "true" });
+    try {
+      const res = await fetch(`${proxied.service.url}/adminkiosk.auth.v1.AuthService/Login`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-forwarded-for": "6.6.6.6, 203.0.113.7" },
+        body: JSON.stringify({ email: adminEmail, password: "wrong-password-123" }),
+      });
+      expect(res.status).toBe(401);
+      const { events } = await proxied.client(AuditService, await proxied.adminToken()).listAuditEvents({ type: "login.failed" });
+      expect(events[0]?.ip).toBe("203.0.113.7");
+    } finally {
+      await proxied.stop();
+    }
+  });
+});
