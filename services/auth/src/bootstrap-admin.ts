@@ -37,5 +37,5 @@ async function main() {
 
 main().catch((err: unknown) => {
   console.error(`auth bootstrap-admin: ${err instanceof Error && (err instanceof ConfigError || err.name === "ConnectError") ? err.message : String(err)}`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
+  process.exit(err instanceof ConfigError || (err instanceof Error && err.name === "ConnectError") ? 2 : 1);
 });
