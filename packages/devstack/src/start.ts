@@ -90,6 +90,7 @@ async function main() {
       NATS_URL: natsUrl,
       REDIS_URL: redisUrl,
       AUTH_JWKS_URL: env["AUTH_JWKS_URL"] ?? `http://127.0.0.1:${authPort}/.well-known/jwks.json`,
+      AUTH_URL: env["AUTH_URL"] ?? `http://127.0.0.1:${authPort}`,
       AUTH_KEY_ENCRYPTION_KEY: env["AUTH_KEY_ENCRYPTION_KEY"] ?? devSecrets().AUTH_KEY_ENCRYPTION_KEY,
       LOG_LEVEL: env["LOG_LEVEL"] ?? "info",
     };

@@ -12,7 +12,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { freePort, startNats } from "@adminkiosk/devstack";
-import { failure, startAuth, type AuthFixture } from "./fixtures.js";
+import { failure, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 
 
 let auth: AuthFixture;

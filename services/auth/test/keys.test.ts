@@ -4,7 +4,7 @@ import { decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { AuthService, KeyService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { createTokenVerifier, remoteKeys } from "@adminkiosk/runtime";
-import { adminEmail, adminPassword, startAuth, type AuthFixture } from "./fixtures.js";
+import { adminEmail, adminPassword, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 
 let auth: AuthFixture;
 beforeAll(async () => {

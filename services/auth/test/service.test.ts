@@ -11,7 +11,7 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "@adminkiosk
 import { ServerReflection } from "@adminkiosk/proto/grpc/reflection/v1/reflection_pb";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
 import { freePort, repoRoot, startPostgres } from "@adminkiosk/devstack";
-import { adminEmail, adminPassword, Role, startAuth, failure, type AuthFixture } from "./fixtures.js";
+import { adminEmail, adminPassword, Role, startAuth, failure, type AuthFixture } from "../../../test/support/auth.js";
 
 const run = promisify(execFile);
 

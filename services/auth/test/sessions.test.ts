@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService, AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Redis } from "ioredis";
 import { createTokenVerifier, redisRevocationCheck, remoteKeys, TokenRejected } from "@adminkiosk/runtime";
-import { adminEmail, adminPassword, Role, startAuth, failure, type AuthFixture } from "./fixtures.js";
+import { adminEmail, adminPassword, Role, startAuth, failure, type AuthFixture } from "../../../test/support/auth.js";
 
 
 let auth: AuthFixture;

@@ -1,5 +1,6 @@
 // Starts a real auth process on its own database and Redis DB, seeds an admin, and
 // hands out typed clients, the way a kiosk, the web app or another service calls it.
+// Used by auth's tests and by every service whose tests need real tokens.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";

@@ -1,0 +1,39 @@
+// What a valid kiosk record is: checks that end in InvalidArgument naming the field.
+import { invalidArgument, requireText } from "@adminkiosk/runtime";
+import type { Location } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+
+// No '.': kiosk ids are NATS subject tokens (the same rule auth applies).
+export const kioskIdRule = { max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" };
+const tagPattern = /^[a-z0-9][a-z0-9:_-]{0,39}$/;
+const timezones = new Set([...Intl.supportedValuesOf("timeZone"), "UTC"]);
+
+export function requireKioskId(field: string, value: string): string {
+  return requireText(field, value, kioskIdRule);
+}
+
+export function optionalGroupId(field: string, value: string): string {
+  return value === "" ? "" : requireText(field, value, kioskIdRule);
+}
+
+export function requireTimezone(field: string, value: string): string {
+  if (value === "") return "UTC";
+  if (!timezones.has(value)) throw invalidArgument(field, 'must be an IANA time zone such as "Europe/Prague"');
+  return value;
+}
+
+export function requireTags(field: string, tags: string[]): string[] {
+  if (tags.length > 20) throw invalidArgument(field, "must hold at most 20 tags");
+  for (const [i, tag] of tags.entries()) {
+    if (!tagPattern.test(tag)) throw invalidArgument(`${field}[${i}]`, "must be 1-40 lower-case letters, digits, ':', '_' or '-'");
+  }
+  return [...new Set(tags)].sort();
+}
+
+export function requireLocation(field: string, location: Location | undefined): { latitude: number | null; longitude: number | null; address: string } {
+  if (!location) return { latitude: null, longitude: null, address: "" };
+  const { latitude, longitude } = location;
+  if (!Number.isFinite(latitude) || latitude < -90 || latitude > 90) throw invalidArgument(`${field}.latitude`, "must be between -90 and 90");
+  if (!Number.isFinite(longitude) || longitude < -180 || longitude > 180) throw invalidArgument(`${field}.longitude`, "must be between -180 and 180");
+  const address = location.address === "" ? "" : requireText(`${field}.address`, location.address, { max: 300 });
+  return { latitude, longitude, address };
+}

@@ -1,0 +1,63 @@
+// fleet: wire-up only. Reads config, runs migrations, starts the server.
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import {
+  ConfigError,
+  createLogger,
+  createPool,
+  createRedis,
+  createTokenVerifier,
+  loadConfig,
+  migrate,
+  onShutdownSignal,
+  redisRevocationCheck,
+  remoteKeys,
+  startService,
+} from "@adminkiosk/runtime";
+import { fleetConfigShape } from "./config.js";
+import { fleetRoutes, fleetServices } from "./server.js";
+
+const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
+
+async function main() {
+  const config = loadConfig(fleetConfigShape);
+  const log = createLogger("fleet", config.LOG_LEVEL);
+  await migrate(config.DATABASE_URL, "fleet", migrations, log);
+  const pool = createPool(config.DATABASE_URL, "fleet", log);
+  const redis = createRedis(config.REDIS_URL, log);
+  const authDevices = createClient(DeviceService, createGrpcTransport({ baseUrl: config.AUTH_URL }));
+
+  const service = await startService(
+    {
+      name: "fleet",
+      log,
+      config,
+      services: fleetServices,
+      routes: fleetRoutes({ pool, authDevices, offlineAfterSeconds: config.KIOSK_OFFLINE_AFTER_SECONDS }),
+      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
+      probes: [
+        { name: "postgres", check: () => pool.query("SELECT 1") },
+        { name: "redis", check: () => redis.ping() },
+      ],
+    },
+    config.HOST,
+    config.FLEET_PORT,
+  );
+
+  onShutdownSignal(log, async () => {
+    await service.close();
+    await Promise.allSettled([redis.quit()]);
+    await pool.end();
+  });
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(`fleet: ${err.message}`);
+    process.exit(2);
+  }
+  console.error("fleet: failed to start:", err);
+  process.exit(1);
+});

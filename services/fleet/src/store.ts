@@ -1,0 +1,106 @@
+// fleet's own SQL (schema "fleet").
+import type { Pool, PoolClient } from "@adminkiosk/runtime";
+
+type Db = Pool | PoolClient;
+
+export interface KioskRow {
+  kiosk_id: string;
+  name: string;
+  latitude: number | null;
+  longitude: number | null;
+  address: string;
+  timezone: string;
+  tags: string[];
+  group_id: string;
+  hardware_model: string;
+  firmware_version: string;
+  app_version: string;
+  last_seen_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
+export interface KioskFields {
+  name: string;
+  latitude: number | null;
+  longitude: number | null;
+  address: string;
+  timezone: string;
+  tags: string[];
+  groupId: string;
+  hardwareModel: string;
+}
+
+/** How a listing narrows the fleet; `presence` is derived from last_seen_at. */
+export interface KioskFilter {
+  presence?: "online" | "offline" | "provisioned";
+  offlineAfterSeconds: number;
+  tag?: string;
+  groupId?: string;
+  query?: string;
+}
+
+function where(f: KioskFilter, params: unknown[]): string {
+  const clauses = ["deleted_at IS NULL"];
+  const add = (value: unknown) => `$${params.push(value)}`;
+  if (f.presence === "provisioned") clauses.push("last_seen_at IS NULL");
+  if (f.presence === "online") clauses.push(`last_seen_at > now() - ${add(f.offlineAfterSeconds)} * interval '1 second'`);
+  if (f.presence === "offline") clauses.push(`last_seen_at <= now() - ${add(f.offlineAfterSeconds)} * interval '1 second'`);
+  if (f.tag) clauses.push(`tags @> ARRAY[${add(f.tag)}]::text[]`);
+  if (f.groupId) clauses.push(`group_id = ${add(f.groupId)}`);
+  if (f.query) {
+    const pattern = add(`%${f.query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    clauses.push(`(kiosk_id ILIKE ${pattern} OR name ILIKE ${pattern} OR address ILIKE ${pattern})`);
+  }
+  return clauses.join(" AND ");
+}
+
+export const kiosks = {
+  async insert(db: Db, kioskId: string, k: KioskFields) {
+    const { rows } = await db.query<KioskRow>(
+      `INSERT INTO kiosks (kiosk_id, name, latitude, longitude, address, timezone, tags, group_id, hardware_model)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (kiosk_id) DO NOTHING RETURNING *`,
+      [kioskId, k.name, k.latitude, k.longitude, k.address, k.timezone, k.tags, k.groupId, k.hardwareModel],
+    );
+    return rows[0];
+  },
+  async byId(db: Db, kioskId: string, options: { includeDeleted?: boolean; forUpdate?: boolean } = {}) {
+    const { rows } = await db.query<KioskRow>(
+      `SELECT * FROM kiosks WHERE kiosk_id = $1 ${options.includeDeleted ? "" : "AND deleted_at IS NULL"} ${options.forUpdate ? "FOR UPDATE" : ""}`,
+      [kioskId],
+    );
+    return rows[0];
+  },
+  async update(db: Db, kioskId: string, k: KioskFields) {
+    const { rows } = await db.query<KioskRow>(
+      `UPDATE kiosks SET name = $2, latitude = $3, longitude = $4, address = $5, timezone = $6, tags = $7,
+         group_id = $8, hardware_model = $9, updated_at = now()
+       WHERE kiosk_id = $1 AND deleted_at IS NULL RETURNING *`,
+      [kioskId, k.name, k.latitude, k.longitude, k.address, k.timezone, k.tags, k.groupId, k.hardwareModel],
+    );
+    return rows[0];
+  },
+  async softDelete(db: Db, kioskId: string) {
+    const { rowCount } = await db.query("UPDATE kiosks SET deleted_at = now(), updated_at = now() WHERE kiosk_id = $1 AND deleted_at IS NULL", [
+      kioskId,
+    ]);
+    return (rowCount ?? 0) > 0;
+  },
+  async list(db: Db, filter: KioskFilter, page: { limit: number; afterId?: string }) {
+    const params: unknown[] = [];
+    const condition = where(filter, params);
+    const after = page.afterId === undefined ? "" : ` AND kiosk_id > $${params.push(page.afterId)}`;
+    const { rows } = await db.query<KioskRow>(
+      `SELECT * FROM kiosks WHERE ${condition}${after} ORDER BY kiosk_id LIMIT $${params.push(page.limit)}`,
+      params,
+    );
+    return rows;
+  },
+  async count(db: Db, filter: KioskFilter) {
+    const params: unknown[] = [];
+    const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM kiosks WHERE ${where(filter, params)}`, params);
+    return Number(rows[0]!.n);
+  },
+};

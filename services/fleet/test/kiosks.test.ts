@@ -1,0 +1,153 @@
+// The kiosk registry as admins and viewers use it, with real auth and PostgreSQL.
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
+import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { clientFor, failure, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
+
+let auth: AuthFixture;
+let fleet: StartedService;
+let admin: string;
+let viewer: string;
+
+beforeAll(async () => {
+  auth = await startAuth();
+  fleet = await startTestService("fleet", {
+    DATABASE_URL: await createDatabase(inject("infra").databaseUrl, "fleet"),
+    REDIS_URL: auth.redisUrl,
+    AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+    AUTH_URL: auth.service.url,
+  });
+  admin = await auth.adminToken();
+  viewer = (await auth.userWithRole(Role.VIEWER)).accessToken;
+});
+afterAll(async () => {
+  await fleet?.stop();
+  await auth?.stop();
+});
+
+const kiosksAs = (token?: string) => clientFor(KioskService, fleet.url, token);
+
+const create = (kioskId: string, extra: { tags?: string[]; groupId?: string; name?: string } = {}) =>
+  kiosksAs(admin).createKiosk({
+    kiosk: {
+      kioskId,
+      name: extra.name ?? `Kiosk ${kioskId}`,
+      location: { latitude: 50.087, longitude: 14.421, address: "Old Town Square 1, Prague" },
+      timezone: "Europe/Prague",
+      tags: extra.tags ?? [],
+      groupId: extra.groupId ?? "",
+    },
+  });
+
+describe("registry", () => {
+  it("an admin registers a kiosk; a viewer reads it", async () => {
+    const { kiosk } = await create("prague-001", { tags: ["flowers", "indoor"], groupId: "prague" });
+    expect(kiosk).toMatchObject({ kioskId: "prague-001", status: KioskStatus.PROVISIONED, tags: ["flowers", "indoor"], groupId: "prague" });
+    const { kiosk: read } = await kiosksAs(viewer).getKiosk({ kioskId: "prague-001" });
+    expect(read?.location?.address).toBe("Old Town Square 1, Prague");
+    expect(read?.timezone).toBe("Europe/Prague");
+  });
+
+  it("a viewer cannot register, change or delete kiosks; no token is Unauthenticated", async () => {
+    expect((await failure(kiosksAs(viewer).createKiosk({ kiosk: { kioskId: "x-1", name: "X" } }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(kiosksAs(viewer).deleteKiosk({ kioskId: "prague-001" }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(kiosksAs().listKiosks({}))).code).toBe(Code.Unauthenticated);
+  });
+
+  it("a second kiosk with the same id is AlreadyExists", async () => {
+    await create("dup-1");
+    expect((await failure(create("dup-1"))).code).toBe(Code.AlreadyExists);
+  });
+
+  it("updates only what was sent", async () => {
+    await create("upd-1", { tags: ["a"] });
+    const { kiosk } = await kiosksAs(admin).updateKiosk({ kioskId: "upd-1", name: "Renamed" });
+    expect(kiosk).toMatchObject({ name: "Renamed", tags: ["a"], timezone: "Europe/Prague" });
+    const { kiosk: retagged } = await kiosksAs(admin).updateKiosk({ kioskId: "upd-1", updateTags: true, tags: ["b", "a", "b"] });
+    expect(retagged?.tags).toEqual(["a", "b"]);
+  });
+
+  it("bad input is InvalidArgument naming the field", async () => {
+    const cases: [Promise<unknown>, string][] = [
+      [kiosksAs(admin).createKiosk({}), "kiosk"],
+      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "has.dot", name: "X" } }), "kiosk.kiosk_id"],
+      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "" } }), "kiosk.name"],
+      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", timezone: "Mars/Olympus" } }), "kiosk.timezone"],
+      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", location: { latitude: 91, longitude: 0 } } }), "kiosk.location.latitude"],
+      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", tags: ["Bad Tag"] } }), "kiosk.tags[0]"],
+      [kiosksAs(viewer).listKiosks({ pageSize: 5000 }), "page_size"],
+      [kiosksAs(viewer).listKiosks({ pageToken: "forged" }), "page_token"],
+      [kiosksAs(viewer).getKiosk({ kioskId: "" }), "kiosk_id"],
+    ];
+    for (const [call, field] of cases) {
+      const err = await failure(call);
+      expect(err.code, field).toBe(Code.InvalidArgument);
+      expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe(field);
+    }
+  });
+});
+
+describe("listing", () => {
+  beforeAll(async () => {
+    for (let i = 0; i < 12; i++) await create(`brno-${String(i).padStart(3, "0")}`, { groupId: "brno", tags: i % 3 === 0 ? ["outdoor"] : [], name: i === 7 ? "Main Station" : `Brno ${i}` });
+  });
+
+  it("pages through a group in id order with a total", async () => {
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await kiosksAs(viewer).listKiosks({ groupId: "brno", pageSize: 5, pageToken });
+      expect(page.totalSize).toBe(12);
+      seen.push(...page.kiosks.map((k) => k.kioskId));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    expect(seen).toEqual([...seen].sort());
+    expect(new Set(seen).size).toBe(12);
+  });
+
+  it("filters by tag, text and status", async () => {
+    expect((await kiosksAs(viewer).listKiosks({ groupId: "brno", tag: "outdoor" })).kiosks.map((k) => k.kioskId)).toEqual([
+      "brno-000",
+      "brno-003",
+      "brno-006",
+      "brno-009",
+    ]);
+    expect((await kiosksAs(viewer).listKiosks({ query: "station" })).kiosks.map((k) => k.kioskId)).toEqual(["brno-007"]);
+    expect((await kiosksAs(viewer).listKiosks({ query: "100%_" })).kiosks).toHaveLength(0);
+    expect((await kiosksAs(viewer).listKiosks({ groupId: "brno", status: KioskStatus.ONLINE })).kiosks).toHaveLength(0);
+    expect((await kiosksAs(viewer).listKiosks({ groupId: "brno", status: KioskStatus.PROVISIONED })).totalSize).toBe(12);
+  });
+});
+
+describe("deletion", () => {
+  it("removes the kiosk from the fleet and revokes its device credential at auth", async () => {
+    await create("gone-1");
+    const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "gone-1" });
+    const { deviceCredential } = await auth.client(DeviceService).enrollDevice({ code });
+    await auth.client(AuthService, deviceCredential).whoAmI({});
+
+    await kiosksAs(admin).deleteKiosk({ kioskId: "gone-1" });
+    expect((await failure(kiosksAs(viewer).getKiosk({ kioskId: "gone-1" }))).code).toBe(Code.NotFound);
+    expect((await kiosksAs(viewer).listKiosks({ query: "gone-1" })).kiosks).toHaveLength(0);
+    const refused = await failure(auth.client(AuthService, deviceCredential).whoAmI({}));
+    expect(refused.code).toBe(Code.Unauthenticated);
+    expect(refused.rawMessage).toMatch(/revoked/);
+    // The id stays taken: history (orders, telemetry) refers to it.
+    expect((await failure(create("gone-1"))).rawMessage).toMatch(/was deleted/);
+  });
+
+  it("a kiosk device cannot use the registry", async () => {
+    await create("dev-1");
+    const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "dev-1" });
+    const { deviceCredential } = await auth.client(DeviceService).enrollDevice({ code });
+    expect((await failure(kiosksAs(deviceCredential).listKiosks({}))).code).toBe(Code.PermissionDenied);
+  });
+
+  it("an unknown kiosk is NotFound", async () => {
+    expect((await failure(kiosksAs(admin).deleteKiosk({ kioskId: "never-was" }))).code).toBe(Code.NotFound);
+  });
+});
