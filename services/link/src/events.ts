@@ -1,0 +1,65 @@
+// What link publishes (stream LINK, subjects link.>) and listens to: other replicas'
+// connections (to end its own older stream for the same kiosk) and auth's device
+// revocations (to end a revoked kiosk's stream at once).
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
+import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import type { Logger } from "@adminkiosk/runtime";
+
+export const linkStream = { name: "LINK", subjects: ["link.>"] };
+
+export interface LinkEvents {
+  /** Publishes to JetStream and waits for the stream's ack; `msgId` deduplicates retries. */
+  publish<D extends DescMessage>(subject: string, schema: D, message: MessageShape<D>, msgId?: string): Promise<void>;
+  onKioskConnected(listener: (event: KioskConnectedEvent) => void): void;
+  onDeviceRevoked(listener: (kioskId: string, deviceIds: string[]) => void): void;
+  close(): Promise<void>;
+}
+
+export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise<LinkEvents> {
+  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+  const config = { ...linkStream, duplicate_window: 2 * 60 * 1_000_000_000 };
+  try {
+    await jsm.streams.info(linkStream.name);
+    await jsm.streams.update(linkStream.name, config);
+  } catch {
+    await jsm.streams.add(config);
+  }
+  const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
+  const connected = nc.subscribe("link.kiosk.*.connected");
+  const revoked = nc.subscribe("auth.device.*.revoked");
+  const connectedListeners: ((e: KioskConnectedEvent) => void)[] = [];
+  const revokedListeners: ((kioskId: string, deviceIds: string[]) => void)[] = [];
+  const pump = async (sub: AsyncIterable<{ data: Uint8Array }>, handle: (data: Uint8Array) => void) => {
+    for await (const m of sub) {
+      try {
+        handle(m.data);
+      } catch (err) {
+        log.warn({ err }, "undecodable event ignored");
+      }
+    }
+  };
+  void pump(connected, (data) => {
+    const event = fromBinary(KioskConnectedEventSchema, data);
+    connectedListeners.forEach((l) => l(event));
+  });
+  void pump(revoked, (data) => {
+    const event = fromBinary(DeviceRevokedEventSchema, data);
+    revokedListeners.forEach((l) => l(event.kioskId, event.deviceIds));
+  });
+  return {
+    async publish(subject, schema, message, msgId) {
+      await js.publish(subject, toBinary(schema, message), msgId ? { msgID: msgId } : undefined);
+    },
+    onKioskConnected: (l) => void connectedListeners.push(l),
+    onDeviceRevoked: (l) => void revokedListeners.push(l),
+    async close() {
+      connected.unsubscribe();
+      revoked.unsubscribe();
+    },
+  };
+}
+
+

@@ -1,0 +1,60 @@
+// link: wire-up only.
+import {
+  ConfigError,
+  connectNats,
+  createLogger,
+  createRedis,
+  createTokenVerifier,
+  loadConfig,
+  onShutdownSignal,
+  redisRevocationCheck,
+  remoteKeys,
+  startService,
+} from "@adminkiosk/runtime";
+import { linkConfigShape } from "./config.js";
+import { createLinkEvents } from "./events.js";
+import { createPresence } from "./presence.js";
+import { createLink, linkServices } from "./server.js";
+
+async function main() {
+  const config = loadConfig(linkConfigShape);
+  const log = createLogger("link", config.LOG_LEVEL).child({ replica: config.LINK_REPLICA_ID });
+  const redis = createRedis(config.REDIS_URL, log);
+  // link cannot do its job without NATS (events, replacement, revocation): it waits for it.
+  const nats = await connectNats(config.NATS_URL, "link", log);
+  const events = await createLinkEvents(nats, log);
+  const link = createLink({ config, presence: createPresence(redis, config.PRESENCE_TTL_SECONDS), events, log });
+
+  const service = await startService(
+    {
+      name: "link",
+      log,
+      config,
+      services: linkServices,
+      routes: link.routes,
+      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
+      probes: [
+        { name: "redis", check: () => redis.ping() },
+        { name: "nats", check: () => nats.flush() },
+      ],
+    },
+    config.HOST,
+    config.LINK_PORT,
+  );
+
+  onShutdownSignal(log, async () => {
+    link.drainAll();
+    await service.close();
+    await events.close();
+    await Promise.allSettled([redis.quit(), nats.drain()]);
+  });
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(`link: ${err.message}`);
+    process.exit(2);
+  }
+  console.error("link: failed to start:", err);
+  process.exit(1);
+});

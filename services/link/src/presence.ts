@@ -1,0 +1,38 @@
+// Which link replica holds which kiosk, in Redis with a TTL: a replica that dies
+// leaves no stale "online" behind for longer than PRESENCE_TTL_SECONDS.
+import type { Redis } from "@adminkiosk/runtime";
+
+const key = (kioskId: string) => `link:presence:${kioskId}`;
+
+// Deletes the record only if it is still this stream's (a newer stream may own it).
+const releaseScript = `if redis.call("HGET", KEYS[1], "session") == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`;
+
+export interface PresenceRecord {
+  replica: string;
+  session: string;
+  deviceId: string;
+  since: string;
+  lastSeen: string;
+}
+
+export function createPresence(redis: Redis, ttlSeconds: number) {
+  return {
+    async claim(kioskId: string, r: Omit<PresenceRecord, "lastSeen">) {
+      await redis.multi().hset(key(kioskId), { ...r, lastSeen: new Date().toISOString() }).expire(key(kioskId), ttlSeconds).exec();
+    },
+    async touch(kioskId: string, session: string) {
+      // Only refresh a record that is still ours.
+      const owner = await redis.hget(key(kioskId), "session");
+      if (owner === session) await redis.multi().hset(key(kioskId), "lastSeen", new Date().toISOString()).expire(key(kioskId), ttlSeconds).exec();
+    },
+    async release(kioskId: string, session: string) {
+      await redis.eval(releaseScript, 1, key(kioskId), session);
+    },
+    async get(kioskId: string): Promise<PresenceRecord | undefined> {
+      const r = await redis.hgetall(key(kioskId));
+      return r["session"] ? { replica: r["replica"] ?? "", session: r["session"], deviceId: r["deviceId"] ?? "", since: r["since"] ?? "", lastSeen: r["lastSeen"] ?? "" } : undefined;
+    },
+  };
+}
+
+export type Presence = ReturnType<typeof createPresence>;

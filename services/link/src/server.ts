@@ -1,0 +1,204 @@
+// The kiosk stream. A kiosk proves who it is with its device credential (checked by
+// the runtime's access interceptor); its first message must be Hello. From then on
+// the stream carries heartbeats, telemetry, acks and results up, and welcome,
+// telemetry acks, pings and goodbyes down (commands and config arrive with fleet's
+// command path, issue 3). One stream per kiosk across all replicas: a newer one
+// replaces the older, wherever it is.
+import { randomUUID } from "node:crypto";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  ConnectResponseSchema,
+  Goodbye_Reason,
+  LinkService,
+  type ConnectRequest,
+  type Hello,
+  type TelemetryBatch,
+} from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
+import {
+  KioskCommandEventSchema,
+  KioskConnectedEventSchema,
+  KioskDisconnectedEventSchema,
+  KioskTelemetryEventSchema,
+} from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { invalidArgument, principalOf, requestInfo, requireText, type Logger } from "@adminkiosk/runtime";
+import type { LinkConfig } from "./config.js";
+import type { LinkEvents } from "./events.js";
+import { StreamOutbox } from "./outbox.js";
+import type { Presence } from "./presence.js";
+
+export const linkServices = [LinkService];
+
+type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
+
+interface KioskSession {
+  id: string;
+  kioskId: string;
+  deviceId: string;
+  outbox: StreamOutbox<Outgoing>;
+  /** Ends the stream: sends a goodbye when there is a reason to give. */
+  end(reason: string, goodbye?: Goodbye_Reason): void;
+}
+
+export interface LinkDeps {
+  config: Pick<LinkConfig, "LINK_REPLICA_ID" | "HEARTBEAT_INTERVAL_SECONDS" | "HELLO_TIMEOUT_MS" | "OUTBOX_LIMIT">;
+  presence: Presence;
+  events: LinkEvents;
+  log: Logger;
+}
+
+export function createLink(deps: LinkDeps) {
+  const { config, presence, events } = deps;
+  const sessions = new Map<string, KioskSession>();
+
+  // Another stream for a kiosk opened somewhere (here or on another replica): end ours.
+  events.onKioskConnected((e) => {
+    const current = sessions.get(e.kioskId);
+    if (current && current.id !== e.sessionId) current.end("replaced", Goodbye_Reason.REPLACED);
+  });
+  events.onDeviceRevoked((kioskId, deviceIds) => {
+    const current = sessions.get(kioskId);
+    if (current && deviceIds.includes(current.deviceId)) current.end("revoked", Goodbye_Reason.REVOKED);
+  });
+
+  async function readHello(it: AsyncIterator<ConnectRequest>): Promise<Hello> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ConnectError(`no hello within ${config.HELLO_TIMEOUT_MS} ms`, Code.DeadlineExceeded)), config.HELLO_TIMEOUT_MS);
+    });
+    try {
+      const first = await Promise.race([it.next(), timeout]);
+      if (first.done || first.value.body.case !== "hello") throw invalidArgument("body", "the first message on a stream must be hello");
+      const hello = first.value.body.value;
+      if (hello.firmwareVersion) requireText("hello.firmware_version", hello.firmwareVersion, { max: 64 });
+      if (hello.appVersion) requireText("hello.app_version", hello.appVersion, { max: 64 });
+      if (hello.executedCommandIds.length > 1000) throw invalidArgument("hello.executed_command_ids", "must hold at most 1000 ids");
+      return hello;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function handle(session: KioskSession, message: ConnectRequest, log: Logger) {
+    const kioskId = session.kioskId;
+    const body = message.body;
+    switch (body.case) {
+      case "heartbeat":
+        await presence.touch(kioskId, session.id);
+        return;
+      case "telemetry":
+        await acceptTelemetry(session, body.value);
+        return;
+      case "ack":
+      case "result":
+        await events.publish(
+          `link.kiosk.${kioskId}.command.${body.case}`,
+          KioskCommandEventSchema,
+          create(KioskCommandEventSchema, { kioskId, body, receiveTime: timestampNow() }),
+          `${kioskId}/${body.value.commandId}/${body.case}`,
+        );
+        return;
+      case "hello":
+        throw invalidArgument("body", "hello is only the first message");
+      default:
+        log.debug({ case: body.case }, "message ignored");
+    }
+  }
+
+  async function acceptTelemetry(session: KioskSession, batch: TelemetryBatch) {
+    const batchId = requireText("telemetry.batch_id", batch.batchId, { max: 64 });
+    if (batch.samples.length === 0 || batch.samples.length > 500) throw invalidArgument("telemetry.samples", "must hold 1 to 500 samples");
+    // Acked only once JetStream has it: until then the kiosk keeps the batch in its outbox.
+    await events.publish(
+      `link.kiosk.${session.kioskId}.telemetry`,
+      KioskTelemetryEventSchema,
+      create(KioskTelemetryEventSchema, { kioskId: session.kioskId, batch, receiveTime: timestampNow() }),
+      `${session.kioskId}/${batchId}`,
+    );
+    if (!session.outbox.push({ body: { case: "telemetryAck", value: { batchId } } })) session.end("slow reader");
+  }
+
+  const routes = (router: ConnectRouter) => {
+    router.service(LinkService, {
+      async *connect(requests, ctx) {
+        const principal = principalOf(ctx);
+        if (principal.kind !== "device") throw new ConnectError("only kiosk devices connect here", Code.PermissionDenied);
+        const log = requestInfo(ctx).log;
+        const it = requests[Symbol.asyncIterator]();
+        const hello = await readHello(it);
+        const kioskId = principal.kioskId;
+        let endReason = "closed";
+        const outbox = new StreamOutbox<Outgoing>(config.OUTBOX_LIMIT);
+        const session: KioskSession = {
+          id: randomUUID(),
+          kioskId,
+          deviceId: principal.deviceId,
+          outbox,
+          end(reason, goodbye) {
+            endReason = reason;
+            outbox.close(goodbye === undefined ? undefined : { body: { case: "goodbye", value: { reason: goodbye } } });
+          },
+        };
+        sessions.get(kioskId)?.end("replaced", Goodbye_Reason.REPLACED);
+        sessions.set(kioskId, session);
+        log.info({ kioskId, session: session.id }, "kiosk connected");
+        try {
+          await presence.claim(kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: principal.deviceId, since: new Date().toISOString() });
+          await events.publish(
+            `link.kiosk.${kioskId}.connected`,
+            KioskConnectedEventSchema,
+            create(KioskConnectedEventSchema, {
+              kioskId,
+              deviceId: principal.deviceId,
+              linkReplica: config.LINK_REPLICA_ID,
+              hello,
+              sessionId: session.id,
+              time: timestampNow(),
+            }),
+          );
+          outbox.push({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
+          // Read in the background; what the kiosk sent wrong ends its stream with the error.
+          let failure: unknown;
+          void (async () => {
+            try {
+              for (let next = await it.next(); !next.done; next = await it.next()) await handle(session, next.value, log);
+            } catch (err) {
+              failure = err;
+            }
+            session.end(failure ? "error" : "closed");
+          })();
+          const onShutdown = () => session.end("draining", Goodbye_Reason.DRAINING);
+          ctx.signal.addEventListener("abort", onShutdown, { once: true });
+          try {
+            yield* outbox;
+          } finally {
+            ctx.signal.removeEventListener("abort", onShutdown);
+          }
+          if (failure && !ctx.signal.aborted) throw failure;
+          if (endReason === "slow reader") throw new ConnectError("the kiosk is not reading its stream", Code.ResourceExhausted);
+        } finally {
+          if (sessions.get(kioskId) === session) sessions.delete(kioskId);
+          log.info({ kioskId, session: session.id, reason: endReason }, "kiosk disconnected");
+          await presence.release(kioskId, session.id).catch((err: unknown) => log.warn({ err }, "presence release failed"));
+          await events
+            .publish(
+              `link.kiosk.${kioskId}.disconnected`,
+              KioskDisconnectedEventSchema,
+              create(KioskDisconnectedEventSchema, { kioskId, linkReplica: config.LINK_REPLICA_ID, reason: endReason, time: timestampNow() }),
+            )
+            .catch((err: unknown) => log.warn({ err }, "disconnect event not published"));
+        }
+      },
+    });
+  };
+
+  return {
+    routes,
+    /** Tells every connected kiosk to reconnect elsewhere (rollout, shutdown). */
+    drainAll() {
+      for (const s of sessions.values()) s.end("draining", Goodbye_Reason.DRAINING);
+    },
+    connectedCount: () => sessions.size,
+  };
+}
