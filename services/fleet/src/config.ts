@@ -7,11 +7,13 @@ export const fleetConfigShape = {
   DATABASE_URL: url(["postgres:", "postgresql:"]),
   /** auth's revocation keys (ended sessions, revoked devices) live here. */
   REDIS_URL: url(["redis:", "rediss:"]),
+  /** link's events (connections, telemetry) arrive through JetStream. */
+  NATS_URL: url(["nats:", "tls:"]),
+  /** The durable JetStream consumer fleet reads link's events with; replicas share it. */
+  LINK_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet"),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */
   AUTH_URL: url(["http:", "https:"]),
-  /** A kiosk not heard from for this long counts as offline. */
-  KIOSK_OFFLINE_AFTER_SECONDS: z.coerce.number().int().min(5).max(3600).default(90),
 };
 
 export type FleetConfig = z.infer<z.ZodObject<typeof fleetConfigShape>>;

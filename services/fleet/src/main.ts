@@ -5,6 +5,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import {
   ConfigError,
+  connectNats,
   createLogger,
   createPool,
   createRedis,
@@ -17,6 +18,7 @@ import {
   startService,
 } from "@adminkiosk/runtime";
 import { fleetConfigShape } from "./config.js";
+import { consumeLinkEvents } from "./events.js";
 import { fleetRoutes, fleetServices } from "./server.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -28,6 +30,8 @@ async function main() {
   const pool = createPool(config.DATABASE_URL, "fleet", log);
   const redis = createRedis(config.REDIS_URL, log);
   const authDevices = createClient(DeviceService, createGrpcTransport({ baseUrl: config.AUTH_URL }));
+  const nats = connectNats(config.NATS_URL, "fleet", log);
+  const linkEvents = consumeLinkEvents(pool, nats, config.LINK_EVENTS_CONSUMER, log);
 
   const service = await startService(
     {
@@ -35,7 +39,7 @@ async function main() {
       log,
       config,
       services: fleetServices,
-      routes: fleetRoutes({ pool, authDevices, offlineAfterSeconds: config.KIOSK_OFFLINE_AFTER_SECONDS }),
+      routes: fleetRoutes({ pool, authDevices }),
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
@@ -48,7 +52,8 @@ async function main() {
 
   onShutdownSignal(log, async () => {
     await service.close();
-    await Promise.allSettled([redis.quit()]);
+    await linkEvents.stop();
+    await Promise.allSettled([redis.quit(), Promise.race([nats.then((nc) => nc.drain()), new Promise((r) => setTimeout(r, 1_000))])]);
     await pool.end();
   });
 }

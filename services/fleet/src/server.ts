@@ -23,17 +23,14 @@ export interface FleetDeps {
   pool: Pool;
   /** auth's DeviceService; calls carry the caller's own credential. */
   authDevices: Client<typeof DeviceService>;
-  offlineAfterSeconds: number;
 }
 
 const nameRule = { max: 100 };
 
 export function fleetRoutes(deps: FleetDeps) {
-  const { pool, offlineAfterSeconds } = deps;
-  const statusOf = (row: KioskRow): KioskStatus => {
-    if (!row.last_seen_at) return KioskStatus.PROVISIONED;
-    return Date.now() - row.last_seen_at.getTime() < offlineAfterSeconds * 1000 ? KioskStatus.ONLINE : KioskStatus.OFFLINE;
-  };
+  const { pool } = deps;
+  const statusOf = (row: KioskRow): KioskStatus =>
+    row.connected ? KioskStatus.ONLINE : row.last_seen_at ? KioskStatus.OFFLINE : KioskStatus.PROVISIONED;
   const toKiosk = (row: KioskRow): MessageInitShape<typeof KioskSchema> => ({
     kioskId: row.kiosk_id,
     name: row.name,
@@ -46,6 +43,7 @@ export function fleetRoutes(deps: FleetDeps) {
     appVersion: row.app_version,
     status: statusOf(row),
     lastSeenTime: row.last_seen_at ? timestampFromDate(row.last_seen_at) : undefined,
+    state: row.state && row.state_sampled_at ? { ...row.state, cashLevelMinor: BigInt(row.state.cashLevelMinor), sampleTime: timestampFromDate(row.state_sampled_at) } : undefined,
     createTime: timestampFromDate(row.created_at),
     updateTime: timestampFromDate(row.updated_at),
   });
@@ -89,7 +87,6 @@ export function fleetRoutes(deps: FleetDeps) {
         if (req.status === KioskStatus.ALERTING) throw invalidArgument("status", "KIOSK_STATUS_ALERTING is not available until telemetry is stored");
         const filter: KioskFilter = {
           presence: presenceFilter[req.status],
-          offlineAfterSeconds,
           tag: req.tag === "" ? undefined : requireTags("tag", [req.tag])[0],
           groupId: req.groupId === "" ? undefined : optionalGroupId("group_id", req.groupId),
           query: req.query === "" ? undefined : requireText("query", req.query, { max: 100 }),

@@ -16,9 +16,23 @@ export interface KioskRow {
   firmware_version: string;
   app_version: string;
   last_seen_at: Date | null;
+  connected: boolean;
+  state: KioskStateJson | null;
+  state_sampled_at: Date | null;
   created_at: Date;
   updated_at: Date;
   deleted_at: Date | null;
+}
+
+/** The latest telemetry sample, as fleet/src/events.ts stores it. */
+export interface KioskStateJson {
+  cpuPercent: number;
+  temperatureCelsius: number;
+  paperLevelPercent: number;
+  cashLevelMinor: string;
+  printerStatus: string;
+  scannerStatus: string;
+  errors: string[];
 }
 
 export interface KioskFields {
@@ -32,10 +46,9 @@ export interface KioskFields {
   hardwareModel: string;
 }
 
-/** How a listing narrows the fleet; `presence` is derived from last_seen_at. */
+/** How a listing narrows the fleet; `presence` follows link's connection events. */
 export interface KioskFilter {
   presence?: "online" | "offline" | "provisioned";
-  offlineAfterSeconds: number;
   tag?: string;
   groupId?: string;
   query?: string;
@@ -45,8 +58,8 @@ function where(f: KioskFilter, params: unknown[]): string {
   const clauses = ["deleted_at IS NULL"];
   const add = (value: unknown) => `$${params.push(value)}`;
   if (f.presence === "provisioned") clauses.push("last_seen_at IS NULL");
-  if (f.presence === "online") clauses.push(`last_seen_at > now() - ${add(f.offlineAfterSeconds)} * interval '1 second'`);
-  if (f.presence === "offline") clauses.push(`last_seen_at <= now() - ${add(f.offlineAfterSeconds)} * interval '1 second'`);
+  if (f.presence === "online") clauses.push("connected");
+  if (f.presence === "offline") clauses.push("NOT connected AND last_seen_at IS NOT NULL");
   if (f.tag) clauses.push(`tags @> ARRAY[${add(f.tag)}]::text[]`);
   if (f.groupId) clauses.push(`group_id = ${add(f.groupId)}`);
   if (f.query) {

@@ -18,6 +18,8 @@ beforeAll(async () => {
   fleet = await startTestService("fleet", {
     DATABASE_URL: await createDatabase(inject("infra").databaseUrl, "fleet"),
     REDIS_URL: auth.redisUrl,
+    NATS_URL: inject("infra").natsUrl,
+    LINK_EVENTS_CONSUMER: `fleet-test-${process.pid}`,
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
     AUTH_URL: auth.service.url,
   });

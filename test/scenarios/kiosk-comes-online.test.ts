@@ -1,0 +1,67 @@
+// Flow 1 and 2 of the architecture, across real processes: an admin registers a kiosk
+// (fleet) and enrolls it (auth); the kiosk opens its stream (link); fleet shows it
+// online with what it reported, then its telemetry, then offline when it leaves.
+import { type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { inject } from "vitest";
+import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { DeviceStatus, LinkService, type ConnectRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
+import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { bearer, clientFor, startAuth, type AuthFixture } from "../support/auth.js";
+import { StreamOutbox } from "../../services/link/src/outbox.js";
+
+let auth: AuthFixture;
+let fleet: StartedService;
+let link: StartedService;
+
+beforeAll(async () => {
+  const infra = inject("infra");
+  auth = await startAuth();
+  const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
+  [fleet, link] = await Promise.all([
+    createDatabase(infra.databaseUrl, "fleet").then((db) => startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-scenario-${process.pid}` })),
+    startTestService("link", { ...shared, LINK_REPLICA_ID: "link-scenario" }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([fleet?.stop(), link?.stop()]);
+  await auth?.stop();
+});
+
+it("a registered, enrolled kiosk goes online, reports telemetry and goes offline, as fleet shows", async () => {
+  const admin = await auth.adminToken();
+  const kiosks = clientFor(KioskService, fleet.url, admin);
+  await kiosks.createKiosk({ kiosk: { kioskId: "scenario-1", name: "Scenario kiosk" } });
+  const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "scenario-1" });
+  const { deviceCredential } = await auth.client(DeviceService).enrollDevice({ code });
+
+  const up = new StreamOutbox<MessageInitShape<typeof ConnectRequestSchema>>(100);
+  const stream = createClient(LinkService, createGrpcTransport({ baseUrl: link.url, interceptors: [bearer(deviceCredential)] }))
+    .connect(up)
+    [Symbol.asyncIterator]();
+  up.push({ body: { case: "hello", value: { firmwareVersion: "3.2.1", appVersion: "7.0.0" } } });
+  expect((await stream.next()).value?.body.case).toBe("welcome");
+
+  const status = async () => (await kiosks.getKiosk({ kioskId: "scenario-1" })).kiosk;
+  await expect.poll(async () => (await status())?.status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+  expect(await status()).toMatchObject({ firmwareVersion: "3.2.1", appVersion: "7.0.0" });
+
+  up.push({
+    body: {
+      case: "telemetry",
+      value: { batchId: "t-1", samples: [{ sampleId: "s-1", time: timestampNow(), paperLevelPercent: 12, cashLevelMinor: 45_000n, printer: DeviceStatus.WARNING }] },
+    },
+  });
+  expect((await stream.next()).value?.body.case).toBe("telemetryAck");
+  await expect.poll(async () => (await status())?.state?.paperLevelPercent, { timeout: 5_000, interval: 100 }).toBe(12);
+  expect((await status())?.state).toMatchObject({ cashLevelMinor: 45_000n, printerStatus: "WARNING" });
+
+  up.close();
+  for (let r = await stream.next(); !r.done; r = await stream.next());
+  await expect.poll(async () => (await status())?.status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.OFFLINE);
+  expect((await kiosks.listKiosks({ status: KioskStatus.OFFLINE })).kiosks.map((k) => k.kioskId)).toContain("scenario-1");
+});
