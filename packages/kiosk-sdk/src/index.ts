@@ -1,0 +1,15 @@
+// The kiosk side of the platform (reference firmware): enrollment at auth and the
+// stream to link. The simulator (./simulator) runs many of these at once.
+export { backoffDelay, defaultBackoff, type BackoffOptions } from "./backoff.js";
+export {
+  KioskClient,
+  maxBatchSamples,
+  type CommandHandler,
+  type CommandKind,
+  type CommandPayload,
+  type KioskClientEvents,
+  type KioskClientOptions,
+  type TelemetrySampleInit,
+} from "./client.js";
+export { enroll, renewCredential, type Enrollment } from "./enroll.js";
+export { grpcTarget } from "./grpc.js";
