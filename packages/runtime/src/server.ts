@@ -117,7 +117,9 @@ export async function startService(options: ServiceOptions, host: string, port: 
   };
 
   const h1 = http.createServer(handler);
-  const h2 = http2.createServer({}, handler);
+  // Many long-lived streams share a connection behind a proxy (link's kiosks behind Envoy):
+  // Node's default 10 MB per-session budget would refuse new streams long before the CPU is busy.
+  const h2 = http2.createServer({ maxSessionMemory: 256 }, handler);
   const sessions = new Set<http2.Http2Session>();
   let connectingPeer = "";
   h2.on("session", (s) => {

@@ -11,6 +11,7 @@ import {
   remoteKeys,
   startService,
 } from "@adminkiosk/runtime";
+import { Gauge } from "prom-client";
 import { linkConfigShape } from "./config.js";
 import { createLinkEvents } from "./events.js";
 import { createPresence } from "./presence.js";
@@ -41,6 +42,16 @@ async function main() {
     config.HOST,
     config.LINK_PORT,
   );
+
+  // For dashboards and, later, autoscaling on connections rather than CPU.
+  new Gauge({
+    name: "link_connected_kiosks",
+    help: "Kiosk streams this replica holds.",
+    registers: [service.metrics],
+    collect() {
+      this.set(link.connectedCount());
+    },
+  });
 
   onShutdownSignal(log, async () => {
     link.drainAll();

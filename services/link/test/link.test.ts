@@ -98,6 +98,7 @@ describe("connecting", () => {
     const event = fromBinary(KioskConnectedEventSchema, await connected());
     expect(event).toMatchObject({ kioskId: "prague-010", linkReplica: "link-a", hello: { firmwareVersion: "2.1.0" } });
     expect(await redis.hget("link:presence:prague-010", "replica")).toBe("link-a");
+    expect(await (await fetch(`${link.url}/metrics`)).text()).toMatch(/link_connected_kiosks\{service="link"\} 1/);
 
     const disconnected = await nextEvent("link.kiosk.prague-010.disconnected");
     stream.close();
