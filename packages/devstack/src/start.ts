@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MissingTool, startNats, startPostgres, startRedis, type ManagedProcess, type Postgres } from "./infra.js";
 import { platformServices, serviceEntry, startServiceProcess, type ServiceProcess } from "./services.js";
@@ -44,11 +44,17 @@ async function main() {
   mkdirSync(dataDir, { recursive: true });
   const infra: { name: string; stop: () => Promise<void> }[] = [];
   const services: ServiceProcess[] = [];
+  let simulator: ChildProcess | undefined;
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
     say("\nstopping...");
+    if (simulator && simulator.exitCode === null) {
+      const exited = new Promise((r) => simulator?.once("exit", r));
+      simulator.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    }
     for (const s of [...services].reverse()) await s.stop();
     for (const i of [...infra].reverse()) await i.stop().catch(() => {});
     say("stopped.");
@@ -93,6 +99,8 @@ async function main() {
       AUTH_URL: env["AUTH_URL"] ?? `http://127.0.0.1:${authPort}`,
       AUTH_KEY_ENCRYPTION_KEY: env["AUTH_KEY_ENCRYPTION_KEY"] ?? devSecrets().AUTH_KEY_ENCRYPTION_KEY,
       LOG_LEVEL: env["LOG_LEVEL"] ?? "info",
+      // Locally every caller, the simulated fleet enrolling 50 kiosks included, is 127.0.0.1.
+      LOGIN_RATE_PER_IP: env["LOGIN_RATE_PER_IP"] ?? "600",
     };
 
     const admin = bootstrapAdmin(shared);
@@ -125,10 +133,40 @@ async function main() {
     say("");
     say(`Try: npx buf curl --http2-prior-knowledge --reflect --list-methods http://127.0.0.1:${authPort}`);
     say("Ctrl-C stops everything.");
+    simulator = startSimulatedFleet(services, admin);
   } catch (err) {
     console.error(err instanceof MissingTool ? err.message : `start failed: ${err instanceof Error ? err.message : String(err)}`);
     await stopAll(1);
   }
+}
+
+/**
+ * A simulated fleet (SIM_KIOSKS, default 50; 0 turns it off) so the platform is alive on
+ * first start. Its device credentials are kept in the data dir; registering and enrolling
+ * the kiosks the first time needs the admin's password, known when this start created the
+ * admin or ADMIN_PASSWORD is set.
+ */
+function startSimulatedFleet(services: ServiceProcess[], admin: { created: boolean; email: string; password: string }): ChildProcess | undefined {
+  const url = (name: string) => services.find((s) => s.name === name)?.url;
+  const [authUrl, fleetUrl, linkUrl] = [url("auth"), url("fleet"), url("link")];
+  const count = env["SIM_KIOSKS"] ?? "50";
+  if (!authUrl || !fleetUrl || !linkUrl || count === "0") return undefined;
+  const stateFile = join(dataDir, "simulator.json");
+  const credentials = admin.created || env["ADMIN_PASSWORD"] ? { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password } : undefined;
+  if (!credentials && !existsSync(stateFile)) {
+    say("  simulator      not started: set ADMIN_PASSWORD (the admin's) once so it can enroll its kiosks");
+    return undefined;
+  }
+  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "packages/kiosk-sdk/src/simulate.ts")], {
+    env: { ...process.env, ...credentials, SIM_KIOSKS: count, SIM_STATE_FILE: stateFile, AUTH_URL: authUrl, FLEET_URL: fleetUrl, LINK_URL: linkUrl },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const lines = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).forEach((l) => console.log(formatLogLine("simulator", l)));
+  child.stdout?.on("data", lines);
+  child.stderr?.on("data", lines);
+  say(`  simulator      ${count} kiosks (credentials in ${stateFile})`);
+  return child;
 }
 
 /** Creates the first admin if there are no users yet (auth's own bootstrap script). */
