@@ -44,7 +44,7 @@ export function toConnectError(err: unknown, requestId: string): ConnectError {
   if (err instanceof ConnectError) return err;
   const pgCode = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
   // The caller closed its stream (a client cancelling, a tool like buf curl hanging up).
-  if (pgCode === "ERR_STREAM_PREMATURE_CLOSE" || pgCode === "ERR_HTTP2_STREAM_CANCEL")
+  if (pgCode === "ERR_STREAM_PREMATURE_CLOSE" || pgCode === "ERR_HTTP2_STREAM_CANCEL" || pgCode === "ERR_HTTP2_INVALID_STREAM")
     return new ConnectError("the caller went away", Code.Canceled, undefined, undefined, err);
   if (pgCode === "23505") return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);
   if (pgCode === "40001" || pgCode === "40P01") return new ConnectError("conflicting concurrent update; retry", Code.Aborted, undefined, undefined, err);

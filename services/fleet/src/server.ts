@@ -84,7 +84,7 @@ export function fleetRoutes(deps: FleetDeps) {
       async listKiosks(req) {
         const limit = pageSize("page_size", req.pageSize, 100, 1000);
         const after = decodePageToken("page_token", req.pageToken, { after: cursorPatterns.any })?.after;
-        if (req.status === KioskStatus.ALERTING) throw invalidArgument("status", "KIOSK_STATUS_ALERTING is not available until telemetry is stored");
+        if (req.status === KioskStatus.ALERTING) throw invalidArgument("status", "KIOSK_STATUS_ALERTING is not available yet (alert thresholds are still to come)");
         const filter: KioskFilter = {
           presence: presenceFilter[req.status],
           tag: req.tag === "" ? undefined : requireTags("tag", [req.tag])[0],

@@ -83,7 +83,7 @@ export type KioskDisconnectedEvent = Message<"adminkiosk.link.v1.KioskDisconnect
   linkReplica: string;
 
   /**
-   * "closed", "replaced", "revoked", "draining", "error"
+   * "closed", "replaced", "revoked", "draining", "error", "slow reader"
    *
    * @generated from field: string reason = 3;
    */
