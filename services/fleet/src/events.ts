@@ -41,9 +41,15 @@ export function consumeLinkEvents(pool: Pool, nats: Promise<NatsConnection>, dur
     }
   };
   const running = run();
+  // Inbox rows only need to outlive redelivery: LINK keeps messages 7 days.
+  const cleanup = setInterval(() => {
+    pool.query("DELETE FROM inbox WHERE applied_at < now() - interval '8 days'").catch(() => {});
+  }, 3_600_000);
+  cleanup.unref();
   return {
     async stop() {
       stopped = true;
+      clearInterval(cleanup);
       await Promise.race([running, new Promise((r) => setTimeout(r, 2_000))]);
     },
   };

@@ -20,7 +20,8 @@ export interface LinkEvents {
 
 export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise<LinkEvents> {
   const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-  const config = { ...linkStream, duplicate_window: 2 * 60 * 1_000_000_000 };
+  // Kept 7 days: consumers that were down catch up; history proper lives in fleet's tables.
+  const config = { ...linkStream, duplicate_window: 2 * 60 * 1_000_000_000, max_age: 7 * 24 * 3600 * 1_000_000_000 };
   try {
     await jsm.streams.info(linkStream.name);
     await jsm.streams.update(linkStream.name, config);
