@@ -23,7 +23,7 @@ beforeAll(async () => {
   auth = await startAuth();
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
   [fleet, link] = await Promise.all([
-    createDatabase(infra.databaseUrl, "fleet").then((db) => startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-scenario-${process.pid}` })),
+    createDatabase(infra.databaseUrl, "fleet").then((db) => startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-scenario-${process.pid}`, PRESENCE_SWEEP_MS: "500" })),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-scenario" }),
   ]);
 });
@@ -64,4 +64,31 @@ it("a registered, enrolled kiosk goes online, reports telemetry and goes offline
   for (let r = await stream.next(); !r.done; r = await stream.next());
   await expect.poll(async () => (await status())?.status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.OFFLINE);
   expect((await kiosks.listKiosks({ status: KioskStatus.OFFLINE })).kiosks.map((k) => k.kioskId)).toContain("scenario-1");
+});
+
+it("a kiosk whose link replica dies without a word is shown offline once its presence expires", async () => {
+  const infra = inject("infra");
+  const admin = await auth.adminToken();
+  const kiosks = clientFor(KioskService, fleet.url, admin);
+  const doomed = await startTestService("link", {
+    REDIS_URL: auth.redisUrl,
+    NATS_URL: infra.natsUrl,
+    AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+    LINK_REPLICA_ID: "link-doomed",
+    PRESENCE_TTL_SECONDS: "3",
+  });
+  await kiosks.createKiosk({ kiosk: { kioskId: "scenario-2", name: "Orphaned kiosk" } });
+  const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "scenario-2" });
+  const { deviceCredential } = await auth.client(DeviceService).enrollDevice({ code });
+  const up = new StreamOutbox<MessageInitShape<typeof ConnectRequestSchema>>(10);
+  const stream = createClient(LinkService, createGrpcTransport({ baseUrl: doomed.url, interceptors: [bearer(deviceCredential)] }))
+    .connect(up)
+    [Symbol.asyncIterator]();
+  up.push({ body: { case: "hello", value: {} } });
+  await stream.next();
+  const status = async () => (await kiosks.getKiosk({ kioskId: "scenario-2" })).kiosk?.status;
+  await expect.poll(status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+  doomed.child.kill("SIGKILL"); // no goodbye, no disconnected event
+  await stream.next().catch(() => undefined);
+  await expect.poll(status, { timeout: 10_000, interval: 200 }).toBe(KioskStatus.OFFLINE);
 });

@@ -19,6 +19,7 @@ import {
 } from "@adminkiosk/runtime";
 import { fleetConfigShape } from "./config.js";
 import { consumeLinkEvents } from "./events.js";
+import { startPresenceSweep } from "./presence-sweep.js";
 import { fleetRoutes, fleetServices } from "./server.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -32,6 +33,7 @@ async function main() {
   const authDevices = createClient(DeviceService, createGrpcTransport({ baseUrl: config.AUTH_URL }));
   const nats = connectNats(config.NATS_URL, "fleet", log);
   const linkEvents = consumeLinkEvents(pool, nats, config.LINK_EVENTS_CONSUMER, log);
+  const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, log);
 
   const service = await startService(
     {
@@ -52,6 +54,7 @@ async function main() {
 
   onShutdownSignal(log, async () => {
     await service.close();
+    sweep.stop();
     await linkEvents.stop();
     await Promise.allSettled([redis.quit(), Promise.race([nats.then((nc) => nc.drain()), new Promise((r) => setTimeout(r, 1_000))])]);
     await pool.end();
