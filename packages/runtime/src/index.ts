@@ -10,6 +10,7 @@ export * from "./observe.js";
 export * from "./outbox.js";
 export * from "./postgres.js";
 export * from "./principal.js";
+export * from "./process.js";
 export * from "./redis.js";
 export * from "./request.js";
 export * from "./server.js";

@@ -1,6 +1,7 @@
 // NATS: one connection per service, reconnecting forever. The promise resolves on
 // the first successful connection; a service does not wait for it to start serving
 // (what it must publish waits in its outbox meanwhile).
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
 
@@ -21,4 +22,27 @@ export async function connectNats(url: string, name: string, log: Logger): Promi
     }
   })();
   return nc;
+}
+
+/** Creates a JetStream stream, or brings an existing one to this configuration. */
+export async function ensureStream(nc: NatsConnection, stream: { name: string; subjects: string[]; maxAgeMs?: number }): Promise<void> {
+  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+  const config = {
+    name: stream.name,
+    subjects: stream.subjects,
+    // Publishers set Nats-Msg-Id; JetStream drops a repeat within this window.
+    duplicate_window: 2 * 60 * 1_000_000_000,
+    ...(stream.maxAgeMs === undefined ? {} : { max_age: stream.maxAgeMs * 1_000_000 }),
+  };
+  try {
+    await jsm.streams.info(stream.name);
+    await jsm.streams.update(stream.name, config);
+  } catch {
+    await jsm.streams.add(config);
+  }
+}
+
+/** Drains the connection at shutdown, giving up after a second (or at once if it never connected). */
+export async function closeNats(nats: NatsConnection | Promise<NatsConnection>): Promise<void> {
+  await Promise.race([Promise.resolve(nats).then((nc) => nc.drain()), new Promise((r) => setTimeout(r, 1_000).unref())]);
 }

@@ -42,14 +42,15 @@ export const codeName = (code: Code | undefined) => (code === undefined ? "OK" :
 /** Maps errors that are not ConnectErrors: database states we know, else Internal. */
 export function toConnectError(err: unknown, requestId: string): ConnectError {
   if (err instanceof ConnectError) return err;
-  const pgCode = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
+  // PostgreSQL SQLSTATE, Node error codes (ERR_..., ECONNREFUSED), whatever the error carries.
+  const errorCode = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
   // The caller closed its stream (a client cancelling, a tool like buf curl hanging up).
-  if (pgCode === "ERR_STREAM_PREMATURE_CLOSE" || pgCode === "ERR_HTTP2_STREAM_CANCEL" || pgCode === "ERR_HTTP2_INVALID_STREAM")
+  if (errorCode === "ERR_STREAM_PREMATURE_CLOSE" || errorCode === "ERR_HTTP2_STREAM_CANCEL" || errorCode === "ERR_HTTP2_INVALID_STREAM")
     return new ConnectError("the caller went away", Code.Canceled, undefined, undefined, err);
-  if (pgCode === "23505") return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);
-  if (pgCode === "40001" || pgCode === "40P01") return new ConnectError("conflicting concurrent update; retry", Code.Aborted, undefined, undefined, err);
-  if (pgCode === "57014") return new ConnectError("the operation timed out", Code.DeadlineExceeded, undefined, undefined, err);
-  if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P03", "08006", "08001"].includes(pgCode) || isConnectionLoss(err))
+  if (errorCode === "23505") return new ConnectError("already exists", Code.AlreadyExists, undefined, undefined, err);
+  if (errorCode === "40001" || errorCode === "40P01") return new ConnectError("conflicting concurrent update; retry", Code.Aborted, undefined, undefined, err);
+  if (errorCode === "57014") return new ConnectError("the operation timed out", Code.DeadlineExceeded, undefined, undefined, err);
+  if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P03", "08006", "08001"].includes(errorCode) || isConnectionLoss(err))
     return new ConnectError("a dependency is unavailable; retry later", Code.Unavailable, undefined, undefined, err);
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal, undefined, undefined, err);
 }

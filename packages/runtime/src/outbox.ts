@@ -11,9 +11,9 @@
 //   CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
 import { EventEmitter } from "node:events";
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "./logger.js";
-import type { NatsConnection } from "./nats.js";
+import { ensureStream, type NatsConnection } from "./nats.js";
 import type { Pool, PoolClient } from "./postgres.js";
 
 const wake = new EventEmitter();
@@ -53,17 +53,10 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let again = false;
   let failures = 0;
 
-  const ensureStream = async () => {
+  const connectStream = async () => {
     if (js) return js;
     const nc = await Promise.race([nats, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("nats is not connected yet")), 2_000).unref())]);
-    const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-    const config = { name: stream.name, subjects: stream.subjects, duplicate_window: 2 * 60 * 1_000_000_000 };
-    try {
-      await jsm.streams.info(stream.name);
-      await jsm.streams.update(stream.name, config);
-    } catch {
-      await jsm.streams.add(config);
-    }
+    await ensureStream(nc, stream);
     js = jetstream(nc, { timeout: 5_000 });
     return js;
   };
@@ -81,7 +74,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         await client.query("COMMIT");
         return 0;
       }
-      const stream = await ensureStream();
+      const stream = await connectStream();
       // Sent in order on one connection; the acks are awaited together.
       await Promise.all(rows.map((row) => stream.publish(row.subject, row.payload, { msgID: row.id })));
       await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", [rows.map((r) => r.id)]);
@@ -100,7 +93,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       again = false;
       try {
         // The stream exists from the first pass on, so consumers can attach before any event.
-        await ensureStream();
+        await connectStream();
         while (!stopped && (await publishBatch()) === batchSize);
         if (failures > 0) log.info({ stream: stream.name }, "outbox publishing again");
         failures = 0;

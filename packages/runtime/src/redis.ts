@@ -23,3 +23,9 @@ export function createRedis(redisUrl: string, log: Logger): Redis {
   });
   return redis;
 }
+
+/**
+ * Where link records which replica holds a kiosk's stream (a hash with a TTL that
+ * heartbeats renew). link writes it; fleet's presence sweep reads it.
+ */
+export const kioskPresenceKey = (kioskId: string) => `link:presence:${kioskId}`;

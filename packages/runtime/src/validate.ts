@@ -27,6 +27,14 @@ export function requireText(field: string, value: string, rule: TextRule): strin
   return value;
 }
 
+/**
+ * Kiosk ids: letters, digits, '_' and '-', up to 64. No '.': kiosk ids are NATS subject
+ * tokens (auth.device.<kiosk_id>.revoked, link.kiosk.<kiosk_id>.*).
+ */
+export function requireKioskId(field: string, value: string): string {
+  return requireText(field, value, { max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" });
+}
+
 const emailPattern = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /** An email address, compared case-insensitively (so returned lower-cased). */

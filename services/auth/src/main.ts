@@ -1,7 +1,7 @@
 // auth: wire-up only. Reads config, runs migrations, starts the server.
 import { fileURLToPath } from "node:url";
 import {
-  ConfigError,
+  closeNats,
   connectNats,
   createLogger,
   createPool,
@@ -12,6 +12,7 @@ import {
   migrate,
   onShutdownSignal,
   startOutboxRelay,
+  runService,
   startService,
 } from "@adminkiosk/runtime";
 import { authConfigShape } from "./config.js";
@@ -72,16 +73,9 @@ async function main() {
     await service.close();
     clearInterval(rotation);
     await outbox.stop();
-    await Promise.allSettled([redis.quit(), Promise.race([nats.then((nc) => nc.drain()), new Promise((r) => setTimeout(r, 1_000))])]);
+    await Promise.allSettled([redis.quit(), closeNats(nats)]);
     await pool.end();
   });
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    console.error(`auth: ${err.message}`);
-    process.exit(2);
-  }
-  console.error("auth: failed to start:", err);
-  process.exit(1);
-});
+runService("auth", main);

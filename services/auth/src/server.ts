@@ -22,6 +22,7 @@ import {
   requireEmail,
   requireText,
   requestInfo,
+  requireKioskId,
   requireUuid,
   Role,
   roleNames,
@@ -47,8 +48,6 @@ export interface AuthDeps {
   scryptLogN: number;
 }
 
-// No '.': kiosk ids become NATS subject tokens (auth.device.<kiosk_id>.revoked).
-const kioskIdRule = { max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" };
 const passwordRule = { min: 12, max: 256 };
 const displayNameRule = { max: 100 };
 const opaqueTokenRule = { max: 512 };
@@ -164,7 +163,7 @@ export function authRoutes(deps: AuthDeps) {
 
     router.service(DeviceService, {
       async createEnrollmentCode(req, ctx) {
-        const kioskId = requireText("kiosk_id", req.kioskId, kioskIdRule);
+        const kioskId = requireKioskId("kiosk_id", req.kioskId);
         const ttlSeconds = req.ttlSeconds === 0 ? 86_400 : req.ttlSeconds;
         if (ttlSeconds < 60 || ttlSeconds > 604_800) throw invalidArgument("ttl_seconds", "must be between 60 and 604800");
         const principal = principalOf(ctx);
@@ -194,7 +193,7 @@ export function authRoutes(deps: AuthDeps) {
         const rows = await deviceRows.list(pool, {
           limit: limit + 1,
           after: cursor && { enrolledAt: cursor.at, deviceId: cursor.id },
-          kioskId: req.kioskId === "" ? undefined : requireText("kiosk_id", req.kioskId, kioskIdRule),
+          kioskId: req.kioskId === "" ? undefined : requireKioskId("kiosk_id", req.kioskId),
           includeRevoked: req.includeRevoked,
         });
         const page = rows.slice(0, limit);
@@ -205,7 +204,7 @@ export function authRoutes(deps: AuthDeps) {
         };
       },
       async revokeDevice(req, ctx) {
-        const kioskId = requireText("kiosk_id", req.kioskId, kioskIdRule);
+        const kioskId = requireKioskId("kiosk_id", req.kioskId);
         const reason = req.reason === "" ? "" : requireText("reason", req.reason, { max: 500 });
         return { revokedCount: await devices.revokeKiosk(ctx, kioskId, reason) };
       },

@@ -1,18 +1,13 @@
 // What a valid kiosk record is: checks that end in InvalidArgument naming the field.
-import { invalidArgument, requireText } from "@adminkiosk/runtime";
+import { invalidArgument, requireKioskId, requireText } from "@adminkiosk/runtime";
 import type { Location } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 
-// No '.': kiosk ids are NATS subject tokens (the same rule auth applies).
-export const kioskIdRule = { max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" };
 const tagPattern = /^[a-z0-9][a-z0-9:_-]{0,39}$/;
 const timezones = new Set([...Intl.supportedValuesOf("timeZone"), "UTC"]);
 
-export function requireKioskId(field: string, value: string): string {
-  return requireText(field, value, kioskIdRule);
-}
-
+/** Group ids follow the kiosk id rule (they name NATS subjects too, for jobs). */
 export function optionalGroupId(field: string, value: string): string {
-  return value === "" ? "" : requireText(field, value, kioskIdRule);
+  return value === "" ? "" : requireKioskId(field, value);
 }
 
 export function requireTimezone(field: string, value: string): string {

@@ -4,7 +4,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import {
-  ConfigError,
+  closeNats,
   connectNats,
   createLogger,
   createPool,
@@ -15,6 +15,7 @@ import {
   onShutdownSignal,
   redisRevocationCheck,
   remoteKeys,
+  runService,
   startService,
 } from "@adminkiosk/runtime";
 import { fleetConfigShape } from "./config.js";
@@ -56,16 +57,9 @@ async function main() {
     await service.close();
     sweep.stop();
     await linkEvents.stop();
-    await Promise.allSettled([redis.quit(), Promise.race([nats.then((nc) => nc.drain()), new Promise((r) => setTimeout(r, 1_000))])]);
+    await Promise.allSettled([redis.quit(), closeNats(nats)]);
     await pool.end();
   });
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    console.error(`fleet: ${err.message}`);
-    process.exit(2);
-  }
-  console.error("fleet: failed to start:", err);
-  process.exit(1);
-});
+runService("fleet", main);

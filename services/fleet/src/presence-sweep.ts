@@ -1,16 +1,14 @@
 // A kiosk whose link replica died never gets a "disconnected" event. link keeps a
 // presence record per connected kiosk in Redis with a TTL that heartbeats renew; this
 // sweep marks kiosks offline whose record has gone (replica dead, kiosk silent).
-import type { Logger, Pool, Redis } from "@adminkiosk/runtime";
-
-const presenceKey = (kioskId: string) => `link:presence:${kioskId}`;
+import { kioskPresenceKey, type Logger, type Pool, type Redis } from "@adminkiosk/runtime";
 
 export function startPresenceSweep(pool: Pool, redis: Redis, intervalMs: number, log: Logger) {
   const sweep = async () => {
     const { rows } = await pool.query<{ kiosk_id: string }>("SELECT kiosk_id FROM kiosks WHERE connected AND deleted_at IS NULL");
     if (rows.length === 0) return;
     const pipeline = redis.pipeline();
-    rows.forEach((r) => pipeline.exists(presenceKey(r.kiosk_id)));
+    rows.forEach((r) => pipeline.exists(kioskPresenceKey(r.kiosk_id)));
     const results = (await pipeline.exec()) ?? [];
     const gone = rows.filter((_, i) => results[i]?.[0] === null && results[i]?.[1] === 0).map((r) => r.kiosk_id);
     if (gone.length === 0) return;

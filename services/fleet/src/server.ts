@@ -5,8 +5,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService, KioskStatus, type KioskSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
-import { cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireText, type Pool } from "@adminkiosk/runtime";
-import { optionalGroupId, requireKioskId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
+import { cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireKioskId, requireText, type Pool } from "@adminkiosk/runtime";
+import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
 import { kiosks, type KioskFields, type KioskFilter, type KioskRow } from "./store.js";
 
 const presenceFilter: Record<KioskStatus, KioskFilter["presence"]> = {

@@ -2,11 +2,11 @@
 // connections (to end its own older stream for the same kiosk) and auth's device
 // revocations (to end a revoked kiosk's stream at once).
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import type { Logger } from "@adminkiosk/runtime";
+import { ensureStream, type Logger } from "@adminkiosk/runtime";
 
 export const linkStream = { name: "LINK", subjects: ["link.>"] };
 
@@ -19,15 +19,8 @@ export interface LinkEvents {
 }
 
 export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise<LinkEvents> {
-  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
   // Kept 7 days: consumers that were down catch up; history proper lives in fleet's tables.
-  const config = { ...linkStream, duplicate_window: 2 * 60 * 1_000_000_000, max_age: 7 * 24 * 3600 * 1_000_000_000 };
-  try {
-    await jsm.streams.info(linkStream.name);
-    await jsm.streams.update(linkStream.name, config);
-  } catch {
-    await jsm.streams.add(config);
-  }
+  await ensureStream(nc, { ...linkStream, maxAgeMs: 7 * 24 * 3600 * 1000 });
   const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
   const connected = nc.subscribe("link.kiosk.*.connected");
   const revoked = nc.subscribe("auth.device.*.revoked");

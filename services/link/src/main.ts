@@ -1,6 +1,6 @@
 // link: wire-up only.
 import {
-  ConfigError,
+  closeNats,
   connectNats,
   createLogger,
   createRedis,
@@ -9,6 +9,7 @@ import {
   onShutdownSignal,
   redisRevocationCheck,
   remoteKeys,
+  runService,
   startService,
 } from "@adminkiosk/runtime";
 import { Gauge } from "prom-client";
@@ -57,15 +58,8 @@ async function main() {
     link.drainAll();
     await service.close();
     await events.close();
-    await Promise.allSettled([redis.quit(), nats.drain()]);
+    await Promise.allSettled([redis.quit(), closeNats(nats)]);
   });
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    console.error(`link: ${err.message}`);
-    process.exit(2);
-  }
-  console.error("link: failed to start:", err);
-  process.exit(1);
-});
+runService("link", main);

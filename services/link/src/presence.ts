@@ -1,11 +1,11 @@
 // Which link replica holds which kiosk, in Redis with a TTL: a replica that dies
 // leaves no stale "online" behind for longer than PRESENCE_TTL_SECONDS.
-import type { Redis } from "@adminkiosk/runtime";
+import { kioskPresenceKey as key, type Redis } from "@adminkiosk/runtime";
 
-const key = (kioskId: string) => `link:presence:${kioskId}`;
-
-// Deletes the record only if it is still this stream's (a newer stream may own it).
+// Both act only on a record that is still this stream's (a newer stream may own it),
+// in one round trip: touch runs on every heartbeat of every kiosk.
 const releaseScript = `if redis.call("HGET", KEYS[1], "session") == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`;
+const touchScript = `if redis.call("HGET", KEYS[1], "session") == ARGV[1] then redis.call("HSET", KEYS[1], "lastSeen", ARGV[2]); return redis.call("EXPIRE", KEYS[1], ARGV[3]) else return 0 end`;
 
 export interface PresenceRecord {
   replica: string;
@@ -21,9 +21,7 @@ export function createPresence(redis: Redis, ttlSeconds: number) {
       await redis.multi().hset(key(kioskId), { ...r, lastSeen: new Date().toISOString() }).expire(key(kioskId), ttlSeconds).exec();
     },
     async touch(kioskId: string, session: string) {
-      // Only refresh a record that is still ours.
-      const owner = await redis.hget(key(kioskId), "session");
-      if (owner === session) await redis.multi().hset(key(kioskId), "lastSeen", new Date().toISOString()).expire(key(kioskId), ttlSeconds).exec();
+      await redis.eval(touchScript, 1, key(kioskId), session, new Date().toISOString(), ttlSeconds);
     },
     async release(kioskId: string, session: string) {
       await redis.eval(releaseScript, 1, key(kioskId), session);
