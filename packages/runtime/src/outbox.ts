@@ -9,20 +9,19 @@
 //     subject text NOT NULL, payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
 //     published_at timestamptz);
 //   CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
-import { EventEmitter } from "node:events";
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "./logger.js";
 import { ensureStream, type NatsConnection } from "./nats.js";
 import type { Pool, PoolClient } from "./postgres.js";
 
-const wake = new EventEmitter();
+/** PostgreSQL delivers a NOTIFY at commit, never for a rolled-back transaction. */
+const channel = "outbox";
 
-/** Adds an event to the outbox inside the caller's transaction. */
+/** Adds an event to the outbox inside the caller's transaction; relays wake when it commits. */
 export async function enqueueEvent<D extends DescMessage>(tx: PoolClient, subject: string, schema: D, message: MessageShape<D>) {
   await tx.query("INSERT INTO outbox (subject, payload) VALUES ($1, $2)", [subject, Buffer.from(toBinary(schema, message))]);
-  // Published after commit: the relay's next pass sees the row once the transaction is visible.
-  setImmediate(() => wake.emit("wake"));
+  await tx.query(`NOTIFY ${channel}`);
 }
 
 export interface OutboxRelayOptions {
@@ -117,8 +116,28 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   const onWake = () => void pass();
-  wake.on("wake", onWake);
-  const timer = setInterval(onWake, pollMs);
+  // Commits anywhere (this replica or another) wake the relay; the poll covers a lost listener.
+  let listener: PoolClient | undefined;
+  const listen = async () => {
+    if (stopped || listener) return;
+    try {
+      const client = await pool.connect();
+      client.on("notification", onWake);
+      client.on("error", () => {
+        listener = undefined;
+        client.release(true);
+      });
+      await client.query(`LISTEN ${channel}`);
+      listener = client;
+    } catch {
+      // PostgreSQL is down: the poll below retries listening too.
+    }
+  };
+  void listen();
+  const timer = setInterval(() => {
+    void listen();
+    onWake();
+  }, pollMs);
   timer.unref();
   // Old published rows are kept a week for inspection, then removed.
   const cleanup = setInterval(() => {
@@ -134,8 +153,9 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
     async stop() {
       stopped = true;
-      wake.off("wake", onWake);
       clearInterval(timer);
+      listener?.release();
+      listener = undefined;
       clearInterval(cleanup);
       await running;
     },
