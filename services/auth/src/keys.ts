@@ -55,7 +55,11 @@ export function createKeyRing(pool: Pool, encryptionKey: Buffer, longestTokenTtl
       "SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > now() ORDER BY created_at",
     );
     const current = rows.find((r) => r.activated_at !== null && r.retired_at === null);
-    active = current ? { kid: current.kid, key: await importPrivate(current, encryptionKey), activatedAt: current.activated_at! } : undefined;
+    // Decrypt the private key only when the active key changed, not on every reload.
+    active =
+      current === undefined ? undefined
+      : active?.kid === current.kid ? active
+      : { kid: current.kid, key: await importPrivate(current, encryptionKey), activatedAt: current.activated_at! };
     publishedKids = new Set(rows.map((r) => r.kid));
     published = createLocalJWKSet({ keys: rows.map((r) => r.public_jwk) });
     return rows;
