@@ -6,16 +6,17 @@
 // connections), measure the ramp time and the server's RSS growth per stream, hold
 // them while each kiosk heartbeats, then close. Run: npm run bench:link
 // (BENCH_STREAMS="1000,5000" to choose N; loopback only; it stops by itself).
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { LinkService, type ConnectRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { freePort, repoRoot, startNats, startPostgres, startRedis, startServiceProcess, testKeyEncryptionKey } from "@adminkiosk/devstack";
+import { repoRoot } from "@adminkiosk/devstack";
+import { benchAdmin, withStack } from "./stack.js";
 import { StreamOutbox } from "../services/link/src/outbox.js";
 
 const sizes = (process.env["BENCH_STREAMS"] ?? "1000,5000").split(",").map(Number);
@@ -69,84 +70,52 @@ async function openStreams(url: string, credentials: string[], n: number) {
   };
 }
 
-async function main() {
-  const dir = mkdtempSync(join(os.tmpdir(), "adminkiosk-bench-link-"));
-  const stops: (() => Promise<void>)[] = [];
-  try {
-    const pg = await startPostgres(join(dir, "pg"), await freePort());
-    stops.push(() => pg.stop());
-    const redis = await startRedis(join(dir, "redis"), await freePort());
-    stops.push(() => redis.stop());
-    const nats = await startNats(join(dir, "nats"), await freePort());
-    stops.push(() => nats.stop());
-    const password = "bench-password-123";
-    const seeded = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
-      env: { ...process.env, DATABASE_URL: pg.url, ADMIN_EMAIL: "bench@adminkiosk.local", ADMIN_PASSWORD: password },
-      encoding: "utf8",
-    });
-    if (seeded.status !== 0) throw new Error(seeded.stderr);
-    const authPort = await freePort();
-    const auth = await startServiceProcess(repoRoot, "auth", authPort, {
-      DATABASE_URL: pg.url, REDIS_URL: redis.url, NATS_URL: nats.url, AUTH_KEY_ENCRYPTION_KEY: testKeyEncryptionKey(),
-      AUTH_PORT: String(authPort), LOG_LEVEL: "warn", LOGIN_RATE_PER_IP: "100000", PASSWORD_SCRYPT_LOG_N: "10",
-    }, () => {});
-    stops.push(() => auth.stop());
-    const linkPort = await freePort();
-    const link = await startServiceProcess(repoRoot, "link", linkPort, {
-      REDIS_URL: redis.url, NATS_URL: nats.url, AUTH_JWKS_URL: `${auth.url}/.well-known/jwks.json`, LINK_PORT: String(linkPort), LOG_LEVEL: "warn",
-    }, () => {});
-    stops.push(() => link.stop());
+await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ auth, redisUrl, natsUrl, start, onStop }) => {
+  const link = await start("link", { REDIS_URL: redisUrl, NATS_URL: natsUrl, AUTH_JWKS_URL: `${auth.url}/.well-known/jwks.json` });
+  // Baseline: the same bidi RPC on a bare server (its own process) that only holds the stream.
+  const bare = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "bench/bare-stream-server.ts")], { stdio: ["ignore", "pipe", "inherit"] });
+  onStop(async () => void bare.kill("SIGTERM"));
+  const barePort = await new Promise<number>((resolve) => bare.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const bareUrl = `http://127.0.0.1:${barePort}`;
 
-    // Baseline: the same bidi RPC on a bare server (its own process) that only holds the stream.
-    const bare = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "bench/bare-stream-server.ts")], { stdio: ["ignore", "pipe", "inherit"] });
-    stops.push(async () => void bare.kill("SIGTERM"));
-    const barePort = await new Promise<number>((resolve) => bare.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
-    const bareUrl = `http://127.0.0.1:${barePort}`;
-
-    const anonymous = createClient(AuthService, createGrpcTransport({ baseUrl: auth.url }));
-    const { tokens } = await anonymous.login({ email: "bench@adminkiosk.local", password });
-    const devices = createClient(DeviceService, createGrpcTransport({ baseUrl: auth.url }));
-    const admin = { headers: { authorization: `Bearer ${tokens!.accessToken}` } };
-    const max = Math.max(...sizes);
-    const credentials: string[] = [];
-    const te = performance.now();
-    for (let i = 0; i < max; i += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, max - i) }, async (_, j) => {
-        const { code } = await devices.createEnrollmentCode({ kioskId: `bench-${i + j}` }, admin);
-        credentials[i + j] = (await devices.enrollDevice({ code })).deviceCredential;
-      }));
-    }
-    console.error(`enrolled ${max} kiosks in ${((performance.now() - te) / 1000).toFixed(1)} s`);
-
-    const rows: string[] = [];
-    for (const n of sizes) {
-      for (const [name, url, pid] of [["bare connect-node (baseline)", bareUrl, bare.pid!], ["link", link.url, link.child.pid!]] as const) {
-        await new Promise((r) => setTimeout(r, 1_000));
-        const before = await rssOf(pid);
-        const cpu0 = cpuSecondsOf(pid);
-        const held = await openStreams(url, credentials, n);
-        await new Promise((r) => setTimeout(r, 2_000));
-        const after = await rssOf(pid);
-        const cpu1 = cpuSecondsOf(pid);
-        held.heartbeat();
-        await new Promise((r) => setTimeout(r, 3_000));
-        const cpu2 = cpuSecondsOf(pid);
-        const beatSeconds = (cpu2 - cpu1);
-        await held.close();
-        rows.push(`| ${n} | ${name} | ${held.rampSeconds.toFixed(1)} | ${((after - before) / n / 1024).toFixed(1)} | ${(after / 1024 / 1024).toFixed(0)} | ${(cpu1 - cpu0).toFixed(1)} | ${((beatSeconds * 1000) / (n / 1000)).toFixed(1)} |`);
-        console.error(rows.at(-1));
-        await new Promise((r) => setTimeout(r, 2_000));
-      }
-    }
-    console.log(`\n${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} × ${os.cpus()[0]?.model} · Node ${process.version} · ${connections} HTTP/2 connections from one client process\n`);
-    console.log("| streams | server | ramp s | RSS KiB per stream | RSS MiB held | CPU s to connect | CPU ms per heartbeat round / 1k streams |");
-    console.log("|---|---|---|---|---|---|---|");
-    for (const r of rows) console.log(r);
-  } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+  const anonymous = createClient(AuthService, createGrpcTransport({ baseUrl: auth.url }));
+  const { tokens } = await anonymous.login(benchAdmin);
+  const devices = createClient(DeviceService, createGrpcTransport({ baseUrl: auth.url }));
+  const admin = { headers: { authorization: `Bearer ${tokens!.accessToken}` } };
+  const max = Math.max(...sizes);
+  const credentials: string[] = [];
+  const te = performance.now();
+  for (let i = 0; i < max; i += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, max - i) }, async (_, j) => {
+      const { code } = await devices.createEnrollmentCode({ kioskId: `bench-${i + j}` }, admin);
+      credentials[i + j] = (await devices.enrollDevice({ code })).deviceCredential;
+    }));
   }
-}
+  console.error(`enrolled ${max} kiosks in ${((performance.now() - te) / 1000).toFixed(1)} s`);
 
-await main();
+  const rows: string[] = [];
+  for (const n of sizes) {
+    for (const [name, url, pid] of [["bare connect-node (baseline)", bareUrl, bare.pid!], ["link", link.url, link.child.pid!]] as const) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const before = await rssOf(pid);
+      const cpu0 = cpuSecondsOf(pid);
+      const held = await openStreams(url, credentials, n);
+      await new Promise((r) => setTimeout(r, 2_000));
+      const after = await rssOf(pid);
+      const cpu1 = cpuSecondsOf(pid);
+      held.heartbeat();
+      await new Promise((r) => setTimeout(r, 3_000));
+      const cpu2 = cpuSecondsOf(pid);
+      const beatSeconds = (cpu2 - cpu1);
+      await held.close();
+      rows.push(`| ${n} | ${name} | ${held.rampSeconds.toFixed(1)} | ${((after - before) / n / 1024).toFixed(1)} | ${(after / 1024 / 1024).toFixed(0)} | ${(cpu1 - cpu0).toFixed(1)} | ${((beatSeconds * 1000) / (n / 1000)).toFixed(1)} |`);
+      console.error(rows.at(-1));
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
+  console.log(`\n${new Date().toISOString().slice(0, 10)} · ${os.cpus().length} × ${os.cpus()[0]?.model} · Node ${process.version} · ${connections} HTTP/2 connections from one client process\n`);
+  console.log("| streams | server | ramp s | RSS KiB per stream | RSS MiB held | CPU s to connect | CPU ms per heartbeat round / 1k streams |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of rows) console.log(r);
+});
 process.exit(0);

@@ -1,15 +1,13 @@
 // Starts a real auth process on its own database and Redis DB, seeds an admin, and
 // hands out typed clients, the way a kiosk, the web app or another service calls it.
 // Used by auth's tests and by every service whose tests need real tokens.
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { inject } from "vitest";
 import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
-import { createDatabase, isolatedRedisUrl, repoRoot, startTestService, testKeyEncryptionKey, type StartedService } from "@adminkiosk/devstack";
+import { createDatabase, isolatedRedisUrl, repoRoot, seedFirstAdmin, startTestService, testKeyEncryptionKey, type StartedService } from "@adminkiosk/devstack";
 
 export { Role };
 
@@ -56,12 +54,7 @@ export async function startAuth(settings: Record<string, string> = {}, postgresU
   const infra = inject("infra");
   const databaseUrl = await createDatabase(postgresUrl ?? infra.databaseUrl, "auth");
   const redisUrl = await isolatedRedisUrl(infra.redisUrl);
-  const seeded = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
-    cwd: join(repoRoot, "services/auth"),
-    env: { ...process.env, DATABASE_URL: databaseUrl, ADMIN_EMAIL: adminEmail, ADMIN_PASSWORD: adminPassword },
-    encoding: "utf8",
-  });
-  if (seeded.status !== 0) throw new Error(`bootstrap-admin failed: ${seeded.stderr}`);
+  seedFirstAdmin(repoRoot, databaseUrl, adminEmail, adminPassword);
   const env = {
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,

@@ -1,5 +1,5 @@
 // The platform's services, their default ports, and running each as its own process.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { assertPortFree, waitForPort } from "./infra.js";
@@ -81,4 +81,19 @@ export async function startServiceProcess(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * Runs auth's bootstrap-admin script (migrates auth's schema, creates the first admin
+ * when there are no users). Resolves whether this call created the admin.
+ */
+export function seedFirstAdmin(repoRoot: string, databaseUrl: string, email: string, password: string): { created: boolean } {
+  const result = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
+    cwd: join(repoRoot, "services/auth"),
+    env: { ...process.env, DATABASE_URL: databaseUrl, ADMIN_EMAIL: email, ADMIN_PASSWORD: password },
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`seeding the first admin failed: ${result.stderr.trim() || result.stdout.trim()}`);
+  const outcome: unknown = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}");
+  return { created: typeof outcome === "object" && outcome !== null && Reflect.get(outcome, "created") === true };
 }

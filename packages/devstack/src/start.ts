@@ -5,10 +5,10 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MissingTool, startNats, startPostgres, startRedis, type ManagedProcess, type Postgres } from "./infra.js";
-import { platformServices, serviceEntry, startServiceProcess, type ServiceProcess } from "./services.js";
+import { platformServices, seedFirstAdmin, serviceEntry, startServiceProcess, type ServiceProcess } from "./services.js";
 import { formatLogLine } from "./log-format.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -174,14 +174,7 @@ function bootstrapAdmin(shared: Record<string, string>): { created: boolean; ema
   const email = env["ADMIN_EMAIL"] ?? "admin@adminkiosk.local";
   const password = env["ADMIN_PASSWORD"] ?? randomBytes(12).toString("base64url");
   if (!serviceEntry(repoRoot, "auth")) return { created: false, email, password };
-  const result = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
-    cwd: join(repoRoot, "services/auth"),
-    env: { ...process.env, DATABASE_URL: shared["DATABASE_URL"], ADMIN_EMAIL: email, ADMIN_PASSWORD: password },
-    encoding: "utf8",
-  });
-  if (result.status !== 0) throw new Error(`seeding the first admin failed: ${result.stderr.trim() || result.stdout.trim()}`);
-  const outcome = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { created?: boolean };
-  return { created: outcome.created === true, email, password };
+  return { ...seedFirstAdmin(repoRoot, shared["DATABASE_URL"] ?? "", email, password), email, password };
 }
 
 void main();
