@@ -20,7 +20,9 @@ export const baseConfigShape = {
   HEALTH_PROBE_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
 };
 
-export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const portMessage = "must be a port number from 0 to 65535";
+export const port = (fallback: number) =>
+  z.coerce.number({ error: portMessage }).int({ error: portMessage }).min(0, { error: portMessage }).max(65535, { error: portMessage }).default(fallback);
 export const url = (protocols: string[]) =>
   z
     .string()
@@ -65,7 +67,11 @@ export function loadConfig<S extends z.ZodRawShape>(
     const name = issue.path.join(".");
     const got = cleaned[name];
     const shown = got === undefined ? "unset" : `got ${JSON.stringify(redactIfSecret(name, got))}`;
-    const message = issue.code === "invalid_type" && got === undefined ? "is required" : issue.message;
+    // zod's own wording for a coerced number ("expected number, received NaN") says little to an operator.
+    const message =
+      issue.code === "invalid_type" && got === undefined ? "is required"
+      : issue.code === "invalid_type" && issue.expected === "number" ? "must be a number"
+      : issue.message;
     return `${name}: ${message} (${shown})`;
   });
   throw new ConfigError(`invalid environment: ${problems.join("; ")}`);
