@@ -3,19 +3,22 @@
 /* eslint-disable */
 
 // What a kiosk can be told to do. Shared by fleet (which stores and tracks
-// commands) and link (which carries them to the kiosk).
+// commands) and link (which carries them to the kiosk). Operators send commands;
+// viewers read them.
 
-import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_adminkiosk_common_v1_access } from "../../common/v1/access_pb.js";
+import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file adminkiosk/fleet/v1/commands.proto.
  */
 export const file_adminkiosk_fleet_v1_commands: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZG1pbmtpb3NrL2ZsZWV0L3YxL2NvbW1hbmRzLnByb3RvEhNhZG1pbmtpb3NrLmZsZWV0LnYxIsMDCg1Db21tYW5kQWN0aW9uEi0KBnJlYm9vdBgBIAEoCzIbLmFkbWlua2lvc2suZmxlZXQudjEuUmVib290SAASNgoLcmVzdGFydF9hcHAYAiABKAsyHy5hZG1pbmtpb3NrLmZsZWV0LnYxLlJlc3RhcnRBcHBIABI+Cg9kaXNwbGF5X21lc3NhZ2UYAyABKAsyIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkRpc3BsYXlNZXNzYWdlSAASOAoMYXBwbHlfY29uZmlnGAQgASgLMiAuYWRtaW5raW9zay5mbGVldC52MS5BcHBseUNvbmZpZ0gAEj4KD3JlZnJlc2hfY2F0YWxvZxgFIAEoCzIjLmFkbWlua2lvc2suZmxlZXQudjEuUmVmcmVzaENhdGFsb2dIABJBChFvcGVuX3NlcnZpY2VfZG9vchgGIAEoCzIkLmFkbWlua2lvc2suZmxlZXQudjEuT3BlblNlcnZpY2VEb29ySAASRgoTY29sbGVjdF9kaWFnbm9zdGljcxgHIAEoCzInLmFkbWlua2lvc2suZmxlZXQudjEuQ29sbGVjdERpYWdub3N0aWNzSABCBgoEa2luZCIaCgZSZWJvb3QSEAoIZ3JhY2VmdWwYASABKAgiDAoKUmVzdGFydEFwcCJLCg5EaXNwbGF5TWVzc2FnZRIMCgR0ZXh0GAEgASgJEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIk4KC0FwcGx5Q29uZmlnEhYKDmNvbmZpZ192ZXJzaW9uGAEgASgDEicKBmNvbmZpZxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiEAoOUmVmcmVzaENhdGFsb2ciJQoPT3BlblNlcnZpY2VEb29yEhIKCnRlY2huaWNpYW4YASABKAkiKgoSQ29sbGVjdERpYWdub3N0aWNzEhQKDGluY2x1ZGVfbG9ncxgBIAEoCCrmAQoMQ29tbWFuZFN0YXRlEh0KGUNPTU1BTkRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRDT01NQU5EX1NUQVRFX1FVRVVFRBABEhYKEkNPTU1BTkRfU1RBVEVfU0VOVBACEhcKE0NPTU1BTkRfU1RBVEVfQUNLRUQQAxIbChdDT01NQU5EX1NUQVRFX1NVQ0NFRURFRBAEEhgKFENPTU1BTkRfU1RBVEVfRkFJTEVEEAUSGQoVQ09NTUFORF9TVEFURV9FWFBJUkVEEAYSGgoWQ09NTUFORF9TVEFURV9DQU5DRUxFRBAHKo0BCg5Db21tYW5kT3V0Y29tZRIfChtDT01NQU5EX09VVENPTUVfVU5TUEVDSUZJRUQQABIdChlDT01NQU5EX09VVENPTUVfU1VDQ0VFREVEEAESGgoWQ09NTUFORF9PVVRDT01FX0ZBSUxFRBACEh8KG0NPTU1BTkRfT1VUQ09NRV9VTlNVUFBPUlRFRBADYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct]);
+  fileDesc("CiJhZG1pbmtpb3NrL2ZsZWV0L3YxL2NvbW1hbmRzLnByb3RvEhNhZG1pbmtpb3NrLmZsZWV0LnYxIsMDCg1Db21tYW5kQWN0aW9uEi0KBnJlYm9vdBgBIAEoCzIbLmFkbWlua2lvc2suZmxlZXQudjEuUmVib290SAASNgoLcmVzdGFydF9hcHAYAiABKAsyHy5hZG1pbmtpb3NrLmZsZWV0LnYxLlJlc3RhcnRBcHBIABI+Cg9kaXNwbGF5X21lc3NhZ2UYAyABKAsyIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkRpc3BsYXlNZXNzYWdlSAASOAoMYXBwbHlfY29uZmlnGAQgASgLMiAuYWRtaW5raW9zay5mbGVldC52MS5BcHBseUNvbmZpZ0gAEj4KD3JlZnJlc2hfY2F0YWxvZxgFIAEoCzIjLmFkbWlua2lvc2suZmxlZXQudjEuUmVmcmVzaENhdGFsb2dIABJBChFvcGVuX3NlcnZpY2VfZG9vchgGIAEoCzIkLmFkbWlua2lvc2suZmxlZXQudjEuT3BlblNlcnZpY2VEb29ySAASRgoTY29sbGVjdF9kaWFnbm9zdGljcxgHIAEoCzInLmFkbWlua2lvc2suZmxlZXQudjEuQ29sbGVjdERpYWdub3N0aWNzSABCBgoEa2luZCIaCgZSZWJvb3QSEAoIZ3JhY2VmdWwYASABKAgiDAoKUmVzdGFydEFwcCJLCg5EaXNwbGF5TWVzc2FnZRIMCgR0ZXh0GAEgASgJEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIk4KC0FwcGx5Q29uZmlnEhYKDmNvbmZpZ192ZXJzaW9uGAEgASgDEicKBmNvbmZpZxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiEAoOUmVmcmVzaENhdGFsb2ciJQoPT3BlblNlcnZpY2VEb29yEhIKCnRlY2huaWNpYW4YASABKAkiKgoSQ29sbGVjdERpYWdub3N0aWNzEhQKDGluY2x1ZGVfbG9ncxgBIAEoCCK5BAoHQ29tbWFuZBISCgpjb21tYW5kX2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEjIKBmFjdGlvbhgDIAEoCzIiLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZEFjdGlvbhIwCgVzdGF0ZRgEIAEoDjIhLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZFN0YXRlEhEKCWlzc3VlZF9ieRgFIAEoCRIOCgZqb2JfaWQYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzZW50X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGFja190aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZGVsaXZlcnlfYXR0ZW1wdHMYDCABKAUSFQoNZXJyb3JfbWVzc2FnZRgNIAEoCRInCgZyZXN1bHQYDiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjQKB291dGNvbWUYDyABKA4yIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRPdXRjb21lIpsBChJTZW5kQ29tbWFuZFJlcXVlc3QSEAoIa2lvc2tfaWQYASABKAkSMgoGYWN0aW9uGAIgASgLMiIuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kQWN0aW9uEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiRAoTU2VuZENvbW1hbmRSZXNwb25zZRItCgdjb21tYW5kGAEgASgLMhwuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kIicKEUdldENvbW1hbmRSZXF1ZXN0EhIKCmNvbW1hbmRfaWQYASABKAkiQwoSR2V0Q29tbWFuZFJlc3BvbnNlEi0KB2NvbW1hbmQYASABKAsyHC5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmQikAEKE0xpc3RDb21tYW5kc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIa2lvc2tfaWQYAyABKAkSDgoGam9iX2lkGAQgASgJEjAKBXN0YXRlGAUgASgOMiEuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kU3RhdGUiXwoUTGlzdENvbW1hbmRzUmVzcG9uc2USLgoIY29tbWFuZHMYASADKAsyHC5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKFENhbmNlbENvbW1hbmRSZXF1ZXN0EhIKCmNvbW1hbmRfaWQYASABKAkiRgoVQ2FuY2VsQ29tbWFuZFJlc3BvbnNlEi0KB2NvbW1hbmQYASABKAsyHC5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmQq5gEKDENvbW1hbmRTdGF0ZRIdChlDT01NQU5EX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQ09NTUFORF9TVEFURV9RVUVVRUQQARIWChJDT01NQU5EX1NUQVRFX1NFTlQQAhIXChNDT01NQU5EX1NUQVRFX0FDS0VEEAMSGwoXQ09NTUFORF9TVEFURV9TVUNDRUVERUQQBBIYChRDT01NQU5EX1NUQVRFX0ZBSUxFRBAFEhkKFUNPTU1BTkRfU1RBVEVfRVhQSVJFRBAGEhoKFkNPTU1BTkRfU1RBVEVfQ0FOQ0VMRUQQByqNAQoOQ29tbWFuZE91dGNvbWUSHwobQ09NTUFORF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHQoZQ09NTUFORF9PVVRDT01FX1NVQ0NFRURFRBABEhoKFkNPTU1BTkRfT1VUQ09NRV9GQUlMRUQQAhIfChtDT01NQU5EX09VVENPTUVfVU5TVVBQT1JURUQQAzLKBAoOQ29tbWFuZFNlcnZpY2USkQEKC1NlbmRDb21tYW5kEicuYWRtaW5raW9zay5mbGVldC52MS5TZW5kQ29tbWFuZFJlcXVlc3QaKC5hZG1pbmtpb3NrLmZsZWV0LnYxLlNlbmRDb21tYW5kUmVzcG9uc2UiL8rzGAIQAoLT5JMCIzoBKiIeL3YxL2tpb3Nrcy97a2lvc2tfaWR9L2NvbW1hbmRzEoYBCgpHZXRDb21tYW5kEiYuYWRtaW5raW9zay5mbGVldC52MS5HZXRDb21tYW5kUmVxdWVzdBonLmFkbWlua2lvc2suZmxlZXQudjEuR2V0Q29tbWFuZFJlc3BvbnNlIifK8xgCEAGC0+STAhsSGS92MS9jb21tYW5kcy97Y29tbWFuZF9pZH0SfwoMTGlzdENvbW1hbmRzEiguYWRtaW5raW9zay5mbGVldC52MS5MaXN0Q29tbWFuZHNSZXF1ZXN0GikuYWRtaW5raW9zay5mbGVldC52MS5MaXN0Q29tbWFuZHNSZXNwb25zZSIayvMYAhABgtPkkwIOEgwvdjEvY29tbWFuZHMSmQEKDUNhbmNlbENvbW1hbmQSKS5hZG1pbmtpb3NrLmZsZWV0LnYxLkNhbmNlbENvbW1hbmRSZXF1ZXN0GiouYWRtaW5raW9zay5mbGVldC52MS5DYW5jZWxDb21tYW5kUmVzcG9uc2UiMcrzGAIQAoLT5JMCJToBKiIgL3YxL2NvbW1hbmRzL3tjb21tYW5kX2lkfTpjYW5jZWxiBnByb3RvMw", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The action. New kinds are added as new oneof cases; a kiosk that does not know
@@ -207,6 +210,287 @@ export const CollectDiagnosticsSchema: GenMessage<CollectDiagnostics> = /*@__PUR
   messageDesc(file_adminkiosk_fleet_v1_commands, 7);
 
 /**
+ * @generated from message adminkiosk.fleet.v1.Command
+ */
+export type Command = Message<"adminkiosk.fleet.v1.Command"> & {
+  /**
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+
+  /**
+   * @generated from field: string kiosk_id = 2;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: adminkiosk.fleet.v1.CommandAction action = 3;
+   */
+  action?: CommandAction | undefined;
+
+  /**
+   * @generated from field: adminkiosk.fleet.v1.CommandState state = 4;
+   */
+  state: CommandState;
+
+  /**
+   * Who issued it: a user id (for a job's commands, who created the job).
+   *
+   * @generated from field: string issued_by = 5;
+   */
+  issuedBy: string;
+
+  /**
+   * Set when a bulk job created it.
+   *
+   * @generated from field: string job_id = 6;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expire_time = 8;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The last time it went down the kiosk's stream.
+   *
+   * @generated from field: google.protobuf.Timestamp sent_time = 9;
+   */
+  sentTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp ack_time = 10;
+   */
+  ackTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finish_time = 11;
+   */
+  finishTime?: Timestamp | undefined;
+
+  /**
+   * How many times it went down a stream (resent until acked).
+   *
+   * @generated from field: int32 delivery_attempts = 12;
+   */
+  deliveryAttempts: number;
+
+  /**
+   * @generated from field: string error_message = 13;
+   */
+  errorMessage: string;
+
+  /**
+   * What the kiosk returned with its result.
+   *
+   * @generated from field: google.protobuf.Struct result = 14;
+   */
+  result?: JsonObject | undefined;
+
+  /**
+   * @generated from field: adminkiosk.fleet.v1.CommandOutcome outcome = 15;
+   */
+  outcome: CommandOutcome;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.Command.
+ * Use `create(CommandSchema)` to create a new message.
+ */
+export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 8);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.SendCommandRequest
+ */
+export type SendCommandRequest = Message<"adminkiosk.fleet.v1.SendCommandRequest"> & {
+  /**
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: adminkiosk.fleet.v1.CommandAction action = 2;
+   */
+  action?: CommandAction | undefined;
+
+  /**
+   * How long it may wait for the kiosk: 10 s .. 7 days, default 1 hour.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 3;
+   */
+  ttl?: Duration | undefined;
+
+  /**
+   * Makes a retried SendCommand create one command: the same key (per user) and the
+   * same request return the first command; the same key with a different request is
+   * refused with ALREADY_EXISTS. Up to 128 characters.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.SendCommandRequest.
+ * Use `create(SendCommandRequestSchema)` to create a new message.
+ */
+export const SendCommandRequestSchema: GenMessage<SendCommandRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 9);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.SendCommandResponse
+ */
+export type SendCommandResponse = Message<"adminkiosk.fleet.v1.SendCommandResponse"> & {
+  /**
+   * @generated from field: adminkiosk.fleet.v1.Command command = 1;
+   */
+  command?: Command | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.SendCommandResponse.
+ * Use `create(SendCommandResponseSchema)` to create a new message.
+ */
+export const SendCommandResponseSchema: GenMessage<SendCommandResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 10);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.GetCommandRequest
+ */
+export type GetCommandRequest = Message<"adminkiosk.fleet.v1.GetCommandRequest"> & {
+  /**
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.GetCommandRequest.
+ * Use `create(GetCommandRequestSchema)` to create a new message.
+ */
+export const GetCommandRequestSchema: GenMessage<GetCommandRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 11);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.GetCommandResponse
+ */
+export type GetCommandResponse = Message<"adminkiosk.fleet.v1.GetCommandResponse"> & {
+  /**
+   * @generated from field: adminkiosk.fleet.v1.Command command = 1;
+   */
+  command?: Command | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.GetCommandResponse.
+ * Use `create(GetCommandResponseSchema)` to create a new message.
+ */
+export const GetCommandResponseSchema: GenMessage<GetCommandResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 12);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.ListCommandsRequest
+ */
+export type ListCommandsRequest = Message<"adminkiosk.fleet.v1.ListCommandsRequest"> & {
+  /**
+   * 1..1000, default 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * @generated from field: string kiosk_id = 3;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: string job_id = 4;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: adminkiosk.fleet.v1.CommandState state = 5;
+   */
+  state: CommandState;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.ListCommandsRequest.
+ * Use `create(ListCommandsRequestSchema)` to create a new message.
+ */
+export const ListCommandsRequestSchema: GenMessage<ListCommandsRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 13);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.ListCommandsResponse
+ */
+export type ListCommandsResponse = Message<"adminkiosk.fleet.v1.ListCommandsResponse"> & {
+  /**
+   * @generated from field: repeated adminkiosk.fleet.v1.Command commands = 1;
+   */
+  commands: Command[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.ListCommandsResponse.
+ * Use `create(ListCommandsResponseSchema)` to create a new message.
+ */
+export const ListCommandsResponseSchema: GenMessage<ListCommandsResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 14);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.CancelCommandRequest
+ */
+export type CancelCommandRequest = Message<"adminkiosk.fleet.v1.CancelCommandRequest"> & {
+  /**
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.CancelCommandRequest.
+ * Use `create(CancelCommandRequestSchema)` to create a new message.
+ */
+export const CancelCommandRequestSchema: GenMessage<CancelCommandRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 15);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.CancelCommandResponse
+ */
+export type CancelCommandResponse = Message<"adminkiosk.fleet.v1.CancelCommandResponse"> & {
+  /**
+   * @generated from field: adminkiosk.fleet.v1.Command command = 1;
+   */
+  command?: Command | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.CancelCommandResponse.
+ * Use `create(CancelCommandResponseSchema)` to create a new message.
+ */
+export const CancelCommandResponseSchema: GenMessage<CancelCommandResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 16);
+
+/**
  * Where a command is in its life: queued → sent → acked → succeeded | failed, or
  * expired (its TTL passed before it finished) or canceled.
  *
@@ -292,4 +576,51 @@ export enum CommandOutcome {
  */
 export const CommandOutcomeSchema: GenEnum<CommandOutcome> = /*@__PURE__*/
   enumDesc(file_adminkiosk_fleet_v1_commands, 1);
+
+/**
+ * @generated from service adminkiosk.fleet.v1.CommandService
+ */
+export const CommandService: GenService<{
+  /**
+   * Queues a command for one kiosk. It goes down the kiosk's stream at once when the
+   * kiosk is connected, else when it reconnects; it is resent until the kiosk acks it
+   * (the kiosk dedupes by command_id) and never sent after its expire_time.
+   *
+   * @generated from rpc adminkiosk.fleet.v1.CommandService.SendCommand
+   */
+  sendCommand: {
+    methodKind: "unary";
+    input: typeof SendCommandRequestSchema;
+    output: typeof SendCommandResponseSchema;
+  },
+  /**
+   * @generated from rpc adminkiosk.fleet.v1.CommandService.GetCommand
+   */
+  getCommand: {
+    methodKind: "unary";
+    input: typeof GetCommandRequestSchema;
+    output: typeof GetCommandResponseSchema;
+  },
+  /**
+   * Newest first.
+   *
+   * @generated from rpc adminkiosk.fleet.v1.CommandService.ListCommands
+   */
+  listCommands: {
+    methodKind: "unary";
+    input: typeof ListCommandsRequestSchema;
+    output: typeof ListCommandsResponseSchema;
+  },
+  /**
+   * Cancels a command that has not been acknowledged by the kiosk yet.
+   *
+   * @generated from rpc adminkiosk.fleet.v1.CommandService.CancelCommand
+   */
+  cancelCommand: {
+    methodKind: "unary";
+    input: typeof CancelCommandRequestSchema;
+    output: typeof CancelCommandResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_adminkiosk_fleet_v1_commands, 0);
 

@@ -2,13 +2,18 @@
 // @generated from file adminkiosk/fleet/v1/fleet.proto (package adminkiosk.fleet.v1, syntax proto3)
 /* eslint-disable */
 
-// fleet: the kiosk registry (kiosks, groups, tags, locations). Desired vs reported
-// configuration, commands, bulk jobs, telemetry and live views follow (issue 3;
-// drafts in docs/design/issue-3/). Viewers read; admins manage the registry.
+// fleet: the kiosk registry (kiosks, groups, tags, locations) and its live views.
+// Commands (commands.proto), configuration (config.proto), bulk jobs (jobs.proto),
+// telemetry history (telemetry.proto) and the audit log (audit.proto) live beside
+// it. Viewers read; operators command; admins manage the registry, config and jobs.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_adminkiosk_common_v1_access } from "../../common/v1/access_pb.js";
+import type { Command } from "./commands_pb.js";
+import { file_adminkiosk_fleet_v1_commands } from "./commands_pb.js";
+import type { KioskConfig } from "./config_pb.js";
+import { file_adminkiosk_fleet_v1_config } from "./config_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/fleet/v1/fleet.proto.
  */
 export const file_adminkiosk_fleet_v1_fleet: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hZG1pbmtpb3NrL2ZsZWV0L3YxL2ZsZWV0LnByb3RvEhNhZG1pbmtpb3NrLmZsZWV0LnYxIkAKCExvY2F0aW9uEhAKCGxhdGl0dWRlGAEgASgBEhEKCWxvbmdpdHVkZRgCIAEoARIPCgdhZGRyZXNzGAMgASgJIskDCgVLaW9zaxIQCghraW9za19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KCGxvY2F0aW9uGAMgASgLMh0uYWRtaW5raW9zay5mbGVldC52MS5Mb2NhdGlvbhIQCgh0aW1lem9uZRgEIAEoCRIMCgR0YWdzGAUgAygJEhAKCGdyb3VwX2lkGAYgASgJEhYKDmhhcmR3YXJlX21vZGVsGAcgASgJEhgKEGZpcm13YXJlX3ZlcnNpb24YCCABKAkSEwoLYXBwX3ZlcnNpb24YCSABKAkSMAoGc3RhdHVzGAogASgOMiAuYWRtaW5raW9zay5mbGVldC52MS5LaW9za1N0YXR1cxIyCg5sYXN0X3NlZW5fdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoFc3RhdGUYDCABKAsyHy5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrU3RhdGUSLwoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLmAQoKS2lvc2tTdGF0ZRITCgtjcHVfcGVyY2VudBgBIAEoARIbChN0ZW1wZXJhdHVyZV9jZWxzaXVzGAIgASgBEhsKE3BhcGVyX2xldmVsX3BlcmNlbnQYAyABKAESGAoQY2FzaF9sZXZlbF9taW5vchgEIAEoAxIWCg5wcmludGVyX3N0YXR1cxgFIAEoCRIWCg5zY2FubmVyX3N0YXR1cxgGIAEoCRIOCgZlcnJvcnMYByADKAkSLwoLc2FtcGxlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KEkNyZWF0ZUtpb3NrUmVxdWVzdBIpCgVraW9zaxgBIAEoCzIaLmFkbWlua2lvc2suZmxlZXQudjEuS2lvc2siQAoTQ3JlYXRlS2lvc2tSZXNwb25zZRIpCgVraW9zaxgBIAEoCzIaLmFkbWlua2lvc2suZmxlZXQudjEuS2lvc2siIwoPR2V0S2lvc2tSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJIj0KEEdldEtpb3NrUmVzcG9uc2USKQoFa2lvc2sYASABKAsyGi5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrIpoBChFMaXN0S2lvc2tzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIwCgZzdGF0dXMYAyABKA4yIC5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrU3RhdHVzEgsKA3RhZxgEIAEoCRIQCghncm91cF9pZBgFIAEoCRINCgVxdWVyeRgGIAEoCSJtChJMaXN0S2lvc2tzUmVzcG9uc2USKgoGa2lvc2tzGAEgAygLMhouYWRtaW5raW9zay5mbGVldC52MS5LaW9zaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSLeAQoSVXBkYXRlS2lvc2tSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIvCghsb2NhdGlvbhgDIAEoCzIdLmFkbWlua2lvc2suZmxlZXQudjEuTG9jYXRpb24SFQoIdGltZXpvbmUYBCABKAlIAYgBARIMCgR0YWdzGAUgAygJEhMKC3VwZGF0ZV90YWdzGAYgASgIEhUKCGdyb3VwX2lkGAcgASgJSAKIAQFCBwoFX25hbWVCCwoJX3RpbWV6b25lQgsKCV9ncm91cF9pZCJAChNVcGRhdGVLaW9za1Jlc3BvbnNlEikKBWtpb3NrGAEgASgLMhouYWRtaW5raW9zay5mbGVldC52MS5LaW9zayImChJEZWxldGVLaW9za1JlcXVlc3QSEAoIa2lvc2tfaWQYASABKAkiFQoTRGVsZXRlS2lvc2tSZXNwb25zZSqXAQoLS2lvc2tTdGF0dXMSHAoYS0lPU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTS0lPU0tfU1RBVFVTX09OTElORRABEhgKFEtJT1NLX1NUQVRVU19PRkZMSU5FEAISGQoVS0lPU0tfU1RBVFVTX0FMRVJUSU5HEAMSHAoYS0lPU0tfU1RBVFVTX1BST1ZJU0lPTkVEEAQylwUKDEtpb3NrU2VydmljZRJ9CgtDcmVhdGVLaW9zaxInLmFkbWlua2lvc2suZmxlZXQudjEuQ3JlYXRlS2lvc2tSZXF1ZXN0GiguYWRtaW5raW9zay5mbGVldC52MS5DcmVhdGVLaW9za1Jlc3BvbnNlIhvK8xgCEAOC0+STAg86ASoiCi92MS9raW9za3MSfAoIR2V0S2lvc2sSJC5hZG1pbmtpb3NrLmZsZWV0LnYxLkdldEtpb3NrUmVxdWVzdBolLmFkbWlua2lvc2suZmxlZXQudjEuR2V0S2lvc2tSZXNwb25zZSIjyvMYAhABgtPkkwIXEhUvdjEva2lvc2tzL3traW9za19pZH0SdwoKTGlzdEtpb3NrcxImLmFkbWlua2lvc2suZmxlZXQudjEuTGlzdEtpb3Nrc1JlcXVlc3QaJy5hZG1pbmtpb3NrLmZsZWV0LnYxLkxpc3RLaW9za3NSZXNwb25zZSIYyvMYAhABgtPkkwIMEgovdjEva2lvc2tzEogBCgtVcGRhdGVLaW9zaxInLmFkbWlua2lvc2suZmxlZXQudjEuVXBkYXRlS2lvc2tSZXF1ZXN0GiguYWRtaW5raW9zay5mbGVldC52MS5VcGRhdGVLaW9za1Jlc3BvbnNlIibK8xgCEAOC0+STAho6ASoyFS92MS9raW9za3Mve2tpb3NrX2lkfRKFAQoLRGVsZXRlS2lvc2sSJy5hZG1pbmtpb3NrLmZsZWV0LnYxLkRlbGV0ZUtpb3NrUmVxdWVzdBooLmFkbWlua2lvc2suZmxlZXQudjEuRGVsZXRlS2lvc2tSZXNwb25zZSIjyvMYAhADgtPkkwIXKhUvdjEva2lvc2tzL3traW9za19pZH1iBnByb3RvMw", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch9hZG1pbmtpb3NrL2ZsZWV0L3YxL2ZsZWV0LnByb3RvEhNhZG1pbmtpb3NrLmZsZWV0LnYxIkAKCExvY2F0aW9uEhAKCGxhdGl0dWRlGAEgASgBEhEKCWxvbmdpdHVkZRgCIAEoARIPCgdhZGRyZXNzGAMgASgJIskDCgVLaW9zaxIQCghraW9za19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KCGxvY2F0aW9uGAMgASgLMh0uYWRtaW5raW9zay5mbGVldC52MS5Mb2NhdGlvbhIQCgh0aW1lem9uZRgEIAEoCRIMCgR0YWdzGAUgAygJEhAKCGdyb3VwX2lkGAYgASgJEhYKDmhhcmR3YXJlX21vZGVsGAcgASgJEhgKEGZpcm13YXJlX3ZlcnNpb24YCCABKAkSEwoLYXBwX3ZlcnNpb24YCSABKAkSMAoGc3RhdHVzGAogASgOMiAuYWRtaW5raW9zay5mbGVldC52MS5LaW9za1N0YXR1cxIyCg5sYXN0X3NlZW5fdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoFc3RhdGUYDCABKAsyHy5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrU3RhdGUSLwoLY3JlYXRlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLmAQoKS2lvc2tTdGF0ZRITCgtjcHVfcGVyY2VudBgBIAEoARIbChN0ZW1wZXJhdHVyZV9jZWxzaXVzGAIgASgBEhsKE3BhcGVyX2xldmVsX3BlcmNlbnQYAyABKAESGAoQY2FzaF9sZXZlbF9taW5vchgEIAEoAxIWCg5wcmludGVyX3N0YXR1cxgFIAEoCRIWCg5zY2FubmVyX3N0YXR1cxgGIAEoCRIOCgZlcnJvcnMYByADKAkSLwoLc2FtcGxlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KEkNyZWF0ZUtpb3NrUmVxdWVzdBIpCgVraW9zaxgBIAEoCzIaLmFkbWlua2lvc2suZmxlZXQudjEuS2lvc2siQAoTQ3JlYXRlS2lvc2tSZXNwb25zZRIpCgVraW9zaxgBIAEoCzIaLmFkbWlua2lvc2suZmxlZXQudjEuS2lvc2siIwoPR2V0S2lvc2tSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJIj0KEEdldEtpb3NrUmVzcG9uc2USKQoFa2lvc2sYASABKAsyGi5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrIpoBChFMaXN0S2lvc2tzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIwCgZzdGF0dXMYAyABKA4yIC5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrU3RhdHVzEgsKA3RhZxgEIAEoCRIQCghncm91cF9pZBgFIAEoCRINCgVxdWVyeRgGIAEoCSJtChJMaXN0S2lvc2tzUmVzcG9uc2USKgoGa2lvc2tzGAEgAygLMhouYWRtaW5raW9zay5mbGVldC52MS5LaW9zaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSLeAQoSVXBkYXRlS2lvc2tSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIvCghsb2NhdGlvbhgDIAEoCzIdLmFkbWlua2lvc2suZmxlZXQudjEuTG9jYXRpb24SFQoIdGltZXpvbmUYBCABKAlIAYgBARIMCgR0YWdzGAUgAygJEhMKC3VwZGF0ZV90YWdzGAYgASgIEhUKCGdyb3VwX2lkGAcgASgJSAKIAQFCBwoFX25hbWVCCwoJX3RpbWV6b25lQgsKCV9ncm91cF9pZCJAChNVcGRhdGVLaW9za1Jlc3BvbnNlEikKBWtpb3NrGAEgASgLMhouYWRtaW5raW9zay5mbGVldC52MS5LaW9zayImChJEZWxldGVLaW9za1JlcXVlc3QSEAoIa2lvc2tfaWQYASABKAkiFQoTRGVsZXRlS2lvc2tSZXNwb25zZSJ4CgxGbGVldFN1bW1hcnkSDQoFdG90YWwYASABKAUSDgoGb25saW5lGAIgASgFEg8KB29mZmxpbmUYAyABKAUSEAoIYWxlcnRpbmcYBCABKAUSEwoLcHJvdmlzaW9uZWQYBSABKAUSEQoJbG93X3BhcGVyGAYgASgFIhgKFkdldEZsZWV0U3VtbWFyeVJlcXVlc3QiTQoXR2V0RmxlZXRTdW1tYXJ5UmVzcG9uc2USMgoHc3VtbWFyeRgBIAEoCzIhLmFkbWlua2lvc2suZmxlZXQudjEuRmxlZXRTdW1tYXJ5IhMKEVdhdGNoRmxlZXRSZXF1ZXN0IqsBChJXYXRjaEZsZWV0UmVzcG9uc2USMgoHc3VtbWFyeRgBIAEoCzIhLmFkbWlua2lvc2suZmxlZXQudjEuRmxlZXRTdW1tYXJ5EisKB2NoYW5nZWQYAiADKAsyGi5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrEhkKEXJlbW92ZWRfa2lvc2tfaWRzGAMgAygJEhkKEWNoYW5nZXNfdHJ1bmNhdGVkGAQgASgIIiUKEVdhdGNoS2lvc2tSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJIq8BChJXYXRjaEtpb3NrUmVzcG9uc2USKwoFa2lvc2sYASABKAsyGi5hZG1pbmtpb3NrLmZsZWV0LnYxLktpb3NrSAASLwoHY29tbWFuZBgCIAEoCzIcLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZEgAEjIKBmNvbmZpZxgDIAEoCzIgLmFkbWlua2lvc2suZmxlZXQudjEuS2lvc2tDb25maWdIAEIHCgVldmVudCqXAQoLS2lvc2tTdGF0dXMSHAoYS0lPU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTS0lPU0tfU1RBVFVTX09OTElORRABEhgKFEtJT1NLX1NUQVRVU19PRkZMSU5FEAISGQoVS0lPU0tfU1RBVFVTX0FMRVJUSU5HEAMSHAoYS0lPU0tfU1RBVFVTX1BST1ZJU0lPTkVEEAQy+QcKDEtpb3NrU2VydmljZRJ9CgtDcmVhdGVLaW9zaxInLmFkbWlua2lvc2suZmxlZXQudjEuQ3JlYXRlS2lvc2tSZXF1ZXN0GiguYWRtaW5raW9zay5mbGVldC52MS5DcmVhdGVLaW9za1Jlc3BvbnNlIhvK8xgCEAOC0+STAg86ASoiCi92MS9raW9za3MSfAoIR2V0S2lvc2sSJC5hZG1pbmtpb3NrLmZsZWV0LnYxLkdldEtpb3NrUmVxdWVzdBolLmFkbWlua2lvc2suZmxlZXQudjEuR2V0S2lvc2tSZXNwb25zZSIjyvMYAhABgtPkkwIXEhUvdjEva2lvc2tzL3traW9za19pZH0SdwoKTGlzdEtpb3NrcxImLmFkbWlua2lvc2suZmxlZXQudjEuTGlzdEtpb3Nrc1JlcXVlc3QaJy5hZG1pbmtpb3NrLmZsZWV0LnYxLkxpc3RLaW9za3NSZXNwb25zZSIYyvMYAhABgtPkkwIMEgovdjEva2lvc2tzEogBCgtVcGRhdGVLaW9zaxInLmFkbWlua2lvc2suZmxlZXQudjEuVXBkYXRlS2lvc2tSZXF1ZXN0GiguYWRtaW5raW9zay5mbGVldC52MS5VcGRhdGVLaW9za1Jlc3BvbnNlIibK8xgCEAOC0+STAho6ASoyFS92MS9raW9za3Mve2tpb3NrX2lkfRKFAQoLRGVsZXRlS2lvc2sSJy5hZG1pbmtpb3NrLmZsZWV0LnYxLkRlbGV0ZUtpb3NrUmVxdWVzdBooLmFkbWlua2lvc2suZmxlZXQudjEuRGVsZXRlS2lvc2tSZXNwb25zZSIjyvMYAhADgtPkkwIXKhUvdjEva2lvc2tzL3traW9za19pZH0SjQEKD0dldEZsZWV0U3VtbWFyeRIrLmFkbWlua2lvc2suZmxlZXQudjEuR2V0RmxlZXRTdW1tYXJ5UmVxdWVzdBosLmFkbWlua2lvc2suZmxlZXQudjEuR2V0RmxlZXRTdW1tYXJ5UmVzcG9uc2UiH8rzGAIQAYLT5JMCExIRL3YxL2ZsZWV0L3N1bW1hcnkSZwoKV2F0Y2hGbGVldBImLmFkbWlua2lvc2suZmxlZXQudjEuV2F0Y2hGbGVldFJlcXVlc3QaJy5hZG1pbmtpb3NrLmZsZWV0LnYxLldhdGNoRmxlZXRSZXNwb25zZSIGyvMYAhABMAESZwoKV2F0Y2hLaW9zaxImLmFkbWlua2lvc2suZmxlZXQudjEuV2F0Y2hLaW9za1JlcXVlc3QaJy5hZG1pbmtpb3NrLmZsZWV0LnYxLldhdGNoS2lvc2tSZXNwb25zZSIGyvMYAhABMAFiBnByb3RvMw", [file_adminkiosk_common_v1_access, file_adminkiosk_fleet_v1_commands, file_adminkiosk_fleet_v1_config, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message adminkiosk.fleet.v1.Location
@@ -425,6 +430,187 @@ export const DeleteKioskResponseSchema: GenMessage<DeleteKioskResponse> = /*@__P
   messageDesc(file_adminkiosk_fleet_v1_fleet, 12);
 
 /**
+ * @generated from message adminkiosk.fleet.v1.FleetSummary
+ */
+export type FleetSummary = Message<"adminkiosk.fleet.v1.FleetSummary"> & {
+  /**
+   * Kiosks in the registry (not deleted).
+   *
+   * @generated from field: int32 total = 1;
+   */
+  total: number;
+
+  /**
+   * Connected, alerting ones included.
+   *
+   * @generated from field: int32 online = 2;
+   */
+  online: number;
+
+  /**
+   * @generated from field: int32 offline = 3;
+   */
+  offline: number;
+
+  /**
+   * @generated from field: int32 alerting = 4;
+   */
+  alerting: number;
+
+  /**
+   * @generated from field: int32 provisioned = 5;
+   */
+  provisioned: number;
+
+  /**
+   * Paper below 10%.
+   *
+   * @generated from field: int32 low_paper = 6;
+   */
+  lowPaper: number;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.FleetSummary.
+ * Use `create(FleetSummarySchema)` to create a new message.
+ */
+export const FleetSummarySchema: GenMessage<FleetSummary> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_fleet, 13);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.GetFleetSummaryRequest
+ */
+export type GetFleetSummaryRequest = Message<"adminkiosk.fleet.v1.GetFleetSummaryRequest"> & {
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.GetFleetSummaryRequest.
+ * Use `create(GetFleetSummaryRequestSchema)` to create a new message.
+ */
+export const GetFleetSummaryRequestSchema: GenMessage<GetFleetSummaryRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_fleet, 14);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.GetFleetSummaryResponse
+ */
+export type GetFleetSummaryResponse = Message<"adminkiosk.fleet.v1.GetFleetSummaryResponse"> & {
+  /**
+   * @generated from field: adminkiosk.fleet.v1.FleetSummary summary = 1;
+   */
+  summary?: FleetSummary | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.GetFleetSummaryResponse.
+ * Use `create(GetFleetSummaryResponseSchema)` to create a new message.
+ */
+export const GetFleetSummaryResponseSchema: GenMessage<GetFleetSummaryResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_fleet, 15);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.WatchFleetRequest
+ */
+export type WatchFleetRequest = Message<"adminkiosk.fleet.v1.WatchFleetRequest"> & {
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.WatchFleetRequest.
+ * Use `create(WatchFleetRequestSchema)` to create a new message.
+ */
+export const WatchFleetRequestSchema: GenMessage<WatchFleetRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_fleet, 16);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.WatchFleetResponse
+ */
+export type WatchFleetResponse = Message<"adminkiosk.fleet.v1.WatchFleetResponse"> & {
+  /**
+   * @generated from field: adminkiosk.fleet.v1.FleetSummary summary = 1;
+   */
+  summary?: FleetSummary | undefined;
+
+  /**
+   * Kiosks that changed since the previous message (none in the first).
+   *
+   * @generated from field: repeated adminkiosk.fleet.v1.Kiosk changed = 2;
+   */
+  changed: Kiosk[];
+
+  /**
+   * Kiosks deleted since the previous message.
+   *
+   * @generated from field: repeated string removed_kiosk_ids = 3;
+   */
+  removedKioskIds: string[];
+
+  /**
+   * More changed than one message carries: reload the list.
+   *
+   * @generated from field: bool changes_truncated = 4;
+   */
+  changesTruncated: boolean;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.WatchFleetResponse.
+ * Use `create(WatchFleetResponseSchema)` to create a new message.
+ */
+export const WatchFleetResponseSchema: GenMessage<WatchFleetResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_fleet, 17);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.WatchKioskRequest
+ */
+export type WatchKioskRequest = Message<"adminkiosk.fleet.v1.WatchKioskRequest"> & {
+  /**
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.WatchKioskRequest.
+ * Use `create(WatchKioskRequestSchema)` to create a new message.
+ */
+export const WatchKioskRequestSchema: GenMessage<WatchKioskRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_fleet, 18);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.WatchKioskResponse
+ */
+export type WatchKioskResponse = Message<"adminkiosk.fleet.v1.WatchKioskResponse"> & {
+  /**
+   * @generated from oneof adminkiosk.fleet.v1.WatchKioskResponse.event
+   */
+  event: {
+    /**
+     * @generated from field: adminkiosk.fleet.v1.Kiosk kiosk = 1;
+     */
+    value: Kiosk;
+    case: "kiosk";
+  } | {
+    /**
+     * @generated from field: adminkiosk.fleet.v1.Command command = 2;
+     */
+    value: Command;
+    case: "command";
+  } | {
+    /**
+     * @generated from field: adminkiosk.fleet.v1.KioskConfig config = 3;
+     */
+    value: KioskConfig;
+    case: "config";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.WatchKioskResponse.
+ * Use `create(WatchKioskResponseSchema)` to create a new message.
+ */
+export const WatchKioskResponseSchema: GenMessage<WatchKioskResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_fleet, 19);
+
+/**
  * @generated from enum adminkiosk.fleet.v1.KioskStatus
  */
 export enum KioskStatus {
@@ -444,7 +630,8 @@ export enum KioskStatus {
   OFFLINE = 2,
 
   /**
-   * Online, with a fault or a reading past a threshold.
+   * Online, with a fault or a reading past a threshold: an error reported, printer
+   * or scanner FAULT, paper below 10%.
    *
    * @generated from enum value: KIOSK_STATUS_ALERTING = 3;
    */
@@ -509,6 +696,38 @@ export const KioskService: GenService<{
     methodKind: "unary";
     input: typeof DeleteKioskRequestSchema;
     output: typeof DeleteKioskResponseSchema;
+  },
+  /**
+   * Counts by status across the fleet.
+   *
+   * @generated from rpc adminkiosk.fleet.v1.KioskService.GetFleetSummary
+   */
+  getFleetSummary: {
+    methodKind: "unary";
+    input: typeof GetFleetSummaryRequestSchema;
+    output: typeof GetFleetSummaryResponseSchema;
+  },
+  /**
+   * The fleet summary at once, then (at most about once a second) the summary again
+   * with the kiosks that changed since the previous message.
+   *
+   * @generated from rpc adminkiosk.fleet.v1.KioskService.WatchFleet
+   */
+  watchFleet: {
+    methodKind: "server_streaming";
+    input: typeof WatchFleetRequestSchema;
+    output: typeof WatchFleetResponseSchema;
+  },
+  /**
+   * One kiosk at once (its registry entry and configuration), then every change to
+   * it, its commands and its configuration as it happens.
+   *
+   * @generated from rpc adminkiosk.fleet.v1.KioskService.WatchKiosk
+   */
+  watchKiosk: {
+    methodKind: "server_streaming";
+    input: typeof WatchKioskRequestSchema;
+    output: typeof WatchKioskResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_adminkiosk_fleet_v1_fleet, 0);
