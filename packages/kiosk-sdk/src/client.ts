@@ -43,19 +43,29 @@ export type CommandPayload<K extends CommandKind> = Extract<CommandAction["kind"
 /** What a handler returns: nothing (succeeded) or a payload; throwing marks the command FAILED. */
 export type CommandHandler<K extends CommandKind> = (action: CommandPayload<K>, delivery: CommandDelivery) => void | JsonObject | Promise<void | JsonObject>;
 
+/** Applies a desired configuration; throwing reports it as not applied (with the message). */
+export type ConfigHandler = (config: JsonObject, version: bigint) => void | Promise<void>;
+
 export interface KioskClientEvents {
   connected: [welcome: Welcome];
   disconnected: [reason: string];
   revoked: [];
   command: [delivery: CommandDelivery];
+  /** A desired configuration was applied (error empty) or refused. */
+  config: [version: bigint, config: JsonObject, error: string];
 }
 
 export interface KioskClientOptions {
-  /** link's address: "host:port" or "http://host:port". */
-  linkAddress: string;
+  /**
+   * link's address: "host:port" or "http://host:port" (normally one name in front of
+   * all link replicas). Several: after a stream fails the next one is tried.
+   */
+  linkAddress: string | string[];
   credential: string;
   firmwareVersion: string;
   appVersion: string;
+  /** The configuration version the kiosk runs (persisted by the firmware); 0 when none yet. */
+  configVersion?: bigint;
   /** Samples kept while they wait for a TelemetryAck; the oldest go first past this. Default 1000. */
   telemetryOutboxLimit?: number;
   backoff?: Partial<BackoffOptions>;
@@ -79,6 +89,9 @@ export class KioskClient {
   private readonly options: Required<Omit<KioskClientOptions, "backoff">> & { backoff: BackoffOptions };
   private readonly listeners = new Map<keyof KioskClientEvents, Set<(...args: never[]) => void>>();
   private readonly handlers = new Map<CommandKind, CommandHandler<never>>();
+  private configHandler: ConfigHandler | undefined;
+  private configVersion: bigint;
+  private configApplying: Promise<void> = Promise.resolve();
 
   private running = false;
   private call: grpc.ClientDuplexStream<Request, ConnectResponse> | undefined;
@@ -99,7 +112,9 @@ export class KioskClient {
   private unsentResults: Result[] = [];
 
   constructor(options: KioskClientOptions) {
+    this.configVersion = options.configVersion ?? 0n;
     this.options = {
+      configVersion: 0n,
       telemetryOutboxLimit: 1000,
       random: Math.random,
       ...options,
@@ -160,8 +175,11 @@ export class KioskClient {
     clearTimeout(cancel);
   }
 
+  private addressIndex = 0;
+
   private open() {
-    const channel = newClient(this.options.linkAddress);
+    const addresses = ([] as string[]).concat(this.options.linkAddress);
+    const channel = newClient(addresses[this.addressIndex % addresses.length]!);
     const call = channel.makeBidiStreamRequest(connectPath, serializeRequest, deserializeResponse, bearerMetadata(this.options.credential));
     this.call = call;
     let goodbye: Goodbye_Reason | undefined;
@@ -186,7 +204,7 @@ export class KioskClient {
         done();
       });
     });
-    call.write({ body: { case: "hello", value: { firmwareVersion: this.options.firmwareVersion, appVersion: this.options.appVersion, executedCommandIds: this.executedCommandIds() } } });
+    call.write({ body: { case: "hello", value: { firmwareVersion: this.options.firmwareVersion, appVersion: this.options.appVersion, executedCommandIds: this.executedCommandIds(), configVersion: this.configVersion } } });
   }
 
   private closed(call: grpc.ClientDuplexStream<Request, ConnectResponse>, goodbye: Goodbye_Reason | undefined, error: grpc.ServiceError | undefined) {
@@ -212,6 +230,8 @@ export class KioskClient {
     }
     if (!this.running) return;
     if (reason === "draining") this.attempt = 0;
+    // A replica that failed or is going away: try the next address, if there are several.
+    if (reason === "draining" || reason.startsWith("error")) this.addressIndex++;
     const delay = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
     this.retryTimer = setTimeout(() => {
       if (this.running) this.open();
@@ -244,10 +264,46 @@ export class KioskClient {
       case "command":
         void this.deliver(res.body.value);
         return;
+      case "desiredConfig": {
+        const { version, config } = res.body.value;
+        // One at a time, in the order they came.
+        this.configApplying = this.configApplying.then(() => this.applyConfig(version, (config ?? {}) as JsonObject));
+        return;
+      }
       default:
-        // ping, desired_config: nothing to do yet; goodbye: handled when the stream ends.
+        // ping: nothing to do; goodbye: handled when the stream ends.
         return;
     }
+  }
+
+  // ---- configuration ----
+
+  /** Registers how desired configuration is applied; without one it is taken as is. */
+  onConfig(handler: ConfigHandler): this {
+    this.configHandler = handler;
+    return this;
+  }
+
+  /** The configuration version the kiosk runs. */
+  get appliedConfigVersion(): bigint {
+    return this.configVersion;
+  }
+
+  private async applyConfig(version: bigint, config: JsonObject) {
+    if (version <= this.configVersion) {
+      // Already running it (a resend): say so again.
+      this.send({ body: { case: "configApplied", value: { version: this.configVersion } } });
+      return;
+    }
+    let error = "";
+    try {
+      await this.configHandler?.(config, version);
+      this.configVersion = version;
+    } catch (err) {
+      error = (err instanceof Error ? err.message : String(err)).slice(0, 2000) || "not applied";
+    }
+    this.send({ body: { case: "configApplied", value: { version, errorMessage: error } } });
+    this.emit("config", version, config, error);
   }
 
   // ---- commands ----

@@ -8,6 +8,7 @@ export {
   type CommandKind,
   type CommandPayload,
   type KioskClientEvents,
+  type ConfigHandler,
   type KioskClientOptions,
   type TelemetrySampleInit,
 } from "./client.js";

@@ -219,7 +219,15 @@ export function startSimulator(options: SimulatorOptions): Simulator {
       .onCommand("reboot", () => goAway(3_000))
       .onCommand("restartApp", () => goAway(1_000))
       .onCommand("displayMessage", (m) => log(`${kioskId} shows "${m.text}"`))
-      .onCommand("refreshCatalog", () => {});
+      .onCommand("refreshCatalog", () => {})
+      .onCommand("openServiceDoor", (d) => log(`${kioskId} opens its service door for ${d.technician || "a technician"}`))
+      .onCommand("applyConfig", () => {})
+      .onCommand("collectDiagnostics", (d) => {
+        // Now and then the kiosk is busy, as real ones are.
+        if (random() < 0.05) throw new Error("diagnostics already running");
+        return { uptimeSeconds: Math.round(process.uptime()), logsIncluded: d.includeLogs, freeDiskMb: Math.round(2_000 + random() * 6_000) };
+      })
+      .onConfig((config, version) => log(`${kioskId} applies configuration v${version} (${Object.keys(config).length} keys)`));
     clients.set(kioskId, client);
 
     const tick = () => {

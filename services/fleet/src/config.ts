@@ -9,9 +9,19 @@ export const fleetConfigShape = {
   REDIS_URL: url(["redis:", "rediss:"]),
   /** link's events (connections, telemetry) arrive through JetStream. */
   NATS_URL: url(["nats:", "tls:"]),
-  /** The durable JetStream consumer fleet reads link's events with; replicas share it. */
   /** How often kiosks shown online are checked against link's presence records in Redis. */
   PRESENCE_SWEEP_MS: z.coerce.number().int().min(200).max(600_000).default(30_000),
+  /** A command sent but not acknowledged after this long is sent again (kiosks dedupe by id). */
+  COMMAND_RESEND_MS: z.coerce.number().int().min(500).max(3_600_000).default(15_000),
+  /** How often commands past their TTL are expired and leftover deliveries retried. */
+  COMMAND_SWEEP_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),
+  /** How long to wait for the link replica that holds a kiosk to take a delivery. */
+  DELIVER_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  /** How often bulk jobs roll forward. */
+  JOB_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(500),
+  /** Telemetry samples are kept this many days (whole daily partitions are dropped). */
+  TELEMETRY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  /** The durable JetStream consumer fleet reads link's events with; replicas share it. */
   LINK_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet"),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */

@@ -1,41 +1,215 @@
 // What fleet learns from link: a durable JetStream consumer on link.kiosk.> applies
-// connections, disconnections and telemetry to the registry. Each message is applied
-// in one transaction together with its inbox row, so a redelivery (after a crash or a
-// late ack) changes nothing twice; timestamps decide, so order does not matter.
-import { fromBinary } from "@bufbuild/protobuf";
+// connections, disconnections, telemetry, command acks/results and applied
+// configuration. Messages are applied in batches, each batch in one transaction
+// together with its inbox rows, so a redelivery (after a crash or a late ack)
+// changes nothing twice and nothing is acked before it is committed. Timestamps
+// decide, so order between kiosks' messages does not matter.
+import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
-import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { inTransaction, type Logger, type NatsConnection, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { CommandOutcome } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import {
+  KioskCommandEventSchema,
+  KioskConfigAppliedEventSchema,
+  KioskConnectedEventSchema,
+  KioskDisconnectedEventSchema,
+  KioskTelemetryEventSchema,
+  type KioskCommandEvent,
+  type KioskConfigAppliedEvent,
+  type KioskConnectedEvent,
+  type KioskDisconnectedEvent,
+  type KioskTelemetryEvent,
+} from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { cursorPatterns, inTransaction, type Logger, type NatsConnection, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { Counter, type Registry } from "prom-client";
+import type { ChangeFeed } from "./changes.js";
+import { insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
 
 const stream = "LINK";
+const maxBatch = 500;
+
+type Decoded =
+  | { kind: "connected"; e: KioskConnectedEvent }
+  | { kind: "disconnected"; e: KioskDisconnectedEvent }
+  | { kind: "telemetry"; e: KioskTelemetryEvent }
+  | { kind: "command"; e: KioskCommandEvent }
+  | { kind: "config"; e: KioskConfigAppliedEvent };
+
+/** What to do once a batch is committed. */
+interface Effects {
+  reconnected: Set<string>;
+  changed: Map<string, Set<"kiosk" | "config">>;
+  commands: { kioskId: string; commandId: string }[];
+}
+
+export interface LinkEventConsumerOptions {
+  pool: Pool;
+  nats: Promise<NatsConnection>;
+  durable: string;
+  telemetry: TelemetryStore;
+  changes: ChangeFeed;
+  /** A kiosk (re)connected: what it is owed goes down its new stream. */
+  onReconnected(kioskIds: string[]): void;
+  log: Logger;
+}
 
 export interface LinkEventConsumer {
+  registerMetrics(registry: Registry): void;
   stop(): Promise<void>;
 }
 
-export function consumeLinkEvents(pool: Pool, nats: Promise<NatsConnection>, durable: string, log: Logger): LinkEventConsumer {
+export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsumer {
+  const { pool, log } = o;
+  const applied = new Counter({ name: "fleet_link_events_applied_total", help: "link events applied, by kind.", labelNames: ["kind"], registers: [] });
+  const rejected = new Counter({
+    name: "fleet_link_events_rejected_total",
+    help: "link events ignored: undecodable, or naming a command of another kiosk.",
+    labelNames: ["reason"],
+    registers: [],
+  });
+  const samplesDropped = new Counter({ name: "fleet_telemetry_samples_expired_total", help: "Samples older than the retention period, not stored.", registers: [] });
   let stopped = false;
+  let wake: (() => void) | undefined;
+  const buffer: JsMsg[] = [];
+
+  const decode = (msg: JsMsg): Decoded | undefined => {
+    const kind = msg.subject.split(".").slice(3).join(".");
+    try {
+      if (kind === "connected") return { kind, e: fromBinary(KioskConnectedEventSchema, msg.data) };
+      if (kind === "disconnected") return { kind, e: fromBinary(KioskDisconnectedEventSchema, msg.data) };
+      if (kind === "telemetry") return { kind, e: fromBinary(KioskTelemetryEventSchema, msg.data) };
+      if (kind === "command.ack" || kind === "command.result") return { kind: "command", e: fromBinary(KioskCommandEventSchema, msg.data) };
+      if (kind === "config.applied") return { kind: "config", e: fromBinary(KioskConfigAppliedEventSchema, msg.data) };
+    } catch (err) {
+      log.warn({ err, subject: msg.subject, seq: msg.seq }, "undecodable link event dropped");
+      rejected.inc({ reason: "undecodable" });
+      return undefined;
+    }
+    return undefined; // a kind this version does not know: nothing to apply
+  };
+
+  async function applyBatch(msgs: JsMsg[]): Promise<Effects> {
+    const effects: Effects = { reconnected: new Set(), changed: new Map(), commands: [] };
+    const changed = (kioskId: string, what: "kiosk" | "config") => {
+      const set = effects.changed.get(kioskId) ?? new Set();
+      set.add(what);
+      effects.changed.set(kioskId, set);
+    };
+    await inTransaction(pool, async (tx) => {
+      const { rows } = await tx.query<{ seq: string }>(
+        "INSERT INTO inbox (stream, seq) SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING RETURNING seq",
+        [stream, msgs.map((m) => m.seq)],
+      );
+      const fresh = new Set(rows.map((r) => Number(r.seq)));
+      const samples: SampleRow[] = [];
+      const latest = new Map<string, { received: Date; sampled?: Date; state?: JsonObject }>();
+      for (const msg of msgs) {
+        if (!fresh.has(msg.seq)) continue; // applied before
+        const d = decode(msg);
+        if (!d) continue;
+        applied.inc({ kind: d.kind });
+        switch (d.kind) {
+          case "connected":
+            await connected(tx, d.e);
+            effects.reconnected.add(d.e.kioskId);
+            changed(d.e.kioskId, "kiosk");
+            changed(d.e.kioskId, "config");
+            break;
+          case "disconnected":
+            if (await disconnected(tx, d.e)) changed(d.e.kioskId, "kiosk");
+            break;
+          case "telemetry": {
+            const received = d.e.receiveTime ? timestampDate(d.e.receiveTime) : new Date();
+            const entry = latest.get(d.e.kioskId) ?? { received };
+            if (received > entry.received) entry.received = received;
+            for (const sample of d.e.batch?.samples ?? []) {
+              const at = sampleTime(sample, received);
+              if (!o.telemetry.retained(at)) {
+                samplesDropped.inc();
+                continue;
+              }
+              samples.push({ kioskId: d.e.kioskId, sample, received });
+              if (!entry.sampled || at > entry.sampled) Object.assign(entry, { sampled: at, state: stateOf(sample) });
+            }
+            latest.set(d.e.kioskId, entry);
+            break;
+          }
+          case "command": {
+            const commandId = await commandEvent(tx, d.e);
+            if (commandId === null) rejected.inc({ reason: "foreign command" });
+            else if (commandId) effects.commands.push({ kioskId: d.e.kioskId, commandId });
+            break;
+          }
+          case "config":
+            if (await configApplied(tx, d.e)) changed(d.e.kioskId, "config");
+            break;
+        }
+      }
+      await insertSamples(tx, samples);
+      if (latest.size > 0) {
+        const entries = [...latest];
+        await tx.query(
+          `UPDATE kiosks k SET last_seen_at = GREATEST(k.last_seen_at, u.received),
+             state = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.state ELSE k.state END,
+             state_sampled_at = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.sampled ELSE k.state_sampled_at END
+           FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::timestamptz[]) AS u(kiosk_id, received, state, sampled)
+           WHERE k.kiosk_id = u.kiosk_id`,
+          [entries.map(([id]) => id), entries.map(([, e]) => e.received), entries.map(([, e]) => (e.state ? JSON.stringify(e.state) : null)), entries.map(([, e]) => e.sampled ?? null)],
+        );
+        entries.forEach(([id]) => changed(id, "kiosk"));
+      }
+    });
+    return effects;
+  }
+
+  const publish = (effects: Effects) => {
+    for (const [kioskId, kinds] of effects.changed) for (const kind of kinds) o.changes.publish(kioskId, kind);
+    for (const c of effects.commands) o.changes.publish(c.kioskId, "command", c.commandId);
+    if (effects.reconnected.size) o.onReconnected([...effects.reconnected]);
+  };
+
   const run = async () => {
-    const nc = await nats;
+    const nc = await o.nats;
     for (let attempt = 0; !stopped; attempt++) {
       try {
         const jsm = await jetstreamManager(nc, { timeout: 5_000 });
         // link creates the stream; until it has, there is nothing to consume.
-        await jsm.consumers.add(stream, { durable_name: durable, filter_subject: "link.kiosk.>", ack_policy: AckPolicy.Explicit, ack_wait: 30_000_000_000, max_deliver: -1 });
-        const consumer = await jetstream(nc).consumers.get(stream, durable);
+        await jsm.consumers.add(stream, { durable_name: o.durable, filter_subject: "link.kiosk.>", ack_policy: AckPolicy.Explicit, ack_wait: 30_000_000_000, max_deliver: -1 });
+        const consumer = await jetstream(nc).consumers.get(stream, o.durable);
+        const messages = await consumer.consume({ max_messages: 2 * maxBatch });
         attempt = 0;
-        while (!stopped) {
-          const batch = await consumer.fetch({ max_messages: 200, expires: 1_000 });
-          for await (const msg of batch) {
-            await apply(pool, msg);
-            msg.ack();
+        const reader = (async () => {
+          for await (const m of messages) {
+            buffer.push(m);
+            wake?.();
+            // Hold back while the database catches up (JetStream keeps the rest).
+            while (buffer.length > 4 * maxBatch && !stopped) await new Promise((r) => setTimeout(r, 20));
           }
+        })();
+        while (!stopped) {
+          if (buffer.length === 0) {
+            await Promise.race([new Promise<void>((r) => (wake = r)), reader]);
+            wake = undefined;
+            if (buffer.length === 0) break; // the subscription ended: set it up again
+          }
+          const batch = buffer.splice(0, maxBatch);
+          let effects: Effects;
+          try {
+            effects = await applyBatch(batch);
+          } catch (err) {
+            if ((err as { code?: string }).code === "23514") await o.telemetry.maintain().catch(() => {}); // a sample with no partition yet
+            // Nothing of the batch was committed: have JetStream send it (and what waits) again soon.
+            [...batch, ...buffer.splice(0)].forEach((m) => m.nak(1_000));
+            messages.stop();
+            throw err;
+          }
+          batch.forEach((m) => m.ack());
+          publish(effects);
         }
+        messages.stop();
       } catch (err) {
         if (stopped) return;
-        if (attempt === 0) log.warn({ err }, "link events: consumer failed; retrying");
+        log.warn({ err }, "link events: consumer failed; retrying");
         await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
       }
     }
@@ -47,66 +221,107 @@ export function consumeLinkEvents(pool: Pool, nats: Promise<NatsConnection>, dur
   }, 3_600_000);
   cleanup.unref();
   return {
+    registerMetrics(registry) {
+      registry.registerMetric(applied);
+      registry.registerMetric(rejected);
+      registry.registerMetric(samplesDropped);
+    },
     async stop() {
       stopped = true;
+      wake?.();
       clearInterval(cleanup);
       await Promise.race([running, new Promise((r) => setTimeout(r, 2_000))]);
     },
   };
 }
 
-async function apply(pool: Pool, msg: JsMsg) {
-  await inTransaction(pool, async (tx) => {
-    const { rowCount } = await tx.query("INSERT INTO inbox (stream, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING", [stream, msg.seq]);
-    if (rowCount === 0) return; // applied before
-    const kind = msg.subject.split(".").slice(3).join(".");
-    if (kind === "connected") await connected(tx, msg.data);
-    else if (kind === "disconnected") await disconnected(tx, msg.data);
-    else if (kind === "telemetry") await telemetry(tx, msg.data);
-  });
-}
-
-async function connected(tx: PoolClient, data: Uint8Array) {
-  const e = fromBinary(KioskConnectedEventSchema, data);
+async function connected(tx: PoolClient, e: KioskConnectedEvent) {
   const at = e.time ? timestampDate(e.time) : new Date();
-  await tx.query(
-    `UPDATE kiosks SET connected = true, connection_changed_at = $2, last_seen_at = GREATEST(last_seen_at, $2),
-       firmware_version = COALESCE(NULLIF($3, ''), firmware_version), app_version = COALESCE(NULLIF($4, ''), app_version)
+  const { rowCount } = await tx.query(
+    `UPDATE kiosks SET connected = true, connection_changed_at = $2, last_seen_at = GREATEST(last_seen_at, $2), session_id = $5,
+       firmware_version = COALESCE(NULLIF($3, ''), firmware_version), app_version = COALESCE(NULLIF($4, ''), app_version),
+       reported_config_version = $6, reported_config_at = $2,
+       reported_config_error = CASE WHEN reported_config_version = $6 THEN reported_config_error ELSE '' END
      WHERE kiosk_id = $1 AND (connection_changed_at IS NULL OR connection_changed_at <= $2)`,
-    [e.kioskId, at, e.hello?.firmwareVersion ?? "", e.hello?.appVersion ?? ""],
+    [e.kioskId, at, e.hello?.firmwareVersion ?? "", e.hello?.appVersion ?? "", e.sessionId, String(e.hello?.configVersion ?? 0n)],
   );
+  // What the kiosk says it already executed is not sent again (it would only be acked again).
+  const executed = (e.hello?.executedCommandIds ?? []).filter((id) => cursorPatterns.uuid.test(id));
+  if (executed.length) {
+    await tx.query(
+      "UPDATE commands SET state = 'acked', acked_at = COALESCE(acked_at, $3) WHERE command_id = ANY($1) AND kiosk_id = $2 AND state IN ('queued', 'sent')",
+      [executed, e.kioskId, at],
+    );
+  }
+  return (rowCount ?? 0) > 0;
 }
 
-async function disconnected(tx: PoolClient, data: Uint8Array) {
-  const e = fromBinary(KioskDisconnectedEventSchema, data);
+async function disconnected(tx: PoolClient, e: KioskDisconnectedEvent) {
   const at = e.time ? timestampDate(e.time) : new Date();
   // A "replaced" stream's kiosk is still connected through its newer stream.
-  if (e.reason === "replaced") return;
-  await tx.query(
+  if (e.reason === "replaced") return false;
+  const { rowCount } = await tx.query(
     `UPDATE kiosks SET connected = false, connection_changed_at = $2, last_seen_at = GREATEST(last_seen_at, $2)
      WHERE kiosk_id = $1 AND (connection_changed_at IS NULL OR connection_changed_at <= $2)`,
     [e.kioskId, at],
   );
+  return (rowCount ?? 0) > 0;
 }
 
-async function telemetry(tx: PoolClient, data: Uint8Array) {
-  const e = fromBinary(KioskTelemetryEventSchema, data);
-  const latest = [...(e.batch?.samples ?? [])].filter((s) => s.time).sort((a, b) => timestampDate(a.time!).getTime() - timestampDate(b.time!).getTime()).at(-1);
-  const received = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
-  await tx.query("UPDATE kiosks SET last_seen_at = GREATEST(last_seen_at, $2) WHERE kiosk_id = $1", [e.kioskId, received]);
-  if (!latest?.time) return;
-  const state = {
-    cpuPercent: latest.cpuPercent,
-    temperatureCelsius: latest.temperatureCelsius,
-    paperLevelPercent: latest.paperLevelPercent,
-    cashLevelMinor: String(latest.cashLevelMinor),
-    printerStatus: DeviceStatus[latest.printer] ?? "UNSPECIFIED",
-    scannerStatus: DeviceStatus[latest.scanner] ?? "UNSPECIFIED",
-    errors: latest.errors,
-  };
-  await tx.query(
-    `UPDATE kiosks SET state = $2, state_sampled_at = $3
-     WHERE kiosk_id = $1 AND (state_sampled_at IS NULL OR state_sampled_at < $3)`,
-    [e.kioskId, state, timestampDate(latest.time)],
-  );
+const outcomeNames: Partial<Record<CommandOutcome, string>> = {
+  [CommandOutcome.SUCCEEDED]: "succeeded",
+  [CommandOutcome.FAILED]: "failed",
+  [CommandOutcome.UNSUPPORTED]: "unsupported",
+};
+
+/**
+ * Applies a kiosk's ack or result to its own command. Returns the command id when
+ * something changed, "" when nothing did (a repeat), null when the command belongs to
+ * another kiosk (the kiosk id comes from link, i.e. from the device credential).
+ */
+async function commandEvent(tx: PoolClient, e: KioskCommandEvent): Promise<string | null> {
+  const at = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
+  const commandId = e.body.value?.commandId ?? "";
+  if (!cursorPatterns.uuid.test(commandId)) return null;
+  let rowCount: number | null;
+  if (e.body.case === "ack") {
+    ({ rowCount } = await tx.query(
+      "UPDATE commands SET state = 'acked', acked_at = $3 WHERE command_id = $1 AND kiosk_id = $2 AND state IN ('queued', 'sent')",
+      [commandId, e.kioskId, at],
+    ));
+  } else if (e.body.case === "result") {
+    const r = e.body.value;
+    const outcome = outcomeNames[r.outcome] ?? "failed";
+    // The first result counts. A command that expired or was canceled meanwhile keeps
+    // that state, with what the kiosk reported recorded beside it.
+    ({ rowCount } = await tx.query(
+      `UPDATE commands SET
+         state = CASE WHEN state IN ('queued', 'sent', 'acked') THEN $3 ELSE state END,
+         finished_at = CASE WHEN state IN ('queued', 'sent', 'acked') THEN $4 ELSE finished_at END,
+         acked_at = COALESCE(acked_at, $4), outcome = $5, error_message = $6, result = $7
+       WHERE command_id = $1 AND kiosk_id = $2 AND outcome = ''`,
+      [commandId, e.kioskId, outcome === "succeeded" ? "succeeded" : "failed", at, outcome, r.errorMessage.slice(0, 2000), r.payload ?? null],
+    ));
+  } else return "";
+  if ((rowCount ?? 0) > 0) return commandId;
+  const { rows } = await tx.query<{ kiosk_id: string }>("SELECT kiosk_id FROM commands WHERE command_id = $1", [commandId]);
+  return rows[0] && rows[0].kiosk_id === e.kioskId ? "" : null;
+}
+
+async function configApplied(tx: PoolClient, e: KioskConfigAppliedEvent) {
+  const at = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
+  const version = String(e.applied?.version ?? 0n);
+  const error = (e.applied?.errorMessage ?? "").slice(0, 2000);
+  const { rowCount } = error
+    ? await tx.query(
+        `UPDATE kiosks SET reported_config_error = $3, reported_config_failed_version = $2, reported_config_at = $4
+         WHERE kiosk_id = $1 AND (reported_config_at IS NULL OR reported_config_at <= $4)`,
+        [e.kioskId, version, error, at],
+      )
+    : await tx.query(
+        `UPDATE kiosks SET reported_config_version = $2, reported_config_error = '', reported_config_at = $3
+         WHERE kiosk_id = $1 AND (reported_config_at IS NULL OR reported_config_at <= $3)`,
+        [e.kioskId, version, at],
+      );
+  return (rowCount ?? 0) > 0;
 }

@@ -18,10 +18,14 @@ import {
   runService,
   startService,
 } from "@adminkiosk/runtime";
+import { createChangeFeed } from "./changes.js";
 import { fleetConfigShape } from "./config.js";
+import { startDispatcher } from "./dispatch.js";
 import { consumeLinkEvents } from "./events.js";
+import { startJobRunner } from "./jobs.js";
 import { startPresenceSweep } from "./presence-sweep.js";
 import { fleetRoutes, fleetServices } from "./server.js";
+import { startTelemetryStore } from "./telemetry.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
 
@@ -33,8 +37,28 @@ async function main() {
   const redis = createRedis(config.REDIS_URL, log);
   const authDevices = createClient(DeviceService, createGrpcTransport({ baseUrl: config.AUTH_URL }));
   const nats = connectNats(config.NATS_URL, "fleet", log);
-  const linkEvents = consumeLinkEvents(pool, nats, config.LINK_EVENTS_CONSUMER, log);
-  const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, log);
+  const changes = createChangeFeed(nats, log);
+  const telemetry = startTelemetryStore(pool, config.TELEMETRY_RETENTION_DAYS, log);
+  const dispatcher = startDispatcher({
+    pool,
+    nats,
+    changes,
+    log,
+    resendAfterMs: config.COMMAND_RESEND_MS,
+    sweepMs: config.COMMAND_SWEEP_MS,
+    deliverTimeoutMs: config.DELIVER_TIMEOUT_MS,
+  });
+  const linkEvents = consumeLinkEvents({
+    pool,
+    nats,
+    durable: config.LINK_EVENTS_CONSUMER,
+    telemetry,
+    changes,
+    onReconnected: (ids) => dispatcher.kick(ids, true),
+    log,
+  });
+  const jobs = startJobRunner({ pool, dispatcher, changes, tickMs: config.JOB_TICK_MS, log });
+  const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
 
   const service = await startService(
     {
@@ -42,7 +66,7 @@ async function main() {
       log,
       config,
       services: fleetServices,
-      routes: fleetRoutes({ pool, authDevices }),
+      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry }),
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
@@ -53,10 +77,17 @@ async function main() {
     config.FLEET_PORT,
   );
 
+  dispatcher.registerMetrics(service.metrics);
+  linkEvents.registerMetrics(service.metrics);
+
   onShutdownSignal(log, async () => {
     await service.close();
     sweep.stop();
+    jobs.stop();
+    telemetry.stop();
     await linkEvents.stop();
+    await dispatcher.stop();
+    changes.close();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);
     await pool.end();
   });

@@ -2,8 +2,9 @@
 // presence record per connected kiosk in Redis with a TTL that heartbeats renew; this
 // sweep marks kiosks offline whose record has gone (replica dead, kiosk silent).
 import { kioskPresenceKey, type Logger, type Pool, type Redis } from "@adminkiosk/runtime";
+import type { ChangeFeed } from "./changes.js";
 
-export function startPresenceSweep(pool: Pool, redis: Redis, intervalMs: number, log: Logger) {
+export function startPresenceSweep(pool: Pool, redis: Redis, intervalMs: number, changes: ChangeFeed, log: Logger) {
   const sweep = async () => {
     const { rows } = await pool.query<{ kiosk_id: string }>("SELECT kiosk_id FROM kiosks WHERE connected AND deleted_at IS NULL");
     if (rows.length === 0) return;
@@ -13,11 +14,12 @@ export function startPresenceSweep(pool: Pool, redis: Redis, intervalMs: number,
     const gone = rows.filter((_, i) => results[i]?.[0] === null && results[i]?.[1] === 0).map((r) => r.kiosk_id);
     if (gone.length === 0) return;
     // Only if nothing newer arrived meanwhile (a reconnect sets connection_changed_at).
-    await pool.query(
+    const { rows: marked } = await pool.query<{ kiosk_id: string }>(
       `UPDATE kiosks SET connected = false, connection_changed_at = now()
-       WHERE kiosk_id = ANY($1) AND connected AND connection_changed_at < now() - interval '2 seconds'`,
+       WHERE kiosk_id = ANY($1) AND connected AND connection_changed_at < now() - interval '2 seconds' RETURNING kiosk_id`,
       [gone],
     );
+    marked.forEach((r) => changes.publish(r.kiosk_id, "kiosk"));
     log.info({ kiosks: gone.length }, "kiosks without presence marked offline");
   };
   let running = false;

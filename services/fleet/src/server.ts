@@ -1,57 +1,56 @@
 // fleet's RPC handlers: validate, call the store, map to the contract. Who may call
 // each RPC is declared in proto/ and enforced by the runtime.
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Client, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
-import { KioskService, KioskStatus, type KioskSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { AuditService } from "@adminkiosk/proto/adminkiosk/fleet/v1/audit_pb";
+import { CommandService } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
+import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
+import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetry_pb";
 import { cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireKioskId, requireText, type Pool } from "@adminkiosk/runtime";
+import { auditRoutes, recordAudit } from "./audit.js";
+import type { ChangeFeed } from "./changes.js";
+import { commandRoutes } from "./commands.js";
+import { configRoutes } from "./desired-config.js";
+import type { Dispatcher } from "./dispatch.js";
+import { jobRoutes } from "./jobs.js";
 import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
-import { kiosks, type KioskFields, type KioskFilter, type KioskRow } from "./store.js";
+import { kiosks, presenceFilter, type KioskFields, type KioskFilter } from "./store.js";
+import { telemetryRoutes, type TelemetryStore } from "./telemetry.js";
+import { createWatches, toKiosk } from "./watch.js";
 
-const presenceFilter: Record<KioskStatus, KioskFilter["presence"]> = {
-  [KioskStatus.UNSPECIFIED]: undefined,
-  [KioskStatus.ONLINE]: "online",
-  [KioskStatus.OFFLINE]: "offline",
-  [KioskStatus.ALERTING]: undefined,
-  [KioskStatus.PROVISIONED]: "provisioned",
-};
-
-export const fleetServices = [KioskService];
+export const fleetServices = [KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService];
 
 export interface FleetDeps {
   pool: Pool;
   /** auth's DeviceService; calls carry the caller's own credential. */
   authDevices: Client<typeof DeviceService>;
+  changes: ChangeFeed;
+  dispatcher: Dispatcher;
+  telemetry: TelemetryStore;
+  /** How often an idle watch stream gets a refresh (tests shorten it). */
+  watchRefreshMs?: number;
 }
 
 const nameRule = { max: 100 };
 
 export function fleetRoutes(deps: FleetDeps) {
-  const { pool } = deps;
-  const statusOf = (row: KioskRow): KioskStatus =>
-    row.connected ? KioskStatus.ONLINE : row.last_seen_at ? KioskStatus.OFFLINE : KioskStatus.PROVISIONED;
-  const toKiosk = (row: KioskRow): MessageInitShape<typeof KioskSchema> => ({
-    kioskId: row.kiosk_id,
-    name: row.name,
-    location: row.latitude === null || row.longitude === null ? undefined : { latitude: row.latitude, longitude: row.longitude, address: row.address },
-    timezone: row.timezone,
-    tags: row.tags,
-    groupId: row.group_id,
-    hardwareModel: row.hardware_model,
-    firmwareVersion: row.firmware_version,
-    appVersion: row.app_version,
-    status: statusOf(row),
-    lastSeenTime: row.last_seen_at ? timestampFromDate(row.last_seen_at) : undefined,
-    state: row.state && row.state_sampled_at ? { ...row.state, cashLevelMinor: BigInt(row.state.cashLevelMinor), sampleTime: timestampFromDate(row.state_sampled_at) } : undefined,
-    createTime: timestampFromDate(row.created_at),
-    updateTime: timestampFromDate(row.updated_at),
-  });
+  const { pool, changes } = deps;
   const notFound = (kioskId: string) => new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
+  const watches = createWatches(pool, changes, { refreshMs: deps.watchRefreshMs });
+  const others = [
+    commandRoutes({ pool, changes, dispatcher: deps.dispatcher }),
+    configRoutes({ pool, changes, kick: (ids) => deps.dispatcher.kick(ids) }),
+    jobRoutes({ pool, changes, dispatcher: deps.dispatcher }),
+    telemetryRoutes(pool, deps.telemetry),
+    auditRoutes(pool),
+  ];
 
   return (router: ConnectRouter) => {
+    others.forEach((r) => r(router));
     router.service(KioskService, {
-      async createKiosk(req) {
+      async createKiosk(req, ctx) {
         if (!req.kiosk) throw invalidArgument("kiosk", "is required");
         const k = req.kiosk;
         const kioskId = requireKioskId("kiosk.kiosk_id", k.kioskId);
@@ -63,7 +62,11 @@ export function fleetRoutes(deps: FleetDeps) {
           groupId: optionalGroupId("kiosk.group_id", k.groupId),
           hardwareModel: k.hardwareModel === "" ? "" : requireText("kiosk.hardware_model", k.hardwareModel, { max: 64 }),
         };
-        const row = await kiosks.insert(pool, kioskId, fields);
+        const row = await inTransaction(pool, async (tx) => {
+          const created = await kiosks.insert(tx, kioskId, fields);
+          if (created) await recordAudit(tx, ctx, "kiosk.created", kioskId, { name: fields.name, groupId: fields.groupId, tags: fields.tags });
+          return created;
+        });
         if (!row) {
           const existing = await kiosks.byId(pool, kioskId, { includeDeleted: true });
           throw new ConnectError(
@@ -84,7 +87,7 @@ export function fleetRoutes(deps: FleetDeps) {
       async listKiosks(req) {
         const limit = pageSize("page_size", req.pageSize, 100, 1000);
         const after = decodePageToken("page_token", req.pageToken, { after: cursorPatterns.any })?.after;
-        if (req.status === KioskStatus.ALERTING) throw invalidArgument("status", "KIOSK_STATUS_ALERTING is not available yet (alert thresholds are still to come)");
+        if (!(req.status in presenceFilter)) throw invalidArgument("status", "is not a kiosk status");
         const filter: KioskFilter = {
           presence: presenceFilter[req.status],
           tag: req.tag === "" ? undefined : requireTags("tag", [req.tag])[0],
@@ -101,21 +104,30 @@ export function fleetRoutes(deps: FleetDeps) {
         };
       },
 
-      async updateKiosk(req) {
+      async updateKiosk(req, ctx) {
         const kioskId = requireKioskId("kiosk_id", req.kioskId);
         const row = await inTransaction(pool, async (tx) => {
           const current = await kiosks.byId(tx, kioskId, { forUpdate: true });
           if (!current) throw notFound(kioskId);
           const location = req.location ? requireLocation("location", req.location) : { latitude: current.latitude, longitude: current.longitude, address: current.address };
-          return kiosks.update(tx, kioskId, {
+          const fields: KioskFields = {
             name: req.name === undefined ? current.name : requireText("name", req.name, nameRule),
             ...location,
             timezone: req.timezone === undefined ? current.timezone : requireTimezone("timezone", req.timezone),
             tags: req.updateTags ? requireTags("tags", req.tags) : current.tags,
             groupId: req.groupId === undefined ? current.group_id : optionalGroupId("group_id", req.groupId),
             hardwareModel: current.hardware_model,
-          });
+          };
+          const updated = await kiosks.update(tx, kioskId, fields);
+          await recordAudit(tx, ctx, "kiosk.updated", kioskId, { ...fields, previousGroupId: current.group_id });
+          return updated;
         });
+        changes.publish(kioskId, "kiosk");
+        if (row && req.groupId !== undefined) {
+          // Another group can mean another desired configuration.
+          changes.publish(kioskId, "config");
+          deps.dispatcher.kick([kioskId]);
+        }
         return { kiosk: toKiosk(row!) };
       },
 
@@ -125,9 +137,19 @@ export function fleetRoutes(deps: FleetDeps) {
         // Revoke first: if auth cannot be reached nothing changes and the caller retries;
         // revoking twice is harmless.
         await revokeDevice(deps.authDevices, ctx, kioskId);
-        await kiosks.softDelete(pool, kioskId);
+        await inTransaction(pool, async (tx) => {
+          if (await kiosks.softDelete(tx, kioskId)) await recordAudit(tx, ctx, "kiosk.deleted", kioskId);
+        });
+        changes.publish(kioskId, "kiosk");
         return {};
       },
+
+      async getFleetSummary() {
+        return { summary: await watches.summary() };
+      },
+
+      watchFleet: watches.watchFleet,
+      watchKiosk: watches.watchKiosk,
     });
   };
 }

@@ -1,4 +1,5 @@
 // fleet's own SQL (schema "fleet").
+import { KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import type { Pool, PoolClient } from "@adminkiosk/runtime";
 
 type Db = Pool | PoolClient;
@@ -17,6 +18,7 @@ export interface KioskRow {
   app_version: string;
   last_seen_at: Date | null;
   connected: boolean;
+  alerting: boolean;
   state: KioskStateJson | null;
   state_sampled_at: Date | null;
   created_at: Date;
@@ -48,17 +50,27 @@ export interface KioskFields {
 
 /** How a listing narrows the fleet; `presence` follows link's connection events. */
 export interface KioskFilter {
-  presence?: "online" | "offline" | "provisioned";
+  presence?: "online" | "offline" | "provisioned" | "alerting";
   tag?: string;
   groupId?: string;
   query?: string;
 }
 
-function where(f: KioskFilter, params: unknown[]): string {
+/** ListKiosks' and jobs' status filter. */
+export const presenceFilter: Record<KioskStatus, KioskFilter["presence"]> = {
+  [KioskStatus.UNSPECIFIED]: undefined,
+  [KioskStatus.ONLINE]: "online",
+  [KioskStatus.OFFLINE]: "offline",
+  [KioskStatus.ALERTING]: "alerting",
+  [KioskStatus.PROVISIONED]: "provisioned",
+};
+
+export function kioskWhere(f: KioskFilter, params: unknown[]): string {
   const clauses = ["deleted_at IS NULL"];
   const add = (value: unknown) => `$${params.push(value)}`;
   if (f.presence === "provisioned") clauses.push("last_seen_at IS NULL");
   if (f.presence === "online") clauses.push("connected");
+  if (f.presence === "alerting") clauses.push("connected AND alerting");
   if (f.presence === "offline") clauses.push("NOT connected AND last_seen_at IS NOT NULL");
   if (f.tag) clauses.push(`tags @> ARRAY[${add(f.tag)}]::text[]`);
   if (f.groupId) clauses.push(`group_id = ${add(f.groupId)}`);
@@ -86,10 +98,17 @@ export const kiosks = {
     );
     return rows[0];
   },
+  /** Deleted ones too (a watcher needs to learn they went). */
+  async byIds(db: Db, kioskIds: string[]) {
+    const { rows } = await db.query<KioskRow>("SELECT * FROM kiosks WHERE kiosk_id = ANY($1) ORDER BY kiosk_id", [kioskIds]);
+    return rows;
+  },
   async update(db: Db, kioskId: string, k: KioskFields) {
     const { rows } = await db.query<KioskRow>(
       `UPDATE kiosks SET name = $2, latitude = $3, longitude = $4, address = $5, timezone = $6, tags = $7,
-         group_id = $8, hardware_model = $9, updated_at = now()
+         group_id = $8, hardware_model = $9, updated_at = now(),
+         -- Another group means another desired configuration: a new version.
+         config_version = CASE WHEN group_id <> $8 THEN nextval('config_version_seq') ELSE config_version END
        WHERE kiosk_id = $1 AND deleted_at IS NULL RETURNING *`,
       [kioskId, k.name, k.latitude, k.longitude, k.address, k.timezone, k.tags, k.groupId, k.hardwareModel],
     );
@@ -103,7 +122,7 @@ export const kiosks = {
   },
   async list(db: Db, filter: KioskFilter, page: { limit: number; afterId?: string }) {
     const params: unknown[] = [];
-    const condition = where(filter, params);
+    const condition = kioskWhere(filter, params);
     const after = page.afterId === undefined ? "" : ` AND kiosk_id > $${params.push(page.afterId)}`;
     const { rows } = await db.query<KioskRow>(
       `SELECT * FROM kiosks WHERE ${condition}${after} ORDER BY kiosk_id LIMIT $${params.push(page.limit)}`,
@@ -113,7 +132,36 @@ export const kiosks = {
   },
   async count(db: Db, filter: KioskFilter) {
     const params: unknown[] = [];
-    const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM kiosks WHERE ${where(filter, params)}`, params);
+    const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM kiosks WHERE ${kioskWhere(filter, params)}`, params);
     return Number(rows[0]!.n);
   },
 };
+
+export interface FleetSummaryRow {
+  total: number;
+  online: number;
+  offline: number;
+  alerting: number;
+  provisioned: number;
+  low_paper: number;
+}
+
+export async function fleetSummary(db: Db): Promise<FleetSummaryRow> {
+  const { rows } = await db.query<Record<keyof FleetSummaryRow, string>>(
+    `SELECT count(*) AS total, count(*) FILTER (WHERE connected) AS online,
+            count(*) FILTER (WHERE NOT connected AND last_seen_at IS NOT NULL) AS offline,
+            count(*) FILTER (WHERE connected AND alerting) AS alerting,
+            count(*) FILTER (WHERE last_seen_at IS NULL) AS provisioned,
+            count(*) FILTER (WHERE (state->>'paperLevelPercent')::float8 < 10) AS low_paper
+     FROM kiosks WHERE deleted_at IS NULL`,
+  );
+  const r = rows[0]!;
+  return {
+    total: Number(r.total),
+    online: Number(r.online),
+    offline: Number(r.offline),
+    alerting: Number(r.alerting),
+    provisioned: Number(r.provisioned),
+    low_paper: Number(r.low_paper),
+  };
+}

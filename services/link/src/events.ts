@@ -1,10 +1,11 @@
 // What link publishes (stream LINK, subjects link.>) and listens to: other replicas'
 // connections (to end its own older stream for the same kiosk) and auth's device
 // revocations (to end a revoked kiosk's stream at once).
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
+import { DeliverReplySchema, DeliverRequestSchema, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { ensureStream, type Logger } from "@adminkiosk/runtime";
 
@@ -15,6 +16,13 @@ export interface LinkEvents {
   publish<D extends DescMessage>(subject: string, schema: D, message: MessageShape<D>, msgId?: string): Promise<void>;
   onKioskConnected(listener: (event: KioskConnectedEvent) => void): void;
   onDeviceRevoked(listener: (kioskId: string, deviceIds: string[]) => void): void;
+  /**
+   * Answers fleet's deliveries for a kiosk while this replica holds its stream
+   * (core NATS request/reply on `kiosk.<id>.deliver`). The handler returns the reply,
+   * or undefined to stay silent (the request was meant for another stream). Resolves
+   * once NATS has the subscription; the result ends it.
+   */
+  serveDeliveries(kioskId: string, handler: (request: DeliverRequest) => MessageInitShape<typeof DeliverReplySchema> | undefined): Promise<() => void>;
   close(): Promise<void>;
 }
 
@@ -46,6 +54,23 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
   return {
     async publish(subject, schema, message, msgId) {
       await js.publish(subject, toBinary(schema, message), msgId ? { msgID: msgId } : undefined);
+    },
+    async serveDeliveries(kioskId, handler) {
+      const sub = nc.subscribe(`kiosk.${kioskId}.deliver`, {
+        callback: (err, msg) => {
+          if (err) return;
+          let reply: MessageInitShape<typeof DeliverReplySchema> | undefined;
+          try {
+            reply = handler(fromBinary(DeliverRequestSchema, msg.data));
+          } catch (e) {
+            log.warn({ err: e, kioskId }, "undecodable delivery ignored");
+            return;
+          }
+          if (reply) msg.respond(toBinary(DeliverReplySchema, create(DeliverReplySchema, reply)));
+        },
+      });
+      await nc.flush();
+      return () => sub.unsubscribe();
     },
     onKioskConnected: (l) => void connectedListeners.push(l),
     onDeviceRevoked: (l) => void revokedListeners.push(l),

@@ -8,6 +8,11 @@ export class StreamOutbox<T> implements AsyncIterable<T> {
 
   constructor(private readonly limit: number) {}
 
+  /** Closed: what is pushed now is dropped (the stream is ending). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   push(item: T): boolean {
     if (this.closed) return true;
     if (this.items.length >= this.limit) return false;

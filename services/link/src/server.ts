@@ -1,9 +1,11 @@
 // The kiosk stream. A kiosk proves who it is with its device credential (checked by
 // the runtime's access interceptor); its first message must be Hello. From then on
-// the stream carries heartbeats, telemetry, acks and results up, and welcome,
-// telemetry acks, pings and goodbyes down (commands and config arrive with fleet's
-// command path, issue 3). One stream per kiosk across all replicas: a newer one
-// replaces the older, wherever it is.
+// the stream carries heartbeats, telemetry, acks, results and applied configuration
+// up, and welcome, telemetry acks, commands, desired configuration, pings and
+// goodbyes down. Commands and configuration come from fleet over NATS request/reply
+// on `kiosk.<id>.deliver`, which this replica subscribes to while it holds the
+// kiosk's stream. One stream per kiosk across all replicas: a newer one replaces the
+// older, wherever it is.
 import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -22,7 +24,9 @@ import {
   KioskDisconnectedEventSchema,
   KioskTelemetryEventSchema,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { invalidArgument, principalOf, requestInfo, requireText, type Logger } from "@adminkiosk/runtime";
+import { invalidArgument, principalOf, requestInfo, requireText, requireUuid, type Logger } from "@adminkiosk/runtime";
+import { KioskConfigAppliedEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { LinkConfig } from "./config.js";
 import type { LinkEvents } from "./events.js";
 import { StreamOutbox } from "./outbox.js";
@@ -92,11 +96,23 @@ export function createLink(deps: LinkDeps) {
         return;
       case "ack":
       case "result":
+        requireUuid(`${body.case}.command_id`, body.value.commandId);
+        if (body.case === "result" && body.value.errorMessage.length > 2000) throw invalidArgument("result.error_message", "must be at most 2000 characters");
         await events.publish(
           `link.kiosk.${kioskId}.command.${body.case}`,
           KioskCommandEventSchema,
           create(KioskCommandEventSchema, { kioskId, body, receiveTime: timestampNow() }),
           `${kioskId}/${body.value.commandId}/${body.case}`,
+        );
+        return;
+      case "configApplied":
+        if (body.value.version <= 0n) throw invalidArgument("config_applied.version", "must be a version fleet sent (positive)");
+        if (body.value.errorMessage.length > 2000) throw invalidArgument("config_applied.error_message", "must be at most 2000 characters");
+        await events.publish(
+          `link.kiosk.${kioskId}.config.applied`,
+          KioskConfigAppliedEventSchema,
+          create(KioskConfigAppliedEventSchema, { kioskId, applied: body.value, receiveTime: timestampNow() }),
+          `${kioskId}/config/${body.value.version}/${body.value.errorMessage ? "error" : "ok"}`,
         );
         return;
       case "hello":
@@ -143,8 +159,31 @@ export function createLink(deps: LinkDeps) {
         sessions.get(kioskId)?.end("replaced", Goodbye_Reason.REPLACED);
         sessions.set(kioskId, session);
         log.info({ kioskId, session: session.id }, "kiosk connected");
+        let stopDeliveries: (() => void) | undefined;
+        // Welcome first, before anything fleet delivers.
+        outbox.push({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
         try {
           await presence.claim(kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: principal.deviceId, since: new Date().toISOString() });
+          // Before fleet hears of this stream, so its first delivery finds it.
+          stopDeliveries = await events.serveDeliveries(kioskId, (request) => {
+            if (request.sessionId !== session.id) return undefined; // meant for another stream of this kiosk
+            if (outbox.isClosed) return { accepted: false, reason: "closing" };
+            const body = request.body;
+            if (body.case === "command") {
+              const expire = body.value.expireTime;
+              if (expire && timestampDate(expire).getTime() <= Date.now()) return { accepted: false, reason: "expired" };
+              if (!outbox.push({ body: { case: "command", value: body.value } })) {
+                session.end("slow reader");
+                return { accepted: false, reason: "slow reader" };
+              }
+            } else if (body.case === "desiredConfig") {
+              if (!outbox.push({ body: { case: "desiredConfig", value: body.value } })) {
+                session.end("slow reader");
+                return { accepted: false, reason: "slow reader" };
+              }
+            } else return { accepted: false, reason: "unknown delivery" };
+            return { accepted: true };
+          });
           await events.publish(
             `link.kiosk.${kioskId}.connected`,
             KioskConnectedEventSchema,
@@ -157,7 +196,6 @@ export function createLink(deps: LinkDeps) {
               time: timestampNow(),
             }),
           );
-          outbox.push({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
           // Read in the background; what the kiosk sent wrong ends its stream with the error.
           let failure: unknown;
           void (async () => {
@@ -178,6 +216,7 @@ export function createLink(deps: LinkDeps) {
           if (failure && !ctx.signal.aborted) throw failure;
           if (endReason === "slow reader") throw new ConnectError("the kiosk is not reading its stream", Code.ResourceExhausted);
         } finally {
+          stopDeliveries?.();
           if (sessions.get(kioskId) === session) sessions.delete(kioskId);
           log.info({ kioskId, session: session.id, reason: endReason }, "kiosk disconnected");
           await presence.release(kioskId, session.id).catch((err: unknown) => log.warn({ err }, "presence release failed"));

@@ -1,0 +1,234 @@
+// Commands: queued here, delivered by the dispatcher, finished by the kiosk's ack and
+// result (link's events, applied in events.ts). Lifecycle:
+//   queued → sent → acked → succeeded | failed, or expired (TTL) / canceled.
+import { createHash, randomUUID } from "node:crypto";
+import { create, fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate, type Duration } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  CommandActionSchema,
+  CommandOutcome,
+  CommandService,
+  CommandState,
+  SendCommandRequestSchema,
+  type CommandAction,
+  type CommandSchema,
+} from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import {
+  cursorPatterns,
+  decodePageToken,
+  describePrincipal,
+  encodePageToken,
+  inTransaction,
+  invalidArgument,
+  pageSize,
+  principalOf,
+  requireKioskId,
+  requireText,
+  requireUuid,
+  type Pool,
+  type PoolClient,
+} from "@adminkiosk/runtime";
+import { recordAudit } from "./audit.js";
+import type { ChangeFeed } from "./changes.js";
+import type { Dispatcher } from "./dispatch.js";
+
+type Db = Pool | PoolClient;
+
+export type CommandStateName = "queued" | "sent" | "acked" | "succeeded" | "failed" | "expired" | "canceled";
+
+export const commandStates: Record<CommandStateName, CommandState> = {
+  queued: CommandState.QUEUED,
+  sent: CommandState.SENT,
+  acked: CommandState.ACKED,
+  succeeded: CommandState.SUCCEEDED,
+  failed: CommandState.FAILED,
+  expired: CommandState.EXPIRED,
+  canceled: CommandState.CANCELED,
+};
+const stateNames = new Map(Object.entries(commandStates).map(([name, state]) => [state, name as CommandStateName]));
+const outcomes: Record<string, CommandOutcome> = {
+  succeeded: CommandOutcome.SUCCEEDED,
+  failed: CommandOutcome.FAILED,
+  unsupported: CommandOutcome.UNSUPPORTED,
+};
+
+export interface CommandRow {
+  command_id: string;
+  seq: string;
+  kiosk_id: string;
+  action: Buffer;
+  action_kind: string;
+  state: CommandStateName;
+  issued_by: string;
+  job_id: string | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  created_at: Date;
+  expire_at: Date;
+  sent_at: Date | null;
+  acked_at: Date | null;
+  finished_at: Date | null;
+  attempts: number;
+  outcome: string;
+  error_message: string;
+  result: JsonObject | null;
+}
+
+export function toCommand(r: CommandRow): MessageInitShape<typeof CommandSchema> {
+  const t = (d: Date | null) => (d ? timestampFromDate(d) : undefined);
+  return {
+    commandId: r.command_id,
+    kioskId: r.kiosk_id,
+    action: fromBinary(CommandActionSchema, r.action),
+    state: commandStates[r.state],
+    issuedBy: r.issued_by,
+    jobId: r.job_id ?? "",
+    createTime: timestampFromDate(r.created_at),
+    expireTime: timestampFromDate(r.expire_at),
+    sentTime: t(r.sent_at),
+    ackTime: t(r.acked_at),
+    finishTime: t(r.finished_at),
+    deliveryAttempts: r.attempts,
+    errorMessage: r.error_message,
+    result: r.result ?? undefined,
+    outcome: outcomes[r.outcome] ?? CommandOutcome.UNSPECIFIED,
+  };
+}
+
+export async function commandById(db: Db, commandId: string): Promise<CommandRow | undefined> {
+  const { rows } = await db.query<CommandRow>("SELECT * FROM commands WHERE command_id = $1", [commandId]);
+  return rows[0];
+}
+
+const hour = 3_600_000;
+
+/** A TTL in 10 s .. 7 days (default 1 hour), in ms. */
+export function requireTtl(field: string, ttl: Duration | undefined): number {
+  if (!ttl) return hour;
+  const ms = Number(ttl.seconds) * 1000 + Math.floor(ttl.nanos / 1e6);
+  if (!(ms >= 10_000 && ms <= 7 * 24 * hour)) throw invalidArgument(field, "must be between 10 seconds and 7 days");
+  return ms;
+}
+
+/** Checks an action and returns its kind. */
+export function requireAction(field: string, action: CommandAction | undefined): string {
+  const kind = action?.kind;
+  if (!kind?.case) throw invalidArgument(field, "must name what to do (reboot, restart_app, display_message, apply_config, refresh_catalog, open_service_door, collect_diagnostics)");
+  switch (kind.case) {
+    case "displayMessage": {
+      requireText(`${field}.display_message.text`, kind.value.text, { max: 500 });
+      const d = kind.value.duration;
+      if (d && (d.seconds < 0n || d.seconds > 86_400n)) throw invalidArgument(`${field}.display_message.duration`, "must be between 0 and 24 hours");
+      break;
+    }
+    case "applyConfig":
+      if (Buffer.byteLength(JSON.stringify(kind.value.config ?? {})) > 64 * 1024) throw invalidArgument(`${field}.apply_config.config`, "must be at most 65536 bytes as JSON");
+      break;
+    case "openServiceDoor":
+      if (kind.value.technician) requireText(`${field}.open_service_door.technician`, kind.value.technician, { max: 100 });
+      break;
+  }
+  return kind.case;
+}
+
+export function requireIdempotencyKey(field: string, key: string): string | null {
+  return key === "" ? null : requireText(field, key, { max: 128 });
+}
+
+export const requestHash = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+export interface CommandDeps {
+  pool: Pool;
+  changes: ChangeFeed;
+  dispatcher: Dispatcher;
+}
+
+export function commandRoutes(deps: CommandDeps) {
+  const { pool, changes, dispatcher } = deps;
+  const notFound = (id: string) => new ConnectError(`command ${id} not found`, Code.NotFound);
+
+  return (router: ConnectRouter) =>
+    router.service(CommandService, {
+      async sendCommand(req, ctx) {
+        const kioskId = requireKioskId("kiosk_id", req.kioskId);
+        const kind = requireAction("action", req.action);
+        const ttlMs = requireTtl("ttl", req.ttl);
+        const key = requireIdempotencyKey("idempotency_key", req.idempotencyKey);
+        const issuedBy = describePrincipal(principalOf(ctx));
+        const hash = requestHash(toBinary(SendCommandRequestSchema, create(SendCommandRequestSchema, { ...req, idempotencyKey: "" })));
+        const { row, created } = await inTransaction(pool, async (tx) => {
+          const { rows: k } = await tx.query("SELECT 1 FROM kiosks WHERE kiosk_id = $1 AND deleted_at IS NULL", [kioskId]);
+          if (k.length === 0) throw new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
+          const { rows } = await tx.query<CommandRow>(
+            `INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000))
+             ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
+            [randomUUID(), kioskId, toBinary(CommandActionSchema, req.action!), kind, issuedBy, key, hash, ttlMs],
+          );
+          if (rows[0]) {
+            await recordAudit(tx, ctx, "command.sent", kioskId, { commandId: rows[0].command_id, action: kind, ttlMs });
+            return { row: rows[0], created: true };
+          }
+          const { rows: prior } = await tx.query<CommandRow>("SELECT * FROM commands WHERE issued_by = $1 AND idempotency_key = $2", [issuedBy, key]);
+          if (prior[0]?.request_hash !== hash) throw new ConnectError("idempotency_key was already used for a different command", Code.AlreadyExists);
+          return { row: prior[0], created: false };
+        });
+        if (created) {
+          changes.publish(kioskId, "command", row.command_id);
+          dispatcher.kick([kioskId]);
+        }
+        return { command: toCommand(row) };
+      },
+
+      async getCommand(req) {
+        const commandId = requireUuid("command_id", req.commandId);
+        const row = await commandById(pool, commandId);
+        if (!row) throw notFound(commandId);
+        return { command: toCommand(row) };
+      },
+
+      async listCommands(req) {
+        const limit = pageSize("page_size", req.pageSize, 100, 1000);
+        const before = decodePageToken("page_token", req.pageToken, { before: cursorPatterns.integer })?.before;
+        const params: unknown[] = [];
+        const clauses: string[] = [];
+        const add = (v: unknown) => `$${params.push(v)}`;
+        if (req.kioskId) clauses.push(`kiosk_id = ${add(requireKioskId("kiosk_id", req.kioskId))}`);
+        if (req.jobId) clauses.push(`job_id = ${add(requireUuid("job_id", req.jobId))}`);
+        if (req.state !== CommandState.UNSPECIFIED) {
+          const name = stateNames.get(req.state);
+          if (!name) throw invalidArgument("state", "is not a command state");
+          clauses.push(`state = ${add(name)}`);
+        }
+        if (before) clauses.push(`seq < ${add(before)}`);
+        const { rows } = await pool.query<CommandRow>(
+          `SELECT * FROM commands ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ${add(limit + 1)}`,
+          params,
+        );
+        const page = rows.slice(0, limit);
+        return { commands: page.map(toCommand), nextPageToken: rows.length > limit ? encodePageToken({ before: page.at(-1)!.seq }) : "" };
+      },
+
+      async cancelCommand(req, ctx) {
+        const commandId = requireUuid("command_id", req.commandId);
+        const row = await inTransaction(pool, async (tx) => {
+          const { rows } = await tx.query<CommandRow>(
+            "UPDATE commands SET state = 'canceled', finished_at = now() WHERE command_id = $1 AND state IN ('queued', 'sent') RETURNING *",
+            [commandId],
+          );
+          if (!rows[0]) {
+            const current = await commandById(tx, commandId);
+            if (!current) throw notFound(commandId);
+            throw new ConnectError(`command ${commandId} is ${current.state}: only a command the kiosk has not acknowledged can be canceled`, Code.FailedPrecondition);
+          }
+          await recordAudit(tx, ctx, "command.canceled", rows[0].kiosk_id, { commandId });
+          return rows[0];
+        });
+        changes.publish(row.kiosk_id, "command", row.command_id);
+        return { command: toCommand(row) };
+      },
+    });
+}
+
+
