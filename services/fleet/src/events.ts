@@ -174,7 +174,12 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       try {
         const jsm = await jetstreamManager(nc, { timeout: 5_000 });
         // link creates the stream; until it has, there is nothing to consume.
-        await jsm.consumers.add(stream, { durable_name: o.durable, filter_subject: "link.kiosk.>", ack_policy: AckPolicy.Explicit, ack_wait: 30_000_000_000, max_deliver: -1 });
+        // ack_wait: how soon what a crashed replica had taken is delivered again. A batch
+        // commits in well under a second; messages waiting in the buffer are kept alive.
+        const consumerConfig = { filter_subject: "link.kiosk.>", ack_policy: AckPolicy.Explicit, ack_wait: 10_000_000_000, max_deliver: -1 };
+        await jsm.consumers.add(stream, { durable_name: o.durable, ...consumerConfig }).catch(async () => {
+          await jsm.consumers.update(stream, o.durable, { ack_wait: consumerConfig.ack_wait, max_deliver: -1 });
+        });
         const consumer = await jetstream(nc).consumers.get(stream, o.durable);
         const messages = await consumer.consume({ max_messages: 2 * maxBatch });
         attempt = 0;
@@ -182,8 +187,12 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
           for await (const m of messages) {
             buffer.push(m);
             wake?.();
-            // Hold back while the database catches up (JetStream keeps the rest).
-            while (buffer.length > 4 * maxBatch && !stopped) await new Promise((r) => setTimeout(r, 20));
+            // Hold back while the database catches up (JetStream keeps the rest), telling
+            // JetStream the waiting ones are still being worked on.
+            for (let waited = 0; buffer.length > 4 * maxBatch && !stopped; waited += 20) {
+              if (waited > 0 && waited % 5_000 === 0) buffer.forEach((b) => b.working());
+              await new Promise((r) => setTimeout(r, 20));
+            }
           }
         })();
         while (!stopped) {
