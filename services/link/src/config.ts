@@ -14,6 +14,8 @@ export const linkConfigShape = {
   HEARTBEAT_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
   /** A kiosk silent for this long loses its presence record. */
   PRESENCE_TTL_SECONDS: z.coerce.number().int().min(3).max(3600).default(90),
+  /** A kiosk that sends nothing for this long loses its stream (3 heartbeats by default). */
+  SILENT_TIMEOUT_SECONDS: z.coerce.number().int().min(2).max(3600).default(90),
   /** How long a new stream may take to say hello. */
   HELLO_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** Messages waiting for a kiosk that does not read; past this its stream is ended. */

@@ -56,6 +56,7 @@ async function main() {
 
   onShutdownSignal(log, async () => {
     link.drainAll();
+    link.stop();
     await service.close();
     await events.close();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);

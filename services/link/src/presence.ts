@@ -20,8 +20,9 @@ export function createPresence(redis: Redis, ttlSeconds: number) {
     async claim(kioskId: string, r: Omit<PresenceRecord, "lastSeen">) {
       await redis.multi().hset(key(kioskId), { ...r, lastSeen: new Date().toISOString() }).expire(key(kioskId), ttlSeconds).exec();
     },
-    async touch(kioskId: string, session: string) {
-      await redis.eval(touchScript, 1, key(kioskId), session, new Date().toISOString(), ttlSeconds);
+    /** False when the record is gone or another stream's (it expired, or Redis lost it). */
+    async touch(kioskId: string, session: string): Promise<boolean> {
+      return (await redis.eval(touchScript, 1, key(kioskId), session, new Date().toISOString(), ttlSeconds)) === 1;
     },
     async release(kioskId: string, session: string) {
       await redis.eval(releaseScript, 1, key(kioskId), session);

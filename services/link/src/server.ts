@@ -34,19 +34,30 @@ import type { Presence } from "./presence.js";
 
 export const linkServices = [LinkService];
 
+/** connect-node reports a request it cannot decode as INTERNAL; it is the kiosk's fault, so say so. */
+function fromKiosk(err: unknown): unknown {
+  const e = ConnectError.from(err);
+  return e.code === Code.Internal && e.rawMessage.startsWith("parse binary")
+    ? new ConnectError(`the kiosk sent bytes that are not a ConnectRequest (${e.rawMessage})`, Code.InvalidArgument)
+    : err;
+}
+
 type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
 
 interface KioskSession {
   id: string;
   kioskId: string;
   deviceId: string;
+  hello: Hello;
+  /** When the kiosk last sent anything (ms since the epoch). */
+  lastHeard: number;
   outbox: StreamOutbox<Outgoing>;
   /** Ends the stream: sends a goodbye when there is a reason to give. */
   end(reason: string, goodbye?: Goodbye_Reason): void;
 }
 
 export interface LinkDeps {
-  config: Pick<LinkConfig, "LINK_REPLICA_ID" | "HEARTBEAT_INTERVAL_SECONDS" | "HELLO_TIMEOUT_MS" | "OUTBOX_LIMIT">;
+  config: Pick<LinkConfig, "LINK_REPLICA_ID" | "HEARTBEAT_INTERVAL_SECONDS" | "HELLO_TIMEOUT_MS" | "OUTBOX_LIMIT" | "SILENT_TIMEOUT_SECONDS">;
   presence: Presence;
   events: LinkEvents;
   log: Logger;
@@ -72,7 +83,7 @@ export function createLink(deps: LinkDeps) {
       timer = setTimeout(() => reject(new ConnectError(`no hello within ${config.HELLO_TIMEOUT_MS} ms`, Code.DeadlineExceeded)), config.HELLO_TIMEOUT_MS);
     });
     try {
-      const first = await Promise.race([it.next(), timeout]);
+      const first = await Promise.race([it.next().catch((err: unknown) => Promise.reject(fromKiosk(err))), timeout]);
       if (first.done || first.value.body.case !== "hello") throw invalidArgument("body", "the first message on a stream must be hello");
       const hello = first.value.body.value;
       if (hello.firmwareVersion) requireText("hello.firmware_version", hello.firmwareVersion, { max: 64 });
@@ -84,12 +95,44 @@ export function createLink(deps: LinkDeps) {
     }
   }
 
+  /**
+   * Claims the kiosk's presence and tells the platform this stream is its own. Run
+   * when a stream opens, and again when a heartbeat finds the presence record gone
+   * (it expired while the kiosk was silent, or Redis lost it): fleet may have shown
+   * the kiosk offline meanwhile, and the event puts it back, with what it is owed.
+   */
+  async function announce(session: KioskSession) {
+    await presence.claim(session.kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: session.deviceId, since: new Date().toISOString() });
+    await events.publish(
+      `link.kiosk.${session.kioskId}.connected`,
+      KioskConnectedEventSchema,
+      create(KioskConnectedEventSchema, {
+        kioskId: session.kioskId,
+        deviceId: session.deviceId,
+        linkReplica: config.LINK_REPLICA_ID,
+        hello: session.hello,
+        sessionId: session.id,
+        time: timestampNow(),
+      }),
+    );
+  }
+
+  // A kiosk that has said nothing for SILENT_TIMEOUT_SECONDS (heartbeats stopped, the
+  // network dropped without a FIN) loses its stream, so it is shown offline and, if it
+  // is alive after all, reconnects.
+  const silentCheck = setInterval(() => {
+    const limit = Date.now() - config.SILENT_TIMEOUT_SECONDS * 1000;
+    for (const s of sessions.values()) if (s.lastHeard < limit) s.end("silent");
+  }, Math.min(10_000, config.SILENT_TIMEOUT_SECONDS * 250));
+  silentCheck.unref();
+
   async function handle(session: KioskSession, message: ConnectRequest, log: Logger) {
+    session.lastHeard = Date.now();
     const kioskId = session.kioskId;
     const body = message.body;
     switch (body.case) {
       case "heartbeat":
-        await presence.touch(kioskId, session.id);
+        if (!(await presence.touch(kioskId, session.id)) && sessions.get(kioskId) === session) await announce(session);
         return;
       case "telemetry":
         await acceptTelemetry(session, body.value);
@@ -150,6 +193,8 @@ export function createLink(deps: LinkDeps) {
           id: randomUUID(),
           kioskId,
           deviceId: principal.deviceId,
+          hello,
+          lastHeard: Date.now(),
           outbox,
           end(reason, goodbye) {
             endReason = reason;
@@ -163,7 +208,6 @@ export function createLink(deps: LinkDeps) {
         // Welcome first, before anything fleet delivers.
         outbox.push({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
         try {
-          await presence.claim(kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: principal.deviceId, since: new Date().toISOString() });
           // Before fleet hears of this stream, so its first delivery finds it.
           stopDeliveries = await events.serveDeliveries(kioskId, (request) => {
             if (request.sessionId !== session.id) return undefined; // meant for another stream of this kiosk
@@ -184,25 +228,14 @@ export function createLink(deps: LinkDeps) {
             } else return { accepted: false, reason: "unknown delivery" };
             return { accepted: true };
           });
-          await events.publish(
-            `link.kiosk.${kioskId}.connected`,
-            KioskConnectedEventSchema,
-            create(KioskConnectedEventSchema, {
-              kioskId,
-              deviceId: principal.deviceId,
-              linkReplica: config.LINK_REPLICA_ID,
-              hello,
-              sessionId: session.id,
-              time: timestampNow(),
-            }),
-          );
+          await announce(session);
           // Read in the background; what the kiosk sent wrong ends its stream with the error.
           let failure: unknown;
           void (async () => {
             try {
               for (let next = await it.next(); !next.done; next = await it.next()) await handle(session, next.value, log);
             } catch (err) {
-              failure = err;
+              failure = fromKiosk(err);
             }
             session.end(failure ? "error" : "closed");
           })();
@@ -215,6 +248,7 @@ export function createLink(deps: LinkDeps) {
           }
           if (failure && !ctx.signal.aborted) throw failure;
           if (endReason === "slow reader") throw new ConnectError("the kiosk is not reading its stream", Code.ResourceExhausted);
+          if (endReason === "silent") throw new ConnectError(`nothing heard from the kiosk for ${config.SILENT_TIMEOUT_SECONDS} s (heartbeats stopped)`, Code.DeadlineExceeded);
         } finally {
           stopDeliveries?.();
           if (sessions.get(kioskId) === session) sessions.delete(kioskId);
@@ -239,5 +273,6 @@ export function createLink(deps: LinkDeps) {
       for (const s of sessions.values()) s.end("draining", Goodbye_Reason.DRAINING);
     },
     connectedCount: () => sessions.size,
+    stop: () => clearInterval(silentCheck),
   };
 }

@@ -1,5 +1,6 @@
 // Kiosks on their streams: who may connect, what a kiosk sees, what the platform
 // hears (JetStream events, Redis presence), replacement and revocation.
+import http2 from "node:http2";
 import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -201,5 +202,78 @@ describe("one stream per kiosk", () => {
     const { messages } = await stream.rest();
     expect(messages.at(-1)?.body).toEqual({ case: "goodbye", value: expect.objectContaining({ reason: Goodbye_Reason.DRAINING }) });
     expect(await own.exited).toBe(0);
+  });
+});
+
+describe("a kiosk that misbehaves harms only its own stream", () => {
+  it("oversized and malformed messages end that stream with a clear error; another kiosk on the replica carries on", async () => {
+    const bystander = openStream(link.url, await enroll("prague-060"));
+    bystander.send({ body: { case: "hello", value: {} } });
+    expect((await bystander.next())?.body.case).toBe("welcome");
+
+    const big = openStream(link.url, await enroll("prague-061"));
+    big.send({ body: { case: "hello", value: {} } });
+    await big.next();
+    big.send({ body: { case: "telemetry", value: { batchId: "huge", samples: [{ sampleId: "x", errors: ["e".repeat(2 * 1024 * 1024)] }] } } });
+    const oversized = (await big.rest()).error;
+    expect(oversized?.code).toBe(Code.ResourceExhausted);
+    expect(oversized?.rawMessage).toMatch(/message size|max/i);
+
+    // Bytes that are not a ConnectRequest, framed as gRPC.
+    const credential = await enroll("prague-062");
+    const session = http2.connect(link.url);
+    const req = session.request({ ":method": "POST", ":path": "/adminkiosk.link.v1.LinkService/Connect", "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${credential}` });
+    const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x12]);
+    const frame = Buffer.alloc(5 + garbage.length);
+    frame.writeUInt32BE(garbage.length, 1);
+    garbage.copy(frame, 5);
+    req.end(frame);
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => {
+      req.on("trailers", resolve);
+      req.on("response", (h) => h["grpc-status"] && resolve(h));
+      req.resume();
+    });
+    session.close();
+    expect(Number(trailers["grpc-status"])).toBe(Code.InvalidArgument);
+    expect(decodeURIComponent(String(trailers["grpc-message"]))).toContain("not a ConnectRequest");
+
+    bystander.send({ body: { case: "telemetry", value: { batchId: "still-here", samples: [{ sampleId: "s" }] } } });
+    expect(await bystander.next()).toMatchObject({ body: { case: "telemetryAck", value: { batchId: "still-here" } } });
+    bystander.close();
+  });
+
+  it("a kiosk silent past SILENT_TIMEOUT_SECONDS loses its stream with DEADLINE_EXCEEDED", async () => {
+    const quick = await startTestService("link", {
+      REDIS_URL: auth.redisUrl,
+      NATS_URL: inject("infra").natsUrl,
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      LINK_REPLICA_ID: "link-silent",
+      SILENT_TIMEOUT_SECONDS: "2",
+      SHUTDOWN_GRACE_MS: "1000",
+    });
+    try {
+      const stream = openStream(quick.url, await enroll("prague-070"));
+      stream.send({ body: { case: "hello", value: {} } });
+      await stream.next();
+      const started = Date.now();
+      const { error } = await stream.rest();
+      expect(error?.code).toBe(Code.DeadlineExceeded);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await quick.stop();
+    }
+  });
+
+  it("a heartbeat that finds the kiosk's presence gone claims it again and announces the stream", async () => {
+    const stream = openStream(link.url, await enroll("prague-071"));
+    stream.send({ body: { case: "hello", value: {} } });
+    await stream.next();
+    await expect.poll(() => redis.exists("link:presence:prague-071")).toBe(1);
+    await redis.del("link:presence:prague-071"); // as if it expired, or Redis lost it
+    const connected = await nextEvent("link.kiosk.prague-071.connected");
+    stream.send({ body: { case: "heartbeat", value: {} } });
+    expect(fromBinary(KioskConnectedEventSchema, await connected())).toMatchObject({ kioskId: "prague-071", linkReplica: "link-a" });
+    expect(await redis.hget("link:presence:prague-071", "replica")).toBe("link-a");
+    stream.close();
   });
 });
