@@ -218,7 +218,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
         messages.stop();
       } catch (err) {
         if (stopped) return;
-        log.warn({ err }, "link events: consumer failed; retrying");
+        // Once per outage, not on every retry (link may simply not have made the stream yet).
+        if (attempt === 0) log.warn({ err }, "link events: consumer failed; retrying");
+        else log.debug({ err }, "link events: consumer still failing");
         await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
       }
     }
