@@ -45,9 +45,12 @@ it("a registered, enrolled kiosk goes online, reports telemetry and goes offline
     [Symbol.asyncIterator]();
   up.push({ body: { case: "hello", value: { firmwareVersion: "3.2.1", appVersion: "7.0.0" } } });
   expect((await stream.next()).value?.body.case).toBe("welcome");
+  const welcomed = Date.now();
 
   const status = async () => (await kiosks.getKiosk({ kioskId: "scenario-1" })).kiosk;
-  await expect.poll(async () => (await status())?.status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+  await expect.poll(async () => (await status())?.status, { timeout: 5_000, interval: 20 }).toBe(KioskStatus.ONLINE);
+  // Online in fleet within a second of the kiosk's welcome.
+  expect(Date.now() - welcomed).toBeLessThan(1_000);
   expect(await status()).toMatchObject({ firmwareVersion: "3.2.1", appVersion: "7.0.0" });
 
   up.push({
@@ -91,4 +94,38 @@ it("a kiosk whose link replica dies without a word is shown offline once its pre
   doomed.child.kill("SIGKILL"); // no goodbye, no disconnected event
   await stream.next().catch(() => undefined);
   await expect.poll(status, { timeout: 10_000, interval: 200 }).toBe(KioskStatus.OFFLINE);
+});
+
+it("a kiosk that stops talking (no heartbeats, no goodbye) is shown offline after the silence timeout", async () => {
+  const infra = inject("infra");
+  const admin = await auth.adminToken();
+  const kiosks = clientFor(KioskService, fleet.url, admin);
+  const strict = await startTestService("link", {
+    REDIS_URL: auth.redisUrl,
+    NATS_URL: infra.natsUrl,
+    AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+    LINK_REPLICA_ID: "link-strict",
+    SILENT_TIMEOUT_SECONDS: "3",
+    SHUTDOWN_GRACE_MS: "1000",
+  });
+  try {
+    await kiosks.createKiosk({ kiosk: { kioskId: "scenario-3", name: "Silent kiosk" } });
+    const { code } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "scenario-3" });
+    const { deviceCredential } = await auth.client(DeviceService).enrollDevice({ code });
+    const up = new StreamOutbox<MessageInitShape<typeof ConnectRequestSchema>>(10);
+    const stream = createClient(LinkService, createGrpcTransport({ baseUrl: strict.url, interceptors: [bearer(deviceCredential)] }))
+      .connect(up)
+      [Symbol.asyncIterator]();
+    up.push({ body: { case: "hello", value: {} } });
+    await stream.next();
+    const status = async () => (await kiosks.getKiosk({ kioskId: "scenario-3" })).kiosk?.status;
+    await expect.poll(status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+    const silentSince = Date.now();
+    // The kiosk says nothing more (its stream stays open from its side).
+    await expect.poll(status, { timeout: 10_000, interval: 100 }).toBe(KioskStatus.OFFLINE);
+    expect(Date.now() - silentSince).toBeGreaterThanOrEqual(2_500);
+    await stream.next().catch(() => undefined);
+  } finally {
+    await strict.stop();
+  }
 });
