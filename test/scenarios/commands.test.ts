@@ -55,7 +55,7 @@ describe("one kiosk", () => {
     const started = Date.now();
     const { command } = await commands().sendCommand({ kioskId: "cmd-online", action: display("Closed for cleaning") });
     expect(command).toMatchObject({ kioskId: "cmd-online", state: CommandState.QUEUED });
-    await expect.poll(() => stateOf(command!.commandId), { timeout: 5_000, interval: 20 }).toBe(CommandState.SUCCEEDED);
+    await expect.poll(() => stateOf(command!.commandId), { timeout: 10_000, interval: 20 }).toBe(CommandState.SUCCEEDED);
     const elapsed = Date.now() - started;
     const done = await getCommand(command!.commandId);
     expect(done).toMatchObject({ outcome: CommandOutcome.SUCCEEDED, deliveryAttempts: 1 });
@@ -74,7 +74,7 @@ describe("one kiosk", () => {
     client.start();
     await expect.poll(() => executed.length, { timeout: 10_000, interval: 50 }).toBe(4);
     expect(executed).toEqual(sent);
-    for (const id of sent) await expect.poll(() => stateOf(id), { timeout: 5_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    for (const id of sent) await expect.poll(() => stateOf(id), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
   });
 
   it("a command past its TTL expires and is never delivered", async () => {
@@ -89,7 +89,7 @@ describe("one kiosk", () => {
     await shownOnline("cmd-ttl");
     // Something after it does arrive, so the kiosk was listening.
     const later = (await commands().sendCommand({ kioskId: "cmd-ttl", action: display("on time") })).command!;
-    await expect.poll(() => stateOf(later.commandId), { timeout: 5_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    await expect.poll(() => stateOf(later.commandId), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
     expect(delivered).toEqual([later.commandId]);
     expect(executed).toEqual([later.commandId]);
     expect(await stateOf(command!.commandId)).toBe(CommandState.EXPIRED);
@@ -115,7 +115,7 @@ describe("one kiosk", () => {
     client.start();
     await online(client);
     const after = (await commands().sendCommand({ kioskId: "cmd-cancel", action: display("this one") })).command!;
-    await expect.poll(() => stateOf(after.commandId), { timeout: 5_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    await expect.poll(() => stateOf(after.commandId), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
     expect(executed).toEqual([after.commandId]);
   });
 });
@@ -173,11 +173,12 @@ describe("a kiosk speaks only for itself", () => {
     up.push({ body: { case: "telemetry", value: { batchId: "b1", samples: [{ sampleId: "s1", time: timestampNow(), paperLevelPercent: 33 }] } } });
     expect((await stream.next()).value?.body.case).toBe("telemetryAck");
     await expect
-      .poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId: "cmd-intruder" })).kiosk?.state?.paperLevelPercent, { timeout: 5_000 })
+      .poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId: "cmd-intruder" })).kiosk?.state?.paperLevelPercent, { timeout: 10_000 })
       .toBe(33);
     expect(await getCommand(command!.commandId)).toMatchObject({ state: CommandState.QUEUED, errorMessage: "", outcome: CommandOutcome.UNSPECIFIED });
     const metrics = await (await fetch(`${f.fleet.url}/metrics`)).text();
-    expect(metrics).toMatch(/fleet_link_events_rejected_total\{reason="foreign command",service="fleet"\} [2-9]/);
+    const rejected = /fleet_link_events_rejected_total\{reason="foreign command",service="fleet"\} (\d+)/.exec(metrics)?.[1];
+    expect(Number(rejected)).toBe(2);
     up.close();
   });
 });
@@ -193,7 +194,7 @@ describe("two link replicas", () => {
     expect(welcomes).toEqual(["cmd-link-1"]);
     await shownOnline("cmd-replica-b");
     const { command } = await commands().sendCommand({ kioskId: "cmd-replica-b", action: display("over there") });
-    await expect.poll(() => stateOf(command!.commandId), { timeout: 5_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    await expect.poll(() => stateOf(command!.commandId), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
     expect(executed).toEqual([command!.commandId]);
   });
 

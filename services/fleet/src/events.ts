@@ -37,6 +37,10 @@ type Decoded =
 
 /** What to do once a batch is committed. */
 interface Effects {
+  /** Counted once the batch is committed (a retried batch must not count twice). */
+  applied: Map<string, number>;
+  rejected: Map<string, number>;
+  samplesDropped: number;
   reconnected: Set<string>;
   changed: Map<string, Set<"kiosk" | "config">>;
   commands: { kioskId: string; commandId: string }[];
@@ -72,7 +76,8 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   let wake: (() => void) | undefined;
   const buffer: JsMsg[] = [];
 
-  const decode = (msg: JsMsg): Decoded | undefined => {
+  /** undefined: a kind this version does not apply; null: bytes that do not decode. */
+  const decode = (msg: JsMsg): Decoded | undefined | null => {
     const kind = msg.subject.split(".").slice(3).join(".");
     try {
       if (kind === "connected") return { kind, e: fromBinary(KioskConnectedEventSchema, msg.data) };
@@ -82,14 +87,14 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       if (kind === "config.applied") return { kind: "config", e: fromBinary(KioskConfigAppliedEventSchema, msg.data) };
     } catch (err) {
       log.warn({ err, subject: msg.subject, seq: msg.seq }, "undecodable link event dropped");
-      rejected.inc({ reason: "undecodable" });
-      return undefined;
+      return null;
     }
     return undefined; // a kind this version does not know: nothing to apply
   };
 
   async function applyBatch(msgs: JsMsg[]): Promise<Effects> {
-    const effects: Effects = { reconnected: new Set(), changed: new Map(), commands: [] };
+    const effects: Effects = { applied: new Map(), rejected: new Map(), samplesDropped: 0, reconnected: new Set(), changed: new Map(), commands: [] };
+    const count = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
     const changed = (kioskId: string, what: "kiosk" | "config") => {
       const set = effects.changed.get(kioskId) ?? new Set();
       set.add(what);
@@ -106,8 +111,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       for (const msg of msgs) {
         if (!fresh.has(msg.seq)) continue; // applied before
         const d = decode(msg);
+        if (d === null) count(effects.rejected, "undecodable");
         if (!d) continue;
-        applied.inc({ kind: d.kind });
+        count(effects.applied, d.kind);
         switch (d.kind) {
           case "connected":
             await connected(tx, d.e);
@@ -125,7 +131,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
             for (const sample of d.e.batch?.samples ?? []) {
               const at = sampleTime(sample, received);
               if (!o.telemetry.retained(at)) {
-                samplesDropped.inc();
+                effects.samplesDropped++;
                 continue;
               }
               samples.push({ kioskId: d.e.kioskId, sample, received });
@@ -136,7 +142,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
           }
           case "command": {
             const commandId = await commandEvent(tx, d.e);
-            if (commandId === null) rejected.inc({ reason: "foreign command" });
+            if (commandId === null) count(effects.rejected, "foreign command");
             else if (commandId) effects.commands.push({ kioskId: d.e.kioskId, commandId });
             break;
           }
@@ -163,6 +169,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   }
 
   const publish = (effects: Effects) => {
+    effects.applied.forEach((n, kind) => applied.inc({ kind }, n));
+    effects.rejected.forEach((n, reason) => rejected.inc({ reason }, n));
+    if (effects.samplesDropped) samplesDropped.inc(effects.samplesDropped);
     for (const [kioskId, kinds] of effects.changed) for (const kind of kinds) o.changes.publish(kioskId, kind);
     for (const c of effects.commands) o.changes.publish(c.kioskId, "command", c.commandId);
     if (effects.reconnected.size) o.onReconnected([...effects.reconnected]);
