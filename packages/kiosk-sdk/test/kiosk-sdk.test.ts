@@ -100,10 +100,10 @@ it("an enrolled kiosk connects and fleet shows it online with what it reported",
   client.start();
   const [welcome] = await connected;
   expect(welcome).toMatchObject({ kioskId: "sdk-001", linkReplica: "link-sdk" });
-  await expect.poll(() => statusOf("sdk-001"), { timeout: 5_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+  await expect.poll(() => statusOf("sdk-001"), { timeout: 10_000, interval: 100 }).toBe(KioskStatus.ONLINE);
   expect((await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sdk-001" })).kiosk).toMatchObject({ firmwareVersion: "9.1.0", appVersion: "3.0.0" });
   await client.stop();
-  await expect.poll(() => statusOf("sdk-001"), { timeout: 5_000, interval: 100 }).toBe(KioskStatus.OFFLINE);
+  await expect.poll(() => statusOf("sdk-001"), { timeout: 10_000, interval: 100 }).toBe(KioskStatus.OFFLINE);
 });
 
 it("telemetry recorded while link is down is delivered after it comes back, each sample stored once", async () => {
@@ -117,7 +117,7 @@ it("telemetry recorded while link is down is delivered after it comes back, each
     client.start();
     await connected;
     for (let i = 0; i < 3; i++) client.recordTelemetry({ sampleId: `before-${i}`, paperLevelPercent: 90 - i });
-    await expect.poll(() => client.outboxSize, { timeout: 5_000, interval: 50 }).toBe(0);
+    await expect.poll(() => client.outboxSize, { timeout: 10_000, interval: 50 }).toBe(0);
 
     const disconnected = next(client, "disconnected");
     own.child.kill("SIGKILL");
@@ -130,7 +130,7 @@ it("telemetry recorded while link is down is delivered after it comes back, each
     const reconnected = next(client, "connected");
     own = await startOwnLink();
     await reconnected;
-    await expect.poll(() => client.outboxSize, { timeout: 5_000, interval: 50 }).toBe(0);
+    await expect.poll(() => client.outboxSize, { timeout: 10_000, interval: 50 }).toBe(0);
     const ids = await storedSampleIds("sdk-002");
     expect(ids).toHaveLength(153);
     expect(new Set(ids).size).toBe(153);
@@ -166,10 +166,10 @@ it("the simulator provisions kiosks that go online, and a second run reuses its 
 
   const first = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 200, flappingShare: 0 });
   try {
-    for (const { kioskId } of kiosks) await expect.poll(() => statusOf(kioskId), { timeout: 5_000, interval: 100 }).toSatisfy((s) => s === KioskStatus.ONLINE || s === KioskStatus.ALERTING);
+    for (const { kioskId } of kiosks) await expect.poll(() => statusOf(kioskId), { timeout: 10_000, interval: 100 }).toSatisfy((s) => s === KioskStatus.ONLINE || s === KioskStatus.ALERTING);
     const sim1 = (await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sim-0001" })).kiosk;
     expect(sim1?.tags).toContain("simulated");
-    await expect.poll(async () => (await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sim-0001" })).kiosk?.state?.paperLevelPercent, { timeout: 5_000 }).toBeGreaterThan(0);
+    await expect.poll(async () => (await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sim-0001" })).kiosk?.state?.paperLevelPercent, { timeout: 10_000 }).toBeGreaterThan(0);
   } finally {
     await first.stop();
   }
