@@ -7,7 +7,8 @@ export { Role };
 
 export type Principal =
   | { kind: "user"; userId: string; role: Role; sessionId: string }
-  | { kind: "device"; deviceId: string; kioskId: string };
+  /** `expiresAt`: when the device credential stops being valid (a long-lived stream ends then). */
+  | { kind: "device"; deviceId: string; kioskId: string; expiresAt?: Date };
 
 export const roleNames: Record<Role, string> = {
   [Role.UNSPECIFIED]: "unspecified",

@@ -81,7 +81,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const kioskId = payload["kiosk_id"];
     if (typeof kioskId !== "string") throw new TokenRejected("the device credential lacks a kiosk id");
     if (await options.isRevoked({ kind: "device", deviceId: sub })) throw new TokenRejected("the device credential was revoked");
-    return { kind: "device", deviceId: sub, kioskId };
+    return { kind: "device", deviceId: sub, kioskId, expiresAt: new Date((payload.exp ?? 0) * 1000) };
   };
 }
 

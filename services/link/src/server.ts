@@ -239,15 +239,20 @@ export function createLink(deps: LinkDeps) {
             }
             session.end(failure ? "error" : "closed");
           })();
+          // The credential was checked when the stream opened; it does not outlive its expiry.
+          const expiresIn = principal.expiresAt ? principal.expiresAt.getTime() - Date.now() : undefined;
+          const expiry = expiresIn === undefined ? undefined : setTimeout(() => session.end("credential expired"), Math.min(Math.max(0, expiresIn), 2 ** 31 - 1));
           const onShutdown = () => session.end("draining", Goodbye_Reason.DRAINING);
           ctx.signal.addEventListener("abort", onShutdown, { once: true });
           try {
             yield* outbox;
           } finally {
             ctx.signal.removeEventListener("abort", onShutdown);
+            clearTimeout(expiry);
           }
           if (failure && !ctx.signal.aborted) throw failure;
           if (endReason === "slow reader") throw new ConnectError("the kiosk is not reading its stream", Code.ResourceExhausted);
+          if (endReason === "credential expired") throw new ConnectError("the device credential has expired; renew it and reconnect", Code.Unauthenticated);
           if (endReason === "silent") throw new ConnectError(`nothing heard from the kiosk for ${config.SILENT_TIMEOUT_SECONDS} s (heartbeats stopped)`, Code.DeadlineExceeded);
         } finally {
           stopDeliveries?.();

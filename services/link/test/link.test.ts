@@ -277,3 +277,30 @@ describe("a kiosk that misbehaves harms only its own stream", () => {
     stream.close();
   });
 });
+
+describe("credentials that run out", () => {
+  it("a stream ends with UNAUTHENTICATED when its device credential expires", async () => {
+    const shortLived = await startAuth({ DEVICE_CREDENTIAL_TTL: "4s" });
+    const own = await startTestService("link", {
+      REDIS_URL: shortLived.redisUrl,
+      NATS_URL: inject("infra").natsUrl,
+      AUTH_JWKS_URL: `${shortLived.service.url}/.well-known/jwks.json`,
+      LINK_REPLICA_ID: "link-expiry",
+      SHUTDOWN_GRACE_MS: "1000",
+    });
+    try {
+      const adminToken = await shortLived.adminToken();
+      const { code } = await shortLived.client(DeviceService, adminToken).createEnrollmentCode({ kioskId: "prague-080" });
+      const { deviceCredential } = await shortLived.client(DeviceService).enrollDevice({ code });
+      const stream = openStream(own.url, deviceCredential);
+      stream.send({ body: { case: "hello", value: {} } });
+      expect((await stream.next())?.body.case).toBe("welcome");
+      const { error } = await stream.rest();
+      expect(error?.code).toBe(Code.Unauthenticated);
+      expect(error?.rawMessage).toContain("expired");
+    } finally {
+      await own.stop();
+      await shortLived.stop();
+    }
+  });
+});
