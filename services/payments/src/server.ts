@@ -62,7 +62,8 @@ function requireAmount(field: string, value: bigint): bigint {
   return value;
 }
 
-const stateNames = Object.fromEntries(Object.entries(intentStates).map(([name, state]) => [state, name])) as Record<PaymentIntentState, IntentState | undefined>;
+const stateNames: IntentState[] = ["requires_payment", "processing", "succeeded", "failed", "canceled", "partially_refunded", "refunded"];
+const stateFromEnum = (state: PaymentIntentState) => stateNames.find((name) => intentStates[name] === state);
 
 /** The kiosk a device caller is; undefined for people (who may see every kiosk's payments). */
 const ownKiosk = (p: Principal) => (p.kind === "device" ? p.kioskId : undefined);
@@ -139,7 +140,7 @@ export function paymentsRoutes(deps: PaymentsDeps) {
           if (kioskId !== undefined && kioskId !== own) throw new ConnectError("a kiosk may list only its own payments", Code.PermissionDenied);
           kioskId = own;
         }
-        const state = req.state === PaymentIntentState.UNSPECIFIED ? undefined : stateNames[req.state];
+        const state = req.state === PaymentIntentState.UNSPECIFIED ? undefined : stateFromEnum(req.state);
         if (req.state !== PaymentIntentState.UNSPECIFIED && !state) throw invalidArgument("state", "is not a payment intent state");
         const filter = { kioskId, orderId: req.orderId === "" ? undefined : requireText("order_id", req.orderId, idPattern), state };
         const rows = await intents.list(pool, filter, { limit: limit + 1, beforeSeq: before });
