@@ -49,10 +49,25 @@ export async function startServiceProcess(
 ): Promise<ServiceProcess> {
   const entry = serviceEntry(repoRoot, name);
   if (!entry) throw new Error(`service ${name} has no src/main.ts`);
+  return startProgramProcess(name, entry, join(repoRoot, "services", name), port, env, onOutput);
+}
+
+/**
+ * Runs a TypeScript program (`entry`, e.g. payments' provider simulator) the way services
+ * run, and resolves once it accepts connections on `port`.
+ */
+export async function startProgramProcess(
+  name: string,
+  entry: string,
+  cwd: string,
+  port: number,
+  env: Record<string, string>,
+  onOutput: (line: string) => void,
+): Promise<ServiceProcess> {
   await assertPortFree(port, name);
   // node --import tsx (not the tsx CLI) so signals reach the service itself.
   const child = spawn(process.execPath, ["--import", "tsx", entry], {
-    cwd: join(repoRoot, "services", name),
+    cwd,
     env: { ...process.env, ...env, HOST: env["HOST"] ?? process.env["HOST"] ?? "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
     // Own process group: a Ctrl-C reaches the launcher only, which then drains each

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MissingTool, startNats, startPostgres, startRedis, type ManagedProcess, type Postgres } from "./infra.js";
-import { platformServices, seedFirstAdmin, serviceEntry, startServiceProcess, type ServiceProcess } from "./services.js";
+import { platformServices, seedFirstAdmin, serviceEntry, startProgramProcess, startServiceProcess, type ServiceProcess } from "./services.js";
 import { formatLogLine } from "./log-format.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -19,14 +19,25 @@ const say = (line: string) => console.log(line);
 
 interface DevSecrets {
   AUTH_KEY_ENCRYPTION_KEY: string;
+  /** payments' API key at the simulated provider, and the provider's webhook signing secret. */
+  PROVIDER_API_KEY: string;
+  PROVIDER_WEBHOOK_SECRET: string;
 }
 
-/** Secrets for local runs, made on first start and kept (mode 0600) under the data dir. */
+/**
+ * Secrets for local runs, made on first start and kept (mode 0600) under the data dir;
+ * ones added since an older file was written are made and added to it.
+ */
 function devSecrets(): DevSecrets {
   const file = join(dataDir, "dev-secrets.json");
-  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as DevSecrets;
-  const secrets = { AUTH_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64") };
-  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  const kept = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Partial<DevSecrets>) : {};
+  const made: DevSecrets = {
+    AUTH_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    PROVIDER_API_KEY: randomBytes(24).toString("hex"),
+    PROVIDER_WEBHOOK_SECRET: randomBytes(32).toString("hex"),
+  };
+  const secrets = { ...made, ...kept };
+  if (Object.keys(made).some((key) => !(key in kept))) writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
 }
 
@@ -44,6 +55,8 @@ async function main() {
   mkdirSync(dataDir, { recursive: true });
   const infra: { name: string; stop: () => Promise<void> }[] = [];
   const services: ServiceProcess[] = [];
+  // Programs the services need that are not services (the payment provider simulator).
+  const helpers: ServiceProcess[] = [];
   let simulator: ChildProcess | undefined;
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -56,6 +69,7 @@ async function main() {
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     }
     for (const s of [...services].reverse()) await s.stop();
+    for (const h of helpers) await h.stop();
     for (const i of [...infra].reverse()) await i.stop().catch(() => {});
     say("stopped.");
     process.exit(code);
@@ -104,11 +118,26 @@ async function main() {
     };
 
     const admin = bootstrapAdmin(shared);
+    const perService: Record<string, Record<string, string>> = {};
+    if (serviceEntry(repoRoot, "payments")) {
+      const secrets = devSecrets();
+      const provider = {
+        PROVIDER_API_KEY: env["PROVIDER_API_KEY"] ?? secrets.PROVIDER_API_KEY,
+        PROVIDER_WEBHOOK_SECRET: env["PROVIDER_WEBHOOK_SECRET"] ?? secrets.PROVIDER_WEBHOOK_SECRET,
+      };
+      let providerUrl = env["PROVIDER_URL"];
+      if (!providerUrl) {
+        const sim = await startProviderSimulator(port("PROVIDER_SIM_PORT", 7106), port("PAYMENTS_PORT", 7006), provider);
+        helpers.push(sim);
+        providerUrl = sim.url;
+      }
+      perService["payments"] = { ...provider, PROVIDER_URL: providerUrl };
+    }
 
     for (const spec of platformServices) {
       if (!serviceEntry(repoRoot, spec.name)) continue;
       const p = port(spec.portVar, spec.port);
-      const proc = await startServiceProcess(repoRoot, spec.name, p, { ...shared, [spec.portVar]: String(p) }, (line) =>
+      const proc = await startServiceProcess(repoRoot, spec.name, p, { ...shared, ...perService[spec.name], [spec.portVar]: String(p) }, (line) =>
         console.log(formatLogLine(spec.name, line)),
       );
       services.push(proc);
@@ -121,6 +150,7 @@ async function main() {
     say("");
     say(`Admin Kiosk is up (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
+    for (const h of helpers) say(`  ${h.name.padEnd(14)} ${h.url}   (simulated payment provider; POST /control/next-charges steers it)`);
     say(`  data           ${dataDir}`);
     if (admin.created) {
       say("");
@@ -167,6 +197,28 @@ function startSimulatedFleet(services: ServiceProcess[], admin: { created: boole
   child.stderr?.on("data", lines);
   say(`  simulator      ${count} kiosks (credentials in ${stateFile})`);
   return child;
+}
+
+/**
+ * The simulated payment provider (services/payments/src/provider-sim): payments charges
+ * through it, and it confirms by signed webhooks to payments' /webhooks/provider.
+ */
+async function startProviderSimulator(simPort: number, paymentsPort: number, secrets: { PROVIDER_API_KEY: string; PROVIDER_WEBHOOK_SECRET: string }): Promise<ServiceProcess> {
+  const entry = join(repoRoot, "services/payments/src/provider-sim/main.ts");
+  const sim = await startProgramProcess(
+    "provider-sim",
+    entry,
+    dirname(entry),
+    simPort,
+    {
+      ...secrets,
+      PROVIDER_SIM_PORT: String(simPort),
+      PROVIDER_WEBHOOK_URL: `http://127.0.0.1:${paymentsPort}/webhooks/provider`,
+      LOG_LEVEL: env["LOG_LEVEL"] ?? "info",
+    },
+    (line) => console.log(formatLogLine("provider-sim", line)),
+  );
+  return sim;
 }
 
 /** Creates the first admin if there are no users yet (auth's own bootstrap script). */

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { freePort } from "./infra.js";
-import { startServiceProcess, type ServiceProcess } from "./services.js";
+import { startProgramProcess, startServiceProcess, type ServiceProcess } from "./services.js";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -58,6 +58,21 @@ export async function startTestService(name: string, env: Record<string, string>
     if (process.env["TEST_SERVICE_LOGS"]) console.log(`[${name}] ${line}`);
   });
   return Object.assign(proc, { port, output });
+}
+
+/**
+ * A program that is not a service (payments' provider simulator) as a real process:
+ * `entry` relative to the repository, listening on `port` (given to it in `portVar`).
+ */
+export async function startTestProgram(name: string, entry: string, portVar: string, env: Record<string, string>, port?: number): Promise<StartedService> {
+  const chosen = port ?? (await freePort());
+  const output: string[] = [];
+  const file = resolve(repoRoot, entry);
+  const proc = await startProgramProcess(name, file, dirname(file), chosen, { LOG_LEVEL: "info", ...env, [portVar]: String(chosen) }, (line) => {
+    output.push(line);
+    if (process.env["TEST_SERVICE_LOGS"]) console.log(`[${name}] ${line}`);
+  });
+  return Object.assign(proc, { port: chosen, output });
 }
 
 export const testKeyEncryptionKey = () => randomBytes(32).toString("base64");

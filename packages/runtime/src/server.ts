@@ -32,6 +32,8 @@ export interface ServiceOptions {
   config: { READ_MAX_BYTES: number; MAX_TIMEOUT_MS: number; HEALTH_PROBE_INTERVAL_MS: number; SHUTDOWN_GRACE_MS: number };
   /** Plain HTTP GET routes by exact path (e.g. auth's JWKS). */
   httpRoutes?: Record<string, HttpRoute>;
+  /** Plain HTTP POST routes by exact path (payments' provider webhooks); they read the body themselves. */
+  httpPostRoutes?: Record<string, HttpRoute>;
   /** Trust x-forwarded-for (only behind Envoy/the mesh). */
   trustProxy?: boolean;
   interceptors?: Interceptor[];
@@ -107,7 +109,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
   };
   const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const route = req.method === "GET" ? plain[path] : undefined;
+    const route = req.method === "GET" ? plain[path] : req.method === "POST" ? options.httpPostRoutes?.[path] : undefined;
     if (!route) return rpc(req, res);
     Promise.resolve(route(req, res)).catch((err: unknown) => {
       log.error({ err, path }, "http route failed");

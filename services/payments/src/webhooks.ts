@@ -1,0 +1,72 @@
+// POST /webhooks/provider: the provider's signed events. The signature is checked over
+// the raw bytes before anything is parsed; each event id is applied once, in the
+// transaction that records it, so duplicates and replays change nothing twice.
+//   400 malformed or stale (outside WEBHOOK_TOLERANCE), 401 bad signature, 413 too large:
+//   the provider keeps retrying those (a fresh delivery is signed anew);
+//   200 applied, duplicate, or nothing of ours (the provider stops retrying).
+import type http from "node:http";
+import type http2 from "node:http2";
+import { inTransaction, type HttpRoute, type Logger, type Pool } from "@adminkiosk/runtime";
+import { applyProviderEvent, type Applied } from "./intents.js";
+import type { PaymentsMetrics } from "./metrics.js";
+import type { PaymentProvider } from "./provider.js";
+import { WebhookRejected } from "./webhook-signature.js";
+
+export const webhookPath = "/webhooks/provider";
+const maxBodyBytes = 64 * 1024;
+
+type Req = http.IncomingMessage | http2.Http2ServerRequest;
+type Res = http.ServerResponse | http2.Http2ServerResponse;
+
+export function providerWebhookRoute(deps: { pool: Pool; provider: PaymentProvider; metrics: PaymentsMetrics; log: Logger; wakeProviderWorker: () => void }): HttpRoute {
+  const { pool, provider, metrics, log } = deps;
+  const answer = (res: Res, status: number, body: Record<string, unknown>) => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  };
+  return async (req, res) => {
+    const body = await readBody(req, maxBodyBytes);
+    if (!body) {
+      metrics.webhooks.inc({ outcome: "too_large" });
+      return answer(res, 413, { error: `body over ${maxBodyBytes} bytes` });
+    }
+    let event;
+    try {
+      event = provider.parseWebhook(req.headers, body);
+    } catch (err) {
+      if (!(err instanceof WebhookRejected)) throw err;
+      metrics.webhooks.inc({ outcome: err.reason });
+      log.warn({ reason: err.reason, error: err.message }, "webhook rejected");
+      return answer(res, err.reason === "bad_signature" ? 401 : 400, { error: err.message });
+    }
+    const applied = await inTransaction(pool, async (tx): Promise<Applied | "duplicate"> => {
+      const fresh = await tx.query("INSERT INTO provider_events (event_id, type, outcome) VALUES ($1, $2, '') ON CONFLICT DO NOTHING", [event.eventId, event.type]);
+      if (fresh.rowCount === 0) return "duplicate";
+      const result = await applyProviderEvent(tx, event, log);
+      await tx.query("UPDATE provider_events SET outcome = $2 WHERE event_id = $1", [event.eventId, result.outcome]);
+      return result;
+    });
+    const outcome = applied === "duplicate" ? "duplicate" : applied.outcome;
+    metrics.webhooks.inc({ outcome });
+    log.info({ eventId: event.eventId, type: event.type, outcome, intentId: applied === "duplicate" ? undefined : applied.intent?.id }, "webhook");
+    if (applied !== "duplicate" && applied.entered && applied.intent) {
+      metrics.transitions.inc({ state: applied.entered });
+      if (applied.entered === "failed") metrics.failures.inc({ code: applied.intent.failure_code });
+    }
+    if (outcome === "late_capture_refunding") deps.wakeProviderWorker();
+    return answer(res, 200, { received: true, outcome });
+  };
+}
+
+/** The body, or undefined when it is over `limit` bytes. */
+async function readBody(req: Req, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += bytes.length;
+    if (size > limit) return undefined;
+    chunks.push(bytes);
+  }
+  return Buffer.concat(chunks);
+}
