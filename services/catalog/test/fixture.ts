@@ -23,9 +23,10 @@ export interface CatalogFixture {
   stop(): Promise<void>;
 }
 
-export async function startCatalog(settings: Record<string, string> = {}): Promise<CatalogFixture> {
+/** `sharing`: another fixture whose auth (and users) this one uses too, on a database of its own. */
+export async function startCatalog(settings: Record<string, string> = {}, sharing?: CatalogFixture): Promise<CatalogFixture> {
   const infra = inject("infra");
-  const auth = await startAuth();
+  const auth = sharing?.auth ?? (await startAuth());
   const databaseUrl = await createDatabase(infra.databaseUrl, "catalog");
   const catalog = await startTestService("catalog", {
     DATABASE_URL: databaseUrl,
@@ -37,13 +38,7 @@ export async function startCatalog(settings: Record<string, string> = {}): Promi
     SHUTDOWN_GRACE_MS: "3000",
     ...settings,
   });
-  const operator = await auth.userWithRole(Role.OPERATOR);
-  const tokens = {
-    admin: await auth.adminToken(),
-    operator: operator.accessToken,
-    operatorUserId: operator.userId,
-    viewer: (await auth.userWithRole(Role.VIEWER)).accessToken,
-  };
+  const tokens = sharing?.tokens ?? (await usersOfEveryRole(auth));
   const devices = new Map<string, Promise<string>>();
   let nc: NatsConnection | undefined;
   return {
@@ -78,8 +73,18 @@ export async function startCatalog(settings: Record<string, string> = {}): Promi
     async stop() {
       await nc?.close();
       await catalog.stop();
-      await auth.stop();
+      if (!sharing) await auth.stop();
     },
+  };
+}
+
+async function usersOfEveryRole(auth: AuthFixture): Promise<CatalogFixture["tokens"]> {
+  const operator = await auth.userWithRole(Role.OPERATOR);
+  return {
+    admin: await auth.adminToken(),
+    operator: operator.accessToken,
+    operatorUserId: operator.userId,
+    viewer: (await auth.userWithRole(Role.VIEWER)).accessToken,
   };
 }
 
