@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MissingTool, startNats, startPostgres, startRedis, type ManagedProcess, type Postgres } from "./infra.js";
 import { platformServices, seedFirstAdmin, serviceEntry, startServiceProcess, type ServiceProcess } from "./services.js";
@@ -104,6 +104,7 @@ async function main() {
     };
 
     const admin = bootstrapAdmin(shared);
+    const demo = seedDemoCatalog(shared);
 
     for (const spec of platformServices) {
       if (!serviceEntry(repoRoot, spec.name)) continue;
@@ -122,6 +123,7 @@ async function main() {
     say(`Admin Kiosk is up (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
     say(`  data           ${dataDir}`);
+    if (demo) say(`  demo catalog   ${demo}`);
     if (admin.created) {
       say("");
       say("First admin (shown once; keep it somewhere safe):");
@@ -167,6 +169,24 @@ function startSimulatedFleet(services: ServiceProcess[], admin: { created: boole
   child.stderr?.on("data", lines);
   say(`  simulator      ${count} kiosks (credentials in ${stateFile})`);
   return child;
+}
+
+/**
+ * A demo catalog so the admin web has something to show: a few products, stock for the
+ * simulated kiosks and one event with a seat map (catalog's seed-demo script; it adds
+ * only what is missing, so it runs at every start). Only here, never in a deployment.
+ */
+function seedDemoCatalog(shared: Record<string, string>): string | undefined {
+  const script = join(repoRoot, "services/catalog/src/seed-demo.ts");
+  if (!serviceEntry(repoRoot, "catalog") || !existsSync(script)) return undefined;
+  const result = spawnSync(process.execPath, ["--import", "tsx", script], {
+    cwd: join(repoRoot, "services/catalog"),
+    env: { ...process.env, DATABASE_URL: shared["DATABASE_URL"] ?? "", SIM_KIOSKS: env["SIM_KIOSKS"] ?? "50" },
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`seeding the demo catalog failed: ${result.stderr.trim() || result.stdout.trim()}`);
+  const added = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { products?: number; stock?: number; event?: boolean };
+  return `${added.products ?? 0} products, ${added.stock ?? 0} stock records${added.event ? " and one event" : ""} added (seed-demo adds only what is missing)`;
 }
 
 /** Creates the first admin if there are no users yet (auth's own bootstrap script). */
