@@ -1,7 +1,7 @@
 // A real auth and a real catalog process on their own database and Redis DB, with
 // callers of every kind: admin, operator, viewer and enrolled kiosk devices.
 import type { DescService } from "@bufbuild/protobuf";
-import type { Client } from "@connectrpc/connect";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
@@ -39,6 +39,7 @@ export async function startCatalog(settings: Record<string, string> = {}, sharin
     ...settings,
   });
   const tokens = sharing?.tokens ?? (await usersOfEveryRole(auth));
+  await untilTokensVerify(clientFor(ProductService, catalog.url, tokens.admin));
   const devices = new Map<string, Promise<string>>();
   let nc: NatsConnection | undefined;
   return {
@@ -76,6 +77,22 @@ export async function startCatalog(settings: Record<string, string> = {}, sharin
       if (!sharing) await auth.stop();
     },
   };
+}
+
+/**
+ * A fresh process fetches auth's JWKS on its first authenticated call, with a 3 s timeout;
+ * on a busy test machine that first fetch can miss it (Unavailable). Tests start once it works.
+ */
+async function untilTokensVerify(products: Client<typeof ProductService>) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await products.listProducts({ pageSize: 1 });
+      return;
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.Unavailable || attempt === 10) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 async function usersOfEveryRole(auth: AuthFixture): Promise<CatalogFixture["tokens"]> {
