@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MissingTool, startNats, startPostgres, startRedis, type ManagedProcess, type Postgres } from "./infra.js";
 import { platformServices, seedFirstAdmin, serviceEntry, startProgramProcess, startServiceProcess, type ServiceProcess } from "./services.js";
@@ -133,6 +133,7 @@ async function main() {
       }
       perService["payments"] = { ...provider, PROVIDER_URL: providerUrl };
     }
+    const demo = seedDemoCatalog(shared);
 
     for (const spec of platformServices) {
       if (!serviceEntry(repoRoot, spec.name)) continue;
@@ -152,6 +153,7 @@ async function main() {
     for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
     for (const h of helpers) say(`  ${h.name.padEnd(14)} ${h.url}   (simulated payment provider; POST /control/next-charges steers it)`);
     say(`  data           ${dataDir}`);
+    if (demo) say(`  demo catalog   ${demo}`);
     if (admin.created) {
       say("");
       say("First admin (shown once; keep it somewhere safe):");
@@ -219,6 +221,24 @@ async function startProviderSimulator(simPort: number, paymentsPort: number, sec
     (line) => console.log(formatLogLine("provider-sim", line)),
   );
   return sim;
+}
+
+/**
+ * A demo catalog so the admin web has something to show: a few products, stock for the
+ * simulated kiosks and one event with a seat map (catalog's seed-demo script; it adds
+ * only what is missing, so it runs at every start). Only here, never in a deployment.
+ */
+function seedDemoCatalog(shared: Record<string, string>): string | undefined {
+  const script = join(repoRoot, "services/catalog/src/seed-demo.ts");
+  if (!serviceEntry(repoRoot, "catalog") || !existsSync(script)) return undefined;
+  const result = spawnSync(process.execPath, ["--import", "tsx", script], {
+    cwd: join(repoRoot, "services/catalog"),
+    env: { ...process.env, DATABASE_URL: shared["DATABASE_URL"] ?? "", SIM_KIOSKS: env["SIM_KIOSKS"] ?? "50" },
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`seeding the demo catalog failed: ${result.stderr.trim() || result.stdout.trim()}`);
+  const added = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { products?: number; stock?: number; event?: boolean };
+  return `${added.products ?? 0} products, ${added.stock ?? 0} stock records${added.event ? " and one event" : ""} added (seed-demo adds only what is missing)`;
 }
 
 /** Creates the first admin if there are no users yet (auth's own bootstrap script). */

@@ -1,0 +1,21 @@
+import { z } from "zod";
+import { baseConfigShape, port, url } from "@adminkiosk/runtime";
+
+export const catalogConfigShape = {
+  ...baseConfigShape,
+  CATALOG_PORT: port(7004),
+  DATABASE_URL: url(["postgres:", "postgresql:"]),
+  /** auth's revocation keys (ended sessions, revoked devices) live here. */
+  REDIS_URL: url(["redis:", "rediss:"]),
+  /** Low-stock and expired-reservation events go to JetStream (stream CATALOG) through the outbox. */
+  NATS_URL: url(["nats:", "tls:"]),
+  AUTH_JWKS_URL: url(["http:", "https:"]),
+  /** How long a reservation holds stock and seats when the caller does not say (seconds). */
+  RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
+  /** How often overdue reservations are expired (every replica sweeps; SKIP LOCKED shares the work). */
+  RESERVATION_SWEEP_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
+  /** Reservations a kiosk may hold at once (bulk-holding abuse, OWASP API6). */
+  MAX_HELD_RESERVATIONS_PER_KIOSK: z.coerce.number().int().min(1).max(10_000).default(50),
+};
+
+export type CatalogConfig = z.infer<z.ZodObject<typeof catalogConfigShape>>;

@@ -1,0 +1,68 @@
+// catalog: wire-up only. Reads config, runs migrations, starts the server, the outbox
+// relay (stream CATALOG) and the reservation sweeper.
+import { fileURLToPath } from "node:url";
+import {
+  closeNats,
+  connectNats,
+  createLogger,
+  createPool,
+  createRedis,
+  createTokenVerifier,
+  loadConfig,
+  migrate,
+  onShutdownSignal,
+  redisRevocationCheck,
+  remoteKeys,
+  runService,
+  startOutboxRelay,
+  startService,
+} from "@adminkiosk/runtime";
+import { catalogConfigShape } from "./config.js";
+import { catalogStream } from "./events.js";
+import { createCatalogMetrics } from "./metrics.js";
+import { createReservationBook } from "./reservations.js";
+import { catalogRoutes, catalogServices } from "./server.js";
+import { startReservationSweeper } from "./sweeper.js";
+
+const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
+
+async function main() {
+  const config = loadConfig(catalogConfigShape);
+  const log = createLogger("catalog", config.LOG_LEVEL);
+  await migrate(config.DATABASE_URL, "catalog", migrations, log);
+  const pool = createPool(config.DATABASE_URL, "catalog", log);
+  const redis = createRedis(config.REDIS_URL, log);
+  const nats = connectNats(config.NATS_URL, "catalog", log);
+  const outbox = startOutboxRelay({ pool, nats, log, stream: catalogStream });
+  const metrics = createCatalogMetrics();
+  const reservations = createReservationBook(pool, metrics, { maxHeldPerKiosk: config.MAX_HELD_RESERVATIONS_PER_KIOSK });
+  const sweeper = startReservationSweeper(reservations, config.RESERVATION_SWEEP_MS, log);
+
+  const service = await startService(
+    {
+      name: "catalog",
+      log,
+      config,
+      services: catalogServices,
+      routes: catalogRoutes({ pool, reservations, defaultTtlSeconds: config.RESERVATION_TTL_SECONDS }),
+      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
+      probes: [
+        { name: "postgres", check: () => pool.query("SELECT 1") },
+        { name: "redis", check: () => redis.ping() },
+      ],
+    },
+    config.HOST,
+    config.CATALOG_PORT,
+  );
+  metrics.register(service.metrics, pool);
+
+  onShutdownSignal(log, async () => {
+    await service.close();
+    await sweeper.stop();
+    await outbox.stop();
+    await Promise.allSettled([redis.quit(), closeNats(nats)]);
+    await pool.end();
+  });
+}
+
+runService("catalog", main);

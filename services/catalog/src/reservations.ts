@@ -1,0 +1,409 @@
+// Reservations: stock and seats held together for one sale, all or nothing, until
+// committed (sold), released, or expired. Every writer locks in one order —
+// reservation row, then stock rows by (kiosk, SKU), then seats by (event, seat) — so
+// reservations spanning several SKUs and seats never deadlock one another.
+import { createHash } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ReservationState, type ReservationSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { ErrorInfoSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
+import { inTransaction, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { publishReservationExpired } from "./events.js";
+import { stock } from "./inventory.js";
+import type { CatalogMetrics } from "./metrics.js";
+import { products } from "./products.js";
+import { events } from "./seating.js";
+
+type Db = Pool | PoolClient;
+
+export interface ReserveInput {
+  reservationId: string;
+  kioskId: string;
+  /** Each SKU once. */
+  items: { sku: string; quantity: bigint }[];
+  /** Each seat once; event ids lower-case. */
+  seats: { eventId: string; seatId: string }[];
+  ttlSeconds: number;
+  /** Who asked (principal description), kept for the record. */
+  createdBy: string;
+}
+
+interface ReservationRow {
+  reservation_id: string;
+  kiosk_id: string;
+  state: "held" | "committed" | "released" | "expired";
+  request_hash: string;
+  total_minor: string;
+  currency: string;
+  expires_at: Date;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface ItemRow {
+  sku: string;
+  quantity: string;
+  unit_price_minor: string;
+  currency: string;
+  tax_rate_basis_points: number;
+}
+
+interface SeatRow {
+  event_id: string;
+  seat_id: string;
+  tier_id: string;
+  price_minor: string;
+  currency: string;
+}
+
+export interface LoadedReservation {
+  row: ReservationRow;
+  items: ItemRow[];
+  seats: SeatRow[];
+}
+
+const errorDomain = "catalog.adminkiosk";
+const states: Record<ReservationRow["state"], ReservationState> = {
+  held: ReservationState.HELD,
+  committed: ReservationState.COMMITTED,
+  released: ReservationState.RELEASED,
+  expired: ReservationState.EXPIRED,
+};
+
+/** A hold past its expiry reads as expired, whether or not the sweeper got to it yet. */
+const isOverdue = (row: ReservationRow, now = new Date()) => row.state === "held" && row.expires_at.getTime() <= now.getTime();
+
+export function toReservation(r: LoadedReservation, now = new Date()): MessageInitShape<typeof ReservationSchema> {
+  return {
+    reservationId: r.row.reservation_id,
+    kioskId: r.row.kiosk_id,
+    state: isOverdue(r.row, now) ? ReservationState.EXPIRED : states[r.row.state],
+    items: r.items.map((i) => ({
+      sku: i.sku,
+      quantity: BigInt(i.quantity),
+      unitPriceMinor: BigInt(i.unit_price_minor),
+      currency: i.currency,
+      taxRateBasisPoints: i.tax_rate_basis_points,
+    })),
+    seats: r.seats.map((s) => ({ eventId: s.event_id, seatId: s.seat_id, tierId: s.tier_id, priceMinor: BigInt(s.price_minor), currency: s.currency })),
+    totalMinor: BigInt(r.row.total_minor),
+    currency: r.row.currency,
+    expireTime: timestampFromDate(r.row.expires_at),
+    createTime: timestampFromDate(r.row.created_at),
+    updateTime: timestampFromDate(r.row.updated_at),
+  };
+}
+
+function refusal(message: string, code: Code, reason: string, metadata: Record<string, string>) {
+  return new ConnectError(message, code, undefined, [{ desc: ErrorInfoSchema, value: { reason, domain: errorDomain, metadata } }]);
+}
+
+/** What a retry must repeat exactly to count as the same reservation. */
+function requestHash(input: ReserveInput): string {
+  const canonical = {
+    kiosk: input.kioskId,
+    items: [...input.items].sort((a, b) => a.sku.localeCompare(b.sku)).map((i) => [i.sku, i.quantity.toString()]),
+    seats: [...input.seats].map((s) => `${s.eventId}/${s.seatId}`).sort(),
+  };
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
+}
+
+async function load(db: Db, reservationId: string, options: { forUpdate?: boolean } = {}): Promise<LoadedReservation | undefined> {
+  const { rows } = await db.query<ReservationRow>(`SELECT * FROM reservations WHERE reservation_id = $1 ${options.forUpdate ? "FOR UPDATE" : ""}`, [reservationId]);
+  const row = rows[0];
+  if (!row) return undefined;
+  const [items, seats] = [
+    await db.query<ItemRow>("SELECT * FROM reservation_items WHERE reservation_id = $1 ORDER BY sku", [reservationId]),
+    await db.query<SeatRow>("SELECT * FROM reservation_seats WHERE reservation_id = $1 ORDER BY event_id, seat_id", [reservationId]),
+  ];
+  return { row, items: items.rows, seats: seats.rows };
+}
+
+/** Locks the seats in (event, seat) order and returns them. */
+async function lockSeats(tx: PoolClient, seats: { eventId: string; seatId: string }[]) {
+  const { rows } = await tx.query<{ event_id: string; seat_id: string; tier_id: string; state: string; reservation_id: string | null; lapsed: boolean }>(
+    `SELECT event_id, seat_id, tier_id, state, reservation_id, coalesce(hold_expires_at <= now(), false) AS lapsed
+     FROM seats WHERE (event_id, seat_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+     ORDER BY event_id, seat_id FOR UPDATE`,
+    [seats.map((s) => s.eventId), seats.map((s) => s.seatId)],
+  );
+  return new Map(rows.map((r) => [`${r.event_id}/${r.seat_id}`, r]));
+}
+
+/** Returns a held reservation's units and seats (the seats only where it still holds them). */
+async function giveBack(tx: PoolClient, reservationIds: string[]) {
+  const { rows: units } = await tx.query<{ kiosk_id: string; sku: string; quantity: string }>(
+    `SELECT r.kiosk_id, i.sku, sum(i.quantity)::text AS quantity
+     FROM reservation_items i JOIN reservations r USING (reservation_id)
+     WHERE i.reservation_id = ANY($1::uuid[]) GROUP BY r.kiosk_id, i.sku ORDER BY r.kiosk_id, i.sku`,
+    [reservationIds],
+  );
+  await stock.lockInOrder(tx, units.map((u) => ({ kioskId: u.kiosk_id, sku: u.sku })));
+  for (const u of units) await stock.unreserve(tx, u.kiosk_id, u.sku, BigInt(u.quantity));
+  await tx.query("SELECT 1 FROM seats WHERE reservation_id = ANY($1::uuid[]) AND state = 'held' ORDER BY event_id, seat_id FOR UPDATE", [reservationIds]);
+  await tx.query(
+    "UPDATE seats SET state = 'available', reservation_id = NULL, hold_expires_at = NULL WHERE reservation_id = ANY($1::uuid[]) AND state = 'held'",
+    [reservationIds],
+  );
+}
+
+export interface ReservationBook {
+  reserve(input: ReserveInput): Promise<MessageInitShape<typeof ReservationSchema>>;
+  get(reservationId: string): Promise<LoadedReservation | undefined>;
+  /** `authorize` sees the reservation (locked) before anything changes and throws to refuse. */
+  commit(reservationId: string, authorize: (r: LoadedReservation) => void): Promise<MessageInitShape<typeof ReservationSchema>>;
+  release(reservationId: string, authorize: (r: LoadedReservation) => void): Promise<MessageInitShape<typeof ReservationSchema>>;
+  /** Expires up to `limit` overdue reservations (of one kiosk, if given); returns how many. */
+  expireDue(options?: { kioskId?: string; limit?: number }): Promise<number>;
+}
+
+export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limits: { maxHeldPerKiosk: number }): ReservationBook {
+  const notFound = (id: string) => new ConnectError(`reservation ${id} not found`, Code.NotFound);
+
+  const attempt = (input: ReserveInput, hash: string) =>
+    inTransaction(pool, async (tx) => {
+      const { rows: created } = await tx.query<ReservationRow>(
+        `INSERT INTO reservations (reservation_id, kiosk_id, state, request_hash, total_minor, currency, expires_at, created_by)
+         VALUES ($1, $2, 'held', $3, 0, '', now() + make_interval(secs => $4), $5)
+         ON CONFLICT (reservation_id) DO NOTHING RETURNING *`,
+        [input.reservationId, input.kioskId, hash, input.ttlSeconds, input.createdBy],
+      );
+      // A retry (or a concurrent twin, which waited for this id's first insert to commit).
+      if (!created[0]) {
+        const existing = (await load(tx, input.reservationId))!;
+        if (existing.row.request_hash !== hash)
+          throw new ConnectError(`reservation ${input.reservationId} already exists with other items, seats or kiosk`, Code.AlreadyExists);
+        return { reservation: existing, replayed: true };
+      }
+      const expiresAt = created[0].expires_at;
+
+      const { rows: held } = await tx.query<{ n: string }>(
+        "SELECT count(*) AS n FROM reservations WHERE kiosk_id = $1 AND state = 'held' AND expires_at > now()",
+        [input.kioskId],
+      );
+      if (Number(held[0]!.n) > limits.maxHeldPerKiosk)
+        throw refusal(`kiosk_id: kiosk ${input.kioskId} already holds ${limits.maxHeldPerKiosk} reservations; commit or release some first`, Code.ResourceExhausted, "TOO_MANY_HOLDS", {
+          kiosk_id: input.kioskId,
+        });
+
+      const lines = await reserveUnits(tx, input);
+      const seats = await holdSeats(tx, input, expiresAt);
+
+      const currencies = new Set([...lines.map((l) => l.currency), ...seats.map((s) => s.currency)]);
+      if (currencies.size > 1)
+        throw refusal(`items: the reservation mixes currencies (${[...currencies].sort().join(", ")}); one sale is in one currency`, Code.FailedPrecondition, "MIXED_CURRENCIES", {});
+      const total = lines.reduce((sum, l) => sum + l.unitPriceMinor * l.quantity, 0n) + seats.reduce((sum, s) => sum + s.priceMinor, 0n);
+      await tx.query(
+        `INSERT INTO reservation_items (reservation_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
+         SELECT $1::uuid, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::int[])`,
+        [
+          input.reservationId,
+          lines.map((l) => l.sku),
+          lines.map((l) => l.quantity.toString()),
+          lines.map((l) => l.unitPriceMinor.toString()),
+          lines.map((l) => l.currency),
+          lines.map((l) => l.taxRateBasisPoints),
+        ],
+      );
+      await tx.query(
+        `INSERT INTO reservation_seats (reservation_id, event_id, seat_id, tier_id, price_minor, currency)
+         SELECT $1::uuid, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[])`,
+        [
+          input.reservationId,
+          seats.map((s) => s.eventId),
+          seats.map((s) => s.seatId),
+          seats.map((s) => s.tierId),
+          seats.map((s) => s.priceMinor.toString()),
+          seats.map((s) => s.currency),
+        ],
+      );
+      await tx.query("UPDATE reservations SET total_minor = $2, currency = $3 WHERE reservation_id = $1", [
+        input.reservationId,
+        total.toString(),
+        [...currencies][0] ?? "",
+      ]);
+      return { reservation: (await load(tx, input.reservationId))!, replayed: false };
+    });
+
+  /** Takes the units, SKU by SKU in order; the first SKU short of stock refuses the lot. */
+  async function reserveUnits(tx: PoolClient, input: ReserveInput) {
+    const catalog = await products.bySkus(tx, input.items.map((i) => i.sku));
+    const indexed = input.items.map((item, index) => ({ ...item, index })).sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
+    const lines = [];
+    for (const item of indexed) {
+      const product = catalog.get(item.sku);
+      if (!product) throw new ConnectError(`items[${item.index}].sku: product ${item.sku} not found`, Code.NotFound);
+      if (!product.active) throw refusal(`items[${item.index}].sku: product ${item.sku} is not for sale`, Code.FailedPrecondition, "PRODUCT_INACTIVE", { sku: item.sku });
+      if (!(await stock.reserve(tx, input.kioskId, item.sku, item.quantity))) {
+        const level = await stock.get(tx, input.kioskId, item.sku);
+        const available = level ? BigInt(level.on_hand) - BigInt(level.reserved) : 0n;
+        throw refusal(
+          `items[${item.index}].quantity: only ${available} of ${item.sku} available at kiosk ${input.kioskId}, ${item.quantity} asked`,
+          Code.ResourceExhausted,
+          "OUT_OF_STOCK",
+          { sku: item.sku, kiosk_id: input.kioskId, available: available.toString() },
+        );
+      }
+      lines.push({
+        sku: item.sku,
+        quantity: item.quantity,
+        unitPriceMinor: BigInt(product.price_minor),
+        currency: product.currency,
+        taxRateBasisPoints: product.tax_rate_basis_points,
+      });
+    }
+    return lines;
+  }
+
+  /** Holds every seat or none: each must exist, be on sale, and be free (or its hold lapsed). */
+  async function holdSeats(tx: PoolClient, input: ReserveInput, expiresAt: Date) {
+    if (input.seats.length === 0) return [];
+    const eventIds = [...new Set(input.seats.map((s) => s.eventId))];
+    const eventRows = await events.byIds(tx, eventIds);
+    const tiers = new Map((await events.tiers(tx, eventIds)).map((t) => [`${t.event_id}/${t.tier_id}`, t]));
+    input.seats.forEach((s, i) => {
+      const event = eventRows.get(s.eventId);
+      if (!event) throw new ConnectError(`seats[${i}].event_id: event ${s.eventId} not found`, Code.NotFound);
+      if (!event.active) throw refusal(`seats[${i}].event_id: event ${s.eventId} is not on sale`, Code.FailedPrecondition, "EVENT_INACTIVE", { event_id: s.eventId });
+      if (event.start_time.getTime() <= Date.now())
+        throw refusal(`seats[${i}].event_id: event ${s.eventId} has already started`, Code.FailedPrecondition, "EVENT_STARTED", { event_id: s.eventId });
+    });
+    const locked = await lockSeats(tx, input.seats);
+    const held = input.seats.map((s, i) => {
+      const seat = locked.get(`${s.eventId}/${s.seatId}`);
+      if (!seat) throw new ConnectError(`seats[${i}].seat_id: seat ${s.seatId} not found in event ${s.eventId}`, Code.NotFound);
+      const free = seat.state === "available" || (seat.state === "held" && seat.lapsed);
+      if (!free)
+        throw refusal(`seats[${i}].seat_id: seat ${s.seatId} is ${seat.state === "sold" ? "sold" : "held by another sale"}`, Code.FailedPrecondition, "SEAT_UNAVAILABLE", {
+          event_id: s.eventId,
+          seat_id: s.seatId,
+        });
+      const tier = tiers.get(`${s.eventId}/${seat.tier_id}`)!;
+      return { eventId: s.eventId, seatId: s.seatId, tierId: seat.tier_id, priceMinor: BigInt(tier.price_minor), currency: tier.currency };
+    });
+    await tx.query(
+      `UPDATE seats SET state = 'held', reservation_id = $3, hold_expires_at = $4
+       WHERE (event_id, seat_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))`,
+      [held.map((s) => s.eventId), held.map((s) => s.seatId), input.reservationId, expiresAt],
+    );
+    return held;
+  }
+
+  const outcomeOf = (err: unknown) => {
+    const e = err instanceof ConnectError ? err : undefined;
+    const reason = e?.findDetails(ErrorInfoSchema)[0]?.reason;
+    return reason === "OUT_OF_STOCK" ? "out_of_stock" : reason === "SEAT_UNAVAILABLE" ? "seats_unavailable" : "refused";
+  };
+
+  const book: ReservationBook = {
+    async reserve(input) {
+      const hash = requestHash(input);
+      try {
+        let result;
+        try {
+          result = await attempt(input, hash);
+        } catch (err) {
+          // Units may still sit in this kiosk's overdue reservations the sweeper has not
+          // reached yet: expire those now and try once more.
+          if (outcomeOf(err) !== "out_of_stock" || (await book.expireDue({ kioskId: input.kioskId })) === 0) throw err;
+          result = await attempt(input, hash);
+        }
+        metrics.reservation(result.replayed ? "replayed" : "reserved");
+        return toReservation(result.reservation);
+      } catch (err) {
+        metrics.reservation(outcomeOf(err));
+        throw err;
+      }
+    },
+
+    get: (reservationId) => load(pool, reservationId),
+
+    async commit(reservationId, authorize) {
+      const result = await inTransaction(pool, async (tx) => {
+        const r = await load(tx, reservationId, { forUpdate: true });
+        if (!r) throw notFound(reservationId);
+        authorize(r);
+        if (r.row.state === "committed") return { r, changed: false };
+        if (r.row.state !== "held") return { r, changed: false };
+        if (isOverdue(r.row)) {
+          // Paid too late: the hold is over. Expire it now (the event tells orders) and refuse.
+          await expire(tx, [reservationId]);
+          return { r: (await load(tx, reservationId))!, changed: true };
+        }
+        await stock.lockInOrder(tx, r.items.map((i) => ({ kioskId: r.row.kiosk_id, sku: i.sku })));
+        for (const i of r.items) await stock.sell(tx, r.row.kiosk_id, i.sku, BigInt(i.quantity));
+        if (r.seats.length > 0) {
+          await lockSeats(tx, r.seats.map((s) => ({ eventId: s.event_id, seatId: s.seat_id })));
+          // Fenced by reservation_id: only seats this reservation still holds become sold.
+          const { rowCount } = await tx.query(
+            "UPDATE seats SET state = 'sold', hold_expires_at = NULL WHERE reservation_id = $1 AND state = 'held'",
+            [reservationId],
+          );
+          if (rowCount !== r.seats.length)
+            throw refusal(`reservation ${reservationId} no longer holds all its seats`, Code.FailedPrecondition, "HOLD_LOST", { reservation_id: reservationId });
+        }
+        await tx.query("UPDATE reservations SET state = 'committed', updated_at = now() WHERE reservation_id = $1", [reservationId]);
+        return { r: (await load(tx, reservationId))!, changed: true };
+      });
+      const { row } = result.r;
+      if (row.state === "committed") {
+        if (result.changed) metrics.reservation("committed");
+        return toReservation(result.r);
+      }
+      if (result.changed) metrics.reservation("expired");
+      throw refusal(
+        `reservation ${reservationId} is ${row.state}${row.state === "expired" ? ` (its hold ended ${row.expires_at.toISOString()})` : ""}; it cannot be committed`,
+        Code.FailedPrecondition,
+        row.state === "expired" ? "RESERVATION_EXPIRED" : "RESERVATION_RELEASED",
+        { reservation_id: reservationId, state: row.state },
+      );
+    },
+
+    async release(reservationId, authorize) {
+      const result = await inTransaction(pool, async (tx) => {
+        const r = await load(tx, reservationId, { forUpdate: true });
+        if (!r) throw notFound(reservationId);
+        authorize(r);
+        if (r.row.state === "committed")
+          throw refusal(`reservation ${reservationId} is committed (sold); it cannot be released`, Code.FailedPrecondition, "RESERVATION_COMMITTED", {
+            reservation_id: reservationId,
+          });
+        if (r.row.state !== "held") return { r, changed: false };
+        await giveBack(tx, [reservationId]);
+        await tx.query("UPDATE reservations SET state = 'released', updated_at = now() WHERE reservation_id = $1", [reservationId]);
+        return { r: (await load(tx, reservationId))!, changed: true };
+      });
+      if (result.changed) metrics.reservation("released");
+      return toReservation(result.r);
+    },
+
+    async expireDue(options = {}) {
+      const limit = options.limit ?? 100;
+      const expired = await inTransaction(pool, async (tx) => {
+        const params: unknown[] = [limit];
+        const byKiosk = options.kioskId === undefined ? "" : ` AND kiosk_id = $${params.push(options.kioskId)}`;
+        // SKIP LOCKED: replicas sweeping at once take different reservations, and a
+        // reservation being committed right now is left to its commit.
+        const { rows } = await tx.query<{ reservation_id: string }>(
+          `SELECT reservation_id FROM reservations WHERE state = 'held' AND expires_at <= now()${byKiosk}
+           ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          params,
+        );
+        if (rows.length > 0) await expire(tx, rows.map((r) => r.reservation_id));
+        return rows.length;
+      });
+      if (expired > 0) metrics.reservation("expired", expired);
+      return expired;
+    },
+  };
+
+  /** Expires locked, held reservations: units and seats back, an event for each. */
+  async function expire(tx: PoolClient, reservationIds: string[]) {
+    await giveBack(tx, reservationIds);
+    await tx.query("UPDATE reservations SET state = 'expired', updated_at = now() WHERE reservation_id = ANY($1::uuid[])", [reservationIds]);
+    for (const id of reservationIds) await publishReservationExpired(tx, toReservation((await load(tx, id))!));
+  }
+
+  return book;
+}
