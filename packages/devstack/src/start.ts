@@ -159,7 +159,7 @@ async function startWeb(services: ServiceProcess[]): Promise<{ url: string; stop
   const p = port("WEB_PORT", webPort);
   const host = env["HOST"] ?? "127.0.0.1";
   if (!devMode) {
-    if (ensureWebBuild(repoRoot, say)) say("web       built into web/dist");
+    if (await ensureWebBuild(repoRoot, say)) say("web       built into web/dist");
     const server = await startWebServer({ distDir: webDistDir(repoRoot), upstreams, host, port: p });
     return { url: server.url, stop: () => server.close() };
   }

@@ -2,7 +2,7 @@
 // and every Connect path prefix /adminkiosk.<service>.v1. forwarded to that service, so
 // the browser never needs CORS. `npm start` serves the production build; `npm run dev`
 // runs Vite (hot reload) with the same routes.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -139,10 +139,17 @@ export function webBuildIsStale(repoRoot: string): boolean {
 }
 
 /** Builds web/dist with Vite when it is stale; returns whether it built. Throws with Vite's output on failure. */
-export function ensureWebBuild(repoRoot: string, log: (line: string) => void = () => {}): boolean {
+export async function ensureWebBuild(repoRoot: string, log: (line: string) => void = () => {}): Promise<boolean> {
   if (!webBuildIsStale(repoRoot)) return false;
   log("building the admin web app (vite build)...");
-  const result = spawnSync(process.execPath, [viteBin(repoRoot), "build", "--logLevel", "warn"], { cwd: webDir(repoRoot), encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`building the web app failed:\n${result.stdout}${result.stderr}`);
+  const child = spawn(process.execPath, [viteBin(repoRoot), "build", "--logLevel", "warn"], { cwd: webDir(repoRoot), stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", resolve);
+  });
+  if (code !== 0) throw new Error(`building the web app failed:\n${output}`);
   return true;
 }

@@ -22,19 +22,24 @@ export function FleetPage() {
   const counts = useFleetCounts();
   // Offer only the statuses fleet can filter by.
   const statuses = filterableStatuses.filter((s) => !(s === KioskStatus.ALERTING && counts.alerting.unsupported));
+  // One update for several parameters: react-router's functional updates do not compose
+  // within one event.
   const setParam = useCallback(
-    (name: string, value: string) =>
+    (changes: Record<string, string>) =>
       setParams(
         (p) => {
           const next = new URLSearchParams(p);
-          if (value) next.set(name, value);
-          else next.delete(name);
+          for (const [name, value] of Object.entries(changes)) {
+            if (value) next.set(name, value);
+            else next.delete(name);
+          }
           return next;
         },
         { replace: true },
       ),
     [setParams],
   );
+
 
   return (
     <div className="page">
@@ -44,17 +49,17 @@ export function FleetPage() {
           <p className="page-lede">Every kiosk, its status and where it stands.</p>
         </div>
       </header>
-      <FleetCountCards counts={counts} onPick={(status) => setParam("status", statusInfo[status].param)} active={filter.status} />
+      <FleetCountCards counts={counts} onPick={(status) => setParam({ status: statusInfo[status].param })} active={filter.status} />
       <section className="card" aria-labelledby="kiosks-heading">
         <div className="card-toolbar">
           <h2 id="kiosks-heading" className="card-title">
             Kiosks
           </h2>
           <div className="segmented" role="group" aria-label="View">
-            <button type="button" aria-pressed={view === "table"} onClick={() => setParam("view", "")}>
+            <button type="button" aria-pressed={view === "table"} onClick={() => setParam({ view: "" })}>
               <Icon name="table" /> Table
             </button>
-            <button type="button" aria-pressed={view === "map"} onClick={() => setParam("view", "map")}>
+            <button type="button" aria-pressed={view === "map"} onClick={() => setParam({ view: "map" })}>
               <Icon name="map" /> Map
             </button>
           </div>
@@ -118,13 +123,13 @@ function FleetCountCards({ counts, onPick, active }: { counts: ReturnType<typeof
   );
 }
 
-function FleetFilters({ filter, setParam, statuses }: { filter: FleetFilter; setParam: (name: string, value: string) => void; statuses: KioskStatus[] }) {
+function FleetFilters({ filter, setParam, statuses }: { filter: FleetFilter; setParam: (changes: Record<string, string>) => void; statuses: KioskStatus[] }) {
   const id = useId();
   const [query, setQuery] = useState(filter.query);
   // Search as the person types, once they pause.
   useEffect(() => {
     if (query === filter.query) return;
-    const timer = setTimeout(() => setParam("q", query.trim()), 250);
+    const timer = setTimeout(() => setParam({ q: query.trim() }), 250);
     return () => clearTimeout(timer);
   }, [query, filter.query, setParam]);
   const active = filter.query || filter.status || filter.groupId || filter.tag;
@@ -139,7 +144,7 @@ function FleetFilters({ filter, setParam, statuses }: { filter: FleetFilter; set
       </div>
       <div className="field">
         <label htmlFor={`${id}-status`}>Status</label>
-        <select id={`${id}-status`} value={statusInfo[filter.status].param} onChange={(e) => setParam("status", e.target.value)}>
+        <select id={`${id}-status`} value={statusInfo[filter.status].param} onChange={(e) => setParam({ status: e.target.value })}>
           <option value="">Any status</option>
           {statuses.map((s) => (
             <option key={s} value={statusInfo[s].param}>
@@ -148,15 +153,15 @@ function FleetFilters({ filter, setParam, statuses }: { filter: FleetFilter; set
           ))}
         </select>
       </div>
-      <TextFilter id={`${id}-group`} label="Group" placeholder="e.g. sim-cz" value={filter.groupId} onCommit={(v) => setParam("group", v)} />
-      <TextFilter id={`${id}-tag`} label="Tag" placeholder="e.g. tickets" value={filter.tag} onCommit={(v) => setParam("tag", v)} />
+      <TextFilter id={`${id}-group`} label="Group" placeholder="e.g. sim-cz" value={filter.groupId} onCommit={(v) => setParam({ group: v })} />
+      <TextFilter id={`${id}-tag`} label="Tag" placeholder="e.g. tickets" value={filter.tag} onCommit={(v) => setParam({ tag: v })} />
       {active && (
         <button
           type="button"
           className="button button-quiet filters-clear"
           onClick={() => {
             setQuery("");
-            for (const name of ["q", "status", "group", "tag"]) setParam(name, "");
+            setParam({ q: "", status: "", group: "", tag: "" });
           }}
         >
           Clear filters

@@ -29,8 +29,8 @@ function frame(points: KioskPoint[]): [[number, number], [number, number]] {
     south = Math.min(south, p.latitude);
     north = Math.max(north, p.latitude);
   }
-  const padLon = Math.max(3 - (east - west) / 2, (east - west) * 0.1);
-  const padLat = Math.max(2 - (north - south) / 2, (north - south) * 0.1);
+  const padLon = Math.max(3 - (east - west) / 2, (east - west) * 0.25, 1.5);
+  const padLat = Math.max(2 - (north - south) / 2, (north - south) * 0.25, 1);
   return [
     [Math.max(-180, west - padLon), Math.max(-80, south - padLat)],
     [Math.min(180, east + padLon), Math.min(84, north + padLat)],
