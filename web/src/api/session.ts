@@ -141,9 +141,9 @@ export class Session {
 }
 
 /**
- * Sends the access token with every non-public call. A call refused as Unauthenticated
- * (the token expired or was rotated out under it) is refreshed once and retried once;
- * streams are not retried here: their hooks reopen them with a fresh token.
+ * Sends the access token with every non-public call. A unary call refused as
+ * Unauthenticated is retried after a refresh (at most twice); streams are not retried
+ * here: their hooks reopen them with a fresh token.
  */
 export function sessionInterceptor(session: Session): Interceptor {
   return (next) => async (req) => {
@@ -155,8 +155,20 @@ export function sessionInterceptor(session: Session): Interceptor {
       return await next(req);
     } catch (err) {
       if (ConnectError.from(err).code !== Code.Unauthenticated) throw err;
-      req.header.set("authorization", `Bearer ${await session.refresh(token)}`);
-      return await next(req);
+    }
+    // Refused: the token expired, or the session ended. The first refresh may hand back a
+    // token another call has just obtained; if that is refused too, refresh for real (a
+    // session ended elsewhere then ends here, and the person is sent to sign in).
+    let stale = token;
+    for (let attempt = 1; ; attempt++) {
+      const fresh = await session.refresh(stale);
+      req.header.set("authorization", `Bearer ${fresh}`);
+      try {
+        return await next(req);
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.Unauthenticated || attempt === 2) throw err;
+        stale = fresh;
+      }
     }
   };
 }

@@ -1,8 +1,9 @@
 // Sign in with email and password (auth's Login). Says why when a session ended on its own.
-import { useId, useState } from "react";
+import { useEffect, useId, useState } from "react";
+import { Code } from "@connectrpc/connect";
 import { Navigate, useSearchParams } from "react-router";
 import { useApi, useSessionState } from "../api/context";
-import { ErrorNotice } from "../ui/feedback";
+import { ErrorNotice, Loading } from "../ui/feedback";
 
 export function SignInPage() {
   const { session } = useApi();
@@ -15,7 +16,19 @@ export function SignInPage() {
   const [busy, setBusy] = useState(false);
   const next = params.get("next")?.startsWith("/") ? (params.get("next") ?? "/") : "/";
 
+  // A reload of this page with a session kept in the browser goes on where it was.
+  useEffect(() => {
+    if (state.status === "restoring") void session.restore();
+  }, [session, state.status]);
+
   if (state.status === "signed-in") return <Navigate to={next} replace />;
+  if (state.status === "restoring") {
+    return (
+      <main className="fullpage" id="main">
+        <Loading label="Restoring your session…" />
+      </main>
+    );
+  }
   const reason = state.status === "signed-out" ? state.reason : undefined;
 
   return (
@@ -43,7 +56,7 @@ export function SignInPage() {
             {reason}
           </p>
         )}
-        {error !== undefined && <ErrorNotice error={error} compact />}
+        {error !== undefined && <ErrorNotice error={error} compact titles={{ [Code.Unauthenticated]: "The email or password is not right." }} />}
         <div className="field">
           <label htmlFor={`${id}-email`}>Email</label>
           <input id={`${id}-email`} type="email" autoComplete="username" required autoFocus value={email} onChange={(e) => setEmail(e.target.value)} />

@@ -1,17 +1,20 @@
 // Designed states: errors with the request id, empty states, loading placeholders.
 import { useState, type ReactNode } from "react";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { describeError } from "../api/errors";
 import { Icon, type IconName } from "./icons";
 
-export function ErrorNotice({ error, onRetry, compact }: { error: unknown; onRetry?: () => void; compact?: boolean }) {
+/** `titles` replaces the sentence for some codes where the page knows better (sign-in). */
+export function ErrorNotice({ error, onRetry, compact, titles }: { error: unknown; onRetry?: () => void; compact?: boolean; titles?: Partial<Record<Code, string>> }) {
   const d = describeError(error);
+  const own = titles?.[ConnectError.from(error).code];
   const fieldList = Object.entries(d.fields);
   return (
     <div className={`notice notice-error${compact ? " notice-compact" : ""}`} role="alert">
       <Icon name="alert" />
       <div className="notice-body">
-        <p className="notice-title">{d.title}</p>
-        {d.detail && fieldList.length === 0 && <p className="notice-detail">{d.detail}</p>}
+        <p className="notice-title">{own ?? d.title}</p>
+        {d.detail && !own && fieldList.length === 0 && <p className="notice-detail">{d.detail}</p>}
         {fieldList.length > 0 && (
           <ul className="notice-detail">
             {fieldList.map(([field, what]) => (
