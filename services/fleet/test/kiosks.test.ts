@@ -74,19 +74,20 @@ describe("registry", () => {
   });
 
   it("bad input is InvalidArgument naming the field", async () => {
-    const cases: [Promise<unknown>, string][] = [
-      [kiosksAs(admin).createKiosk({}), "kiosk"],
-      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "has.dot", name: "X" } }), "kiosk.kiosk_id"],
-      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "" } }), "kiosk.name"],
-      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", timezone: "Mars/Olympus" } }), "kiosk.timezone"],
-      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", location: { latitude: 91, longitude: 0 } } }), "kiosk.location.latitude"],
-      [kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", tags: ["Bad Tag"] } }), "kiosk.tags[0]"],
-      [kiosksAs(viewer).listKiosks({ pageSize: 5000 }), "page_size"],
-      [kiosksAs(viewer).listKiosks({ pageToken: "forged" }), "page_token"],
-      [kiosksAs(viewer).getKiosk({ kioskId: "" }), "kiosk_id"],
+    // Thunks: each call starts when its turn comes, so no rejection waits unobserved.
+    const cases: [() => Promise<unknown>, string][] = [
+      [() => kiosksAs(admin).createKiosk({}), "kiosk"],
+      [() => kiosksAs(admin).createKiosk({ kiosk: { kioskId: "has.dot", name: "X" } }), "kiosk.kiosk_id"],
+      [() => kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "" } }), "kiosk.name"],
+      [() => kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", timezone: "Mars/Olympus" } }), "kiosk.timezone"],
+      [() => kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", location: { latitude: 91, longitude: 0 } } }), "kiosk.location.latitude"],
+      [() => kiosksAs(admin).createKiosk({ kiosk: { kioskId: "ok-1", name: "X", tags: ["Bad Tag"] } }), "kiosk.tags[0]"],
+      [() => kiosksAs(viewer).listKiosks({ pageSize: 5000 }), "page_size"],
+      [() => kiosksAs(viewer).listKiosks({ pageToken: "forged" }), "page_token"],
+      [() => kiosksAs(viewer).getKiosk({ kioskId: "" }), "kiosk_id"],
     ];
     for (const [call, field] of cases) {
-      const err = await failure(call);
+      const err = await failure(call());
       expect(err.code, field).toBe(Code.InvalidArgument);
       expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe(field);
     }
