@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Admin Kiosk needs on a Debian/Ubuntu machine, once: nats-server and
 # redis-server (apt), then the npm dependencies. With --test also the validators the
-# deployment tests use: docker-compose (v1) and promtool (package prometheus). Cheap
-# when everything is there already, so `npm start` and `npm test` run it first.
+# deployment tests use, docker-compose (v1) and promtool (package prometheus), and the
+# browser the web app's end-to-end tests drive (Debian's chromium). Cheap when everything
+# is there already, so `npm start` and `npm test` run it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ have redis-server || missing+=(redis-server)
 if [ "${1:-}" = "--test" ]; then
   have docker-compose || missing+=(docker-compose)
   have promtool || missing+=(prometheus)
+  have chromium || missing+=(chromium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

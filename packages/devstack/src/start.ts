@@ -1,20 +1,24 @@
 // `npm start`: the whole platform on one machine. Starts PostgreSQL (embedded),
 // nats-server and redis-server unless DATABASE_URL / NATS_URL / REDIS_URL point
-// elsewhere, seeds the first admin, then runs every service as its own process.
-// Ctrl-C stops everything in reverse order.
+// elsewhere, seeds the first admin, then runs every service as its own process and the
+// admin web app on WEB_PORT (8080): the production build, built first when stale, or
+// with --dev (`npm run dev`) Vite's dev server with hot reload. Ctrl-C stops everything
+// in reverse order.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { MissingTool, startNats, startPostgres, startRedis, type ManagedProcess, type Postgres } from "./infra.js";
-import { platformServices, seedFirstAdmin, serviceEntry, startProgramProcess, startServiceProcess, type ServiceProcess } from "./services.js";
+import { assertPortFree, MissingTool, startNats, startPostgres, startRedis, waitForPort, type ManagedProcess, type Postgres } from "./infra.js";
+import { platformServices, seedFirstAdmin, serviceEntry, startProgramProcess, startServiceProcess, webPort, type ServiceProcess } from "./services.js";
+import { ensureWebBuild, startWebServer, viteBin, webDir, webDistDir, type Upstreams } from "./web.js";
 import { formatLogLine } from "./log-format.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const env = process.env;
 const dataDir = resolve(env["DATA_DIR"] ?? join(repoRoot, ".data"));
 const started = Date.now();
+const devMode = process.argv.includes("--dev");
 const say = (line: string) => console.log(line);
 
 interface DevSecrets {
@@ -58,6 +62,7 @@ async function main() {
   // Programs the services need that are not services (the payment provider simulator).
   const helpers: ServiceProcess[] = [];
   let simulator: ChildProcess | undefined;
+  let web: { stop: () => Promise<void> } | undefined;
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
@@ -68,6 +73,7 @@ async function main() {
       simulator.kill("SIGTERM");
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     }
+    await web?.stop().catch(() => {});
     for (const s of [...services].reverse()) await s.stop();
     for (const h of helpers) await h.stop();
     for (const i of [...infra].reverse()) await i.stop().catch(() => {});
@@ -148,8 +154,12 @@ async function main() {
       });
     }
 
+    const webServer = await startWeb(services);
+    web = webServer;
+
     say("");
     say(`Admin Kiosk is up (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    say(`  ${"web".padEnd(14)} ${webServer.url}   (the admin app${devMode ? ", Vite dev server with hot reload" : ""})`);
     for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
     for (const h of helpers) say(`  ${h.name.padEnd(14)} ${h.url}   (simulated payment provider; POST /control/next-charges steers it)`);
     say(`  data           ${dataDir}`);
@@ -170,6 +180,41 @@ async function main() {
     console.error(err instanceof MissingTool ? err.message : `start failed: ${err instanceof Error ? err.message : String(err)}`);
     await stopAll(1);
   }
+}
+
+/**
+ * The admin web app on one origin: each running service's Connect prefix is forwarded to
+ * it (link is for kiosks, not browsers). Production build by default, Vite with --dev.
+ */
+async function startWeb(services: ServiceProcess[]): Promise<{ url: string; stop: () => Promise<void> }> {
+  const upstreams: Upstreams = Object.fromEntries(services.filter((s) => s.name !== "link").map((s) => [s.name, s.url]));
+  const p = port("WEB_PORT", webPort);
+  const host = env["HOST"] ?? "127.0.0.1";
+  if (!devMode) {
+    if (await ensureWebBuild(repoRoot, say)) say("web       built into web/dist");
+    const server = await startWebServer({ distDir: webDistDir(repoRoot), upstreams, host, port: p });
+    return { url: server.url, stop: () => server.close() };
+  }
+  await assertPortFree(p, "web");
+  const child = spawn(process.execPath, [viteBin(repoRoot), "--clearScreen", "false"], {
+    cwd: webDir(repoRoot),
+    env: { ...process.env, WEB_UPSTREAMS: JSON.stringify(upstreams), WEB_PORT: String(p), HOST: host },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const lines = (chunk: Buffer) => chunk.toString().split("\n").filter((l) => l.trim()).forEach((l) => console.log(`web       ${l}`));
+  child.stdout?.on("data", lines);
+  child.stderr?.on("data", lines);
+  await waitForPort(p, 60_000, "web");
+  return {
+    url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${p}`,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    },
+  };
 }
 
 /**

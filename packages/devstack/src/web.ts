@@ -1,0 +1,155 @@
+// The admin web app's one origin, as Envoy gives it in deployment: the built app's files,
+// and every Connect path prefix /adminkiosk.<service>.v1. forwarded to that service, so
+// the browser never needs CORS. `npm start` serves the production build; `npm run dev`
+// runs Vite (hot reload) with the same routes.
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { createProxyServer } from "http-proxy-3";
+import sirv from "sirv";
+
+export const webDir = (repoRoot: string) => join(repoRoot, "web");
+export const webDistDir = (repoRoot: string) => join(webDir(repoRoot), "dist");
+
+/** The path prefix of a service's Connect, gRPC-Web and gRPC routes (its proto package). */
+export const connectPrefix = (service: string) => `/adminkiosk.${service}.v1.`;
+
+/** Upstream URL per service name, e.g. { auth: "http://127.0.0.1:7001" }. */
+export type Upstreams = Record<string, string>;
+
+// What the browser may load: only this origin's own files and calls. React sets styles
+// through the CSSOM, which style-src does not govern, so no 'unsafe-inline' is needed.
+const securityHeaders: Record<string, string> = {
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+};
+
+export interface WebServerOptions {
+  /** The built app (web/dist). */
+  distDir: string;
+  upstreams: Upstreams;
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+}
+
+export interface WebServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A Connect error body (https://connectrpc.com/docs/protocol#error-end-stream) with its HTTP status. */
+function connectError(res: http.ServerResponse, status: number, code: string, message: string) {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify({ code, message }));
+}
+
+function upstreamFor(path: string, upstreams: Upstreams): { name: string; url: string | undefined } | undefined {
+  const match = /^\/adminkiosk\.([a-z]+)\.v1\./.exec(path);
+  if (!match?.[1]) return undefined;
+  return { name: match[1], url: upstreams[match[1]] };
+}
+
+export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
+  if (!existsSync(join(options.distDir, "index.html"))) throw new Error(`no built web app in ${options.distDir} (run: npm run build -w @adminkiosk/web)`);
+  // Keep-alive to each service; responses are piped as they arrive, so server streams
+  // flow through unbuffered. No proxy timeout: streams stay open as long as the caller wants.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const proxy = createProxyServer({ agent, xfwd: true });
+  proxy.on("error", (err, req, res) => {
+    const service = upstreamFor(req.url ?? "", options.upstreams)?.name ?? "the service";
+    if (res instanceof http.ServerResponse) connectError(res, 503, "unavailable", `${service} is not reachable (${(err as NodeJS.ErrnoException).code ?? err.message})`);
+    else res.destroy();
+  });
+  const files = sirv(options.distDir, {
+    single: true,
+    etag: true,
+    // Hashed file names under assets/ never change; index.html is always revalidated.
+    setHeaders: (res, pathname) => res.setHeader("cache-control", pathname.startsWith("/assets/") ? "public, max-age=31536000, immutable" : "no-cache"),
+  });
+
+  const server = http.createServer((req, res) => {
+    const path = req.url ?? "/";
+    const upstream = upstreamFor(path, options.upstreams);
+    if (upstream) {
+      req.socket.setNoDelay(true);
+      if (!upstream.url) return connectError(res, 404, "unimplemented", `${upstream.name} is not running here`);
+      proxy.web(req, res, { target: upstream.url });
+      return;
+    }
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"status":"ok"}');
+      return;
+    }
+    for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
+    files(req, res, () => {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found");
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host ?? "127.0.0.1", resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://${options.host && options.host !== "0.0.0.0" ? options.host : "127.0.0.1"}:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      proxy.close();
+      agent.destroy();
+    },
+  };
+}
+
+/** The web app's own Vite (the root's node_modules holds vitest's, an older major). */
+export function viteBin(repoRoot: string): string {
+  const pkg = createRequire(join(webDir(repoRoot), "package.json")).resolve("vite/package.json");
+  return join(dirname(pkg), "bin", "vite.js");
+}
+
+function newestMtime(path: string): number {
+  if (!existsSync(path)) return 0;
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return readdirSync(path).reduce((newest, entry) => Math.max(newest, newestMtime(join(path, entry))), stat.mtimeMs);
+}
+
+/** True when web/dist is missing or older than the app's sources (or the generated clients). */
+export function webBuildIsStale(repoRoot: string): boolean {
+  const built = join(webDistDir(repoRoot), "index.html");
+  if (!existsSync(built)) return true;
+  const web = webDir(repoRoot);
+  const inputs = [join(web, "src"), join(web, "public"), join(web, "index.html"), join(web, "vite.config.ts"), join(web, "package.json"), join(repoRoot, "packages/proto/src/gen")];
+  return Math.max(...inputs.map(newestMtime)) > statSync(built).mtimeMs;
+}
+
+/** Builds web/dist with Vite when it is stale; returns whether it built. Throws with Vite's output on failure. */
+export async function ensureWebBuild(repoRoot: string, log: (line: string) => void = () => {}): Promise<boolean> {
+  if (!webBuildIsStale(repoRoot)) return false;
+  log("building the admin web app (vite build)...");
+  const child = spawn(process.execPath, [viteBin(repoRoot), "build", "--logLevel", "warn"], { cwd: webDir(repoRoot), stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", resolve);
+  });
+  if (code !== 0) throw new Error(`building the web app failed:\n${output}`);
+  return true;
+}

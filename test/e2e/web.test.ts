@@ -1,0 +1,242 @@
+// The admin web app end to end: real auth, fleet and link processes, a simulated fleet on
+// the kiosk SDK, the production build served by devstack's web server (one origin, the
+// Connect prefixes forwarded), and Debian's chromium driven by playwright-core. Takes the
+// README's screenshots: into docs/screenshots/ with UPDATE_SCREENSHOTS=1
+// (`npm run screenshots`), otherwise into a temporary folder, so a test run leaves the
+// tree as it was.
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebServer, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
+import { provision, startSimulator, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
+import { adminEmail, adminPassword, bearer, Role, startAuth, type AuthFixture } from "../support/auth.js";
+
+const kioskCount = 6;
+const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const screenshotDir = process.env["UPDATE_SCREENSHOTS"] ? join(repoRoot, "docs/screenshots") : mkdtempSync(join(tmpdir(), "adminkiosk-screenshots-"));
+
+let auth: AuthFixture;
+let fleet: StartedService;
+let link: StartedService;
+let simulator: Simulator;
+let web: WebServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  const infra = inject("infra");
+  const built = ensureWebBuild(repoRoot); // alongside the services starting
+  built.catch(() => {}); // awaited below
+  // Access tokens live 34 s and the app refreshes them 30 s before they expire, so the
+  // pages here run on tokens refreshed every few seconds, by several queries at once.
+  auth = await startAuth({ ACCESS_TOKEN_TTL: "34s" });
+  const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
+  [fleet, link] = await Promise.all([
+    createDatabase(infra.databaseUrl, "fleet").then((db) =>
+      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-web-e2e-${process.pid}`, PRESENCE_SWEEP_MS: "1000" }),
+    ),
+    startTestService("link", { ...shared, LINK_REPLICA_ID: "link-web-e2e" }),
+  ]);
+  const kiosks = await provision({
+    authUrl: auth.service.url,
+    fleetUrl: fleet.url,
+    count: kioskCount,
+    stateFile: join(infra.tmpDir, `web-e2e-sim-${process.pid}.json`),
+    admin: { email: adminEmail, password: adminPassword },
+  });
+  simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 1_000, flappingShare: 0 });
+  await built;
+  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url }, port: 0 });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  mkdirSync(screenshotDir, { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await web?.close();
+  await simulator?.stop();
+  await Promise.all([fleet?.stop(), link?.stop()]);
+  await auth?.stop();
+});
+
+async function signIn(page: Page, email: string, password: string) {
+  await page.goto(`${web.url}/`);
+  await page.waitForURL(/\/signin/);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+}
+
+async function newPage(): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
+  return page;
+}
+
+const shoot = (page: Page, name: string) => page.screenshot({ path: join(screenshotDir, `${name}.png`) });
+
+describe("an admin", () => {
+  let page: Page;
+  beforeAll(async () => {
+    page = await newPage();
+  });
+  afterAll(() => page?.close());
+
+  it("signs in and watches the simulated kiosks come online", async () => {
+    await signIn(page, adminEmail, adminPassword);
+    await expect.poll(() => page.getByTestId("count-online").textContent(), { timeout: 15_000, interval: 250 }).toBe(String(kioskCount));
+    await expect.poll(() => page.locator('[data-testid="kiosk-row"][data-status="online"]').count(), { timeout: 10_000, interval: 250 }).toBe(kioskCount);
+    await expect(page.getByTestId("connection").textContent()).resolves.toBe("Live");
+    await expect(page.getByTestId("role").textContent()).resolves.toBe("Admin");
+    await shoot(page, "fleet-overview");
+
+    await page.getByRole("button", { name: "Map" }).click();
+    await expect.poll(() => page.locator(".map-point").count(), { timeout: 10_000 }).toBe(kioskCount);
+    await shoot(page, "fleet-map");
+    await page.getByRole("button", { name: "Table" }).click();
+  });
+
+  it("searches and filters at the server", async () => {
+    await page.getByLabel("Search").fill("sim-0003");
+    await expect.poll(() => page.getByTestId("kiosk-row").count(), { timeout: 5_000 }).toBe(1);
+    await page.getByText("1–1 of 1 kiosks").waitFor();
+    expect(new URL(page.url()).searchParams.get("q")).toBe("sim-0003");
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    await page.getByLabel("Status").selectOption("offline");
+    await expect.poll(() => page.getByTestId("kiosk-row").count(), { timeout: 5_000 }).toBe(0);
+    await page.getByText("No kiosk matches these filters").waitFor();
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    await expect.poll(() => page.getByTestId("kiosk-row").count(), { timeout: 5_000 }).toBe(kioskCount);
+  });
+
+  it("opens a kiosk and sees its latest reported state", async () => {
+    await page.getByRole("link", { name: /#1$/ }).click();
+    await page.waitForURL(/\/kiosks\/sim-0001$/);
+    await page.getByRole("heading", { name: "Latest state" }).waitFor();
+    await page.getByRole("meter", { name: "Paper" }).waitFor({ timeout: 10_000 });
+    await expect(page.getByText("sim-1.4.2").count()).resolves.toBe(1);
+    await expect(page.getByRole("button", { name: "Edit details" }).count()).resolves.toBe(1);
+    await shoot(page, "kiosk-detail");
+  });
+
+  it("registers a kiosk and gets its one-time enrollment code", async () => {
+    await page.getByRole("link", { name: "Enrollment" }).click();
+    const register = page.getByRole("region", { name: "1. Register a kiosk" });
+    await register.getByLabel("Kiosk id").fill("lobby-1");
+    await register.getByLabel("Name").fill("Lobby kiosk");
+    await register.getByRole("button", { name: "Register kiosk" }).click();
+    await page.getByText("Now create its enrollment code").waitFor();
+    const codeForm = page.getByRole("region", { name: "2. Create an enrollment code" });
+    await expect(codeForm.getByLabel("Kiosk id").inputValue()).resolves.toBe("lobby-1");
+    await codeForm.getByRole("button", { name: "Create code" }).click();
+    await expect(page.getByTestId("enrollment-code").textContent()).resolves.toMatch(/^[A-Z2-9]{4}(-[A-Z2-9]{4}){4}$/);
+    await shoot(page, "enrollment");
+  });
+
+  it("sees a mistake explained in words, with the request id", async () => {
+    const register = page.getByRole("region", { name: "1. Register a kiosk" });
+    await register.getByLabel("Kiosk id").fill("lobby-1");
+    await register.getByLabel("Name").fill("Lobby kiosk again");
+    await register.getByRole("button", { name: "Register kiosk" }).click();
+    const alert = register.getByRole("alert");
+    await alert.getByText("That already exists.").waitFor();
+    await expect(alert.getByText(/Request id [0-9a-f-]{36}/).count()).resolves.toBe(1);
+  });
+
+  it("manages users and reads the audit log", async () => {
+    await page.getByRole("link", { name: "Users & roles" }).click();
+    await expect.poll(() => page.getByTestId("user-row").count(), { timeout: 5_000 }).toBeGreaterThan(0);
+    await shoot(page, "users");
+    await page.getByRole("link", { name: "Audit log" }).click();
+    await page.getByText("device.enrolled").first().waitFor();
+    await shoot(page, "audit-log");
+    await page.getByRole("link", { name: "Jobs" }).click();
+    await page.getByText("Coming soon").waitFor();
+  });
+
+  it("works at a tablet's width and from the keyboard", async () => {
+    await page.setViewportSize({ width: 820, height: 1180 });
+    await page.getByRole("link", { name: "Overview" }).click();
+    await expect.poll(() => page.getByTestId("kiosk-row").count(), { timeout: 5_000 }).toBe(kioskCount + 1);
+    // The page itself never scrolls sideways (wide tables scroll inside their frame).
+    await expect(page.evaluate<boolean>("document.documentElement.scrollWidth <= window.innerWidth")).resolves.toBe(true);
+    await shoot(page, "fleet-tablet");
+    await page.setViewportSize({ width: 1280, height: 800 });
+    // A reload keeps the session (the refresh token is kept; the access token was in memory),
+    // and the first Tab offers to skip the navigation.
+    await page.reload();
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await page.keyboard.press("Tab");
+    await expect(page.evaluate<string | null>("document.activeElement && document.activeElement.textContent")).resolves.toBe("Skip to content");
+  });
+
+  it("stays signed in across access-token refreshes, refreshing once at a time", async () => {
+    // Signed in over 4 s ago with 34 s tokens refreshed 30 s early: refreshed by now.
+    await page.getByRole("link", { name: "Overview" }).click();
+    await expect.poll(() => page.getByTestId("kiosk-row").count(), { timeout: 5_000 }).toBe(kioskCount + 1);
+    const refreshes = auth.service.output.filter((l) => l.includes("AuthService/Refresh"));
+    expect(refreshes.length).toBeGreaterThan(0);
+    // A second refresh with the same token would be taken for theft and refused.
+    expect(refreshes.every((l) => l.includes('"code":"OK"'))).toBe(true);
+    expect(page.url()).not.toContain("/signin");
+  });
+
+  it("is sent back to sign in, with a reason, when the session ends elsewhere", async () => {
+    const refreshToken = await page.evaluate<string | null>('localStorage.getItem("adminkiosk.refreshToken")');
+    expect(refreshToken).toBeTruthy();
+    await createClient(AuthService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1" })).logout({ refreshToken: refreshToken ?? "" });
+    // The page's next refresh of its data is refused, and so is the token refresh.
+    await page.waitForURL(/\/signin/, { timeout: 15_000 });
+    await page.getByText("Your session has ended. Please sign in again.").waitFor();
+    await shoot(page, "sign-in");
+  });
+});
+
+describe("a viewer", () => {
+  let page: Page;
+  let viewer: Awaited<ReturnType<AuthFixture["userWithRole"]>>;
+  beforeAll(async () => {
+    viewer = await auth.userWithRole(Role.VIEWER);
+    page = await newPage();
+  });
+  afterAll(() => page?.close());
+
+  it("is told plainly when the password is wrong", async () => {
+    await page.goto(`${web.url}/signin`);
+    await page.getByLabel("Email").fill(viewer.email);
+    await page.getByLabel("Password").fill("not-the-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").getByText("The email or password is not right.").waitFor();
+  });
+
+  it("sees the fleet but none of the admin-only controls", async () => {
+    await signIn(page, viewer.email, "a-long-enough-password");
+    await expect(page.getByTestId("role").textContent()).resolves.toBe("Viewer");
+    const nav = page.getByRole("navigation", { name: "Main" });
+    await nav.getByRole("link", { name: "Overview" }).waitFor();
+    for (const adminOnly of ["Users & roles", "Enrollment", "Audit log"]) await expect(nav.getByRole("link", { name: adminOnly }).count()).resolves.toBe(0);
+
+    await page.getByRole("link", { name: /#2$/ }).click();
+    await page.getByRole("heading", { name: "Latest state" }).waitFor();
+    await expect(page.getByRole("button", { name: "Edit details" }).count()).resolves.toBe(0);
+
+    await page.goto(`${web.url}/admin/users`);
+    await page.getByText("Not available for your role").waitFor();
+    await expect(page.getByTestId("user-row").count()).resolves.toBe(0);
+  });
+
+  it("is refused by the server too, through the same origin", async () => {
+    const users = createClient(UserService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1", interceptors: [bearer(viewer.accessToken)] }));
+    const err = await users.listUsers({}).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(err?.code).toBe(Code.PermissionDenied);
+    expect(err?.metadata.get("x-request-id")).toBeTruthy();
+  });
+});

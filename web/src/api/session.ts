@@ -1,0 +1,174 @@
+// The signed-in person's session. The access token lives only in this object's memory.
+// The refresh token is kept in localStorage so a reload or a second tab stays signed in
+// (the trade-off is in docs/web.md). Refreshing is single-flight: auth treats a refresh
+// token presented twice as theft and ends the session, so one refresh runs at a time in
+// this tab (a shared promise) and across tabs (a Web Lock around read-rotate-store).
+import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { AuthService, type TokenPair, type User } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { isPublic } from "./access";
+import { isNetworkError } from "./errors";
+
+const refreshTokenKey = "adminkiosk.refreshToken";
+const refreshLock = "adminkiosk.refresh";
+/** Refresh this long before the access token expires, so calls do not fail first. */
+const earlyRefreshMs = 30_000;
+
+export type SessionState =
+  | { status: "restoring" }
+  | { status: "unreachable"; error: unknown }
+  | { status: "signed-out"; reason?: string }
+  | { status: "signed-in"; user: User };
+
+export const sessionEndedReason = "Your session has ended. Please sign in again.";
+
+export class Session {
+  private state: SessionState;
+  private readonly listeners = new Set<() => void>();
+  private access: { token: string; expiresAt: number } | undefined;
+  private inflight: Promise<string> | undefined;
+  private readonly auth;
+
+  /** `transport` must not carry the session's own interceptor (these calls are public). */
+  constructor(
+    transport: Transport,
+    private readonly storage: Storage = window.localStorage,
+  ) {
+    this.auth = createClient(AuthService, transport);
+    this.state = storage.getItem(refreshTokenKey) ? { status: "restoring" } : { status: "signed-out" };
+    // Signing out in one tab signs out the others.
+    window.addEventListener("storage", (event) => {
+      if (event.key === refreshTokenKey && event.newValue === null && this.state.status === "signed-in") this.end("You signed out in another tab.");
+    });
+  }
+
+  getState = (): SessionState => this.state;
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  async signIn(email: string, password: string): Promise<void> {
+    const res = await this.auth.login({ email, password });
+    if (!res.tokens || !res.user) throw new ConnectError("sign-in answered without tokens", Code.Internal);
+    this.keep(res.tokens);
+    this.set({ status: "signed-in", user: res.user });
+  }
+
+  /** On start: turns a kept refresh token into a session (or says why it could not). */
+  async restore(): Promise<void> {
+    if (this.state.status !== "restoring" && this.state.status !== "unreachable") return;
+    this.set({ status: "restoring" });
+    try {
+      const token = await this.refresh(undefined);
+      const who = await this.auth.whoAmI({}, { headers: { authorization: `Bearer ${token}` } });
+      if (who.principal.case !== "user") throw new ConnectError("a kiosk credential cannot sign in here", Code.PermissionDenied);
+      this.set({ status: "signed-in", user: who.principal.value });
+    } catch (err) {
+      const error = ConnectError.from(err);
+      if (isNetworkError(error)) this.set({ status: "unreachable", error });
+      // A refused refresh has already ended the session, with its reason.
+      else if (this.getState().status !== "signed-out") this.end(sessionEndedReason);
+    }
+  }
+
+  async signOut(): Promise<void> {
+    const refreshToken = this.storage.getItem(refreshTokenKey);
+    this.end(undefined);
+    // The local session is over either way; if auth cannot be told, the refresh token
+    // (gone from this browser) simply expires.
+    if (refreshToken) await this.auth.logout({ refreshToken }).catch(() => undefined);
+  }
+
+  /** An access token that is not about to expire, refreshing first when needed. */
+  async accessToken(): Promise<string> {
+    if (this.access && this.access.expiresAt - Date.now() > earlyRefreshMs) return this.access.token;
+    return this.refresh(this.access?.token);
+  }
+
+  /**
+   * A new access token, unless the one the caller saw (`stale`) was already replaced.
+   * Concurrent callers share one refresh.
+   */
+  refresh(stale: string | undefined): Promise<string> {
+    if (this.access && this.access.token !== stale && this.access.expiresAt - Date.now() > earlyRefreshMs) return Promise.resolve(this.access.token);
+    this.inflight ??= this.acrossTabs(() => this.rotate()).finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async rotate(): Promise<string> {
+    const refreshToken = this.storage.getItem(refreshTokenKey);
+    if (!refreshToken) throw this.end(sessionEndedReason);
+    try {
+      const { tokens } = await this.auth.refresh({ refreshToken });
+      if (!tokens) throw new ConnectError("refresh answered without tokens", Code.Internal);
+      this.keep(tokens);
+      return tokens.accessToken;
+    } catch (err) {
+      const error = ConnectError.from(err);
+      if (error.code === Code.Unauthenticated) throw this.end(sessionEndedReason);
+      throw error;
+    }
+  }
+
+  private async acrossTabs<T>(work: () => Promise<T>): Promise<T> {
+    // Web Locks exist in secure contexts (https, localhost); elsewhere one tab is still single-flight.
+    if (!navigator.locks) return work();
+    return await navigator.locks.request(refreshLock, work);
+  }
+
+  private keep(tokens: TokenPair) {
+    const expiresAt = tokens.accessTokenExpireTime ? timestampMs(tokens.accessTokenExpireTime) : Date.now() + 60_000;
+    this.access = { token: tokens.accessToken, expiresAt };
+    this.storage.setItem(refreshTokenKey, tokens.refreshToken);
+  }
+
+  /** Forgets every token; returns the error callers waiting on a refresh get. */
+  private end(reason: string | undefined): ConnectError {
+    this.access = undefined;
+    this.storage.removeItem(refreshTokenKey);
+    this.set({ status: "signed-out", reason });
+    return new ConnectError(reason ?? "signed out", Code.Unauthenticated);
+  }
+
+  private set(state: SessionState) {
+    this.state = state;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/**
+ * Sends the access token with every non-public call. A unary call refused as
+ * Unauthenticated is retried after a refresh (at most twice); streams are not retried
+ * here: their hooks reopen them with a fresh token.
+ */
+export function sessionInterceptor(session: Session): Interceptor {
+  return (next) => async (req) => {
+    if (isPublic(req.method)) return next(req);
+    const token = await session.accessToken();
+    req.header.set("authorization", `Bearer ${token}`);
+    if (req.stream) return next(req);
+    try {
+      return await next(req);
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.Unauthenticated) throw err;
+    }
+    // Refused: the token expired, or the session ended. The first refresh may hand back a
+    // token another call has just obtained; if that is refused too, refresh for real (a
+    // session ended elsewhere then ends here, and the person is sent to sign in).
+    let stale = token;
+    for (let attempt = 1; ; attempt++) {
+      const fresh = await session.refresh(stale);
+      req.header.set("authorization", `Bearer ${fresh}`);
+      try {
+        return await next(req);
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.Unauthenticated || attempt === 2) throw err;
+        stale = fresh;
+      }
+    }
+  };
+}

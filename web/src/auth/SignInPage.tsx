@@ -1,0 +1,74 @@
+// Sign in with email and password (auth's Login). Says why when a session ended on its own.
+import { useEffect, useId, useState } from "react";
+import { Code } from "@connectrpc/connect";
+import { Navigate, useSearchParams } from "react-router";
+import { useApi, useSessionState } from "../api/context";
+import { ErrorNotice, Loading } from "../ui/feedback";
+
+export function SignInPage() {
+  const { session } = useApi();
+  const state = useSessionState();
+  const [params] = useSearchParams();
+  const id = useId();
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const next = params.get("next")?.startsWith("/") ? (params.get("next") ?? "/") : "/";
+
+  // A reload of this page with a session kept in the browser goes on where it was.
+  useEffect(() => {
+    if (state.status === "restoring") void session.restore();
+  }, [session, state.status]);
+
+  if (state.status === "signed-in") return <Navigate to={next} replace />;
+  if (state.status === "restoring") {
+    return (
+      <main className="fullpage" id="main">
+        <Loading label="Restoring your session…" />
+      </main>
+    );
+  }
+  const reason = state.status === "signed-out" ? state.reason : undefined;
+
+  return (
+    <main className="signin" id="main">
+      <form
+        className="signin-card"
+        aria-labelledby={`${id}-title`}
+        onSubmit={(e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(undefined);
+          session
+            .signIn(email.trim(), password)
+            .catch((err: unknown) => setError(err))
+            .finally(() => setBusy(false));
+        }}
+      >
+        <div className="brand brand-large">
+          <img src="/favicon.svg" alt="" width={36} height={36} />
+          <span>Admin Kiosk</span>
+        </div>
+        <h1 id={`${id}-title`}>Sign in</h1>
+        {reason && !error && (
+          <p className="notice notice-info" role="status">
+            {reason}
+          </p>
+        )}
+        {error !== undefined && <ErrorNotice error={error} compact titles={{ [Code.Unauthenticated]: "The email or password is not right." }} />}
+        <div className="field">
+          <label htmlFor={`${id}-email`}>Email</label>
+          <input id={`${id}-email`} type="email" autoComplete="username" required autoFocus value={email} onChange={(e) => setEmail(e.target.value)} />
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-password`}>Password</label>
+          <input id={`${id}-password`} type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+        </div>
+        <button type="submit" className="button button-primary button-block" disabled={busy}>
+          {busy ? "Signing in…" : "Sign in"}
+        </button>
+      </form>
+    </main>
+  );
+}

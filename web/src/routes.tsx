@@ -1,0 +1,56 @@
+// Every page of the app in one table: its address, where it sits in the navigation, and
+// the call it cannot work without (its access rule in proto/ decides who sees the page).
+// A new page is one entry here; see docs/web.md, "Adding a page".
+import type { ReactNode } from "react";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { AuditPage } from "./admin/AuditPage";
+import { EnrollmentPage } from "./admin/EnrollmentPage";
+import { UsersPage } from "./admin/UsersPage";
+import { FleetPage } from "./fleet/FleetPage";
+import { ComingSoon } from "./pages/ComingSoon";
+import type { IconName } from "./ui/icons";
+
+export interface PageRoute {
+  path: string;
+  label: string;
+  section: "Fleet" | "Commerce" | "Admin";
+  icon: IconName;
+  element: ReactNode;
+  /** Hidden from roles that may not make this call, and refused by the page itself. */
+  needs?: DescMethod;
+  /** Shown in the navigation as not built yet. */
+  comingSoon?: boolean;
+}
+
+export const pages: PageRoute[] = [
+  { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
+  {
+    path: "/jobs",
+    label: "Jobs",
+    section: "Fleet",
+    icon: "jobs",
+    comingSoon: true,
+    element: <ComingSoon title="Jobs" icon="jobs" what="Commands sent to a whole group at a chosen rate, with progress live and an abort threshold." waitsFor="Waits for fleet's JobService (issue 3)." />,
+  },
+  {
+    path: "/catalog",
+    label: "Catalog",
+    section: "Commerce",
+    icon: "catalog",
+    comingSoon: true,
+    element: <ComingSoon title="Catalog and inventory" icon="catalog" what="Products, prices, events with seat maps, and each kiosk's stock with low-stock warnings." waitsFor="Waits for the catalog service (issue 4)." />,
+  },
+  {
+    path: "/orders",
+    label: "Orders",
+    section: "Commerce",
+    icon: "orders",
+    comingSoon: true,
+    element: <ComingSoon title="Orders and payments" icon="orders" what="Every sale at every kiosk, its payment, and refunds." waitsFor="Waits for the orders and payments services (issue 4)." />,
+  },
+  { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: <UsersPage />, needs: UserService.method.listUsers },
+  { path: "/admin/enrollment", label: "Enrollment", section: "Admin", icon: "key", element: <EnrollmentPage />, needs: DeviceService.method.createEnrollmentCode },
+  { path: "/admin/audit", label: "Audit log", section: "Admin", icon: "audit", element: <AuditPage />, needs: AuditService.method.listAuditEvents },
+];

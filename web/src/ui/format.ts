@@ -1,0 +1,24 @@
+// How times and numbers read in the app.
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const numberFormat = new Intl.NumberFormat();
+
+export function formatDateTime(ts: Timestamp | undefined): string {
+  return ts ? dateTimeFormat.format(timestampDate(ts)) : "—";
+}
+
+export function formatNumber(n: number | bigint): string {
+  return numberFormat.format(n);
+}
+
+/** "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago". */
+export function formatAgo(ts: Timestamp | undefined, now: number = Date.now()): string {
+  if (!ts) return "never";
+  const seconds = Math.round((now - timestampDate(ts).getTime()) / 1000);
+  if (seconds < 5) return "just now";
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86_400)} d ago`;
+}
