@@ -215,7 +215,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       `${label} (${got.length} received, ${count} succeeded)`,
       `${apiMs} (call)`,
       `last: ${ms(lastReceive)}`,
-      `last ack stored: ${ms(lastAck)}; all SUCCEEDED visible: ${ms(lastDone)}`,
+      `last ack received by link: ${ms(lastAck)}; all SUCCEEDED in fleet: ${ms(lastDone)}`,
       "",
       cpuDelta(cpu),
       load,
