@@ -18,6 +18,10 @@ import {
 export const benchAdmin = { email: "bench@adminkiosk.local", password: "bench-password-123" };
 
 export interface BenchStack {
+  /** The cluster's database; each service keeps its tables in its own schema. */
+  databaseUrl: string;
+  /** The key auth seals its signing keys with (bench/mint-devices.ts needs it). */
+  keyEncryptionKey: string;
   redisUrl: string;
   natsUrl: string;
   auth: ServiceProcess;
@@ -32,10 +36,26 @@ export async function withStack(authEnv: Record<string, string>, bench: (stack: 
   const stops: (() => Promise<void>)[] = [];
   const start = async (name: string, env: Record<string, string>) => {
     const port = await freePort();
-    const proc = await startServiceProcess(repoRoot, name, port, { LOG_LEVEL: "warn", ...env, [`${name.toUpperCase()}_PORT`]: String(port) }, () => {});
+    const proc = await startServiceProcess(repoRoot, name, port, { LOG_LEVEL: "warn", ...env, [`${name.toUpperCase()}_PORT`]: String(port) }, (line) => {
+      // BENCH_SERVICE_LOGS=1 shows what the services log (warnings and errors by default).
+      if (process.env["BENCH_SERVICE_LOGS"]) console.error(`[${name}] ${line}`);
+    });
     stops.push(() => proc.stop());
     return proc;
   };
+  // Ctrl-C or a timeout's SIGTERM still tears everything down (services run detached).
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    void (async () => {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    })();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     const pg = await startPostgres(join(dir, "pg"), await freePort());
     stops.push(() => pg.stop());
@@ -44,17 +64,20 @@ export async function withStack(authEnv: Record<string, string>, bench: (stack: 
     const nats = await startNats(join(dir, "nats"), await freePort());
     stops.push(() => nats.stop());
     seedFirstAdmin(repoRoot, pg.url, benchAdmin.email, benchAdmin.password);
+    const keyEncryptionKey = testKeyEncryptionKey();
     const auth = await start("auth", {
       DATABASE_URL: pg.url,
       REDIS_URL: redis.url,
       NATS_URL: nats.url,
-      AUTH_KEY_ENCRYPTION_KEY: testKeyEncryptionKey(),
+      AUTH_KEY_ENCRYPTION_KEY: keyEncryptionKey,
       LOGIN_RATE_PER_IP: "100000",
       ...authEnv,
     });
-    await bench({ redisUrl: redis.url, natsUrl: nats.url, auth, start, onStop: (stop) => void stops.push(stop) });
+    await bench({ databaseUrl: pg.url, keyEncryptionKey, redisUrl: redis.url, natsUrl: nats.url, auth, start, onStop: (stop) => void stops.push(stop) });
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    if (!interrupted) {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 }

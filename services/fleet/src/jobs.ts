@@ -317,7 +317,7 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
            RETURNING command_id, kiosk_id`,
           [job.job_id, job.action, job.action_kind, job.created_by, job.command_ttl_ms, job.dispatched, n],
         );
-        await tx.query("UPDATE jobs SET dispatched = dispatched + $2, allowance = $3 - $2, allowance_at = now(), updated_at = now() WHERE job_id = $1", [
+        await tx.query("UPDATE jobs SET dispatched = dispatched + $2, allowance = $3::float8 - $2, allowance_at = now(), updated_at = now() WHERE job_id = $1", [
           job.job_id,
           n,
           job.allowance_now,

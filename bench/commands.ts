@@ -1,0 +1,316 @@
+// Benchmark: commands at 10k connected kiosks, beside a baseline in the same run.
+//   fleet path: CommandService.SendCommand → PostgreSQL → NATS request/reply on
+//     kiosk.<id>.deliver → the link replica holding the stream → kiosk → ack + result
+//     on the stream → JetStream → fleet's consumer (batched) → SUCCEEDED.
+//   baseline (bare NATS, no PostgreSQL, fleet stopped): the bench itself sends the same
+//     DeliverRequest to link on kiosk.<id>.deliver and waits for the kiosk's result on
+//     link.kiosk.<id>.command.result (what link publishes to JetStream), so what fleet's
+//     bookkeeping costs is the difference.
+// Kiosks: light HTTP/2 clients (bench/light-kiosk.ts, not the SDK) in child processes that
+// ack and report SUCCEEDED as soon as a command arrives, like the SDK does.
+// Phases: (1) sequential SendCommand → poll GetCommand until SUCCEEDED; (2) concurrent
+// SendCommand; (3) broadcast as one CreateJob (rate 100000/min, the maximum) over every
+// online kiosk; (4) broadcast as N concurrent SendCommand calls; (5)–(6) the baselines.
+// Run: npm run bench:commands (BENCH_KIOSKS=10000 BENCH_SEQUENTIAL=300 BENCH_CONCURRENT=2000
+// BENCH_CONCURRENCY=32 BENCH_LINKS=2 BENCH_CLIENTS=2; loopback only; stops by itself).
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { connect as natsConnect } from "@nats-io/transport-node";
+import pg from "pg";
+import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { CommandService, CommandState } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
+import { DeliverReplySchema, DeliverRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
+import { fromBinary } from "@bufbuild/protobuf";
+import { KioskCommandEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { loadAverage, machine, percentile, startKioskFleet, cpuSeconds } from "./kiosk-fleet.js";
+import { mintDevices } from "./mint-devices.js";
+import { benchAdmin, withStack } from "./stack.js";
+
+const kioskCount = Number(process.env["BENCH_KIOSKS"] ?? 10_000);
+const sequential = Number(process.env["BENCH_SEQUENTIAL"] ?? 300);
+const concurrent = Number(process.env["BENCH_CONCURRENT"] ?? 2_000);
+const concurrency = Number(process.env["BENCH_CONCURRENCY"] ?? 32);
+const linkCount = Number(process.env["BENCH_LINKS"] ?? 2);
+const clientCount = Number(process.env["BENCH_CLIENTS"] ?? 2);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+const display = (text: string) => ({ kind: { case: "displayMessage" as const, value: { text } } });
+const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "–");
+
+async function pool<T>(items: T[], width: number, work: (item: T, i: number) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await work(items[i]!, i);
+      }
+    }),
+  );
+}
+
+await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryptionKey, auth, redisUrl, natsUrl, start }) => {
+  const shared = { REDIS_URL: redisUrl, NATS_URL: natsUrl, AUTH_JWKS_URL: `${auth.url}/.well-known/jwks.json` };
+  const fleet = await start("fleet", { ...shared, DATABASE_URL: databaseUrl, AUTH_URL: auth.url });
+  const links = await Promise.all(Array.from({ length: linkCount }, (_, i) => start("link", { ...shared, LINK_REPLICA_ID: `bench-link-${i}` })));
+  const db = new pg.Pool({ connectionString: databaseUrl, max: 2, options: "-c search_path=fleet" });
+  const { tokens } = await createClient(AuthService, createGrpcTransport({ baseUrl: auth.url })).login(benchAdmin);
+  const bearer: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${tokens!.accessToken}`);
+    return next(req);
+  };
+  const transport = createGrpcTransport({ baseUrl: fleet.url, interceptors: [bearer] });
+  const kiosksApi = createClient(KioskService, transport);
+  const commands: Client<typeof CommandService> = createClient(CommandService, transport);
+  const jobs = createClient(JobService, transport);
+
+  const ids = Array.from({ length: kioskCount }, (_, i) => `cmd-${i}`);
+  let t = performance.now();
+  await pool(ids, 32, async (kioskId) => void (await kiosksApi.createKiosk({ kiosk: { kioskId, name: kioskId } })));
+  log(`created ${kioskCount} kiosks in fleet (CreateKiosk, 32 at a time) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  t = performance.now();
+  const credentials = await mintDevices(databaseUrl, keyEncryptionKey, ids);
+  log(`minted ${kioskCount} device credentials in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  const kiosks = startKioskFleet({ urls: links.map((l) => l.url), kiosks: ids.map((id, i) => [id, credentials[i]!]), processes: clientCount });
+  const receivedAt = new Map<string, number>();
+  kiosks.onReceived((r) => receivedAt.set(r.commandId, r.at));
+  const opened = await kiosks.open();
+  log(`${opened.ok} streams open (${opened.failed} failed) in ${opened.seconds.toFixed(1)} s`);
+  t = performance.now();
+  for (;;) {
+    const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM kiosks WHERE connected");
+    if (Number(rows[0]!.n) >= opened.ok) break;
+    await sleep(200);
+  }
+  log(`fleet shows all ${opened.ok} online ${((performance.now() - t) / 1000).toFixed(1)} s after the last welcome`);
+  await sleep(3_000);
+  const out: string[] = [];
+  const row = (cells: (string | number)[]) => {
+    out.push(`| ${cells.join(" | ")} |`);
+    log(out.at(-1)!);
+  };
+  const random = () => ids[Math.floor(Math.random() * ids.length)]!;
+  const cpuOf = () => [fleet.child.pid!, ...links.map((l) => l.child.pid!)].map(cpuSeconds);
+  const cpuDelta = (before: number[]) => {
+    const now = cpuOf();
+    return `fleet ${(now[0]! - before[0]!).toFixed(1)}, link ${now.slice(1).reduce((s, v, i) => s + v - before[i + 1]!, 0).toFixed(1)}`;
+  };
+
+  // (1) Sequential: one command at a time; SUCCEEDED as seen through GetCommand (polled every 2 ms).
+  {
+    const load = loadAverage();
+    const cpu = cpuOf();
+    const api: number[] = [];
+    const recv: number[] = [];
+    const done: number[] = [];
+    const serverSide: number[] = [];
+    const sentAt: [string, number][] = [];
+    for (let i = 0; i < sequential; i++) {
+      const t0 = Date.now();
+      const { command } = await commands.sendCommand({ kioskId: random(), action: display(`seq ${i}`) });
+      api.push(Date.now() - t0);
+      const id = command!.commandId;
+      for (;;) {
+        const c = (await commands.getCommand({ commandId: id })).command!;
+        if (c.state === CommandState.SUCCEEDED) break;
+        if (Date.now() - t0 > 30_000) throw new Error(`command ${id} stuck in ${CommandState[c.state]}`);
+        await sleep(2);
+      }
+      done.push(Date.now() - t0);
+      sentAt.push([id, t0]);
+    }
+    await sleep(300); // the kiosks report receive times every 50 ms
+    for (const [id, t0] of sentAt) recv.push((receivedAt.get(id) ?? NaN) - t0);
+    const { rows } = await db.query<{ ms: number }>(
+      "SELECT extract(epoch FROM finished_at - created_at) * 1000 AS ms FROM commands WHERE action_kind = 'displayMessage' AND job_id IS NULL ORDER BY created_at",
+    );
+    rows.forEach((r) => serverSide.push(Number(r.ms)));
+    row([
+      `fleet: ${sequential} sequential SendCommand, poll GetCommand`,
+      `${ms(percentile(api, 50))} / ${ms(percentile(api, 99))}`,
+      `${ms(percentile(recv, 50))} / ${ms(percentile(recv, 99))}`,
+      `${ms(percentile(done, 50))} / ${ms(percentile(done, 99))} (in PostgreSQL: ${ms(percentile(serverSide, 50))} / ${ms(percentile(serverSide, 99))})`,
+      `${(done.reduce((a, b) => a + b, 0) / sequential).toFixed(1)} ms avg`,
+      cpuDelta(cpu),
+      load,
+    ]);
+  }
+
+  // (2) Concurrent: BENCH_CONCURRENT commands, BENCH_CONCURRENCY callers; SUCCEEDED from PostgreSQL (no polling load).
+  {
+    const load = loadAverage();
+    const cpu = cpuOf();
+    const api: number[] = [];
+    const started = new Map<string, number>();
+    const t0 = Date.now();
+    const targets = Array.from({ length: concurrent }, (_, i) => ids[i % ids.length]!);
+    await pool(targets, concurrency, async (kioskId, i) => {
+      const s = Date.now();
+      const { command } = await commands.sendCommand({ kioskId, action: display(`conc ${i}`), idempotencyKey: `conc-${i}` });
+      api.push(Date.now() - s);
+      started.set(command!.commandId, s);
+    });
+    const sentSeconds = (Date.now() - t0) / 1000;
+    for (;;) {
+      const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM commands WHERE command_id = ANY($1) AND state = 'succeeded'", [[...started.keys()]]);
+      if (Number(rows[0]!.n) >= started.size) break;
+      if (Date.now() - t0 > 120_000) break;
+      await sleep(100);
+    }
+    const allMs = Date.now() - t0;
+    const { rows } = await db.query<{ command_id: string; ms: number }>(
+      "SELECT command_id, extract(epoch FROM finished_at - created_at) * 1000 AS ms FROM commands WHERE command_id = ANY($1) AND state = 'succeeded'",
+      [[...started.keys()]],
+    );
+    const recv = [...started].map(([id, s]) => (receivedAt.get(id) ?? NaN) - s).filter(Number.isFinite);
+    const serverSide = rows.map((r) => Number(r.ms));
+    row([
+      `fleet: ${concurrent} SendCommand, ${concurrency} at a time (${Math.round(concurrent / sentSeconds)}/s sent; ${rows.length} succeeded in ${(allMs / 1000).toFixed(1)} s)`,
+      `${ms(percentile(api, 50))} / ${ms(percentile(api, 99))}`,
+      `${ms(percentile(recv, 50))} / ${ms(percentile(recv, 99))}`,
+      `in PostgreSQL (created → succeeded): ${ms(percentile(serverSide, 50))} / ${ms(percentile(serverSide, 99))}`,
+      "",
+      cpuDelta(cpu),
+      load,
+    ]);
+  }
+
+  // (3) Broadcast as one bulk job at the highest rate (100000/min) over every online kiosk.
+  const broadcastRow = async (label: string, startCommands: () => Promise<Set<string> | string>) => {
+    const load = loadAverage();
+    const cpu = cpuOf();
+    const before = kiosks.received.length;
+    const t0 = Date.now();
+    const which = await startCommands();
+    const apiMs = Date.now() - t0;
+    let lastAck = NaN;
+    let lastDone = NaN;
+    let count = 0;
+    for (;;) {
+      const { rows } = await db.query<{ total: string; acked: string; done: string; last_ack: Date | null; last_done: Date | null }>(
+        typeof which === "string"
+          ? "SELECT count(*) AS total, count(acked_at) AS acked, count(*) FILTER (WHERE state = 'succeeded') AS done, max(acked_at) AS last_ack, max(finished_at) AS last_done FROM commands WHERE job_id = $1"
+          : "SELECT count(*) AS total, count(acked_at) AS acked, count(*) FILTER (WHERE state = 'succeeded') AS done, max(acked_at) AS last_ack, max(finished_at) AS last_done FROM commands WHERE command_id = ANY($1)",
+        [typeof which === "string" ? which : [...which]],
+      );
+      const r = rows[0]!;
+      count = Number(r.done);
+      if (count >= opened.ok && Number(r.acked) >= opened.ok) {
+        lastAck = r.last_ack!.getTime() - t0;
+        lastDone = Date.now() - t0;
+        break;
+      }
+      if (Date.now() - t0 > 180_000) break;
+      await sleep(100);
+    }
+    const got = kiosks.received.slice(before);
+    const lastReceive = Math.max(...got.map((g) => g.at)) - t0;
+    row([
+      `${label} (${got.length} received, ${count} succeeded)`,
+      `${apiMs} (call)`,
+      `last: ${ms(lastReceive)}`,
+      `last ack received by link: ${ms(lastAck)}; all SUCCEEDED in fleet: ${ms(lastDone)}`,
+      "",
+      cpuDelta(cpu),
+      load,
+    ]);
+  };
+  await broadcastRow(`fleet: broadcast to ${opened.ok} kiosks as one CreateJob, rate 100000/min`, async () => {
+    const { job } = await jobs.createJob({ description: "bench broadcast", action: display("everyone"), target: { status: KioskStatus.ONLINE }, ratePerMinute: 100_000 });
+    log(`job ${job!.jobId}: ${JSON.stringify({ state: job!.state, total: job!.progress?.total })}`);
+    setTimeout(() => void jobs.getJob({ jobId: job!.jobId }).then((r) => log(`job after 5 s: state ${r.job?.state} ${JSON.stringify(r.job?.progress)} ${r.job?.endReason}`)), 5_000);
+    return job!.jobId;
+  });
+  await sleep(3_000);
+  // (4) Broadcast as N SendCommand calls (no rate limit), BENCH_CONCURRENCY at a time.
+  await broadcastRow(`fleet: broadcast to ${opened.ok} kiosks as ${opened.ok} SendCommand calls, ${concurrency} at a time`, async () => {
+    const set = new Set<string>();
+    await pool(ids, concurrency, async (kioskId) => void set.add((await commands.sendCommand({ kioskId, action: display("everyone, one by one") })).command!.commandId));
+    return set;
+  });
+
+  // Baseline: the same deliveries straight to link over NATS, fleet stopped (no PostgreSQL).
+  const { rows: sessions } = await db.query<{ kiosk_id: string; session_id: string }>("SELECT kiosk_id, session_id FROM kiosks WHERE connected");
+  const sessionOf = new Map(sessions.map((s) => [s.kiosk_id, s.session_id]));
+  await fleet.stop();
+  await sleep(1_000);
+  const nc = await natsConnect({ servers: natsUrl });
+  const results = new Map<string, number>();
+  const resultWaiters = new Map<string, () => void>();
+  const sub = nc.subscribe("link.kiosk.*.command.result", {
+    callback: (_err, m) => {
+      const e = fromBinary(KioskCommandEventSchema, m.data);
+      const id = e.body.value?.commandId ?? "";
+      results.set(id, Date.now());
+      resultWaiters.get(id)?.();
+    },
+  });
+  const deliver = async (kioskId: string, commandId: string) => {
+    const request = create(DeliverRequestSchema, {
+      sessionId: sessionOf.get(kioskId) ?? "",
+      body: { case: "command", value: { commandId, action: display("bare"), expireTime: timestampFromMs(Date.now() + 3_600_000) } },
+    });
+    const reply = await nc.request(`kiosk.${kioskId}.deliver`, toBinary(DeliverRequestSchema, request), { timeout: 10_000 });
+    if (!fromBinary(DeliverReplySchema, reply.data).accepted) throw new Error(`${kioskId} refused`);
+  };
+  {
+    const load = loadAverage();
+    const cpu = cpuOf();
+    const recv: number[] = [];
+    const done: number[] = [];
+    const sentAt: [string, number][] = [];
+    for (let i = 0; i < sequential; i++) {
+      const id = randomUUID();
+      const t0 = Date.now();
+      const finished = new Promise<void>((r) => resultWaiters.set(id, r));
+      await deliver(random(), id);
+      await finished;
+      done.push(Date.now() - t0);
+      sentAt.push([id, t0]);
+    }
+    await sleep(300);
+    for (const [id, t0] of sentAt) recv.push((receivedAt.get(id) ?? NaN) - t0);
+    row([`baseline: ${sequential} sequential deliveries, bare NATS request → kiosk → result on NATS`, "–", `${ms(percentile(recv, 50))} / ${ms(percentile(recv, 99))}`, `${ms(percentile(done, 50))} / ${ms(percentile(done, 99))}`, "", cpuDelta(cpu).replace(/fleet [^,]+, /, "fleet stopped, "), load]);
+  }
+  {
+    const load = loadAverage();
+    const cpu = cpuOf();
+    const before = kiosks.received.length;
+    const targets = [...sessionOf.keys()];
+    const commandIds = targets.map(() => randomUUID());
+    const t0 = Date.now();
+    const all = Promise.all(commandIds.map((id) => new Promise<void>((r) => resultWaiters.set(id, r))));
+    await pool(targets, 1_000, (kioskId, i) => deliver(kioskId, commandIds[i]!));
+    const sentMs = Date.now() - t0;
+    await Promise.race([all, sleep(120_000)]);
+    const lastResult = Math.max(...commandIds.map((id) => results.get(id) ?? NaN)) - t0;
+    const got = kiosks.received.slice(before);
+    row([
+      `baseline: broadcast to ${targets.length} kiosks, bare NATS requests 1000 in flight (${got.length} received)`,
+      `${sentMs} (all replies)`,
+      `last: ${ms(Math.max(...got.map((g) => g.at)) - t0)}`,
+      `last result on NATS: ${ms(lastResult)}`,
+      "",
+      cpuDelta(cpu).replace(/fleet [^,]+, /, "fleet stopped, "),
+      load,
+    ]);
+  }
+  sub.unsubscribe();
+  await nc.close();
+  const stats = await kiosks.stats();
+  log(`kiosk clients: ${JSON.stringify(stats)}`);
+  await kiosks.close();
+  await db.end();
+
+  console.log(`\n${machine()} · ${kioskCount} kiosks (${opened.ok} connected) on ${linkCount} link processes, ${clientCount} client processes · BENCH_KIOSKS=${kioskCount} BENCH_SEQUENTIAL=${sequential} BENCH_CONCURRENT=${concurrent} BENCH_CONCURRENCY=${concurrency} npm run bench:commands\n`);
+  console.log("| scenario | API call ms p50 / p99 | kiosk receives after ms p50 / p99 | SUCCEEDED after ms p50 / p99 | mean | CPU-s during the phase | load avg (1, 5, 15 min) |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of out) console.log(r);
+});
+process.exit(0);
