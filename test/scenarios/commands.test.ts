@@ -253,7 +253,8 @@ describe("live views", () => {
       }
     }
     abort.abort();
-    expect(seen[0]).toBe(CommandState.QUEUED);
+    // The view reads the command when told it changed, so a fast kiosk may skip a state.
+    expect([CommandState.QUEUED, CommandState.SENT, CommandState.ACKED]).toContain(seen[0]);
     expect(seen.at(-1)).toBe(CommandState.SUCCEEDED);
     // States only move forward.
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);

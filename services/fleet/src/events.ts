@@ -67,7 +67,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   const applied = new Counter({ name: "fleet_link_events_applied_total", help: "link events applied, by kind.", labelNames: ["kind"], registers: [] });
   const rejected = new Counter({
     name: "fleet_link_events_rejected_total",
-    help: "link events ignored: undecodable, or naming a command of another kiosk.",
+    help: "link events ignored: undecodable, naming another kiosk's command, or a command fleet does not know.",
     labelNames: ["reason"],
     registers: [],
   });
@@ -141,9 +141,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
             break;
           }
           case "command": {
-            const commandId = await commandEvent(tx, d.e);
-            if (commandId === null) count(effects.rejected, "foreign command");
-            else if (commandId) effects.commands.push({ kioskId: d.e.kioskId, commandId });
+            const outcome = await commandEvent(tx, d.e);
+            if (outcome === "foreign" || outcome === "unknown") count(effects.rejected, `${outcome} command`);
+            else if (outcome) effects.commands.push({ kioskId: d.e.kioskId, commandId: outcome.commandId });
             break;
           }
           case "config":
@@ -296,13 +296,14 @@ const outcomeNames: Partial<Record<CommandOutcome, string>> = {
 
 /**
  * Applies a kiosk's ack or result to its own command. Returns the command id when
- * something changed, "" when nothing did (a repeat), null when the command belongs to
- * another kiosk (the kiosk id comes from link, i.e. from the device credential).
+ * something changed, undefined when nothing did (a repeat), "foreign" when the command
+ * belongs to another kiosk (the kiosk id comes from link, i.e. from the device
+ * credential) and "unknown" when fleet has no such command.
  */
-async function commandEvent(tx: PoolClient, e: KioskCommandEvent): Promise<string | null> {
+async function commandEvent(tx: PoolClient, e: KioskCommandEvent): Promise<{ commandId: string } | "foreign" | "unknown" | undefined> {
   const at = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
   const commandId = e.body.value?.commandId ?? "";
-  if (!cursorPatterns.uuid.test(commandId)) return null;
+  if (!cursorPatterns.uuid.test(commandId)) return "unknown";
   let rowCount: number | null;
   if (e.body.case === "ack") {
     ({ rowCount } = await tx.query(
@@ -322,10 +323,11 @@ async function commandEvent(tx: PoolClient, e: KioskCommandEvent): Promise<strin
        WHERE command_id = $1 AND kiosk_id = $2 AND outcome = ''`,
       [commandId, e.kioskId, outcome === "succeeded" ? "succeeded" : "failed", at, outcome, r.errorMessage.slice(0, 2000), r.payload ?? null],
     ));
-  } else return "";
-  if ((rowCount ?? 0) > 0) return commandId;
+  } else return undefined;
+  if ((rowCount ?? 0) > 0) return { commandId };
   const { rows } = await tx.query<{ kiosk_id: string }>("SELECT kiosk_id FROM commands WHERE command_id = $1", [commandId]);
-  return rows[0] && rows[0].kiosk_id === e.kioskId ? "" : null;
+  if (!rows[0]) return "unknown";
+  return rows[0].kiosk_id === e.kioskId ? undefined : "foreign";
 }
 
 async function configApplied(tx: PoolClient, e: KioskConfigAppliedEvent) {
