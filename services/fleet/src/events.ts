@@ -107,6 +107,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       );
       const fresh = new Set(rows.map((r) => Number(r.seq)));
       const samples: SampleRow[] = [];
+      const commandEvents: KioskCommandEvent[] = [];
       const latest = new Map<string, { received: Date; sampled?: Date; state?: JsonObject }>();
       for (const msg of msgs) {
         if (!fresh.has(msg.seq)) continue; // applied before
@@ -140,17 +141,17 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
             latest.set(d.e.kioskId, entry);
             break;
           }
-          case "command": {
-            const outcome = await commandEvent(tx, d.e);
-            if (outcome === "foreign" || outcome === "unknown") count(effects.rejected, `${outcome} command`);
-            else if (outcome) effects.commands.push({ kioskId: d.e.kioskId, commandId: outcome.commandId });
+          case "command":
+            commandEvents.push(d.e);
             break;
-          }
           case "config":
             if (await configApplied(tx, d.e)) changed(d.e.kioskId, "config");
             break;
         }
       }
+      const commands = await applyCommandEvents(tx, commandEvents);
+      effects.commands.push(...commands.changed);
+      for (const reason of commands.rejected) count(effects.rejected, `${reason} command`);
       await insertSamples(tx, samples);
       if (latest.size > 0) {
         const entries = [...latest];
@@ -295,39 +296,84 @@ const outcomeNames: Partial<Record<CommandOutcome, string>> = {
 };
 
 /**
- * Applies a kiosk's ack or result to its own command. Returns the command id when
- * something changed, undefined when nothing did (a repeat), "foreign" when the command
- * belongs to another kiosk (the kiosk id comes from link, i.e. from the device
- * credential) and "unknown" when fleet has no such command.
+ * Applies kiosks' acks and results to their own commands, a batch at a time (one
+ * statement for the acks, one for the results, one to explain what changed nothing).
+ * The kiosk id comes from link, i.e. from the device credential: an ack or result
+ * naming another kiosk's command changes nothing ("foreign"), nor does one for a
+ * command fleet does not have ("unknown"). The first result counts; a command that
+ * expired or was canceled meanwhile keeps that state, with what the kiosk reported
+ * recorded beside it.
  */
-async function commandEvent(tx: PoolClient, e: KioskCommandEvent): Promise<{ commandId: string } | "foreign" | "unknown" | undefined> {
-  const at = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
-  const commandId = e.body.value?.commandId ?? "";
-  if (!cursorPatterns.uuid.test(commandId)) return "unknown";
-  let rowCount: number | null;
-  if (e.body.case === "ack") {
-    ({ rowCount } = await tx.query(
-      "UPDATE commands SET state = 'acked', acked_at = $3 WHERE command_id = $1 AND kiosk_id = $2 AND state IN ('queued', 'sent')",
-      [commandId, e.kioskId, at],
-    ));
-  } else if (e.body.case === "result") {
-    const r = e.body.value;
-    const outcome = outcomeNames[r.outcome] ?? "failed";
-    // The first result counts. A command that expired or was canceled meanwhile keeps
-    // that state, with what the kiosk reported recorded beside it.
-    ({ rowCount } = await tx.query(
-      `UPDATE commands SET
-         state = CASE WHEN state IN ('queued', 'sent', 'acked') THEN $3 ELSE state END,
-         finished_at = CASE WHEN state IN ('queued', 'sent', 'acked') THEN $4 ELSE finished_at END,
-         acked_at = COALESCE(acked_at, $4), outcome = $5, error_message = $6, result = $7
-       WHERE command_id = $1 AND kiosk_id = $2 AND outcome = ''`,
-      [commandId, e.kioskId, outcome === "succeeded" ? "succeeded" : "failed", at, outcome, r.errorMessage.slice(0, 2000), r.payload ?? null],
-    ));
-  } else return undefined;
-  if ((rowCount ?? 0) > 0) return { commandId };
-  const { rows } = await tx.query<{ kiosk_id: string }>("SELECT kiosk_id FROM commands WHERE command_id = $1", [commandId]);
-  if (!rows[0]) return "unknown";
-  return rows[0].kiosk_id === e.kioskId ? undefined : "foreign";
+async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
+  const changed: { kioskId: string; commandId: string }[] = [];
+  const rejected: ("foreign" | "unknown")[] = [];
+  if (events.length === 0) return { changed, rejected };
+  const acks: { id: string; kiosk: string; at: Date }[] = [];
+  const results = new Map<string, { kiosk: string; at: Date; state: string; outcome: string; error: string; payload: string | null }>();
+  for (const e of events) {
+    const at = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
+    const id = e.body.value?.commandId ?? "";
+    if (!cursorPatterns.uuid.test(id)) {
+      rejected.push("unknown");
+      continue;
+    }
+    if (e.body.case === "ack") acks.push({ id, kiosk: e.kioskId, at });
+    else if (e.body.case === "result" && !results.has(`${e.kioskId}/${id}`)) {
+      const r = e.body.value;
+      const outcome = outcomeNames[r.outcome] ?? "failed";
+      results.set(`${e.kioskId}/${id}`, {
+        kiosk: e.kioskId,
+        at,
+        state: outcome === "succeeded" ? "succeeded" : "failed",
+        outcome,
+        error: r.errorMessage.slice(0, 2000),
+        payload: r.payload ? JSON.stringify(r.payload) : null,
+      });
+    }
+  }
+  const touched = new Set<string>();
+  if (acks.length) {
+    const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
+      `UPDATE commands c SET state = 'acked', acked_at = u.at
+       FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, kiosk, at)
+       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.state IN ('queued', 'sent')
+       RETURNING c.command_id, c.kiosk_id`,
+      [acks.map((a) => a.id), acks.map((a) => a.kiosk), acks.map((a) => a.at)],
+    );
+    rows.forEach((r) => touched.add(`${r.kiosk_id}/${r.command_id}`));
+  }
+  if (results.size) {
+    const list = [...results].map(([key, r]) => ({ id: key.slice(key.indexOf("/") + 1), ...r }));
+    const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
+      `UPDATE commands c SET
+         state = CASE WHEN c.state IN ('queued', 'sent', 'acked') THEN u.state ELSE c.state END,
+         finished_at = CASE WHEN c.state IN ('queued', 'sent', 'acked') THEN u.at ELSE c.finished_at END,
+         acked_at = COALESCE(c.acked_at, u.at), outcome = u.outcome, error_message = u.error, result = u.payload
+       FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+         AS u(id, kiosk, at, state, outcome, error, payload)
+       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.outcome = ''
+       RETURNING c.command_id, c.kiosk_id`,
+      [list.map((r) => r.id), list.map((r) => r.kiosk), list.map((r) => r.at), list.map((r) => r.state), list.map((r) => r.outcome), list.map((r) => r.error), list.map((r) => r.payload)],
+    );
+    rows.forEach((r) => touched.add(`${r.kiosk_id}/${r.command_id}`));
+  }
+  touched.forEach((key) => changed.push({ kioskId: key.slice(0, key.indexOf("/")), commandId: key.slice(key.indexOf("/") + 1) }));
+  // What changed nothing: a repeat (the kiosk's own command), or not the kiosk's to touch.
+  const untouched = [...acks.map((a) => ({ id: a.id, kiosk: a.kiosk })), ...[...results].map(([key, r]) => ({ id: key.slice(key.indexOf("/") + 1), kiosk: r.kiosk }))].filter(
+    (x) => !touched.has(`${x.kiosk}/${x.id}`),
+  );
+  if (untouched.length) {
+    const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>("SELECT command_id, kiosk_id FROM commands WHERE command_id = ANY($1::uuid[])", [
+      [...new Set(untouched.map((x) => x.id))],
+    ]);
+    const owner = new Map(rows.map((r) => [r.command_id, r.kiosk_id]));
+    for (const x of untouched) {
+      const o = owner.get(x.id);
+      if (o === undefined) rejected.push("unknown");
+      else if (o !== x.kiosk) rejected.push("foreign");
+    }
+  }
+  return { changed, rejected };
 }
 
 async function configApplied(tx: PoolClient, e: KioskConfigAppliedEvent) {

@@ -187,7 +187,7 @@ export function jobRoutes(deps: JobDeps) {
         const kind = requireAction("action", req.action);
         const target = requireTarget("target", req.target);
         const rate = req.ratePerMinute === 0 ? 60 : req.ratePerMinute;
-        if (rate < 1 || rate > 100_000) throw invalidArgument("rate_per_minute", "must be between 1 and 100000");
+        if (rate < 1 || rate > 6_000_000) throw invalidArgument("rate_per_minute", "must be between 1 and 6000000 (100000 a second)");
         if (req.maxFailures !== undefined && req.maxFailures < 0) throw invalidArgument("max_failures", "must not be negative");
         const ttlMs = requireTtl("command_ttl", req.commandTtl);
         const description = req.description === "" ? "" : requireText("description", req.description, { max: 200 });
@@ -306,7 +306,7 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
           if (p.inFlight === 0) await tx.query("UPDATE jobs SET state = 'completed', finished_at = now(), updated_at = now() WHERE job_id = $1", [job.job_id]);
           continue;
         }
-        const n = Math.min(Math.floor(job.allowance_now), job.total - job.dispatched, 5_000);
+        const n = Math.min(Math.floor(job.allowance_now), job.total - job.dispatched, 20_000);
         if (n <= 0) continue;
         const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
           `INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, job_id, expire_at)

@@ -225,7 +225,7 @@ export type CreateJobRequest = Message<"adminkiosk.fleet.v1.CreateJobRequest"> &
   target?: JobTarget | undefined;
 
   /**
-   * 1..100,000 kiosks per minute, default 60.
+   * 1..6,000,000 kiosks per minute (100,000 a second: a broadcast), default 60.
    *
    * @generated from field: int32 rate_per_minute = 4;
    */
