@@ -37,7 +37,7 @@ beforeAll(async () => {
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
   [fleet, link] = await Promise.all([
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
-      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-web-e2e-${process.pid}`, PRESENCE_SWEEP_MS: "1000" }),
+      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-web-e2e-${process.pid}`, LINK_EVENTS_SINCE_START: "true", PRESENCE_SWEEP_MS: "1000" }),
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-web-e2e" }),
   ]);

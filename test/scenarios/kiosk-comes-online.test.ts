@@ -23,7 +23,7 @@ beforeAll(async () => {
   auth = await startAuth();
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
   [fleet, link] = await Promise.all([
-    createDatabase(infra.databaseUrl, "fleet").then((db) => startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-scenario-${process.pid}`, PRESENCE_SWEEP_MS: "500" })),
+    createDatabase(infra.databaseUrl, "fleet").then((db) => startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-scenario-${process.pid}`, LINK_EVENTS_SINCE_START: "true", PRESENCE_SWEEP_MS: "500" })),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-scenario" }),
   ]);
 });

@@ -38,6 +38,7 @@ export async function startFleet(options: { name: string; links?: number; fleetE
     DATABASE_URL: fleetDatabaseUrl,
     AUTH_URL: auth.service.url,
     LINK_EVENTS_CONSUMER: `fleet-${options.name}-${process.pid}`,
+    LINK_EVENTS_SINCE_START: "true",
     PRESENCE_SWEEP_MS: "1000",
     COMMAND_SWEEP_MS: "300",
     COMMAND_RESEND_MS: "3000",

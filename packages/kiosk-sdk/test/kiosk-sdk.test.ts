@@ -36,7 +36,7 @@ beforeAll(async () => {
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
   [fleet, link] = await Promise.all([
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
-      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-kiosk-sdk-${process.pid}` }),
+      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-kiosk-sdk-${process.pid}`, LINK_EVENTS_SINCE_START: "true" }),
     ),
     startTestService("link", linkEnv("link-sdk")),
   ]);

@@ -21,6 +21,15 @@ export const fleetConfigShape = {
   JOB_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(500),
   /** Telemetry samples are kept this many days (whole daily partitions are dropped). */
   TELEMETRY_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  /**
+   * Only when fleet creates its durable consumer (a new fleet database): true starts it at
+   * the events published since this process started, instead of all that stream LINK
+   * still holds (up to 7 days). Tests sharing one NATS use it.
+   */
+  LINK_EVENTS_SINCE_START: z
+    .enum(["true", "false"], { message: 'must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
   /** The durable JetStream consumer fleet reads link's events with; replicas share it. */
   LINK_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet"),
   AUTH_JWKS_URL: url(["http:", "https:"]),

@@ -6,7 +6,7 @@
 // decide, so order between kiosks' messages does not matter.
 import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { CommandOutcome } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import {
   KioskCommandEventSchema,
@@ -50,6 +50,8 @@ export interface LinkEventConsumerOptions {
   pool: Pool;
   nats: Promise<NatsConnection>;
   durable: string;
+  /** When the consumer is first created: start at events from this time on (default: all). */
+  since?: Date;
   telemetry: TelemetryStore;
   changes: ChangeFeed;
   /** A kiosk (re)connected: what it is owed goes down its new stream. */
@@ -187,7 +189,8 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
         // ack_wait: how soon what a crashed replica had taken is delivered again. A batch
         // commits in well under a second; messages waiting in the buffer are kept alive.
         const consumerConfig = { filter_subject: "link.kiosk.>", ack_policy: AckPolicy.Explicit, ack_wait: 10_000_000_000, max_deliver: -1 };
-        await jsm.consumers.add(stream, { durable_name: o.durable, ...consumerConfig }).catch(async () => {
+        const start = o.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: o.since.toISOString() } : {};
+        await jsm.consumers.add(stream, { durable_name: o.durable, ...consumerConfig, ...start }).catch(async () => {
           await jsm.consumers.update(stream, o.durable, { ack_wait: consumerConfig.ack_wait, max_deliver: -1 });
         });
         const consumer = await jetstream(nc).consumers.get(stream, o.durable);

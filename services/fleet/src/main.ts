@@ -52,6 +52,7 @@ async function main() {
     pool,
     nats,
     durable: config.LINK_EVENTS_CONSUMER,
+    since: config.LINK_EVENTS_SINCE_START ? new Date() : undefined,
     telemetry,
     changes,
     onReconnected: (ids) => dispatcher.kick(ids, true),

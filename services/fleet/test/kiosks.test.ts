@@ -20,6 +20,7 @@ beforeAll(async () => {
     REDIS_URL: auth.redisUrl,
     NATS_URL: inject("infra").natsUrl,
     LINK_EVENTS_CONSUMER: `fleet-test-${process.pid}`,
+    LINK_EVENTS_SINCE_START: "true",
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
     AUTH_URL: auth.service.url,
   });
