@@ -53,3 +53,19 @@ export async function generateTicketSigningKey(): Promise<string> {
   const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   return JSON.stringify(await exportJWK(privateKey));
 }
+
+/**
+ * What a scanner does with a QR payload, offline: verify the JWS with the published keys
+ * (EdDSA only, typ ticket+jws) and read the claims. Each part must be canonical
+ * base64url, so no two payloads (e.g. differing in a last character's unused bits)
+ * verify as the same ticket.
+ */
+export async function verifyTicket(payload: string, jwksJson: string): Promise<TicketClaims> {
+  const { compactVerify, createLocalJWKSet } = await import("jose");
+  const parts = payload.split(".");
+  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p) || Buffer.from(p, "base64url").toString("base64url") !== p))
+    throw new Error("not a canonical compact JWS");
+  const { payload: body, protectedHeader } = await compactVerify(payload, createLocalJWKSet(JSON.parse(jwksJson) as { keys: JWK[] }), { algorithms: ["EdDSA"] });
+  if (protectedHeader.typ !== ticketTokenType) throw new Error("not a ticket");
+  return JSON.parse(new TextDecoder().decode(body)) as TicketClaims;
+}
