@@ -18,6 +18,8 @@ import {
 export const benchAdmin = { email: "bench@adminkiosk.local", password: "bench-password-123" };
 
 export interface BenchStack {
+  /** PostgreSQL (each service uses its own schema in it). */
+  databaseUrl: string;
   redisUrl: string;
   natsUrl: string;
   auth: ServiceProcess;
@@ -52,7 +54,7 @@ export async function withStack(authEnv: Record<string, string>, bench: (stack: 
       LOGIN_RATE_PER_IP: "100000",
       ...authEnv,
     });
-    await bench({ redisUrl: redis.url, natsUrl: nats.url, auth, start, onStop: (stop) => void stops.push(stop) });
+    await bench({ databaseUrl: pg.url, redisUrl: redis.url, natsUrl: nats.url, auth, start, onStop: (stop) => void stops.push(stop) });
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
