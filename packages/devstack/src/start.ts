@@ -4,7 +4,7 @@
 // admin web app on WEB_PORT (8080): the production build, built first when stale, or
 // with --dev (`npm run dev`) Vite's dev server with hot reload. Ctrl-C stops everything
 // in reverse order.
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -26,6 +26,8 @@ interface DevSecrets {
   /** payments' API key at the simulated provider, and the provider's webhook signing secret. */
   PROVIDER_API_KEY: string;
   PROVIDER_WEBHOOK_SECRET: string;
+  /** orders' Ed25519 ticket signing key, a private JWK. */
+  ORDERS_TICKET_SIGNING_KEY: string;
 }
 
 /**
@@ -39,6 +41,7 @@ function devSecrets(): DevSecrets {
     AUTH_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
     PROVIDER_API_KEY: randomBytes(24).toString("hex"),
     PROVIDER_WEBHOOK_SECRET: randomBytes(32).toString("hex"),
+    ORDERS_TICKET_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
   };
   const secrets = { ...made, ...kept };
   if (Object.keys(made).some((key) => !(key in kept))) writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -138,6 +141,13 @@ async function main() {
         providerUrl = sim.url;
       }
       perService["payments"] = { ...provider, PROVIDER_URL: providerUrl };
+    }
+    if (serviceEntry(repoRoot, "orders")) {
+      perService["orders"] = {
+        CATALOG_URL: env["CATALOG_URL"] ?? `http://127.0.0.1:${port("CATALOG_PORT", 7004)}`,
+        PAYMENTS_URL: env["PAYMENTS_URL"] ?? `http://127.0.0.1:${port("PAYMENTS_PORT", 7006)}`,
+        ORDERS_TICKET_SIGNING_KEY: env["ORDERS_TICKET_SIGNING_KEY"] ?? devSecrets().ORDERS_TICKET_SIGNING_KEY,
+      };
     }
     const demo = seedDemoCatalog(shared);
 

@@ -1,0 +1,244 @@
+// The completion worker: durable JetStream consumers on PAYMENTS (payments.intent.*)
+// and CATALOG (catalog.reservation.*.expired) that finish sales.
+//   succeeded → commit the reservation at catalog, issue tickets and the receipt,
+//               COMPLETED (+ orders.order.<id>.completed), in one transaction with the
+//               inbox row; a payment that arrives after the hold lapsed is refunded.
+//   failed / canceled → release the reservation, FAILED with the provider's reason.
+//   hold expired → cancel the payment if it can still be, FAILED (HOLD_EXPIRED).
+// Calls to catalog and payments come first and are idempotent (commit and release
+// are, refunds and cancels carry keys derived from the order), the database effect
+// and the inbox row commit together, and the message is acked only after that commit:
+// a crash anywhere means a redelivery that finishes the work once.
+import { randomUUID } from "node:crypto";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { ReservationExpiredEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
+import { PaymentCanceledEventSchema, PaymentFailedEventSchema, PaymentSucceededEventSchema } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
+import type { PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
+import { ReceiptSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { inTransaction, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
+import { Counter, type Registry } from "prom-client";
+import { publish } from "./events.js";
+import { toLine, toOrder } from "./messages.js";
+import { buildReceipt } from "./receipt.js";
+import { claimInbox, orders, tickets, type OrderRow } from "./store.js";
+import type { TicketSigner } from "./tickets.js";
+import { asCaller, type Upstream } from "./upstream.js";
+
+export interface CompletionDeps {
+  pool: Pool;
+  nats: Promise<NatsConnection>;
+  upstream: Upstream;
+  signer: TicketSigner;
+  log: Logger;
+  consumers: { payments: string; catalog: string };
+  /** Messages worked on at once per consumer (each order is locked while it changes). */
+  concurrency?: number;
+}
+
+export interface CompletionWorker {
+  registerMetrics(registry: Registry): void;
+  stop(): Promise<void>;
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const open = (state: OrderRow["state"]) => state === "created" || state === "pending_payment";
+
+class Retry extends Error {}
+
+export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
+  const { pool, upstream, signer, log } = deps;
+  const outcomes = new Counter({ name: "orders_completion_outcomes_total", help: "Orders the completion worker settled, by outcome.", labelNames: ["outcome"] });
+  let stopped = false;
+  const running: Promise<void>[] = [];
+  const active: { stop(): void }[] = [];
+
+  /** The kiosk's credential kept with the order; without it the worker cannot act for the kiosk. */
+  const credentialOf = (order: OrderRow) => {
+    if (!order.kiosk_credential) throw new Retry(`order ${order.id} has no kiosk credential left to act with`);
+    return asCaller(order.kiosk_credential);
+  };
+
+  const refundUnsold = async (order: OrderRow, intent: PaymentIntent, why: string) => {
+    await upstream.payments.refundPayment(
+      { idempotencyKey: `order-${order.id}-unsold`, paymentIntentId: intent.paymentIntentId, reason: why.slice(0, 200) },
+      credentialOf(order),
+    );
+    outcomes.inc({ outcome: "refunded_unsold" });
+  };
+
+  const fail = async (orderId: string, stream: string, seq: number, f: { code: string; message: string; keepCredential?: boolean }) =>
+    inTransaction(pool, async (tx) => {
+      if (!(await claimInbox(tx, stream, seq))) return;
+      const row = await orders.byId(tx, orderId, { forUpdate: true });
+      if (!row) return;
+      if (!open(row.state)) {
+        if (row.state === "failed" && !f.keepCredential) await orders.forgetCredential(tx, orderId);
+        return;
+      }
+      await orders.setFailed(tx, orderId, f);
+      await publish.failed(tx, toOrder((await orders.full(tx, orderId))!));
+      outcomes.inc({ outcome: "failed" });
+    });
+
+  const onSucceeded = async (order: OrderRow, intent: PaymentIntent, stream: string, seq: number) => {
+    if (order.state === "failed") {
+      // Paid after the sale had failed (its hold expired first): give the money back.
+      if (order.kiosk_credential) {
+        await refundUnsold(order, intent, `order ${order.id} failed (${order.failure_code}) before the payment succeeded`);
+        await orders.forgetCredential(pool, order.id);
+      } else log.error({ orderId: order.id, paymentIntentId: intent.paymentIntentId }, "a failed order was paid and cannot be refunded automatically; refund it by hand");
+      return;
+    }
+    if (!open(order.state)) return;
+    if (intent.amountMinor !== BigInt(order.total_minor) || intent.currency !== order.currency) {
+      log.error({ orderId: order.id, paid: intent.amountMinor.toString(), total: order.total_minor }, "payment amount differs from the order's total");
+    }
+    try {
+      await upstream.reservations.commitReservation({ reservationId: order.id }, credentialOf(order));
+    } catch (err) {
+      const e = ConnectError.from(err);
+      if (e.code !== Code.FailedPrecondition && e.code !== Code.NotFound) throw err;
+      // The hold lapsed (or was released) before the payment arrived: nothing was sold.
+      await refundUnsold(order, intent, `order ${order.id}: the hold ended before payment`);
+      await fail(order.id, stream, seq, { code: "HOLD_EXPIRED", message: "the reservation ended before the payment was confirmed; the payment is refunded" });
+      return;
+    }
+    await inTransaction(pool, async (tx) => {
+      if (!(await claimInbox(tx, stream, seq))) return;
+      const full = await orders.full(tx, order.id, { forUpdate: true });
+      if (!full || !open(full.row.state)) return;
+      const now = new Date();
+      for (const line of full.lines.filter((l) => l.seat_id !== "")) {
+        const id = randomUUID();
+        const qr = await signer.sign({ tid: id, oid: order.id, kid: order.kiosk_id, ev: line.event_id, seat: line.seat_id, iat: Math.floor(now.getTime() / 1000) });
+        await tickets.insert(tx, { id, order_id: order.id, event_id: line.event_id, seat_id: line.seat_id, qr_payload: qr });
+      }
+      const receipt = buildReceipt({
+        receiptNumber: await orders.nextReceiptNumber(tx),
+        kioskId: order.kiosk_id,
+        orderId: order.id,
+        lines: full.lines.map(toLine),
+        currency: full.row.currency,
+        issuedAt: now,
+      });
+      await orders.setCompleted(tx, order.id, intent.paymentIntentId, Buffer.from(toBinary(ReceiptSchema, receipt)), now);
+      await publish.completed(tx, toOrder((await orders.full(tx, order.id))!));
+      outcomes.inc({ outcome: "completed" });
+    });
+  };
+
+  const onPaymentLost = async (order: OrderRow, code: string, message: string, stream: string, seq: number) => {
+    if (open(order.state)) {
+      try {
+        await upstream.reservations.releaseReservation({ reservationId: order.id, reason: `payment ${code}`.slice(0, 200) }, credentialOf(order));
+      } catch (err) {
+        const e = ConnectError.from(err);
+        if (e.code !== Code.FailedPrecondition && e.code !== Code.NotFound) throw err;
+      }
+    }
+    await fail(order.id, stream, seq, { code, message });
+  };
+
+  const handlePayment = async (m: JsMsg) => {
+    const kind = m.subject.split(".")[3];
+    let intent: PaymentIntent | undefined;
+    let code = "";
+    let message = "";
+    if (kind === "succeeded") intent = fromBinary(PaymentSucceededEventSchema, m.data).paymentIntent;
+    else if (kind === "failed") {
+      const e = fromBinary(PaymentFailedEventSchema, m.data);
+      ({ paymentIntent: intent, failureCode: code, failureMessage: message } = e);
+      code ||= "payment_failed";
+    } else if (kind === "canceled") {
+      const e = fromBinary(PaymentCanceledEventSchema, m.data);
+      intent = e.paymentIntent;
+      code = "payment_canceled";
+      message = e.reason || "the payment was canceled";
+    } else return; // refunds are orders' own doing
+    if (!intent || !uuidPattern.test(intent.orderId)) return;
+    const order = await orders.byId(pool, intent.orderId);
+    if (!order || order.kiosk_id !== intent.kioskId) return; // not a sale of ours
+    if (kind === "succeeded") await onSucceeded(order, intent, m.info.stream, m.seq);
+    else await onPaymentLost(order, code, message || `the payment ${kind}`, m.info.stream, m.seq);
+  };
+
+  const handleCatalog = async (m: JsMsg) => {
+    if (!m.subject.endsWith(".expired")) return;
+    const reservation = fromBinary(ReservationExpiredEventSchema, m.data).reservation;
+    if (!reservation || !uuidPattern.test(reservation.reservationId)) return;
+    const order = await orders.byId(pool, reservation.reservationId);
+    if (!order || !open(order.state)) return;
+    if (order.payment_intent_id !== "" && order.kiosk_credential) {
+      // Stop the payment if it still can be; if it succeeds anyway, its event refunds it.
+      await upstream.payments
+        .cancelPaymentIntent({ idempotencyKey: `order-${order.id}-expired`, paymentIntentId: order.payment_intent_id, reason: "the order's hold expired" }, credentialOf(order))
+        .catch((err: unknown) => log.debug({ err, orderId: order.id }, "the payment of an expired order could not be canceled"));
+    }
+    // Keep the credential: the payment may still settle and need a refund.
+    await fail(order.id, m.info.stream, m.seq, { code: "HOLD_EXPIRED", message: "the stock and seats were held until the hold expired, unpaid", keepCredential: true });
+  };
+
+  const consume = async (stream: string, durable: string, filter: string, handle: (m: JsMsg) => Promise<void>) => {
+    const limit = deps.concurrency ?? 16;
+    for (let attempt = 0; !stopped; attempt++) {
+      try {
+        const nc = await deps.nats;
+        const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+        const config = { filter_subject: filter, ack_policy: AckPolicy.Explicit, ack_wait: 30_000_000_000, max_deliver: -1, deliver_policy: DeliverPolicy.All };
+        await jsm.consumers.add(stream, { durable_name: durable, ...config }).catch(async () => {
+          await jsm.consumers.update(stream, durable, { ack_wait: config.ack_wait, max_deliver: -1 });
+        });
+        const consumer = await jetstream(nc).consumers.get(stream, durable);
+        const messages = await consumer.consume({ max_messages: limit * 2 });
+        active.push(messages);
+        attempt = 0;
+        const inFlight = new Set<Promise<void>>();
+        for await (const m of messages) {
+          const work = (async () => {
+            try {
+              await handle(m);
+              m.ack();
+            } catch (err) {
+              const transient = !(err instanceof Retry);
+              log.warn({ err, subject: m.subject, deliveries: m.info.deliveryCount }, transient ? "completion: will retry the event" : "completion: cannot act on the event yet");
+              m.nak(Math.min(30_000, 500 * 2 ** Math.min(m.info.deliveryCount, 6)));
+            }
+          })();
+          inFlight.add(work);
+          void work.finally(() => inFlight.delete(work));
+          while (inFlight.size >= limit) await Promise.race(inFlight);
+        }
+        await Promise.allSettled(inFlight);
+      } catch (err) {
+        if (stopped) return;
+        // The stream may not exist yet (its owner creates it on first publish).
+        if (attempt === 0) log.warn({ err, stream }, "completion: consumer failed; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
+      }
+    }
+  };
+
+  running.push(consume("PAYMENTS", deps.consumers.payments, "payments.intent.>", handlePayment));
+  running.push(consume("CATALOG", deps.consumers.catalog, "catalog.reservation.>", handleCatalog));
+
+  // Credentials kept for orders whose payment never settled are not kept forever.
+  const sweep = setInterval(() => {
+    pool.query("UPDATE orders SET kiosk_credential = NULL WHERE kiosk_credential IS NOT NULL AND updated_at < now() - interval '1 day'").catch(() => {});
+    pool.query("DELETE FROM inbox WHERE applied_at < now() - interval '8 days'").catch(() => {});
+  }, 3_600_000);
+  sweep.unref();
+
+  return {
+    registerMetrics(registry) {
+      registry.registerMetric(outcomes);
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(sweep);
+      active.forEach((a) => a.stop());
+      await Promise.allSettled(running);
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { baseConfigShape, port, url } from "@adminkiosk/runtime";
+
+export const ordersConfigShape = {
+  ...baseConfigShape,
+  ORDERS_PORT: port(7005),
+  DATABASE_URL: url(["postgres:", "postgresql:"]),
+  /** auth's revocation keys (ended sessions, revoked devices) live here. */
+  REDIS_URL: url(["redis:", "rediss:"]),
+  /** Consumes PAYMENTS and CATALOG; publishes orders.* to the stream ORDERS through the outbox. */
+  NATS_URL: url(["nats:", "tls:"]),
+  AUTH_JWKS_URL: url(["http:", "https:"]),
+  CATALOG_URL: url(["http:", "https:"]),
+  PAYMENTS_URL: url(["http:", "https:"]),
+  /**
+   * The Ed25519 private key tickets are signed with, as a JWK (JSON with kty OKP, crv
+   * Ed25519, d and x). Scanners get its public half from GetTicketVerificationKeys.
+   */
+  ORDERS_TICKET_SIGNING_KEY: z.string().min(1, "must be an Ed25519 private JWK (npm start generates one)"),
+  /** Public JWKs (a JSON array) of keys rotated out, still published so tickets they signed verify. */
+  ORDERS_TICKET_PREVIOUS_KEYS: z.string().default("[]"),
+  /** How long catalog holds an order's stock and seats while the payment is confirmed (seconds). */
+  ORDER_HOLD_SECONDS: z.coerce.number().int().min(30).max(3600).default(600),
+  /** The durable JetStream consumers the completion worker reads with; replicas share them. */
+  PAYMENTS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/).default("orders-payments"),
+  CATALOG_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/).default("orders-catalog"),
+};
+
+export type OrdersConfig = z.infer<z.ZodObject<typeof ordersConfigShape>>;

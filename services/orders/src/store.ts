@@ -1,0 +1,208 @@
+// orders' own SQL (schema "orders"): orders with their lines, tickets and receipts,
+// operators' refunds, and the worker's inbox.
+import type { Pool, PoolClient } from "@adminkiosk/runtime";
+
+export type OrderStateName = "created" | "pending_payment" | "completed" | "failed" | "partially_refunded" | "refunded";
+
+export interface OrderRow {
+  id: string;
+  kiosk_id: string;
+  idempotency_key: string;
+  request_hash: Buffer;
+  state: OrderStateName;
+  currency: string;
+  total_minor: string;
+  refunded_minor: string;
+  payment_intent_id: string;
+  failure_code: string;
+  failure_message: string;
+  failure_rpc_code: number | null;
+  kiosk_credential: string | null;
+  receipt: Buffer | null;
+  created_at: Date;
+  updated_at: Date;
+  completed_at: Date | null;
+}
+
+export interface LineRow {
+  order_id: string;
+  line_number: number;
+  sku: string;
+  quantity: string;
+  event_id: string;
+  seat_id: string;
+  tier_id: string;
+  unit_price_minor: string;
+  tax_rate_basis_points: number;
+  refunded_quantity: string;
+}
+
+export interface TicketRow {
+  id: string;
+  order_id: string;
+  event_id: string;
+  seat_id: string;
+  qr_payload: string;
+  void: boolean;
+}
+
+export interface FullOrder {
+  row: OrderRow;
+  lines: LineRow[];
+  tickets: TicketRow[];
+}
+
+type Db = Pool | PoolClient;
+
+export const orders = {
+  /** Claims (kiosk, key) for a new order; undefined when the key is taken (see byKey). */
+  async insert(tx: Db, o: { id: string; kioskId: string; key: string; hash: Buffer; credential: string }): Promise<OrderRow | undefined> {
+    const { rows } = await tx.query<OrderRow>(
+      `INSERT INTO orders (id, kiosk_id, idempotency_key, request_hash, state, kiosk_credential)
+       VALUES ($1, $2, $3, $4, 'created', $5) ON CONFLICT (kiosk_id, idempotency_key) DO NOTHING RETURNING *`,
+      [o.id, o.kioskId, o.key, o.hash, o.credential],
+    );
+    return rows[0];
+  },
+
+  async byKey(db: Db, kioskId: string, key: string): Promise<OrderRow | undefined> {
+    const { rows } = await db.query<OrderRow>("SELECT * FROM orders WHERE kiosk_id = $1 AND idempotency_key = $2", [kioskId, key]);
+    return rows[0];
+  },
+
+  async byId(db: Db, id: string, options: { forUpdate?: boolean } = {}): Promise<OrderRow | undefined> {
+    const { rows } = await db.query<OrderRow>(`SELECT * FROM orders WHERE id = $1${options.forUpdate ? " FOR UPDATE" : ""}`, [id]);
+    return rows[0];
+  },
+
+  async full(db: Db, id: string, options: { forUpdate?: boolean } = {}): Promise<FullOrder | undefined> {
+    const row = await orders.byId(db, id, options);
+    if (!row) return undefined;
+    const [lines, tickets] = await Promise.all([
+      db.query<LineRow>("SELECT * FROM order_lines WHERE order_id = $1 ORDER BY line_number", [id]),
+      db.query<TicketRow>("SELECT * FROM tickets WHERE order_id = $1 ORDER BY event_id, seat_id", [id]),
+    ]);
+    return { row, lines: lines.rows, tickets: tickets.rows };
+  },
+
+  /** Records what catalog reserved (priced lines) once; a retry finds them already there. */
+  async setReserved(tx: PoolClient, id: string, currency: string, total: bigint, lines: Omit<LineRow, "order_id" | "refunded_quantity">[]) {
+    const { rowCount } = await tx.query("UPDATE orders SET currency = $2, total_minor = $3, updated_at = now() WHERE id = $1 AND currency = ''", [id, currency, total]);
+    if (rowCount === 0) return;
+    for (const l of lines)
+      await tx.query(
+        `INSERT INTO order_lines (order_id, line_number, sku, quantity, event_id, seat_id, tier_id, unit_price_minor, tax_rate_basis_points)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [id, l.line_number, l.sku, l.quantity, l.event_id, l.seat_id, l.tier_id, l.unit_price_minor, l.tax_rate_basis_points],
+      );
+  },
+
+  /** CREATED → PENDING_PAYMENT once the intent exists (the worker may have moved it on already). */
+  async setPaymentStarted(db: Db, id: string, paymentIntentId: string) {
+    await db.query(
+      `UPDATE orders SET payment_intent_id = $2, updated_at = now(),
+         state = CASE WHEN state = 'created' THEN 'pending_payment' ELSE state END
+       WHERE id = $1`,
+      [id, paymentIntentId],
+    );
+  },
+
+  async setFailed(tx: Db, id: string, f: { code: string; message: string; rpcCode?: number; keepCredential?: boolean }) {
+    await tx.query(
+      `UPDATE orders SET state = 'failed', failure_code = $2, failure_message = $3, failure_rpc_code = $4, updated_at = now(),
+         kiosk_credential = CASE WHEN $5 THEN kiosk_credential ELSE NULL END
+       WHERE id = $1`,
+      [id, f.code, f.message, f.rpcCode ?? null, f.keepCredential ?? false],
+    );
+  },
+
+  async setCompleted(tx: PoolClient, id: string, paymentIntentId: string, receipt: Buffer, at: Date) {
+    await tx.query(
+      `UPDATE orders SET state = 'completed', payment_intent_id = $2, receipt = $3, completed_at = $4, updated_at = now(), kiosk_credential = NULL WHERE id = $1`,
+      [id, paymentIntentId, receipt, at],
+    );
+  },
+
+  async forgetCredential(db: Db, id: string) {
+    await db.query("UPDATE orders SET kiosk_credential = NULL WHERE id = $1", [id]);
+  },
+
+  async nextReceiptNumber(tx: PoolClient): Promise<string> {
+    const { rows } = await tx.query<{ n: string }>("SELECT nextval('receipt_numbers')::text AS n");
+    return rows[0]!.n.padStart(8, "0");
+  },
+
+  async list(db: Db, f: { kioskId?: string; state?: OrderStateName; from?: Date; to?: Date }, page: { limit: number; before?: { at: Date; id: string } }): Promise<OrderRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (f.kioskId !== undefined) where.push(`kiosk_id = $${params.push(f.kioskId)}`);
+    if (f.state !== undefined) where.push(`state = $${params.push(f.state)}`);
+    if (f.from) where.push(`created_at >= $${params.push(f.from)}`);
+    if (f.to) where.push(`created_at < $${params.push(f.to)}`);
+    if (page.before) where.push(`(created_at, id) < ($${params.push(page.before.at)}, $${params.push(page.before.id)})`);
+    const { rows } = await db.query<OrderRow>(
+      `SELECT * FROM orders ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT $${params.push(page.limit)}`,
+      params,
+    );
+    return rows;
+  },
+
+  async linesOf(db: Db, ids: string[]): Promise<LineRow[]> {
+    const { rows } = await db.query<LineRow>("SELECT * FROM order_lines WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line_number", [ids]);
+    return rows;
+  },
+
+  async ticketsOf(db: Db, ids: string[]): Promise<TicketRow[]> {
+    const { rows } = await db.query<TicketRow>("SELECT * FROM tickets WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, event_id, seat_id", [ids]);
+    return rows;
+  },
+};
+
+export const tickets = {
+  async insert(tx: PoolClient, t: Omit<TicketRow, "void">) {
+    await tx.query("INSERT INTO tickets (id, order_id, event_id, seat_id, qr_payload) VALUES ($1, $2, $3, $4, $5)", [t.id, t.order_id, t.event_id, t.seat_id, t.qr_payload]);
+  },
+  async voidSeats(tx: PoolClient, orderId: string, seats: { eventId: string; seatId: string }[]) {
+    for (const s of seats) await tx.query("UPDATE tickets SET void = true WHERE order_id = $1 AND event_id = $2 AND seat_id = $3", [orderId, s.eventId, s.seatId]);
+  },
+};
+
+export interface RefundRow {
+  id: string;
+  scope: string;
+  idempotency_key: string;
+  request_hash: Buffer;
+  order_id: string;
+  amount_minor: string;
+  lines: { line: number; quantity: string }[];
+  reason: string;
+  state: "requested" | "succeeded";
+  requested_by: string;
+}
+
+export const refunds = {
+  async byKey(db: Db, scope: string, key: string): Promise<RefundRow | undefined> {
+    const { rows } = await db.query<RefundRow>("SELECT * FROM refunds WHERE scope = $1 AND idempotency_key = $2", [scope, key]);
+    return rows[0];
+  },
+  async insert(tx: PoolClient, r: Omit<RefundRow, "id" | "state">): Promise<RefundRow> {
+    const { rows } = await tx.query<RefundRow>(
+      `INSERT INTO refunds (scope, idempotency_key, request_hash, order_id, amount_minor, lines, reason, state, requested_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested', $8) RETURNING *`,
+      [r.scope, r.idempotency_key, r.request_hash, r.order_id, r.amount_minor, JSON.stringify(r.lines), r.reason, r.requested_by],
+    );
+    return rows[0]!;
+  },
+  async markSucceeded(tx: PoolClient, id: string) {
+    await tx.query("UPDATE refunds SET state = 'succeeded' WHERE id = $1", [id]);
+  },
+  async remove(tx: PoolClient, id: string) {
+    await tx.query("DELETE FROM refunds WHERE id = $1", [id]);
+  },
+};
+
+/** Claims an event for this transaction; false when it was applied before. */
+export async function claimInbox(tx: PoolClient, stream: string, seq: number): Promise<boolean> {
+  const { rowCount } = await tx.query("INSERT INTO inbox (stream, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING", [stream, seq]);
+  return rowCount === 1;
+}
