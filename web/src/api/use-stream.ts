@@ -38,18 +38,30 @@ export function useServerStream<T>(key: string | undefined, open: (signal: Abort
     if (key === undefined) return;
     const abort = new AbortController();
     const { signal } = abort;
+    // One controller per attempt: the browser going offline ends the attempt at once (a
+    // stream can otherwise sit silent on a dead connection), and coming back online ends
+    // the wait before the next one.
+    let attempt: AbortController | undefined;
+    let wake: (() => void) | undefined;
+    const onOffline = () => attempt?.abort();
+    const onOnline = () => wake?.();
+    window.addEventListener("offline", onOffline);
+    window.addEventListener("online", onOnline);
     const sleep = (ms: number) =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, ms);
-        signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        wake = () => (clearTimeout(timer), resolve());
+        signal.addEventListener("abort", wake, { once: true });
       });
     void (async () => {
       let failures = 0;
       setState({ status: "connecting" });
       while (!signal.aborted) {
+        attempt = new AbortController();
+        const attemptSignal = AbortSignal.any([signal, attempt.signal]);
         try {
           let first = true;
-          for await (const message of latest.current.open(signal)) {
+          for await (const message of latest.current.open(attemptSignal)) {
             if (first) setState({ status: "live" });
             connection.reachable();
             failures = 0;
@@ -63,7 +75,7 @@ export function useServerStream<T>(key: string | undefined, open: (signal: Abort
         } catch (e) {
           if (signal.aborted) return;
           const err = ConnectError.from(e);
-          if (isNetworkError(err)) connection.unreachable();
+          if (isNetworkError(err) || attempt.signal.aborted) connection.unreachable();
           else connection.reachable();
           if (!retriable.has(err.code) && !isNetworkError(err)) {
             setState({ status: "failed", error: err });
@@ -72,10 +84,15 @@ export function useServerStream<T>(key: string | undefined, open: (signal: Abort
           failures++;
           setState({ status: "reconnecting", error: err });
         }
-        await sleep(reconnectDelayMs(failures));
+        // Offline, there is nothing to try until the browser says it is back.
+        await sleep(navigator.onLine ? reconnectDelayMs(failures) : 3_600_000);
       }
     })();
-    return () => abort.abort();
+    return () => {
+      abort.abort();
+      window.removeEventListener("offline", onOffline);
+      window.removeEventListener("online", onOnline);
+    };
   }, [key]);
 
   return state;

@@ -111,7 +111,10 @@ function ConfigEditor({ kioskId, config, base, initial, onDone, onRebase }: { ki
         <label htmlFor={`${id}-json`}>This kiosk's own configuration (JSON), merged over its group's</label>
         <textarea id={`${id}-json`} className="json-editor" rows={12} spellCheck={false} value={text} onChange={(e) => setText(e.target.value)} aria-invalid={Boolean(parsed.error || tooBig)} aria-describedby={`${id}-hint`} />
         <p id={`${id}-hint`} className={parsed.error || tooBig ? "field-error" : "field-hint"} role={parsed.error ? "alert" : undefined}>
-          {parsed.error ?? (tooBig ? "At most 64 KiB." : `Based on desired v${base}. Objects merge key by key over the group's; anything else replaces it.`)}
+          {parsed.error ??
+            (tooBig
+              ? "At most 64 KiB."
+              : `${base === 0n ? "The first version: saved without a check for changes made meanwhile." : `Based on desired v${base}; refused if it changed meanwhile.`} Objects merge key by key over the group's; anything else replaces it.`)}
         </p>
       </div>
       {conflict ? (

@@ -1,6 +1,6 @@
 // One job: its progress (GetJob read again every 2 s while it runs: fleet has no job
 // stream), pause/resume/cancel for admins, and its commands.
-import { useId, type ReactNode } from "react";
+import { useEffect, useId, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -106,7 +106,11 @@ function JobCommands({ job }: { job: Job }) {
   const id = useId();
   const pages = usePageTokens();
   const pageSize = 50;
-  const commands = useQuery(CommandService.method.listCommands, { jobId: job.jobId, pageSize, pageToken: pages.token }, { refetchInterval: jobFinished(job.state) ? false : jobRefreshMs });
+  const commands = useQuery(CommandService.method.listCommands, { jobId: job.jobId, pageSize, pageToken: pages.token });
+  // Read again whenever the job (read every 2 s while it runs) changed.
+  const changed = `${job.state}:${job.updateTime?.seconds ?? 0}:${job.updateTime?.nanos ?? 0}:${job.progress?.dispatched ?? 0}:${job.progress?.succeeded ?? 0}:${job.progress?.failed ?? 0}`;
+  const { refetch } = commands;
+  useEffect(() => void refetch(), [changed, refetch]);
   const list = commands.data?.commands ?? [];
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
