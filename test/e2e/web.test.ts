@@ -79,7 +79,7 @@ async function newPage(): Promise<Page> {
   return page;
 }
 
-const shoot = (page: Page, name: string) => page.screenshot({ path: join(screenshotDir, `${name}.png`) });
+const shoot = (page: Page, name: string, fullPage = false) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage });
 
 describe("an admin", () => {
   let page: Page;
@@ -137,7 +137,7 @@ describe("an admin", () => {
     const row = page.getByTestId("command-row").first();
     await expect(row.textContent()).resolves.toContain("Closed for cleaning");
     await expect(row.getByTestId("command-state").getAttribute("data-state")).resolves.toBe("succeeded");
-    await shoot(page, "kiosk-detail");
+    await shoot(page, "kiosk-detail", true);
   });
 
   it("changes the kiosk's configuration and sees the reported version catch up", async () => {
