@@ -12,6 +12,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
 import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebServer, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
 import { provision, startSimulator, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { adminEmail, adminPassword, bearer, Role, startAuth, type AuthFixture } from "../support/auth.js";
@@ -37,7 +38,7 @@ beforeAll(async () => {
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
   [fleet, link] = await Promise.all([
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
-      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-web-e2e-${process.pid}`, LINK_EVENTS_SINCE_START: "true", PRESENCE_SWEEP_MS: "1000" }),
+      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-web-e2e-${process.pid}`, LINK_EVENTS_SINCE_START: "true", PRESENCE_SWEEP_MS: "1000", JOB_TICK_MS: "200" }),
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-web-e2e" }),
   ]);
@@ -78,7 +79,7 @@ async function newPage(): Promise<Page> {
   return page;
 }
 
-const shoot = (page: Page, name: string) => page.screenshot({ path: join(screenshotDir, `${name}.png`) });
+const shoot = (page: Page, name: string, fullPage = false) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage });
 
 describe("an admin", () => {
   let page: Page;
@@ -121,7 +122,72 @@ describe("an admin", () => {
     await page.getByRole("meter", { name: "Paper" }).waitFor({ timeout: 10_000 });
     await expect(page.getByText("sim-1.4.2").count()).resolves.toBe(1);
     await expect(page.getByRole("button", { name: "Edit details" }).count()).resolves.toBe(1);
-    await shoot(page, "kiosk-detail");
+    await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 }).toBe("Live");
+    await page.getByTestId("telemetry-chart").waitFor({ timeout: 10_000 });
+  });
+
+  it("sends a command from the console and watches it reach succeeded, live", async () => {
+    const console = page.getByTestId("command-console");
+    await console.getByLabel("Command", { exact: true }).selectOption("displayMessage");
+    await console.getByLabel("Message", { exact: true }).fill("Closed for cleaning");
+    await console.getByRole("button", { name: "Send command" }).click();
+    // Nothing polls the commands: every state after the first comes down WatchKiosk.
+    const state = page.getByTestId("last-command").getByTestId("command-state");
+    await expect.poll(() => state.getAttribute("data-state"), { timeout: 15_000, interval: 200 }).toBe("succeeded");
+    const row = page.getByTestId("command-row").first();
+    await expect(row.textContent()).resolves.toContain("Closed for cleaning");
+    await expect(row.getByTestId("command-state").getAttribute("data-state")).resolves.toBe("succeeded");
+    await shoot(page, "kiosk-detail", true);
+  });
+
+  it("changes the kiosk's configuration and sees the reported version catch up", async () => {
+    const config = page.getByTestId("config-section");
+    const { accessToken } = await auth.login(adminEmail, adminPassword);
+    const configs = createClient(ConfigService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1", interceptors: [bearer(accessToken)] }));
+    // A change made elsewhere shows up here by itself (WatchKiosk).
+    await configs.setKioskConfig({ kioskId: "sim-0001", config: { volume: 2 } });
+    await expect.poll(() => config.getByTestId("config-kiosk-layer").textContent(), { timeout: 10_000 }).toContain('"volume": 2');
+    await config.getByRole("button", { name: "Edit kiosk configuration" }).click();
+    const editor = config.getByRole("textbox");
+    await editor.fill("{ not json");
+    await config.getByText(/Not valid JSON/).waitFor({ timeout: 5_000 });
+    await expect(config.getByRole("button", { name: "Save configuration" }).isDisabled()).resolves.toBe(true);
+    // Someone else changes it while the editor is open: the save is refused, in words.
+    await configs.setKioskConfig({ kioskId: "sim-0001", config: { volume: 3 } });
+    await editor.fill(JSON.stringify({ greeting: "Ahoj", screen: { brightness: 70 } }, null, 2));
+    await config.getByRole("button", { name: "Save configuration" }).click();
+    await config.getByTestId("config-conflict").getByText(/Someone changed this kiosk's configuration while you were editing/).waitFor({ timeout: 10_000 });
+    await config.getByRole("button", { name: /Keep my text, base it on v\d+/ }).click();
+    await config.getByRole("button", { name: "Save configuration" }).click();
+    // The new desired document arrives from WatchKiosk, then the simulator's report.
+    await expect.poll(() => config.getByTestId("config-desired").textContent(), { timeout: 10_000 }).toContain("Ahoj");
+    await expect.poll(() => config.getByTestId("config-sync").getAttribute("data-in-sync"), { timeout: 15_000, interval: 200 }).toBe("true");
+    const desired = await config.getByTestId("config-desired-version").textContent();
+    await expect(config.getByTestId("config-reported-version").textContent()).resolves.toContain(desired ?? "?");
+    await config.scrollIntoViewIfNeeded();
+    await shoot(page, "kiosk-config");
+  }, 60_000);
+
+  it("creates a job for a tag and watches its progress to completed", async () => {
+    await page.getByRole("link", { name: "Jobs" }).click();
+    await page.getByRole("heading", { name: "Jobs", level: 1 }).waitFor();
+    await page.getByRole("button", { name: "New job" }).click();
+    await page.getByLabel("Description").fill("Evening notice at ticket kiosks");
+    await page.getByLabel("Tag", { exact: true }).fill("tickets");
+    await page.getByLabel("Message", { exact: true }).fill("Last tickets sold at 22:00");
+    await page.getByLabel("Kiosks per minute").fill("600");
+    await page.getByLabel("Abort after failures").fill("1");
+    await page.getByRole("button", { name: "Create job" }).click();
+    await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/);
+    // sim-0003 and sim-0006 carry the tag "tickets".
+    await expect.poll(() => page.getByTestId("job-total").textContent(), { timeout: 10_000 }).toBe("2");
+    await expect.poll(() => page.getByTestId("job-succeeded").textContent(), { timeout: 20_000, interval: 250 }).toBe("2");
+    await expect.poll(() => page.getByTestId("job-state").getAttribute("data-state"), { timeout: 10_000 }).toBe("completed");
+    await expect.poll(() => page.getByTestId("job-command-row").count(), { timeout: 5_000 }).toBe(2);
+    await shoot(page, "job-detail");
+    await page.getByRole("link", { name: "Jobs" }).first().click();
+    await expect.poll(() => page.getByTestId("job-row").count(), { timeout: 5_000 }).toBe(1);
+    await shoot(page, "jobs");
   });
 
   it("registers a kiosk and gets its one-time enrollment code", async () => {
@@ -155,8 +221,20 @@ describe("an admin", () => {
     await page.getByRole("link", { name: "Audit log" }).click();
     await page.getByText("device.enrolled").first().waitFor();
     await shoot(page, "audit-log");
-    await page.getByRole("link", { name: "Jobs" }).click();
-    await page.getByText("Coming soon").waitFor();
+    await page.getByRole("button", { name: "Fleet changes" }).click();
+    for (const type of ["command.sent", "config.kiosk_set", "job.created"]) await page.getByText(type, { exact: true }).first().waitFor();
+    await shoot(page, "audit-log-fleet");
+  });
+
+  it("shows the stream reconnecting after a network drop, then live again", async () => {
+    await page.getByRole("link", { name: "Overview" }).click();
+    await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 }).toBe("Live");
+    await page.context().setOffline(true);
+    await expect.poll(() => page.getByTestId("connection").textContent(), { timeout: 10_000 }).toMatch(/Offline|Reconnecting/);
+    await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 }).toBe("Reconnecting…");
+    await page.context().setOffline(false);
+    await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 20_000, interval: 250 }).toBe("Live");
+    await expect.poll(() => page.getByTestId("connection").textContent(), { timeout: 10_000 }).toBe("Live");
   });
 
   it("works at a tablet's width and from the keyboard", async () => {
@@ -224,6 +302,16 @@ describe("a viewer", () => {
     await page.getByRole("link", { name: /#2$/ }).click();
     await page.getByRole("heading", { name: "Latest state" }).waitFor();
     await expect(page.getByRole("button", { name: "Edit details" }).count()).resolves.toBe(0);
+    // The history is there to read; the console to send and the config editor are not.
+    await page.getByRole("heading", { name: "Command history" }).waitFor();
+    await page.getByTestId("config-section").waitFor();
+    await expect(page.getByTestId("command-console").count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Send command" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Edit kiosk configuration" }).count()).resolves.toBe(0);
+    await nav.getByRole("link", { name: "Jobs" }).click();
+    await page.getByRole("heading", { name: "Jobs", level: 1 }).waitFor();
+    await expect.poll(() => page.getByTestId("job-row").count(), { timeout: 5_000 }).toBe(1);
+    await expect(page.getByRole("button", { name: "New job" }).count()).resolves.toBe(0);
 
     await page.goto(`${web.url}/admin/users`);
     await page.getByText("Not available for your role").waitFor();

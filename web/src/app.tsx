@@ -9,10 +9,12 @@ import { RequireAccess } from "./auth/RequireAccess";
 import { RequireSession } from "./auth/RequireSession";
 import { SignInPage } from "./auth/SignInPage";
 import { KioskDetailPage } from "./fleet/KioskDetailPage";
+import { JobDetailPage } from "./jobs/JobDetailPage";
 import { NotFoundPage } from "./pages/ComingSoon";
 import { pages } from "./routes";
 import { Layout } from "./ui/Layout";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 
 const router = createBrowserRouter([
   { path: "/signin", element: <SignInPage /> },
@@ -29,6 +31,14 @@ const router = createBrowserRouter([
         element: (
           <RequireAccess method={KioskService.method.getKiosk}>
             <KioskDetailPage />
+          </RequireAccess>
+        ),
+      },
+      {
+        path: "/jobs/:jobId",
+        element: (
+          <RequireAccess method={JobService.method.getJob}>
+            <JobDetailPage />
           </RequireAccess>
         ),
       },

@@ -5,10 +5,12 @@ import type { ReactNode } from "react";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { AuditPage } from "./admin/AuditPage";
 import { EnrollmentPage } from "./admin/EnrollmentPage";
 import { UsersPage } from "./admin/UsersPage";
 import { FleetPage } from "./fleet/FleetPage";
+import { JobsPage } from "./jobs/JobsPage";
 import { ComingSoon } from "./pages/ComingSoon";
 import type { IconName } from "./ui/icons";
 
@@ -26,14 +28,7 @@ export interface PageRoute {
 
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
-  {
-    path: "/jobs",
-    label: "Jobs",
-    section: "Fleet",
-    icon: "jobs",
-    comingSoon: true,
-    element: <ComingSoon title="Jobs" icon="jobs" what="Commands sent to a whole group at a chosen rate, with progress live and an abort threshold." waitsFor="Waits for fleet's JobService (issue 3)." />,
-  },
+  { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
   {
     path: "/catalog",
     label: "Catalog",

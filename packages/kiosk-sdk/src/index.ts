@@ -14,3 +14,4 @@ export {
 } from "./client.js";
 export { enroll, renewCredential, type Enrollment } from "./enroll.js";
 export { grpcTarget } from "./grpc.js";
+export { sell, type SellOptions } from "./sales.js";

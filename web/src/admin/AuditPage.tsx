@@ -1,14 +1,20 @@
-// The security audit log (admins): sign-ins, role changes, enrollments, revocations.
+// The audit log (admins), from two services side by side: auth's (sign-ins, role changes,
+// enrollments, revocations) and fleet's (registry changes, commands, configuration, jobs).
+// Each keeps its own log with its own pages, so the source is a switch, kept in the URL.
 import { Fragment, useEffect, useId, useState } from "react";
-import { useQuery } from "@connectrpc/connect-query";
+import { useSearchParams } from "react-router";
+import { skipToken, useQuery } from "@connectrpc/connect-query";
 import { AuditService, type AuditEvent } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { AuditService as FleetAuditService, type AuditEvent as FleetAuditEvent } from "@adminkiosk/proto/adminkiosk/fleet/v1/audit_pb";
+import { useCan } from "../api/context";
 import { EmptyState, ErrorNotice, SkeletonRows } from "../ui/feedback";
 import { formatDateTime } from "../ui/format";
 import { Pager, usePageTokens } from "../ui/pager";
 import { useDebounced } from "../ui/use-debounced";
 
 const pageSize = 50;
-const commonTypes = ["login.", "token.", "user.", "device.", "key."];
+const commonTypes = { auth: ["login.", "token.", "user.", "device.", "key."], fleet: ["kiosk.", "command.", "config.", "job."] } as const;
+type Source = keyof typeof commonTypes;
 
 export function AuditPage() {
   const id = useId();
@@ -17,7 +23,14 @@ export function AuditPage() {
   const pages = usePageTokens();
   const { reset } = pages;
   useEffect(reset, [filter, reset]);
-  const events = useQuery(AuditService.method.listAuditEvents, { ...filter, pageSize, pageToken: pages.token }, { refetchInterval: 15_000 });
+  const [params, setParams] = useSearchParams();
+  const canFleet = useCan(FleetAuditService.method.listAuditEvents);
+  const source: Source = params.get("source") === "fleet" && canFleet ? "fleet" : "auth";
+  useEffect(reset, [source, reset]);
+  const input = { ...filter, pageSize, pageToken: pages.token };
+  const authEvents = useQuery(AuditService.method.listAuditEvents, source === "auth" ? input : skipToken, { refetchInterval: 15_000 });
+  const fleetEvents = useQuery(FleetAuditService.method.listAuditEvents, source === "fleet" ? input : skipToken, { refetchInterval: 15_000 });
+  const events = source === "fleet" ? fleetEvents : authEvents;
   const list = events.data?.events ?? [];
   const set = (name: keyof typeof draft) => (e: { target: { value: string } }) => setDraft((d) => ({ ...d, [name]: e.target.value.trim() }));
   return (
@@ -25,8 +38,18 @@ export function AuditPage() {
       <header className="page-header">
         <div>
           <h1>Audit log</h1>
-          <p className="page-lede">Security events, newest first. Each names who acted, on what, from where, and the request id.</p>
+          <p className="page-lede">Newest first. Each event names who acted, on what, from where, and the request id.</p>
         </div>
+        {canFleet && (
+          <div className="segmented" role="group" aria-label="Source">
+            <button type="button" aria-pressed={source === "auth"} onClick={() => setParams({}, { replace: true })}>
+              Sign-ins and accounts
+            </button>
+            <button type="button" aria-pressed={source === "fleet"} onClick={() => setParams({ source: "fleet" }, { replace: true })}>
+              Fleet changes
+            </button>
+          </div>
+        )}
       </header>
       <section className="card" aria-labelledby={`${id}-title`}>
         <h2 id={`${id}-title`} className="visually-hidden">
@@ -35,9 +58,9 @@ export function AuditPage() {
         <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
           <div className="field">
             <label htmlFor={`${id}-type`}>Type</label>
-            <input id={`${id}-type`} list={`${id}-types`} placeholder="e.g. login. or user.created" value={draft.type} onChange={set("type")} />
+            <input id={`${id}-type`} list={`${id}-types`} placeholder={source === "fleet" ? "e.g. command. or job.created" : "e.g. login. or user.created"} value={draft.type} onChange={set("type")} />
             <datalist id={`${id}-types`}>
-              {commonTypes.map((t) => (
+              {commonTypes[source].map((t) => (
                 <option key={t} value={t} />
               ))}
             </datalist>
@@ -48,7 +71,7 @@ export function AuditPage() {
           </div>
           <div className="field">
             <label htmlFor={`${id}-subject`}>Subject</label>
-            <input id={`${id}-subject`} placeholder="User, kiosk or key id" value={draft.subject} onChange={set("subject")} />
+            <input id={`${id}-subject`} placeholder={source === "fleet" ? "Kiosk, group, command or job id" : "User, kiosk or key id"} value={draft.subject} onChange={set("subject")} />
           </div>
         </form>
         {events.error && <ErrorNotice error={events.error} onRetry={() => void events.refetch()} compact />}
@@ -73,7 +96,7 @@ export function AuditPage() {
           </table>
           {!events.isPending && list.length === 0 && !events.error && (
             <EmptyState icon="audit" title="No events match">
-              <p>A type filter matches exactly, or by prefix when it ends in a dot (login.).</p>
+              <p>A type filter matches exactly, or by prefix when it ends in a dot ({source === "fleet" ? "command." : "login."}).</p>
             </EmptyState>
           )}
         </div>
@@ -83,7 +106,7 @@ export function AuditPage() {
   );
 }
 
-function AuditRow({ event }: { event: AuditEvent }) {
+function AuditRow({ event }: { event: AuditEvent | FleetAuditEvent }) {
   const details = parseDetails(event.detailsJson);
   return (
     <tr>

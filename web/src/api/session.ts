@@ -27,6 +27,7 @@ export class Session {
   private readonly listeners = new Set<() => void>();
   private access: { token: string; expiresAt: number } | undefined;
   private inflight: Promise<string> | undefined;
+  private renewTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly auth;
 
   /** `transport` must not carry the session's own interceptor (these calls are public). */
@@ -124,10 +125,30 @@ export class Session {
     const expiresAt = tokens.accessTokenExpireTime ? timestampMs(tokens.accessTokenExpireTime) : Date.now() + 60_000;
     this.access = { token: tokens.accessToken, expiresAt };
     this.storage.setItem(refreshTokenKey, tokens.refreshToken);
+    this.scheduleRenewal(expiresAt - earlyRefreshMs - Date.now());
+  }
+
+  /**
+   * Refreshes ahead of expiry even when no unary call asks for a token: a page fed only
+   * by server streams (opened with the token of their time) makes no calls, and a session
+   * ended elsewhere must still end here. A refresh nothing answered is tried again later.
+   */
+  private scheduleRenewal(inMs: number) {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(
+      () => {
+        if (this.state.status !== "signed-in" || !this.access) return;
+        this.refresh(this.access.token).catch((err: unknown) => {
+          if (isNetworkError(ConnectError.from(err))) this.scheduleRenewal(5_000);
+        });
+      },
+      Math.max(inMs, 1_000),
+    );
   }
 
   /** Forgets every token; returns the error callers waiting on a refresh get. */
   private end(reason: string | undefined): ConnectError {
+    clearTimeout(this.renewTimer);
     this.access = undefined;
     this.storage.removeItem(refreshTokenKey);
     this.set({ status: "signed-out", reason });

@@ -8,7 +8,9 @@ import { Icon } from "../ui/icons";
 import { Pager, usePageTokens } from "../ui/pager";
 import { StatusBadge } from "./StatusBadge";
 import { filterableStatuses, KioskStatus, statusFromParam, statusInfo } from "./status";
-import { kioskPageSize, useFleetCounts, useKioskLocations, useKioskPage, type FleetFilter, type StatusCount } from "./use-fleet";
+import type { FleetSummary } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { LiveBadge } from "../ui/LiveBadge";
+import { kioskPageSize, useFleetLive, useFleetSummary, useKioskLocations, useKioskPage, type FleetFilter } from "./use-fleet";
 
 const KioskMap = lazy(() => import("./KioskMap"));
 
@@ -19,9 +21,9 @@ export function FleetPage() {
     [params],
   );
   const view = params.get("view") === "map" ? "map" : "table";
-  const counts = useFleetCounts();
-  // Offer only the statuses fleet can filter by.
-  const statuses = filterableStatuses.filter((s) => !(s === KioskStatus.ALERTING && counts.alerting.unsupported));
+  const live = useFleetLive();
+  const summary = useFleetSummary();
+  const statuses = [...filterableStatuses];
   // One update for several parameters: react-router's functional updates do not compose
   // within one event.
   const setParam = useCallback(
@@ -48,8 +50,10 @@ export function FleetPage() {
           <h1>Fleet</h1>
           <p className="page-lede">Every kiosk, its status and where it stands.</p>
         </div>
+        <LiveBadge state={live} />
       </header>
-      <FleetCountCards counts={counts} onPick={(status) => setParam({ status: statusInfo[status].param })} active={filter.status} />
+      {summary.error && !summary.data && <ErrorNotice error={summary.error} onRetry={() => void summary.refetch()} compact />}
+      <FleetCountCards summary={summary.data} onPick={(status) => setParam({ status: statusInfo[status].param })} active={filter.status} />
       <section className="card" aria-labelledby="kiosks-heading">
         <div className="card-toolbar">
           <h2 id="kiosks-heading" className="card-title">
@@ -71,55 +75,42 @@ export function FleetPage() {
   );
 }
 
-function FleetCountCards({ counts, onPick, active }: { counts: ReturnType<typeof useFleetCounts>; onPick: (s: KioskStatus) => void; active: KioskStatus }) {
-  const total = counts.total.value;
-  const cards: { status: KioskStatus; label: string; count: StatusCount; hint: string }[] = [
-    { status: KioskStatus.ONLINE, label: "Online", count: counts.online, hint: "streaming to the platform" },
-    { status: KioskStatus.OFFLINE, label: "Offline", count: counts.offline, hint: "stream closed or lost" },
-    { status: KioskStatus.ALERTING, label: "Alerting", count: counts.alerting, hint: "online with a fault" },
-    { status: KioskStatus.PROVISIONED, label: "Not yet connected", count: counts.provisioned, hint: "registered, never seen" },
+function FleetCountCards({ summary, onPick, active }: { summary: FleetSummary | undefined; onPick: (s: KioskStatus) => void; active: KioskStatus }) {
+  const total = summary?.total;
+  const cards: { status: KioskStatus; label: string; count: number | undefined; hint: string }[] = [
+    { status: KioskStatus.ONLINE, label: "Online", count: summary?.online, hint: "streaming, alerting ones included" },
+    { status: KioskStatus.OFFLINE, label: "Offline", count: summary?.offline, hint: "stream closed or lost" },
+    { status: KioskStatus.ALERTING, label: "Alerting", count: summary?.alerting, hint: "a fault, or paper below 10%" },
+    { status: KioskStatus.PROVISIONED, label: "Not yet connected", count: summary?.provisioned, hint: "registered, never seen" },
   ];
+  const skeleton = <span className="skeleton skeleton-number" />;
   return (
-    <>
-      {counts.error && <ErrorNotice error={counts.error} onRetry={counts.refetch} compact />}
-      <div className="stat-grid" aria-live="polite">
-        {cards.map(({ status, label, count, hint }) =>
-          count.unsupported ? (
-            <div key={status} className="stat-card stat-card-static">
-              <span className="stat-label">
-                <span className={`legend-dot tone-${statusInfo[status].tone}`} aria-hidden="true" />
-                {label}
-              </span>
-              <span className="stat-value stat-value-muted" data-testid={`count-${statusInfo[status].param}`}>
-                —
-              </span>
-              <span className="stat-hint">arrives with alert thresholds</span>
-            </div>
-          ) : (
-            <button key={status} type="button" className={`stat-card tone-border-${statusInfo[status].tone}`} aria-pressed={active === status} onClick={() => onPick(active === status ? KioskStatus.UNSPECIFIED : status)}>
-              <span className="stat-label">
-                <span className={`legend-dot tone-${statusInfo[status].tone}`} aria-hidden="true" />
-                {label}
-              </span>
-              <span className="stat-value" data-testid={`count-${statusInfo[status].param}`}>
-                {count.value === undefined ? <span className="skeleton skeleton-number" /> : formatNumber(count.value)}
-              </span>
-              <span className="stat-hint">
-                {count.value !== undefined && total ? `${Math.round((count.value / total) * 100)}% · ` : ""}
-                {hint}
-              </span>
-            </button>
-          ),
-        )}
-        <div className="stat-card stat-card-static">
+    <div className="stat-grid" aria-live="polite">
+      {cards.map(({ status, label, count, hint }) => (
+        <button key={status} type="button" className={`stat-card tone-border-${statusInfo[status].tone}`} aria-pressed={active === status} onClick={() => onPick(active === status ? KioskStatus.UNSPECIFIED : status)}>
           <span className="stat-label">
-            <Icon name="box" size={14} /> Low stock
+            <span className={`legend-dot tone-${statusInfo[status].tone}`} aria-hidden="true" />
+            {label}
           </span>
-          <span className="stat-value stat-value-muted">—</span>
-          <span className="stat-hint">arrives with catalog and inventory</span>
-        </div>
+          <span className="stat-value" data-testid={`count-${statusInfo[status].param}`}>
+            {count === undefined ? skeleton : formatNumber(count)}
+          </span>
+          <span className="stat-hint">
+            {count !== undefined && total ? `${Math.round((count / total) * 100)}% · ` : ""}
+            {hint}
+          </span>
+        </button>
+      ))}
+      <div className="stat-card stat-card-static">
+        <span className="stat-label">
+          <Icon name="box" size={14} /> Low paper
+        </span>
+        <span className="stat-value" data-testid="count-low-paper">
+          {summary === undefined ? skeleton : formatNumber(summary.lowPaper)}
+        </span>
+        <span className="stat-hint">paper below 10% · of {summary ? formatNumber(summary.total) : "…"} kiosks</span>
       </div>
-    </>
+    </div>
   );
 }
 

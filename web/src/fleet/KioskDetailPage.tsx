@@ -1,11 +1,20 @@
-// One kiosk: its registry entry and latest reported state, refreshed live. The sections
-// for telemetry history, configuration, commands and orders fill in as fleet's
-// ConfigService/CommandService/telemetry history (issue 3) and orders (issue 4) arrive.
-import { useEffect, useId, useState, type ReactNode } from "react";
+// One kiosk, live from WatchKiosk: its registry entry and latest reported state, telemetry
+// history over a chosen range, desired vs reported configuration (edited by admins), the
+// command console (operators and admins) and the command history. Orders sold here arrive
+// with the orders service (issue 4).
+import { lazy, Suspense, useEffect, useId, useState, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
 import { useMutation } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { KioskService, type Kiosk } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { KioskService, KioskStatus, type Kiosk } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { CommandService } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import type { StreamState } from "../api/use-stream";
+import { LiveBadge } from "../ui/LiveBadge";
+import { CommandConsole, CommandHistory } from "./CommandConsole";
+import { ConfigSection } from "./ConfigSection";
+
+// uPlot and the chart load with the first kiosk page, not with the app.
+const TelemetrySection = lazy(() => import("./TelemetryChart").then((m) => ({ default: m.TelemetrySection })));
 import { useCan } from "../api/context";
 import { describeError } from "../api/errors";
 import { EmptyState, ErrorNotice, Loading } from "../ui/feedback";
@@ -13,11 +22,12 @@ import { formatAgo, formatDateTime, formatNumber } from "../ui/format";
 import { FormField } from "../ui/form";
 import { Icon } from "../ui/icons";
 import { StatusBadge } from "./StatusBadge";
-import { useKiosk } from "./use-fleet";
+import { useKiosk, useKioskLive } from "./use-fleet";
 
 export function KioskDetailPage() {
   const { kioskId = "" } = useParams();
   const kiosk = useKiosk(kioskId);
+  const live = useKioskLive(kioskId);
   // Re-render once a second so "last seen 12 s ago" stays true between refreshes.
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
@@ -37,14 +47,15 @@ export function KioskDetailPage() {
       ) : !kiosk.data ? (
         <Loading label="Loading the kiosk…" />
       ) : (
-        <KioskDetail kiosk={kiosk.data} now={now} />
+        <KioskDetail kiosk={kiosk.data} now={now} live={live} />
       )}
     </div>
   );
 }
 
-function KioskDetail({ kiosk, now }: { kiosk: Kiosk; now: number }) {
+function KioskDetail({ kiosk, now, live }: { kiosk: Kiosk; now: number; live: StreamState }) {
   const canEdit = useCan(KioskService.method.updateKiosk);
+  const canCommand = useCan(CommandService.method.sendCommand);
   const [editing, setEditing] = useState(false);
   const state = kiosk.state;
   return (
@@ -56,11 +67,14 @@ function KioskDetail({ kiosk, now }: { kiosk: Kiosk; now: number }) {
             <span className="mono">{kiosk.kioskId}</span> · <StatusBadge status={kiosk.status} /> · last seen {formatAgo(kiosk.lastSeenTime, now)}
           </p>
         </div>
-        {canEdit && !editing && (
-          <button type="button" className="button" onClick={() => setEditing(true)}>
-            Edit details
-          </button>
-        )}
+        <div className="header-actions">
+          <LiveBadge state={live} />
+          {canEdit && !editing && (
+            <button type="button" className="button" onClick={() => setEditing(true)}>
+              Edit details
+            </button>
+          )}
+        </div>
       </header>
 
       <div className="detail-grid">
@@ -141,16 +155,21 @@ function KioskDetail({ kiosk, now }: { kiosk: Kiosk; now: number }) {
       </div>
 
       <div className="detail-grid">
-        <ComingSection title="Telemetry history" icon="fleet" text="Charts of paper, cash, temperature and CPU over a chosen range, once fleet keeps telemetry history." />
-        <ComingSection title="Configuration" icon="key" text="Desired and reported configuration side by side, with an editor, once fleet's ConfigService exists." />
-        <ComingSection title="Commands" icon="jobs" text="A console to send commands and watch each one go from queued to succeeded, with the history, once fleet's CommandService exists." />
+        <Suspense fallback={<Loading label="Loading the chart…" />}>
+          <TelemetrySection kioskId={kiosk.kioskId} />
+        </Suspense>
+        {canCommand && <CommandConsole kioskId={kiosk.kioskId} online={kiosk.status === KioskStatus.ONLINE || kiosk.status === KioskStatus.ALERTING} />}
+        <div className={canCommand ? "" : "card-wide"}>
+          <CommandHistory kioskId={kiosk.kioskId} />
+        </div>
+        <ConfigSection kioskId={kiosk.kioskId} />
         <ComingSection title="Orders sold here" icon="orders" text="This kiosk's recent orders, once the orders service exists." />
       </div>
     </>
   );
 }
 
-function ComingSection({ title, icon, text }: { title: string; icon: "fleet" | "key" | "jobs" | "orders"; text: string }) {
+function ComingSection({ title, icon, text }: { title: string; icon: "orders"; text: string }) {
   return (
     <section className="card card-muted" aria-label={title}>
       <h2 className="card-title">{title}</h2>
