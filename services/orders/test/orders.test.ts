@@ -11,6 +11,7 @@ import { PaymentIntentState } from "@adminkiosk/proto/adminkiosk/payments/v1/pay
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
 import { failure } from "../../../test/support/auth.js";
 import { verifyTicket } from "../src/tickets.js";
+import { sell } from "@adminkiosk/kiosk-sdk";
 import { startSale, type SaleFixture } from "./fixture.js";
 
 let f: SaleFixture;
@@ -34,6 +35,18 @@ afterEach(async () => {
 });
 
 describe("a sale", () => {
+  it("through the kiosk SDK: sell() waits for the outcome, and selling again under the same key is the same sale", async () => {
+    const before = await f.stock("kiosk-a", "coffee");
+    const sale = { idempotencyKey: key(), items: [{ sku: "coffee", quantity: 1n }], paymentMethod: "pm_card_visa" };
+    const options = { ordersAddress: f.orders.url, credential: kioskA };
+    const [first, second] = await Promise.all([sell(sale, options), sell(sale, options)]);
+    expect(first.state).toBe(OrderState.COMPLETED);
+    expect(second.orderId).toBe(first.orderId);
+    expect(first.receipt?.printableText).toContain("TOTAL EUR");
+    expect((await f.stock("kiosk-a", "coffee")).onHand).toBe(before.onHand - 1n);
+    expect(await f.simCharges(first.paymentIntentId)).toHaveLength(1);
+  });
+
   it("completes: reserve, pay, then tickets with verifiable QR payloads, a receipt, stock sold", async () => {
     const { eventId, seatIds } = await f.event(4);
     const before = await f.stock("kiosk-a", "coffee");
