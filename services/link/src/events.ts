@@ -2,7 +2,7 @@
 // connections (to end its own older stream for the same kiosk) and auth's device
 // revocations (to end a revoked kiosk's stream at once).
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { DeliverReplySchema, DeliverRequestSchema, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
@@ -31,7 +31,33 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
   await ensureStream(nc, { ...linkStream, maxAgeMs: 7 * 24 * 3600 * 1000 });
   const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
   const connected = nc.subscribe("link.kiosk.*.connected");
-  const revoked = nc.subscribe("auth.device.*.revoked");
+  // Revocations come from auth's stream AUTH through an ordered JetStream consumer, not a
+  // plain subscription: after a NATS disconnection it resumes where it stopped, so a
+  // revocation published meanwhile still ends the stream. It starts at this replica's start
+  // (what was revoked before is refused when a stream opens). auth creates AUTH; until it
+  // has, this retries.
+  const since = new Date().toISOString();
+  let stopRevocations = false;
+  let revocationMessages: { stop(): void } | undefined;
+  const followRevocations = async () => {
+    const js = jetstream(nc);
+    for (let attempt = 0; !stopRevocations; attempt++) {
+      try {
+        const consumer = await js.consumers.get("AUTH", { filter_subjects: "auth.device.*.revoked", deliver_policy: DeliverPolicy.StartTime, opt_start_time: since });
+        const messages = await consumer.consume();
+        revocationMessages = messages;
+        attempt = 0;
+        await pump(messages, (data) => {
+          const event = fromBinary(DeviceRevokedEventSchema, data);
+          revokedListeners.forEach((l) => l(event.kioskId, event.deviceIds));
+        });
+      } catch (err) {
+        if (stopRevocations) return;
+        if (attempt === 0) log.warn({ err }, "revocations: cannot follow stream AUTH yet; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
+      }
+    }
+  };
   const connectedListeners: ((e: KioskConnectedEvent) => void)[] = [];
   const revokedListeners: ((kioskId: string, deviceIds: string[]) => void)[] = [];
   const pump = async (sub: AsyncIterable<{ data: Uint8Array }>, handle: (data: Uint8Array) => void) => {
@@ -47,10 +73,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
     const event = fromBinary(KioskConnectedEventSchema, data);
     connectedListeners.forEach((l) => l(event));
   });
-  void pump(revoked, (data) => {
-    const event = fromBinary(DeviceRevokedEventSchema, data);
-    revokedListeners.forEach((l) => l(event.kioskId, event.deviceIds));
-  });
+  void followRevocations();
   return {
     async publish(subject, schema, message, msgId) {
       await js.publish(subject, toBinary(schema, message), msgId ? { msgID: msgId } : undefined);
@@ -76,7 +99,8 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
     onDeviceRevoked: (l) => void revokedListeners.push(l),
     async close() {
       connected.unsubscribe();
-      revoked.unsubscribe();
+      stopRevocations = true;
+      revocationMessages?.stop();
     },
   };
 }
