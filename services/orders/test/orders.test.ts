@@ -257,8 +257,10 @@ describe("refunds", () => {
     expect(rest).toMatchObject({ refundMinor: 250n + 3000n, order: { state: OrderState.REFUNDED, refundedMinor: 3750n } });
     expect(rest.order!.tickets.every((t) => t.void)).toBe(true);
     expect((await f.stock("kiosk-a", "coffee")).onHand).toBe(afterSale.onHand + 3n);
-    const { paymentIntent } = await f.paymentsAs(f.tokens.operator).getPaymentIntent({ paymentIntentId: completed.paymentIntentId });
-    expect(paymentIntent?.refundedMinor).toBe(3750n);
+    // payments counts a refund once the provider confirms it (its webhook comes a moment later).
+    await expect
+      .poll(async () => (await f.paymentsAs(f.tokens.operator).getPaymentIntent({ paymentIntentId: completed.paymentIntentId })).paymentIntent?.refundedMinor, { timeout: 10_000, interval: 100 })
+      .toBe(3750n);
     const over = await failure(f.ordersAs(f.tokens.operator).refundOrder({ idempotencyKey: key(), orderId: completed.orderId, reason: "again" }));
     expect(over.code).toBe(Code.FailedPrecondition);
     // Refunded payments settle at the provider asynchronously; the ledger must balance once they have.
