@@ -6,6 +6,8 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
+import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { CatalogPage } from "./catalog/CatalogPage";
 import { AuditPage } from "./admin/AuditPage";
 import { EnrollmentPage } from "./admin/EnrollmentPage";
 import { UsersPage } from "./admin/UsersPage";
@@ -29,14 +31,7 @@ export interface PageRoute {
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
-  {
-    path: "/catalog",
-    label: "Catalog",
-    section: "Commerce",
-    icon: "catalog",
-    comingSoon: true,
-    element: <ComingSoon title="Catalog and inventory" icon="catalog" what="Products, prices, events with seat maps, and each kiosk's stock with low-stock warnings." waitsFor="Waits for the catalog service (issue 4)." />,
-  },
+  { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
   {
     path: "/orders",
     label: "Orders",
