@@ -124,7 +124,8 @@ function OrderView({ order: o }: { order: Order }) {
 }
 
 function PaymentCard({ order: o }: { order: Order }) {
-  const intent = useQuery(PaymentService.method.getPaymentIntent, { paymentIntentId: o.paymentIntentId }, { enabled: o.paymentIntentId !== "" });
+  // Read again every 2 s while payments has not caught up with the order (a refund in flight).
+  const intent = useQuery(PaymentService.method.getPaymentIntent, { paymentIntentId: o.paymentIntentId }, { enabled: o.paymentIntentId !== "", refetchInterval: (q) => (q.state.data?.paymentIntent && q.state.data.paymentIntent.refundedMinor !== o.refundedMinor ? 2_000 : false) });
   const p = intent.data?.paymentIntent;
   return (
     <section className="card" aria-label="Payment">
