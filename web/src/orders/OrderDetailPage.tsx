@@ -112,7 +112,7 @@ function OrderView({ order: o }: { order: Order }) {
         {o.receipt?.printableText && (
           <section className="card" aria-label="Receipt">
             <h2 className="card-title">Receipt</h2>
-            <pre className="code-display" data-testid="receipt">
+            <pre className="receipt" data-testid="receipt">
               {o.receipt.printableText}
             </pre>
           </section>
@@ -189,14 +189,15 @@ function RefundForm({ order: o }: { order: Order }) {
           refund.mutate({ idempotencyKey, orderId: o.orderId, lines, reason: reason.trim() });
         }}
       >
-        <div className="segmented" role="radiogroup" aria-label="What to refund">
-          <label>
+        <fieldset className="fieldset">
+          <legend>What to refund</legend>
+          <label className="checkbox">
             <input type="radio" name={`${id}-what`} checked={whole} onChange={() => setWhole(true)} /> Everything not yet refunded
-          </label>
-          <label>
+          </label>{" "}
+          <label className="checkbox">
             <input type="radio" name={`${id}-what`} checked={!whole} onChange={() => setWhole(false)} /> Chosen lines
           </label>
-        </div>
+        </fieldset>
         {!whole &&
           o.lines.map((l) => {
             const left = l.quantity - l.refundedQuantity;
