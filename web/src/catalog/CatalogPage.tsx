@@ -186,14 +186,18 @@ function RestockForm({ level, onDone }: { level: StockLevel; onDone: () => void 
       onDone();
     },
   });
+  const [notWhole, setNotWhole] = useState(false);
   const fields = restock.error ? describeError(restock.error).fields : {};
+  const quantityError = notWhole ? "Enter a whole number of units." : fields["quantity"];
   return (
     <form
       className="form"
       aria-label="Restock"
       onSubmit={(e) => {
         e.preventDefault();
-        if (!/^-?\d+$/.test(quantity.trim())) return;
+        const whole = /^-?\d+$/.test(quantity.trim());
+        setNotWhole(!whole);
+        if (!whole) return;
         restock.mutate({ kioskId: level.kioskId, sku: level.sku, quantity: BigInt(quantity.trim()), reason: reason.trim() });
       }}
     >
@@ -201,7 +205,7 @@ function RestockForm({ level, onDone }: { level: StockLevel; onDone: () => void 
         Restock <strong className="mono">{level.sku}</strong> at <strong className="mono">{level.kioskId}</strong> (on hand now: {formatNumber(level.onHand)}).
       </p>
       <div className="filters">
-        <FormField id={`${id}-qty`} label="Quantity added" hint="Units put into the kiosk" error={fields["quantity"]}>
+        <FormField id={`${id}-qty`} label="Quantity added" hint="Units put into the kiosk" error={quantityError}>
           <input id={`${id}-qty`} inputMode="numeric" value={quantity} onChange={(e) => setQuantity(e.target.value)} required />
         </FormField>
         <FormField id={`${id}-reason`} label="Reason" hint="e.g. weekly refill" error={fields["reason"]}>
