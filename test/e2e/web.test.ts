@@ -4,6 +4,7 @@
 // README's screenshots: into docs/screenshots/ with UPDATE_SCREENSHOTS=1
 // (`npm run screenshots`), otherwise into a temporary folder, so a test run leaves the
 // tree as it was.
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,8 +14,12 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
-import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebServer, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
-import { provision, startSimulator, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
+import { InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { createDatabase, ensureWebBuild, freePort, repoRoot, startTestProgram, startTestService, startWebServer, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
+import { sell } from "@adminkiosk/kiosk-sdk";
+import { provision, startSimulator, type SimKiosk, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
+import { generateTicketSigningKey } from "../../services/orders/src/tickets.js";
 import { adminEmail, adminPassword, bearer, Role, startAuth, type AuthFixture } from "../support/auth.js";
 
 const kioskCount = 6;
@@ -25,6 +30,10 @@ let auth: AuthFixture;
 let fleet: StartedService;
 let link: StartedService;
 let simulator: Simulator;
+let kiosks: SimKiosk[];
+let commerce: StartedService[] = [];
+let ordersUrl: string;
+const sku = "e2e-water";
 let web: WebServer;
 let browser: Browser;
 
@@ -42,7 +51,9 @@ beforeAll(async () => {
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-web-e2e" }),
   ]);
-  const kiosks = await provision({
+  const startingCommerce = startCommerce(shared);
+  startingCommerce.catch(() => {}); // awaited below
+  kiosks = await provision({
     authUrl: auth.service.url,
     fleetUrl: fleet.url,
     count: kioskCount,
@@ -50,8 +61,10 @@ beforeAll(async () => {
     admin: { email: adminEmail, password: adminPassword },
   });
   simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 1_000, flappingShare: 0 });
+  const { catalog, payments, orders } = await startingCommerce;
+  await seedCatalog(catalog.url, kiosks[0]!.kioskId);
   await built;
-  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url }, port: 0 });
+  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url, catalog: catalog.url, payments: payments.url, orders: orders.url }, port: 0 });
   browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
   mkdirSync(screenshotDir, { recursive: true });
 });
@@ -60,9 +73,52 @@ afterAll(async () => {
   await browser?.close();
   await web?.close();
   await simulator?.stop();
-  await Promise.all([fleet?.stop(), link?.stop()]);
+  await Promise.all([fleet?.stop(), link?.stop(), ...commerce.map((c) => c.stop())]);
   await auth?.stop();
 });
+
+/** catalog, payments with its provider simulator, and orders, wired as npm start wires them. */
+async function startCommerce(shared: Record<string, string>) {
+  const infra = inject("infra");
+  const apiKey = randomBytes(24).toString("hex");
+  const webhookSecret = randomBytes(32).toString("hex");
+  const simPort = await freePort();
+  const [catalog, payments] = await Promise.all([
+    createDatabase(infra.databaseUrl, "catalog").then((db) => startTestService("catalog", { ...shared, DATABASE_URL: db })),
+    createDatabase(infra.databaseUrl, "payments").then((db) =>
+      startTestService("payments", { ...shared, DATABASE_URL: db, PROVIDER_URL: `http://127.0.0.1:${simPort}`, PROVIDER_API_KEY: apiKey, PROVIDER_WEBHOOK_SECRET: webhookSecret }),
+    ),
+  ]);
+  commerce.push(catalog, payments);
+  const sim = await startTestProgram(
+    "provider-sim",
+    "services/payments/src/provider-sim/main.ts",
+    "PROVIDER_SIM_PORT",
+    { PROVIDER_API_KEY: apiKey, PROVIDER_WEBHOOK_SECRET: webhookSecret, PROVIDER_WEBHOOK_URL: `${payments.url}/webhooks/provider`, WEBHOOK_DELAY: "50ms" },
+    simPort,
+  );
+  commerce.push(sim);
+  const suffix = randomBytes(4).toString("hex");
+  const orders = await startTestService("orders", {
+    ...shared,
+    DATABASE_URL: await createDatabase(infra.databaseUrl, "orders"),
+    CATALOG_URL: catalog.url,
+    PAYMENTS_URL: payments.url,
+    ORDERS_TICKET_SIGNING_KEY: await generateTicketSigningKey(),
+    PAYMENTS_EVENTS_CONSUMER: `orders-payments-${suffix}`,
+    CATALOG_EVENTS_CONSUMER: `orders-catalog-${suffix}`,
+  });
+  commerce.push(orders);
+  ordersUrl = orders.url;
+  return { catalog, payments, orders };
+}
+
+async function seedCatalog(catalogUrl: string, kioskId: string) {
+  const admin = await auth.adminToken();
+  const transport = createConnectTransport({ baseUrl: catalogUrl, httpVersion: "1.1", interceptors: [bearer(admin)] });
+  await createClient(ProductService, transport).createProduct({ product: { sku, name: "Still water 0.5 l", category: "drinks", priceMinor: 250n, currency: "EUR", taxRateBasisPoints: 2100, active: true } });
+  await createClient(InventoryService, transport).restock({ kioskId, sku, quantity: 5n, reason: "first fill" });
+}
 
 async function signIn(page: Page, email: string, password: string) {
   await page.goto(`${web.url}/`);
@@ -226,6 +282,43 @@ describe("an admin", () => {
     await shoot(page, "audit-log-fleet");
   });
 
+  it("restocks a product at a kiosk and sees the stock change", async () => {
+    const kioskId = kiosks[0]!.kioskId;
+    await page.getByRole("link", { name: "Catalog" }).click();
+    await page.getByRole("heading", { name: "Catalog and inventory" }).waitFor();
+    await page.getByTestId("product-row").filter({ hasText: sku }).waitFor();
+    await page.getByPlaceholder("Kiosk id (all kiosks)").fill(kioskId);
+    const row = page.locator(`[data-testid="stock-row"][data-kiosk="${kioskId}"][data-sku="${sku}"]`);
+    await expect.poll(() => row.getByTestId("on-hand").textContent(), { timeout: 5_000 }).toBe("5");
+    await row.getByRole("button", { name: "Restock" }).click();
+    await page.getByLabel("Quantity added").fill("7");
+    await page.getByLabel("Reason").fill("weekly refill");
+    await shoot(page, "catalog");
+    await page.getByRole("form", { name: "Restock" }).getByRole("button", { name: "Restock" }).click();
+    await expect.poll(() => row.getByTestId("on-hand").textContent(), { timeout: 5_000 }).toBe("12");
+  });
+
+  it("refunds an order a kiosk sold, and sees it REFUNDED", async () => {
+    const kiosk = kiosks[0]!;
+    const order = await sell({ idempotencyKey: crypto.randomUUID(), items: [{ sku, quantity: 2n }], paymentMethod: "pm_card_visa" }, { ordersAddress: ordersUrl, credential: kiosk.deviceCredential });
+    expect(order.state).toBe(OrderState.COMPLETED);
+    await page.getByRole("link", { name: "Orders" }).click();
+    await page.getByRole("heading", { name: "Orders", level: 1 }).waitFor();
+    await page.getByTestId("sales-chart").waitFor();
+    const row = page.locator(`[data-testid="order-row"][data-order="${order.orderId}"]`);
+    await row.getByRole("link").first().click();
+    await page.getByTestId("receipt").waitFor();
+    await expect.poll(() => page.getByTestId("payment-state").textContent(), { timeout: 5_000 }).toBe("Succeeded");
+    await page.getByLabel("Reason").fill("customer changed their mind");
+    await shoot(page, "order-detail");
+    await page.getByRole("button", { name: "Refund order" }).click();
+    await expect.poll(() => page.locator("h1").getByTestId("order-state").textContent(), { timeout: 10_000 }).toBe("Refunded");
+    await expect.poll(() => page.getByTestId("payment-state").textContent(), { timeout: 10_000 }).toBe("Refunded");
+    // The kiosk page lists it among the orders sold there.
+    await page.getByRole("link", { name: kiosk.kioskId }).first().click();
+    await page.locator(`[data-testid="order-row"][data-order="${order.orderId}"]`).getByText("Refunded").waitFor();
+  });
+
   it("shows the stream reconnecting after a network drop, then live again", async () => {
     await page.getByRole("link", { name: "Overview" }).click();
     await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 }).toBe("Live");
@@ -312,6 +405,10 @@ describe("a viewer", () => {
     await page.getByRole("heading", { name: "Jobs", level: 1 }).waitFor();
     await expect.poll(() => page.getByTestId("job-row").count(), { timeout: 5_000 }).toBe(1);
     await expect(page.getByRole("button", { name: "New job" }).count()).resolves.toBe(0);
+
+    await nav.getByRole("link", { name: "Catalog" }).click();
+    await page.getByTestId("stock-row").first().waitFor();
+    await expect(page.getByRole("button", { name: "Restock" }).count()).resolves.toBe(0);
 
     await page.goto(`${web.url}/admin/users`);
     await page.getByText("Not available for your role").waitFor();

@@ -15,6 +15,8 @@ import { pages } from "./routes";
 import { Layout } from "./ui/Layout";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
+import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { OrderDetailPage } from "./orders/OrderDetailPage";
 
 const router = createBrowserRouter([
   { path: "/signin", element: <SignInPage /> },
@@ -39,6 +41,14 @@ const router = createBrowserRouter([
         element: (
           <RequireAccess method={JobService.method.getJob}>
             <JobDetailPage />
+          </RequireAccess>
+        ),
+      },
+      {
+        path: "/orders/:orderId",
+        element: (
+          <RequireAccess method={OrderService.method.getOrder}>
+            <OrderDetailPage />
           </RequireAccess>
         ),
       },

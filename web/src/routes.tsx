@@ -6,12 +6,15 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
+import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { OrdersPage } from "./orders/OrdersPage";
+import { CatalogPage } from "./catalog/CatalogPage";
 import { AuditPage } from "./admin/AuditPage";
 import { EnrollmentPage } from "./admin/EnrollmentPage";
 import { UsersPage } from "./admin/UsersPage";
 import { FleetPage } from "./fleet/FleetPage";
 import { JobsPage } from "./jobs/JobsPage";
-import { ComingSoon } from "./pages/ComingSoon";
 import type { IconName } from "./ui/icons";
 
 export interface PageRoute {
@@ -29,22 +32,8 @@ export interface PageRoute {
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
-  {
-    path: "/catalog",
-    label: "Catalog",
-    section: "Commerce",
-    icon: "catalog",
-    comingSoon: true,
-    element: <ComingSoon title="Catalog and inventory" icon="catalog" what="Products, prices, events with seat maps, and each kiosk's stock with low-stock warnings." waitsFor="Waits for the catalog service (issue 4)." />,
-  },
-  {
-    path: "/orders",
-    label: "Orders",
-    section: "Commerce",
-    icon: "orders",
-    comingSoon: true,
-    element: <ComingSoon title="Orders and payments" icon="orders" what="Every sale at every kiosk, its payment, and refunds." waitsFor="Waits for the orders and payments services (issue 4)." />,
-  },
+  { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
+  { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
   { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: <UsersPage />, needs: UserService.method.listUsers },
   { path: "/admin/enrollment", label: "Enrollment", section: "Admin", icon: "key", element: <EnrollmentPage />, needs: DeviceService.method.createEnrollmentCode },
   { path: "/admin/audit", label: "Audit log", section: "Admin", icon: "audit", element: <AuditPage />, needs: AuditService.method.listAuditEvents },

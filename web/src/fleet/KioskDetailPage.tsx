@@ -1,7 +1,6 @@
 // One kiosk, live from WatchKiosk: its registry entry and latest reported state, telemetry
 // history over a chosen range, desired vs reported configuration (edited by admins), the
-// command console (operators and admins) and the command history. Orders sold here arrive
-// with the orders service (issue 4).
+// command console (operators and admins), the command history and the orders sold here.
 import { lazy, Suspense, useEffect, useId, useState, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
 import { useMutation } from "@connectrpc/connect-query";
@@ -12,6 +11,8 @@ import type { StreamState } from "../api/use-stream";
 import { LiveBadge } from "../ui/LiveBadge";
 import { CommandConsole, CommandHistory } from "./CommandConsole";
 import { ConfigSection } from "./ConfigSection";
+import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { OrderTable } from "../orders/OrdersPage";
 
 // uPlot and the chart load with the first kiosk page, not with the app.
 const TelemetrySection = lazy(() => import("./TelemetryChart").then((m) => ({ default: m.TelemetrySection })));
@@ -56,6 +57,7 @@ export function KioskDetailPage() {
 function KioskDetail({ kiosk, now, live }: { kiosk: Kiosk; now: number; live: StreamState }) {
   const canEdit = useCan(KioskService.method.updateKiosk);
   const canCommand = useCan(CommandService.method.sendCommand);
+  const canSeeOrders = useCan(OrderService.method.listOrders);
   const [editing, setEditing] = useState(false);
   const state = kiosk.state;
   return (
@@ -163,20 +165,16 @@ function KioskDetail({ kiosk, now, live }: { kiosk: Kiosk; now: number; live: St
           <CommandHistory kioskId={kiosk.kioskId} />
         </div>
         <ConfigSection kioskId={kiosk.kioskId} />
-        <ComingSection title="Orders sold here" icon="orders" text="This kiosk's recent orders, once the orders service exists." />
+        {canSeeOrders && (
+          <section className="card card-wide" aria-label="Orders sold here">
+            <h2 className="card-title">
+              Orders sold here <Link to={`/orders?kiosk=${encodeURIComponent(kiosk.kioskId)}`} className="small">all orders and sales</Link>
+            </h2>
+            <OrderTable kioskId={kiosk.kioskId} size={10} hideKiosk />
+          </section>
+        )}
       </div>
     </>
-  );
-}
-
-function ComingSection({ title, icon, text }: { title: string; icon: "orders"; text: string }) {
-  return (
-    <section className="card card-muted" aria-label={title}>
-      <h2 className="card-title">{title}</h2>
-      <EmptyState icon={icon} title="Coming soon">
-        <p>{text}</p>
-      </EmptyState>
-    </section>
   );
 }
 

@@ -22,3 +22,15 @@ export function formatAgo(ts: Timestamp | undefined, now: number = Date.now()): 
   if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
   return `${Math.floor(seconds / 86_400)} d ago`;
 }
+
+/** Integer minor units in an ISO 4217 currency: 1250n, "EUR" → "€12.50". */
+export function formatMoney(minor: bigint | number, currency: string): string {
+  if (!currency) return formatNumber(minor);
+  try {
+    const f = new Intl.NumberFormat(undefined, { style: "currency", currency });
+    const digits = f.resolvedOptions().maximumFractionDigits ?? 2;
+    return f.format(Number(minor) / 10 ** digits);
+  } catch {
+    return `${formatNumber(minor)} ${currency} (minor units)`;
+  }
+}
