@@ -147,6 +147,8 @@ describe("an admin", () => {
   it("signs in and watches the simulated kiosks come online", async () => {
     await signIn(page, adminEmail, adminPassword);
     await expect.poll(() => page.getByTestId("count-online").textContent(), { timeout: 15_000, interval: 250 }).toBe(String(kioskCount));
+    // Low stock comes from catalog: a count, not the "unreachable" dash.
+    await expect.poll(() => page.getByTestId("count-low-stock").textContent(), { timeout: 15_000, interval: 250 }).toMatch(/^\d+$/);
     await expect.poll(() => page.locator('[data-testid="kiosk-row"][data-status="online"]').count(), { timeout: 10_000, interval: 250 }).toBe(kioskCount);
     await expect(page.getByTestId("connection").textContent()).resolves.toBe("Live");
     await expect(page.getByTestId("role").textContent()).resolves.toBe("Admin");

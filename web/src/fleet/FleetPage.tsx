@@ -9,6 +9,9 @@ import { Pager, usePageTokens } from "../ui/pager";
 import { StatusBadge } from "./StatusBadge";
 import { filterableStatuses, KioskStatus, statusFromParam, statusInfo } from "./status";
 import type { FleetSummary } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { useQuery } from "@connectrpc/connect-query";
+import { useCan } from "../api/context";
 import { LiveBadge } from "../ui/LiveBadge";
 import { kioskPageSize, useFleetLive, useFleetSummary, useKioskLocations, useKioskPage, type FleetFilter } from "./use-fleet";
 
@@ -110,7 +113,26 @@ function FleetCountCards({ summary, onPick, active }: { summary: FleetSummary | 
         </span>
         <span className="stat-hint">paper below 10% · of {summary ? formatNumber(summary.total) : "…"} kiosks</span>
       </div>
+      <LowStockCard />
     </div>
+  );
+}
+
+/** Products at or below their low-stock threshold, over every kiosk (catalog; no stream, so re-read every 30 s). */
+function LowStockCard() {
+  const allowed = useCan(InventoryService.method.listStock);
+  const low = useQuery(InventoryService.method.listStock, { lowOnly: true, pageSize: 1 }, { enabled: allowed, refetchInterval: 30_000 });
+  if (!allowed) return null;
+  return (
+    <Link to="/catalog" className="stat-card stat-card-static">
+      <span className="stat-label">
+        <Icon name="box" size={14} /> Low stock
+      </span>
+      <span className="stat-value" data-testid="count-low-stock">
+        {low.data ? formatNumber(low.data.totalSize) : low.isError ? "–" : <span className="skeleton skeleton-number" />}
+      </span>
+      <span className="stat-hint">{low.isError ? "catalog cannot be reached" : "products at or below their threshold, all kiosks"}</span>
+    </Link>
   );
 }
 
