@@ -149,6 +149,12 @@ describe("an admin", () => {
     await expect.poll(() => page.getByTestId("count-online").textContent(), { timeout: 15_000, interval: 250 }).toBe(String(kioskCount));
     // Low stock comes from catalog: a count, not the "unreachable" dash.
     await expect.poll(() => page.getByTestId("count-low-stock").textContent(), { timeout: 15_000, interval: 250 }).toMatch(/^\d+$/);
+    // Sorting is the server's (ListKiosks order_by) and lives in the URL.
+    await page.getByRole("button", { name: /^Kiosk/ }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get("sort")).toBe("name");
+    await expect.poll(() => page.locator("th[aria-sort='ascending']").count()).toBe(1);
+    await page.getByRole("button", { name: /^Kiosk/ }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get("sort")).toBe("name desc");
     await expect.poll(() => page.locator('[data-testid="kiosk-row"][data-status="online"]').count(), { timeout: 10_000, interval: 250 }).toBe(kioskCount);
     await expect(page.getByTestId("connection").textContent()).resolves.toBe("Live");
     await expect(page.getByTestId("role").textContent()).resolves.toBe("Admin");

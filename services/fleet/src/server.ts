@@ -16,7 +16,7 @@ import { configRoutes } from "./desired-config.js";
 import type { Dispatcher } from "./dispatch.js";
 import { jobRoutes } from "./jobs.js";
 import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
-import { kiosks, presenceFilter, type KioskFields, type KioskFilter } from "./store.js";
+import { kiosks, presenceFilter, type KioskFields, type KioskFilter, type KioskOrder } from "./store.js";
 import { telemetryRoutes, type TelemetryStore } from "./telemetry.js";
 import { createWatches, toKiosk } from "./watch.js";
 
@@ -34,6 +34,13 @@ export interface FleetDeps {
 }
 
 const nameRule = { max: 100 };
+
+function requireKioskOrder(field: string, value: string): KioskOrder {
+  if (value.trim() === "") return { field: "kiosk_id", desc: false };
+  const m = /^\s*(kiosk_id|name|last_seen_time)(\s+(asc|desc))?\s*$/i.exec(value);
+  if (!m) throw invalidArgument(field, 'must be "kiosk_id", "name" or "last_seen_time", optionally followed by " desc"');
+  return { field: m[1]!.toLowerCase() as KioskOrder["field"], desc: (m[3] ?? "").toLowerCase() === "desc" };
+}
 
 export function fleetRoutes(deps: FleetDeps) {
   const { pool, changes } = deps;
@@ -86,7 +93,16 @@ export function fleetRoutes(deps: FleetDeps) {
 
       async listKiosks(req) {
         const limit = pageSize("page_size", req.pageSize, 100, 1000);
-        const after = decodePageToken("page_token", req.pageToken, { after: cursorPatterns.any })?.after;
+        const order = requireKioskOrder("order_by", req.orderBy);
+        const orderKey = `${order.field}${order.desc ? " desc" : ""}`;
+        const cursor = decodePageToken("page_token", req.pageToken, { after: cursorPatterns.any });
+        let after: { id: string; value: string } | undefined;
+        if (cursor) {
+          // Tokens from before order_by existed name only the id (kiosk_id order).
+          const extra = JSON.parse(Buffer.from(req.pageToken, "base64url").toString("utf8")) as { o?: unknown; v?: unknown };
+          if ((extra.o ?? "kiosk_id") !== orderKey) throw invalidArgument("page_token", "was made for another order_by");
+          after = { id: cursor.after, value: typeof extra.v === "string" ? extra.v : cursor.after };
+        }
         if (!(req.status in presenceFilter)) throw invalidArgument("status", "is not a kiosk status");
         const filter: KioskFilter = {
           presence: presenceFilter[req.status],
@@ -94,12 +110,12 @@ export function fleetRoutes(deps: FleetDeps) {
           groupId: req.groupId === "" ? undefined : optionalGroupId("group_id", req.groupId),
           query: req.query === "" ? undefined : requireText("query", req.query, { max: 100 }),
         };
-        const [rows, total] = await Promise.all([kiosks.list(pool, filter, { limit: limit + 1, afterId: after }), kiosks.count(pool, filter)]);
+        const [rows, total] = await Promise.all([kiosks.list(pool, filter, { limit: limit + 1, order, after }), kiosks.count(pool, filter)]);
         const page = rows.slice(0, limit);
         const last = page.at(-1);
         return {
           kiosks: page.map(toKiosk),
-          nextPageToken: rows.length > limit && last ? encodePageToken({ after: last.kiosk_id }) : "",
+          nextPageToken: rows.length > limit && last ? encodePageToken({ after: last.kiosk_id, v: last.sort_value, o: orderKey }) : "",
           totalSize: total,
         };
       },

@@ -56,6 +56,18 @@ export interface KioskFilter {
   query?: string;
 }
 
+export interface KioskOrder {
+  field: "kiosk_id" | "name" | "last_seen_time";
+  desc: boolean;
+}
+
+/** Sort expressions; never-seen kiosks sort as the oldest. */
+const kioskOrderColumns: Record<KioskOrder["field"], { expr: string; cast: string }> = {
+  kiosk_id: { expr: "kiosk_id", cast: "text" },
+  name: { expr: "name", cast: "text" },
+  last_seen_time: { expr: "COALESCE(last_seen_at, '-infinity'::timestamptz)", cast: "timestamptz" },
+};
+
 /** ListKiosks' and jobs' status filter. */
 export const presenceFilter: Record<KioskStatus, KioskFilter["presence"]> = {
   [KioskStatus.UNSPECIFIED]: undefined,
@@ -120,12 +132,26 @@ export const kiosks = {
     ]);
     return (rowCount ?? 0) > 0;
   },
-  async list(db: Db, filter: KioskFilter, page: { limit: number; afterId?: string }) {
+  /**
+   * A page in `order` (keyset: after the last row's sort value and id, so pages stay
+   * consistent while kiosks change). `after.value` is the sort value as text.
+   */
+  async list(db: Db, filter: KioskFilter, page: { limit: number; order: KioskOrder; after?: { id: string; value: string } }) {
     const params: unknown[] = [];
     const condition = kioskWhere(filter, params);
-    const after = page.afterId === undefined ? "" : ` AND kiosk_id > $${params.push(page.afterId)}`;
-    const { rows } = await db.query<KioskRow>(
-      `SELECT * FROM kiosks WHERE ${condition}${after} ORDER BY kiosk_id LIMIT $${params.push(page.limit)}`,
+    const { expr, cast } = kioskOrderColumns[page.order.field];
+    const dir = page.order.desc ? "DESC" : "ASC";
+    const cmp = page.order.desc ? "<" : ">";
+    let after = "";
+    if (page.after) {
+      after =
+        page.order.field === "kiosk_id"
+          ? ` AND kiosk_id ${cmp} $${params.push(page.after.id)}`
+          : ` AND (${expr}, kiosk_id) ${cmp} ($${params.push(page.after.value)}::${cast}, $${params.push(page.after.id)})`;
+    }
+    const { rows } = await db.query<KioskRow & { sort_value: string }>(
+      `SELECT *, (${expr})::text AS sort_value FROM kiosks WHERE ${condition}${after}
+       ORDER BY ${expr} ${dir}, kiosk_id ${dir} LIMIT $${params.push(page.limit)}`,
       params,
     );
     return rows;

@@ -74,6 +74,26 @@ describe("registry", () => {
     expect(retagged?.tags).toEqual(["a", "b"]);
   });
 
+  it("lists in the order asked for, page by page, and refuses an order it does not know", async () => {
+    const names = ["Delta", "alpha", "Charlie", "bravo", "Echo"];
+    for (const [i, name] of names.entries()) await kiosksAs(admin).createKiosk({ kiosk: { kioskId: `sort-${i}`, name, tags: ["sort-test"] } });
+    const all: string[] = [];
+    let pageToken = "";
+    do {
+      const res = await kiosksAs(viewer).listKiosks({ tag: "sort-test", orderBy: "name desc", pageSize: 2, pageToken });
+      all.push(...res.kiosks.map((k) => k.name));
+      pageToken = res.nextPageToken;
+    } while (pageToken);
+    expect(all).toEqual(["bravo", "alpha", "Echo", "Delta", "Charlie"]);
+    const first = await kiosksAs(viewer).listKiosks({ tag: "sort-test", orderBy: "name desc", pageSize: 2 });
+    const mixed = await failure(kiosksAs(viewer).listKiosks({ tag: "sort-test", orderBy: "name", pageToken: first.nextPageToken }));
+    expect([mixed.code, mixed.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("page_token")]);
+    const bad = await failure(kiosksAs(viewer).listKiosks({ orderBy: "color" }));
+    expect([bad.code, bad.rawMessage]).toEqual([Code.InvalidArgument, expect.stringContaining("order_by")]);
+    const bySeen = await kiosksAs(viewer).listKiosks({ tag: "sort-test", orderBy: "last_seen_time desc" });
+    expect(bySeen.kiosks.map((k) => k.kioskId)).toEqual(["sort-4", "sort-3", "sort-2", "sort-1", "sort-0"]);
+  });
+
   it("bad input is InvalidArgument naming the field", async () => {
     // Made one at a time: a refusal arriving before its turn would be an unhandled rejection.
     const cases: [() => Promise<unknown>, string][] = [

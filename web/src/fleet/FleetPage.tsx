@@ -20,7 +20,13 @@ const KioskMap = lazy(() => import("./KioskMap"));
 export function FleetPage() {
   const [params, setParams] = useSearchParams();
   const filter: FleetFilter = useMemo(
-    () => ({ query: params.get("q") ?? "", status: statusFromParam(params.get("status")), groupId: params.get("group") ?? "", tag: params.get("tag") ?? "" }),
+    () => ({
+      query: params.get("q") ?? "",
+      status: statusFromParam(params.get("status")),
+      groupId: params.get("group") ?? "",
+      tag: params.get("tag") ?? "",
+      orderBy: sortOrders.includes(params.get("sort") ?? "") ? (params.get("sort") ?? "") : "",
+    }),
     [params],
   );
   const view = params.get("view") === "map" ? "map" : "table";
@@ -72,7 +78,7 @@ export function FleetPage() {
           </div>
         </div>
         <FleetFilters filter={filter} setParam={setParam} statuses={statuses} />
-        {view === "table" ? <KioskTable filter={filter} /> : <KioskMapView filter={filter} />}
+        {view === "table" ? <KioskTable filter={filter} onSort={(orderBy) => setParam({ sort: orderBy })} /> : <KioskMapView filter={filter} />}
       </section>
     </div>
   );
@@ -206,7 +212,24 @@ function TextFilter({ id, label, placeholder, value, onCommit }: { id: string; l
   );
 }
 
-function KioskTable({ filter }: { filter: FleetFilter }) {
+/** The orders the table offers (fleet's ListKiosks order_by); "" is by kiosk id. */
+const sortOrders = ["", "name", "name desc", "last_seen_time", "last_seen_time desc"];
+
+/** A column header that sorts: first click ascending (newest first for times), then the other way. */
+function SortHeader({ label, field, current, onSort, newestFirst }: { label: string; field: string; current: string; onSort: (orderBy: string) => void; newestFirst?: boolean }) {
+  const asc = current === field;
+  const desc = current === `${field} desc`;
+  const next = newestFirst ? (desc ? field : `${field} desc`) : asc ? `${field} desc` : field;
+  return (
+    <th scope="col" aria-sort={asc ? "ascending" : desc ? "descending" : "none"}>
+      <button type="button" className="sort-button" onClick={() => onSort(next)} title={`Sort by ${label.toLowerCase()}`}>
+        {label} {asc ? "▲" : desc ? "▼" : ""}
+      </button>
+    </th>
+  );
+}
+
+function KioskTable({ filter, onSort }: { filter: FleetFilter; onSort: (orderBy: string) => void }) {
   const pages = usePageTokens();
   const { reset } = pages;
   useEffect(reset, [filter, reset]);
@@ -221,14 +244,14 @@ function KioskTable({ filter }: { filter: FleetFilter }) {
           <thead>
             <tr>
               <th scope="col">Status</th>
-              <th scope="col">Kiosk</th>
+              <SortHeader label="Kiosk" field="name" current={filter.orderBy ?? ""} onSort={onSort} />
               <th scope="col">Location</th>
               <th scope="col">Group</th>
               <th scope="col">Tags</th>
               <th scope="col" className="num">
                 Paper
               </th>
-              <th scope="col">Last seen</th>
+              <SortHeader label="Last seen" field="last_seen_time" current={filter.orderBy ?? ""} onSort={onSort} newestFirst />
             </tr>
           </thead>
           <tbody>

@@ -23,9 +23,11 @@ export interface FleetFilter {
   status: KioskStatus;
   groupId: string;
   tag: string;
+  /** ListKiosks' order_by: "" (by id), "name", "name desc", "last_seen_time", "last_seen_time desc". */
+  orderBy?: string;
 }
 
-const listInput = (f: FleetFilter) => ({ query: f.query, status: f.status, groupId: f.groupId, tag: f.tag });
+const listInput = (f: FleetFilter) => ({ query: f.query, status: f.status, groupId: f.groupId, tag: f.tag, orderBy: f.orderBy ?? "" });
 
 /** One page of the kiosk table (server-side filters, keyset pages, total count), patched live by useFleetLive. */
 export function useKioskPage(filter: FleetFilter, pageToken: string) {
