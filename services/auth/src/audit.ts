@@ -1,7 +1,6 @@
 // Security events, written in the same transaction as the change they describe.
 import type { HandlerContext } from "@connectrpc/connect";
-import { describePrincipal, requestInfo, type Pool, type PoolClient } from "@adminkiosk/runtime";
-import { audit } from "./store.js";
+import { recordAuditEvent, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
 export type AuditType =
   | "login.succeeded"
@@ -22,21 +21,12 @@ export type AuditType =
   | "device.revoked"
   | "key.rotated";
 
-export async function recordAudit(
+/** Records a security event (see the runtime's recordAuditEvent). */
+export const recordAudit = (
   db: Pool | PoolClient,
   ctx: HandlerContext | undefined,
   type: AuditType,
   subject: string,
   details: Record<string, unknown> = {},
   actor?: string,
-) {
-  const info = ctx ? requestInfo(ctx) : undefined;
-  await audit.insert(db, {
-    type,
-    actor: actor ?? describePrincipal(info?.principal),
-    subject,
-    ip: info?.peer ?? "",
-    requestId: info?.id ?? "",
-    details,
-  });
-}
+) => recordAuditEvent(db, ctx, type, subject, details, actor);

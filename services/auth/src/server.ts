@@ -17,6 +17,7 @@ import {
   encodePageToken,
   inTransaction,
   invalidArgument,
+  listAuditEvents,
   pageSize,
   principalOf,
   requireEmail,
@@ -35,7 +36,7 @@ import type { KeyRing, SigningKeyRow } from "./keys.js";
 import { hashPassword } from "./passwords.js";
 import type { LoginLimiter } from "./rate-limit.js";
 import type { IssuedTokens, Sessions } from "./sessions.js";
-import { audit, devices as deviceRows, users, type DeviceRow, type UserRow } from "./store.js";
+import { devices as deviceRows, users, type DeviceRow, type UserRow } from "./store.js";
 
 export const authServices = [AuthService, UserService, DeviceService, KeyService, AuditService];
 
@@ -222,32 +223,7 @@ export function authRoutes(deps: AuthDeps) {
     });
 
     router.service(AuditService, {
-      async listAuditEvents(req) {
-        const limit = pageSize("page_size", req.pageSize);
-        const before = decodePageToken("page_token", req.pageToken, { before: cursorPatterns.integer })?.before;
-        const rows = await audit.list(pool, {
-          limit: limit + 1,
-          beforeId: before,
-          type: req.type === "" ? undefined : requireText("type", req.type, { max: 64 }),
-          actor: req.actor === "" ? undefined : requireText("actor", req.actor, { max: 200 }),
-          subject: req.subject === "" ? undefined : requireText("subject", req.subject, { max: 200 }),
-        });
-        const page = rows.slice(0, limit);
-        const last = page.at(-1);
-        return {
-          events: page.map((r) => ({
-            eventId: BigInt(r.event_id),
-            time: timestampFromDate(r.at),
-            type: r.type,
-            actor: r.actor,
-            subject: r.subject,
-            ip: r.ip,
-            requestId: r.request_id,
-            detailsJson: JSON.stringify(r.details),
-          })),
-          nextPageToken: rows.length > limit && last ? encodePageToken({ before: last.event_id }) : "",
-        };
-      },
+      listAuditEvents: (req) => listAuditEvents(pool, req),
     });
   };
 }

@@ -34,17 +34,6 @@ export interface DeviceRow {
   revoked_at: Date | null;
 }
 
-export interface AuditRow {
-  event_id: string;
-  at: Date;
-  type: string;
-  actor: string;
-  subject: string;
-  ip: string;
-  request_id: string;
-  details: Record<string, unknown>;
-}
-
 export const users = {
   async byEmail(db: Db, email: string) {
     const { rows } = await db.query<UserRow>("SELECT * FROM users WHERE email = $1", [email]);
@@ -181,31 +170,6 @@ export const devices = {
          AND ($4 OR revoked_at IS NULL)
        ORDER BY enrolled_at DESC, device_id DESC LIMIT $5`,
       [q.after?.enrolledAt ?? null, q.after?.deviceId ?? null, q.kioskId ?? null, q.includeRevoked, q.limit],
-    );
-    return rows;
-  },
-};
-
-export const audit = {
-  async insert(db: Db, e: { type: string; actor: string; subject: string; ip: string; requestId: string; details: Record<string, unknown> }) {
-    await db.query("INSERT INTO audit_events (type, actor, subject, ip, request_id, details) VALUES ($1, $2, $3, $4, $5, $6)", [
-      e.type,
-      e.actor,
-      e.subject,
-      e.ip,
-      e.requestId,
-      e.details,
-    ]);
-  },
-  async list(db: Db, q: { limit: number; beforeId?: string; type?: string; actor?: string; subject?: string }) {
-    const prefix = q.type?.endsWith(".") ? q.type : undefined;
-    const { rows } = await db.query<AuditRow>(
-      `SELECT * FROM audit_events
-       WHERE ($1::bigint IS NULL OR event_id < $1)
-         AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR type LIKE $3 || '%')
-         AND ($4::text IS NULL OR actor = $4) AND ($5::text IS NULL OR subject = $5)
-       ORDER BY event_id DESC LIMIT $6`,
-      [q.beforeId ?? null, prefix ? null : (q.type ?? null), prefix ? escapeLike(prefix) : null, q.actor ?? null, q.subject ?? null, q.limit],
     );
     return rows;
   },
