@@ -95,14 +95,9 @@ export function fleetRoutes(deps: FleetDeps) {
         const limit = pageSize("page_size", req.pageSize, 100, 1000);
         const order = requireKioskOrder("order_by", req.orderBy);
         const orderKey = `${order.field}${order.desc ? " desc" : ""}`;
-        const cursor = decodePageToken("page_token", req.pageToken, { after: cursorPatterns.any });
-        let after: { id: string; value: string } | undefined;
-        if (cursor) {
-          // Tokens from before order_by existed name only the id (kiosk_id order).
-          const extra = JSON.parse(Buffer.from(req.pageToken, "base64url").toString("utf8")) as { o?: unknown; v?: unknown };
-          if ((extra.o ?? "kiosk_id") !== orderKey) throw invalidArgument("page_token", "was made for another order_by");
-          after = { id: cursor.after, value: typeof extra.v === "string" ? extra.v : cursor.after };
-        }
+        const cursor = decodePageToken("page_token", req.pageToken, { after: cursorPatterns.any, v: cursorPatterns.any, o: cursorPatterns.any });
+        if (cursor && cursor.o !== orderKey) throw invalidArgument("page_token", "was made for another order_by");
+        const after = cursor ? { id: cursor.after, value: cursor.v } : undefined;
         if (!(req.status in presenceFilter)) throw invalidArgument("status", "is not a kiosk status");
         const filter: KioskFilter = {
           presence: presenceFilter[req.status],
