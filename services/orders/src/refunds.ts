@@ -32,15 +32,21 @@ export interface RefundRequest {
 
 export async function refundOrder(deps: RefundDeps, req: RefundRequest): Promise<{ order: Order; refundMinor: bigint }> {
   const { pool } = deps;
+  const sameRequest = (prior: RefundRow) => {
+    if (!prior.request_hash.equals(req.requestHash)) throw invalidArgument("idempotency_key", "was already used for a different refund");
+    return prior;
+  };
   const existing = await refunds.byKey(pool, req.scope, req.idempotencyKey);
   let refund: RefundRow;
   if (existing) {
-    if (!existing.request_hash.equals(req.requestHash)) throw invalidArgument("idempotency_key", "was already used for a different refund");
-    refund = existing;
+    refund = sameRequest(existing);
   } else {
     refund = await inTransaction(pool, async (tx) => {
       const full = await orders.full(tx, req.orderId, { forUpdate: true });
       if (!full) throw new ConnectError(`order ${req.orderId} not found`, Code.NotFound);
+      // A concurrent retry with this key may have recorded the refund while we waited for the lock.
+      const raced = await refunds.byKey(tx, req.scope, req.idempotencyKey);
+      if (raced) return sameRequest(raced);
       const { row, lines } = full;
       if (row.state !== "completed" && row.state !== "partially_refunded")
         throw new ConnectError(`order ${req.orderId} is ${row.state.replace("_", " ")}; only completed orders can be refunded`, Code.FailedPrecondition);
