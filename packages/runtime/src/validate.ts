@@ -90,3 +90,11 @@ export function decodePageToken<K extends string>(field: string, token: string, 
   }
   return cursor as Record<K, string>;
 }
+
+const currencies = new Set(Intl.supportedValuesOf("currency"));
+
+/** An ISO 4217 currency code Node knows (upper case, e.g. EUR); money is integer minor units of it. */
+export function requireCurrency(field: string, value: string): string {
+  if (!/^[A-Z]{3}$/.test(value) || !currencies.has(value)) throw invalidArgument(field, "must be an ISO 4217 currency code in upper case, e.g. EUR");
+  return value;
+}

@@ -14,11 +14,6 @@ export function requireSeatPart(field: string, value: string, max = 16): string 
   return requireText(field, value, { max, pattern: partPattern, patternHint: "may contain only letters, digits and '_'" });
 }
 
-/** ISO 4217 codes are three upper-case letters; we do not keep the registry's list. */
-export function requireCurrency(field: string, value: string): string {
-  return requireText(field, value, { max: 3, pattern: /^[A-Z]{3}$/, patternHint: "must be an ISO 4217 code such as EUR" });
-}
-
 export function requirePrice(field: string, value: bigint): bigint {
   if (value < 0n || value > maxPrice) throw invalidArgument(field, "must be between 0 and 1000000000000 (minor units)");
   return value;

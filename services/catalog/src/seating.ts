@@ -4,8 +4,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { SeatState, type Event, type EventSchema, type SeatStatusSchema, type TierAvailabilitySchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
-import { invalidArgument, requireText, type Pool, type PoolClient } from "@adminkiosk/runtime";
-import { optionalText, requireCurrency, requirePrice, requireSeatPart } from "./rules.js";
+import { invalidArgument, requireCurrency, requireText, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { optionalText, requirePrice, requireSeatPart } from "./rules.js";
 
 type Db = Pool | PoolClient;
 

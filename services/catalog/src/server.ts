@@ -18,11 +18,12 @@ import {
   requireUuid,
   requestInfo,
   type Pool,
+  requireCurrency,
 } from "@adminkiosk/runtime";
 import { stock, toRestockRecord, toStockLevel } from "./inventory.js";
 import { products, toProduct, type ProductFields, type ProductFilter } from "./products.js";
 import { toReservation, type LoadedReservation, type ReservationBook } from "./reservations.js";
-import { optionalText, requireCount, requireCurrency, requireImageUrls, requirePrice, requireSku, requireTaxRate } from "./rules.js";
+import { optionalText, requireCount, requireImageUrls, requirePrice, requireSku, requireTaxRate } from "./rules.js";
 import { events, requireNewEvent, requireStartTime, toEvent } from "./seating.js";
 
 export const catalogServices = [ProductService, InventoryService, EventService, ReservationService];

@@ -30,6 +30,7 @@ import {
   type Pool,
   type PoolClient,
   type Principal,
+  requireCurrency,
 } from "@adminkiosk/runtime";
 import { idempotent, requestHash, requireIdempotencyKey, scopeOf } from "./idempotency.js";
 import { cancelIntent, confirmIntent, createIntent, requestRefund } from "./intents.js";
@@ -48,14 +49,8 @@ export interface PaymentsDeps {
 }
 
 const maxAmountMinor = 99_999_999n;
-const currencies = new Set(Intl.supportedValuesOf("currency"));
 const idPattern = { max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" };
 const paymentMethodRule = { max: 255, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" };
-
-function requireCurrency(field: string, value: string): string {
-  if (!/^[A-Z]{3}$/.test(value) || !currencies.has(value)) throw invalidArgument(field, "must be an ISO 4217 currency code in upper case, e.g. EUR");
-  return value;
-}
 
 function requireAmount(field: string, value: bigint): bigint {
   if (value < 1n || value > maxAmountMinor) throw invalidArgument(field, `must be between 1 and ${maxAmountMinor} (minor units)`);
