@@ -10,7 +10,7 @@ import { RequireSession } from "./auth/RequireSession";
 import { SignInPage } from "./auth/SignInPage";
 import { KioskDetailPage } from "./fleet/KioskDetailPage";
 import { JobDetailPage } from "./jobs/JobDetailPage";
-import { NotFoundPage } from "./pages/ComingSoon";
+import { NotFoundPage } from "./pages/NotFoundPage";
 import { pages } from "./routes";
 import { Layout } from "./ui/Layout";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";

@@ -1,7 +1,7 @@
 // The audit log (admins), from two services side by side: auth's (sign-ins, role changes,
 // enrollments, revocations) and fleet's (registry changes, commands, configuration, jobs).
 // Each keeps its own log with its own pages, so the source is a switch, kept in the URL.
-import { Fragment, useEffect, useId, useState } from "react";
+import { Fragment, useId, useState } from "react";
 import { useSearchParams } from "react-router";
 import { skipToken, useQuery } from "@connectrpc/connect-query";
 import { AuditService, type AuditEvent } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -20,13 +20,10 @@ export function AuditPage() {
   const id = useId();
   const [draft, setDraft] = useState({ type: "", actor: "", subject: "" });
   const filter = useDebounced(draft, 300);
-  const pages = usePageTokens();
-  const { reset } = pages;
-  useEffect(reset, [filter, reset]);
   const [params, setParams] = useSearchParams();
   const canFleet = useCan(FleetAuditService.method.listAuditEvents);
   const source: Source = params.get("source") === "fleet" && canFleet ? "fleet" : "auth";
-  useEffect(reset, [source, reset]);
+  const pages = usePageTokens(filter, source);
   const input = { ...filter, pageSize, pageToken: pages.token };
   const authEvents = useQuery(AuditService.method.listAuditEvents, source === "auth" ? input : skipToken, { refetchInterval: 15_000 });
   const fleetEvents = useQuery(FleetAuditService.method.listAuditEvents, source === "fleet" ? input : skipToken, { refetchInterval: 15_000 });

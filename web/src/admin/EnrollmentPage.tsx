@@ -1,6 +1,6 @@
 // Bringing a kiosk into the fleet (admins): register it at fleet, hand it a one-time
 // enrollment code from auth, and see or revoke the device credentials kiosks hold.
-import { useEffect, useId, useState } from "react";
+import { useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { DeviceService, type CreateEnrollmentCodeResponse, type Device } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -187,9 +187,7 @@ function DeviceList() {
   const [kioskFilter, setKioskFilter] = useState("");
   const [includeRevoked, setIncludeRevoked] = useState(false);
   const kioskId = useDebounced(kioskFilter.trim());
-  const pages = usePageTokens();
-  const { reset } = pages;
-  useEffect(reset, [kioskId, includeRevoked, reset]);
+  const pages = usePageTokens(kioskId, includeRevoked);
   const devices = useQuery(DeviceService.method.listDevices, { kioskId, includeRevoked, pageSize: devicePageSize, pageToken: pages.token });
   const list = devices.data?.devices ?? [];
   return (

@@ -1,5 +1,5 @@
 // People and their roles (admins): find, add, change a role, disable or enable.
-import { useEffect, useId, useState } from "react";
+import { useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { UserService, type User } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -20,10 +20,8 @@ export function UsersPage() {
   const [query, setQuery] = useState("");
   const [role, setRole] = useState<Role>(Role.UNSPECIFIED);
   const [adding, setAdding] = useState(false);
-  const pages = usePageTokens();
-  const { reset } = pages;
   const search = useDebounced(query.trim());
-  useEffect(reset, [search, role, reset]);
+  const pages = usePageTokens(search, role);
   const users = useQuery(UserService.method.listUsers, { query: search, role, pageSize, pageToken: pages.token });
   const list = users.data?.users ?? [];
 

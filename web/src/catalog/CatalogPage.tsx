@@ -1,6 +1,6 @@
 // Catalog and inventory: products (search), stock per kiosk with low stock highlighted and a
 // Restock form (operators and admins), and an event's seat map coloured by availability.
-import { useEffect, useId, useState } from "react";
+import { useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { EventService, InventoryService, ProductService, SeatState, type SeatStatus, type StockLevel } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
@@ -32,11 +32,9 @@ export function CatalogPage() {
 
 function ProductList() {
   const id = useId();
-  const pages = usePageTokens();
   const [query, setQuery] = useState("");
   const q = useDebounced(query.trim());
-  const { reset } = pages;
-  useEffect(reset, [q, reset]);
+  const pages = usePageTokens(q);
   const products = useQuery(ProductService.method.listProducts, { pageSize, pageToken: pages.token, query: q });
   const list = products.data?.products ?? [];
   return (
@@ -94,14 +92,12 @@ function ProductList() {
 
 function StockList() {
   const id = useId();
-  const pages = usePageTokens();
   const canRestock = useCan(InventoryService.method.restock);
   const [kiosk, setKiosk] = useState("");
   const [lowOnly, setLowOnly] = useState(false);
   const [restocking, setRestocking] = useState<StockLevel | null>(null);
   const kioskId = useDebounced(kiosk.trim());
-  const { reset } = pages;
-  useEffect(reset, [kioskId, lowOnly, reset]);
+  const pages = usePageTokens(kioskId, lowOnly);
   const stock = useQuery(InventoryService.method.listStock, { pageSize: 50, pageToken: pages.token, kioskId, lowOnly });
   const list = stock.data?.stock ?? [];
   return (

@@ -230,9 +230,7 @@ function SortHeader({ label, field, current, onSort, newestFirst }: { label: str
 }
 
 function KioskTable({ filter, onSort }: { filter: FleetFilter; onSort: (orderBy: string) => void }) {
-  const pages = usePageTokens();
-  const { reset } = pages;
-  useEffect(reset, [filter, reset]);
+  const pages = usePageTokens(filter);
   const page = useKioskPage(filter, pages.token);
   const kiosks = page.data?.kiosks ?? [];
   const columns = 7;

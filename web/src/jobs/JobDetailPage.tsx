@@ -1,6 +1,6 @@
 // One job: its progress (GetJob read again every 2 s while it runs: fleet has no job
 // stream), pause/resume/cancel for admins, and its commands.
-import { useEffect, useId, type ReactNode } from "react";
+import { useEffect, useId, useRef, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -12,8 +12,8 @@ import { EmptyState, ErrorNotice, Loading, SkeletonRows } from "../ui/feedback";
 import { formatAgo, formatDateTime, formatNumber } from "../ui/format";
 import { Icon } from "../ui/icons";
 import { Pager, usePageTokens } from "../ui/pager";
-import { JobProgressBar, JobStateBadge, jobFinished } from "./job-info";
-import { describeTarget, jobRefreshMs } from "./JobsPage";
+import { JobProgressBar, JobStateBadge, jobFinished, jobRefreshMs } from "./job-info";
+import { describeTarget } from "./JobsPage";
 
 export function JobDetailPage() {
   const { jobId = "" } = useParams();
@@ -106,11 +106,15 @@ function JobCommands({ job }: { job: Job }) {
   const id = useId();
   const pages = usePageTokens();
   const pageSize = 50;
-  const commands = useQuery(CommandService.method.listCommands, { jobId: job.jobId, pageSize, pageToken: pages.token });
-  // Read again whenever the job (read every 2 s while it runs) changed.
-  const changed = `${job.state}:${job.updateTime?.seconds ?? 0}:${job.updateTime?.nanos ?? 0}:${job.progress?.dispatched ?? 0}:${job.progress?.succeeded ?? 0}:${job.progress?.failed ?? 0}`;
+  // Read as often as the job while it runs (there is no job stream), and once more when it ends.
+  const finished = jobFinished(job.state);
+  const commands = useQuery(CommandService.method.listCommands, { jobId: job.jobId, pageSize, pageToken: pages.token }, { refetchInterval: finished ? false : jobRefreshMs });
+  const wasFinished = useRef(finished);
   const { refetch } = commands;
-  useEffect(() => void refetch(), [changed, refetch]);
+  useEffect(() => {
+    if (finished && !wasFinished.current) void refetch();
+    wasFinished.current = finished;
+  }, [finished, refetch]);
   const list = commands.data?.commands ?? [];
   return (
     <section className="card" aria-labelledby={`${id}-title`}>

@@ -1,7 +1,7 @@
 // Bulk jobs: the list (newest first) and, for admins, the form that creates one: a command
 // for a group and/or tag (or kiosk ids, or a status), at a rate, aborted past a number of
 // failures. Progress is read again every 2 s: fleet has no job stream (see docs/web.md).
-import { useEffect, useId, useState } from "react";
+import { useId, useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -15,10 +15,9 @@ import { EmptyState, ErrorNotice, SkeletonRows } from "../ui/feedback";
 import { FormField } from "../ui/form";
 import { formatAgo, formatDateTime } from "../ui/format";
 import { Pager, usePageTokens } from "../ui/pager";
-import { JobProgressBar, JobStateBadge, jobFinished } from "./job-info";
+import { JobProgressBar, JobStateBadge, jobFinished, jobRefreshMs } from "./job-info";
 
 const pageSize = 25;
-export const jobRefreshMs = 2_000;
 
 export function JobsPage() {
   const canCreate = useCan(JobService.method.createJob);
@@ -44,10 +43,8 @@ export function JobsPage() {
 
 function JobList() {
   const id = useId();
-  const pages = usePageTokens();
   const [state, setState] = useState<JobState>(JobState.UNSPECIFIED);
-  const { reset } = pages;
-  useEffect(reset, [state, reset]);
+  const pages = usePageTokens(state);
   const jobs = useQuery(JobService.method.listJobs, { pageSize, pageToken: pages.token, state }, { refetchInterval: (q) => (q.state.data?.jobs.some((j) => !jobFinished(j.state)) ? jobRefreshMs : 10_000) });
   const list = jobs.data?.jobs ?? [];
   return (

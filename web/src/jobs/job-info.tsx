@@ -11,6 +11,9 @@ export const jobStateInfo: Record<JobState, { label: string; tone: string; param
   [JobState.CANCELED]: { label: "Canceled", tone: "off", param: "canceled" },
 };
 
+/** How often a running job is read again (fleet has no job stream). */
+export const jobRefreshMs = 2_000;
+
 export const jobFinished = (s: JobState) => s === JobState.COMPLETED || s === JobState.ABORTED || s === JobState.CANCELED;
 
 export function JobStateBadge({ state }: { state: JobState }) {

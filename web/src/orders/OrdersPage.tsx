@@ -90,9 +90,7 @@ export function OrdersPage() {
 }
 
 export function OrderTable({ kioskId, state = OrderState.UNSPECIFIED, size, hideKiosk }: { kioskId: string; state?: OrderState; size: number; hideKiosk?: boolean }) {
-  const pages = usePageTokens();
-  const { reset } = pages;
-  useEffect(reset, [kioskId, state, reset]);
+  const pages = usePageTokens(kioskId, state);
   const orders = useQuery(OrderService.method.listOrders, { kioskId, state, pageSize: size, pageToken: pages.token }, { refetchInterval: 10_000 });
   const list = orders.data?.orders ?? [];
   const columns = hideKiosk ? 5 : 6;

@@ -24,10 +24,13 @@ export function formatAgo(ts: Timestamp | undefined, now: number = Date.now()): 
 }
 
 /** Integer minor units in an ISO 4217 currency: 1250n, "EUR" → "€12.50". */
+const moneyFormats = new Map<string, Intl.NumberFormat>();
+
 export function formatMoney(minor: bigint | number, currency: string): string {
   if (!currency) return formatNumber(minor);
   try {
-    const f = new Intl.NumberFormat(undefined, { style: "currency", currency });
+    let f = moneyFormats.get(currency);
+    if (!f) moneyFormats.set(currency, (f = new Intl.NumberFormat(undefined, { style: "currency", currency })));
     const digits = f.resolvedOptions().maximumFractionDigits ?? 2;
     return f.format(Number(minor) / 10 ** digits);
   } catch {

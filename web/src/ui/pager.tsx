@@ -11,15 +11,23 @@ export interface PageTokens {
   reset(): void;
 }
 
-export function usePageTokens(): PageTokens {
-  const [tokens, setTokens] = useState<string[]>([""]);
+/**
+ * Page tokens of a paged list, back to the first page whenever `resetOn` changes (the
+ * filters the tokens were made for). Derived during render, so a changed filter is never
+ * sent with a token of the old one.
+ */
+export function usePageTokens(...resetOn: unknown[]): PageTokens {
+  const key = JSON.stringify(resetOn);
+  const [state, setState] = useState({ key, tokens: [""] });
+  const tokens = state.key === key ? state.tokens : [""];
   const index = tokens.length - 1;
+  const current = (s: { key: string; tokens: string[] }) => (s.key === key ? s.tokens : [""]);
   return {
     token: tokens[index] ?? "",
     index,
-    next: useCallback((token: string) => setTokens((t) => [...t, token]), []),
-    previous: useCallback(() => setTokens((t) => (t.length > 1 ? t.slice(0, -1) : t)), []),
-    reset: useCallback(() => setTokens([""]), []),
+    next: useCallback((token: string) => setState((s) => ({ key, tokens: [...current(s), token] })), [key]),
+    previous: useCallback(() => setState((s) => ({ key, tokens: current(s).length > 1 ? current(s).slice(0, -1) : current(s) })), [key]),
+    reset: useCallback(() => setState({ key, tokens: [""] }), [key]),
   };
 }
 
