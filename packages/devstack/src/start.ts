@@ -34,7 +34,12 @@ interface DevSecrets {
  * Secrets for local runs, made on first start and kept (mode 0600) under the data dir;
  * ones added since an older file was written are made and added to it.
  */
+let devSecretsKept: DevSecrets | undefined;
 function devSecrets(): DevSecrets {
+  return (devSecretsKept ??= readOrMakeDevSecrets());
+}
+
+function readOrMakeDevSecrets(): DevSecrets {
   const file = join(dataDir, "dev-secrets.json");
   const kept = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Partial<DevSecrets>) : {};
   const made: DevSecrets = {
