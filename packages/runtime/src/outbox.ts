@@ -20,8 +20,11 @@ const channel = "outbox";
 
 /** Adds an event to the outbox inside the caller's transaction; relays wake when it commits. */
 export async function enqueueEvent<D extends DescMessage>(tx: PoolClient, subject: string, schema: D, message: MessageShape<D>) {
-  await tx.query("INSERT INTO outbox (subject, payload) VALUES ($1, $2)", [subject, Buffer.from(toBinary(schema, message))]);
-  await tx.query(`NOTIFY ${channel}`);
+  // One round trip: the insert and the notification (delivered at commit) in one statement.
+  await tx.query(`WITH added AS (INSERT INTO outbox (subject, payload) VALUES ($1, $2) RETURNING 1) SELECT pg_notify('${channel}', '') FROM added`, [
+    subject,
+    Buffer.from(toBinary(schema, message)),
+  ]);
 }
 
 export interface OutboxRelayOptions {
