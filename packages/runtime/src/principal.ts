@@ -2,6 +2,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import { requestInfo } from "./request.js";
+import { requireKioskId } from "./validate.js";
 
 export { Role };
 
@@ -32,4 +33,19 @@ export function principalOf(ctx: Pick<HandlerContext, "values">): Principal {
   const p = requestInfo(ctx).principal;
   if (!p) throw new ConnectError("a credential is required", Code.Unauthenticated);
   return p;
+}
+
+/**
+ * The kiosk a call acts for. A device acts for its own kiosk only (an empty field means
+ * its own; another is PermissionDenied); people name the kiosk, or may leave it empty
+ * (undefined: every kiosk) where `optionalForPeople`.
+ */
+export function kioskScope(ctx: Pick<HandlerContext, "values">, field: string, requested: string, optionalForPeople = false): string | undefined {
+  const p = principalOf(ctx);
+  if (p.kind === "device") {
+    if (requested !== "" && requested !== p.kioskId) throw new ConnectError(`${field}: a kiosk may only act for itself (${p.kioskId})`, Code.PermissionDenied);
+    return p.kioskId;
+  }
+  if (requested === "" && optionalForPeople) return undefined;
+  return requireKioskId(field, requested);
 }

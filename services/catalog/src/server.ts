@@ -13,7 +13,7 @@ import {
   invalidArgument,
   pageSize,
   principalOf,
-  requireKioskId,
+  kioskScope,
   requireText,
   requireUuid,
   requestInfo,
@@ -36,20 +36,6 @@ export interface CatalogDeps {
 }
 
 const limits = { itemLines: 50, seats: 20, quantity: 1000, ttlSeconds: 3600 };
-
-/**
- * The kiosk a call acts for. A device acts for its own kiosk only (an empty field
- * means its own); people name the kiosk, or leave it empty where `optionalForPeople`.
- */
-function kioskScope(ctx: HandlerContext, field: string, requested: string, optionalForPeople = false): string | undefined {
-  const p = principalOf(ctx);
-  if (p.kind === "device") {
-    if (requested !== "" && requested !== p.kioskId) throw new ConnectError(`${field}: a kiosk may only act for itself (${p.kioskId})`, Code.PermissionDenied);
-    return p.kioskId;
-  }
-  if (requested === "" && optionalForPeople) return undefined;
-  return requireKioskId(field, requested);
-}
 
 function requireOwnReservation(ctx: HandlerContext, r: LoadedReservation) {
   const p = principalOf(ctx);

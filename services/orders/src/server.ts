@@ -27,6 +27,7 @@ import {
   requireUuid,
   type Logger,
   type Pool,
+  kioskScope,
 } from "@adminkiosk/runtime";
 import { toOrder } from "./messages.js";
 import { refundOrder } from "./refunds.js";
@@ -113,12 +114,7 @@ export function ordersRoutes(deps: OrdersDeps) {
       },
 
       async listOrders(req, ctx) {
-        const p = principalOf(ctx);
-        let kioskId = req.kioskId === "" ? undefined : requireKioskId("kiosk_id", req.kioskId);
-        if (p.kind === "device") {
-          if (kioskId !== undefined && kioskId !== p.kioskId) throw new ConnectError("kiosk_id: a kiosk may only list its own orders", Code.PermissionDenied);
-          kioskId = p.kioskId;
-        }
+        const kioskId = kioskScope(ctx, "kiosk_id", req.kioskId, true);
         let state;
         if (req.state !== OrderState.UNSPECIFIED) {
           state = stateFromEnum(req.state);
