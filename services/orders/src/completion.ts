@@ -17,7 +17,7 @@ import { ReservationExpiredEventSchema } from "@adminkiosk/proto/adminkiosk/cata
 import { PaymentCanceledEventSchema, PaymentFailedEventSchema, PaymentSucceededEventSchema } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
 import type { PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { ReceiptSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { inTransaction, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
+import { cursorPatterns, inTransaction, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
@@ -42,7 +42,6 @@ export interface CompletionWorker {
   stop(): Promise<void>;
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const open = (state: OrderRow["state"]) => state === "created" || state === "pending_payment";
 
 class Retry extends Error {}
@@ -157,7 +156,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       code = "payment_canceled";
       message = e.reason || "the payment was canceled";
     } else return; // refunds are orders' own doing
-    if (!intent || !uuidPattern.test(intent.orderId)) return;
+    if (!intent || !cursorPatterns.uuid.test(intent.orderId)) return;
     const order = await orders.byId(pool, intent.orderId);
     if (!order || order.kiosk_id !== intent.kioskId) return; // not a sale of ours
     if (kind === "succeeded") await onSucceeded(order, intent, m.info.stream, m.seq);
@@ -167,7 +166,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   const handleCatalog = async (m: JsMsg) => {
     if (!m.subject.endsWith(".expired")) return;
     const reservation = fromBinary(ReservationExpiredEventSchema, m.data).reservation;
-    if (!reservation || !uuidPattern.test(reservation.reservationId)) return;
+    if (!reservation || !cursorPatterns.uuid.test(reservation.reservationId)) return;
     const order = await orders.byId(pool, reservation.reservationId);
     if (!order || !open(order.state)) return;
     if (order.payment_intent_id !== "" && order.kiosk_credential) {
