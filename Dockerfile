@@ -24,8 +24,7 @@ COPY package.json package-lock.json .npmrc ./
 COPY scripts/vendor-protos.mjs scripts/
 COPY --from=manifests /src ./
 RUN test -f "services/$SERVICE/package.json" || { echo "no service named '$SERVICE' under services/" >&2; exit 1; }
-# npm ci with the image's npm 10, which accepts package-lock.json as it is (npm 11 does
-# not; see scripts/setup.sh).
+# npm ci: exactly package-lock.json, which lists every platform's optional packages.
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --loglevel=error
 # Keep in node_modules only what services/$SERVICE needs at run time: its dependencies
 # (not its devDependencies), the workspace packages they link to and tsx, resolved the

@@ -36,10 +36,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Debian may start system redis-server/prometheus services; Admin Kiosk runs its own and leaves those be.
 fi
 
-# Install when node_modules is missing or older than the lockfile. `npm install` (which keeps
-# to the lockfile's versions) rather than `npm ci`: the registry reachable here serves only some
-# platforms' optional packages, so the lockfile lacks the others and `npm ci` refuses it.
+# Install when node_modules is missing or older than the lockfile, with `npm ci`: exactly what
+# package-lock.json says (it lists every platform's optional packages), never rewriting it, so
+# a fresh clone stays clean. After changing dependencies, run `npm install` yourself and commit
+# the lockfile it writes.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies"
-  ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --loglevel=error
+  say "installing npm dependencies (npm ci)"
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 fi
