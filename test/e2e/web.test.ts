@@ -41,9 +41,10 @@ beforeAll(async () => {
   const infra = inject("infra");
   const built = ensureWebBuild(repoRoot); // alongside the services starting
   built.catch(() => {}); // awaited below
-  // Access tokens live 34 s and the app refreshes them 30 s before they expire, so the
-  // pages here run on tokens refreshed every few seconds, by several queries at once.
-  auth = await startAuth({ ACCESS_TOKEN_TTL: "34s" });
+  // Access tokens live 20 s and the app refreshes them when a third of that is left, so the
+  // pages here run on tokens refreshed every few seconds, by several queries at once. The
+  // fixture's own tokens are renewed the same way (test/support/auth.ts: freshToken).
+  auth = await startAuth({ ACCESS_TOKEN_TTL: "20s" });
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
   [fleet, link] = await Promise.all([
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
@@ -114,8 +115,7 @@ async function startCommerce(shared: Record<string, string>) {
 }
 
 async function seedCatalog(catalogUrl: string, kioskId: string) {
-  const admin = await auth.adminToken();
-  const transport = createConnectTransport({ baseUrl: catalogUrl, httpVersion: "1.1", interceptors: [bearer(admin)] });
+  const transport = createConnectTransport({ baseUrl: catalogUrl, httpVersion: "1.1", interceptors: [bearer(auth.adminToken)] });
   await createClient(ProductService, transport).createProduct({ product: { sku, name: "Still water 0.5 l", category: "drinks", priceMinor: 250n, currency: "EUR", taxRateBasisPoints: 2100, active: true } });
   await createClient(InventoryService, transport).restock({ kioskId, sku, quantity: 5n, reason: "first fill" });
 }
@@ -206,8 +206,7 @@ describe("an admin", () => {
 
   it("changes the kiosk's configuration and sees the reported version catch up", async () => {
     const config = page.getByTestId("config-section");
-    const { accessToken } = await auth.login(adminEmail, adminPassword);
-    const configs = createClient(ConfigService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1", interceptors: [bearer(accessToken)] }));
+    const configs = createClient(ConfigService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1", interceptors: [bearer(auth.adminToken)] }));
     // A change made elsewhere shows up here by itself (WatchKiosk).
     await configs.setKioskConfig({ kioskId: "sim-0001", config: { volume: 2 } });
     await expect.poll(() => config.getByTestId("config-kiosk-layer").textContent(), { timeout: 10_000 }).toContain('"volume": 2');
@@ -424,7 +423,7 @@ describe("a viewer", () => {
   });
 
   it("is refused by the server too, through the same origin", async () => {
-    const users = createClient(UserService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1", interceptors: [bearer(viewer.accessToken)] }));
+    const users = createClient(UserService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1", interceptors: [bearer(viewer.token)] }));
     const err = await users.listUsers({}).then(
       () => undefined,
       (e: unknown) => ConnectError.from(e),

@@ -22,8 +22,12 @@ export interface AuthFixture {
   client<S extends DescService>(service: S, token?: string): Client<S>;
   /** Logs in and returns the token pair. */
   login(email: string, password: string): Promise<{ accessToken: string; refreshToken: string }>;
-  /** Creates a user with `role` (as the admin) and returns its tokens. */
-  userWithRole(role: Role): Promise<{ email: string; accessToken: string; refreshToken: string; userId: string }>;
+  /**
+   * Creates a user with `role` (as the admin) and returns its first tokens, and `token()`:
+   * an access token that is not about to expire (signing in again when needed).
+   */
+  userWithRole(role: Role): Promise<{ email: string; accessToken: string; refreshToken: string; userId: string; token(): Promise<string> }>;
+  /** The admin's access token, never one about to expire (signing in again when needed). */
   adminToken(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -38,9 +42,10 @@ export async function failure(call: Promise<unknown>): Promise<ConnectError> {
   throw new Error("expected the call to fail");
 }
 
-export function bearer(token: string): Interceptor {
-  return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
+/** Sends `token`, or asks `token()` for one at each call (a fixture's fresh token). */
+export function bearer(token: string | (() => Promise<string>)): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${typeof token === "string" ? token : await token()}`);
     return next(req);
   };
 }
@@ -72,8 +77,7 @@ export async function startAuth(settings: Record<string, string> = {}, postgresU
     const res = await client(AuthService).login({ email, password });
     return { accessToken: res.tokens!.accessToken, refreshToken: res.tokens!.refreshToken };
   };
-  let admin: string | undefined;
-  const adminToken = async () => (admin ??= (await login(adminEmail, adminPassword)).accessToken);
+  const adminToken = freshToken(async () => (await login(adminEmail, adminPassword)).accessToken);
   let counter = 0;
   return {
     service,
@@ -87,8 +91,39 @@ export async function startAuth(settings: Record<string, string> = {}, postgresU
       const email = `user${++counter}-${Date.now()}@test.local`;
       const password = "a-long-enough-password";
       const { user } = await client(UserService, await adminToken()).createUser({ email, displayName: `User ${counter}`, role, password });
-      return { email, userId: user!.userId, ...(await login(email, password)) };
+      const first = await login(email, password);
+      const token = freshToken(async () => (await login(email, password)).accessToken, first.accessToken);
+      return { email, userId: user!.userId, ...first, token };
     },
     stop: () => service.stop(),
   };
+}
+
+/**
+ * Keeps an access token from `obtain` and hands it out until less than a third of its
+ * lifetime (and at least 5 s) is left, then obtains another: a fixture never hands out a
+ * token that can expire under a slow machine, whatever ACCESS_TOKEN_TTL a test sets.
+ */
+export function freshToken(obtain: () => Promise<string>, first?: string): () => Promise<string> {
+  let held: { token: string; renewAt: number } | undefined = first ? { token: first, renewAt: renewalTime(first) } : undefined;
+  let inflight: Promise<string> | undefined;
+  return async () => {
+    if (held && Date.now() < held.renewAt) return held.token;
+    inflight ??= obtain()
+      .then((token) => {
+        held = { token, renewAt: renewalTime(token) };
+        return token;
+      })
+      .finally(() => {
+        inflight = undefined;
+      });
+    return inflight;
+  };
+}
+
+function renewalTime(jwt: string): number {
+  const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString()) as { iat?: number; exp?: number };
+  if (typeof claims.exp !== "number" || typeof claims.iat !== "number") return 0;
+  const lifetimeMs = (claims.exp - claims.iat) * 1000;
+  return claims.exp * 1000 - Math.max(5_000, lifetimeMs / 3);
 }

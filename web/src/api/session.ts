@@ -11,8 +11,12 @@ import { isNetworkError } from "./errors";
 
 const refreshTokenKey = "adminkiosk.refreshToken";
 const refreshLock = "adminkiosk.refresh";
-/** Refresh this long before the access token expires, so calls do not fail first. */
-const earlyRefreshMs = 30_000;
+/**
+ * Refresh this long before the access token expires, so calls do not fail first: 30 s,
+ * or a third of the token's lifetime when it lives less than 90 s (a 20 s token would
+ * otherwise be refreshed on every call).
+ */
+const earlyRefreshMs = (lifetimeMs: number) => Math.min(30_000, lifetimeMs / 3);
 
 export type SessionState =
   | { status: "restoring" }
@@ -25,7 +29,7 @@ export const sessionEndedReason = "Your session has ended. Please sign in again.
 export class Session {
   private state: SessionState;
   private readonly listeners = new Set<() => void>();
-  private access: { token: string; expiresAt: number } | undefined;
+  private access: { token: string; expiresAt: number; renewAt: number } | undefined;
   private inflight: Promise<string> | undefined;
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly auth;
@@ -84,7 +88,7 @@ export class Session {
 
   /** An access token that is not about to expire, refreshing first when needed. */
   async accessToken(): Promise<string> {
-    if (this.access && this.access.expiresAt - Date.now() > earlyRefreshMs) return this.access.token;
+    if (this.access && Date.now() < this.access.renewAt) return this.access.token;
     return this.refresh(this.access?.token);
   }
 
@@ -93,7 +97,7 @@ export class Session {
    * Concurrent callers share one refresh.
    */
   refresh(stale: string | undefined): Promise<string> {
-    if (this.access && this.access.token !== stale && this.access.expiresAt - Date.now() > earlyRefreshMs) return Promise.resolve(this.access.token);
+    if (this.access && this.access.token !== stale && Date.now() < this.access.renewAt) return Promise.resolve(this.access.token);
     this.inflight ??= this.acrossTabs(() => this.rotate()).finally(() => {
       this.inflight = undefined;
     });
@@ -123,9 +127,10 @@ export class Session {
 
   private keep(tokens: TokenPair) {
     const expiresAt = tokens.accessTokenExpireTime ? timestampMs(tokens.accessTokenExpireTime) : Date.now() + 60_000;
-    this.access = { token: tokens.accessToken, expiresAt };
+    const renewAt = expiresAt - earlyRefreshMs(expiresAt - Date.now());
+    this.access = { token: tokens.accessToken, expiresAt, renewAt };
     this.storage.setItem(refreshTokenKey, tokens.refreshToken);
-    this.scheduleRenewal(expiresAt - earlyRefreshMs - Date.now());
+    this.scheduleRenewal(renewAt - Date.now());
   }
 
   /**
