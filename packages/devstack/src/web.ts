@@ -1,7 +1,8 @@
 // The admin web app's one origin, as Envoy gives it in deployment: the built app's files,
 // and every Connect path prefix /adminkiosk.<service>.v1. forwarded to that service, so
 // the browser never needs CORS. `npm start` serves the production build; `npm run dev`
-// runs Vite (hot reload) with the same routes.
+// runs Vite (hot reload) with the same routes. Cookie and Set-Cookie pass through untouched
+// (auth's HttpOnly refresh cookie is scoped to its own path on this origin).
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import http from "node:http";
@@ -58,7 +59,8 @@ function connectError(res: http.ServerResponse, status: number, code: string, me
 function upstreamFor(path: string, upstreams: Upstreams): { name: string; url: string | undefined } | undefined {
   const match = /^\/adminkiosk\.([a-z]+)\.v1\./.exec(path);
   if (!match?.[1]) return undefined;
-  return { name: match[1], url: upstreams[match[1]] };
+  // Own keys only: "constructor" and the like must not resolve to Object.prototype's members.
+  return { name: match[1], url: Object.hasOwn(upstreams, match[1]) ? upstreams[match[1]] : undefined };
 }
 
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {

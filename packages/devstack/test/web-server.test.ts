@@ -21,6 +21,11 @@ beforeAll(async () => {
   writeFileSync(join(dist, "index.html"), "<!doctype html><title>Admin Kiosk</title>");
   writeFileSync(join(dist, "assets", "app-1234.js"), "console.log(1)");
   upstream = http.createServer((req, res) => {
+    if (req.url?.endsWith("/Cookie")) {
+      res.writeHead(200, { "content-type": "application/json", "x-cookie": req.headers.cookie ?? "", "set-cookie": ["a=1; Path=/adminkiosk.fleet.v1.KioskService/; HttpOnly; Secure; SameSite=Strict", "b=2; Max-Age=0"] });
+      res.end("{}");
+      return;
+    }
     res.writeHead(200, { "content-type": "application/connect+json", "x-request-id": "from-upstream", "x-path": req.url ?? "" });
     res.write("first");
     finishStream = () => res.end("second");
@@ -56,6 +61,20 @@ it("answers in Connect's words when a service is not running or not reachable", 
   const down = await fetch(`${web.url}/adminkiosk.auth.v1.AuthService/Login`, { method: "POST", body: "{}" });
   expect(down.status).toBe(503);
   expect(await down.json()).toMatchObject({ code: "unavailable", message: expect.stringMatching(/^auth is not reachable/) });
+});
+
+it("passes cookies to the service and its Set-Cookie headers back, untouched", async () => {
+  const res = await fetch(`${web.url}/adminkiosk.fleet.v1.KioskService/Cookie`, { method: "POST", body: "{}", headers: { cookie: "a=1; b=2" } });
+  expect(res.headers.get("x-cookie")).toBe("a=1; b=2");
+  expect(res.headers.getSetCookie()).toEqual(["a=1; Path=/adminkiosk.fleet.v1.KioskService/; HttpOnly; Secure; SameSite=Strict", "b=2; Max-Age=0"]);
+});
+
+it("knows only the services it was given: a name like constructor is not running here", async () => {
+  for (const name of ["constructor", "hasownproperty", "proto"]) {
+    const res = await fetch(`${web.url}/adminkiosk.${name}.v1.Service/Method`, { method: "POST", body: "{}" });
+    expect(res.status, name).toBe(404);
+    expect(await res.json()).toEqual({ code: "unimplemented", message: `${name} is not running here` });
+  }
 });
 
 it("serves the app for client routes, with a strict content security policy", async () => {
