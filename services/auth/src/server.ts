@@ -36,6 +36,7 @@ import type { KeyRing, SigningKeyRow } from "./keys.js";
 import { hashPassword } from "./passwords.js";
 import type { LoginLimiter } from "./rate-limit.js";
 import type { IssuedTokens, Sessions } from "./sessions.js";
+import { clearRefreshCookie, deliverTokens, presentedRefreshToken, wantsCookie } from "./session-cookie.js";
 import { devices as deviceRows, users, type DeviceRow, type UserRow } from "./store.js";
 
 export const authServices = [AuthService, UserService, DeviceService, KeyService, AuditService];
@@ -67,14 +68,24 @@ export function authRoutes(deps: AuthDeps) {
         const email = requireEmail("email", req.email);
         requireText("password", req.password, { max: passwordRule.max });
         const { user, tokens } = await sessions.login(ctx, email, req.password);
-        return { user: toUser(user), tokens: toTokenPair(tokens) };
+        return { user: toUser(user), tokens: toTokenPair(deliverTokens(ctx, tokens)) };
       },
       async refresh(req, ctx) {
-        const tokens = await sessions.refresh(ctx, requireText("refresh_token", req.refreshToken, opaqueTokenRule));
-        return { tokens: toTokenPair(tokens) };
+        // Cookie mode (session-cookie.ts): the token may come from the cookie, and goes back in one.
+        const token = presentedRefreshToken(ctx, req.refreshToken, (t) => requireText("refresh_token", t, opaqueTokenRule));
+        try {
+          if (!token) throw new ConnectError("no refresh token cookie; sign in again", Code.Unauthenticated);
+          return { tokens: toTokenPair(deliverTokens(ctx, await sessions.refresh(ctx, token))) };
+        } catch (err) {
+          // A refused token is of no further use: the browser may forget it.
+          if (wantsCookie(ctx) && err instanceof ConnectError && err.code === Code.Unauthenticated) clearRefreshCookie(ctx);
+          throw err;
+        }
       },
       async logout(req, ctx) {
-        await sessions.logout(ctx, requireText("refresh_token", req.refreshToken, opaqueTokenRule));
+        const token = presentedRefreshToken(ctx, req.refreshToken, (t) => requireText("refresh_token", t, opaqueTokenRule));
+        if (token) await sessions.logout(ctx, token);
+        if (wantsCookie(ctx)) clearRefreshCookie(ctx);
         return {};
       },
       async whoAmI(_req, ctx) {
