@@ -45,15 +45,16 @@ export function accessInterceptor(verify: TokenVerifier): Interceptor {
     if (refusal) throw new ConnectError(refusal, Code.PermissionDenied);
     if (info) {
       info.principal = principal;
-      info.log = info.log.child(principal.kind === "user" ? { userId: principal.userId } : { kioskId: principal.kioskId });
+      info.log = info.log.child(principal.kind === "user" ? { userId: principal.userId } : principal.kind === "device" ? { kioskId: principal.kioskId } : { callerService: principal.service });
     }
     return next(req);
   };
 }
 
-function refusalFor(rule: AccessRule, principal: Principal): string | undefined {
+export function refusalFor(rule: AccessRule, principal: Principal): string | undefined {
+  if (principal.kind === "service") return rule.services.includes(principal.service) ? undefined : `the ${principal.service} service may not call this method`;
   if (principal.kind === "device") return rule.allowDevice ? undefined : "kiosk devices may not call this method";
-  if (rule.minRole === Role.UNSPECIFIED) return "only kiosk devices may call this method";
+  if (rule.minRole === Role.UNSPECIFIED) return rule.allowDevice ? "only kiosk devices may call this method" : "only the platform's services may call this method";
   if (principal.role < rule.minRole) return `this method requires the ${roleNames[rule.minRole]} role`;
   return undefined;
 }

@@ -8,6 +8,7 @@ export * from "./health.js";
 export * from "./logger.js";
 export * from "./nats.js";
 export * from "./observe.js";
+export * from "./outbound.js";
 export * from "./outbox.js";
 export * from "./postgres.js";
 export * from "./principal.js";

@@ -1,4 +1,5 @@
-// Who is calling: a person with a role, or an enrolled kiosk device.
+// Who is calling: a person with a role, an enrolled kiosk device, or one of the
+// platform's own services acting as itself.
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import { requestInfo } from "./request.js";
@@ -9,7 +10,9 @@ export { Role };
 export type Principal =
   | { kind: "user"; userId: string; role: Role; sessionId: string }
   /** `expiresAt`: when the device credential stops being valid (a long-lived stream ends then). */
-  | { kind: "device"; deviceId: string; kioskId: string; expiresAt?: Date };
+  | { kind: "device"; deviceId: string; kioskId: string; expiresAt?: Date }
+  /** A service of the platform ("orders"), with a service token auth issued it. */
+  | { kind: "service"; service: string };
 
 export const roleNames: Record<Role, string> = {
   [Role.UNSPECIFIED]: "unspecified",
@@ -25,7 +28,17 @@ export function roleFromName(name: unknown): Role | undefined {
 /** A short, stable description for logs and the audit log. */
 export function describePrincipal(p: Principal | undefined): string {
   if (!p) return "";
-  return p.kind === "user" ? p.userId : `device:${p.kioskId}`;
+  if (p.kind === "user") return p.userId;
+  return p.kind === "device" ? `device:${p.kioskId}` : `service:${p.service}`;
+}
+
+/**
+ * Whose idempotency keys and requests these are: `service:orders`, `kiosk:<id>` or
+ * `user:<id>`. A key is only ever matched within its caller's scope.
+ */
+export function principalScope(p: Principal): string {
+  if (p.kind === "service") return `service:${p.service}`;
+  return p.kind === "device" ? `kiosk:${p.kioskId}` : `user:${p.userId}`;
 }
 
 /** The caller of an RPC whose access rule requires a credential. */
@@ -37,8 +50,8 @@ export function principalOf(ctx: Pick<HandlerContext, "values">): Principal {
 
 /**
  * The kiosk a call acts for. A device acts for its own kiosk only (an empty field means
- * its own; another is PermissionDenied); people name the kiosk, or may leave it empty
- * (undefined: every kiosk) where `optionalForPeople`.
+ * its own; another is PermissionDenied); people and services name the kiosk, or may
+ * leave it empty (undefined: every kiosk) where `optionalForPeople`.
  */
 export function kioskScope(ctx: Pick<HandlerContext, "values">, field: string, requested: string, optionalForPeople = false): string | undefined {
   const p = principalOf(ctx);

@@ -1,6 +1,6 @@
 // Verifying the tokens auth issues. Access tokens (typ at+jwt, RFC 9068) name a user
-// and role; device credentials (typ device+jwt) name an enrolled kiosk. Both are
-// EdDSA JWTs whose keys come from auth's JWKS. The algorithm, issuer, audience and
+// and role; device credentials (typ device+jwt) name an enrolled kiosk; service tokens
+// (typ service+jwt) name one of the platform's services. All are EdDSA JWTs whose keys come from auth's JWKS. The algorithm, issuer, audience and
 // typ are pinned so one kind of token is never accepted as another (RFC 8725).
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Redis } from "ioredis";
@@ -11,6 +11,9 @@ export const tokenIssuer = "adminkiosk-auth";
 export const tokenAudience = "adminkiosk";
 export const accessTokenType = "at+jwt";
 export const deviceTokenType = "device+jwt";
+export const serviceTokenType = "service+jwt";
+/** Names a service token may carry: lower-case words, as the services' folders are named. */
+export const serviceNamePattern = /^[a-z][a-z0-9-]{1,30}$/;
 export const signingAlgorithm = "EdDSA";
 
 export class TokenRejected extends Error {
@@ -56,7 +59,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     } catch {
       throw new TokenRejected("the token is not a JWT");
     }
-    if (typ !== accessTokenType && typ !== deviceTokenType) throw new TokenRejected("the token is not an access token or device credential");
+    if (typ !== accessTokenType && typ !== deviceTokenType && typ !== serviceTokenType) throw new TokenRejected("the token is not an access token, device credential or service token");
     let payload;
     try {
       ({ payload } = await jwtVerify(token, options.keys, {
@@ -77,6 +80,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (!role || typeof sessionId !== "string") throw new TokenRejected("the access token lacks a role or session");
       if (await options.isRevoked({ kind: "session", sessionId })) throw new TokenRejected("the session has ended; sign in again");
       return { kind: "user", userId: sub, role, sessionId };
+    }
+    if (typ === serviceTokenType) {
+      // Short-lived and not revocable one by one: a service whose secret leaked gets a new
+      // secret, and its tokens lapse within SERVICE_TOKEN_TTL.
+      if (!serviceNamePattern.test(sub)) throw new TokenRejected("the service token names no service");
+      return { kind: "service", service: sub };
     }
     const kioskId = payload["kiosk_id"];
     if (typeof kioskId !== "string") throw new TokenRejected("the device credential lacks a kiosk id");

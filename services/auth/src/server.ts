@@ -7,6 +7,7 @@ import {
   AuthService,
   DeviceService,
   KeyService,
+  ServiceIdentityService,
   UserService,
 } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -39,7 +40,7 @@ import type { IssuedTokens, Sessions } from "./sessions.js";
 import { clearRefreshCookie, deliverTokens, presentedRefreshToken, wantsCookie } from "./session-cookie.js";
 import { devices as deviceRows, users, type DeviceRow, type UserRow } from "./store.js";
 
-export const authServices = [AuthService, UserService, DeviceService, KeyService, AuditService];
+export const authServices = [AuthService, UserService, DeviceService, KeyService, AuditService, ServiceIdentityService];
 
 export interface AuthDeps {
   pool: Pool;
@@ -95,6 +96,7 @@ export function authRoutes(deps: AuthDeps) {
           if (!row) throw new ConnectError("device not found", Code.NotFound);
           return { principal: { case: "device", value: toDevice(row) } };
         }
+        if (principal.kind !== "user") throw new ConnectError("only people and kiosk devices have a WhoAmI answer", Code.PermissionDenied);
         const user = await users.byId(pool, principal.userId);
         if (!user) throw new ConnectError("user not found", Code.NotFound);
         return { principal: { case: "user", value: toUser(user) } };

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/common/v1/access.proto.
  */
 export const file_adminkiosk_common_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("CiFhZG1pbmtpb3NrL2NvbW1vbi92MS9hY2Nlc3MucHJvdG8SFGFkbWlua2lvc2suY29tbW9uLnYxImAKCkFjY2Vzc1J1bGUSDgoGcHVibGljGAEgASgIEiwKCG1pbl9yb2xlGAIgASgOMhouYWRtaW5raW9zay5jb21tb24udjEuUm9sZRIUCgxhbGxvd19kZXZpY2UYAyABKAgqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9WSUVXRVIQARIRCg1ST0xFX09QRVJBVE9SEAISDgoKUk9MRV9BRE1JThADOloKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAsyIC5hZG1pbmtpb3NrLmNvbW1vbi52MS5BY2Nlc3NSdWxlUgZhY2Nlc3NiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("CiFhZG1pbmtpb3NrL2NvbW1vbi92MS9hY2Nlc3MucHJvdG8SFGFkbWlua2lvc2suY29tbW9uLnYxInIKCkFjY2Vzc1J1bGUSDgoGcHVibGljGAEgASgIEiwKCG1pbl9yb2xlGAIgASgOMhouYWRtaW5raW9zay5jb21tb24udjEuUm9sZRIUCgxhbGxvd19kZXZpY2UYAyABKAgSEAoIc2VydmljZXMYBCADKAkqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDwoLUk9MRV9WSUVXRVIQARIRCg1ST0xFX09QRVJBVE9SEAISDgoKUk9MRV9BRE1JThADOloKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAsyIC5hZG1pbmtpb3NrLmNvbW1vbi52MS5BY2Nlc3NSdWxlUgZhY2Nlc3NiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call an RPC. A method without a rule is refused to everyone.
@@ -43,6 +43,16 @@ export type AccessRule = Message<"adminkiosk.common.v1.AccessRule"> & {
    * @generated from field: bool allow_device = 3;
    */
   allowDevice: boolean;
+
+  /**
+   * The platform's own services (by name: "orders", "fleet", ...) that may call it with
+   * their own service credential (auth's ServiceIdentityService). A service acts as
+   * itself, never with a credential it was handed, so a stolen kiosk credential cannot
+   * do what only orders may (reserve and commit stock, create payments, refund).
+   *
+   * @generated from field: repeated string services = 4;
+   */
+  services: string[];
 };
 
 /**
