@@ -43,7 +43,7 @@ async function run(n: number, c: number, one: (i: number) => Promise<void>): Pro
 const report = (name: string, r: { seconds: number; latencies: number[] }) =>
   `| ${name} | ${r.latencies.length} | ${concurrency} | ${(r.latencies.length / r.seconds).toFixed(1)} | ${pct(r.latencies, 50).toFixed(1)} | ${pct(r.latencies, 99).toFixed(1)} |`;
 
-await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, start }) => {
+await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, serviceEnv, start }) => {
   const jwks = `${auth.url}/.well-known/jwks.json`;
   const common = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, NATS_URL: natsUrl, AUTH_JWKS_URL: jwks };
   const catalog = await start("catalog", { ...common, MAX_HELD_RESERVATIONS_PER_KIOSK: "1000" });
@@ -60,7 +60,7 @@ await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, start }) => {
     PROVIDER_WEBHOOK_URL: `${payments.url}/webhooks/provider`,
     WEBHOOK_DELAY: "0ms",
   }, () => {});
-  const orders = await start("orders", { ...common, CATALOG_URL: catalog.url, PAYMENTS_URL: payments.url, ORDERS_TICKET_SIGNING_KEY: await generateTicketSigningKey() });
+  const orders = await start("orders", { ...common, ...serviceEnv("orders"), CATALOG_URL: catalog.url, PAYMENTS_URL: payments.url, ORDERS_TICKET_SIGNING_KEY: await generateTicketSigningKey() });
   try {
     const authT = createGrpcTransport({ baseUrl: auth.url });
     const { tokens } = await createClient(AuthService, authT).login(benchAdmin);

@@ -1,5 +1,6 @@
 // What the benchmarks stand on: PostgreSQL, Redis, NATS and a seeded auth process in a
 // temporary directory, torn down by `withStack` however the benchmark ends.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
@@ -25,6 +26,8 @@ export interface BenchStack {
   redisUrl: string;
   natsUrl: string;
   auth: ServiceProcess;
+  /** AUTH_URL and SERVICE_SECRET for a service that calls others as itself (orders). */
+  serviceEnv(service: string): { AUTH_URL: string; SERVICE_SECRET: string };
   /** Starts another service as a process; it is stopped with the stack. */
   start(name: string, env: Record<string, string>): Promise<ServiceProcess>;
   /** Runs `stop` when the stack comes down (before the servers it needs). */
@@ -65,7 +68,9 @@ export async function withStack(authEnv: Record<string, string>, bench: (stack: 
     stops.push(() => nats.stop());
     seedFirstAdmin(repoRoot, pg.url, benchAdmin.email, benchAdmin.password);
     const keyEncryptionKey = testKeyEncryptionKey();
+    const ordersSecret = randomBytes(32).toString("base64url");
     const auth = await start("auth", {
+      SERVICE_SECRETS: `orders=${ordersSecret}`,
       DATABASE_URL: pg.url,
       REDIS_URL: redis.url,
       NATS_URL: nats.url,
@@ -73,7 +78,11 @@ export async function withStack(authEnv: Record<string, string>, bench: (stack: 
       LOGIN_RATE_PER_IP: "100000",
       ...authEnv,
     });
-    await bench({ databaseUrl: pg.url, keyEncryptionKey, redisUrl: redis.url, natsUrl: nats.url, auth, start, onStop: (stop) => void stops.push(stop) });
+    const serviceEnv = (service: string) => {
+      if (service !== "orders") throw new Error(`the bench stack has no secret for ${service}`);
+      return { AUTH_URL: auth.url, SERVICE_SECRET: ordersSecret };
+    };
+    await bench({ databaseUrl: pg.url, keyEncryptionKey, redisUrl: redis.url, natsUrl: nats.url, auth, serviceEnv, start, onStop: (stop) => void stops.push(stop) });
   } finally {
     if (!interrupted) {
       for (const stop of stops.reverse()) await stop().catch(() => {});

@@ -5,7 +5,8 @@ import type { DescService } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { inject } from "vitest";
-import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { randomBytes } from "node:crypto";
+import { AuthService, ServiceIdentityService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import { createDatabase, isolatedRedisUrl, repoRoot, seedFirstAdmin, startTestService, testKeyEncryptionKey, type StartedService } from "@adminkiosk/devstack";
 
@@ -19,6 +20,13 @@ export interface AuthFixture {
   databaseUrl: string;
   redisUrl: string;
   env: Record<string, string>;
+  /**
+   * What a platform service needs to call others as itself (AUTH_URL, SERVICE_SECRET):
+   * auth knows a secret for each of `platformServiceNames`.
+   */
+  serviceEnv(service: PlatformServiceName): { AUTH_URL: string; SERVICE_SECRET: string };
+  /** A service token for `service`, straight from auth (as that service would obtain it). */
+  serviceToken(service: PlatformServiceName): Promise<string>;
   client<S extends DescService>(service: S, token?: string): Client<S>;
   /** Logs in and returns the token pair. */
   login(email: string, password: string): Promise<{ accessToken: string; refreshToken: string }>;
@@ -54,13 +62,21 @@ export function clientFor<S extends DescService>(service: S, url: string, token?
   return createClient(service, createGrpcTransport({ baseUrl: url, interceptors: token ? [bearer(token)] : [] }));
 }
 
+/** The services a test auth issues service tokens to. */
+export const platformServiceNames = ["orders", "fleet", "link", "catalog", "payments"] as const;
+export type PlatformServiceName = (typeof platformServiceNames)[number];
+
 /** `postgresUrl`: the cluster to create auth's database on (the shared test cluster by default). */
 export async function startAuth(settings: Record<string, string> = {}, postgresUrl?: string): Promise<AuthFixture> {
   const infra = inject("infra");
   const databaseUrl = await createDatabase(postgresUrl ?? infra.databaseUrl, "auth");
   const redisUrl = await isolatedRedisUrl(infra.redisUrl);
   seedFirstAdmin(repoRoot, databaseUrl, adminEmail, adminPassword);
+  const serviceSecrets = Object.fromEntries(platformServiceNames.map((name) => [name, randomBytes(32).toString("base64url")])) as Record<PlatformServiceName, string>;
   const env = {
+    SERVICE_SECRETS: Object.entries(serviceSecrets)
+      .map(([name, secret]) => `${name}=${secret}`)
+      .join(","),
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     NATS_URL: infra.natsUrl,
@@ -84,6 +100,8 @@ export async function startAuth(settings: Record<string, string> = {}, postgresU
     databaseUrl,
     redisUrl,
     env,
+    serviceEnv: (name) => ({ AUTH_URL: service.url, SERVICE_SECRET: serviceSecrets[name] }),
+    serviceToken: async (name) => (await client(ServiceIdentityService).issueServiceToken({ service: name, secret: serviceSecrets[name] })).accessToken,
     client,
     login,
     adminToken,

@@ -28,6 +28,8 @@ interface DevSecrets {
   PROVIDER_WEBHOOK_SECRET: string;
   /** orders' Ed25519 ticket signing key, a private JWK. */
   ORDERS_TICKET_SIGNING_KEY: string;
+  /** orders' client secret at auth (it calls catalog and payments as itself). */
+  ORDERS_SERVICE_SECRET: string;
 }
 
 /**
@@ -47,6 +49,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     PROVIDER_API_KEY: randomBytes(24).toString("hex"),
     PROVIDER_WEBHOOK_SECRET: randomBytes(32).toString("hex"),
     ORDERS_TICKET_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
+    ORDERS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
   };
   const secrets = { ...made, ...kept };
   if (Object.keys(made).some((key) => !(key in kept))) writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -144,7 +147,11 @@ async function main() {
       perService["payments"] = { ...provider, PROVIDER_URL: providerUrl };
     }
     if (serviceEntry(repoRoot, "orders")) {
+      // orders signs in to auth as itself; auth knows its secret.
+      const ordersSecret = env["ORDERS_SERVICE_SECRET"] ?? devSecrets().ORDERS_SERVICE_SECRET;
+      perService["auth"] = { ...perService["auth"], SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret}` };
       perService["orders"] = {
+        SERVICE_SECRET: ordersSecret,
         CATALOG_URL: env["CATALOG_URL"] ?? `http://127.0.0.1:${port("CATALOG_PORT", 7004)}`,
         PAYMENTS_URL: env["PAYMENTS_URL"] ?? `http://127.0.0.1:${port("PAYMENTS_PORT", 7006)}`,
         ORDERS_TICKET_SIGNING_KEY: env["ORDERS_TICKET_SIGNING_KEY"] ?? devSecrets().ORDERS_TICKET_SIGNING_KEY,

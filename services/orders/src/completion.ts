@@ -1,8 +1,11 @@
 // The completion worker: durable JetStream consumers on PAYMENTS (payments.intent.*)
 // and CATALOG (catalog.reservation.*.expired) that finish sales.
-//   succeeded → commit the reservation at catalog, issue tickets and the receipt,
-//               COMPLETED (+ orders.order.<id>.completed), in one transaction with the
-//               inbox row; a payment that arrives after the hold lapsed is refunded.
+//   succeeded → only the order's own intent, for its total and currency: commit the
+//               reservation at catalog, issue tickets and the receipt, COMPLETED
+//               (+ orders.order.<id>.completed), in one transaction with the inbox row.
+//               Any other successful payment naming the order (another intent, another
+//               amount, an order that had failed or whose hold lapsed) is refunded and
+//               recorded in stray_payments.
 //   failed / canceled → release the reservation, FAILED with the provider's reason.
 //   hold expired → cancel the payment if it can still be, FAILED (HOLD_EXPIRED).
 // Calls to catalog and payments come first and are idempotent (commit and release
@@ -17,14 +20,14 @@ import { ReservationExpiredEventSchema } from "@adminkiosk/proto/adminkiosk/cata
 import { PaymentCanceledEventSchema, PaymentFailedEventSchema, PaymentSucceededEventSchema } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
 import type { PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { ReceiptSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { cursorPatterns, inTransaction, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
+import { callOptions, cursorPatterns, inTransaction, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
 import { buildReceipt } from "./receipt.js";
-import { claimInbox, orders, tickets, type OrderRow } from "./store.js";
+import { claimInbox, orders, recordStrayPayment, tickets, type OrderRow } from "./store.js";
 import type { TicketSigner } from "./tickets.js";
-import { asCaller, type Upstream } from "./upstream.js";
+import type { Upstream } from "./upstream.js";
 
 export interface CompletionDeps {
   pool: Pool;
@@ -53,54 +56,62 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   const running: Promise<void>[] = [];
   const active: { stop(): void }[] = [];
 
-  /** The kiosk's credential kept with the order; without it the worker cannot act for the kiosk. */
-  const credentialOf = (order: OrderRow) => {
-    if (!order.kiosk_credential) throw new Retry(`order ${order.id} has no kiosk credential left to act with`);
-    return asCaller(order.kiosk_credential);
-  };
+  /** Calls the worker makes on its own: as orders (the transports' service token), with the default deadline. */
+  const asOrders = callOptions(undefined);
 
-  const refundUnsold = async (order: OrderRow, intent: PaymentIntent, why: string) => {
+  /**
+   * A successful payment that cannot complete this order: refunded (under a key derived
+   * from the intent, so once however often the event comes) and recorded.
+   */
+  const refundStray = async (order: OrderRow, intent: PaymentIntent, reason: string) => {
     await upstream.payments.refundPayment(
-      { idempotencyKey: `order-${order.id}-unsold`, paymentIntentId: intent.paymentIntentId, reason: why.slice(0, 200) },
-      credentialOf(order),
+      { idempotencyKey: `stray-${intent.paymentIntentId}`, paymentIntentId: intent.paymentIntentId, reason: `order ${order.id}: ${reason}`.slice(0, 200) },
+      asOrders,
     );
-    outcomes.inc({ outcome: "refunded_unsold" });
+    const recorded = await recordStrayPayment(pool, { paymentIntentId: intent.paymentIntentId, orderId: order.id, kioskId: order.kiosk_id, amountMinor: intent.amountMinor, currency: intent.currency, reason });
+    if (recorded) {
+      outcomes.inc({ outcome: "stray_refunded" });
+      log.warn({ orderId: order.id, paymentIntentId: intent.paymentIntentId, amountMinor: intent.amountMinor.toString(), currency: intent.currency, reason }, "a payment that could not complete its order was refunded");
+    }
   };
 
-  const fail = async (orderId: string, stream: string, seq: number, f: { code: string; message: string; keepCredential?: boolean }) =>
+  const fail = async (orderId: string, stream: string, seq: number, f: { code: string; message: string }) =>
     inTransaction(pool, async (tx) => {
       if (!(await claimInbox(tx, stream, seq))) return;
       const row = await orders.byId(tx, orderId, { forUpdate: true });
-      if (!row) return;
-      if (!open(row.state)) {
-        if (row.state === "failed" && !f.keepCredential) await orders.forgetCredential(tx, orderId);
-        return;
-      }
+      if (!row || !open(row.state)) return;
       await orders.setFailed(tx, orderId, f);
       await publish.failed(tx, toOrder((await orders.full(tx, orderId))!));
       outcomes.inc({ outcome: "failed" });
     });
 
   const onSucceeded = async (order: OrderRow, intent: PaymentIntent, stream: string, seq: number) => {
-    if (order.state === "failed") {
-      // Paid after the sale had failed (its hold expired first): give the money back.
-      if (order.kiosk_credential) {
-        await refundUnsold(order, intent, `order ${order.id} failed (${order.failure_code}) before the payment succeeded`);
-        await orders.forgetCredential(pool, order.id);
-      } else log.error({ orderId: order.id, paymentIntentId: intent.paymentIntentId }, "a failed order was paid and cannot be refunded automatically; refund it by hand");
+    // Only the order's own payment completes it: the intent orders created for it (its id
+    // is recorded with the order), for the order's total, in its currency.
+    if (order.payment_intent_id === "" && open(order.state)) throw new Retry(`order ${order.id} has not recorded its payment intent yet`);
+    if (intent.paymentIntentId !== order.payment_intent_id) {
+      await refundStray(order, intent, `the payment ${intent.paymentIntentId} is not the order's own (${order.payment_intent_id || "none"})`);
       return;
     }
-    if (!open(order.state)) return;
+    if (order.state === "failed") {
+      // Paid after the sale had failed (its hold expired first): give the money back.
+      await refundStray(order, intent, `the order failed (${order.failure_code}) before the payment succeeded`);
+      return;
+    }
+    if (!open(order.state)) return; // completed already: a redelivery
     if (intent.amountMinor !== BigInt(order.total_minor) || intent.currency !== order.currency) {
-      log.error({ orderId: order.id, paid: intent.amountMinor.toString(), total: order.total_minor }, "payment amount differs from the order's total");
+      await refundStray(order, intent, `paid ${intent.amountMinor} ${intent.currency} for a total of ${order.total_minor} ${order.currency}`);
+      await releaseHold(order, "payment_mismatch");
+      await fail(order.id, stream, seq, { code: "PAYMENT_MISMATCH", message: "the payment did not match the order's total; it is refunded" });
+      return;
     }
     try {
-      await upstream.reservations.commitReservation({ reservationId: order.id }, credentialOf(order));
+      await upstream.reservations.commitReservation({ reservationId: order.id }, asOrders);
     } catch (err) {
       const e = ConnectError.from(err);
       if (e.code !== Code.FailedPrecondition && e.code !== Code.NotFound) throw err;
       // The hold lapsed (or was released) before the payment arrived: nothing was sold.
-      await refundUnsold(order, intent, `order ${order.id}: the hold ended before payment`);
+      await refundStray(order, intent, "the hold ended before the payment was confirmed");
       await fail(order.id, stream, seq, { code: "HOLD_EXPIRED", message: "the reservation ended before the payment was confirmed; the payment is refunded" });
       return;
     }
@@ -128,15 +139,21 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     });
   };
 
-  const onPaymentLost = async (order: OrderRow, code: string, message: string, stream: string, seq: number) => {
-    if (open(order.state)) {
-      try {
-        await upstream.reservations.releaseReservation({ reservationId: order.id, reason: `payment ${code}`.slice(0, 200) }, credentialOf(order));
-      } catch (err) {
-        const e = ConnectError.from(err);
-        if (e.code !== Code.FailedPrecondition && e.code !== Code.NotFound) throw err;
-      }
+  /** Gives the order's stock and seats back (idempotent; nothing to do once it lapsed). */
+  const releaseHold = async (order: OrderRow, why: string) => {
+    try {
+      await upstream.reservations.releaseReservation({ reservationId: order.id, reason: `payment ${why}`.slice(0, 200) }, asOrders);
+    } catch (err) {
+      const e = ConnectError.from(err);
+      if (e.code !== Code.FailedPrecondition && e.code !== Code.NotFound) throw err;
     }
+  };
+
+  const onPaymentLost = async (order: OrderRow, intent: PaymentIntent, code: string, message: string, stream: string, seq: number) => {
+    // Another payment naming this order failing says nothing about the order's own.
+    if (order.payment_intent_id === "" && open(order.state)) throw new Retry(`order ${order.id} has not recorded its payment intent yet`);
+    if (intent.paymentIntentId !== order.payment_intent_id) return;
+    if (open(order.state)) await releaseHold(order, code);
     await fail(order.id, stream, seq, { code, message });
   };
 
@@ -160,7 +177,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     const order = await orders.byId(pool, intent.orderId);
     if (!order || order.kiosk_id !== intent.kioskId) return; // not a sale of ours
     if (kind === "succeeded") await onSucceeded(order, intent, m.info.stream, m.seq);
-    else await onPaymentLost(order, code, message || `the payment ${kind}`, m.info.stream, m.seq);
+    else await onPaymentLost(order, intent, code, message || `the payment ${kind}`, m.info.stream, m.seq);
   };
 
   const handleCatalog = async (m: JsMsg) => {
@@ -169,14 +186,13 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     if (!reservation || !cursorPatterns.uuid.test(reservation.reservationId)) return;
     const order = await orders.byId(pool, reservation.reservationId);
     if (!order || !open(order.state)) return;
-    if (order.payment_intent_id !== "" && order.kiosk_credential) {
+    if (order.payment_intent_id !== "") {
       // Stop the payment if it still can be; if it succeeds anyway, its event refunds it.
       await upstream.payments
-        .cancelPaymentIntent({ idempotencyKey: `order-${order.id}-expired`, paymentIntentId: order.payment_intent_id, reason: "the order's hold expired" }, credentialOf(order))
+        .cancelPaymentIntent({ idempotencyKey: `order-${order.id}-expired`, paymentIntentId: order.payment_intent_id, reason: "the order's hold expired" }, asOrders)
         .catch((err: unknown) => log.debug({ err, orderId: order.id }, "the payment of an expired order could not be canceled"));
     }
-    // Keep the credential: the payment may still settle and need a refund.
-    await fail(order.id, m.info.stream, m.seq, { code: "HOLD_EXPIRED", message: "the stock and seats were held until the hold expired, unpaid", keepCredential: true });
+    await fail(order.id, m.info.stream, m.seq, { code: "HOLD_EXPIRED", message: "the stock and seats were held until the hold expired, unpaid" });
   };
 
   const consume = async (stream: string, durable: string, filter: string, handle: (m: JsMsg) => Promise<void>) => {
@@ -222,9 +238,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   running.push(consume("PAYMENTS", deps.consumers.payments, "payments.intent.>", handlePayment));
   running.push(consume("CATALOG", deps.consumers.catalog, "catalog.reservation.>", handleCatalog));
 
-  // Credentials kept for orders whose payment never settled are not kept forever.
   const sweep = setInterval(() => {
-    pool.query("UPDATE orders SET kiosk_credential = NULL WHERE kiosk_credential IS NOT NULL AND updated_at < now() - interval '1 day'").catch(() => {});
     pool.query("DELETE FROM inbox WHERE applied_at < now() - interval '8 days'").catch(() => {});
   }, 3_600_000);
   sweep.unref();

@@ -10,6 +10,10 @@ export const ordersConfigShape = {
   /** Consumes PAYMENTS and CATALOG; publishes orders.* to the stream ORDERS through the outbox. */
   NATS_URL: url(["nats:", "tls:"]),
   AUTH_JWKS_URL: url(["http:", "https:"]),
+  /** auth, where orders obtains its own service token (it calls catalog and payments as orders). */
+  AUTH_URL: url(["http:", "https:"]),
+  /** orders' client secret, as auth's SERVICE_SECRETS lists it for "orders" (32+ characters). */
+  SERVICE_SECRET: z.string().min(32, "must be orders' client secret from auth's SERVICE_SECRETS (32+ characters)"),
   CATALOG_URL: url(["http:", "https:"]),
   PAYMENTS_URL: url(["http:", "https:"]),
   /**

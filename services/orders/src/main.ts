@@ -14,6 +14,7 @@ import {
   redisRevocationCheck,
   remoteKeys,
   runService,
+  serviceCredentials,
   startOutboxRelay,
   startService,
 } from "@adminkiosk/runtime";
@@ -35,7 +36,8 @@ async function main() {
   const redis = createRedis(config.REDIS_URL, log);
   const nats = connectNats(config.NATS_URL, "orders", log);
   const outbox = startOutboxRelay({ pool, nats, log, stream: ordersStream });
-  const upstream = createUpstream(config.CATALOG_URL, config.PAYMENTS_URL);
+  const credentials = serviceCredentials({ authUrl: config.AUTH_URL, service: "orders", secret: config.SERVICE_SECRET });
+  const upstream = createUpstream(config.CATALOG_URL, config.PAYMENTS_URL, credentials);
   const worker = startCompletionWorker({
     pool,
     nats,

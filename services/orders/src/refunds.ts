@@ -4,13 +4,13 @@
 // a key derived from the refund (a retry refunds once), then the products go back to
 // the kiosk's stock at catalog (Restock, "refund of order …") and refunded tickets are
 // void. A retry of an interrupted refund with the same key carries on.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { inTransaction, invalidArgument, type Logger, type Pool } from "@adminkiosk/runtime";
 import { publish } from "./events.js";
 import { toOrder } from "./messages.js";
 import { orders, refunds, tickets, type RefundRow } from "./store.js";
-import { asCaller, type Upstream } from "./upstream.js";
+import type { Upstream } from "./upstream.js";
 
 export interface RefundDeps {
   pool: Pool;
@@ -26,8 +26,8 @@ export interface RefundRequest {
   orderId: string;
   lines: { lineNumber: number; quantity: bigint }[];
   reason: string;
-  authorization: string;
-  requestId: string;
+  /** Options for the calls to payments and catalog (runtime callOptions: request id, deadline). */
+  call: CallOptions;
 }
 
 export async function refundOrder(deps: RefundDeps, req: RefundRequest): Promise<{ order: Order; refundMinor: bigint }> {
@@ -87,7 +87,7 @@ async function carryOut(deps: RefundDeps, refund: RefundRow, req: RefundRequest)
   const { pool, upstream } = deps;
   const order = await orders.full(pool, refund.order_id);
   if (!order) throw new ConnectError(`order ${refund.order_id} not found`, Code.NotFound);
-  const caller = asCaller(req.authorization, req.requestId);
+  const caller = req.call;
   try {
     await upstream.payments.refundPayment(
       { idempotencyKey: `order-refund-${refund.id}`, paymentIntentId: order.row.payment_intent_id, amountMinor: BigInt(refund.amount_minor), reason: `order ${refund.order_id}: ${refund.reason}`.slice(0, 200) },

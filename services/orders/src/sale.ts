@@ -4,7 +4,7 @@
 // idempotent, so a retry of an interrupted sale carries on where it stopped; the
 // completion worker (completion.ts) finishes it when the payment's outcome arrives.
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
 import type { ReservedSeat, ReservationItem } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { ErrorInfoSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
@@ -12,7 +12,7 @@ import { inTransaction, invalidArgument, type Logger, type Pool } from "@adminki
 import { publish } from "./events.js";
 import { toOrder } from "./messages.js";
 import { orders, type OrderRow } from "./store.js";
-import { asCaller, type Upstream } from "./upstream.js";
+import type { Upstream } from "./upstream.js";
 
 export interface SaleDeps {
   pool: Pool;
@@ -25,12 +25,11 @@ export interface SaleRequest {
   kioskId: string;
   idempotencyKey: string;
   requestHash: Buffer;
-  /** The kiosk's own credential ("Bearer …"), forwarded to catalog and payments. */
-  authorization: string;
   items: { sku: string; quantity: bigint }[];
   seats: { eventId: string; seatId: string }[];
   paymentMethod: string;
-  requestId: string;
+  /** Options for the calls to catalog and payments: the request id and the kiosk's remaining deadline (runtime callOptions). */
+  call: CallOptions;
 }
 
 /** Refusals that answer the request itself: kept with the order, so a retry gets them again. */
@@ -40,7 +39,7 @@ export const paymentKeyFor = (orderId: string) => `order-${orderId}`;
 
 export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Order> {
   const { pool } = deps;
-  let row = await orders.insert(pool, { id: randomUUID(), kioskId: req.kioskId, key: req.idempotencyKey, hash: req.requestHash, credential: req.authorization });
+  let row = await orders.insert(pool, { id: randomUUID(), kioskId: req.kioskId, key: req.idempotencyKey, hash: req.requestHash });
   if (!row) {
     row = await orders.byKey(pool, req.kioskId, req.idempotencyKey);
     if (!row) throw new ConnectError("the order for this idempotency key is being created; retry", Code.Aborted);
@@ -64,8 +63,8 @@ async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest) {
   let reservation;
   try {
     ({ reservation } = await deps.upstream.reservations.reserve(
-      { reservationId: row.id, items: req.items.map((i) => ({ sku: i.sku, quantity: i.quantity })), seats: req.seats, ttlSeconds: deps.holdSeconds },
-      asCaller(req.authorization, req.requestId),
+      { reservationId: row.id, kioskId: req.kioskId, items: req.items.map((i) => ({ sku: i.sku, quantity: i.quantity })), seats: req.seats, ttlSeconds: deps.holdSeconds },
+      req.call,
     ));
   } catch (err) {
     await refuse(deps, row.id, err);
@@ -88,18 +87,19 @@ async function startPayment(deps: SaleDeps, orderId: string, req: SaleRequest) {
       {
         idempotencyKey: paymentKeyFor(orderId),
         orderId,
+        kioskId: order.kiosk_id,
         amountMinor: BigInt(order.total_minor),
         currency: order.currency,
         description: `Order ${orderId}`,
         paymentMethod: req.paymentMethod,
       },
-      asCaller(req.authorization, req.requestId),
+      req.call,
     ));
   } catch (err) {
     const e = ConnectError.from(err);
     if (refusals.has(e.code)) {
       await deps.upstream.reservations
-        .releaseReservation({ reservationId: orderId, reason: `payment refused: ${e.rawMessage}`.slice(0, 200) }, asCaller(req.authorization, req.requestId))
+        .releaseReservation({ reservationId: orderId, reason: `payment refused: ${e.rawMessage}`.slice(0, 200) }, req.call)
         .catch((releaseErr: unknown) => deps.log.warn({ err: releaseErr, orderId }, "releasing the reservation of a refused payment failed; its hold will expire"));
     }
     await refuse(deps, orderId, err);

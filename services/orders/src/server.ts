@@ -14,6 +14,7 @@ import {
   RefundOrderRequestSchema,
 } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import {
+  callOptions,
   cursorPatterns,
   decodePageToken,
   describePrincipal,
@@ -21,7 +22,7 @@ import {
   invalidArgument,
   pageSize,
   principalOf,
-  requestInfo,
+  principalScope,
   requireKioskId,
   requireText,
   requireUuid,
@@ -57,8 +58,6 @@ const paymentMethodRule = { max: 255, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 
 function requestHash<D extends DescMessage>(schema: D, request: MessageShape<D>): Buffer {
   return createHash("sha256").update(toBinary(schema, { ...request, idempotencyKey: "" })).digest();
 }
-
-const bearer = (ctx: HandlerContext) => ctx.requestHeader.get("authorization") ?? "";
 
 function time(field: string, t: Timestamp | undefined): Date | undefined {
   if (!t) return undefined;
@@ -100,11 +99,10 @@ export function ordersRoutes(deps: OrdersDeps) {
           kioskId: p.kioskId,
           idempotencyKey: req.idempotencyKey,
           requestHash: requestHash(CreateOrderRequestSchema, req),
-          authorization: bearer(ctx),
           items: req.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
           seats: req.seats.map((s) => ({ eventId: s.eventId, seatId: s.seatId })),
           paymentMethod: req.paymentMethod,
-          requestId: requestInfo(ctx).id,
+          call: callOptions(ctx),
         });
         return { order };
       },
@@ -161,15 +159,14 @@ export function ordersRoutes(deps: OrdersDeps) {
           if (l.quantity < 1n) throw invalidArgument(`lines[${i}].quantity`, "must be 1 or more");
         });
         const result = await refundOrder(deps, {
-          scope: `user:${p.userId}`,
+          scope: principalScope(p),
           requestedBy: describePrincipal(p),
           idempotencyKey: req.idempotencyKey,
           requestHash: requestHash(RefundOrderRequestSchema, req),
           orderId: req.orderId,
           lines: req.lines.map((l) => ({ lineNumber: l.lineNumber, quantity: l.quantity })),
           reason: req.reason,
-          authorization: bearer(ctx),
-          requestId: requestInfo(ctx).id,
+          call: callOptions(ctx),
         });
         return result;
       },

@@ -17,7 +17,6 @@ export interface OrderRow {
   failure_code: string;
   failure_message: string;
   failure_rpc_code: number | null;
-  kiosk_credential: string | null;
   receipt: Buffer | null;
   created_at: Date;
   updated_at: Date;
@@ -56,11 +55,11 @@ type Db = Pool | PoolClient;
 
 export const orders = {
   /** Claims (kiosk, key) for a new order; undefined when the key is taken (see byKey). */
-  async insert(tx: Db, o: { id: string; kioskId: string; key: string; hash: Buffer; credential: string }): Promise<OrderRow | undefined> {
+  async insert(tx: Db, o: { id: string; kioskId: string; key: string; hash: Buffer }): Promise<OrderRow | undefined> {
     const { rows } = await tx.query<OrderRow>(
-      `INSERT INTO orders (id, kiosk_id, idempotency_key, request_hash, state, kiosk_credential)
-       VALUES ($1, $2, $3, $4, 'created', $5) ON CONFLICT (kiosk_id, idempotency_key) DO NOTHING RETURNING *`,
-      [o.id, o.kioskId, o.key, o.hash, o.credential],
+      `INSERT INTO orders (id, kiosk_id, idempotency_key, request_hash, state)
+       VALUES ($1, $2, $3, $4, 'created') ON CONFLICT (kiosk_id, idempotency_key) DO NOTHING RETURNING *`,
+      [o.id, o.kioskId, o.key, o.hash],
     );
     return rows[0];
   },
@@ -107,24 +106,19 @@ export const orders = {
     );
   },
 
-  async setFailed(tx: Db, id: string, f: { code: string; message: string; rpcCode?: number; keepCredential?: boolean }) {
+  async setFailed(tx: Db, id: string, f: { code: string; message: string; rpcCode?: number }) {
     await tx.query(
-      `UPDATE orders SET state = 'failed', failure_code = $2, failure_message = $3, failure_rpc_code = $4, updated_at = now(),
-         kiosk_credential = CASE WHEN $5 THEN kiosk_credential ELSE NULL END
+      `UPDATE orders SET state = 'failed', failure_code = $2, failure_message = $3, failure_rpc_code = $4, updated_at = now()
        WHERE id = $1`,
-      [id, f.code, f.message, f.rpcCode ?? null, f.keepCredential ?? false],
+      [id, f.code, f.message, f.rpcCode ?? null],
     );
   },
 
   async setCompleted(tx: PoolClient, id: string, paymentIntentId: string, receipt: Buffer, at: Date) {
     await tx.query(
-      `UPDATE orders SET state = 'completed', payment_intent_id = $2, receipt = $3, completed_at = $4, updated_at = now(), kiosk_credential = NULL WHERE id = $1`,
+      `UPDATE orders SET state = 'completed', payment_intent_id = $2, receipt = $3, completed_at = $4, updated_at = now() WHERE id = $1`,
       [id, paymentIntentId, receipt, at],
     );
-  },
-
-  async forgetCredential(db: Db, id: string) {
-    await db.query("UPDATE orders SET kiosk_credential = NULL WHERE id = $1", [id]);
   },
 
   async nextReceiptNumber(tx: PoolClient): Promise<string> {
@@ -202,6 +196,19 @@ export const refunds = {
 };
 
 /** Claims an event for this transaction; false when it was applied before. */
+/** A successful payment that could not complete its order (refunded); recorded once per intent. */
+export async function recordStrayPayment(
+  db: Db,
+  p: { paymentIntentId: string; orderId: string; kioskId: string; amountMinor: bigint; currency: string; reason: string },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO stray_payments (payment_intent_id, order_id, kiosk_id, amount_minor, currency, reason)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (payment_intent_id) DO NOTHING`,
+    [p.paymentIntentId, p.orderId, p.kioskId, p.amountMinor.toString(), p.currency, p.reason],
+  );
+  return rowCount === 1;
+}
+
 export async function claimInbox(tx: PoolClient, stream: string, seq: number): Promise<boolean> {
   const { rowCount } = await tx.query("INSERT INTO inbox (stream, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING", [stream, seq]);
   return rowCount === 1;

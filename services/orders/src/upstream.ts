@@ -1,10 +1,11 @@
-// orders' calls to catalog and payments. Each call carries a credential: the kiosk's
-// own (CreateOrder forwards it; the worker uses the copy kept with a pending order) or
-// the operator's (refunds). Catalog and payments decide what that credential may do.
+// orders' calls to catalog and payments, made as orders itself: the transports carry
+// orders' own service token (packages/runtime outbound.ts), never a kiosk's or an
+// operator's credential. Only orders may reserve and commit stock, create payments and
+// refund them; orders decides first who may ask it to (kiosks sell, operators refund).
 import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { InventoryService, ReservationService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { PaymentService } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
+import { serviceTransport, type ServiceCredentials } from "@adminkiosk/runtime";
 
 export interface Upstream {
   reservations: Client<typeof ReservationService>;
@@ -12,16 +13,9 @@ export interface Upstream {
   payments: Client<typeof PaymentService>;
 }
 
-/** Per-call options: the credential (a bearer token), the request id, a deadline. */
-export const asCaller = (authorization: string, requestId = "", signal?: AbortSignal) => ({
-  headers: { authorization, "x-request-id": requestId },
-  timeoutMs: 5_000,
-  signal,
-});
-
-export function createUpstream(catalogUrl: string, paymentsUrl: string): Upstream {
-  const catalog = createGrpcTransport({ baseUrl: catalogUrl });
-  const payments = createGrpcTransport({ baseUrl: paymentsUrl });
+export function createUpstream(catalogUrl: string, paymentsUrl: string, credentials: ServiceCredentials): Upstream {
+  const catalog = serviceTransport(catalogUrl, credentials);
+  const payments = serviceTransport(paymentsUrl, credentials);
   return {
     reservations: createClient(ReservationService, catalog),
     inventory: createClient(InventoryService, catalog),

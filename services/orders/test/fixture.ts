@@ -76,6 +76,7 @@ export async function startSale(settings: { catalog?: Record<string, string>; pa
   const ordersEnv = {
     ...common,
     DATABASE_URL: await createDatabase(infra.databaseUrl, "orders"),
+    ...auth.serviceEnv("orders"),
     CATALOG_URL: catalog.url,
     PAYMENTS_URL: payments.url,
     ORDERS_TICKET_SIGNING_KEY: await generateTicketSigningKey(),

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
-import { invalidArgument, requireText, type Pool, type PoolClient, type Principal } from "@adminkiosk/runtime";
+import { invalidArgument, principalScope, requireText, type Pool, type PoolClient, type Principal } from "@adminkiosk/runtime";
 
 /** Outcomes stored with the key: they answer the request itself, so a retry gets them again. */
 const storedCodes = new Set([Code.InvalidArgument, Code.NotFound, Code.AlreadyExists, Code.FailedPrecondition, Code.PermissionDenied, Code.OutOfRange]);
@@ -26,9 +26,7 @@ export function requireIdempotencyKey(value: string): string {
   return requireText("idempotency_key", value, { max: 255, pattern: /^[\x21-\x7e]+$/, patternHint: "must be printable ASCII without spaces" });
 }
 
-export function scopeOf(p: Principal): string {
-  return p.kind === "device" ? `kiosk:${p.kioskId}` : `user:${p.userId}`;
-}
+export const scopeOf = (p: Principal): string => principalScope(p);
 
 /** The request as its hash: the method and the message without its key. */
 export function requestHash<D extends DescMessage>(method: string, schema: D, request: MessageShape<D>): Buffer {

@@ -24,6 +24,7 @@ import {
   invalidArgument,
   pageSize,
   principalOf,
+  principalScope,
   requireKioskId,
   requireText,
   requireUuid,
@@ -62,7 +63,7 @@ const stateFromEnum = (state: PaymentIntentState) => stateNames.find((name) => i
 
 /** The kiosk a device caller is; undefined for people (who may see every kiosk's payments). */
 const ownKiosk = (p: Principal) => (p.kind === "device" ? p.kioskId : undefined);
-const requester = (p: Principal) => (p.kind === "device" ? `kiosk:${p.kioskId}` : `user:${p.userId}`);
+const requester = (p: Principal) => principalScope(p);
 
 export function paymentsRoutes(deps: PaymentsDeps) {
   const { pool, metrics } = deps;
@@ -79,10 +80,9 @@ export function paymentsRoutes(deps: PaymentsDeps) {
     router.service(PaymentService, {
       async createPaymentIntent(req, ctx) {
         const p = principalOf(ctx);
-        if (p.kind !== "device") throw new ConnectError("only kiosk devices create payment intents", Code.PermissionDenied);
         const key = requireIdempotencyKey(req.idempotencyKey);
         const input = {
-          kioskId: p.kioskId,
+          kioskId: requireKioskId("kiosk_id", req.kioskId),
           orderId: requireText("order_id", req.orderId, idPattern),
           amountMinor: requireAmount("amount_minor", req.amountMinor),
           currency: requireCurrency("currency", req.currency),
