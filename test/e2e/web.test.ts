@@ -135,6 +135,13 @@ async function newPage(): Promise<Page> {
   return page;
 }
 
+/** auth's refresh cookie in the page's browser context (which, unlike the page's script, can read it). */
+async function refreshCookie(page: Page) {
+  const cookies = (await page.context().cookies()).filter((c) => c.name === "__Secure-adminkiosk-refresh");
+  expect(cookies).toHaveLength(1);
+  return cookies[0]!;
+}
+
 const shoot = (page: Page, name: string, fullPage = false) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage });
 
 describe("an admin", () => {
@@ -345,10 +352,19 @@ describe("an admin", () => {
     await expect(page.evaluate<boolean>("document.documentElement.scrollWidth <= window.innerWidth")).resolves.toBe(true);
     await shoot(page, "fleet-tablet");
     await page.setViewportSize({ width: 1280, height: 800 });
-    // A reload keeps the session (the refresh token is kept; the access token was in memory),
-    // and the first Tab offers to skip the navigation.
+    // The refresh token is in auth's HttpOnly cookie, out of script's reach; storage holds
+    // no secret, only the flag that a session is kept.
+    const cookie = await refreshCookie(page);
+    expect(cookie).toMatchObject({ httpOnly: true, secure: true, sameSite: "Strict", path: "/adminkiosk.auth.v1.AuthService/" });
+    const storage = await page.evaluate<string>("JSON.stringify([{ ...localStorage }, { ...sessionStorage }])");
+    expect(storage).not.toContain(cookie.value);
+    expect(storage).not.toMatch(/refreshToken/i);
+    expect(await page.evaluate<string>("document.cookie")).not.toContain(cookie.value);
+    // A reload keeps the session (restored by Refresh with the cookie; the access token was
+    // in memory), and the first Tab offers to skip the navigation.
     await page.reload();
     await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    expect(page.url()).not.toContain("/signin");
     await page.keyboard.press("Tab");
     await expect(page.evaluate<string | null>("document.activeElement && document.activeElement.textContent")).resolves.toBe("Skip to content");
   });
@@ -365,9 +381,8 @@ describe("an admin", () => {
   });
 
   it("is sent back to sign in, with a reason, when the session ends elsewhere", async () => {
-    const refreshToken = await page.evaluate<string | null>('localStorage.getItem("adminkiosk.refreshToken")');
-    expect(refreshToken).toBeTruthy();
-    await createClient(AuthService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1" })).logout({ refreshToken: refreshToken ?? "" });
+    const { value: refreshToken } = await refreshCookie(page);
+    await createClient(AuthService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1" })).logout({ refreshToken });
     // The page's next refresh of its data is refused, and so is the token refresh.
     await page.waitForURL(/\/signin/, { timeout: 15_000 });
     await page.getByText("Your session has ended. Please sign in again.").waitFor();

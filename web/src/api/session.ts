@@ -1,16 +1,24 @@
 // The signed-in person's session. The access token lives only in this object's memory.
-// The refresh token is kept in localStorage so a reload or a second tab stays signed in
-// (the trade-off is in docs/web.md). Refreshing is single-flight: auth treats a refresh
-// token presented twice as theft and ends the session, so one refresh runs at a time in
-// this tab (a shared promise) and across tabs (a Web Lock around read-rotate-store).
+// The refresh token never reaches script: auth keeps it in an HttpOnly cookie on its own
+// path (cookie mode, asked for with `x-adminkiosk-session: cookie`; docs/web.md, docs/api.md).
+// localStorage holds only a flag without a secret ("signed-in"), so a reload knows to
+// restore by Refresh and other tabs learn of a sign-out. Refreshing is single-flight: auth
+// treats a refresh token presented twice as theft and ends the session, so one refresh runs
+// at a time in this tab (a shared promise) and across tabs (a Web Lock around the Refresh,
+// whose answer replaces the cookie every tab sends).
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { AuthService, type TokenPair, type User } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { isPublic } from "./access";
 import { isNetworkError } from "./errors";
 
-const refreshTokenKey = "adminkiosk.refreshToken";
+/** "signed-in" while a session is kept; "signed-out" or "ended" after one (no secret). */
+const sessionFlagKey = "adminkiosk.session";
+/** Where older versions of the app kept the refresh token; moved into the cookie on start. */
+const legacyRefreshTokenKey = "adminkiosk.refreshToken";
 const refreshLock = "adminkiosk.refresh";
+/** Asks auth to keep the refresh token in its HttpOnly cookie instead of the answer's body. */
+const cookieMode = { headers: { "x-adminkiosk-session": "cookie" } };
 /**
  * Refresh this long before the access token expires, so calls do not fail first: 30 s,
  * or a third of the token's lifetime when it lives less than 90 s (a 20 s token would
@@ -32,6 +40,8 @@ export class Session {
   private access: { token: string; expiresAt: number; renewAt: number } | undefined;
   private inflight: Promise<string> | undefined;
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A refresh token an older version kept in storage, until the first Refresh moves it into the cookie. */
+  private legacyRefreshToken: string | undefined;
   private readonly auth;
 
   /** `transport` must not carry the session's own interceptor (these calls are public). */
@@ -40,10 +50,17 @@ export class Session {
     private readonly storage: Storage = window.localStorage,
   ) {
     this.auth = createClient(AuthService, transport);
-    this.state = storage.getItem(refreshTokenKey) ? { status: "restoring" } : { status: "signed-out" };
-    // Signing out in one tab signs out the others.
+    this.legacyRefreshToken = storage.getItem(legacyRefreshTokenKey) ?? undefined;
+    if (this.legacyRefreshToken) {
+      storage.removeItem(legacyRefreshTokenKey);
+      storage.setItem(sessionFlagKey, "signed-in");
+    }
+    this.state = storage.getItem(sessionFlagKey) === "signed-in" ? { status: "restoring" } : { status: "signed-out" };
+    // Signing out (or a session ending) in one tab signs out the others.
     window.addEventListener("storage", (event) => {
-      if (event.key === refreshTokenKey && event.newValue === null && this.state.status === "signed-in") this.end("You signed out in another tab.");
+      if (event.key !== sessionFlagKey && event.key !== null) return;
+      const flag = storage.getItem(sessionFlagKey);
+      if (flag !== "signed-in" && this.state.status === "signed-in") this.end(flag === "ended" ? sessionEndedReason : "You signed out in another tab.");
     });
   }
 
@@ -55,13 +72,15 @@ export class Session {
   };
 
   async signIn(email: string, password: string): Promise<void> {
-    const res = await this.auth.login({ email, password });
+    // The cookie is Secure: a browser keeps it only for https or localhost.
+    if (!window.isSecureContext) throw new ConnectError("Open this app over https (or on localhost): the browser keeps the session only on a secure connection.", Code.FailedPrecondition);
+    const res = await this.auth.login({ email, password }, cookieMode);
     if (!res.tokens || !res.user) throw new ConnectError("sign-in answered without tokens", Code.Internal);
     this.keep(res.tokens);
     this.set({ status: "signed-in", user: res.user });
   }
 
-  /** On start: turns a kept refresh token into a session (or says why it could not). */
+  /** On start: turns the kept session cookie into a session (or says why it could not). */
   async restore(): Promise<void> {
     if (this.state.status !== "restoring" && this.state.status !== "unreachable") return;
     this.set({ status: "restoring" });
@@ -79,11 +98,11 @@ export class Session {
   }
 
   async signOut(): Promise<void> {
-    const refreshToken = this.storage.getItem(refreshTokenKey);
     this.end(undefined);
-    // The local session is over either way; if auth cannot be told, the refresh token
-    // (gone from this browser) simply expires.
-    if (refreshToken) await this.auth.logout({ refreshToken }).catch(() => undefined);
+    // Logout ends the session at auth and clears the cookie. The local session is over
+    // either way; if auth cannot be told, the cookie stays (unused: the flag says signed
+    // out) until it expires or the next sign-in replaces it.
+    await this.auth.logout({}, cookieMode).catch(() => undefined);
   }
 
   /** An access token that is not about to expire, refreshing first when needed. */
@@ -105,11 +124,13 @@ export class Session {
   }
 
   private async rotate(): Promise<string> {
-    const refreshToken = this.storage.getItem(refreshTokenKey);
-    if (!refreshToken) throw this.end(sessionEndedReason);
+    // Another tab may have signed out while this one waited for the lock.
+    if (this.storage.getItem(sessionFlagKey) !== "signed-in") throw this.end(sessionEndedReason);
     try {
-      const { tokens } = await this.auth.refresh({ refreshToken });
+      // The cookie carries the refresh token (a kept legacy token goes in the body once).
+      const { tokens } = await this.auth.refresh({ refreshToken: this.legacyRefreshToken ?? "" }, cookieMode);
       if (!tokens) throw new ConnectError("refresh answered without tokens", Code.Internal);
+      this.legacyRefreshToken = undefined;
       this.keep(tokens);
       return tokens.accessToken;
     } catch (err) {
@@ -129,7 +150,7 @@ export class Session {
     const expiresAt = tokens.accessTokenExpireTime ? timestampMs(tokens.accessTokenExpireTime) : Date.now() + 60_000;
     const renewAt = expiresAt - earlyRefreshMs(expiresAt - Date.now());
     this.access = { token: tokens.accessToken, expiresAt, renewAt };
-    this.storage.setItem(refreshTokenKey, tokens.refreshToken);
+    this.storage.setItem(sessionFlagKey, "signed-in");
     this.scheduleRenewal(renewAt - Date.now());
   }
 
@@ -155,7 +176,9 @@ export class Session {
   private end(reason: string | undefined): ConnectError {
     clearTimeout(this.renewTimer);
     this.access = undefined;
-    this.storage.removeItem(refreshTokenKey);
+    this.legacyRefreshToken = undefined;
+    // Tells the other tabs, unless one of them ended it and told this one.
+    if (this.storage.getItem(sessionFlagKey) === "signed-in") this.storage.setItem(sessionFlagKey, reason === undefined ? "signed-out" : "ended");
     this.set({ status: "signed-out", reason });
     return new ConnectError(reason ?? "signed out", Code.Unauthenticated);
   }
