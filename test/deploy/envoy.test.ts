@@ -665,6 +665,9 @@ function corsProblems(edge: Edge): string[] {
   const headers = ["authorization", "content-type", "connect-protocol-version", "connect-timeout-ms", "grpc-timeout", "x-grpc-web", "x-user-agent", "x-request-id"];
   for (const h of headers.filter((h) => !list("allow_headers").includes(h))) problems.push(`${at} does not allow header ${h}`);
   for (const h of ["grpc-status", "grpc-message", "x-request-id"].filter((h) => !list("expose_headers").includes(h))) problems.push(`${at} does not expose ${h}`);
+  // auth's refresh cookie is for the app on the edge's own origin only.
+  if (policy["allow_credentials"] === true) problems.push(`${at} allows credentials: another origin could use auth's refresh cookie`);
+  if (list("allow_headers").includes("x-adminkiosk-session")) problems.push(`${at} allows x-adminkiosk-session: another origin could ask auth for cookie mode`);
   return problems;
 }
 
