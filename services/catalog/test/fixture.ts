@@ -1,14 +1,16 @@
 // A real auth and a real catalog process on their own database and Redis DB, with
-// callers of every kind: admin, operator, viewer and enrolled kiosk devices.
+// callers of every kind: admin, operator, viewer, enrolled kiosk devices and the
+// platform's services (orders, which alone reserves, commits and releases, as itself).
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { EventService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
-import { clientFor, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
+import { bearer, clientFor, freshToken, Role, startAuth, type AuthFixture, type PlatformServiceName } from "../../../test/support/auth.js";
 
 export interface CatalogFixture {
   auth: AuthFixture;
@@ -16,6 +18,10 @@ export interface CatalogFixture {
   databaseUrl: string;
   tokens: { admin: string; operator: string; operatorUserId: string; viewer: string };
   as<S extends DescService>(service: S, token: string): Client<S>;
+  /** A client calling as the orders service (its own service token, renewed before it expires). */
+  asOrders<S extends DescService>(service: S): Client<S>;
+  /** A client calling as another platform service, with that service's own token. */
+  asService<S extends DescService>(name: PlatformServiceName, service: S): Client<S>;
   /** A device credential for `kioskId` (enrolled once, then cached). */
   device(kioskId: string): Promise<string>;
   /** Waits for the next message on an exact subject of stream CATALOG (from the start of the stream). */
@@ -41,6 +47,12 @@ export async function startCatalog(settings: Record<string, string> = {}, sharin
   const tokens = sharing?.tokens ?? (await usersOfEveryRole(auth));
   await untilTokensVerify(clientFor(ProductService, catalog.url, tokens.admin));
   const devices = new Map<string, Promise<string>>();
+  const serviceTokens = new Map<PlatformServiceName, () => Promise<string>>();
+  const asService = <S extends DescService>(name: PlatformServiceName, service: S): Client<S> => {
+    let token = serviceTokens.get(name);
+    if (!token) serviceTokens.set(name, (token = freshToken(() => auth.serviceToken(name))));
+    return createClient(service, createGrpcTransport({ baseUrl: catalog.url, interceptors: [bearer(token)] }));
+  };
   let nc: NatsConnection | undefined;
   return {
     auth,
@@ -48,6 +60,8 @@ export async function startCatalog(settings: Record<string, string> = {}, sharin
     databaseUrl,
     tokens,
     as: (service, token) => clientFor(service, catalog.url, token),
+    asOrders: (service) => asService("orders", service),
+    asService,
     device(kioskId) {
       let credential = devices.get(kioskId);
       if (!credential) {

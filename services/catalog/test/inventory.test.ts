@@ -1,5 +1,5 @@
-// Stock per kiosk as operators restock it and kiosks read it; events and seat maps as
-// admins create them. Low-stock crossings arrive on NATS.
+// Stock per kiosk as operators (and orders, for refunded sales) restock it and kiosks
+// read it; events and seat maps as admins create them. Low-stock crossings arrive on NATS.
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
@@ -60,10 +60,10 @@ describe("stock", () => {
     await inventory(f.tokens.operator).setLowStockThreshold({ kioskId: "inv-k3", sku: "INV-GUM", lowStockThreshold: 3n });
     expect((await inventory(f.tokens.viewer).listStock({ kioskId: "inv-k3", lowOnly: true })).stock).toEqual([]);
 
-    const kiosk = await f.device("inv-k3");
-    const reservations = f.as(ReservationService, kiosk);
+    // A sale, as orders makes it.
+    const reservations = f.asOrders(ReservationService);
     const reservationId = randomUUID();
-    await reservations.reserve({ reservationId, items: [{ sku: "INV-GUM", quantity: 2n }] });
+    await reservations.reserve({ reservationId, kioskId: "inv-k3", items: [{ sku: "INV-GUM", quantity: 2n }] });
     await reservations.commitReservation({ reservationId });
 
     const low = fromBinary(StockLowEventSchema, await f.nextEvent("catalog.stock.inv-k3.low"));
@@ -78,6 +78,20 @@ describe("stock", () => {
     const metrics = await (await fetch(`${f.catalog.url}/metrics`)).text();
     expect(metrics).toMatch(/catalog_low_stock_items\{service="catalog"\} 0/);
     expect(metrics).toMatch(/catalog_reservations_total\{outcome="committed",service="catalog"\} 1/);
+  });
+
+  it("orders restocks a named kiosk (a refunded sale's units), recorded as service:orders; kiosks and other services cannot", async () => {
+    const orders = f.asOrders(InventoryService);
+    const { stock, restock } = await orders.restock({ kioskId: "inv-k4", sku: "INV-WATER", quantity: 2n, reason: "order 42 refunded" });
+    expect(stock).toMatchObject({ kioskId: "inv-k4", sku: "INV-WATER", onHand: 2n, available: 2n });
+    expect(restock).toMatchObject({ quantity: 2n, reason: "order 42 refunded", restockedBy: "service:orders", onHandAfter: 2n });
+    const unnamed = await failure(orders.restock({ kioskId: "", sku: "INV-WATER", quantity: 1n, reason: "x" }));
+    expect(unnamed.code).toBe(Code.InvalidArgument);
+    expect(unnamed.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("kiosk_id");
+    const kiosk = await f.device("inv-k4");
+    expect((await failure(inventory(kiosk).restock({ kioskId: "inv-k4", sku: "INV-WATER", quantity: 1n, reason: "x" }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(f.asService("fleet", InventoryService).restock({ kioskId: "inv-k4", sku: "INV-WATER", quantity: 1n, reason: "x" }))).code).toBe(Code.PermissionDenied);
+    expect((await inventory(f.tokens.viewer).getStock({ kioskId: "inv-k4", sku: "INV-WATER" })).stock?.onHand).toBe(2n);
   });
 
   it("bad input is InvalidArgument naming the field; unknown products are NotFound", async () => {
@@ -124,7 +138,7 @@ describe("events", () => {
     const event = await createEvent(f, 1, 2);
     await f.as(EventService, f.tokens.admin).deleteEvent({ eventId: event.eventId });
     const err = await failure(
-      f.as(ReservationService, f.tokens.operator).reserve({ reservationId: randomUUID(), kioskId: "inv-k1", seats: [{ eventId: event.eventId, seatId: "A-1-1" }] }),
+      f.asOrders(ReservationService).reserve({ reservationId: randomUUID(), kioskId: "inv-k1", seats: [{ eventId: event.eventId, seatId: "A-1-1" }] }),
     );
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.rawMessage).toMatch(/seats\[0\]\.event_id: .* is not on sale/);
