@@ -15,6 +15,12 @@ export interface TextRule {
   pattern?: RegExp;
   /** Said when `pattern` does not match. */
   patternHint?: string;
+  /**
+   * Free text from a device or a program (an error message, a stack trace, a tool's
+   * output with colour codes): control characters are kept, only NUL is refused
+   * (PostgreSQL's text and jsonb cannot hold it).
+   */
+  allowControl?: boolean;
 }
 
 /** Trims nothing and forgives nothing: the value must already be what the contract says. */
@@ -22,7 +28,9 @@ export function requireText(field: string, value: string, rule: TextRule): strin
   const min = rule.min ?? 1;
   if (value.length < min) throw invalidArgument(field, min === 1 ? "must not be empty" : `must be at least ${min} characters`);
   if (value.length > rule.max) throw invalidArgument(field, `must be at most ${rule.max} characters`);
-  if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/.test(value)) throw invalidArgument(field, "must not contain control characters");
+  if (rule.allowControl) {
+    if (value.includes("\u0000")) throw invalidArgument(field, "must not contain NUL characters");
+  } else if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/.test(value)) throw invalidArgument(field, "must not contain control characters");
   if (rule.pattern && !rule.pattern.test(value)) throw invalidArgument(field, rule.patternHint ?? `must match ${rule.pattern.source}`);
   return value;
 }
@@ -96,5 +104,86 @@ const currencies = new Set(Intl.supportedValuesOf("currency"));
 /** An ISO 4217 currency code Node knows (upper case, e.g. EUR); money is integer minor units of it. */
 export function requireCurrency(field: string, value: string): string {
   if (!/^[A-Z]{3}$/.test(value) || !currencies.has(value)) throw invalidArgument(field, "must be an ISO 4217 currency code in upper case, e.g. EUR");
+  return value;
+}
+
+/** The largest finite value of a PostgreSQL `real` (IEEE float4). */
+export const float32Max = 3.4028234663852886e38;
+
+export interface NumberRule {
+  min: number;
+  max: number;
+  /** Whole numbers only (for smallint/integer columns). */
+  integer?: boolean;
+  /**
+   * Stored as a PostgreSQL `real`: besides min..max, a value so close to zero that a
+   * float4 rounds it to 0 is refused there ("out of range"), so it is refused here.
+   */
+  float32?: boolean;
+}
+
+/** A finite number within min..max (NaN and ±Infinity are refused). */
+export function requireNumber(field: string, value: number, rule: NumberRule): number {
+  const what = rule.integer ? "an integer" : "a finite number";
+  if (!Number.isFinite(value) || value < rule.min || value > rule.max || (rule.integer && !Number.isInteger(value)))
+    throw invalidArgument(field, `must be ${what} from ${rule.min} to ${rule.max}`);
+  if (rule.float32 && value !== 0 && Math.fround(value) === 0) throw invalidArgument(field, "is too close to 0 for a 32-bit float (send 0)");
+  return value;
+}
+
+/** A 64-bit integer (proto int64, PostgreSQL bigint) within min..max. */
+export function requireBigInt(field: string, value: bigint, rule: { min: bigint; max: bigint }): bigint {
+  if (value < rule.min || value > rule.max) throw invalidArgument(field, `must be from ${rule.min} to ${rule.max}`);
+  return value;
+}
+
+/**
+ * One of the values a protobuf enum declares. protobuf-es keeps a number it does not
+ * know (open enums), so a device can send 70000 where a smallint column waits.
+ * `values` is the generated TypeScript enum (its reverse mapping names each number).
+ */
+export function requireEnum<E extends number>(field: string, value: E, values: Record<number, string>): E {
+  if (typeof values[value] !== "string") throw invalidArgument(field, `must be one of the values the contract declares (got ${value})`);
+  return value;
+}
+
+/** A repeated field of at most `max` items (and at least `min`, default 0). */
+export function requireCount<T>(field: string, list: readonly T[], max: number, min = 0): readonly T[] {
+  if (list.length < min || list.length > max) throw invalidArgument(field, min > 0 ? `must hold ${min} to ${max} items` : `must hold at most ${max} items`);
+  return list;
+}
+
+const timestampMinSeconds = -62_135_596_800n; // 0001-01-01T00:00:00Z
+const timestampMaxSeconds = 253_402_300_799n; // 9999-12-31T23:59:59Z
+
+/** A google.protobuf.Timestamp as its definition allows: years 1 to 9999, nanos 0 to 999,999,999. */
+export function requireTimestamp(field: string, value: { seconds: bigint; nanos: number }): { seconds: bigint; nanos: number } {
+  if (value.seconds < timestampMinSeconds || value.seconds > timestampMaxSeconds || !Number.isInteger(value.nanos) || value.nanos < 0 || value.nanos > 999_999_999)
+    throw invalidArgument(field, "must be a valid timestamp (years 1 to 9999)");
+  return value;
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * A JSON document (a google.protobuf.Struct) that PostgreSQL's jsonb will take: no NUL
+ * in any string or key, finite numbers, at most `maxDepth` levels and `maxBytes` as JSON.
+ */
+export function requireJson<T>(field: string, value: T, rule: { maxBytes: number; maxDepth: number }): T {
+  const walk = (v: Json, depth: number) => {
+    if (depth > rule.maxDepth) throw invalidArgument(field, `must be nested at most ${rule.maxDepth} levels deep`);
+    if (typeof v === "string") {
+      if (v.includes("\u0000")) throw invalidArgument(field, "must not contain NUL characters");
+    } else if (typeof v === "number") {
+      if (!Number.isFinite(v)) throw invalidArgument(field, "must hold finite numbers only");
+    } else if (Array.isArray(v)) v.forEach((x) => walk(x, depth + 1));
+    else if (v !== null && typeof v === "object")
+      for (const [k, x] of Object.entries(v)) {
+        if (k.includes("\u0000")) throw invalidArgument(field, "must not contain NUL characters");
+        walk(x, depth + 1);
+      }
+  };
+  walk(value as Json, 1);
+  if (Buffer.byteLength(JSON.stringify(value)) > rule.maxBytes) throw invalidArgument(field, `must be at most ${rule.maxBytes} bytes as JSON`);
   return value;
 }
