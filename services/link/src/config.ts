@@ -20,6 +20,20 @@ export const linkConfigShape = {
   HELLO_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** Messages waiting for a kiosk that does not read; past this its stream is ended. */
   OUTBOX_LIMIT: z.coerce.number().int().min(8).max(10_000).default(256),
+  /**
+   * Each stream's budget, a token bucket per stream: messages up per second, and how
+   * many may come at once. A kiosk on the SDK sends about one message every 10 s
+   * (a heartbeat every 30 s, telemetry every 15 s, an ack and a result per command);
+   * after an outage it resends its outbox at once (up to 10 batches). Over the budget
+   * the stream ends with ResourceExhausted.
+   */
+  LINK_MESSAGE_RATE: z.coerce.number().min(0.1).max(10_000).default(20),
+  LINK_MESSAGE_BURST: z.coerce.number().int().min(10).max(100_000).default(200),
+  /** The same for telemetry samples (a batch holds up to 500; the SDK keeps up to 1000 unacked). */
+  LINK_SAMPLE_RATE: z.coerce.number().min(1).max(1_000_000).default(200),
+  LINK_SAMPLE_BURST: z.coerce.number().int().min(500).max(10_000_000).default(5_000),
+  /** A kiosk cut off for going over its budget may not open a new stream for this long (0: no cool-down). */
+  LINK_RATE_COOLDOWN_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
 };
 
 export type LinkConfig = z.infer<z.ZodObject<typeof linkConfigShape>>;

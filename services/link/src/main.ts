@@ -15,6 +15,7 @@ import {
 import { Gauge } from "prom-client";
 import { linkConfigShape } from "./config.js";
 import { createLinkEvents } from "./events.js";
+import { createCooldown } from "./limits.js";
 import { createPresence } from "./presence.js";
 import { createLink, linkServices } from "./server.js";
 
@@ -25,7 +26,13 @@ async function main() {
   // link cannot do its job without NATS (events, replacement, revocation): it waits for it.
   const nats = await connectNats(config.NATS_URL, "link", log);
   const events = await createLinkEvents(nats, log);
-  const link = createLink({ config, presence: createPresence(redis, config.PRESENCE_TTL_SECONDS), events, log });
+  const link = createLink({
+    config,
+    presence: createPresence(redis, config.PRESENCE_TTL_SECONDS),
+    cooldown: createCooldown(redis, config.LINK_RATE_COOLDOWN_SECONDS),
+    events,
+    log,
+  });
 
   const service = await startService(
     {
@@ -44,6 +51,7 @@ async function main() {
     config.LINK_PORT,
   );
 
+  link.registerMetrics(service.metrics);
   // For dashboards and, later, autoscaling on connections rather than CPU.
   new Gauge({
     name: "link_connected_kiosks",

@@ -24,11 +24,14 @@ import {
   KioskDisconnectedEventSchema,
   KioskTelemetryEventSchema,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { invalidArgument, principalOf, requestInfo, requireText, requireUuid, type Logger } from "@adminkiosk/runtime";
+import { invalidArgument, principalOf, requestInfo, type Logger } from "@adminkiosk/runtime";
 import { KioskConfigAppliedEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Counter, type Registry } from "prom-client";
 import type { LinkConfig } from "./config.js";
+import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, refusedField } from "./contract.js";
 import type { LinkEvents } from "./events.js";
+import { fullBudget, spend, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
 import { StreamOutbox } from "./outbox.js";
 import type { Presence } from "./presence.js";
 
@@ -52,20 +55,61 @@ interface KioskSession {
   /** When the kiosk last sent anything (ms since the epoch). */
   lastHeard: number;
   outbox: StreamOutbox<Outgoing>;
+  /** What the kiosk may still send (LINK_MESSAGE_* and LINK_SAMPLE_*). */
+  budget: Budget;
+  /** Whether a dropped sample was logged on this stream yet (once per stream; the metric counts all). */
+  droppedLogged: boolean;
   /** Ends the stream: sends a goodbye when there is a reason to give. */
   end(reason: string, goodbye?: Goodbye_Reason): void;
 }
 
 export interface LinkDeps {
-  config: Pick<LinkConfig, "LINK_REPLICA_ID" | "HEARTBEAT_INTERVAL_SECONDS" | "HELLO_TIMEOUT_MS" | "OUTBOX_LIMIT" | "SILENT_TIMEOUT_SECONDS">;
+  config: Pick<
+    LinkConfig,
+    | "LINK_REPLICA_ID"
+    | "HEARTBEAT_INTERVAL_SECONDS"
+    | "HELLO_TIMEOUT_MS"
+    | "OUTBOX_LIMIT"
+    | "SILENT_TIMEOUT_SECONDS"
+    | "LINK_MESSAGE_RATE"
+    | "LINK_MESSAGE_BURST"
+    | "LINK_SAMPLE_RATE"
+    | "LINK_SAMPLE_BURST"
+    | "LINK_RATE_COOLDOWN_SECONDS"
+  >;
   presence: Presence;
+  cooldown: Cooldown;
   events: LinkEvents;
   log: Logger;
 }
 
 export function createLink(deps: LinkDeps) {
-  const { config, presence, events } = deps;
+  const { config, presence, events, cooldown } = deps;
   const sessions = new Map<string, KioskSession>();
+  const budgetLimits: BudgetLimits = {
+    messageRate: config.LINK_MESSAGE_RATE,
+    messageBurst: config.LINK_MESSAGE_BURST,
+    sampleRate: config.LINK_SAMPLE_RATE,
+    sampleBurst: config.LINK_SAMPLE_BURST,
+  };
+  const rateLimited = new Counter({
+    name: "link_rate_limited_total",
+    help: "Kiosk streams ended for going over their message or sample budget, and new streams refused during a cool-down, by budget (messages, samples, cooldown).",
+    labelNames: ["budget"],
+    registers: [],
+  });
+  const refused = new Counter({
+    name: "link_invalid_messages_total",
+    help: "Kiosk streams ended with InvalidArgument for a message that breaks the contract, by field (list indexes left out).",
+    labelNames: ["field"],
+    registers: [],
+  });
+  const samplesDropped = new Counter({
+    name: "link_telemetry_samples_dropped_total",
+    help: "Telemetry samples dropped for breaking the contract (the rest of their batch is stored), by field.",
+    labelNames: ["field"],
+    registers: [],
+  });
 
   // Another stream for a kiosk opened somewhere (here or on another replica): end ours.
   events.onKioskConnected((e) => {
@@ -86,9 +130,7 @@ export function createLink(deps: LinkDeps) {
       const first = await Promise.race([it.next().catch((err: unknown) => Promise.reject(fromKiosk(err))), timeout]);
       if (first.done || first.value.body.case !== "hello") throw invalidArgument("body", "the first message on a stream must be hello");
       const hello = first.value.body.value;
-      if (hello.firmwareVersion) requireText("hello.firmware_version", hello.firmwareVersion, { max: 64 });
-      if (hello.appVersion) requireText("hello.app_version", hello.appVersion, { max: 64 });
-      if (hello.executedCommandIds.length > 1000) throw invalidArgument("hello.executed_command_ids", "must hold at most 1000 ids");
+      checkHello(hello);
       return hello;
     } finally {
       clearTimeout(timer);
@@ -135,12 +177,11 @@ export function createLink(deps: LinkDeps) {
         if (!(await presence.touch(kioskId, session.id)) && sessions.get(kioskId) === session) await announce(session);
         return;
       case "telemetry":
-        await acceptTelemetry(session, body.value);
+        await acceptTelemetry(session, body.value, log);
         return;
       case "ack":
       case "result":
-        requireUuid(`${body.case}.command_id`, body.value.commandId);
-        if (body.case === "result" && body.value.errorMessage.length > 2000) throw invalidArgument("result.error_message", "must be at most 2000 characters");
+        checkCommandEvent(body.case, body.value);
         await events.publish(
           `link.kiosk.${kioskId}.command.${body.case}`,
           KioskCommandEventSchema,
@@ -149,8 +190,7 @@ export function createLink(deps: LinkDeps) {
         );
         return;
       case "configApplied":
-        if (body.value.version <= 0n) throw invalidArgument("config_applied.version", "must be a version fleet sent (positive)");
-        if (body.value.errorMessage.length > 2000) throw invalidArgument("config_applied.error_message", "must be at most 2000 characters");
+        checkConfigApplied(body.value);
         await events.publish(
           `link.kiosk.${kioskId}.config.applied`,
           KioskConfigAppliedEventSchema,
@@ -165,16 +205,35 @@ export function createLink(deps: LinkDeps) {
     }
   }
 
-  async function acceptTelemetry(session: KioskSession, batch: TelemetryBatch) {
-    const batchId = requireText("telemetry.batch_id", batch.batchId, { max: 64 });
-    if (batch.samples.length === 0 || batch.samples.length > 500) throw invalidArgument("telemetry.samples", "must hold 1 to 500 samples");
+  async function acceptTelemetry(session: KioskSession, batch: TelemetryBatch, log: Logger) {
+    checkBatch(batch.batchId, batch.samples);
+    const batchId = batch.batchId;
+    // A sample that breaks the contract is dropped, not the batch (see contract.ts).
+    let kept: typeof batch.samples | undefined;
+    batch.samples.forEach((sample, i) => {
+      try {
+        checkSample(sample, i);
+        kept?.push(sample);
+      } catch (err) {
+        const field = refusedField(err);
+        if (field === undefined) throw err;
+        kept ??= batch.samples.slice(0, i);
+        samplesDropped.inc({ field: field.replace(/^telemetry\.samples\./, "") });
+        if (!session.droppedLogged) {
+          session.droppedLogged = true;
+          log.warn({ kioskId: session.kioskId, batchId, problem: (err as ConnectError).rawMessage }, "telemetry sample dropped: it breaks the contract (logged once per stream; link_telemetry_samples_dropped_total counts all)");
+        }
+      }
+    });
+    if (kept) batch.samples = kept;
     // Acked only once JetStream has it: until then the kiosk keeps the batch in its outbox.
-    await events.publish(
-      `link.kiosk.${session.kioskId}.telemetry`,
-      KioskTelemetryEventSchema,
-      create(KioskTelemetryEventSchema, { kioskId: session.kioskId, batch, receiveTime: timestampNow() }),
-      `${session.kioskId}/${batchId}`,
-    );
+    if (batch.samples.length > 0)
+      await events.publish(
+        `link.kiosk.${session.kioskId}.telemetry`,
+        KioskTelemetryEventSchema,
+        create(KioskTelemetryEventSchema, { kioskId: session.kioskId, batch, receiveTime: timestampNow() }),
+        `${session.kioskId}/${batchId}`,
+      );
     if (!session.outbox.push({ body: { case: "telemetryAck", value: { batchId } } })) session.end("slow reader");
   }
 
@@ -184,9 +243,20 @@ export function createLink(deps: LinkDeps) {
         const principal = principalOf(ctx);
         if (principal.kind !== "device") throw new ConnectError("only kiosk devices connect here", Code.PermissionDenied);
         const log = requestInfo(ctx).log;
-        const it = requests[Symbol.asyncIterator]();
-        const hello = await readHello(it);
         const kioskId = principal.kioskId;
+        // Cut off for flooding a moment ago (on any replica): not yet. Without Redis the
+        // token check has already failed, so an error here only skips the cool-down.
+        const waitMs = await cooldown.remainingMs(kioskId).catch(() => 0);
+        if (waitMs > 0) {
+          rateLimited.inc({ budget: "cooldown" });
+          throw new ConnectError(`this kiosk went over its message budget; reconnect in ${Math.ceil(waitMs / 1000)} s`, Code.ResourceExhausted, { "retry-after": String(Math.ceil(waitMs / 1000)) });
+        }
+        const it = requests[Symbol.asyncIterator]();
+        const hello = await readHello(it).catch((err: unknown) => {
+          const field = refusedField(err);
+          if (field !== undefined) refused.inc({ field });
+          throw err;
+        });
         let endReason = "closed";
         const outbox = new StreamOutbox<Outgoing>(config.OUTBOX_LIMIT);
         const session: KioskSession = {
@@ -196,6 +266,8 @@ export function createLink(deps: LinkDeps) {
           hello,
           lastHeard: Date.now(),
           outbox,
+          budget: fullBudget(budgetLimits, Date.now()),
+          droppedLogged: false,
           end(reason, goodbye) {
             endReason = reason;
             outbox.close(goodbye === undefined ? undefined : { body: { case: "goodbye", value: { reason: goodbye } } });
@@ -233,11 +305,32 @@ export function createLink(deps: LinkDeps) {
           let failure: unknown;
           void (async () => {
             try {
-              for (let next = await it.next(); !next.done; next = await it.next()) await handle(session, next.value, log);
+              for (let next = await it.next(); !next.done; next = await it.next()) {
+                const message = next.value;
+                const samples = message.body.case === "telemetry" ? message.body.value.samples.length : 0;
+                const over = spend(session.budget, budgetLimits, Date.now(), samples);
+                if (over) {
+                  endReason = "rate limited";
+                  rateLimited.inc({ budget: over });
+                  log.warn({ kioskId, session: session.id, budget: over }, `kiosk over its ${over} budget: stream ended, cool-down ${config.LINK_RATE_COOLDOWN_SECONDS} s`);
+                  await cooldown.start(kioskId).catch((err: unknown) => log.warn({ err, kioskId }, "cool-down not recorded"));
+                  const limit = over === "messages" ? `${config.LINK_MESSAGE_RATE} messages a second (bursts of ${config.LINK_MESSAGE_BURST})` : `${config.LINK_SAMPLE_RATE} telemetry samples a second (bursts of ${config.LINK_SAMPLE_BURST})`;
+                  failure = new ConnectError(`the kiosk sent more than ${limit}; reconnect in ${config.LINK_RATE_COOLDOWN_SECONDS} s`, Code.ResourceExhausted, {
+                    "retry-after": String(config.LINK_RATE_COOLDOWN_SECONDS),
+                  });
+                  break;
+                }
+                await handle(session, message, log);
+              }
             } catch (err) {
               failure = fromKiosk(err);
+              const field = refusedField(failure);
+              if (field !== undefined) {
+                refused.inc({ field });
+                log.warn({ kioskId, session: session.id, problem: (failure as ConnectError).rawMessage }, "kiosk sent a message that breaks the contract: stream ended");
+              }
             }
-            session.end(failure ? "error" : "closed");
+            session.end(failure ? (endReason === "rate limited" ? endReason : "error") : "closed");
           })();
           // The credential was checked when the stream opened; it does not outlive its expiry.
           const expiresIn = principal.expiresAt ? principal.expiresAt.getTime() - Date.now() : undefined;
@@ -273,6 +366,11 @@ export function createLink(deps: LinkDeps) {
 
   return {
     routes,
+    registerMetrics(registry: Registry) {
+      registry.registerMetric(rateLimited);
+      registry.registerMetric(refused);
+      registry.registerMetric(samplesDropped);
+    },
     /** Tells every connected kiosk to reconnect elsewhere (rollout, shutdown). */
     drainAll() {
       for (const s of sessions.values()) s.end("draining", Goodbye_Reason.DRAINING);

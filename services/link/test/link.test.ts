@@ -15,6 +15,7 @@ import { Goodbye_Reason, LinkService, type ConnectRequestSchema, type ConnectRes
 import { startTestService, type StartedService } from "@adminkiosk/devstack";
 import { bearer, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 import { StreamOutbox } from "../src/outbox.js";
+import { KioskCommandEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 
 let auth: AuthFixture;
 let link: StartedService;
@@ -302,5 +303,160 @@ describe("credentials that run out", () => {
       await own.stop();
       await shortLived.stop();
     }
+  });
+});
+
+// ---- budgets and the contract (security issue 11: one kiosk must not flood the platform) ----
+
+/** How long what a link process does may take to show (its log, its metrics) on a loaded machine. */
+const shows = { timeout: 20_000, interval: 100 } as const;
+
+/** A kiosk's stream past its welcome. */
+async function welcomed(url: string, kioskId: string) {
+  const stream = openStream(url, await enroll(kioskId));
+  stream.send({ body: { case: "hello", value: {} } });
+  expect((await stream.next())?.body.case).toBe("welcome");
+  return stream;
+}
+
+/** The value of one series on a service's /metrics (0 when absent). */
+async function metric(url: string, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
+}
+
+/** How many messages stream LINK holds on `subject`. */
+async function stored(subject: string): Promise<number> {
+  const info = await (await jetstreamManager(nc)).streams.info("LINK", { subjects_filter: subject });
+  return info.state.subjects?.[subject] ?? 0;
+}
+
+describe("each kiosk's message budget", () => {
+  it("a kiosk sending far over its budget is cut off with RESOURCE_EXHAUSTED and a cool-down, while another kiosk's telemetry and acks keep flowing", async () => {
+    const tight = await startTestService("link", {
+      REDIS_URL: auth.redisUrl,
+      NATS_URL: inject("infra").natsUrl,
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      LINK_REPLICA_ID: "link-budget",
+      SHUTDOWN_GRACE_MS: "1000",
+      LINK_MESSAGE_RATE: "5",
+      LINK_MESSAGE_BURST: "30",
+      LINK_SAMPLE_RATE: "50",
+      LINK_SAMPLE_BURST: "500",
+      LINK_RATE_COOLDOWN_SECONDS: "60",
+    });
+    try {
+      const bystander = await welcomed(tight.url, "prague-100");
+      const telemetryFlooder = await welcomed(tight.url, "prague-101");
+      const chatter = await welcomed(tight.url, "prague-102");
+
+      // 20 batches of 100 samples at once: four times the sample burst.
+      for (let i = 0; i < 20; i++)
+        telemetryFlooder.send({ body: { case: "telemetry", value: { batchId: `flood-${i}`, samples: Array.from({ length: 100 }, (_, s) => ({ sampleId: `f-${i}-${s}` })) } } });
+      // 300 heartbeats at once: ten times the message burst.
+      for (let i = 0; i < 300; i++) chatter.send({ body: { case: "heartbeat", value: {} } });
+
+      // Meanwhile the bystander reports and acknowledges as usual.
+      const commandId = "6f1c1c52-5d7e-4f0a-9a43-1b2f3c4d5e6f";
+      const ack = await nextEvent("link.kiosk.prague-100.command.ack");
+      let acked = 0;
+      const flooded = Promise.all([telemetryFlooder.rest(), chatter.rest()]);
+      for (let i = 0; i < 5; i++) {
+        bystander.send({ body: { case: "telemetry", value: { batchId: `calm-${i}`, samples: [{ sampleId: `c-${i}`, cpuPercent: 20 }] } } });
+        const reply = await bystander.next();
+        if (reply?.body.case === "telemetryAck") acked++;
+      }
+      bystander.send({ body: { case: "ack", value: { commandId } } });
+      expect(fromBinary(KioskCommandEventSchema, await ack()).body).toMatchObject({ case: "ack", value: { commandId } });
+      expect(acked).toBe(5);
+
+      const [samples, messages] = await flooded;
+      expect(samples.error?.code).toBe(Code.ResourceExhausted);
+      expect(samples.error?.rawMessage).toMatch(/more than 50 telemetry samples a second .*reconnect in 60 s/);
+      expect(messages.error?.code).toBe(Code.ResourceExhausted);
+      expect(messages.error?.rawMessage).toMatch(/more than 5 messages a second/);
+      // Cut off on the way: not everything it sent was published.
+      expect(await stored("link.kiosk.prague-101.telemetry")).toBeLessThan(20);
+      expect(await metric(tight.url, "link_rate_limited_total", 'budget="samples"')).toBe(1);
+      expect(await metric(tight.url, "link_rate_limited_total", 'budget="messages"')).toBe(1);
+      await expect.poll(() => tight.output.some((l) => l.includes("prague-101") && l.includes("over its samples budget")), shows).toBe(true);
+
+      // Reconnecting at once meets the cool-down (kept in Redis, so on every replica).
+      const again = openStream(tight.url, await enroll("prague-101"));
+      again.send({ body: { case: "hello", value: {} } });
+      const refusedAgain = (await again.rest()).error;
+      expect(refusedAgain?.code).toBe(Code.ResourceExhausted);
+      expect(refusedAgain?.rawMessage).toMatch(/reconnect in \d+ s/);
+      expect(await metric(tight.url, "link_rate_limited_total", 'budget="cooldown"')).toBe(1);
+
+      // The bystander is still there.
+      bystander.send({ body: { case: "telemetry", value: { batchId: "calm-last", samples: [{ sampleId: "c-last" }] } } });
+      expect(await bystander.next()).toMatchObject({ body: { case: "telemetryAck", value: { batchId: "calm-last" } } });
+      bystander.close();
+    } finally {
+      await tight.stop();
+    }
+  });
+});
+
+describe("the contract: what the store cannot hold never leaves link", () => {
+  it("samples out of range are dropped and counted, naming the field; the rest of the batch is stored and the batch acked", async () => {
+    const stream = await welcomed(link.url, "prague-110");
+    const telemetry = await nextEvent("link.kiosk.prague-110.telemetry");
+    const bad = [
+      { sampleId: "cpu", cpuPercent: 1e39 },
+      { sampleId: "temp", temperatureCelsius: Number.NaN },
+      { sampleId: "tiny", paperLevelPercent: 1e-50 },
+      { sampleId: "printer", printer: 70000 },
+      { sampleId: "nul", errors: ["jam\u0000"] },
+      { sampleId: "x".repeat(10_000) },
+      { sampleId: "many", errors: Array.from({ length: 17 }, (_, i) => `e${i}`) },
+      { sampleId: "cash", cashLevelMinor: -1n },
+    ];
+    stream.send({ body: { case: "telemetry", value: { batchId: "mixed", samples: [...bad, { sampleId: "good", cpuPercent: 42, temperatureCelsius: -20, errors: ["printer: jam"] }] } } });
+    expect(await stream.next()).toMatchObject({ body: { case: "telemetryAck", value: { batchId: "mixed" } } });
+    const event = fromBinary(KioskTelemetryEventSchema, await telemetry());
+    expect(event.batch?.samples.map((s) => s.sampleId)).toEqual(["good"]);
+    for (const field of ["cpu_percent", "temperature_celsius", "paper_level_percent", "printer", "errors", "sample_id", "cash_level_minor"])
+      expect(await metric(link.url, "link_telemetry_samples_dropped_total", `field="${field}"`), field).toBeGreaterThanOrEqual(1);
+    await expect.poll(() => link.output.some((l) => l.includes("prague-110") && l.includes("telemetry.samples[0].cpu_percent: must be a finite number from 0 to 100")), shows).toBe(true);
+
+    // A batch with nothing storable is acked (the kiosk may forget it) and publishes nothing.
+    stream.send({ body: { case: "telemetry", value: { batchId: "all-bad", samples: [{ sampleId: "nan", cpuPercent: Number.NaN }] } } });
+    expect(await stream.next()).toMatchObject({ body: { case: "telemetryAck", value: { batchId: "all-bad" } } });
+    stream.send({ body: { case: "telemetry", value: { batchId: "after", samples: [{ sampleId: "ok" }] } } });
+    expect((await stream.next())?.body.case).toBe("telemetryAck");
+    expect(await stored("link.kiosk.prague-110.telemetry")).toBe(2); // "mixed" and "after"
+    stream.close();
+  });
+
+  const refusals: [string, MessageInitShape<typeof ConnectRequestSchema>, RegExp][] = [
+    ["a 10 kB batch id", { body: { case: "telemetry", value: { batchId: "b".repeat(10_000), samples: [{ sampleId: "s" }] } } }, /^telemetry\.batch_id: must be at most 64 characters/],
+    ["501 samples", { body: { case: "telemetry", value: { batchId: "b", samples: Array.from({ length: 501 }, (_, i) => ({ sampleId: `s${i}` })) } } }, /^telemetry\.samples: must hold 1 to 500 items/],
+    ["a NUL in a result's error", { body: { case: "result", value: { commandId: "6f1c1c52-5d7e-4f0a-9a43-1b2f3c4d5e6f", outcome: 2, errorMessage: "bad\u0000" } } }, /^result\.error_message: must not contain NUL/],
+    ["an unknown outcome", { body: { case: "result", value: { commandId: "6f1c1c52-5d7e-4f0a-9a43-1b2f3c4d5e6f", outcome: 70000 as never } } }, /^result\.outcome: must be one of/],
+    ["a NUL in a result's payload", { body: { case: "result", value: { commandId: "6f1c1c52-5d7e-4f0a-9a43-1b2f3c4d5e6f", outcome: 1, payload: { "k\u0000": 1 } } } }, /^result\.payload: must not contain NUL/],
+    ["a NUL in an applied config's error", { body: { case: "configApplied", value: { version: 3n, errorMessage: "x\u0000" } } }, /^config_applied\.error_message: must not contain NUL/],
+    ["an applied config version of 0", { body: { case: "configApplied", value: { version: 0n } } }, /^config_applied\.version: must be from 1 to/],
+  ];
+  it.each(refusals)("%s ends the stream with INVALID_ARGUMENT naming the field, and nothing reaches NATS", async (_, message, expected) => {
+    const kioskId = `prague-12${refusals.findIndex(([what]) => what === _)}`;
+    const stream = await welcomed(link.url, kioskId);
+    stream.send(message);
+    const { error } = await stream.rest();
+    expect(error?.code).toBe(Code.InvalidArgument);
+    expect(error?.rawMessage).toMatch(expected);
+    for (const kind of ["telemetry", "command.result", "config.applied"]) expect(await stored(`link.kiosk.${kioskId}.${kind}`)).toBe(0);
+    await expect.poll(() => link.output.some((l) => l.includes(kioskId) && l.includes("breaks the contract")), shows).toBe(true);
+  });
+
+  it("a hello that breaks the contract is refused before the kiosk is announced", async () => {
+    const stream = openStream(link.url, await enroll("prague-130"));
+    stream.send({ body: { case: "hello", value: { configVersion: -1n, executedCommandIds: ["not-a-uuid"] } } });
+    const { error } = await stream.rest();
+    expect(error?.code).toBe(Code.InvalidArgument);
+    expect(error?.rawMessage).toMatch(/^hello\.config_version: /);
+    expect(await stored("link.kiosk.prague-130.connected")).toBe(0);
   });
 });
