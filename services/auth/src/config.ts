@@ -13,15 +13,26 @@ export const authConfigShape = {
     .refine((v) => Buffer.from(v, "base64").length === 32, "must be 32 bytes, base64-encoded (openssl rand -base64 32)"),
   ACCESS_TOKEN_TTL: duration("15m"),
   REFRESH_TOKEN_TTL: duration("30d"),
+  /** A session's absolute end, counted from the login: refreshing never takes it past this. */
+  SESSION_MAX_LIFETIME: duration("30d"),
   DEVICE_CREDENTIAL_TTL: duration("90d"),
   /** A signing key older than this is rotated automatically at start and hourly. */
   SIGNING_KEY_MAX_AGE: duration("30d"),
   /** Login attempts allowed per client address per minute. */
   LOGIN_RATE_PER_IP: z.coerce.number().int().min(1).max(100_000).default(30),
-  /** Failed logins allowed per account within LOGIN_FAILURE_WINDOW before it is locked for that window. */
+  /**
+   * Failed logins allowed per account from one client address within LOGIN_FAILURE_WINDOW before
+   * that address is refused for that account for the window; past as many failures from all
+   * addresses, each attempt for the account is delayed (see rate-limit.ts).
+   */
   LOGIN_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(1000).default(5),
   LOGIN_FAILURE_WINDOW: duration("15m"),
-  /** Trust x-forwarded-for for client addresses (only behind Envoy / the mesh). */
+  /** The longest progressive delay before a login attempt for an account under attack. */
+  LOGIN_FAILURE_MAX_DELAY: duration("5s"),
+  /**
+   * Take the client address from the x-adminkiosk-client-address header the edge sets (only where
+   * the edge is the only way to reach auth: a direct caller could set it). See client-address.ts.
+   */
   TRUST_PROXY: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   /** scrypt cost (log2 N); 15 uses 32 MiB and ~100 ms per hash. */
   PASSWORD_SCRYPT_LOG_N: z.coerce.number().int().min(10).max(20).default(15),

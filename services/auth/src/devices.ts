@@ -2,12 +2,16 @@
 // the kiosk spends it, once and before it expires, for a device credential (a JWT
 // of typ device+jwt). Revocation is recorded in PostgreSQL and mirrored into a Redis
 // set that every service's token verifier consults, so it takes effect everywhere.
+// A kiosk has one credential at a time: revoking the kiosk revokes all its devices and voids
+// the enrollment codes it had not used yet, and enrolling it again revokes the device it had.
+// Each revocation is published on NATS (auth.device.<kiosk>.revoked) for link to end the
+// revoked device's stream.
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
-import { deviceTokenType, enqueueEvent, inTransaction, revokedDevicesKey, type Pool, type Redis } from "@adminkiosk/runtime";
+import { deviceTokenType, enqueueEvent, inTransaction, revokedDevicesKey, type Pool, type PoolClient, type Redis } from "@adminkiosk/runtime";
 import { recordAudit } from "./audit.js";
 import type { KeyRing } from "./keys.js";
 import { devices, enrollmentCodes, type DeviceRow } from "./store.js";
@@ -32,6 +36,19 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
   const credentialFor = (device: DeviceRow) =>
     keys.sign(deviceTokenType, { kiosk_id: device.kiosk_id }, device.device_id, device.credential_expires.getTime() - Date.now());
 
+  /** Revokes the kiosk's active devices (all but `except`) inside `tx`: Redis, the event, the audit. */
+  async function revokeDevices(tx: PoolClient, ctx: HandlerContext, kioskId: string, reason: string, except?: string) {
+    const rows = await devices.revokeKiosk(tx, kioskId, except);
+    // Redis first: if it is down the transaction rolls back and the caller retries.
+    const deviceIds = rows.map((r) => r.device_id);
+    if (rows.length > 0) {
+      await redis.sadd(revokedDevicesKey, ...deviceIds);
+      await enqueueEvent(tx, `auth.device.${kioskId}.revoked`, DeviceRevokedEventSchema,
+        create(DeviceRevokedEventSchema, { kioskId, deviceIds, reason, revokeTime: timestampNow() }));
+    }
+    return deviceIds;
+  }
+
   return {
     async createEnrollmentCode(ctx: HandlerContext, kioskId: string, ttlMs: number, createdBy: string | null) {
       const code = newEnrollmentCode();
@@ -46,6 +63,15 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
     async enroll(ctx: HandlerContext, code: string, facts: { firmwareVersion: string; hardwareModel: string }) {
       const outcome = await inTransaction(pool, async (tx) => {
         const found = await enrollmentCodes.redeem(tx, code);
+        if (found?.voided) {
+          await recordAudit(tx, ctx, "device.enrollment_failed", found.kiosk_id, { reason: "was voided" });
+          return {
+            error: new ConnectError(
+              `enrollment code was voided when kiosk ${found.kiosk_id} was revoked; an admin must create a new one`,
+              Code.FailedPrecondition,
+            ),
+          };
+        }
         const refusal = !found ? "is not valid" : found.used ? "was already used" : found.expired ? "has expired" : undefined;
         if (refusal || !found) {
           await recordAudit(tx, ctx, "device.enrollment_failed", found?.kiosk_id ?? "", { reason: refusal });
@@ -56,7 +82,12 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
           credentialExpires: new Date(Date.now() + credentialTtlMs),
           ...facts,
         });
+        // The kiosk's earlier credential(s) end here: whoever still holds one is not this kiosk.
+        const replaced = await revokeDevices(tx, ctx, found.kiosk_id, "re-enrolled", device.device_id);
         await recordAudit(tx, ctx, "device.enrolled", found.kiosk_id, { deviceId: device.device_id, ...facts }, `device:${found.kiosk_id}`);
+        if (replaced.length > 0) {
+          await recordAudit(tx, ctx, "device.revoked", found.kiosk_id, { reason: "re-enrolled", devices: replaced, replacedBy: device.device_id }, `device:${found.kiosk_id}`);
+        }
         return { device };
       });
       if (outcome.error) throw outcome.error;
@@ -73,18 +104,13 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
       return { device, credential: (await credentialFor(device)).token };
     },
 
+    /** Revokes every device of the kiosk and voids its unused enrollment codes. */
     async revokeKiosk(ctx: HandlerContext, kioskId: string, reason: string) {
       const revoked = await inTransaction(pool, async (tx) => {
-        const rows = await devices.revokeKiosk(tx, kioskId);
-        // Redis first: if it is down the transaction rolls back and the caller retries.
-        const deviceIds = rows.map((r) => r.device_id);
-        if (rows.length > 0) {
-          await redis.sadd(revokedDevicesKey, ...deviceIds);
-          await enqueueEvent(tx, `auth.device.${kioskId}.revoked`, DeviceRevokedEventSchema,
-            create(DeviceRevokedEventSchema, { kioskId, deviceIds, reason, revokeTime: timestampNow() }));
-        }
-        await recordAudit(tx, ctx, "device.revoked", kioskId, { reason, devices: deviceIds });
-        return rows;
+        const deviceIds = await revokeDevices(tx, ctx, kioskId, reason);
+        const voidedCodes = await enrollmentCodes.voidForKiosk(tx, kioskId);
+        await recordAudit(tx, ctx, "device.revoked", kioskId, { reason, devices: deviceIds, voidedCodes });
+        return deviceIds;
       });
       return revoked.length;
     },

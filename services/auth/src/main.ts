@@ -16,6 +16,7 @@ import {
   startService,
 } from "@adminkiosk/runtime";
 import { authConfigShape } from "./config.js";
+import { clientAddressInterceptor } from "./client-address.js";
 import { createDeviceRegistry } from "./devices.js";
 import { createKeyRing } from "./keys.js";
 import { createLoginLimiter } from "./rate-limit.js";
@@ -38,10 +39,16 @@ async function main() {
   rotation.unref();
   const devices = createDeviceRegistry(pool, redis, keys, config.DEVICE_CREDENTIAL_TTL);
   await devices.syncRevocations().catch((err: unknown) => log.warn({ err }, "could not mirror revocations into redis yet"));
-  const limiter = createLoginLimiter(redis, config.LOGIN_RATE_PER_IP, config.LOGIN_FAILURES_PER_ACCOUNT, config.LOGIN_FAILURE_WINDOW);
+  const limiter = createLoginLimiter(redis, {
+    perIpPerMinute: config.LOGIN_RATE_PER_IP,
+    failuresPerAccount: config.LOGIN_FAILURES_PER_ACCOUNT,
+    failureWindowMs: config.LOGIN_FAILURE_WINDOW,
+    maxDelayMs: config.LOGIN_FAILURE_MAX_DELAY,
+  });
   const sessions = createSessions(pool, redis, keys, limiter, {
     accessTtlMs: config.ACCESS_TOKEN_TTL,
     refreshTtlMs: config.REFRESH_TOKEN_TTL,
+    sessionMaxLifetimeMs: config.SESSION_MAX_LIFETIME,
     scryptLogN: config.PASSWORD_SCRYPT_LOG_N,
   });
 
@@ -57,7 +64,9 @@ async function main() {
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      trustProxy: config.TRUST_PROXY,
+      // The runtime records the socket's peer; the edge's client address replaces it only
+      // with TRUST_PROXY (client-address.ts), never x-forwarded-for.
+      interceptors: [clientAddressInterceptor(config.TRUST_PROXY)],
       httpRoutes: {
         "/.well-known/jwks.json": async (_req, res) => {
           res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "public, max-age=60" });

@@ -3,6 +3,8 @@
 // returns a new pair; presenting a spent token again means it was stolen or raced,
 // and the whole family is revoked (RFC 9700 §4.14.2). Two honest refreshes racing
 // with one token are treated the same way: clients refresh one at a time.
+// A session also has an absolute end, SESSION_MAX_LIFETIME after its login: no refresh
+// token or access token of it lasts beyond that, and refreshing past it is refused.
 import { randomBytes, randomUUID } from "node:crypto";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { accessTokenType, endedSessionKey, inTransaction, requestInfo, roleFromName, type Pool, type PoolClient, type Redis } from "@adminkiosk/runtime";
@@ -15,6 +17,8 @@ import { refreshTokens, users, type UserRow } from "./store.js";
 export interface SessionSettings {
   accessTtlMs: number;
   refreshTtlMs: number;
+  /** From the login; refreshing never extends a session past it. */
+  sessionMaxLifetimeMs: number;
   scryptLogN: number;
 }
 
@@ -27,6 +31,7 @@ export interface IssuedTokens {
 
 const invalidLogin = () => new ConnectError("email or password is incorrect", Code.Unauthenticated);
 const invalidRefresh = (why: string) => new ConnectError(`refresh token ${why}; sign in again`, Code.Unauthenticated);
+const sessionOver = () => new ConnectError("the session has reached its maximum lifetime; sign in again", Code.Unauthenticated);
 
 export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter: LoginLimiter, settings: SessionSettings) {
   const decoy = decoyHash(settings.scryptLogN);
@@ -45,19 +50,25 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
     if (failed?.[0]) throw failed[0];
   }
 
-  async function issue(db: Pool | PoolClient, user: UserRow, familyId: string): Promise<IssuedTokens> {
+  const sessionEnd = (startedAt: Date) => startedAt.getTime() + settings.sessionMaxLifetimeMs;
+
+  async function issue(db: Pool | PoolClient, user: UserRow, familyId: string, sessionStartedAt: Date): Promise<IssuedTokens> {
     const role = roleFromName(user.role);
     if (!role) throw new Error(`user ${user.user_id} has an unknown role ${user.role}`);
-    const access = await keys.sign(accessTokenType, { role: user.role, sid: familyId }, user.user_id, settings.accessTtlMs);
+    // Neither token outlives the session (an access token lives at least a second).
+    const now = Date.now();
+    const end = sessionEnd(sessionStartedAt);
+    const access = await keys.sign(accessTokenType, { role: user.role, sid: familyId }, user.user_id, Math.max(1_000, Math.min(settings.accessTtlMs, end - now)));
     const refreshToken = randomBytes(32).toString("base64url");
-    const refreshExpiresAt = new Date(Date.now() + settings.refreshTtlMs);
-    await refreshTokens.insert(db, { familyId, userId: user.user_id, token: refreshToken, expiresAt: refreshExpiresAt });
+    const refreshExpiresAt = new Date(Math.min(now + settings.refreshTtlMs, end));
+    await refreshTokens.insert(db, { familyId, userId: user.user_id, token: refreshToken, expiresAt: refreshExpiresAt, sessionStartedAt });
     return { accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
   }
 
   return {
     async login(ctx: HandlerContext, email: string, password: string) {
-      await limiter.admit(requestInfo(ctx).peer, email).catch(async (err: unknown) => {
+      const peer = requestInfo(ctx).peer;
+      await limiter.admit(peer, email, ctx.signal).catch(async (err: unknown) => {
         if (err instanceof ConnectError && err.code === Code.ResourceExhausted)
           await recordAudit(pool, ctx, "login.rate_limited", email, { reason: err.rawMessage }, "");
         throw err;
@@ -66,13 +77,13 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
       // Hash even for unknown accounts so the answer takes as long either way.
       const ok = await verifyPassword(password, user?.password_hash ?? (await decoy));
       if (!user || !ok || user.disabled) {
-        await limiter.recordFailure(email);
+        await limiter.recordFailure(peer, email);
         await recordAudit(pool, ctx, "login.failed", user?.user_id ?? email, { reason: !user ? "unknown account" : !ok ? "wrong password" : "disabled" }, "");
         throw invalidLogin();
       }
-      await limiter.recordSuccess(email);
+      await limiter.recordSuccess(peer, email);
       const tokens = await inTransaction(pool, async (tx) => {
-        const issued = await issue(tx, user, randomUUID());
+        const issued = await issue(tx, user, randomUUID(), new Date());
         await recordAudit(tx, ctx, "login.succeeded", user.user_id, {}, user.user_id);
         return issued;
       });
@@ -90,11 +101,12 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
           await recordAudit(tx, ctx, "token.reuse_detected", row.user_id, { session: row.family_id, revokedTokens: revoked }, "");
           return { error: invalidRefresh("was already used: the session has been ended") };
         }
+        if (sessionEnd(row.session_started_at) <= Date.now()) return { error: sessionOver() };
         if (row.expires_at <= new Date()) return { error: invalidRefresh("has expired") };
         const user = await users.byId(tx, row.user_id);
         if (!user || user.disabled) return { error: invalidRefresh("belongs to a disabled account") };
         await refreshTokens.markUsed(tx, row.token_id);
-        return { tokens: await issue(tx, user, row.family_id) };
+        return { tokens: await issue(tx, user, row.family_id, row.session_started_at) };
       });
       // The family revocation above must commit even though the caller gets an error.
       if (outcome.error) throw outcome.error;

@@ -24,6 +24,8 @@ export interface RefreshTokenRow {
   expires_at: Date;
   used_at: Date | null;
   revoked_at: Date | null;
+  /** The login that started the session (the family); its absolute lifetime counts from here. */
+  session_started_at: Date;
 }
 
 export interface DeviceRow {
@@ -77,12 +79,13 @@ export const users = {
 };
 
 export const refreshTokens = {
-  async insert(db: Db, t: { familyId: string; userId: string; token: string; expiresAt: Date }) {
-    await db.query("INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)", [
+  async insert(db: Db, t: { familyId: string; userId: string; token: string; expiresAt: Date; sessionStartedAt: Date }) {
+    await db.query("INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at, session_started_at) VALUES ($1, $2, $3, $4, $5)", [
       t.familyId,
       t.userId,
       sha256(t.token),
       t.expiresAt,
+      t.sessionStartedAt,
     ]);
   },
   /** Locks the row: two refreshes racing on one token are decided one after the other. */
@@ -116,17 +119,26 @@ export const enrollmentCodes = {
       c.expiresAt,
     ]);
   },
-  /** Spends a code: succeeds once, and only before it expires. */
+  /** Spends a code: succeeds once, only before it expires, and only if it was not voided. */
   async redeem(db: Db, code: string) {
-    const { rows } = await db.query<{ kiosk_id: string; expired: boolean; used: boolean }>(
+    const { rows } = await db.query<{ kiosk_id: string; expired: boolean; used: boolean; voided: boolean }>(
       `WITH found AS (SELECT * FROM enrollment_codes WHERE code_hash = $1 FOR UPDATE),
             spent AS (UPDATE enrollment_codes e SET used_at = now() FROM found
-                      WHERE e.code_hash = found.code_hash AND found.used_at IS NULL AND found.expires_at > now()
+                      WHERE e.code_hash = found.code_hash AND found.used_at IS NULL AND found.voided_at IS NULL AND found.expires_at > now()
                       RETURNING e.kiosk_id)
-       SELECT found.kiosk_id, found.expires_at <= now() AS expired, found.used_at IS NOT NULL AS used FROM found`,
+       SELECT found.kiosk_id, found.expires_at <= now() AS expired, found.used_at IS NOT NULL AS used,
+              found.voided_at IS NOT NULL AS voided FROM found`,
       [sha256(code)],
     );
     return rows[0];
+  },
+  /** Voids a kiosk's codes that are still unused and unexpired (its revocation); returns how many. */
+  async voidForKiosk(db: Db, kioskId: string) {
+    const { rowCount } = await db.query(
+      "UPDATE enrollment_codes SET voided_at = now() WHERE kiosk_id = $1 AND used_at IS NULL AND voided_at IS NULL AND expires_at > now()",
+      [kioskId],
+    );
+    return rowCount ?? 0;
   },
 };
 
@@ -149,10 +161,11 @@ export const devices = {
     );
     return rows[0];
   },
-  async revokeKiosk(db: Db, kioskId: string) {
+  /** Revokes the kiosk's active devices, all of them or all but `except` (the one just enrolled). */
+  async revokeKiosk(db: Db, kioskId: string, except?: string) {
     const { rows } = await db.query<DeviceRow>(
-      "UPDATE devices SET revoked_at = now() WHERE kiosk_id = $1 AND revoked_at IS NULL RETURNING *",
-      [kioskId],
+      "UPDATE devices SET revoked_at = now() WHERE kiosk_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR device_id <> $2) RETURNING *",
+      [kioskId, except ?? null],
     );
     return rows;
   },

@@ -11,7 +11,7 @@ import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
-import { freePort, startNats } from "@adminkiosk/devstack";
+import { freePort, startNats, waitFor } from "@adminkiosk/devstack";
 import { failure, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 
 
@@ -30,9 +30,13 @@ const enroll = async (kioskId: string) => {
 
 describe("enrollment", () => {
   it("an enrollment code is exchanged once for a device credential", async () => {
+    const asked = Date.now();
     const { code, expireTime } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "kiosk-0001", ttlSeconds: 600 });
+    const answered = Date.now();
     expect(code).toMatch(/^[A-Z2-9]{4}(-[A-Z2-9]{4}){4}$/);
-    expect(Number(expireTime!.seconds) * 1000).toBeGreaterThan(Date.now() + 590_000);
+    // Ten minutes from when auth made it, which was between asking and the answer (whole seconds).
+    expect(Number(expireTime!.seconds)).toBeGreaterThanOrEqual(Math.floor((asked + 600_000) / 1000));
+    expect(Number(expireTime!.seconds) * 1000).toBeLessThanOrEqual(answered + 600_000);
     // Typed by hand at the kiosk: lower case, no dashes.
     const { device, deviceCredential } = await auth.client(DeviceService).enrollDevice({ code: code.replaceAll("-", "").toLowerCase() });
     expect(device?.kioskId).toBe("kiosk-0001");
@@ -121,6 +125,53 @@ describe("revocation", () => {
   });
 });
 
+describe("revocation is total", () => {
+  it("revoking a kiosk voids the enrollment codes made before it", async () => {
+    const { code: unused } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "kiosk-0110" });
+    const { code: neverEnrolled } = await auth.client(DeviceService, admin).createEnrollmentCode({ kioskId: "kiosk-0111" });
+    await enroll("kiosk-0110");
+    expect((await auth.client(DeviceService, admin).revokeDevice({ kioskId: "kiosk-0110", reason: "stolen" })).revokedCount).toBe(1);
+    // A kiosk without devices yet is revoked too: its codes are voided.
+    expect((await auth.client(DeviceService, admin).revokeDevice({ kioskId: "kiosk-0111" })).revokedCount).toBe(0);
+    for (const [code, kioskId] of [[unused, "kiosk-0110"], [neverEnrolled, "kiosk-0111"]] as const) {
+      const err = await failure(auth.client(DeviceService).enrollDevice({ code }));
+      expect(err.code).toBe(Code.FailedPrecondition);
+      expect(err.rawMessage).toBe(`enrollment code was voided when kiosk ${kioskId} was revoked; an admin must create a new one`);
+    }
+    const { events } = await auth.client(AuditService, admin).listAuditEvents({ type: "device.revoked", subject: "kiosk-0110" });
+    expect(JSON.parse(events[0]!.detailsJson)).toMatchObject({ reason: "stolen", voidedCodes: 1 });
+    // A code made after the revocation enrolls the kiosk again.
+    const { deviceCredential } = await enroll("kiosk-0110");
+    await auth.client(AuthService, deviceCredential).whoAmI({});
+  });
+
+  it("enrolling a kiosk again revokes its earlier credential everywhere, and says so on NATS", async () => {
+    const old = await enroll("kiosk-0120");
+    const redis = new Redis(auth.redisUrl);
+    const verify = createTokenVerifier({ keys: remoteKeys(`${auth.service.url}/.well-known/jwks.json`), isRevoked: redisRevocationCheck(redis) });
+    const nc = await connect({ servers: inject("infra").natsUrl });
+    try {
+      await verify(old.deviceCredential);
+      const fresh = await enroll("kiosk-0120");
+      // The new credential works; the old one is refused by auth, by any verifier, and cannot renew.
+      await auth.client(AuthService, fresh.deviceCredential).whoAmI({});
+      const err = await failure(auth.client(AuthService, old.deviceCredential).whoAmI({}));
+      expect(err.code).toBe(Code.Unauthenticated);
+      expect(err.rawMessage).toMatch(/revoked/);
+      await expect(verify(old.deviceCredential)).rejects.toBeInstanceOf(TokenRejected);
+      expect((await failure(auth.client(DeviceService, old.deviceCredential).renewDeviceCredential({}))).code).toBe(Code.Unauthenticated);
+      // link ends the old device's stream on this event (only that device's: the ids say which).
+      const event = await nextEvent(nc, "auth.device.kiosk-0120.revoked");
+      expect(event).toMatchObject({ kioskId: "kiosk-0120", deviceIds: [old.device!.deviceId], reason: "re-enrolled" });
+      const { devices } = await auth.client(DeviceService, admin).listDevices({ kioskId: "kiosk-0120" });
+      expect(devices.map((d) => d.deviceId)).toEqual([fresh.device!.deviceId]);
+    } finally {
+      redis.disconnect();
+      await nc.close();
+    }
+  });
+});
+
 describe("revocation events", () => {
   it("a revocation is published on NATS (auth.device.<kiosk>.revoked) for link to end the stream", async () => {
     const { device } = await enroll("kiosk-0200");
@@ -149,7 +200,7 @@ describe("revocation events", () => {
       nats = await startNats(dir, port);
       const nc = await connect({ servers: nats.url });
       try {
-        const event = await nextEvent(nc, "auth.device.kiosk-0300.revoked", 20_000);
+        const event = await nextEvent(nc, "auth.device.kiosk-0300.revoked");
         expect(event.kioskId).toBe("kiosk-0300");
       } finally {
         await nc.close();
@@ -162,19 +213,16 @@ describe("revocation events", () => {
 });
 
 /** The first event on `subject` in the AUTH stream (waits for the stream to exist). */
-async function nextEvent(nc: NatsConnection, subject: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
+function nextEvent(nc: NatsConnection, subject: string) {
+  return waitFor(
+    `an event on ${subject}`,
+    async () => {
       // An ephemeral consumer with a single filter subject (nats-server 2.9 has no filter_subjects).
       const jsm = await jetstreamManager(nc);
       const info = await jsm.consumers.add("AUTH", { filter_subject: subject, ack_policy: AckPolicy.None, inactive_threshold: 30_000_000_000 });
       const msg = await (await jetstream(nc).consumers.get("AUTH", info.name)).next({ expires: 2_000 });
-      if (msg) return fromBinary(DeviceRevokedEventSchema, msg.data);
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-    }
-    if (Date.now() > deadline) throw new Error(`no event on ${subject} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+      return msg ? fromBinary(DeviceRevokedEventSchema, msg.data) : undefined;
+    },
+    { interval: 200, retry: () => true }, // the AUTH stream may not exist yet
+  );
 }

@@ -10,7 +10,7 @@ import { AuthService, DeviceService, UserService, AuditService } from "@adminkio
 import { Health, HealthCheckResponse_ServingStatus as Status } from "@adminkiosk/proto/grpc/health/v1/health_pb";
 import { ServerReflection } from "@adminkiosk/proto/grpc/reflection/v1/reflection_pb";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
-import { freePort, repoRoot, startPostgres } from "@adminkiosk/devstack";
+import { eventually, freePort, repoRoot, startPostgres } from "@adminkiosk/devstack";
 import { adminEmail, adminPassword, Role, startAuth, failure, type AuthFixture } from "../../../test/support/auth.js";
 
 const run = promisify(execFile);
@@ -111,7 +111,7 @@ describe("tooling", () => {
     });
     expect(ok.status).toBe(401);
     expect(ok.headers.get("x-request-id")).toBe("support-ticket-42");
-    await expect.poll(() => auth.service.output.some((l) => l.includes("support-ticket-42"))).toBe(true);
+    await expect.poll(() => auth.service.output.some((l) => l.includes("support-ticket-42")), eventually).toBe(true);
   });
 });
 
@@ -196,7 +196,7 @@ describe("health", () => {
       expect((await health.check({})).status).toBe(Status.SERVING);
       expect((await health.check({ service: "adminkiosk.auth.v1.AuthService" })).status).toBe(Status.SERVING);
       await pg.stop();
-      await expect.poll(async () => (await health.check({})).status, { timeout: 10_000, interval: 200 }).toBe(Status.NOT_SERVING);
+      await expect.poll(async () => (await health.check({})).status, eventually).toBe(Status.NOT_SERVING);
       const ready = await fetch(`${own.service.url}/readyz`);
       expect(ready.status).toBe(503);
       expect(JSON.stringify(await ready.json())).toMatch(/postgres/);
@@ -205,7 +205,7 @@ describe("health", () => {
       const err = await failure(own.client(UserService, token).listUsers({}));
       expect(err.code).toBe(Code.Unavailable);
       await pg.start();
-      await expect.poll(async () => (await health.check({})).status, { timeout: 15_000, interval: 200 }).toBe(Status.SERVING);
+      await expect.poll(async () => (await health.check({})).status, eventually).toBe(Status.SERVING);
       await own.login(adminEmail, adminPassword);
     } finally {
       await own.stop();
@@ -229,14 +229,14 @@ describe("shutdown", () => {
         // the stream ends when the server goes away
       }
     })();
-    await expect.poll(() => seen.length).toBeGreaterThan(0);
-    const t0 = Date.now();
+    await expect.poll(() => seen.length, eventually).toBeGreaterThan(0);
     own.service.child.kill("SIGTERM");
+    // No bound on how long it takes (that is the machine's speed): a process that did not
+    // exit on its own would leave `exited` pending and fail the test by its timeout.
     const code = await own.service.exited;
     await watching;
     expect(code).toBe(0);
     expect(seen).toEqual([Status.SERVING, Status.NOT_SERVING]);
-    expect(Date.now() - t0).toBeLessThan(5_000);
     expect(own.service.output.join("\n")).toMatch(/shut down/);
   });
 });
@@ -258,12 +258,12 @@ describe("forged page tokens", () => {
 });
 
 describe("client addresses behind a proxy", () => {
-  it("with TRUST_PROXY, the address the proxy saw (rightmost x-forwarded-for) is recorded, not one the client made up", async () => {
+  it("with TRUST_PROXY, the address the edge vouches for is recorded, never one from x-forwarded-for", async () => {
     const proxied = await startAuth({ TRUST_PROXY: "true" });
     try {
       const res = await fetch(`${proxied.service.url}/adminkiosk.auth.v1.AuthService/Login`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-forwarded-for": "6.6.6.6, 203.0.113.7" },
+        headers: { "content-type": "application/json", "x-forwarded-for": "6.6.6.6, 198.51.100.1", "x-adminkiosk-client-address": "203.0.113.7" },
         body: JSON.stringify({ email: adminEmail, password: "wrong-password-123" }),
       });
       expect(res.status).toBe(401);
@@ -272,5 +272,16 @@ describe("client addresses behind a proxy", () => {
     } finally {
       await proxied.stop();
     }
+  });
+
+  it("without TRUST_PROXY, the socket's address is recorded whatever the headers say", async () => {
+    const res = await fetch(`${auth.service.url}/adminkiosk.auth.v1.AuthService/Login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": "6.6.6.6", "x-adminkiosk-client-address": "203.0.113.8" },
+      body: JSON.stringify({ email: "direct@test.local", password: "wrong-password-123" }),
+    });
+    expect(res.status).toBe(401);
+    const { events } = await auth.client(AuditService, admin).listAuditEvents({ type: "login.failed", subject: "direct@test.local" });
+    expect(events[0]?.ip).toMatch(/127\.0\.0\.1|::1/);
   });
 });
