@@ -36,6 +36,7 @@ import { http } from "@adminkiosk/proto/google/api/annotations_pb";
 import type { HttpRule } from "@adminkiosk/proto/google/api/http_pb";
 import { platformServices, serviceEntry, webPort } from "@adminkiosk/devstack";
 import { tokenAudience, tokenIssuer } from "@adminkiosk/runtime";
+import { clientAddressHeader } from "../../services/auth/src/client-address.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const configFile = "envoy/envoy.yaml";
@@ -372,7 +373,20 @@ interface Edge {
 }
 
 const edgePort = 8000;
-const adminPort = 9901;
+/** Envoy's admin interface: on the loopback only (it can reconfigure and stop Envoy). */
+const adminPort = 9902;
+/** The listener that passes the network only Prometheus' stats and the probes' paths to the admin. */
+const opsPort = 9901;
+const opsPaths = ["/stats/prometheus", "/ready", "/server_info"];
+const adminCluster = "envoy_admin";
+/**
+ * The proxies in front of the edge whose x-forwarded-for entries it trusts: Istio's ingress
+ * gateway (istio/base/edge). Change it only with the deployment, and docs/deployment.md.
+ */
+const trustedHops = 1;
+/** Services only the platform's own services call, inside the network: never routed at the edge. */
+const inClusterOnly = new Set(["adminkiosk.auth.v1.ServiceIdentityService"]);
+const loopback = (address: JsonValue | undefined) => typeof address === "string" && (/^127\./.test(address) || address === "::1");
 
 function edgeOf(json: JsonObject): Edge {
   const listener = objs(obj(json["static_resources"])["listeners"]).find((l) => obj(obj(l["address"])["socket_address"])["port_value"] === edgePort);
@@ -484,6 +498,7 @@ function clusterProblems(edge: Edge, services: ProtoService[]): string[] {
     const name = str(cluster["name"]) ?? "";
     const at = `${configFile}: cluster "${name}"`;
     const spec = platformServices.find((s) => s.name === name);
+    if (name === adminCluster) continue; // checked by exposureProblems
     if (!spec || serviceEntry(repoRoot, name) === undefined) {
       problems.push(`${at} is not a service that exists (no services/${name}/src/main.ts)`);
       continue;
@@ -514,6 +529,12 @@ function routeProblems(edge: Edge, services: ProtoService[]): string[] {
       for (const rpc of service.rpcs) {
         const route = firstRoute(edge, grpcCall(rpc.path));
         if (route) problems.push(`${configFile}: routes ${rpc.path}, but services/${service.owner}/src/main.ts does not exist yet, so it has no cluster`);
+      }
+      continue;
+    }
+    if (inClusterOnly.has(service.name)) {
+      for (const rpc of service.rpcs) {
+        if (firstRoute(edge, grpcCall(rpc.path))) problems.push(`${configFile}: routes ${rpc.path}, which is for the platform's own services and not routed at the public edge`);
       }
       continue;
     }
@@ -608,13 +629,11 @@ function jwtProblems(edge: Edge, services: ProtoService[]): string[] {
   if (isObject(config["requirement_map"]) || "filter_state_rules" in config) problems.push(`${at}: the test reads rules only; teach it requirement_map/filter_state_rules`);
 
   const firstRule = (req: Request) => rules.find((r) => matches(obj(r["match"]), req));
-  const deployed = services.filter((s) => s.deployed);
+  const deployed = services.filter((s) => s.deployed && !inClusterOnly.has(s.name));
   const open: Request[] = [
     { method: "GET", path: "/.well-known/jwks.json", grpc: false },
     grpcCall("/grpc.health.v1.Health/Check"),
     grpcCall("/grpc.health.v1.Health/Watch"),
-    grpcCall("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
-    grpcCall("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
     ...deployed.flatMap((s) => s.rpcs.filter((r) => r.public).flatMap((r) => [grpcCall(r.path), ...r.rest.map((b) => ({ method: b.method, path: samplePath(b.path), grpc: false }))])),
   ];
   const guarded: Request[] = [
@@ -632,7 +651,7 @@ function jwtProblems(edge: Edge, services: ProtoService[]): string[] {
   // Exactly those: every rule that lets a request without a token through must be the rule
   // some public request meets first.
   for (const rule of rules.filter((r) => allowsMissing(r["requires"]))) {
-    if (!open.some((req) => firstRule(req) === rule)) problems.push(`${at} exempts ${describeMatch(obj(rule["match"]))}, which is not a public RPC, health, reflection or the JWKS path`);
+    if (!open.some((req) => firstRule(req) === rule)) problems.push(`${at} exempts ${describeMatch(obj(rule["match"]))}, which is not a public RPC, health or the JWKS path`);
   }
   return problems;
 }
@@ -681,8 +700,79 @@ function basicsProblems(edge: Edge): string[] {
   for (const op of ["%REQ(X-REQUEST-ID)%", "%REQ(:METHOD)%", "PATH)%", "%GRPC_STATUS", "%DURATION%", "%UPSTREAM_CLUSTER%"]) {
     if (!formats.includes(op)) problems.push(`${configFile}: the stdout JSON access log has no ${op}`);
   }
+  return problems;
+}
+
+/** What the network can reach besides the edge's routes: the admin interface, reflection. */
+function exposureProblems(edge: Edge): string[] {
+  const problems: string[] = [];
   const admin = obj(obj(obj(edge.json["admin"])["address"])["socket_address"]);
-  if (admin["port_value"] !== adminPort) problems.push(`${configFile}: the admin interface must listen on ${adminPort} (Prometheus scrapes /stats/prometheus there)`);
+  if (!loopback(admin["address"]) || admin["port_value"] !== adminPort) {
+    problems.push(`${configFile}: the admin interface must listen on the loopback only, 127.0.0.1:${adminPort} (it listens on ${String(admin["address"])}:${String(admin["port_value"])}); it can reconfigure and stop Envoy`);
+  }
+  const cluster = edge.clusters.find((c) => c["name"] === adminCluster);
+  const endpoints = objs(obj(cluster?.["load_assignment"])["endpoints"]).flatMap((e) => objs(e["lb_endpoints"])).map((e) => obj(obj(obj(e["endpoint"])["address"])["socket_address"]));
+  if (!cluster || endpoints.length !== 1 || !endpoints.every((a) => loopback(a["address"]) && a["port_value"] === adminPort)) {
+    problems.push(`${configFile}: cluster "${adminCluster}" must reach only the admin interface, 127.0.0.1:${adminPort}`);
+  }
+  for (const route of edge.routes) if (routeClusters(route).includes(adminCluster)) problems.push(`${configFile}: the edge routes ${describeMatch(obj(route["match"]))} to the admin interface`);
+  // Every other listener: GET of the ops paths to the admin, anything else refused.
+  const listeners = objs(obj(edge.json["static_resources"])["listeners"]);
+  const ops = listeners.find((l) => obj(obj(l["address"])["socket_address"])["port_value"] === opsPort);
+  if (!ops) problems.push(`${configFile}: no listener on ${opsPort} (Prometheus scrapes /stats/prometheus there, the probes read /ready and /server_info)`);
+  for (const listener of listeners.filter((l) => obj(obj(l["address"])["socket_address"])["port_value"] !== edgePort)) {
+    const name = str(listener["name"]) ?? "?";
+    const hcms = objs(listener["filter_chains"]).flatMap((c) => objs(c["filters"])).map((f) => obj(f["typed_config"]));
+    const routes = hcms.flatMap((h) => objs(obj(h["route_config"])["virtual_hosts"])).flatMap((vh) => objs(vh["routes"]));
+    if (hcms.some((h) => typeOf(h) !== "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager" || !isObject(h["route_config"]))) {
+      problems.push(`${configFile}: listener ${name} must be an HTTP connection manager with an inline route_config (the test reads its routes)`);
+    }
+    for (const path of opsPaths) {
+      const route = routes.find((r) => matches(obj(r["match"]), { method: "GET", path, grpc: false }));
+      if (listener === ops && (!route || !routeClusters(route).includes(adminCluster))) problems.push(`${configFile}: listener ${name} does not pass GET ${path} to the admin interface`);
+    }
+    for (const route of routes) {
+      const match = obj(route["match"]);
+      const methods = objs(match["headers"]).filter((h) => h["name"] === ":method").map((h) => str(obj(h["string_match"])["exact"]));
+      const status = Number(obj(route["direct_response"])["status"] ?? 0);
+      const refuses = isObject(route["direct_response"]) && status >= 400;
+      const readsOpsPath = typeof match["path"] === "string" && opsPaths.includes(match["path"]) && methods.length === 1 && methods[0] === "GET" && routeClusters(route).join() === adminCluster;
+      if (!refuses && !readsOpsPath) {
+        problems.push(`${configFile}: listener ${name} route ${describeMatch(match)} exposes more than GET ${opsPaths.join(", ")} of the admin interface`);
+      }
+    }
+  }
+  // Reflection would list the whole API to anyone; tools use it inside the network.
+  for (const path of ["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]) {
+    const route = firstRoute(edge, grpcCall(path));
+    if (route) problems.push(`${configFile}: the edge routes ${path} (by ${describeMatch(obj(route["match"]))}); server reflection stays inside the network`);
+  }
+  return problems;
+}
+
+/** The client address: which x-forwarded-for entries the edge trusts, and how auth learns it. */
+function clientAddressProblems(edge: Edge): string[] {
+  const problems: string[] = [];
+  const at = `${configFile}: the edge listener`;
+  if (edge.hcm["use_remote_address"] !== true) problems.push(`${at} must set use_remote_address: true (the edge decides the client address)`);
+  const hops = edge.hcm["xff_num_trusted_hops"] ?? 0;
+  if (hops !== trustedHops) problems.push(`${at} trusts ${String(hops)} x-forwarded-for hops; the deployment has ${trustedHops} (Istio's ingress gateway)`);
+  if ("original_ip_detection_extensions" in edge.hcm) problems.push(`${at}: original_ip_detection_extensions replace xff_num_trusted_hops; teach the test about them`);
+  const routeConfig = obj(edge.hcm["route_config"]);
+  const set = objs(routeConfig["request_headers_to_add"]).filter((o) => str(obj(o["header"])["key"])?.toLowerCase() === clientAddressHeader);
+  const where = `${configFile}: route_config request_headers_to_add`;
+  if (set.length !== 1) problems.push(`${where} must set ${clientAddressHeader} once (auth's client address, services/auth/src/client-address.ts)`);
+  for (const option of set) {
+    if (obj(option["header"])["value"] !== "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%") problems.push(`${where}: ${clientAddressHeader} must be %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`);
+    if (option["append_action"] !== "OVERWRITE_IF_EXISTS_OR_ADD") problems.push(`${where}: ${clientAddressHeader} must replace what the caller sent (append_action: OVERWRITE_IF_EXISTS_OR_ADD)`);
+    if ("append" in option || "keep_empty_value" in option) problems.push(`${where}: ${clientAddressHeader} must set neither append nor keep_empty_value`);
+  }
+  // Nothing closer to the request may change or drop it.
+  const scopes = [edge.virtualHost, ...edge.routes];
+  for (const scope of scopes) {
+    const touches = [...objs(scope["request_headers_to_add"]).map((o) => str(obj(o["header"])["key"])), ...arr(scope["request_headers_to_remove"]).map(String)];
+    if (touches.some((k) => k?.toLowerCase() === clientAddressHeader)) problems.push(`${configFile}: ${scope === edge.virtualHost ? "the virtual host" : `route ${describeMatch(obj(scope["match"]))}`} changes ${clientAddressHeader}`);
+  }
   return problems;
 }
 
@@ -724,7 +814,11 @@ describe(configFile, () => {
 
   it("runs the HTTP filters in order, with the rate limit switched on", () => fail(filterOrderProblems(edge)));
 
-  it("listens on 8000 for HTTP/1.1 and HTTP/2, logs JSON to stdout and serves admin on 9901", () => fail(basicsProblems(edge)));
+  it("listens on 8000 for HTTP/1.1 and HTTP/2 and logs JSON to stdout", () => fail(basicsProblems(edge)));
+
+  it("keeps the admin interface on the loopback, passes only stats and probes on 9901, and does not route reflection", () => fail(exposureProblems(edge)));
+
+  it("trusts exactly the deployment's proxy hops and hands auth the client address in a header no caller can set", () => fail(clientAddressProblems(edge)));
 
   it("routes only to clusters it defines, one per existing service, each speaking HTTP/2 with health checks", () => fail(clusterProblems(edge, services)));
 
@@ -780,6 +874,31 @@ describe("the checks of envoy/envoy.yaml", () => {
   it("refuse a missing required field", () => {
     const config = broken((c) => void delete edgeOf(c).hcm["stat_prefix"]);
     expect(validationProblems(envoyRegistry, decodeBootstrap(envoyRegistry, config).message).join("\n")).toMatch(/stat_prefix .*has 0 characters/);
+  });
+
+  it("refuse an admin interface off the loopback, more of it on the ops listener, and reflection at the edge", () => {
+    const config = broken((c) => {
+      obj(obj(obj(c["admin"])["address"])["socket_address"])["address"] = "0.0.0.0";
+      const ops = objs(obj(c["static_resources"])["listeners"]).find((l) => l["name"] === "ops");
+      const hcm = obj(objs(objs(ops?.["filter_chains"])[0]?.["filters"])[0]?.["typed_config"]);
+      arr(objs(obj(hcm["route_config"])["virtual_hosts"])[0]?.["routes"]).unshift({ match: { prefix: "/config_dump" }, route: { cluster: adminCluster } });
+      arr(edgeOf(c).virtualHost["routes"]).unshift({ match: { prefix: "/grpc.reflection.v1.ServerReflection/" }, route: { cluster: "auth", timeout: "0s", idle_timeout: "300s" } });
+    });
+    const problems = exposureProblems(edgeOf(decodeBootstrap(envoyRegistry, config).json)).join("\n");
+    expect(problems).toMatch(/admin interface must listen on the loopback only/);
+    expect(problems).toMatch(/route \/config_dump exposes more than GET/);
+    expect(problems).toMatch(/routes \/grpc\.reflection\.v1\.ServerReflection\/ServerReflectionInfo/);
+  });
+
+  it("refuse an untrusted hop count and a client-address header a caller could append to", () => {
+    const config = broken((c) => {
+      delete edgeOf(c).hcm["xff_num_trusted_hops"];
+      const option = objs(obj(edgeOf(c).hcm["route_config"])["request_headers_to_add"])[0];
+      if (option) option["append_action"] = "APPEND_IF_EXISTS_OR_ADD";
+    });
+    const problems = clientAddressProblems(edgeOf(decodeBootstrap(envoyRegistry, config).json)).join("\n");
+    expect(problems).toMatch(/trusts 0 x-forwarded-for hops/);
+    expect(problems).toMatch(/must replace what the caller sent/);
   });
 
   it("refuse a public exemption for an RPC that is not public", () => {
