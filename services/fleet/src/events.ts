@@ -69,7 +69,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   const applied = new Counter({ name: "fleet_link_events_applied_total", help: "link events applied, by kind.", labelNames: ["kind"], registers: [] });
   const rejected = new Counter({
     name: "fleet_link_events_rejected_total",
-    help: "link events ignored: undecodable, naming another kiosk's command, or a command fleet does not know.",
+    help: "link events ignored: undecodable, naming another kiosk's command, a command fleet does not know, or a config version fleet never assigned to the kiosk.",
     labelNames: ["reason"],
     registers: [],
   });
@@ -146,9 +146,15 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
           case "command":
             commandEvents.push(d.e);
             break;
-          case "config":
-            if (await configApplied(tx, d.e)) changed(d.e.kioskId, "config");
+          case "config": {
+            const result = await configApplied(tx, d.e);
+            if (result === "applied") changed(d.e.kioskId, "config");
+            else if (result === "unsent version") {
+              count(effects.rejected, "unsent config version");
+              log.warn({ kioskId: d.e.kioskId, version: String(d.e.applied?.version ?? 0n) }, "kiosk reported a config version fleet never assigned to it; ignored");
+            }
             break;
+          }
         }
       }
       const commands = await applyCommandEvents(tx, commandEvents);
@@ -264,8 +270,8 @@ async function connected(tx: PoolClient, e: KioskConnectedEvent) {
   const { rowCount } = await tx.query(
     `UPDATE kiosks SET connected = true, connection_changed_at = $2, last_seen_at = GREATEST(last_seen_at, $2), session_id = $5,
        firmware_version = COALESCE(NULLIF($3, ''), firmware_version), app_version = COALESCE(NULLIF($4, ''), app_version),
-       reported_config_version = $6, reported_config_at = $2,
-       reported_config_error = CASE WHEN reported_config_version = $6 THEN reported_config_error ELSE '' END
+       reported_config_version = CASE WHEN $6::bigint <= config_version THEN $6::bigint ELSE reported_config_version END, reported_config_at = $2,
+       reported_config_error = CASE WHEN reported_config_version = $6::bigint OR $6::bigint > config_version THEN reported_config_error ELSE '' END
      WHERE kiosk_id = $1 AND (connection_changed_at IS NULL OR connection_changed_at <= $2)`,
     [e.kioskId, at, e.hello?.firmwareVersion ?? "", e.hello?.appVersion ?? "", e.sessionId, String(e.hello?.configVersion ?? 0n)],
   );
@@ -379,20 +385,28 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
   return { changed, rejected };
 }
 
-async function configApplied(tx: PoolClient, e: KioskConfigAppliedEvent) {
+/**
+ * What a kiosk says it applied (or could not apply). A version above the kiosk's desired
+ * one is a version fleet never assigned to it (versions come from one sequence and only
+ * grow), so it is ignored: believed, it would stop every later push until the sequence
+ * caught up with it. The kiosk's hello (connected) is held to the same bound.
+ */
+async function configApplied(tx: PoolClient, e: KioskConfigAppliedEvent): Promise<"applied" | "stale" | "unsent version"> {
   const at = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
   const version = String(e.applied?.version ?? 0n);
   const error = (e.applied?.errorMessage ?? "").slice(0, 2000);
   const { rowCount } = error
     ? await tx.query(
         `UPDATE kiosks SET reported_config_error = $3, reported_config_failed_version = $2, reported_config_at = $4
-         WHERE kiosk_id = $1 AND (reported_config_at IS NULL OR reported_config_at <= $4)`,
+         WHERE kiosk_id = $1 AND (reported_config_at IS NULL OR reported_config_at <= $4) AND $2::bigint <= config_version`,
         [e.kioskId, version, error, at],
       )
     : await tx.query(
         `UPDATE kiosks SET reported_config_version = $2, reported_config_error = '', reported_config_at = $3
-         WHERE kiosk_id = $1 AND (reported_config_at IS NULL OR reported_config_at <= $3)`,
+         WHERE kiosk_id = $1 AND (reported_config_at IS NULL OR reported_config_at <= $3) AND $2::bigint <= config_version`,
         [e.kioskId, version, at],
       );
-  return (rowCount ?? 0) > 0;
+  if ((rowCount ?? 0) > 0) return "applied";
+  const { rows: known } = await tx.query<{ config_version: string }>("SELECT config_version FROM kiosks WHERE kiosk_id = $1", [e.kioskId]);
+  return known[0] && BigInt(version) > BigInt(known[0].config_version) ? "unsent version" : "stale";
 }
