@@ -9,5 +9,9 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 90_000,
+    // expect.poll without options waits 1 s by default: too short for a slow CI machine. A
+    // poll returns as soon as it passes, so only a failing test waits this long (the same
+    // numbers as devstack's `eventually`, which tests pass explicitly).
+    expect: { poll: { timeout: 20_000, interval: 100 } },
   },
 });

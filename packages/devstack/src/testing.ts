@@ -49,6 +49,7 @@ export interface StartedService extends ServiceProcess {
   output: string[];
 }
 
+/** A service as a process, resolved once it has logged "listening" (so LOG_LEVEL must stay at info or below). */
 export async function startTestService(name: string, env: Record<string, string>): Promise<StartedService> {
   const port = await freePort();
   const output: string[] = [];
@@ -57,6 +58,15 @@ export async function startTestService(name: string, env: Record<string, string>
     output.push(line);
     if (process.env["TEST_SERVICE_LOGS"]) console.log(`[${name}] ${line}`);
   });
+  // The port opens before the service has finished starting: it logs "listening" after its
+  // first health probe, and only then installs its SIGTERM handler. A test that signals it
+  // earlier (a slow machine widens that gap) would kill it instead of shutting it down.
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  await waitFor(`${name} to log "listening"`, () => {
+    if (exited) throw new Error(`${name} exited while starting`);
+    return output.some((line) => line.includes('"msg":"listening"')) || undefined;
+  }, { timeout: 60_000, interval: 20 });
   return Object.assign(proc, { port, output });
 }
 
@@ -76,3 +86,38 @@ export async function startTestProgram(name: string, entry: string, portVar: str
 }
 
 export const testKeyEncryptionKey = () => randomBytes(32).toString("base64");
+
+/**
+ * How long a test waits for something that must happen: `expect.poll(fn, eventually)`,
+ * `waitFor` below, the fixtures' own waits. Generous on purpose: on a slow machine a wait
+ * that passes only takes longer; only a test that fails anyway waits the whole deadline.
+ * Use it instead of a fixed sleep or a deadline of a few seconds.
+ */
+export const eventually = { timeout: 20_000, interval: 100 } as const;
+
+/**
+ * Calls `attempt` until it returns something other than undefined and returns that, every
+ * `interval` ms for up to `timeout` ms (those of `eventually` unless given). An error from
+ * `attempt` ends the wait at once unless `retry(err)` says it is worth another try. Past the
+ * deadline it throws, naming `what` (with the last error as the cause).
+ */
+export async function waitFor<T>(
+  what: string,
+  attempt: () => Promise<T | undefined> | T | undefined,
+  options: { timeout?: number; interval?: number; retry?: (err: unknown) => boolean } = {},
+): Promise<T> {
+  const { timeout = eventually.timeout, interval = eventually.interval, retry = () => false } = options;
+  const deadline = Date.now() + timeout;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await attempt();
+      if (value !== undefined) return value;
+    } catch (err) {
+      if (!retry(err)) throw err;
+      lastError = err;
+    }
+    if (Date.now() >= deadline) throw new Error(`${what}: not within ${timeout} ms`, lastError === undefined ? undefined : { cause: lastError });
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
