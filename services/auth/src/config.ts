@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { baseConfigShape, duration, port, url } from "@adminkiosk/runtime";
+import { serviceSecrets } from "./service-tokens.js";
 
 export const authConfigShape = {
   ...baseConfigShape,
@@ -16,6 +17,10 @@ export const authConfigShape = {
   /** A session's absolute end, counted from the login: refreshing never takes it past this. */
   SESSION_MAX_LIFETIME: duration("30d"),
   DEVICE_CREDENTIAL_TTL: duration("90d"),
+  /** The platform's services that may sign in as themselves: `name=secret,...` (secrets of 32+ characters). */
+  SERVICE_SECRETS: serviceSecrets(),
+  /** How long a service token lives; its holder renews it before then. */
+  SERVICE_TOKEN_TTL: duration("10m"),
   /** A signing key older than this is rotated automatically at start and hourly. */
   SIGNING_KEY_MAX_AGE: duration("30d"),
   /** Login attempts allowed per client address per minute. */

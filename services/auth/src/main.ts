@@ -21,6 +21,7 @@ import { createDeviceRegistry } from "./devices.js";
 import { createKeyRing } from "./keys.js";
 import { createLoginLimiter } from "./rate-limit.js";
 import { authRoutes, authServices } from "./server.js";
+import { serviceIdentityRoutes } from "./service-tokens.js";
 import { createSessions } from "./sessions.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -33,7 +34,7 @@ async function main() {
   const redis = createRedis(config.REDIS_URL, log);
   const nats = connectNats(config.NATS_URL, "auth", log);
   const outbox = startOutboxRelay({ pool, nats, log, stream: { name: "AUTH", subjects: ["auth.>"] } });
-  const keys = createKeyRing(pool, Buffer.from(config.AUTH_KEY_ENCRYPTION_KEY, "base64"), Math.max(config.ACCESS_TOKEN_TTL, config.DEVICE_CREDENTIAL_TTL));
+  const keys = createKeyRing(pool, Buffer.from(config.AUTH_KEY_ENCRYPTION_KEY, "base64"), Math.max(config.ACCESS_TOKEN_TTL, config.DEVICE_CREDENTIAL_TTL, config.SERVICE_TOKEN_TTL));
   await keys.ensureFresh(config.SIGNING_KEY_MAX_AGE);
   const rotation = setInterval(() => keys.ensureFresh(config.SIGNING_KEY_MAX_AGE).catch((err: unknown) => log.error({ err }, "key rotation failed")), 3_600_000);
   rotation.unref();
@@ -58,7 +59,10 @@ async function main() {
       log,
       config,
       services: authServices,
-      routes: authRoutes({ pool, sessions, devices, keys, limiter, scryptLogN: config.PASSWORD_SCRYPT_LOG_N }),
+      routes: (router) => {
+        authRoutes({ pool, sessions, devices, keys, limiter, scryptLogN: config.PASSWORD_SCRYPT_LOG_N })(router);
+        serviceIdentityRoutes({ keys, secrets: config.SERVICE_SECRETS, ttlMs: config.SERVICE_TOKEN_TTL })(router);
+      },
       verifyToken: createTokenVerifier({ keys: keys.resolver, isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
