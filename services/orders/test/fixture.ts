@@ -2,6 +2,7 @@
 // simulator, and orders, wired the way npm start wires them, each on its own database.
 // Helpers steer the simulator, seed products, stock and events, and wait for orders.
 import { randomBytes } from "node:crypto";
+import pg from "pg";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { expect, inject } from "vitest";
@@ -35,6 +36,8 @@ export interface SaleFixture {
   /** Polls GetOrder (as the kiosk) until the order is in one of `states`. */
   waitFor(kiosk: string, orderId: string, states: OrderState[], timeoutMs?: number): Promise<Order>;
   expectLedgerBalanced(): Promise<void>;
+  /** Rows of orders' stray_payments for `orderId` (payments refunded instead of completing it). */
+  strayPayments(orderId: string): Promise<{ payment_intent_id: string; amount_minor: string; reason: string }[]>;
   /** Stops orders (SIGKILL when `crash`) and starts it again on the same database. */
   restartOrders(options?: { crash?: boolean; before?: () => Promise<void> }): Promise<void>;
   stop(): Promise<void>;
@@ -167,6 +170,16 @@ export async function startSale(settings: { catalog?: Record<string, string>; pa
     async expectLedgerBalanced() {
       const { totals } = await clientFor(LedgerService, payments.url, admin).getLedgerBalance({});
       for (const t of totals) expect(t.balanceMinor, `ledger total in ${t.currency}`).toBe(0n);
+    },
+    async strayPayments(orderId) {
+      const db = new pg.Client({ connectionString: ordersEnv.DATABASE_URL });
+      await db.connect();
+      try {
+        const { rows } = await db.query("SELECT payment_intent_id, amount_minor::text AS amount_minor, reason FROM orders.stray_payments WHERE order_id = $1", [orderId]);
+        return rows as { payment_intent_id: string; amount_minor: string; reason: string }[];
+      } finally {
+        await db.end();
+      }
     },
     async restartOrders(options = {}) {
       if (options.crash) {

@@ -5,7 +5,8 @@
 // once, refunds restore stock, and kiosks and roles see only what they may.
 import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { EventService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { randomUUID } from "node:crypto";
+import { EventService, ReservationService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { PaymentIntentState } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
@@ -311,6 +312,55 @@ describe("who may do what", () => {
       expect(err.code, field).toBe(Code.InvalidArgument);
       expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field, err.rawMessage).toBe(field);
     }
+  });
+});
+
+describe("a stolen kiosk credential", () => {
+  it("cannot reserve, commit, release or refund around orders; the sale, its stock and its money stay as they were", async () => {
+    const { eventId, seatIds } = await f.event(2);
+    const { order } = await f.ordersAs(kioskA).createOrder({ idempotencyKey: key(), items: [{ sku: "coffee", quantity: 1n }], seats: [{ eventId, seatId: seatIds[0]! }], paymentMethod: "pm_card_visa" });
+    const completed = await f.waitFor(kioskA, order!.orderId, done);
+    expect(completed.state).toBe(OrderState.COMPLETED);
+    const stockBefore = await f.stock("kiosk-a", "coffee");
+    const reservations = f.catalogAs(ReservationService, kioskA);
+    const refused = [
+      await failure(reservations.reserve({ reservationId: randomUUID(), items: [{ sku: "coffee", quantity: 5n }] })),
+      await failure(reservations.reserve({ reservationId: randomUUID(), kioskId: "kiosk-a", seats: [{ eventId, seatId: seatIds[1]! }] })),
+      await failure(reservations.commitReservation({ reservationId: completed.orderId })),
+      await failure(reservations.releaseReservation({ reservationId: completed.orderId, reason: "stolen" })),
+      await failure(f.paymentsAs(kioskA).refundPayment({ idempotencyKey: key(), paymentIntentId: completed.paymentIntentId, reason: "stolen" })),
+      await failure(f.paymentsAs(kioskA).createPaymentIntent({ idempotencyKey: key(), orderId: completed.orderId, kioskId: "kiosk-a", amountMinor: 1n, currency: "EUR", paymentMethod: "pm_card_visa" })),
+      // Nor may a person refund around orders (RefundOrder also restocks).
+      await failure(f.paymentsAs(f.tokens.operator).refundPayment({ idempotencyKey: key(), paymentIntentId: completed.paymentIntentId, reason: "around orders" })),
+    ];
+    for (const err of refused) expect(err.code, err.rawMessage).toBe(Code.PermissionDenied);
+    expect((await f.ordersAs(kioskA).getOrder({ orderId: completed.orderId })).order?.state).toBe(OrderState.COMPLETED);
+    expect(await f.stock("kiosk-a", "coffee")).toEqual(stockBefore);
+    const { seats } = await f.catalogAs(EventService, f.tokens.viewer).getSeatAvailability({ eventId });
+    expect(seats.find((s) => s.seatId === seatIds[1])?.state).toBe(1); // still available
+    expect((await f.paymentsAs(kioskA).getPaymentIntent({ paymentIntentId: completed.paymentIntentId })).paymentIntent?.state).toBe(PaymentIntentState.SUCCEEDED);
+  });
+
+  it("a declined order never completes on another payment naming it: the stray payment is refunded and recorded", async () => {
+    const { eventId, seatIds } = await f.event(1);
+    await f.nextCharges("decline", { decline_code: "insufficient_funds" });
+    const { order } = await f.ordersAs(kioskA).createOrder({ idempotencyKey: key(), seats: [{ eventId, seatId: seatIds[0]! }], paymentMethod: "pm_card_visa" });
+    const failed = await f.waitFor(kioskA, order!.orderId, done);
+    expect(failed.state).toBe(OrderState.FAILED);
+    // A 1-cent payment naming the order, made with orders' own identity (as a bug or a
+    // compromised path would): it succeeds at the provider, and orders must not sell on it.
+    const asOrders = f.paymentsAs(await f.auth.serviceToken("orders"));
+    const { paymentIntent: stray } = await asOrders.createPaymentIntent({ idempotencyKey: key(), orderId: failed.orderId, kioskId: "kiosk-a", amountMinor: 1n, currency: "EUR", paymentMethod: "pm_card_visa" });
+    expect(stray!.paymentIntentId).not.toBe(failed.paymentIntentId);
+    await expect
+      .poll(async () => (await asOrders.getPaymentIntent({ paymentIntentId: stray!.paymentIntentId })).paymentIntent?.state, { timeout: 15_000, interval: 100 })
+      .toBe(PaymentIntentState.REFUNDED);
+    const after = (await f.ordersAs(kioskA).getOrder({ orderId: failed.orderId })).order!;
+    expect(after.state).toBe(OrderState.FAILED);
+    expect(after.tickets).toHaveLength(0);
+    const { seats } = await f.catalogAs(EventService, f.tokens.viewer).getSeatAvailability({ eventId });
+    expect(seats[0]?.state).toBe(1); // never sold
+    await expect.poll(() => f.strayPayments(failed.orderId), { timeout: 10_000, interval: 100 }).toEqual([expect.objectContaining({ payment_intent_id: stray!.paymentIntentId, amount_minor: "1" })]);
   });
 });
 
