@@ -1,17 +1,20 @@
-// payments as its callers meet it: a real auth (tokens, enrolled kiosks), a real
+// payments as its callers meet it: a real auth (tokens, enrolled kiosks, the orders
+// service's own service token, the only one that creates, confirms and refunds), a real
 // payments process on its own database, and the provider simulator as its own process,
 // wired to each other the way npm start wires them. Helpers read the simulator's state
 // (its charges, refunds and webhook deliveries), steer it, and read payment events
 // from JetStream.
 import { randomBytes } from "node:crypto";
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { expect, inject } from "vitest";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { LedgerService, PaymentIntentState, PaymentService, type PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { createDatabase, freePort, startTestProgram, startTestService, type StartedService } from "@adminkiosk/devstack";
-import { clientFor, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
+import { bearer, clientFor, freshToken, Role, startAuth, type AuthFixture, type PlatformServiceName } from "../../../test/support/auth.js";
 
 export interface SimCharge {
   id: string;
@@ -44,6 +47,10 @@ export interface PaymentsFixture {
   /** Enrolls a kiosk and returns its device credential. */
   enroll(kioskId: string): Promise<string>;
   paymentsAs(token?: string): ReturnType<typeof clientFor<typeof PaymentService>>;
+  /** PaymentService as the orders service (its own service token, renewed before it expires). */
+  asOrders(): ReturnType<typeof clientFor<typeof PaymentService>>;
+  /** PaymentService as another platform service, with that service's own token. */
+  asService(name: PlatformServiceName): ReturnType<typeof clientFor<typeof PaymentService>>;
   ledgerAs(token?: string): ReturnType<typeof clientFor<typeof LedgerService>>;
   /** Makes the simulator's next `count` charges behave so. */
   nextCharges(behavior: "succeed" | "decline" | "timeout" | "duplicate_webhooks" | "delay_webhook", extra?: { count?: number; decline_code?: string; delay_ms?: number }): Promise<void>;
@@ -101,6 +108,17 @@ export async function startPayments(settings: Record<string, string> = {}): Prom
     return (await res.json()) as T;
   };
   const paymentsAs = (token?: string) => clientFor(PaymentService, payments.url, token);
+  const serviceClients = new Map<PlatformServiceName, ReturnType<typeof paymentsAs>>();
+  /** One client per service, sending that service's own token (renewed before it expires). */
+  const asService = (name: PlatformServiceName) => {
+    let client = serviceClients.get(name);
+    if (!client) {
+      const token = freshToken(() => auth.serviceToken(name));
+      client = createClient(PaymentService, createGrpcTransport({ baseUrl: payments.url, interceptors: [bearer(token)] }));
+      serviceClients.set(name, client);
+    }
+    return client;
+  };
 
   return {
     auth,
@@ -114,6 +132,8 @@ export async function startPayments(settings: Record<string, string> = {}): Prom
       return (await auth.client(DeviceService).enrollDevice({ code })).deviceCredential;
     },
     paymentsAs,
+    asOrders: () => asService("orders"),
+    asService,
     ledgerAs: (token) => clientFor(LedgerService, payments.url, token),
     async nextCharges(behavior, extra = {}) {
       await simCall("/control/next-charges", { behavior, ...extra });

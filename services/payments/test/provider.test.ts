@@ -23,8 +23,9 @@ afterEach(async () => {
   await f.expectLedgerBalanced();
 });
 
+/** A payment at kiosk-p, as orders takes it (the kiosk's own credential only reads it). */
 const pay = async (amountMinor = 1500n) =>
-  (await f.paymentsAs(kiosk).createPaymentIntent({ idempotencyKey: key(), orderId: `order-${++n}`, amountMinor, currency: "EUR", paymentMethod: "pm_card_visa" })).paymentIntent!;
+  (await f.asOrders().createPaymentIntent({ idempotencyKey: key(), kioskId: "kiosk-p", orderId: `order-${++n}`, amountMinor, currency: "EUR", paymentMethod: "pm_card_visa" })).paymentIntent!;
 
 const postWebhook = async (body: string, signature?: string) => {
   const res = await fetch(f.webhookUrl, { method: "POST", headers: { "content-type": "application/json", ...(signature ? { "provider-signature": signature } : {}) }, body });
