@@ -103,6 +103,7 @@ async function startCommerce(shared: Record<string, string>) {
   const orders = await startTestService("orders", {
     ...shared,
     DATABASE_URL: await createDatabase(infra.databaseUrl, "orders"),
+    ...auth.serviceEnv("orders"),
     CATALOG_URL: catalog.url,
     PAYMENTS_URL: payments.url,
     ORDERS_TICKET_SIGNING_KEY: await generateTicketSigningKey(),
