@@ -85,7 +85,9 @@ export type TokenPair = Message<"adminkiosk.auth.v1.TokenPair"> & {
   accessTokenExpireTime?: Timestamp | undefined;
 
   /**
-   * Opaque; only its hash is stored. Spend it with Refresh.
+   * Opaque; only its hash is stored. Spend it with Refresh. Empty in cookie mode (request
+   * header `x-adminkiosk-session: cookie`, the web app's): then it is in the HttpOnly cookie
+   * `__Secure-adminkiosk-refresh` on AuthService's path (docs/api.md, "Cookie mode").
    *
    * @generated from field: string refresh_token = 3;
    */
@@ -153,6 +155,8 @@ export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
  */
 export type RefreshRequest = Message<"adminkiosk.auth.v1.RefreshRequest"> & {
   /**
+   * In cookie mode, may be left empty: the cookie's refresh token is spent.
+   *
    * @generated from field: string refresh_token = 1;
    */
   refreshToken: string;
@@ -187,6 +191,8 @@ export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
  */
 export type LogoutRequest = Message<"adminkiosk.auth.v1.LogoutRequest"> & {
   /**
+   * In cookie mode, may be left empty: the cookie's session is ended and the cookie cleared.
+   *
    * @generated from field: string refresh_token = 1;
    */
   refreshToken: string;
