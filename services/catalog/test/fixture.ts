@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { EventService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
-import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { createDatabase, eventually, startTestService, waitFor, type StartedService } from "@adminkiosk/devstack";
 import { bearer, clientFor, freshToken, Role, startAuth, type AuthFixture, type PlatformServiceName } from "../../../test/support/auth.js";
 
 export interface CatalogFixture {
@@ -73,7 +73,7 @@ export async function startCatalog(settings: Record<string, string> = {}, sharin
       }
       return credential;
     },
-    async nextEvent(subject, timeoutMs = 5_000) {
+    async nextEvent(subject, timeoutMs = eventually.timeout) {
       nc ??= await connect({ servers: infra.natsUrl });
       const info = await (await jetstreamManager(nc)).consumers.add("CATALOG", {
         filter_subject: subject,
@@ -98,15 +98,11 @@ export async function startCatalog(settings: Record<string, string> = {}, sharin
  * on a busy test machine that first fetch can miss it (Unavailable). Tests start once it works.
  */
 async function untilTokensVerify(products: Client<typeof ProductService>) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await products.listProducts({ pageSize: 1 });
-      return;
-    } catch (err) {
-      if (ConnectError.from(err).code !== Code.Unavailable || attempt === 10) throw err;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
+  await waitFor("catalog to verify tokens", async () => (await products.listProducts({ pageSize: 1 }), true), {
+    timeout: 60_000,
+    interval: 500,
+    retry: (err) => ConnectError.from(err).code === Code.Unavailable,
+  });
 }
 
 async function usersOfEveryRole(auth: AuthFixture): Promise<CatalogFixture["tokens"]> {
