@@ -5,8 +5,8 @@
 // catalog: what kiosks sell. Products (with search), each kiosk's stock, events with
 // seat maps, and reservations that hold stock and seats for a sale until it is paid.
 // Viewers read, operators restock, admins manage products and events. Kiosks read
-// the catalog and reserve for their own kiosk only (orders forwards the kiosk's
-// device credential).
+// the catalog and their own kiosk's stock and reservations; only orders (as itself)
+// holds and sells stock, for the kiosk of each sale.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -1483,7 +1483,7 @@ export type ReserveRequest = Message<"adminkiosk.catalog.v1.ReserveRequest"> & {
   reservationId: string;
 
   /**
-   * A kiosk device may leave it empty (its own kiosk) or name its own kiosk; operators must set it.
+   * The kiosk of the sale; orders always names it.
    *
    * @generated from field: string kiosk_id = 2;
    */
