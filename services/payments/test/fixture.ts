@@ -13,7 +13,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { expect, inject } from "vitest";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { LedgerService, PaymentIntentState, PaymentService, type PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
-import { createDatabase, freePort, startTestProgram, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { createDatabase, eventually, freePort, startTestProgram, startTestService, type StartedService } from "@adminkiosk/devstack";
 import { bearer, clientFor, freshToken, Role, startAuth, type AuthFixture, type PlatformServiceName } from "../../../test/support/auth.js";
 
 export interface SimCharge {
@@ -141,7 +141,7 @@ export async function startPayments(settings: Record<string, string> = {}): Prom
     simCharges: async (reference) => (await simCall<{ data: SimCharge[] }>(`/v1/charges?reference=${reference}`)).data,
     simRefunds: async (chargeId) => (await simCall<{ data: SimRefund[] }>(`/v1/refunds?charge=${chargeId}`)).data,
     simDeliveries: async (reference) => (await simCall<{ data: SimDelivery[] }>(`/control/deliveries?reference=${reference}`)).data,
-    async waitForState(token, id, state, timeoutMs = 10_000) {
+    async waitForState(token, id, state, timeoutMs = eventually.timeout) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const { paymentIntent } = await paymentsAs(token).getPaymentIntent({ paymentIntentId: id });
@@ -152,7 +152,7 @@ export async function startPayments(settings: Record<string, string> = {}): Prom
         await new Promise((r) => setTimeout(r, 50));
       }
     },
-    async events(intentId, count, timeoutMs = 10_000) {
+    async events(intentId, count, timeoutMs = eventually.timeout) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const found = await readSubject(nc, `payments.intent.${intentId}.>`);
