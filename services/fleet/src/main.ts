@@ -1,7 +1,6 @@
 // fleet: wire-up only. Reads config, runs migrations, starts the server.
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import {
   closeNats,
@@ -16,6 +15,7 @@ import {
   redisRevocationCheck,
   remoteKeys,
   runService,
+  serviceTransport,
   startService,
 } from "@adminkiosk/runtime";
 import { createChangeFeed } from "./changes.js";
@@ -35,7 +35,9 @@ async function main() {
   await migrate(config.DATABASE_URL, "fleet", migrations, log);
   const pool = createPool(config.DATABASE_URL, "fleet", log);
   const redis = createRedis(config.REDIS_URL, log);
-  const authDevices = createClient(DeviceService, createGrpcTransport({ baseUrl: config.AUTH_URL }));
+  // Deleting a kiosk revokes its device as the admin who deleted it (auth judges the
+  // person), so calls carry the caller's authorization; fleet has no service identity.
+  const authDevices = createClient(DeviceService, serviceTransport(config.AUTH_URL));
   const nats = connectNats(config.NATS_URL, "fleet", log);
   const changes = createChangeFeed(nats, log);
   const telemetry = startTelemetryStore(pool, config.TELEMETRY_RETENTION_DAYS, log);

@@ -8,7 +8,7 @@ import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetry_pb";
-import { cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireKioskId, requireText, type Pool } from "@adminkiosk/runtime";
+import { callOptions, cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireKioskId, requireText, type Pool } from "@adminkiosk/runtime";
 import { auditRoutes, recordAudit } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
 import { commandRoutes } from "./commands.js";
@@ -24,7 +24,7 @@ export const fleetServices = [KioskService, CommandService, ConfigService, JobSe
 
 export interface FleetDeps {
   pool: Pool;
-  /** auth's DeviceService; calls carry the caller's own credential. */
+  /** auth's DeviceService over serviceTransport; calls carry the caller's own credential (callOptions onBehalf). */
   authDevices: Client<typeof DeviceService>;
   changes: ChangeFeed;
   dispatcher: Dispatcher;
@@ -166,12 +166,10 @@ export function fleetRoutes(deps: FleetDeps) {
 }
 
 async function revokeDevice(authDevices: Client<typeof DeviceService>, ctx: HandlerContext, kioskId: string) {
-  const authorization = ctx.requestHeader.get("authorization") ?? "";
   try {
-    await authDevices.revokeDevice(
-      { kioskId, reason: "kiosk deleted from the fleet" },
-      { headers: { authorization, "x-request-id": ctx.requestHeader.get("x-request-id") ?? "" }, timeoutMs: 5_000, signal: ctx.signal },
-    );
+    // auth must judge the admin, not fleet: the caller's own token goes along (onBehalf),
+    // with this call's request id and what is left of its deadline.
+    await authDevices.revokeDevice({ kioskId, reason: "kiosk deleted from the fleet" }, callOptions(ctx, { onBehalf: true }));
   } catch (err) {
     const e = ConnectError.from(err);
     throw new ConnectError(`could not revoke the kiosk's device credential: ${e.rawMessage}`, e.code === Code.PermissionDenied ? Code.PermissionDenied : Code.Unavailable, undefined, undefined, err);

@@ -2,7 +2,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { AuditService, AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
 import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
@@ -162,6 +162,26 @@ describe("deletion", () => {
     expect(refused.rawMessage).toMatch(/revoked/);
     // The id stays taken: history (orders, telemetry) refers to it.
     expect((await failure(create("gone-1"))).rawMessage).toMatch(/was deleted/);
+  });
+
+  it("revokes at auth as the admin, under the caller's request id and deadline", async () => {
+    await create("gone-2");
+    const requestId = `fleet-delete-${process.pid}-${Date.now()}`;
+    await kiosksAs(admin).deleteKiosk({ kioskId: "gone-2" }, { headers: { "x-request-id": requestId }, timeoutMs: 10_000 });
+    const { events } = await auth.client(AuditService, admin).listAuditEvents({ type: "device.revoked", subject: "gone-2" });
+    expect(events).toHaveLength(1);
+    // auth judged the admin (their token was forwarded), and its audit entry carries fleet's caller's request id.
+    const me = (await auth.client(AuthService, admin).whoAmI({})).principal;
+    expect(events[0]).toMatchObject({ requestId, actor: me.case === "user" ? me.value.userId : "not a user" });
+  });
+
+  it("the request id fleet made up (the caller sent none) reaches auth too", async () => {
+    await create("gone-3");
+    let fleetRequestId: string | null = null;
+    await kiosksAs(admin).deleteKiosk({ kioskId: "gone-3" }, { onHeader: (h) => (fleetRequestId = h.get("x-request-id")) });
+    expect(fleetRequestId).toMatch(/^[0-9a-f-]{36}$/);
+    const { events } = await auth.client(AuditService, admin).listAuditEvents({ type: "device.revoked", subject: "gone-3" });
+    expect(events[0]?.requestId).toBe(fleetRequestId);
   });
 
   it("a kiosk device cannot use the registry", async () => {
