@@ -159,7 +159,7 @@ export function jobRoutes(deps: JobDeps) {
   /** Moves a job from one of `from` to `to`; anything else is FAILED_PRECONDITION. */
   async function transition(ctx: HandlerContext, jobIdField: string, from: JobStateName[], to: JobStateName, audit: AuditType) {
     const jobId = requireUuid("job_id", jobIdField);
-    const row = await inTransaction(pool, async (tx) => {
+    const { row, canceled } = await inTransaction(pool, async (tx) => {
       const { rows } = await tx.query<JobRow>(
         `UPDATE jobs SET state = $2, updated_at = now(), allowance_at = now(),
            finished_at = CASE WHEN $2 IN ('canceled') THEN now() ELSE finished_at END,
@@ -175,9 +175,11 @@ export function jobRoutes(deps: JobDeps) {
       let canceled: { command_id: string; kiosk_id: string }[] = [];
       if (to === "canceled") canceled = await cancelUnacked(tx, jobId);
       await recordAudit(tx, ctx, audit, jobId, canceled.length ? { commandsCanceled: canceled.length } : {});
-      canceled.forEach((c) => deps.changes.publish(c.kiosk_id, "command", c.command_id));
-      return rows[0];
+      return { row: rows[0], canceled };
     });
+    // Notices only once the change is committed: a watcher reading on a notice must see it,
+    // and a transaction that failed announces nothing.
+    canceled.forEach((c) => deps.changes.publish(c.kiosk_id, "command", c.command_id));
     return withProgress(row);
   }
 
@@ -326,6 +328,7 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
         changed.push(...rows);
       }
     });
+    // Reached only once the transaction committed (a failed one throws past this).
     changed.forEach((c) => o.changes.publish(c.kiosk_id, "command", c.command_id));
     if (kicked.length) o.dispatcher.kick(kicked);
   };
