@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { eventually } from "../src/testing.js";
 import { startWebServer, type WebServer } from "../src/web.js";
 
 let web: WebServer;
@@ -45,8 +46,9 @@ it("passes a server stream on as the service writes it, not when it ends", async
   expect(res.headers.get("x-request-id")).toBe("from-upstream");
   expect(res.headers.get("x-path")).toBe("/adminkiosk.fleet.v1.KioskService/WatchFleet");
   const reader = res.body!.getReader();
-  // The upstream has not ended: a buffering proxy would deliver nothing yet.
-  const first = await Promise.race([reader.read(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the first chunk was held back")), 5_000))]);
+  // The upstream has not ended (it ends only when told, below): a buffering proxy would
+  // deliver nothing, ever. The deadline only names that failure; it is not a speed limit.
+  const first = await Promise.race([reader.read(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the first chunk was held back")), eventually.timeout))]);
   expect(new TextDecoder().decode(first.value)).toBe("first");
   finishStream();
   let rest = "";
