@@ -22,6 +22,8 @@ export const paymentsConfigShape = {
   PROVIDER_WEBHOOK_PREVIOUS_SECRET: secret.optional(),
   /** How far a webhook's signed timestamp may be from now, either way. */
   WEBHOOK_TOLERANCE: duration("5m"),
+  /** A webhook's body must arrive within this long of its request (a sender that dribbles bytes is cut off with 408). */
+  WEBHOOK_BODY_TIMEOUT: duration("10s"),
   /** An intent still PROCESSING this long after it was submitted fails with failure_code "timeout". */
   PAYMENT_CONFIRM_TIMEOUT: duration("2m"),
   /** Each call to the provider's API gives up after this long (and is retried). */

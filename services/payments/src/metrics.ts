@@ -21,7 +21,7 @@ export function createPaymentsMetrics(pool: Pool) {
   });
   const webhooks = new Counter({
     name: "payments_webhooks_total",
-    help: "Provider webhooks by outcome: applied, duplicate, ignored, late_capture_refunding, unknown_object, mismatch, or rejected as malformed, stale, bad_signature, too_large.",
+    help: "Provider webhooks by outcome: applied, duplicate, ignored, late_capture_refunding, unknown_object, mismatch, or rejected as malformed, stale, bad_signature, too_large, body_timeout.",
     labelNames: ["outcome"] as const,
     registers: [],
   });

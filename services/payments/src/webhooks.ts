@@ -1,7 +1,8 @@
 // POST /webhooks/provider: the provider's signed events. The signature is checked over
 // the raw bytes before anything is parsed; each event id is applied once, in the
 // transaction that records it, so duplicates and replays change nothing twice.
-//   400 malformed or stale (outside WEBHOOK_TOLERANCE), 401 bad signature, 413 too large:
+//   400 malformed or stale (outside WEBHOOK_TOLERANCE), 401 bad signature, 413 too large,
+//   408 a body that did not arrive within WEBHOOK_BODY_TIMEOUT (the connection is closed):
 //   the provider keeps retrying those (a fresh delivery is signed anew);
 //   200 applied, duplicate, or nothing of ours (the provider stops retrying).
 import type http from "node:http";
@@ -18,17 +19,33 @@ const maxBodyBytes = 64 * 1024;
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
-export function providerWebhookRoute(deps: { pool: Pool; provider: PaymentProvider; metrics: PaymentsMetrics; log: Logger; wakeProviderWorker: () => void }): HttpRoute {
+export function providerWebhookRoute(deps: {
+  pool: Pool;
+  provider: PaymentProvider;
+  metrics: PaymentsMetrics;
+  log: Logger;
+  wakeProviderWorker: () => void;
+  /** How long the body may take to arrive. */
+  bodyTimeoutMs: number;
+}): HttpRoute {
   const { pool, provider, metrics, log } = deps;
   const answer = (res: Res, status: number, body: Record<string, unknown>) => {
     res.writeHead(status, { "content-type": "application/json" });
     res.end(JSON.stringify(body));
   };
   return async (req, res) => {
-    const body = await readBody(req, maxBodyBytes);
-    if (!body) {
+    const body = await readBody(req, maxBodyBytes, deps.bodyTimeoutMs);
+    if (body === "too_large") {
       metrics.webhooks.inc({ outcome: "too_large" });
       return answer(res, 413, { error: `body over ${maxBodyBytes} bytes` });
+    }
+    if (body === "timeout") {
+      metrics.webhooks.inc({ outcome: "body_timeout" });
+      log.warn({ timeoutMs: deps.bodyTimeoutMs }, "webhook rejected: its body did not arrive in time");
+      // Answered, then the request (its socket, or its HTTP/2 stream) is closed: the rest never comes.
+      res.writeHead(408, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: `the body did not arrive within ${deps.bodyTimeoutMs} ms` }), () => req.destroy());
+      return;
     }
     let event;
     try {
@@ -58,15 +75,28 @@ export function providerWebhookRoute(deps: { pool: Pool; provider: PaymentProvid
   };
 }
 
-/** The body, or undefined when it is over `limit` bytes. */
-async function readBody(req: Req, limit: number): Promise<Buffer | undefined> {
+/** The body; "too_large" past `limit` bytes; "timeout" when it has not all arrived within `timeoutMs`. */
+async function readBody(req: Req, limit: number, timeoutMs: number): Promise<Buffer | "too_large" | "timeout"> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
-    size += bytes.length;
-    if (size > limit) return undefined;
-    chunks.push(bytes);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const read = (async () => {
+    for await (const chunk of req) {
+      const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+      size += bytes.length;
+      if (size > limit) return "too_large" as const;
+      chunks.push(bytes);
+    }
+    return Buffer.concat(chunks);
+  })();
+  // After a timeout the request is destroyed and the read fails: nobody waits for it then.
+  read.catch(() => {});
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
   }
-  return Buffer.concat(chunks);
 }

@@ -1,6 +1,7 @@
 // The provider's side: declines, timeouts, lost answers, duplicate and late webhooks,
 // and webhooks that are replayed, stale or forged. payments must change state once, fail
 // cleanly with a reason, never charge twice, and keep its ledger balanced.
+import { connect } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PaymentFailedEventSchema } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
 import { PaymentIntentState, RefundState } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
@@ -16,7 +17,7 @@ const key = () => `key-${++n}-${Date.now()}`;
 beforeAll(async () => {
   // 8 s to confirm: long enough that a slow machine's successful payments are not timed
   // out, short enough for the tests that wait for the timeout.
-  f = await startPayments({ PAYMENT_CONFIRM_TIMEOUT: "8s", PROVIDER_TIMEOUT: "1s" });
+  f = await startPayments({ PAYMENT_CONFIRM_TIMEOUT: "8s", PROVIDER_TIMEOUT: "1s", WEBHOOK_BODY_TIMEOUT: "2s" });
   kiosk = await f.enroll("kiosk-p");
 });
 afterAll(async () => {
@@ -184,6 +185,21 @@ describe("webhooks", () => {
     expect(await ledgerOf(intent.paymentIntentId)).toEqual([]);
     expect(await (await fetch(`${f.payments.url}/metrics`)).text()).toMatch(/payments_webhooks_total\{outcome="bad_signature",service="payments"\} [1-9]/);
     await f.waitForState(kiosk, intent.paymentIntentId, PaymentIntentState.FAILED);
+  });
+
+  it("a sender that never finishes its body is answered 408 and cut off, and payments keeps taking webhooks", async () => {
+    const url = new URL(f.webhookUrl);
+    const socket = connect(Number(url.port), url.hostname);
+    let answer = "";
+    socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.write(`POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"id":`);
+    // Nothing more is sent: the server, not the test, ends the exchange.
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(await metric("payments_webhooks_total", 'outcome="body_timeout"')).toBeGreaterThanOrEqual(1);
+    const body = JSON.stringify({ id: `evt_after_slow_${++n}`, type: "payout.paid", created: 0, data: { object: {} } });
+    expect((await postWebhook(body, signatureFor([f.webhookSecret], body))).status).toBe(200);
   });
 
   it("a genuine webhook that names nothing of ours is acknowledged and ignored", async () => {
