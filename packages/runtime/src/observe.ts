@@ -4,6 +4,7 @@
 // the log; callers see a code, a message and the request id.
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { DomainError, domainErrorToConnect } from "./errors.js";
 import { requestKey } from "./request.js";
 
 export interface RpcMetrics {
@@ -39,9 +40,10 @@ const codeNames: Record<number, string> = Object.fromEntries(
 );
 export const codeName = (code: Code | undefined) => (code === undefined ? "OK" : (codeNames[code] ?? String(code)));
 
-/** Maps errors that are not ConnectErrors: database states we know, else Internal. */
+/** Maps errors that are not ConnectErrors: domain errors by their kind, database states we know, else Internal. */
 export function toConnectError(err: unknown, requestId: string): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (err instanceof DomainError) return domainErrorToConnect(err);
   // PostgreSQL SQLSTATE, Node error codes (ERR_..., ECONNREFUSED), whatever the error carries.
   const errorCode = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
   // The caller closed its stream (a client cancelling, a tool like buf curl hanging up).

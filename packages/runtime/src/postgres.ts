@@ -1,5 +1,6 @@
 // PostgreSQL: one pool per service, its own schema, migrations by node-pg-migrate.
 import { createHash } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { runner } from "node-pg-migrate";
 import type { Logger } from "./logger.js";
@@ -22,11 +23,25 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
   return pool;
 }
 
+/** Migrations the runtime brings, which a service adds to its own with `migrate`'s options. */
+const runtimeMigrations = {
+  /** The `idempotency_keys` table of idempotency.ts. */
+  idempotencyKeys: fileURLToPath(new URL("../migrations/idempotency", import.meta.url)),
+};
+
+export interface MigrateOptions {
+  /** Also create the service's `idempotency_keys` table (runtime idempotency.ts). */
+  idempotencyKeys?: boolean;
+}
+
 /** Applies the service's pending migrations (an advisory lock serialises replicas). */
-export async function migrate(databaseUrl: string, schema: string, dir: string, log: Logger): Promise<void> {
+export async function migrate(databaseUrl: string, schema: string, dir: string, log: Logger, options: MigrateOptions = {}): Promise<void> {
+  const dirs = [dir, ...(options.idempotencyKeys ? [runtimeMigrations.idempotencyKeys] : [])];
   const applied = await runner({
     databaseUrl,
-    dir,
+    // Globs, so the runtime's migrations sort in among the service's by their timestamps.
+    dir: dirs.map((d) => `${d}/*.sql`),
+    useGlob: true,
     direction: "up",
     schema,
     createSchema: true,

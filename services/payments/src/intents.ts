@@ -5,8 +5,7 @@
 //          └──cancel──► canceled      └──► failed   (a capture confirmed after this is refunded automatically)
 //
 // Every outcome is posted to the ledger and published (outbox) in the same transaction.
-import { Code, ConnectError } from "@connectrpc/connect";
-import { cursorPatterns, invalidArgument, type Logger, type PoolClient } from "@adminkiosk/runtime";
+import { alreadyExists, cursorPatterns, failedPrecondition, invalid, type Logger, type PoolClient } from "@adminkiosk/runtime";
 import { publish } from "./events.js";
 import { accounts, post } from "./ledger.js";
 import type { ProviderEvent } from "./provider.js";
@@ -34,7 +33,7 @@ export async function createIntent(tx: PoolClient, input: NewIntent & { paymentM
 }
 
 function alreadyPaying(orderId: string, live: IntentRow) {
-  return new ConnectError(`order ${orderId} already has payment intent ${live.id} (${live.state})`, Code.AlreadyExists);
+  return alreadyExists(`order ${orderId} already has payment intent ${live.id} (${live.state})`);
 }
 
 /** Submits the charge: the provider worker makes the call (with the intent id as its idempotency key). */
@@ -59,16 +58,16 @@ export async function requestRefund(
 ): Promise<RefundRow> {
   if (intent.state !== "succeeded" && intent.state !== "partially_refunded") throw wrongState(intent, "refunded", "has succeeded");
   const left = BigInt(intent.amount_minor) - (await refunds.committedMinor(tx, intent.id));
-  if (left <= 0n) throw new ConnectError(`payment intent ${intent.id} is already refunded in full (or its refunds are pending)`, Code.FailedPrecondition);
+  if (left <= 0n) throw failedPrecondition(`payment intent ${intent.id} is already refunded in full (or its refunds are pending)`);
   const amountMinor = request.amountMinor ?? left;
-  if (amountMinor > left) throw invalidArgument("amount_minor", `is more than what is left to refund (${left})`);
+  if (amountMinor > left) throw invalid("amount_minor", `is more than what is left to refund (${left})`);
   const refund = await refunds.insert(tx, { intentId: intent.id, amountMinor, currency: intent.currency, reason: request.reason, requestedBy: request.requestedBy, automatic: false });
   await jobs.enqueue(tx, "refund", intent.id, refund.id);
   return refund;
 }
 
 function wrongState(intent: IntentRow, verb: string, needed: string) {
-  return new ConnectError(`payment intent ${intent.id} is ${intent.state}; it can be ${verb} only while it ${needed}`, Code.FailedPrecondition);
+  return failedPrecondition(`payment intent ${intent.id} is ${intent.state}; it can be ${verb} only while it ${needed}`);
 }
 
 /** PROCESSING → FAILED, published; a charge the provider may still hold is voided. */

@@ -10,6 +10,7 @@ import {
   createTokenVerifier,
   loadConfig,
   migrate,
+  startIdempotencyCleanup,
   onShutdownSignal,
   redisRevocationCheck,
   remoteKeys,
@@ -19,7 +20,6 @@ import {
 } from "@adminkiosk/runtime";
 import { paymentsConfigShape } from "./config.js";
 import { paymentsStream } from "./events.js";
-import { startIdempotencyCleanup } from "./idempotency.js";
 import { createPaymentsMetrics } from "./metrics.js";
 import { httpProvider } from "./provider.js";
 import { startConfirmationSweeper, startProviderWorker } from "./provider-worker.js";
@@ -31,7 +31,7 @@ const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
 async function main() {
   const config = loadConfig(paymentsConfigShape);
   const log = createLogger("payments", config.LOG_LEVEL);
-  await migrate(config.DATABASE_URL, "payments", migrations, log);
+  await migrate(config.DATABASE_URL, "payments", migrations, log, { idempotencyKeys: true });
   const pool = createPool(config.DATABASE_URL, "payments", log);
   const redis = createRedis(config.REDIS_URL, log);
   const nats = connectNats(config.NATS_URL, "payments", log);
@@ -60,7 +60,7 @@ async function main() {
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      httpPostRoutes: { [webhookPath]: providerWebhookRoute({ pool, provider, metrics, log, wakeProviderWorker: worker.wake, bodyTimeoutMs: config.WEBHOOK_BODY_TIMEOUT }) },
+      httpPostRoutes: { [webhookPath]: providerWebhookRoute({ pool, provider, metrics, log, wakeProviderWorker: worker.wake }) },
     },
     config.HOST,
     config.PAYMENTS_PORT,

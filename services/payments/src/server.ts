@@ -21,10 +21,14 @@ import {
   cursorPatterns,
   decodePageToken,
   encodePageToken,
+  idempotent,
   invalidArgument,
+  notFound,
   pageSize,
   principalOf,
   principalScope,
+  requestHash,
+  requireIdempotencyKey,
   requireKioskId,
   requireText,
   requireUuid,
@@ -33,7 +37,6 @@ import {
   type Principal,
   requireCurrency,
 } from "@adminkiosk/runtime";
-import { idempotent, requestHash, requireIdempotencyKey, scopeOf } from "./idempotency.js";
 import { cancelIntent, confirmIntent, createIntent, requestRefund } from "./intents.js";
 import { balances, entries } from "./ledger.js";
 import { intentStates, toPaymentIntent, toRefund } from "./messages.js";
@@ -71,7 +74,7 @@ export function paymentsRoutes(deps: PaymentsDeps) {
   /** The intent, locked, if the caller may touch it; another kiosk's intent does not exist for it. */
   const lockIntent = async (tx: PoolClient, id: string, p: Principal): Promise<IntentRow> => {
     const row = await intents.byId(tx, id, { kioskId: ownKiosk(p), forUpdate: true });
-    if (!row) throw new ConnectError(`payment intent ${id} not found`, Code.NotFound);
+    if (!row) throw notFound(`payment intent ${id} not found`);
     return row;
   };
   const entered = (state: IntentState) => metrics.transitions.inc({ state });
@@ -89,7 +92,7 @@ export function paymentsRoutes(deps: PaymentsDeps) {
           description: req.description === "" ? "" : requireText("description", req.description, { max: 200 }),
           paymentMethod: req.paymentMethod === "" ? "" : requireText("payment_method", req.paymentMethod, paymentMethodRule),
         };
-        const claim = { scope: scopeOf(p), key, method: "CreatePaymentIntent", hash: requestHash("CreatePaymentIntent", CreatePaymentIntentRequestSchema, req) };
+        const claim = { scope: principalScope(p), key, method: "CreatePaymentIntent", hash: requestHash("CreatePaymentIntent", CreatePaymentIntentRequestSchema, req) };
         let created: IntentRow | undefined;
         const res = await idempotent(pool, claim, CreatePaymentIntentResponseSchema, async (tx) => {
           created = await createIntent(tx, input);
@@ -107,7 +110,7 @@ export function paymentsRoutes(deps: PaymentsDeps) {
         const key = requireIdempotencyKey(req.idempotencyKey);
         const id = requireUuid("payment_intent_id", req.paymentIntentId);
         const paymentMethod = requireText("payment_method", req.paymentMethod, paymentMethodRule);
-        const claim = { scope: scopeOf(p), key, method: "ConfirmPaymentIntent", hash: requestHash("ConfirmPaymentIntent", ConfirmPaymentIntentRequestSchema, req) };
+        const claim = { scope: principalScope(p), key, method: "ConfirmPaymentIntent", hash: requestHash("ConfirmPaymentIntent", ConfirmPaymentIntentRequestSchema, req) };
         let confirmed: IntentRow | undefined;
         const res = await idempotent(pool, claim, ConfirmPaymentIntentResponseSchema, async (tx) => {
           confirmed = await confirmIntent(tx, await lockIntent(tx, id, p), paymentMethod);
@@ -149,7 +152,7 @@ export function paymentsRoutes(deps: PaymentsDeps) {
         const key = requireIdempotencyKey(req.idempotencyKey);
         const id = requireUuid("payment_intent_id", req.paymentIntentId);
         const reason = req.reason === "" ? "" : requireText("reason", req.reason, { max: 200 });
-        const claim = { scope: scopeOf(p), key, method: "CancelPaymentIntent", hash: requestHash("CancelPaymentIntent", CancelPaymentIntentRequestSchema, req) };
+        const claim = { scope: principalScope(p), key, method: "CancelPaymentIntent", hash: requestHash("CancelPaymentIntent", CancelPaymentIntentRequestSchema, req) };
         let canceled: IntentRow | undefined;
         const res = await idempotent(pool, claim, CancelPaymentIntentResponseSchema, async (tx) => {
           canceled = await cancelIntent(tx, await lockIntent(tx, id, p), reason);
@@ -165,7 +168,7 @@ export function paymentsRoutes(deps: PaymentsDeps) {
         const id = requireUuid("payment_intent_id", req.paymentIntentId);
         const amountMinor = req.amountMinor === undefined ? undefined : requireAmount("amount_minor", req.amountMinor);
         const reason = requireText("reason", req.reason, { max: 200 });
-        const claim = { scope: scopeOf(p), key, method: "RefundPayment", hash: requestHash("RefundPayment", RefundPaymentRequestSchema, req) };
+        const claim = { scope: principalScope(p), key, method: "RefundPayment", hash: requestHash("RefundPayment", RefundPaymentRequestSchema, req) };
         let requested = false;
         const res = await idempotent(pool, claim, RefundPaymentResponseSchema, async (tx) => {
           const intent = await lockIntent(tx, id, p);
