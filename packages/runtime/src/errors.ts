@@ -34,6 +34,9 @@ const kindsByCode = new Map(Object.entries(kindCodes).map(([kind, code]) => [cod
 
 export const isDomainErrorKind = (value: unknown): value is DomainErrorKind => typeof value === "string" && Object.hasOwn(kindCodes, value);
 
+/** The name of a kind's code ("ResourceExhausted"), for records that name a refusal without a reason. */
+export const kindCodeName = (kind: DomainErrorKind): string => Code[kindCodes[kind]];
+
 /** The kind a Connect code stands for (an upstream service's refusal); undefined for Internal, Unknown, deadlines… */
 export const kindOfCode = (code: Code): DomainErrorKind | undefined => kindsByCode.get(code);
 

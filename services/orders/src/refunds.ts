@@ -4,9 +4,9 @@
 // a key derived from the refund (a retry refunds once), then the products go back to
 // the kiosk's stock at catalog (Restock, "refund of order …") and refunded tickets are
 // void. A retry of an interrupted refund with the same key carries on.
-import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
+import type { CallOptions } from "@connectrpc/connect";
 import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { inTransaction, invalidArgument, type Logger, type Pool } from "@adminkiosk/runtime";
+import { failedPrecondition, inTransaction, invalid, notFound, refusalOf, requireSameRequest, type Logger, type Pool } from "@adminkiosk/runtime";
 import { publish } from "./events.js";
 import { toOrder } from "./messages.js";
 import { orders, refunds, tickets, type RefundRow } from "./store.js";
@@ -33,7 +33,7 @@ export interface RefundRequest {
 export async function refundOrder(deps: RefundDeps, req: RefundRequest): Promise<{ order: Order; refundMinor: bigint }> {
   const { pool } = deps;
   const sameRequest = (prior: RefundRow) => {
-    if (!prior.request_hash.equals(req.requestHash)) throw invalidArgument("idempotency_key", "was already used for a different refund");
+    requireSameRequest(prior.request_hash, req.requestHash);
     return prior;
   };
   const existing = await refunds.byKey(pool, req.scope, req.idempotencyKey);
@@ -43,25 +43,25 @@ export async function refundOrder(deps: RefundDeps, req: RefundRequest): Promise
   } else {
     refund = await inTransaction(pool, async (tx) => {
       const full = await orders.full(tx, req.orderId, { forUpdate: true });
-      if (!full) throw new ConnectError(`order ${req.orderId} not found`, Code.NotFound);
+      if (!full) throw notFound(`order ${req.orderId} not found`);
       // A concurrent retry with this key may have recorded the refund while we waited for the lock.
       const raced = await refunds.byKey(tx, req.scope, req.idempotencyKey);
       if (raced) return sameRequest(raced);
       const { row, lines } = full;
       if (row.state !== "completed" && row.state !== "partially_refunded")
-        throw new ConnectError(`order ${req.orderId} is ${row.state.replace("_", " ")}; only completed orders can be refunded`, Code.FailedPrecondition);
+        throw failedPrecondition(`order ${req.orderId} is ${row.state.replace("_", " ")}; only completed orders can be refunded`);
       const wanted =
         req.lines.length > 0
           ? req.lines.map((l, i) => {
               const line = lines.find((x) => x.line_number === l.lineNumber);
-              if (!line) throw invalidArgument(`lines[${i}].line_number`, `order ${req.orderId} has no line ${l.lineNumber}`);
+              if (!line) throw invalid(`lines[${i}].line_number`, `order ${req.orderId} has no line ${l.lineNumber}`);
               const left = BigInt(line.quantity) - BigInt(line.refunded_quantity);
-              if (l.quantity < 1n || l.quantity > left) throw invalidArgument(`lines[${i}].quantity`, `must be between 1 and ${left} (not yet refunded on line ${l.lineNumber})`);
+              if (l.quantity < 1n || l.quantity > left) throw invalid(`lines[${i}].quantity`, `must be between 1 and ${left} (not yet refunded on line ${l.lineNumber})`);
               return { line, quantity: l.quantity };
             })
           : lines.map((line) => ({ line, quantity: BigInt(line.quantity) - BigInt(line.refunded_quantity) })).filter((w) => w.quantity > 0n);
-      if (wanted.length === 0) throw new ConnectError(`order ${req.orderId} is refunded in full already`, Code.FailedPrecondition);
-      if (new Set(wanted.map((w) => w.line.line_number)).size !== wanted.length) throw invalidArgument("lines", "must name each line once");
+      if (wanted.length === 0) throw failedPrecondition(`order ${req.orderId} is refunded in full already`);
+      if (new Set(wanted.map((w) => w.line.line_number)).size !== wanted.length) throw invalid("lines", "must name each line once");
       const amount = wanted.reduce((sum, w) => sum + w.quantity * BigInt(w.line.unit_price_minor), 0n);
       for (const w of wanted)
         await tx.query("UPDATE order_lines SET refunded_quantity = refunded_quantity + $3 WHERE order_id = $1 AND line_number = $2", [req.orderId, w.line.line_number, w.quantity]);
@@ -86,7 +86,7 @@ export async function refundOrder(deps: RefundDeps, req: RefundRequest): Promise
 async function carryOut(deps: RefundDeps, refund: RefundRow, req: RefundRequest) {
   const { pool, upstream } = deps;
   const order = await orders.full(pool, refund.order_id);
-  if (!order) throw new ConnectError(`order ${refund.order_id} not found`, Code.NotFound);
+  if (!order) throw notFound(`order ${refund.order_id} not found`);
   const caller = req.call;
   try {
     await upstream.payments.refundPayment(
@@ -94,8 +94,8 @@ async function carryOut(deps: RefundDeps, refund: RefundRow, req: RefundRequest)
       caller,
     );
   } catch (err) {
-    const e = ConnectError.from(err);
-    if (e.code === Code.FailedPrecondition || e.code === Code.InvalidArgument || e.code === Code.OutOfRange) {
+    const refusal = refusalOf(err);
+    if (refusal && (refusal.kind === "failedPrecondition" || refusal.kind === "invalid" || refusal.kind === "outOfRange")) {
       // payments refused: undo the record, so the order is as it was.
       await inTransaction(pool, async (tx) => {
         await orders.byId(tx, refund.order_id, { forUpdate: true });
@@ -104,7 +104,7 @@ async function carryOut(deps: RefundDeps, refund: RefundRow, req: RefundRequest)
         await tx.query("UPDATE orders SET refunded_minor = refunded_minor - $2 WHERE id = $1", [refund.order_id, refund.amount_minor]);
         await refunds.remove(tx, refund.id);
       });
-      throw new ConnectError(`payments refused the refund: ${e.rawMessage}`, Code.FailedPrecondition);
+      throw failedPrecondition(`payments refused the refund: ${refusal.message}`);
     }
     throw err;
   }

@@ -4,11 +4,10 @@
 // idempotent, so a retry of an interrupted sale carries on where it stopped; the
 // completion worker (completion.ts) finishes it when the payment's outcome arrives.
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type CallOptions } from "@connectrpc/connect";
+import type { CallOptions } from "@connectrpc/connect";
 import type { ReservedSeat, ReservationItem } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { ErrorInfoSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
-import { inTransaction, invalidArgument, type Logger, type Pool } from "@adminkiosk/runtime";
+import { aborted, inTransaction, kindCodeName, replayRefusal, requireSameRequest, storedRefusalOf, type Logger, type Pool } from "@adminkiosk/runtime";
 import { publish } from "./events.js";
 import { toOrder } from "./messages.js";
 import { orders, type OrderRow } from "./store.js";
@@ -32,9 +31,6 @@ export interface SaleRequest {
   call: CallOptions;
 }
 
-/** Refusals that answer the request itself: kept with the order, so a retry gets them again. */
-const refusals = new Set([Code.InvalidArgument, Code.NotFound, Code.AlreadyExists, Code.FailedPrecondition, Code.ResourceExhausted, Code.PermissionDenied, Code.OutOfRange]);
-
 export const paymentKeyFor = (orderId: string) => `order-${orderId}`;
 
 export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Order> {
@@ -42,9 +38,10 @@ export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Orde
   let row = await orders.insert(pool, { id: randomUUID(), kioskId: req.kioskId, key: req.idempotencyKey, hash: req.requestHash });
   if (!row) {
     row = await orders.byKey(pool, req.kioskId, req.idempotencyKey);
-    if (!row) throw new ConnectError("the order for this idempotency key is being created; retry", Code.Aborted);
-    if (!row.request_hash.equals(req.requestHash)) throw invalidArgument("idempotency_key", "was already used for a different order by this kiosk");
-    if (row.failure_rpc_code !== null) throw new ConnectError(row.failure_message, row.failure_rpc_code as Code);
+    if (!row) throw aborted("the order for this idempotency key is being created; retry");
+    requireSameRequest(row.request_hash, req.requestHash);
+    // The order is the key's record: a refusal it failed with is answered again.
+    if (row.failure_kind !== null) replayRefusal({ kind: row.failure_kind, message: row.failure_message });
     if (row.state !== "created") return answer(pool, row.id);
     // An earlier attempt stopped half-way (or runs right now): carry on; each step is idempotent.
   }
@@ -55,7 +52,7 @@ export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Orde
 
 async function answer(pool: Pool, id: string): Promise<Order> {
   const full = await orders.full(pool, id);
-  if (!full) throw new ConnectError(`order ${id} vanished`, Code.Internal);
+  if (!full) throw new Error(`order ${id} vanished`);
   return toOrder(full);
 }
 
@@ -70,7 +67,7 @@ async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest) {
     await refuse(deps, row.id, err);
     throw err;
   }
-  if (!reservation) throw new ConnectError("catalog answered no reservation", Code.Internal);
+  if (!reservation) throw new Error("catalog answered no reservation");
   const lines = [
     ...reservation.items.map((i: ReservationItem) => ({ sku: i.sku, quantity: i.quantity.toString(), event_id: "", seat_id: "", tier_id: "", unit_price_minor: i.unitPriceMinor.toString(), tax_rate_basis_points: i.taxRateBasisPoints })),
     ...reservation.seats.map((s: ReservedSeat) => ({ sku: "", quantity: "1", event_id: s.eventId, seat_id: s.seatId, tier_id: s.tierId, unit_price_minor: s.priceMinor.toString(), tax_rate_basis_points: 0 })),
@@ -80,7 +77,7 @@ async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest) {
 
 async function startPayment(deps: SaleDeps, orderId: string, req: SaleRequest) {
   const order = await orders.byId(deps.pool, orderId);
-  if (!order) throw new ConnectError(`order ${orderId} vanished`, Code.Internal);
+  if (!order) throw new Error(`order ${orderId} vanished`);
   let intent;
   try {
     ({ paymentIntent: intent } = await deps.upstream.payments.createPaymentIntent(
@@ -96,28 +93,28 @@ async function startPayment(deps: SaleDeps, orderId: string, req: SaleRequest) {
       req.call,
     ));
   } catch (err) {
-    const e = ConnectError.from(err);
-    if (refusals.has(e.code)) {
+    const refusal = storedRefusalOf(err);
+    if (refusal) {
       await deps.upstream.reservations
-        .releaseReservation({ reservationId: orderId, reason: `payment refused: ${e.rawMessage}`.slice(0, 200) }, req.call)
+        .releaseReservation({ reservationId: orderId, reason: `payment refused: ${refusal.message}`.slice(0, 200) }, req.call)
         .catch((releaseErr: unknown) => deps.log.warn({ err: releaseErr, orderId }, "releasing the reservation of a refused payment failed; its hold will expire"));
     }
     await refuse(deps, orderId, err);
     throw err;
   }
-  if (!intent) throw new ConnectError("payments answered no payment intent", Code.Internal);
+  if (!intent) throw new Error("payments answered no payment intent");
   await orders.setPaymentStarted(deps.pool, orderId, intent.paymentIntentId);
 }
 
-/** A refusal fails the order for good (kept for retries); anything else leaves it to a retry. */
+/** A stored refusal (runtime idempotency.ts) fails the order for good, kept for retries; anything else leaves it to a retry. */
 async function refuse(deps: SaleDeps, orderId: string, err: unknown) {
-  const e = ConnectError.from(err);
-  if (!refusals.has(e.code)) return;
-  const code = e.findDetails(ErrorInfoSchema)[0]?.reason ?? Code[e.code];
+  const refusal = storedRefusalOf(err);
+  if (!refusal) return;
+  const code = refusal.info?.reason ?? kindCodeName(refusal.kind);
   await inTransaction(deps.pool, async (tx) => {
     const row = await orders.byId(tx, orderId, { forUpdate: true });
     if (!row || row.state !== "created") return;
-    await orders.setFailed(tx, orderId, { code, message: e.rawMessage, rpcCode: e.code });
+    await orders.setFailed(tx, orderId, { code, message: refusal.message, kind: refusal.kind });
     const full = await orders.full(tx, orderId);
     await publish.failed(tx, toOrder(full!));
   });

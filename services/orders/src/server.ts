@@ -1,8 +1,7 @@
 // orders' RPC handlers: validate, scope to the caller's kiosk, run the sale, refund or
 // query, map to the contract. Who may call each RPC is declared in proto/ and enforced
 // by the runtime; which kiosk's orders a device may see is decided here.
-import { createHash } from "node:crypto";
-import { create, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import {
@@ -23,6 +22,8 @@ import {
   pageSize,
   principalOf,
   principalScope,
+  requestHash,
+  requireIdempotencyKey,
   requireKioskId,
   requireText,
   requireUuid,
@@ -49,15 +50,9 @@ export interface OrdersDeps {
   holdSeconds: number;
 }
 
-const keyRule = { max: 255, pattern: /^[\x21-\x7e]+$/, patternHint: "must be printable ASCII without spaces" };
 const skuRule = { max: 64, pattern: /^[A-Za-z0-9_.-]+$/, patternHint: "may contain only letters, digits, '_', '.' and '-'" };
 const idRule = { max: 128, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: "may contain only letters, digits, '_', '.', ':' and '-'" };
 const paymentMethodRule = { max: 255, pattern: /^[A-Za-z0-9_-]+$/, patternHint: "may contain only letters, digits, '_' and '-'" };
-
-/** The request as its hash: the message without its key (a retry must repeat the rest exactly). */
-function requestHash<D extends DescMessage>(schema: D, request: MessageShape<D>): Buffer {
-  return createHash("sha256").update(toBinary(schema, { ...request, idempotencyKey: "" })).digest();
-}
 
 function time(field: string, t: Timestamp | undefined): Date | undefined {
   if (!t) return undefined;
@@ -82,7 +77,7 @@ export function ordersRoutes(deps: OrdersDeps) {
       async createOrder(req, ctx) {
         const p = principalOf(ctx);
         if (p.kind !== "device") throw new ConnectError("orders are created by kiosks", Code.PermissionDenied);
-        requireText("idempotency_key", req.idempotencyKey, keyRule);
+        requireIdempotencyKey(req.idempotencyKey);
         if (req.items.length + req.seats.length === 0) throw invalidArgument("items", "an order needs at least one item or seat");
         if (req.items.length > 50) throw invalidArgument("items", "at most 50 lines");
         if (req.seats.length > 20) throw invalidArgument("seats", "at most 20 seats");
@@ -98,7 +93,7 @@ export function ordersRoutes(deps: OrdersDeps) {
         const order = await createSale(deps, {
           kioskId: p.kioskId,
           idempotencyKey: req.idempotencyKey,
-          requestHash: requestHash(CreateOrderRequestSchema, req),
+          requestHash: requestHash("CreateOrder", CreateOrderRequestSchema, req),
           items: req.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
           seats: req.seats.map((s) => ({ eventId: s.eventId, seatId: s.seatId })),
           paymentMethod: req.paymentMethod,
@@ -151,7 +146,7 @@ export function ordersRoutes(deps: OrdersDeps) {
       async refundOrder(req, ctx) {
         const p = principalOf(ctx);
         if (p.kind !== "user") throw new ConnectError("refunds are made by operators", Code.PermissionDenied);
-        requireText("idempotency_key", req.idempotencyKey, keyRule);
+        requireIdempotencyKey(req.idempotencyKey);
         requireUuid("order_id", req.orderId);
         requireText("reason", req.reason, { max: 200 });
         req.lines.forEach((l, i) => {
@@ -162,7 +157,7 @@ export function ordersRoutes(deps: OrdersDeps) {
           scope: principalScope(p),
           requestedBy: describePrincipal(p),
           idempotencyKey: req.idempotencyKey,
-          requestHash: requestHash(RefundOrderRequestSchema, req),
+          requestHash: requestHash("RefundOrder", RefundOrderRequestSchema, req),
           orderId: req.orderId,
           lines: req.lines.map((l) => ({ lineNumber: l.lineNumber, quantity: l.quantity })),
           reason: req.reason,

@@ -1,6 +1,6 @@
 // orders' own SQL (schema "orders"): orders with their lines, tickets and receipts,
 // operators' refunds, and the worker's inbox.
-import type { Pool, PoolClient } from "@adminkiosk/runtime";
+import type { DomainErrorKind, Pool, PoolClient } from "@adminkiosk/runtime";
 
 export type OrderStateName = "created" | "pending_payment" | "completed" | "failed" | "partially_refunded" | "refunded";
 
@@ -16,7 +16,8 @@ export interface OrderRow {
   payment_intent_id: string;
   failure_code: string;
   failure_message: string;
-  failure_rpc_code: number | null;
+  /** The refusal CreateOrder answered, answered again on a retry; null when the order did not fail by a refusal. */
+  failure_kind: DomainErrorKind | null;
   receipt: Buffer | null;
   created_at: Date;
   updated_at: Date;
@@ -106,11 +107,11 @@ export const orders = {
     );
   },
 
-  async setFailed(tx: Db, id: string, f: { code: string; message: string; rpcCode?: number }) {
+  async setFailed(tx: Db, id: string, f: { code: string; message: string; kind?: DomainErrorKind }) {
     await tx.query(
-      `UPDATE orders SET state = 'failed', failure_code = $2, failure_message = $3, failure_rpc_code = $4, updated_at = now()
+      `UPDATE orders SET state = 'failed', failure_code = $2, failure_message = $3, failure_kind = $4, updated_at = now()
        WHERE id = $1`,
-      [id, f.code, f.message, f.rpcCode ?? null],
+      [id, f.code, f.message, f.kind ?? null],
     );
   },
 
