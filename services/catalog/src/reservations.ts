@@ -2,13 +2,19 @@
 // committed (sold), released, or expired. Every writer locks in one order —
 // reservation row, then stock rows by (kiosk, SKU), then seats by (event, seat) — so
 // reservations spanning several SKUs and seats never deadlock one another.
-import { createHash } from "node:crypto";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { ReservationState, type ReservationSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
-import { ErrorInfoSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
-import { inTransaction, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { ReservationState, ReserveRequestSchema, type ReservationSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import {
+  DomainError,
+  inTransaction,
+  notFound as notFoundError,
+  requestHash as idempotentRequestHash,
+  requireSameRequest,
+  type DomainErrorKind,
+  type Pool,
+  type PoolClient,
+} from "@adminkiosk/runtime";
 import { publishReservationExpired } from "./events.js";
 import { stock } from "./inventory.js";
 import type { CatalogMetrics } from "./metrics.js";
@@ -95,18 +101,22 @@ export function toReservation(r: LoadedReservation, now = new Date()): MessageIn
   };
 }
 
-function refusal(message: string, code: Code, reason: string, metadata: Record<string, string>) {
-  return new ConnectError(message, code, undefined, [{ desc: ErrorInfoSchema, value: { reason, domain: errorDomain, metadata } }]);
+function refusal(message: string, kind: DomainErrorKind, reason: string, metadata: Record<string, string>) {
+  return new DomainError(kind, message, { info: { reason, domain: errorDomain, metadata } });
 }
 
-/** What a retry must repeat exactly to count as the same reservation. */
+/**
+ * What a retry must repeat exactly to count as the same reservation: the runtime's
+ * request hash (idempotency.ts) of Reserve without its key (reservation_id) and its ttl,
+ * lines and seats in a canonical order. Stored as hex in reservations.request_hash.
+ */
 function requestHash(input: ReserveInput): string {
-  const canonical = {
-    kiosk: input.kioskId,
-    items: [...input.items].sort((a, b) => a.sku.localeCompare(b.sku)).map((i) => [i.sku, i.quantity.toString()]),
-    seats: [...input.seats].map((s) => `${s.eventId}/${s.seatId}`).sort(),
-  };
-  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
+  const canonical = create(ReserveRequestSchema, {
+    kioskId: input.kioskId,
+    items: [...input.items].sort((a, b) => a.sku.localeCompare(b.sku)).map((i) => ({ sku: i.sku, quantity: i.quantity })),
+    seats: [...input.seats].sort((a, b) => `${a.eventId}/${a.seatId}`.localeCompare(`${b.eventId}/${b.seatId}`)).map((s) => ({ eventId: s.eventId, seatId: s.seatId })),
+  });
+  return idempotentRequestHash("Reserve", ReserveRequestSchema, canonical, "reservationId").toString("hex");
 }
 
 async function load(db: Db, reservationId: string, options: { forUpdate?: boolean } = {}): Promise<LoadedReservation | undefined> {
@@ -159,7 +169,7 @@ export interface ReservationBook {
 }
 
 export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limits: { maxHeldPerKiosk: number }): ReservationBook {
-  const notFound = (id: string) => new ConnectError(`reservation ${id} not found`, Code.NotFound);
+  const notFound = (id: string) => notFoundError(`reservation ${id} not found`);
 
   const attempt = (input: ReserveInput, hash: string) =>
     inTransaction(pool, async (tx) => {
@@ -172,8 +182,8 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
       // A retry (or a concurrent twin, which waited for this id's first insert to commit).
       if (!created[0]) {
         const existing = (await load(tx, input.reservationId))!;
-        if (existing.row.request_hash !== hash)
-          throw new ConnectError(`reservation ${input.reservationId} already exists with other items, seats or kiosk`, Code.AlreadyExists);
+        // The reservation is its id's record: another request under the id is the key's misuse.
+        requireSameRequest(Buffer.from(existing.row.request_hash, "hex"), Buffer.from(hash, "hex"), "reservation_id");
         return { reservation: existing, replayed: true };
       }
       const expiresAt = created[0].expires_at;
@@ -183,7 +193,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
         [input.kioskId],
       );
       if (Number(held[0]!.n) > limits.maxHeldPerKiosk)
-        throw refusal(`kiosk_id: kiosk ${input.kioskId} already holds ${limits.maxHeldPerKiosk} reservations; commit or release some first`, Code.ResourceExhausted, "TOO_MANY_HOLDS", {
+        throw refusal(`kiosk_id: kiosk ${input.kioskId} already holds ${limits.maxHeldPerKiosk} reservations; commit or release some first`, "exhausted", "TOO_MANY_HOLDS", {
           kiosk_id: input.kioskId,
         });
 
@@ -192,7 +202,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
 
       const currencies = new Set([...lines.map((l) => l.currency), ...seats.map((s) => s.currency)]);
       if (currencies.size > 1)
-        throw refusal(`items: the reservation mixes currencies (${[...currencies].sort().join(", ")}); one sale is in one currency`, Code.FailedPrecondition, "MIXED_CURRENCIES", {});
+        throw refusal(`items: the reservation mixes currencies (${[...currencies].sort().join(", ")}); one sale is in one currency`, "failedPrecondition", "MIXED_CURRENCIES", {});
       const total = lines.reduce((sum, l) => sum + l.unitPriceMinor * l.quantity, 0n) + seats.reduce((sum, s) => sum + s.priceMinor, 0n);
       await tx.query(
         `INSERT INTO reservation_items (reservation_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
@@ -233,14 +243,14 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
     const lines = [];
     for (const item of indexed) {
       const product = catalog.get(item.sku);
-      if (!product) throw new ConnectError(`items[${item.index}].sku: product ${item.sku} not found`, Code.NotFound);
-      if (!product.active) throw refusal(`items[${item.index}].sku: product ${item.sku} is not for sale`, Code.FailedPrecondition, "PRODUCT_INACTIVE", { sku: item.sku });
+      if (!product) throw notFoundError(`items[${item.index}].sku: product ${item.sku} not found`);
+      if (!product.active) throw refusal(`items[${item.index}].sku: product ${item.sku} is not for sale`, "failedPrecondition", "PRODUCT_INACTIVE", { sku: item.sku });
       if (!(await stock.reserve(tx, input.kioskId, item.sku, item.quantity))) {
         const level = await stock.get(tx, input.kioskId, item.sku);
         const available = level ? BigInt(level.on_hand) - BigInt(level.reserved) : 0n;
         throw refusal(
           `items[${item.index}].quantity: only ${available} of ${item.sku} available at kiosk ${input.kioskId}, ${item.quantity} asked`,
-          Code.ResourceExhausted,
+          "exhausted",
           "OUT_OF_STOCK",
           { sku: item.sku, kiosk_id: input.kioskId, available: available.toString() },
         );
@@ -264,18 +274,18 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
     const tiers = new Map((await events.tiers(tx, eventIds)).map((t) => [`${t.event_id}/${t.tier_id}`, t]));
     input.seats.forEach((s, i) => {
       const event = eventRows.get(s.eventId);
-      if (!event) throw new ConnectError(`seats[${i}].event_id: event ${s.eventId} not found`, Code.NotFound);
-      if (!event.active) throw refusal(`seats[${i}].event_id: event ${s.eventId} is not on sale`, Code.FailedPrecondition, "EVENT_INACTIVE", { event_id: s.eventId });
+      if (!event) throw notFoundError(`seats[${i}].event_id: event ${s.eventId} not found`);
+      if (!event.active) throw refusal(`seats[${i}].event_id: event ${s.eventId} is not on sale`, "failedPrecondition", "EVENT_INACTIVE", { event_id: s.eventId });
       if (event.start_time.getTime() <= Date.now())
-        throw refusal(`seats[${i}].event_id: event ${s.eventId} has already started`, Code.FailedPrecondition, "EVENT_STARTED", { event_id: s.eventId });
+        throw refusal(`seats[${i}].event_id: event ${s.eventId} has already started`, "failedPrecondition", "EVENT_STARTED", { event_id: s.eventId });
     });
     const locked = await lockSeats(tx, input.seats);
     const held = input.seats.map((s, i) => {
       const seat = locked.get(`${s.eventId}/${s.seatId}`);
-      if (!seat) throw new ConnectError(`seats[${i}].seat_id: seat ${s.seatId} not found in event ${s.eventId}`, Code.NotFound);
+      if (!seat) throw notFoundError(`seats[${i}].seat_id: seat ${s.seatId} not found in event ${s.eventId}`);
       const free = seat.state === "available" || (seat.state === "held" && seat.lapsed);
       if (!free)
-        throw refusal(`seats[${i}].seat_id: seat ${s.seatId} is ${seat.state === "sold" ? "sold" : "held by another sale"}`, Code.FailedPrecondition, "SEAT_UNAVAILABLE", {
+        throw refusal(`seats[${i}].seat_id: seat ${s.seatId} is ${seat.state === "sold" ? "sold" : "held by another sale"}`, "failedPrecondition", "SEAT_UNAVAILABLE", {
           event_id: s.eventId,
           seat_id: s.seatId,
         });
@@ -291,8 +301,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
   }
 
   const outcomeOf = (err: unknown) => {
-    const e = err instanceof ConnectError ? err : undefined;
-    const reason = e?.findDetails(ErrorInfoSchema)[0]?.reason;
+    const reason = err instanceof DomainError ? err.info?.reason : undefined;
     return reason === "OUT_OF_STOCK" ? "out_of_stock" : reason === "SEAT_UNAVAILABLE" ? "seats_unavailable" : "refused";
   };
 
@@ -341,7 +350,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
             [reservationId],
           );
           if (rowCount !== r.seats.length)
-            throw refusal(`reservation ${reservationId} no longer holds all its seats`, Code.FailedPrecondition, "HOLD_LOST", { reservation_id: reservationId });
+            throw refusal(`reservation ${reservationId} no longer holds all its seats`, "failedPrecondition", "HOLD_LOST", { reservation_id: reservationId });
         }
         await tx.query("UPDATE reservations SET state = 'committed', updated_at = now() WHERE reservation_id = $1", [reservationId]);
         return { r: (await load(tx, reservationId))!, changed: true };
@@ -354,7 +363,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
       if (result.changed) metrics.reservation("expired");
       throw refusal(
         `reservation ${reservationId} is ${row.state}${row.state === "expired" ? ` (its hold ended ${row.expires_at.toISOString()})` : ""}; it cannot be committed`,
-        Code.FailedPrecondition,
+        "failedPrecondition",
         row.state === "expired" ? "RESERVATION_EXPIRED" : "RESERVATION_RELEASED",
         { reservation_id: reservationId, state: row.state },
       );
@@ -366,7 +375,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
         if (!r) throw notFound(reservationId);
         authorize(r);
         if (r.row.state === "committed")
-          throw refusal(`reservation ${reservationId} is committed (sold); it cannot be released`, Code.FailedPrecondition, "RESERVATION_COMMITTED", {
+          throw refusal(`reservation ${reservationId} is committed (sold); it cannot be released`, "failedPrecondition", "RESERVATION_COMMITTED", {
             reservation_id: reservationId,
           });
         if (r.row.state !== "held") return { r, changed: false };

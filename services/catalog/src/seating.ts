@@ -4,7 +4,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { SeatState, type Event, type EventSchema, type SeatStatusSchema, type TierAvailabilitySchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
-import { invalidArgument, requireCurrency, requireText, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { invalid, requireCurrency, requireText, type Pool, type PoolClient } from "@adminkiosk/runtime";
 import { optionalText, requirePrice, requireSeatPart } from "./rules.js";
 
 type Db = Pool | PoolClient;
@@ -51,21 +51,21 @@ export const seatIdOf = (sectionId: string, rowId: string, number: string) => `$
 
 /** Millisecond precision, so a start time round-trips through page tokens exactly. */
 export function requireStartTime(field: string, value: Event["startTime"]): Date {
-  if (!value) throw invalidArgument(field, "is required");
+  if (!value) throw invalid(field, "is required");
   const date = new Date(Math.floor(timestampDate(value).getTime()));
-  if (Number.isNaN(date.getTime()) || date.getFullYear() < 2000 || date.getFullYear() > 2200) throw invalidArgument(field, "must be a time between the years 2000 and 2200");
+  if (Number.isNaN(date.getTime()) || date.getFullYear() < 2000 || date.getFullYear() > 2200) throw invalid(field, "must be a time between the years 2000 and 2200");
   return date;
 }
 
 /** Validates a whole event with its seat map, as CreateEvent receives it. */
 export function requireNewEvent(field: string, e: Event | undefined): NewEvent {
-  if (!e) throw invalidArgument(field, "is required");
+  if (!e) throw invalid(field, "is required");
   const name = requireText(`${field}.name`, e.name, { max: 200 });
   const venue = requireText(`${field}.venue`, e.venue, { max: 200 });
   const description = optionalText(`${field}.description`, e.description, 2000);
   const startTime = requireStartTime(`${field}.start_time`, e.startTime);
 
-  if (e.priceTiers.length < 1 || e.priceTiers.length > seatLimits.tiers) throw invalidArgument(`${field}.price_tiers`, `must hold 1 to ${seatLimits.tiers} tiers`);
+  if (e.priceTiers.length < 1 || e.priceTiers.length > seatLimits.tiers) throw invalid(`${field}.price_tiers`, `must hold 1 to ${seatLimits.tiers} tiers`);
   const tiers = e.priceTiers.map((t, i) => ({
     tierId: requireSeatPart(`${field}.price_tiers[${i}].tier_id`, t.tierId, 32),
     name: requireText(`${field}.price_tiers[${i}].name`, t.name, { max: 100 }),
@@ -74,37 +74,37 @@ export function requireNewEvent(field: string, e: Event | undefined): NewEvent {
   }));
   const tierIds = new Set<string>();
   tiers.forEach((t, i) => {
-    if (tierIds.has(t.tierId)) throw invalidArgument(`${field}.price_tiers[${i}].tier_id`, `${t.tierId} is listed twice`);
-    if (t.currency !== tiers[0]!.currency) throw invalidArgument(`${field}.price_tiers[${i}].currency`, `must be ${tiers[0]!.currency}, as the first tier's: an event sells in one currency`);
+    if (tierIds.has(t.tierId)) throw invalid(`${field}.price_tiers[${i}].tier_id`, `${t.tierId} is listed twice`);
+    if (t.currency !== tiers[0]!.currency) throw invalid(`${field}.price_tiers[${i}].currency`, `must be ${tiers[0]!.currency}, as the first tier's: an event sells in one currency`);
     tierIds.add(t.tierId);
   });
 
-  if (e.sections.length < 1 || e.sections.length > seatLimits.sections) throw invalidArgument(`${field}.sections`, `must hold 1 to ${seatLimits.sections} sections`);
+  if (e.sections.length < 1 || e.sections.length > seatLimits.sections) throw invalid(`${field}.sections`, `must hold 1 to ${seatLimits.sections} sections`);
   const seats: NewEvent["seats"] = [];
   const sectionIds = new Set<string>();
   const seatMap: SeatMapJson = { sections: [] };
   e.sections.forEach((s, si) => {
     const sf = `${field}.sections[${si}]`;
     const sectionId = requireSeatPart(`${sf}.section_id`, s.sectionId);
-    if (sectionIds.has(sectionId)) throw invalidArgument(`${sf}.section_id`, `${sectionId} is listed twice`);
+    if (sectionIds.has(sectionId)) throw invalid(`${sf}.section_id`, `${sectionId} is listed twice`);
     sectionIds.add(sectionId);
     const section: SeatMapJson["sections"][number] = { sectionId, name: requireText(`${sf}.name`, s.name, { max: 100 }), rows: [] };
-    if (s.rows.length < 1 || s.rows.length > seatLimits.rowsPerSection) throw invalidArgument(`${sf}.rows`, `must hold 1 to ${seatLimits.rowsPerSection} rows`);
+    if (s.rows.length < 1 || s.rows.length > seatLimits.rowsPerSection) throw invalid(`${sf}.rows`, `must hold 1 to ${seatLimits.rowsPerSection} rows`);
     const rowIds = new Set<string>();
     s.rows.forEach((r, ri) => {
       const rf = `${sf}.rows[${ri}]`;
       const rowId = requireSeatPart(`${rf}.row_id`, r.rowId);
-      if (rowIds.has(rowId)) throw invalidArgument(`${rf}.row_id`, `${rowId} is listed twice`);
+      if (rowIds.has(rowId)) throw invalid(`${rf}.row_id`, `${rowId} is listed twice`);
       rowIds.add(rowId);
-      if (r.seats.length < 1 || r.seats.length > seatLimits.seatsPerRow) throw invalidArgument(`${rf}.seats`, `must hold 1 to ${seatLimits.seatsPerRow} seats`);
+      if (r.seats.length < 1 || r.seats.length > seatLimits.seatsPerRow) throw invalid(`${rf}.seats`, `must hold 1 to ${seatLimits.seatsPerRow} seats`);
       const numbers = new Set<string>();
       const row: SeatMapJson["sections"][number]["rows"][number] = { rowId, seats: [] };
       r.seats.forEach((p, pi) => {
         const pf = `${rf}.seats[${pi}]`;
         const number = requireSeatPart(`${pf}.number`, p.number);
-        if (numbers.has(number)) throw invalidArgument(`${pf}.number`, `${number} is listed twice`);
+        if (numbers.has(number)) throw invalid(`${pf}.number`, `${number} is listed twice`);
         numbers.add(number);
-        if (!tierIds.has(p.tierId)) throw invalidArgument(`${pf}.tier_id`, "must name one of the event's price_tiers");
+        if (!tierIds.has(p.tierId)) throw invalid(`${pf}.tier_id`, "must name one of the event's price_tiers");
         row.seats.push({ number, tierId: p.tierId });
         seats.push({ seatId: seatIdOf(sectionId, rowId, number), sectionId, rowId, number, tierId: p.tierId });
       });
@@ -112,7 +112,7 @@ export function requireNewEvent(field: string, e: Event | undefined): NewEvent {
     });
     seatMap.sections.push(section);
   });
-  if (seats.length > seatLimits.seats) throw invalidArgument(`${field}.sections`, `must hold at most ${seatLimits.seats} seats in all`);
+  if (seats.length > seatLimits.seats) throw invalid(`${field}.sections`, `must hold at most ${seatLimits.seats} seats in all`);
   return { name, venue, description, startTime, active: e.active, tiers, seatMap, seats };
 }
 

@@ -202,7 +202,7 @@ describe("holds that expire", () => {
 });
 
 describe("the sale's lifecycle", () => {
-  it("a retried Reserve reserves once; the same id with other contents is AlreadyExists", async () => {
+  it("a retried Reserve reserves once; the same id with other contents is InvalidArgument naming reservation_id", async () => {
     await restock("rsv-k7", "RSV-B", 3n);
     const client = orders();
     const reservationId = randomUUID();
@@ -212,7 +212,9 @@ describe("the sale's lifecycle", () => {
     expect(a.reservation?.createTime).toEqual(b.reservation?.createTime);
     expect(c.reservation?.reservationId).toBe(reservationId);
     expect(await stockOf("rsv-k7", "RSV-B")).toMatchObject({ reserved: 2n, available: 1n });
-    expect((await failure(client.reserve({ reservationId, kioskId: "rsv-k7", items: [{ sku: "RSV-B", quantity: 1n }] }))).code).toBe(Code.AlreadyExists);
+    const reused = await failure(client.reserve({ reservationId, kioskId: "rsv-k7", items: [{ sku: "RSV-B", quantity: 1n }] }));
+    expect(reused.code).toBe(Code.InvalidArgument);
+    expect(reused.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("reservation_id");
   });
 
   it("commit is idempotent and final; release is idempotent and gives units back", async () => {
