@@ -2,7 +2,10 @@
 // metrics and authorization, PostgreSQL and Redis helpers. Deliberately small.
 export * from "./access.js";
 export * from "./audit.js";
+export * from "./backoff.js";
 export * from "./config.js";
+export * from "./consumer.js";
+export * from "./dead-letters.js";
 export * from "./deadline.js";
 export * from "./errors.js";
 export * from "./health.js";

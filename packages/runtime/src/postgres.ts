@@ -27,16 +27,20 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
 const runtimeMigrations = {
   /** The `idempotency_keys` table of idempotency.ts. */
   idempotencyKeys: fileURLToPath(new URL("../migrations/idempotency", import.meta.url)),
+  /** The `consumer_inbox` and `dead_letters` tables of consumer.ts. */
+  consumerTables: fileURLToPath(new URL("../migrations/consumer", import.meta.url)),
 };
 
 export interface MigrateOptions {
   /** Also create the service's `idempotency_keys` table (runtime idempotency.ts). */
   idempotencyKeys?: boolean;
+  /** Also create the `consumer_inbox` and `dead_letters` tables of a service running durable consumers (runtime consumer.ts). */
+  consumerTables?: boolean;
 }
 
 /** Applies the service's pending migrations (an advisory lock serialises replicas). */
 export async function migrate(databaseUrl: string, schema: string, dir: string, log: Logger, options: MigrateOptions = {}): Promise<void> {
-  const dirs = [dir, ...(options.idempotencyKeys ? [runtimeMigrations.idempotencyKeys] : [])];
+  const dirs = [dir, ...(options.idempotencyKeys ? [runtimeMigrations.idempotencyKeys] : []), ...(options.consumerTables ? [runtimeMigrations.consumerTables] : [])];
   const applied = await runner({
     databaseUrl,
     // Globs, so the runtime's migrations sort in among the service's by their timestamps.

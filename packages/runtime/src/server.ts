@@ -11,6 +11,8 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { accessInterceptor } from "./access.js";
+import { registerConsumerMetrics, type DurableConsumer } from "./consumer.js";
+import { deadLetterRoutes, deadLetterServices } from "./dead-letters.js";
 import { deadlineInterceptor } from "./deadline.js";
 import { createHealthMonitor, registerHealth, ServingStatus, type DependencyProbe, type HealthMonitor } from "./health.js";
 import type { Logger } from "./logger.js";
@@ -37,6 +39,11 @@ export interface ServiceOptions {
   /** Trust x-forwarded-for (only behind Envoy/the mesh). */
   trustProxy?: boolean;
   interceptors?: Interceptor[];
+  /**
+   * The service's durable JetStream consumers (consumer.ts): their metrics are registered
+   * and adminkiosk.ops.v1.DeadLetterService is mounted to list and replay their dead letters.
+   */
+  consumers?: DurableConsumer[];
 }
 
 export interface RunningService {
@@ -63,6 +70,9 @@ export async function startService(options: ServiceOptions, host: string, port: 
       this.set(health.status() === ServingStatus.SERVING ? 1 : 0);
     },
   });
+  const consumers = options.consumers ?? [];
+  if (consumers.length > 0) registerConsumerMetrics(metrics);
+  const services = consumers.length > 0 ? [...options.services, ...deadLetterServices] : options.services;
   const shutdown = new AbortController();
   // Every in-flight call listens on it.
   setMaxListeners(0, shutdown.signal);
@@ -71,8 +81,9 @@ export async function startService(options: ServiceOptions, host: string, port: 
   const rpc = connectNodeAdapter({
     routes: (router) => {
       options.routes(router);
-      registerHealth(router, health, options.services.map((s) => s.typeName));
-      registerReflection(router, options.services);
+      if (consumers.length > 0) deadLetterRoutes(consumers)(router);
+      registerHealth(router, health, services.map((s) => s.typeName));
+      registerReflection(router, services);
     },
     interceptors: [
       observeInterceptor(createRpcMetrics(metrics)),
@@ -160,7 +171,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
   health.start();
   await health.probe();
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
-  log.info({ url, services: options.services.map((s) => s.typeName), status: ServingStatus[health.status()] }, "listening");
+  log.info({ url, services: services.map((s) => s.typeName), status: ServingStatus[health.status()] }, "listening");
 
   let closing: Promise<void> | undefined;
   const close = () =>
