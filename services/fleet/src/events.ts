@@ -1,12 +1,13 @@
-// What fleet learns from link: a durable JetStream consumer on link.kiosk.> applies
-// connections, disconnections, telemetry, command acks/results and applied
-// configuration. Messages are applied in batches, each batch in one transaction
-// together with its inbox rows, so a redelivery (after a crash or a late ack)
-// changes nothing twice and nothing is acked before it is committed. Timestamps
+// What fleet learns from link: a durable JetStream consumer (the runtime's, consumer.ts)
+// on link.kiosk.> applies connections, disconnections, telemetry, command acks/results
+// and applied configuration. Messages are applied in batches of up to 500, each batch in
+// one transaction together with its inbox rows, so a redelivery (after a crash or a late
+// ack) changes nothing twice and nothing is acked before it is committed. A batch that
+// fails is retried message by message; a message PostgreSQL refuses (or that does not
+// decode) is dead-lettered, so it cannot stop every other kiosk's events. Timestamps
 // decide, so order between kiosks' messages does not matter.
-import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { CommandOutcome } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import {
   KioskCommandEventSchema,
@@ -20,13 +21,20 @@ import {
   type KioskDisconnectedEvent,
   type KioskTelemetryEvent,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { cursorPatterns, inTransaction, type Logger, type NatsConnection, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import {
+  cursorPatterns,
+  decodeEvent,
+  startConsumer,
+  type ConsumedMessage,
+  type DurableConsumer,
+  type Logger,
+  type NatsConnection,
+  type Pool,
+  type PoolClient,
+} from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
 import { insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
-
-const stream = "LINK";
-const maxBatch = 500;
 
 type Decoded =
   | { kind: "connected"; e: KioskConnectedEvent }
@@ -60,8 +68,21 @@ export interface LinkEventConsumerOptions {
 }
 
 export interface LinkEventConsumer {
+  /** For startService's `consumers` (dead letters, consumer metrics). */
+  consumer: DurableConsumer;
   registerMetrics(registry: Registry): void;
   stop(): Promise<void>;
+}
+
+/** undefined: a kind this version does not apply. Bytes that do not decode are dead-lettered. */
+function decode(msg: ConsumedMessage): Decoded | undefined {
+  const kind = msg.subject.split(".").slice(3).join(".");
+  if (kind === "connected") return { kind, e: decodeEvent(KioskConnectedEventSchema, msg) };
+  if (kind === "disconnected") return { kind, e: decodeEvent(KioskDisconnectedEventSchema, msg) };
+  if (kind === "telemetry") return { kind, e: decodeEvent(KioskTelemetryEventSchema, msg) };
+  if (kind === "command.ack" || kind === "command.result") return { kind: "command", e: decodeEvent(KioskCommandEventSchema, msg) };
+  if (kind === "config.applied") return { kind: "config", e: decodeEvent(KioskConfigAppliedEventSchema, msg) };
+  return undefined; // a kind this version does not know: nothing to apply
 }
 
 export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsumer {
@@ -69,32 +90,13 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   const applied = new Counter({ name: "fleet_link_events_applied_total", help: "link events applied, by kind.", labelNames: ["kind"], registers: [] });
   const rejected = new Counter({
     name: "fleet_link_events_rejected_total",
-    help: "link events ignored: undecodable, naming another kiosk's command, a command fleet does not know, or a config version fleet never assigned to the kiosk.",
+    help: "link events ignored: naming another kiosk's command, a command fleet does not know, or a config version fleet never assigned to the kiosk (undecodable ones are dead-lettered).",
     labelNames: ["reason"],
     registers: [],
   });
   const samplesDropped = new Counter({ name: "fleet_telemetry_samples_expired_total", help: "Samples older than the retention period, not stored.", registers: [] });
-  let stopped = false;
-  let wake: (() => void) | undefined;
-  const buffer: JsMsg[] = [];
 
-  /** undefined: a kind this version does not apply; null: bytes that do not decode. */
-  const decode = (msg: JsMsg): Decoded | undefined | null => {
-    const kind = msg.subject.split(".").slice(3).join(".");
-    try {
-      if (kind === "connected") return { kind, e: fromBinary(KioskConnectedEventSchema, msg.data) };
-      if (kind === "disconnected") return { kind, e: fromBinary(KioskDisconnectedEventSchema, msg.data) };
-      if (kind === "telemetry") return { kind, e: fromBinary(KioskTelemetryEventSchema, msg.data) };
-      if (kind === "command.ack" || kind === "command.result") return { kind: "command", e: fromBinary(KioskCommandEventSchema, msg.data) };
-      if (kind === "config.applied") return { kind: "config", e: fromBinary(KioskConfigAppliedEventSchema, msg.data) };
-    } catch (err) {
-      log.warn({ err, subject: msg.subject, seq: msg.seq }, "undecodable link event dropped");
-      return null;
-    }
-    return undefined; // a kind this version does not know: nothing to apply
-  };
-
-  async function applyBatch(msgs: JsMsg[]): Promise<Effects> {
+  async function applyBatch(tx: PoolClient, msgs: ConsumedMessage[]): Promise<Effects> {
     const effects: Effects = { applied: new Map(), rejected: new Map(), samplesDropped: 0, reconnected: new Set(), changed: new Map(), commands: [] };
     const count = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
     const changed = (kioskId: string, what: "kiosk" | "config") => {
@@ -102,78 +104,69 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       set.add(what);
       effects.changed.set(kioskId, set);
     };
-    await inTransaction(pool, async (tx) => {
-      const { rows } = await tx.query<{ seq: string }>(
-        "INSERT INTO inbox (stream, seq) SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING RETURNING seq",
-        [stream, msgs.map((m) => m.seq)],
-      );
-      const fresh = new Set(rows.map((r) => Number(r.seq)));
-      const samples: SampleRow[] = [];
-      const commandEvents: KioskCommandEvent[] = [];
-      const latest = new Map<string, { received: Date; sampled?: Date; state?: JsonObject }>();
-      for (const msg of msgs) {
-        if (!fresh.has(msg.seq)) continue; // applied before
-        const d = decode(msg);
-        if (d === null) count(effects.rejected, "undecodable");
-        if (!d) continue;
-        count(effects.applied, d.kind);
-        switch (d.kind) {
-          case "connected":
-            await connected(tx, d.e);
-            effects.reconnected.add(d.e.kioskId);
-            changed(d.e.kioskId, "kiosk");
-            changed(d.e.kioskId, "config");
-            break;
-          case "disconnected":
-            if (await disconnected(tx, d.e)) changed(d.e.kioskId, "kiosk");
-            break;
-          case "telemetry": {
-            const received = d.e.receiveTime ? timestampDate(d.e.receiveTime) : new Date();
-            const entry = latest.get(d.e.kioskId) ?? { received };
-            if (received > entry.received) entry.received = received;
-            for (const sample of d.e.batch?.samples ?? []) {
-              const at = sampleTime(sample, received);
-              if (!o.telemetry.retained(at)) {
-                effects.samplesDropped++;
-                continue;
-              }
-              samples.push({ kioskId: d.e.kioskId, sample, received });
-              if (!entry.sampled || at > entry.sampled) Object.assign(entry, { sampled: at, state: stateOf(sample) });
+    const samples: SampleRow[] = [];
+    const commandEvents: KioskCommandEvent[] = [];
+    const latest = new Map<string, { received: Date; sampled?: Date; state?: JsonObject }>();
+    for (const msg of msgs) {
+      const d = decode(msg);
+      if (!d) continue;
+      count(effects.applied, d.kind);
+      switch (d.kind) {
+        case "connected":
+          await connected(tx, d.e);
+          effects.reconnected.add(d.e.kioskId);
+          changed(d.e.kioskId, "kiosk");
+          changed(d.e.kioskId, "config");
+          break;
+        case "disconnected":
+          if (await disconnected(tx, d.e)) changed(d.e.kioskId, "kiosk");
+          break;
+        case "telemetry": {
+          const received = d.e.receiveTime ? timestampDate(d.e.receiveTime) : new Date();
+          const entry = latest.get(d.e.kioskId) ?? { received };
+          if (received > entry.received) entry.received = received;
+          for (const sample of d.e.batch?.samples ?? []) {
+            const at = sampleTime(sample, received);
+            if (!o.telemetry.retained(at)) {
+              effects.samplesDropped++;
+              continue;
             }
-            latest.set(d.e.kioskId, entry);
-            break;
+            samples.push({ kioskId: d.e.kioskId, sample, received });
+            if (!entry.sampled || at > entry.sampled) Object.assign(entry, { sampled: at, state: stateOf(sample) });
           }
-          case "command":
-            commandEvents.push(d.e);
-            break;
-          case "config": {
-            const result = await configApplied(tx, d.e);
-            if (result === "applied") changed(d.e.kioskId, "config");
-            else if (result === "unsent version") {
-              count(effects.rejected, "unsent config version");
-              log.warn({ kioskId: d.e.kioskId, version: String(d.e.applied?.version ?? 0n) }, "kiosk reported a config version fleet never assigned to it; ignored");
-            }
-            break;
+          latest.set(d.e.kioskId, entry);
+          break;
+        }
+        case "command":
+          commandEvents.push(d.e);
+          break;
+        case "config": {
+          const result = await configApplied(tx, d.e);
+          if (result === "applied") changed(d.e.kioskId, "config");
+          else if (result === "unsent version") {
+            count(effects.rejected, "unsent config version");
+            log.warn({ kioskId: d.e.kioskId, version: String(d.e.applied?.version ?? 0n) }, "kiosk reported a config version fleet never assigned to it; ignored");
           }
+          break;
         }
       }
-      const commands = await applyCommandEvents(tx, commandEvents);
-      effects.commands.push(...commands.changed);
-      for (const reason of commands.rejected) count(effects.rejected, `${reason} command`);
-      await insertSamples(tx, samples);
-      if (latest.size > 0) {
-        const entries = [...latest];
-        await tx.query(
-          `UPDATE kiosks k SET last_seen_at = GREATEST(k.last_seen_at, u.received),
-             state = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.state ELSE k.state END,
-             state_sampled_at = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.sampled ELSE k.state_sampled_at END
-           FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::timestamptz[]) AS u(kiosk_id, received, state, sampled)
-           WHERE k.kiosk_id = u.kiosk_id`,
-          [entries.map(([id]) => id), entries.map(([, e]) => e.received), entries.map(([, e]) => (e.state ? JSON.stringify(e.state) : null)), entries.map(([, e]) => e.sampled ?? null)],
-        );
-        entries.forEach(([id]) => changed(id, "kiosk"));
-      }
-    });
+    }
+    const commands = await applyCommandEvents(tx, commandEvents);
+    effects.commands.push(...commands.changed);
+    for (const reason of commands.rejected) count(effects.rejected, `${reason} command`);
+    await insertSamples(tx, samples);
+    if (latest.size > 0) {
+      const entries = [...latest];
+      await tx.query(
+        `UPDATE kiosks k SET last_seen_at = GREATEST(k.last_seen_at, u.received),
+           state = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.state ELSE k.state END,
+           state_sampled_at = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.sampled ELSE k.state_sampled_at END
+         FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::timestamptz[]) AS u(kiosk_id, received, state, sampled)
+         WHERE k.kiosk_id = u.kiosk_id`,
+        [entries.map(([id]) => id), entries.map(([, e]) => e.received), entries.map(([, e]) => (e.state ? JSON.stringify(e.state) : null)), entries.map(([, e]) => e.sampled ?? null)],
+      );
+      entries.forEach(([id]) => changed(id, "kiosk"));
+    }
     return effects;
   }
 
@@ -186,82 +179,37 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     if (effects.reconnected.size) o.onReconnected([...effects.reconnected]);
   };
 
-  const run = async () => {
-    const nc = await o.nats;
-    for (let attempt = 0; !stopped; attempt++) {
-      try {
-        const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-        // link creates the stream; until it has, there is nothing to consume.
-        // ack_wait: how soon what a crashed replica had taken is delivered again. A batch
-        // commits in well under a second; messages waiting in the buffer are kept alive.
-        const consumerConfig = { filter_subject: "link.kiosk.>", ack_policy: AckPolicy.Explicit, ack_wait: 10_000_000_000, max_deliver: -1 };
-        const start = o.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: o.since.toISOString() } : {};
-        await jsm.consumers.add(stream, { durable_name: o.durable, ...consumerConfig, ...start }).catch(async () => {
-          await jsm.consumers.update(stream, o.durable, { ack_wait: consumerConfig.ack_wait, max_deliver: -1 });
-        });
-        const consumer = await jetstream(nc).consumers.get(stream, o.durable);
-        const messages = await consumer.consume({ max_messages: 2 * maxBatch });
-        attempt = 0;
-        const reader = (async () => {
-          for await (const m of messages) {
-            buffer.push(m);
-            wake?.();
-            // Hold back while the database catches up (JetStream keeps the rest), telling
-            // JetStream the waiting ones are still being worked on.
-            for (let waited = 0; buffer.length > 4 * maxBatch && !stopped; waited += 20) {
-              if (waited > 0 && waited % 5_000 === 0) buffer.forEach((b) => b.working());
-              await new Promise((r) => setTimeout(r, 20));
-            }
-          }
-        })();
-        while (!stopped) {
-          if (buffer.length === 0) {
-            await Promise.race([new Promise<void>((r) => (wake = r)), reader]);
-            wake = undefined;
-            if (buffer.length === 0) break; // the subscription ended: set it up again
-          }
-          const batch = buffer.splice(0, maxBatch);
-          let effects: Effects;
-          try {
-            effects = await applyBatch(batch);
-          } catch (err) {
-            if ((err as { code?: string }).code === "23514") await o.telemetry.maintain().catch(() => {}); // a sample with no partition yet
-            // Nothing of the batch was committed: have JetStream send it (and what waits) again soon.
-            [...batch, ...buffer.splice(0)].forEach((m) => m.nak(1_000));
-            messages.stop();
-            throw err;
-          }
-          batch.forEach((m) => m.ack());
-          publish(effects);
-        }
-        messages.stop();
-      } catch (err) {
-        if (stopped) return;
-        // Once per outage, not on every retry (link may simply not have made the stream yet).
-        if (attempt === 0) log.warn({ err }, "link events: consumer failed; retrying");
-        else log.debug({ err }, "link events: consumer still failing");
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
-      }
-    }
-  };
-  const running = run();
-  // Inbox rows only need to outlive redelivery: LINK keeps messages 7 days.
-  const cleanup = setInterval(() => {
-    pool.query("DELETE FROM inbox WHERE applied_at < now() - interval '8 days'").catch(() => {});
-  }, 3_600_000);
-  cleanup.unref();
+  const consumer = startConsumer({
+    pool,
+    nats: o.nats,
+    log,
+    // link creates the stream; until it has, the consumer retries (logged once).
+    stream: "LINK",
+    durable: o.durable,
+    filter: "link.kiosk.>",
+    since: o.since,
+    // How soon what a crashed replica had taken is delivered again. A batch commits in well
+    // under a second; messages waiting behind it are kept alive.
+    ackWaitMs: 10_000,
+    batchSize: 500,
+    applyBatch,
+    afterCommit: publish,
+    // A sample for a day with no partition yet: make the partitions, then it applies.
+    classify: async (err) => {
+      const e = err as { code?: string; message?: string };
+      if (e.code !== "23514" || !/no partition/.test(e.message ?? "")) return undefined;
+      await o.telemetry.maintain().catch(() => {});
+      return { kind: "transient", reason: "no partition yet" };
+    },
+  });
   return {
+    consumer,
     registerMetrics(registry) {
       registry.registerMetric(applied);
       registry.registerMetric(rejected);
       registry.registerMetric(samplesDropped);
     },
-    async stop() {
-      stopped = true;
-      wake?.();
-      clearInterval(cleanup);
-      await Promise.race([running, new Promise((r) => setTimeout(r, 2_000))]);
-    },
+    stop: () => consumer.stop(),
   };
 }
 

@@ -32,7 +32,7 @@ const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
 async function main() {
   const config = loadConfig(fleetConfigShape);
   const log = createLogger("fleet", config.LOG_LEVEL);
-  await migrate(config.DATABASE_URL, "fleet", migrations, log);
+  await migrate(config.DATABASE_URL, "fleet", migrations, log, { consumerTables: true });
   const pool = createPool(config.DATABASE_URL, "fleet", log);
   const redis = createRedis(config.REDIS_URL, log);
   // Deleting a kiosk revokes its device as the admin who deleted it (auth judges the
@@ -70,6 +70,7 @@ async function main() {
       config,
       services: fleetServices,
       routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry }),
+      consumers: [linkEvents.consumer],
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
