@@ -10,22 +10,34 @@
 //   hold expired → cancel the payment if it can still be, FAILED (HOLD_EXPIRED).
 // Calls to catalog and payments come first and are idempotent (commit and release
 // are, refunds and cancels carry keys derived from the order), the database effect
-// and the inbox row commit together, and the message is acked only after that commit:
-// a crash anywhere means a redelivery that finishes the work once.
+// and the inbox row commit together (the runtime consumer's `once`), and the message is
+// acked only after that commit: a crash anywhere means a redelivery that finishes the
+// work once. An event that cannot be applied (undecodable, refused by PostgreSQL, still
+// failing after the consumer's deliveries) is dead-lettered (adminkiosk.ops.v1.DeadLetterService).
 import { randomUUID } from "node:crypto";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { ReservationExpiredEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
 import { PaymentCanceledEventSchema, PaymentFailedEventSchema, PaymentSucceededEventSchema } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
 import type { PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { ReceiptSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { callOptions, cursorPatterns, inTransaction, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
+import {
+  callOptions,
+  cursorPatterns,
+  decodeEvent,
+  startConsumer,
+  type ConsumedMessage,
+  type DurableConsumer,
+  type Logger,
+  type NatsConnection,
+  type Pool,
+  type PoolClient,
+} from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
 import { buildReceipt } from "./receipt.js";
-import { claimInbox, orders, recordStrayPayment, tickets, type OrderRow } from "./store.js";
+import { orders, recordStrayPayment, tickets, type OrderRow } from "./store.js";
 import type { TicketSigner } from "./tickets.js";
 import type { Upstream } from "./upstream.js";
 
@@ -41,20 +53,23 @@ export interface CompletionDeps {
 }
 
 export interface CompletionWorker {
+  /** For startService's `consumers` (dead letters, consumer metrics). */
+  consumers: DurableConsumer[];
   registerMetrics(registry: Registry): void;
   stop(): Promise<void>;
 }
 
 const open = (state: OrderRow["state"]) => state === "created" || state === "pending_payment";
 
+/** The inbox-claiming transaction of the event being handled (the runtime consumer's `once`). */
+type Once = <R>(work: (tx: PoolClient) => Promise<R>) => Promise<R | undefined>;
+
+/** An event that cannot be acted on yet (redelivered with a backoff, up to the consumer's limit). */
 class Retry extends Error {}
 
 export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   const { pool, upstream, signer, log } = deps;
   const outcomes = new Counter({ name: "orders_completion_outcomes_total", help: "Orders the completion worker settled, by outcome.", labelNames: ["outcome"] });
-  let stopped = false;
-  const running: Promise<void>[] = [];
-  const active: { stop(): void }[] = [];
 
   /** Calls the worker makes on its own: as orders (the transports' service token), with the default deadline. */
   const asOrders = callOptions(undefined);
@@ -75,9 +90,8 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     }
   };
 
-  const fail = async (orderId: string, stream: string, seq: number, f: { code: string; message: string }) =>
-    inTransaction(pool, async (tx) => {
-      if (!(await claimInbox(tx, stream, seq))) return;
+  const fail = async (orderId: string, once: Once, f: { code: string; message: string }) =>
+    once(async (tx) => {
       const row = await orders.byId(tx, orderId, { forUpdate: true });
       if (!row || !open(row.state)) return;
       await orders.setFailed(tx, orderId, f);
@@ -85,7 +99,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       outcomes.inc({ outcome: "failed" });
     });
 
-  const onSucceeded = async (order: OrderRow, intent: PaymentIntent, stream: string, seq: number) => {
+  const onSucceeded = async (order: OrderRow, intent: PaymentIntent, once: Once) => {
     // Only the order's own payment completes it: the intent orders created for it (its id
     // is recorded with the order), for the order's total, in its currency.
     if (order.payment_intent_id === "" && open(order.state)) throw new Retry(`order ${order.id} has not recorded its payment intent yet`);
@@ -102,7 +116,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     if (intent.amountMinor !== BigInt(order.total_minor) || intent.currency !== order.currency) {
       await refundStray(order, intent, `paid ${intent.amountMinor} ${intent.currency} for a total of ${order.total_minor} ${order.currency}`);
       await releaseHold(order, "payment_mismatch");
-      await fail(order.id, stream, seq, { code: "PAYMENT_MISMATCH", message: "the payment did not match the order's total; it is refunded" });
+      await fail(order.id, once, { code: "PAYMENT_MISMATCH", message: "the payment did not match the order's total; it is refunded" });
       return;
     }
     try {
@@ -112,11 +126,10 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       if (e.code !== Code.FailedPrecondition && e.code !== Code.NotFound) throw err;
       // The hold lapsed (or was released) before the payment arrived: nothing was sold.
       await refundStray(order, intent, "the hold ended before the payment was confirmed");
-      await fail(order.id, stream, seq, { code: "HOLD_EXPIRED", message: "the reservation ended before the payment was confirmed; the payment is refunded" });
+      await fail(order.id, once, { code: "HOLD_EXPIRED", message: "the reservation ended before the payment was confirmed; the payment is refunded" });
       return;
     }
-    await inTransaction(pool, async (tx) => {
-      if (!(await claimInbox(tx, stream, seq))) return;
+    await once(async (tx) => {
       const full = await orders.full(tx, order.id, { forUpdate: true });
       if (!full || !open(full.row.state)) return;
       const now = new Date();
@@ -149,26 +162,26 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     }
   };
 
-  const onPaymentLost = async (order: OrderRow, intent: PaymentIntent, code: string, message: string, stream: string, seq: number) => {
+  const onPaymentLost = async (order: OrderRow, intent: PaymentIntent, code: string, message: string, once: Once) => {
     // Another payment naming this order failing says nothing about the order's own.
     if (order.payment_intent_id === "" && open(order.state)) throw new Retry(`order ${order.id} has not recorded its payment intent yet`);
     if (intent.paymentIntentId !== order.payment_intent_id) return;
     if (open(order.state)) await releaseHold(order, code);
-    await fail(order.id, stream, seq, { code, message });
+    await fail(order.id, once, { code, message });
   };
 
-  const handlePayment = async (m: JsMsg) => {
+  const handlePayment = async (m: ConsumedMessage, { once }: { once: Once }) => {
     const kind = m.subject.split(".")[3];
     let intent: PaymentIntent | undefined;
     let code = "";
     let message = "";
-    if (kind === "succeeded") intent = fromBinary(PaymentSucceededEventSchema, m.data).paymentIntent;
+    if (kind === "succeeded") intent = decodeEvent(PaymentSucceededEventSchema, m).paymentIntent;
     else if (kind === "failed") {
-      const e = fromBinary(PaymentFailedEventSchema, m.data);
+      const e = decodeEvent(PaymentFailedEventSchema, m);
       ({ paymentIntent: intent, failureCode: code, failureMessage: message } = e);
       code ||= "payment_failed";
     } else if (kind === "canceled") {
-      const e = fromBinary(PaymentCanceledEventSchema, m.data);
+      const e = decodeEvent(PaymentCanceledEventSchema, m);
       intent = e.paymentIntent;
       code = "payment_canceled";
       message = e.reason || "the payment was canceled";
@@ -176,13 +189,13 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     if (!intent || !cursorPatterns.uuid.test(intent.orderId)) return;
     const order = await orders.byId(pool, intent.orderId);
     if (!order || order.kiosk_id !== intent.kioskId) return; // not a sale of ours
-    if (kind === "succeeded") await onSucceeded(order, intent, m.info.stream, m.seq);
-    else await onPaymentLost(order, intent, code, message || `the payment ${kind}`, m.info.stream, m.seq);
+    if (kind === "succeeded") await onSucceeded(order, intent, once);
+    else await onPaymentLost(order, intent, code, message || `the payment ${kind}`, once);
   };
 
-  const handleCatalog = async (m: JsMsg) => {
+  const handleCatalog = async (m: ConsumedMessage, { once }: { once: Once }) => {
     if (!m.subject.endsWith(".expired")) return;
-    const reservation = fromBinary(ReservationExpiredEventSchema, m.data).reservation;
+    const reservation = decodeEvent(ReservationExpiredEventSchema, m).reservation;
     if (!reservation || !cursorPatterns.uuid.test(reservation.reservationId)) return;
     const order = await orders.byId(pool, reservation.reservationId);
     if (!order || !open(order.state)) return;
@@ -192,66 +205,24 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
         .cancelPaymentIntent({ idempotencyKey: `order-${order.id}-expired`, paymentIntentId: order.payment_intent_id, reason: "the order's hold expired" }, asOrders)
         .catch((err: unknown) => log.debug({ err, orderId: order.id }, "the payment of an expired order could not be canceled"));
     }
-    await fail(order.id, m.info.stream, m.seq, { code: "HOLD_EXPIRED", message: "the stock and seats were held until the hold expired, unpaid" });
+    await fail(order.id, once, { code: "HOLD_EXPIRED", message: "the stock and seats were held until the hold expired, unpaid" });
   };
 
-  const consume = async (stream: string, durable: string, filter: string, handle: (m: JsMsg) => Promise<void>) => {
-    const limit = deps.concurrency ?? 16;
-    for (let attempt = 0; !stopped; attempt++) {
-      try {
-        const nc = await deps.nats;
-        const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-        const config = { filter_subject: filter, ack_policy: AckPolicy.Explicit, ack_wait: 30_000_000_000, max_deliver: -1, deliver_policy: DeliverPolicy.All };
-        await jsm.consumers.add(stream, { durable_name: durable, ...config }).catch(async () => {
-          await jsm.consumers.update(stream, durable, { ack_wait: config.ack_wait, max_deliver: -1 });
-        });
-        const consumer = await jetstream(nc).consumers.get(stream, durable);
-        const messages = await consumer.consume({ max_messages: limit * 2 });
-        active.push(messages);
-        attempt = 0;
-        const inFlight = new Set<Promise<void>>();
-        for await (const m of messages) {
-          const work = (async () => {
-            try {
-              await handle(m);
-              m.ack();
-            } catch (err) {
-              const transient = !(err instanceof Retry);
-              log.warn({ err, subject: m.subject, deliveries: m.info.deliveryCount }, transient ? "completion: will retry the event" : "completion: cannot act on the event yet");
-              m.nak(Math.min(30_000, 500 * 2 ** Math.min(m.info.deliveryCount, 6)));
-            }
-          })();
-          inFlight.add(work);
-          void work.finally(() => inFlight.delete(work));
-          while (inFlight.size >= limit) await Promise.race(inFlight);
-        }
-        await Promise.allSettled(inFlight);
-      } catch (err) {
-        if (stopped) return;
-        // The stream may not exist yet (its owner creates it on first publish).
-        if (attempt === 0) log.warn({ err, stream }, "completion: consumer failed; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
-      }
-    }
-  };
-
-  running.push(consume("PAYMENTS", deps.consumers.payments, "payments.intent.>", handlePayment));
-  running.push(consume("CATALOG", deps.consumers.catalog, "catalog.reservation.>", handleCatalog));
-
-  const sweep = setInterval(() => {
-    pool.query("DELETE FROM inbox WHERE applied_at < now() - interval '8 days'").catch(() => {});
-  }, 3_600_000);
-  sweep.unref();
+  // The owners create PAYMENTS and CATALOG; until they have, the consumers retry (logged once).
+  const consume = (stream: string, durable: string, filter: string, handle: (m: ConsumedMessage, ctx: { once: Once }) => Promise<void>) =>
+    startConsumer({ pool, nats: deps.nats, log, stream, durable, filter, ackWaitMs: 30_000, concurrency: deps.concurrency ?? 16, handle });
+  const consumers = [
+    consume("PAYMENTS", deps.consumers.payments, "payments.intent.>", handlePayment),
+    consume("CATALOG", deps.consumers.catalog, "catalog.reservation.>", handleCatalog),
+  ];
 
   return {
+    consumers,
     registerMetrics(registry) {
       registry.registerMetric(outcomes);
     },
     async stop() {
-      stopped = true;
-      clearInterval(sweep);
-      active.forEach((a) => a.stop());
-      await Promise.allSettled(running);
+      await Promise.allSettled(consumers.map((c) => c.stop()));
     },
   };
 }

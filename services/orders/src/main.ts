@@ -31,7 +31,7 @@ async function main() {
   const config = loadConfig(ordersConfigShape);
   const log = createLogger("orders", config.LOG_LEVEL);
   const signer = await createTicketSigner(config.ORDERS_TICKET_SIGNING_KEY, config.ORDERS_TICKET_PREVIOUS_KEYS);
-  await migrate(config.DATABASE_URL, "orders", migrations, log);
+  await migrate(config.DATABASE_URL, "orders", migrations, log, { consumerTables: true });
   const pool = createPool(config.DATABASE_URL, "orders", log);
   const redis = createRedis(config.REDIS_URL, log);
   const nats = connectNats(config.NATS_URL, "orders", log);
@@ -54,6 +54,7 @@ async function main() {
       config,
       services: ordersServices,
       routes: ordersRoutes({ pool, upstream, signer, log, holdSeconds: config.ORDER_HOLD_SECONDS }),
+      consumers: worker.consumers,
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },

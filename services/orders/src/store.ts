@@ -1,5 +1,5 @@
 // orders' own SQL (schema "orders"): orders with their lines, tickets and receipts,
-// operators' refunds, and the worker's inbox.
+// operators' refunds.
 import type { DomainErrorKind, Pool, PoolClient } from "@adminkiosk/runtime";
 
 export type OrderStateName = "created" | "pending_payment" | "completed" | "failed" | "partially_refunded" | "refunded";
@@ -207,10 +207,5 @@ export async function recordStrayPayment(
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (payment_intent_id) DO NOTHING`,
     [p.paymentIntentId, p.orderId, p.kioskId, p.amountMinor.toString(), p.currency, p.reason],
   );
-  return rowCount === 1;
-}
-
-export async function claimInbox(tx: PoolClient, stream: string, seq: number): Promise<boolean> {
-  const { rowCount } = await tx.query("INSERT INTO inbox (stream, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING", [stream, seq]);
   return rowCount === 1;
 }
