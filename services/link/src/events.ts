@@ -7,9 +7,18 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { DeliverReplySchema, DeliverRequestSchema, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { ensureStream, type Logger } from "@adminkiosk/runtime";
+import { ensureStream, runForever, type Logger } from "@adminkiosk/runtime";
 
 export const linkStream = { name: "LINK", subjects: ["link.>"] };
+
+/** The subjects link publishes a kiosk's events on (stream LINK; fleet consumes link.kiosk.>). */
+export const linkSubjects = {
+  connected: (kioskId: string) => `link.kiosk.${kioskId}.connected`,
+  disconnected: (kioskId: string) => `link.kiosk.${kioskId}.disconnected`,
+  telemetry: (kioskId: string) => `link.kiosk.${kioskId}.telemetry`,
+  command: (kioskId: string, kind: "ack" | "result") => `link.kiosk.${kioskId}.command.${kind}`,
+  configApplied: (kioskId: string) => `link.kiosk.${kioskId}.config.applied`,
+};
 
 export interface LinkEvents {
   /** Publishes to JetStream and waits for the stream's ack; `msgId` deduplicates retries. */
@@ -30,34 +39,27 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
   // Kept 7 days: consumers that were down catch up; history proper lives in fleet's tables.
   await ensureStream(nc, { ...linkStream, maxAgeMs: 7 * 24 * 3600 * 1000 });
   const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
-  const connected = nc.subscribe("link.kiosk.*.connected");
+  const connected = nc.subscribe(linkSubjects.connected("*"));
   // Revocations come from auth's stream AUTH through an ordered JetStream consumer, not a
   // plain subscription: after a NATS disconnection it resumes where it stopped, so a
   // revocation published meanwhile still ends the stream. It starts at this replica's start
-  // (what was revoked before is refused when a stream opens). auth creates AUTH; until it
-  // has, this retries.
+  // (what was revoked before is refused when a stream opens). Every replica needs every
+  // revocation and acts on it in memory: a fan-out, not durable work, so it is no durable
+  // consumer (no inbox, no dead letters). auth creates AUTH; until it has, this retries.
   const since = new Date().toISOString();
-  let stopRevocations = false;
+  const stopRevocations = new AbortController();
   let revocationMessages: { stop(): void } | undefined;
-  const followRevocations = async () => {
-    const js = jetstream(nc);
-    for (let attempt = 0; !stopRevocations; attempt++) {
-      try {
-        const consumer = await js.consumers.get("AUTH", { filter_subjects: "auth.device.*.revoked", deliver_policy: DeliverPolicy.StartTime, opt_start_time: since });
-        const messages = await consumer.consume();
-        revocationMessages = messages;
-        attempt = 0;
-        await pump(messages, (data) => {
-          const event = fromBinary(DeviceRevokedEventSchema, data);
-          revokedListeners.forEach((l) => l(event.kioskId, event.deviceIds));
-        });
-      } catch (err) {
-        if (stopRevocations) return;
-        if (attempt === 0) log.warn({ err }, "revocations: cannot follow stream AUTH yet; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
-      }
-    }
-  };
+  const followRevocations = () =>
+    runForever({ log, what: "revocations: following stream AUTH", signal: stopRevocations.signal }, async (ready) => {
+      const consumer = await jetstream(nc).consumers.get("AUTH", { filter_subjects: "auth.device.*.revoked", deliver_policy: DeliverPolicy.StartTime, opt_start_time: since });
+      const messages = await consumer.consume();
+      revocationMessages = messages;
+      ready();
+      await pump(messages, (data) => {
+        const event = fromBinary(DeviceRevokedEventSchema, data);
+        revokedListeners.forEach((l) => l(event.kioskId, event.deviceIds));
+      });
+    });
   const connectedListeners: ((e: KioskConnectedEvent) => void)[] = [];
   const revokedListeners: ((kioskId: string, deviceIds: string[]) => void)[] = [];
   const pump = async (sub: AsyncIterable<{ data: Uint8Array }>, handle: (data: Uint8Array) => void) => {
@@ -99,7 +101,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
     onDeviceRevoked: (l) => void revokedListeners.push(l),
     async close() {
       connected.unsubscribe();
-      stopRevocations = true;
+      stopRevocations.abort();
       revocationMessages?.stop();
     },
   };

@@ -30,7 +30,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Counter, type Registry } from "prom-client";
 import type { LinkConfig } from "./config.js";
 import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, refusedField } from "./contract.js";
-import type { LinkEvents } from "./events.js";
+import { linkSubjects, type LinkEvents } from "./events.js";
 import { fullBudget, spend, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
 import { StreamOutbox } from "./outbox.js";
 import type { Presence } from "./presence.js";
@@ -146,7 +146,7 @@ export function createLink(deps: LinkDeps) {
   async function announce(session: KioskSession) {
     await presence.claim(session.kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: session.deviceId, since: new Date().toISOString() });
     await events.publish(
-      `link.kiosk.${session.kioskId}.connected`,
+      linkSubjects.connected(session.kioskId),
       KioskConnectedEventSchema,
       create(KioskConnectedEventSchema, {
         kioskId: session.kioskId,
@@ -183,7 +183,7 @@ export function createLink(deps: LinkDeps) {
       case "result":
         checkCommandEvent(body.case, body.value);
         await events.publish(
-          `link.kiosk.${kioskId}.command.${body.case}`,
+          linkSubjects.command(kioskId, body.case),
           KioskCommandEventSchema,
           create(KioskCommandEventSchema, { kioskId, body, receiveTime: timestampNow() }),
           `${kioskId}/${body.value.commandId}/${body.case}`,
@@ -192,7 +192,7 @@ export function createLink(deps: LinkDeps) {
       case "configApplied":
         checkConfigApplied(body.value);
         await events.publish(
-          `link.kiosk.${kioskId}.config.applied`,
+          linkSubjects.configApplied(kioskId),
           KioskConfigAppliedEventSchema,
           create(KioskConfigAppliedEventSchema, { kioskId, applied: body.value, receiveTime: timestampNow() }),
           `${kioskId}/config/${body.value.version}/${body.value.errorMessage ? "error" : "ok"}`,
@@ -229,7 +229,7 @@ export function createLink(deps: LinkDeps) {
     // Acked only once JetStream has it: until then the kiosk keeps the batch in its outbox.
     if (batch.samples.length > 0)
       await events.publish(
-        `link.kiosk.${session.kioskId}.telemetry`,
+        linkSubjects.telemetry(session.kioskId),
         KioskTelemetryEventSchema,
         create(KioskTelemetryEventSchema, { kioskId: session.kioskId, batch, receiveTime: timestampNow() }),
         `${session.kioskId}/${batchId}`,
@@ -354,7 +354,7 @@ export function createLink(deps: LinkDeps) {
           await presence.release(kioskId, session.id).catch((err: unknown) => log.warn({ err }, "presence release failed"));
           await events
             .publish(
-              `link.kiosk.${kioskId}.disconnected`,
+              linkSubjects.disconnected(kioskId),
               KioskDisconnectedEventSchema,
               create(KioskDisconnectedEventSchema, { kioskId, linkReplica: config.LINK_REPLICA_ID, reason: endReason, time: timestampNow() }),
             )
