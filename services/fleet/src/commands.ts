@@ -1,5 +1,5 @@
 // Commands: queued here, delivered by the dispatcher, finished by the kiosk's ack and
-// result (link's events, applied in events.ts). Lifecycle:
+// result (link's events, applied in events.ts). Lifecycle (defined in states.ts):
 //   queued → sent → acked → succeeded | failed, or expired (TTL) / canceled.
 import { createHash, randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
@@ -32,10 +32,11 @@ import {
 import { recordAudit } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
 import type { Dispatcher } from "./dispatch.js";
+import { cancelableCommandStates, sqlStates, type CommandStateName } from "./states.js";
 
 type Db = Pool | PoolClient;
 
-export type CommandStateName = "queued" | "sent" | "acked" | "succeeded" | "failed" | "expired" | "canceled";
+export type { CommandStateName };
 
 export const commandStates: Record<CommandStateName, CommandState> = {
   queued: CommandState.QUEUED,
@@ -214,7 +215,7 @@ export function commandRoutes(deps: CommandDeps) {
         const commandId = requireUuid("command_id", req.commandId);
         const row = await inTransaction(pool, async (tx) => {
           const { rows } = await tx.query<CommandRow>(
-            "UPDATE commands SET state = 'canceled', finished_at = now() WHERE command_id = $1 AND state IN ('queued', 'sent') RETURNING *",
+            `UPDATE commands SET state = 'canceled', finished_at = now() WHERE command_id = $1 AND state IN (${sqlStates(cancelableCommandStates)}) RETURNING *`,
             [commandId],
           );
           if (!rows[0]) {

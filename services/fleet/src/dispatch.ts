@@ -20,6 +20,7 @@ import type { Logger, NatsConnection, Pool } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
 import { desiredConfigs } from "./desired-config.js";
+import { commandStatesFor, openCommandStates, sqlNextState, sqlStates } from "./states.js";
 
 export interface DispatcherOptions {
   pool: Pool;
@@ -129,7 +130,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       // Acked but unfinished ones too: a result lost with a dying stream is repeated by
       // the kiosk when it sees the command again (it does not run it again).
       `SELECT command_id, kiosk_id, action, expire_at FROM commands
-       WHERE kiosk_id = ANY($1) AND state IN ('queued', 'sent', 'acked') AND expire_at > now()
+       WHERE kiosk_id = ANY($1) AND state IN (${sqlStates(openCommandStates)}) AND expire_at > now()
          AND (state = 'queued' OR kiosk_id = ANY($2) OR sent_at < now() - make_interval(secs => $3::float8 / 1000))
        ORDER BY kiosk_id, seq`,
       [online.map((k) => k.kiosk_id), resendIds, o.resendAfterMs],
@@ -170,8 +171,8 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     );
     if (sent.length) {
       const { rows } = await o.pool.query<{ command_id: string; kiosk_id: string }>(
-        `UPDATE commands SET state = CASE WHEN state = 'queued' THEN 'sent' ELSE state END, sent_at = now(), attempts = attempts + 1
-         WHERE command_id = ANY($1) AND state IN ('queued', 'sent', 'acked') RETURNING command_id, kiosk_id`,
+        `UPDATE commands SET state = ${sqlNextState("deliver")}, sent_at = now(), attempts = attempts + 1
+         WHERE command_id = ANY($1) AND state IN (${sqlStates(commandStatesFor("deliver"))}) RETURNING command_id, kiosk_id`,
         [sent],
       );
       rows.forEach((r) => o.changes.publish(r.kiosk_id, "command", r.command_id));
@@ -188,14 +189,14 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   async function sweep() {
     const { rows: expired } = await o.pool.query<{ command_id: string; kiosk_id: string }>(
       `UPDATE commands SET state = 'expired', finished_at = now()
-       WHERE state IN ('queued', 'sent', 'acked') AND expire_at <= now() RETURNING command_id, kiosk_id`,
+       WHERE state IN (${sqlStates(commandStatesFor("expire"))}) AND expire_at <= now() RETURNING command_id, kiosk_id`,
     );
     expired.forEach((r) => o.changes.publish(r.kiosk_id, "command", r.command_id));
     // Kiosks online with work left: commands not sent (a delivery that failed) or not
     // acked in time, and configuration not applied.
     const { rows } = await o.pool.query<{ kiosk_id: string }>(
       `SELECT DISTINCT c.kiosk_id FROM commands c JOIN kiosks k USING (kiosk_id)
-       WHERE k.connected AND c.state IN ('queued', 'sent', 'acked') AND c.expire_at > now()
+       WHERE k.connected AND c.state IN (${sqlStates(openCommandStates)}) AND c.expire_at > now()
          AND (c.state = 'queued' AND c.created_at < now() - interval '1 second'
               OR c.sent_at < now() - make_interval(secs => $1::float8 / 1000))
        UNION

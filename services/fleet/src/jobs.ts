@@ -31,10 +31,11 @@ import type { ChangeFeed } from "./changes.js";
 import { requestHash, requireAction, requireIdempotencyKey, requireTtl } from "./commands.js";
 import type { Dispatcher } from "./dispatch.js";
 import { optionalGroupId, requireTags } from "./kiosk-rules.js";
+import { allowanceNow, takeFromBucket } from "./rollout.js";
+import { cancelableCommandStates, jobTransitions, progressBucket, sqlStates, type CommandStateName, type JobStateName, type JobTransition } from "./states.js";
 import { kioskWhere, presenceFilter, type KioskFilter } from "./store.js";
 
 type Db = Pool | PoolClient;
-type JobStateName = "running" | "paused" | "completed" | "aborted" | "canceled";
 
 const jobStates: Record<JobStateName, JobState> = {
   running: JobState.RUNNING,
@@ -82,7 +83,7 @@ interface Progress {
 }
 
 async function progressOf(db: Db, jobIds: string[]): Promise<Map<string, Progress>> {
-  const { rows } = await db.query<{ job_id: string; state: string; n: string }>(
+  const { rows } = await db.query<{ job_id: string; state: CommandStateName; n: string }>(
     "SELECT job_id, state, count(*) AS n FROM commands WHERE job_id = ANY($1) GROUP BY job_id, state",
     [jobIds],
   );
@@ -92,10 +93,7 @@ async function progressOf(db: Db, jobIds: string[]): Promise<Map<string, Progres
     const p = out.get(r.job_id)!;
     const n = Number(r.n);
     p.dispatched += n;
-    if (r.state === "succeeded") p.succeeded += n;
-    else if (r.state === "failed" || r.state === "expired") p.failed += n;
-    else if (r.state === "canceled") p.canceled += n;
-    else p.inFlight += n;
+    p[progressBucket(r.state)] += n;
   }
   return out;
 }
@@ -156,21 +154,22 @@ export function jobRoutes(deps: JobDeps) {
   };
   const withProgress = async (row: JobRow) => ({ job: toJob(row, (await progressOf(pool, [row.job_id])).get(row.job_id)!) });
 
-  /** Moves a job from one of `from` to `to`; anything else is FAILED_PRECONDITION. */
-  async function transition(ctx: HandlerContext, jobIdField: string, from: JobStateName[], to: JobStateName, audit: AuditType) {
+  /** Moves a job along `t` (from one of its states to its target); anything else is FAILED_PRECONDITION. */
+  async function transition(ctx: HandlerContext, jobIdField: string, t: JobTransition, audit: AuditType) {
     const jobId = requireUuid("job_id", jobIdField);
+    const { from, to } = t;
     const { row, canceled } = await inTransaction(pool, async (tx) => {
       const { rows } = await tx.query<JobRow>(
         `UPDATE jobs SET state = $2, updated_at = now(), allowance_at = now(),
            finished_at = CASE WHEN $2 IN ('canceled') THEN now() ELSE finished_at END,
            end_reason = CASE WHEN $2 = 'canceled' THEN 'canceled by ' || $4 ELSE end_reason END
          WHERE job_id = $1 AND state = ANY($3) RETURNING *`,
-        [jobId, to, from, describePrincipal(principalOf(ctx))],
+        [jobId, to, [...from], describePrincipal(principalOf(ctx))],
       );
       if (!rows[0]) {
         const current = await load(tx, jobId);
         if (!current) throw notFound(jobId);
-        throw new ConnectError(`job ${jobId} is ${current.state}; it can be ${to === "running" ? "resumed" : to} only when ${from.join(" or ")}`, Code.FailedPrecondition);
+        throw new ConnectError(`job ${jobId} is ${current.state}; it can be ${t.verb} only when ${from.join(" or ")}`, Code.FailedPrecondition);
       }
       let canceled: { command_id: string; kiosk_id: string }[] = [];
       if (to === "canceled") canceled = await cancelUnacked(tx, jobId);
@@ -261,15 +260,15 @@ export function jobRoutes(deps: JobDeps) {
         };
       },
 
-      pauseJob: (req, ctx) => transition(ctx, req.jobId, ["running"], "paused", "job.paused"),
-      resumeJob: (req, ctx) => transition(ctx, req.jobId, ["paused"], "running", "job.resumed"),
-      cancelJob: (req, ctx) => transition(ctx, req.jobId, ["running", "paused"], "canceled", "job.canceled"),
+      pauseJob: (req, ctx) => transition(ctx, req.jobId, jobTransitions.pause, "job.paused"),
+      resumeJob: (req, ctx) => transition(ctx, req.jobId, jobTransitions.resume, "job.resumed"),
+      cancelJob: (req, ctx) => transition(ctx, req.jobId, jobTransitions.cancel, "job.canceled"),
     });
 }
 
 async function cancelUnacked(tx: PoolClient, jobId: string) {
   const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
-    "UPDATE commands SET state = 'canceled', finished_at = now() WHERE job_id = $1 AND state IN ('queued', 'sent') RETURNING command_id, kiosk_id",
+    `UPDATE commands SET state = 'canceled', finished_at = now() WHERE job_id = $1 AND state IN (${sqlStates(cancelableCommandStates)}) RETURNING command_id, kiosk_id`,
     [jobId],
   );
   return rows;
@@ -278,16 +277,15 @@ async function cancelUnacked(tx: PoolClient, jobId: string) {
 /**
  * Rolls running jobs forward every `tickMs`: checks the failure threshold, completes
  * finished jobs, and creates as many commands as the rate allows (a token bucket
- * holding at most one second's worth, at least one).
+ * holding at most one second's worth, at least one: rollout.ts).
  */
 export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes: ChangeFeed; tickMs: number; log: Logger }) {
   const tick = async () => {
     const kicked: string[] = [];
     const changed: { kiosk_id: string; command_id: string }[] = [];
     await inTransaction(o.pool, async (tx) => {
-      const { rows: jobs } = await tx.query<JobRow & { allowance_now: number }>(
-        `SELECT *, LEAST(GREATEST(1, rate_per_minute / 60.0),
-                  allowance + extract(epoch FROM now() - allowance_at) * rate_per_minute / 60.0) AS allowance_now
+      const { rows: jobs } = await tx.query<JobRow & { allowance: number; elapsed_seconds: number }>(
+        `SELECT *, extract(epoch FROM now() - allowance_at)::float8 AS elapsed_seconds
          FROM jobs WHERE state = 'running' ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED`,
       );
       if (jobs.length === 0) return;
@@ -308,7 +306,7 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
           if (p.inFlight === 0) await tx.query("UPDATE jobs SET state = 'completed', finished_at = now(), updated_at = now() WHERE job_id = $1", [job.job_id]);
           continue;
         }
-        const n = Math.min(Math.floor(job.allowance_now), job.total - job.dispatched, 20_000);
+        const { take: n, left } = takeFromBucket(allowanceNow(job.allowance, job.elapsed_seconds, job.rate_per_minute), job.total - job.dispatched);
         if (n <= 0) continue;
         const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
           `INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, job_id, expire_at)
@@ -319,10 +317,10 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
            RETURNING command_id, kiosk_id`,
           [job.job_id, job.action, job.action_kind, job.created_by, job.command_ttl_ms, job.dispatched, n],
         );
-        await tx.query("UPDATE jobs SET dispatched = dispatched + $2, allowance = $3::float8 - $2, allowance_at = now(), updated_at = now() WHERE job_id = $1", [
+        await tx.query("UPDATE jobs SET dispatched = dispatched + $2, allowance = $3::float8, allowance_at = now(), updated_at = now() WHERE job_id = $1", [
           job.job_id,
           n,
-          job.allowance_now,
+          left,
         ]);
         kicked.push(...rows.map((r) => r.kiosk_id));
         changed.push(...rows);
