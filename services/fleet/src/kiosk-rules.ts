@@ -32,3 +32,51 @@ export function requireLocation(field: string, location: Location | undefined): 
   const address = location.address === "" ? "" : requireText(`${field}.address`, location.address, { max: 300 });
   return { latitude, longitude, address };
 }
+
+/**
+ * The limits a kiosk's latest state is judged by, defined here only: the SQL below and
+ * isAlerting use them, and clients read them from FleetSummary.thresholds.
+ */
+export const kioskThresholds = {
+  /** Paper below this (percent) is low, and alerting while the kiosk is online. */
+  lowPaperPercent: 10,
+} as const;
+
+/** The contract's KioskThresholds. */
+export const thresholdsMessage = () => ({ lowPaperPercent: kioskThresholds.lowPaperPercent });
+
+/** The part of kiosks.state the rules read (the latest sample, as telemetry.ts's stateOf writes it). */
+export interface JudgedState {
+  paperLevelPercent?: number;
+  printerStatus?: string;
+  scannerStatus?: string;
+  errors?: string[];
+}
+
+export function isLowOnPaper(state: JudgedState | null): boolean {
+  return typeof state?.paperLevelPercent === "number" && state.paperLevelPercent < kioskThresholds.lowPaperPercent;
+}
+
+/** A fault or a reading past a threshold: an error reported, printer or scanner FAULT, or low paper (KIOSK_STATUS_ALERTING while online). */
+export function isAlerting(state: JudgedState | null): boolean {
+  if (!state) return false;
+  return (state.errors?.length ?? 0) > 0 || state.printerStatus === "FAULT" || state.scannerStatus === "FAULT" || isLowOnPaper(state);
+}
+
+const sqlNumber = (n: number) => {
+  if (!Number.isFinite(n)) throw new Error(`not a finite threshold: ${n}`);
+  return String(n);
+};
+
+/** isLowOnPaper as SQL over a kiosks.state column. */
+export function lowPaperSql(column = "state"): string {
+  return `(${column}->>'paperLevelPercent')::float8 < ${sqlNumber(kioskThresholds.lowPaperPercent)}`;
+}
+
+/** isAlerting as SQL over a kiosks.state column (true or false, never NULL). */
+export function alertingSql(column = "state"): string {
+  return `COALESCE(${column} IS NOT NULL AND (
+      jsonb_array_length(COALESCE(${column}->'errors', '[]'::jsonb)) > 0
+      OR ${column}->>'printerStatus' = 'FAULT' OR ${column}->>'scannerStatus' = 'FAULT'
+      OR ${lowPaperSql(column)}), false)`;
+}

@@ -1,6 +1,7 @@
 // fleet's own SQL (schema "fleet").
 import { KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import type { Pool, PoolClient } from "@adminkiosk/runtime";
+import { alertingSql, lowPaperSql } from "./kiosk-rules.js";
 
 type Db = Pool | PoolClient;
 
@@ -18,7 +19,6 @@ export interface KioskRow {
   app_version: string;
   last_seen_at: Date | null;
   connected: boolean;
-  alerting: boolean;
   state: KioskStateJson | null;
   state_sampled_at: Date | null;
   created_at: Date;
@@ -82,7 +82,7 @@ export function kioskWhere(f: KioskFilter, params: unknown[]): string {
   const add = (value: unknown) => `$${params.push(value)}`;
   if (f.presence === "provisioned") clauses.push("last_seen_at IS NULL");
   if (f.presence === "online") clauses.push("connected");
-  if (f.presence === "alerting") clauses.push("connected AND alerting");
+  if (f.presence === "alerting") clauses.push(`connected AND ${alertingSql()}`);
   if (f.presence === "offline") clauses.push("NOT connected AND last_seen_at IS NOT NULL");
   if (f.tag) clauses.push(`tags @> ARRAY[${add(f.tag)}]::text[]`);
   if (f.groupId) clauses.push(`group_id = ${add(f.groupId)}`);
@@ -176,9 +176,9 @@ export async function fleetSummary(db: Db): Promise<FleetSummaryRow> {
   const { rows } = await db.query<Record<keyof FleetSummaryRow, string>>(
     `SELECT count(*) AS total, count(*) FILTER (WHERE connected) AS online,
             count(*) FILTER (WHERE NOT connected AND last_seen_at IS NOT NULL) AS offline,
-            count(*) FILTER (WHERE connected AND alerting) AS alerting,
+            count(*) FILTER (WHERE connected AND ${alertingSql()}) AS alerting,
             count(*) FILTER (WHERE last_seen_at IS NULL) AS provisioned,
-            count(*) FILTER (WHERE (state->>'paperLevelPercent')::float8 < 10) AS low_paper
+            count(*) FILTER (WHERE ${lowPaperSql()}) AS low_paper
      FROM kiosks WHERE deleted_at IS NULL`,
   );
   const r = rows[0]!;

@@ -10,10 +10,11 @@ import { requireKioskId, type Pool } from "@adminkiosk/runtime";
 import type { ChangeFeed, Change } from "./changes.js";
 import { commandById, toCommand } from "./commands.js";
 import { kioskConfig } from "./desired-config.js";
+import { isAlerting, thresholdsMessage } from "./kiosk-rules.js";
 import { fleetSummary, kiosks, type FleetSummaryRow, type KioskRow } from "./store.js";
 
 export function statusOf(row: KioskRow): KioskStatus {
-  if (row.connected) return row.alerting ? KioskStatus.ALERTING : KioskStatus.ONLINE;
+  if (row.connected) return isAlerting(row.state) ? KioskStatus.ALERTING : KioskStatus.ONLINE;
   return row.last_seen_at ? KioskStatus.OFFLINE : KioskStatus.PROVISIONED;
 }
 
@@ -46,6 +47,7 @@ const toSummary = (s: FleetSummaryRow) => ({
   alerting: s.alerting,
   provisioned: s.provisioned,
   lowPaper: s.low_paper,
+  thresholds: thresholdsMessage(),
 });
 
 const maxChangedPerMessage = 500;

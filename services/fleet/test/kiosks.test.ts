@@ -5,7 +5,13 @@ import { inject } from "vitest";
 import { AuditService, AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
-import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { create as createMessage, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { jetstream } from "@nats-io/jetstream";
+import { KioskConnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
+import { closeNats, connectNats, createLogger, ensureStream } from "@adminkiosk/runtime";
+import { createDatabase, eventually, startTestService, type StartedService } from "@adminkiosk/devstack";
 import { clientFor, failure, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 
 let auth: AuthFixture;
@@ -144,6 +150,50 @@ describe("listing", () => {
     expect((await kiosksAs(viewer).listKiosks({ query: "100%_" })).kiosks).toHaveLength(0);
     expect((await kiosksAs(viewer).listKiosks({ groupId: "brno", status: KioskStatus.ONLINE })).kiosks).toHaveLength(0);
     expect((await kiosksAs(viewer).listKiosks({ groupId: "brno", status: KioskStatus.PROVISIONED })).totalSize).toBe(12);
+  });
+});
+
+describe("alerting and low paper", () => {
+  // What link would publish for a kiosk that connects and reports one sample.
+  async function reports(kioskId: string, sample: { paperLevelPercent: number; printer?: DeviceStatus; errors?: string[] }) {
+    const nc = await connectNats(inject("infra").natsUrl, "fleet-test", createLogger("fleet-test", "silent"));
+    try {
+      await ensureStream(nc, { name: "LINK", subjects: ["link.>"] });
+      const js = jetstream(nc);
+      const connected = createMessage(KioskConnectedEventSchema, { kioskId, deviceId: `dev-${kioskId}`, linkReplica: "test", hello: {}, time: timestampNow(), sessionId: `s-${kioskId}` });
+      await js.publish(`link.kiosk.${kioskId}.connected`, toBinary(KioskConnectedEventSchema, connected));
+      const telemetry = createMessage(KioskTelemetryEventSchema, {
+        kioskId,
+        batch: { batchId: `b-${kioskId}`, samples: [{ sampleId: `s-${kioskId}`, time: timestampNow(), ...sample }] },
+        receiveTime: timestampNow(),
+      });
+      await js.publish(`link.kiosk.${kioskId}.telemetry`, toBinary(KioskTelemetryEventSchema, telemetry));
+    } finally {
+      await closeNats(nc);
+    }
+  }
+  const statusOf = async (kioskId: string) => (await kiosksAs(viewer).getKiosk({ kioskId })).kiosk?.status;
+
+  it("fleet's one low-paper threshold decides ALERTING, the ALERTING filter and the counts, and is in the summary", async () => {
+    const before = (await kiosksAs(viewer).getFleetSummary({})).summary!;
+    expect(before.thresholds?.lowPaperPercent).toBe(10);
+    await create("paper-low", { tags: ["paper-test"] });
+    await create("paper-ok", { tags: ["paper-test"] });
+    await create("printer-fault", { tags: ["paper-test"] });
+    await reports("paper-low", { paperLevelPercent: 9.5 });
+    await reports("paper-ok", { paperLevelPercent: 10 });
+    await reports("printer-fault", { paperLevelPercent: 80, printer: DeviceStatus.FAULT });
+    await expect.poll(() => statusOf("paper-low"), eventually).toBe(KioskStatus.ALERTING);
+    await expect.poll(() => statusOf("printer-fault"), eventually).toBe(KioskStatus.ALERTING);
+    await expect.poll(async () => (await kiosksAs(viewer).getKiosk({ kioskId: "paper-ok" })).kiosk?.state?.paperLevelPercent, eventually).toBe(10);
+    expect(await statusOf("paper-ok")).toBe(KioskStatus.ONLINE);
+
+    const alerting = await kiosksAs(viewer).listKiosks({ tag: "paper-test", status: KioskStatus.ALERTING });
+    expect(alerting.kiosks.map((k) => k.kioskId)).toEqual(["paper-low", "printer-fault"]);
+    expect((await kiosksAs(viewer).listKiosks({ tag: "paper-test", status: KioskStatus.ONLINE })).kiosks.map((k) => k.kioskId)).toEqual(["paper-low", "paper-ok", "printer-fault"]);
+    const after = (await kiosksAs(viewer).getFleetSummary({})).summary!;
+    expect(after.lowPaper - before.lowPaper).toBe(1);
+    expect(after.alerting - before.alerting).toBe(2);
   });
 });
 
