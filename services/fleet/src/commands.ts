@@ -1,8 +1,8 @@
 // Commands: queued here, delivered by the dispatcher, finished by the kiosk's ack and
 // result (link's events, applied in events.ts). Lifecycle (defined in states.ts):
 //   queued → sent → acked → succeeded | failed, or expired (TTL) / canceled.
-import { createHash, randomUUID } from "node:crypto";
-import { create, fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { randomUUID } from "node:crypto";
+import { fromBinary, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, type Duration } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import {
@@ -15,6 +15,7 @@ import {
   type CommandSchema,
 } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import {
+  aborted,
   cursorPatterns,
   decodePageToken,
   describePrincipal,
@@ -23,7 +24,10 @@ import {
   invalidArgument,
   pageSize,
   principalOf,
+  requestHash,
+  requireIdempotencyKey,
   requireKioskId,
+  requireSameRequest,
   requireText,
   requireUuid,
   type Pool,
@@ -133,11 +137,14 @@ export function requireAction(field: string, action: CommandAction | undefined):
   return kind.case;
 }
 
-export function requireIdempotencyKey(field: string, key: string): string | null {
-  return key === "" ? null : requireText(field, key, { max: 128 });
-}
+/** SendCommand's and CreateJob's key is optional (empty: none); a given key follows the runtime's rule (idempotency.ts). */
+export const optionalIdempotencyKey = (value: string): string | null => (value === "" ? null : requireIdempotencyKey(value));
 
-export const requestHash = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+/** The key's record is the command or job row (request_hash as hex): another request under the key is the runtime's key-reuse refusal. */
+export function requireSameRequestHex(stored: string | null | undefined, hash: string): void {
+  if (stored == null) throw aborted("the request with this idempotency key is still being made; retry");
+  requireSameRequest(Buffer.from(stored, "hex"), Buffer.from(hash, "hex"));
+}
 
 export interface CommandDeps {
   pool: Pool;
@@ -155,9 +162,9 @@ export function commandRoutes(deps: CommandDeps) {
         const kioskId = requireKioskId("kiosk_id", req.kioskId);
         const kind = requireAction("action", req.action);
         const ttlMs = requireTtl("ttl", req.ttl);
-        const key = requireIdempotencyKey("idempotency_key", req.idempotencyKey);
+        const key = optionalIdempotencyKey(req.idempotencyKey);
         const issuedBy = describePrincipal(principalOf(ctx));
-        const hash = requestHash(toBinary(SendCommandRequestSchema, create(SendCommandRequestSchema, { ...req, idempotencyKey: "" })));
+        const hash = requestHash("SendCommand", SendCommandRequestSchema, req).toString("hex");
         const { row, created } = await inTransaction(pool, async (tx) => {
           const { rows: k } = await tx.query("SELECT 1 FROM kiosks WHERE kiosk_id = $1 AND deleted_at IS NULL", [kioskId]);
           if (k.length === 0) throw new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
@@ -172,8 +179,8 @@ export function commandRoutes(deps: CommandDeps) {
             return { row: rows[0], created: true };
           }
           const { rows: prior } = await tx.query<CommandRow>("SELECT * FROM commands WHERE issued_by = $1 AND idempotency_key = $2", [issuedBy, key]);
-          if (prior[0]?.request_hash !== hash) throw new ConnectError("idempotency_key was already used for a different command", Code.AlreadyExists);
-          return { row: prior[0], created: false };
+          requireSameRequestHex(prior[0]?.request_hash, hash);
+          return { row: prior[0]!, created: false };
         });
         if (created) {
           changes.publish(kioskId, "command", row.command_id);

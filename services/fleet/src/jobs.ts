@@ -4,7 +4,7 @@
 // another stopped: jobs are claimed with FOR UPDATE SKIP LOCKED) and aborts the job
 // when its failures pass the threshold, canceling what no kiosk has acknowledged.
 import { randomUUID } from "node:crypto";
-import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { CommandActionSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
@@ -19,6 +19,7 @@ import {
   invalidArgument,
   pageSize,
   principalOf,
+  requestHash,
   requireKioskId,
   requireText,
   requireUuid,
@@ -28,7 +29,7 @@ import {
 } from "@adminkiosk/runtime";
 import { recordAudit, type AuditType } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
-import { requestHash, requireAction, requireIdempotencyKey, requireTtl } from "./commands.js";
+import { optionalIdempotencyKey, requireAction, requireSameRequestHex, requireTtl } from "./commands.js";
 import type { Dispatcher } from "./dispatch.js";
 import { optionalGroupId, requireTags } from "./kiosk-rules.js";
 import { allowanceNow, takeFromBucket } from "./rollout.js";
@@ -192,16 +193,16 @@ export function jobRoutes(deps: JobDeps) {
         if (req.maxFailures !== undefined && req.maxFailures < 0) throw invalidArgument("max_failures", "must not be negative");
         const ttlMs = requireTtl("command_ttl", req.commandTtl);
         const description = req.description === "" ? "" : requireText("description", req.description, { max: 200 });
-        const key = requireIdempotencyKey("idempotency_key", req.idempotencyKey);
+        const key = optionalIdempotencyKey(req.idempotencyKey);
         const createdBy = describePrincipal(principalOf(ctx));
-        const hash = requestHash(toBinary(CreateJobRequestSchema, create(CreateJobRequestSchema, { ...req, idempotencyKey: "" })));
+        const hash = requestHash("CreateJob", CreateJobRequestSchema, req).toString("hex");
         const row = await inTransaction(pool, async (tx) => {
           if (key) {
             // Serializes retries with the same key; the loser finds the winner's job.
             await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`job:${createdBy}:${key}`]);
             const { rows } = await tx.query<JobRow>("SELECT * FROM jobs WHERE created_by = $1 AND idempotency_key = $2", [createdBy, key]);
             if (rows[0]) {
-              if (rows[0].request_hash !== hash) throw new ConnectError("idempotency_key was already used for a different job", Code.AlreadyExists);
+              requireSameRequestHex(rows[0].request_hash, hash);
               return rows[0];
             }
           }
