@@ -86,10 +86,12 @@ export function FleetPage() {
 
 function FleetCountCards({ summary, onPick, active }: { summary: FleetSummary | undefined; onPick: (s: KioskStatus) => void; active: KioskStatus }) {
   const total = summary?.total;
+  // Fleet's own threshold (FleetSummary.thresholds), never one of the web's.
+  const lowPaper = summary?.thresholds ? `paper below ${formatNumber(summary.thresholds.lowPaperPercent)}%` : "paper running low";
   const cards: { status: KioskStatus; label: string; count: number | undefined; hint: string }[] = [
     { status: KioskStatus.ONLINE, label: "Online", count: summary?.online, hint: "streaming, alerting ones included" },
     { status: KioskStatus.OFFLINE, label: "Offline", count: summary?.offline, hint: "stream closed or lost" },
-    { status: KioskStatus.ALERTING, label: "Alerting", count: summary?.alerting, hint: "a fault, or paper below 10%" },
+    { status: KioskStatus.ALERTING, label: "Alerting", count: summary?.alerting, hint: `a fault, or ${lowPaper}` },
     { status: KioskStatus.PROVISIONED, label: "Not yet connected", count: summary?.provisioned, hint: "registered, never seen" },
   ];
   const skeleton = <span className="skeleton skeleton-number" />;
@@ -117,7 +119,9 @@ function FleetCountCards({ summary, onPick, active }: { summary: FleetSummary | 
         <span className="stat-value" data-testid="count-low-paper">
           {summary === undefined ? skeleton : formatNumber(summary.lowPaper)}
         </span>
-        <span className="stat-hint">paper below 10% · of {summary ? formatNumber(summary.total) : "…"} kiosks</span>
+        <span className="stat-hint">
+          {lowPaper} · of {summary ? formatNumber(summary.total) : "…"} kiosks
+        </span>
       </div>
       <LowStockCard />
     </div>

@@ -23,7 +23,7 @@ import { formatAgo, formatDateTime, formatNumber } from "../ui/format";
 import { FormField } from "../ui/form";
 import { Icon } from "../ui/icons";
 import { StatusBadge } from "./StatusBadge";
-import { useKiosk, useKioskLive } from "./use-fleet";
+import { useKiosk, useKioskLive, useKioskThresholds } from "./use-fleet";
 
 export function KioskDetailPage() {
   const { kioskId = "" } = useParams();
@@ -59,6 +59,7 @@ function KioskDetail({ kiosk, now, live }: { kiosk: Kiosk; now: number; live: St
   const canCommand = useCan(CommandService.method.sendCommand);
   const canSeeOrders = useCan(OrderService.method.listOrders);
   const [editing, setEditing] = useState(false);
+  const thresholds = useKioskThresholds();
   const state = kiosk.state;
   return (
     <>
@@ -87,7 +88,7 @@ function KioskDetail({ kiosk, now, live }: { kiosk: Kiosk; now: number; live: St
           {state?.sampleTime ? (
             <>
               <div className="gauges">
-                <Gauge label="Paper" value={state.paperLevelPercent} unit="%" warnBelow={15} />
+                <Gauge label="Paper" value={state.paperLevelPercent} unit="%" warnBelow={thresholds?.lowPaperPercent} />
                 <Gauge label="CPU" value={state.cpuPercent} unit="%" warnAbove={85} />
                 <Gauge label="Temperature" value={state.temperatureCelsius} unit="°C" max={80} warnAbove={60} />
               </div>

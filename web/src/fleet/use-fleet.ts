@@ -40,6 +40,15 @@ export function useFleetSummary() {
 }
 
 /**
+ * The limits fleet judges kiosks by (low paper, and so ALERTING), from the same summary
+ * (shared with the overview's cache): the web never keeps thresholds of its own.
+ * Undefined until fleet has answered.
+ */
+export function useKioskThresholds() {
+  return useQuery(KioskService.method.getFleetSummary, {}, { select: (r) => r.summary?.thresholds, staleTime: 60_000 }).data;
+}
+
+/**
  * Opens WatchFleet while the overview is shown. Each message replaces the summary; changed
  * kiosks replace their rows in every cached page (and their points on the map, and their
  * cached GetKiosk). A page whose membership may have changed (a kiosk added or removed,
