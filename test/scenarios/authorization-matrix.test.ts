@@ -24,7 +24,14 @@ const everyone: Who[] = ["nobody", "viewer", "operator", "admin", "device (own k
 const roles: Partial<Record<Who, Role>> = { viewer: Role.VIEWER, operator: Role.OPERATOR, admin: Role.ADMIN };
 const ownKiosk = "matrix-a";
 
-/** Every service in the generated code, by the process that serves it (adminkiosk.<process>.v1). */
+/**
+ * Packages no single process owns: the runtime mounts their services in several processes,
+ * and each of those is checked. adminkiosk.ops.v1 (DeadLetterService) is served by every
+ * service that runs a durable JetStream consumer.
+ */
+const sharedPackages: Record<string, string[]> = { ops: ["fleet", "orders"] };
+
+/** Every service in the generated code, once per process that serves it (adminkiosk.<process>.v1, or sharedPackages). */
 async function servicesInProto(): Promise<{ process: string; service: DescService }[]> {
   const root = join(repoRoot, "packages/proto/src/gen/adminkiosk");
   const found: { process: string; service: DescService }[] = [];
@@ -40,7 +47,9 @@ async function servicesInProto(): Promise<{ process: string; service: DescServic
       const mod = (await import(pathToFileURL(join(versionDir, file)).href)) as Record<string, unknown>;
       for (const value of Object.values(mod)) {
         const desc = value as Partial<DescService>;
-        if (desc && desc.kind === "service" && desc.typeName?.startsWith("adminkiosk.")) found.push({ process: desc.typeName.split(".")[1]!, service: desc as DescService });
+        if (!desc || desc.kind !== "service" || !desc.typeName?.startsWith("adminkiosk.")) continue;
+        const pkg = desc.typeName.split(".")[1]!;
+        for (const process of sharedPackages[pkg] ?? [pkg]) found.push({ process, service: desc as DescService });
       }
     }
   }
@@ -135,7 +144,7 @@ describe("the authorization matrix", () => {
           const transport = createGrpcTransport({ baseUrl: url!, interceptors: token ? [bearer(token)] : [] });
           const got = await outcome(createClient(service, transport), method, who);
           calls++;
-          const name = `${service.typeName.split(".")[1]}.${service.name}/${method.name} as ${who}`;
+          const name = `${service.typeName.split(".")[1]}.${service.name}/${method.name} on ${process} as ${who}`;
           const refused = got === Code.Unauthenticated || got === Code.PermissionDenied;
           if (rule!.public) {
             if (got === Code.PermissionDenied) wrong.push(`${name}: public, but PermissionDenied`);
