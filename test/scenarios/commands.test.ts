@@ -2,7 +2,7 @@
 // command in fleet; it travels through NATS to the link replica holding the kiosk's
 // stream; the kiosk (the SDK) acks it, runs it once and reports; fleet shows each step.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +11,7 @@ import { CommandOutcome, CommandService, CommandState, type Command } from "@adm
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { LinkService, type ConnectRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import type { KioskClient } from "@adminkiosk/kiosk-sdk";
+import { eventually } from "@adminkiosk/devstack";
 import { bearer, failure, Role } from "../support/auth.js";
 import { startFleet, type FleetFixture } from "../support/fleet.js";
 import { StreamOutbox } from "../../services/link/src/outbox.js";
@@ -40,9 +41,9 @@ function executingKiosk(credential: string, options: { linkAddress?: string | st
   return { client, executed };
 }
 
-const online = async (client: KioskClient) => expect.poll(() => client.isConnected, { timeout: 10_000, interval: 50 }).toBe(true);
+const online = async (client: KioskClient) => expect.poll(() => client.isConnected, { ...eventually, interval: 50 }).toBe(true);
 const shownOnline = (kioskId: string) =>
-  expect.poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId })).kiosk?.status, { timeout: 10_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+  expect.poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId })).kiosk?.status, eventually).toBe(KioskStatus.ONLINE);
 
 describe("one kiosk", () => {
   it("a command to an online kiosk is acked and succeeds, and fleet shows every step", async () => {
@@ -52,16 +53,19 @@ describe("one kiosk", () => {
     await online(client);
     await shownOnline("cmd-online");
 
-    const started = Date.now();
     const { command } = await commands().sendCommand({ kioskId: "cmd-online", action: display("Closed for cleaning") });
     expect(command).toMatchObject({ kioskId: "cmd-online", state: CommandState.QUEUED });
-    await expect.poll(() => stateOf(command!.commandId), { timeout: 10_000, interval: 20 }).toBe(CommandState.SUCCEEDED);
-    const elapsed = Date.now() - started;
+    await expect.poll(() => stateOf(command!.commandId), { ...eventually, interval: 20 }).toBe(CommandState.SUCCEEDED);
     const done = await getCommand(command!.commandId);
-    expect(done).toMatchObject({ outcome: CommandOutcome.SUCCEEDED, deliveryAttempts: 1 });
+    // Every step shown, in order, and run once. How fast is the machine's speed, so not
+    // asserted; nor is a single delivery: an ack slower than COMMAND_RESEND_MS (3 s here)
+    // rightly gets the command resent, and the kiosk still runs it once.
+    expect(done).toMatchObject({ outcome: CommandOutcome.SUCCEEDED });
+    expect(done.deliveryAttempts).toBeGreaterThanOrEqual(1);
     expect(done.sentTime && done.ackTime && done.finishTime).toBeTruthy();
+    const steps = [done.createTime!, done.sentTime!, done.ackTime!, done.finishTime!].map((t) => timestampMs(t));
+    expect(steps).toEqual([...steps].sort((a, b) => a - b));
     expect(executed).toEqual([command!.commandId]);
-    expect(elapsed).toBeLessThan(3_000);
   });
 
   it("commands to an offline kiosk wait, then arrive on reconnect, in order, each once", async () => {
@@ -72,15 +76,16 @@ describe("one kiosk", () => {
 
     const { client, executed } = executingKiosk(creds.get("cmd-offline")!);
     client.start();
-    await expect.poll(() => executed.length, { timeout: 10_000, interval: 50 }).toBe(4);
+    await expect.poll(() => executed.length, { ...eventually, interval: 50 }).toBe(4);
     expect(executed).toEqual(sent);
-    for (const id of sent) await expect.poll(() => stateOf(id), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    for (const id of sent) await expect.poll(() => stateOf(id), { ...eventually, interval: 50 }).toBe(CommandState.SUCCEEDED);
   });
 
   it("a command past its TTL expires and is never delivered", async () => {
     const creds = await f.enroll(["cmd-ttl"]);
     const { command } = await commands().sendCommand({ kioskId: "cmd-ttl", action: display("too late"), ttl: durationFromMs(10_000) });
-    await expect.poll(() => stateOf(command!.commandId), { timeout: 15_000, interval: 200 }).toBe(CommandState.EXPIRED);
+    // Its 10 s TTL, then the shared deadline for fleet's sweep to mark it.
+    await expect.poll(() => stateOf(command!.commandId), { timeout: 10_000 + eventually.timeout, interval: 200 }).toBe(CommandState.EXPIRED);
     const { client, executed } = executingKiosk(creds.get("cmd-ttl")!);
     const delivered: string[] = [];
     client.on("command", (d) => delivered.push(d.commandId));
@@ -89,11 +94,11 @@ describe("one kiosk", () => {
     await shownOnline("cmd-ttl");
     // Something after it does arrive, so the kiosk was listening.
     const later = (await commands().sendCommand({ kioskId: "cmd-ttl", action: display("on time") })).command!;
-    await expect.poll(() => stateOf(later.commandId), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    await expect.poll(() => stateOf(later.commandId), { ...eventually, interval: 50 }).toBe(CommandState.SUCCEEDED);
     expect(delivered).toEqual([later.commandId]);
     expect(executed).toEqual([later.commandId]);
     expect(await stateOf(command!.commandId)).toBe(CommandState.EXPIRED);
-  }, 40_000);
+  }, 60_000);
 
   it("a retried SendCommand with the same idempotency key is one command; another body under that key is refused", async () => {
     await f.enroll(["cmd-idem"]);
@@ -115,7 +120,7 @@ describe("one kiosk", () => {
     client.start();
     await online(client);
     const after = (await commands().sendCommand({ kioskId: "cmd-cancel", action: display("this one") })).command!;
-    await expect.poll(() => stateOf(after.commandId), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    await expect.poll(() => stateOf(after.commandId), { ...eventually, interval: 50 }).toBe(CommandState.SUCCEEDED);
     expect(executed).toEqual([after.commandId]);
   });
 });
@@ -173,7 +178,7 @@ describe("a kiosk speaks only for itself", () => {
     up.push({ body: { case: "telemetry", value: { batchId: "b1", samples: [{ sampleId: "s1", time: timestampNow(), paperLevelPercent: 33 }] } } });
     expect((await stream.next()).value?.body.case).toBe("telemetryAck");
     await expect
-      .poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId: "cmd-intruder" })).kiosk?.state?.paperLevelPercent, { timeout: 10_000 })
+      .poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId: "cmd-intruder" })).kiosk?.state?.paperLevelPercent, eventually)
       .toBe(33);
     expect(await getCommand(command!.commandId)).toMatchObject({ state: CommandState.QUEUED, errorMessage: "", outcome: CommandOutcome.UNSPECIFIED });
     const metrics = await (await fetch(`${f.fleet.url}/metrics`)).text();
@@ -194,7 +199,7 @@ describe("two link replicas", () => {
     expect(welcomes).toEqual(["cmd-link-1"]);
     await shownOnline("cmd-replica-b");
     const { command } = await commands().sendCommand({ kioskId: "cmd-replica-b", action: display("over there") });
-    await expect.poll(() => stateOf(command!.commandId), { timeout: 10_000, interval: 50 }).toBe(CommandState.SUCCEEDED);
+    await expect.poll(() => stateOf(command!.commandId), { ...eventually, interval: 50 }).toBe(CommandState.SUCCEEDED);
     expect(executed).toEqual([command!.commandId]);
   });
 
@@ -218,7 +223,7 @@ describe("two link replicas", () => {
     await Promise.all(kiosks.map((k) => online(k.client)));
     await send(3);
 
-    for (const c of sent) await expect.poll(() => stateOf(c.commandId), { timeout: 15_000, interval: 100 }).toBe(CommandState.SUCCEEDED);
+    for (const c of sent) await expect.poll(() => stateOf(c.commandId), eventually).toBe(CommandState.SUCCEEDED);
     for (const k of kiosks) {
       const mine = sent.filter((c) => c.kioskId === k.id).map((c) => c.commandId);
       // Exactly once each, in the order they were sent.

@@ -12,6 +12,7 @@ import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetr
 import { AuditService } from "@adminkiosk/proto/adminkiosk/fleet/v1/audit_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import type { KioskClient } from "@adminkiosk/kiosk-sdk";
+import { eventually, waitFor } from "@adminkiosk/devstack";
 import { failure, Role } from "../support/auth.js";
 import { startFleet, type FleetFixture } from "../support/fleet.js";
 
@@ -24,9 +25,9 @@ afterAll(async () => {
   await f?.stop();
 });
 
-const online = (client: KioskClient) => expect.poll(() => client.isConnected, { timeout: 10_000, interval: 50 }).toBe(true);
+const online = (client: KioskClient) => expect.poll(() => client.isConnected, { ...eventually, interval: 50 }).toBe(true);
 const shownOnline = (kioskId: string) =>
-  expect.poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId })).kiosk?.status, { timeout: 10_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+  expect.poll(async () => (await f.fleetClient(KioskService).getKiosk({ kioskId })).kiosk?.status, eventually).toBe(KioskStatus.ONLINE);
 
 describe("desired and reported configuration", () => {
   it("a change reaches the connected kiosk at once; the group's document is merged under the kiosk's; reported catches up", async () => {
@@ -43,9 +44,9 @@ describe("desired and reported configuration", () => {
     const set = await config.setKioskConfig({ kioskId: "ops-cfg-1", config: { screen: { brightness: 90 } } });
     const expected = { screen: { brightness: 90, language: "cs" }, volume: 3 };
     expect(set.config?.desired).toEqual(expected);
-    await expect.poll(() => applied.at(-1), { timeout: 5_000, interval: 50 }).toEqual(expected);
+    await expect.poll(() => applied.at(-1), { ...eventually, interval: 50 }).toEqual(expected);
     await expect
-      .poll(async () => (await config.getKioskConfig({ kioskId: "ops-cfg-1" })).config, { timeout: 5_000, interval: 100 })
+      .poll(async () => (await config.getKioskConfig({ kioskId: "ops-cfg-1" })).config, eventually)
       .toMatchObject({ inSync: true, reportedVersion: set.config!.desiredVersion, desiredVersion: set.config!.desiredVersion });
 
     // Optimistic concurrency: a change based on an old version is refused.
@@ -71,17 +72,24 @@ describe("desired and reported configuration", () => {
     });
     kiosk.start();
     await expect
-      .poll(async () => (await config.getKioskConfig({ kioskId: "ops-cfg-2" })).config?.reportedError, { timeout: 5_000, interval: 100 })
+      .poll(async () => (await config.getKioskConfig({ kioskId: "ops-cfg-2" })).config?.reportedError, eventually)
       .toBe("mode broken is not supported by this firmware");
     const state = (await config.getKioskConfig({ kioskId: "ops-cfg-2" })).config!;
     expect(state).toMatchObject({ inSync: false, desiredVersion: second.config!.desiredVersion, reportedVersion: 0n });
-    await new Promise((r) => setTimeout(r, 1_500)); // a few sweeps
-    expect(attempts).toBe(1);
+    // Not pushed again, even once its push is older than COMMAND_RESEND_MS (3 s here), when
+    // fleet would resend an unapplied one. The pause is a lower bound (a slow machine only
+    // makes it longer). Then a command makes fleet deliver to this kiosk: fleet sends a due
+    // configuration right after the kiosk's commands, and the kiosk handles its stream in
+    // order, so a broken one sent again would reach onConfig before the fixed one below.
+    await new Promise((r) => setTimeout(r, 3_500));
+    const { command } = await f.fleetClient(CommandService).sendCommand({ kioskId: "ops-cfg-2", action: { kind: { case: "displayMessage", value: { text: "ping" } } } });
+    await expect.poll(async () => (await f.fleetClient(CommandService).getCommand({ commandId: command!.commandId })).command?.finishTime, eventually).toBeDefined();
     const fixed = await config.setKioskConfig({ kioskId: "ops-cfg-2", config: { mode: "fixed" } });
     await expect
-      .poll(async () => (await config.getKioskConfig({ kioskId: "ops-cfg-2" })).config, { timeout: 5_000, interval: 100 })
+      .poll(async () => (await config.getKioskConfig({ kioskId: "ops-cfg-2" })).config, eventually)
       .toMatchObject({ inSync: true, reportedVersion: fixed.config!.desiredVersion, reportedError: "" });
-  });
+    expect(attempts).toBe(2); // the broken one once, the fixed one once
+  }, 40_000);
 
   it("only admins change configuration; viewers read it", async () => {
     const operator = (await f.auth.userWithRole(Role.OPERATOR)).accessToken;
@@ -111,69 +119,92 @@ describe("bulk jobs", () => {
       k.start();
       kiosks.push(k);
     }
-    for (const k of kiosks) while (!k.isConnected) await new Promise((r) => setTimeout(r, 50));
+    await waitFor("all 200 kiosks to connect", () => kiosks.every((k) => k.isConnected) || undefined, { timeout: 60_000 });
   }, 90_000);
+
+  /**
+   * Resolves once the job runner has run a tick that began after this call: a one-kiosk
+   * canary job is dispatched by such a tick (ticks run one at a time, and a tick picks
+   * jobs that are running when it starts). Used instead of a fixed pause before checking
+   * that a paused or aborted job dispatched nothing more: that tick saw it paused/aborted.
+   */
+  async function aRunnerTickLater() {
+    const jobs = f.fleetClient(JobService);
+    const { job } = await jobs.createJob({ description: "canary", action: { kind: { case: "displayMessage", value: { text: "canary" } } }, target: { kioskIds: [ids[0]!] } });
+    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.progress!.dispatched, eventually).toBe(1);
+  }
+
+  /**
+   * Fails unless the job's commands were created no faster than `perSecond`, with at most
+   * one second's worth at once (its token bucket), judged by fleet's own creation times:
+   * within any span of t seconds at most perSecond·(t + 1) commands. A slow machine only
+   * creates them more slowly.
+   */
+  function expectAtMostRate(commands: { createTime?: { seconds: bigint; nanos: number } }[], perSecond: number) {
+    const at = commands.map((c) => Number(c.createTime!.seconds) + c.createTime!.nanos / 1e9).sort((a, b) => a - b);
+    for (let i = 0; i < at.length; i++)
+      for (let j = i; j < at.length; j++) expect(j - i + 1, `commands created from ${at[i]} to ${at[j]}`).toBeLessThanOrEqual(perSecond * (at[j]! - at[i]! + 1) + 1e-6);
+  }
 
   it("a job over 200 kiosks creates their commands at its rate, and can be paused, resumed and canceled", async () => {
     const jobs = f.fleetClient(JobService);
-    // 1200 a minute: 20 a second.
-    const { job } = await jobs.createJob({ description: "greeting", action: { kind: { case: "displayMessage", value: { text: "hello" } } }, target: { tag: "ops-jobs" }, ratePerMinute: 1200 });
+    // 300 a minute: 5 a second, so the whole rollout would take 40 s; the steps below act
+    // on it long before (they wait for what they need, not for a time).
+    const { job } = await jobs.createJob({ description: "greeting", action: { kind: { case: "displayMessage", value: { text: "hello" } } }, target: { tag: "ops-jobs" }, ratePerMinute: 300 });
     expect(job).toMatchObject({ state: JobState.RUNNING, progress: { total: 200 } });
-    const started = Date.now();
-    await new Promise((r) => setTimeout(r, 3_000));
-    const at3s = (await jobs.getJob({ jobId: job!.jobId })).job!;
-    const seconds = (Date.now() - started) / 1000;
-    // The rate, plus at most one second's worth of burst.
-    // Moving (the lower bound is loose: a loaded machine runs the job's ticks late) ...
-    expect(at3s.progress!.dispatched).toBeGreaterThanOrEqual(10);
-    // ... and never faster than the rate.
-    expect(at3s.progress!.dispatched).toBeLessThanOrEqual(Math.ceil(20 * (seconds + 1)));
-    expect(at3s.progress!.succeeded).toBeGreaterThan(0);
+    const progress = async () => (await jobs.getJob({ jobId: job!.jobId })).job!.progress!;
+    // Moving: commands are created and kiosks run them.
+    await expect.poll(async () => { const p = await progress(); return p.dispatched >= 10 && p.succeeded > 0; }, eventually).toBe(true);
 
     const paused = (await jobs.pauseJob({ jobId: job!.jobId })).job!;
     expect(paused.state).toBe(JobState.PAUSED);
-    await new Promise((r) => setTimeout(r, 1_000));
-    const afterPause = (await jobs.getJob({ jobId: job!.jobId })).job!.progress!.dispatched;
+    await aRunnerTickLater();
+    const afterPause = (await progress()).dispatched;
     expect(afterPause).toBe(paused.progress!.dispatched);
     await jobs.resumeJob({ jobId: job!.jobId });
-    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.progress!.dispatched, { timeout: 5_000 }).toBeGreaterThan(afterPause);
+    await expect.poll(async () => (await progress()).dispatched, eventually).toBeGreaterThan(afterPause);
     const canceled = (await jobs.cancelJob({ jobId: job!.jobId })).job!;
     expect(canceled.state).toBe(JobState.CANCELED);
     expect(canceled.progress!.dispatched).toBeLessThan(200);
     expect((await failure(jobs.resumeJob({ jobId: job!.jobId }))).code).toBe(Code.FailedPrecondition);
     // Every kiosk that got the command ran it once.
-    await expect
-      .poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.progress!.inFlight, { timeout: 10_000, interval: 200 })
-      .toBe(0);
+    await expect.poll(async () => (await progress()).inFlight, eventually).toBe(0);
     const { commands } = await f.fleetClient(CommandService).listCommands({ jobId: job!.jobId, pageSize: 1000 });
+    expect(commands).toHaveLength(canceled.progress!.dispatched);
     for (const c of commands.filter((c) => c.state === CommandState.SUCCEEDED)) expect(executions.get(c.commandId)).toBe(1);
-  }, 40_000);
+    // Never faster than the rate (with one second's worth at once), by fleet's own clock.
+    expectAtMostRate(commands, 5);
+  }, 60_000);
 
   it("a job at the highest rate (100000 a minute) reaches all 200 kiosks within seconds", async () => {
     // 1666.67 a second: the token bucket never holds a whole number, which once made every tick fail.
     const jobs = f.fleetClient(JobService);
     const { job } = await jobs.createJob({ description: "fast", action: { kind: { case: "displayMessage", value: { text: "fast" } } }, target: { tag: "ops-jobs" }, ratePerMinute: 100_000 });
-    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.state, { timeout: 10_000, interval: 200 }).toBe(JobState.COMPLETED);
+    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.state, eventually).toBe(JobState.COMPLETED);
     expect((await jobs.getJob({ jobId: job!.jobId })).job!.progress).toMatchObject({ total: 200, dispatched: 200, succeeded: 200 });
-  }, 20_000);
+  }, 30_000);
 
   it("a job whose failures pass its threshold aborts and sends no more", async () => {
     const jobs = f.fleetClient(JobService);
+    // 300 a minute: reaching all 200 kiosks would take 40 s; the abort comes once six have failed.
     const { job } = await jobs.createJob({
       action: { kind: { case: "collectDiagnostics", value: {} } },
       target: { tag: "ops-jobs" },
-      ratePerMinute: 600,
+      ratePerMinute: 300,
       maxFailures: 5,
       commandTtl: durationFromMs(60_000),
     });
-    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.state, { timeout: 15_000, interval: 100 }).toBe(JobState.ABORTED);
+    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.state, eventually).toBe(JobState.ABORTED);
     const aborted = (await jobs.getJob({ jobId: job!.jobId })).job!;
     expect(aborted.progress!.failed).toBeGreaterThan(5);
-    expect(aborted.progress!.dispatched).toBeLessThan(40);
+    expect(aborted.progress!.dispatched).toBeLessThan(200); // it stopped short of the fleet
     expect(aborted.endReason).toMatch(/more than the 5 allowed/);
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Nothing it created is still waiting to go out, and no tick after the abort added any.
+    const { commands } = await f.fleetClient(CommandService).listCommands({ jobId: job!.jobId, pageSize: 1000 });
+    expect(commands.filter((c) => c.state === CommandState.QUEUED || c.state === CommandState.SENT)).toEqual([]);
+    await aRunnerTickLater();
     expect((await jobs.getJob({ jobId: job!.jobId })).job!.progress!.dispatched).toBe(aborted.progress!.dispatched);
-  });
+  }, 40_000);
 
   it("jobs are for admins, bad input names the field, and a target that matches nothing is refused", async () => {
     const operator = (await f.auth.userWithRole(Role.OPERATOR)).accessToken;
@@ -195,21 +226,6 @@ describe("telemetry", () => {
     clients.forEach((c) => c.start());
     for (const c of clients) await online(c);
     const start = new Date(Date.now() - 60_000);
-    let produced = 0;
-    let producing = true;
-    const producer = (async () => {
-      while (producing) {
-        for (const c of clients) c.recordTelemetry({ cpuPercent: 10, paperLevelPercent: 50, cashLevelMinor: 100n, printer: DeviceStatus.OK });
-        produced += clients.length;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 1_500));
-    await f.restartFleet("SIGKILL");
-    await new Promise((r) => setTimeout(r, 1_500));
-    producing = false;
-    await producer;
-    await expect.poll(() => clients.reduce((n, c) => n + c.outboxSize, 0), { timeout: 10_000 }).toBe(0);
     const stored = async () => {
       let n = 0;
       for (const kioskId of ids) {
@@ -218,9 +234,33 @@ describe("telemetry", () => {
       }
       return n;
     };
-    await expect.poll(stored, { timeout: 20_000, interval: 250 }).toBe(produced);
-    expect(produced).toBeGreaterThan(1000);
-  }, 60_000);
+    // Kiosks record a sample each every 100 ms throughout (each goes up as its own message:
+    // half of link's budget of 20 messages a second per kiosk, however long this runs). Each
+    // phase lasts until what it needs has been seen, and at least 200 samples.
+    let produced = 0;
+    let producing = true;
+    const producer = (async () => {
+      while (producing) {
+        for (const c of clients) c.recordTelemetry({ cpuPercent: 10, paperLevelPercent: 50, cashLevelMinor: 100n, printer: DeviceStatus.OK });
+        produced += clients.length;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    // Fleet is storing them when it is killed...
+    await expect.poll(async () => produced >= 200 && (await stored()) > 0, { ...eventually, interval: 250 }).toBe(true);
+    const beforeKill = produced;
+    await f.restartFleet("SIGKILL");
+    // ...kiosks went on recording while it was down and starting again...
+    expect(produced).toBeGreaterThan(beforeKill);
+    // ...and the new fleet stores too before they stop.
+    const restartedAt = produced;
+    const storedByNew = await stored();
+    await expect.poll(async () => produced >= restartedAt + 200 && (await stored()) > storedByNew, { ...eventually, interval: 250 }).toBe(true);
+    producing = false;
+    await producer;
+    await expect.poll(() => clients.reduce((n, c) => n + c.outboxSize, 0), eventually).toBe(0);
+    await expect.poll(stored, { ...eventually, interval: 250 }).toBe(produced);
+  }, 90_000);
 
   it("history over a range comes back downsampled into buckets", async () => {
     const creds = await f.enroll(["ops-hist"]);
@@ -231,10 +271,10 @@ describe("telemetry", () => {
       client.recordTelemetry({ time: timestampFromDate(new Date(hourAgo + m * 60_000 + 1_000)), cpuPercent: m, paperLevelPercent: 100 - m, cashLevelMinor: BigInt(m * 100), errors: m === 30 ? ["jam"] : [] });
     }
     client.start();
-    await expect.poll(() => client.outboxSize, { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => client.outboxSize, eventually).toBe(0);
     const history = f.fleetClient(TelemetryService);
     const query = { kioskId: "ops-hist", startTime: timestampFromDate(new Date(hourAgo)), endTime: timestampFromDate(new Date(hourAgo + 3_600_000)), bucket: durationFromMs(600_000) };
-    await expect.poll(async () => (await history.getTelemetryHistory(query)).points.length, { timeout: 10_000 }).toBe(6);
+    await expect.poll(async () => (await history.getTelemetryHistory(query)).points.length, eventually).toBe(6);
     const { points, retention } = await history.getTelemetryHistory(query);
     expect(points.map((p) => p.sampleCount)).toEqual([10, 10, 10, 10, 10, 10]);
     expect(points[0]).toMatchObject({ cpuPercentAvg: 4.5, cpuPercentMax: 9, paperLevelPercentMin: 91, cashLevelMinorMin: 0n, cashLevelMinorMax: 900n });

@@ -2,7 +2,7 @@
 // (fleet) and enrolls it (auth); the kiosk opens its stream (link); fleet shows it
 // online with what it reported, then its telemetry, then offline when it leaves.
 import { type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -10,7 +10,7 @@ import { inject } from "vitest";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { DeviceStatus, LinkService, type ConnectRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { createDatabase, eventually, startTestService, type StartedService } from "@adminkiosk/devstack";
 import { bearer, clientFor, startAuth, type AuthFixture } from "../support/auth.js";
 import { StreamOutbox } from "../../services/link/src/outbox.js";
 
@@ -43,16 +43,16 @@ it("a registered, enrolled kiosk goes online, reports telemetry and goes offline
   const stream = createClient(LinkService, createGrpcTransport({ baseUrl: link.url, interceptors: [bearer(deviceCredential)] }))
     .connect(up)
     [Symbol.asyncIterator]();
+  const hello = Date.now();
   up.push({ body: { case: "hello", value: { firmwareVersion: "3.2.1", appVersion: "7.0.0" } } });
   expect((await stream.next()).value?.body.case).toBe("welcome");
-  const welcomed = Date.now();
 
   const status = async () => (await kiosks.getKiosk({ kioskId: "scenario-1" })).kiosk;
-  await expect.poll(async () => (await status())?.status, { timeout: 5_000, interval: 20 }).toBe(KioskStatus.ONLINE);
-  // Online in fleet within a second of the kiosk's welcome; the
-  // bound allows for a CI machine running two test files with their own services at once.
-  expect(Date.now() - welcomed).toBeLessThan(2_000);
+  // Online in fleet (how soon is the machine's speed, so not asserted), seen from this
+  // connection: not from before the kiosk said hello.
+  await expect.poll(async () => (await status())?.status, { ...eventually, interval: 20 }).toBe(KioskStatus.ONLINE);
   expect(await status()).toMatchObject({ firmwareVersion: "3.2.1", appVersion: "7.0.0" });
+  expect(timestampMs((await status())!.lastSeenTime!)).toBeGreaterThanOrEqual(Math.floor(hello / 1000) * 1000);
 
   up.push({
     body: {
@@ -61,12 +61,12 @@ it("a registered, enrolled kiosk goes online, reports telemetry and goes offline
     },
   });
   expect((await stream.next()).value?.body.case).toBe("telemetryAck");
-  await expect.poll(async () => (await status())?.state?.paperLevelPercent, { timeout: 5_000, interval: 100 }).toBe(12);
+  await expect.poll(async () => (await status())?.state?.paperLevelPercent, eventually).toBe(12);
   expect((await status())?.state).toMatchObject({ cashLevelMinor: 45_000n, printerStatus: "WARNING" });
 
   up.close();
   for (let r = await stream.next(); !r.done; r = await stream.next());
-  await expect.poll(async () => (await status())?.status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.OFFLINE);
+  await expect.poll(async () => (await status())?.status, eventually).toBe(KioskStatus.OFFLINE);
   expect((await kiosks.listKiosks({ status: KioskStatus.OFFLINE })).kiosks.map((k) => k.kioskId)).toContain("scenario-1");
 });
 
@@ -91,10 +91,10 @@ it("a kiosk whose link replica dies without a word is shown offline once its pre
   up.push({ body: { case: "hello", value: {} } });
   await stream.next();
   const status = async () => (await kiosks.getKiosk({ kioskId: "scenario-2" })).kiosk?.status;
-  await expect.poll(status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.ONLINE);
+  await expect.poll(status, eventually).toBe(KioskStatus.ONLINE);
   doomed.child.kill("SIGKILL"); // no goodbye, no disconnected event
   await stream.next().catch(() => undefined);
-  await expect.poll(status, { timeout: 10_000, interval: 200 }).toBe(KioskStatus.OFFLINE);
+  await expect.poll(status, eventually).toBe(KioskStatus.OFFLINE);
 });
 
 it("a kiosk that stops talking (no heartbeats, no goodbye) is shown offline after the silence timeout", async () => {
@@ -117,14 +117,16 @@ it("a kiosk that stops talking (no heartbeats, no goodbye) is shown offline afte
     const stream = createClient(LinkService, createGrpcTransport({ baseUrl: strict.url, interceptors: [bearer(deviceCredential)] }))
       .connect(up)
       [Symbol.asyncIterator]();
+    const lastWord = Date.now(); // the hello is the last thing the kiosk says
     up.push({ body: { case: "hello", value: {} } });
     await stream.next();
     const status = async () => (await kiosks.getKiosk({ kioskId: "scenario-3" })).kiosk?.status;
-    await expect.poll(status, { timeout: 5_000, interval: 100 }).toBe(KioskStatus.ONLINE);
-    const silentSince = Date.now();
+    await expect.poll(status, eventually).toBe(KioskStatus.ONLINE);
     // The kiosk says nothing more (its stream stays open from its side).
-    await expect.poll(status, { timeout: 10_000, interval: 100 }).toBe(KioskStatus.OFFLINE);
-    expect(Date.now() - silentSince).toBeGreaterThanOrEqual(2_500);
+    await expect.poll(status, eventually).toBe(KioskStatus.OFFLINE);
+    // Not before the silence timeout, counted from its last word (a lower bound: a slow
+    // machine only shows it later).
+    expect(Date.now() - lastWord).toBeGreaterThanOrEqual(3_000);
     await stream.next().catch(() => undefined);
   } finally {
     await strict.stop();
