@@ -7,9 +7,4 @@
 DROP TABLE inbox;
 
 -- Down Migration
-CREATE TABLE inbox (
-  stream      text NOT NULL,
-  seq         bigint NOT NULL,
-  applied_at  timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (stream, seq)
-);
+CREATE TABLE inbox (stream text NOT NULL, seq bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (stream, seq));

@@ -21,18 +21,8 @@ import { ReservationExpiredEventSchema } from "@adminkiosk/proto/adminkiosk/cata
 import { PaymentCanceledEventSchema, PaymentFailedEventSchema, PaymentSucceededEventSchema } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
 import type { PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { ReceiptSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import {
-  callOptions,
-  cursorPatterns,
-  decodeEvent,
-  startConsumer,
-  type ConsumedMessage,
-  type DurableConsumer,
-  type Logger,
-  type NatsConnection,
-  type Pool,
-  type PoolClient,
-} from "@adminkiosk/runtime";
+import { callOptions, cursorPatterns, decodeEvent, startConsumer } from "@adminkiosk/runtime";
+import type { ConsumedMessage, DurableConsumer, Logger, NatsConnection, Pool, PoolClient } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
