@@ -3,6 +3,7 @@
 // stream; the kiosk (the SDK) acks it, runs it once and reports; fleet shows each step.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
 import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -107,7 +108,8 @@ describe("one kiosk", () => {
     const c = await commands().sendCommand(request);
     expect(new Set([a.command!.commandId, b.command!.commandId, c.command!.commandId]).size).toBe(1);
     const err = await failure(commands().sendCommand({ ...request, action: display("something else") }));
-    expect(err.code).toBe(Code.AlreadyExists);
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("idempotency_key");
     expect((await commands().listCommands({ kioskId: "cmd-idem" })).commands).toHaveLength(1);
   });
 
