@@ -10,7 +10,7 @@ import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { EventService, InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderService, OrderState, type Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { LedgerService, PaymentService } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
-import { createDatabase, freePort, startTestProgram, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { createDatabase, eventually, freePort, startTestProgram, startTestService, waitFor, type StartedService } from "@adminkiosk/devstack";
 import { clientFor, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 import { generateTicketSigningKey } from "../src/tickets.js";
 
@@ -152,7 +152,7 @@ export async function startSale(settings: { catalog?: Record<string, string>; pa
       await simCall("/control/next-charges", { behavior, ...extra });
     },
     simCharges: async (reference) => (await simCall<{ data: unknown[] }>(`/v1/charges?reference=${reference}`)).data,
-    async waitFor(kiosk, orderId, states, timeoutMs = 15_000) {
+    async waitFor(kiosk, orderId, states, timeoutMs = eventually.timeout) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         let order: Order | undefined;
@@ -164,7 +164,7 @@ export async function startSale(settings: { catalog?: Record<string, string>; pa
         }
         if (order && states.includes(order.state)) return order;
         if (Date.now() > deadline) throw new Error(`order ${orderId} is ${OrderState[order?.state ?? 0]} (${order?.failureCode}), not ${states.map((s) => OrderState[s]).join("/")}, after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, eventually.interval));
       }
     },
     async expectLedgerBalanced() {
@@ -209,14 +209,6 @@ async function untilTokensVerify(f: SaleFixture) {
     () => f.catalogAs(ProductService, kiosk).listProducts({ pageSize: 1 }),
     () => f.paymentsAs(kiosk).listPaymentIntents({ pageSize: 1 }),
   ];
-  for (const call of calls)
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await call();
-        break;
-      } catch (err) {
-        if (ConnectError.from(err).code !== Code.Unavailable || attempt === 10) throw err;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+  const unavailable = (err: unknown) => ConnectError.from(err).code === Code.Unavailable;
+  for (const call of calls) await waitFor("a fresh service to verify tokens", async () => (await call(), true), { timeout: 60_000, interval: 500, retry: unavailable });
 }

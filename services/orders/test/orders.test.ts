@@ -13,6 +13,7 @@ import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb"
 import { failure } from "../../../test/support/auth.js";
 import { verifyTicket } from "../src/tickets.js";
 import { sell } from "@adminkiosk/kiosk-sdk";
+import { eventually, waitFor } from "@adminkiosk/devstack";
 import { startSale, type SaleFixture } from "./fixture.js";
 
 let f: SaleFixture;
@@ -220,21 +221,20 @@ describe("a crash of the worker", () => {
       crash: true,
       // The payment succeeds while orders is down; its event waits in JetStream.
       before: async () => {
-        const deadline = Date.now() + 15_000;
-        for (;;) {
+        await waitFor("the payment to succeed", async () => {
           const { paymentIntent } = await f.paymentsAs(kioskA).getPaymentIntent({ paymentIntentId: order!.paymentIntentId });
-          if (paymentIntent?.state === PaymentIntentState.SUCCEEDED) break;
-          if (Date.now() > deadline) throw new Error("the payment did not succeed");
-          await new Promise((r) => setTimeout(r, 100));
-        }
+          return paymentIntent?.state === PaymentIntentState.SUCCEEDED ? true : undefined;
+        });
       },
     });
     const completed = await f.waitFor(kioskA, order!.orderId, done, 30_000);
     expect(completed.state).toBe(OrderState.COMPLETED);
     expect(completed.tickets).toHaveLength(1);
     expect((await f.stock("kiosk-a", "coffee")).onHand).toBe(before.onHand - 1n);
-    // Settled: nothing more happens to it.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Settled: nothing more happens to it. A later sale completing shows the worker has
+    // worked past every redelivery of this one's events.
+    const { order: later } = await f.ordersAs(kioskA).createOrder({ idempotencyKey: key(), items: [{ sku: "coffee", quantity: 1n }], paymentMethod: "pm_card_visa" });
+    expect((await f.waitFor(kioskA, later!.orderId, done)).state).toBe(OrderState.COMPLETED);
     const again = (await f.ordersAs(kioskA).getOrder({ orderId: order!.orderId })).order!;
     expect(again.receipt?.receiptNumber).toBe(completed.receipt?.receiptNumber);
     expect(again.tickets).toHaveLength(1);
@@ -260,12 +260,10 @@ describe("refunds", () => {
     expect((await f.stock("kiosk-a", "coffee")).onHand).toBe(afterSale.onHand + 3n);
     // payments counts a refund once the provider confirms it (its webhook comes a moment later).
     await expect
-      .poll(async () => (await f.paymentsAs(f.tokens.operator).getPaymentIntent({ paymentIntentId: completed.paymentIntentId })).paymentIntent?.refundedMinor, { timeout: 10_000, interval: 100 })
+      .poll(async () => (await f.paymentsAs(f.tokens.operator).getPaymentIntent({ paymentIntentId: completed.paymentIntentId })).paymentIntent?.refundedMinor, eventually)
       .toBe(3750n);
     const over = await failure(f.ordersAs(f.tokens.operator).refundOrder({ idempotencyKey: key(), orderId: completed.orderId, reason: "again" }));
     expect(over.code).toBe(Code.FailedPrecondition);
-    // Refunded payments settle at the provider asynchronously; the ledger must balance once they have.
-    await new Promise((r) => setTimeout(r, 1_000));
   });
 });
 
@@ -353,14 +351,14 @@ describe("a stolen kiosk credential", () => {
     const { paymentIntent: stray } = await asOrders.createPaymentIntent({ idempotencyKey: key(), orderId: failed.orderId, kioskId: "kiosk-a", amountMinor: 1n, currency: "EUR", paymentMethod: "pm_card_visa" });
     expect(stray!.paymentIntentId).not.toBe(failed.paymentIntentId);
     await expect
-      .poll(async () => (await asOrders.getPaymentIntent({ paymentIntentId: stray!.paymentIntentId })).paymentIntent?.state, { timeout: 15_000, interval: 100 })
+      .poll(async () => (await asOrders.getPaymentIntent({ paymentIntentId: stray!.paymentIntentId })).paymentIntent?.state, eventually)
       .toBe(PaymentIntentState.REFUNDED);
     const after = (await f.ordersAs(kioskA).getOrder({ orderId: failed.orderId })).order!;
     expect(after.state).toBe(OrderState.FAILED);
     expect(after.tickets).toHaveLength(0);
     const { seats } = await f.catalogAs(EventService, f.tokens.viewer).getSeatAvailability({ eventId });
     expect(seats[0]?.state).toBe(1); // never sold
-    await expect.poll(() => f.strayPayments(failed.orderId), { timeout: 10_000, interval: 100 }).toEqual([expect.objectContaining({ payment_intent_id: stray!.paymentIntentId, amount_minor: "1" })]);
+    await expect.poll(() => f.strayPayments(failed.orderId), eventually).toEqual([expect.objectContaining({ payment_intent_id: stray!.paymentIntentId, amount_minor: "1" })]);
   });
 });
 
@@ -387,6 +385,5 @@ describe("queries", () => {
     const summary = await f.ordersAs(f.tokens.viewer).getSalesSummary({ ...range, kioskId: "kiosk-summary" });
     expect(summary.kiosks).toEqual([expect.objectContaining({ kioskId: "kiosk-summary", currency: "EUR", orderCount: 3, netMinor: 5n * 180n, refundedMinor: 180n })]);
     expect(summary.products).toEqual([expect.objectContaining({ sku: "tea", currency: "EUR", quantity: 5n, netMinor: 900n })]);
-    await new Promise((r) => setTimeout(r, 1_000));
   });
 });
