@@ -32,6 +32,13 @@ export const linkConfigShape = {
   /** The same for telemetry samples (a batch holds up to 500; the SDK keeps up to 1000 unacked). */
   LINK_SAMPLE_RATE: z.coerce.number().min(1).max(1_000_000).default(200),
   LINK_SAMPLE_BURST: z.coerce.number().int().min(500).max(10_000_000).default(5_000),
+  /**
+   * Telemetry samples that break the contract are dropped one by one (a broken sensor must
+   * not cost the kiosk its stream); a stream sending more of them than this rate (bursts
+   * of LINK_INVALID_SAMPLE_BURST) is sending garbage and is cut off like a flood.
+   */
+  LINK_INVALID_SAMPLE_RATE: z.coerce.number().min(0.01).max(100_000).default(1),
+  LINK_INVALID_SAMPLE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(100),
   /** A kiosk cut off for going over its budget may not open a new stream for this long (0: no cool-down). */
   LINK_RATE_COOLDOWN_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
 };

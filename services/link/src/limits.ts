@@ -9,16 +9,21 @@ export interface BudgetLimits {
   messageBurst: number;
   sampleRate: number;
   sampleBurst: number;
+  /** Samples that break the contract (dropped one by one) a stream may send before it is cut off. */
+  invalidRate: number;
+  invalidBurst: number;
 }
 
 /** A stream's tokens: messages and samples it may still send, and when they were last refilled. */
 export interface Budget {
   messages: number;
   samples: number;
+  /** Invalid samples it may still send (refilled when counted; `at` is shared). */
+  invalid: number;
   at: number;
 }
 
-export const fullBudget = (limits: BudgetLimits, now: number): Budget => ({ messages: limits.messageBurst, samples: limits.sampleBurst, at: now });
+export const fullBudget = (limits: BudgetLimits, now: number): Budget => ({ messages: limits.messageBurst, samples: limits.sampleBurst, invalid: limits.invalidBurst, at: now });
 
 /** Takes one message carrying `samples` samples; returns the budget that ran out, if one did. */
 export function spend(budget: Budget, limits: BudgetLimits, now: number, samples: number): "messages" | "samples" | undefined {
@@ -26,9 +31,20 @@ export function spend(budget: Budget, limits: BudgetLimits, now: number, samples
   budget.at = now;
   budget.messages = Math.min(limits.messageBurst, budget.messages + seconds * limits.messageRate) - 1;
   budget.samples = Math.min(limits.sampleBurst, budget.samples + seconds * limits.sampleRate) - samples;
+  budget.invalid = Math.min(limits.invalidBurst, budget.invalid + seconds * limits.invalidRate);
   if (budget.messages < 0) return "messages";
   if (budget.samples < 0) return "samples";
   return undefined;
+}
+
+/**
+ * Counts `dropped` samples that broke the contract (after spend refilled the bucket for
+ * the message that carried them); true when the stream has sent more than it may.
+ * A kiosk with one broken sensor never gets here; one sending garbage on purpose does.
+ */
+export function spendInvalid(budget: Budget, dropped: number): boolean {
+  budget.invalid -= dropped;
+  return budget.invalid < 0;
 }
 
 const cooldownKey = (kioskId: string) => `link:cooldown:${kioskId}`;

@@ -31,7 +31,7 @@ import { Counter, type Registry } from "prom-client";
 import type { LinkConfig } from "./config.js";
 import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, refusedField } from "./contract.js";
 import { linkSubjects, type LinkEvents } from "./events.js";
-import { fullBudget, spend, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
+import { fullBudget, spend, spendInvalid, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
 import { StreamOutbox } from "./outbox.js";
 import type { Presence } from "./presence.js";
 
@@ -59,6 +59,8 @@ interface KioskSession {
   budget: Budget;
   /** Whether a dropped sample was logged on this stream yet (once per stream; the metric counts all). */
   droppedLogged: boolean;
+  /** Set when a budget checked while handling a message ran out (the invalid samples'). */
+  overBudget?: "invalid_samples";
   /** Ends the stream: sends a goodbye when there is a reason to give. */
   end(reason: string, goodbye?: Goodbye_Reason): void;
 }
@@ -75,6 +77,8 @@ export interface LinkDeps {
     | "LINK_MESSAGE_BURST"
     | "LINK_SAMPLE_RATE"
     | "LINK_SAMPLE_BURST"
+    | "LINK_INVALID_SAMPLE_RATE"
+    | "LINK_INVALID_SAMPLE_BURST"
     | "LINK_RATE_COOLDOWN_SECONDS"
   >;
   presence: Presence;
@@ -91,10 +95,12 @@ export function createLink(deps: LinkDeps) {
     messageBurst: config.LINK_MESSAGE_BURST,
     sampleRate: config.LINK_SAMPLE_RATE,
     sampleBurst: config.LINK_SAMPLE_BURST,
+    invalidRate: config.LINK_INVALID_SAMPLE_RATE,
+    invalidBurst: config.LINK_INVALID_SAMPLE_BURST,
   };
   const rateLimited = new Counter({
     name: "link_rate_limited_total",
-    help: "Kiosk streams ended for going over their message or sample budget, and new streams refused during a cool-down, by budget (messages, samples, cooldown).",
+    help: "Kiosk streams ended for going over their message, sample or invalid-sample budget, and new streams refused during a cool-down, by budget (messages, samples, invalid_samples, cooldown).",
     labelNames: ["budget"],
     registers: [],
   });
@@ -208,8 +214,10 @@ export function createLink(deps: LinkDeps) {
   async function acceptTelemetry(session: KioskSession, batch: TelemetryBatch, log: Logger) {
     checkBatch(batch.batchId, batch.samples);
     const batchId = batch.batchId;
-    // A sample that breaks the contract is dropped, not the batch (see contract.ts).
+    // A sample that breaks the contract is dropped, not the batch (see contract.ts); a
+    // stream sending many of them is cut off (LINK_INVALID_SAMPLE_*).
     let kept: typeof batch.samples | undefined;
+    let firstProblem = "";
     batch.samples.forEach((sample, i) => {
       try {
         checkSample(sample, i);
@@ -218,6 +226,7 @@ export function createLink(deps: LinkDeps) {
         const field = refusedField(err);
         if (field === undefined) throw err;
         kept ??= batch.samples.slice(0, i);
+        firstProblem ||= (err as ConnectError).rawMessage;
         samplesDropped.inc({ field: field.replace(/^telemetry\.samples\./, "") });
         if (!session.droppedLogged) {
           session.droppedLogged = true;
@@ -225,7 +234,17 @@ export function createLink(deps: LinkDeps) {
         }
       }
     });
-    if (kept) batch.samples = kept;
+    if (kept) {
+      if (spendInvalid(session.budget, batch.samples.length - kept.length)) {
+        session.overBudget = "invalid_samples";
+        throw new ConnectError(
+          `the kiosk sent more than ${config.LINK_INVALID_SAMPLE_RATE} telemetry samples a second that break the contract (bursts of ${config.LINK_INVALID_SAMPLE_BURST}; the first: ${firstProblem}); reconnect in ${config.LINK_RATE_COOLDOWN_SECONDS} s`,
+          Code.ResourceExhausted,
+          { "retry-after": String(config.LINK_RATE_COOLDOWN_SECONDS) },
+        );
+      }
+      batch.samples = kept;
+    }
     // Acked only once JetStream has it: until then the kiosk keeps the batch in its outbox.
     if (batch.samples.length > 0)
       await events.publish(
@@ -324,6 +343,12 @@ export function createLink(deps: LinkDeps) {
               }
             } catch (err) {
               failure = fromKiosk(err);
+              if (session.overBudget) {
+                endReason = "rate limited";
+                rateLimited.inc({ budget: session.overBudget });
+                log.warn({ kioskId, session: session.id, budget: session.overBudget }, `kiosk over its ${session.overBudget} budget: stream ended, cool-down ${config.LINK_RATE_COOLDOWN_SECONDS} s`);
+                await cooldown.start(kioskId).catch((e: unknown) => log.warn({ err: e, kioskId }, "cool-down not recorded"));
+              }
               const field = refusedField(failure);
               if (field !== undefined) {
                 refused.inc({ field });

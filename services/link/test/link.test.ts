@@ -441,6 +441,27 @@ describe("the contract: what the store cannot hold never leaves link", () => {
     stream.close();
   });
 
+  it("a kiosk sending out-of-range values in bulk is cut off with RESOURCE_EXHAUSTED and a cool-down; nothing of it is stored", async () => {
+    const stream = await welcomed(link.url, "prague-111");
+    const garbage = (batch: number) => ({
+      body: { case: "telemetry" as const, value: { batchId: `garbage-${batch}`, samples: Array.from({ length: 100 }, (_, i) => ({ sampleId: `g${batch}-${i}`, cpuPercent: 1e39 })) } },
+    });
+    // One batch of garbage is within what a faulty kiosk may send (dropped, acked) …
+    stream.send(garbage(1));
+    expect(await stream.next()).toMatchObject({ body: { case: "telemetryAck", value: { batchId: "garbage-1" } } });
+    // … more of it at once is a flood of another kind.
+    stream.send(garbage(2));
+    const { error } = await stream.rest();
+    expect(error?.code).toBe(Code.ResourceExhausted);
+    expect(error?.rawMessage).toMatch(/telemetry samples a second that break the contract .*the first: telemetry\.samples\[0\]\.cpu_percent/);
+    expect(await metric(link.url, "link_rate_limited_total", 'budget="invalid_samples"')).toBe(1);
+    expect(await stored("link.kiosk.prague-111.telemetry")).toBe(0);
+    // Reconnecting at once meets the cool-down.
+    const again = openStream(link.url, await enroll("prague-111"));
+    again.send({ body: { case: "hello", value: {} } });
+    expect((await again.rest()).error?.code).toBe(Code.ResourceExhausted);
+  });
+
   const refusals: [string, MessageInitShape<typeof ConnectRequestSchema>, RegExp][] = [
     ["a 10 kB batch id", { body: { case: "telemetry", value: { batchId: "b".repeat(10_000), samples: [{ sampleId: "s" }] } } }, /^telemetry\.batch_id: must be at most 64 characters/],
     ["501 samples", { body: { case: "telemetry", value: { batchId: "b", samples: Array.from({ length: 501 }, (_, i) => ({ sampleId: `s${i}` })) } } }, /^telemetry\.samples: must hold 1 to 500 items/],
