@@ -60,7 +60,7 @@ async function main() {
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      httpPostRoutes: { [webhookPath]: providerWebhookRoute({ pool, provider, metrics, log, wakeProviderWorker: worker.wake }) },
+      httpPostRoutes: { [webhookPath]: providerWebhookRoute({ pool, provider, metrics, log, wakeProviderWorker: worker.wake, bodyTimeoutMs: config.WEBHOOK_BODY_TIMEOUT }) },
     },
     config.HOST,
     config.PAYMENTS_PORT,
