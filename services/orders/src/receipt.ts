@@ -69,7 +69,8 @@ function render(r: Receipt, issuedAt: Date): string {
     "RECEIPT".padStart((width + 7) / 2),
     row(`Kiosk ${r.kioskId}`, `No. ${r.receiptNumber}`),
     issuedAt.toISOString().replace("T", " ").slice(0, 19) + " UTC",
-    `Order ${r.orderId}`,
+    // An order id is a UUID (36 columns): with its label it would not fit, so it gets its own line.
+    ...(`Order ${r.orderId}`.length > width ? ["Order", r.orderId.slice(0, width)] : [`Order ${r.orderId}`]),
     "-".repeat(width),
   ];
   for (const l of r.lines) {
