@@ -191,9 +191,13 @@ describe("alerting and low paper", () => {
     const alerting = await kiosksAs(viewer).listKiosks({ tag: "paper-test", status: KioskStatus.ALERTING });
     expect(alerting.kiosks.map((k) => k.kioskId)).toEqual(["paper-low", "printer-fault"]);
     expect((await kiosksAs(viewer).listKiosks({ tag: "paper-test", status: KioskStatus.ONLINE })).kiosks.map((k) => k.kioskId)).toEqual(["paper-low", "paper-ok", "printer-fault"]);
-    const after = (await kiosksAs(viewer).getFleetSummary({})).summary!;
-    expect(after.lowPaper - before.lowPaper).toBe(1);
-    expect(after.alerting - before.alerting).toBe(2);
+    // The summary is computed at most once a second (watch.ts), so read it until it has caught up.
+    await expect
+      .poll(async () => {
+        const after = (await kiosksAs(viewer).getFleetSummary({})).summary!;
+        return { lowPaper: after.lowPaper - before.lowPaper, alerting: after.alerting - before.alerting };
+      }, eventually)
+      .toEqual({ lowPaper: 1, alerting: 2 });
   });
 });
 
