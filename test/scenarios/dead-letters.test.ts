@@ -16,7 +16,7 @@ import { KioskConnectedEventSchema, KioskTelemetryEventSchema } from "@adminkios
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { DeadLetterService, type DeadLetter } from "@adminkiosk/proto/adminkiosk/ops/v1/dead_letters_pb";
 import { eventually, waitFor } from "@adminkiosk/devstack";
-import { linkSubjects } from "../../services/link/src/events.js";
+import { linkSubjects } from "@adminkiosk/runtime";
 import { failure } from "../support/auth.js";
 import { startFleet, type FleetFixture } from "../support/fleet.js";
 

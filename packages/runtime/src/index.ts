@@ -21,5 +21,6 @@ export * from "./process.js";
 export * from "./redis.js";
 export * from "./request.js";
 export * from "./server.js";
+export * from "./subjects.js";
 export * from "./tokens.js";
 export * from "./validate.js";

@@ -11,7 +11,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
-import { deviceTokenType, enqueueEvent, inTransaction, revokedDevicesKey, type Pool, type PoolClient, type Redis } from "@adminkiosk/runtime";
+import { authSubjects, deviceTokenType, enqueueEvent, inTransaction, revokedDevicesKey, type Pool, type PoolClient, type Redis } from "@adminkiosk/runtime";
 import { recordAudit } from "./audit.js";
 import type { KeyRing } from "./keys.js";
 import { devices, enrollmentCodes, type DeviceRow } from "./store.js";
@@ -43,7 +43,7 @@ export function createDeviceRegistry(pool: Pool, redis: Redis, keys: KeyRing, cr
     const deviceIds = rows.map((r) => r.device_id);
     if (rows.length > 0) {
       await redis.sadd(revokedDevicesKey, ...deviceIds);
-      await enqueueEvent(tx, `auth.device.${kioskId}.revoked`, DeviceRevokedEventSchema,
+      await enqueueEvent(tx, authSubjects.deviceRevoked(kioskId), DeviceRevokedEventSchema,
         create(DeviceRevokedEventSchema, { kioskId, deviceIds, reason, revokeTime: timestampNow() }));
     }
     return deviceIds;

@@ -1,6 +1,7 @@
 // auth: wire-up only. Reads config, runs migrations, starts the server.
 import { fileURLToPath } from "node:url";
 import {
+  authSubjects,
   closeNats,
   connectNats,
   createLogger,
@@ -33,7 +34,7 @@ async function main() {
   const pool = createPool(config.DATABASE_URL, "auth", log);
   const redis = createRedis(config.REDIS_URL, log);
   const nats = connectNats(config.NATS_URL, "auth", log);
-  const outbox = startOutboxRelay({ pool, nats, log, stream: { name: "AUTH", subjects: ["auth.>"] } });
+  const outbox = startOutboxRelay({ pool, nats, log, stream: authSubjects.stream });
   const keys = createKeyRing(pool, Buffer.from(config.AUTH_KEY_ENCRYPTION_KEY, "base64"), Math.max(config.ACCESS_TOKEN_TTL, config.DEVICE_CREDENTIAL_TTL, config.SERVICE_TOKEN_TTL));
   await keys.ensureFresh(config.SIGNING_KEY_MAX_AGE);
   const rotation = setInterval(() => keys.ensureFresh(config.SIGNING_KEY_MAX_AGE).catch((err: unknown) => log.error({ err }, "key rotation failed")), 3_600_000);

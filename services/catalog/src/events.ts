@@ -4,15 +4,9 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { ReservationSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { ReservationExpiredEventSchema, StockLowEventSchema, StockReplenishedEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
-import { enqueueEvent, type PoolClient } from "@adminkiosk/runtime";
+import { catalogSubjects, enqueueEvent, type PoolClient } from "@adminkiosk/runtime";
 
-export const catalogStream = { name: "CATALOG", subjects: ["catalog.>"] };
-
-export const subjects = {
-  stockLow: (kioskId: string) => `catalog.stock.${kioskId}.low`,
-  stockReplenished: (kioskId: string) => `catalog.stock.${kioskId}.replenished`,
-  reservationExpired: (reservationId: string) => `catalog.reservation.${reservationId}.expired`,
-};
+export const catalogStream = catalogSubjects.stream;
 
 export interface StockChange {
   kioskId: string;
@@ -29,15 +23,15 @@ export async function publishStockCrossing(tx: PoolClient, c: StockChange): Prom
   const isLow = c.onHand <= c.threshold;
   if (wasLow === isLow) return undefined;
   const event = { kioskId: c.kioskId, sku: c.sku, onHand: c.onHand, lowStockThreshold: c.threshold, time: timestampNow() };
-  if (isLow) await enqueueEvent(tx, subjects.stockLow(c.kioskId), StockLowEventSchema, create(StockLowEventSchema, event));
-  else await enqueueEvent(tx, subjects.stockReplenished(c.kioskId), StockReplenishedEventSchema, create(StockReplenishedEventSchema, event));
+  if (isLow) await enqueueEvent(tx, catalogSubjects.stockLow(c.kioskId), StockLowEventSchema, create(StockLowEventSchema, event));
+  else await enqueueEvent(tx, catalogSubjects.stockReplenished(c.kioskId), StockReplenishedEventSchema, create(StockReplenishedEventSchema, event));
   return isLow ? "low" : "replenished";
 }
 
 export async function publishReservationExpired(tx: PoolClient, reservation: MessageInitShape<typeof ReservationSchema>) {
   await enqueueEvent(
     tx,
-    subjects.reservationExpired(reservation.reservationId ?? ""),
+    catalogSubjects.reservationExpired(reservation.reservationId ?? ""),
     ReservationExpiredEventSchema,
     create(ReservationExpiredEventSchema, { reservation, expireTime: reservation.expireTime }),
   );

@@ -4,7 +4,7 @@
 // or "config". A notice only says "look again"; the truth is read from PostgreSQL,
 // so a lost notice delays a view, it never makes it wrong for long (WatchFleet also
 // refreshes its summary on a timer).
-import type { Logger, NatsConnection } from "@adminkiosk/runtime";
+import { fleetSubjects, type Logger, type NatsConnection } from "@adminkiosk/runtime";
 
 export type ChangeKind = "kiosk" | "command" | "config";
 
@@ -34,14 +34,14 @@ export function createChangeFeed(nats: Promise<NatsConnection>, log: Logger): Ch
   let unsubscribe: (() => void) | undefined;
   void nats.then(async (nc) => {
     if (closed) return;
-    const sub = nc.subscribe("fleet.changed.>");
+    const sub = nc.subscribe(fleetSubjects.allChanges);
     unsubscribe = () => sub.unsubscribe();
     for await (const m of sub) {
-      const [, , kioskId, kind] = m.subject.split(".");
-      if (!kioskId || (kind !== "kiosk" && kind !== "command" && kind !== "config")) continue;
-      const change: Change = { kioskId, kind, id: decoder.decode(m.data) };
+      const parsed = fleetSubjects.parseChanged(m.subject);
+      if (!parsed) continue;
+      const change: Change = { ...parsed, id: decoder.decode(m.data) };
       for (const l of any) l(change);
-      for (const l of byKiosk.get(kioskId) ?? []) l(change);
+      for (const l of byKiosk.get(change.kioskId) ?? []) l(change);
     }
   });
   let published: NatsConnection | undefined;
@@ -49,7 +49,7 @@ export function createChangeFeed(nats: Promise<NatsConnection>, log: Logger): Ch
   return {
     publish(kioskId, kind, id = "") {
       try {
-        published?.publish(`fleet.changed.${kioskId}.${kind}`, encoder.encode(id));
+        published?.publish(fleetSubjects.changed(kioskId, kind), encoder.encode(id));
       } catch (err) {
         log.debug({ err }, "change notice not published");
       }

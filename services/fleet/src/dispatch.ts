@@ -16,7 +16,7 @@ import { CommandActionSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/comma
 import { DeliverReplySchema, DeliverRequestSchema, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { CommandDeliverySchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Logger, NatsConnection, Pool } from "@adminkiosk/runtime";
+import { linkSubjects, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
 import { desiredConfigs } from "./desired-config.js";
@@ -102,7 +102,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
 
   async function request(nc: NatsConnection, kioskId: string, message: MessageInitShape<typeof DeliverRequestSchema>, kind: string): Promise<boolean> {
     try {
-      const reply = await nc.request(`kiosk.${kioskId}.deliver`, toBinary(DeliverRequestSchema, create(DeliverRequestSchema, message)), { timeout: o.deliverTimeoutMs });
+      const reply = await nc.request(linkSubjects.deliver(kioskId), toBinary(DeliverRequestSchema, create(DeliverRequestSchema, message)), { timeout: o.deliverTimeoutMs });
       const r = fromBinary(DeliverReplySchema, reply.data);
       delivered.inc({ kind, result: r.accepted ? "accepted" : r.reason || "refused" });
       return r.accepted;

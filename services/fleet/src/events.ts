@@ -31,6 +31,7 @@ import {
   type NatsConnection,
   type Pool,
   type PoolClient,
+  linkSubjects,
 } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
@@ -76,7 +77,7 @@ export interface LinkEventConsumer {
 
 /** undefined: a kind this version does not apply. Bytes that do not decode are dead-lettered. */
 function decode(msg: ConsumedMessage): Decoded | undefined {
-  const kind = msg.subject.split(".").slice(3).join(".");
+  const kind = linkSubjects.parse(msg.subject)?.kind;
   if (kind === "connected") return { kind, e: decodeEvent(KioskConnectedEventSchema, msg) };
   if (kind === "disconnected") return { kind, e: decodeEvent(KioskDisconnectedEventSchema, msg) };
   if (kind === "telemetry") return { kind, e: decodeEvent(KioskTelemetryEventSchema, msg) };
@@ -184,9 +185,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     nats: o.nats,
     log,
     // link creates the stream; until it has, the consumer retries (logged once).
-    stream: "LINK",
+    stream: linkSubjects.stream.name,
     durable: o.durable,
-    filter: "link.kiosk.>",
+    filter: linkSubjects.allKioskEvents,
     since: o.since,
     // How soon what a crashed replica had taken is delivered again. A batch commits in well
     // under a second; messages waiting behind it are kept alive.

@@ -7,18 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { DeliverReplySchema, DeliverRequestSchema, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { ensureStream, runForever, type Logger } from "@adminkiosk/runtime";
-
-export const linkStream = { name: "LINK", subjects: ["link.>"] };
-
-/** The subjects link publishes a kiosk's events on (stream LINK; fleet consumes link.kiosk.>). */
-export const linkSubjects = {
-  connected: (kioskId: string) => `link.kiosk.${kioskId}.connected`,
-  disconnected: (kioskId: string) => `link.kiosk.${kioskId}.disconnected`,
-  telemetry: (kioskId: string) => `link.kiosk.${kioskId}.telemetry`,
-  command: (kioskId: string, kind: "ack" | "result") => `link.kiosk.${kioskId}.command.${kind}`,
-  configApplied: (kioskId: string) => `link.kiosk.${kioskId}.config.applied`,
-};
+import { authSubjects, ensureStream, linkSubjects, runForever, type Logger } from "@adminkiosk/runtime";
 
 export interface LinkEvents {
   /** Publishes to JetStream and waits for the stream's ack; `msgId` deduplicates retries. */
@@ -37,9 +26,9 @@ export interface LinkEvents {
 
 export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise<LinkEvents> {
   // Kept 7 days: consumers that were down catch up; history proper lives in fleet's tables.
-  await ensureStream(nc, { ...linkStream, maxAgeMs: 7 * 24 * 3600 * 1000 });
+  await ensureStream(nc, { ...linkSubjects.stream, maxAgeMs: 7 * 24 * 3600 * 1000 });
   const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
-  const connected = nc.subscribe(linkSubjects.connected("*"));
+  const connected = nc.subscribe(linkSubjects.allConnected);
   // Revocations come from auth's stream AUTH through an ordered JetStream consumer, not a
   // plain subscription: after a NATS disconnection it resumes where it stopped, so a
   // revocation published meanwhile still ends the stream. It starts at this replica's start
@@ -51,7 +40,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
   let revocationMessages: { stop(): void } | undefined;
   const followRevocations = () =>
     runForever({ log, what: "revocations: following stream AUTH", signal: stopRevocations.signal }, async (ready) => {
-      const consumer = await jetstream(nc).consumers.get("AUTH", { filter_subjects: "auth.device.*.revoked", deliver_policy: DeliverPolicy.StartTime, opt_start_time: since });
+      const consumer = await jetstream(nc).consumers.get("AUTH", { filter_subjects: authSubjects.allDeviceRevocations, deliver_policy: DeliverPolicy.StartTime, opt_start_time: since });
       const messages = await consumer.consume();
       revocationMessages = messages;
       ready();
@@ -81,7 +70,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
       await js.publish(subject, toBinary(schema, message), msgId ? { msgID: msgId } : undefined);
     },
     async serveDeliveries(kioskId, handler) {
-      const sub = nc.subscribe(`kiosk.${kioskId}.deliver`, {
+      const sub = nc.subscribe(linkSubjects.deliver(kioskId), {
         callback: (err, msg) => {
           if (err) return;
           let reply: MessageInitShape<typeof DeliverReplySchema> | undefined;

@@ -24,13 +24,13 @@ import {
   KioskDisconnectedEventSchema,
   KioskTelemetryEventSchema,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { invalidArgument, principalOf, requestInfo, type Logger } from "@adminkiosk/runtime";
+import { invalidArgument, linkSubjects, type Logger, principalOf, requestInfo } from "@adminkiosk/runtime";
 import { KioskConfigAppliedEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Counter, type Registry } from "prom-client";
 import type { LinkConfig } from "./config.js";
 import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, refusedField } from "./contract.js";
-import { linkSubjects, type LinkEvents } from "./events.js";
+import type { LinkEvents } from "./events.js";
 import { fullBudget, spend, spendInvalid, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
 import { StreamOutbox } from "./outbox.js";
 import type { Presence } from "./presence.js";

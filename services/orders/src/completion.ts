@@ -21,7 +21,7 @@ import { ReservationExpiredEventSchema } from "@adminkiosk/proto/adminkiosk/cata
 import { PaymentCanceledEventSchema, PaymentFailedEventSchema, PaymentSucceededEventSchema } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
 import type { PaymentIntent } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { ReceiptSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { callOptions, cursorPatterns, decodeEvent, startConsumer } from "@adminkiosk/runtime";
+import { callOptions, catalogSubjects, cursorPatterns, decodeEvent, paymentsSubjects, startConsumer } from "@adminkiosk/runtime";
 import type { ConsumedMessage, DurableConsumer, Logger, NatsConnection, Pool, PoolClient } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import { publish } from "./events.js";
@@ -161,7 +161,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   };
 
   const handlePayment = async (m: ConsumedMessage, { once }: { once: Once }) => {
-    const kind = m.subject.split(".")[3];
+    const kind = paymentsSubjects.parseIntent(m.subject)?.kind;
     let intent: PaymentIntent | undefined;
     let code = "";
     let message = "";
@@ -184,7 +184,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   };
 
   const handleCatalog = async (m: ConsumedMessage, { once }: { once: Once }) => {
-    if (!m.subject.endsWith(".expired")) return;
+    if (catalogSubjects.parseReservation(m.subject)?.kind !== "expired") return;
     const reservation = decodeEvent(ReservationExpiredEventSchema, m).reservation;
     if (!reservation || !cursorPatterns.uuid.test(reservation.reservationId)) return;
     const order = await orders.byId(pool, reservation.reservationId);
@@ -202,8 +202,8 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   const consume = (stream: string, durable: string, filter: string, handle: (m: ConsumedMessage, ctx: { once: Once }) => Promise<void>) =>
     startConsumer({ pool, nats: deps.nats, log, stream, durable, filter, ackWaitMs: 30_000, concurrency: deps.concurrency ?? 16, handle });
   const consumers = [
-    consume("PAYMENTS", deps.consumers.payments, "payments.intent.>", handlePayment),
-    consume("CATALOG", deps.consumers.catalog, "catalog.reservation.>", handleCatalog),
+    consume(paymentsSubjects.stream.name, deps.consumers.payments, paymentsSubjects.allIntents, handlePayment),
+    consume(catalogSubjects.stream.name, deps.consumers.catalog, catalogSubjects.allReservations, handleCatalog),
   ];
 
   return {

@@ -4,17 +4,16 @@ import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { OrderCompletedEventSchema, OrderFailedEventSchema, OrderRefundedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/events_pb";
 import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { enqueueEvent, type PoolClient } from "@adminkiosk/runtime";
+import { enqueueEvent, ordersSubjects, type PoolClient } from "@adminkiosk/runtime";
 
-export const ordersStream = { name: "ORDERS", subjects: ["orders.>"] };
+export const ordersStream = ordersSubjects.stream;
 
-export const subjectFor = (orderId: string, kind: "completed" | "failed" | "refunded") => `orders.order.${orderId}.${kind}`;
 
 export const publish = {
   completed: (tx: PoolClient, order: Order) =>
-    enqueueEvent(tx, subjectFor(order.orderId, "completed"), OrderCompletedEventSchema, create(OrderCompletedEventSchema, { order, time: timestampNow() })),
+    enqueueEvent(tx, ordersSubjects.order(order.orderId, "completed"), OrderCompletedEventSchema, create(OrderCompletedEventSchema, { order, time: timestampNow() })),
   failed: (tx: PoolClient, order: Order) =>
-    enqueueEvent(tx, subjectFor(order.orderId, "failed"), OrderFailedEventSchema, create(OrderFailedEventSchema, { order, failureCode: order.failureCode, time: timestampNow() })),
+    enqueueEvent(tx, ordersSubjects.order(order.orderId, "failed"), OrderFailedEventSchema, create(OrderFailedEventSchema, { order, failureCode: order.failureCode, time: timestampNow() })),
   refunded: (tx: PoolClient, order: Order, refundMinor: bigint, reason: string) =>
-    enqueueEvent(tx, subjectFor(order.orderId, "refunded"), OrderRefundedEventSchema, create(OrderRefundedEventSchema, { order, refundMinor, reason, time: timestampNow() })),
+    enqueueEvent(tx, ordersSubjects.order(order.orderId, "refunded"), OrderRefundedEventSchema, create(OrderRefundedEventSchema, { order, refundMinor, reason, time: timestampNow() })),
 };

@@ -9,32 +9,31 @@ import {
   PaymentRefundedEventSchema,
   PaymentSucceededEventSchema,
 } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
-import { enqueueEvent, type PoolClient } from "@adminkiosk/runtime";
+import { enqueueEvent, paymentsSubjects, type PoolClient } from "@adminkiosk/runtime";
 import { toPaymentIntent, toRefund } from "./messages.js";
 import type { IntentRow, RefundRow } from "./store.js";
 
-export const paymentsStream = { name: "PAYMENTS", subjects: ["payments.>"] };
+export const paymentsStream = paymentsSubjects.stream;
 
-export const subjectFor = (intentId: string, kind: "succeeded" | "failed" | "canceled" | "refunded") => `payments.intent.${intentId}.${kind}`;
 
 export const publish = {
   succeeded: (tx: PoolClient, intent: IntentRow) =>
-    enqueueEvent(tx, subjectFor(intent.id, "succeeded"), PaymentSucceededEventSchema, create(PaymentSucceededEventSchema, { paymentIntent: toPaymentIntent(intent), time: timestampNow() })),
+    enqueueEvent(tx, paymentsSubjects.intent(intent.id, "succeeded"), PaymentSucceededEventSchema, create(PaymentSucceededEventSchema, { paymentIntent: toPaymentIntent(intent), time: timestampNow() })),
   failed: (tx: PoolClient, intent: IntentRow) =>
-    enqueueEvent(tx, subjectFor(intent.id, "failed"), PaymentFailedEventSchema, create(PaymentFailedEventSchema, {
+    enqueueEvent(tx, paymentsSubjects.intent(intent.id, "failed"), PaymentFailedEventSchema, create(PaymentFailedEventSchema, {
       paymentIntent: toPaymentIntent(intent),
       failureCode: intent.failure_code,
       failureMessage: intent.failure_message,
       time: timestampNow(),
     })),
   canceled: (tx: PoolClient, intent: IntentRow) =>
-    enqueueEvent(tx, subjectFor(intent.id, "canceled"), PaymentCanceledEventSchema, create(PaymentCanceledEventSchema, {
+    enqueueEvent(tx, paymentsSubjects.intent(intent.id, "canceled"), PaymentCanceledEventSchema, create(PaymentCanceledEventSchema, {
       paymentIntent: toPaymentIntent(intent),
       reason: intent.cancellation_reason,
       time: timestampNow(),
     })),
   refunded: (tx: PoolClient, intent: IntentRow, refund: RefundRow) =>
-    enqueueEvent(tx, subjectFor(intent.id, "refunded"), PaymentRefundedEventSchema, create(PaymentRefundedEventSchema, {
+    enqueueEvent(tx, paymentsSubjects.intent(intent.id, "refunded"), PaymentRefundedEventSchema, create(PaymentRefundedEventSchema, {
       paymentIntent: toPaymentIntent(intent),
       refund: toRefund(refund),
       time: timestampNow(),

@@ -1,0 +1,100 @@
+// The NATS subjects services speak on, in one place: each stream's name and subjects,
+// the builders producers publish with, the filters consumers subscribe with, and the
+// parsers consumers read a subject back with. A subject is a contract between two
+// services like a proto message, so both sides use the same definition here instead of
+// building a string on one side and splitting it by position on the other.
+
+/** A token of a subject: an id as services use them (no '.', '*', '>' or white space). */
+const token = (what: string, value: string): string => {
+  if (!/^[^.*>\s]+$/.test(value)) throw new Error(`${what} ${JSON.stringify(value)} cannot be a subject token`);
+  return value;
+};
+
+/** Splits `subject` after `prefix` (which ends with '.'), or undefined when it does not start so. */
+function after(subject: string, prefix: string): string[] | undefined {
+  return subject.startsWith(prefix) ? subject.slice(prefix.length).split(".") : undefined;
+}
+
+// ---- auth (stream AUTH, through auth's outbox) ----
+export const authSubjects = {
+  stream: { name: "AUTH", subjects: ["auth.>"] },
+  deviceRevoked: (kioskId: string) => `auth.device.${token("kiosk id", kioskId)}.revoked`,
+  /** Every kiosk's device revocations (link follows them). */
+  allDeviceRevocations: "auth.device.*.revoked",
+  parseDeviceRevoked(subject: string): { kioskId: string } | undefined {
+    const rest = after(subject, "auth.device.");
+    return rest?.length === 2 && rest[1] === "revoked" ? { kioskId: rest[0]! } : undefined;
+  },
+};
+
+// ---- link (stream LINK, published by link; fleet consumes link.kiosk.>) ----
+export type LinkEventKind = "connected" | "disconnected" | "telemetry" | "command.ack" | "command.result" | "config.applied";
+const linkEventKinds = new Set<string>(["connected", "disconnected", "telemetry", "command.ack", "command.result", "config.applied"]);
+export const linkSubjects = {
+  stream: { name: "LINK", subjects: ["link.>"] },
+  /** Every kiosk's events (fleet's durable consumer). */
+  allKioskEvents: "link.kiosk.>",
+  event: (kioskId: string, kind: LinkEventKind) => `link.kiosk.${token("kiosk id", kioskId)}.${kind}`,
+  connected: (kioskId: string) => linkSubjects.event(kioskId, "connected"),
+  disconnected: (kioskId: string) => linkSubjects.event(kioskId, "disconnected"),
+  telemetry: (kioskId: string) => linkSubjects.event(kioskId, "telemetry"),
+  command: (kioskId: string, kind: "ack" | "result") => linkSubjects.event(kioskId, `command.${kind}`),
+  configApplied: (kioskId: string) => linkSubjects.event(kioskId, "config.applied"),
+  /** Every kiosk's connections (link replicas end their own older stream of the kiosk). */
+  allConnected: "link.kiosk.*.connected",
+  /** The kiosk and the kind of a link event; undefined for a subject of another shape or a kind this version does not know. */
+  parse(subject: string): { kioskId: string; kind: LinkEventKind } | undefined {
+    const rest = after(subject, "link.kiosk.");
+    if (!rest || rest.length < 2) return undefined;
+    const kind = rest.slice(1).join(".");
+    return linkEventKinds.has(kind) ? { kioskId: rest[0]!, kind: kind as LinkEventKind } : undefined;
+  },
+  /** Core NATS request/reply: fleet asks the link replica holding the kiosk's stream to deliver. */
+  deliver: (kioskId: string) => `kiosk.${token("kiosk id", kioskId)}.deliver`,
+};
+
+// ---- fleet (core NATS between fleet replicas: what changed, for live views) ----
+export type FleetChangeKind = "kiosk" | "command" | "config";
+const fleetChangeKinds = new Set<string>(["kiosk", "command", "config"]);
+export const fleetSubjects = {
+  changed: (kioskId: string, kind: FleetChangeKind) => `fleet.changed.${token("kiosk id", kioskId)}.${kind}`,
+  allChanges: "fleet.changed.>",
+  parseChanged(subject: string): { kioskId: string; kind: FleetChangeKind } | undefined {
+    const rest = after(subject, "fleet.changed.");
+    return rest?.length === 2 && fleetChangeKinds.has(rest[1]!) ? { kioskId: rest[0]!, kind: rest[1] as FleetChangeKind } : undefined;
+  },
+};
+
+// ---- catalog (stream CATALOG, through catalog's outbox) ----
+export const catalogSubjects = {
+  stream: { name: "CATALOG", subjects: ["catalog.>"] },
+  stockLow: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.low`,
+  stockReplenished: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.replenished`,
+  reservationExpired: (reservationId: string) => `catalog.reservation.${token("reservation id", reservationId)}.expired`,
+  allReservations: "catalog.reservation.>",
+  parseReservation(subject: string): { reservationId: string; kind: string } | undefined {
+    const rest = after(subject, "catalog.reservation.");
+    return rest?.length === 2 ? { reservationId: rest[0]!, kind: rest[1]! } : undefined;
+  },
+};
+
+// ---- payments (stream PAYMENTS, through payments' outbox) ----
+export type PaymentEventKind = "succeeded" | "failed" | "canceled" | "refunded";
+const paymentEventKinds = new Set<string>(["succeeded", "failed", "canceled", "refunded"]);
+export const paymentsSubjects = {
+  stream: { name: "PAYMENTS", subjects: ["payments.>"] },
+  intent: (intentId: string, kind: PaymentEventKind) => `payments.intent.${token("payment intent id", intentId)}.${kind}`,
+  allIntents: "payments.intent.>",
+  parseIntent(subject: string): { intentId: string; kind: PaymentEventKind } | undefined {
+    const rest = after(subject, "payments.intent.");
+    return rest?.length === 2 && paymentEventKinds.has(rest[1]!) ? { intentId: rest[0]!, kind: rest[1] as PaymentEventKind } : undefined;
+  },
+};
+
+// ---- orders (stream ORDERS, through orders' outbox) ----
+export type OrderEventKind = "completed" | "failed" | "refunded";
+export const ordersSubjects = {
+  stream: { name: "ORDERS", subjects: ["orders.>"] },
+  order: (orderId: string, kind: OrderEventKind) => `orders.order.${token("order id", orderId)}.${kind}`,
+  allOrders: "orders.order.>",
+};
