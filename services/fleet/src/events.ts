@@ -24,6 +24,7 @@ import {
 import {
   cursorPatterns,
   decodeEvent,
+  linkSubjects,
   startConsumer,
   type ConsumedMessage,
   type DurableConsumer,
@@ -31,11 +32,15 @@ import {
   type NatsConnection,
   type Pool,
   type PoolClient,
-  linkSubjects,
 } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
+import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
 import { insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
+
+/** The command states an ack moves to ACKED, and the open ones a result finishes (states.ts). */
+const ackable = sqlStates(commandStatesFor("ack"));
+const open = sqlStates(openCommandStates);
 
 type Decoded =
   | { kind: "connected"; e: KioskConnectedEvent }
@@ -228,7 +233,7 @@ async function connected(tx: PoolClient, e: KioskConnectedEvent) {
   const executed = (e.hello?.executedCommandIds ?? []).filter((id) => cursorPatterns.uuid.test(id));
   if (executed.length) {
     await tx.query(
-      "UPDATE commands SET state = 'acked', acked_at = COALESCE(acked_at, $3) WHERE command_id = ANY($1) AND kiosk_id = $2 AND state IN ('queued', 'sent')",
+      `UPDATE commands SET state = 'acked', acked_at = COALESCE(acked_at, $3) WHERE command_id = ANY($1) AND kiosk_id = $2 AND state IN (${ackable})`,
       [executed, e.kioskId, at],
     );
   }
@@ -294,7 +299,7 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
     const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
       `UPDATE commands c SET state = 'acked', acked_at = u.at
        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, kiosk, at)
-       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.state IN ('queued', 'sent')
+       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.state IN (${ackable})
        RETURNING c.command_id, c.kiosk_id`,
       [acks.map((a) => a.id), acks.map((a) => a.kiosk), acks.map((a) => a.at)],
     );
@@ -304,8 +309,8 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
     const list = [...results].map(([key, r]) => ({ id: key.slice(key.indexOf("/") + 1), ...r }));
     const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
       `UPDATE commands c SET
-         state = CASE WHEN c.state IN ('queued', 'sent', 'acked') THEN u.state ELSE c.state END,
-         finished_at = CASE WHEN c.state IN ('queued', 'sent', 'acked') THEN u.at ELSE c.finished_at END,
+         state = CASE WHEN c.state IN (${open}) THEN u.state ELSE c.state END,
+         finished_at = CASE WHEN c.state IN (${open}) THEN u.at ELSE c.finished_at END,
          acked_at = COALESCE(c.acked_at, u.at), outcome = u.outcome, error_message = u.error, result = u.payload
        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
          AS u(id, kiosk, at, state, outcome, error, payload)
