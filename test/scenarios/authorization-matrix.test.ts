@@ -29,7 +29,7 @@ const ownKiosk = "matrix-a";
  * and each of those is checked. adminkiosk.ops.v1 (DeadLetterService) is served by every
  * service that runs a durable JetStream consumer.
  */
-const sharedPackages: Record<string, string[]> = { ops: ["fleet", "orders"] };
+const sharedPackages: Record<string, string[]> = { ops: ["fleet", "orders", "ai"] };
 
 /** Every service in the generated code, once per process that serves it (adminkiosk.<process>.v1, or sharedPackages). */
 async function servicesInProto(): Promise<{ process: string; service: DescService }[]> {
@@ -96,6 +96,7 @@ async function outcome(client: Client<DescService>, method: DescMethod, who: Who
 let f: SaleFixture;
 let fleet: StartedService;
 let link: StartedService;
+let ai: StartedService;
 const urls: Record<string, string> = {};
 const tokens: Partial<Record<Who, () => Promise<string>>> = {};
 
@@ -103,13 +104,14 @@ beforeAll(async () => {
   const infra = inject("infra");
   f = await startSale();
   const shared = { REDIS_URL: f.auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${f.auth.service.url}/.well-known/jwks.json`, SHUTDOWN_GRACE_MS: "3000" };
-  [fleet, link] = await Promise.all([
+  [fleet, link, ai] = await Promise.all([
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
       startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: f.auth.service.url, LINK_EVENTS_CONSUMER: `fleet-matrix-${process.pid}`, LINK_EVENTS_SINCE_START: "true" }),
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-matrix" }),
+    createDatabase(infra.databaseUrl, "ai").then((db) => startTestService("ai", { ...shared, DATABASE_URL: db })),
   ]);
-  Object.assign(urls, { auth: f.auth.service.url, fleet: fleet.url, link: link.url, catalog: f.catalog.url, orders: f.orders.url, payments: f.payments.url });
+  Object.assign(urls, { auth: f.auth.service.url, fleet: fleet.url, link: link.url, catalog: f.catalog.url, orders: f.orders.url, payments: f.payments.url, ai: ai.url });
   const [viewer, operator, own, other] = await Promise.all([f.auth.userWithRole(Role.VIEWER), f.auth.userWithRole(Role.OPERATOR), f.device(ownKiosk), f.device("matrix-b")]);
   Object.assign(tokens, {
     viewer: viewer.token,
@@ -123,7 +125,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await Promise.all([fleet?.stop(), link?.stop()]);
+  await Promise.all([fleet?.stop(), link?.stop(), ai?.stop()]);
   await f?.stop();
 });
 

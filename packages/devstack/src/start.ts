@@ -158,6 +158,7 @@ async function main() {
       };
     }
     const demo = seedDemoCatalog(shared);
+    const aiHistory = seedAiHistory(shared);
 
     for (const spec of platformServices) {
       if (!serviceEntry(repoRoot, spec.name)) continue;
@@ -182,6 +183,7 @@ async function main() {
     for (const h of helpers) say(`  ${h.name.padEnd(14)} ${h.url}   (simulated payment provider; POST /control/next-charges steers it)`);
     say(`  data           ${dataDir}`);
     if (demo) say(`  demo catalog   ${demo}`);
+    if (aiHistory) say(`  ai history     ${aiHistory}`);
     if (admin.created) {
       say("");
       say("First admin (shown once; keep it somewhere safe):");
@@ -302,6 +304,23 @@ function seedDemoCatalog(shared: Record<string, string>): string | undefined {
   if (result.status !== 0) throw new Error(`seeding the demo catalog failed: ${result.stderr.trim() || result.stdout.trim()}`);
   const added = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { products?: number; stock?: number; event?: boolean };
   return `${added.products ?? 0} products, ${added.stock ?? 0} stock records${added.event ? " and one event" : ""} added (seed-demo adds only what is missing)`;
+}
+
+/**
+ * ~90 days of generated sales history for the simulated kiosks, so ai can train (ai's
+ * seed-demo script; it does nothing once generated history exists, so restarts stay cheap).
+ */
+function seedAiHistory(shared: Record<string, string>): string | undefined {
+  const script = join(repoRoot, "services/ai/src/seed-demo.ts");
+  if (!serviceEntry(repoRoot, "ai") || !existsSync(script)) return undefined;
+  const result = spawnSync(process.execPath, ["--import", "tsx", script], {
+    cwd: join(repoRoot, "services/ai"),
+    env: { ...process.env, DATABASE_URL: shared["DATABASE_URL"] ?? "", SIM_KIOSKS: env["SIM_KIOSKS"] ?? "50" },
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`seeding ai's sales history failed: ${result.stderr.trim() || result.stdout.trim()}`);
+  const added = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { rows?: number };
+  return added.rows ? `${added.rows} generated kiosk × SKU days added (Retrain trains on them)` : "generated history present";
 }
 
 /** Creates the first admin if there are no users yet (auth's own bootstrap script). */

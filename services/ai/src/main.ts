@@ -1,0 +1,68 @@
+// ai: wire-up only. Reads config, runs migrations, loads the serving model version (if any),
+// starts the server and the consumer of completed orders (stream ORDERS).
+import { fileURLToPath } from "node:url";
+import {
+  closeNats,
+  connectNats,
+  createLogger,
+  createPool,
+  createRedis,
+  createTokenVerifier,
+  loadConfig,
+  migrate,
+  onShutdownSignal,
+  redisRevocationCheck,
+  remoteKeys,
+  runService,
+  startService,
+} from "@adminkiosk/runtime";
+import { aiConfigShape } from "./config.js";
+import { createLifecycle } from "./lifecycle.js";
+import { createAiMetrics } from "./metrics.js";
+import { startOrdersConsumer } from "./orders.js";
+import { aiRoutes, aiServices } from "./server.js";
+
+const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
+
+async function main() {
+  const config = loadConfig(aiConfigShape);
+  const log = createLogger("ai", config.LOG_LEVEL);
+  await migrate(config.DATABASE_URL, "ai", migrations, log, { consumerTables: true });
+  const pool = createPool(config.DATABASE_URL, "ai", log);
+  const redis = createRedis(config.REDIS_URL, log);
+  const nats = connectNats(config.NATS_URL, "ai", log);
+  const metrics = createAiMetrics();
+  const lifecycle = createLifecycle(pool, log, metrics, config.AI_MODEL_REFRESH_MS);
+  // No model yet is fine: the service serves, and GetForecast says so.
+  await lifecycle.refresh().catch((err: unknown) => log.warn({ err }, "loading the serving model failed; retrying in the background"));
+  const consumer = startOrdersConsumer(pool, nats, log);
+
+  const service = await startService(
+    {
+      name: "ai",
+      log,
+      config,
+      services: aiServices,
+      routes: aiRoutes({ pool, lifecycle }),
+      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
+      probes: [
+        { name: "postgres", check: () => pool.query("SELECT 1") },
+        { name: "redis", check: () => redis.ping() },
+      ],
+      consumers: [consumer],
+    },
+    config.HOST,
+    config.AI_PORT,
+  );
+  metrics.register(service.metrics, pool);
+
+  onShutdownSignal(log, async () => {
+    await service.close();
+    await consumer.stop();
+    await lifecycle.stop();
+    await Promise.allSettled([redis.quit(), closeNats(nats)]);
+    await pool.end();
+  });
+}
+
+runService("ai", main);
