@@ -29,7 +29,7 @@ const ownKiosk = "matrix-a";
  * and each of those is checked. adminkiosk.ops.v1 (DeadLetterService) is served by every
  * service that runs a durable JetStream consumer.
  */
-const sharedPackages: Record<string, string[]> = { ops: ["fleet", "orders", "ai"] };
+const sharedPackages: Record<string, string[]> = { ops: ["fleet", "orders", "ai", "notifications"] };
 
 /** Every service in the generated code, once per process that serves it (adminkiosk.<process>.v1, or sharedPackages). */
 async function servicesInProto(): Promise<{ process: string; service: DescService }[]> {
@@ -96,6 +96,7 @@ async function outcome(client: Client<DescService>, method: DescMethod, who: Who
 let f: SaleFixture;
 let fleet: StartedService;
 let link: StartedService;
+let notifications: StartedService;
 let ai: StartedService;
 const urls: Record<string, string> = {};
 const tokens: Partial<Record<Who, () => Promise<string>>> = {};
@@ -111,6 +112,10 @@ beforeAll(async () => {
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-matrix" }),
     createDatabase(infra.databaseUrl, "ai").then((db) => startTestService("ai", { ...shared, DATABASE_URL: db })),
   ]);
+  notifications = await createDatabase(infra.databaseUrl, "notifications").then((db) =>
+    startTestService("notifications", { ...shared, DATABASE_URL: db, SMTP_URL: "smtp://127.0.0.1:9", LINK_EVENTS_CONSUMER: `notifications-matrix-${process.pid}`, LINK_EVENTS_SINCE_START: "true" }),
+  );
+  urls["notifications"] = notifications.url;
   Object.assign(urls, { auth: f.auth.service.url, fleet: fleet.url, link: link.url, catalog: f.catalog.url, orders: f.orders.url, payments: f.payments.url, ai: ai.url });
   const [viewer, operator, own, other] = await Promise.all([f.auth.userWithRole(Role.VIEWER), f.auth.userWithRole(Role.OPERATOR), f.device(ownKiosk), f.device("matrix-b")]);
   Object.assign(tokens, {
@@ -125,6 +130,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  await notifications?.stop();
   await Promise.all([fleet?.stop(), link?.stop(), ai?.stop()]);
   await f?.stop();
 });

@@ -30,6 +30,8 @@ interface DevSecrets {
   ORDERS_TICKET_SIGNING_KEY: string;
   /** orders' client secret at auth (it calls catalog and payments as itself). */
   ORDERS_SERVICE_SECRET: string;
+  /** notifications' webhook signing secret (WEBHOOK_SECRETS dev=<it>). */
+  NOTIFICATIONS_WEBHOOK_SECRET: string;
 }
 
 /**
@@ -50,6 +52,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     PROVIDER_WEBHOOK_SECRET: randomBytes(32).toString("hex"),
     ORDERS_TICKET_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
     ORDERS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
+    NOTIFICATIONS_WEBHOOK_SECRET: randomBytes(32).toString("base64url"),
   };
   const secrets = { ...made, ...kept };
   if (Object.keys(made).some((key) => !(key in kept))) writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -157,6 +160,17 @@ async function main() {
         ORDERS_TICKET_SIGNING_KEY: env["ORDERS_TICKET_SIGNING_KEY"] ?? devSecrets().ORDERS_TICKET_SIGNING_KEY,
       };
     }
+    if (serviceEntry(repoRoot, "notifications")) {
+      // Alert emails go to the dev mailbox unless SMTP_URL names a server.
+      let smtpUrl = env["SMTP_URL"];
+      if (!smtpUrl) {
+        const smtpPort = port("DEV_MAILBOX_SMTP_PORT", 1025);
+        const mailbox = await startDevMailbox(port("DEV_MAILBOX_PORT", 7108), smtpPort);
+        helpers.push(mailbox);
+        smtpUrl = `smtp://127.0.0.1:${smtpPort}`;
+      }
+      perService["notifications"] = { SMTP_URL: smtpUrl, WEBHOOK_SECRETS: env["WEBHOOK_SECRETS"] ?? `dev=${devSecrets().NOTIFICATIONS_WEBHOOK_SECRET}` };
+    }
     const demo = seedDemoCatalog(shared);
     const aiHistory = seedAiHistory(shared);
 
@@ -180,7 +194,8 @@ async function main() {
     say(`Admin Kiosk is up (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     say(`  ${"web".padEnd(14)} ${webServer.url}   (the admin app${devMode ? ", Vite dev server with hot reload" : ""})`);
     for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
-    for (const h of helpers) say(`  ${h.name.padEnd(14)} ${h.url}   (simulated payment provider; POST /control/next-charges steers it)`);
+    for (const h of helpers)
+      say(`  ${h.name.padEnd(14)} ${h.url}   (${h.name === "dev-mailbox" ? "alert emails: GET /messages" : "simulated payment provider; POST /control/next-charges steers it"})`);
     say(`  data           ${dataDir}`);
     if (demo) say(`  demo catalog   ${demo}`);
     if (aiHistory) say(`  ai history     ${aiHistory}`);
@@ -286,6 +301,22 @@ async function startProviderSimulator(simPort: number, paymentsPort: number, sec
     (line) => console.log(formatLogLine("provider-sim", line)),
   );
   return sim;
+}
+
+/**
+ * The development mailbox (services/notifications/src/dev-mailbox): an SMTP server that
+ * keeps what notifications sends, listed as JSON on GET <url>/messages.
+ */
+async function startDevMailbox(httpPort: number, smtpPort: number): Promise<ServiceProcess> {
+  const entry = join(repoRoot, "services/notifications/src/dev-mailbox/main.ts");
+  return startProgramProcess(
+    "dev-mailbox",
+    entry,
+    dirname(entry),
+    httpPort,
+    { DEV_MAILBOX_PORT: String(httpPort), DEV_MAILBOX_SMTP_PORT: String(smtpPort), LOG_LEVEL: env["LOG_LEVEL"] ?? "info" },
+    (line) => console.log(formatLogLine("dev-mailbox", line)),
+  );
 }
 
 /**

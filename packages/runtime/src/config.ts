@@ -78,7 +78,7 @@ export function loadConfig<S extends z.ZodRawShape>(
 }
 
 function redactIfSecret(name: string, value: string): string {
-  if (/(SECRET|PASSWORD|_KEY|_TOKEN)$/.test(name)) return "<redacted>";
+  if (/(SECRETS?|PASSWORD|_KEY|_TOKEN)$/.test(name)) return "<redacted>";
   // URLs may carry credentials (postgres://user:password@host).
   const shown = value.replace(/\/\/[^/@\s]*@/, "//<credentials>@");
   return shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;

@@ -24,3 +24,4 @@ export * from "./server.js";
 export * from "./subjects.js";
 export * from "./tokens.js";
 export * from "./validate.js";
+export * from "./webhook-signature.js";

@@ -98,3 +98,20 @@ export const ordersSubjects = {
   order: (orderId: string, kind: OrderEventKind) => `orders.order.${token("order id", orderId)}.${kind}`,
   allOrders: "orders.order.>",
 };
+
+// ---- notifications (stream NOTIFICATIONS, through notifications' outbox) ----
+export type AlertEventKind = "fired" | "acknowledged" | "resolved";
+const alertEventKinds = new Set<string>(["fired", "acknowledged", "resolved"]);
+export type DeliveryEventKind = "delivered" | "dead_lettered";
+export const notificationsSubjects = {
+  stream: { name: "NOTIFICATIONS", subjects: ["notifications.>"] },
+  alert: (alertId: string, kind: AlertEventKind) => `notifications.alert.${token("alert id", alertId)}.${kind}`,
+  /** Every alert change (each replica's WatchAlerts follows them on core NATS). */
+  allAlerts: "notifications.alert.>",
+  delivery: (deliveryId: string, kind: DeliveryEventKind) => `notifications.delivery.${token("delivery id", deliveryId)}.${kind}`,
+  allDeliveries: "notifications.delivery.>",
+  parseAlert(subject: string): { alertId: string; kind: AlertEventKind } | undefined {
+    const rest = after(subject, "notifications.alert.");
+    return rest?.length === 2 && alertEventKinds.has(rest[1]!) ? { alertId: rest[0]!, kind: rest[1] as AlertEventKind } : undefined;
+  },
+};

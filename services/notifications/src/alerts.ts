@@ -1,0 +1,183 @@
+// Alerts: one per rule and kiosk while the rule's condition holds. Pending while the
+// condition has not yet lasted the rule's for-duration (a pending alert whose condition
+// clears is simply deleted), then firing → acknowledged → resolved. Every fired and
+// resolved alert is recorded as a change for grouping (grouping.ts) and published on
+// NATS through the outbox (notifications.alert.<id>.<kind>), which WatchAlerts follows.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AlertChangedEventSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/events_pb";
+import { AlertState, RuleDefinitionSchema, Severity, type Alert } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
+import { fromBinary } from "@bufbuild/protobuf";
+import { enqueueEvent, failedPrecondition, notFound, notificationsSubjects, type AlertEventKind, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import type { LiveRule } from "./rules.js";
+
+export interface AlertRow {
+  alert_id: string;
+  rule_id: string;
+  rule_version: string;
+  kiosk_id: string;
+  group_id: string;
+  state: "pending" | "firing" | "acknowledged" | "resolved";
+  summary: string;
+  fired_at: Date | null;
+  acknowledged_at: Date | null;
+  acknowledged_by: string;
+  resolved_at: Date | null;
+  resolve_reason: string;
+  rule_name: string;
+  definition: Buffer;
+}
+
+const states: Record<AlertRow["state"], AlertState> = {
+  pending: AlertState.UNSPECIFIED,
+  firing: AlertState.FIRING,
+  acknowledged: AlertState.ACKNOWLEDGED,
+  resolved: AlertState.RESOLVED,
+};
+export const stateNames: Partial<Record<AlertState, AlertRow["state"]>> = {
+  [AlertState.FIRING]: "firing",
+  [AlertState.ACKNOWLEDGED]: "acknowledged",
+  [AlertState.RESOLVED]: "resolved",
+};
+
+export function toAlert(row: AlertRow): Alert {
+  const definition = fromBinary(RuleDefinitionSchema, row.definition);
+  return {
+    $typeName: "adminkiosk.notifications.v1.Alert",
+    alertId: row.alert_id,
+    ruleId: row.rule_id,
+    ruleVersion: BigInt(row.rule_version),
+    ruleName: row.rule_name,
+    severity: definition.severity ?? Severity.UNSPECIFIED,
+    state: states[row.state],
+    kioskId: row.kiosk_id,
+    groupId: row.group_id,
+    labels: { kiosk_id: row.kiosk_id, ...(row.group_id ? { group_id: row.group_id } : {}) },
+    summary: row.summary,
+    fireTime: row.fired_at ? timestampFromDate(row.fired_at) : undefined,
+    acknowledgeTime: row.acknowledged_at ? timestampFromDate(row.acknowledged_at) : undefined,
+    acknowledgedBy: row.acknowledged_by,
+    resolveTime: row.resolved_at ? timestampFromDate(row.resolved_at) : undefined,
+    resolveReason: row.resolve_reason,
+  };
+}
+
+/** A timestamp as ISO text with its microseconds (a page cursor that loses none). */
+export const isoUs = (expr: string) => `to_char(${expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+export const alertSelect = `SELECT a.alert_id, a.rule_id, a.rule_version, a.kiosk_id, a.group_id, a.state, a.summary, a.fired_at, a.acknowledged_at,
+  a.acknowledged_by, a.resolved_at, a.resolve_reason, r.name AS rule_name, r.definition
+  FROM alerts a JOIN rules r USING (rule_id)`;
+
+async function loadAlerts(tx: PoolClient | Pool, ids: string[]): Promise<AlertRow[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await tx.query<AlertRow>(`${alertSelect} WHERE a.alert_id = ANY($1::uuid[])`, [ids]);
+  return rows;
+}
+
+/** Publishes (in tx) the alerts' change; fired and resolved ones also wait to be grouped into a notification. */
+export async function recordChanges(tx: PoolClient, ids: string[], kind: AlertEventKind): Promise<void> {
+  const rows = await loadAlerts(tx, ids);
+  for (const row of rows) {
+    await enqueueEvent(tx, notificationsSubjects.alert(row.alert_id, kind), AlertChangedEventSchema, create(AlertChangedEventSchema, { alert: toAlert(row) }));
+  }
+  if (kind !== "acknowledged" && rows.length > 0)
+    await tx.query(
+      `INSERT INTO alert_changes (alert_id, rule_id, group_id, status) SELECT a.alert_id, a.rule_id, a.group_id, $2 FROM alerts a WHERE a.alert_id = ANY($1::uuid[])`,
+      [rows.map((r) => r.alert_id), kind === "fired" ? "firing" : "resolved"],
+    );
+}
+
+/** The condition of `rule` holds for the kiosk since `since`: a pending alert, unless one is open. */
+export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { kioskId: string; groupId: string }, since: Date, summary: string): Promise<void> {
+  await tx.query(
+    `INSERT INTO alerts (rule_id, rule_version, kiosk_id, group_id, state, summary, active_since, fire_at)
+     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6::timestamptz + make_interval(secs => $7::double precision / 1000))
+     ON CONFLICT (rule_id, kiosk_id) WHERE state IN ('pending', 'firing', 'acknowledged') DO NOTHING`,
+    [rule.ruleId, rule.version, kiosk.kioskId, kiosk.groupId, summary, since, rule.forMs],
+  );
+}
+
+/** The condition of `rule` cleared for the kiosk: a pending alert is dropped, an open one resolved. */
+export async function conditionCleared(tx: PoolClient, ruleId: string, kioskId: string): Promise<void> {
+  await tx.query("DELETE FROM alerts WHERE rule_id = $1 AND kiosk_id = $2 AND state = 'pending'", [ruleId, kioskId]);
+  const { rows } = await tx.query<{ alert_id: string }>(
+    `UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = 'condition cleared'
+     WHERE rule_id = $1 AND kiosk_id = $2 AND state IN ('firing', 'acknowledged') RETURNING alert_id`,
+    [ruleId, kioskId],
+  );
+  await recordChanges(
+    tx,
+    rows.map((r) => r.alert_id),
+    "resolved",
+  );
+}
+
+/** Fires pending alerts whose for-duration has passed (any replica; SKIP LOCKED shares them). Returns how many. */
+export async function fireDue(tx: PoolClient, limit = 500): Promise<number> {
+  const { rows } = await tx.query<{ alert_id: string }>(
+    `UPDATE alerts SET state = 'firing', fired_at = now()
+     WHERE alert_id IN (SELECT alert_id FROM alerts WHERE state = 'pending' AND fire_at <= now() ORDER BY fire_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING alert_id`,
+    [limit],
+  );
+  await recordChanges(
+    tx,
+    rows.map((r) => r.alert_id),
+    "fired",
+  );
+  return rows.length;
+}
+
+export const alerts = {
+  async get(pool: Pool | PoolClient, alertId: string): Promise<AlertRow> {
+    const { rows } = await pool.query<AlertRow>(`${alertSelect} WHERE a.alert_id = $1 AND a.state <> 'pending'`, [alertId]);
+    if (!rows[0]) throw notFound(`alert ${alertId} not found`);
+    return rows[0];
+  },
+  async list(pool: Pool, filter: { states: string[]; ruleId?: string }, limit: number, after?: { time: string; alertId: string }): Promise<(AlertRow & { sort_time: string })[]> {
+    const { rows } = await pool.query<AlertRow & { sort_time: string }>(
+      `${alertSelect.replace("SELECT ", `SELECT ${isoUs("coalesce(a.fired_at, a.active_since)")} AS sort_time, `)}
+       WHERE a.state <> 'pending' AND (cardinality($1::text[]) = 0 OR a.state = ANY($1)) AND ($2::uuid IS NULL OR a.rule_id = $2)
+         AND ($3::timestamptz IS NULL OR (coalesce(a.fired_at, a.active_since), a.alert_id) < ($3, $4::uuid))
+       ORDER BY coalesce(a.fired_at, a.active_since) DESC, a.alert_id DESC LIMIT $5`,
+      [filter.states, filter.ruleId ?? null, after?.time ?? null, after?.alertId ?? null, limit],
+    );
+    return rows;
+  },
+  async open(pool: Pool): Promise<AlertRow[]> {
+    const { rows } = await pool.query<AlertRow>(`${alertSelect} WHERE a.state IN ('firing', 'acknowledged') ORDER BY a.fired_at DESC LIMIT 1000`);
+    return rows;
+  },
+  async acknowledge(tx: PoolClient, alertId: string, by: string): Promise<AlertRow> {
+    const current = await alerts.lock(tx, alertId);
+    if (current.state === "resolved") throw failedPrecondition(`alert ${alertId} is resolved`);
+    if (current.state === "firing") {
+      await tx.query("UPDATE alerts SET state = 'acknowledged', acknowledged_at = now(), acknowledged_by = $2 WHERE alert_id = $1", [alertId, by]);
+      await recordChanges(tx, [alertId], "acknowledged");
+    }
+    return alerts.get(tx, alertId);
+  },
+  async resolve(tx: PoolClient, alertId: string, reason: string): Promise<AlertRow> {
+    const current = await alerts.lock(tx, alertId);
+    if (current.state !== "resolved") {
+      await tx.query("UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = $2 WHERE alert_id = $1", [alertId, reason]);
+      await recordChanges(tx, [alertId], "resolved");
+    }
+    return alerts.get(tx, alertId);
+  },
+  async lock(tx: PoolClient, alertId: string): Promise<{ state: AlertRow["state"] }> {
+    const { rows } = await tx.query<{ state: AlertRow["state"] }>("SELECT state FROM alerts WHERE alert_id = $1 AND state <> 'pending' FOR UPDATE", [alertId]);
+    if (!rows[0]) throw notFound(`alert ${alertId} not found`);
+    return rows[0];
+  },
+  /** A deleted rule's alerts: pending ones dropped, open ones resolved. */
+  async closeForRule(tx: PoolClient, ruleId: string): Promise<void> {
+    await tx.query("DELETE FROM alerts WHERE rule_id = $1 AND state = 'pending'", [ruleId]);
+    const { rows } = await tx.query<{ alert_id: string }>(
+      "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = 'rule deleted' WHERE rule_id = $1 AND state IN ('firing', 'acknowledged') RETURNING alert_id",
+      [ruleId],
+    );
+    for (const r of rows) await enqueueEvent(tx, notificationsSubjects.alert(r.alert_id, "resolved"), AlertChangedEventSchema, create(AlertChangedEventSchema, { alert: toAlert((await loadAlerts(tx, [r.alert_id]))[0]!) }));
+  },
+};

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { baseConfigShape, duration, port, url } from "@adminkiosk/runtime";
+
+const secretName = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** "name=secret,other=secret2": the webhook signing secrets rules name by `secret_name`. */
+const webhookSecrets = () =>
+  z
+    .string()
+    .default("")
+    .transform((v, ctx) => {
+      const secrets = new Map<string, string>();
+      for (const pair of v.split(",").map((p) => p.trim()).filter(Boolean)) {
+        const eq = pair.indexOf("=");
+        const name = pair.slice(0, eq);
+        const secret = pair.slice(eq + 1);
+        if (eq < 1 || !secretName.test(name) || secret.length < 16) {
+          ctx.addIssue({ code: "custom", message: "must be name=secret pairs separated by commas (names of letters, digits, '_' or '-'; secrets of 16+ characters)" });
+          return z.NEVER;
+        }
+        secrets.set(name, secret);
+      }
+      return secrets;
+    });
+
+export const notificationsConfigShape = {
+  ...baseConfigShape,
+  NOTIFICATIONS_PORT: port(7008),
+  DATABASE_URL: url(["postgres:", "postgresql:"]),
+  /** auth's revocation keys (ended sessions, revoked devices) live here. */
+  REDIS_URL: url(["redis:", "rediss:"]),
+  /** link's events come from JetStream (stream LINK); alert and delivery events go to stream NOTIFICATIONS. */
+  NATS_URL: url(["nats:", "tls:"]),
+  AUTH_JWKS_URL: url(["http:", "https:"]),
+  /** Where email goes out (smtp://user:pass@host:port, smtps:// for TLS). */
+  SMTP_URL: url(["smtp:", "smtps:"]),
+  /** The From of alert emails. */
+  MAIL_FROM: z.string().min(3).default("Admin Kiosk <alerts@adminkiosk.local>"),
+  /** Webhook signing secrets by name ("ops=…,oncall=…"); a rule's webhook names one. */
+  WEBHOOK_SECRETS: webhookSecrets(),
+  /** How long alert changes of one rule and group are collected into one notification. */
+  GROUP_WAIT: duration("10s"),
+  /** How often each replica fires due alerts, groups changes and sends due deliveries (SKIP LOCKED shares the work). */
+  SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
+  /** Attempts per delivery before it is dead-lettered. */
+  DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  /** The first retry's delay, doubling up to DELIVERY_RETRY_MAX. */
+  DELIVERY_RETRY_INITIAL: duration("2s"),
+  DELIVERY_RETRY_MAX: duration("10m"),
+  /** One attempt's time limit (SMTP or HTTP). */
+  DELIVERY_TIMEOUT: duration("10s"),
+  /** The durable JetStream consumer notifications reads link's events with; replicas share it. */
+  LINK_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications"),
+  /**
+   * Only when the durable consumer is first created: true starts it at the events published
+   * since this process started instead of all that stream LINK still holds. Tests sharing one NATS use it.
+   */
+  LINK_EVENTS_SINCE_START: z
+    .enum(["true", "false"], { message: 'must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
+};
+
+export type NotificationsConfig = z.infer<z.ZodObject<typeof notificationsConfigShape>>;

@@ -1,0 +1,92 @@
+// Evaluation: link's events (stream LINK, the runtime's durable consumer) update what
+// notifications knows of each kiosk and open or clear the rules' alerts. No other
+// service's database is read. Event times decide, so a late event changes nothing newer.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
+import { decodeEvent, linkSubjects, type ConsumedMessage, type PoolClient } from "@adminkiosk/runtime";
+import { conditionCleared, conditionHolds } from "./alerts.js";
+import { matches, rules, type LiveRule, type RuleKind } from "./rules.js";
+
+interface KioskLabels {
+  kioskId: string;
+  groupId: string;
+  tags: string[];
+}
+
+async function kioskLabels(tx: PoolClient, kioskId: string): Promise<KioskLabels> {
+  const { rows } = await tx.query<{ group_id: string; tags: string[] }>(
+    "INSERT INTO kiosks (kiosk_id) VALUES ($1) ON CONFLICT (kiosk_id) DO UPDATE SET kiosk_id = EXCLUDED.kiosk_id RETURNING group_id, tags",
+    [kioskId],
+  );
+  return { kioskId, groupId: rows[0]!.group_id, tags: rows[0]!.tags };
+}
+
+async function rulesFor(tx: PoolClient, kinds: RuleKind[], kiosk: KioskLabels): Promise<LiveRule[]> {
+  return (await rules.live(tx, kinds)).filter((r) => matches(r, kiosk));
+}
+
+/** Applies one link event (in the consumer's transaction, with its inbox row). */
+export async function applyLinkEvent(tx: PoolClient, msg: ConsumedMessage): Promise<void> {
+  const parsed = linkSubjects.parse(msg.subject);
+  if (!parsed) return;
+  switch (parsed.kind) {
+    case "connected": {
+      const e = decodeEvent(KioskConnectedEventSchema, msg);
+      const time = e.time ? timestampDate(e.time) : new Date();
+      if (!(await connection(tx, parsed.kioskId, true, time))) return;
+      const kiosk = await kioskLabels(tx, parsed.kioskId);
+      for (const rule of await rulesFor(tx, ["kiosk_offline"], kiosk)) await conditionCleared(tx, rule.ruleId, kiosk.kioskId);
+      return;
+    }
+    case "disconnected": {
+      const e = decodeEvent(KioskDisconnectedEventSchema, msg);
+      // Replaced: the kiosk is still connected through its newer stream.
+      if (e.reason === "replaced") return;
+      const time = e.time ? timestampDate(e.time) : new Date();
+      if (!(await connection(tx, parsed.kioskId, false, time))) return;
+      const kiosk = await kioskLabels(tx, parsed.kioskId);
+      for (const rule of await rulesFor(tx, ["kiosk_offline"], kiosk))
+        await conditionHolds(tx, rule, kiosk, time, `kiosk ${kiosk.kioskId} is offline (${e.reason || "disconnected"})`);
+      return;
+    }
+    case "telemetry": {
+      const e = decodeEvent(KioskTelemetryEventSchema, msg);
+      const samples = [...(e.batch?.samples ?? [])].filter((s) => s.time).sort((a, b) => timestampDate(a.time!).getTime() - timestampDate(b.time!).getTime());
+      const latest = samples.at(-1);
+      if (!latest) return;
+      const time = timestampDate(latest.time!);
+      const fault = latest.printer === DeviceStatus.FAULT;
+      const { rowCount } = await tx.query(
+        `INSERT INTO kiosks (kiosk_id, paper_percent, printer_fault, sample_time) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (kiosk_id) DO UPDATE SET paper_percent = $2, printer_fault = $3, sample_time = $4
+         WHERE kiosks.sample_time IS NULL OR kiosks.sample_time < $4`,
+        [parsed.kioskId, latest.paperLevelPercent, fault, time],
+      );
+      if (!rowCount) return;
+      const kiosk = await kioskLabels(tx, parsed.kioskId);
+      for (const rule of await rulesFor(tx, ["low_paper", "printer_fault"], kiosk)) {
+        if (rule.kind === "low_paper") {
+          if (latest.paperLevelPercent < (rule.threshold ?? 0))
+            await conditionHolds(tx, rule, kiosk, time, `kiosk ${kiosk.kioskId}: paper at ${latest.paperLevelPercent.toFixed(0)} % (below ${rule.threshold} %)`);
+          else await conditionCleared(tx, rule.ruleId, kiosk.kioskId);
+        } else if (fault) await conditionHolds(tx, rule, kiosk, time, `kiosk ${kiosk.kioskId}: printer fault`);
+        else await conditionCleared(tx, rule.ruleId, kiosk.kioskId);
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/** Records a connection change unless a newer one is known; true when it was applied. */
+async function connection(tx: PoolClient, kioskId: string, connected: boolean, time: Date): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `INSERT INTO kiosks (kiosk_id, connected, connection_time) VALUES ($1, $2, $3)
+     ON CONFLICT (kiosk_id) DO UPDATE SET connected = $2, connection_time = $3
+     WHERE kiosks.connection_time IS NULL OR kiosks.connection_time <= $3`,
+    [kioskId, connected, time],
+  );
+  return (rowCount ?? 0) > 0;
+}

@@ -1,0 +1,99 @@
+// notifications: wire-up only. Reads config, runs migrations, starts the consumer of
+// link's events (stream LINK), the sweeper (fire, group, deliver), the alert feed for
+// WatchAlerts, the outbox relay (stream NOTIFICATIONS) and the server.
+import { fileURLToPath } from "node:url";
+import {
+  closeNats,
+  connectNats,
+  createLogger,
+  createPool,
+  createRedis,
+  createTokenVerifier,
+  linkSubjects,
+  loadConfig,
+  migrate,
+  notificationsSubjects,
+  onShutdownSignal,
+  redisRevocationCheck,
+  remoteKeys,
+  runService,
+  startConsumer,
+  startOutboxRelay,
+  startService,
+} from "@adminkiosk/runtime";
+import { emailChannel, webhookChannel } from "./channels.js";
+import { notificationsConfigShape } from "./config.js";
+import { applyLinkEvent } from "./evaluate.js";
+import { createNotificationsMetrics } from "./metrics.js";
+import { notificationsRoutes, notificationsServices } from "./server.js";
+import { startSweeper } from "./sweeper.js";
+import { startAlertFeed } from "./watch.js";
+
+const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
+
+async function main() {
+  const config = loadConfig(notificationsConfigShape);
+  const log = createLogger("notifications", config.LOG_LEVEL);
+  await migrate(config.DATABASE_URL, "notifications", migrations, log, { consumerTables: true });
+  const pool = createPool(config.DATABASE_URL, "notifications", log);
+  const redis = createRedis(config.REDIS_URL, log);
+  const nats = connectNats(config.NATS_URL, "notifications", log);
+  const outbox = startOutboxRelay({ pool, nats, log, stream: notificationsSubjects.stream });
+  const linkEvents = startConsumer({
+    pool,
+    nats,
+    log,
+    stream: linkSubjects.stream.name,
+    durable: config.LINK_EVENTS_CONSUMER,
+    filter: linkSubjects.allKioskEvents,
+    since: config.LINK_EVENTS_SINCE_START ? new Date() : undefined,
+    concurrency: 4,
+    apply: applyLinkEvent,
+  });
+  const metrics = createNotificationsMetrics();
+  const channels = [emailChannel(config.SMTP_URL, config.MAIL_FROM, config.DELIVERY_TIMEOUT), webhookChannel(config.WEBHOOK_SECRETS, config.DELIVERY_TIMEOUT)];
+  const sweeper = startSweeper({
+    pool,
+    log,
+    channels,
+    metrics,
+    sweepMs: config.SWEEP_MS,
+    groupWaitMs: config.GROUP_WAIT,
+    maxAttempts: config.DELIVERY_MAX_ATTEMPTS,
+    retry: { initialMs: config.DELIVERY_RETRY_INITIAL, maxMs: config.DELIVERY_RETRY_MAX, jitter: 0.2 },
+    leaseMs: config.DELIVERY_TIMEOUT * 3,
+  });
+  const feed = startAlertFeed(nats, log);
+
+  const service = await startService(
+    {
+      name: "notifications",
+      log,
+      config,
+      services: notificationsServices,
+      routes: notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics }),
+      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
+      probes: [
+        { name: "postgres", check: () => pool.query("SELECT 1") },
+        { name: "redis", check: () => redis.ping() },
+      ],
+      consumers: [linkEvents],
+    },
+    config.HOST,
+    config.NOTIFICATIONS_PORT,
+  );
+  metrics.register(service.metrics, pool);
+
+  onShutdownSignal(log, async () => {
+    await service.close();
+    await sweeper.stop();
+    await feed.stop();
+    await linkEvents.stop();
+    await outbox.stop();
+    for (const c of channels) c.close?.();
+    await Promise.allSettled([redis.quit(), closeNats(nats)]);
+    await pool.end();
+  });
+}
+
+runService("notifications", main);

@@ -1,0 +1,201 @@
+// Alert rules: validation (a bad rule is InvalidArgument naming the field) and their
+// store. A rule is versioned: every update writes a new version, all versions are kept.
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { RuleDefinitionSchema, Severity, type Rule, type RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
+import { failedPrecondition, invalid, notFound, type Pool, type PoolClient } from "@adminkiosk/runtime";
+
+export type RuleKind = "kiosk_offline" | "low_paper" | "printer_fault";
+const kindNames: Record<string, RuleKind> = { kioskOffline: "kiosk_offline", lowPaper: "low_paper", printerFault: "printer_fault" };
+
+/** What evaluation needs of a rule. */
+export interface LiveRule {
+  ruleId: string;
+  version: number;
+  name: string;
+  kind: RuleKind;
+  forMs: number;
+  threshold: number | null;
+  groupIds: string[];
+  tags: string[];
+}
+
+export interface ValidRule {
+  definition: RuleDefinition;
+  name: string;
+  kind: RuleKind;
+  forMs: number;
+  threshold: number | null;
+}
+
+const maxForMs = 7 * 86_400_000;
+const emailPattern = /^[^\s@<>",;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/;
+const labelPattern = /^[A-Za-z0-9._:/-]{1,64}$/;
+
+function requireDuration(field: string, d: { seconds: bigint; nanos: number } | undefined): number {
+  if (!d) throw invalid(field, "is required");
+  const ms = d.seconds * 1000n + BigInt(Math.trunc(d.nanos / 1e6));
+  if (d.seconds < 0n || d.nanos < 0 || ms <= 0n) throw invalid(field, "must be positive");
+  if (ms > BigInt(maxForMs)) throw invalid(field, "must be at most 7 days");
+  return Number(ms);
+}
+
+function requireLabels(field: string, values: string[]): string[] {
+  if (values.length > 50) throw invalid(field, "may name at most 50");
+  values.forEach((v, i) => {
+    if (!labelPattern.test(v)) throw invalid(`${field}[${i}]`, "must be 1-64 letters, digits or . _ : / -");
+  });
+  return [...new Set(values)];
+}
+
+/** Checks a definition; throws invalid(field, …) naming the first bad field. */
+export function validateRule(def: RuleDefinition | undefined, secretNames: ReadonlySet<string>): ValidRule {
+  if (!def) throw invalid("definition", "is required");
+  const name = def.name.trim();
+  if (name.length === 0 || name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) throw invalid("definition.name", "must be 1-200 characters without control characters");
+  if (!(def.severity in Severity) || def.severity === Severity.UNSPECIFIED) throw invalid("definition.severity", "must be SEVERITY_INFO, SEVERITY_WARNING or SEVERITY_CRITICAL");
+  let forMs: number;
+  let threshold: number | null = null;
+  switch (def.kind.case) {
+    case "kioskOffline":
+      forMs = requireDuration("definition.kiosk_offline.for_duration", def.kind.value.forDuration);
+      break;
+    case "lowPaper": {
+      const p = def.kind.value.belowPercent;
+      if (!Number.isFinite(p) || p <= 0 || p > 100) throw invalid("definition.low_paper.below_percent", "must be more than 0 and at most 100");
+      threshold = p;
+      forMs = requireDuration("definition.low_paper.for_duration", def.kind.value.forDuration);
+      break;
+    }
+    case "printerFault":
+      forMs = requireDuration("definition.printer_fault.for_duration", def.kind.value.forDuration);
+      break;
+    default:
+      throw invalid("definition.kind", "must be one of kiosk_offline, low_paper, printer_fault");
+  }
+  const matcher = def.matcher;
+  if (matcher) {
+    matcher.groupIds = requireLabels("definition.matcher.group_ids", matcher.groupIds);
+    matcher.tags = requireLabels("definition.matcher.tags", matcher.tags);
+  }
+  const receivers = def.receivers;
+  if (receivers) {
+    if (receivers.emails.length > 20) throw invalid("definition.receivers.emails", "may name at most 20");
+    receivers.emails = receivers.emails.map((e, i) => {
+      const v = e.trim().toLowerCase();
+      if (!emailPattern.test(v)) throw invalid(`definition.receivers.emails[${i}]`, "must be an email address");
+      return v;
+    });
+    if (receivers.webhooks.length > 20) throw invalid("definition.receivers.webhooks", "may name at most 20");
+    receivers.webhooks.forEach((w, i) => {
+      let u: URL | undefined;
+      try {
+        u = new URL(w.url);
+      } catch {
+        u = undefined;
+      }
+      if (!u || (u.protocol !== "http:" && u.protocol !== "https:") || w.url.length > 2000) throw invalid(`definition.receivers.webhooks[${i}].url`, "must be an http or https URL");
+      if (!secretNames.has(w.secretName)) throw invalid(`definition.receivers.webhooks[${i}].secret_name`, "names no secret in the service's WEBHOOK_SECRETS");
+    });
+  }
+  def.name = name;
+  return { definition: def, name, kind: kindNames[def.kind.case]!, forMs, threshold };
+}
+
+interface RuleRow {
+  rule_id: string;
+  version: string;
+  name: string;
+  kind: RuleKind;
+  for_ms: string;
+  threshold: number | null;
+  group_ids: string[];
+  tags: string[];
+  definition: Buffer;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export function toRule(row: RuleRow): Rule {
+  return {
+    $typeName: "adminkiosk.notifications.v1.Rule",
+    ruleId: row.rule_id,
+    version: BigInt(row.version),
+    definition: fromBinary(RuleDefinitionSchema, row.definition),
+    createTime: timestampFromDate(row.created_at),
+    updateTime: timestampFromDate(row.updated_at),
+  };
+}
+
+const columns = "rule_id, version, name, kind, for_ms, threshold, group_ids, tags, definition, created_at, updated_at";
+
+export const rules = {
+  async insert(pool: Pool, r: ValidRule): Promise<Rule> {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<RuleRow>(
+        `INSERT INTO rules (name, kind, for_ms, threshold, group_ids, tags, definition) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${columns}`,
+        [r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition))],
+      );
+      await client.query("INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, 1, $2)", [rows[0]!.rule_id, rows[0]!.definition]);
+      await client.query("COMMIT");
+      return toRule(rows[0]!);
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  },
+  async get(pool: Pool | PoolClient, ruleId: string): Promise<Rule> {
+    const { rows } = await pool.query<RuleRow>(`SELECT ${columns} FROM rules WHERE rule_id = $1 AND deleted_at IS NULL`, [ruleId]);
+    if (!rows[0]) throw notFound(`rule ${ruleId} not found`);
+    return toRule(rows[0]);
+  },
+  async list(pool: Pool, limit: number, after?: { createdAt: string; ruleId: string }): Promise<{ rule: Rule; cursorTime: string }[]> {
+    const { rows } = await pool.query<RuleRow & { cursor_time: string }>(
+      `SELECT ${columns}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_time FROM rules WHERE deleted_at IS NULL AND ($1::timestamptz IS NULL OR (created_at, rule_id) > ($1, $2::uuid))
+       ORDER BY created_at, rule_id LIMIT $3`,
+      [after?.createdAt ?? null, after?.ruleId ?? null, limit],
+    );
+    return rows.map((r) => ({ rule: toRule(r), cursorTime: r.cursor_time }));
+  },
+  async update(tx: PoolClient, ruleId: string, r: ValidRule, expectedVersion: bigint): Promise<Rule> {
+    const { rows: current } = await tx.query<{ version: string }>("SELECT version FROM rules WHERE rule_id = $1 AND deleted_at IS NULL FOR UPDATE", [ruleId]);
+    if (!current[0]) throw notFound(`rule ${ruleId} not found`);
+    if (expectedVersion !== 0n && BigInt(current[0].version) !== expectedVersion)
+      throw failedPrecondition(`rule ${ruleId} is at version ${current[0].version}, not ${expectedVersion}`);
+    const { rows } = await tx.query<RuleRow>(
+      `UPDATE rules SET version = version + 1, name = $2, kind = $3, for_ms = $4, threshold = $5, group_ids = $6, tags = $7, definition = $8, updated_at = now()
+       WHERE rule_id = $1 RETURNING ${columns}`,
+      [ruleId, r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition))],
+    );
+    await tx.query("INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, $2, $3)", [ruleId, rows[0]!.version, rows[0]!.definition]);
+    return toRule(rows[0]!);
+  },
+  /** Marks the rule deleted; returns false when there was none. */
+  async softDelete(tx: PoolClient, ruleId: string): Promise<boolean> {
+    const { rowCount } = await tx.query("UPDATE rules SET deleted_at = now() WHERE rule_id = $1 AND deleted_at IS NULL", [ruleId]);
+    return (rowCount ?? 0) > 0;
+  },
+  async live(tx: PoolClient | Pool, kinds: RuleKind[]): Promise<LiveRule[]> {
+    const { rows } = await tx.query<RuleRow>(`SELECT ${columns} FROM rules WHERE deleted_at IS NULL AND kind = ANY($1)`, [kinds]);
+    return rows.map((r) => ({
+      ruleId: r.rule_id,
+      version: Number(r.version),
+      name: r.name,
+      kind: r.kind,
+      forMs: Number(r.for_ms),
+      threshold: r.threshold,
+      groupIds: r.group_ids,
+      tags: r.tags,
+    }));
+  },
+};
+
+/** Whether a rule's matcher selects a kiosk with these labels (empty lists match all). */
+export function matches(rule: Pick<LiveRule, "groupIds" | "tags">, kiosk: { groupId: string; tags: string[] }): boolean {
+  if (rule.groupIds.length > 0 && !rule.groupIds.includes(kiosk.groupId)) return false;
+  return rule.tags.every((t) => kiosk.tags.includes(t));
+}
