@@ -120,7 +120,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     while ((stored = await count("telemetry_samples")) < total && performance.now() - t0 < 300_000) await sleep(200);
     const seconds = (performance.now() - listening) / 1000;
     const cpu = cpuSeconds(fleet.child.pid!) - cpu0;
-    const { rows } = await db.query<{ span: number; n: string }>("SELECT extract(epoch FROM max(applied_at) - min(applied_at)) AS span, count(*) AS n FROM inbox");
+    const { rows } = await db.query<{ span: number; n: string }>("SELECT extract(epoch FROM max(applied_at) - min(applied_at)) AS span, count(*) AS n FROM consumer_inbox");
     row([
       `fleet: drain ${messages} messages × ${perBatch} samples from JetStream (published as link does)`,
       `${stored} / ${total}`,
