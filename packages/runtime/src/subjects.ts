@@ -53,10 +53,22 @@ export const linkSubjects = {
   deliver: (kioskId: string) => `kiosk.${token("kiosk id", kioskId)}.deliver`,
 };
 
-// ---- fleet (core NATS between fleet replicas: what changed, for live views) ----
+// ---- fleet: the kiosk registry's events (stream FLEET, subjects fleet.kiosk.>, through
+// fleet's outbox; notifications keeps kiosks' labels from them), and core NATS between fleet
+// replicas (fleet.changed.>, what changed, for live views; not in the stream) ----
 export type FleetChangeKind = "kiosk" | "command" | "config";
 const fleetChangeKinds = new Set<string>(["kiosk", "command", "config"]);
+export type KioskRegistryEventKind = "created" | "updated" | "deleted";
+const kioskRegistryEventKinds = new Set<string>(["created", "updated", "deleted"]);
 export const fleetSubjects = {
+  stream: { name: "FLEET", subjects: ["fleet.kiosk.>"] },
+  kiosk: (kioskId: string, kind: KioskRegistryEventKind) => `fleet.kiosk.${token("kiosk id", kioskId)}.${kind}`,
+  /** Every kiosk's registry events (notifications' durable consumer). */
+  allKiosks: "fleet.kiosk.>",
+  parseKiosk(subject: string): { kioskId: string; kind: KioskRegistryEventKind } | undefined {
+    const rest = after(subject, "fleet.kiosk.");
+    return rest?.length === 2 && kioskRegistryEventKinds.has(rest[1]!) ? { kioskId: rest[0]!, kind: rest[1] as KioskRegistryEventKind } : undefined;
+  },
   changed: (kioskId: string, kind: FleetChangeKind) => `fleet.changed.${token("kiosk id", kioskId)}.${kind}`,
   allChanges: "fleet.changed.>",
   parseChanged(subject: string): { kioskId: string; kind: FleetChangeKind } | undefined {

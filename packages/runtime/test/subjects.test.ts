@@ -29,6 +29,10 @@ describe("subjects", () => {
     expect(catalogSubjects.parseReservation(catalogSubjects.stockLow("k-1"))).toBeUndefined();
     expect(fleetSubjects.parseChanged(fleetSubjects.changed("k-1", "command"))).toEqual({ kioskId: "k-1", kind: "command" });
     expect(fleetSubjects.parseChanged("fleet.changed.k-1.weather")).toBeUndefined();
+    // The registry's events are in stream FLEET; the replicas' core NATS changes are not.
+    expect(fleetSubjects.parseKiosk(fleetSubjects.kiosk("k-1", "updated"))).toEqual({ kioskId: "k-1", kind: "updated" });
+    expect(fleetSubjects.parseKiosk(fleetSubjects.changed("k-1", "kiosk"))).toBeUndefined();
+    expect(fleetSubjects.stream.subjects.some((s) => fleetSubjects.changed("k-1", "kiosk").startsWith(s.slice(0, -1)))).toBe(false);
     expect(authSubjects.parseDeviceRevoked(authSubjects.deviceRevoked("k-1"))).toEqual({ kioskId: "k-1" });
     expect(ordersSubjects.order("o-1", "completed")).toBe("orders.order.o-1.completed");
   });

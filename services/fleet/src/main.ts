@@ -1,4 +1,5 @@
-// fleet: wire-up only. Reads config, runs migrations, starts the server.
+// fleet: wire-up only. Reads config, runs migrations, starts the outbox relay (stream
+// FLEET: the kiosk registry's events), the link consumer, the dispatcher, jobs and the server.
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -9,6 +10,7 @@ import {
   createPool,
   createRedis,
   createTokenVerifier,
+  fleetSubjects,
   loadConfig,
   migrate,
   onShutdownSignal,
@@ -16,6 +18,7 @@ import {
   remoteKeys,
   runService,
   serviceTransport,
+  startOutboxRelay,
   startService,
 } from "@adminkiosk/runtime";
 import { createChangeFeed } from "./changes.js";
@@ -40,6 +43,7 @@ async function main() {
   const authDevices = createClient(DeviceService, serviceTransport(config.AUTH_URL));
   const nats = connectNats(config.NATS_URL, "fleet", log);
   const changes = createChangeFeed(nats, log);
+  const outbox = startOutboxRelay({ pool, nats, log, stream: fleetSubjects.stream });
   const telemetry = startTelemetryStore(pool, config.TELEMETRY_RETENTION_DAYS, log);
   const dispatcher = startDispatcher({
     pool,
@@ -91,6 +95,7 @@ async function main() {
     telemetry.stop();
     await linkEvents.stop();
     await dispatcher.stop();
+    await outbox.stop();
     changes.close();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);
     await pool.end();

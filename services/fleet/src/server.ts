@@ -16,6 +16,7 @@ import { configRoutes } from "./desired-config.js";
 import type { Dispatcher } from "./dispatch.js";
 import { jobRoutes } from "./jobs.js";
 import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
+import { recordRegistryEvent } from "./registry-events.js";
 import { kiosks, presenceFilter, type KioskFields, type KioskFilter, type KioskOrder } from "./store.js";
 import { telemetryRoutes, type TelemetryStore } from "./telemetry.js";
 import { createWatches, toKiosk } from "./watch.js";
@@ -71,7 +72,10 @@ export function fleetRoutes(deps: FleetDeps) {
         };
         const row = await inTransaction(pool, async (tx) => {
           const created = await kiosks.insert(tx, kioskId, fields);
-          if (created) await recordAudit(tx, ctx, "kiosk.created", kioskId, { name: fields.name, groupId: fields.groupId, tags: fields.tags });
+          if (created) {
+            await recordAudit(tx, ctx, "kiosk.created", kioskId, { name: fields.name, groupId: fields.groupId, tags: fields.tags });
+            await recordRegistryEvent(tx, "created", created);
+          }
           return created;
         });
         if (!row) {
@@ -131,6 +135,7 @@ export function fleetRoutes(deps: FleetDeps) {
           };
           const updated = await kiosks.update(tx, kioskId, fields);
           await recordAudit(tx, ctx, "kiosk.updated", kioskId, { ...fields, previousGroupId: current.group_id });
+          if (updated) await recordRegistryEvent(tx, "updated", updated);
           return updated;
         });
         changes.publish(kioskId, "kiosk");
@@ -149,7 +154,11 @@ export function fleetRoutes(deps: FleetDeps) {
         // revoking twice is harmless.
         await revokeDevice(deps.authDevices, ctx, kioskId);
         await inTransaction(pool, async (tx) => {
-          if (await kiosks.softDelete(tx, kioskId)) await recordAudit(tx, ctx, "kiosk.deleted", kioskId);
+          if (await kiosks.softDelete(tx, kioskId)) {
+            await recordAudit(tx, ctx, "kiosk.deleted", kioskId);
+            const deleted = await kiosks.byId(tx, kioskId, { includeDeleted: true });
+            if (deleted) await recordRegistryEvent(tx, "deleted", deleted);
+          }
         });
         changes.publish(kioskId, "kiosk");
         return {};

@@ -17,6 +17,7 @@ export interface AlertRow {
   rule_version: string;
   kiosk_id: string;
   group_id: string;
+  tags: string[];
   state: "pending" | "firing" | "acknowledged" | "resolved";
   summary: string;
   fired_at: Date | null;
@@ -52,7 +53,8 @@ export function toAlert(row: AlertRow): Alert {
     state: states[row.state],
     kioskId: row.kiosk_id,
     groupId: row.group_id,
-    labels: { kiosk_id: row.kiosk_id, ...(row.group_id ? { group_id: row.group_id } : {}) },
+    labels: { kiosk_id: row.kiosk_id, ...(row.group_id ? { group_id: row.group_id } : {}), ...(row.tags.length ? { tags: row.tags.join(",") } : {}) },
+    tags: row.tags,
     summary: row.summary,
     fireTime: row.fired_at ? timestampFromDate(row.fired_at) : undefined,
     acknowledgeTime: row.acknowledged_at ? timestampFromDate(row.acknowledged_at) : undefined,
@@ -65,7 +67,7 @@ export function toAlert(row: AlertRow): Alert {
 /** A timestamp as ISO text with its microseconds (a page cursor that loses none). */
 export const isoUs = (expr: string) => `to_char(${expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-export const alertSelect = `SELECT a.alert_id, a.rule_id, a.rule_version, a.kiosk_id, a.group_id, a.state, a.summary, a.fired_at, a.acknowledged_at,
+export const alertSelect = `SELECT a.alert_id, a.rule_id, a.rule_version, a.kiosk_id, a.group_id, a.tags, a.state, a.summary, a.fired_at, a.acknowledged_at,
   a.acknowledged_by, a.resolved_at, a.resolve_reason, r.name AS rule_name, r.definition
   FROM alerts a JOIN rules r USING (rule_id)`;
 
@@ -89,22 +91,22 @@ export async function recordChanges(tx: PoolClient, ids: string[], kind: AlertEv
 }
 
 /** The condition of `rule` holds for the kiosk since `since`: a pending alert, unless one is open. */
-export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { kioskId: string; groupId: string }, since: Date, summary: string): Promise<void> {
+export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { kioskId: string; groupId: string; tags: string[] }, since: Date, summary: string): Promise<void> {
   await tx.query(
-    `INSERT INTO alerts (rule_id, rule_version, kiosk_id, group_id, state, summary, active_since, fire_at)
-     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6::timestamptz + make_interval(secs => $7::double precision / 1000))
+    `INSERT INTO alerts (rule_id, rule_version, kiosk_id, group_id, tags, state, summary, active_since, fire_at)
+     VALUES ($1, $2, $3, $4, $8, 'pending', $5, $6, $6::timestamptz + make_interval(secs => $7::double precision / 1000))
      ON CONFLICT (rule_id, kiosk_id) WHERE state IN ('pending', 'firing', 'acknowledged') DO NOTHING`,
-    [rule.ruleId, rule.version, kiosk.kioskId, kiosk.groupId, summary, since, rule.forMs],
+    [rule.ruleId, rule.version, kiosk.kioskId, kiosk.groupId, summary, since, rule.forMs, kiosk.tags],
   );
 }
 
 /** The condition of `rule` cleared for the kiosk: a pending alert is dropped, an open one resolved. */
-export async function conditionCleared(tx: PoolClient, ruleId: string, kioskId: string): Promise<void> {
+export async function conditionCleared(tx: PoolClient, ruleId: string, kioskId: string, reason = "condition cleared"): Promise<void> {
   await tx.query("DELETE FROM alerts WHERE rule_id = $1 AND kiosk_id = $2 AND state = 'pending'", [ruleId, kioskId]);
   const { rows } = await tx.query<{ alert_id: string }>(
-    `UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = 'condition cleared'
+    `UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = $3
      WHERE rule_id = $1 AND kiosk_id = $2 AND state IN ('firing', 'acknowledged') RETURNING alert_id`,
-    [ruleId, kioskId],
+    [ruleId, kioskId, reason],
   );
   await recordChanges(
     tx,

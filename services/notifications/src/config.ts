@@ -29,7 +29,7 @@ export const notificationsConfigShape = {
   DATABASE_URL: url(["postgres:", "postgresql:"]),
   /** auth's revocation keys (ended sessions, revoked devices) live here. */
   REDIS_URL: url(["redis:", "rediss:"]),
-  /** link's events come from JetStream (stream LINK); alert and delivery events go to stream NOTIFICATIONS. */
+  /** link's and fleet's events come from JetStream (streams LINK, FLEET); alert and delivery events go to stream NOTIFICATIONS. */
   NATS_URL: url(["nats:", "tls:"]),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** Where email goes out (smtp://user:pass@host:port, smtps:// for TLS). */
@@ -56,6 +56,13 @@ export const notificationsConfigShape = {
    * since this process started instead of all that stream LINK still holds. Tests sharing one NATS use it.
    */
   LINK_EVENTS_SINCE_START: z
+    .enum(["true", "false"], { message: 'must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
+  /** The durable JetStream consumer notifications reads fleet's kiosk registry events with (stream FLEET: kiosks' group and tags). */
+  FLEET_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-fleet"),
+  /** As LINK_EVENTS_SINCE_START, for stream FLEET. */
+  FLEET_EVENTS_SINCE_START: z
     .enum(["true", "false"], { message: 'must be "true" or "false"' })
     .default("false")
     .transform((v) => v === "true"),

@@ -1,10 +1,16 @@
-// Evaluation: link's events (stream LINK, the runtime's durable consumer) update what
+// Evaluation: link's events (stream LINK) and fleet's kiosk registry events (stream FLEET:
+// a kiosk's group and tags), each through the runtime's durable consumer, update what
 // notifications knows of each kiosk and open or clear the rules' alerts. No other
 // service's database is read. Event times decide, so a late event changes nothing newer.
+// A label change re-evaluates the kiosk against every rule with what is known of it: a
+// rule that now matches opens its alert if its condition holds (since when it began), one
+// that no longer matches clears it; pending alerts take the new labels, open ones keep
+// those they fired with (their group was named in a notification already).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/events_pb";
 import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { decodeEvent, linkSubjects, type ConsumedMessage, type PoolClient } from "@adminkiosk/runtime";
+import { decodeEvent, fleetSubjects, linkSubjects, type ConsumedMessage, type PoolClient } from "@adminkiosk/runtime";
 import { conditionCleared, conditionHolds } from "./alerts.js";
 import { matches, rules, type LiveRule, type RuleKind } from "./rules.js";
 
@@ -12,18 +18,56 @@ interface KioskLabels {
   kioskId: string;
   groupId: string;
   tags: string[];
+  /** Deleted from fleet's registry: no rule selects it. */
+  deleted: boolean;
 }
 
 async function kioskLabels(tx: PoolClient, kioskId: string): Promise<KioskLabels> {
-  const { rows } = await tx.query<{ group_id: string; tags: string[] }>(
-    "INSERT INTO kiosks (kiosk_id) VALUES ($1) ON CONFLICT (kiosk_id) DO UPDATE SET kiosk_id = EXCLUDED.kiosk_id RETURNING group_id, tags",
+  const { rows } = await tx.query<{ group_id: string; tags: string[]; deleted: boolean }>(
+    "INSERT INTO kiosks (kiosk_id) VALUES ($1) ON CONFLICT (kiosk_id) DO UPDATE SET kiosk_id = EXCLUDED.kiosk_id RETURNING group_id, tags, deleted",
     [kioskId],
   );
-  return { kioskId, groupId: rows[0]!.group_id, tags: rows[0]!.tags };
+  return { kioskId, groupId: rows[0]!.group_id, tags: rows[0]!.tags, deleted: rows[0]!.deleted };
 }
 
 async function rulesFor(tx: PoolClient, kinds: RuleKind[], kiosk: KioskLabels): Promise<LiveRule[]> {
+  if (kiosk.deleted) return [];
   return (await rules.live(tx, kinds)).filter((r) => matches(r, kiosk));
+}
+
+/** Applies one of fleet's kiosk registry events (in the consumer's transaction, with its inbox row). */
+export async function applyFleetEvent(tx: PoolClient, msg: ConsumedMessage): Promise<void> {
+  const parsed = fleetSubjects.parseKiosk(msg.subject);
+  if (!parsed) return;
+  const e = decodeEvent(KioskRegistryEventSchema, msg);
+  const time = e.time ? timestampDate(e.time) : new Date();
+  const deleted = parsed.kind === "deleted" || e.deleted;
+  const { rows } = await tx.query<{ group_id: string; tags: string[]; connected: boolean | null; connection_time: Date | null; paper_percent: number | null; printer_fault: boolean | null; sample_time: Date | null }>(
+    `INSERT INTO kiosks (kiosk_id, group_id, tags, labels_time, deleted) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (kiosk_id) DO UPDATE SET group_id = $2, tags = $3, labels_time = $4, deleted = $5
+     WHERE kiosks.labels_time IS NULL OR kiosks.labels_time < $4
+     RETURNING group_id, tags, connected, connection_time, paper_percent, printer_fault, sample_time`,
+    [parsed.kioskId, deleted ? "" : e.groupId, deleted ? [] : [...new Set(e.tags)], time, deleted],
+  );
+  const k = rows[0];
+  if (!k) return;
+  const kiosk: KioskLabels = { kioskId: parsed.kioskId, groupId: k.group_id, tags: k.tags, deleted };
+  await tx.query("UPDATE alerts SET group_id = $2, tags = $3 WHERE kiosk_id = $1 AND state = 'pending'", [kiosk.kioskId, kiosk.groupId, kiosk.tags]);
+  for (const rule of await rules.live(tx, ["kiosk_offline", "low_paper", "printer_fault"])) {
+    if (deleted) {
+      await conditionCleared(tx, rule.ruleId, kiosk.kioskId, "kiosk deleted");
+      continue;
+    }
+    if (!matches(rule, kiosk)) {
+      await conditionCleared(tx, rule.ruleId, kiosk.kioskId, "kiosk no longer selected by the rule");
+      continue;
+    }
+    if (rule.kind === "kiosk_offline" && k.connected === false && k.connection_time)
+      await conditionHolds(tx, rule, kiosk, k.connection_time, `kiosk ${kiosk.kioskId} is offline`);
+    else if (rule.kind === "low_paper" && k.paper_percent !== null && k.sample_time && k.paper_percent < (rule.threshold ?? 0))
+      await conditionHolds(tx, rule, kiosk, k.sample_time, `kiosk ${kiosk.kioskId}: paper at ${k.paper_percent.toFixed(0)} % (below ${rule.threshold} %)`);
+    else if (rule.kind === "printer_fault" && k.printer_fault && k.sample_time) await conditionHolds(tx, rule, kiosk, k.sample_time, `kiosk ${kiosk.kioskId}: printer fault`);
+  }
 }
 
 /** Applies one link event (in the consumer's transaction, with its inbox row). */

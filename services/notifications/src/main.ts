@@ -1,5 +1,5 @@
-// notifications: wire-up only. Reads config, runs migrations, starts the consumer of
-// link's events (stream LINK), the sweeper (fire, group, deliver), the alert feed for
+// notifications: wire-up only. Reads config, runs migrations, starts the consumers of
+// link's events (stream LINK) and fleet's kiosk registry events (stream FLEET), the sweeper (fire, group, deliver), the alert feed for
 // WatchAlerts, the outbox relay (stream NOTIFICATIONS) and the server.
 import { fileURLToPath } from "node:url";
 import {
@@ -9,6 +9,8 @@ import {
   createPool,
   createRedis,
   createTokenVerifier,
+  ensureStream,
+  fleetSubjects,
   linkSubjects,
   loadConfig,
   migrate,
@@ -23,7 +25,7 @@ import {
 } from "@adminkiosk/runtime";
 import { emailChannel, webhookChannel } from "./channels.js";
 import { notificationsConfigShape } from "./config.js";
-import { applyLinkEvent } from "./evaluate.js";
+import { applyFleetEvent, applyLinkEvent } from "./evaluate.js";
 import { createNotificationsMetrics } from "./metrics.js";
 import { notificationsRoutes, notificationsServices } from "./server.js";
 import { startSweeper } from "./sweeper.js";
@@ -49,6 +51,20 @@ async function main() {
     since: config.LINK_EVENTS_SINCE_START ? new Date() : undefined,
     concurrency: 4,
     apply: applyLinkEvent,
+  });
+  // Kiosks' labels, in order (one at a time: an older event changes nothing newer anyway).
+  // The stream is fleet's; made here too (same definition) so this consumer starts at once
+  // whichever service starts first.
+  void nats.then((nc) => ensureStream(nc, fleetSubjects.stream)).catch((err: unknown) => log.warn({ err }, "could not create stream FLEET yet; its consumer retries"));
+  const fleetEvents = startConsumer({
+    pool,
+    nats,
+    log,
+    stream: fleetSubjects.stream.name,
+    durable: config.FLEET_EVENTS_CONSUMER,
+    filter: fleetSubjects.allKiosks,
+    since: config.FLEET_EVENTS_SINCE_START ? new Date() : undefined,
+    apply: applyFleetEvent,
   });
   const metrics = createNotificationsMetrics();
   const channels = [emailChannel(config.SMTP_URL, config.MAIL_FROM, config.DELIVERY_TIMEOUT), webhookChannel(config.WEBHOOK_SECRETS, config.DELIVERY_TIMEOUT)];
@@ -77,7 +93,7 @@ async function main() {
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      consumers: [linkEvents],
+      consumers: [linkEvents, fleetEvents],
     },
     config.HOST,
     config.NOTIFICATIONS_PORT,
@@ -89,6 +105,7 @@ async function main() {
     await sweeper.stop();
     await feed.stop();
     await linkEvents.stop();
+    await fleetEvents.stop();
     await outbox.stop();
     for (const c of channels) c.close?.();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);

@@ -1,4 +1,5 @@
-// A real auth, link and notifications process (on their own database and Redis DB), a
+// A real auth, link, fleet (the kiosk registry: groups and tags) and notifications process
+// (on their own databases and Redis DB), a
 // real SMTP server (the dev mailbox) notifications sends to, and helpers to act as a
 // kiosk on link or to publish link's events on JetStream directly.
 import { create, toBinary, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
@@ -22,6 +23,7 @@ export const webhookSecret = "test-webhook-secret-0123456789";
 export interface NotificationsFixture {
   auth: AuthFixture;
   link: StartedService;
+  fleet: StartedService;
   notifications: StartedService;
   mailbox: Mailbox;
   tokens: { admin: string; operator: string; viewer: string };
@@ -68,8 +70,11 @@ export async function startNotifications(settings: Record<string, string> = {}):
   const auth = await startAuth();
   const mailbox = await startMailbox();
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`, SHUTDOWN_GRACE_MS: "2000" };
-  const [link, notifications] = await Promise.all([
+  const [link, fleet, notifications] = await Promise.all([
     startTestService("link", { ...shared, LINK_REPLICA_ID: `link-notifications-${process.pid}`, SILENT_TIMEOUT_SECONDS: "2", HELLO_TIMEOUT_MS: "2000" }),
+    createDatabase(infra.databaseUrl, "fleet").then((db) =>
+      startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-notifications-${process.pid}`, LINK_EVENTS_SINCE_START: "true" }),
+    ),
     createDatabase(infra.databaseUrl, "notifications").then((db) =>
       startTestService("notifications", {
         ...shared,
@@ -78,6 +83,8 @@ export async function startNotifications(settings: Record<string, string> = {}):
         WEBHOOK_SECRETS: `hooks=${webhookSecret}`,
         LINK_EVENTS_CONSUMER: `notifications-test-${process.pid}-${Date.now()}`,
         LINK_EVENTS_SINCE_START: "true",
+        FLEET_EVENTS_CONSUMER: `notifications-fleet-test-${process.pid}-${Date.now()}`,
+        FLEET_EVENTS_SINCE_START: "true",
         GROUP_WAIT: "1s",
         SWEEP_MS: "200",
         DELIVERY_MAX_ATTEMPTS: "4",
@@ -107,6 +114,7 @@ export async function startNotifications(settings: Record<string, string> = {}):
   return {
     auth,
     link,
+    fleet,
     notifications,
     mailbox,
     tokens,
@@ -147,7 +155,7 @@ export async function startNotifications(settings: Record<string, string> = {}):
     async stop() {
       for (const s of streams) s.close();
       await nc?.close();
-      await Promise.all([notifications.stop(), link.stop()]);
+      await Promise.all([notifications.stop(), link.stop(), fleet.stop()]);
       await auth.stop();
       await mailbox.close();
     },

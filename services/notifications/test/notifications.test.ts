@@ -19,6 +19,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { RuleDefinitionSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { eventually, waitFor } from "@adminkiosk/devstack";
 import { verifySignature } from "@adminkiosk/runtime";
+import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { clientFor } from "../../../test/support/auth.js";
 import { startNotifications, webhookSecret, type NotificationsFixture } from "./fixture.js";
 
 let f: NotificationsFixture;
@@ -255,6 +257,84 @@ describe("a storm", () => {
     } finally {
       await rulesAs(f.tokens.admin).deleteRule({ ruleId: rule!.ruleId });
       await hook.close();
+    }
+  }, 90_000);
+});
+
+describe("kiosk labels from fleet's registry", () => {
+  const run = Date.now().toString(36);
+  const registry = () => clientFor(KioskService, f.fleet.url, f.tokens.admin);
+  const firing = async (ruleId: string) => (await f.as(AlertService, f.tokens.viewer).listAlerts({ ruleId, states: [AlertState.FIRING], pageSize: 500 })).alerts;
+
+  it("a rule matching a tag alerts only for kiosks with that tag, and follows the kiosk's tags as fleet changes them", async () => {
+    const group = `lab-${run}`;
+    const tag = `lobby-${run}`;
+    const rules = rulesAs(f.tokens.admin);
+    const offline = { case: "kioskOffline" as const, value: { forDuration: seconds(1) } };
+    const { rule: byTag } = await rules.createRule({ definition: { name: "lobby offline", severity: Severity.WARNING, kind: offline, matcher: { tags: [tag] } } });
+    // Every kiosk of the group: shows both kiosks' labels and disconnections were applied.
+    const { rule: byGroup } = await rules.createRule({ definition: { name: "group offline", severity: Severity.INFO, kind: offline, matcher: { groupIds: [group] } } });
+    const [a, b] = [`lab-a-${run}`, `lab-b-${run}`];
+    try {
+      await registry().createKiosk({ kiosk: { kioskId: a, name: a, groupId: group, tags: [tag, "indoor"] } });
+      await registry().createKiosk({ kiosk: { kioskId: b, name: b, groupId: group, tags: ["indoor"] } });
+      await Promise.all([f.publishDisconnected(a), f.publishDisconnected(b)]);
+      await waitFor("both kiosks' group alerts", async () => ((await firing(byGroup!.ruleId)).length === 2 ? true : undefined));
+      const tagged = await waitFor("the tag rule's alert", async () => {
+        const alerts = await firing(byTag!.ruleId);
+        return alerts.length > 0 ? alerts : undefined;
+      });
+      expect(tagged.map((x) => x.kioskId)).toEqual([a]);
+      // (fleet keeps a kiosk's tags sorted)
+      expect(tagged[0]).toMatchObject({ groupId: group, tags: ["indoor", tag] });
+      expect(tagged[0]!.labels).toMatchObject({ kiosk_id: a, group_id: group, tags: `indoor,${tag}` });
+
+      // fleet tags b (it is offline): the rule now selects it; a loses the tag: its alert resolves.
+      await registry().updateKiosk({ kioskId: b, updateTags: true, tags: [tag] });
+      await registry().updateKiosk({ kioskId: a, updateTags: true, tags: ["indoor"] });
+      await expect.poll(async () => (await firing(byTag!.ruleId)).map((x) => x.kioskId), eventually).toEqual([b]);
+      const gone = (await f.as(AlertService, f.tokens.viewer).getAlert({ alertId: tagged[0]!.alertId })).alert!;
+      expect(gone).toMatchObject({ state: AlertState.RESOLVED, resolveReason: "kiosk no longer selected by the rule" });
+
+      // Deleted from the registry: its alerts resolve and no rule selects it any more.
+      await registry().deleteKiosk({ kioskId: b });
+      await expect.poll(async () => (await firing(byGroup!.ruleId)).map((x) => x.kioskId), eventually).toEqual([a]);
+    } finally {
+      await rules.deleteRule({ ruleId: byTag!.ruleId });
+      await rules.deleteRule({ ruleId: byGroup!.ruleId });
+    }
+  }, 60_000);
+
+  it("a storm in one group is grouped by that group", async () => {
+    const tag = `storm-${run}`;
+    const [north, south] = [`north-${run}`, `south-${run}`];
+    const { rule } = await rulesAs(f.tokens.admin).createRule({
+      definition: { name: "regional", severity: Severity.CRITICAL, kind: { case: "kioskOffline", value: { forDuration: seconds(1) } }, matcher: { tags: [tag] }, receivers: { emails: ["regions@example.com"] } },
+    });
+    const kiosks = [...Array.from({ length: 20 }, (_, i) => ({ id: `n-${run}-${i}`, group: north })), ...Array.from({ length: 5 }, (_, i) => ({ id: `s-${run}-${i}`, group: south }))];
+    try {
+      for (let i = 0; i < kiosks.length; i += 10)
+        await Promise.all(kiosks.slice(i, i + 10).map((k) => registry().createKiosk({ kiosk: { kioskId: k.id, name: k.id, groupId: k.group, tags: [tag] } })));
+      await Promise.all(kiosks.map((k) => f.publishDisconnected(k.id)));
+      const sent = await waitFor(
+        "all 25 alerts notified",
+        async () => {
+          const ds = (await deliveriesOf(rule!.ruleId)).filter((d) => d.status === "firing");
+          return ds.reduce((n, d) => n + d.alertCount, 0) === 25 ? ds : undefined;
+        },
+        { timeout: 60_000 },
+      );
+      const byGroup = (g: string) => sent.filter((d) => d.groupId === g);
+      expect(byGroup(north).reduce((n, d) => n + d.alertCount, 0)).toBe(20);
+      expect(byGroup(south).reduce((n, d) => n + d.alertCount, 0)).toBe(5);
+      expect(sent.filter((d) => d.groupId !== north && d.groupId !== south)).toEqual([]);
+      expect(byGroup(north).length).toBeLessThanOrEqual(3);
+      for (const d of sent) expect(d.subject).toContain(`${d.alertCount} kiosk${d.alertCount === 1 ? "" : "s"} in group ${d.groupId}`);
+      const alerts = await firing(rule!.ruleId);
+      expect(alerts).toHaveLength(25);
+      for (const a of alerts) expect(a.groupId).toBe(a.kioskId.startsWith("n-") ? north : south);
+    } finally {
+      await rulesAs(f.tokens.admin).deleteRule({ ruleId: rule!.ruleId });
     }
   }, 90_000);
 });

@@ -1,0 +1,31 @@
+// The kiosk registry's events (stream FLEET, fleet.kiosk.<id>.created|updated|deleted):
+// written to fleet's outbox in the change's transaction, published by the outbox relay
+// after the commit. They carry the kiosk's labels (group, tags) after the change, so a
+// service that groups or matches by them (notifications) keeps its own copy without
+// reading fleet's database.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/events_pb";
+import { enqueueEvent, fleetSubjects, type KioskRegistryEventKind, type PoolClient } from "@adminkiosk/runtime";
+
+export async function recordRegistryEvent(
+  tx: PoolClient,
+  kind: KioskRegistryEventKind,
+  kiosk: { kiosk_id: string; group_id: string; tags: string[] },
+): Promise<void> {
+  // The clock now, not the transaction's start: the kiosk's row is locked by this change,
+  // so a later change of the same kiosk always carries a later time.
+  const { rows } = await tx.query<{ now: Date }>("SELECT clock_timestamp() AS now");
+  await enqueueEvent(
+    tx,
+    fleetSubjects.kiosk(kiosk.kiosk_id, kind),
+    KioskRegistryEventSchema,
+    create(KioskRegistryEventSchema, {
+      kioskId: kiosk.kiosk_id,
+      groupId: kiosk.group_id,
+      tags: kiosk.tags,
+      deleted: kind === "deleted",
+      time: timestampFromDate(rows[0]!.now),
+    }),
+  );
+}
