@@ -20,6 +20,7 @@ import { createDatabase, ensureWebBuild, freePort, repoRoot, startTestProgram, s
 import { sell } from "@adminkiosk/kiosk-sdk";
 import { provision, startSimulator, type SimKiosk, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { generateTicketSigningKey } from "../../services/orders/src/tickets.js";
+import { startMailbox, type Mailbox } from "../../services/notifications/src/dev-mailbox/mailbox.js";
 import { adminEmail, adminPassword, bearer, Role, startAuth, type AuthFixture } from "../support/auth.js";
 
 const kioskCount = 6;
@@ -29,6 +30,8 @@ const screenshotDir = process.env["UPDATE_SCREENSHOTS"] ? join(repoRoot, "docs/s
 let auth: AuthFixture;
 let fleet: StartedService;
 let link: StartedService;
+let notifications: StartedService;
+let mailbox: Mailbox;
 let simulator: Simulator;
 let kiosks: SimKiosk[];
 let commerce: StartedService[] = [];
@@ -46,11 +49,26 @@ beforeAll(async () => {
   // fixture's own tokens are renewed the same way (test/support/auth.ts: freshToken).
   auth = await startAuth({ ACCESS_TOKEN_TTL: "20s" });
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json` };
-  [fleet, link] = await Promise.all([
+  mailbox = await startMailbox();
+  [fleet, link, notifications] = await Promise.all([
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
       startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-web-e2e-${process.pid}`, LINK_EVENTS_SINCE_START: "true", PRESENCE_SWEEP_MS: "1000", JOB_TICK_MS: "200" }),
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-web-e2e" }),
+    // Alerts: link's events and fleet's registry (the kiosks' groups) from now on, email to a real SMTP server.
+    createDatabase(infra.databaseUrl, "notifications").then((db) =>
+      startTestService("notifications", {
+        ...shared,
+        DATABASE_URL: db,
+        SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`,
+        LINK_EVENTS_CONSUMER: `notifications-web-e2e-${process.pid}`,
+        LINK_EVENTS_SINCE_START: "true",
+        FLEET_EVENTS_CONSUMER: `notifications-fleet-web-e2e-${process.pid}`,
+        FLEET_EVENTS_SINCE_START: "true",
+        GROUP_WAIT: "1s",
+        SWEEP_MS: "200",
+      }),
+    ),
   ]);
   const startingCommerce = startCommerce(shared);
   startingCommerce.catch(() => {}); // awaited below
@@ -65,7 +83,7 @@ beforeAll(async () => {
   const { catalog, payments, orders } = await startingCommerce;
   await seedCatalog(catalog.url, kiosks[0]!.kioskId);
   await built;
-  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url, catalog: catalog.url, payments: payments.url, orders: orders.url }, port: 0 });
+  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url, catalog: catalog.url, payments: payments.url, orders: orders.url, notifications: notifications.url }, port: 0 });
   browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
   mkdirSync(screenshotDir, { recursive: true });
 });
@@ -74,7 +92,8 @@ afterAll(async () => {
   await browser?.close();
   await web?.close();
   await simulator?.stop();
-  await Promise.all([fleet?.stop(), link?.stop(), ...commerce.map((c) => c.stop())]);
+  await Promise.all([fleet?.stop(), link?.stop(), notifications?.stop(), ...commerce.map((c) => c.stop())]);
+  await mailbox?.close();
   await auth?.stop();
 });
 
@@ -334,6 +353,47 @@ describe("an admin", () => {
     await page.locator(`[data-testid="order-row"][data-order="${order.orderId}"]`).getByText("Refunded").waitFor();
   });
 
+  it("creates an offline rule, sees a stopped kiosk's alert appear live with the badge, and acknowledges it", async () => {
+    const nav = page.getByRole("navigation", { name: "Main" });
+    await nav.getByRole("link", { name: /^Alerts/ }).click();
+    await page.getByRole("heading", { name: "Alerts", level: 1 }).waitFor();
+    await page.getByRole("tab", { name: "Rules" }).click();
+    await page.getByRole("button", { name: "New rule" }).click();
+    await page.getByLabel("Name").fill("Kiosk offline");
+    await page.getByLabel("Severity").selectOption({ label: "Critical" });
+    await page.getByLabel("Email to").fill("oncall@example.com");
+    // A mistake is explained at its field, in words (the InvalidArgument's field).
+    await page.getByLabel("For at least (seconds)").fill("0");
+    await page.getByRole("button", { name: "Create rule" }).click();
+    await page.locator(".field-error").getByText(/must be positive/).waitFor({ timeout: 10_000 });
+    await page.getByLabel("For at least (seconds)").fill("2");
+    await page.getByRole("button", { name: "Create rule" }).click();
+    await expect.poll(() => page.getByTestId("rule-row").count(), { timeout: 10_000 }).toBe(1);
+    await expect(page.getByTestId("rule-row").textContent()).resolves.toContain("Kiosk offline for 2 s");
+
+    await page.getByRole("tab", { name: "Alerts" }).click();
+    const quiet = kiosks[kioskCount - 1]!.kioskId;
+    await simulator.clients.get(quiet)!.stop();
+    try {
+      // Nothing polls: the alert and the badge come down WatchAlerts.
+      const row = page.locator(`[data-testid="alert-row"][data-kiosk="${quiet}"]`);
+      await expect.poll(() => row.getAttribute("data-state"), { timeout: 20_000, interval: 250 }).toBe("firing");
+      await expect.poll(() => page.getByTestId("alerts-badge").textContent(), { timeout: 5_000 }).toBe("1");
+      // The kiosk's group, from fleet's registry events.
+      await expect(row.locator("td").nth(4).textContent()).resolves.toMatch(/^sim-/);
+      await shoot(page, "alerts");
+      await row.getByRole("button", { name: "Acknowledge" }).click();
+      await expect.poll(() => row.getAttribute("data-state"), { timeout: 10_000 }).toBe("acknowledged");
+      await expect.poll(() => page.getByTestId("alerts-badge").count(), { timeout: 5_000 }).toBe(0);
+      // The email went out to the SMTP server, and the delivery log says so.
+      await expect.poll(() => mailbox.messages().filter((m) => m.to.includes("oncall@example.com")).length, { timeout: 20_000, interval: 250 }).toBe(1);
+      await page.getByRole("tab", { name: "Delivery log" }).click();
+      await expect.poll(() => page.getByTestId("delivery-row").first().textContent(), { timeout: 10_000 }).toContain("Delivered");
+    } finally {
+      simulator.clients.get(quiet)!.start();
+    }
+  }, 60_000);
+
   it("shows the stream reconnecting after a network drop, then live again", async () => {
     await page.getByRole("link", { name: "Overview" }).click();
     await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 }).toBe("Live");
@@ -436,6 +496,21 @@ describe("a viewer", () => {
     await page.goto(`${web.url}/admin/users`);
     await page.getByText("Not available for your role").waitFor();
     await expect(page.getByTestId("user-row").count()).resolves.toBe(0);
+  });
+
+  it("reads alerts, rules and the delivery log, without the buttons that change them", async () => {
+    const nav = page.getByRole("navigation", { name: "Main" });
+    await nav.getByRole("link", { name: /^Alerts/ }).click();
+    await page.getByRole("heading", { name: "Alerts", level: 1 }).waitFor();
+    await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 }).toBe("Live");
+    await expect(page.getByRole("button", { name: "Acknowledge" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Resolve" }).count()).resolves.toBe(0);
+    await page.getByRole("tab", { name: "Rules" }).click();
+    await expect.poll(() => page.getByTestId("rule-row").count(), { timeout: 10_000 }).toBe(1);
+    await expect(page.getByRole("button", { name: "New rule" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Edit" }).count()).resolves.toBe(0);
+    await page.getByRole("tab", { name: "Delivery log" }).click();
+    await expect.poll(() => page.getByTestId("delivery-row").count(), { timeout: 10_000 }).toBeGreaterThan(0);
   });
 
   it("is refused by the server too, through the same origin", async () => {

@@ -1,13 +1,16 @@
 // Every page of the app in one table: its address, where it sits in the navigation, and
 // the call it cannot work without (its access rule in proto/ decides who sees the page).
 // A new page is one entry here; see docs/web.md, "Adding a page".
-import type { ReactNode } from "react";
+import type { ComponentType, ReactNode } from "react";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { AlertService } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
+import { AlertsBadge } from "./alerts/alert-feed";
+import { AlertsPage } from "./alerts/AlertsPage";
 import { OrdersPage } from "./orders/OrdersPage";
 import { CatalogPage } from "./catalog/CatalogPage";
 import { AuditPage } from "./admin/AuditPage";
@@ -27,11 +30,14 @@ export interface PageRoute {
   needs?: DescMethod;
   /** Shown in the navigation as not built yet. */
   comingSoon?: boolean;
+  /** Beside the label in the navigation (a live count). */
+  badge?: ComponentType;
 }
 
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
+  { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: <AlertsPage />, needs: AlertService.method.watchAlerts, badge: AlertsBadge },
   { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
   { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
   { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: <UsersPage />, needs: UserService.method.listUsers },

@@ -42,6 +42,7 @@ export function Layout() {
                         <Icon name={p.icon} />
                         <span className="nav-label">{p.label}</span>
                         {p.comingSoon && <span className="nav-soon">soon</span>}
+                        {p.badge && <p.badge />}
                       </NavLink>
                     </li>
                   ))}
