@@ -16,7 +16,11 @@ import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/a
 import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
 import { InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { createDatabase, ensureWebBuild, freePort, repoRoot, startTestProgram, startTestService, startWebServer, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
+import { ModelService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
+import { createLogger, createPool } from "@adminkiosk/runtime";
+import { dayMs, dayOf, generateSales } from "../../services/ai/src/generator.js";
+import { sales as aiSales } from "../../services/ai/src/store.js";
+import { createDatabase, ensureWebBuild, freePort, repoRoot, startTestProgram, startTestService, startWebServer, waitFor, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
 import { sell } from "@adminkiosk/kiosk-sdk";
 import { provision, startSimulator, type SimKiosk, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { generateTicketSigningKey } from "../../services/orders/src/tickets.js";
@@ -36,6 +40,7 @@ let simulator: Simulator;
 let kiosks: SimKiosk[];
 let commerce: StartedService[] = [];
 let ordersUrl: string;
+let ai: StartedService;
 const sku = "e2e-water";
 let web: WebServer;
 let browser: Browser;
@@ -82,8 +87,9 @@ beforeAll(async () => {
   simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 1_000, flappingShare: 0 });
   const { catalog, payments, orders } = await startingCommerce;
   await seedCatalog(catalog.url, kiosks[0]!.kioskId);
+  ai = await startAi(shared, catalog.url, kiosks[0]!.kioskId);
   await built;
-  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url, catalog: catalog.url, payments: payments.url, orders: orders.url, notifications: notifications.url }, port: 0 });
+  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url, catalog: catalog.url, payments: payments.url, orders: orders.url, notifications: notifications.url, ai: ai.url }, port: 0 });
   browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
   mkdirSync(screenshotDir, { recursive: true });
 });
@@ -92,7 +98,7 @@ afterAll(async () => {
   await browser?.close();
   await web?.close();
   await simulator?.stop();
-  await Promise.all([fleet?.stop(), link?.stop(), notifications?.stop(), ...commerce.map((c) => c.stop())]);
+  await Promise.all([fleet?.stop(), link?.stop(), notifications?.stop(), ai?.stop(), ...commerce.map((c) => c.stop())]);
   await mailbox?.close();
   await auth?.stop();
 });
@@ -138,6 +144,31 @@ async function seedCatalog(catalogUrl: string, kioskId: string) {
   const transport = createConnectTransport({ baseUrl: catalogUrl, httpVersion: "1.1", interceptors: [bearer(auth.adminToken)] });
   await createClient(ProductService, transport).createProduct({ product: { sku, name: "Still water 0.5 l", category: "drinks", priceMinor: 250n, currency: "EUR", taxRateBasisPoints: 2100, active: true } });
   await createClient(InventoryService, transport).restock({ kioskId, sku, quantity: 5n, reason: "first fill" });
+}
+
+/**
+ * ai, reading catalog's stock as itself, seeded with generated history for the simulated
+ * kiosks and trained once; one of those products stocked low at `lowKiosk`.
+ */
+async function startAi(shared: Record<string, string>, catalogUrl: string, lowKiosk: string) {
+  const infra = inject("infra");
+  const db = await createDatabase(infra.databaseUrl, "ai");
+  const service = await startTestService("ai", { ...shared, DATABASE_URL: db, CATALOG_URL: catalogUrl, ...auth.serviceEnv("ai"), AI_STOCK_REFRESH_MS: "500", ORDERS_EVENTS_CONSUMER: `ai-web-e2e-${process.pid}` });
+  const pool = createPool(db, "ai", createLogger("ai-e2e", "warn"), 1);
+  try {
+    const { sales } = generateSales({ seed: 3, kiosks: kioskCount, days: 60, endDay: dayOf(Math.floor(Date.now() / dayMs) - 1) });
+    await aiSales.insertGenerated(pool, sales);
+  } finally {
+    await pool.end();
+  }
+  const transport = createConnectTransport({ baseUrl: catalogUrl, httpVersion: "1.1", interceptors: [bearer(auth.adminToken)] });
+  await createClient(ProductService, transport).createProduct({ product: { sku: "SNK-WATER-05", name: "Water 0.5 l", category: "drinks", priceMinor: 150n, currency: "EUR", taxRateBasisPoints: 2100, active: true } });
+  await createClient(InventoryService, transport).restock({ kioskId: lowKiosk, sku: "SNK-WATER-05", quantity: 8n, reason: "first fill" });
+  const models = createClient(ModelService, createConnectTransport({ baseUrl: service.url, httpVersion: "1.1", interceptors: [bearer(auth.adminToken)] }));
+  // A fresh process fetches auth's JWKS on its first authenticated call.
+  const trained = await waitFor("ai to train", () => models.retrain({}), { timeout: 60_000, interval: 500, retry: (err) => ConnectError.from(err).code === Code.Unavailable });
+  expect(trained.promoted).toBe(true);
+  return service;
 }
 
 async function signIn(page: Page, email: string, password: string) {
@@ -441,6 +472,20 @@ describe("an admin", () => {
     expect(page.url()).not.toContain("/signin");
   });
 
+  it("opens Insights: forecast vs actual, stock-out risks, the restock plan and the model's metrics", async () => {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Insights" }).click();
+    await page.getByRole("heading", { name: "Insights", level: 1 }).waitFor();
+    await page.getByTestId("forecast-chart").locator("canvas").waitFor({ timeout: 10_000 });
+    const serving = page.locator('[data-testid="model-row"][data-status="SERVING"]');
+    await expect.poll(() => serving.count(), { timeout: 10_000 }).toBe(1);
+    await expect(serving.getByTestId("model-wape").textContent()).resolves.toMatch(/^0\.\d{3}$/);
+    // ai reads catalog's stock in the background: the low kiosk's water comes first.
+    await expect.poll(() => page.getByTestId("risk-row").first().textContent(), { timeout: 15_000, interval: 250 }).toContain("SNK-WATER-05");
+    await page.getByTestId("restock-row").first().waitFor({ timeout: 15_000 });
+    await page.getByRole("button", { name: "Retrain" }).waitFor();
+    await shoot(page, "insights", true);
+  });
+
   it("is sent back to sign in, with a reason, when the session ends elsewhere", async () => {
     const { value: refreshToken } = await refreshCookie(page);
     await createClient(AuthService, createConnectTransport({ baseUrl: web.url, httpVersion: "1.1" })).logout({ refreshToken });
@@ -511,6 +556,15 @@ describe("a viewer", () => {
     await expect(page.getByRole("button", { name: "Edit" }).count()).resolves.toBe(0);
     await page.getByRole("tab", { name: "Delivery log" }).click();
     await expect.poll(() => page.getByTestId("delivery-row").count(), { timeout: 10_000 }).toBeGreaterThan(0);
+  });
+
+  it("reads Insights without Retrain or Rollback", async () => {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Insights" }).click();
+    await page.getByRole("heading", { name: "Insights", level: 1 }).waitFor();
+    await expect.poll(() => page.getByTestId("model-row").count(), { timeout: 10_000 }).toBeGreaterThan(0);
+    await page.getByTestId("forecast-chart").waitFor({ timeout: 10_000 });
+    await expect(page.getByRole("button", { name: "Retrain" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Rollback" }).count()).resolves.toBe(0);
   });
 
   it("is refused by the server too, through the same origin", async () => {

@@ -8,10 +8,12 @@ import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { ModelService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
 import { AlertService } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { AlertsBadge } from "./alerts/alert-feed";
 import { AlertsPage } from "./alerts/AlertsPage";
 import { OrdersPage } from "./orders/OrdersPage";
+import { InsightsPage } from "./insights/InsightsPage";
 import { CatalogPage } from "./catalog/CatalogPage";
 import { AuditPage } from "./admin/AuditPage";
 import { EnrollmentPage } from "./admin/EnrollmentPage";
@@ -40,6 +42,7 @@ export const pages: PageRoute[] = [
   { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: <AlertsPage />, needs: AlertService.method.watchAlerts, badge: AlertsBadge },
   { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
   { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
+  { path: "/insights", label: "Insights", section: "Commerce", icon: "insights", element: <InsightsPage />, needs: ModelService.method.listModels },
   { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: <UsersPage />, needs: UserService.method.listUsers },
   { path: "/admin/enrollment", label: "Enrollment", section: "Admin", icon: "key", element: <EnrollmentPage />, needs: DeviceService.method.createEnrollmentCode },
   { path: "/admin/audit", label: "Audit log", section: "Admin", icon: "audit", element: <AuditPage />, needs: AuditService.method.listAuditEvents },

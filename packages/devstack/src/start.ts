@@ -30,6 +30,8 @@ interface DevSecrets {
   ORDERS_TICKET_SIGNING_KEY: string;
   /** orders' client secret at auth (it calls catalog and payments as itself). */
   ORDERS_SERVICE_SECRET: string;
+  /** ai's client secret at auth (it reads catalog's stock as itself). */
+  AI_SERVICE_SECRET: string;
   /** notifications' webhook signing secret (WEBHOOK_SECRETS dev=<it>). */
   NOTIFICATIONS_WEBHOOK_SECRET: string;
 }
@@ -52,6 +54,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     PROVIDER_WEBHOOK_SECRET: randomBytes(32).toString("hex"),
     ORDERS_TICKET_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
     ORDERS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
+    AI_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_WEBHOOK_SECRET: randomBytes(32).toString("base64url"),
   };
   const secrets = { ...made, ...kept };
@@ -152,7 +155,10 @@ async function main() {
     if (serviceEntry(repoRoot, "orders")) {
       // orders signs in to auth as itself; auth knows its secret.
       const ordersSecret = env["ORDERS_SERVICE_SECRET"] ?? devSecrets().ORDERS_SERVICE_SECRET;
-      perService["auth"] = { ...perService["auth"], SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret}` };
+      const aiSecret = env["AI_SERVICE_SECRET"] ?? devSecrets().AI_SERVICE_SECRET;
+      perService["auth"] = { ...perService["auth"], SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret}` };
+      // ai reads catalog's stock levels as itself.
+      perService["ai"] = { ...perService["ai"], SERVICE_SECRET: aiSecret, CATALOG_URL: env["CATALOG_URL"] ?? `http://127.0.0.1:${port("CATALOG_PORT", 7004)}` };
       perService["orders"] = {
         SERVICE_SECRET: ordersSecret,
         CATALOG_URL: env["CATALOG_URL"] ?? `http://127.0.0.1:${port("CATALOG_PORT", 7004)}`,

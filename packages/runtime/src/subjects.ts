@@ -127,3 +127,15 @@ export const notificationsSubjects = {
     return rest?.length === 2 && alertEventKinds.has(rest[1]!) ? { alertId: rest[0]!, kind: rest[1] as AlertEventKind } : undefined;
   },
 };
+
+// ---- ai (stream AI, through ai's outbox) ----
+export const aiSubjects = {
+  stream: { name: "AI", subjects: ["ai.>"] },
+  /** A kiosk × product's stock-out probability before the next visit crossed the alert threshold. */
+  stockoutPredicted: (kioskId: string) => `ai.stockout.${token("kiosk id", kioskId)}.predicted`,
+  allStockouts: "ai.stockout.>",
+  parseStockout(subject: string): { kioskId: string; kind: string } | undefined {
+    const rest = after(subject, "ai.stockout.");
+    return rest?.length === 2 ? { kioskId: rest[0]!, kind: rest[1]! } : undefined;
+  },
+};

@@ -1,7 +1,10 @@
 // ai: wire-up only. Reads config, runs migrations, loads the serving model version (if any),
 // starts the server and the consumer of completed orders (stream ORDERS).
 import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import {
+  aiSubjects,
   closeNats,
   connectNats,
   createLogger,
@@ -14,6 +17,9 @@ import {
   redisRevocationCheck,
   remoteKeys,
   runService,
+  serviceCredentials,
+  serviceTransport,
+  startOutboxRelay,
   startService,
 } from "@adminkiosk/runtime";
 import { aiConfigShape } from "./config.js";
@@ -21,6 +27,7 @@ import { createLifecycle } from "./lifecycle.js";
 import { createAiMetrics } from "./metrics.js";
 import { startOrdersConsumer } from "./orders.js";
 import { aiRoutes, aiServices } from "./server.js";
+import { startStockSweeper } from "./stock.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
 
@@ -35,7 +42,23 @@ async function main() {
   const lifecycle = createLifecycle(pool, log, metrics, config.AI_MODEL_REFRESH_MS);
   // No model yet is fine: the service serves, and GetForecast says so.
   await lifecycle.refresh().catch((err: unknown) => log.warn({ err }, "loading the serving model failed; retrying in the background"));
-  const consumer = startOrdersConsumer(pool, nats, log);
+  const consumer = startOrdersConsumer(pool, nats, log, config.ORDERS_EVENTS_CONSUMER);
+  const outbox = startOutboxRelay({ pool, nats, log, stream: aiSubjects.stream });
+  // catalog's stock levels, read as ai itself (its service token); without them no stock-out risks.
+  const { CATALOG_URL, AUTH_URL, SERVICE_SECRET } = config;
+  const stockSettings = CATALOG_URL && AUTH_URL && SERVICE_SECRET ? { visitHours: config.AI_VISIT_INTERVAL_HOURS, serviceLevel: config.AI_SERVICE_LEVEL } : undefined;
+  if (!stockSettings) log.warn("CATALOG_URL, AUTH_URL or SERVICE_SECRET is not set: no stock-out risks nor restock plans");
+  const sweeper = stockSettings
+    ? startStockSweeper({
+        pool,
+        log,
+        lifecycle,
+        catalog: createClient(InventoryService, serviceTransport(CATALOG_URL!, serviceCredentials({ authUrl: AUTH_URL!, service: "ai", secret: SERVICE_SECRET! }))),
+        intervalMs: config.AI_STOCK_REFRESH_MS,
+        visitHours: config.AI_VISIT_INTERVAL_HOURS,
+        threshold: config.AI_STOCKOUT_ALERT_PROBABILITY,
+      })
+    : undefined;
 
   const service = await startService(
     {
@@ -43,7 +66,7 @@ async function main() {
       log,
       config,
       services: aiServices,
-      routes: aiRoutes({ pool, lifecycle }),
+      routes: aiRoutes({ pool, lifecycle, stock: stockSettings }),
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
@@ -59,6 +82,8 @@ async function main() {
   onShutdownSignal(log, async () => {
     await service.close();
     await consumer.stop();
+    await sweeper?.stop();
+    await outbox.stop();
     await lifecycle.stop();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);
     await pool.end();

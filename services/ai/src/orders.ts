@@ -5,14 +5,14 @@ import { OrderCompletedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v
 import { decodeEvent, ordersSubjects, startConsumer, type DurableConsumer, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
 import { sales } from "./store.js";
 
-export function startOrdersConsumer(pool: Pool, nats: NatsConnection | Promise<NatsConnection>, log: Logger): DurableConsumer {
+export function startOrdersConsumer(pool: Pool, nats: NatsConnection | Promise<NatsConnection>, log: Logger, durable = "ai-orders"): DurableConsumer {
   return startConsumer({
     pool,
     nats,
     log,
     // orders creates the stream; until it has, the consumer retries (logged once).
     stream: ordersSubjects.stream.name,
-    durable: "ai-orders",
+    durable,
     filter: ordersSubjects.allOrders,
     async apply(tx, msg) {
       if (!msg.subject.endsWith(".completed")) return;

@@ -9,15 +9,38 @@ import {
   ModelSchema,
   ModelService,
   ModelStatus,
+  StockoutService,
   type Metrics as MetricsMessage,
 } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
-import { describePrincipal, failedPrecondition, invalid, kioskScope, notFound, principalOf, requireText, type Pool } from "@adminkiosk/runtime";
+import {
+  cursorPatterns,
+  decodePageToken,
+  describePrincipal,
+  encodePageToken,
+  failedPrecondition,
+  invalid,
+  kioskScope,
+  notFound,
+  pageSize,
+  principalOf,
+  requireKioskId,
+  requireText,
+  type Pool,
+} from "@adminkiosk/runtime";
 import { dayOf, dayMs } from "./generator.js";
 import type { Lifecycle } from "./lifecycle.js";
 import { featureGroups, pairKey, seasonalNaiveDay, type FeatureGroup, type Metrics } from "./model.js";
+import { restockNeed, stockoutRisk } from "./risk.js";
+import { evaluateStock, stockLevels, toRisk } from "./stock.js";
 import { models, sales, type ModelRow } from "./store.js";
 
-export const aiServices = [ForecastService, ModelService];
+export const aiServices = [ForecastService, ModelService, StockoutService];
+
+/** Stock-out settings; undefined when ai has no catalog connection. */
+export interface StockSettings {
+  visitHours: number;
+  serviceLevel: number;
+}
 
 export const maxHorizonDays = 14;
 
@@ -55,15 +78,85 @@ export function toModel(r: ModelRow) {
   });
 }
 
-export function aiRoutes(deps: { pool: Pool; lifecycle: Lifecycle; now?: () => Date }) {
+export function aiRoutes(deps: { pool: Pool; lifecycle: Lifecycle; stock?: StockSettings; now?: () => Date }) {
   const { pool, lifecycle } = deps;
   const now = deps.now ?? (() => new Date());
+  const visitHoursOf = (field: string, v: number) => {
+    if (v === 0) return deps.stock!.visitHours;
+    if (v < 1 || v > 336) throw invalid(field, "must be 1..336 hours (0: the default)");
+    return v;
+  };
+  /** The stock levels (one kiosk's, or all) evaluated against the serving model. */
+  async function evaluated(kioskField: string, kioskId: string) {
+    const kiosk = kioskId === "" ? undefined : requireKioskId(kioskField, kioskId);
+    if (!deps.stock) throw failedPrecondition("ai has no catalog connection (CATALOG_URL, AUTH_URL, SERVICE_SECRET): stock levels are unknown");
+    const served = lifecycle.served();
+    if (!served) throw failedPrecondition("no model trained yet");
+    return { served, rows: await evaluateStock(served, await stockLevels.list(pool, kiosk), now().getTime()) };
+  }
   return (router: ConnectRouter) => {
+    router.service(StockoutService, {
+      async getStockoutRisks(req) {
+        const size = pageSize("page_size", req.pageSize);
+        const cursor = decodePageToken("page_token", req.pageToken, { offset: cursorPatterns.integer });
+        const visitHours = deps.stock ? visitHoursOf("visit_interval_hours", req.visitIntervalHours) : 0;
+        const { served, rows } = await evaluated("kiosk_id", req.kioskId);
+        const risks = rows
+          .map((e) => toRisk(e, stockoutRisk(e.path, e.row.available, visitHours), served.version))
+          .sort(
+            (a, b) =>
+              b.stockoutProbability - a.stockoutProbability ||
+              Number(b.stockoutExpected) - Number(a.stockoutExpected) ||
+              a.stockoutHours - b.stockoutHours ||
+              a.kioskId.localeCompare(b.kioskId) ||
+              a.sku.localeCompare(b.sku),
+          );
+        const offset = cursor ? Number(cursor.offset) : 0;
+        const page = risks.slice(offset, offset + size);
+        return {
+          risks: page,
+          nextPageToken: offset + size < risks.length ? encodePageToken({ offset: String(offset + size) }) : "",
+          totalSize: risks.length,
+          visitIntervalHours: visitHours,
+        };
+      },
+      async getRestockPlan(req) {
+        if (req.serviceLevel !== 0 && !(req.serviceLevel >= 0.5 && req.serviceLevel <= 0.999)) throw invalid("service_level", "must be 0.5..0.999 (0: the default)");
+        const visitHours = deps.stock ? visitHoursOf("visit_interval_hours", req.visitIntervalHours) : 0;
+        const { served, rows } = await evaluated("kiosk_id", req.kioskId);
+        const level = req.serviceLevel || deps.stock!.serviceLevel;
+        const kiosks = new Map<string, { kioskId: string; lines: ReturnType<typeof line>[]; totalUnits: bigint }>();
+        function line(e: (typeof rows)[number]) {
+          const need = restockNeed(e.path, e.row.available, visitHours, level);
+          return {
+            kioskId: e.row.kioskId,
+            sku: e.row.sku,
+            available: BigInt(e.row.available),
+            demandMean: need.mean,
+            demandAtServiceLevel: need.atServiceLevel,
+            quantity: BigInt(need.quantity),
+            stockoutProbability: stockoutRisk(e.path, e.row.available, visitHours).probability,
+          };
+        }
+        for (const e of rows) {
+          const l = line(e);
+          if (l.quantity <= 0n) continue;
+          const k = kiosks.get(l.kioskId) ?? { kioskId: l.kioskId, lines: [], totalUnits: 0n };
+          k.lines.push(l);
+          k.totalUnits += l.quantity;
+          kiosks.set(l.kioskId, k);
+        }
+        const list = [...kiosks.values()].sort((a, b) => (b.totalUnits > a.totalUnits ? 1 : b.totalUnits < a.totalUnits ? -1 : a.kioskId.localeCompare(b.kioskId)));
+        for (const k of list) k.lines.sort((a, b) => (b.quantity > a.quantity ? 1 : b.quantity < a.quantity ? -1 : a.sku.localeCompare(b.sku)));
+        return { kiosks: list, serviceLevel: level, visitIntervalHours: visitHours, modelVersion: BigInt(served.version) };
+      },
+    });
     router.service(ForecastService, {
       async getForecast(req, ctx) {
         // A device asking for another kiosk is refused before anything else is looked at.
         const kioskId = kioskScope(ctx, "kiosk_id", req.kioskId)!;
         if (req.horizonDays < 1 || req.horizonDays > maxHorizonDays) throw invalid("horizon_days", `must be 1..${maxHorizonDays}`);
+        if (req.historyDays < 0 || req.historyDays > 28) throw invalid("history_days", "must be 0..28");
         const sku = requireSku("sku", req.sku);
         const served = lifecycle.served();
         if (!served) throw failedPrecondition("no model trained yet");
@@ -72,19 +165,28 @@ export function aiRoutes(deps: { pool: Pool; lifecycle: Lifecycle; now?: () => D
         if (pairIdx < 0) throw notFound(`sku: product ${sku} has no sales history at kiosk ${kioskId}`);
         // From tomorrow (UTC), at the pair's last seen price.
         const origin = Math.floor(now().getTime() / dayMs) + 1;
-        const days = Array.from({ length: req.horizonDays }, (_, i) => origin + i);
+        const days = Array.from({ length: req.historyDays + req.horizonDays }, (_, i) => origin - req.historyDays + i);
         const price = served.layout.lastPrice[pairIdx]!;
         const preds = await served.predict(
           days.map(() => pairIdx),
           days,
           days.map(() => price),
         );
-        const recent = await sales.recent(pool, kioskId, sku, origin - 7);
+        const recent = await sales.recent(pool, kioskId, sku, Math.min(origin - 7, origin - req.historyDays - 7));
         return {
           kioskId,
           sku,
           modelVersion: BigInt(served.version),
-          points: days.map((d, i) => ({ date: dayOf(d), p10: preds[i]!.p10, p50: preds[i]!.p50, p90: preds[i]!.p90, seasonalNaive: recent.get(seasonalNaiveDay(origin, d)) ?? 0 })),
+          points: days.map((d, i) => ({
+            date: dayOf(d),
+            p10: preds[i]!.p10,
+            p50: preds[i]!.p50,
+            p90: preds[i]!.p90,
+            seasonalNaive: recent.get(seasonalNaiveDay(Math.min(origin, d), d)) ?? 0,
+            // Today is not over: its sales are not yet the day's.
+            hasActual: d < origin - 1,
+            actual: d < origin - 1 ? (recent.get(d) ?? 0) : 0,
+          })),
         };
       },
     });

@@ -12,6 +12,8 @@ import { clientFor, Role, startAuth, type AuthFixture } from "../../../test/supp
 export interface AiFixture {
   auth: AuthFixture;
   ai: StartedService;
+  /** A real catalog ai reads stock from as itself (with `withCatalog`). */
+  catalog?: StartedService;
   pool: Pool;
   tokens: { admin: string; viewer: string };
   as<S extends DescService>(service: S, token: string): Client<S>;
@@ -19,11 +21,22 @@ export interface AiFixture {
   stop(): Promise<void>;
 }
 
-export async function startAi(settings: Record<string, string> = {}): Promise<AiFixture> {
+export async function startAi(settings: Record<string, string> = {}, options: { withCatalog?: boolean } = {}): Promise<AiFixture> {
   const infra = inject("infra");
   const auth = await startAuth();
   const databaseUrl = await createDatabase(infra.databaseUrl, "ai");
+  const catalog = options.withCatalog
+    ? await startTestService("catalog", {
+        DATABASE_URL: await createDatabase(infra.databaseUrl, "catalog"),
+        REDIS_URL: auth.redisUrl,
+        NATS_URL: infra.natsUrl,
+        AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+        HEALTH_PROBE_INTERVAL_MS: "300",
+        SHUTDOWN_GRACE_MS: "3000",
+      })
+    : undefined;
   const ai = await startTestService("ai", {
+    ...(catalog ? { CATALOG_URL: catalog.url, ...auth.serviceEnv("ai"), AI_STOCK_REFRESH_MS: "300" } : {}),
     DATABASE_URL: databaseUrl,
     REDIS_URL: auth.redisUrl,
     NATS_URL: infra.natsUrl,
@@ -31,6 +44,8 @@ export async function startAi(settings: Record<string, string> = {}): Promise<Ai
     HEALTH_PROBE_INTERVAL_MS: "300",
     SHUTDOWN_GRACE_MS: "3000",
     AI_MODEL_REFRESH_MS: "500",
+    // Its own durable on ORDERS: other ai processes on the shared test NATS must not take its messages.
+    ORDERS_EVENTS_CONSUMER: `ai-orders-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
     ...settings,
   });
   const tokens = { admin: await auth.adminToken(), viewer: (await auth.userWithRole(Role.VIEWER)).accessToken };
@@ -45,6 +60,7 @@ export async function startAi(settings: Record<string, string> = {}): Promise<Ai
   return {
     auth,
     ai,
+    catalog,
     pool,
     tokens,
     as: (service, token) => clientFor(service, ai.url, token),
@@ -62,6 +78,7 @@ export async function startAi(settings: Record<string, string> = {}): Promise<Ai
     async stop() {
       await pool.end();
       await ai.stop();
+      await catalog?.stop();
       await auth.stop();
     },
   };

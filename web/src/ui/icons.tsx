@@ -19,6 +19,7 @@ const paths = {
   refresh: "M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7",
   alert: "M12 3l10 18H2zM12 10v5M12 18v.5",
   box: "M3 7l9-4 9 4v10l-9 4-9-4zM3 7l9 4 9-4M12 11v10",
+  insights: "M4 20V12M10 20V5M16 20v-9M22 20H2",
 } as const;
 
 export type IconName = keyof typeof paths;

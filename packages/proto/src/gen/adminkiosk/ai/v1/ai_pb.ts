@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/ai/v1/ai.proto.
  */
 export const file_adminkiosk_ai_v1_ai: GenFile = /*@__PURE__*/
-  fileDesc("ChlhZG1pbmtpb3NrL2FpL3YxL2FpLnByb3RvEhBhZG1pbmtpb3NrLmFpLnYxIkkKEkdldEZvcmVjYXN0UmVxdWVzdBIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSFAoMaG9yaXpvbl9kYXlzGAMgASgFIlwKDUZvcmVjYXN0UG9pbnQSDAoEZGF0ZRgBIAEoCRILCgNwMTAYAiABKAESCwoDcDUwGAMgASgBEgsKA3A5MBgEIAEoARIWCg5zZWFzb25hbF9uYWl2ZRgFIAEoASJ8ChNHZXRGb3JlY2FzdFJlc3BvbnNlEhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAMgASgDEi8KBnBvaW50cxgEIAMoCzIfLmFkbWlua2lvc2suYWkudjEuRm9yZWNhc3RQb2ludCJHCgdNZXRyaWNzEgwKBHdhcGUYASABKAESCwoDbWFlGAIgASgBEgwKBGJpYXMYAyABKAESEwoLY292ZXJhZ2VfODAYBCABKAEisAMKBU1vZGVsEg8KB3ZlcnNpb24YASABKAMSDAoEa2luZBgCIAEoCRItCgZzdGF0dXMYAyABKA4yHS5hZG1pbmtpb3NrLmFpLnYxLk1vZGVsU3RhdHVzEhIKCnRyYWluX2Zyb20YBCABKAkSEAoIdHJhaW5fdG8YBSABKAkSFAoMaG9sZG91dF9mcm9tGAYgASgJEhIKCmhvbGRvdXRfdG8YByABKAkSEAoIZmVhdHVyZXMYCCADKAkSKgoHbWV0cmljcxgJIAEoCzIZLmFkbWlua2lvc2suYWkudjEuTWV0cmljcxIrCghiYXNlbGluZRgKIAEoCzIZLmFkbWlua2lvc2suYWkudjEuTWV0cmljcxIVCg10cmFpbmluZ19yb3dzGAsgASgDEhgKEHRyYWluaW5nX3NlY29uZHMYDCABKAESEgoKb25ueF9ieXRlcxgNIAEoAxIwCgxjcmVhdGVkX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYDyABKAkSEwoLZ2F0ZV9yZWFzb24YECABKAkiEwoRTGlzdE1vZGVsc1JlcXVlc3QiPQoSTGlzdE1vZGVsc1Jlc3BvbnNlEicKBm1vZGVscxgBIAMoCzIXLmFkbWlua2lvc2suYWkudjEuTW9kZWwiIgoPR2V0TW9kZWxSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAMiOgoQR2V0TW9kZWxSZXNwb25zZRImCgVtb2RlbBgBIAEoCzIXLmFkbWlua2lvc2suYWkudjEuTW9kZWwiKAoOUmV0cmFpblJlcXVlc3QSFgoOZmVhdHVyZV9ncm91cHMYASADKAkiZAoPUmV0cmFpblJlc3BvbnNlEiYKBW1vZGVsGAEgASgLMhcuYWRtaW5raW9zay5haS52MS5Nb2RlbBIQCghwcm9tb3RlZBgCIAEoCBIXCg9zZXJ2aW5nX3ZlcnNpb24YAyABKAMiIgoPUm9sbGJhY2tSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAMiKwoQUm9sbGJhY2tSZXNwb25zZRIXCg9zZXJ2aW5nX3ZlcnNpb24YASABKAMqlgEKC01vZGVsU3RhdHVzEhwKGE1PREVMX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFk1PREVMX1NUQVRVU19DQU5ESURBVEUQARIYChRNT0RFTF9TVEFUVVNfU0VSVklORxACEhgKFE1PREVMX1NUQVRVU19SRVRJUkVEEAMSGQoVTU9ERUxfU1RBVFVTX1JFSkVDVEVEEAQyngEKD0ZvcmVjYXN0U2VydmljZRKKAQoLR2V0Rm9yZWNhc3QSJC5hZG1pbmtpb3NrLmFpLnYxLkdldEZvcmVjYXN0UmVxdWVzdBolLmFkbWlua2lvc2suYWkudjEuR2V0Rm9yZWNhc3RSZXNwb25zZSIuyvMYBBABGAGC0+STAiASHi92MS9mb3JlY2FzdHMve2tpb3NrX2lkfS97c2t1fTLmAwoMTW9kZWxTZXJ2aWNlEnEKCkxpc3RNb2RlbHMSIy5hZG1pbmtpb3NrLmFpLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiQuYWRtaW5raW9zay5haS52MS5MaXN0TW9kZWxzUmVzcG9uc2UiGMrzGAIQAYLT5JMCDBIKL3YxL21vZGVscxJ1CghHZXRNb2RlbBIhLmFkbWlua2lvc2suYWkudjEuR2V0TW9kZWxSZXF1ZXN0GiIuYWRtaW5raW9zay5haS52MS5HZXRNb2RlbFJlc3BvbnNlIiLK8xgCEAGC0+STAhYSFC92MS9tb2RlbHMve3ZlcnNpb259EnMKB1JldHJhaW4SIC5hZG1pbmtpb3NrLmFpLnYxLlJldHJhaW5SZXF1ZXN0GiEuYWRtaW5raW9zay5haS52MS5SZXRyYWluUmVzcG9uc2UiI8rzGAIQA4LT5JMCFzoBKiISL3YxL21vZGVsczpyZXRyYWluEncKCFJvbGxiYWNrEiEuYWRtaW5raW9zay5haS52MS5Sb2xsYmFja1JlcXVlc3QaIi5hZG1pbmtpb3NrLmFpLnYxLlJvbGxiYWNrUmVzcG9uc2UiJMrzGAIQA4LT5JMCGDoBKiITL3YxL21vZGVsczpyb2xsYmFja2IGcHJvdG8z", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChlhZG1pbmtpb3NrL2FpL3YxL2FpLnByb3RvEhBhZG1pbmtpb3NrLmFpLnYxIl8KEkdldEZvcmVjYXN0UmVxdWVzdBIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSFAoMaG9yaXpvbl9kYXlzGAMgASgFEhQKDGhpc3RvcnlfZGF5cxgEIAEoBSKAAQoNRm9yZWNhc3RQb2ludBIMCgRkYXRlGAEgASgJEgsKA3AxMBgCIAEoARILCgNwNTAYAyABKAESCwoDcDkwGAQgASgBEhYKDnNlYXNvbmFsX25haXZlGAUgASgBEhIKCmhhc19hY3R1YWwYBiABKAgSDgoGYWN0dWFsGAcgASgBInwKE0dldEZvcmVjYXN0UmVzcG9uc2USEAoIa2lvc2tfaWQYASABKAkSCwoDc2t1GAIgASgJEhUKDW1vZGVsX3ZlcnNpb24YAyABKAMSLwoGcG9pbnRzGAQgAygLMh8uYWRtaW5raW9zay5haS52MS5Gb3JlY2FzdFBvaW50IkcKB01ldHJpY3MSDAoEd2FwZRgBIAEoARILCgNtYWUYAiABKAESDAoEYmlhcxgDIAEoARITCgtjb3ZlcmFnZV84MBgEIAEoASKwAwoFTW9kZWwSDwoHdmVyc2lvbhgBIAEoAxIMCgRraW5kGAIgASgJEi0KBnN0YXR1cxgDIAEoDjIdLmFkbWlua2lvc2suYWkudjEuTW9kZWxTdGF0dXMSEgoKdHJhaW5fZnJvbRgEIAEoCRIQCgh0cmFpbl90bxgFIAEoCRIUCgxob2xkb3V0X2Zyb20YBiABKAkSEgoKaG9sZG91dF90bxgHIAEoCRIQCghmZWF0dXJlcxgIIAMoCRIqCgdtZXRyaWNzGAkgASgLMhkuYWRtaW5raW9zay5haS52MS5NZXRyaWNzEisKCGJhc2VsaW5lGAogASgLMhkuYWRtaW5raW9zay5haS52MS5NZXRyaWNzEhUKDXRyYWluaW5nX3Jvd3MYCyABKAMSGAoQdHJhaW5pbmdfc2Vjb25kcxgMIAEoARISCgpvbm54X2J5dGVzGA0gASgDEjAKDGNyZWF0ZWRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgPIAEoCRITCgtnYXRlX3JlYXNvbhgQIAEoCSITChFMaXN0TW9kZWxzUmVxdWVzdCI9ChJMaXN0TW9kZWxzUmVzcG9uc2USJwoGbW9kZWxzGAEgAygLMhcuYWRtaW5raW9zay5haS52MS5Nb2RlbCIiCg9HZXRNb2RlbFJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoAyI6ChBHZXRNb2RlbFJlc3BvbnNlEiYKBW1vZGVsGAEgASgLMhcuYWRtaW5raW9zay5haS52MS5Nb2RlbCIoCg5SZXRyYWluUmVxdWVzdBIWCg5mZWF0dXJlX2dyb3VwcxgBIAMoCSJkCg9SZXRyYWluUmVzcG9uc2USJgoFbW9kZWwYASABKAsyFy5hZG1pbmtpb3NrLmFpLnYxLk1vZGVsEhAKCHByb21vdGVkGAIgASgIEhcKD3NlcnZpbmdfdmVyc2lvbhgDIAEoAyIiCg9Sb2xsYmFja1JlcXVlc3QSDwoHdmVyc2lvbhgBIAEoAyIrChBSb2xsYmFja1Jlc3BvbnNlEhcKD3NlcnZpbmdfdmVyc2lvbhgBIAEoAyJwChdHZXRTdG9ja291dFJpc2tzUmVxdWVzdBIQCghraW9za19pZBgBIAEoCRIcChR2aXNpdF9pbnRlcnZhbF9ob3VycxgCIAEoBRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSKsAgoMU3RvY2tvdXRSaXNrEhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIRCglhdmFpbGFibGUYAyABKAMSHAoUc3RvY2tvdXRfcHJvYmFiaWxpdHkYBCABKAESGQoRc3RvY2tvdXRfZXhwZWN0ZWQYBSABKAgSFgoOc3RvY2tvdXRfaG91cnMYBiABKAESHAoUc3RvY2tvdXRfZWFybHlfaG91cnMYByABKAESGwoTc3RvY2tvdXRfbGF0ZV9ob3VycxgIIAEoARIXCg9kZW1hbmRfdG9fdmlzaXQYCSABKAESLgoKc3RvY2tfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbW9kZWxfdmVyc2lvbhgLIAEoAyKUAQoYR2V0U3RvY2tvdXRSaXNrc1Jlc3BvbnNlEi0KBXJpc2tzGAEgAygLMh4uYWRtaW5raW9zay5haS52MS5TdG9ja291dFJpc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAUSHAoUdmlzaXRfaW50ZXJ2YWxfaG91cnMYBCABKAUiXgoVR2V0UmVzdG9ja1BsYW5SZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEhUKDXNlcnZpY2VfbGV2ZWwYAiABKAESHAoUdmlzaXRfaW50ZXJ2YWxfaG91cnMYAyABKAUipQEKC1Jlc3RvY2tMaW5lEhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIRCglhdmFpbGFibGUYAyABKAMSEwoLZGVtYW5kX21lYW4YBCABKAESHwoXZGVtYW5kX2F0X3NlcnZpY2VfbGV2ZWwYBSABKAESEAoIcXVhbnRpdHkYBiABKAMSHAoUc3RvY2tvdXRfcHJvYmFiaWxpdHkYByABKAEiYwoMS2lvc2tSZXN0b2NrEhAKCGtpb3NrX2lkGAEgASgJEiwKBWxpbmVzGAIgAygLMh0uYWRtaW5raW9zay5haS52MS5SZXN0b2NrTGluZRITCgt0b3RhbF91bml0cxgDIAEoAyKUAQoWR2V0UmVzdG9ja1BsYW5SZXNwb25zZRIuCgZraW9za3MYASADKAsyHi5hZG1pbmtpb3NrLmFpLnYxLktpb3NrUmVzdG9jaxIVCg1zZXJ2aWNlX2xldmVsGAIgASgBEhwKFHZpc2l0X2ludGVydmFsX2hvdXJzGAMgASgFEhUKDW1vZGVsX3ZlcnNpb24YBCABKAMqlgEKC01vZGVsU3RhdHVzEhwKGE1PREVMX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFk1PREVMX1NUQVRVU19DQU5ESURBVEUQARIYChRNT0RFTF9TVEFUVVNfU0VSVklORxACEhgKFE1PREVMX1NUQVRVU19SRVRJUkVEEAMSGQoVTU9ERUxfU1RBVFVTX1JFSkVDVEVEEAQyngEKD0ZvcmVjYXN0U2VydmljZRKKAQoLR2V0Rm9yZWNhc3QSJC5hZG1pbmtpb3NrLmFpLnYxLkdldEZvcmVjYXN0UmVxdWVzdBolLmFkbWlua2lvc2suYWkudjEuR2V0Rm9yZWNhc3RSZXNwb25zZSIuyvMYBBABGAGC0+STAiASHi92MS9mb3JlY2FzdHMve2tpb3NrX2lkfS97c2t1fTLmAwoMTW9kZWxTZXJ2aWNlEnEKCkxpc3RNb2RlbHMSIy5hZG1pbmtpb3NrLmFpLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiQuYWRtaW5raW9zay5haS52MS5MaXN0TW9kZWxzUmVzcG9uc2UiGMrzGAIQAYLT5JMCDBIKL3YxL21vZGVscxJ1CghHZXRNb2RlbBIhLmFkbWlua2lvc2suYWkudjEuR2V0TW9kZWxSZXF1ZXN0GiIuYWRtaW5raW9zay5haS52MS5HZXRNb2RlbFJlc3BvbnNlIiLK8xgCEAGC0+STAhYSFC92MS9tb2RlbHMve3ZlcnNpb259EnMKB1JldHJhaW4SIC5hZG1pbmtpb3NrLmFpLnYxLlJldHJhaW5SZXF1ZXN0GiEuYWRtaW5raW9zay5haS52MS5SZXRyYWluUmVzcG9uc2UiI8rzGAIQA4LT5JMCFzoBKiISL3YxL21vZGVsczpyZXRyYWluEncKCFJvbGxiYWNrEiEuYWRtaW5raW9zay5haS52MS5Sb2xsYmFja1JlcXVlc3QaIi5hZG1pbmtpb3NrLmFpLnYxLlJvbGxiYWNrUmVzcG9uc2UiJMrzGAIQA4LT5JMCGDoBKiITL3YxL21vZGVsczpyb2xsYmFjazKlAgoPU3RvY2tvdXRTZXJ2aWNlEosBChBHZXRTdG9ja291dFJpc2tzEikuYWRtaW5raW9zay5haS52MS5HZXRTdG9ja291dFJpc2tzUmVxdWVzdBoqLmFkbWlua2lvc2suYWkudjEuR2V0U3RvY2tvdXRSaXNrc1Jlc3BvbnNlIiDK8xgCEAGC0+STAhQSEi92MS9zdG9ja291dC1yaXNrcxKDAQoOR2V0UmVzdG9ja1BsYW4SJy5hZG1pbmtpb3NrLmFpLnYxLkdldFJlc3RvY2tQbGFuUmVxdWVzdBooLmFkbWlua2lvc2suYWkudjEuR2V0UmVzdG9ja1BsYW5SZXNwb25zZSIeyvMYAhABgtPkkwISEhAvdjEvcmVzdG9jay1wbGFuYgZwcm90bzM", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message adminkiosk.ai.v1.GetForecastRequest
@@ -43,6 +43,14 @@ export type GetForecastRequest = Message<"adminkiosk.ai.v1.GetForecastRequest"> 
    * @generated from field: int32 horizon_days = 3;
    */
   horizonDays: number;
+
+  /**
+   * 0..28: also the last days up to today, with what was sold (up to yesterday: today is
+   * not over) beside what the model says for them (forecast vs actual).
+   *
+   * @generated from field: int32 history_days = 4;
+   */
+  historyDays: number;
 };
 
 /**
@@ -84,6 +92,18 @@ export type ForecastPoint = Message<"adminkiosk.ai.v1.ForecastPoint"> & {
    * @generated from field: double seasonal_naive = 5;
    */
   seasonalNaive: number;
+
+  /**
+   * Past days up to yesterday (history_days): units sold that day (0 when none were recorded).
+   *
+   * @generated from field: bool has_actual = 6;
+   */
+  hasActual: boolean;
+
+  /**
+   * @generated from field: double actual = 7;
+   */
+  actual: number;
 };
 
 /**
@@ -415,6 +435,302 @@ export const RollbackResponseSchema: GenMessage<RollbackResponse> = /*@__PURE__*
   messageDesc(file_adminkiosk_ai_v1_ai, 12);
 
 /**
+ * @generated from message adminkiosk.ai.v1.GetStockoutRisksRequest
+ */
+export type GetStockoutRisksRequest = Message<"adminkiosk.ai.v1.GetStockoutRisksRequest"> & {
+  /**
+   * Empty: every kiosk.
+   *
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * Hours until the next visit, 1..336 (14 days); 0: the service's default (AI_VISIT_INTERVAL_HOURS).
+   *
+   * @generated from field: int32 visit_interval_hours = 2;
+   */
+  visitIntervalHours: number;
+
+  /**
+   * 1..500, default 50.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.GetStockoutRisksRequest.
+ * Use `create(GetStockoutRisksRequestSchema)` to create a new message.
+ */
+export const GetStockoutRisksRequestSchema: GenMessage<GetStockoutRisksRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 13);
+
+/**
+ * @generated from message adminkiosk.ai.v1.StockoutRisk
+ */
+export type StockoutRisk = Message<"adminkiosk.ai.v1.StockoutRisk"> & {
+  /**
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: string sku = 2;
+   */
+  sku: string;
+
+  /**
+   * Units that can still be sold (catalog's on_hand - reserved).
+   *
+   * @generated from field: int64 available = 3;
+   */
+  available: bigint;
+
+  /**
+   * Probability that demand until the next visit exceeds what is available.
+   *
+   * @generated from field: double stockout_probability = 4;
+   */
+  stockoutProbability: number;
+
+  /**
+   * False when the expected demand over the 14-day horizon stays below what is available.
+   *
+   * @generated from field: bool stockout_expected = 5;
+   */
+  stockoutExpected: boolean;
+
+  /**
+   * Hours from now until the expected cumulative demand reaches what is available (the
+   * median stock-out time), and the early and late ends of its 80 % band (demand at its
+   * 90 % and 10 % quantiles). 0 when stockout_expected is false, or the late end lies beyond
+   * the horizon (then stockout_late_hours is 0 as well).
+   *
+   * @generated from field: double stockout_hours = 6;
+   */
+  stockoutHours: number;
+
+  /**
+   * @generated from field: double stockout_early_hours = 7;
+   */
+  stockoutEarlyHours: number;
+
+  /**
+   * @generated from field: double stockout_late_hours = 8;
+   */
+  stockoutLateHours: number;
+
+  /**
+   * Expected demand until the next visit.
+   *
+   * @generated from field: double demand_to_visit = 9;
+   */
+  demandToVisit: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp stock_time = 10;
+   */
+  stockTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int64 model_version = 11;
+   */
+  modelVersion: bigint;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.StockoutRisk.
+ * Use `create(StockoutRiskSchema)` to create a new message.
+ */
+export const StockoutRiskSchema: GenMessage<StockoutRisk> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 14);
+
+/**
+ * @generated from message adminkiosk.ai.v1.GetStockoutRisksResponse
+ */
+export type GetStockoutRisksResponse = Message<"adminkiosk.ai.v1.GetStockoutRisksResponse"> & {
+  /**
+   * @generated from field: repeated adminkiosk.ai.v1.StockoutRisk risks = 1;
+   */
+  risks: StockoutRisk[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * @generated from field: int32 total_size = 3;
+   */
+  totalSize: number;
+
+  /**
+   * @generated from field: int32 visit_interval_hours = 4;
+   */
+  visitIntervalHours: number;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.GetStockoutRisksResponse.
+ * Use `create(GetStockoutRisksResponseSchema)` to create a new message.
+ */
+export const GetStockoutRisksResponseSchema: GenMessage<GetStockoutRisksResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 15);
+
+/**
+ * @generated from message adminkiosk.ai.v1.GetRestockPlanRequest
+ */
+export type GetRestockPlanRequest = Message<"adminkiosk.ai.v1.GetRestockPlanRequest"> & {
+  /**
+   * Empty: every kiosk.
+   *
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * 0.5..0.999; 0: the service's default (AI_SERVICE_LEVEL).
+   *
+   * @generated from field: double service_level = 2;
+   */
+  serviceLevel: number;
+
+  /**
+   * Hours until the next visit, 1..336; 0: AI_VISIT_INTERVAL_HOURS.
+   *
+   * @generated from field: int32 visit_interval_hours = 3;
+   */
+  visitIntervalHours: number;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.GetRestockPlanRequest.
+ * Use `create(GetRestockPlanRequestSchema)` to create a new message.
+ */
+export const GetRestockPlanRequestSchema: GenMessage<GetRestockPlanRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 16);
+
+/**
+ * @generated from message adminkiosk.ai.v1.RestockLine
+ */
+export type RestockLine = Message<"adminkiosk.ai.v1.RestockLine"> & {
+  /**
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: string sku = 2;
+   */
+  sku: string;
+
+  /**
+   * @generated from field: int64 available = 3;
+   */
+  available: bigint;
+
+  /**
+   * Expected demand until the next visit, and its quantile at the service level.
+   *
+   * @generated from field: double demand_mean = 4;
+   */
+  demandMean: number;
+
+  /**
+   * @generated from field: double demand_at_service_level = 5;
+   */
+  demandAtServiceLevel: number;
+
+  /**
+   * Units to bring: ceil(demand_at_service_level - available), never below 0. Lines with
+   * nothing to bring are left out.
+   *
+   * @generated from field: int64 quantity = 6;
+   */
+  quantity: bigint;
+
+  /**
+   * @generated from field: double stockout_probability = 7;
+   */
+  stockoutProbability: number;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.RestockLine.
+ * Use `create(RestockLineSchema)` to create a new message.
+ */
+export const RestockLineSchema: GenMessage<RestockLine> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 17);
+
+/**
+ * @generated from message adminkiosk.ai.v1.KioskRestock
+ */
+export type KioskRestock = Message<"adminkiosk.ai.v1.KioskRestock"> & {
+  /**
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: repeated adminkiosk.ai.v1.RestockLine lines = 2;
+   */
+  lines: RestockLine[];
+
+  /**
+   * @generated from field: int64 total_units = 3;
+   */
+  totalUnits: bigint;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.KioskRestock.
+ * Use `create(KioskRestockSchema)` to create a new message.
+ */
+export const KioskRestockSchema: GenMessage<KioskRestock> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 18);
+
+/**
+ * @generated from message adminkiosk.ai.v1.GetRestockPlanResponse
+ */
+export type GetRestockPlanResponse = Message<"adminkiosk.ai.v1.GetRestockPlanResponse"> & {
+  /**
+   * Kiosks with the most units to bring first.
+   *
+   * @generated from field: repeated adminkiosk.ai.v1.KioskRestock kiosks = 1;
+   */
+  kiosks: KioskRestock[];
+
+  /**
+   * @generated from field: double service_level = 2;
+   */
+  serviceLevel: number;
+
+  /**
+   * @generated from field: int32 visit_interval_hours = 3;
+   */
+  visitIntervalHours: number;
+
+  /**
+   * @generated from field: int64 model_version = 4;
+   */
+  modelVersion: bigint;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.GetRestockPlanResponse.
+ * Use `create(GetRestockPlanResponseSchema)` to create a new message.
+ */
+export const GetRestockPlanResponseSchema: GenMessage<GetRestockPlanResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 19);
+
+/**
  * @generated from enum adminkiosk.ai.v1.ModelStatus
  */
 export enum ModelStatus {
@@ -516,4 +832,36 @@ export const ModelService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_adminkiosk_ai_v1_ai, 1);
+
+/**
+ * Stock-out risk and restock plans per kiosk × product: catalog's stock levels (read by ai
+ * as itself, kept fresh by a background pass) against the serving model's demand forecast.
+ *
+ * @generated from service adminkiosk.ai.v1.StockoutService
+ */
+export const StockoutService: GenService<{
+  /**
+   * Kiosk × product pairs by the probability of running out before the next visit,
+   * highest first.
+   *
+   * @generated from rpc adminkiosk.ai.v1.StockoutService.GetStockoutRisks
+   */
+  getStockoutRisks: {
+    methodKind: "unary";
+    input: typeof GetStockoutRisksRequestSchema;
+    output: typeof GetStockoutRisksResponseSchema;
+  },
+  /**
+   * What to bring to each kiosk at the next visit so that demand until the visit after it
+   * is met at the service level.
+   *
+   * @generated from rpc adminkiosk.ai.v1.StockoutService.GetRestockPlan
+   */
+  getRestockPlan: {
+    methodKind: "unary";
+    input: typeof GetRestockPlanRequestSchema;
+    output: typeof GetRestockPlanResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_adminkiosk_ai_v1_ai, 2);
 
