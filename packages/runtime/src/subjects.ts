@@ -128,14 +128,20 @@ export const notificationsSubjects = {
   },
 };
 
-// ---- ai (stream AI, through ai's outbox) ----
+// ---- ai (stream AI, through ai's outbox; notifications consumes ai.stockout.>) ----
+export type StockoutEventKind = "predicted" | "cleared";
+const stockoutEventKinds = new Set<string>(["predicted", "cleared"]);
 export const aiSubjects = {
   stream: { name: "AI", subjects: ["ai.>"] },
   /** A kiosk × product's stock-out probability before the next visit crossed the alert threshold. */
   stockoutPredicted: (kioskId: string) => `ai.stockout.${token("kiosk id", kioskId)}.predicted`,
+  /** …and fell back below it. */
+  stockoutCleared: (kioskId: string) => `ai.stockout.${token("kiosk id", kioskId)}.cleared`,
+  /** Every kiosk's stock-out predictions and clearances (notifications' durable consumer). */
   allStockouts: "ai.stockout.>",
-  parseStockout(subject: string): { kioskId: string; kind: string } | undefined {
+  /** The kiosk and kind of a stock-out event; undefined for another shape or a kind this version does not know. */
+  parseStockout(subject: string): { kioskId: string; kind: StockoutEventKind } | undefined {
     const rest = after(subject, "ai.stockout.");
-    return rest?.length === 2 ? { kioskId: rest[0]!, kind: rest[1]! } : undefined;
+    return rest?.length === 2 && stockoutEventKinds.has(rest[1]!) ? { kioskId: rest[0]!, kind: rest[1] as StockoutEventKind } : undefined;
   },
 };

@@ -29,7 +29,7 @@ export const aiConfigShape = {
   AI_VISIT_INTERVAL_HOURS: z.coerce.number().int().min(1).max(336).default(72),
   /** The restock plan's service level, when a request does not say. */
   AI_SERVICE_LEVEL: z.coerce.number().min(0.5).max(0.999).default(0.95),
-  /** ai.stockout.<kiosk>.predicted is published when the probability of running out before the next visit reaches this. */
+  /** ai.stockout.<kiosk>.predicted is published when the probability of running out before the next visit reaches this (.cleared when it falls back below). */
   AI_STOCKOUT_ALERT_PROBABILITY: z.coerce.number().min(0.01).max(1).default(0.5),
 };
 

@@ -2,7 +2,8 @@
 // InventoryService.ListStock) every AI_STOCK_REFRESH_MS into stock_levels; each pass (one
 // replica at a time, under an advisory lock) re-evaluates every kiosk × product against the
 // serving model and publishes ai.stockout.<kiosk>.predicted through the outbox when the
-// probability of running out before the next visit crosses the alert threshold.
+// probability of running out before the next visit crosses the alert threshold, and
+// ai.stockout.<kiosk>.cleared when it falls back below.
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
@@ -143,13 +144,13 @@ export function startStockSweeper(o: StockSweeperOptions): StockSweeper {
            ON CONFLICT (kiosk_id, sku) DO UPDATE SET firing = EXCLUDED.firing, probability = EXCLUDED.probability, changed_at = now()`,
           [e.row.kioskId, e.row.sku, above, risk.probability],
         );
-        if (above)
-          await enqueueEvent(
-            tx,
-            aiSubjects.stockoutPredicted(e.row.kioskId),
-            StockoutPredictedEventSchema,
-            create(StockoutPredictedEventSchema, { risk: toRisk(e, risk, served.version), threshold: o.threshold, visitIntervalHours: o.visitHours, time: timestampNow() }),
-          );
+        // Predicted on the way up, cleared on the way down (notifications resolves its alert).
+        await enqueueEvent(
+          tx,
+          above ? aiSubjects.stockoutPredicted(e.row.kioskId) : aiSubjects.stockoutCleared(e.row.kioskId),
+          StockoutPredictedEventSchema,
+          create(StockoutPredictedEventSchema, { risk: toRisk(e, risk, served.version), threshold: o.threshold, visitIntervalHours: o.visitHours, time: timestampNow() }),
+        );
       }
     });
   }

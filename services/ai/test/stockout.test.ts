@@ -2,7 +2,7 @@
 // itself (its service token), the kiosk with low stock and steady demand comes first with a
 // stock-out time its forecast explains, the restock quantity covers the forecast to the next
 // visit at the service level (checked against GetForecast's own quantiles), the crossing is
-// published on stream AI, and bad input is named.
+// published on stream AI (and its clearing once restocked), and bad input is named.
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -138,6 +138,16 @@ describe("ai stock-out risks", () => {
       const event = fromBinary(StockoutPredictedEventSchema, msg!.data);
       expect(event.risk!.sku).toBe(low.sku);
       expect(event.risk!.stockoutProbability).toBeGreaterThanOrEqual(event.threshold);
+
+      // Restocked: the risk falls back below the threshold and ai.stockout.<kiosk>.cleared follows.
+      await clientFor(InventoryService, f.catalog!.url, admin).restock({ kioskId: low.kioskId, sku: low.sku, quantity: 100_000n, reason: "test restock" });
+      const cleared = await expect
+        .poll(async () => jsm.streams.getMessage(aiSubjects.stream.name, { last_by_subj: aiSubjects.stockoutCleared(low.kioskId) }).catch(() => null), eventually)
+        .toBeTruthy()
+        .then(() => jsm.streams.getMessage(aiSubjects.stream.name, { last_by_subj: aiSubjects.stockoutCleared(low.kioskId) }));
+      const clearedEvent = fromBinary(StockoutPredictedEventSchema, cleared!.data);
+      expect(clearedEvent.risk!.sku).toBe(low.sku);
+      expect(clearedEvent.risk!.stockoutProbability).toBeLessThan(clearedEvent.threshold);
     } finally {
       await nc.close();
     }

@@ -1,4 +1,4 @@
-// Alerts: one per rule and kiosk while the rule's condition holds. Pending while the
+// Alerts: one per rule and kiosk (and product, for stockout_predicted) while the rule's condition holds. Pending while the
 // condition has not yet lasted the rule's for-duration (a pending alert whose condition
 // clears is simply deleted), then firing → acknowledged → resolved. Every fired and
 // resolved alert is recorded as a change for grouping (grouping.ts) and published on
@@ -16,6 +16,8 @@ export interface AlertRow {
   rule_id: string;
   rule_version: string;
   kiosk_id: string;
+  /** stockout_predicted: the product; '' otherwise. */
+  sku: string;
   group_id: string;
   tags: string[];
   state: "pending" | "firing" | "acknowledged" | "resolved";
@@ -53,7 +55,7 @@ export function toAlert(row: AlertRow): Alert {
     state: states[row.state],
     kioskId: row.kiosk_id,
     groupId: row.group_id,
-    labels: { kiosk_id: row.kiosk_id, ...(row.group_id ? { group_id: row.group_id } : {}), ...(row.tags.length ? { tags: row.tags.join(",") } : {}) },
+    labels: { kiosk_id: row.kiosk_id, ...(row.sku ? { sku: row.sku } : {}), ...(row.group_id ? { group_id: row.group_id } : {}), ...(row.tags.length ? { tags: row.tags.join(",") } : {}) },
     tags: row.tags,
     summary: row.summary,
     fireTime: row.fired_at ? timestampFromDate(row.fired_at) : undefined,
@@ -67,7 +69,7 @@ export function toAlert(row: AlertRow): Alert {
 /** A timestamp as ISO text with its microseconds (a page cursor that loses none). */
 export const isoUs = (expr: string) => `to_char(${expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-export const alertSelect = `SELECT a.alert_id, a.rule_id, a.rule_version, a.kiosk_id, a.group_id, a.tags, a.state, a.summary, a.fired_at, a.acknowledged_at,
+export const alertSelect = `SELECT a.alert_id, a.rule_id, a.rule_version, a.kiosk_id, a.sku, a.group_id, a.tags, a.state, a.summary, a.fired_at, a.acknowledged_at,
   a.acknowledged_by, a.resolved_at, a.resolve_reason, r.name AS rule_name, r.definition
   FROM alerts a JOIN rules r USING (rule_id)`;
 
@@ -90,23 +92,26 @@ export async function recordChanges(tx: PoolClient, ids: string[], kind: AlertEv
     );
 }
 
-/** The condition of `rule` holds for the kiosk since `since`: a pending alert, unless one is open. */
-export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { kioskId: string; groupId: string; tags: string[] }, since: Date, summary: string): Promise<void> {
+/** The condition of `rule` holds for the kiosk (and product `sku`) since `since`: a pending alert, unless one is open. */
+export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { kioskId: string; groupId: string; tags: string[] }, since: Date, summary: string, sku = ""): Promise<void> {
   await tx.query(
-    `INSERT INTO alerts (rule_id, rule_version, kiosk_id, group_id, tags, state, summary, active_since, fire_at)
-     VALUES ($1, $2, $3, $4, $8, 'pending', $5, $6, $6::timestamptz + make_interval(secs => $7::double precision / 1000))
-     ON CONFLICT (rule_id, kiosk_id) WHERE state IN ('pending', 'firing', 'acknowledged') DO NOTHING`,
-    [rule.ruleId, rule.version, kiosk.kioskId, kiosk.groupId, summary, since, rule.forMs, kiosk.tags],
+    `INSERT INTO alerts (rule_id, rule_version, kiosk_id, group_id, tags, state, summary, active_since, fire_at, sku)
+     VALUES ($1, $2, $3, $4, $8, 'pending', $5, $6, $6::timestamptz + make_interval(secs => $7::double precision / 1000), $9)
+     ON CONFLICT (rule_id, kiosk_id, sku) WHERE state IN ('pending', 'firing', 'acknowledged') DO NOTHING`,
+    [rule.ruleId, rule.version, kiosk.kioskId, kiosk.groupId, summary, since, rule.forMs, kiosk.tags, sku],
   );
 }
 
-/** The condition of `rule` cleared for the kiosk: a pending alert is dropped, an open one resolved. */
-export async function conditionCleared(tx: PoolClient, ruleId: string, kioskId: string, reason = "condition cleared"): Promise<void> {
-  await tx.query("DELETE FROM alerts WHERE rule_id = $1 AND kiosk_id = $2 AND state = 'pending'", [ruleId, kioskId]);
+/**
+ * The condition of `rule` cleared for the kiosk (only product `sku` when given, every one
+ * otherwise): a pending alert is dropped, an open one resolved.
+ */
+export async function conditionCleared(tx: PoolClient, ruleId: string, kioskId: string, reason = "condition cleared", sku?: string): Promise<void> {
+  await tx.query("DELETE FROM alerts WHERE rule_id = $1 AND kiosk_id = $2 AND state = 'pending' AND ($3::text IS NULL OR sku = $3)", [ruleId, kioskId, sku ?? null]);
   const { rows } = await tx.query<{ alert_id: string }>(
     `UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = $3
-     WHERE rule_id = $1 AND kiosk_id = $2 AND state IN ('firing', 'acknowledged') RETURNING alert_id`,
-    [ruleId, kioskId, reason],
+     WHERE rule_id = $1 AND kiosk_id = $2 AND state IN ('firing', 'acknowledged') AND ($4::text IS NULL OR sku = $4) RETURNING alert_id`,
+    [ruleId, kioskId, reason, sku ?? null],
   );
   await recordChanges(
     tx,

@@ -29,7 +29,7 @@ export const notificationsConfigShape = {
   DATABASE_URL: url(["postgres:", "postgresql:"]),
   /** auth's revocation keys (ended sessions, revoked devices) live here. */
   REDIS_URL: url(["redis:", "rediss:"]),
-  /** link's and fleet's events come from JetStream (streams LINK, FLEET); alert and delivery events go to stream NOTIFICATIONS. */
+  /** link's, fleet's and ai's events come from JetStream (streams LINK, FLEET, AI); alert and delivery events go to stream NOTIFICATIONS. */
   NATS_URL: url(["nats:", "tls:"]),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** Where email goes out (smtp://user:pass@host:port, smtps:// for TLS). */
@@ -63,6 +63,13 @@ export const notificationsConfigShape = {
   FLEET_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-fleet"),
   /** As LINK_EVENTS_SINCE_START, for stream FLEET. */
   FLEET_EVENTS_SINCE_START: z
+    .enum(["true", "false"], { message: 'must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
+  /** The durable JetStream consumer notifications reads ai's stock-out predictions with (stream AI: ai.stockout.<kiosk>.predicted | cleared). */
+  AI_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-ai"),
+  /** As LINK_EVENTS_SINCE_START, for stream AI. */
+  AI_EVENTS_SINCE_START: z
     .enum(["true", "false"], { message: 'must be "true" or "false"' })
     .default("false")
     .transform((v) => v === "true"),

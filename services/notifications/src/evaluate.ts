@@ -1,5 +1,6 @@
-// Evaluation: link's events (stream LINK) and fleet's kiosk registry events (stream FLEET:
-// a kiosk's group and tags), each through the runtime's durable consumer, update what
+// Evaluation: link's events (stream LINK), fleet's kiosk registry events (stream FLEET:
+// a kiosk's group and tags) and ai's stock-out predictions (stream AI: ai.stockout.<kiosk>.
+// predicted | cleared, per product), each through the runtime's durable consumer, update what
 // notifications knows of each kiosk and open or clear the rules' alerts. No other
 // service's database is read. Event times decide, so a late event changes nothing newer.
 // A label change re-evaluates the kiosk against every rule with what is known of it: a
@@ -7,12 +8,13 @@
 // that no longer matches clears it; pending alerts take the new labels, open ones keep
 // those they fired with (their group was named in a notification already).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { StockoutPredictedEventSchema } from "@adminkiosk/proto/adminkiosk/ai/v1/events_pb";
 import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/events_pb";
 import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { decodeEvent, fleetSubjects, linkSubjects, type ConsumedMessage, type PoolClient } from "@adminkiosk/runtime";
+import { aiSubjects, decodeEvent, fleetSubjects, linkSubjects, type ConsumedMessage, type PoolClient } from "@adminkiosk/runtime";
 import { conditionCleared, conditionHolds } from "./alerts.js";
-import { matches, rules, type LiveRule, type RuleKind } from "./rules.js";
+import { kioskKinds, matches, rules, type LiveRule, type RuleKind } from "./rules.js";
 
 interface KioskLabels {
   kioskId: string;
@@ -53,7 +55,10 @@ export async function applyFleetEvent(tx: PoolClient, msg: ConsumedMessage): Pro
   if (!k) return;
   const kiosk: KioskLabels = { kioskId: parsed.kioskId, groupId: k.group_id, tags: k.tags, deleted };
   await tx.query("UPDATE alerts SET group_id = $2, tags = $3 WHERE kiosk_id = $1 AND state = 'pending'", [kiosk.kioskId, kiosk.groupId, kiosk.tags]);
-  for (const rule of await rules.live(tx, ["kiosk_offline", "low_paper", "printer_fault"])) {
+  const { rows: predicted } = deleted
+    ? { rows: [] }
+    : await tx.query<{ sku: string; summary: string; event_time: Date }>("SELECT sku, summary, event_time FROM stockouts WHERE kiosk_id = $1 AND predicted", [kiosk.kioskId]);
+  for (const rule of await rules.live(tx, [...kioskKinds, "stockout_predicted"])) {
     if (deleted) {
       await conditionCleared(tx, rule.ruleId, kiosk.kioskId, "kiosk deleted");
       continue;
@@ -67,6 +72,35 @@ export async function applyFleetEvent(tx: PoolClient, msg: ConsumedMessage): Pro
     else if (rule.kind === "low_paper" && k.paper_percent !== null && k.sample_time && k.paper_percent < (rule.threshold ?? 0))
       await conditionHolds(tx, rule, kiosk, k.sample_time, `kiosk ${kiosk.kioskId}: paper at ${k.paper_percent.toFixed(0)} % (below ${rule.threshold} %)`);
     else if (rule.kind === "printer_fault" && k.printer_fault && k.sample_time) await conditionHolds(tx, rule, kiosk, k.sample_time, `kiosk ${kiosk.kioskId}: printer fault`);
+    else if (rule.kind === "stockout_predicted")
+      for (const p of predicted) if (rule.sku === "" || rule.sku === p.sku) await conditionHolds(tx, rule, kiosk, p.event_time, p.summary, p.sku);
+  }
+}
+
+/** Applies one of ai's stock-out events (in the consumer's transaction, with its inbox row). */
+export async function applyAiEvent(tx: PoolClient, msg: ConsumedMessage): Promise<void> {
+  const parsed = aiSubjects.parseStockout(msg.subject);
+  if (!parsed) return;
+  const e = decodeEvent(StockoutPredictedEventSchema, msg);
+  const sku = e.risk?.sku ?? "";
+  if (!sku) return;
+  const time = e.time ? timestampDate(e.time) : new Date();
+  const predicted = parsed.kind === "predicted";
+  const probability = e.risk?.stockoutProbability ?? 0;
+  const hours = e.risk?.stockoutExpected ? `, expected in ${Math.round(e.risk.stockoutHours)} h` : "";
+  const summary = `kiosk ${parsed.kioskId}: product ${sku} may run out before the next visit (probability ${Math.round(probability * 100)} %${hours})`;
+  const { rowCount } = await tx.query(
+    `INSERT INTO stockouts (kiosk_id, sku, predicted, probability, summary, event_time) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (kiosk_id, sku) DO UPDATE SET predicted = $3, probability = $4, summary = $5, event_time = $6
+     WHERE stockouts.event_time < $6`,
+    [parsed.kioskId, sku, predicted, probability, summary, time],
+  );
+  if (!rowCount) return;
+  const kiosk = await kioskLabels(tx, parsed.kioskId);
+  for (const rule of await rulesFor(tx, ["stockout_predicted"], kiosk)) {
+    if (rule.sku !== "" && rule.sku !== sku) continue;
+    if (predicted) await conditionHolds(tx, rule, kiosk, time, summary, sku);
+    else await conditionCleared(tx, rule.ruleId, kiosk.kioskId, "stock-out no longer predicted", sku);
   }
 }
 

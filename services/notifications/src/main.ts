@@ -1,8 +1,10 @@
 // notifications: wire-up only. Reads config, runs migrations, starts the consumers of
-// link's events (stream LINK) and fleet's kiosk registry events (stream FLEET), the sweeper (fire, group, deliver), the alert feed for
+// link's events (stream LINK), fleet's kiosk registry events (stream FLEET) and ai's stock-out
+// predictions (stream AI), the sweeper (fire, group, deliver), the alert feed for
 // WatchAlerts, the outbox relay (stream NOTIFICATIONS) and the server.
 import { fileURLToPath } from "node:url";
 import {
+  aiSubjects,
   closeNats,
   connectNats,
   createLogger,
@@ -25,7 +27,7 @@ import {
 } from "@adminkiosk/runtime";
 import { emailChannel, webhookChannel } from "./channels.js";
 import { notificationsConfigShape } from "./config.js";
-import { applyFleetEvent, applyLinkEvent } from "./evaluate.js";
+import { applyAiEvent, applyFleetEvent, applyLinkEvent } from "./evaluate.js";
 import { createNotificationsMetrics } from "./metrics.js";
 import { notificationsRoutes, notificationsServices } from "./server.js";
 import { startSweeper } from "./sweeper.js";
@@ -66,6 +68,18 @@ async function main() {
     since: config.FLEET_EVENTS_SINCE_START ? new Date() : undefined,
     apply: applyFleetEvent,
   });
+  // ai's stock-out predictions and clearances, in order (stream AI is ai's; made here too, as FLEET).
+  void nats.then((nc) => ensureStream(nc, aiSubjects.stream)).catch((err: unknown) => log.warn({ err }, "could not create stream AI yet; its consumer retries"));
+  const aiEvents = startConsumer({
+    pool,
+    nats,
+    log,
+    stream: aiSubjects.stream.name,
+    durable: config.AI_EVENTS_CONSUMER,
+    filter: aiSubjects.allStockouts,
+    since: config.AI_EVENTS_SINCE_START ? new Date() : undefined,
+    apply: applyAiEvent,
+  });
   const metrics = createNotificationsMetrics();
   const channels = [emailChannel(config.SMTP_URL, config.MAIL_FROM, config.DELIVERY_TIMEOUT), webhookChannel(config.WEBHOOK_SECRETS, config.DELIVERY_TIMEOUT)];
   const sweeper = startSweeper({
@@ -93,7 +107,7 @@ async function main() {
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      consumers: [linkEvents, fleetEvents],
+      consumers: [linkEvents, fleetEvents, aiEvents],
     },
     config.HOST,
     config.NOTIFICATIONS_PORT,
@@ -106,6 +120,7 @@ async function main() {
     await feed.stop();
     await linkEvents.stop();
     await fleetEvents.stop();
+    await aiEvents.stop();
     await outbox.stop();
     for (const c of channels) c.close?.();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);

@@ -5,8 +5,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { RuleDefinitionSchema, Severity, type Rule, type RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { failedPrecondition, invalid, notFound, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
-export type RuleKind = "kiosk_offline" | "low_paper" | "printer_fault";
-const kindNames: Record<string, RuleKind> = { kioskOffline: "kiosk_offline", lowPaper: "low_paper", printerFault: "printer_fault" };
+export type RuleKind = "kiosk_offline" | "low_paper" | "printer_fault" | "stockout_predicted";
+const kindNames: Record<string, RuleKind> = { kioskOffline: "kiosk_offline", lowPaper: "low_paper", printerFault: "printer_fault", stockoutPredicted: "stockout_predicted" };
+/** The kinds about the kiosk itself (link's events), beside stockout_predicted (ai's predictions). */
+export const kioskKinds: RuleKind[] = ["kiosk_offline", "low_paper", "printer_fault"];
 
 /** What evaluation needs of a rule. */
 export interface LiveRule {
@@ -16,6 +18,8 @@ export interface LiveRule {
   kind: RuleKind;
   forMs: number;
   threshold: number | null;
+  /** stockout_predicted: only this product ('' every product). */
+  sku: string;
   groupIds: string[];
   tags: string[];
 }
@@ -26,16 +30,27 @@ export interface ValidRule {
   kind: RuleKind;
   forMs: number;
   threshold: number | null;
+  sku: string;
 }
 
 const maxForMs = 7 * 86_400_000;
 const emailPattern = /^[^\s@<>",;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/;
 const labelPattern = /^[A-Za-z0-9._:/-]{1,64}$/;
+const skuPattern = /^[^.*>\s]{1,64}$/;
 
 function requireDuration(field: string, d: { seconds: bigint; nanos: number } | undefined): number {
   if (!d) throw invalid(field, "is required");
   const ms = d.seconds * 1000n + BigInt(Math.trunc(d.nanos / 1e6));
   if (d.seconds < 0n || d.nanos < 0 || ms <= 0n) throw invalid(field, "must be positive");
+  if (ms > BigInt(maxForMs)) throw invalid(field, "must be at most 7 days");
+  return Number(ms);
+}
+
+/** An optional duration: unset is 0, otherwise 0 … 7 days. */
+function optionalDuration(field: string, d: { seconds: bigint; nanos: number } | undefined): number {
+  if (!d) return 0;
+  const ms = d.seconds * 1000n + BigInt(Math.trunc(d.nanos / 1e6));
+  if (d.seconds < 0n || d.nanos < 0) throw invalid(field, "must not be negative");
   if (ms > BigInt(maxForMs)) throw invalid(field, "must be at most 7 days");
   return Number(ms);
 }
@@ -56,6 +71,7 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
   if (!(def.severity in Severity) || def.severity === Severity.UNSPECIFIED) throw invalid("definition.severity", "must be SEVERITY_INFO, SEVERITY_WARNING or SEVERITY_CRITICAL");
   let forMs: number;
   let threshold: number | null = null;
+  let sku = "";
   switch (def.kind.case) {
     case "kioskOffline":
       forMs = requireDuration("definition.kiosk_offline.for_duration", def.kind.value.forDuration);
@@ -70,8 +86,15 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
     case "printerFault":
       forMs = requireDuration("definition.printer_fault.for_duration", def.kind.value.forDuration);
       break;
+    case "stockoutPredicted": {
+      sku = def.kind.value.sku.trim();
+      if (sku !== "" && !skuPattern.test(sku)) throw invalid("definition.stockout_predicted.sku", "must be 1-64 characters without white space, '.', '*' or '>' (or empty: every product)");
+      def.kind.value.sku = sku;
+      forMs = optionalDuration("definition.stockout_predicted.for_duration", def.kind.value.forDuration);
+      break;
+    }
     default:
-      throw invalid("definition.kind", "must be one of kiosk_offline, low_paper, printer_fault");
+      throw invalid("definition.kind", "must be one of kiosk_offline, low_paper, printer_fault, stockout_predicted");
   }
   const matcher = def.matcher;
   if (matcher) {
@@ -99,7 +122,7 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
     });
   }
   def.name = name;
-  return { definition: def, name, kind: kindNames[def.kind.case]!, forMs, threshold };
+  return { definition: def, name, kind: kindNames[def.kind.case]!, forMs, threshold, sku };
 }
 
 interface RuleRow {
@@ -109,6 +132,7 @@ interface RuleRow {
   kind: RuleKind;
   for_ms: string;
   threshold: number | null;
+  sku: string;
   group_ids: string[];
   tags: string[];
   definition: Buffer;
@@ -127,7 +151,7 @@ export function toRule(row: RuleRow): Rule {
   };
 }
 
-const columns = "rule_id, version, name, kind, for_ms, threshold, group_ids, tags, definition, created_at, updated_at";
+const columns = "rule_id, version, name, kind, for_ms, threshold, sku, group_ids, tags, definition, created_at, updated_at";
 
 export const rules = {
   async insert(pool: Pool, r: ValidRule): Promise<Rule> {
@@ -135,8 +159,8 @@ export const rules = {
     try {
       await client.query("BEGIN");
       const { rows } = await client.query<RuleRow>(
-        `INSERT INTO rules (name, kind, for_ms, threshold, group_ids, tags, definition) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${columns}`,
-        [r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition))],
+        `INSERT INTO rules (name, kind, for_ms, threshold, group_ids, tags, definition, sku) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${columns}`,
+        [r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition)), r.sku],
       );
       await client.query("INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, 1, $2)", [rows[0]!.rule_id, rows[0]!.definition]);
       await client.query("COMMIT");
@@ -167,9 +191,9 @@ export const rules = {
     if (expectedVersion !== 0n && BigInt(current[0].version) !== expectedVersion)
       throw failedPrecondition(`rule ${ruleId} is at version ${current[0].version}, not ${expectedVersion}`);
     const { rows } = await tx.query<RuleRow>(
-      `UPDATE rules SET version = version + 1, name = $2, kind = $3, for_ms = $4, threshold = $5, group_ids = $6, tags = $7, definition = $8, updated_at = now()
+      `UPDATE rules SET version = version + 1, name = $2, kind = $3, for_ms = $4, threshold = $5, group_ids = $6, tags = $7, definition = $8, sku = $9, updated_at = now()
        WHERE rule_id = $1 RETURNING ${columns}`,
-      [ruleId, r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition))],
+      [ruleId, r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition)), r.sku],
     );
     await tx.query("INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, $2, $3)", [ruleId, rows[0]!.version, rows[0]!.definition]);
     return toRule(rows[0]!);
@@ -188,6 +212,7 @@ export const rules = {
       kind: r.kind,
       forMs: Number(r.for_ms),
       threshold: r.threshold,
+      sku: r.sku,
       groupIds: r.group_ids,
       tags: r.tags,
     }));

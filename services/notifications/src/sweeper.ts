@@ -56,8 +56,8 @@ export function startSweeper(o: SweeperOptions) {
     );
     for (const g of due) {
       const made = await inTransaction(pool, async (tx) => {
-        const { rows: changes } = await tx.query<{ id: string; alert_id: string; summary: string; kiosk_id: string }>(
-          `SELECT c.id, c.alert_id, a.summary, a.kiosk_id FROM alert_changes c JOIN alerts a USING (alert_id)
+        const { rows: changes } = await tx.query<{ id: string; alert_id: string; summary: string; kiosk_id: string; sku: string }>(
+          `SELECT c.id, c.alert_id, a.summary, a.kiosk_id, a.sku FROM alert_changes c JOIN alerts a USING (alert_id)
            WHERE c.notification_id IS NULL AND c.rule_id = $1 AND c.group_id = $2 AND c.status = $3
            ORDER BY c.id LIMIT 100000 FOR UPDATE OF c SKIP LOCKED`,
           [g.rule_id, g.group_id, g.status],
@@ -76,7 +76,7 @@ export function startSweeper(o: SweeperOptions) {
           severity: severityNames[definition.severity] ?? "unspecified",
           groupId: g.group_id,
           count,
-          lines: changes.slice(0, 50).map((c) => (g.status === "firing" ? c.summary : `kiosk ${c.kiosk_id}: resolved`)),
+          lines: changes.slice(0, 50).map((c) => (g.status === "firing" ? c.summary : `kiosk ${c.kiosk_id}${c.sku ? `, product ${c.sku}` : ""}: resolved`)),
           alertIds: changes.slice(0, 1000).map((c) => c.alert_id),
         };
         const what = definition.kind.case === "kioskOffline" ? "kiosk" : "alert";

@@ -1,7 +1,7 @@
 // A real auth, link, fleet (the kiosk registry: groups and tags) and notifications process
 // (on their own databases and Redis DB), a
 // real SMTP server (the dev mailbox) notifications sends to, and helpers to act as a
-// kiosk on link or to publish link's events on JetStream directly.
+// kiosk on link or to publish link's and ai's events on JetStream directly.
 import { create, toBinary, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
@@ -9,12 +9,13 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
+import { StockoutPredictedEventSchema } from "@adminkiosk/proto/adminkiosk/ai/v1/events_pb";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { DeviceStatus, LinkService, type ConnectRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { RuleService } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { createDatabase, startTestService, waitFor, type StartedService } from "@adminkiosk/devstack";
-import { linkSubjects } from "@adminkiosk/runtime";
+import { aiSubjects, ensureStream, linkSubjects } from "@adminkiosk/runtime";
 import { bearer, clientFor, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 import { startMailbox, type Mailbox } from "../src/dev-mailbox/mailbox.js";
 
@@ -33,6 +34,8 @@ export interface NotificationsFixture {
   /** Publishes link's events as link would (for storms too large to connect). */
   publishDisconnected(kioskId: string, reason?: string): Promise<void>;
   publishTelemetry(kioskId: string, sample: { paperLevelPercent?: number; printer?: DeviceStatus }): Promise<void>;
+  /** Publishes ai's ai.stockout.<kiosk>.predicted | cleared as ai would (through its outbox, on stream AI). */
+  publishStockout(kioskId: string, sku: string, kind: "predicted" | "cleared", probability: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -85,6 +88,8 @@ export async function startNotifications(settings: Record<string, string> = {}):
         LINK_EVENTS_SINCE_START: "true",
         FLEET_EVENTS_CONSUMER: `notifications-fleet-test-${process.pid}-${Date.now()}`,
         FLEET_EVENTS_SINCE_START: "true",
+        AI_EVENTS_CONSUMER: `notifications-ai-test-${process.pid}-${Date.now()}`,
+        AI_EVENTS_SINCE_START: "true",
         GROUP_WAIT: "1s",
         SWEEP_MS: "200",
         DELIVERY_MAX_ATTEMPTS: "4",
@@ -151,6 +156,18 @@ export async function startNotifications(settings: Record<string, string> = {}):
         batch: { batchId: `b-${now.getTime()}-${Math.random()}`, samples: [{ sampleId: `s-${now.getTime()}-${Math.random()}`, time: timestampFromDate(now), paperLevelPercent: sample.paperLevelPercent ?? 80, printer: sample.printer ?? DeviceStatus.OK, scanner: DeviceStatus.OK }] },
       });
       await (await js()).publish(linkSubjects.telemetry(kioskId), toBinary(KioskTelemetryEventSchema, event));
+    },
+    async publishStockout(kioskId, sku, kind, probability) {
+      const js$ = await js();
+      await ensureStream(nc!, aiSubjects.stream);
+      const event = create(StockoutPredictedEventSchema, {
+        risk: { kioskId, sku, available: 3n, stockoutProbability: probability, stockoutExpected: kind === "predicted", stockoutHours: kind === "predicted" ? 20 : 0, modelVersion: 1n },
+        threshold: 0.5,
+        visitIntervalHours: 72,
+        time: timestampFromDate(new Date()),
+      });
+      const subject = kind === "predicted" ? aiSubjects.stockoutPredicted(kioskId) : aiSubjects.stockoutCleared(kioskId);
+      await js$.publish(subject, toBinary(StockoutPredictedEventSchema, event));
     },
     async stop() {
       for (const s of streams) s.close();

@@ -79,6 +79,8 @@ describe("rules", () => {
       [{ ...valid(), kind: { case: "lowPaper", value: { belowPercent: 10, forDuration: seconds(-5) } } }, "definition.low_paper.for_duration"],
       [{ ...valid(), kind: { case: "kioskOffline", value: { forDuration: seconds(0) } } }, "definition.kiosk_offline.for_duration"],
       [{ ...valid(), kind: { case: "printerFault", value: {} } }, "definition.printer_fault.for_duration"],
+      [{ ...valid(), kind: { case: "stockoutPredicted", value: { sku: "has space" } } }, "definition.stockout_predicted.sku"],
+      [{ ...valid(), kind: { case: "stockoutPredicted", value: { forDuration: seconds(-1) } } }, "definition.stockout_predicted.for_duration"],
       [{ ...valid(), severity: Severity.UNSPECIFIED }, "definition.severity"],
       [{ ...valid(), receivers: { emails: ["not an address"] } }, "definition.receivers.emails[0]"],
       [{ ...valid(), receivers: { webhooks: [{ url: "ftp://x", secretName: "hooks" }] } }, "definition.receivers.webhooks[0].url"],
@@ -337,4 +339,51 @@ describe("kiosk labels from fleet's registry", () => {
       await rulesAs(f.tokens.admin).deleteRule({ ruleId: rule!.ruleId });
     }
   }, 90_000);
+});
+
+describe("ai's stock-out predictions", () => {
+  it("a predicted stock-out makes one alert and one email naming the kiosk and product; cleared resolves it", async () => {
+    const run = Date.now().toString(36);
+    const kioskId = `shelf-${run}`;
+    const { rule } = await rulesAs(f.tokens.admin).createRule({
+      definition: { name: "cola running out", severity: Severity.WARNING, kind: { case: "stockoutPredicted", value: { sku: "SNK-COLA" } }, receivers: { emails: ["restock@example.com"] } },
+    });
+    // Every product, held 1 h: nothing fires within the test.
+    const { rule: held } = await rulesAs(f.tokens.admin).createRule({
+      definition: { name: "any stock-out, held", severity: Severity.INFO, kind: { case: "stockoutPredicted", value: { forDuration: seconds(3600) } }, receivers: { emails: ["held@example.com"] } },
+    });
+    try {
+      expect(rule!.definition!.kind).toMatchObject({ case: "stockoutPredicted", value: { sku: "SNK-COLA" } });
+      const alerts = f.as(AlertService, f.tokens.viewer);
+      const mailsFor = (status: string) => f.mailbox.messages().filter((m) => m.to.includes("restock@example.com") && m.subject.startsWith(`[${status}] cola running out`));
+      // The message as text (quoted-printable soft line breaks joined).
+      const text = (m: { raw: string }) => m.raw.replace(/=\r?\n/g, "");
+      // Another product: the rule's sku filter leaves it out.
+      await f.publishStockout(kioskId, "SNK-CHIPS", "predicted", 0.7);
+      await f.publishStockout(kioskId, "SNK-COLA", "predicted", 0.83);
+      const alert = await waitFor("the stock-out alert", async () => (await alerts.listAlerts({ ruleId: rule!.ruleId, states: [AlertState.FIRING] })).alerts[0]);
+      expect(alert).toMatchObject({ kioskId, severity: Severity.WARNING, labels: { kiosk_id: kioskId, sku: "SNK-COLA" } });
+      expect(alert.summary).toContain(`kiosk ${kioskId}: product SNK-COLA may run out`);
+      expect(alert.summary).toContain("probability 83 %");
+      await waitFor("the alert email", () => (mailsFor("FIRING").length > 0 ? true : undefined));
+      expect(mailsFor("FIRING")).toHaveLength(1);
+      expect(mailsFor("FIRING")[0]!.subject).toContain("1 alert");
+      expect(text(mailsFor("FIRING")[0]!)).toContain(`kiosk ${kioskId}: product SNK-COLA may run out`);
+      expect((await alerts.listAlerts({ ruleId: rule!.ruleId })).alerts).toHaveLength(1);
+
+      // ai says the risk fell below the threshold: the alert resolves and the resolution is sent.
+      await f.publishStockout(kioskId, "SNK-COLA", "cleared", 0.1);
+      await expect.poll(async () => (await alerts.getAlert({ alertId: alert.alertId })).alert?.state, eventually).toBe(AlertState.RESOLVED);
+      expect((await alerts.getAlert({ alertId: alert.alertId })).alert?.resolveReason).toBe("stock-out no longer predicted");
+      await waitFor("the resolution email", () => (mailsFor("RESOLVED").length > 0 ? true : undefined));
+      expect(text(mailsFor("RESOLVED")[0]!)).toContain(`kiosk ${kioskId}, product SNK-COLA: resolved`);
+      expect(mailsFor("FIRING")).toHaveLength(1);
+      // The held rule saw both products predicted but its hour has not passed: nothing fired or sent.
+      expect((await alerts.listAlerts({ ruleId: held!.ruleId })).alerts).toEqual([]);
+      expect(f.mailbox.messages().filter((m) => m.to.includes("held@example.com"))).toEqual([]);
+    } finally {
+      await rulesAs(f.tokens.admin).deleteRule({ ruleId: rule!.ruleId });
+      await rulesAs(f.tokens.admin).deleteRule({ ruleId: held!.ruleId });
+    }
+  }, 60_000);
 });

@@ -232,6 +232,7 @@ const kindFields: Record<KindCase, string> = { kioskOffline: "kiosk_offline", lo
 function describeCondition(d: RuleDefinition | undefined): string {
   if (!d || !d.kind.case) return "—";
   const secs = d.kind.value.forDuration ? Math.round(durationMs(d.kind.value.forDuration) / 1000) : 0;
+  if (d.kind.case === "stockoutPredicted") return `Stock-out predicted${d.kind.value.sku ? ` for ${d.kind.value.sku}` : ""}${secs ? ` for ${secs} s` : ""}`;
   const base = d.kind.case === "lowPaper" ? `Paper below ${d.kind.value.belowPercent} %` : kindLabels[d.kind.case];
   return `${base} for ${secs} s`;
 }

@@ -4,7 +4,9 @@
 
 // What ai publishes on NATS (stream AI, through its outbox): ai.stockout.<kiosk_id>.predicted
 // when a kiosk × product's probability of running out before the next visit reaches
-// AI_STOCKOUT_ALERT_PROBABILITY (once per crossing: again only after it fell below).
+// AI_STOCKOUT_ALERT_PROBABILITY (once per crossing: again only after it fell below), and
+// ai.stockout.<kiosk_id>.cleared (the same message, with the risk now below the threshold)
+// when it falls back below.
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
@@ -30,7 +32,7 @@ export type StockoutPredictedEvent = Message<"adminkiosk.ai.v1.StockoutPredicted
   risk?: StockoutRisk | undefined;
 
   /**
-   * The threshold it crossed.
+   * The threshold it crossed (upwards for .predicted, downwards for .cleared).
    *
    * @generated from field: double threshold = 2;
    */

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/notifications/v1/notifications.proto.
  */
 export const file_adminkiosk_notifications_v1_notifications: GenFile = /*@__PURE__*/
-  fileDesc("Ci9hZG1pbmtpb3NrL25vdGlmaWNhdGlvbnMvdjEvbm90aWZpY2F0aW9ucy5wcm90bxIbYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxIkgKFUtpb3NrT2ZmbGluZUNvbmRpdGlvbhIvCgxmb3JfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iWwoRTG93UGFwZXJDb25kaXRpb24SFQoNYmVsb3dfcGVyY2VudBgBIAEoARIvCgxmb3JfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSAoVUHJpbnRlckZhdWx0Q29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCgxMYWJlbE1hdGNoZXISEQoJZ3JvdXBfaWRzGAEgAygJEgwKBHRhZ3MYAiADKAkiMwoPV2ViaG9va1JlY2VpdmVyEgsKA3VybBgBIAEoCRITCgtzZWNyZXRfbmFtZRgCIAEoCSJbCglSZWNlaXZlcnMSDgoGZW1haWxzGAEgAygJEj4KCHdlYmhvb2tzGAIgAygLMiwuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLldlYmhvb2tSZWNlaXZlciK1AwoOUnVsZURlZmluaXRpb24SDAoEbmFtZRgBIAEoCRI3CghzZXZlcml0eRgCIAEoDjIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5TZXZlcml0eRJLCg1raW9za19vZmZsaW5lGAMgASgLMjIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLktpb3NrT2ZmbGluZUNvbmRpdGlvbkgAEkMKCWxvd19wYXBlchgEIAEoCzIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5Mb3dQYXBlckNvbmRpdGlvbkgAEksKDXByaW50ZXJfZmF1bHQYBSABKAsyMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUHJpbnRlckZhdWx0Q29uZGl0aW9uSAASOgoHbWF0Y2hlchgGIAEoCzIpLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MYWJlbE1hdGNoZXISOQoJcmVjZWl2ZXJzGAcgASgLMiYuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJlY2VpdmVyc0IGCgRraW5kIssBCgRSdWxlEg8KB3J1bGVfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxI/CgpkZWZpbml0aW9uGAMgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoRQ3JlYXRlUnVsZVJlcXVlc3QSPwoKZGVmaW5pdGlvbhgBIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbiJFChJDcmVhdGVSdWxlUmVzcG9uc2USLwoEcnVsZRgBIAEoCzIhLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlIiEKDkdldFJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkiQgoPR2V0UnVsZVJlc3BvbnNlEi8KBHJ1bGUYASABKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZSI5ChBMaXN0UnVsZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIl4KEUxpc3RSdWxlc1Jlc3BvbnNlEjAKBXJ1bGVzGAEgAygLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn8KEVVwZGF0ZVJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkSPwoKZGVmaW5pdGlvbhgCIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbhIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDIkUKElVwZGF0ZVJ1bGVSZXNwb25zZRIvCgRydWxlGAEgASgLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUiJAoRRGVsZXRlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UivgQKBUFsZXJ0EhAKCGFsZXJ0X2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkSFAoMcnVsZV92ZXJzaW9uGAMgASgDEhEKCXJ1bGVfbmFtZRgEIAEoCRI3CghzZXZlcml0eRgFIAEoDjIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5TZXZlcml0eRI2CgVzdGF0ZRgGIAEoDjInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFN0YXRlEhAKCGtpb3NrX2lkGAcgASgJEhAKCGdyb3VwX2lkGAggASgJEj4KBmxhYmVscxgJIAMoCzIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydC5MYWJlbHNFbnRyeRIPCgdzdW1tYXJ5GAogASgJEi0KCWZpcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQYWNrbm93bGVkZ2VfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPYWNrbm93bGVkZ2VkX2J5GA0gASgJEjAKDHJlc29sdmVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcmVzb2x2ZV9yZWFzb24YDyABKAkSDAoEdGFncxgQIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoQBChFMaXN0QWxlcnRzUmVxdWVzdBI3CgZzdGF0ZXMYASADKA4yJy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnRTdGF0ZRIPCgdydWxlX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImEKEkxpc3RBbGVydHNSZXNwb25zZRIyCgZhbGVydHMYASADKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKD0dldEFsZXJ0UmVxdWVzdBIQCghhbGVydF9pZBgBIAEoCSJFChBHZXRBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IisKF0Fja25vd2xlZGdlQWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIk0KGEFja25vd2xlZGdlQWxlcnRSZXNwb25zZRIxCgVhbGVydBgBIAEoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydCInChNSZXNvbHZlQWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIkkKFFJlc29sdmVBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IhQKEldhdGNoQWxlcnRzUmVxdWVzdCKSAQoTV2F0Y2hBbGVydHNSZXNwb25zZRI+CghzbmFwc2hvdBgBIAEoCzIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFNuYXBzaG90SAASMwoFYWxlcnQYAiABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnRIAEIGCgRib2R5IkMKDUFsZXJ0U25hcHNob3QSMgoGYWxlcnRzGAEgAygLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IoQDCghEZWxpdmVyeRITCgtkZWxpdmVyeV9pZBgBIAEoCRIPCgdydWxlX2lkGAIgASgJEhAKCGdyb3VwX2lkGAMgASgJEjUKB2NoYW5uZWwYBCABKA4yJC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ2hhbm5lbBIOCgZ0YXJnZXQYBSABKAkSDgoGc3RhdHVzGAYgASgJEhMKC2FsZXJ0X2NvdW50GAcgASgFEg8KB3N1YmplY3QYCCABKAkSOQoFc3RhdGUYCSABKA4yKi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsaXZlcnlTdGF0ZRIQCghhdHRlbXB0cxgKIAEoBRITCgtsYXN0X3Jlc3VsdBgLIAEoCRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcl90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLCAQoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EjoKBnN0YXRlcxgBIAMoDjIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeVN0YXRlEjUKB2NoYW5uZWwYAiABKA4yJC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ2hhbm5lbBIPCgdydWxlX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImwKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USOQoKZGVsaXZlcmllcxgBIAMoCzIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqZAoIU2V2ZXJpdHkSGAoUU0VWRVJJVFlfVU5TUEVDSUZJRUQQABIRCg1TRVZFUklUWV9JTkZPEAESFAoQU0VWRVJJVFlfV0FSTklORxACEhUKEVNFVkVSSVRZX0NSSVRJQ0FMEAMqeQoKQWxlcnRTdGF0ZRIbChdBTEVSVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkFMRVJUX1NUQVRFX0ZJUklORxABEhwKGEFMRVJUX1NUQVRFX0FDS05PV0xFREdFRBACEhgKFEFMRVJUX1NUQVRFX1JFU09MVkVEEAMqSgoHQ2hhbm5lbBIXChNDSEFOTkVMX1VOU1BFQ0lGSUVEEAASEQoNQ0hBTk5FTF9FTUFJTBABEhMKD0NIQU5ORUxfV0VCSE9PSxACKosBCg1EZWxpdmVyeVN0YXRlEh4KGkRFTElWRVJZX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWREVMSVZFUllfU1RBVEVfUEVORElORxABEhwKGERFTElWRVJZX1NUQVRFX0RFTElWRVJFRBACEiAKHERFTElWRVJZX1NUQVRFX0RFQURfTEVUVEVSRUQQAzLwBQoLUnVsZVNlcnZpY2USjwEKCkNyZWF0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ3JlYXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ3JlYXRlUnVsZVJlc3BvbnNlIiDK8xgCEAOC0+STAhQ6ASoiDy92MS9hbGVydC1ydWxlcxKNAQoHR2V0UnVsZRIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRSdWxlUmVxdWVzdBosLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRSdWxlUmVzcG9uc2UiJ8rzGAIQAYLT5JMCGxIZL3YxL2FsZXJ0LXJ1bGVzL3tydWxlX2lkfRKJAQoJTGlzdFJ1bGVzEi0uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3RSdWxlc1JlcXVlc3QaLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdFJ1bGVzUmVzcG9uc2UiHcrzGAIQAYLT5JMCERIPL3YxL2FsZXJ0LXJ1bGVzEpkBCgpVcGRhdGVSdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlVwZGF0ZVJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlVwZGF0ZVJ1bGVSZXNwb25zZSIqyvMYAhADgtPkkwIeOgEqGhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EpYBCgpEZWxldGVSdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGV0ZVJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGV0ZVJ1bGVSZXNwb25zZSInyvMYAhADgtPkkwIbKhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9Mv8FCgxBbGVydFNlcnZpY2UShwEKCkxpc3RBbGVydHMSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdEFsZXJ0c1JlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIhjK8xgCEAGC0+STAgwSCi92MS9hbGVydHMSjAEKCEdldEFsZXJ0EiwuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldEFsZXJ0UmVxdWVzdBotLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRBbGVydFJlc3BvbnNlIiPK8xgCEAGC0+STAhcSFS92MS9hbGVydHMve2FsZXJ0X2lkfRKzAQoQQWNrbm93bGVkZ2VBbGVydBI0LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BY2tub3dsZWRnZUFsZXJ0UmVxdWVzdBo1LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BY2tub3dsZWRnZUFsZXJ0UmVzcG9uc2UiMsrzGAIQAoLT5JMCJjoBKiIhL3YxL2FsZXJ0cy97YWxlcnRfaWR9OmFja25vd2xlZGdlEqMBCgxSZXNvbHZlQWxlcnQSMC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUmVzb2x2ZUFsZXJ0UmVxdWVzdBoxLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SZXNvbHZlQWxlcnRSZXNwb25zZSIuyvMYAhACgtPkkwIiOgEqIh0vdjEvYWxlcnRzL3thbGVydF9pZH06cmVzb2x2ZRJ6CgtXYXRjaEFsZXJ0cxIvLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaMC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuV2F0Y2hBbGVydHNSZXNwb25zZSIGyvMYAhABMAEyqwEKD0RlbGl2ZXJ5U2VydmljZRKXAQoOTGlzdERlbGl2ZXJpZXMSMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GjMuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiHMrzGAIQAYLT5JMCEBIOL3YxL2RlbGl2ZXJpZXNiBnByb3RvMw", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ci9hZG1pbmtpb3NrL25vdGlmaWNhdGlvbnMvdjEvbm90aWZpY2F0aW9ucy5wcm90bxIbYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxIkgKFUtpb3NrT2ZmbGluZUNvbmRpdGlvbhIvCgxmb3JfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iWwoRTG93UGFwZXJDb25kaXRpb24SFQoNYmVsb3dfcGVyY2VudBgBIAEoARIvCgxmb3JfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSAoVUHJpbnRlckZhdWx0Q29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJaChpTdG9ja291dFByZWRpY3RlZENvbmRpdGlvbhILCgNza3UYASABKAkSLwoMZm9yX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIi8KDExhYmVsTWF0Y2hlchIRCglncm91cF9pZHMYASADKAkSDAoEdGFncxgCIAMoCSIzCg9XZWJob29rUmVjZWl2ZXISCwoDdXJsGAEgASgJEhMKC3NlY3JldF9uYW1lGAIgASgJIlsKCVJlY2VpdmVycxIOCgZlbWFpbHMYASADKAkSPgoId2ViaG9va3MYAiADKAsyLC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuV2ViaG9va1JlY2VpdmVyIowECg5SdWxlRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEjcKCHNldmVyaXR5GAIgASgOMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlNldmVyaXR5EksKDWtpb3NrX29mZmxpbmUYAyABKAsyMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuS2lvc2tPZmZsaW5lQ29uZGl0aW9uSAASQwoJbG93X3BhcGVyGAQgASgLMi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxvd1BhcGVyQ29uZGl0aW9uSAASSwoNcHJpbnRlcl9mYXVsdBgFIAEoCzIyLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5QcmludGVyRmF1bHRDb25kaXRpb25IABJVChJzdG9ja291dF9wcmVkaWN0ZWQYCCABKAsyNy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuU3RvY2tvdXRQcmVkaWN0ZWRDb25kaXRpb25IABI6CgdtYXRjaGVyGAYgASgLMikuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxhYmVsTWF0Y2hlchI5CglyZWNlaXZlcnMYByABKAsyJi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUmVjZWl2ZXJzQgYKBGtpbmQiywEKBFJ1bGUSDwoHcnVsZV9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEj8KCmRlZmluaXRpb24YAyABKAsyKy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZURlZmluaXRpb24SLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChFDcmVhdGVSdWxlUmVxdWVzdBI/CgpkZWZpbml0aW9uGAEgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uIkUKEkNyZWF0ZVJ1bGVSZXNwb25zZRIvCgRydWxlGAEgASgLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUiIQoOR2V0UnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSJCCg9HZXRSdWxlUmVzcG9uc2USLwoEcnVsZRgBIAEoCzIhLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlIjkKEExpc3RSdWxlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXgoRTGlzdFJ1bGVzUmVzcG9uc2USMAoFcnVsZXMYASADKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifwoRVXBkYXRlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCRI/CgpkZWZpbml0aW9uGAIgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uEhgKEGV4cGVjdGVkX3ZlcnNpb24YAyABKAMiRQoSVXBkYXRlUnVsZVJlc3BvbnNlEi8KBHJ1bGUYASABKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZSIkChFEZWxldGVSdWxlUmVxdWVzdBIPCgdydWxlX2lkGAEgASgJIhQKEkRlbGV0ZVJ1bGVSZXNwb25zZSK+BAoFQWxlcnQSEAoIYWxlcnRfaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoCRIUCgxydWxlX3ZlcnNpb24YAyABKAMSEQoJcnVsZV9uYW1lGAQgASgJEjcKCHNldmVyaXR5GAUgASgOMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlNldmVyaXR5EjYKBXN0YXRlGAYgASgOMicuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0U3RhdGUSEAoIa2lvc2tfaWQYByABKAkSEAoIZ3JvdXBfaWQYCCABKAkSPgoGbGFiZWxzGAkgAygLMi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0LkxhYmVsc0VudHJ5Eg8KB3N1bW1hcnkYCiABKAkSLQoJZmlyZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhY2tub3dsZWRnZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hY2tub3dsZWRnZWRfYnkYDSABKAkSMAoMcmVzb2x2ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5yZXNvbHZlX3JlYXNvbhgPIAEoCRIMCgR0YWdzGBAgAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAEKEUxpc3RBbGVydHNSZXF1ZXN0EjcKBnN0YXRlcxgBIAMoDjInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFN0YXRlEg8KB3J1bGVfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYQoSTGlzdEFsZXJ0c1Jlc3BvbnNlEjIKBmFsZXJ0cxgBIAMoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoPR2V0QWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIkUKEEdldEFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiKwoXQWNrbm93bGVkZ2VBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiTQoYQWNrbm93bGVkZ2VBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IicKE1Jlc29sdmVBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiSQoUUmVzb2x2ZUFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiFAoSV2F0Y2hBbGVydHNSZXF1ZXN0IpIBChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEj4KCHNuYXBzaG90GAEgASgLMiouYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0U25hcHNob3RIABIzCgVhbGVydBgCIAEoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydEgAQgYKBGJvZHkiQwoNQWxlcnRTbmFwc2hvdBIyCgZhbGVydHMYASADKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQihAMKCERlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkSEAoIZ3JvdXBfaWQYAyABKAkSNQoHY2hhbm5lbBgEIAEoDjIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DaGFubmVsEg4KBnRhcmdldBgFIAEoCRIOCgZzdGF0dXMYBiABKAkSEwoLYWxlcnRfY291bnQYByABKAUSDwoHc3ViamVjdBgIIAEoCRI5CgVzdGF0ZRgJIAEoDjIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeVN0YXRlEhAKCGF0dGVtcHRzGAogASgFEhMKC2xhc3RfcmVzdWx0GAsgASgJEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsIBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSOgoGc3RhdGVzGAEgAygOMiouYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGl2ZXJ5U3RhdGUSNQoHY2hhbm5lbBgCIAEoDjIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DaGFubmVsEg8KB3J1bGVfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibAoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRI5CgpkZWxpdmVyaWVzGAEgAygLMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSpkCghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhEKDVNFVkVSSVRZX0lORk8QARIUChBTRVZFUklUWV9XQVJOSU5HEAISFQoRU0VWRVJJVFlfQ1JJVElDQUwQAyp5CgpBbGVydFN0YXRlEhsKF0FMRVJUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSQUxFUlRfU1RBVEVfRklSSU5HEAESHAoYQUxFUlRfU1RBVEVfQUNLTk9XTEVER0VEEAISGAoUQUxFUlRfU1RBVEVfUkVTT0xWRUQQAypKCgdDaGFubmVsEhcKE0NIQU5ORUxfVU5TUEVDSUZJRUQQABIRCg1DSEFOTkVMX0VNQUlMEAESEwoPQ0hBTk5FTF9XRUJIT09LEAIqiwEKDURlbGl2ZXJ5U3RhdGUSHgoaREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZERUxJVkVSWV9TVEFURV9QRU5ESU5HEAESHAoYREVMSVZFUllfU1RBVEVfREVMSVZFUkVEEAISIAocREVMSVZFUllfU1RBVEVfREVBRF9MRVRURVJFRBADMvAFCgtSdWxlU2VydmljZRKPAQoKQ3JlYXRlUnVsZRIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DcmVhdGVSdWxlUmVxdWVzdBovLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DcmVhdGVSdWxlUmVzcG9uc2UiIMrzGAIQA4LT5JMCFDoBKiIPL3YxL2FsZXJ0LXJ1bGVzEo0BCgdHZXRSdWxlEisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldFJ1bGVSZXF1ZXN0GiwuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldFJ1bGVSZXNwb25zZSInyvMYAhABgtPkkwIbEhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EokBCglMaXN0UnVsZXMSLS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdFJ1bGVzUmVxdWVzdBouLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0UnVsZXNSZXNwb25zZSIdyvMYAhABgtPkkwIREg8vdjEvYWxlcnQtcnVsZXMSmQEKClVwZGF0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuVXBkYXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuVXBkYXRlUnVsZVJlc3BvbnNlIirK8xgCEAOC0+STAh46ASoaGS92MS9hbGVydC1ydWxlcy97cnVsZV9pZH0SlgEKCkRlbGV0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsZXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsZXRlUnVsZVJlc3BvbnNlIifK8xgCEAOC0+STAhsqGS92MS9hbGVydC1ydWxlcy97cnVsZV9pZH0y/wUKDEFsZXJ0U2VydmljZRKHAQoKTGlzdEFsZXJ0cxIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0QWxlcnRzUmVxdWVzdBovLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0QWxlcnRzUmVzcG9uc2UiGMrzGAIQAYLT5JMCDBIKL3YxL2FsZXJ0cxKMAQoIR2V0QWxlcnQSLC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuR2V0QWxlcnRSZXF1ZXN0Gi0uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldEFsZXJ0UmVzcG9uc2UiI8rzGAIQAYLT5JMCFxIVL3YxL2FsZXJ0cy97YWxlcnRfaWR9ErMBChBBY2tub3dsZWRnZUFsZXJ0EjQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFja25vd2xlZGdlQWxlcnRSZXF1ZXN0GjUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFja25vd2xlZGdlQWxlcnRSZXNwb25zZSIyyvMYAhACgtPkkwImOgEqIiEvdjEvYWxlcnRzL3thbGVydF9pZH06YWNrbm93bGVkZ2USowEKDFJlc29sdmVBbGVydBIwLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SZXNvbHZlQWxlcnRSZXF1ZXN0GjEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJlc29sdmVBbGVydFJlc3BvbnNlIi7K8xgCEAKC0+STAiI6ASoiHS92MS9hbGVydHMve2FsZXJ0X2lkfTpyZXNvbHZlEnoKC1dhdGNoQWxlcnRzEi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLldhdGNoQWxlcnRzUmVxdWVzdBowLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5XYXRjaEFsZXJ0c1Jlc3BvbnNlIgbK8xgCEAEwATKrAQoPRGVsaXZlcnlTZXJ2aWNlEpcBCg5MaXN0RGVsaXZlcmllcxIyLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaMy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSIcyvMYAhABgtPkkwIQEg4vdjEvZGVsaXZlcmllc2IGcHJvdG8z", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * The kiosk has no stream to link for `for_duration`.
@@ -84,6 +84,36 @@ export const PrinterFaultConditionSchema: GenMessage<PrinterFaultCondition> = /*
   messageDesc(file_adminkiosk_notifications_v1_notifications, 2);
 
 /**
+ * ai predicts the kiosk runs out of a product before its next visit (ai.stockout.<kiosk>.predicted
+ * on stream AI) and has not yet said the risk cleared (ai.stockout.<kiosk>.cleared). One alert
+ * per rule, kiosk and product.
+ *
+ * @generated from message adminkiosk.notifications.v1.StockoutPredictedCondition
+ */
+export type StockoutPredictedCondition = Message<"adminkiosk.notifications.v1.StockoutPredictedCondition"> & {
+  /**
+   * Only this product (its SKU); empty: every product.
+   *
+   * @generated from field: string sku = 1;
+   */
+  sku: string;
+
+  /**
+   * How long the prediction must stand before the alert fires; unset or zero: at once.
+   *
+   * @generated from field: google.protobuf.Duration for_duration = 2;
+   */
+  forDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.StockoutPredictedCondition.
+ * Use `create(StockoutPredictedConditionSchema)` to create a new message.
+ */
+export const StockoutPredictedConditionSchema: GenMessage<StockoutPredictedCondition> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 3);
+
+/**
  * Which kiosks a rule watches; empty fields match every kiosk.
  *
  * @generated from message adminkiosk.notifications.v1.LabelMatcher
@@ -109,7 +139,7 @@ export type LabelMatcher = Message<"adminkiosk.notifications.v1.LabelMatcher"> &
  * Use `create(LabelMatcherSchema)` to create a new message.
  */
 export const LabelMatcherSchema: GenMessage<LabelMatcher> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 3);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 4);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WebhookReceiver
@@ -135,7 +165,7 @@ export type WebhookReceiver = Message<"adminkiosk.notifications.v1.WebhookReceiv
  * Use `create(WebhookReceiverSchema)` to create a new message.
  */
 export const WebhookReceiverSchema: GenMessage<WebhookReceiver> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 4);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 5);
 
 /**
  * @generated from message adminkiosk.notifications.v1.Receivers
@@ -157,7 +187,7 @@ export type Receivers = Message<"adminkiosk.notifications.v1.Receivers"> & {
  * Use `create(ReceiversSchema)` to create a new message.
  */
 export const ReceiversSchema: GenMessage<Receivers> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 5);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 6);
 
 /**
  * @generated from message adminkiosk.notifications.v1.RuleDefinition
@@ -196,6 +226,12 @@ export type RuleDefinition = Message<"adminkiosk.notifications.v1.RuleDefinition
      */
     value: PrinterFaultCondition;
     case: "printerFault";
+  } | {
+    /**
+     * @generated from field: adminkiosk.notifications.v1.StockoutPredictedCondition stockout_predicted = 8;
+     */
+    value: StockoutPredictedCondition;
+    case: "stockoutPredicted";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -214,7 +250,7 @@ export type RuleDefinition = Message<"adminkiosk.notifications.v1.RuleDefinition
  * Use `create(RuleDefinitionSchema)` to create a new message.
  */
 export const RuleDefinitionSchema: GenMessage<RuleDefinition> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 6);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 7);
 
 /**
  * @generated from message adminkiosk.notifications.v1.Rule
@@ -253,7 +289,7 @@ export type Rule = Message<"adminkiosk.notifications.v1.Rule"> & {
  * Use `create(RuleSchema)` to create a new message.
  */
 export const RuleSchema: GenMessage<Rule> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 7);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 8);
 
 /**
  * @generated from message adminkiosk.notifications.v1.CreateRuleRequest
@@ -270,7 +306,7 @@ export type CreateRuleRequest = Message<"adminkiosk.notifications.v1.CreateRuleR
  * Use `create(CreateRuleRequestSchema)` to create a new message.
  */
 export const CreateRuleRequestSchema: GenMessage<CreateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 8);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 9);
 
 /**
  * @generated from message adminkiosk.notifications.v1.CreateRuleResponse
@@ -287,7 +323,7 @@ export type CreateRuleResponse = Message<"adminkiosk.notifications.v1.CreateRule
  * Use `create(CreateRuleResponseSchema)` to create a new message.
  */
 export const CreateRuleResponseSchema: GenMessage<CreateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 9);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 10);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetRuleRequest
@@ -304,7 +340,7 @@ export type GetRuleRequest = Message<"adminkiosk.notifications.v1.GetRuleRequest
  * Use `create(GetRuleRequestSchema)` to create a new message.
  */
 export const GetRuleRequestSchema: GenMessage<GetRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 10);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 11);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetRuleResponse
@@ -321,7 +357,7 @@ export type GetRuleResponse = Message<"adminkiosk.notifications.v1.GetRuleRespon
  * Use `create(GetRuleResponseSchema)` to create a new message.
  */
 export const GetRuleResponseSchema: GenMessage<GetRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 11);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 12);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListRulesRequest
@@ -343,7 +379,7 @@ export type ListRulesRequest = Message<"adminkiosk.notifications.v1.ListRulesReq
  * Use `create(ListRulesRequestSchema)` to create a new message.
  */
 export const ListRulesRequestSchema: GenMessage<ListRulesRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 12);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 13);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListRulesResponse
@@ -365,7 +401,7 @@ export type ListRulesResponse = Message<"adminkiosk.notifications.v1.ListRulesRe
  * Use `create(ListRulesResponseSchema)` to create a new message.
  */
 export const ListRulesResponseSchema: GenMessage<ListRulesResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 13);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 14);
 
 /**
  * @generated from message adminkiosk.notifications.v1.UpdateRuleRequest
@@ -394,7 +430,7 @@ export type UpdateRuleRequest = Message<"adminkiosk.notifications.v1.UpdateRuleR
  * Use `create(UpdateRuleRequestSchema)` to create a new message.
  */
 export const UpdateRuleRequestSchema: GenMessage<UpdateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 14);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 15);
 
 /**
  * @generated from message adminkiosk.notifications.v1.UpdateRuleResponse
@@ -411,7 +447,7 @@ export type UpdateRuleResponse = Message<"adminkiosk.notifications.v1.UpdateRule
  * Use `create(UpdateRuleResponseSchema)` to create a new message.
  */
 export const UpdateRuleResponseSchema: GenMessage<UpdateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 15);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 16);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DeleteRuleRequest
@@ -428,7 +464,7 @@ export type DeleteRuleRequest = Message<"adminkiosk.notifications.v1.DeleteRuleR
  * Use `create(DeleteRuleRequestSchema)` to create a new message.
  */
 export const DeleteRuleRequestSchema: GenMessage<DeleteRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 16);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 17);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DeleteRuleResponse
@@ -441,7 +477,7 @@ export type DeleteRuleResponse = Message<"adminkiosk.notifications.v1.DeleteRule
  * Use `create(DeleteRuleResponseSchema)` to create a new message.
  */
 export const DeleteRuleResponseSchema: GenMessage<DeleteRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 17);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 18);
 
 /**
  * One alert per rule and labels (the kiosk) while it is open.
@@ -539,7 +575,7 @@ export type Alert = Message<"adminkiosk.notifications.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 18);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 19);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListAlertsRequest
@@ -573,7 +609,7 @@ export type ListAlertsRequest = Message<"adminkiosk.notifications.v1.ListAlertsR
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 19);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 20);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListAlertsResponse
@@ -595,7 +631,7 @@ export type ListAlertsResponse = Message<"adminkiosk.notifications.v1.ListAlerts
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 20);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 21);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetAlertRequest
@@ -612,7 +648,7 @@ export type GetAlertRequest = Message<"adminkiosk.notifications.v1.GetAlertReque
  * Use `create(GetAlertRequestSchema)` to create a new message.
  */
 export const GetAlertRequestSchema: GenMessage<GetAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 21);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 22);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetAlertResponse
@@ -629,7 +665,7 @@ export type GetAlertResponse = Message<"adminkiosk.notifications.v1.GetAlertResp
  * Use `create(GetAlertResponseSchema)` to create a new message.
  */
 export const GetAlertResponseSchema: GenMessage<GetAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 22);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 23);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AcknowledgeAlertRequest
@@ -646,7 +682,7 @@ export type AcknowledgeAlertRequest = Message<"adminkiosk.notifications.v1.Ackno
  * Use `create(AcknowledgeAlertRequestSchema)` to create a new message.
  */
 export const AcknowledgeAlertRequestSchema: GenMessage<AcknowledgeAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 23);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 24);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AcknowledgeAlertResponse
@@ -663,7 +699,7 @@ export type AcknowledgeAlertResponse = Message<"adminkiosk.notifications.v1.Ackn
  * Use `create(AcknowledgeAlertResponseSchema)` to create a new message.
  */
 export const AcknowledgeAlertResponseSchema: GenMessage<AcknowledgeAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 24);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 25);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ResolveAlertRequest
@@ -680,7 +716,7 @@ export type ResolveAlertRequest = Message<"adminkiosk.notifications.v1.ResolveAl
  * Use `create(ResolveAlertRequestSchema)` to create a new message.
  */
 export const ResolveAlertRequestSchema: GenMessage<ResolveAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 25);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 26);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ResolveAlertResponse
@@ -697,7 +733,7 @@ export type ResolveAlertResponse = Message<"adminkiosk.notifications.v1.ResolveA
  * Use `create(ResolveAlertResponseSchema)` to create a new message.
  */
 export const ResolveAlertResponseSchema: GenMessage<ResolveAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 26);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 27);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WatchAlertsRequest
@@ -710,7 +746,7 @@ export type WatchAlertsRequest = Message<"adminkiosk.notifications.v1.WatchAlert
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 27);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 28);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WatchAlertsResponse
@@ -743,7 +779,7 @@ export type WatchAlertsResponse = Message<"adminkiosk.notifications.v1.WatchAler
  * Use `create(WatchAlertsResponseSchema)` to create a new message.
  */
 export const WatchAlertsResponseSchema: GenMessage<WatchAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 28);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 29);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AlertSnapshot
@@ -760,7 +796,7 @@ export type AlertSnapshot = Message<"adminkiosk.notifications.v1.AlertSnapshot">
  * Use `create(AlertSnapshotSchema)` to create a new message.
  */
 export const AlertSnapshotSchema: GenMessage<AlertSnapshot> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 29);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 30);
 
 /**
  * One notification to one target: a group of alerts of one rule and kiosk group,
@@ -848,7 +884,7 @@ export type Delivery = Message<"adminkiosk.notifications.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 30);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 31);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDeliveriesRequest
@@ -887,7 +923,7 @@ export type ListDeliveriesRequest = Message<"adminkiosk.notifications.v1.ListDel
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 31);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 32);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDeliveriesResponse
@@ -909,7 +945,7 @@ export type ListDeliveriesResponse = Message<"adminkiosk.notifications.v1.ListDe
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 32);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 33);
 
 /**
  * @generated from enum adminkiosk.notifications.v1.Severity
