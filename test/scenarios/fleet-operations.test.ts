@@ -12,6 +12,7 @@ import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetr
 import { AuditService } from "@adminkiosk/proto/adminkiosk/fleet/v1/audit_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import type { KioskClient } from "@adminkiosk/kiosk-sdk";
+import pg from "pg";
 import { eventually, waitFor } from "@adminkiosk/devstack";
 import { failure, Role } from "../support/auth.js";
 import { startFleet, type FleetFixture } from "../support/fleet.js";
@@ -77,11 +78,21 @@ describe("desired and reported configuration", () => {
     const state = (await config.getKioskConfig({ kioskId: "ops-cfg-2" })).config!;
     expect(state).toMatchObject({ inSync: false, desiredVersion: second.config!.desiredVersion, reportedVersion: 0n });
     // Not pushed again, even once its push is older than COMMAND_RESEND_MS (3 s here), when
-    // fleet would resend an unapplied one. The pause is a lower bound (a slow machine only
-    // makes it longer). Then a command makes fleet deliver to this kiosk: fleet sends a due
-    // configuration right after the kiosk's commands, and the kiosk handles its stream in
-    // order, so a broken one sent again would reach onConfig before the fixed one below.
-    await new Promise((r) => setTimeout(r, 3_500));
+    // fleet would resend an unapplied one: wait until fleet's own record of the push says so
+    // (by PostgreSQL's clock, which fleet's resend sweep uses). Then a command makes fleet
+    // deliver to this kiosk: fleet sends a due configuration right after the kiosk's
+    // commands, and the kiosk handles its stream in order, so a broken one sent again would
+    // reach onConfig before the fixed one below.
+    const db = new pg.Client({ connectionString: f.fleetDatabaseUrl });
+    await db.connect();
+    try {
+      await waitFor("the configuration's push to be older than COMMAND_RESEND_MS", async () => {
+        const { rows } = await db.query<{ stale: boolean }>("SELECT config_pushed_at < now() - interval '3 seconds' AS stale FROM fleet.kiosks WHERE kiosk_id = $1", ["ops-cfg-2"]);
+        return rows[0]?.stale ? true : undefined;
+      });
+    } finally {
+      await db.end();
+    }
     const { command } = await f.fleetClient(CommandService).sendCommand({ kioskId: "ops-cfg-2", action: { kind: { case: "displayMessage", value: { text: "ping" } } } });
     await expect.poll(async () => (await f.fleetClient(CommandService).getCommand({ commandId: command!.commandId })).command?.finishTime, eventually).toBeDefined();
     const fixed = await config.setKioskConfig({ kioskId: "ops-cfg-2", config: { mode: "fixed" } });
@@ -186,15 +197,17 @@ describe("bulk jobs", () => {
 
   it("a job whose failures pass its threshold aborts and sends no more", async () => {
     const jobs = f.fleetClient(JobService);
-    // 300 a minute: reaching all 200 kiosks would take 40 s; the abort comes once six have failed.
+    // 60 a minute: reaching all 200 kiosks would take over 3 minutes, longer than this test may
+    // run, so however slow the machine it cannot get there first; the abort comes once six
+    // have failed (about 6 s of rollout).
     const { job } = await jobs.createJob({
       action: { kind: { case: "collectDiagnostics", value: {} } },
       target: { tag: "ops-jobs" },
-      ratePerMinute: 300,
+      ratePerMinute: 60,
       maxFailures: 5,
       commandTtl: durationFromMs(60_000),
     });
-    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.state, eventually).toBe(JobState.ABORTED);
+    await expect.poll(async () => (await jobs.getJob({ jobId: job!.jobId })).job!.state, { ...eventually, timeout: 60_000 }).toBe(JobState.ABORTED);
     const aborted = (await jobs.getJob({ jobId: job!.jobId })).job!;
     expect(aborted.progress!.failed).toBeGreaterThan(5);
     expect(aborted.progress!.dispatched).toBeLessThan(200); // it stopped short of the fleet
@@ -204,7 +217,7 @@ describe("bulk jobs", () => {
     expect(commands.filter((c) => c.state === CommandState.QUEUED || c.state === CommandState.SENT)).toEqual([]);
     await aRunnerTickLater();
     expect((await jobs.getJob({ jobId: job!.jobId })).job!.progress!.dispatched).toBe(aborted.progress!.dispatched);
-  }, 40_000);
+  }, 90_000);
 
   it("jobs are for admins, bad input names the field, and a target that matches nothing is refused", async () => {
     const operator = (await f.auth.userWithRole(Role.OPERATOR)).accessToken;
