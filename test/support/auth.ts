@@ -1,14 +1,15 @@
 // Starts a real auth process on its own database and Redis DB, seeds an admin, and
 // hands out typed clients, the way a kiosk, the web app or another service calls it.
 // Used by auth's tests and by every service whose tests need real tokens.
+import { randomBytes } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { inject } from "vitest";
-import { randomBytes } from "node:crypto";
 import { AuthService, ServiceIdentityService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import { createDatabase, isolatedRedisUrl, repoRoot, seedFirstAdmin, startTestService, testKeyEncryptionKey, type StartedService } from "@adminkiosk/devstack";
+import { keptToken } from "@adminkiosk/runtime";
 
 export { Role };
 
@@ -118,30 +119,17 @@ export async function startAuth(settings: Record<string, string> = {}, postgresU
 }
 
 /**
- * Keeps an access token from `obtain` and hands it out until less than a third of its
- * lifetime (and at least 5 s) is left, then obtains another: a fixture never hands out a
- * token that can expire under a slow machine, whatever ACCESS_TOKEN_TTL a test sets.
+ * Keeps an access token from `obtain` (the runtime's keptToken, with the JWT's own iat and
+ * exp) and renews it when less than a third of its lifetime, and at least 5 s, is left: a
+ * fixture never hands out a token that can expire under a slow machine, whatever
+ * ACCESS_TOKEN_TTL a test sets. `first`, when given, is handed out first.
  */
 export function freshToken(obtain: () => Promise<string>, first?: string): () => Promise<string> {
-  let held: { token: string; renewAt: number } | undefined = first ? { token: first, renewAt: renewalTime(first) } : undefined;
-  let inflight: Promise<string> | undefined;
-  return async () => {
-    if (held && Date.now() < held.renewAt) return held.token;
-    inflight ??= obtain()
-      .then((token) => {
-        held = { token, renewAt: renewalTime(token) };
-        return token;
-      })
-      .finally(() => {
-        inflight = undefined;
-      });
-    return inflight;
-  };
-}
-
-function renewalTime(jwt: string): number {
-  const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString()) as { iat?: number; exp?: number };
-  if (typeof claims.exp !== "number" || typeof claims.iat !== "number") return 0;
-  const lifetimeMs = (claims.exp - claims.iat) * 1000;
-  return claims.exp * 1000 - Math.max(5_000, lifetimeMs / 3);
+  let pending = first;
+  return keptToken(async () => {
+    const token = pending ?? (await obtain());
+    pending = undefined;
+    const claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as { iat?: number; exp?: number };
+    return { token, issuedAt: (claims.iat ?? 0) * 1000, expiresAt: (claims.exp ?? 0) * 1000 };
+  }, 5_000);
 }

@@ -31,41 +31,55 @@ export interface ServiceCredentialsOptions {
   timeoutMs?: number;
 }
 
+/** A token and the span it is valid for (ms since the epoch). */
+export interface ObtainedToken {
+  token: string;
+  issuedAt: number;
+  expiresAt: number;
+}
+
 /**
- * Obtains and keeps this service's token: one request at a time, renewed once a third
- * of its lifetime is left, so calls never carry a token about to expire.
+ * Keeps a token from `obtain`: handed out until less than a third of its lifetime (and at
+ * least `minLeftMs`) is left, then obtained again, one request at a time. Whoever holds
+ * it never sends a token about to expire. Used for services' own tokens and by tests.
  */
-export function serviceCredentials(options: ServiceCredentialsOptions): ServiceCredentials {
-  const identity = createClient(ServiceIdentityService, createGrpcTransport({ baseUrl: options.authUrl }));
+export function keptToken(obtain: () => Promise<ObtainedToken>, minLeftMs = 0): () => Promise<string> {
   let held: { token: string; renewAt: number } | undefined;
   let inflight: Promise<string> | undefined;
-  const obtain = async () => {
+  const keep = (t: ObtainedToken) => {
+    held = { token: t.token, renewAt: t.expiresAt - Math.max(minLeftMs, (t.expiresAt - t.issuedAt) / 3) };
+    return t.token;
+  };
+  return async () => {
+    if (held && Date.now() < held.renewAt) return held.token;
+    inflight ??= obtain()
+      .then(keep)
+      .finally(() => {
+        inflight = undefined;
+      });
+    return inflight;
+  };
+}
+
+/** Obtains this service's token from auth and keeps it (keptToken). */
+export function serviceCredentials(options: ServiceCredentialsOptions): ServiceCredentials {
+  const identity = createClient(ServiceIdentityService, createGrpcTransport({ baseUrl: options.authUrl }));
+  const token = keptToken(async () => {
     try {
       const issuedAt = Date.now();
       const res = await identity.issueServiceToken(
         { service: options.service, secret: options.secret },
         { timeoutMs: options.timeoutMs ?? 5_000, headers: { "x-request-id": randomUUID() } },
       );
-      const expiresAt = res.expireTime ? timestampMs(res.expireTime) : issuedAt + 60_000;
-      held = { token: res.accessToken, renewAt: expiresAt - (expiresAt - issuedAt) / 3 };
-      return res.accessToken;
+      return { token: res.accessToken, issuedAt, expiresAt: res.expireTime ? timestampMs(res.expireTime) : issuedAt + 60_000 };
     } catch (err) {
       const e = ConnectError.from(err);
       // A refused secret is a deployment error; anything else may pass. Either way the
       // call that needed the token cannot be made now.
       throw new ConnectError(`${options.service} could not obtain its service token from auth: ${e.rawMessage}`, Code.Unavailable, undefined, undefined, err);
     }
-  };
-  return {
-    service: options.service,
-    async token() {
-      if (held && Date.now() < held.renewAt) return held.token;
-      inflight ??= obtain().finally(() => {
-        inflight = undefined;
-      });
-      return inflight;
-    },
-  };
+  });
+  return { service: options.service, token };
 }
 
 /**

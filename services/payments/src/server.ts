@@ -66,7 +66,6 @@ const stateFromEnum = (state: PaymentIntentState) => stateNames.find((name) => i
 
 /** The kiosk a device caller is; undefined for people (who may see every kiosk's payments). */
 const ownKiosk = (p: Principal) => (p.kind === "device" ? p.kioskId : undefined);
-const requester = (p: Principal) => principalScope(p);
 
 export function paymentsRoutes(deps: PaymentsDeps) {
   const { pool, metrics } = deps;
@@ -172,7 +171,7 @@ export function paymentsRoutes(deps: PaymentsDeps) {
         let requested = false;
         const res = await idempotent(pool, claim, RefundPaymentResponseSchema, async (tx) => {
           const intent = await lockIntent(tx, id, p);
-          const refund = await requestRefund(tx, intent, { amountMinor, reason, requestedBy: requester(p) });
+          const refund = await requestRefund(tx, intent, { amountMinor, reason, requestedBy: principalScope(p) });
           requested = true;
           return create(RefundPaymentResponseSchema, { refund: toRefund(refund), paymentIntent: toPaymentIntent(intent) });
         });
