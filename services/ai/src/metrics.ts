@@ -6,14 +6,14 @@ import { models } from "./store.js";
 
 export interface AiMetrics {
   serving(version: number): void;
-  retrain(outcome: "promoted" | "rejected" | "failed"): void;
+  retrain(outcome: "promoted" | "held" | "rejected" | "failed"): void;
   register(registry: Registry, pool: Pool): void;
 }
 
 export function createAiMetrics(): AiMetrics {
   const servingVersion = new Gauge({ name: "ai_model_serving_version", help: "The model version this replica serves (0: none yet).", registers: [] });
   servingVersion.set(0);
-  const retrains = new Counter({ name: "ai_retrains_total", help: "Retrains by outcome (promoted, rejected by the gate, failed).", labelNames: ["outcome"], registers: [] });
+  const retrains = new Counter({ name: "ai_retrains_total", help: "Retrains by outcome (promoted, held as a candidate after passing the gate, rejected by the gate, failed).", labelNames: ["outcome"], registers: [] });
   return {
     serving: (v) => servingVersion.set(v),
     retrain: (outcome) => retrains.inc({ outcome }),

@@ -1,13 +1,30 @@
-// The demand-forecast model: a Poisson log-linear GLM on seasonal features, fitted by
-// Newton's method (ridge-penalised IRLS) in this process, with a negative-binomial
-// predictive distribution (variance μ + α·μ², α from the training residuals) for the
-// quantiles. Pure: no I/O. onnx.ts turns a fitted model into an ONNX graph that computes
-// the same numbers; evaluate() scores any predictor and the seasonal-naive baseline.
+// The demand-forecast model: a Poisson log-linear GLM whose parameters are tables indexed by
+// kiosk × SKU pair, kiosk and SKU (never a one-hot row per observation), fitted in this process
+// by block-coordinate Newton (IRLS) and served as an ONNX graph of Gathers (onnx.ts):
+//
+//   log μ(pair, day, price) = level[pair]                       (each kiosk × SKU's own level)
+//                           + weekday[kiosk, dow]               (kiosk_weekday)
+//                           + slope[kiosk] · t                  (kiosk_trend, t = (day − mid) / 28)
+//                           + elasticity[sku] · log(price / ref) (log_price_ratio)
+//   μ(hour) = μ · share[kiosk, dow, hour]                       (hour-of-day profile)
+//
+// The blocks are fitted in turn, each against the others as fixed offsets: the pair levels in
+// closed form (the Poisson MLE given the rest), each kiosk's 7 weekday effects and slope by an
+// 8 × 8 Newton step (weekday effects ridge-shrunk towards the fleet's mean weekday shape, the
+// slope towards 0), each SKU's elasticity by a 1-D Newton step. Memory and time are linear in
+// the rows; nothing is ever n_features². The hour-of-day shares come from the hourly sales
+// counts (kiosk × weekday, shrunk towards the kiosk's all-week profile and that towards the
+// fleet's). The predictive distribution is a negative binomial (variance μ + α μ², α from
+// the training residuals by moments), thinned to hours with the same α; p10/p90 are its normal
+// approximation. Pure: no I/O. evaluate() scores any predictor and the seasonal-naive baseline.
 import { weekdayOf } from "./generator.js";
 
-/** Feature groups; the pair intercept is always in. */
+/** Feature groups beside each pair's level (and the hour-of-day profile, always in). */
 export const featureGroups = ["kiosk_weekday", "kiosk_trend", "log_price_ratio"] as const;
 export type FeatureGroup = (typeof featureGroups)[number];
+
+/** The kind this build trains and serves (older registry versions of another kind are not loaded). */
+export const modelKind = "demand-glm";
 
 export interface HistoryRow {
   kioskId: string;
@@ -18,16 +35,19 @@ export interface HistoryRow {
   unitPriceMinor: number;
   /** A stock-out censored the day's sales: not used for fitting nor scoring. */
   stockout: boolean;
+  /** Units per UTC hour 0..23 when known (sums to `quantity`). */
+  hourly?: number[] | null;
 }
 
-/** Everything needed to turn (kiosk, SKU, day, price) into the feature vector. */
+/** Everything needed to turn (kiosk, SKU, day, price, hour) into the graph's inputs. */
 export interface Layout {
-  kind: "poisson-glm";
+  kind: typeof modelKind;
   groups: FeatureGroup[];
-  /** The first training day (trend t = (day - epochDay) / 28). */
+  /** The middle of the training window (trend t = (day - epochDay) / 28). */
   epochDay: number;
   kiosks: string[];
-  /** "kiosk|sku" */
+  skus: string[];
+  /** "kiosk|sku", sorted. */
   pairs: string[];
   /** Each pair's reference (most frequent) price and last seen price, minor units. */
   refPrice: number[];
@@ -36,50 +56,55 @@ export interface Layout {
   alpha: number;
 }
 
+export interface Params {
+  /** Per pair. */
+  level: Float64Array;
+  /** Per kiosk: kiosk × 7 weekdays (0 = Sunday). */
+  weekday: Float64Array;
+  /** Per kiosk, per 28 days. */
+  slope: Float64Array;
+  /** Per SKU. */
+  elasticity: Float64Array;
+  /** Per kiosk × weekday × hour: the share of the day's demand in that UTC hour (each 24 sum to 1). */
+  shares: Float64Array;
+}
+
 export interface FittedModel {
   layout: Layout;
-  weights: Float64Array;
+  params: Params;
 }
 
 export const pairKey = (kioskId: string, sku: string) => `${kioskId}|${sku}`;
-export const featureCount = (l: Layout) =>
-  l.pairs.length + (l.groups.includes("kiosk_weekday") ? 7 * l.kiosks.length : 0) + (l.groups.includes("kiosk_trend") ? l.kiosks.length : 0) + (l.groups.includes("log_price_ratio") ? 1 : 0);
+export const hoursPerWeek = 7 * 24;
 
-/** Feature names, in vector order (for the registry). */
+/** Feature names (for the registry): each pair, then the groups and the hour profile. */
 export function featureNames(l: Layout): string[] {
-  const names = l.pairs.map((p) => `pair:${p}`);
-  if (l.groups.includes("kiosk_weekday")) for (const k of l.kiosks) for (let d = 0; d < 7; d++) names.push(`weekday:${k}:${d}`);
-  if (l.groups.includes("kiosk_trend")) for (const k of l.kiosks) names.push(`trend:${k}`);
-  if (l.groups.includes("log_price_ratio")) names.push("log_price_ratio");
-  return names;
+  return [...l.pairs.map((p) => `pair:${p}`), ...l.groups, "hour_profile"];
 }
 
 export interface FeatureIndex {
   pair: Map<string, number>;
   kiosk: Map<string, number>;
+  /** Each pair's kiosk and SKU index. */
+  pairKiosk: Int32Array;
+  pairSku: Int32Array;
 }
-export const indexOf = (l: Layout): FeatureIndex => ({
-  pair: new Map(l.pairs.map((p, i) => [p, i])),
-  kiosk: new Map(l.kiosks.map((k, i) => [k, i])),
-});
 
-/** Writes the features of (pair, day, price) into `out` at `offset` (zeroed first). */
-export function writeFeatures(l: Layout, ix: FeatureIndex, pairIdx: number, day: number, priceMinor: number, out: Float32Array | Float64Array, offset = 0) {
-  const n = featureCount(l);
-  out.fill(0, offset, offset + n);
-  out[offset + pairIdx] = 1;
-  let at = l.pairs.length;
-  const kiosk = ix.kiosk.get(l.pairs[pairIdx]!.split("|")[0]!)!;
-  if (l.groups.includes("kiosk_weekday")) {
-    out[offset + at + kiosk * 7 + weekdayOf(day)] = 1;
-    at += 7 * l.kiosks.length;
-  }
-  if (l.groups.includes("kiosk_trend")) {
-    out[offset + at + kiosk] = (day - l.epochDay) / 28;
-    at += l.kiosks.length;
-  }
-  if (l.groups.includes("log_price_ratio")) out[offset + at] = Math.log(priceMinor / l.refPrice[pairIdx]!);
+export function indexOf(l: Layout): FeatureIndex {
+  const kiosk = new Map(l.kiosks.map((k, i) => [k, i]));
+  const sku = new Map(l.skus.map((s, i) => [s, i]));
+  const pairKiosk = new Int32Array(l.pairs.length);
+  const pairSku = new Int32Array(l.pairs.length);
+  l.pairs.forEach((p, i) => {
+    const bar = p.indexOf("|");
+    pairKiosk[i] = kiosk.get(p.slice(0, bar))!;
+    pairSku[i] = sku.get(p.slice(bar + 1))!;
+  });
+  return { pair: new Map(l.pairs.map((p, i) => [p, i])), kiosk, pairKiosk, pairSku };
 }
+
+/** Trend time of a day. */
+export const trendOf = (l: Layout, day: number) => (day - l.epochDay) / 28;
 
 export interface Quantiles {
   p10: number;
@@ -95,14 +120,15 @@ export function quantilesOf(mu: number, alpha: number): Quantiles {
   return { p10: Math.max(0, mu - z90 * sd), p50: mu, p90: mu + z90 * sd };
 }
 
-/** The model in TypeScript (float64): what the ONNX graph computes. */
-export function predictTs(m: FittedModel, pairIdx: number, day: number, priceMinor: number): Quantiles {
-  const n = featureCount(m.layout);
-  const x = new Float64Array(n);
-  writeFeatures(m.layout, indexOf(m.layout), pairIdx, day, priceMinor, x);
-  let eta = 0;
-  for (let i = 0; i < n; i++) eta += x[i]! * m.weights[i]!;
-  return quantilesOf(Math.exp(eta), m.layout.alpha);
+/** The model in TypeScript (float64): what the ONNX graph computes. `hour` undefined: the whole day. */
+export function predictTs(m: FittedModel, pairIdx: number, day: number, priceMinor: number, hour?: number, ix = indexOf(m.layout)): Quantiles {
+  const { layout: l, params: w } = m;
+  const k = ix.pairKiosk[pairIdx]!;
+  const dow = weekdayOf(day);
+  const eta =
+    w.level[pairIdx]! + w.weekday[k * 7 + dow]! + w.slope[k]! * trendOf(l, day) + w.elasticity[ix.pairSku[pairIdx]!]! * Math.log(priceMinor / l.refPrice[pairIdx]!);
+  const share = hour === undefined ? 1 : w.shares[k * hoursPerWeek + dow * 24 + hour]!;
+  return quantilesOf(Math.exp(eta) * share, l.alpha);
 }
 
 function mode(values: number[]): number {
@@ -116,8 +142,8 @@ function mode(values: number[]): number {
   return best;
 }
 
-/** Solves A x = b for a symmetric positive-definite A (n × n, row-major) by Cholesky. */
-function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Array {
+/** Solves A x = b for a small symmetric positive-definite A (n × n, row-major) by Cholesky. */
+export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Array {
   const l = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
@@ -142,102 +168,262 @@ function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Array {
   return x;
 }
 
+/** Hourly sales counts per kiosk: 168 numbers (weekday × 24 + UTC hour), stock-out days left out. */
+export type HourCounts = Map<string, ArrayLike<number>>;
+
 export interface TrainOptions {
   groups?: FeatureGroup[];
-  /** Ridge penalty on every weight. */
-  ridge?: number;
+  /** Ridge on each kiosk's weekday effects towards the fleet's mean weekday shape. */
+  weekdayRidge?: number;
+  /** Ridge on each kiosk's slope (per 28 days) towards 0. */
+  slopeRidge?: number;
+  /** Ridge on each SKU's elasticity towards 0. */
+  elasticityRidge?: number;
+  /** Pseudo-units of the shrinkage of an hour profile towards the next coarser one. */
+  hourPrior?: number;
+  /** Most block sweeps (stops earlier once the parameters settle). */
   iterations?: number;
+  /** Hour counts from elsewhere (e.g. aggregated in SQL); default: from the rows' `hourly`. */
+  hourCounts?: HourCounts;
 }
 
-/** Fits the GLM on the rows (stock-out days left out: their sales are censored). */
+/** Hour counts from rows that carry them (stock-out days left out: their hours are censored). */
+export function hourCountsOf(rows: HistoryRow[]): HourCounts {
+  const out = new Map<string, Float64Array>();
+  for (const r of rows) {
+    if (r.stockout || !r.hourly) continue;
+    let c = out.get(r.kioskId);
+    if (!c) out.set(r.kioskId, (c = new Float64Array(hoursPerWeek)));
+    const base = weekdayOf(r.day) * 24;
+    for (let h = 0; h < 24; h++) c[base + h]! += r.hourly[h] ?? 0;
+  }
+  return out;
+}
+
+/** Hour shares per kiosk × weekday: counts shrunk towards the kiosk's week, and that towards the fleet's. */
+export function hourShares(kiosks: string[], counts: HourCounts, prior = 50): Float64Array {
+  const fleet = new Float64Array(24);
+  for (const c of counts.values()) for (let i = 0; i < hoursPerWeek; i++) fleet[i % 24]! += c[i]!;
+  const fleetTotal = fleet.reduce((a, b) => a + b, 0);
+  for (let h = 0; h < 24; h++) fleet[h] = fleetTotal > 0 ? fleet[h]! / fleetTotal : 1 / 24;
+  const shares = new Float64Array(kiosks.length * hoursPerWeek);
+  kiosks.forEach((k, ki) => {
+    const c = counts.get(k);
+    const week = new Float64Array(24);
+    let weekTotal = 0;
+    if (c) for (let i = 0; i < hoursPerWeek; i++) (week[i % 24]! += c[i]!), (weekTotal += c[i]!);
+    for (let h = 0; h < 24; h++) week[h] = (week[h]! + prior * fleet[h]!) / (weekTotal + prior);
+    for (let d = 0; d < 7; d++) {
+      let dayTotal = 0;
+      if (c) for (let h = 0; h < 24; h++) dayTotal += c[d * 24 + h]!;
+      for (let h = 0; h < 24; h++) shares[ki * hoursPerWeek + d * 24 + h] = ((c ? c[d * 24 + h]! : 0) + prior * week[h]!) / (dayTotal + prior);
+    }
+  });
+  return shares;
+}
+
+/** Fits the model on the rows (stock-out days left out: their sales are censored). */
 export function train(rows: HistoryRow[], options: TrainOptions = {}): FittedModel {
   const groups = options.groups ?? [...featureGroups];
-  const ridge = options.ridge ?? 1;
-  const usable = rows.filter((r) => !r.stockout);
-  if (usable.length === 0) throw new Error("no sales history to train on");
+  const useWeekday = groups.includes("kiosk_weekday");
+  const useTrend = groups.includes("kiosk_trend");
+  const usePrice = groups.includes("log_price_ratio");
+  const weekdayRidge = options.weekdayRidge ?? 10;
+  const slopeRidge = options.slopeRidge ?? 100;
+  const elasticityRidge = options.elasticityRidge ?? 1;
+  if (!rows.some((r) => !r.stockout)) throw new Error("no sales history to train on");
+
   const pairs = [...new Set(rows.map((r) => pairKey(r.kioskId, r.sku)))].sort();
   const kiosks = [...new Set(rows.map((r) => r.kioskId))].sort();
+  const skus = [...new Set(rows.map((r) => r.sku))].sort();
   const pairIx = new Map(pairs.map((p, i) => [p, i]));
   const prices = pairs.map(() => [] as number[]);
   const last = pairs.map(() => ({ day: -Infinity, price: 0 }));
-  for (const r of rows) {
+  let first = Infinity;
+  let lastDay = -Infinity;
+  const rowPair = new Int32Array(rows.length);
+  rows.forEach((r, j) => {
     const i = pairIx.get(pairKey(r.kioskId, r.sku))!;
+    rowPair[j] = i;
     prices[i]!.push(r.unitPriceMinor);
     if (r.day >= last[i]!.day) last[i] = { day: r.day, price: r.unitPriceMinor };
-  }
+    if (r.day < first) first = r.day;
+    if (r.day > lastDay) lastDay = r.day;
+  });
   const layout: Layout = {
-    kind: "poisson-glm",
+    kind: modelKind,
     groups,
-    epochDay: Math.min(...rows.map((r) => r.day)),
+    epochDay: (first + lastDay) / 2,
     kiosks,
+    skus,
     pairs,
     refPrice: prices.map(mode),
     lastPrice: last.map((l) => l.price),
     alpha: 0,
   };
   const ix = indexOf(layout);
-  const n = featureCount(layout);
-  const x = new Float64Array(usable.length * n);
-  const y = new Float64Array(usable.length);
-  usable.forEach((r, j) => {
-    writeFeatures(layout, ix, pairIx.get(pairKey(r.kioskId, r.sku))!, r.day, r.unitPriceMinor, x, j * n);
-    y[j] = r.quantity;
+  const P = pairs.length;
+  const K = kiosks.length;
+  const S = skus.length;
+
+  // The usable rows as columns.
+  let n = 0;
+  for (const r of rows) if (!r.stockout) n++;
+  const rp = new Int32Array(n);
+  const rk = new Int32Array(n);
+  const rs = new Int32Array(n);
+  const rd = new Uint8Array(n);
+  const rt = new Float64Array(n);
+  const rl = new Float64Array(n);
+  const ry = new Float64Array(n);
+  let j = 0;
+  rows.forEach((r, at) => {
+    if (r.stockout) return;
+    const p = rowPair[at]!;
+    rp[j] = p;
+    rk[j] = ix.pairKiosk[p]!;
+    rs[j] = ix.pairSku[p]!;
+    rd[j] = weekdayOf(r.day);
+    rt[j] = trendOf(layout, r.day);
+    rl[j] = Math.log(r.unitPriceMinor / layout.refPrice[p]!);
+    ry[j] = r.quantity;
+    j++;
   });
-  // Start from each pair's mean.
-  const w = new Float64Array(n);
-  const sums = new Float64Array(pairs.length);
-  const counts = new Float64Array(pairs.length);
-  usable.forEach((r) => {
-    const i = pairIx.get(pairKey(r.kioskId, r.sku))!;
-    sums[i]! += r.quantity;
-    counts[i]!++;
-  });
-  for (let i = 0; i < pairs.length; i++) w[i] = Math.log(Math.max(0.1, counts[i]! > 0 ? sums[i]! / counts[i]! : 0.1));
-  const mu = new Float64Array(usable.length);
-  const nz: number[][] = [];
-  for (let j = 0; j < usable.length; j++) {
-    const idx: number[] = [];
-    for (let i = 0; i < n; i++) if (x[j * n + i] !== 0) idx.push(i);
-    nz.push(idx);
-  }
-  for (let it = 0; it < (options.iterations ?? 25); it++) {
-    const g = new Float64Array(n);
-    const h = new Float64Array(n * n);
-    for (let j = 0; j < usable.length; j++) {
-      let eta = 0;
-      for (const i of nz[j]!) eta += x[j * n + i]! * w[i]!;
-      mu[j] = Math.exp(Math.min(eta, 20));
-      const resid = y[j]! - mu[j]!;
-      for (const a of nz[j]!) {
-        const xa = x[j * n + a]!;
-        g[a]! += xa * resid;
-        for (const b of nz[j]!) h[a * n + b]! += xa * x[j * n + b]! * mu[j]!;
+
+  const level = new Float64Array(P);
+  const weekday = new Float64Array(K * 7);
+  const slope = new Float64Array(K);
+  const elasticity = new Float64Array(S);
+  const mu = new Float64Array(n);
+  const computeMu = () => {
+    for (let i = 0; i < n; i++) {
+      const k = rk[i]!;
+      mu[i] = Math.exp(Math.min(30, level[rp[i]!]! + weekday[k * 7 + rd[i]!]! + slope[k]! * rt[i]! + elasticity[rs[i]!]! * rl[i]!));
+    }
+  };
+  const num = new Float64Array(P);
+  const den = new Float64Array(P);
+  const fitLevels = () => {
+    num.fill(0);
+    den.fill(0);
+    for (let i = 0; i < n; i++) {
+      const p = rp[i]!;
+      num[p]! += ry[i]!;
+      den[p]! += mu[i]! / Math.exp(level[p]!);
+    }
+    // The Poisson MLE given the rest (a pair that never sold: a tenth of a unit over its days).
+    for (let p = 0; p < P; p++) if (den[p]! > 0) level[p] = Math.log(Math.max(num[p]!, 0.1) / den[p]!);
+  };
+
+  // Per kiosk: gradient and Hessian of (7 weekday effects, slope).
+  const sMu = new Float64Array(K * 7);
+  const sMuT = new Float64Array(K * 7);
+  const sRes = new Float64Array(K * 7);
+  const sMuT2 = new Float64Array(K);
+  const sResT = new Float64Array(K);
+  const fleetShape = new Float64Array(7);
+  const fitKiosks = () => {
+    sMu.fill(0);
+    sMuT.fill(0);
+    sRes.fill(0);
+    sMuT2.fill(0);
+    sResT.fill(0);
+    for (let i = 0; i < n; i++) {
+      const k = rk[i]!;
+      const c = k * 7 + rd[i]!;
+      const m = mu[i]!;
+      const t = rt[i]!;
+      const res = ry[i]! - m;
+      sMu[c]! += m;
+      sMuT[c]! += m * t;
+      sRes[c]! += res;
+      sMuT2[k]! += m * t * t;
+      sResT[k]! += res * t;
+    }
+    // The fleet's weekday shape: the μ-weighted mean of the kiosks' effects.
+    if (useWeekday) {
+      for (let d = 0; d < 7; d++) {
+        let a = 0;
+        let b = 0;
+        for (let k = 0; k < K; k++) (a += sMu[k * 7 + d]! * weekday[k * 7 + d]!), (b += sMu[k * 7 + d]!);
+        fleetShape[d] = b > 0 ? a / b : 0;
       }
     }
-    for (let i = 0; i < n; i++) {
-      g[i]! -= ridge * w[i]!;
-      h[i * n + i]! += ridge;
+    const h = new Float64Array(64);
+    const g = new Float64Array(8);
+    for (let k = 0; k < K; k++) {
+      h.fill(0);
+      g.fill(0);
+      for (let d = 0; d < 7; d++) {
+        const c = k * 7 + d;
+        if (useWeekday) {
+          h[d * 8 + d] = sMu[c]! + weekdayRidge;
+          g[d] = sRes[c]! - weekdayRidge * (weekday[c]! - fleetShape[d]!);
+          if (useTrend) h[d * 8 + 7] = h[7 * 8 + d] = sMuT[c]!;
+        } else h[d * 8 + d] = 1;
+      }
+      if (useTrend) {
+        h[63] = sMuT2[k]! + slopeRidge;
+        g[7] = sResT[k]! - slopeRidge * slope[k]!;
+      } else h[63] = 1;
+      const step = solveSpd(h, g, 8);
+      if (useWeekday) {
+        // Weekday effects centred on 0; their mean moves into the kiosk's pair levels.
+        let mean = 0;
+        for (let d = 0; d < 7; d++) mean += (weekday[k * 7 + d]! += step[d]!) / 7;
+        for (let d = 0; d < 7; d++) weekday[k * 7 + d]! -= mean;
+      }
+      if (useTrend) slope[k]! += step[7]!;
     }
-    const step = solveSpd(h, g, n);
+  };
+  const eRes = new Float64Array(S);
+  const eInfo = new Float64Array(S);
+  const fitElasticities = () => {
+    eRes.fill(0);
+    eInfo.fill(0);
+    for (let i = 0; i < n; i++) {
+      const l = rl[i]!;
+      if (l === 0) continue;
+      eRes[rs[i]!]! += (ry[i]! - mu[i]!) * l;
+      eInfo[rs[i]!]! += mu[i]! * l * l;
+    }
+    for (let s = 0; s < S; s++) elasticity[s]! += (eRes[s]! - elasticityRidge * elasticity[s]!) / (eInfo[s]! + elasticityRidge);
+  };
+
+  computeMu();
+  const before = new Float64Array(K * 7 + K + S);
+  for (let it = 0; it < (options.iterations ?? 50); it++) {
+    before.set(weekday, 0);
+    before.set(slope, K * 7);
+    before.set(elasticity, K * 8);
+    fitLevels();
+    computeMu();
+    if (useWeekday || useTrend) {
+      fitKiosks();
+      computeMu();
+    }
+    if (usePrice) {
+      fitElasticities();
+      computeMu();
+    }
     let biggest = 0;
-    for (let i = 0; i < n; i++) {
-      w[i]! += step[i]!;
-      biggest = Math.max(biggest, Math.abs(step[i]!));
-    }
-    if (biggest < 1e-7) break;
+    for (let i = 0; i < K * 7; i++) biggest = Math.max(biggest, Math.abs(weekday[i]! - before[i]!));
+    for (let i = 0; i < K; i++) biggest = Math.max(biggest, Math.abs(slope[i]! - before[K * 7 + i]!));
+    for (let i = 0; i < S; i++) biggest = Math.max(biggest, Math.abs(elasticity[i]! - before[K * 8 + i]!));
+    if (biggest < 1e-5) break;
   }
+  fitLevels();
+  computeMu();
   // Overdispersion by moments: E[(y - μ)² - y] = α μ².
-  let num = 0;
-  let den = 0;
-  for (let j = 0; j < usable.length; j++) {
-    let eta = 0;
-    for (const i of nz[j]!) eta += x[j * n + i]! * w[i]!;
-    const m = Math.exp(eta);
-    num += (y[j]! - m) ** 2 - y[j]!;
-    den += m * m;
+  let a = 0;
+  let b = 0;
+  for (let i = 0; i < n; i++) {
+    a += (ry[i]! - mu[i]!) ** 2 - ry[i]!;
+    b += mu[i]! * mu[i]!;
   }
-  layout.alpha = Math.max(0, num / den);
-  return { layout, weights: w };
+  layout.alpha = Math.max(0, a / b);
+  const shares = hourShares(kiosks, options.hourCounts ?? hourCountsOf(rows), options.hourPrior);
+  return { layout, params: { level, weekday, slope, elasticity, shares } };
 }
 
 export interface Metrics {
@@ -248,11 +434,12 @@ export interface Metrics {
   points: number;
 }
 
-export type Predictor = (pairIdx: number[], days: number[], prices: number[]) => Promise<Quantiles[]> | Quantiles[];
+/** Forecasts for (pair, day, price[, UTC hour]); no hours: whole days. */
+export type Predictor = (pairIdx: number[], days: number[], prices: number[], hours?: number[]) => Promise<Quantiles[]> | Quantiles[];
 
 /**
  * The seasonal-naive forecast of `day` from an origin (the first forecast day): the same
- * weekday in the last week before the origin.
+ * weekday (and, hourly, the same hour) in the last week before the origin.
  */
 export function seasonalNaiveDay(origin: number, day: number): number {
   const h = day - origin + 1;
@@ -264,22 +451,49 @@ export interface Evaluation {
   baseline: Metrics;
 }
 
+export type Granularity = "daily" | "hourly";
+
 /**
  * Scores a predictor and the seasonal-naive baseline on the days origin … origin+horizon-1
- * (stock-out days left out: their sales are not the demand) for the layout's pairs.
- * The prices are the days' own (prices are set in advance, in the catalog).
+ * (stock-out days left out: their sales are not the demand) for the layout's pairs, per day or
+ * per UTC hour (rows without hourly counts are left out then). The prices are the days' own
+ * (prices are set in advance, in the catalog).
  */
-export async function evaluate(layout: Layout, history: HistoryRow[], origin: number, predict: Predictor, horizon = 14): Promise<Evaluation> {
-  const ix = indexOf(layout);
-  const byKey = new Map(history.map((r) => [`${pairKey(r.kioskId, r.sku)}|${r.day}`, r]));
-  const targets = history.filter((r) => r.day >= origin && r.day < origin + horizon && !r.stockout && ix.pair.has(pairKey(r.kioskId, r.sku)));
-  const preds = await predict(
-    targets.map((r) => ix.pair.get(pairKey(r.kioskId, r.sku))!),
-    targets.map((r) => r.day),
-    targets.map((r) => r.unitPriceMinor),
+export async function evaluate(layout: Layout, history: HistoryRow[], origin: number, predict: Predictor, horizon = 14, granularity: Granularity = "daily"): Promise<Evaluation> {
+  const pairs = new Map(layout.pairs.map((p, i) => [p, i]));
+  const byKey = new Map<string, HistoryRow>();
+  for (const r of history) if (r.day >= origin - 7 && r.day < origin) byKey.set(`${pairKey(r.kioskId, r.sku)}|${r.day}`, r);
+  const targets = history.filter(
+    (r) => r.day >= origin && r.day < origin + horizon && !r.stockout && pairs.has(pairKey(r.kioskId, r.sku)) && (granularity === "daily" || r.hourly),
   );
-  const naive = targets.map((r) => ({ p10: NaN, p50: byKey.get(`${pairKey(r.kioskId, r.sku)}|${seasonalNaiveDay(origin, r.day)}`)?.quantity ?? 0, p90: NaN }));
-  return { model: score(targets, preds), baseline: score(targets, naive) };
+  if (granularity === "daily") {
+    const preds = await predict(
+      targets.map((r) => pairs.get(pairKey(r.kioskId, r.sku))!),
+      targets.map((r) => r.day),
+      targets.map((r) => r.unitPriceMinor),
+    );
+    const naive = targets.map((r) => ({ p10: NaN, p50: byKey.get(`${pairKey(r.kioskId, r.sku)}|${seasonalNaiveDay(origin, r.day)}`)?.quantity ?? 0, p90: NaN }));
+    return { model: score(targets, preds), baseline: score(targets, naive) };
+  }
+  const actuals: { quantity: number }[] = [];
+  const pairIdx: number[] = [];
+  const days: number[] = [];
+  const prices: number[] = [];
+  const hours: number[] = [];
+  const naive: Quantiles[] = [];
+  for (const r of targets) {
+    const before = byKey.get(`${pairKey(r.kioskId, r.sku)}|${seasonalNaiveDay(origin, r.day)}`)?.hourly;
+    for (let h = 0; h < 24; h++) {
+      actuals.push({ quantity: r.hourly![h] ?? 0 });
+      pairIdx.push(pairs.get(pairKey(r.kioskId, r.sku))!);
+      days.push(r.day);
+      prices.push(r.unitPriceMinor);
+      hours.push(h);
+      naive.push({ p10: NaN, p50: before?.[h] ?? 0, p90: NaN });
+    }
+  }
+  const preds = await predict(pairIdx, days, prices, hours);
+  return { model: score(actuals, preds), baseline: score(actuals, naive) };
 }
 
 export function score(actuals: { quantity: number }[], preds: Quantiles[]): Metrics {

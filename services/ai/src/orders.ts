@@ -23,7 +23,7 @@ export function startOrdersConsumer(pool: Pool, nats: NatsConnection | Promise<N
       for (const line of order.lines) {
         // Ticket lines (seats) are not stock: the demand model forecasts products.
         if (!line.sku || line.seatId || line.quantity <= 0n || line.unitPriceMinor <= 0n) continue;
-        await sales.addSale(tx, order.kioskId, line.sku, day, Number(line.quantity), Number(line.unitPriceMinor));
+        await sales.addSale(tx, order.kioskId, line.sku, day, Number(line.quantity), Number(line.unitPriceMinor), when.getUTCHours());
       }
     },
   });

@@ -5,6 +5,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import {
   ForecastService,
+  Granularity,
   MetricsSchema,
   ModelSchema,
   ModelService,
@@ -27,9 +28,10 @@ import {
   requireText,
   type Pool,
 } from "@adminkiosk/runtime";
-import { dayOf, dayMs } from "./generator.js";
+import { dayIndex, dayOf, dayMs } from "./generator.js";
+import { forecastPoints } from "./forecast.js";
 import type { Lifecycle } from "./lifecycle.js";
-import { featureGroups, pairKey, seasonalNaiveDay, type FeatureGroup, type Metrics } from "./model.js";
+import { featureGroups, pairKey, type FeatureGroup, type Metrics } from "./model.js";
 import { restockNeed, stockoutRisk } from "./risk.js";
 import { evaluateStock, stockLevels, toRisk } from "./stock.js";
 import { models, sales, type ModelRow } from "./store.js";
@@ -55,7 +57,14 @@ const statuses: Record<ModelRow["status"], ModelStatus> = {
   rejected: ModelStatus.REJECTED,
 };
 
-const toMetrics = (m: Metrics): MetricsMessage => create(MetricsSchema, { wape: m.wape, mae: m.mae, bias: m.bias, coverage80: m.coverage80 });
+const toMetrics = (m: Metrics): MetricsMessage => create(MetricsSchema, { wape: m.wape, mae: m.mae, bias: m.bias, coverage80: m.coverage80, points: BigInt(m.points ?? 0) });
+
+const granularityOf = (field: string, g: Granularity) => {
+  if (g === Granularity.UNSPECIFIED || g === Granularity.DAILY) return "daily" as const;
+  if (g === Granularity.HOURLY) return "hourly" as const;
+  throw invalid(field, "must be DAILY or HOURLY");
+};
+const datePattern = /^\d{4}-\d{2}-\d{2}$/;
 
 export function toModel(r: ModelRow) {
   return create(ModelSchema, {
@@ -75,6 +84,8 @@ export function toModel(r: ModelRow) {
     createdTime: timestampFromDate(r.created_at),
     createdBy: r.created_by,
     gateReason: r.gate_reason,
+    hourlyMetrics: r.metrics.hourly ? toMetrics(r.metrics.hourly.model) : undefined,
+    hourlyBaseline: r.metrics.hourly ? toMetrics(r.metrics.hourly.baseline) : undefined,
   });
 }
 
@@ -157,36 +168,23 @@ export function aiRoutes(deps: { pool: Pool; lifecycle: Lifecycle; stock?: Stock
         const kioskId = kioskScope(ctx, "kiosk_id", req.kioskId)!;
         if (req.horizonDays < 1 || req.horizonDays > maxHorizonDays) throw invalid("horizon_days", `must be 1..${maxHorizonDays}`);
         if (req.historyDays < 0 || req.historyDays > 28) throw invalid("history_days", "must be 0..28");
+        const granularity = granularityOf("granularity", req.granularity);
         const sku = requireSku("sku", req.sku);
         const served = lifecycle.served();
         if (!served) throw failedPrecondition("no model trained yet");
-        if (!served.layout.kiosks.includes(kioskId)) throw notFound(`kiosk_id: kiosk ${kioskId} has no sales history`);
-        const pairIdx = served.layout.pairs.indexOf(pairKey(kioskId, sku));
-        if (pairIdx < 0) throw notFound(`sku: product ${sku} has no sales history at kiosk ${kioskId}`);
+        if (!served.index.kiosk.has(kioskId)) throw notFound(`kiosk_id: kiosk ${kioskId} has no sales history`);
+        const pairIdx = served.index.pair.get(pairKey(kioskId, sku));
+        if (pairIdx === undefined) throw notFound(`sku: product ${sku} has no sales history at kiosk ${kioskId}`);
         // From tomorrow (UTC), at the pair's last seen price.
         const origin = Math.floor(now().getTime() / dayMs) + 1;
-        const days = Array.from({ length: req.historyDays + req.horizonDays }, (_, i) => origin - req.historyDays + i);
-        const price = served.layout.lastPrice[pairIdx]!;
-        const preds = await served.predict(
-          days.map(() => pairIdx),
-          days,
-          days.map(() => price),
-        );
-        const recent = await sales.recent(pool, kioskId, sku, Math.min(origin - 7, origin - req.historyDays - 7));
+        const recent = await sales.recentDays(pool, kioskId, sku, origin - req.historyDays - 7);
+        const points = await forecastPoints(served, pairIdx, origin, req.historyDays, req.horizonDays, granularity, recent);
         return {
           kioskId,
           sku,
           modelVersion: BigInt(served.version),
-          points: days.map((d, i) => ({
-            date: dayOf(d),
-            p10: preds[i]!.p10,
-            p50: preds[i]!.p50,
-            p90: preds[i]!.p90,
-            seasonalNaive: recent.get(seasonalNaiveDay(Math.min(origin, d), d)) ?? 0,
-            // Today is not over: its sales are not yet the day's.
-            hasActual: d < origin - 1,
-            actual: d < origin - 1 ? (recent.get(d) ?? 0) : 0,
-          })),
+          granularity: granularity === "hourly" ? Granularity.HOURLY : Granularity.DAILY,
+          points,
         };
       },
     });
@@ -205,8 +203,33 @@ export function aiRoutes(deps: { pool: Pool; lifecycle: Lifecycle; stock?: Stock
           if (!(featureGroups as readonly string[]).includes(g)) throw invalid(`feature_groups[${i}]`, `must be one of ${featureGroups.join(", ")}`);
           return g as FeatureGroup;
         });
-        const outcome = await lifecycle.retrain(describePrincipal(principalOf(ctx)), groups.length > 0 ? groups : undefined);
+        const outcome = await lifecycle.retrain(describePrincipal(principalOf(ctx)), groups.length > 0 ? groups : undefined, { hold: req.hold });
         return { model: toModel(outcome.model), promoted: outcome.promoted, servingVersion: BigInt(outcome.servingVersion) };
+      },
+      async promote(req, ctx) {
+        if (req.version <= 0n) throw invalid("version", "must be a model version (1 or more)");
+        return { servingVersion: BigInt(await lifecycle.promote(describePrincipal(principalOf(ctx)), Number(req.version))) };
+      },
+      async backtest(req) {
+        if (req.version < 0n) throw invalid("version", "must be 0 (the serving version) or a model version");
+        if (!datePattern.test(req.originDate) || !Number.isFinite(dayIndex(req.originDate)) || dayOf(dayIndex(req.originDate)) !== req.originDate) throw invalid("origin_date", "must be a UTC day, YYYY-MM-DD");
+        if (req.horizonDays < 1 || req.horizonDays > maxHorizonDays) throw invalid("horizon_days", `must be 1..${maxHorizonDays}`);
+        const granularity = granularityOf("granularity", req.granularity);
+        const out = await lifecycle.backtest({
+          version: req.version === 0n ? undefined : Number(req.version),
+          origin: dayIndex(req.originDate),
+          horizon: req.horizonDays,
+          granularity,
+        });
+        return {
+          version: BigInt(out.version),
+          originDate: req.originDate,
+          horizonDays: req.horizonDays,
+          granularity: granularity === "hourly" ? Granularity.HOURLY : Granularity.DAILY,
+          model: toMetrics(out.model),
+          baseline: toMetrics(out.baseline),
+          inSample: out.inSample,
+        };
       },
       async rollback(req, ctx) {
         if (req.version < 0n) throw invalid("version", "must be 0 (the previous version) or a model version");

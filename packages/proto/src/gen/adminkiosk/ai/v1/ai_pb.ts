@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/ai/v1/ai.proto.
  */
 export const file_adminkiosk_ai_v1_ai: GenFile = /*@__PURE__*/
-  fileDesc("ChlhZG1pbmtpb3NrL2FpL3YxL2FpLnByb3RvEhBhZG1pbmtpb3NrLmFpLnYxIl8KEkdldEZvcmVjYXN0UmVxdWVzdBIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSFAoMaG9yaXpvbl9kYXlzGAMgASgFEhQKDGhpc3RvcnlfZGF5cxgEIAEoBSKAAQoNRm9yZWNhc3RQb2ludBIMCgRkYXRlGAEgASgJEgsKA3AxMBgCIAEoARILCgNwNTAYAyABKAESCwoDcDkwGAQgASgBEhYKDnNlYXNvbmFsX25haXZlGAUgASgBEhIKCmhhc19hY3R1YWwYBiABKAgSDgoGYWN0dWFsGAcgASgBInwKE0dldEZvcmVjYXN0UmVzcG9uc2USEAoIa2lvc2tfaWQYASABKAkSCwoDc2t1GAIgASgJEhUKDW1vZGVsX3ZlcnNpb24YAyABKAMSLwoGcG9pbnRzGAQgAygLMh8uYWRtaW5raW9zay5haS52MS5Gb3JlY2FzdFBvaW50IkcKB01ldHJpY3MSDAoEd2FwZRgBIAEoARILCgNtYWUYAiABKAESDAoEYmlhcxgDIAEoARITCgtjb3ZlcmFnZV84MBgEIAEoASKwAwoFTW9kZWwSDwoHdmVyc2lvbhgBIAEoAxIMCgRraW5kGAIgASgJEi0KBnN0YXR1cxgDIAEoDjIdLmFkbWlua2lvc2suYWkudjEuTW9kZWxTdGF0dXMSEgoKdHJhaW5fZnJvbRgEIAEoCRIQCgh0cmFpbl90bxgFIAEoCRIUCgxob2xkb3V0X2Zyb20YBiABKAkSEgoKaG9sZG91dF90bxgHIAEoCRIQCghmZWF0dXJlcxgIIAMoCRIqCgdtZXRyaWNzGAkgASgLMhkuYWRtaW5raW9zay5haS52MS5NZXRyaWNzEisKCGJhc2VsaW5lGAogASgLMhkuYWRtaW5raW9zay5haS52MS5NZXRyaWNzEhUKDXRyYWluaW5nX3Jvd3MYCyABKAMSGAoQdHJhaW5pbmdfc2Vjb25kcxgMIAEoARISCgpvbm54X2J5dGVzGA0gASgDEjAKDGNyZWF0ZWRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgPIAEoCRITCgtnYXRlX3JlYXNvbhgQIAEoCSITChFMaXN0TW9kZWxzUmVxdWVzdCI9ChJMaXN0TW9kZWxzUmVzcG9uc2USJwoGbW9kZWxzGAEgAygLMhcuYWRtaW5raW9zay5haS52MS5Nb2RlbCIiCg9HZXRNb2RlbFJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoAyI6ChBHZXRNb2RlbFJlc3BvbnNlEiYKBW1vZGVsGAEgASgLMhcuYWRtaW5raW9zay5haS52MS5Nb2RlbCIoCg5SZXRyYWluUmVxdWVzdBIWCg5mZWF0dXJlX2dyb3VwcxgBIAMoCSJkCg9SZXRyYWluUmVzcG9uc2USJgoFbW9kZWwYASABKAsyFy5hZG1pbmtpb3NrLmFpLnYxLk1vZGVsEhAKCHByb21vdGVkGAIgASgIEhcKD3NlcnZpbmdfdmVyc2lvbhgDIAEoAyIiCg9Sb2xsYmFja1JlcXVlc3QSDwoHdmVyc2lvbhgBIAEoAyIrChBSb2xsYmFja1Jlc3BvbnNlEhcKD3NlcnZpbmdfdmVyc2lvbhgBIAEoAyJwChdHZXRTdG9ja291dFJpc2tzUmVxdWVzdBIQCghraW9za19pZBgBIAEoCRIcChR2aXNpdF9pbnRlcnZhbF9ob3VycxgCIAEoBRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSKsAgoMU3RvY2tvdXRSaXNrEhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIRCglhdmFpbGFibGUYAyABKAMSHAoUc3RvY2tvdXRfcHJvYmFiaWxpdHkYBCABKAESGQoRc3RvY2tvdXRfZXhwZWN0ZWQYBSABKAgSFgoOc3RvY2tvdXRfaG91cnMYBiABKAESHAoUc3RvY2tvdXRfZWFybHlfaG91cnMYByABKAESGwoTc3RvY2tvdXRfbGF0ZV9ob3VycxgIIAEoARIXCg9kZW1hbmRfdG9fdmlzaXQYCSABKAESLgoKc3RvY2tfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbW9kZWxfdmVyc2lvbhgLIAEoAyKUAQoYR2V0U3RvY2tvdXRSaXNrc1Jlc3BvbnNlEi0KBXJpc2tzGAEgAygLMh4uYWRtaW5raW9zay5haS52MS5TdG9ja291dFJpc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAUSHAoUdmlzaXRfaW50ZXJ2YWxfaG91cnMYBCABKAUiXgoVR2V0UmVzdG9ja1BsYW5SZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEhUKDXNlcnZpY2VfbGV2ZWwYAiABKAESHAoUdmlzaXRfaW50ZXJ2YWxfaG91cnMYAyABKAUipQEKC1Jlc3RvY2tMaW5lEhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIRCglhdmFpbGFibGUYAyABKAMSEwoLZGVtYW5kX21lYW4YBCABKAESHwoXZGVtYW5kX2F0X3NlcnZpY2VfbGV2ZWwYBSABKAESEAoIcXVhbnRpdHkYBiABKAMSHAoUc3RvY2tvdXRfcHJvYmFiaWxpdHkYByABKAEiYwoMS2lvc2tSZXN0b2NrEhAKCGtpb3NrX2lkGAEgASgJEiwKBWxpbmVzGAIgAygLMh0uYWRtaW5raW9zay5haS52MS5SZXN0b2NrTGluZRITCgt0b3RhbF91bml0cxgDIAEoAyKUAQoWR2V0UmVzdG9ja1BsYW5SZXNwb25zZRIuCgZraW9za3MYASADKAsyHi5hZG1pbmtpb3NrLmFpLnYxLktpb3NrUmVzdG9jaxIVCg1zZXJ2aWNlX2xldmVsGAIgASgBEhwKFHZpc2l0X2ludGVydmFsX2hvdXJzGAMgASgFEhUKDW1vZGVsX3ZlcnNpb24YBCABKAMqlgEKC01vZGVsU3RhdHVzEhwKGE1PREVMX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFk1PREVMX1NUQVRVU19DQU5ESURBVEUQARIYChRNT0RFTF9TVEFUVVNfU0VSVklORxACEhgKFE1PREVMX1NUQVRVU19SRVRJUkVEEAMSGQoVTU9ERUxfU1RBVFVTX1JFSkVDVEVEEAQyngEKD0ZvcmVjYXN0U2VydmljZRKKAQoLR2V0Rm9yZWNhc3QSJC5hZG1pbmtpb3NrLmFpLnYxLkdldEZvcmVjYXN0UmVxdWVzdBolLmFkbWlua2lvc2suYWkudjEuR2V0Rm9yZWNhc3RSZXNwb25zZSIuyvMYBBABGAGC0+STAiASHi92MS9mb3JlY2FzdHMve2tpb3NrX2lkfS97c2t1fTLmAwoMTW9kZWxTZXJ2aWNlEnEKCkxpc3RNb2RlbHMSIy5hZG1pbmtpb3NrLmFpLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiQuYWRtaW5raW9zay5haS52MS5MaXN0TW9kZWxzUmVzcG9uc2UiGMrzGAIQAYLT5JMCDBIKL3YxL21vZGVscxJ1CghHZXRNb2RlbBIhLmFkbWlua2lvc2suYWkudjEuR2V0TW9kZWxSZXF1ZXN0GiIuYWRtaW5raW9zay5haS52MS5HZXRNb2RlbFJlc3BvbnNlIiLK8xgCEAGC0+STAhYSFC92MS9tb2RlbHMve3ZlcnNpb259EnMKB1JldHJhaW4SIC5hZG1pbmtpb3NrLmFpLnYxLlJldHJhaW5SZXF1ZXN0GiEuYWRtaW5raW9zay5haS52MS5SZXRyYWluUmVzcG9uc2UiI8rzGAIQA4LT5JMCFzoBKiISL3YxL21vZGVsczpyZXRyYWluEncKCFJvbGxiYWNrEiEuYWRtaW5raW9zay5haS52MS5Sb2xsYmFja1JlcXVlc3QaIi5hZG1pbmtpb3NrLmFpLnYxLlJvbGxiYWNrUmVzcG9uc2UiJMrzGAIQA4LT5JMCGDoBKiITL3YxL21vZGVsczpyb2xsYmFjazKlAgoPU3RvY2tvdXRTZXJ2aWNlEosBChBHZXRTdG9ja291dFJpc2tzEikuYWRtaW5raW9zay5haS52MS5HZXRTdG9ja291dFJpc2tzUmVxdWVzdBoqLmFkbWlua2lvc2suYWkudjEuR2V0U3RvY2tvdXRSaXNrc1Jlc3BvbnNlIiDK8xgCEAGC0+STAhQSEi92MS9zdG9ja291dC1yaXNrcxKDAQoOR2V0UmVzdG9ja1BsYW4SJy5hZG1pbmtpb3NrLmFpLnYxLkdldFJlc3RvY2tQbGFuUmVxdWVzdBooLmFkbWlua2lvc2suYWkudjEuR2V0UmVzdG9ja1BsYW5SZXNwb25zZSIeyvMYAhABgtPkkwISEhAvdjEvcmVzdG9jay1wbGFuYgZwcm90bzM", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChlhZG1pbmtpb3NrL2FpL3YxL2FpLnByb3RvEhBhZG1pbmtpb3NrLmFpLnYxIpMBChJHZXRGb3JlY2FzdFJlcXVlc3QSEAoIa2lvc2tfaWQYASABKAkSCwoDc2t1GAIgASgJEhQKDGhvcml6b25fZGF5cxgDIAEoBRIUCgxoaXN0b3J5X2RheXMYBCABKAUSMgoLZ3JhbnVsYXJpdHkYBSABKA4yHS5hZG1pbmtpb3NrLmFpLnYxLkdyYW51bGFyaXR5Io4BCg1Gb3JlY2FzdFBvaW50EgwKBGRhdGUYASABKAkSCwoDcDEwGAIgASgBEgsKA3A1MBgDIAEoARILCgNwOTAYBCABKAESFgoOc2Vhc29uYWxfbmFpdmUYBSABKAESEgoKaGFzX2FjdHVhbBgGIAEoCBIOCgZhY3R1YWwYByABKAESDAoEaG91chgIIAEoBSKwAQoTR2V0Rm9yZWNhc3RSZXNwb25zZRIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSFQoNbW9kZWxfdmVyc2lvbhgDIAEoAxIvCgZwb2ludHMYBCADKAsyHy5hZG1pbmtpb3NrLmFpLnYxLkZvcmVjYXN0UG9pbnQSMgoLZ3JhbnVsYXJpdHkYBSABKA4yHS5hZG1pbmtpb3NrLmFpLnYxLkdyYW51bGFyaXR5IlcKB01ldHJpY3MSDAoEd2FwZRgBIAEoARILCgNtYWUYAiABKAESDAoEYmlhcxgDIAEoARITCgtjb3ZlcmFnZV84MBgEIAEoARIOCgZwb2ludHMYBSABKAMilwQKBU1vZGVsEg8KB3ZlcnNpb24YASABKAMSDAoEa2luZBgCIAEoCRItCgZzdGF0dXMYAyABKA4yHS5hZG1pbmtpb3NrLmFpLnYxLk1vZGVsU3RhdHVzEhIKCnRyYWluX2Zyb20YBCABKAkSEAoIdHJhaW5fdG8YBSABKAkSFAoMaG9sZG91dF9mcm9tGAYgASgJEhIKCmhvbGRvdXRfdG8YByABKAkSEAoIZmVhdHVyZXMYCCADKAkSKgoHbWV0cmljcxgJIAEoCzIZLmFkbWlua2lvc2suYWkudjEuTWV0cmljcxIrCghiYXNlbGluZRgKIAEoCzIZLmFkbWlua2lvc2suYWkudjEuTWV0cmljcxIVCg10cmFpbmluZ19yb3dzGAsgASgDEhgKEHRyYWluaW5nX3NlY29uZHMYDCABKAESEgoKb25ueF9ieXRlcxgNIAEoAxIwCgxjcmVhdGVkX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYDyABKAkSEwoLZ2F0ZV9yZWFzb24YECABKAkSMQoOaG91cmx5X21ldHJpY3MYESABKAsyGS5hZG1pbmtpb3NrLmFpLnYxLk1ldHJpY3MSMgoPaG91cmx5X2Jhc2VsaW5lGBIgASgLMhkuYWRtaW5raW9zay5haS52MS5NZXRyaWNzIhMKEUxpc3RNb2RlbHNSZXF1ZXN0Ij0KEkxpc3RNb2RlbHNSZXNwb25zZRInCgZtb2RlbHMYASADKAsyFy5hZG1pbmtpb3NrLmFpLnYxLk1vZGVsIiIKD0dldE1vZGVsUmVxdWVzdBIPCgd2ZXJzaW9uGAEgASgDIjoKEEdldE1vZGVsUmVzcG9uc2USJgoFbW9kZWwYASABKAsyFy5hZG1pbmtpb3NrLmFpLnYxLk1vZGVsIjYKDlJldHJhaW5SZXF1ZXN0EhYKDmZlYXR1cmVfZ3JvdXBzGAEgAygJEgwKBGhvbGQYAiABKAgiZAoPUmV0cmFpblJlc3BvbnNlEiYKBW1vZGVsGAEgASgLMhcuYWRtaW5raW9zay5haS52MS5Nb2RlbBIQCghwcm9tb3RlZBgCIAEoCBIXCg9zZXJ2aW5nX3ZlcnNpb24YAyABKAMiIgoPUm9sbGJhY2tSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAMiKwoQUm9sbGJhY2tSZXNwb25zZRIXCg9zZXJ2aW5nX3ZlcnNpb24YASABKAMiIQoOUHJvbW90ZVJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoAyIqCg9Qcm9tb3RlUmVzcG9uc2USFwoPc2VydmluZ192ZXJzaW9uGAEgASgDIoEBCg9CYWNrdGVzdFJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoAxITCgtvcmlnaW5fZGF0ZRgCIAEoCRIUCgxob3Jpem9uX2RheXMYAyABKAUSMgoLZ3JhbnVsYXJpdHkYBCABKA4yHS5hZG1pbmtpb3NrLmFpLnYxLkdyYW51bGFyaXR5IuwBChBCYWNrdGVzdFJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAMSEwoLb3JpZ2luX2RhdGUYAiABKAkSFAoMaG9yaXpvbl9kYXlzGAMgASgFEjIKC2dyYW51bGFyaXR5GAQgASgOMh0uYWRtaW5raW9zay5haS52MS5HcmFudWxhcml0eRIoCgVtb2RlbBgFIAEoCzIZLmFkbWlua2lvc2suYWkudjEuTWV0cmljcxIrCghiYXNlbGluZRgGIAEoCzIZLmFkbWlua2lvc2suYWkudjEuTWV0cmljcxIRCglpbl9zYW1wbGUYByABKAgicAoXR2V0U3RvY2tvdXRSaXNrc1JlcXVlc3QSEAoIa2lvc2tfaWQYASABKAkSHAoUdmlzaXRfaW50ZXJ2YWxfaG91cnMYAiABKAUSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkirAIKDFN0b2Nrb3V0UmlzaxIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSEQoJYXZhaWxhYmxlGAMgASgDEhwKFHN0b2Nrb3V0X3Byb2JhYmlsaXR5GAQgASgBEhkKEXN0b2Nrb3V0X2V4cGVjdGVkGAUgASgIEhYKDnN0b2Nrb3V0X2hvdXJzGAYgASgBEhwKFHN0b2Nrb3V0X2Vhcmx5X2hvdXJzGAcgASgBEhsKE3N0b2Nrb3V0X2xhdGVfaG91cnMYCCABKAESFwoPZGVtYW5kX3RvX3Zpc2l0GAkgASgBEi4KCnN0b2NrX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDW1vZGVsX3ZlcnNpb24YCyABKAMilAEKGEdldFN0b2Nrb3V0Umlza3NSZXNwb25zZRItCgVyaXNrcxgBIAMoCzIeLmFkbWlua2lvc2suYWkudjEuU3RvY2tvdXRSaXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFEhwKFHZpc2l0X2ludGVydmFsX2hvdXJzGAQgASgFIl4KFUdldFJlc3RvY2tQbGFuUmVxdWVzdBIQCghraW9za19pZBgBIAEoCRIVCg1zZXJ2aWNlX2xldmVsGAIgASgBEhwKFHZpc2l0X2ludGVydmFsX2hvdXJzGAMgASgFIqUBCgtSZXN0b2NrTGluZRIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSEQoJYXZhaWxhYmxlGAMgASgDEhMKC2RlbWFuZF9tZWFuGAQgASgBEh8KF2RlbWFuZF9hdF9zZXJ2aWNlX2xldmVsGAUgASgBEhAKCHF1YW50aXR5GAYgASgDEhwKFHN0b2Nrb3V0X3Byb2JhYmlsaXR5GAcgASgBImMKDEtpb3NrUmVzdG9jaxIQCghraW9za19pZBgBIAEoCRIsCgVsaW5lcxgCIAMoCzIdLmFkbWlua2lvc2suYWkudjEuUmVzdG9ja0xpbmUSEwoLdG90YWxfdW5pdHMYAyABKAMilAEKFkdldFJlc3RvY2tQbGFuUmVzcG9uc2USLgoGa2lvc2tzGAEgAygLMh4uYWRtaW5raW9zay5haS52MS5LaW9za1Jlc3RvY2sSFQoNc2VydmljZV9sZXZlbBgCIAEoARIcChR2aXNpdF9pbnRlcnZhbF9ob3VycxgDIAEoBRIVCg1tb2RlbF92ZXJzaW9uGAQgASgDKlkKC0dyYW51bGFyaXR5EhsKF0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASFQoRR1JBTlVMQVJJVFlfREFJTFkQARIWChJHUkFOVUxBUklUWV9IT1VSTFkQAiqWAQoLTW9kZWxTdGF0dXMSHAoYTU9ERUxfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWTU9ERUxfU1RBVFVTX0NBTkRJREFURRABEhgKFE1PREVMX1NUQVRVU19TRVJWSU5HEAISGAoUTU9ERUxfU1RBVFVTX1JFVElSRUQQAxIZChVNT0RFTF9TVEFUVVNfUkVKRUNURUQQBDKeAQoPRm9yZWNhc3RTZXJ2aWNlEooBCgtHZXRGb3JlY2FzdBIkLmFkbWlua2lvc2suYWkudjEuR2V0Rm9yZWNhc3RSZXF1ZXN0GiUuYWRtaW5raW9zay5haS52MS5HZXRGb3JlY2FzdFJlc3BvbnNlIi7K8xgEEAEYAYLT5JMCIBIeL3YxL2ZvcmVjYXN0cy97a2lvc2tfaWR9L3tza3V9Mt4FCgxNb2RlbFNlcnZpY2UScQoKTGlzdE1vZGVscxIjLmFkbWlua2lvc2suYWkudjEuTGlzdE1vZGVsc1JlcXVlc3QaJC5hZG1pbmtpb3NrLmFpLnYxLkxpc3RNb2RlbHNSZXNwb25zZSIYyvMYAhABgtPkkwIMEgovdjEvbW9kZWxzEnUKCEdldE1vZGVsEiEuYWRtaW5raW9zay5haS52MS5HZXRNb2RlbFJlcXVlc3QaIi5hZG1pbmtpb3NrLmFpLnYxLkdldE1vZGVsUmVzcG9uc2UiIsrzGAIQAYLT5JMCFhIUL3YxL21vZGVscy97dmVyc2lvbn0ScwoHUmV0cmFpbhIgLmFkbWlua2lvc2suYWkudjEuUmV0cmFpblJlcXVlc3QaIS5hZG1pbmtpb3NrLmFpLnYxLlJldHJhaW5SZXNwb25zZSIjyvMYAhADgtPkkwIXOgEqIhIvdjEvbW9kZWxzOnJldHJhaW4SdwoIUm9sbGJhY2sSIS5hZG1pbmtpb3NrLmFpLnYxLlJvbGxiYWNrUmVxdWVzdBoiLmFkbWlua2lvc2suYWkudjEuUm9sbGJhY2tSZXNwb25zZSIkyvMYAhADgtPkkwIYOgEqIhMvdjEvbW9kZWxzOnJvbGxiYWNrEn0KB1Byb21vdGUSIC5hZG1pbmtpb3NrLmFpLnYxLlByb21vdGVSZXF1ZXN0GiEuYWRtaW5raW9zay5haS52MS5Qcm9tb3RlUmVzcG9uc2UiLcrzGAIQA4LT5JMCIToBKiIcL3YxL21vZGVscy97dmVyc2lvbn06cHJvbW90ZRJ3CghCYWNrdGVzdBIhLmFkbWlua2lvc2suYWkudjEuQmFja3Rlc3RSZXF1ZXN0GiIuYWRtaW5raW9zay5haS52MS5CYWNrdGVzdFJlc3BvbnNlIiTK8xgCEAOC0+STAhg6ASoiEy92MS9tb2RlbHM6YmFja3Rlc3QypQIKD1N0b2Nrb3V0U2VydmljZRKLAQoQR2V0U3RvY2tvdXRSaXNrcxIpLmFkbWlua2lvc2suYWkudjEuR2V0U3RvY2tvdXRSaXNrc1JlcXVlc3QaKi5hZG1pbmtpb3NrLmFpLnYxLkdldFN0b2Nrb3V0Umlza3NSZXNwb25zZSIgyvMYAhABgtPkkwIUEhIvdjEvc3RvY2tvdXQtcmlza3MSgwEKDkdldFJlc3RvY2tQbGFuEicuYWRtaW5raW9zay5haS52MS5HZXRSZXN0b2NrUGxhblJlcXVlc3QaKC5hZG1pbmtpb3NrLmFpLnYxLkdldFJlc3RvY2tQbGFuUmVzcG9uc2UiHsrzGAIQAYLT5JMCEhIQL3YxL3Jlc3RvY2stcGxhbmIGcHJvdG8z", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message adminkiosk.ai.v1.GetForecastRequest
@@ -51,6 +51,13 @@ export type GetForecastRequest = Message<"adminkiosk.ai.v1.GetForecastRequest"> 
    * @generated from field: int32 history_days = 4;
    */
   historyDays: number;
+
+  /**
+   * Unspecified: daily. Hourly: 24 points per day (horizon_days and history_days still count days).
+   *
+   * @generated from field: adminkiosk.ai.v1.Granularity granularity = 5;
+   */
+  granularity: Granularity;
 };
 
 /**
@@ -94,7 +101,8 @@ export type ForecastPoint = Message<"adminkiosk.ai.v1.ForecastPoint"> & {
   seasonalNaive: number;
 
   /**
-   * Past days up to yesterday (history_days): units sold that day (0 when none were recorded).
+   * Past days up to yesterday (history_days): units sold that day, or that hour (0 when
+   * none were recorded). Hourly, has_actual is false for days whose hours are not known.
    *
    * @generated from field: bool has_actual = 6;
    */
@@ -104,6 +112,13 @@ export type ForecastPoint = Message<"adminkiosk.ai.v1.ForecastPoint"> & {
    * @generated from field: double actual = 7;
    */
   actual: number;
+
+  /**
+   * Hourly: the UTC hour 0..23 of `date` (the point covers hour … hour + 1). Daily: 0.
+   *
+   * @generated from field: int32 hour = 8;
+   */
+  hour: number;
 };
 
 /**
@@ -138,6 +153,13 @@ export type GetForecastResponse = Message<"adminkiosk.ai.v1.GetForecastResponse"
    * @generated from field: repeated adminkiosk.ai.v1.ForecastPoint points = 4;
    */
   points: ForecastPoint[];
+
+  /**
+   * DAILY or HOURLY (never unspecified).
+   *
+   * @generated from field: adminkiosk.ai.v1.Granularity granularity = 5;
+   */
+  granularity: Granularity;
 };
 
 /**
@@ -176,6 +198,13 @@ export type Metrics = Message<"adminkiosk.ai.v1.Metrics"> & {
    * @generated from field: double coverage_80 = 4;
    */
   coverage80: number;
+
+  /**
+   * Actuals scored (kiosk × SKU days, or hours).
+   *
+   * @generated from field: int64 points = 5;
+   */
+  points: bigint;
 };
 
 /**
@@ -274,6 +303,20 @@ export type Model = Message<"adminkiosk.ai.v1.Model"> & {
    * @generated from field: string gate_reason = 16;
    */
   gateReason: string;
+
+  /**
+   * The same held-out days per UTC hour (days with known hours), and the hourly
+   * seasonal-naive baseline (same hour, same weekday, the week before). Unset for versions
+   * trained before hourly forecasts.
+   *
+   * @generated from field: adminkiosk.ai.v1.Metrics hourly_metrics = 17;
+   */
+  hourlyMetrics?: Metrics | undefined;
+
+  /**
+   * @generated from field: adminkiosk.ai.v1.Metrics hourly_baseline = 18;
+   */
+  hourlyBaseline?: Metrics | undefined;
 };
 
 /**
@@ -360,6 +403,14 @@ export type RetrainRequest = Message<"adminkiosk.ai.v1.RetrainRequest"> & {
    * @generated from field: repeated string feature_groups = 1;
    */
   featureGroups: string[];
+
+  /**
+   * Train and evaluate, but do not serve: a version that passes the gate is kept as a
+   * CANDIDATE for Promote (one that does not is REJECTED as always).
+   *
+   * @generated from field: bool hold = 2;
+   */
+  hold: boolean;
 };
 
 /**
@@ -435,6 +486,135 @@ export const RollbackResponseSchema: GenMessage<RollbackResponse> = /*@__PURE__*
   messageDesc(file_adminkiosk_ai_v1_ai, 12);
 
 /**
+ * @generated from message adminkiosk.ai.v1.PromoteRequest
+ */
+export type PromoteRequest = Message<"adminkiosk.ai.v1.PromoteRequest"> & {
+  /**
+   * A CANDIDATE version (1 or more).
+   *
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.PromoteRequest.
+ * Use `create(PromoteRequestSchema)` to create a new message.
+ */
+export const PromoteRequestSchema: GenMessage<PromoteRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 13);
+
+/**
+ * @generated from message adminkiosk.ai.v1.PromoteResponse
+ */
+export type PromoteResponse = Message<"adminkiosk.ai.v1.PromoteResponse"> & {
+  /**
+   * @generated from field: int64 serving_version = 1;
+   */
+  servingVersion: bigint;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.PromoteResponse.
+ * Use `create(PromoteResponseSchema)` to create a new message.
+ */
+export const PromoteResponseSchema: GenMessage<PromoteResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 14);
+
+/**
+ * @generated from message adminkiosk.ai.v1.BacktestRequest
+ */
+export type BacktestRequest = Message<"adminkiosk.ai.v1.BacktestRequest"> & {
+  /**
+   * 0: the serving version.
+   *
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * The first forecast day (UTC, YYYY-MM-DD): the forecasts are made as from the day before
+   * it. The seasonal-naive baseline needs the 7 days before it in the history, and the window
+   * must end by the last day with history.
+   *
+   * @generated from field: string origin_date = 2;
+   */
+  originDate: string;
+
+  /**
+   * 1..14 days from the origin.
+   *
+   * @generated from field: int32 horizon_days = 3;
+   */
+  horizonDays: number;
+
+  /**
+   * Unspecified: daily.
+   *
+   * @generated from field: adminkiosk.ai.v1.Granularity granularity = 4;
+   */
+  granularity: Granularity;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.BacktestRequest.
+ * Use `create(BacktestRequestSchema)` to create a new message.
+ */
+export const BacktestRequestSchema: GenMessage<BacktestRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 15);
+
+/**
+ * @generated from message adminkiosk.ai.v1.BacktestResponse
+ */
+export type BacktestResponse = Message<"adminkiosk.ai.v1.BacktestResponse"> & {
+  /**
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: string origin_date = 2;
+   */
+  originDate: string;
+
+  /**
+   * @generated from field: int32 horizon_days = 3;
+   */
+  horizonDays: number;
+
+  /**
+   * @generated from field: adminkiosk.ai.v1.Granularity granularity = 4;
+   */
+  granularity: Granularity;
+
+  /**
+   * The version, and the seasonal-naive baseline, on the same points (stock-out days left out).
+   *
+   * @generated from field: adminkiosk.ai.v1.Metrics model = 5;
+   */
+  model?: Metrics | undefined;
+
+  /**
+   * @generated from field: adminkiosk.ai.v1.Metrics baseline = 6;
+   */
+  baseline?: Metrics | undefined;
+
+  /**
+   * The window overlaps the version's training window: the model has seen these days.
+   *
+   * @generated from field: bool in_sample = 7;
+   */
+  inSample: boolean;
+};
+
+/**
+ * Describes the message adminkiosk.ai.v1.BacktestResponse.
+ * Use `create(BacktestResponseSchema)` to create a new message.
+ */
+export const BacktestResponseSchema: GenMessage<BacktestResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_ai_v1_ai, 16);
+
+/**
  * @generated from message adminkiosk.ai.v1.GetStockoutRisksRequest
  */
 export type GetStockoutRisksRequest = Message<"adminkiosk.ai.v1.GetStockoutRisksRequest"> & {
@@ -470,7 +650,7 @@ export type GetStockoutRisksRequest = Message<"adminkiosk.ai.v1.GetStockoutRisks
  * Use `create(GetStockoutRisksRequestSchema)` to create a new message.
  */
 export const GetStockoutRisksRequestSchema: GenMessage<GetStockoutRisksRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_ai_v1_ai, 13);
+  messageDesc(file_adminkiosk_ai_v1_ai, 17);
 
 /**
  * @generated from message adminkiosk.ai.v1.StockoutRisk
@@ -550,7 +730,7 @@ export type StockoutRisk = Message<"adminkiosk.ai.v1.StockoutRisk"> & {
  * Use `create(StockoutRiskSchema)` to create a new message.
  */
 export const StockoutRiskSchema: GenMessage<StockoutRisk> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_ai_v1_ai, 14);
+  messageDesc(file_adminkiosk_ai_v1_ai, 18);
 
 /**
  * @generated from message adminkiosk.ai.v1.GetStockoutRisksResponse
@@ -582,7 +762,7 @@ export type GetStockoutRisksResponse = Message<"adminkiosk.ai.v1.GetStockoutRisk
  * Use `create(GetStockoutRisksResponseSchema)` to create a new message.
  */
 export const GetStockoutRisksResponseSchema: GenMessage<GetStockoutRisksResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_ai_v1_ai, 15);
+  messageDesc(file_adminkiosk_ai_v1_ai, 19);
 
 /**
  * @generated from message adminkiosk.ai.v1.GetRestockPlanRequest
@@ -615,7 +795,7 @@ export type GetRestockPlanRequest = Message<"adminkiosk.ai.v1.GetRestockPlanRequ
  * Use `create(GetRestockPlanRequestSchema)` to create a new message.
  */
 export const GetRestockPlanRequestSchema: GenMessage<GetRestockPlanRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_ai_v1_ai, 16);
+  messageDesc(file_adminkiosk_ai_v1_ai, 20);
 
 /**
  * @generated from message adminkiosk.ai.v1.RestockLine
@@ -667,7 +847,7 @@ export type RestockLine = Message<"adminkiosk.ai.v1.RestockLine"> & {
  * Use `create(RestockLineSchema)` to create a new message.
  */
 export const RestockLineSchema: GenMessage<RestockLine> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_ai_v1_ai, 17);
+  messageDesc(file_adminkiosk_ai_v1_ai, 21);
 
 /**
  * @generated from message adminkiosk.ai.v1.KioskRestock
@@ -694,7 +874,7 @@ export type KioskRestock = Message<"adminkiosk.ai.v1.KioskRestock"> & {
  * Use `create(KioskRestockSchema)` to create a new message.
  */
 export const KioskRestockSchema: GenMessage<KioskRestock> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_ai_v1_ai, 18);
+  messageDesc(file_adminkiosk_ai_v1_ai, 22);
 
 /**
  * @generated from message adminkiosk.ai.v1.GetRestockPlanResponse
@@ -728,7 +908,39 @@ export type GetRestockPlanResponse = Message<"adminkiosk.ai.v1.GetRestockPlanRes
  * Use `create(GetRestockPlanResponseSchema)` to create a new message.
  */
 export const GetRestockPlanResponseSchema: GenMessage<GetRestockPlanResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_ai_v1_ai, 19);
+  messageDesc(file_adminkiosk_ai_v1_ai, 23);
+
+/**
+ * @generated from enum adminkiosk.ai.v1.Granularity
+ */
+export enum Granularity {
+  /**
+   * Daily.
+   *
+   * @generated from enum value: GRANULARITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One point per UTC day.
+   *
+   * @generated from enum value: GRANULARITY_DAILY = 1;
+   */
+  DAILY = 1,
+
+  /**
+   * One point per UTC hour (24 per day).
+   *
+   * @generated from enum value: GRANULARITY_HOURLY = 2;
+   */
+  HOURLY = 2,
+}
+
+/**
+ * Describes the enum adminkiosk.ai.v1.Granularity.
+ */
+export const GranularitySchema: GenEnum<Granularity> = /*@__PURE__*/
+  enumDesc(file_adminkiosk_ai_v1_ai, 0);
 
 /**
  * @generated from enum adminkiosk.ai.v1.ModelStatus
@@ -770,14 +982,15 @@ export enum ModelStatus {
  * Describes the enum adminkiosk.ai.v1.ModelStatus.
  */
 export const ModelStatusSchema: GenEnum<ModelStatus> = /*@__PURE__*/
-  enumDesc(file_adminkiosk_ai_v1_ai, 0);
+  enumDesc(file_adminkiosk_ai_v1_ai, 1);
 
 /**
  * @generated from service adminkiosk.ai.v1.ForecastService
  */
 export const ForecastService: GenService<{
   /**
-   * Daily demand for one kiosk × SKU, 1..14 days from tomorrow (UTC days), with 10/50/90 % quantiles.
+   * Demand for one kiosk × SKU, 1..14 days from tomorrow (UTC days), per day or per UTC hour,
+   * with 10/50/90 % quantiles.
    *
    * @generated from rpc adminkiosk.ai.v1.ForecastService.GetForecast
    */
@@ -829,6 +1042,27 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof RollbackRequestSchema;
     output: typeof RollbackResponseSchema;
+  },
+  /**
+   * Serves a candidate: a version Retrain held (hold = true) after it passed the gate.
+   *
+   * @generated from rpc adminkiosk.ai.v1.ModelService.Promote
+   */
+  promote: {
+    methodKind: "unary";
+    input: typeof PromoteRequestSchema;
+    output: typeof PromoteResponseSchema;
+  },
+  /**
+   * Scores a model version (default: the serving one) and the seasonal-naive baseline on a
+   * chosen window of the sales history: WAPE, MAE, bias and 80 % coverage for both.
+   *
+   * @generated from rpc adminkiosk.ai.v1.ModelService.Backtest
+   */
+  backtest: {
+    methodKind: "unary";
+    input: typeof BacktestRequestSchema;
+    output: typeof BacktestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_adminkiosk_ai_v1_ai, 1);

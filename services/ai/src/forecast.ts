@@ -1,0 +1,69 @@
+// What GetForecast computes for one kiosk × SKU once the request is validated: the days (or
+// hours) asked for, the serving model's quantiles for them at the pair's last seen price, and
+// beside them the seasonal-naive value and, for past days, what was sold. Shared by the RPC
+// handler and `npm run bench:ai` (so the serving-overhead benchmark times the handler's work).
+import { dayOf } from "./generator.js";
+import { seasonalNaiveDay, type Granularity } from "./model.js";
+import type { ServedModel } from "./onnx.js";
+
+export interface RecentDay {
+  quantity: number;
+  hourly: number[] | null;
+}
+
+export interface Point {
+  date: string;
+  hour: number;
+  p10: number;
+  p50: number;
+  p90: number;
+  seasonalNaive: number;
+  hasActual: boolean;
+  actual: number;
+}
+
+/**
+ * `origin`: the first forecast day (tomorrow); `historyDays` before it (up to today; today has no
+ * actual: it is not over), `horizonDays` from it. `recent`: the pair's sales from 7 days before
+ * the first day shown.
+ */
+export async function forecastPoints(
+  served: ServedModel,
+  pairIdx: number,
+  origin: number,
+  historyDays: number,
+  horizonDays: number,
+  granularity: Granularity,
+  recent: Map<number, RecentDay>,
+): Promise<Point[]> {
+  const perDay = granularity === "hourly" ? 24 : 1;
+  const n = (historyDays + horizonDays) * perDay;
+  const pairs = new Array<number>(n).fill(pairIdx);
+  const days = new Array<number>(n);
+  const hours = granularity === "hourly" ? new Array<number>(n) : undefined;
+  for (let i = 0; i < n; i++) {
+    days[i] = origin - historyDays + Math.floor(i / perDay);
+    if (hours) hours[i] = i % 24;
+  }
+  const price = served.layout.lastPrice[pairIdx]!;
+  const { p10, p50, p90 } = await served.predictArrays(pairs, days, new Array<number>(n).fill(price), hours);
+  const points = new Array<Point>(n);
+  for (let i = 0; i < n; i++) {
+    const d = days[i]!;
+    const h = hours ? hours[i]! : 0;
+    const naive = recent.get(seasonalNaiveDay(Math.min(origin, d), d));
+    const sold = d < origin - 1 ? recent.get(d) : undefined;
+    const hasActual = d < origin - 1 && (!hours || !sold || sold.hourly !== null);
+    points[i] = {
+      date: dayOf(d),
+      hour: h,
+      p10: p10[i]!,
+      p50: p50[i]!,
+      p90: p90[i]!,
+      seasonalNaive: (hours ? naive?.hourly?.[h] : naive?.quantity) ?? 0,
+      hasActual,
+      actual: !hasActual || !sold ? 0 : hours ? (sold.hourly?.[h] ?? 0) : sold.quantity,
+    };
+  }
+  return points;
+}
