@@ -128,7 +128,8 @@ export const notificationsSubjects = {
   },
 };
 
-// ---- ai (stream AI, through ai's outbox; notifications consumes ai.stockout.>) ----
+// ---- ai (stream AI, through ai's outbox; notifications consumes ai.stockout.>; ai.maintenance.>
+// and ai.silent_failure.> are for alerting too) ----
 export type StockoutEventKind = "predicted" | "cleared";
 const stockoutEventKinds = new Set<string>(["predicted", "cleared"]);
 export const aiSubjects = {
@@ -144,4 +145,24 @@ export const aiSubjects = {
     const rest = after(subject, "ai.stockout.");
     return rest?.length === 2 && stockoutEventKinds.has(rest[1]!) ? { kioskId: rest[0]!, kind: rest[1] as StockoutEventKind } : undefined;
   },
+  /** A maintenance item (paper, printer, scanner, temperature) of a kiosk became due (MaintenanceDueEvent). */
+  maintenanceDue: (kioskId: string) => `ai.maintenance.${token("kiosk id", kioskId)}.due`,
+  /** …and is no longer due. */
+  maintenanceCleared: (kioskId: string) => `ai.maintenance.${token("kiosk id", kioskId)}.cleared`,
+  allMaintenance: "ai.maintenance.>",
+  parseMaintenance(subject: string): { kioskId: string; kind: MaintenanceEventKind } | undefined {
+    const rest = after(subject, "ai.maintenance.");
+    return rest?.length === 2 && (rest[1] === "due" || rest[1] === "cleared") ? { kioskId: rest[0]!, kind: rest[1] } : undefined;
+  },
+  /** A kiosk online and healthy sells far less than its forecast (SilentFailureEvent). */
+  silentFailureDetected: (kioskId: string) => `ai.silent_failure.${token("kiosk id", kioskId)}.detected`,
+  /** …sells as expected again, or is no longer online and healthy. */
+  silentFailureCleared: (kioskId: string) => `ai.silent_failure.${token("kiosk id", kioskId)}.cleared`,
+  allSilentFailures: "ai.silent_failure.>",
+  parseSilentFailure(subject: string): { kioskId: string; kind: SilentFailureEventKind } | undefined {
+    const rest = after(subject, "ai.silent_failure.");
+    return rest?.length === 2 && (rest[1] === "detected" || rest[1] === "cleared") ? { kioskId: rest[0]!, kind: rest[1] } : undefined;
+  },
 };
+export type MaintenanceEventKind = "due" | "cleared";
+export type SilentFailureEventKind = "detected" | "cleared";
