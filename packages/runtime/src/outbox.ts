@@ -27,6 +27,21 @@ export async function enqueueEvent<D extends DescMessage>(tx: PoolClient, subjec
   ]);
 }
 
+/**
+ * Adds many events of one schema to the outbox in one statement (in the order given, which is
+ * the order they are published in), inside the caller's transaction: what a batch of changes
+ * (10,000 alerts firing at once) writes instead of a round trip per event.
+ */
+export async function enqueueEvents<D extends DescMessage>(tx: PoolClient, schema: D, events: { subject: string; message: MessageShape<D> }[]) {
+  if (events.length === 0) return;
+  if (events.length === 1) return enqueueEvent(tx, events[0]!.subject, schema, events[0]!.message);
+  await tx.query(
+    `WITH added AS (INSERT INTO outbox (subject, payload) SELECT s, p FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS e(s, p, n) ORDER BY n RETURNING 1)
+     SELECT pg_notify('${channel}', '') FROM (SELECT 1 FROM added LIMIT 1) AS any_added`,
+    [events.map((e) => e.subject), events.map((e) => Buffer.from(toBinary(schema, e.message)))],
+  );
+}
+
 export interface OutboxRelayOptions {
   pool: Pool;
   /** May still be connecting: events wait in the outbox until it is up. */

@@ -8,7 +8,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AlertChangedEventSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/events_pb";
 import { AlertState, RuleDefinitionSchema, Severity, type Alert } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { fromBinary } from "@bufbuild/protobuf";
-import { enqueueEvent, failedPrecondition, notFound, notificationsSubjects, type AlertEventKind, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { enqueueEvents, failedPrecondition, notFound, notificationsSubjects, type AlertEventKind, type Pool, type PoolClient } from "@adminkiosk/runtime";
 import type { LiveRule } from "./rules.js";
 
 export interface AlertRow {
@@ -82,9 +82,12 @@ async function loadAlerts(tx: PoolClient | Pool, ids: string[]): Promise<AlertRo
 /** Publishes (in tx) the alerts' change; fired and resolved ones also wait to be grouped into a notification. */
 export async function recordChanges(tx: PoolClient, ids: string[], kind: AlertEventKind): Promise<void> {
   const rows = await loadAlerts(tx, ids);
-  for (const row of rows) {
-    await enqueueEvent(tx, notificationsSubjects.alert(row.alert_id, kind), AlertChangedEventSchema, create(AlertChangedEventSchema, { alert: toAlert(row) }));
-  }
+  // One statement for the lot (a storm fires thousands at once), in the order given.
+  await enqueueEvents(
+    tx,
+    AlertChangedEventSchema,
+    rows.map((row) => ({ subject: notificationsSubjects.alert(row.alert_id, kind), message: create(AlertChangedEventSchema, { alert: toAlert(row) }) })),
+  );
   if (kind !== "acknowledged" && rows.length > 0)
     await tx.query(
       `INSERT INTO alert_changes (alert_id, rule_id, group_id, status) SELECT a.alert_id, a.rule_id, a.group_id, $2 FROM alerts a WHERE a.alert_id = ANY($1::uuid[])`,
@@ -92,14 +95,69 @@ export async function recordChanges(tx: PoolClient, ids: string[], kind: AlertEv
     );
 }
 
-/** The condition of `rule` holds for the kiosk (and product `sku`) since `since`: a pending alert, unless one is open. */
-export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { kioskId: string; groupId: string; tags: string[] }, since: Date, summary: string, sku = ""): Promise<void> {
+/** A rule's condition that holds for a kiosk (and product) since a time: see holdAll. */
+export interface Holding {
+  rule: LiveRule;
+  kiosk: { kioskId: string; groupId: string; tags: string[] };
+  since: Date;
+  summary: string;
+  /** stockout_predicted: the product; '' otherwise. */
+  sku?: string;
+}
+
+/**
+ * Conditions that hold: a pending alert for each (firing once it lasted the rule's
+ * for-duration, see fireDue), unless one is open for that rule, kiosk and product already.
+ * One statement however many; ordered by kiosk so concurrent batches lock rows alike.
+ */
+export async function holdAll(tx: PoolClient, holds: Holding[]): Promise<void> {
+  if (holds.length === 0) return;
+  const rows = holds
+    .map((h) => ({ rule_id: h.rule.ruleId, rule_version: h.rule.version, kiosk_id: h.kiosk.kioskId, group_id: h.kiosk.groupId, tags: h.kiosk.tags, summary: h.summary, since: h.since.toISOString(), for_ms: h.rule.forMs, sku: h.sku ?? "" }))
+    .sort((a, b) => (a.kiosk_id < b.kiosk_id ? -1 : a.kiosk_id > b.kiosk_id ? 1 : 0));
   await tx.query(
     `INSERT INTO alerts (rule_id, rule_version, kiosk_id, group_id, tags, state, summary, active_since, fire_at, sku)
-     VALUES ($1, $2, $3, $4, $8, 'pending', $5, $6, $6::timestamptz + make_interval(secs => $7::double precision / 1000), $9)
+     SELECT h.rule_id, h.rule_version, h.kiosk_id, h.group_id, h.tags, 'pending', h.summary, h.since, h.since + make_interval(secs => h.for_ms / 1000), h.sku
+     FROM jsonb_to_recordset($1::jsonb) AS h(rule_id uuid, rule_version bigint, kiosk_id text, group_id text, tags text[], summary text, since timestamptz, for_ms double precision, sku text)
      ON CONFLICT (rule_id, kiosk_id, sku) WHERE state IN ('pending', 'firing', 'acknowledged') DO NOTHING`,
-    [rule.ruleId, rule.version, kiosk.kioskId, kiosk.groupId, summary, since, rule.forMs, kiosk.tags, sku],
+    [JSON.stringify(rows)],
   );
+}
+
+/** A rule's condition that cleared for a kiosk: see clearAll. */
+export interface Clearing {
+  ruleId: string;
+  kioskId: string;
+  reason?: string;
+  /** Only this product; undefined: every one. */
+  sku?: string;
+}
+
+/** Conditions that cleared: pending alerts are dropped, open ones resolved (and their resolution recorded). */
+export async function clearAll(tx: PoolClient, clears: Clearing[]): Promise<void> {
+  if (clears.length === 0) return;
+  const rows = JSON.stringify(clears.map((c) => ({ rule_id: c.ruleId, kiosk_id: c.kioskId, sku: c.sku ?? null, reason: c.reason ?? "condition cleared" })));
+  await tx.query(
+    `DELETE FROM alerts a USING jsonb_to_recordset($1::jsonb) AS c(rule_id uuid, kiosk_id text, sku text)
+     WHERE a.state = 'pending' AND a.rule_id = c.rule_id AND a.kiosk_id = c.kiosk_id AND (c.sku IS NULL OR a.sku = c.sku)`,
+    [rows],
+  );
+  const { rows: resolved } = await tx.query<{ alert_id: string }>(
+    `UPDATE alerts a SET state = 'resolved', resolved_at = now(), resolve_reason = c.reason
+     FROM jsonb_to_recordset($1::jsonb) AS c(rule_id uuid, kiosk_id text, sku text, reason text)
+     WHERE a.state IN ('firing', 'acknowledged') AND a.rule_id = c.rule_id AND a.kiosk_id = c.kiosk_id AND (c.sku IS NULL OR a.sku = c.sku) RETURNING a.alert_id`,
+    [rows],
+  );
+  await recordChanges(
+    tx,
+    resolved.map((r) => r.alert_id),
+    "resolved",
+  );
+}
+
+/** The condition of `rule` holds for the kiosk (and product `sku`) since `since`: a pending alert, unless one is open. */
+export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { kioskId: string; groupId: string; tags: string[] }, since: Date, summary: string, sku = ""): Promise<void> {
+  await holdAll(tx, [{ rule, kiosk, since, summary, sku }]);
 }
 
 /**
@@ -107,21 +165,11 @@ export async function conditionHolds(tx: PoolClient, rule: LiveRule, kiosk: { ki
  * otherwise): a pending alert is dropped, an open one resolved.
  */
 export async function conditionCleared(tx: PoolClient, ruleId: string, kioskId: string, reason = "condition cleared", sku?: string): Promise<void> {
-  await tx.query("DELETE FROM alerts WHERE rule_id = $1 AND kiosk_id = $2 AND state = 'pending' AND ($3::text IS NULL OR sku = $3)", [ruleId, kioskId, sku ?? null]);
-  const { rows } = await tx.query<{ alert_id: string }>(
-    `UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = $3
-     WHERE rule_id = $1 AND kiosk_id = $2 AND state IN ('firing', 'acknowledged') AND ($4::text IS NULL OR sku = $4) RETURNING alert_id`,
-    [ruleId, kioskId, reason, sku ?? null],
-  );
-  await recordChanges(
-    tx,
-    rows.map((r) => r.alert_id),
-    "resolved",
-  );
+  await clearAll(tx, [{ ruleId, kioskId, reason, sku }]);
 }
 
 /** Fires pending alerts whose for-duration has passed (any replica; SKIP LOCKED shares them). Returns how many. */
-export async function fireDue(tx: PoolClient, limit = 500): Promise<number> {
+export async function fireDue(tx: PoolClient, limit = 2000): Promise<number> {
   const { rows } = await tx.query<{ alert_id: string }>(
     `UPDATE alerts SET state = 'firing', fired_at = now()
      WHERE alert_id IN (SELECT alert_id FROM alerts WHERE state = 'pending' AND fire_at <= now() ORDER BY fire_at LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -185,6 +233,14 @@ export const alerts = {
       "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolve_reason = 'rule deleted' WHERE rule_id = $1 AND state IN ('firing', 'acknowledged') RETURNING alert_id",
       [ruleId],
     );
-    for (const r of rows) await enqueueEvent(tx, notificationsSubjects.alert(r.alert_id, "resolved"), AlertChangedEventSchema, create(AlertChangedEventSchema, { alert: toAlert((await loadAlerts(tx, [r.alert_id]))[0]!) }));
+    const closed = await loadAlerts(
+      tx,
+      rows.map((r) => r.alert_id),
+    );
+    await enqueueEvents(
+      tx,
+      AlertChangedEventSchema,
+      closed.map((row) => ({ subject: notificationsSubjects.alert(row.alert_id, "resolved"), message: create(AlertChangedEventSchema, { alert: toAlert(row) }) })),
+    );
   },
 };

@@ -7,13 +7,18 @@
 // rule that now matches opens its alert if its condition holds (since when it began), one
 // that no longer matches clears it; pending alerts take the new labels, open ones keep
 // those they fired with (their group was named in a notification already).
+// link's and fleet's events come in batches (the runtime consumer's applyBatch, one
+// transaction each), applied set-wise per round of distinct kiosks: a storm of 10,000
+// registrations or disconnections is a few dozen statements, not 50,000. What dry runs
+// replay (recent_events: connection changes, telemetry that changed what a rule sees,
+// stock-out predictions) is kept for an hour.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { StockoutPredictedEventSchema } from "@adminkiosk/proto/adminkiosk/ai/v1/events_pb";
 import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/events_pb";
 import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { aiSubjects, decodeEvent, fleetSubjects, linkSubjects, type ConsumedMessage, type PoolClient } from "@adminkiosk/runtime";
-import { conditionCleared, conditionHolds } from "./alerts.js";
+import { clearAll, conditionCleared, conditionHolds, holdAll, type Clearing, type Holding } from "./alerts.js";
 import { kioskKinds, matches, rules, type LiveRule, type RuleKind } from "./rules.js";
 
 interface KioskLabels {
@@ -32,48 +37,98 @@ async function kioskLabels(tx: PoolClient, kioskId: string): Promise<KioskLabels
   return { kioskId, groupId: rows[0]!.group_id, tags: rows[0]!.tags, deleted: rows[0]!.deleted };
 }
 
-async function rulesFor(tx: PoolClient, kinds: RuleKind[], kiosk: KioskLabels): Promise<LiveRule[]> {
+/** The live rules of these kinds selecting the kiosk (`live`: the rules, when already read). */
+async function rulesFor(tx: PoolClient, kinds: RuleKind[], kiosk: KioskLabels, live?: LiveRule[]): Promise<LiveRule[]> {
   if (kiosk.deleted) return [];
-  return (await rules.live(tx, kinds)).filter((r) => matches(r, kiosk));
+  return (live ?? (await rules.live(tx, kinds))).filter((r) => kinds.includes(r.kind) && matches(r, kiosk));
 }
 
-/** Applies one of fleet's kiosk registry events (in the consumer's transaction, with its inbox row). */
-export async function applyFleetEvent(tx: PoolClient, msg: ConsumedMessage): Promise<void> {
-  const parsed = fleetSubjects.parseKiosk(msg.subject);
-  if (!parsed) return;
-  const e = decodeEvent(KioskRegistryEventSchema, msg);
-  const time = e.time ? timestampDate(e.time) : new Date();
-  const deleted = parsed.kind === "deleted" || e.deleted;
-  const { rows } = await tx.query<{ group_id: string; tags: string[]; connected: boolean | null; connection_time: Date | null; paper_percent: number | null; printer_fault: boolean | null; sample_time: Date | null }>(
-    `INSERT INTO kiosks (kiosk_id, group_id, tags, labels_time, deleted) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (kiosk_id) DO UPDATE SET group_id = $2, tags = $3, labels_time = $4, deleted = $5
-     WHERE kiosks.labels_time IS NULL OR kiosks.labels_time < $4
-     RETURNING group_id, tags, connected, connection_time, paper_percent, printer_fault, sample_time`,
-    [parsed.kioskId, deleted ? "" : e.groupId, deleted ? [] : [...new Set(e.tags)], time, deleted],
-  );
-  const k = rows[0];
-  if (!k) return;
-  const kiosk: KioskLabels = { kioskId: parsed.kioskId, groupId: k.group_id, tags: k.tags, deleted };
-  await tx.query("UPDATE alerts SET group_id = $2, tags = $3 WHERE kiosk_id = $1 AND state = 'pending'", [kiosk.kioskId, kiosk.groupId, kiosk.tags]);
-  const { rows: predicted } = deleted
-    ? { rows: [] }
-    : await tx.query<{ sku: string; summary: string; event_time: Date }>("SELECT sku, summary, event_time FROM stockouts WHERE kiosk_id = $1 AND predicted", [kiosk.kioskId]);
-  for (const rule of await rules.live(tx, [...kioskKinds, "stockout_predicted"])) {
-    if (deleted) {
-      await conditionCleared(tx, rule.ruleId, kiosk.kioskId, "kiosk deleted");
-      continue;
+/** What notifications knows of a kiosk's condition (kiosks row). */
+interface KioskState {
+  connected: boolean | null;
+  connection_time: Date | null;
+  paper_percent: number | null;
+  printer_fault: boolean | null;
+  sample_time: Date | null;
+}
+
+/** The conditions of `rule` that hold for a kiosk, from what is known of it (stock-outs: its predicted products). */
+function conditionsOf(rule: LiveRule, kioskId: string, k: KioskState, predicted: { sku: string; summary: string; event_time: Date }[]): { since: Date; summary: string; sku?: string }[] {
+  if (rule.kind === "kiosk_offline" && k.connected === false && k.connection_time) return [{ since: k.connection_time, summary: `kiosk ${kioskId} is offline` }];
+  if (rule.kind === "low_paper" && k.paper_percent !== null && k.sample_time && k.paper_percent < (rule.threshold ?? 0))
+    return [{ since: k.sample_time, summary: `kiosk ${kioskId}: paper at ${k.paper_percent.toFixed(0)} % (below ${rule.threshold} %)` }];
+  if (rule.kind === "printer_fault" && k.printer_fault && k.sample_time) return [{ since: k.sample_time, summary: `kiosk ${kioskId}: printer fault` }];
+  if (rule.kind === "stockout_predicted") return predicted.filter((p) => rule.sku === "" || rule.sku === p.sku).map((p) => ({ since: p.event_time, summary: p.summary, sku: p.sku }));
+  return [];
+}
+
+/**
+ * Splits a batch into rounds in which each kiosk appears at most once, keeping each kiosk's
+ * messages in order: a round is applied with a few set-wise statements (kiosks are
+ * independent of each other), and a kiosk's second message sees what its first did.
+ */
+function rounds<T>(items: T[], kioskOf: (item: T) => string): T[][] {
+  const out: T[][] = [];
+  const seen = new Map<string, number>();
+  for (const item of items) {
+    const kiosk = kioskOf(item);
+    const n = seen.get(kiosk) ?? 0;
+    seen.set(kiosk, n + 1);
+    (out[n] ??= []).push(item);
+  }
+  return out;
+}
+
+const byKiosk = <T extends { kioskId: string }>(a: T, b: T) => (a.kioskId < b.kioskId ? -1 : a.kioskId > b.kioskId ? 1 : 0);
+
+/**
+ * Applies a batch of fleet's kiosk registry events (in the consumer's transaction, with their
+ * inbox rows): a handful of statements per round however many kiosks (10,000 registered at once).
+ */
+export async function applyFleetEvents(tx: PoolClient, msgs: ConsumedMessage[]): Promise<void> {
+  const events = msgs.flatMap((msg) => {
+    const parsed = fleetSubjects.parseKiosk(msg.subject);
+    if (!parsed) return [];
+    const e = decodeEvent(KioskRegistryEventSchema, msg);
+    const deleted = parsed.kind === "deleted" || e.deleted;
+    return [{ kioskId: parsed.kioskId, groupId: deleted ? "" : e.groupId, tags: deleted ? [] : [...new Set(e.tags)], time: e.time ? timestampDate(e.time) : new Date(), deleted }];
+  });
+  if (events.length === 0) return;
+  const live = await rules.live(tx, [...kioskKinds, "stockout_predicted"]);
+  for (const round of rounds(events, (e) => e.kioskId)) {
+    round.sort(byKiosk);
+    const { rows } = await tx.query<KioskState & { kiosk_id: string; group_id: string; tags: string[]; deleted: boolean }>(
+      `INSERT INTO kiosks (kiosk_id, group_id, tags, labels_time, deleted)
+       SELECT e.kiosk_id, e.group_id, e.tags, e.time, e.deleted FROM jsonb_to_recordset($1::jsonb) AS e(kiosk_id text, group_id text, tags text[], time timestamptz, deleted boolean)
+       ON CONFLICT (kiosk_id) DO UPDATE SET group_id = EXCLUDED.group_id, tags = EXCLUDED.tags, labels_time = EXCLUDED.labels_time, deleted = EXCLUDED.deleted
+       WHERE kiosks.labels_time IS NULL OR kiosks.labels_time < EXCLUDED.labels_time
+       RETURNING kiosk_id, group_id, tags, deleted, connected, connection_time, paper_percent, printer_fault, sample_time`,
+      [JSON.stringify(round.map((e) => ({ kiosk_id: e.kioskId, group_id: e.groupId, tags: e.tags, time: e.time.toISOString(), deleted: e.deleted })))],
+    );
+    if (rows.length === 0) continue;
+    // Pending alerts take the new labels; open ones keep those they fired with.
+    await tx.query(
+      `UPDATE alerts a SET group_id = k.group_id, tags = k.tags FROM jsonb_to_recordset($1::jsonb) AS k(kiosk_id text, group_id text, tags text[])
+       WHERE a.kiosk_id = k.kiosk_id AND a.state = 'pending'`,
+      [JSON.stringify(rows.map((k) => ({ kiosk_id: k.kiosk_id, group_id: k.group_id, tags: k.tags })))],
+    );
+    const present = rows.filter((k) => !k.deleted).map((k) => k.kiosk_id);
+    const { rows: predictions } = present.length
+      ? await tx.query<{ kiosk_id: string; sku: string; summary: string; event_time: Date }>("SELECT kiosk_id, sku, summary, event_time FROM stockouts WHERE kiosk_id = ANY($1::text[]) AND predicted", [present])
+      : { rows: [] };
+    const clears: Clearing[] = [];
+    const holds: Holding[] = [];
+    for (const k of rows) {
+      const kiosk = { kioskId: k.kiosk_id, groupId: k.group_id, tags: k.tags };
+      const predicted = predictions.filter((p) => p.kiosk_id === k.kiosk_id);
+      for (const rule of live) {
+        if (k.deleted) clears.push({ ruleId: rule.ruleId, kioskId: kiosk.kioskId, reason: "kiosk deleted" });
+        else if (!matches(rule, kiosk)) clears.push({ ruleId: rule.ruleId, kioskId: kiosk.kioskId, reason: "kiosk no longer selected by the rule" });
+        else for (const c of conditionsOf(rule, kiosk.kioskId, k, predicted)) holds.push({ rule, kiosk, ...c });
+      }
     }
-    if (!matches(rule, kiosk)) {
-      await conditionCleared(tx, rule.ruleId, kiosk.kioskId, "kiosk no longer selected by the rule");
-      continue;
-    }
-    if (rule.kind === "kiosk_offline" && k.connected === false && k.connection_time)
-      await conditionHolds(tx, rule, kiosk, k.connection_time, `kiosk ${kiosk.kioskId} is offline`);
-    else if (rule.kind === "low_paper" && k.paper_percent !== null && k.sample_time && k.paper_percent < (rule.threshold ?? 0))
-      await conditionHolds(tx, rule, kiosk, k.sample_time, `kiosk ${kiosk.kioskId}: paper at ${k.paper_percent.toFixed(0)} % (below ${rule.threshold} %)`);
-    else if (rule.kind === "printer_fault" && k.printer_fault && k.sample_time) await conditionHolds(tx, rule, kiosk, k.sample_time, `kiosk ${kiosk.kioskId}: printer fault`);
-    else if (rule.kind === "stockout_predicted")
-      for (const p of predicted) if (rule.sku === "" || rule.sku === p.sku) await conditionHolds(tx, rule, kiosk, p.event_time, p.summary, p.sku);
+    await clearAll(tx, clears);
+    await holdAll(tx, holds);
   }
 }
 
@@ -96,6 +151,13 @@ export async function applyAiEvent(tx: PoolClient, msg: ConsumedMessage): Promis
     [parsed.kioskId, sku, predicted, probability, summary, time],
   );
   if (!rowCount) return;
+  await tx.query("INSERT INTO recent_events (event_time, kiosk_id, kind, detail, summary) VALUES ($1, $2, $3, $4, $5)", [
+    time,
+    parsed.kioskId,
+    predicted ? "stockout_predicted" : "stockout_cleared",
+    sku,
+    summary,
+  ]);
   const kiosk = await kioskLabels(tx, parsed.kioskId);
   for (const rule of await rulesFor(tx, ["stockout_predicted"], kiosk)) {
     if (rule.sku !== "" && rule.sku !== sku) continue;
@@ -104,28 +166,117 @@ export async function applyAiEvent(tx: PoolClient, msg: ConsumedMessage): Promis
   }
 }
 
-/** Applies one link event (in the consumer's transaction, with its inbox row). */
-export async function applyLinkEvent(tx: PoolClient, msg: ConsumedMessage): Promise<void> {
+/** A connection change from link's events. */
+interface ConnectionChange {
+  kioskId: string;
+  connected: boolean;
+  time: Date;
+  reason: string;
+}
+
+function connectionChange(msg: ConsumedMessage): ConnectionChange | undefined {
+  const parsed = linkSubjects.parse(msg.subject);
+  if (parsed?.kind === "connected") {
+    const e = decodeEvent(KioskConnectedEventSchema, msg);
+    return { kioskId: parsed.kioskId, connected: true, time: e.time ? timestampDate(e.time) : new Date(), reason: "" };
+  }
+  if (parsed?.kind === "disconnected") {
+    const e = decodeEvent(KioskDisconnectedEventSchema, msg);
+    // Replaced: the kiosk is still connected through its newer stream.
+    if (e.reason === "replaced") return undefined;
+    return { kioskId: parsed.kioskId, connected: false, time: e.time ? timestampDate(e.time) : new Date(), reason: e.reason || "disconnected" };
+  }
+  return undefined;
+}
+
+/**
+ * Applies connection changes, at most one per kiosk (a round): records those newer than what
+ * is known, keeps them for dry runs, and opens (disconnected) or clears (connected) the alerts
+ * of the kiosk_offline rules selecting each kiosk — a few statements for any number of kiosks.
+ */
+async function applyConnections(tx: PoolClient, changes: ConnectionChange[], live: LiveRule[]): Promise<void> {
+  if (changes.length === 0) return;
+  changes.sort(byKiosk);
+  const { rows } = await tx.query<{ kiosk_id: string; group_id: string; tags: string[]; deleted: boolean }>(
+    `INSERT INTO kiosks (kiosk_id, connected, connection_time)
+     SELECT * FROM unnest($1::text[], $2::boolean[], $3::timestamptz[])
+     ON CONFLICT (kiosk_id) DO UPDATE SET connected = EXCLUDED.connected, connection_time = EXCLUDED.connection_time
+     WHERE kiosks.connection_time IS NULL OR kiosks.connection_time <= EXCLUDED.connection_time
+     RETURNING kiosk_id, group_id, tags, deleted`,
+    [changes.map((c) => c.kioskId), changes.map((c) => c.connected), changes.map((c) => c.time)],
+  );
+  if (rows.length === 0) return;
+  const applied = new Map(rows.map((r) => [r.kiosk_id, r]));
+  const kept = changes.filter((c) => applied.has(c.kioskId));
+  await tx.query("INSERT INTO recent_events (event_time, kiosk_id, kind, detail) SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[])", [
+    kept.map((c) => c.time),
+    kept.map((c) => c.kioskId),
+    kept.map((c) => (c.connected ? "connected" : "disconnected")),
+    kept.map((c) => c.reason),
+  ]);
+  const offline = live.filter((r) => r.kind === "kiosk_offline");
+  const clears: Clearing[] = [];
+  const holds: Holding[] = [];
+  for (const c of kept) {
+    const k = applied.get(c.kioskId)!;
+    if (k.deleted) continue;
+    const kiosk = { kioskId: c.kioskId, groupId: k.group_id, tags: k.tags };
+    for (const rule of offline) {
+      if (!matches(rule, kiosk)) continue;
+      if (c.connected) clears.push({ ruleId: rule.ruleId, kioskId: c.kioskId });
+      else holds.push({ rule, kiosk, since: c.time, summary: `kiosk ${c.kioskId} is offline (${c.reason})` });
+    }
+  }
+  await clearAll(tx, clears);
+  await holdAll(tx, holds);
+}
+
+/**
+ * Keeps, for dry runs, the telemetry samples that change what a rule can see (the paper level
+ * in whole percent, the printer's fault state); called before the samples are applied, so
+ * the kiosks row still holds the previous ones.
+ */
+async function recordTelemetry(tx: PoolClient, kioskId: string, time: Date, paperPercent: number, fault: boolean): Promise<void> {
+  await tx.query(
+    `INSERT INTO recent_events (event_time, kiosk_id, kind, paper_percent, printer_fault)
+     SELECT $2, $1, 'telemetry', $3, $4 WHERE NOT EXISTS (
+       SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time IS NOT NULL
+         AND (k.sample_time >= $2 OR (floor(k.paper_percent) IS NOT DISTINCT FROM floor($3::double precision) AND k.printer_fault IS NOT DISTINCT FROM $4)))`,
+    [kioskId, time, paperPercent, fault],
+  );
+}
+
+/**
+ * Applies a batch of link's events (in the consumer's transaction, with their inbox rows).
+ * Connection changes go set-wise per round (a storm of 10,000 disconnections is a few dozen
+ * statements); the other kinds one by one, in order, with the rules read once per batch.
+ */
+export async function applyLinkEvents(tx: PoolClient, msgs: ConsumedMessage[]): Promise<void> {
+  const live = await rules.live(tx, kioskKinds);
+  for (const round of rounds(msgs, (m) => linkSubjects.parse(m.subject)?.kioskId ?? "")) {
+    const connections: ConnectionChange[] = [];
+    const others: ConsumedMessage[] = [];
+    for (const msg of round) {
+      const kind = linkSubjects.parse(msg.subject)?.kind;
+      if (kind === "connected" || kind === "disconnected") {
+        const c = connectionChange(msg);
+        if (c) connections.push(c);
+      } else others.push(msg);
+    }
+    await applyConnections(tx, connections, live);
+    for (const msg of others) await applyLinkEvent(tx, msg, live);
+  }
+}
+
+/** Applies one link event (in the consumer's transaction, with its inbox row); `live`: the rules, when already read. */
+export async function applyLinkEvent(tx: PoolClient, msg: ConsumedMessage, live?: LiveRule[]): Promise<void> {
   const parsed = linkSubjects.parse(msg.subject);
   if (!parsed) return;
   switch (parsed.kind) {
-    case "connected": {
-      const e = decodeEvent(KioskConnectedEventSchema, msg);
-      const time = e.time ? timestampDate(e.time) : new Date();
-      if (!(await connection(tx, parsed.kioskId, true, time))) return;
-      const kiosk = await kioskLabels(tx, parsed.kioskId);
-      for (const rule of await rulesFor(tx, ["kiosk_offline"], kiosk)) await conditionCleared(tx, rule.ruleId, kiosk.kioskId);
-      return;
-    }
+    case "connected":
     case "disconnected": {
-      const e = decodeEvent(KioskDisconnectedEventSchema, msg);
-      // Replaced: the kiosk is still connected through its newer stream.
-      if (e.reason === "replaced") return;
-      const time = e.time ? timestampDate(e.time) : new Date();
-      if (!(await connection(tx, parsed.kioskId, false, time))) return;
-      const kiosk = await kioskLabels(tx, parsed.kioskId);
-      for (const rule of await rulesFor(tx, ["kiosk_offline"], kiosk))
-        await conditionHolds(tx, rule, kiosk, time, `kiosk ${kiosk.kioskId} is offline (${e.reason || "disconnected"})`);
+      const c = connectionChange(msg);
+      if (c) await applyConnections(tx, [c], live ?? (await rules.live(tx, kioskKinds)));
       return;
     }
     case "telemetry": {
@@ -135,6 +286,7 @@ export async function applyLinkEvent(tx: PoolClient, msg: ConsumedMessage): Prom
       if (!latest) return;
       const time = timestampDate(latest.time!);
       const fault = latest.printer === DeviceStatus.FAULT;
+      await recordTelemetry(tx, parsed.kioskId, time, latest.paperLevelPercent, fault);
       const { rowCount } = await tx.query(
         `INSERT INTO kiosks (kiosk_id, paper_percent, printer_fault, sample_time) VALUES ($1, $2, $3, $4)
          ON CONFLICT (kiosk_id) DO UPDATE SET paper_percent = $2, printer_fault = $3, sample_time = $4
@@ -143,7 +295,7 @@ export async function applyLinkEvent(tx: PoolClient, msg: ConsumedMessage): Prom
       );
       if (!rowCount) return;
       const kiosk = await kioskLabels(tx, parsed.kioskId);
-      for (const rule of await rulesFor(tx, ["low_paper", "printer_fault"], kiosk)) {
+      for (const rule of await rulesFor(tx, ["low_paper", "printer_fault"], kiosk, live)) {
         if (rule.kind === "low_paper") {
           if (latest.paperLevelPercent < (rule.threshold ?? 0))
             await conditionHolds(tx, rule, kiosk, time, `kiosk ${kiosk.kioskId}: paper at ${latest.paperLevelPercent.toFixed(0)} % (below ${rule.threshold} %)`);
@@ -156,15 +308,4 @@ export async function applyLinkEvent(tx: PoolClient, msg: ConsumedMessage): Prom
     default:
       return;
   }
-}
-
-/** Records a connection change unless a newer one is known; true when it was applied. */
-async function connection(tx: PoolClient, kioskId: string, connected: boolean, time: Date): Promise<boolean> {
-  const { rowCount } = await tx.query(
-    `INSERT INTO kiosks (kiosk_id, connected, connection_time) VALUES ($1, $2, $3)
-     ON CONFLICT (kiosk_id) DO UPDATE SET connected = $2, connection_time = $3
-     WHERE kiosks.connection_time IS NULL OR kiosks.connection_time <= $3`,
-    [kioskId, connected, time],
-  );
-  return (rowCount ?? 0) > 0;
 }

@@ -27,7 +27,7 @@ import {
 } from "@adminkiosk/runtime";
 import { emailChannel, webhookChannel } from "./channels.js";
 import { notificationsConfigShape } from "./config.js";
-import { applyAiEvent, applyFleetEvent, applyLinkEvent } from "./evaluate.js";
+import { applyAiEvent, applyFleetEvents, applyLinkEvents } from "./evaluate.js";
 import { createNotificationsMetrics } from "./metrics.js";
 import { notificationsRoutes, notificationsServices } from "./server.js";
 import { startSweeper } from "./sweeper.js";
@@ -42,7 +42,7 @@ async function main() {
   const pool = createPool(config.DATABASE_URL, "notifications", log);
   const redis = createRedis(config.REDIS_URL, log);
   const nats = connectNats(config.NATS_URL, "notifications", log);
-  const outbox = startOutboxRelay({ pool, nats, log, stream: notificationsSubjects.stream });
+  const outbox = startOutboxRelay({ pool, nats, log, stream: notificationsSubjects.stream, batchSize: 500 });
   const linkEvents = startConsumer({
     pool,
     nats,
@@ -51,10 +51,12 @@ async function main() {
     durable: config.LINK_EVENTS_CONSUMER,
     filter: linkSubjects.allKioskEvents,
     since: config.LINK_EVENTS_SINCE_START ? new Date() : undefined,
-    concurrency: 4,
-    apply: applyLinkEvent,
+    // Batches of up to 250 in one transaction each, applied set-wise (a storm of disconnections).
+    concurrency: 2,
+    batchSize: 250,
+    applyBatch: applyLinkEvents,
   });
-  // Kiosks' labels, in order (one at a time: an older event changes nothing newer anyway).
+  // Kiosks' labels, in order (one batch at a time: an older event changes nothing newer anyway).
   // The stream is fleet's; made here too (same definition) so this consumer starts at once
   // whichever service starts first.
   void nats.then((nc) => ensureStream(nc, fleetSubjects.stream)).catch((err: unknown) => log.warn({ err }, "could not create stream FLEET yet; its consumer retries"));
@@ -66,7 +68,8 @@ async function main() {
     durable: config.FLEET_EVENTS_CONSUMER,
     filter: fleetSubjects.allKiosks,
     since: config.FLEET_EVENTS_SINCE_START ? new Date() : undefined,
-    apply: applyFleetEvent,
+    batchSize: 500,
+    applyBatch: applyFleetEvents,
   });
   // ai's stock-out predictions and clearances, in order (stream AI is ai's; made here too, as FLEET).
   void nats.then((nc) => ensureStream(nc, aiSubjects.stream)).catch((err: unknown) => log.warn({ err }, "could not create stream AI yet; its consumer retries"));

@@ -128,8 +128,17 @@ export function startSweeper(o: SweeperOptions) {
     }
   };
 
+  // Dry runs replay the last hour of events (recent_events); older ones go, once a minute.
+  let prunedAt = 0;
+  const prune = async () => {
+    if (Date.now() - prunedAt < 60_000) return;
+    prunedAt = Date.now();
+    await pool.query("DELETE FROM recent_events WHERE event_time < now() - interval '1 hour'");
+  };
+
   const loop = runForever({ log, what: "notifications sweeper", signal: stop.signal }, async (ready) => {
     while (!stop.signal.aborted) {
+      await prune();
       await fire();
       await group();
       await deliver();
