@@ -25,6 +25,8 @@ export const aiConfigShape = {
   SERVICE_SECRET: z.string().min(32, "must be ai's client secret from auth's SERVICE_SECRETS (32+ characters)").optional(),
   /** How often catalog's stock levels are read and the stock-out risks re-evaluated (one replica at a time). */
   AI_STOCK_REFRESH_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /** How often catalog's active products are read again into the product-search index (catalog publishes no product events). */
+  AI_CATALOG_REFRESH_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** Hours until the next visit, when a request does not say. */
   AI_VISIT_INTERVAL_HOURS: z.coerce.number().int().min(1).max(336).default(72),
   /** The restock plan's service level, when a request does not say. */

@@ -2,7 +2,7 @@
 // starts the server and the consumer of completed orders (stream ORDERS).
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
-import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import {
   aiSubjects,
   closeNats,
@@ -26,6 +26,8 @@ import { aiConfigShape } from "./config.js";
 import { createLifecycle } from "./lifecycle.js";
 import { createAiMetrics } from "./metrics.js";
 import { startOrdersConsumer } from "./orders.js";
+import { recommendationRoutes, recommendationServices } from "./recommend-server.js";
+import { keepProductIndex } from "./search.js";
 import { aiRoutes, aiServices } from "./server.js";
 import { startStockSweeper } from "./stock.js";
 
@@ -48,25 +50,31 @@ async function main() {
   const { CATALOG_URL, AUTH_URL, SERVICE_SECRET } = config;
   const stockSettings = CATALOG_URL && AUTH_URL && SERVICE_SECRET ? { visitHours: config.AI_VISIT_INTERVAL_HOURS, serviceLevel: config.AI_SERVICE_LEVEL } : undefined;
   if (!stockSettings) log.warn("CATALOG_URL, AUTH_URL or SERVICE_SECRET is not set: no stock-out risks nor restock plans");
-  const sweeper = stockSettings
+  const catalogTransport = stockSettings ? serviceTransport(CATALOG_URL!, serviceCredentials({ authUrl: AUTH_URL!, service: "ai", secret: SERVICE_SECRET! })) : undefined;
+  const sweeper = catalogTransport
     ? startStockSweeper({
         pool,
         log,
         lifecycle,
-        catalog: createClient(InventoryService, serviceTransport(CATALOG_URL!, serviceCredentials({ authUrl: AUTH_URL!, service: "ai", secret: SERVICE_SECRET! }))),
+        catalog: createClient(InventoryService, catalogTransport),
         intervalMs: config.AI_STOCK_REFRESH_MS,
         visitHours: config.AI_VISIT_INTERVAL_HOURS,
         threshold: config.AI_STOCKOUT_ALERT_PROBABILITY,
       })
     : undefined;
+  // catalog's active products, read as ai, for product search and recommendations.
+  const products = catalogTransport ? keepProductIndex({ catalog: createClient(ProductService, catalogTransport), log, intervalMs: config.AI_CATALOG_REFRESH_MS }) : undefined;
 
   const service = await startService(
     {
       name: "ai",
       log,
       config,
-      services: aiServices,
-      routes: aiRoutes({ pool, lifecycle, stock: stockSettings }),
+      services: [...aiServices, ...recommendationServices],
+      routes: (router) => {
+        aiRoutes({ pool, lifecycle, stock: stockSettings })(router);
+        recommendationRoutes({ pool, log, products })(router);
+      },
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
@@ -83,6 +91,7 @@ async function main() {
     await service.close();
     await consumer.stop();
     await sweeper?.stop();
+    await products?.stop();
     await outbox.stop();
     await lifecycle.stop();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);

@@ -1,11 +1,14 @@
 // Generated sales history for `npm start` (the dev launcher runs it at every start; never
 // deployed): ~90 days up to yesterday for the simulated kiosks sim-0001… and the demo
-// catalog's snack and merchandise SKUs, so ai has something to train on. Cheap on restart:
+// catalog's snack and merchandise SKUs, so ai has something to train on, and order baskets
+// with known bought-together pairs for its recommendations. Cheap on restart:
 // it does nothing when generated history exists already. Prints one JSON line.
 import { fileURLToPath } from "node:url";
 import { createLogger, createPool, inTransaction, loadConfig, migrate, url } from "@adminkiosk/runtime";
 import { z } from "zod";
-import { dayOf, dayMs, generateSales } from "./generator.js";
+import { dayOf, dayMs, generateSales, simulatedKioskIds } from "./generator.js";
+import { generateBaskets } from "./generator-baskets.js";
+import { baskets as basketStore } from "./recommend.js";
 import { sales } from "./store.js";
 
 async function main() {
@@ -27,7 +30,17 @@ async function main() {
       const { sales: generated } = generateSales({ seed: 1, kiosks: config.SIM_KIOSKS, days: config.AI_SEED_DAYS, endDay: yesterday });
       return sales.insertGenerated(tx, generated);
     });
-    console.log(JSON.stringify({ rows: added }));
+    // Order baskets with known pairs (generator-baskets.ts), so recommendations have something to show.
+    const baskets = await inTransaction(pool, async (tx) => {
+      await tx.query("SELECT pg_advisory_xact_lock(hashtext('ai:seed-demo-baskets'))");
+      const { rows } = await tx.query("SELECT 1 FROM baskets WHERE source = 'generated' LIMIT 1");
+      if (rows.length > 0 || config.SIM_KIOSKS === 0 || config.AI_SEED_DAYS === 0) return 0;
+      const generated = generateBaskets({ seed: 1, kioskIds: simulatedKioskIds(config.SIM_KIOSKS), basketsPerKiosk: 120, end: new Date(), days: config.AI_SEED_DAYS, prefix: "demo" });
+      let recorded = 0;
+      for (let i = 0; i < generated.length; i += 2000) recorded += await basketStore.record(tx, generated.slice(i, i + 2000), "generated");
+      return recorded;
+    });
+    console.log(JSON.stringify({ rows: added, baskets }));
   } finally {
     await pool.end();
   }

@@ -1,0 +1,140 @@
+// "Bought together" recommendations from order baskets. Each completed order's product SKUs
+// are recorded once (baskets, keyed by order id) with counts kept in the same transaction:
+// baskets per kiosk, baskets holding each SKU, and each ordered pair, per kiosk and for the
+// fleet (kiosk_id ''). A recommendation for a cart is, per candidate product j,
+//
+//   conf(i → j) = (n_ij(kiosk) + m · conf_fleet(i → j)) / (n_i(kiosk) + m)      (m = shrinkage)
+//   score(j)    = 1 − Π_i (1 − conf(i → j))        over the cart's products i ("noisy or")
+//
+// so a kiosk with little history of the cart's products leans on the fleet's pairs, and one
+// with plenty on its own. Candidates bought together more often than on their own (lift > 1)
+// come first; best sellers (the kiosk's, shrunk to the fleet's) fill the rest. Cart items are
+// never recommended; where ai knows what the kiosk sells (catalog's stock, the product
+// index), only those products are.
+import type { Pool, PoolClient } from "@adminkiosk/runtime";
+
+type Db = Pool | PoolClient;
+
+/** Pseudo-baskets of fleet evidence mixed into a kiosk's own. */
+export const shrinkage = 5;
+/** Lift a pair needs to count as bought together. */
+export const minLift = 1.2;
+
+export interface Basket {
+  orderId: string;
+  kioskId: string;
+  skus: string[];
+  completedAt: Date;
+}
+
+export const baskets = {
+  /** Records baskets not seen before (by order id) and their counts. Returns how many were new. */
+  async record(db: Db, list: Basket[], source: string): Promise<number> {
+    const usable = list.map((b) => ({ ...b, skus: [...new Set(b.skus)].sort() })).filter((b) => b.skus.length > 0);
+    if (usable.length === 0) return 0;
+    const { rows } = await db.query<{ added: string }>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(order_id, kiosk_id, skus, completed_at)
+       ),
+       ins AS (
+         INSERT INTO baskets (order_id, kiosk_id, skus, completed_at, source)
+         SELECT order_id, kiosk_id, string_to_array(skus, ','), completed_at, $5 FROM input
+         ON CONFLICT (order_id) DO NOTHING RETURNING kiosk_id, skus
+       ),
+       scoped AS (SELECT v.k, ins.skus FROM ins, LATERAL (VALUES (ins.kiosk_id), ('')) AS v(k)),
+       totals AS (
+         INSERT INTO basket_totals (kiosk_id, baskets) SELECT k, count(*) FROM scoped GROUP BY k
+         ON CONFLICT (kiosk_id) DO UPDATE SET baskets = basket_totals.baskets + EXCLUDED.baskets RETURNING 1
+       ),
+       items AS (
+         INSERT INTO basket_items (kiosk_id, sku, baskets) SELECT k, s, count(*) FROM scoped, unnest(skus) AS s GROUP BY k, s
+         ON CONFLICT (kiosk_id, sku) DO UPDATE SET baskets = basket_items.baskets + EXCLUDED.baskets RETURNING 1
+       ),
+       pairs AS (
+         INSERT INTO basket_pairs (kiosk_id, sku, other, baskets)
+         SELECT k, a, b, count(*) FROM scoped, unnest(skus) AS a, unnest(skus) AS b WHERE a <> b GROUP BY k, a, b
+         ON CONFLICT (kiosk_id, sku, other) DO UPDATE SET baskets = basket_pairs.baskets + EXCLUDED.baskets RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM totals) + (SELECT count(*) FROM items) + (SELECT count(*) FROM pairs) AS touched`,
+      [usable.map((b) => b.orderId), usable.map((b) => b.kioskId), usable.map((b) => b.skus.join(",")), usable.map((b) => b.completedAt.toISOString()), source],
+    );
+    return Number(rows[0]!.added);
+  },
+};
+
+export interface Recommended {
+  sku: string;
+  score: number;
+  lift: number;
+  reason: "here" | "fleet" | "popular";
+}
+
+export interface RecommendInput {
+  kioskId: string;
+  cart: string[];
+  limit: number;
+  /** Products the kiosk may be offered (undefined: any). */
+  allowed?: (sku: string) => boolean;
+}
+
+export async function recommend(db: Db, input: RecommendInput): Promise<{ items: Recommended[]; kioskBaskets: number; fleetBaskets: number }> {
+  const { kioskId, cart, limit } = input;
+  const inCart = new Set(cart);
+  const [totals, items, pairs] = await Promise.all([
+    db.query<{ kiosk_id: string; baskets: string }>("SELECT kiosk_id, baskets FROM basket_totals WHERE kiosk_id IN ($1, '')", [kioskId]),
+    db.query<{ kiosk_id: string; sku: string; baskets: string }>("SELECT kiosk_id, sku, baskets FROM basket_items WHERE kiosk_id IN ($1, '')", [kioskId]),
+    cart.length === 0
+      ? Promise.resolve({ rows: [] as { kiosk_id: string; sku: string; other: string; baskets: string }[] })
+      : db.query<{ kiosk_id: string; sku: string; other: string; baskets: string }>(
+          "SELECT kiosk_id, sku, other, baskets FROM basket_pairs WHERE kiosk_id IN ($1, '') AND sku = ANY($2::text[]) AND other <> ALL($2::text[])",
+          [kioskId, cart],
+        ),
+  ]);
+  const total = (k: string) => Number(totals.rows.find((r) => r.kiosk_id === k)?.baskets ?? 0);
+  const kioskBaskets = total(kioskId);
+  const fleetBaskets = total("");
+  const count = new Map<string, number>();
+  for (const r of items.rows) count.set(`${r.kiosk_id}|${r.sku}`, Number(r.baskets));
+  const n = (k: string, sku: string) => count.get(`${k}|${sku}`) ?? 0;
+  const pair = new Map<string, number>();
+  for (const r of pairs.rows) pair.set(`${r.kiosk_id}|${r.sku}|${r.other}`, Number(r.baskets));
+  const np = (k: string, i: string, j: string) => pair.get(`${k}|${i}|${j}`) ?? 0;
+
+  /** How often j sells at this kiosk, the fleet's share mixed in where the kiosk has few baskets. */
+  const popularity = (j: string) => {
+    const fleet = fleetBaskets > 0 ? n("", j) / fleetBaskets : 0;
+    return (n(kioskId, j) + shrinkage * fleet) / (kioskBaskets + shrinkage);
+  };
+  const allowed = (sku: string) => !inCart.has(sku) && (input.allowed?.(sku) ?? true);
+
+  const candidates = new Set(pairs.rows.map((r) => r.other).filter(allowed));
+  const together: Recommended[] = [];
+  for (const j of candidates) {
+    let none = 1;
+    let best = 0;
+    let ownWeight = 0;
+    for (const i of cart) {
+      const fleetConf = n("", i) > 0 ? np("", i, j) / n("", i) : 0;
+      const conf = (np(kioskId, i, j) + shrinkage * fleetConf) / (n(kioskId, i) + shrinkage);
+      none *= 1 - conf;
+      if (conf > best) {
+        best = conf;
+        ownWeight = n(kioskId, i) / (n(kioskId, i) + shrinkage);
+      }
+    }
+    const base = popularity(j);
+    const lift = base > 0 ? best / base : 0;
+    if (lift < minLift) continue;
+    together.push({ sku: j, score: 1 - none, lift, reason: ownWeight >= 0.5 ? "here" : "fleet" });
+  }
+  together.sort((a, b) => b.score - a.score || b.lift - a.lift || a.sku.localeCompare(b.sku));
+  const chosen = together.slice(0, limit);
+  if (chosen.length < limit) {
+    const taken = new Set(chosen.map((c) => c.sku));
+    const skus = new Set(items.rows.map((r) => r.sku).filter((s) => allowed(s) && !taken.has(s)));
+    const popular = [...skus].map((sku) => ({ sku, score: popularity(sku), lift: 0, reason: "popular" as const })).filter((p) => p.score > 0);
+    popular.sort((a, b) => b.score - a.score || a.sku.localeCompare(b.sku));
+    chosen.push(...popular.slice(0, limit - chosen.length));
+  }
+  return { items: chosen, kioskBaskets, fleetBaskets };
+}
