@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { baseConfigShape, port, url } from "@adminkiosk/runtime";
+import { scheduleSetting } from "./schedule.js";
 
 export const aiConfigShape = {
   ...baseConfigShape,
@@ -33,6 +34,35 @@ export const aiConfigShape = {
   AI_SERVICE_LEVEL: z.coerce.number().min(0.5).max(0.999).default(0.95),
   /** ai.stockout.<kiosk>.predicted is published when the probability of running out before the next visit reaches this (.cleared when it falls back below). */
   AI_STOCKOUT_ALERT_PROBABILITY: z.coerce.number().min(0.01).max(1).default(0.5),
+  /** The durable consumer on stream LINK (kiosks' connections and telemetry: maintenance risk, who is online and healthy). */
+  AI_LINK_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("ai-link"),
+  /** Only when that consumer is first created: true starts it at the events published since this process started (tests sharing one NATS). */
+  AI_LINK_EVENTS_SINCE_START: z
+    .enum(["true", "false"], { message: 'must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
+  /** A connected kiosk counts as online while its last telemetry sample is younger than this. */
+  AI_TELEMETRY_STALE_SECONDS: z.coerce.number().int().min(30).max(86_400).default(600),
+  /** Paper is due (ai.maintenance.<kiosk>.due) when it runs out within this many hours… */
+  AI_PAPER_DUE_HOURS: z.coerce.number().min(1).max(168).default(8),
+  /** …or is below this level (percent). */
+  AI_PAPER_LOW_PERCENT: z.coerce.number().min(0).max(50).default(5),
+  /** A printer or scanner is due when its probability of a fault within 24 h reaches this. */
+  AI_FAULT_DUE_PROBABILITY: z.coerce.number().min(0.05).max(1).default(0.5),
+  /** The temperature is due when it drifts this many °C from the kiosk's own baseline. */
+  AI_TEMPERATURE_DRIFT_CELSIUS: z.coerce.number().min(1).max(30).default(6),
+  /** How often kiosks online and healthy are checked for silent failures (one replica at a time). */
+  AI_SILENT_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(300_000),
+  /** The recent window (whole UTC hours of the healthy stretch) whose sales are compared with the forecast. */
+  AI_SILENT_WINDOW_HOURS: z.coerce.number().int().min(2).max(48).default(6),
+  /** A silent failure is detected when P(sales ≤ observed | forecast) falls below this (cleared at 100 × it). */
+  AI_SILENT_FAILURE_PROBABILITY: z.coerce.number().min(1e-12).max(0.01).default(1e-4),
+  /** Windows expecting fewer units than this (night hours) are not assessed. */
+  AI_SILENT_MIN_EXPECTED_UNITS: z.coerce.number().min(1).max(10_000).default(8),
+  /** Scheduled retraining: "off", "daily@HH:MM" (UTC) or "every <n>m|h"; one replica trains per due time (schedule.ts). */
+  AI_RETRAIN_SCHEDULE: scheduleSetting,
+  /** A scheduled run claimed but not finished this long ago (its replica died) may be claimed by another. */
+  AI_RETRAIN_LEASE_MINUTES: z.coerce.number().int().min(5).max(1440).default(60),
 };
 
 export type AiConfig = z.infer<z.ZodObject<typeof aiConfigShape>>;

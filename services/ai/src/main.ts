@@ -1,5 +1,6 @@
 // ai: wire-up only. Reads config, runs migrations, loads the serving model version (if any),
-// starts the server and the consumer of completed orders (stream ORDERS).
+// starts the server, the consumers of completed orders (stream ORDERS) and of kiosks'
+// telemetry (stream LINK), the silent-failure pass and the retraining scheduler.
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
@@ -23,12 +24,16 @@ import {
   startService,
 } from "@adminkiosk/runtime";
 import { aiConfigShape } from "./config.js";
+import { startTelemetryConsumer } from "./health.js";
 import { createLifecycle } from "./lifecycle.js";
+import { maintenanceRoutes, maintenanceServices } from "./maintenance-server.js";
 import { createAiMetrics } from "./metrics.js";
 import { startOrdersConsumer } from "./orders.js";
 import { recommendationRoutes, recommendationServices } from "./recommend-server.js";
 import { keepProductIndex } from "./search.js";
 import { aiRoutes, aiServices } from "./server.js";
+import { startScheduler } from "./schedule.js";
+import { startSilentSweeper } from "./silent.js";
 import { startStockSweeper } from "./stock.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -46,6 +51,41 @@ async function main() {
   await lifecycle.refresh().catch((err: unknown) => log.warn({ err }, "loading the serving model failed; retrying in the background"));
   const consumer = startOrdersConsumer(pool, nats, log, config.ORDERS_EVENTS_CONSUMER);
   const outbox = startOutboxRelay({ pool, nats, log, stream: aiSubjects.stream });
+  // Kiosks' telemetry and connections (stream LINK): maintenance risk, who is online and healthy.
+  const staleMs = config.AI_TELEMETRY_STALE_SECONDS * 1000;
+  const telemetry = startTelemetryConsumer({
+    pool,
+    nats,
+    log,
+    durable: config.AI_LINK_EVENTS_CONSUMER,
+    since: config.AI_LINK_EVENTS_SINCE_START ? new Date() : undefined,
+    staleMs,
+    thresholds: {
+      paperDueHours: config.AI_PAPER_DUE_HOURS,
+      paperLowPercent: config.AI_PAPER_LOW_PERCENT,
+      faultDueProbability: config.AI_FAULT_DUE_PROBABILITY,
+      temperatureDriftCelsius: config.AI_TEMPERATURE_DRIFT_CELSIUS,
+    },
+  });
+  const silent = startSilentSweeper({
+    pool,
+    log,
+    lifecycle,
+    intervalMs: config.AI_SILENT_INTERVAL_MS,
+    settings: { windowHours: config.AI_SILENT_WINDOW_HOURS, threshold: config.AI_SILENT_FAILURE_PROBABILITY, minExpected: config.AI_SILENT_MIN_EXPECTED_UNITS, staleMs },
+  });
+  // Scheduled retraining: every replica checks, one trains per due time.
+  const scheduler = startScheduler({
+    pool,
+    log,
+    schedule: config.AI_RETRAIN_SCHEDULE,
+    job: "retrain",
+    leaseMs: config.AI_RETRAIN_LEASE_MINUTES * 60_000,
+    run: async () => {
+      const r = await lifecycle.retrain("scheduler");
+      return `v${r.model.version} ${r.promoted ? "promoted" : "rejected"}: ${r.model.gate_reason}`;
+    },
+  });
   // catalog's stock levels, read as ai itself (its service token); without them no stock-out risks.
   const { CATALOG_URL, AUTH_URL, SERVICE_SECRET } = config;
   const stockSettings = CATALOG_URL && AUTH_URL && SERVICE_SECRET ? { visitHours: config.AI_VISIT_INTERVAL_HOURS, serviceLevel: config.AI_SERVICE_LEVEL } : undefined;
@@ -70,17 +110,18 @@ async function main() {
       name: "ai",
       log,
       config,
-      services: [...aiServices, ...recommendationServices],
+      services: [...aiServices, ...recommendationServices, ...maintenanceServices],
       routes: (router) => {
         aiRoutes({ pool, lifecycle, stock: stockSettings })(router);
         recommendationRoutes({ pool, log, products })(router);
+        maintenanceRoutes({ pool, staleMs, threshold: config.AI_SILENT_FAILURE_PROBABILITY })(router);
       },
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      consumers: [consumer],
+      consumers: [consumer, telemetry],
     },
     config.HOST,
     config.AI_PORT,
@@ -90,6 +131,9 @@ async function main() {
   onShutdownSignal(log, async () => {
     await service.close();
     await consumer.stop();
+    await telemetry.stop();
+    await silent.stop();
+    await scheduler.stop();
     await sweeper?.stop();
     await products?.stop();
     await outbox.stop();
