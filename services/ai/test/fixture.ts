@@ -46,6 +46,9 @@ export async function startAi(settings: Record<string, string> = {}, options: { 
     AI_MODEL_REFRESH_MS: "500",
     // Its own durable on ORDERS: other ai processes on the shared test NATS must not take its messages.
     ORDERS_EVENTS_CONSUMER: `ai-orders-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    // …and on LINK, from its start (not the other tests' kiosks' history).
+    AI_LINK_EVENTS_CONSUMER: `ai-link-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    AI_LINK_EVENTS_SINCE_START: "true",
     ...settings,
   });
   const tokens = { admin: await auth.adminToken(), viewer: (await auth.userWithRole(Role.VIEWER)).accessToken };

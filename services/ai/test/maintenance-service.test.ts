@@ -30,10 +30,8 @@ beforeAll(async () => {
   nc = await connect({ servers: inject("infra").natsUrl });
   await ensureStream(nc, linkSubjects.stream);
   await ensureStream(nc, aiSubjects.stream);
-  const id = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  // Its own durable on LINK from its start (the fixture's).
   f = await startAi({
-    AI_LINK_EVENTS_CONSUMER: `ai-link-test-${id}`,
-    AI_LINK_EVENTS_SINCE_START: "true",
     AI_SILENT_INTERVAL_MS: "300",
     // A whole day: the test means the same at any hour it runs.
     AI_SILENT_WINDOW_HOURS: "24",
