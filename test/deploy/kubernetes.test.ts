@@ -18,6 +18,7 @@ import type { IAuthorizationPolicy } from "@kubernetes-models/istio/security.ist
 import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IStatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
+import type { ICronJob } from "kubernetes-models/batch/v1/CronJob";
 import type { IJob } from "kubernetes-models/batch/v1/Job";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
@@ -352,6 +353,7 @@ const workloads = () => [
   ...objects<IDeployment & KubeObject>("Deployment").map((w) => ({ ...w, template: w.object.spec?.template })),
   ...objects<IStatefulSet & KubeObject>("StatefulSet").map((w) => ({ ...w, template: w.object.spec?.template })),
   ...objects<IJob & KubeObject>("Job").map((w) => ({ ...w, template: w.object.spec?.template })),
+  ...objects<ICronJob & KubeObject>("CronJob").map((w) => ({ ...w, template: w.object.spec?.jobTemplate.spec?.template })),
 ];
 function probePort(probe: IProbe | undefined): number | string | undefined {
   return probe?.grpc?.port ?? probe?.httpGet?.port ?? probe?.tcpSocket?.port;
@@ -516,7 +518,7 @@ describe("istio/ manifests", () => {
     }
     for (const { manifest, object, template } of workloads()) {
       const selector = (object.spec as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector?.matchLabels;
-      if (object.kind !== "Job" && !matches(selector, template?.metadata?.labels)) problems.push(`${label(manifest)}: spec.selector.matchLabels does not match its pod template's labels`);
+      if (object.kind !== "Job" && object.kind !== "CronJob" && !matches(selector, template?.metadata?.labels)) problems.push(`${label(manifest)}: spec.selector.matchLabels does not match its pod template's labels`);
       const account = template?.spec?.serviceAccountName;
       if (!account) problems.push(`${label(manifest)}: set serviceAccountName (its identity in the mesh)`);
       else if (!find<IServiceAccount>("ServiceAccount", account)) problems.push(`${label(manifest)}: serviceAccountName ${account} has no ServiceAccount here`);
