@@ -45,9 +45,25 @@ export function unary<I extends DescMessage, O extends DescMessage>(
   return new Promise<MessageShape<O>>((resolve, reject) => {
     client.makeUnaryRequest(path, serializer(input), deserializer(output), request, metadata, { deadline }, (err, res) => {
       client.close();
-      if (err) reject(err);
+      if (err) reject(readable(err));
       else if (res === undefined) reject(new Error(`${path}: empty response`));
       else resolve(res);
     });
   });
+}
+
+/**
+ * The services percent-encode grpc-message (as the gRPC spec allows: "cart_skus[0]%3A …");
+ * grpc-js hands it on as it came, so the SDK decodes it for the firmware.
+ */
+function readable(err: grpc.ServiceError): grpc.ServiceError {
+  if (!err.details?.includes("%")) return err;
+  try {
+    const details = decodeURIComponent(err.details);
+    err.message = err.message.replace(err.details, details);
+    err.details = details;
+  } catch {
+    // Not percent-encoded after all: as it came.
+  }
+  return err;
 }

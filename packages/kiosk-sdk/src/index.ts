@@ -15,3 +15,4 @@ export {
 export { enroll, renewCredential, type Enrollment } from "./enroll.js";
 export { grpcTarget } from "./grpc.js";
 export { sell, type SellOptions } from "./sales.js";
+export { recommendations, searchProducts, type AiOptions } from "./shop.js";
