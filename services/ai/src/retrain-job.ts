@@ -19,7 +19,8 @@ async function main() {
   });
   const models = createClient(ModelService, serviceTransport(config.AI_URL, serviceCredentials({ authUrl: config.AUTH_URL, service: "ai", secret: config.SERVICE_SECRET })));
   const featureGroups = config.AI_RETRAIN_FEATURE_GROUPS.split(",").map((g) => g.trim()).filter(Boolean);
-  const r = await models.retrain({ featureGroups }, { timeoutMs: 600_000 });
+  // The longest deadline a service accepts (the runtime server refuses longer ones).
+  const r = await models.retrain({ featureGroups }, { timeoutMs: 60_000 });
   console.log(JSON.stringify({ version: String(r.model?.version ?? 0n), promoted: r.promoted, servingVersion: String(r.servingVersion), gate: r.model?.gateReason ?? "" }));
 }
 

@@ -2,7 +2,10 @@
 // telemetry) are published onto the real NATS as link publishes them, ai consumes them with
 // its durable consumer, answers GetMaintenanceRisks / ListSilentFailures (operators, with bad
 // input named) and publishes ai.maintenance.<kiosk>.due/.cleared and
-// ai.silent_failure.<kiosk>.detected/.cleared on stream AI.
+// ai.silent_failure.<kiosk>.detected/.cleared on stream AI. The model is trained by the
+// CronJob's script (retrain-job.ts) signing in as ai.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
@@ -14,7 +17,7 @@ import { MaintenanceDueEventSchema, SilentFailureEventSchema } from "@adminkiosk
 import { MaintenanceItem, MaintenanceService } from "@adminkiosk/proto/adminkiosk/ai/v1/maintenance_pb";
 import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { eventually } from "@adminkiosk/devstack";
+import { eventually, repoRoot } from "@adminkiosk/devstack";
 import { aiSubjects, ensureStream, linkSubjects } from "@adminkiosk/runtime";
 import { Role, failure } from "../../../test/support/auth.js";
 import { dayMs, dayOf, generateSales } from "../src/generator.js";
@@ -22,6 +25,7 @@ import { sales } from "../src/store.js";
 import { startAi, type AiFixture } from "./fixture.js";
 
 const hourMs = 3_600_000;
+const run = promisify(execFile);
 let f: AiFixture;
 let nc: NatsConnection;
 let operator: string;
@@ -151,7 +155,13 @@ describe("ai maintenance", () => {
       s.quantity = s.hourly.reduce((a, b) => a + b, 0);
     }
     await sales.insertGenerated(f.pool, generated);
-    expect((await f.as(ModelService, f.tokens.admin).retrain({})).promoted).toBe(true);
+    // Trained as the CronJob trains (istio/base/ai/cron-job-ai-retrain.yaml): the script, as ai itself.
+    const { stdout } = await run(process.execPath, ["--import", "tsx", "services/ai/src/retrain-job.ts"], { cwd: repoRoot, env: { ...process.env, AI_URL: f.ai.url, ...f.auth.serviceEnv("ai") } }).catch((err: { stderr?: string }) => {
+      throw new Error(`retrain-job.ts: ${err.stderr ?? String(err)}`);
+    });
+    const outcome = JSON.parse(stdout.trim().split("\n").pop()!) as { version: string; promoted: boolean };
+    expect(outcome.promoted).toBe(true);
+    expect((await f.as(ModelService, f.tokens.admin).getModel({ version: BigInt(outcome.version) })).model!.createdBy).toBe("service:ai");
     // All four online and healthy for more than a day.
     for (const kioskId of [quiet, ...busy]) {
       await connected(kioskId, now - 26 * hourMs);
