@@ -12,7 +12,7 @@
 //   start, end        a stock-out's interval (times as above), end after start, at most 400 days
 
 export type HistoryRow =
-  | { kind: "sale"; line: number; kioskId: string; sku: string; time: number; quantity: number; unitPriceMinor: number }
+  | { kind: "sale"; line: number; kioskId: string; sku: string; time: number; quantity: number; unitPriceMinor: number; timed: boolean }
   | { kind: "stockout"; line: number; kioskId: string; sku: string; start: number; end: number };
 
 export interface LineError {
@@ -88,6 +88,8 @@ function toRow(line: number, f: Record<Column, string>, now: number): HistoryRow
     kioskId,
     sku,
     time: time("time", f.time, now),
+    // A time of day (not a date alone): the sale's UTC hour is known.
+    timed: timePattern.exec(f.time)![4] !== undefined,
     quantity: whole("quantity", f.quantity, 1_000_000),
     unitPriceMinor: whole("unit_price_minor", f.unit_price_minor, 1_000_000_000_000),
   };

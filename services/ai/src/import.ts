@@ -7,7 +7,9 @@
 // flagged as censored, and 0 sold on days the kiosk sold other things within the product's
 // imported span) and are merged into sales_daily. Re-import is idempotent: imported_days
 // keeps what the latest import said about each cell, and sales_daily.quantity is what
-// orders recorded plus that, so a cell imported again is replaced, not added twice.
+// orders recorded plus that, so a cell imported again is replaced, not added twice. Sales
+// with a time of day fill the day's UTC hours (sales_daily.hourly) as orders' do; a day with
+// a sale given by date alone has unknown hours (NULL), as ai's hourly model expects.
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { HistoryFormat, type ImportHistoryRequest, type ImportHistoryResponse } from "@adminkiosk/proto/adminkiosk/ai/v1/history_pb";
@@ -19,6 +21,7 @@ export const maxChunkBytes = 1024 * 1024;
 /** Bad lines listed in the error (all are counted). */
 export const listedErrors = 20;
 const batchRows = 5_000;
+const hourSums = Array.from({ length: 24 }, (_, h) => `coalesce(sum(quantity) FILTER (WHERE extract(hour FROM t AT TIME ZONE 'UTC') = ${h}), 0)`).join(", ");
 
 export type ImportResult = Omit<ImportHistoryResponse, "$typeName" | "$unknown">;
 
@@ -39,8 +42,8 @@ async function stage(tx: PoolClient, rows: HistoryRow[]) {
   const col = <T>(f: (r: HistoryRow) => T) => rows.map(f);
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
   await tx.query(
-    `INSERT INTO import_rows (line, stockout, kiosk_id, sku, t, quantity, price, s, e)
-     SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::timestamptz[])`,
+    `INSERT INTO import_rows (line, stockout, kiosk_id, sku, t, quantity, price, s, e, timed)
+     SELECT * FROM unnest($1::bigint[], $2::boolean[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::timestamptz[], $10::boolean[])`,
     [
       col((r) => r.line),
       col((r) => r.kind === "stockout"),
@@ -51,6 +54,7 @@ async function stage(tx: PoolClient, rows: HistoryRow[]) {
       col((r) => (r.kind === "sale" ? r.unitPriceMinor : null)),
       col((r) => iso(r.kind === "stockout" ? r.start : undefined)),
       col((r) => iso(r.kind === "stockout" ? r.end : undefined)),
+      col((r) => r.kind === "sale" && r.timed),
     ],
   );
 }
@@ -66,7 +70,7 @@ export async function importHistory(deps: { pool: Pool; log: Logger }, requests:
     await client.query("SET LOCAL statement_timeout = '30min'");
     await client.query(
       `CREATE TEMP TABLE import_rows (line bigint NOT NULL, stockout boolean NOT NULL, kiosk_id text NOT NULL, sku text NOT NULL,
-         t timestamptz, quantity bigint, price bigint, s timestamptz, e timestamptz) ON COMMIT DROP`,
+         t timestamptz, quantity bigint, price bigint, s timestamptz, e timestamptz, timed boolean NOT NULL) ON COMMIT DROP`,
     );
     let batch: HistoryRow[] = [];
     const take = async (rows: HistoryRow[]) => {
@@ -114,7 +118,9 @@ async function merge(
   await tx.query(
     `CREATE TEMP TABLE import_sales ON COMMIT DROP AS
        SELECT kiosk_id, sku, (t AT TIME ZONE 'UTC')::date AS day, sum(quantity) AS quantity,
-              (array_agg(price ORDER BY t DESC, line DESC))[1] AS price
+              (array_agg(price ORDER BY t DESC, line DESC))[1] AS price,
+              -- Units per UTC hour, when every sale of the day has a time of day.
+              CASE WHEN bool_and(timed) THEN ARRAY[${hourSums}]::integer[] END AS hourly
        FROM import_rows WHERE NOT stockout GROUP BY 1, 2, 3`,
   );
   await tx.query("CREATE INDEX ON import_sales (kiosk_id, sku, day)");
@@ -140,7 +146,8 @@ async function merge(
               (SELECT p.price FROM import_sales p WHERE p.kiosk_id = c.kiosk_id AND p.sku = c.sku AND p.day > c.day ORDER BY p.day LIMIT 1),
               (SELECT d.unit_price_minor FROM sales_daily d WHERE d.kiosk_id = c.kiosk_id AND d.sku = c.sku ORDER BY d.day DESC LIMIT 1)
             ) AS price,
-            EXISTS (SELECT 1 FROM outs o WHERE o.kiosk_id = c.kiosk_id AND o.sku = c.sku AND o.day = c.day) AS stockout
+            EXISTS (SELECT 1 FROM outs o WHERE o.kiosk_id = c.kiosk_id AND o.sku = c.sku AND o.day = c.day) AS stockout,
+            CASE WHEN s.day IS NULL THEN array_fill(0, ARRAY[24]) ELSE s.hourly END AS hourly
      FROM cells c LEFT JOIN import_sales s USING (kiosk_id, sku, day)`,
   );
   // A stock-out of a product the kiosk never sold (in the file or before) has no price and
@@ -150,7 +157,7 @@ async function merge(
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('ai:history-import'))");
   await tx.query(
     `CREATE TEMP TABLE import_merge ON COMMIT DROP AS
-       SELECT c.*, o.quantity AS old_quantity, o.stockout AS old_stockout
+       SELECT c.*, o.quantity AS old_quantity, o.stockout AS old_stockout, o.hourly AS old_hourly
        FROM import_cells c LEFT JOIN imported_days o USING (kiosk_id, sku, day)`,
   );
   const importId = randomUUID();
@@ -167,22 +174,29 @@ async function merge(
   // Rows first (0 sold), then the imported part replaced under the row's lock, so an order
   // completing at the same moment adds to the same row and neither is lost.
   await tx.query(
-    `INSERT INTO sales_daily (kiosk_id, sku, day, quantity, unit_price_minor, stockout, source)
-     SELECT kiosk_id, sku, day, 0, price, false, 'import' FROM import_merge ON CONFLICT (kiosk_id, sku, day) DO NOTHING`,
+    `INSERT INTO sales_daily (kiosk_id, sku, day, quantity, unit_price_minor, stockout, source, hourly)
+     SELECT kiosk_id, sku, day, 0, price, false, 'import', array_fill(0, ARRAY[24]) FROM import_merge ON CONFLICT (kiosk_id, sku, day) DO NOTHING`,
   );
   await tx.query(
     `UPDATE sales_daily d SET
        quantity = d.quantity - coalesce(m.old_quantity, 0) + m.quantity,
        unit_price_minor = CASE WHEN d.source = 'import' THEN m.price ELSE d.unit_price_minor END,
        -- Censored if this import says so, or if something other than an earlier import did.
-       stockout = m.stockout OR (d.stockout AND NOT coalesce(m.old_stockout, false))
+       stockout = m.stockout OR (d.stockout AND NOT coalesce(m.old_stockout, false)),
+       -- The hours: the import's own where the row holds nothing else; otherwise the row's
+       -- hours with the earlier import's replaced, or unknown (NULL) where either is.
+       hourly = CASE
+         WHEN d.quantity = coalesce(m.old_quantity, 0) THEN m.hourly
+         WHEN d.hourly IS NULL OR m.hourly IS NULL OR (m.old_quantity IS NOT NULL AND m.old_hourly IS NULL) THEN NULL
+         ELSE (SELECT array_agg(a - coalesce(b, 0) + c ORDER BY i) FROM unnest(d.hourly, m.old_hourly, m.hourly) WITH ORDINALITY AS u(a, b, c, i))
+       END
      FROM import_merge m WHERE d.kiosk_id = m.kiosk_id AND d.sku = m.sku AND d.day = m.day`,
   );
   await tx.query(
-    `INSERT INTO imported_days (kiosk_id, sku, day, quantity, unit_price_minor, stockout, import_id)
-     SELECT kiosk_id, sku, day, quantity, price, stockout, $1 FROM import_merge
+    `INSERT INTO imported_days (kiosk_id, sku, day, quantity, unit_price_minor, stockout, hourly, import_id)
+     SELECT kiosk_id, sku, day, quantity, price, stockout, hourly, $1 FROM import_merge
      ON CONFLICT (kiosk_id, sku, day) DO UPDATE SET quantity = EXCLUDED.quantity, unit_price_minor = EXCLUDED.unit_price_minor,
-       stockout = EXCLUDED.stockout, import_id = EXCLUDED.import_id`,
+       stockout = EXCLUDED.stockout, hourly = EXCLUDED.hourly, import_id = EXCLUDED.import_id`,
     [importId],
   );
   return {

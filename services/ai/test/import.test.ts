@@ -119,8 +119,8 @@ describe("sales-history import", () => {
     expect(summary["days"]).toBeGreaterThanOrEqual(soldDays);
 
     // Every generated day is in the history as sold (stock-out days flagged, so not trained on).
-    const stored = await f.pool.query<{ kiosk_id: string; sku: string; day: string; quantity: string; unit_price_minor: string; stockout: boolean }>(
-      "SELECT kiosk_id, sku, to_char(day, 'YYYY-MM-DD') AS day, quantity, unit_price_minor, stockout FROM sales_daily WHERE kiosk_id LIKE 'imp-0%'",
+    const stored = await f.pool.query<{ kiosk_id: string; sku: string; day: string; quantity: string; unit_price_minor: string; stockout: boolean; hourly: number[] | null }>(
+      "SELECT kiosk_id, sku, to_char(day, 'YYYY-MM-DD') AS day, quantity, unit_price_minor, stockout, hourly FROM sales_daily WHERE kiosk_id LIKE 'imp-0%'",
     );
     const byKey = new Map(stored.rows.map((r) => [`${r.kiosk_id}|${r.sku}|${r.day}`, r]));
     for (const s of sales) {
@@ -129,6 +129,8 @@ describe("sales-history import", () => {
       expect(row, `${s.kioskId} ${s.sku} ${s.day}`).toBeDefined();
       expect(Number(row!.quantity)).toBe(s.quantity);
       expect(row!.stockout).toBe(s.stockout);
+      // The sales' UTC hours, as the hourly model reads them.
+      expect(row!.hourly).toEqual(s.hourly);
       if (s.quantity > 0) expect(Number(row!.unit_price_minor)).toBe(s.unitPriceMinor);
     }
     const total = sales.reduce((n, s) => n + s.quantity, 0);
@@ -140,6 +142,19 @@ describe("sales-history import", () => {
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout.trim().split("\n").at(-1)!)).toMatchObject({ days: summary["days"], daysReplaced: summary["days"] });
     expect(await sum()).toBe(total);
+
+    // A corrected file replaces what an earlier import said about its days; a sale given by
+    // date alone leaves the day's hours unknown.
+    const history = f.as(HistoryService, f.tokens.admin);
+    const day = sales[5]!.day;
+    const row = (kioskId: string) => f.pool.query<{ quantity: string; hourly: number[] | null }>("SELECT quantity, hourly FROM sales_daily WHERE kiosk_id = $1 AND day = $2::date", [kioskId, day]);
+    const byDate = JSON.stringify({ kiosk_id: "imp-day", sku: "SNK-MUG", time: day, quantity: 3, unit_price_minor: "1299" });
+    await history.importHistory(chunks(HistoryFormat.JSONL, byDate, 1 << 20));
+    expect((await row("imp-day")).rows).toEqual([{ quantity: "3", hourly: null }]);
+    const corrected = JSON.stringify({ kiosk_id: "imp-day", sku: "SNK-MUG", time: `${day}T14:05:00+02:00`, quantity: 5, unit_price_minor: 1299 });
+    const replaced = await history.importHistory(chunks(HistoryFormat.JSONL, corrected, 1 << 20));
+    expect(replaced).toMatchObject({ days: 1n, daysReplaced: 1n });
+    expect((await row("imp-day")).rows).toEqual([{ quantity: "5", hourly: Array.from({ length: 24 }, (_, h) => (h === 12 ? 5 : 0)) }]);
 
     const trained = await f.as(ModelService, f.tokens.admin).retrain({});
     expect(trained.promoted).toBe(true);
