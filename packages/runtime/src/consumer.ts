@@ -188,11 +188,16 @@ export interface DurableConsumer {
   stop(): Promise<void>;
 }
 
-/** Claims the messages' inbox rows; returns those claimed now (the first of each key), in order. */
-async function claim(tx: PoolClient, stream: string, msgs: ConsumedMessage[]): Promise<ConsumedMessage[]> {
+/**
+ * Claims the messages' inbox rows; returns those claimed now (the first of each key), in order.
+ * `inbox` is the stream and the durable ("LINK/notifications"): two durable consumers of one
+ * stream in one service (notifications reads LINK twice) each apply every message once —
+ * keyed by the stream alone, whichever claimed a message first made the other skip it.
+ */
+async function claim(tx: PoolClient, inbox: string, msgs: ConsumedMessage[]): Promise<ConsumedMessage[]> {
   const { rows } = await tx.query<{ msg_key: string }>(
     "INSERT INTO consumer_inbox (stream, msg_key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING msg_key",
-    [stream, msgs.map((m) => m.key)],
+    [inbox, msgs.map((m) => m.key)],
   );
   const fresh = new Set(rows.map((r) => r.msg_key));
   return msgs.filter((m) => fresh.delete(m.key));
@@ -213,6 +218,8 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   const retryBackoff = { initialMs: 500, maxMs: 30_000, jitter: 0.2, ...options.retryBackoff };
   const batchSize = "applyBatch" in options ? (options.batchSize ?? 100) : 1;
   const fields = { consumer: durable, stream };
+  /** The inbox rows' scope (consumer_inbox.stream): this durable's own, see claim. */
+  const inbox = `${stream}/${durable}`;
   const abort = new AbortController();
   const counted = (outcome: string, n = 1) => n > 0 && metrics.messages.inc({ consumer: durable, outcome }, n);
   /** When each failing message first failed here (for its dead letter), forgotten once it is settled. */
@@ -223,7 +230,7 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   const run = async (msgs: ConsumedMessage[]): Promise<number> => {
     if ("apply" in options) {
       const fresh = await inTransaction(pool, async (tx) => {
-        const [msg] = await claim(tx, stream, msgs);
+        const [msg] = await claim(tx, inbox, msgs);
         if (msg) await options.apply(tx, msg);
         return msg ? 1 : 0;
       });
@@ -231,7 +238,7 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
     }
     if ("applyBatch" in options) {
       const done = await inTransaction(pool, async (tx) => {
-        const fresh = await claim(tx, stream, msgs);
+        const fresh = await claim(tx, inbox, msgs);
         return fresh.length ? { n: fresh.length, result: await options.applyBatch(tx, fresh) } : { n: 0 };
       });
       if ("result" in done) {
@@ -248,7 +255,7 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
       await options.handle(msg, {
         once: (work) =>
           inTransaction(pool, async (tx) => {
-            if ((await claim(tx, stream, [msg])).length === 0) {
+            if ((await claim(tx, inbox, [msg])).length === 0) {
               repeats++;
               return undefined;
             }
@@ -410,7 +417,7 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   const running = runForever({ log, what: `consumer ${durable} on ${stream}`, fields, signal: abort.signal }, session);
   const retentionDays = options.inboxRetentionDays ?? 8;
   const cleanup = setInterval(() => {
-    pool.query("DELETE FROM consumer_inbox WHERE stream = $1 AND applied_at < now() - make_interval(days => $2)", [stream, retentionDays]).catch(() => {});
+    pool.query("DELETE FROM consumer_inbox WHERE stream = $1 AND applied_at < now() - make_interval(days => $2)", [inbox, retentionDays]).catch(() => {});
   }, 3_600_000);
   cleanup.unref();
 
