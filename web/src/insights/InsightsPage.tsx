@@ -1,6 +1,7 @@
 // Insights (ai): forecast vs actual for a kiosk × product with the 10–90 % band, the
-// stock-out risks and the restock plan, and the model versions with their metrics beside
-// the seasonal-naive baseline. Retrain and Rollback for admins (their access rules).
+// stock-out risks and the restock plan, maintenance risks and silent failures (operators), and
+// the model versions with their metrics beside the seasonal-naive baseline. Retrain, Rollback
+// and Promote for admins (their access rules).
 import { lazy, Suspense, useId, useState } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
@@ -12,6 +13,7 @@ import { EmptyState, ErrorNotice, Loading, SkeletonRows } from "../ui/feedback";
 import { formatDateTime, formatNumber } from "../ui/format";
 import { Pager, usePageTokens } from "../ui/pager";
 import { useDebounced } from "../ui/use-debounced";
+import { MaintenanceSections } from "./MaintenanceSections";
 
 // uPlot loads with the chart, not with the app.
 const ForecastChart = lazy(() => import("./ForecastChart").then((m) => ({ default: m.ForecastChart })));
@@ -34,6 +36,7 @@ export function InsightsPage() {
       <ForecastSection serving={serving} />
       <RiskSection />
       <RestockSection />
+      <MaintenanceSections />
       <ModelsSection models={models.data?.models} pending={models.isPending} error={models.error} onRetry={() => void models.refetch()} />
     </div>
   );
@@ -227,6 +230,7 @@ function ModelsSection({ models, pending, error, onRetry }: { models: Model[] | 
   const queryClient = useQueryClient();
   const canRetrain = useCan(ModelService.method.retrain);
   const canRollback = useCan(ModelService.method.rollback);
+  const canPromote = useCan(ModelService.method.promote);
   const [outcome, setOutcome] = useState("");
   const done = () => void queryClient.invalidateQueries();
   const retrain = useMutation(ModelService.method.retrain, {
@@ -241,6 +245,13 @@ function ModelsSection({ models, pending, error, onRetry }: { models: Model[] | 
       done();
     },
   });
+  const promote = useMutation(ModelService.method.promote, {
+    onSuccess: (r) => {
+      setOutcome(`v${String(r.servingVersion)} promoted: it serves now`);
+      done();
+    },
+  });
+  const busy = rollback.isPending || promote.isPending;
   const list = models ?? [];
   const hasPrevious = list.some((m) => m.status === ModelStatus.RETIRED);
   return (
@@ -265,6 +276,7 @@ function ModelsSection({ models, pending, error, onRetry }: { models: Model[] | 
       {error ? <ErrorNotice error={error} onRetry={onRetry} compact /> : null}
       {retrain.error && <ErrorNotice error={retrain.error} compact />}
       {rollback.error && <ErrorNotice error={rollback.error} compact />}
+      {promote.error && <ErrorNotice error={promote.error} compact />}
       {outcome && (
         <p className="muted" role="status" data-testid="model-outcome">
           {outcome}
@@ -283,10 +295,11 @@ function ModelsSection({ models, pending, error, onRetry }: { models: Model[] | 
               <th scope="col">Bias</th>
               <th scope="col">80 % coverage</th>
               <th scope="col">Trained</th>
+              {(canPromote || canRollback) && <th scope="col">Serve</th>}
             </tr>
           </thead>
           <tbody>
-            {pending && <SkeletonRows rows={3} columns={9} />}
+            {pending && <SkeletonRows rows={3} columns={canPromote || canRollback ? 10 : 9} />}
             {list.map((m) => (
               <tr key={String(m.version)} data-testid="model-row" data-status={ModelStatus[m.status]} title={m.gateReason}>
                 <td className="mono">v{String(m.version)}</td>
@@ -304,6 +317,21 @@ function ModelsSection({ models, pending, error, onRetry }: { models: Model[] | 
                 <td className="nowrap">
                   {formatDateTime(m.createdTime)} <span className="muted small">by {m.createdBy}</span>
                 </td>
+                {(canPromote || canRollback) && (
+                  <td className="nowrap">
+                    {/* A candidate the gate held is promoted; a version served before is rolled back to. */}
+                    {m.status === ModelStatus.CANDIDATE && canPromote && (
+                      <button type="button" className="button button-small" disabled={busy} onClick={() => promote.mutate({ version: m.version })}>
+                        Promote
+                      </button>
+                    )}
+                    {(m.status === ModelStatus.RETIRED || m.status === ModelStatus.REJECTED) && canRollback && (
+                      <button type="button" className="button button-small" disabled={busy} onClick={() => rollback.mutate({ version: m.version })}>
+                        Roll back to v{String(m.version)}
+                      </button>
+                    )}
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
