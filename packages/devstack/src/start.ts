@@ -169,13 +169,18 @@ async function main() {
     if (serviceEntry(repoRoot, "notifications")) {
       // Alert emails go to the dev mailbox unless SMTP_URL names a server.
       let smtpUrl = env["SMTP_URL"];
+      // The admin web lists the dev mailbox's mail through notifications (DEV_MAILBOX_URL, ListDevMail).
+      let devMailboxUrl = env["DEV_MAILBOX_URL"];
       if (!smtpUrl) {
         const smtpPort = port("DEV_MAILBOX_SMTP_PORT", 1025);
-        const mailbox = await startDevMailbox(port("DEV_MAILBOX_PORT", 7108), smtpPort);
+        const mailboxPort = port("DEV_MAILBOX_PORT", 7108);
+        const mailbox = await startDevMailbox(mailboxPort, smtpPort);
         helpers.push(mailbox);
         smtpUrl = `smtp://127.0.0.1:${smtpPort}`;
+        devMailboxUrl ??= `http://127.0.0.1:${mailboxPort}`;
       }
       perService["notifications"] = { SMTP_URL: smtpUrl, WEBHOOK_SECRETS: env["WEBHOOK_SECRETS"] ?? `dev=${devSecrets().NOTIFICATIONS_WEBHOOK_SECRET}` };
+      if (devMailboxUrl) perService["notifications"] = { ...perService["notifications"], DEV_MAILBOX_URL: devMailboxUrl };
     }
     const demo = seedDemoCatalog(shared);
     const aiHistory = seedAiHistory(shared);

@@ -36,6 +36,11 @@ export const notificationsConfigShape = {
   SMTP_URL: url(["smtp:", "smtps:"]),
   /** The From of alert emails. */
   MAIL_FROM: z.string().min(3).default("Admin Kiosk <alerts@adminkiosk.local>"),
+  /**
+   * The development mailbox's HTTP API (dev-mailbox/, GET /messages), which npm start sets:
+   * DeliveryService.ListDevMail relays it to the admin web. Unset (production): FailedPrecondition.
+   */
+  DEV_MAILBOX_URL: url(["http:", "https:"]).optional(),
   /** Webhook signing secrets by name ("ops=…,oncall=…"); a rule's webhook names one. */
   WEBHOOK_SECRETS: webhookSecrets(),
   /** How long alert changes of one rule and group are collected into one notification. */

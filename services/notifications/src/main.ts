@@ -104,7 +104,7 @@ async function main() {
       log,
       config,
       services: notificationsServices,
-      routes: notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics }),
+      routes: notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics, devMailboxUrl: config.DEV_MAILBOX_URL }),
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },

@@ -18,6 +18,8 @@ import {
 } from "@adminkiosk/runtime";
 import { alerts, stateNames, toAlert } from "./alerts.js";
 import { channelNames, deliveries, deliveryStateNames } from "./deliveries.js";
+import { listDevMail } from "./dev-mail.js";
+import { dryRun } from "./dry-run.js";
 import type { NotificationsMetrics } from "./metrics.js";
 import { rules, validateRule } from "./rules.js";
 import type { AlertFeed } from "./watch.js";
@@ -29,6 +31,8 @@ export interface NotificationsDeps {
   secretNames: ReadonlySet<string>;
   feed: AlertFeed;
   metrics: NotificationsMetrics;
+  /** The development mailbox's HTTP API (npm start), which ListDevMail relays; unset in production. */
+  devMailboxUrl?: string;
 }
 
 const id = (field: string, value: string) => requireUuid(field, value).toLowerCase();
@@ -67,6 +71,9 @@ export function notificationsRoutes(deps: NotificationsDeps) {
         const ruleId = id("rule_id", req.ruleId);
         const valid = validateRule(req.definition, secretNames);
         return { rule: await inTransaction(pool, (tx) => rules.update(tx, ruleId, valid, req.expectedVersion)) };
+      },
+      async dryRunRule(req) {
+        return dryRun(pool, validateRule(req.definition, secretNames));
       },
       async deleteRule(req) {
         const ruleId = id("rule_id", req.ruleId);
@@ -123,6 +130,9 @@ export function notificationsRoutes(deps: NotificationsDeps) {
     });
 
     router.service(DeliveryService, {
+      async listDevMail(req) {
+        return listDevMail(deps.devMailboxUrl, pageSize("page_size", req.pageSize), req.to);
+      },
       async listDeliveries(req) {
         const limit = pageSize("page_size", req.pageSize);
         const states = enumList("states", req.states, deliveryStateNames);

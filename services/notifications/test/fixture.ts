@@ -83,6 +83,7 @@ export async function startNotifications(settings: Record<string, string> = {}):
         ...shared,
         DATABASE_URL: db,
         SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`,
+        DEV_MAILBOX_URL: mailbox.httpUrl,
         WEBHOOK_SECRETS: `hooks=${webhookSecret}`,
         LINK_EVENTS_CONSUMER: `notifications-test-${process.pid}-${Date.now()}`,
         LINK_EVENTS_SINCE_START: "true",
