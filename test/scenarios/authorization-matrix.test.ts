@@ -67,7 +67,7 @@ function admitted(method: DescMethod, who: Who): boolean {
   return rule.minRole !== Role.UNSPECIFIED && roles[who]! >= rule.minRole;
 }
 
-/** The code a call ends with (OK when it answers; a stream counts as answered at its first message). */
+/** The code a call ends with (OK when it answers; a server stream counts as answered at its first message). */
 async function outcome(client: Client<DescService>, method: DescMethod, who: Who): Promise<Code | "ok"> {
   // Devices ask for the own kiosk's data (the other device thereby for another kiosk's);
   // everyone else names a kiosk that does not exist, so an admitted admin's RevokeDevice
@@ -79,6 +79,8 @@ async function outcome(client: Client<DescService>, method: DescMethod, who: Who
   const options = { timeoutMs: 30_000, signal: abort.signal };
   try {
     if (method.methodKind === "unary") await call(request, options);
+    // A client stream (ai's ImportHistory) sends no message and answers once.
+    else if (method.methodKind === "client_streaming") await call((async function* () {})(), options);
     else {
       const input = method.methodKind === "server_streaming" ? request : (async function* () {})();
       for await (const _ of call(input, options) as AsyncIterable<unknown>) {

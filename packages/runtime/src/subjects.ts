@@ -115,6 +115,7 @@ export const ordersSubjects = {
 export type AlertEventKind = "fired" | "acknowledged" | "resolved";
 const alertEventKinds = new Set<string>(["fired", "acknowledged", "resolved"]);
 export type DeliveryEventKind = "delivered" | "dead_lettered";
+export type SilenceEventKind = "created" | "expired";
 export const notificationsSubjects = {
   stream: { name: "NOTIFICATIONS", subjects: ["notifications.>"] },
   alert: (alertId: string, kind: AlertEventKind) => `notifications.alert.${token("alert id", alertId)}.${kind}`,
@@ -122,6 +123,7 @@ export const notificationsSubjects = {
   allAlerts: "notifications.alert.>",
   delivery: (deliveryId: string, kind: DeliveryEventKind) => `notifications.delivery.${token("delivery id", deliveryId)}.${kind}`,
   allDeliveries: "notifications.delivery.>",
+  silence: (silenceId: string, kind: SilenceEventKind) => `notifications.silence.${token("silence id", silenceId)}.${kind}`,
   parseAlert(subject: string): { alertId: string; kind: AlertEventKind } | undefined {
     const rest = after(subject, "notifications.alert.");
     return rest?.length === 2 && alertEventKinds.has(rest[1]!) ? { alertId: rest[0]!, kind: rest[1] as AlertEventKind } : undefined;

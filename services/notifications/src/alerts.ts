@@ -29,6 +29,8 @@ export interface AlertRow {
   resolve_reason: string;
   rule_name: string;
   definition: Buffer;
+  inhibited_by: string | null;
+  escalation_tier: number;
 }
 
 const states: Record<AlertRow["state"], AlertState> = {
@@ -63,6 +65,9 @@ export function toAlert(row: AlertRow): Alert {
     acknowledgedBy: row.acknowledged_by,
     resolveTime: row.resolved_at ? timestampFromDate(row.resolved_at) : undefined,
     resolveReason: row.resolve_reason,
+    silencedBy: [],
+    inhibitedBy: row.inhibited_by ?? "",
+    escalationTier: row.escalation_tier,
   };
 }
 
@@ -70,7 +75,7 @@ export function toAlert(row: AlertRow): Alert {
 export const isoUs = (expr: string) => `to_char(${expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 export const alertSelect = `SELECT a.alert_id, a.rule_id, a.rule_version, a.kiosk_id, a.sku, a.group_id, a.tags, a.state, a.summary, a.fired_at, a.acknowledged_at,
-  a.acknowledged_by, a.resolved_at, a.resolve_reason, r.name AS rule_name, r.definition
+  a.acknowledged_by, a.resolved_at, a.resolve_reason, r.name AS rule_name, r.definition, a.inhibited_by, a.escalation_tier
   FROM alerts a JOIN rules r USING (rule_id)`;
 
 async function loadAlerts(tx: PoolClient | Pool, ids: string[]): Promise<AlertRow[]> {

@@ -1,7 +1,8 @@
 // Deliveries: one row per notification and target, the audit log of every attempt
 // (channel, target, result, attempts) and the dead-letter list (state dead_lettered).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Channel, DeliveryState, type Delivery } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
+import { create } from "@bufbuild/protobuf";
+import { Channel, DeliverySchema, DeliveryState, type Delivery } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import type { Pool, PoolClient } from "@adminkiosk/runtime";
 import type { NotificationBody } from "./channels.js";
 
@@ -17,7 +18,9 @@ export interface DeliveryRow {
   alert_count: number;
   subject: string;
   body: NotificationBody;
-  state: "pending" | "delivered" | "dead_lettered";
+  state: "pending" | "delivered" | "dead_lettered" | "suppressed";
+  /** 'rule', 'user:<id>', 'tier:<n>'. */
+  recipient: string;
   attempts: number;
   last_result: string;
   created_at: Date;
@@ -26,20 +29,20 @@ export interface DeliveryRow {
 }
 
 const channelOf = { email: Channel.EMAIL, webhook: Channel.WEBHOOK };
-const stateOf = { pending: DeliveryState.PENDING, delivered: DeliveryState.DELIVERED, dead_lettered: DeliveryState.DEAD_LETTERED };
+const stateOf = { pending: DeliveryState.PENDING, delivered: DeliveryState.DELIVERED, dead_lettered: DeliveryState.DEAD_LETTERED, suppressed: DeliveryState.SUPPRESSED };
 export const channelNames: Partial<Record<Channel, DeliveryRow["channel"]>> = { [Channel.EMAIL]: "email", [Channel.WEBHOOK]: "webhook" };
 export const deliveryStateNames: Partial<Record<DeliveryState, DeliveryRow["state"]>> = {
   [DeliveryState.PENDING]: "pending",
   [DeliveryState.DELIVERED]: "delivered",
   [DeliveryState.DEAD_LETTERED]: "dead_lettered",
+  [DeliveryState.SUPPRESSED]: "suppressed",
 };
 
-const columns = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_time, delivery_id, notification_id, rule_id, group_id, channel, target, secret_name, status, alert_count, subject, body, state, attempts, last_result, created_at, delivered_at`;
+const columns = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_time, delivery_id, notification_id, rule_id, group_id, channel, target, secret_name, status, alert_count, subject, body, state, recipient, attempts, last_result, created_at, delivered_at`;
 
 export const deliveries = {
   toDelivery(row: DeliveryRow): Delivery {
-    return {
-      $typeName: "adminkiosk.notifications.v1.Delivery",
+    return create(DeliverySchema, {
       deliveryId: row.delivery_id,
       ruleId: row.rule_id,
       groupId: row.group_id,
@@ -53,16 +56,32 @@ export const deliveries = {
       lastResult: row.last_result,
       createTime: timestampFromDate(row.created_at),
       deliverTime: row.delivered_at ? timestampFromDate(row.delivered_at) : undefined,
-    };
+      recipient: row.recipient,
+    });
   },
   async insert(
     tx: PoolClient,
-    d: { notificationId: string; ruleId: string; groupId: string; channel: "email" | "webhook"; target: string; secretName: string; status: string; count: number; subject: string; body: NotificationBody },
+    d: {
+      notificationId: string;
+      ruleId: string;
+      groupId: string;
+      channel: "email" | "webhook";
+      target: string;
+      secretName: string;
+      status: string;
+      count: number;
+      subject: string;
+      body: NotificationBody;
+      /** Whom it is for: 'rule' (default), 'user:<id>', 'tier:<n>'. */
+      recipient?: string;
+      /** Not to be sent (a person's quiet hours): recorded as suppressed, with this as its result. */
+      suppressed?: string;
+    },
   ) {
     await tx.query(
-      `INSERT INTO deliveries (notification_id, rule_id, group_id, channel, target, secret_name, status, alert_count, subject, body, state)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending')`,
-      [d.notificationId, d.ruleId, d.groupId, d.channel, d.target, d.secretName, d.status, d.count, d.subject, JSON.stringify(d.body)],
+      `INSERT INTO deliveries (notification_id, rule_id, group_id, channel, target, secret_name, status, alert_count, subject, body, state, recipient, last_result)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [d.notificationId, d.ruleId, d.groupId, d.channel, d.target, d.secretName, d.status, d.count, d.subject, JSON.stringify(d.body), d.suppressed ? "suppressed" : "pending", d.recipient ?? "rule", d.suppressed ?? ""],
     );
   },
   /** Claims due deliveries for one attempt each: attempts + 1 and a lease, committed before sending. */

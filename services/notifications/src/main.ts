@@ -29,6 +29,7 @@ import { emailChannel, webhookChannel } from "./channels.js";
 import { notificationsConfigShape } from "./config.js";
 import { applyAiEvent, applyFleetEvents, applyLinkEvents } from "./evaluate.js";
 import { createNotificationsMetrics } from "./metrics.js";
+import { policyRoutes, policyServices } from "./policy-server.js";
 import { notificationsRoutes, notificationsServices } from "./server.js";
 import { startSweeper } from "./sweeper.js";
 import { startAlertFeed } from "./watch.js";
@@ -103,8 +104,11 @@ async function main() {
       name: "notifications",
       log,
       config,
-      services: notificationsServices,
-      routes: notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics, devMailboxUrl: config.DEV_MAILBOX_URL }),
+      services: [...notificationsServices, ...policyServices],
+      routes: (router) => {
+        notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics, devMailboxUrl: config.DEV_MAILBOX_URL })(router);
+        policyRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()) })(router);
+      },
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },

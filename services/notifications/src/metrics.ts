@@ -24,7 +24,7 @@ export function createNotificationsMetrics() {
   });
   const alerts = new Counter({
     name: "notifications_alerts_total",
-    help: "Alert changes by kind (fired, acknowledged, resolved).",
+    help: "Alert changes by kind (fired, acknowledged, resolved, escalated).",
     labelNames: ["kind"],
     registers: [],
   });
@@ -34,14 +34,21 @@ export function createNotificationsMetrics() {
     labelNames: ["status"],
     registers: [],
   });
+  const suppressed = new Counter({
+    name: "notifications_suppressed_total",
+    help: "Alerts or deliveries not notified, by reason (silence, inhibition: alerts; quiet_hours: deliveries).",
+    labelNames: ["reason"],
+    registers: [],
+  });
   return {
     attempts,
     deadLetters,
     latency,
     alerts,
     notifications,
+    suppressed,
     register(registry: Registry, pool: Pool) {
-      for (const m of [attempts, deadLetters, latency, alerts, notifications] as Parameters<Registry["registerMetric"]>[0][]) registry.registerMetric(m);
+      for (const m of [attempts, deadLetters, latency, alerts, notifications, suppressed] as Parameters<Registry["registerMetric"]>[0][]) registry.registerMetric(m);
       registry.registerMetric(
         new Gauge({
           name: "notifications_deliveries_pending",

@@ -4,6 +4,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { RuleDefinitionSchema, Severity, type Rule, type RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { failedPrecondition, invalid, notFound, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { validateRulePolicy } from "./policy.js";
 
 export type RuleKind = "kiosk_offline" | "low_paper" | "printer_fault" | "stockout_predicted";
 const kindNames: Record<string, RuleKind> = { kioskOffline: "kiosk_offline", lowPaper: "low_paper", printerFault: "printer_fault", stockoutPredicted: "stockout_predicted" };
@@ -121,6 +122,7 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
       if (!secretNames.has(w.secretName)) throw invalid(`definition.receivers.webhooks[${i}].secret_name`, "names no secret in the service's WEBHOOK_SECRETS");
     });
   }
+  validateRulePolicy(def);
   def.name = name;
   return { definition: def, name, kind: kindNames[def.kind.case]!, forMs, threshold, sku };
 }

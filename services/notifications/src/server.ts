@@ -21,6 +21,7 @@ import { channelNames, deliveries, deliveryStateNames } from "./deliveries.js";
 import { listDevMail } from "./dev-mail.js";
 import { dryRun } from "./dry-run.js";
 import type { NotificationsMetrics } from "./metrics.js";
+import { markSilenced, silences } from "./policy.js";
 import { rules, validateRule } from "./rules.js";
 import type { AlertFeed } from "./watch.js";
 
@@ -94,37 +95,42 @@ export function notificationsRoutes(deps: NotificationsDeps) {
         const rows = await alerts.list(pool, { states, ruleId }, limit + 1, after ? { time: after.time, alertId: after.id } : undefined);
         const shown = rows.slice(0, limit);
         const last = shown.at(-1);
+        const active = await silences.active(pool);
         return {
-          alerts: shown.map(toAlert),
+          alerts: shown.map((r) => markSilenced(toAlert(r), active)),
           nextPageToken: rows.length > limit && last ? encodePageToken({ time: last.sort_time, id: last.alert_id }) : "",
         };
       },
       async getAlert(req) {
-        return { alert: toAlert(await alerts.get(pool, id("alert_id", req.alertId))) };
+        return { alert: markSilenced(toAlert(await alerts.get(pool, id("alert_id", req.alertId))), await silences.active(pool)) };
       },
       async acknowledgeAlert(req, ctx) {
         const alertId = id("alert_id", req.alertId);
         const by = describePrincipal(principalOf(ctx));
         const row = await inTransaction(pool, (tx) => alerts.acknowledge(tx, alertId, by));
         metrics.alerts.inc({ kind: "acknowledged" });
-        return { alert: toAlert(row) };
+        return { alert: markSilenced(toAlert(row), await silences.active(pool)) };
       },
       async resolveAlert(req, ctx) {
         const alertId = id("alert_id", req.alertId);
         const by = describePrincipal(principalOf(ctx));
         const row = await inTransaction(pool, (tx) => alerts.resolve(tx, alertId, `resolved by ${by}`));
         metrics.alerts.inc({ kind: "resolved" });
-        return { alert: toAlert(row) };
+        return { alert: markSilenced(toAlert(row), await silences.active(pool)) };
       },
       async *watchAlerts(_req, ctx): AsyncGenerator<WatchAlertsResponse> {
         // Follow first, then read the snapshot: a change between the two is not missed
         // (it may arrive twice; the alert's state says which is current).
         const changes = feed.follow(ctx.signal)[Symbol.asyncIterator]();
         const open = await alerts.open(pool);
-        yield create(WatchAlertsResponseSchema, { body: { case: "snapshot", value: { alerts: open.map(toAlert) } } });
+        // Each alert marked with the silences matching it (read at most once a second per watch).
+        let active = await silences.active(pool);
+        let readAt = Date.now();
+        yield create(WatchAlertsResponseSchema, { body: { case: "snapshot", value: { alerts: open.map((a) => markSilenced(toAlert(a), active)) } } });
         for (let r = await changes.next(); !r.done && !ctx.signal.aborted; r = await changes.next()) {
           if (r.value.state === AlertState.UNSPECIFIED) continue;
-          yield create(WatchAlertsResponseSchema, { body: { case: "alert", value: r.value } });
+          if (Date.now() - readAt > 1000) [active, readAt] = [await silences.active(pool), Date.now()];
+          yield create(WatchAlertsResponseSchema, { body: { case: "alert", value: markSilenced(r.value, active) } });
         }
       },
     });

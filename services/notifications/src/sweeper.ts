@@ -1,18 +1,21 @@
-// The sweeper every replica runs each SWEEP_MS, three steps, each safe on any number of
+// The sweeper every replica runs each SWEEP_MS, four steps, each safe on any number of
 // replicas (rows claimed with FOR UPDATE SKIP LOCKED, so nothing fires, groups or sends twice):
 //   1. fire: pending alerts whose for-duration has passed become firing;
-//   2. group: fired and resolved alert changes of one rule + kiosk group + status, once the
-//      oldest has waited GROUP_WAIT, become ONE notification naming the count, with one
-//      delivery per receiver of the rule;
-//   3. deliver: due deliveries are claimed (attempts + 1, a lease on next_attempt_at), sent
+//   2. policy (routing.ts): withheld (silenced, inhibited) alerts judged again, repeats and
+//      escalations to the next on-call tier made due;
+//   3. group: fired and resolved alert changes of one rule + kiosk group + status (+ repeat,
+//      escalation tier), once the oldest has waited GROUP_WAIT, become ONE notification naming
+//      the count (silenced and inhibited alerts left out), with one delivery per receiver of the
+//      rule, matching subscription and on-call tier (routing.ts);
+//   4. deliver: due deliveries are claimed (attempts + 1, a lease on next_attempt_at), sent
 //      through their channel outside any transaction, then marked delivered, retried after
 //      the runtime's capped exponential backoff, or dead-lettered after DELIVERY_MAX_ATTEMPTS.
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { DeliveryEventSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/events_pb";
-import { RuleDefinitionSchema, Severity } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { backoffDelay, enqueueEvent, inTransaction, notificationsSubjects, runForever, sleep, type BackoffOptions, type Logger, type Pool } from "@adminkiosk/runtime";
 import { fireDue } from "./alerts.js";
-import type { Channel, NotificationBody } from "./channels.js";
+import { escalateDue, makeNotification, releaseWithheld, scheduleRepeats, type ChangeGroup } from "./routing.js";
+import type { Channel } from "./channels.js";
 import { deliveries, type DeliveryRow } from "./deliveries.js";
 import type { NotificationsMetrics } from "./metrics.js";
 
@@ -28,8 +31,6 @@ export interface SweeperOptions {
   /** How long a claimed attempt keeps others away (longer than an attempt may take). */
   leaseMs: number;
 }
-
-const severityNames: Record<number, string> = { [Severity.INFO]: "info", [Severity.WARNING]: "warning", [Severity.CRITICAL]: "critical" };
 
 export function startSweeper(o: SweeperOptions) {
   const { pool, log } = o;
@@ -49,46 +50,30 @@ export function startSweeper(o: SweeperOptions) {
   };
 
   const group = async () => {
-    const { rows: due } = await pool.query<{ rule_id: string; group_id: string; status: "firing" | "resolved" }>(
-      `SELECT rule_id, group_id, status FROM alert_changes WHERE notification_id IS NULL
-       GROUP BY rule_id, group_id, status HAVING min(created_at) <= now() - make_interval(secs => $1::double precision / 1000)`,
+    const { rows: due } = await pool.query<ChangeGroup>(
+      `SELECT rule_id, group_id, status, repeat, tier FROM alert_changes WHERE notification_id IS NULL
+       GROUP BY rule_id, group_id, status, repeat, tier HAVING min(created_at) <= now() - make_interval(secs => $1::double precision / 1000)`,
       [o.groupWaitMs],
     );
     for (const g of due) {
-      const made = await inTransaction(pool, async (tx) => {
-        const { rows: changes } = await tx.query<{ id: string; alert_id: string; summary: string; kiosk_id: string; sku: string }>(
-          `SELECT c.id, c.alert_id, a.summary, a.kiosk_id, a.sku FROM alert_changes c JOIN alerts a USING (alert_id)
-           WHERE c.notification_id IS NULL AND c.rule_id = $1 AND c.group_id = $2 AND c.status = $3
-           ORDER BY c.id LIMIT 100000 FOR UPDATE OF c SKIP LOCKED`,
-          [g.rule_id, g.group_id, g.status],
-        );
-        if (changes.length === 0) return 0;
-        const { rows: ruleRows } = await tx.query<{ name: string; definition: Buffer }>("SELECT name, definition FROM rules WHERE rule_id = $1", [g.rule_id]);
-        const definition = fromBinary(RuleDefinitionSchema, ruleRows[0]!.definition);
-        const { rows: ids } = await tx.query<{ id: string }>("SELECT gen_random_uuid() AS id");
-        const notificationId = ids[0]!.id;
-        await tx.query("UPDATE alert_changes SET notification_id = $1 WHERE id = ANY($2::bigint[])", [notificationId, changes.map((c) => c.id)]);
-        const count = changes.length;
-        const body: NotificationBody = {
-          status: g.status,
-          ruleId: g.rule_id,
-          ruleName: ruleRows[0]!.name,
-          severity: severityNames[definition.severity] ?? "unspecified",
-          groupId: g.group_id,
-          count,
-          lines: changes.slice(0, 50).map((c) => (g.status === "firing" ? c.summary : `kiosk ${c.kiosk_id}${c.sku ? `, product ${c.sku}` : ""}: resolved`)),
-          alertIds: changes.slice(0, 1000).map((c) => c.alert_id),
-        };
-        const what = definition.kind.case === "kioskOffline" ? "kiosk" : "alert";
-        const subject = `[${g.status === "firing" ? "FIRING" : "RESOLVED"}] ${body.ruleName}: ${count} ${what}${count === 1 ? "" : "s"}${g.group_id ? ` in group ${g.group_id}` : ""}`;
-        const receivers = [
-          ...(definition.receivers?.emails ?? []).map((e) => ({ channel: "email" as const, target: e, secretName: "" })),
-          ...(definition.receivers?.webhooks ?? []).map((w) => ({ channel: "webhook" as const, target: w.url, secretName: w.secretName })),
-        ];
-        for (const r of receivers) await deliveries.insert(tx, { notificationId, ruleId: g.rule_id, groupId: g.group_id, status: g.status, count, subject, body, ...r });
-        return 1;
-      });
-      if (made) o.metrics.notifications.inc({ status: g.status });
+      const made = await inTransaction(pool, (tx) => makeNotification(tx, g, log));
+      if (made.made) o.metrics.notifications.inc({ status: g.status });
+      if (made.silenced) o.metrics.suppressed.inc({ reason: "silence" }, made.silenced);
+      if (made.inhibited) o.metrics.suppressed.inc({ reason: "inhibition" }, made.inhibited);
+      if (made.quiet) o.metrics.suppressed.inc({ reason: "quiet_hours" }, made.quiet);
+    }
+  };
+
+  // The policy's steps: withheld alerts judged again, repeats and escalations made due.
+  const policy = async () => {
+    const released = await inTransaction(pool, (tx) => releaseWithheld(tx));
+    if (released > 0) log.info({ alerts: released }, "withheld alerts released (silence or inhibition over)");
+    const repeated = await inTransaction(pool, (tx) => scheduleRepeats(tx, o.groupWaitMs));
+    if (repeated > 0) log.info({ alerts: repeated }, "alerts repeated");
+    const escalated = await inTransaction(pool, (tx) => escalateDue(tx, o.groupWaitMs));
+    if (escalated > 0) {
+      o.metrics.alerts.inc({ kind: "escalated" }, escalated);
+      log.info({ alerts: escalated }, "alerts escalated to the next on-call tier");
     }
   };
 
@@ -140,6 +125,7 @@ export function startSweeper(o: SweeperOptions) {
     while (!stop.signal.aborted) {
       await prune();
       await fire();
+      await policy();
       await group();
       await deliver();
       ready();

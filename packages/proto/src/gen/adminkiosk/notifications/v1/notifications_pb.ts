@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/notifications/v1/notifications.proto.
  */
 export const file_adminkiosk_notifications_v1_notifications: GenFile = /*@__PURE__*/
-  fileDesc("Ci9hZG1pbmtpb3NrL25vdGlmaWNhdGlvbnMvdjEvbm90aWZpY2F0aW9ucy5wcm90bxIbYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxIkgKFUtpb3NrT2ZmbGluZUNvbmRpdGlvbhIvCgxmb3JfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iWwoRTG93UGFwZXJDb25kaXRpb24SFQoNYmVsb3dfcGVyY2VudBgBIAEoARIvCgxmb3JfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSAoVUHJpbnRlckZhdWx0Q29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJaChpTdG9ja291dFByZWRpY3RlZENvbmRpdGlvbhILCgNza3UYASABKAkSLwoMZm9yX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIi8KDExhYmVsTWF0Y2hlchIRCglncm91cF9pZHMYASADKAkSDAoEdGFncxgCIAMoCSIzCg9XZWJob29rUmVjZWl2ZXISCwoDdXJsGAEgASgJEhMKC3NlY3JldF9uYW1lGAIgASgJIlsKCVJlY2VpdmVycxIOCgZlbWFpbHMYASADKAkSPgoId2ViaG9va3MYAiADKAsyLC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuV2ViaG9va1JlY2VpdmVyIowECg5SdWxlRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEjcKCHNldmVyaXR5GAIgASgOMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlNldmVyaXR5EksKDWtpb3NrX29mZmxpbmUYAyABKAsyMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuS2lvc2tPZmZsaW5lQ29uZGl0aW9uSAASQwoJbG93X3BhcGVyGAQgASgLMi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxvd1BhcGVyQ29uZGl0aW9uSAASSwoNcHJpbnRlcl9mYXVsdBgFIAEoCzIyLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5QcmludGVyRmF1bHRDb25kaXRpb25IABJVChJzdG9ja291dF9wcmVkaWN0ZWQYCCABKAsyNy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuU3RvY2tvdXRQcmVkaWN0ZWRDb25kaXRpb25IABI6CgdtYXRjaGVyGAYgASgLMikuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxhYmVsTWF0Y2hlchI5CglyZWNlaXZlcnMYByABKAsyJi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUmVjZWl2ZXJzQgYKBGtpbmQiywEKBFJ1bGUSDwoHcnVsZV9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEj8KCmRlZmluaXRpb24YAyABKAsyKy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZURlZmluaXRpb24SLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChFDcmVhdGVSdWxlUmVxdWVzdBI/CgpkZWZpbml0aW9uGAEgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uIkUKEkNyZWF0ZVJ1bGVSZXNwb25zZRIvCgRydWxlGAEgASgLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUiIQoOR2V0UnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSJCCg9HZXRSdWxlUmVzcG9uc2USLwoEcnVsZRgBIAEoCzIhLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlIjkKEExpc3RSdWxlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXgoRTGlzdFJ1bGVzUmVzcG9uc2USMAoFcnVsZXMYASADKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifwoRVXBkYXRlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCRI/CgpkZWZpbml0aW9uGAIgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uEhgKEGV4cGVjdGVkX3ZlcnNpb24YAyABKAMiRQoSVXBkYXRlUnVsZVJlc3BvbnNlEi8KBHJ1bGUYASABKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZSIkChFEZWxldGVSdWxlUmVxdWVzdBIPCgdydWxlX2lkGAEgASgJIhQKEkRlbGV0ZVJ1bGVSZXNwb25zZSK+BAoFQWxlcnQSEAoIYWxlcnRfaWQYASABKAkSDwoHcnVsZV9pZBgCIAEoCRIUCgxydWxlX3ZlcnNpb24YAyABKAMSEQoJcnVsZV9uYW1lGAQgASgJEjcKCHNldmVyaXR5GAUgASgOMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlNldmVyaXR5EjYKBXN0YXRlGAYgASgOMicuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0U3RhdGUSEAoIa2lvc2tfaWQYByABKAkSEAoIZ3JvdXBfaWQYCCABKAkSPgoGbGFiZWxzGAkgAygLMi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0LkxhYmVsc0VudHJ5Eg8KB3N1bW1hcnkYCiABKAkSLQoJZmlyZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBhY2tub3dsZWRnZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hY2tub3dsZWRnZWRfYnkYDSABKAkSMAoMcmVzb2x2ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5yZXNvbHZlX3JlYXNvbhgPIAEoCRIMCgR0YWdzGBAgAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAEKEUxpc3RBbGVydHNSZXF1ZXN0EjcKBnN0YXRlcxgBIAMoDjInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFN0YXRlEg8KB3J1bGVfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYQoSTGlzdEFsZXJ0c1Jlc3BvbnNlEjIKBmFsZXJ0cxgBIAMoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoPR2V0QWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIkUKEEdldEFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiKwoXQWNrbm93bGVkZ2VBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiTQoYQWNrbm93bGVkZ2VBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IicKE1Jlc29sdmVBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiSQoUUmVzb2x2ZUFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiFAoSV2F0Y2hBbGVydHNSZXF1ZXN0IpIBChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEj4KCHNuYXBzaG90GAEgASgLMiouYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0U25hcHNob3RIABIzCgVhbGVydBgCIAEoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydEgAQgYKBGJvZHkiQwoNQWxlcnRTbmFwc2hvdBIyCgZhbGVydHMYASADKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQihAMKCERlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkSEAoIZ3JvdXBfaWQYAyABKAkSNQoHY2hhbm5lbBgEIAEoDjIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DaGFubmVsEg4KBnRhcmdldBgFIAEoCRIOCgZzdGF0dXMYBiABKAkSEwoLYWxlcnRfY291bnQYByABKAUSDwoHc3ViamVjdBgIIAEoCRI5CgVzdGF0ZRgJIAEoDjIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeVN0YXRlEhAKCGF0dGVtcHRzGAogASgFEhMKC2xhc3RfcmVzdWx0GAsgASgJEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsIBChVMaXN0RGVsaXZlcmllc1JlcXVlc3QSOgoGc3RhdGVzGAEgAygOMiouYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGl2ZXJ5U3RhdGUSNQoHY2hhbm5lbBgCIAEoDjIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DaGFubmVsEg8KB3J1bGVfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibAoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRI5CgpkZWxpdmVyaWVzGAEgAygLMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJUChFEcnlSdW5SdWxlUmVxdWVzdBI/CgpkZWZpbml0aW9uGAEgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uIpgCCgtEcnlSdW5BbGVydBIQCghraW9za19pZBgBIAEoCRIQCghncm91cF9pZBgCIAEoCRJECgZsYWJlbHMYAyADKAsyNC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuQWxlcnQuTGFiZWxzRW50cnkSDwoHc3VtbWFyeRgEIAEoCRItCglmaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlc29sdmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKLAwoSRHJ5UnVuUnVsZVJlc3BvbnNlEhMKC2FsZXJ0X2NvdW50GAEgASgFEjkKB3NhbXBsZXMYAiADKAsyKC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuQWxlcnQSMAoMd2luZG93X3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp3aW5kb3dfZW5kGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBldmVudHNfZXZhbHVhdGVkGAUgASgDEhYKDmtpb3Nrc19tYXRjaGVkGAYgASgFElsKD2FsZXJ0c19ieV9ncm91cBgHIAMoCzJCLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EcnlSdW5SdWxlUmVzcG9uc2UuQWxlcnRzQnlHcm91cEVudHJ5GjQKEkFsZXJ0c0J5R3JvdXBFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAU6AjgBIjMKEkxpc3REZXZNYWlsUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSCgoCdG8YAiABKAkigAEKB0Rldk1haWwSCgoCaWQYASABKAMSDAoEZnJvbRgCIAEoCRIKCgJ0bxgDIAMoCRIPCgdzdWJqZWN0GAQgASgJEgwKBHRleHQYBSABKAkSMAoMcmVjZWl2ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJcChNMaXN0RGV2TWFpbFJlc3BvbnNlEjYKCG1lc3NhZ2VzGAEgAygLMiQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRldk1haWwSDQoFdG90YWwYAiABKAUqZAoIU2V2ZXJpdHkSGAoUU0VWRVJJVFlfVU5TUEVDSUZJRUQQABIRCg1TRVZFUklUWV9JTkZPEAESFAoQU0VWRVJJVFlfV0FSTklORxACEhUKEVNFVkVSSVRZX0NSSVRJQ0FMEAMqeQoKQWxlcnRTdGF0ZRIbChdBTEVSVF9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkFMRVJUX1NUQVRFX0ZJUklORxABEhwKGEFMRVJUX1NUQVRFX0FDS05PV0xFREdFRBACEhgKFEFMRVJUX1NUQVRFX1JFU09MVkVEEAMqSgoHQ2hhbm5lbBIXChNDSEFOTkVMX1VOU1BFQ0lGSUVEEAASEQoNQ0hBTk5FTF9FTUFJTBABEhMKD0NIQU5ORUxfV0VCSE9PSxACKosBCg1EZWxpdmVyeVN0YXRlEh4KGkRFTElWRVJZX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWREVMSVZFUllfU1RBVEVfUEVORElORxABEhwKGERFTElWRVJZX1NUQVRFX0RFTElWRVJFRBACEiAKHERFTElWRVJZX1NUQVRFX0RFQURfTEVUVEVSRUQQAzKJBwoLUnVsZVNlcnZpY2USjwEKCkNyZWF0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ3JlYXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ3JlYXRlUnVsZVJlc3BvbnNlIiDK8xgCEAOC0+STAhQ6ASoiDy92MS9hbGVydC1ydWxlcxKNAQoHR2V0UnVsZRIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRSdWxlUmVxdWVzdBosLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRSdWxlUmVzcG9uc2UiJ8rzGAIQAYLT5JMCGxIZL3YxL2FsZXJ0LXJ1bGVzL3tydWxlX2lkfRKJAQoJTGlzdFJ1bGVzEi0uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3RSdWxlc1JlcXVlc3QaLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdFJ1bGVzUmVzcG9uc2UiHcrzGAIQAYLT5JMCERIPL3YxL2FsZXJ0LXJ1bGVzEpkBCgpVcGRhdGVSdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlVwZGF0ZVJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlVwZGF0ZVJ1bGVSZXNwb25zZSIqyvMYAhADgtPkkwIeOgEqGhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EpYBCgpEZWxldGVSdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGV0ZVJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGV0ZVJ1bGVSZXNwb25zZSInyvMYAhADgtPkkwIbKhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EpYBCgpEcnlSdW5SdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1blJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1blJ1bGVSZXNwb25zZSInyvMYAhADgtPkkwIbOgEqIhYvdjEvYWxlcnQtcnVsZXM6ZHJ5UnVuMv8FCgxBbGVydFNlcnZpY2UShwEKCkxpc3RBbGVydHMSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdEFsZXJ0c1JlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIhjK8xgCEAGC0+STAgwSCi92MS9hbGVydHMSjAEKCEdldEFsZXJ0EiwuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldEFsZXJ0UmVxdWVzdBotLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRBbGVydFJlc3BvbnNlIiPK8xgCEAGC0+STAhcSFS92MS9hbGVydHMve2FsZXJ0X2lkfRKzAQoQQWNrbm93bGVkZ2VBbGVydBI0LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BY2tub3dsZWRnZUFsZXJ0UmVxdWVzdBo1LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BY2tub3dsZWRnZUFsZXJ0UmVzcG9uc2UiMsrzGAIQAoLT5JMCJjoBKiIhL3YxL2FsZXJ0cy97YWxlcnRfaWR9OmFja25vd2xlZGdlEqMBCgxSZXNvbHZlQWxlcnQSMC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUmVzb2x2ZUFsZXJ0UmVxdWVzdBoxLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SZXNvbHZlQWxlcnRSZXNwb25zZSIuyvMYAhACgtPkkwIiOgEqIh0vdjEvYWxlcnRzL3thbGVydF9pZH06cmVzb2x2ZRJ6CgtXYXRjaEFsZXJ0cxIvLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaMC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuV2F0Y2hBbGVydHNSZXNwb25zZSIGyvMYAhABMAEyugIKD0RlbGl2ZXJ5U2VydmljZRKXAQoOTGlzdERlbGl2ZXJpZXMSMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GjMuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiHMrzGAIQAYLT5JMCEBIOL3YxL2RlbGl2ZXJpZXMSjAEKC0xpc3REZXZNYWlsEi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3REZXZNYWlsUmVxdWVzdBowLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0RGV2TWFpbFJlc3BvbnNlIhrK8xgCEAOC0+STAg4SDC92MS9kZXYtbWFpbGIGcHJvdG8z", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ci9hZG1pbmtpb3NrL25vdGlmaWNhdGlvbnMvdjEvbm90aWZpY2F0aW9ucy5wcm90bxIbYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxIkgKFUtpb3NrT2ZmbGluZUNvbmRpdGlvbhIvCgxmb3JfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iWwoRTG93UGFwZXJDb25kaXRpb24SFQoNYmVsb3dfcGVyY2VudBgBIAEoARIvCgxmb3JfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSAoVUHJpbnRlckZhdWx0Q29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJaChpTdG9ja291dFByZWRpY3RlZENvbmRpdGlvbhILCgNza3UYASABKAkSLwoMZm9yX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIi8KDExhYmVsTWF0Y2hlchIRCglncm91cF9pZHMYASADKAkSDAoEdGFncxgCIAMoCSIzCg9XZWJob29rUmVjZWl2ZXISCwoDdXJsGAEgASgJEhMKC3NlY3JldF9uYW1lGAIgASgJIlsKCVJlY2VpdmVycxIOCgZlbWFpbHMYASADKAkSPgoId2ViaG9va3MYAiADKAsyLC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuV2ViaG9va1JlY2VpdmVyIv0ECg5SdWxlRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEjcKCHNldmVyaXR5GAIgASgOMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlNldmVyaXR5EksKDWtpb3NrX29mZmxpbmUYAyABKAsyMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuS2lvc2tPZmZsaW5lQ29uZGl0aW9uSAASQwoJbG93X3BhcGVyGAQgASgLMi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxvd1BhcGVyQ29uZGl0aW9uSAASSwoNcHJpbnRlcl9mYXVsdBgFIAEoCzIyLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5QcmludGVyRmF1bHRDb25kaXRpb25IABJVChJzdG9ja291dF9wcmVkaWN0ZWQYCCABKAsyNy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuU3RvY2tvdXRQcmVkaWN0ZWRDb25kaXRpb25IABI6CgdtYXRjaGVyGAYgASgLMikuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxhYmVsTWF0Y2hlchI5CglyZWNlaXZlcnMYByABKAsyJi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUmVjZWl2ZXJzEjIKD3JlcGVhdF9pbnRlcnZhbBgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI7Cgplc2NhbGF0aW9uGBUgASgLMicuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkVzY2FsYXRpb25CBgoEa2luZCI/CgpFc2NhbGF0aW9uEjEKDmVzY2FsYXRlX2FmdGVyGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIssBCgRSdWxlEg8KB3J1bGVfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxI/CgpkZWZpbml0aW9uGAMgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoRQ3JlYXRlUnVsZVJlcXVlc3QSPwoKZGVmaW5pdGlvbhgBIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbiJFChJDcmVhdGVSdWxlUmVzcG9uc2USLwoEcnVsZRgBIAEoCzIhLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlIiEKDkdldFJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkiQgoPR2V0UnVsZVJlc3BvbnNlEi8KBHJ1bGUYASABKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZSI5ChBMaXN0UnVsZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIl4KEUxpc3RSdWxlc1Jlc3BvbnNlEjAKBXJ1bGVzGAEgAygLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn8KEVVwZGF0ZVJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkSPwoKZGVmaW5pdGlvbhgCIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbhIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDIkUKElVwZGF0ZVJ1bGVSZXNwb25zZRIvCgRydWxlGAEgASgLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUiJAoRRGVsZXRlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiggUKBUFsZXJ0EhAKCGFsZXJ0X2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkSFAoMcnVsZV92ZXJzaW9uGAMgASgDEhEKCXJ1bGVfbmFtZRgEIAEoCRI3CghzZXZlcml0eRgFIAEoDjIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5TZXZlcml0eRI2CgVzdGF0ZRgGIAEoDjInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFN0YXRlEhAKCGtpb3NrX2lkGAcgASgJEhAKCGdyb3VwX2lkGAggASgJEj4KBmxhYmVscxgJIAMoCzIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydC5MYWJlbHNFbnRyeRIPCgdzdW1tYXJ5GAogASgJEi0KCWZpcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQYWNrbm93bGVkZ2VfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPYWNrbm93bGVkZ2VkX2J5GA0gASgJEjAKDHJlc29sdmVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcmVzb2x2ZV9yZWFzb24YDyABKAkSDAoEdGFncxgQIAMoCRITCgtzaWxlbmNlZF9ieRgUIAMoCRIUCgxpbmhpYml0ZWRfYnkYFSABKAkSFwoPZXNjYWxhdGlvbl90aWVyGBYgASgFGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAEKEUxpc3RBbGVydHNSZXF1ZXN0EjcKBnN0YXRlcxgBIAMoDjInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFN0YXRlEg8KB3J1bGVfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYQoSTGlzdEFsZXJ0c1Jlc3BvbnNlEjIKBmFsZXJ0cxgBIAMoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoPR2V0QWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIkUKEEdldEFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiKwoXQWNrbm93bGVkZ2VBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiTQoYQWNrbm93bGVkZ2VBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IicKE1Jlc29sdmVBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiSQoUUmVzb2x2ZUFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiFAoSV2F0Y2hBbGVydHNSZXF1ZXN0IpIBChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEj4KCHNuYXBzaG90GAEgASgLMiouYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0U25hcHNob3RIABIzCgVhbGVydBgCIAEoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydEgAQgYKBGJvZHkiQwoNQWxlcnRTbmFwc2hvdBIyCgZhbGVydHMYASADKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQilwMKCERlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkSEAoIZ3JvdXBfaWQYAyABKAkSNQoHY2hhbm5lbBgEIAEoDjIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DaGFubmVsEg4KBnRhcmdldBgFIAEoCRIOCgZzdGF0dXMYBiABKAkSEwoLYWxlcnRfY291bnQYByABKAUSDwoHc3ViamVjdBgIIAEoCRI5CgVzdGF0ZRgJIAEoDjIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeVN0YXRlEhAKCGF0dGVtcHRzGAogASgFEhMKC2xhc3RfcmVzdWx0GAsgASgJEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlY2lwaWVudBgUIAEoCSLCAQoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EjoKBnN0YXRlcxgBIAMoDjIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeVN0YXRlEjUKB2NoYW5uZWwYAiABKA4yJC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ2hhbm5lbBIPCgdydWxlX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImwKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USOQoKZGVsaXZlcmllcxgBIAMoCzIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoRRHJ5UnVuUnVsZVJlcXVlc3QSPwoKZGVmaW5pdGlvbhgBIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbiKYAgoLRHJ5UnVuQWxlcnQSEAoIa2lvc2tfaWQYASABKAkSEAoIZ3JvdXBfaWQYAiABKAkSRAoGbGFiZWxzGAMgAygLMjQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1bkFsZXJ0LkxhYmVsc0VudHJ5Eg8KB3N1bW1hcnkYBCABKAkSLQoJZmlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxyZXNvbHZlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiiwMKEkRyeVJ1blJ1bGVSZXNwb25zZRITCgthbGVydF9jb3VudBgBIAEoBRI5CgdzYW1wbGVzGAIgAygLMiguYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1bkFsZXJ0EjAKDHdpbmRvd19zdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKd2luZG93X2VuZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZXZlbnRzX2V2YWx1YXRlZBgFIAEoAxIWCg5raW9za3NfbWF0Y2hlZBgGIAEoBRJbCg9hbGVydHNfYnlfZ3JvdXAYByADKAsyQi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuUnVsZVJlc3BvbnNlLkFsZXJ0c0J5R3JvdXBFbnRyeRo0ChJBbGVydHNCeUdyb3VwRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgFOgI4ASIzChJMaXN0RGV2TWFpbFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEgoKAnRvGAIgASgJIoABCgdEZXZNYWlsEgoKAmlkGAEgASgDEgwKBGZyb20YAiABKAkSCgoCdG8YAyADKAkSDwoHc3ViamVjdBgEIAEoCRIMCgR0ZXh0GAUgASgJEjAKDHJlY2VpdmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXAoTTGlzdERldk1haWxSZXNwb25zZRI2CghtZXNzYWdlcxgBIAMoCzIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZXZNYWlsEg0KBXRvdGFsGAIgASgFKmQKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEQoNU0VWRVJJVFlfSU5GTxABEhQKEFNFVkVSSVRZX1dBUk5JTkcQAhIVChFTRVZFUklUWV9DUklUSUNBTBADKnkKCkFsZXJ0U3RhdGUSGwoXQUxFUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJBTEVSVF9TVEFURV9GSVJJTkcQARIcChhBTEVSVF9TVEFURV9BQ0tOT1dMRURHRUQQAhIYChRBTEVSVF9TVEFURV9SRVNPTFZFRBADKkoKB0NoYW5uZWwSFwoTQ0hBTk5FTF9VTlNQRUNJRklFRBAAEhEKDUNIQU5ORUxfRU1BSUwQARITCg9DSEFOTkVMX1dFQkhPT0sQAiqqAQoNRGVsaXZlcnlTdGF0ZRIeChpERUxJVkVSWV9TVEFURV9VTlNQRUNJRklFRBAAEhoKFkRFTElWRVJZX1NUQVRFX1BFTkRJTkcQARIcChhERUxJVkVSWV9TVEFURV9ERUxJVkVSRUQQAhIgChxERUxJVkVSWV9TVEFURV9ERUFEX0xFVFRFUkVEEAMSHQoZREVMSVZFUllfU1RBVEVfU1VQUFJFU1NFRBAUMokHCgtSdWxlU2VydmljZRKPAQoKQ3JlYXRlUnVsZRIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DcmVhdGVSdWxlUmVxdWVzdBovLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DcmVhdGVSdWxlUmVzcG9uc2UiIMrzGAIQA4LT5JMCFDoBKiIPL3YxL2FsZXJ0LXJ1bGVzEo0BCgdHZXRSdWxlEisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldFJ1bGVSZXF1ZXN0GiwuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldFJ1bGVSZXNwb25zZSInyvMYAhABgtPkkwIbEhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EokBCglMaXN0UnVsZXMSLS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdFJ1bGVzUmVxdWVzdBouLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0UnVsZXNSZXNwb25zZSIdyvMYAhABgtPkkwIREg8vdjEvYWxlcnQtcnVsZXMSmQEKClVwZGF0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuVXBkYXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuVXBkYXRlUnVsZVJlc3BvbnNlIirK8xgCEAOC0+STAh46ASoaGS92MS9hbGVydC1ydWxlcy97cnVsZV9pZH0SlgEKCkRlbGV0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsZXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsZXRlUnVsZVJlc3BvbnNlIifK8xgCEAOC0+STAhsqGS92MS9hbGVydC1ydWxlcy97cnVsZV9pZH0SlgEKCkRyeVJ1blJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuUnVsZVJlc3BvbnNlIifK8xgCEAOC0+STAhs6ASoiFi92MS9hbGVydC1ydWxlczpkcnlSdW4y/wUKDEFsZXJ0U2VydmljZRKHAQoKTGlzdEFsZXJ0cxIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0QWxlcnRzUmVxdWVzdBovLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0QWxlcnRzUmVzcG9uc2UiGMrzGAIQAYLT5JMCDBIKL3YxL2FsZXJ0cxKMAQoIR2V0QWxlcnQSLC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuR2V0QWxlcnRSZXF1ZXN0Gi0uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldEFsZXJ0UmVzcG9uc2UiI8rzGAIQAYLT5JMCFxIVL3YxL2FsZXJ0cy97YWxlcnRfaWR9ErMBChBBY2tub3dsZWRnZUFsZXJ0EjQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFja25vd2xlZGdlQWxlcnRSZXF1ZXN0GjUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFja25vd2xlZGdlQWxlcnRSZXNwb25zZSIyyvMYAhACgtPkkwImOgEqIiEvdjEvYWxlcnRzL3thbGVydF9pZH06YWNrbm93bGVkZ2USowEKDFJlc29sdmVBbGVydBIwLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SZXNvbHZlQWxlcnRSZXF1ZXN0GjEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJlc29sdmVBbGVydFJlc3BvbnNlIi7K8xgCEAKC0+STAiI6ASoiHS92MS9hbGVydHMve2FsZXJ0X2lkfTpyZXNvbHZlEnoKC1dhdGNoQWxlcnRzEi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLldhdGNoQWxlcnRzUmVxdWVzdBowLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5XYXRjaEFsZXJ0c1Jlc3BvbnNlIgbK8xgCEAEwATK6AgoPRGVsaXZlcnlTZXJ2aWNlEpcBCg5MaXN0RGVsaXZlcmllcxIyLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaMy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSIcyvMYAhABgtPkkwIQEg4vdjEvZGVsaXZlcmllcxKMAQoLTGlzdERldk1haWwSLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERldk1haWxSZXF1ZXN0GjAuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3REZXZNYWlsUmVzcG9uc2UiGsrzGAIQA4LT5JMCDhIML3YxL2Rldi1tYWlsYgZwcm90bzM", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * The kiosk has no stream to link for `for_duration`.
@@ -243,6 +243,21 @@ export type RuleDefinition = Message<"adminkiosk.notifications.v1.RuleDefinition
    * @generated from field: adminkiosk.notifications.v1.Receivers receivers = 7;
    */
   receivers?: Receivers | undefined;
+
+  /**
+   * How long a still-firing, unacknowledged alert waits before it is notified again
+   * (1 s … 7 days); unset: 4 hours.
+   *
+   * @generated from field: google.protobuf.Duration repeat_interval = 20;
+   */
+  repeatInterval?: Duration | undefined;
+
+  /**
+   * Unset: no escalation. Set: the on-call tiers are paged (policy.proto, SubscriptionService).
+   *
+   * @generated from field: adminkiosk.notifications.v1.Escalation escalation = 21;
+   */
+  escalation?: Escalation | undefined;
 };
 
 /**
@@ -251,6 +266,28 @@ export type RuleDefinition = Message<"adminkiosk.notifications.v1.RuleDefinition
  */
 export const RuleDefinitionSchema: GenMessage<RuleDefinition> = /*@__PURE__*/
   messageDesc(file_adminkiosk_notifications_v1_notifications, 7);
+
+/**
+ * An escalating rule's alert goes to on-call tier 1 with its first notification, and to the
+ * next tier each `escalate_after` it stays unacknowledged (until the tiers run out).
+ *
+ * @generated from message adminkiosk.notifications.v1.Escalation
+ */
+export type Escalation = Message<"adminkiosk.notifications.v1.Escalation"> & {
+  /**
+   * 1 s … 7 days.
+   *
+   * @generated from field: google.protobuf.Duration escalate_after = 1;
+   */
+  escalateAfter?: Duration | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.Escalation.
+ * Use `create(EscalationSchema)` to create a new message.
+ */
+export const EscalationSchema: GenMessage<Escalation> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 8);
 
 /**
  * @generated from message adminkiosk.notifications.v1.Rule
@@ -289,7 +326,7 @@ export type Rule = Message<"adminkiosk.notifications.v1.Rule"> & {
  * Use `create(RuleSchema)` to create a new message.
  */
 export const RuleSchema: GenMessage<Rule> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 8);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 9);
 
 /**
  * @generated from message adminkiosk.notifications.v1.CreateRuleRequest
@@ -306,7 +343,7 @@ export type CreateRuleRequest = Message<"adminkiosk.notifications.v1.CreateRuleR
  * Use `create(CreateRuleRequestSchema)` to create a new message.
  */
 export const CreateRuleRequestSchema: GenMessage<CreateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 9);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 10);
 
 /**
  * @generated from message adminkiosk.notifications.v1.CreateRuleResponse
@@ -323,7 +360,7 @@ export type CreateRuleResponse = Message<"adminkiosk.notifications.v1.CreateRule
  * Use `create(CreateRuleResponseSchema)` to create a new message.
  */
 export const CreateRuleResponseSchema: GenMessage<CreateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 10);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 11);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetRuleRequest
@@ -340,7 +377,7 @@ export type GetRuleRequest = Message<"adminkiosk.notifications.v1.GetRuleRequest
  * Use `create(GetRuleRequestSchema)` to create a new message.
  */
 export const GetRuleRequestSchema: GenMessage<GetRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 11);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 12);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetRuleResponse
@@ -357,7 +394,7 @@ export type GetRuleResponse = Message<"adminkiosk.notifications.v1.GetRuleRespon
  * Use `create(GetRuleResponseSchema)` to create a new message.
  */
 export const GetRuleResponseSchema: GenMessage<GetRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 12);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 13);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListRulesRequest
@@ -379,7 +416,7 @@ export type ListRulesRequest = Message<"adminkiosk.notifications.v1.ListRulesReq
  * Use `create(ListRulesRequestSchema)` to create a new message.
  */
 export const ListRulesRequestSchema: GenMessage<ListRulesRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 13);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 14);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListRulesResponse
@@ -401,7 +438,7 @@ export type ListRulesResponse = Message<"adminkiosk.notifications.v1.ListRulesRe
  * Use `create(ListRulesResponseSchema)` to create a new message.
  */
 export const ListRulesResponseSchema: GenMessage<ListRulesResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 14);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 15);
 
 /**
  * @generated from message adminkiosk.notifications.v1.UpdateRuleRequest
@@ -430,7 +467,7 @@ export type UpdateRuleRequest = Message<"adminkiosk.notifications.v1.UpdateRuleR
  * Use `create(UpdateRuleRequestSchema)` to create a new message.
  */
 export const UpdateRuleRequestSchema: GenMessage<UpdateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 15);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 16);
 
 /**
  * @generated from message adminkiosk.notifications.v1.UpdateRuleResponse
@@ -447,7 +484,7 @@ export type UpdateRuleResponse = Message<"adminkiosk.notifications.v1.UpdateRule
  * Use `create(UpdateRuleResponseSchema)` to create a new message.
  */
 export const UpdateRuleResponseSchema: GenMessage<UpdateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 16);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 17);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DeleteRuleRequest
@@ -464,7 +501,7 @@ export type DeleteRuleRequest = Message<"adminkiosk.notifications.v1.DeleteRuleR
  * Use `create(DeleteRuleRequestSchema)` to create a new message.
  */
 export const DeleteRuleRequestSchema: GenMessage<DeleteRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 17);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 18);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DeleteRuleResponse
@@ -477,7 +514,7 @@ export type DeleteRuleResponse = Message<"adminkiosk.notifications.v1.DeleteRule
  * Use `create(DeleteRuleResponseSchema)` to create a new message.
  */
 export const DeleteRuleResponseSchema: GenMessage<DeleteRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 18);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 19);
 
 /**
  * One alert per rule and labels (the kiosk) while it is open.
@@ -568,6 +605,28 @@ export type Alert = Message<"adminkiosk.notifications.v1.Alert"> & {
    * @generated from field: repeated string tags = 16;
    */
   tags: string[];
+
+  /**
+   * The active silences matching the alert when it was read (policy.proto): while any is, no
+   * notification goes out for it.
+   *
+   * @generated from field: repeated string silenced_by = 20;
+   */
+  silencedBy: string[];
+
+  /**
+   * The open alert inhibiting this one (an inhibit rule's source), when it was last judged; empty: none.
+   *
+   * @generated from field: string inhibited_by = 21;
+   */
+  inhibitedBy: string;
+
+  /**
+   * The highest on-call tier paged for it (0: its rule does not escalate, or not yet notified).
+   *
+   * @generated from field: int32 escalation_tier = 22;
+   */
+  escalationTier: number;
 };
 
 /**
@@ -575,7 +634,7 @@ export type Alert = Message<"adminkiosk.notifications.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 19);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 20);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListAlertsRequest
@@ -609,7 +668,7 @@ export type ListAlertsRequest = Message<"adminkiosk.notifications.v1.ListAlertsR
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 20);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 21);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListAlertsResponse
@@ -631,7 +690,7 @@ export type ListAlertsResponse = Message<"adminkiosk.notifications.v1.ListAlerts
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 21);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 22);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetAlertRequest
@@ -648,7 +707,7 @@ export type GetAlertRequest = Message<"adminkiosk.notifications.v1.GetAlertReque
  * Use `create(GetAlertRequestSchema)` to create a new message.
  */
 export const GetAlertRequestSchema: GenMessage<GetAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 22);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 23);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetAlertResponse
@@ -665,7 +724,7 @@ export type GetAlertResponse = Message<"adminkiosk.notifications.v1.GetAlertResp
  * Use `create(GetAlertResponseSchema)` to create a new message.
  */
 export const GetAlertResponseSchema: GenMessage<GetAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 23);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 24);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AcknowledgeAlertRequest
@@ -682,7 +741,7 @@ export type AcknowledgeAlertRequest = Message<"adminkiosk.notifications.v1.Ackno
  * Use `create(AcknowledgeAlertRequestSchema)` to create a new message.
  */
 export const AcknowledgeAlertRequestSchema: GenMessage<AcknowledgeAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 24);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 25);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AcknowledgeAlertResponse
@@ -699,7 +758,7 @@ export type AcknowledgeAlertResponse = Message<"adminkiosk.notifications.v1.Ackn
  * Use `create(AcknowledgeAlertResponseSchema)` to create a new message.
  */
 export const AcknowledgeAlertResponseSchema: GenMessage<AcknowledgeAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 25);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 26);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ResolveAlertRequest
@@ -716,7 +775,7 @@ export type ResolveAlertRequest = Message<"adminkiosk.notifications.v1.ResolveAl
  * Use `create(ResolveAlertRequestSchema)` to create a new message.
  */
 export const ResolveAlertRequestSchema: GenMessage<ResolveAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 26);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 27);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ResolveAlertResponse
@@ -733,7 +792,7 @@ export type ResolveAlertResponse = Message<"adminkiosk.notifications.v1.ResolveA
  * Use `create(ResolveAlertResponseSchema)` to create a new message.
  */
 export const ResolveAlertResponseSchema: GenMessage<ResolveAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 27);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 28);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WatchAlertsRequest
@@ -746,7 +805,7 @@ export type WatchAlertsRequest = Message<"adminkiosk.notifications.v1.WatchAlert
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 28);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 29);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WatchAlertsResponse
@@ -779,7 +838,7 @@ export type WatchAlertsResponse = Message<"adminkiosk.notifications.v1.WatchAler
  * Use `create(WatchAlertsResponseSchema)` to create a new message.
  */
 export const WatchAlertsResponseSchema: GenMessage<WatchAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 29);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 30);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AlertSnapshot
@@ -796,7 +855,7 @@ export type AlertSnapshot = Message<"adminkiosk.notifications.v1.AlertSnapshot">
  * Use `create(AlertSnapshotSchema)` to create a new message.
  */
 export const AlertSnapshotSchema: GenMessage<AlertSnapshot> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 30);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 31);
 
 /**
  * One notification to one target: a group of alerts of one rule and kiosk group,
@@ -877,6 +936,14 @@ export type Delivery = Message<"adminkiosk.notifications.v1.Delivery"> & {
    * @generated from field: google.protobuf.Timestamp deliver_time = 13;
    */
   deliverTime?: Timestamp | undefined;
+
+  /**
+   * Who it is for: "rule" (the rule's receivers), "user:<user id>" (a subscription),
+   * "tier:<level>" (an on-call tier).
+   *
+   * @generated from field: string recipient = 20;
+   */
+  recipient: string;
 };
 
 /**
@@ -884,7 +951,7 @@ export type Delivery = Message<"adminkiosk.notifications.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 31);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 32);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDeliveriesRequest
@@ -923,7 +990,7 @@ export type ListDeliveriesRequest = Message<"adminkiosk.notifications.v1.ListDel
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 32);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 33);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDeliveriesResponse
@@ -945,7 +1012,7 @@ export type ListDeliveriesResponse = Message<"adminkiosk.notifications.v1.ListDe
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 33);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 34);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DryRunRuleRequest
@@ -962,7 +1029,7 @@ export type DryRunRuleRequest = Message<"adminkiosk.notifications.v1.DryRunRuleR
  * Use `create(DryRunRuleRequestSchema)` to create a new message.
  */
 export const DryRunRuleRequestSchema: GenMessage<DryRunRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 34);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 35);
 
 /**
  * An alert a dry run found: the rule's condition held for the kiosk (and product) for its
@@ -1013,7 +1080,7 @@ export type DryRunAlert = Message<"adminkiosk.notifications.v1.DryRunAlert"> & {
  * Use `create(DryRunAlertSchema)` to create a new message.
  */
 export const DryRunAlertSchema: GenMessage<DryRunAlert> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 35);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 36);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DryRunRuleResponse
@@ -1070,7 +1137,7 @@ export type DryRunRuleResponse = Message<"adminkiosk.notifications.v1.DryRunRule
  * Use `create(DryRunRuleResponseSchema)` to create a new message.
  */
 export const DryRunRuleResponseSchema: GenMessage<DryRunRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 36);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 37);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDevMailRequest
@@ -1096,7 +1163,7 @@ export type ListDevMailRequest = Message<"adminkiosk.notifications.v1.ListDevMai
  * Use `create(ListDevMailRequestSchema)` to create a new message.
  */
 export const ListDevMailRequestSchema: GenMessage<ListDevMailRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 37);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 38);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DevMail
@@ -1140,7 +1207,7 @@ export type DevMail = Message<"adminkiosk.notifications.v1.DevMail"> & {
  * Use `create(DevMailSchema)` to create a new message.
  */
 export const DevMailSchema: GenMessage<DevMail> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 38);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 39);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDevMailResponse
@@ -1164,7 +1231,7 @@ export type ListDevMailResponse = Message<"adminkiosk.notifications.v1.ListDevMa
  * Use `create(ListDevMailResponseSchema)` to create a new message.
  */
 export const ListDevMailResponseSchema: GenMessage<ListDevMailResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 39);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 40);
 
 /**
  * @generated from enum adminkiosk.notifications.v1.Severity
@@ -1281,6 +1348,13 @@ export enum DeliveryState {
    * @generated from enum value: DELIVERY_STATE_DEAD_LETTERED = 3;
    */
   DEAD_LETTERED = 3,
+
+  /**
+   * Not sent: the person's quiet hours (last_result says why). Kept for the audit.
+   *
+   * @generated from enum value: DELIVERY_STATE_SUPPRESSED = 20;
+   */
+  SUPPRESSED = 20,
 }
 
 /**
