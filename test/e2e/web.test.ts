@@ -476,6 +476,11 @@ describe("an admin", () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Insights" }).click();
     await page.getByRole("heading", { name: "Insights", level: 1 }).waitFor();
     await page.getByTestId("forecast-chart").locator("canvas").waitFor({ timeout: 10_000 });
+    // Per hour: the same chart with 24 points a day.
+    await page.getByLabel("Per day or per hour").selectOption("hourly");
+    await page.getByRole("img", { name: /per hour \(UTC\), 5 days/ }).locator("canvas").waitFor({ timeout: 10_000 });
+    await page.getByLabel("Per day or per hour").selectOption("daily");
+    await page.getByRole("img", { name: /per day, 28 days/ }).waitFor({ timeout: 10_000 });
     const serving = page.locator('[data-testid="model-row"][data-status="SERVING"]');
     await expect.poll(() => serving.count(), { timeout: 10_000 }).toBe(1);
     await expect(serving.getByTestId("model-wape").textContent()).resolves.toMatch(/^0\.\d{3}$/);

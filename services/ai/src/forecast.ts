@@ -6,6 +6,17 @@ import { dayOf } from "./generator.js";
 import { seasonalNaiveDay, type Granularity } from "./model.js";
 import type { ServedModel } from "./onnx.js";
 
+/** Day strings, kept: a request names ~30 days, and formatting a date costs more than the rest of a point. */
+const dayNames = new Map<number, string>();
+function dayName(d: number): string {
+  let name = dayNames.get(d);
+  if (name === undefined) {
+    if (dayNames.size >= 4096) dayNames.clear();
+    dayNames.set(d, (name = dayOf(d)));
+  }
+  return name;
+}
+
 export interface RecentDay {
   quantity: number;
   hourly: number[] | null;
@@ -48,22 +59,26 @@ export async function forecastPoints(
   const price = served.layout.lastPrice[pairIdx]!;
   const { p10, p50, p90 } = await served.predictArrays(pairs, days, new Array<number>(n).fill(price), hours);
   const points = new Array<Point>(n);
-  for (let i = 0; i < n; i++) {
-    const d = days[i]!;
-    const h = hours ? hours[i]! : 0;
+  for (let day = 0; day < historyDays + horizonDays; day++) {
+    const d = origin - historyDays + day;
+    const date = dayName(d);
     const naive = recent.get(seasonalNaiveDay(Math.min(origin, d), d));
+    // Today is not over: its sales are not yet the day's.
     const sold = d < origin - 1 ? recent.get(d) : undefined;
     const hasActual = d < origin - 1 && (!hours || !sold || sold.hourly !== null);
-    points[i] = {
-      date: dayOf(d),
-      hour: h,
-      p10: p10[i]!,
-      p50: p50[i]!,
-      p90: p90[i]!,
-      seasonalNaive: (hours ? naive?.hourly?.[h] : naive?.quantity) ?? 0,
-      hasActual,
-      actual: !hasActual || !sold ? 0 : hours ? (sold.hourly?.[h] ?? 0) : sold.quantity,
-    };
+    for (let h = 0; h < perDay; h++) {
+      const i = day * perDay + h;
+      points[i] = {
+        date,
+        hour: h,
+        p10: p10[i]!,
+        p50: p50[i]!,
+        p90: p90[i]!,
+        seasonalNaive: (hours ? naive?.hourly?.[h] : naive?.quantity) ?? 0,
+        hasActual,
+        actual: !hasActual || !sold ? 0 : hours ? (sold.hourly?.[h] ?? 0) : sold.quantity,
+      };
+    }
   }
   return points;
 }

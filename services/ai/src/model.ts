@@ -233,7 +233,8 @@ export function train(rows: HistoryRow[], options: TrainOptions = {}): FittedMod
   const elasticityRidge = options.elasticityRidge ?? 1;
   if (!rows.some((r) => !r.stockout)) throw new Error("no sales history to train on");
 
-  const pairs = [...new Set(rows.map((r) => pairKey(r.kioskId, r.sku)))].sort();
+  const keys = rows.map((r) => pairKey(r.kioskId, r.sku));
+  const pairs = [...new Set(keys)].sort();
   const kiosks = [...new Set(rows.map((r) => r.kioskId))].sort();
   const skus = [...new Set(rows.map((r) => r.sku))].sort();
   const pairIx = new Map(pairs.map((p, i) => [p, i]));
@@ -243,7 +244,7 @@ export function train(rows: HistoryRow[], options: TrainOptions = {}): FittedMod
   let lastDay = -Infinity;
   const rowPair = new Int32Array(rows.length);
   rows.forEach((r, j) => {
-    const i = pairIx.get(pairKey(r.kioskId, r.sku))!;
+    const i = pairIx.get(keys[j]!)!;
     rowPair[j] = i;
     prices[i]!.push(r.unitPriceMinor);
     if (r.day >= last[i]!.day) last[i] = { day: r.day, price: r.unitPriceMinor };

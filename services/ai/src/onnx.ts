@@ -1,28 +1,27 @@
 // The fitted model as an ONNX graph (built with onnx-proto) and its serving through
-// onnxruntime-node. The parameters are tables the graph gathers from by index, so the
-// input is as narrow for 100,000 kiosks as for one:
+// onnxruntime-node. The graph takes the request as it is — pair index, UTC day, unit price and
+// UTC hour (-1: the whole day) — and computes the features itself, so any process that has the
+// bytes and the layout's pair list forecasts the same numbers. The parameters are tables the
+// graph gathers from by index, so the input is as narrow for 100,000 kiosks as for one:
 //
-//   pair [N] int32 ──Gather(pair_params [P,3]: level, slope of its kiosk, elasticity of its SKU)→ [N,3]
-//   x [N,3] = (1, t, log price ratio) ──Mul, ReduceSum(axis 1)→ [N,1]
-//   kiosk_weekday [N] int32 (kiosk·7 + weekday) ──Gather(weekday [K·7,1])→ [N,1]        ─Add→ η
-//   hour_slot [N] int32 ((kiosk·7 + weekday)·24 + hour, or K·168: the whole day) ──Gather(shares [K·168+1,1])→ share
-//   μ = Exp(η) · share = p50;  sd = Sqrt(μ · (1 + α·μ))  (negative-binomial standard deviation)
+//   kiosk = Gather(pair_kiosk, pair);  kw = kiosk·7 + (day + 4) mod 7     (kiosk × weekday)
+//   η = Gather(level, pair) + Gather(weekday, kw)
+//     + Gather(slope, pair) · (day − epoch) / 28 + Gather(elasticity, pair) · (Log(price) − Gather(log_ref, pair))
+//   share = Gather(shares, hour < 0 ? K·168 (= 1) : kw·24 + hour)
+//   p50 = μ = Exp(η) · share;  sd = Sqrt(μ · (1 + α·μ))  (negative-binomial standard deviation)
 //   p10 = Relu(μ − z·sd)   p90 = μ + z·sd   (z = 1.2816: the 80 % interval)
 //
 // Any ONNX runtime (opset 13) computes the same forecasts from the bytes the registry keeps.
 import onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
-import { weekdayOf } from "./generator.js";
-import { hoursPerWeek, indexOf, trendOf, z90, type FeatureIndex, type FittedModel, type Layout, type Quantiles } from "./model.js";
+import { hoursPerWeek, indexOf, z90, type FeatureIndex, type FittedModel, type Layout, type Quantiles } from "./model.js";
 
 const { onnx } = onnxProto;
 const DataType = onnx.TensorProto.DataType;
 
-const bytesOf = (a: Float32Array | BigInt64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const floatTensor = (name: string, dims: number[], values: ArrayLike<number>) =>
   onnx.TensorProto.create({ name, dataType: DataType.FLOAT, dims, rawData: bytesOf(Float32Array.from(values)) });
-const int64Tensor = (name: string, values: number[]) =>
-  onnx.TensorProto.create({ name, dataType: DataType.INT64, dims: [values.length], rawData: bytesOf(BigInt64Array.from(values.map(BigInt))) });
 
 const valueInfo = (name: string, elemType: number, dims: (number | string)[]) =>
   onnx.ValueInfoProto.create({
@@ -45,42 +44,79 @@ export function toOnnx(m: FittedModel): Uint8Array {
   const { layout: l, params: w } = m;
   const ix = indexOf(l);
   const P = l.pairs.length;
-  const pairParams = new Float32Array(P * 3);
-  for (let p = 0; p < P; p++) {
-    pairParams[p * 3] = w.level[p]!;
-    pairParams[p * 3 + 1] = w.slope[ix.pairKiosk[p]!]!;
-    pairParams[p * 3 + 2] = w.elasticity[ix.pairSku[p]!]!;
-  }
+  const K = l.kiosks.length;
+  const perPair = (f: (p: number) => number) => {
+    const out = new Float32Array(P);
+    for (let p = 0; p < P; p++) out[p] = f(p);
+    return out;
+  };
   const shares = new Float32Array(w.shares.length + 1);
   shares.set(w.shares);
   shares[w.shares.length] = 1;
+  const table = (name: string, values: Float32Array) => onnx.TensorProto.create({ name, dataType: DataType.FLOAT, dims: [values.length], rawData: bytesOf(values) });
+  const int32Tensor = (name: string, values: Int32Array) => onnx.TensorProto.create({ name, dataType: DataType.INT32, dims: [values.length], rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+  const int32Scalar = (name: string, v: number) => onnx.TensorProto.create({ name, dataType: DataType.INT32, dims: [1], rawData: new Uint8Array(Int32Array.of(v).buffer) });
   const graph = onnx.GraphProto.create({
     name: "demand_glm",
     input: [
       valueInfo("pair", DataType.INT32, ["N"]),
-      valueInfo("kiosk_weekday", DataType.INT32, ["N"]),
-      valueInfo("hour_slot", DataType.INT32, ["N"]),
-      valueInfo("x", DataType.FLOAT, ["N", 3]),
+      valueInfo("day", DataType.INT32, ["N"]),
+      valueInfo("price", DataType.FLOAT, ["N"]),
+      valueInfo("hour", DataType.INT32, ["N"]),
     ],
-    output: [valueInfo("p10", DataType.FLOAT, ["N", 1]), valueInfo("p50", DataType.FLOAT, ["N", 1]), valueInfo("p90", DataType.FLOAT, ["N", 1])],
+    output: [valueInfo("p10", DataType.FLOAT, ["N"]), valueInfo("p50", DataType.FLOAT, ["N"]), valueInfo("p90", DataType.FLOAT, ["N"])],
     initializer: [
-      onnx.TensorProto.create({ name: "pair_params", dataType: DataType.FLOAT, dims: [P, 3], rawData: bytesOf(pairParams) }),
-      floatTensor("weekday", [l.kiosks.length * 7, 1], w.weekday),
-      onnx.TensorProto.create({ name: "shares", dataType: DataType.FLOAT, dims: [shares.length, 1], rawData: bytesOf(shares) }),
-      int64Tensor("sum_axes", [1]),
+      int32Tensor("pair_kiosk", ix.pairKiosk),
+      table("level", perPair((p) => w.level[p]!)),
+      table("slope", perPair((p) => w.slope[ix.pairKiosk[p]!]!)),
+      table("elasticity", perPair((p) => w.elasticity[ix.pairSku[p]!]!)),
+      table("log_ref", perPair((p) => Math.log(l.refPrice[p]!))),
+      table("weekday", Float32Array.from(w.weekday)),
+      table("shares", shares),
+      int32Scalar("four", 4),
+      int32Scalar("seven", 7),
+      int32Scalar("twenty_four", 24),
+      int32Scalar("zero_i", 0),
+      int32Scalar("whole_day", K * hoursPerWeek),
+      floatTensor("epoch", [1], [l.epochDay]),
+      floatTensor("per_28", [1], [1 / 28]),
       floatTensor("alpha", [1], [l.alpha]),
       floatTensor("one", [1], [1]),
       floatTensor("z", [1], [z90]),
     ],
     node: [
-      node("Gather", ["pair_params", "pair"], ["coef"]),
-      node("Mul", ["coef", "x"], ["terms"]),
-      node("ReduceSum", ["terms", "sum_axes"], ["eta_pair"], [onnx.AttributeProto.create({ name: "keepdims", type: onnx.AttributeProto.AttributeType.INT, i: 1 })]),
-      node("Gather", ["weekday", "kiosk_weekday"], ["eta_weekday"]),
-      node("Add", ["eta_pair", "eta_weekday"], ["eta"]),
+      // Kiosk × weekday (0 = Sunday: day 0 was a Thursday).
+      node("Gather", ["pair_kiosk", "pair"], ["kiosk"]),
+      node("Add", ["day", "four"], ["day4"]),
+      node("Mod", ["day4", "seven"], ["dow"]),
+      node("Mul", ["kiosk", "seven"], ["kiosk7"]),
+      node("Add", ["kiosk7", "dow"], ["kw"]),
+      // Trend time and log price ratio.
+      node("Cast", ["day"], ["day_f"], [onnx.AttributeProto.create({ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT })]),
+      node("Sub", ["day_f", "epoch"], ["days_from_epoch"]),
+      node("Mul", ["days_from_epoch", "per_28"], ["t"]),
+      node("Log", ["price"], ["log_price"]),
+      node("Gather", ["log_ref", "pair"], ["pair_log_ref"]),
+      node("Sub", ["log_price", "pair_log_ref"], ["lpr"]),
+      // η.
+      node("Gather", ["level", "pair"], ["eta_level"]),
+      node("Gather", ["weekday", "kw"], ["eta_weekday"]),
+      node("Gather", ["slope", "pair"], ["pair_slope"]),
+      node("Mul", ["pair_slope", "t"], ["eta_trend"]),
+      node("Gather", ["elasticity", "pair"], ["pair_elasticity"]),
+      node("Mul", ["pair_elasticity", "lpr"], ["eta_price"]),
+      node("Add", ["eta_level", "eta_weekday"], ["eta_1"]),
+      node("Add", ["eta_1", "eta_trend"], ["eta_2"]),
+      node("Add", ["eta_2", "eta_price"], ["eta"]),
       node("Exp", ["eta"], ["mu_day"]),
-      node("Gather", ["shares", "hour_slot"], ["share"]),
+      // The hour's share of the day (or 1: the whole day).
+      node("Mul", ["kw", "twenty_four"], ["kw24"]),
+      node("Add", ["kw24", "hour"], ["hour_slot"]),
+      node("Less", ["hour", "zero_i"], ["whole"]),
+      node("Where", ["whole", "whole_day", "hour_slot"], ["slot"]),
+      node("Gather", ["shares", "slot"], ["share"]),
       node("Mul", ["mu_day", "share"], ["p50"]),
+      // Negative-binomial quantiles (normal approximation).
       node("Mul", ["p50", "alpha"], ["alpha_mu"]),
       node("Add", ["alpha_mu", "one"], ["disp"]),
       node("Mul", ["p50", "disp"], ["variance"]),
@@ -103,29 +139,24 @@ export function toOnnx(m: FittedModel): Uint8Array {
 export type Feeds = Record<string, ort.Tensor>;
 
 /** The graph's inputs for (pair, day, price[, UTC hour]) rows; `hours` omitted: whole days. */
-export function feedsOf(layout: Layout, ix: FeatureIndex, pairIdx: ArrayLike<number>, days: ArrayLike<number>, prices: ArrayLike<number>, hours?: ArrayLike<number>): Feeds {
+export function feedsOf(pairIdx: ArrayLike<number>, days: ArrayLike<number>, prices: ArrayLike<number>, hours?: ArrayLike<number>): Feeds {
   const n = pairIdx.length;
   const pair = new Int32Array(n);
-  const kioskWeekday = new Int32Array(n);
-  const slot = new Int32Array(n);
-  const x = new Float32Array(n * 3);
-  const whole = layout.kiosks.length * hoursPerWeek;
+  const day = new Int32Array(n);
+  const price = new Float32Array(n);
+  const hour = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const p = pairIdx[i]!;
-    const day = days[i]!;
-    const kw = ix.pairKiosk[p]! * 7 + weekdayOf(day);
-    pair[i] = p;
-    kioskWeekday[i] = kw;
-    slot[i] = hours ? kw * 24 + hours[i]! : whole;
-    x[i * 3] = 1;
-    x[i * 3 + 1] = trendOf(layout, day);
-    x[i * 3 + 2] = Math.log(prices[i]! / layout.refPrice[p]!);
+    pair[i] = pairIdx[i]!;
+    day[i] = days[i]!;
+    price[i] = prices[i]!;
   }
+  if (hours) for (let i = 0; i < n; i++) hour[i] = hours[i]!;
+  else hour.fill(-1);
   return {
     pair: new ort.Tensor("int32", pair, [n]),
-    kiosk_weekday: new ort.Tensor("int32", kioskWeekday, [n]),
-    hour_slot: new ort.Tensor("int32", slot, [n]),
-    x: new ort.Tensor("float32", x, [n, 3]),
+    day: new ort.Tensor("int32", day, [n]),
+    price: new ort.Tensor("float32", price, [n]),
+    hour: new ort.Tensor("int32", hour, [n]),
   };
 }
 
@@ -135,6 +166,30 @@ export interface QuantileArrays {
   p90: Float32Array;
 }
 
+/**
+ * One forecast of a batch, read from the batch's arrays (no copy: building a hundred objects
+ * with three numbers each costs more than the graph run itself). Read p10/p50/p90; a spread
+ * (`{...q}`) copies nothing, `JSON.stringify` works.
+ */
+class QuantileView implements Quantiles {
+  constructor(
+    private readonly batch: QuantileArrays,
+    private readonly i: number,
+  ) {}
+  get p10() {
+    return this.batch.p10[this.i]!;
+  }
+  get p50() {
+    return this.batch.p50[this.i]!;
+  }
+  get p90() {
+    return this.batch.p90[this.i]!;
+  }
+  toJSON(): Quantiles {
+    return { p10: this.p10, p50: this.p50, p90: this.p90 };
+  }
+}
+
 /** A loaded model: its layout and an ONNX Runtime session. */
 export interface ServedModel {
   version: number;
@@ -142,7 +197,7 @@ export interface ServedModel {
   /** Pair and kiosk indexes of the layout. */
   index: FeatureIndex;
   session: ort.InferenceSession;
-  /** Forecasts for (pair, day, price[, UTC hour 0..23]); `hours` omitted: whole days. */
+  /** Forecasts for (pair, day, price[, UTC hour 0..23]); `hours` omitted: whole days. Each is a read-only view (see QuantileView). */
   predict(pairIdx: number[], days: number[], prices: number[], hours?: number[]): Promise<Quantiles[]>;
   /** The same as arrays (for bulk runs: no object per forecast). */
   predictArrays(pairIdx: ArrayLike<number>, days: ArrayLike<number>, prices: ArrayLike<number>, hours?: ArrayLike<number>): Promise<QuantileArrays>;
@@ -153,7 +208,7 @@ export async function loadModel(version: number, layout: Layout, bytes: Uint8Arr
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
   const index = indexOf(layout);
   const predictArrays: ServedModel["predictArrays"] = async (pairIdx, days, prices, hours) => {
-    const out = await session.run(feedsOf(layout, index, pairIdx, days, prices, hours));
+    const out = await session.run(feedsOf(pairIdx, days, prices, hours));
     return { p10: out["p10"]!.data as Float32Array, p50: out["p50"]!.data as Float32Array, p90: out["p90"]!.data as Float32Array };
   };
   return {
@@ -165,9 +220,9 @@ export async function loadModel(version: number, layout: Layout, bytes: Uint8Arr
     async predict(pairIdx, days, prices, hours) {
       const n = pairIdx.length;
       if (n === 0) return [];
-      const { p10, p50, p90 } = await predictArrays(pairIdx, days, prices, hours);
+      const batch = await predictArrays(pairIdx, days, prices, hours);
       const out = new Array<Quantiles>(n);
-      for (let i = 0; i < n; i++) out[i] = { p10: p10[i]!, p50: p50[i]!, p90: p90[i]! };
+      for (let i = 0; i < n; i++) out[i] = new QuantileView(batch, i);
       return out;
     },
     release: () => session.release(),

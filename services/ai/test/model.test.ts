@@ -117,7 +117,7 @@ describe("demand model", () => {
     }
   });
 
-  it("holds at 300 kiosks × 4 SKUs (1,200 pairs), where the old one-hot design needed a 2,700² Hessian", async () => {
+  it("holds at 300 kiosks × 4 SKUs (1,200 pairs), where the old one-hot design needed a 3,601² Hessian", async () => {
     const big = history(generateSales({ seed: 8, kiosks: 300, days: 70, endDay }).sales);
     const fitted = train(big.filter((r) => r.day < origin));
     expect(fitted.layout.pairs).toHaveLength(1200);

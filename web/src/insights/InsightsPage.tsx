@@ -6,7 +6,7 @@ import { lazy, Suspense, useId, useState } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { ForecastService, ModelService, ModelStatus, StockoutService, type Model } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
+import { ForecastService, Granularity, ModelService, ModelStatus, StockoutService, type Model } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
 import { useCan } from "../api/context";
 import { describeError } from "../api/errors";
 import { EmptyState, ErrorNotice, Loading, SkeletonRows } from "../ui/feedback";
@@ -48,7 +48,10 @@ function ForecastSection({ serving }: { serving: Model | undefined }) {
   const [chosen, setChosen] = useState("");
   const pair = pairs.includes(chosen) ? chosen : (pairs[0] ?? "");
   const [kioskId = "", sku = ""] = pair.split("|");
-  const forecast = useQuery(ForecastService.method.getForecast, { kioskId, sku, horizonDays: 14, historyDays: 14 }, { enabled: pair !== "" });
+  const [hourly, setHourly] = useState(false);
+  // Hourly: the last 2 days and the next 3 (120 points); daily: 14 and 14.
+  const request = hourly ? { horizonDays: 3, historyDays: 2, granularity: Granularity.HOURLY } : { horizonDays: 14, historyDays: 14, granularity: Granularity.DAILY };
+  const forecast = useQuery(ForecastService.method.getForecast, { kioskId, sku, ...request }, { enabled: pair !== "" });
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
       <div className="card-toolbar">
@@ -56,17 +59,28 @@ function ForecastSection({ serving }: { serving: Model | undefined }) {
           Forecast vs actual
         </h2>
         {pairs.length > 0 && (
-          <div className="field">
-            <label htmlFor={`${id}-pair`} className="visually-hidden">
-              Kiosk and product
-            </label>
-            <select id={`${id}-pair`} value={pair} onChange={(e) => setChosen(e.target.value)}>
-              {pairs.map((p) => (
-                <option key={p} value={p}>
-                  {p.replace("|", " · ")}
-                </option>
-              ))}
-            </select>
+          <div className="header-actions">
+            <div className="field">
+              <label htmlFor={`${id}-pair`} className="visually-hidden">
+                Kiosk and product
+              </label>
+              <select id={`${id}-pair`} value={pair} onChange={(e) => setChosen(e.target.value)}>
+                {pairs.map((p) => (
+                  <option key={p} value={p}>
+                    {p.replace("|", " · ")}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <div className="field">
+              <label htmlFor={`${id}-granularity`} className="visually-hidden">
+                Per day or per hour
+              </label>
+              <select id={`${id}-granularity`} value={hourly ? "hourly" : "daily"} onChange={(e) => setHourly(e.target.value === "hourly")}>
+                <option value="daily">Daily</option>
+                <option value="hourly">Hourly (UTC)</option>
+              </select>
+            </div>
           </div>
         )}
       </div>
@@ -81,10 +95,11 @@ function ForecastSection({ serving }: { serving: Model | undefined }) {
       ) : (
         <>
           <p className="muted">
-            Units per day at {kioskId} of {sku}: sold (last 14 days) and model v{String(forecast.data.modelVersion)}'s median with its 10–90 % band.
+            {hourly ? "Units per UTC hour" : "Units per day"} at {kioskId} of {sku}: sold ({hourly ? "last 2 days" : "last 14 days"}) and model v{String(forecast.data.modelVersion)}'s median with
+            its 10–90 % band.
           </p>
           <Suspense fallback={<Loading label="Loading the chart" />}>
-            <ForecastChart points={forecast.data.points} />
+            <ForecastChart points={forecast.data.points} hourly={forecast.data.granularity === Granularity.HOURLY} />
           </Suspense>
         </>
       )}
