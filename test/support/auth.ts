@@ -64,7 +64,7 @@ export function clientFor<S extends DescService>(service: S, url: string, token?
 }
 
 /** The services a test auth issues service tokens to. */
-export const platformServiceNames = ["orders", "fleet", "link", "catalog", "payments", "ai"] as const;
+export const platformServiceNames = ["orders", "fleet", "link", "catalog", "payments", "ai", "notifications"] as const;
 export type PlatformServiceName = (typeof platformServiceNames)[number];
 
 /** `postgresUrl`: the cluster to create auth's database on (the shared test cluster by default). */

@@ -4,7 +4,7 @@
 // admin web app on WEB_PORT (8080): the production build, built first when stale, or
 // with --dev (`npm run dev`) Vite's dev server with hot reload. Ctrl-C stops everything
 // in reverse order.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createECDH, generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -34,6 +34,13 @@ interface DevSecrets {
   AI_SERVICE_SECRET: string;
   /** notifications' webhook signing secret (WEBHOOK_SECRETS dev=<it>). */
   NOTIFICATIONS_WEBHOOK_SECRET: string;
+  /** notifications' client secret at auth (it reads orders for buyers' receipts as itself). */
+  NOTIFICATIONS_SERVICE_SECRET: string;
+  /** notifications' API key at the SMS simulator. */
+  SMS_API_KEY: string;
+  /** notifications' VAPID key pair for Web Push (base64url, as web-push makes them). */
+  WEB_PUSH_VAPID_PUBLIC_KEY: string;
+  WEB_PUSH_VAPID_PRIVATE_KEY: string;
 }
 
 /**
@@ -43,6 +50,14 @@ interface DevSecrets {
 let devSecretsKept: DevSecrets | undefined;
 function devSecrets(): DevSecrets {
   return (devSecretsKept ??= readOrMakeDevSecrets());
+}
+
+/** A VAPID key pair (P-256): the public key as an uncompressed point, the private key's d, both base64url. */
+function vapidKeys(): { WEB_PUSH_VAPID_PUBLIC_KEY: string; WEB_PUSH_VAPID_PRIVATE_KEY: string } {
+  const ecdh = createECDH("prime256v1");
+  ecdh.generateKeys();
+  const d = ecdh.getPrivateKey();
+  return { WEB_PUSH_VAPID_PUBLIC_KEY: ecdh.getPublicKey().toString("base64url"), WEB_PUSH_VAPID_PRIVATE_KEY: Buffer.concat([Buffer.alloc(32 - d.length), d]).toString("base64url") };
 }
 
 function readOrMakeDevSecrets(): DevSecrets {
@@ -56,6 +71,9 @@ function readOrMakeDevSecrets(): DevSecrets {
     ORDERS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     AI_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_WEBHOOK_SECRET: randomBytes(32).toString("base64url"),
+    NOTIFICATIONS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
+    SMS_API_KEY: randomBytes(24).toString("hex"),
+    ...vapidKeys(),
   };
   const secrets = { ...made, ...kept };
   if (Object.keys(made).some((key) => !(key in kept))) writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -156,7 +174,8 @@ async function main() {
       // orders signs in to auth as itself; auth knows its secret.
       const ordersSecret = env["ORDERS_SERVICE_SECRET"] ?? devSecrets().ORDERS_SERVICE_SECRET;
       const aiSecret = env["AI_SERVICE_SECRET"] ?? devSecrets().AI_SERVICE_SECRET;
-      perService["auth"] = { ...perService["auth"], SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret}` };
+      const notificationsSecret = env["NOTIFICATIONS_SERVICE_SECRET"] ?? devSecrets().NOTIFICATIONS_SERVICE_SECRET;
+      perService["auth"] = { ...perService["auth"], SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret},notifications=${notificationsSecret}` };
       // ai reads catalog's stock levels as itself.
       perService["ai"] = { ...perService["ai"], SERVICE_SECRET: aiSecret, CATALOG_URL: env["CATALOG_URL"] ?? `http://127.0.0.1:${port("CATALOG_PORT", 7004)}` };
       perService["orders"] = {
@@ -179,7 +198,25 @@ async function main() {
         smtpUrl = `smtp://127.0.0.1:${smtpPort}`;
         devMailboxUrl ??= `http://127.0.0.1:${mailboxPort}`;
       }
-      perService["notifications"] = { SMTP_URL: smtpUrl, WEBHOOK_SECRETS: env["WEBHOOK_SECRETS"] ?? `dev=${devSecrets().NOTIFICATIONS_WEBHOOK_SECRET}` };
+      // SMS go to the SMS simulator unless SMS_PROVIDER_URL names a provider.
+      const smsApiKey = env["SMS_API_KEY"] ?? devSecrets().SMS_API_KEY;
+      let smsUrl = env["SMS_PROVIDER_URL"];
+      if (!smsUrl) {
+        const sim = await startSmsSimulator(port("SMS_SIM_PORT", 7109), smsApiKey);
+        helpers.push(sim);
+        smsUrl = sim.url;
+      }
+      perService["notifications"] = {
+        SMTP_URL: smtpUrl,
+        WEBHOOK_SECRETS: env["WEBHOOK_SECRETS"] ?? `dev=${devSecrets().NOTIFICATIONS_WEBHOOK_SECRET}`,
+        SMS_PROVIDER_URL: smsUrl,
+        SMS_API_KEY: smsApiKey,
+        WEB_PUSH_VAPID_PUBLIC_KEY: env["WEB_PUSH_VAPID_PUBLIC_KEY"] ?? devSecrets().WEB_PUSH_VAPID_PUBLIC_KEY,
+        WEB_PUSH_VAPID_PRIVATE_KEY: env["WEB_PUSH_VAPID_PRIVATE_KEY"] ?? devSecrets().WEB_PUSH_VAPID_PRIVATE_KEY,
+        // Buyers' receipts: notifications reads the order from orders as itself.
+        SERVICE_SECRET: env["NOTIFICATIONS_SERVICE_SECRET"] ?? devSecrets().NOTIFICATIONS_SERVICE_SECRET,
+        ORDERS_URL: env["ORDERS_URL"] ?? `http://127.0.0.1:${port("ORDERS_PORT", 7005)}`,
+      };
       if (devMailboxUrl) perService["notifications"] = { ...perService["notifications"], DEV_MAILBOX_URL: devMailboxUrl };
     }
     const demo = seedDemoCatalog(shared);
@@ -206,7 +243,13 @@ async function main() {
     say(`  ${"web".padEnd(14)} ${webServer.url}   (the admin app${devMode ? ", Vite dev server with hot reload" : ""})`);
     for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
     for (const h of helpers)
-      say(`  ${h.name.padEnd(14)} ${h.url}   (${h.name === "dev-mailbox" ? "alert emails: GET /messages" : "simulated payment provider; POST /control/next-charges steers it"})`);
+      say(
+        `  ${h.name.padEnd(14)} ${h.url}   (${
+          h.name === "dev-mailbox" ? "alert emails: GET /messages"
+          : h.name === "sms-sim" ? "simulated SMS provider: the messages at /, POST /control/fail fails the next sends"
+          : "simulated payment provider; POST /control/next-charges steers it"
+        })`,
+      );
     say(`  data           ${dataDir}`);
     if (demo) say(`  demo catalog   ${demo}`);
     if (aiHistory) say(`  ai history     ${aiHistory}`);
@@ -312,6 +355,17 @@ async function startProviderSimulator(simPort: number, paymentsPort: number, sec
     (line) => console.log(formatLogLine("provider-sim", line)),
   );
   return sim;
+}
+
+/**
+ * The simulated SMS provider (services/notifications/src/sms-sim): notifications sends SMS
+ * through it; it keeps them and shows them on GET <url>/.
+ */
+async function startSmsSimulator(simPort: number, apiKey: string): Promise<ServiceProcess> {
+  const entry = join(repoRoot, "services/notifications/src/sms-sim/main.ts");
+  return startProgramProcess("sms-sim", entry, dirname(entry), simPort, { SMS_API_KEY: apiKey, SMS_SIM_PORT: String(simPort), LOG_LEVEL: env["LOG_LEVEL"] ?? "info" }, (line) =>
+    console.log(formatLogLine("sms-sim", line)),
+  );
 }
 
 /**

@@ -14,5 +14,6 @@ export {
 } from "./client.js";
 export { enroll, renewCredential, type Enrollment } from "./enroll.js";
 export { grpcTarget } from "./grpc.js";
-export { sell, type SellOptions } from "./sales.js";
+export { requestReceipt, sell, type ReceiptOptions, type SellOptions } from "./sales.js";
+export { ReceiptRequestState } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
 export { recommendations, searchProducts, type AiOptions } from "./shop.js";

@@ -1,7 +1,8 @@
 // Selling at the kiosk: one call that creates an order at orders (under an
 // idempotency key the kiosk keeps with the sale, so a retry after a lost answer, or a
 // sale synced after an outage, is applied once) and waits until it is completed
-// (tickets and receipt) or failed (nothing sold, holds released).
+// (tickets and receipt) or failed (nothing sold, holds released); and asking for the
+// receipt by email (requestReceipt).
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -12,6 +13,7 @@ import {
   OrderState,
   type Order,
 } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { type ReceiptRequestState, RequestReceiptRequestSchema, RequestReceiptResponseSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
 import { backoffDelay } from "./backoff.js";
 import { unary } from "./grpc.js";
 
@@ -65,4 +67,36 @@ export async function sell(request: MessageInitShape<typeof CreateOrderRequestSc
     }
   }
   return order;
+}
+
+const receiptPath = "/adminkiosk.notifications.v1.ReceiptService/RequestReceipt";
+
+export interface ReceiptOptions {
+  /** notifications' address: "host:port" or "http://host:port". */
+  notificationsAddress: string;
+  /** The kiosk's device credential. */
+  credential: string;
+  /** Give up retrying an unreachable notifications after this long. Default 15 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * Asks notifications to email one of this kiosk's orders' receipt (and tickets) to the
+ * address the buyer typed: at once when the order is completed, else when it completes.
+ * A bad address is INVALID_ARGUMENT naming `email` (show it to the buyer); the address is
+ * kept only until the receipt is sent. Retried while notifications cannot be reached
+ * (asking again for the same order replaces the address, so a retry sends one email).
+ */
+export async function requestReceipt(orderId: string, email: string, options: ReceiptOptions): Promise<ReceiptRequestState> {
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await unary(options.notificationsAddress, receiptPath, RequestReceiptRequestSchema, RequestReceiptResponseSchema, { orderId, email }, { credential: options.credential });
+      return res.state;
+    } catch (err) {
+      const code = (err as grpc.ServiceError).code;
+      if ((code !== grpc.status.UNAVAILABLE && code !== grpc.status.DEADLINE_EXCEEDED) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, backoffDelay(attempt, { initialMs: 200, maxMs: 3_000 })));
+    }
+  }
 }

@@ -24,4 +24,5 @@ export * from "./server.js";
 export * from "./subjects.js";
 export * from "./tokens.js";
 export * from "./validate.js";
+export * from "./kiosk-status.js";
 export * from "./webhook-signature.js";

@@ -40,6 +40,8 @@ export const linkSubjects = {
   telemetry: (kioskId: string) => linkSubjects.event(kioskId, "telemetry"),
   command: (kioskId: string, kind: "ack" | "result") => linkSubjects.event(kioskId, `command.${kind}`),
   configApplied: (kioskId: string) => linkSubjects.event(kioskId, "config.applied"),
+  /** Every kiosk's telemetry (notifications' alerting_status and telemetry_errors rules). */
+  allTelemetry: "link.kiosk.*.telemetry",
   /** Every kiosk's connections (link replicas end their own older stream of the kiosk). */
   allConnected: "link.kiosk.*.connected",
   /** The kiosk and the kind of a link event; undefined for a subject of another shape or a kind this version does not know. */
@@ -82,6 +84,12 @@ export const catalogSubjects = {
   stream: { name: "CATALOG", subjects: ["catalog.>"] },
   stockLow: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.low`,
   stockReplenished: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.replenished`,
+  /** Every kiosk's low-stock and replenished events (notifications' durable consumer). */
+  allStock: "catalog.stock.>",
+  parseStock(subject: string): { kioskId: string; kind: "low" | "replenished" } | undefined {
+    const rest = after(subject, "catalog.stock.");
+    return rest?.length === 2 && (rest[1] === "low" || rest[1] === "replenished") ? { kioskId: rest[0]!, kind: rest[1] } : undefined;
+  },
   reservationExpired: (reservationId: string) => `catalog.reservation.${token("reservation id", reservationId)}.expired`,
   allReservations: "catalog.reservation.>",
   parseReservation(subject: string): { reservationId: string; kind: string } | undefined {
@@ -104,11 +112,17 @@ export const paymentsSubjects = {
 };
 
 // ---- orders (stream ORDERS, through orders' outbox) ----
-export type OrderEventKind = "completed" | "failed" | "refunded";
+export type OrderEventKind = "created" | "completed" | "failed" | "refunded";
+const orderEventKinds = new Set<string>(["created", "completed", "failed", "refunded"]);
 export const ordersSubjects = {
   stream: { name: "ORDERS", subjects: ["orders.>"] },
   order: (orderId: string, kind: OrderEventKind) => `orders.order.${token("order id", orderId)}.${kind}`,
   allOrders: "orders.order.>",
+  /** The order and kind of an order event; undefined for another shape or a kind this version does not know. */
+  parseOrder(subject: string): { orderId: string; kind: OrderEventKind } | undefined {
+    const rest = after(subject, "orders.order.");
+    return rest?.length === 2 && orderEventKinds.has(rest[1]!) ? { orderId: rest[0]!, kind: rest[1] as OrderEventKind } : undefined;
+  },
 };
 
 // ---- notifications (stream NOTIFICATIONS, through notifications' outbox) ----

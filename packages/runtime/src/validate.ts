@@ -50,6 +50,13 @@ export function requireEmail(field: string, value: string): string {
   return requireText(field, value.trim(), { max: 254, pattern: emailPattern, patternHint: "must be an email address" }).toLowerCase();
 }
 
+/** A phone number in E.164 ("+" country code and number, 8-15 digits in all, e.g. "+420601234567"). */
+export function requirePhoneNumber(field: string, value: string): string {
+  const v = value.trim().replace(/[\s()-]/g, "");
+  if (!/^\+[1-9][0-9]{7,14}$/.test(v)) throw invalidArgument(field, 'must be an E.164 phone number such as "+420601234567"');
+  return v;
+}
+
 export function requireUuid(field: string, value: string): string {
   return requireText(field, value, {
     max: 36,

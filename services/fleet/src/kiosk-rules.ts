@@ -1,5 +1,5 @@
 // What a valid kiosk record is: checks that end in InvalidArgument naming the field.
-import { invalidArgument, requireKioskId, requireText } from "@adminkiosk/runtime";
+import { invalidArgument, isAlerting, isLowOnPaper, kioskThresholds, requireKioskId, requireText, type JudgedState } from "@adminkiosk/runtime";
 import type { Location } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 
 const tagPattern = /^[a-z0-9][a-z0-9:_-]{0,39}$/;
@@ -33,35 +33,12 @@ export function requireLocation(field: string, location: Location | undefined): 
   return { latitude, longitude, address };
 }
 
-/**
- * The limits a kiosk's latest state is judged by, defined here only: the SQL below and
- * isAlerting use them, and clients read them from FleetSummary.thresholds.
- */
-export const kioskThresholds = {
-  /** Paper below this (percent) is low, and alerting while the kiosk is online. */
-  lowPaperPercent: 10,
-} as const;
+// The limits a kiosk's latest state is judged by and the judgement itself live in the runtime
+// (kiosk-status.ts): notifications' alerting_status rules use the same. The SQL below follows them.
+export { isAlerting, isLowOnPaper, kioskThresholds, type JudgedState };
 
 /** The contract's KioskThresholds. */
 export const thresholdsMessage = () => ({ lowPaperPercent: kioskThresholds.lowPaperPercent });
-
-/** The part of kiosks.state the rules read (the latest sample, as telemetry.ts's stateOf writes it). */
-export interface JudgedState {
-  paperLevelPercent?: number;
-  printerStatus?: string;
-  scannerStatus?: string;
-  errors?: string[];
-}
-
-export function isLowOnPaper(state: JudgedState | null): boolean {
-  return typeof state?.paperLevelPercent === "number" && state.paperLevelPercent < kioskThresholds.lowPaperPercent;
-}
-
-/** A fault or a reading past a threshold: an error reported, printer or scanner FAULT, or low paper (KIOSK_STATUS_ALERTING while online). */
-export function isAlerting(state: JudgedState | null): boolean {
-  if (!state) return false;
-  return (state.errors?.length ?? 0) > 0 || state.printerStatus === "FAULT" || state.scannerStatus === "FAULT" || isLowOnPaper(state);
-}
 
 const sqlNumber = (n: number) => {
   if (!Number.isFinite(n)) throw new Error(`not a finite threshold: ${n}`);

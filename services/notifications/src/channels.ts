@@ -1,5 +1,6 @@
 // The channels a notification goes out on, behind one interface: email over SMTP
-// (nodemailer) and signed webhooks with a Slack-compatible payload. The in-app channel
+// (nodemailer), signed webhooks with a Slack-compatible payload, SMS through the SMS
+// provider (sms.ts) and Web Push (push.ts). The in-app channel
 // is WatchAlerts (server.ts), fed by the alert events. Retries, backoff and dead
 // letters are the delivery worker's (deliveries.ts), the same for every channel.
 import nodemailer from "nodemailer";
@@ -15,7 +16,8 @@ export interface Outgoing {
 }
 
 export interface NotificationBody {
-  status: "firing" | "resolved";
+  /** "receipt": a buyer's receipt (receipts.ts), its whole text in `text`. */
+  status: "firing" | "resolved" | "receipt";
   ruleId: string;
   ruleName: string;
   severity: string;
@@ -24,16 +26,19 @@ export interface NotificationBody {
   /** One line per alert (at most 50; `count` says how many there are). */
   lines: string[];
   alertIds: string[];
+  /** A prepared text (a buyer's receipt) sent instead of the alert lines. */
+  text?: string;
 }
 
 export interface Channel {
-  readonly name: "email" | "webhook";
+  readonly name: "email" | "webhook" | "sms" | "web_push";
   /** Sends once; resolves with the receiver's answer, throws when it failed. */
   send(n: Outgoing, signal: AbortSignal): Promise<string>;
   close?(): void;
 }
 
 export function renderText(b: NotificationBody): string {
+  if (b.text !== undefined) return b.text;
   const more = b.count > b.lines.length ? `\n… and ${b.count - b.lines.length} more` : "";
   return `${b.status === "firing" ? "FIRING" : "RESOLVED"}: ${b.ruleName} (${b.severity}) — ${b.count} alert${b.count === 1 ? "" : "s"}${b.groupId ? ` in group ${b.groupId}` : ""}\n\n${b.lines.join("\n")}${more}\n`;
 }
@@ -48,7 +53,7 @@ export function emailChannel(smtpUrl: string, from: string, timeoutMs: number): 
         to: n.target,
         subject: n.subject,
         text: renderText(n.body),
-        headers: { "X-AdminKiosk-Delivery": n.deliveryId, "X-AdminKiosk-Rule": n.body.ruleId },
+        headers: { "X-AdminKiosk-Delivery": n.deliveryId, ...(n.body.ruleId ? { "X-AdminKiosk-Rule": n.body.ruleId } : {}) },
       });
       return (info.response ?? "sent").slice(0, 200);
     },

@@ -78,6 +78,39 @@ export const notificationsConfigShape = {
     .enum(["true", "false"], { message: 'must be "true" or "false"' })
     .default("false")
     .transform((v) => v === "true"),
+  /** The durable consumers of link's telemetry (alerting_status, telemetry_errors rules), catalog's stock events (low_stock), payments' (payment_failure_rate) and orders' (orders_stuck, buyers' receipts). */
+  TELEMETRY_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-telemetry"),
+  CATALOG_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-catalog"),
+  PAYMENTS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-payments"),
+  ORDERS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-orders"),
+  /** ai's silent-failure events (stream AI, ai.silent_failure.>: silent_failure rules). */
+  SILENT_FAILURE_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-silent-failures"),
+  /** As LINK_EVENTS_SINCE_START, for the five consumers above. */
+  COMMERCE_EVENTS_SINCE_START: z
+    .enum(["true", "false"], { message: 'must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
+  /**
+   * Buyers' receipts: orders' API (read as notifications with a service token; auth's
+   * SERVICE_SECRETS lists "notifications"). Without all three, RequestReceipt is FailedPrecondition.
+   */
+  ORDERS_URL: url(["http:", "https:"]).optional(),
+  AUTH_URL: url(["http:", "https:"]).optional(),
+  /** notifications' client secret, as auth's SERVICE_SECRETS lists it for "notifications" (32+ characters). */
+  SERVICE_SECRET: z.string().min(32, "must be notifications' client secret from auth's SERVICE_SECRETS (32+ characters)").optional(),
+  /** How long a receipt request (the buyer's address) is kept when its order never completes. */
+  RECEIPT_REQUEST_TTL: duration("1h"),
+  /** SMS: the provider's API (npm start runs the SMS simulator); unset, rules cannot name phone numbers. */
+  SMS_PROVIDER_URL: url(["http:", "https:"]).optional(),
+  /** notifications' API key at the SMS provider. */
+  SMS_API_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+  /** The sender name or number SMS go out from. */
+  SMS_FROM: z.string().min(1).max(20).default("AdminKiosk"),
+  /** Web Push (VAPID, base64url as web-push's generateVAPIDKeys makes them); unset, no push. */
+  WEB_PUSH_VAPID_PUBLIC_KEY: z.string().regex(/^[A-Za-z0-9_-]{80,100}$/, "must be a base64url P-256 public key (87 characters)").optional(),
+  WEB_PUSH_VAPID_PRIVATE_KEY: z.string().regex(/^[A-Za-z0-9_-]{40,50}$/, "must be a base64url P-256 private key (43 characters)").optional(),
+  /** The VAPID subject push services may contact (mailto: or https:). */
+  WEB_PUSH_SUBJECT: z.string().regex(/^(mailto:|https:\/\/)\S+$/, "must be a mailto: or https: URL").default("mailto:alerts@adminkiosk.local"),
 };
 
 export type NotificationsConfig = z.infer<z.ZodObject<typeof notificationsConfigShape>>;

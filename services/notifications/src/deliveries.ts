@@ -5,16 +5,20 @@ import { create } from "@bufbuild/protobuf";
 import { Channel, DeliverySchema, DeliveryState, type Delivery } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import type { Pool, PoolClient } from "@adminkiosk/runtime";
 import type { NotificationBody } from "./channels.js";
+import { shownEndpoint } from "./push.js";
 
 export interface DeliveryRow {
   delivery_id: string;
   notification_id: string;
-  rule_id: string;
+  /** null for a buyer's receipt. */
+  rule_id: string | null;
   group_id: string;
-  channel: "email" | "webhook";
+  channel: "email" | "webhook" | "sms" | "web_push";
   target: string;
   secret_name: string;
-  status: "firing" | "resolved";
+  status: "firing" | "resolved" | "receipt";
+  /** A buyer's receipt: its order. */
+  order_id: string | null;
   alert_count: number;
   subject: string;
   body: NotificationBody;
@@ -28,9 +32,14 @@ export interface DeliveryRow {
   cursor_time: string;
 }
 
-const channelOf = { email: Channel.EMAIL, webhook: Channel.WEBHOOK };
+const channelOf = { email: Channel.EMAIL, webhook: Channel.WEBHOOK, sms: Channel.SMS, web_push: Channel.WEB_PUSH };
 const stateOf = { pending: DeliveryState.PENDING, delivered: DeliveryState.DELIVERED, dead_lettered: DeliveryState.DEAD_LETTERED, suppressed: DeliveryState.SUPPRESSED };
-export const channelNames: Partial<Record<Channel, DeliveryRow["channel"]>> = { [Channel.EMAIL]: "email", [Channel.WEBHOOK]: "webhook" };
+export const channelNames: Partial<Record<Channel, DeliveryRow["channel"]>> = {
+  [Channel.EMAIL]: "email",
+  [Channel.WEBHOOK]: "webhook",
+  [Channel.SMS]: "sms",
+  [Channel.WEB_PUSH]: "web_push",
+};
 export const deliveryStateNames: Partial<Record<DeliveryState, DeliveryRow["state"]>> = {
   [DeliveryState.PENDING]: "pending",
   [DeliveryState.DELIVERED]: "delivered",
@@ -38,16 +47,18 @@ export const deliveryStateNames: Partial<Record<DeliveryState, DeliveryRow["stat
   [DeliveryState.SUPPRESSED]: "suppressed",
 };
 
-const columns = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_time, delivery_id, notification_id, rule_id, group_id, channel, target, secret_name, status, alert_count, subject, body, state, recipient, attempts, last_result, created_at, delivered_at`;
+const columns = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_time, delivery_id, notification_id, rule_id, group_id, channel, target, secret_name, status, order_id, alert_count, subject, body, state, recipient, attempts, last_result, created_at, delivered_at`;
 
 export const deliveries = {
   toDelivery(row: DeliveryRow): Delivery {
     return create(DeliverySchema, {
       deliveryId: row.delivery_id,
-      ruleId: row.rule_id,
+      ruleId: row.rule_id ?? "",
+      orderId: row.order_id ?? "",
       groupId: row.group_id,
       channel: channelOf[row.channel],
-      target: row.target,
+      // A push endpoint's path is a capability: shown by its origin only.
+      target: row.channel === "web_push" ? shownEndpoint(row.target) : row.target,
       status: row.status,
       alertCount: row.alert_count,
       subject: row.subject,
@@ -65,7 +76,7 @@ export const deliveries = {
       notificationId: string;
       ruleId: string;
       groupId: string;
-      channel: "email" | "webhook";
+      channel: DeliveryRow["channel"];
       target: string;
       secretName: string;
       status: string;

@@ -1,6 +1,8 @@
 // notifications: wire-up only. Reads config, runs migrations, starts the consumers of
 // link's events (stream LINK), fleet's kiosk registry events (stream FLEET) and ai's stock-out
-// predictions (stream AI), the sweeper (fire, group, deliver), the alert feed for
+// predictions (stream AI), the other rule kinds' and buyers' receipts' consumers (conditions.ts:
+// link's telemetry, streams CATALOG, PAYMENTS, ORDERS, AI's silent failures), the channels
+// (email, webhook, SMS, Web Push), the sweeper (fire, group, deliver), the alert feed for
 // WatchAlerts, the outbox relay (stream NOTIFICATIONS) and the server.
 import { fileURLToPath } from "node:url";
 import {
@@ -21,11 +23,21 @@ import {
   redisRevocationCheck,
   remoteKeys,
   runService,
+  serviceCredentials,
+  serviceTransport,
   startConsumer,
   startOutboxRelay,
   startService,
 } from "@adminkiosk/runtime";
-import { emailChannel, webhookChannel } from "./channels.js";
+import { createClient } from "@connectrpc/connect";
+import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { PushService } from "@adminkiosk/proto/adminkiosk/notifications/v1/push_pb";
+import { ReceiptService } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
+import { emailChannel, webhookChannel, type Channel } from "./channels.js";
+import { startConditions } from "./conditions.js";
+import { pushRoutes, webPushChannel } from "./push.js";
+import { receiptRoutes } from "./receipts.js";
+import { smsChannel } from "./sms.js";
 import { notificationsConfigShape } from "./config.js";
 import { applyAiEvent, applyFleetEvents, applyLinkEvents } from "./evaluate.js";
 import { createNotificationsMetrics } from "./metrics.js";
@@ -84,8 +96,37 @@ async function main() {
     since: config.AI_EVENTS_SINCE_START ? new Date() : undefined,
     apply: applyAiEvent,
   });
+  // link's telemetry, catalog's, payments', orders' and ai's silent-failure events: the other rule kinds and buyers' receipts.
+  const conditions = startConditions({
+    pool,
+    nats,
+    log,
+    consumers: {
+      telemetry: config.TELEMETRY_EVENTS_CONSUMER,
+      catalog: config.CATALOG_EVENTS_CONSUMER,
+      payments: config.PAYMENTS_EVENTS_CONSUMER,
+      orders: config.ORDERS_EVENTS_CONSUMER,
+      silentFailures: config.SILENT_FAILURE_EVENTS_CONSUMER,
+    },
+    sinceStart: config.COMMERCE_EVENTS_SINCE_START,
+    upkeepMs: Math.max(config.SWEEP_MS, 1_000),
+  });
   const metrics = createNotificationsMetrics();
-  const channels = [emailChannel(config.SMTP_URL, config.MAIL_FROM, config.DELIVERY_TIMEOUT), webhookChannel(config.WEBHOOK_SECRETS, config.DELIVERY_TIMEOUT)];
+  const { SMS_PROVIDER_URL, SMS_API_KEY, WEB_PUSH_VAPID_PUBLIC_KEY, WEB_PUSH_VAPID_PRIVATE_KEY, ORDERS_URL, AUTH_URL, SERVICE_SECRET } = config;
+  const sms = SMS_PROVIDER_URL && SMS_API_KEY ? smsChannel({ url: SMS_PROVIDER_URL, apiKey: SMS_API_KEY, from: config.SMS_FROM, timeoutMs: config.DELIVERY_TIMEOUT }) : undefined;
+  if (!sms) log.warn("SMS_PROVIDER_URL or SMS_API_KEY is not set: rules cannot send SMS");
+  const vapid = WEB_PUSH_VAPID_PUBLIC_KEY && WEB_PUSH_VAPID_PRIVATE_KEY ? { publicKey: WEB_PUSH_VAPID_PUBLIC_KEY, privateKey: WEB_PUSH_VAPID_PRIVATE_KEY, subject: config.WEB_PUSH_SUBJECT } : undefined;
+  if (!vapid) log.warn("WEB_PUSH_VAPID_PUBLIC_KEY or WEB_PUSH_VAPID_PRIVATE_KEY is not set: no Web Push");
+  // Buyers' receipts read the order from orders as notifications itself (its service token).
+  const orders = ORDERS_URL && AUTH_URL && SERVICE_SECRET ? createClient(OrderService, serviceTransport(ORDERS_URL, serviceCredentials({ authUrl: AUTH_URL, service: "notifications", secret: SERVICE_SECRET }))) : undefined;
+  if (!orders) log.warn("ORDERS_URL, AUTH_URL or SERVICE_SECRET is not set: kiosks cannot ask for receipts");
+  const channels: Channel[] = [
+    emailChannel(config.SMTP_URL, config.MAIL_FROM, config.DELIVERY_TIMEOUT),
+    webhookChannel(config.WEBHOOK_SECRETS, config.DELIVERY_TIMEOUT),
+    ...(sms ? [sms] : []),
+    ...(vapid ? [webPushChannel(pool, vapid, config.DELIVERY_TIMEOUT)] : []),
+  ];
+  const available = { sms: !!sms, webPush: !!vapid };
   const sweeper = startSweeper({
     pool,
     log,
@@ -104,9 +145,11 @@ async function main() {
       name: "notifications",
       log,
       config,
-      services: [...notificationsServices, ...policyServices],
+      services: [...notificationsServices, ...policyServices, ReceiptService, PushService],
       routes: (router) => {
-        notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics, devMailboxUrl: config.DEV_MAILBOX_URL })(router);
+        notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics, available, devMailboxUrl: config.DEV_MAILBOX_URL })(router);
+        receiptRoutes({ pool, orders, ttlMs: config.RECEIPT_REQUEST_TTL })(router);
+        pushRoutes({ pool, vapid })(router);
         policyRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()) })(router);
       },
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
@@ -114,7 +157,7 @@ async function main() {
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      consumers: [linkEvents, fleetEvents, aiEvents],
+      consumers: [linkEvents, fleetEvents, aiEvents, ...conditions.consumers],
     },
     config.HOST,
     config.NOTIFICATIONS_PORT,
@@ -128,6 +171,7 @@ async function main() {
     await linkEvents.stop();
     await fleetEvents.stop();
     await aiEvents.stop();
+    await conditions.stop();
     await outbox.stop();
     for (const c of channels) c.close?.();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);

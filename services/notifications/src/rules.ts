@@ -3,13 +3,36 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { RuleDefinitionSchema, Severity, type Rule, type RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
-import { failedPrecondition, invalid, notFound, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { failedPrecondition, invalid, notFound, requirePhoneNumber, type Pool, type PoolClient } from "@adminkiosk/runtime";
 import { validateRulePolicy } from "./policy.js";
 
-export type RuleKind = "kiosk_offline" | "low_paper" | "printer_fault" | "stockout_predicted";
-const kindNames: Record<string, RuleKind> = { kioskOffline: "kiosk_offline", lowPaper: "low_paper", printerFault: "printer_fault", stockoutPredicted: "stockout_predicted" };
+export type RuleKind =
+  | "kiosk_offline"
+  | "low_paper"
+  | "printer_fault"
+  | "stockout_predicted"
+  | "alerting_status"
+  | "telemetry_errors"
+  | "low_stock"
+  | "payment_failure_rate"
+  | "orders_stuck"
+  | "silent_failure";
+const kindNames: Record<string, RuleKind> = {
+  kioskOffline: "kiosk_offline",
+  lowPaper: "low_paper",
+  printerFault: "printer_fault",
+  stockoutPredicted: "stockout_predicted",
+  alertingStatus: "alerting_status",
+  telemetryErrors: "telemetry_errors",
+  lowStock: "low_stock",
+  paymentFailureRate: "payment_failure_rate",
+  ordersStuck: "orders_stuck",
+  silentFailure: "silent_failure",
+};
 /** The kinds about the kiosk itself (link's events), beside stockout_predicted (ai's predictions). */
 export const kioskKinds: RuleKind[] = ["kiosk_offline", "low_paper", "printer_fault"];
+/** The kinds conditions.ts evaluates (link's telemetry through their own consumer; catalog's, payments' and orders' events). */
+export const commerceKinds: RuleKind[] = ["alerting_status", "telemetry_errors", "low_stock", "payment_failure_rate", "orders_stuck", "silent_failure"];
 
 /** What evaluation needs of a rule. */
 export interface LiveRule {
@@ -19,8 +42,11 @@ export interface LiveRule {
   kind: RuleKind;
   forMs: number;
   threshold: number | null;
-  /** stockout_predicted: only this product ('' every product). */
+  /** stockout_predicted, low_stock: only this product ('' every product). */
   sku: string;
+  /** payment_failure_rate: the window and the least number of decided payments in it. */
+  windowMs: number;
+  minCount: number;
   groupIds: string[];
   tags: string[];
 }
@@ -32,6 +58,14 @@ export interface ValidRule {
   forMs: number;
   threshold: number | null;
   sku: string;
+  windowMs: number;
+  minCount: number;
+}
+
+/** Which optional channels this deployment has (a rule naming a missing one is refused). */
+export interface AvailableChannels {
+  sms: boolean;
+  webPush: boolean;
 }
 
 const maxForMs = 7 * 86_400_000;
@@ -65,7 +99,7 @@ function requireLabels(field: string, values: string[]): string[] {
 }
 
 /** Checks a definition; throws invalid(field, …) naming the first bad field. */
-export function validateRule(def: RuleDefinition | undefined, secretNames: ReadonlySet<string>): ValidRule {
+export function validateRule(def: RuleDefinition | undefined, secretNames: ReadonlySet<string>, available: AvailableChannels = { sms: false, webPush: false }): ValidRule {
   if (!def) throw invalid("definition", "is required");
   const name = def.name.trim();
   if (name.length === 0 || name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) throw invalid("definition.name", "must be 1-200 characters without control characters");
@@ -73,6 +107,8 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
   let forMs: number;
   let threshold: number | null = null;
   let sku = "";
+  let windowMs = 0;
+  let minCount = 0;
   switch (def.kind.case) {
     case "kioskOffline":
       forMs = requireDuration("definition.kiosk_offline.for_duration", def.kind.value.forDuration);
@@ -94,8 +130,43 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
       forMs = optionalDuration("definition.stockout_predicted.for_duration", def.kind.value.forDuration);
       break;
     }
+    case "alertingStatus":
+      forMs = requireDuration("definition.alerting_status.for_duration", def.kind.value.forDuration);
+      break;
+    case "telemetryErrors":
+      forMs = requireDuration("definition.telemetry_errors.for_duration", def.kind.value.forDuration);
+      break;
+    case "lowStock": {
+      sku = def.kind.value.sku.trim();
+      if (sku !== "" && !skuPattern.test(sku)) throw invalid("definition.low_stock.sku", "must be 1-64 characters without white space, '.', '*' or '>' (or empty: every product)");
+      def.kind.value.sku = sku;
+      forMs = optionalDuration("definition.low_stock.for_duration", def.kind.value.forDuration);
+      break;
+    }
+    case "paymentFailureRate": {
+      const v = def.kind.value;
+      if (!Number.isFinite(v.threshold) || v.threshold <= 0 || v.threshold >= 100)
+        throw invalid("definition.payment_failure_rate.threshold", "must be a percentage more than 0 and less than 100");
+      threshold = v.threshold;
+      windowMs = requireDuration("definition.payment_failure_rate.window", v.window);
+      if (windowMs < 60_000) throw invalid("definition.payment_failure_rate.window", "must be at least 1 minute");
+      if (v.minPayments > 10_000) throw invalid("definition.payment_failure_rate.min_payments", "must be at most 10000");
+      minCount = v.minPayments === 0 ? 5 : v.minPayments;
+      v.minPayments = minCount;
+      forMs = 0;
+      break;
+    }
+    case "ordersStuck":
+      forMs = requireDuration("definition.orders_stuck.for_duration", def.kind.value.forDuration);
+      break;
+    case "silentFailure":
+      forMs = optionalDuration("definition.silent_failure.for_duration", def.kind.value.forDuration);
+      break;
     default:
-      throw invalid("definition.kind", "must be one of kiosk_offline, low_paper, printer_fault, stockout_predicted");
+      throw invalid(
+        "definition.kind",
+        "must be one of kiosk_offline, low_paper, printer_fault, stockout_predicted, alerting_status, telemetry_errors, low_stock, payment_failure_rate, orders_stuck, silent_failure",
+      );
   }
   const matcher = def.matcher;
   if (matcher) {
@@ -121,10 +192,14 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
       if (!u || (u.protocol !== "http:" && u.protocol !== "https:") || w.url.length > 2000) throw invalid(`definition.receivers.webhooks[${i}].url`, "must be an http or https URL");
       if (!secretNames.has(w.secretName)) throw invalid(`definition.receivers.webhooks[${i}].secret_name`, "names no secret in the service's WEBHOOK_SECRETS");
     });
+    if (receivers.phoneNumbers.length > 20) throw invalid("definition.receivers.phone_numbers", "may name at most 20");
+    if (receivers.phoneNumbers.length > 0 && !available.sms) throw invalid("definition.receivers.phone_numbers", "SMS is not configured (SMS_PROVIDER_URL)");
+    receivers.phoneNumbers = [...new Set(receivers.phoneNumbers.map((p, i) => requirePhoneNumber(`definition.receivers.phone_numbers[${i}]`, p)))];
+    if (receivers.webPush && !available.webPush) throw invalid("definition.receivers.web_push", "Web Push is not configured (WEB_PUSH_VAPID_PUBLIC_KEY, WEB_PUSH_VAPID_PRIVATE_KEY)");
   }
   validateRulePolicy(def);
   def.name = name;
-  return { definition: def, name, kind: kindNames[def.kind.case]!, forMs, threshold, sku };
+  return { definition: def, name, kind: kindNames[def.kind.case]!, forMs, threshold, sku, windowMs, minCount };
 }
 
 interface RuleRow {
@@ -135,6 +210,8 @@ interface RuleRow {
   for_ms: string;
   threshold: number | null;
   sku: string;
+  window_ms: string;
+  min_count: number;
   group_ids: string[];
   tags: string[];
   definition: Buffer;
@@ -153,7 +230,7 @@ export function toRule(row: RuleRow): Rule {
   };
 }
 
-const columns = "rule_id, version, name, kind, for_ms, threshold, sku, group_ids, tags, definition, created_at, updated_at";
+const columns = "rule_id, version, name, kind, for_ms, threshold, sku, window_ms, min_count, group_ids, tags, definition, created_at, updated_at";
 
 export const rules = {
   async insert(pool: Pool, r: ValidRule): Promise<Rule> {
@@ -161,8 +238,8 @@ export const rules = {
     try {
       await client.query("BEGIN");
       const { rows } = await client.query<RuleRow>(
-        `INSERT INTO rules (name, kind, for_ms, threshold, group_ids, tags, definition, sku) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${columns}`,
-        [r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition)), r.sku],
+        `INSERT INTO rules (name, kind, for_ms, threshold, group_ids, tags, definition, sku, window_ms, min_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${columns}`,
+        [r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition)), r.sku, r.windowMs, r.minCount],
       );
       await client.query("INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, 1, $2)", [rows[0]!.rule_id, rows[0]!.definition]);
       await client.query("COMMIT");
@@ -193,9 +270,9 @@ export const rules = {
     if (expectedVersion !== 0n && BigInt(current[0].version) !== expectedVersion)
       throw failedPrecondition(`rule ${ruleId} is at version ${current[0].version}, not ${expectedVersion}`);
     const { rows } = await tx.query<RuleRow>(
-      `UPDATE rules SET version = version + 1, name = $2, kind = $3, for_ms = $4, threshold = $5, group_ids = $6, tags = $7, definition = $8, sku = $9, updated_at = now()
+      `UPDATE rules SET version = version + 1, name = $2, kind = $3, for_ms = $4, threshold = $5, group_ids = $6, tags = $7, definition = $8, sku = $9, window_ms = $10, min_count = $11, updated_at = now()
        WHERE rule_id = $1 RETURNING ${columns}`,
-      [ruleId, r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition)), r.sku],
+      [ruleId, r.name, r.kind, r.forMs, r.threshold, r.definition.matcher?.groupIds ?? [], r.definition.matcher?.tags ?? [], Buffer.from(toBinary(RuleDefinitionSchema, r.definition)), r.sku, r.windowMs, r.minCount],
     );
     await tx.query("INSERT INTO rule_versions (rule_id, version, definition) VALUES ($1, $2, $3)", [ruleId, rows[0]!.version, rows[0]!.definition]);
     return toRule(rows[0]!);
@@ -215,6 +292,8 @@ export const rules = {
       forMs: Number(r.for_ms),
       threshold: r.threshold,
       sku: r.sku,
+      windowMs: Number(r.window_ms),
+      minCount: r.min_count,
       groupIds: r.group_ids,
       tags: r.tags,
     }));

@@ -22,7 +22,7 @@ import { listDevMail } from "./dev-mail.js";
 import { dryRun } from "./dry-run.js";
 import type { NotificationsMetrics } from "./metrics.js";
 import { markSilenced, silences } from "./policy.js";
-import { rules, validateRule } from "./rules.js";
+import { rules, validateRule, type AvailableChannels } from "./rules.js";
 import type { AlertFeed } from "./watch.js";
 
 export const notificationsServices = [RuleService, AlertService, DeliveryService];
@@ -32,6 +32,8 @@ export interface NotificationsDeps {
   secretNames: ReadonlySet<string>;
   feed: AlertFeed;
   metrics: NotificationsMetrics;
+  /** The optional channels this deployment has (SMS, Web Push). */
+  available?: AvailableChannels;
   /** The development mailbox's HTTP API (npm start), which ListDevMail relays; unset in production. */
   devMailboxUrl?: string;
 }
@@ -52,7 +54,7 @@ export function notificationsRoutes(deps: NotificationsDeps) {
   return (router: ConnectRouter) => {
     router.service(RuleService, {
       async createRule(req) {
-        return { rule: await rules.insert(pool, validateRule(req.definition, secretNames)) };
+        return { rule: await rules.insert(pool, validateRule(req.definition, secretNames, deps.available)) };
       },
       async getRule(req) {
         return { rule: await rules.get(pool, id("rule_id", req.ruleId)) };
@@ -70,11 +72,11 @@ export function notificationsRoutes(deps: NotificationsDeps) {
       },
       async updateRule(req) {
         const ruleId = id("rule_id", req.ruleId);
-        const valid = validateRule(req.definition, secretNames);
+        const valid = validateRule(req.definition, secretNames, deps.available);
         return { rule: await inTransaction(pool, (tx) => rules.update(tx, ruleId, valid, req.expectedVersion)) };
       },
       async dryRunRule(req) {
-        return dryRun(pool, validateRule(req.definition, secretNames));
+        return dryRun(pool, validateRule(req.definition, secretNames, deps.available));
       },
       async deleteRule(req) {
         const ruleId = id("rule_id", req.ruleId);

@@ -1,8 +1,8 @@
 // What orders publishes (stream ORDERS, through the outbox, in the transaction of the
-// change): orders.order.<order_id>.completed|failed|refunded.
+// change): orders.order.<order_id>.created|completed|failed|refunded.
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { OrderCompletedEventSchema, OrderFailedEventSchema, OrderRefundedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/events_pb";
+import { OrderCompletedEventSchema, OrderCreatedEventSchema, OrderFailedEventSchema, OrderRefundedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/events_pb";
 import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { enqueueEvent, ordersSubjects, type PoolClient } from "@adminkiosk/runtime";
 
@@ -10,6 +10,8 @@ export const ordersStream = ordersSubjects.stream;
 
 
 export const publish = {
+  created: (tx: PoolClient, order: Order) =>
+    enqueueEvent(tx, ordersSubjects.order(order.orderId, "created"), OrderCreatedEventSchema, create(OrderCreatedEventSchema, { order, time: timestampNow() })),
   completed: (tx: PoolClient, order: Order) =>
     enqueueEvent(tx, ordersSubjects.order(order.orderId, "completed"), OrderCompletedEventSchema, create(OrderCompletedEventSchema, { order, time: timestampNow() })),
   failed: (tx: PoolClient, order: Order) =>

@@ -35,7 +35,12 @@ export const paymentKeyFor = (orderId: string) => `order-${orderId}`;
 
 export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Order> {
   const { pool } = deps;
-  let row = await orders.insert(pool, { id: randomUUID(), kioskId: req.kioskId, key: req.idempotencyKey, hash: req.requestHash });
+  // The new order and its created event (notifications alerts on orders stuck in it), together.
+  let row = await inTransaction(pool, async (tx) => {
+    const created = await orders.insert(tx, { id: randomUUID(), kioskId: req.kioskId, key: req.idempotencyKey, hash: req.requestHash });
+    if (created) await publish.created(tx, toOrder({ row: created, lines: [], tickets: [] }));
+    return created;
+  });
   if (!row) {
     row = await orders.byKey(pool, req.kioskId, req.idempotencyKey);
     if (!row) throw aborted("the order for this idempotency key is being created; retry");

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/notifications/v1/notifications.proto.
  */
 export const file_adminkiosk_notifications_v1_notifications: GenFile = /*@__PURE__*/
-  fileDesc("Ci9hZG1pbmtpb3NrL25vdGlmaWNhdGlvbnMvdjEvbm90aWZpY2F0aW9ucy5wcm90bxIbYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxIkgKFUtpb3NrT2ZmbGluZUNvbmRpdGlvbhIvCgxmb3JfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iWwoRTG93UGFwZXJDb25kaXRpb24SFQoNYmVsb3dfcGVyY2VudBgBIAEoARIvCgxmb3JfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSAoVUHJpbnRlckZhdWx0Q29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJaChpTdG9ja291dFByZWRpY3RlZENvbmRpdGlvbhILCgNza3UYASABKAkSLwoMZm9yX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIi8KDExhYmVsTWF0Y2hlchIRCglncm91cF9pZHMYASADKAkSDAoEdGFncxgCIAMoCSIzCg9XZWJob29rUmVjZWl2ZXISCwoDdXJsGAEgASgJEhMKC3NlY3JldF9uYW1lGAIgASgJIlsKCVJlY2VpdmVycxIOCgZlbWFpbHMYASADKAkSPgoId2ViaG9va3MYAiADKAsyLC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuV2ViaG9va1JlY2VpdmVyIv0ECg5SdWxlRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEjcKCHNldmVyaXR5GAIgASgOMiUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlNldmVyaXR5EksKDWtpb3NrX29mZmxpbmUYAyABKAsyMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuS2lvc2tPZmZsaW5lQ29uZGl0aW9uSAASQwoJbG93X3BhcGVyGAQgASgLMi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxvd1BhcGVyQ29uZGl0aW9uSAASSwoNcHJpbnRlcl9mYXVsdBgFIAEoCzIyLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5QcmludGVyRmF1bHRDb25kaXRpb25IABJVChJzdG9ja291dF9wcmVkaWN0ZWQYCCABKAsyNy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuU3RvY2tvdXRQcmVkaWN0ZWRDb25kaXRpb25IABI6CgdtYXRjaGVyGAYgASgLMikuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxhYmVsTWF0Y2hlchI5CglyZWNlaXZlcnMYByABKAsyJi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUmVjZWl2ZXJzEjIKD3JlcGVhdF9pbnRlcnZhbBgUIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI7Cgplc2NhbGF0aW9uGBUgASgLMicuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkVzY2FsYXRpb25CBgoEa2luZCI/CgpFc2NhbGF0aW9uEjEKDmVzY2FsYXRlX2FmdGVyGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIssBCgRSdWxlEg8KB3J1bGVfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxI/CgpkZWZpbml0aW9uGAMgASgLMisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGVEZWZpbml0aW9uEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoRQ3JlYXRlUnVsZVJlcXVlc3QSPwoKZGVmaW5pdGlvbhgBIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbiJFChJDcmVhdGVSdWxlUmVzcG9uc2USLwoEcnVsZRgBIAEoCzIhLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlIiEKDkdldFJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkiQgoPR2V0UnVsZVJlc3BvbnNlEi8KBHJ1bGUYASABKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZSI5ChBMaXN0UnVsZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIl4KEUxpc3RSdWxlc1Jlc3BvbnNlEjAKBXJ1bGVzGAEgAygLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn8KEVVwZGF0ZVJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkSPwoKZGVmaW5pdGlvbhgCIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbhIYChBleHBlY3RlZF92ZXJzaW9uGAMgASgDIkUKElVwZGF0ZVJ1bGVSZXNwb25zZRIvCgRydWxlGAEgASgLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUiJAoRRGVsZXRlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiggUKBUFsZXJ0EhAKCGFsZXJ0X2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkSFAoMcnVsZV92ZXJzaW9uGAMgASgDEhEKCXJ1bGVfbmFtZRgEIAEoCRI3CghzZXZlcml0eRgFIAEoDjIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5TZXZlcml0eRI2CgVzdGF0ZRgGIAEoDjInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFN0YXRlEhAKCGtpb3NrX2lkGAcgASgJEhAKCGdyb3VwX2lkGAggASgJEj4KBmxhYmVscxgJIAMoCzIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydC5MYWJlbHNFbnRyeRIPCgdzdW1tYXJ5GAogASgJEi0KCWZpcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQYWNrbm93bGVkZ2VfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPYWNrbm93bGVkZ2VkX2J5GA0gASgJEjAKDHJlc29sdmVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcmVzb2x2ZV9yZWFzb24YDyABKAkSDAoEdGFncxgQIAMoCRITCgtzaWxlbmNlZF9ieRgUIAMoCRIUCgxpbmhpYml0ZWRfYnkYFSABKAkSFwoPZXNjYWxhdGlvbl90aWVyGBYgASgFGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihAEKEUxpc3RBbGVydHNSZXF1ZXN0EjcKBnN0YXRlcxgBIAMoDjInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFN0YXRlEg8KB3J1bGVfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYQoSTGlzdEFsZXJ0c1Jlc3BvbnNlEjIKBmFsZXJ0cxgBIAMoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIwoPR2V0QWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIkUKEEdldEFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiKwoXQWNrbm93bGVkZ2VBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiTQoYQWNrbm93bGVkZ2VBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IicKE1Jlc29sdmVBbGVydFJlcXVlc3QSEAoIYWxlcnRfaWQYASABKAkiSQoUUmVzb2x2ZUFsZXJ0UmVzcG9uc2USMQoFYWxlcnQYASABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQiFAoSV2F0Y2hBbGVydHNSZXF1ZXN0IpIBChNXYXRjaEFsZXJ0c1Jlc3BvbnNlEj4KCHNuYXBzaG90GAEgASgLMiouYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0U25hcHNob3RIABIzCgVhbGVydBgCIAEoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydEgAQgYKBGJvZHkiQwoNQWxlcnRTbmFwc2hvdBIyCgZhbGVydHMYASADKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQilwMKCERlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgJEg8KB3J1bGVfaWQYAiABKAkSEAoIZ3JvdXBfaWQYAyABKAkSNQoHY2hhbm5lbBgEIAEoDjIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DaGFubmVsEg4KBnRhcmdldBgFIAEoCRIOCgZzdGF0dXMYBiABKAkSEwoLYWxlcnRfY291bnQYByABKAUSDwoHc3ViamVjdBgIIAEoCRI5CgVzdGF0ZRgJIAEoDjIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeVN0YXRlEhAKCGF0dGVtcHRzGAogASgFEhMKC2xhc3RfcmVzdWx0GAsgASgJEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlY2lwaWVudBgUIAEoCSLCAQoVTGlzdERlbGl2ZXJpZXNSZXF1ZXN0EjoKBnN0YXRlcxgBIAMoDjIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeVN0YXRlEjUKB2NoYW5uZWwYAiABKA4yJC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ2hhbm5lbBIPCgdydWxlX2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJImwKFkxpc3REZWxpdmVyaWVzUmVzcG9uc2USOQoKZGVsaXZlcmllcxgBIAMoCzIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoRRHJ5UnVuUnVsZVJlcXVlc3QSPwoKZGVmaW5pdGlvbhgBIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbiKYAgoLRHJ5UnVuQWxlcnQSEAoIa2lvc2tfaWQYASABKAkSEAoIZ3JvdXBfaWQYAiABKAkSRAoGbGFiZWxzGAMgAygLMjQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1bkFsZXJ0LkxhYmVsc0VudHJ5Eg8KB3N1bW1hcnkYBCABKAkSLQoJZmlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxyZXNvbHZlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiiwMKEkRyeVJ1blJ1bGVSZXNwb25zZRITCgthbGVydF9jb3VudBgBIAEoBRI5CgdzYW1wbGVzGAIgAygLMiguYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1bkFsZXJ0EjAKDHdpbmRvd19zdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKd2luZG93X2VuZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZXZlbnRzX2V2YWx1YXRlZBgFIAEoAxIWCg5raW9za3NfbWF0Y2hlZBgGIAEoBRJbCg9hbGVydHNfYnlfZ3JvdXAYByADKAsyQi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuUnVsZVJlc3BvbnNlLkFsZXJ0c0J5R3JvdXBFbnRyeRo0ChJBbGVydHNCeUdyb3VwRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgFOgI4ASIzChJMaXN0RGV2TWFpbFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEgoKAnRvGAIgASgJIoABCgdEZXZNYWlsEgoKAmlkGAEgASgDEgwKBGZyb20YAiABKAkSCgoCdG8YAyADKAkSDwoHc3ViamVjdBgEIAEoCRIMCgR0ZXh0GAUgASgJEjAKDHJlY2VpdmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXAoTTGlzdERldk1haWxSZXNwb25zZRI2CghtZXNzYWdlcxgBIAMoCzIkLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EZXZNYWlsEg0KBXRvdGFsGAIgASgFKmQKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEQoNU0VWRVJJVFlfSU5GTxABEhQKEFNFVkVSSVRZX1dBUk5JTkcQAhIVChFTRVZFUklUWV9DUklUSUNBTBADKnkKCkFsZXJ0U3RhdGUSGwoXQUxFUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJBTEVSVF9TVEFURV9GSVJJTkcQARIcChhBTEVSVF9TVEFURV9BQ0tOT1dMRURHRUQQAhIYChRBTEVSVF9TVEFURV9SRVNPTFZFRBADKkoKB0NoYW5uZWwSFwoTQ0hBTk5FTF9VTlNQRUNJRklFRBAAEhEKDUNIQU5ORUxfRU1BSUwQARITCg9DSEFOTkVMX1dFQkhPT0sQAiqqAQoNRGVsaXZlcnlTdGF0ZRIeChpERUxJVkVSWV9TVEFURV9VTlNQRUNJRklFRBAAEhoKFkRFTElWRVJZX1NUQVRFX1BFTkRJTkcQARIcChhERUxJVkVSWV9TVEFURV9ERUxJVkVSRUQQAhIgChxERUxJVkVSWV9TVEFURV9ERUFEX0xFVFRFUkVEEAMSHQoZREVMSVZFUllfU1RBVEVfU1VQUFJFU1NFRBAUMokHCgtSdWxlU2VydmljZRKPAQoKQ3JlYXRlUnVsZRIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DcmVhdGVSdWxlUmVxdWVzdBovLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5DcmVhdGVSdWxlUmVzcG9uc2UiIMrzGAIQA4LT5JMCFDoBKiIPL3YxL2FsZXJ0LXJ1bGVzEo0BCgdHZXRSdWxlEisuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldFJ1bGVSZXF1ZXN0GiwuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldFJ1bGVSZXNwb25zZSInyvMYAhABgtPkkwIbEhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EokBCglMaXN0UnVsZXMSLS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdFJ1bGVzUmVxdWVzdBouLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0UnVsZXNSZXNwb25zZSIdyvMYAhABgtPkkwIREg8vdjEvYWxlcnQtcnVsZXMSmQEKClVwZGF0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuVXBkYXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuVXBkYXRlUnVsZVJlc3BvbnNlIirK8xgCEAOC0+STAh46ASoaGS92MS9hbGVydC1ydWxlcy97cnVsZV9pZH0SlgEKCkRlbGV0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsZXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsZXRlUnVsZVJlc3BvbnNlIifK8xgCEAOC0+STAhsqGS92MS9hbGVydC1ydWxlcy97cnVsZV9pZH0SlgEKCkRyeVJ1blJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRHJ5UnVuUnVsZVJlc3BvbnNlIifK8xgCEAOC0+STAhs6ASoiFi92MS9hbGVydC1ydWxlczpkcnlSdW4y/wUKDEFsZXJ0U2VydmljZRKHAQoKTGlzdEFsZXJ0cxIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0QWxlcnRzUmVxdWVzdBovLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0QWxlcnRzUmVzcG9uc2UiGMrzGAIQAYLT5JMCDBIKL3YxL2FsZXJ0cxKMAQoIR2V0QWxlcnQSLC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuR2V0QWxlcnRSZXF1ZXN0Gi0uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldEFsZXJ0UmVzcG9uc2UiI8rzGAIQAYLT5JMCFxIVL3YxL2FsZXJ0cy97YWxlcnRfaWR9ErMBChBBY2tub3dsZWRnZUFsZXJ0EjQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFja25vd2xlZGdlQWxlcnRSZXF1ZXN0GjUuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFja25vd2xlZGdlQWxlcnRSZXNwb25zZSIyyvMYAhACgtPkkwImOgEqIiEvdjEvYWxlcnRzL3thbGVydF9pZH06YWNrbm93bGVkZ2USowEKDFJlc29sdmVBbGVydBIwLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SZXNvbHZlQWxlcnRSZXF1ZXN0GjEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJlc29sdmVBbGVydFJlc3BvbnNlIi7K8xgCEAKC0+STAiI6ASoiHS92MS9hbGVydHMve2FsZXJ0X2lkfTpyZXNvbHZlEnoKC1dhdGNoQWxlcnRzEi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLldhdGNoQWxlcnRzUmVxdWVzdBowLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5XYXRjaEFsZXJ0c1Jlc3BvbnNlIgbK8xgCEAEwATK6AgoPRGVsaXZlcnlTZXJ2aWNlEpcBCg5MaXN0RGVsaXZlcmllcxIyLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaMy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSIcyvMYAhABgtPkkwIQEg4vdjEvZGVsaXZlcmllcxKMAQoLTGlzdERldk1haWwSLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERldk1haWxSZXF1ZXN0GjAuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3REZXZNYWlsUmVzcG9uc2UiGsrzGAIQA4LT5JMCDhIML3YxL2Rldi1tYWlsYgZwcm90bzM", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ci9hZG1pbmtpb3NrL25vdGlmaWNhdGlvbnMvdjEvbm90aWZpY2F0aW9ucy5wcm90bxIbYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxIkgKFUtpb3NrT2ZmbGluZUNvbmRpdGlvbhIvCgxmb3JfZHVyYXRpb24YASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iWwoRTG93UGFwZXJDb25kaXRpb24SFQoNYmVsb3dfcGVyY2VudBgBIAEoARIvCgxmb3JfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSAoVUHJpbnRlckZhdWx0Q29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJaChpTdG9ja291dFByZWRpY3RlZENvbmRpdGlvbhILCgNza3UYASABKAkSLwoMZm9yX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkoKF0FsZXJ0aW5nU3RhdHVzQ29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJLChhUZWxlbWV0cnlFcnJvcnNDb25kaXRpb24SLwoMZm9yX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlEKEUxvd1N0b2NrQ29uZGl0aW9uEgsKA3NrdRgBIAEoCRIvCgxmb3JfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24icQobUGF5bWVudEZhaWx1cmVSYXRlQ29uZGl0aW9uEhEKCXRocmVzaG9sZBgBIAEoARIpCgZ3aW5kb3cYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMbWluX3BheW1lbnRzGAMgASgNIkcKFE9yZGVyc1N0dWNrQ29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJJChZTaWxlbnRGYWlsdXJlQ29uZGl0aW9uEi8KDGZvcl9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCgxMYWJlbE1hdGNoZXISEQoJZ3JvdXBfaWRzGAEgAygJEgwKBHRhZ3MYAiADKAkiMwoPV2ViaG9va1JlY2VpdmVyEgsKA3VybBgBIAEoCRITCgtzZWNyZXRfbmFtZRgCIAEoCSKEAQoJUmVjZWl2ZXJzEg4KBmVtYWlscxgBIAMoCRI+Cgh3ZWJob29rcxgCIAMoCzIsLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5XZWJob29rUmVjZWl2ZXISFQoNcGhvbmVfbnVtYmVycxgoIAMoCRIQCgh3ZWJfcHVzaBgpIAEoCCLaCAoOUnVsZURlZmluaXRpb24SDAoEbmFtZRgBIAEoCRI3CghzZXZlcml0eRgCIAEoDjIlLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5TZXZlcml0eRJLCg1raW9za19vZmZsaW5lGAMgASgLMjIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLktpb3NrT2ZmbGluZUNvbmRpdGlvbkgAEkMKCWxvd19wYXBlchgEIAEoCzIuLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5Mb3dQYXBlckNvbmRpdGlvbkgAEksKDXByaW50ZXJfZmF1bHQYBSABKAsyMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUHJpbnRlckZhdWx0Q29uZGl0aW9uSAASVQoSc3RvY2tvdXRfcHJlZGljdGVkGAggASgLMjcuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlN0b2Nrb3V0UHJlZGljdGVkQ29uZGl0aW9uSAASTwoPYWxlcnRpbmdfc3RhdHVzGCggASgLMjQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0aW5nU3RhdHVzQ29uZGl0aW9uSAASUQoQdGVsZW1ldHJ5X2Vycm9ycxgpIAEoCzI1LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5UZWxlbWV0cnlFcnJvcnNDb25kaXRpb25IABJDCglsb3dfc3RvY2sYKiABKAsyLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTG93U3RvY2tDb25kaXRpb25IABJYChRwYXltZW50X2ZhaWx1cmVfcmF0ZRgrIAEoCzI4LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5QYXltZW50RmFpbHVyZVJhdGVDb25kaXRpb25IABJJCgxvcmRlcnNfc3R1Y2sYLCABKAsyMS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuT3JkZXJzU3R1Y2tDb25kaXRpb25IABJNCg5zaWxlbnRfZmFpbHVyZRgtIAEoCzIzLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5TaWxlbnRGYWlsdXJlQ29uZGl0aW9uSAASOgoHbWF0Y2hlchgGIAEoCzIpLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MYWJlbE1hdGNoZXISOQoJcmVjZWl2ZXJzGAcgASgLMiYuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJlY2VpdmVycxIyCg9yZXBlYXRfaW50ZXJ2YWwYFCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SOwoKZXNjYWxhdGlvbhgVIAEoCzInLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5Fc2NhbGF0aW9uQgYKBGtpbmQiPwoKRXNjYWxhdGlvbhIxCg5lc2NhbGF0ZV9hZnRlchgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiLLAQoEUnVsZRIPCgdydWxlX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSPwoKZGVmaW5pdGlvbhgDIAEoCzIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlRGVmaW5pdGlvbhIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlQKEUNyZWF0ZVJ1bGVSZXF1ZXN0Ej8KCmRlZmluaXRpb24YASABKAsyKy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZURlZmluaXRpb24iRQoSQ3JlYXRlUnVsZVJlc3BvbnNlEi8KBHJ1bGUYASABKAsyIS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZSIhCg5HZXRSdWxlUmVxdWVzdBIPCgdydWxlX2lkGAEgASgJIkIKD0dldFJ1bGVSZXNwb25zZRIvCgRydWxlGAEgASgLMiEuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlJ1bGUiOQoQTGlzdFJ1bGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJeChFMaXN0UnVsZXNSZXNwb25zZRIwCgVydWxlcxgBIAMoCzIhLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/ChFVcGRhdGVSdWxlUmVxdWVzdBIPCgdydWxlX2lkGAEgASgJEj8KCmRlZmluaXRpb24YAiABKAsyKy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZURlZmluaXRpb24SGAoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoAyJFChJVcGRhdGVSdWxlUmVzcG9uc2USLwoEcnVsZRgBIAEoCzIhLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SdWxlIiQKEURlbGV0ZVJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkiFAoSRGVsZXRlUnVsZVJlc3BvbnNlIoIFCgVBbGVydBIQCghhbGVydF9pZBgBIAEoCRIPCgdydWxlX2lkGAIgASgJEhQKDHJ1bGVfdmVyc2lvbhgDIAEoAxIRCglydWxlX25hbWUYBCABKAkSNwoIc2V2ZXJpdHkYBSABKA4yJS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuU2V2ZXJpdHkSNgoFc3RhdGUYBiABKA4yJy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnRTdGF0ZRIQCghraW9za19pZBgHIAEoCRIQCghncm91cF9pZBgIIAEoCRI+CgZsYWJlbHMYCSADKAsyLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQuTGFiZWxzRW50cnkSDwoHc3VtbWFyeRgKIAEoCRItCglmaXJlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGFja25vd2xlZGdlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2Fja25vd2xlZGdlZF9ieRgNIAEoCRIwCgxyZXNvbHZlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnJlc29sdmVfcmVhc29uGA8gASgJEgwKBHRhZ3MYECADKAkSEwoLc2lsZW5jZWRfYnkYFCADKAkSFAoMaW5oaWJpdGVkX2J5GBUgASgJEhcKD2VzY2FsYXRpb25fdGllchgWIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoQBChFMaXN0QWxlcnRzUmVxdWVzdBI3CgZzdGF0ZXMYASADKA4yJy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnRTdGF0ZRIPCgdydWxlX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImEKEkxpc3RBbGVydHNSZXNwb25zZRIyCgZhbGVydHMYASADKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKD0dldEFsZXJ0UmVxdWVzdBIQCghhbGVydF9pZBgBIAEoCSJFChBHZXRBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IisKF0Fja25vd2xlZGdlQWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIk0KGEFja25vd2xlZGdlQWxlcnRSZXNwb25zZRIxCgVhbGVydBgBIAEoCzIiLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydCInChNSZXNvbHZlQWxlcnRSZXF1ZXN0EhAKCGFsZXJ0X2lkGAEgASgJIkkKFFJlc29sdmVBbGVydFJlc3BvbnNlEjEKBWFsZXJ0GAEgASgLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IhQKEldhdGNoQWxlcnRzUmVxdWVzdCKSAQoTV2F0Y2hBbGVydHNSZXNwb25zZRI+CghzbmFwc2hvdBgBIAEoCzIqLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BbGVydFNuYXBzaG90SAASMwoFYWxlcnQYAiABKAsyIi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQWxlcnRIAEIGCgRib2R5IkMKDUFsZXJ0U25hcHNob3QSMgoGYWxlcnRzGAEgAygLMiIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkFsZXJ0IqkDCghEZWxpdmVyeRITCgtkZWxpdmVyeV9pZBgBIAEoCRIPCgdydWxlX2lkGAIgASgJEhAKCGdyb3VwX2lkGAMgASgJEjUKB2NoYW5uZWwYBCABKA4yJC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ2hhbm5lbBIOCgZ0YXJnZXQYBSABKAkSDgoGc3RhdHVzGAYgASgJEhMKC2FsZXJ0X2NvdW50GAcgASgFEg8KB3N1YmplY3QYCCABKAkSOQoFc3RhdGUYCSABKA4yKi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsaXZlcnlTdGF0ZRIQCghhdHRlbXB0cxgKIAEoBRITCgtsYXN0X3Jlc3VsdBgLIAEoCRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcl90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZWNpcGllbnQYFCABKAkSEAoIb3JkZXJfaWQYKCABKAkiwgEKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBI6CgZzdGF0ZXMYASADKA4yKi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsaXZlcnlTdGF0ZRI1CgdjaGFubmVsGAIgASgOMiQuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkNoYW5uZWwSDwoHcnVsZV9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJsChZMaXN0RGVsaXZlcmllc1Jlc3BvbnNlEjkKCmRlbGl2ZXJpZXMYASADKAsyJS5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKEURyeVJ1blJ1bGVSZXF1ZXN0Ej8KCmRlZmluaXRpb24YASABKAsyKy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUnVsZURlZmluaXRpb24imAIKC0RyeVJ1bkFsZXJ0EhAKCGtpb3NrX2lkGAEgASgJEhAKCGdyb3VwX2lkGAIgASgJEkQKBmxhYmVscxgDIAMoCzI0LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EcnlSdW5BbGVydC5MYWJlbHNFbnRyeRIPCgdzdW1tYXJ5GAQgASgJEi0KCWZpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVzb2x2ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIosDChJEcnlSdW5SdWxlUmVzcG9uc2USEwoLYWxlcnRfY291bnQYASABKAUSOQoHc2FtcGxlcxgCIAMoCzIoLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5EcnlSdW5BbGVydBIwCgx3aW5kb3dfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGV2ZW50c19ldmFsdWF0ZWQYBSABKAMSFgoOa2lvc2tzX21hdGNoZWQYBiABKAUSWwoPYWxlcnRzX2J5X2dyb3VwGAcgAygLMkIuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1blJ1bGVSZXNwb25zZS5BbGVydHNCeUdyb3VwRW50cnkaNAoSQWxlcnRzQnlHcm91cEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBToCOAEiMwoSTGlzdERldk1haWxSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRIKCgJ0bxgCIAEoCSKAAQoHRGV2TWFpbBIKCgJpZBgBIAEoAxIMCgRmcm9tGAIgASgJEgoKAnRvGAMgAygJEg8KB3N1YmplY3QYBCABKAkSDAoEdGV4dBgFIAEoCRIwCgxyZWNlaXZlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlwKE0xpc3REZXZNYWlsUmVzcG9uc2USNgoIbWVzc2FnZXMYASADKAsyJC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuRGV2TWFpbBINCgV0b3RhbBgCIAEoBSpkCghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhEKDVNFVkVSSVRZX0lORk8QARIUChBTRVZFUklUWV9XQVJOSU5HEAISFQoRU0VWRVJJVFlfQ1JJVElDQUwQAyp5CgpBbGVydFN0YXRlEhsKF0FMRVJUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSQUxFUlRfU1RBVEVfRklSSU5HEAESHAoYQUxFUlRfU1RBVEVfQUNLTk9XTEVER0VEEAISGAoUQUxFUlRfU1RBVEVfUkVTT0xWRUQQAypxCgdDaGFubmVsEhcKE0NIQU5ORUxfVU5TUEVDSUZJRUQQABIRCg1DSEFOTkVMX0VNQUlMEAESEwoPQ0hBTk5FTF9XRUJIT09LEAISDwoLQ0hBTk5FTF9TTVMQKBIUChBDSEFOTkVMX1dFQl9QVVNIECkqqgEKDURlbGl2ZXJ5U3RhdGUSHgoaREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZERUxJVkVSWV9TVEFURV9QRU5ESU5HEAESHAoYREVMSVZFUllfU1RBVEVfREVMSVZFUkVEEAISIAocREVMSVZFUllfU1RBVEVfREVBRF9MRVRURVJFRBADEh0KGURFTElWRVJZX1NUQVRFX1NVUFBSRVNTRUQQFDKJBwoLUnVsZVNlcnZpY2USjwEKCkNyZWF0ZVJ1bGUSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ3JlYXRlUnVsZVJlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuQ3JlYXRlUnVsZVJlc3BvbnNlIiDK8xgCEAOC0+STAhQ6ASoiDy92MS9hbGVydC1ydWxlcxKNAQoHR2V0UnVsZRIrLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRSdWxlUmVxdWVzdBosLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRSdWxlUmVzcG9uc2UiJ8rzGAIQAYLT5JMCGxIZL3YxL2FsZXJ0LXJ1bGVzL3tydWxlX2lkfRKJAQoJTGlzdFJ1bGVzEi0uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3RSdWxlc1JlcXVlc3QaLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdFJ1bGVzUmVzcG9uc2UiHcrzGAIQAYLT5JMCERIPL3YxL2FsZXJ0LXJ1bGVzEpkBCgpVcGRhdGVSdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlVwZGF0ZVJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLlVwZGF0ZVJ1bGVSZXNwb25zZSIqyvMYAhADgtPkkwIeOgEqGhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EpYBCgpEZWxldGVSdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGV0ZVJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRlbGV0ZVJ1bGVSZXNwb25zZSInyvMYAhADgtPkkwIbKhkvdjEvYWxlcnQtcnVsZXMve3J1bGVfaWR9EpYBCgpEcnlSdW5SdWxlEi4uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1blJ1bGVSZXF1ZXN0Gi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkRyeVJ1blJ1bGVSZXNwb25zZSInyvMYAhADgtPkkwIbOgEqIhYvdjEvYWxlcnQtcnVsZXM6ZHJ5UnVuMv8FCgxBbGVydFNlcnZpY2UShwEKCkxpc3RBbGVydHMSLi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdEFsZXJ0c1JlcXVlc3QaLy5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlIhjK8xgCEAGC0+STAgwSCi92MS9hbGVydHMSjAEKCEdldEFsZXJ0EiwuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkdldEFsZXJ0UmVxdWVzdBotLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5HZXRBbGVydFJlc3BvbnNlIiPK8xgCEAGC0+STAhcSFS92MS9hbGVydHMve2FsZXJ0X2lkfRKzAQoQQWNrbm93bGVkZ2VBbGVydBI0LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BY2tub3dsZWRnZUFsZXJ0UmVxdWVzdBo1LmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5BY2tub3dsZWRnZUFsZXJ0UmVzcG9uc2UiMsrzGAIQAoLT5JMCJjoBKiIhL3YxL2FsZXJ0cy97YWxlcnRfaWR9OmFja25vd2xlZGdlEqMBCgxSZXNvbHZlQWxlcnQSMC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuUmVzb2x2ZUFsZXJ0UmVxdWVzdBoxLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5SZXNvbHZlQWxlcnRSZXNwb25zZSIuyvMYAhACgtPkkwIiOgEqIh0vdjEvYWxlcnRzL3thbGVydF9pZH06cmVzb2x2ZRJ6CgtXYXRjaEFsZXJ0cxIvLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaMC5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuV2F0Y2hBbGVydHNSZXNwb25zZSIGyvMYAhABMAEyugIKD0RlbGl2ZXJ5U2VydmljZRKXAQoOTGlzdERlbGl2ZXJpZXMSMi5hZG1pbmtpb3NrLm5vdGlmaWNhdGlvbnMudjEuTGlzdERlbGl2ZXJpZXNSZXF1ZXN0GjMuYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiHMrzGAIQAYLT5JMCEBIOL3YxL2RlbGl2ZXJpZXMSjAEKC0xpc3REZXZNYWlsEi8uYWRtaW5raW9zay5ub3RpZmljYXRpb25zLnYxLkxpc3REZXZNYWlsUmVxdWVzdBowLmFkbWlua2lvc2subm90aWZpY2F0aW9ucy52MS5MaXN0RGV2TWFpbFJlc3BvbnNlIhrK8xgCEAOC0+STAg4SDC92MS9kZXYtbWFpbGIGcHJvdG8z", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * The kiosk has no stream to link for `for_duration`.
@@ -115,7 +115,155 @@ export const StockoutPredictedConditionSchema: GenMessage<StockoutPredictedCondi
 
 /**
  * Which kiosks a rule watches; empty fields match every kiosk.
+ * fleet would show the kiosk as KIOSK_STATUS_ALERTING (link's telemetry: an error reported, printer
+ * or scanner FAULT, or paper below fleet's low-paper threshold) for `for_duration`.
  *
+ * @generated from message adminkiosk.notifications.v1.AlertingStatusCondition
+ */
+export type AlertingStatusCondition = Message<"adminkiosk.notifications.v1.AlertingStatusCondition"> & {
+  /**
+   * @generated from field: google.protobuf.Duration for_duration = 1;
+   */
+  forDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.AlertingStatusCondition.
+ * Use `create(AlertingStatusConditionSchema)` to create a new message.
+ */
+export const AlertingStatusConditionSchema: GenMessage<AlertingStatusCondition> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 4);
+
+/**
+ * The kiosk keeps reporting errors in its telemetry (TelemetrySample.errors not empty) for
+ * `for_duration`; cleared by a sample without errors.
+ *
+ * @generated from message adminkiosk.notifications.v1.TelemetryErrorsCondition
+ */
+export type TelemetryErrorsCondition = Message<"adminkiosk.notifications.v1.TelemetryErrorsCondition"> & {
+  /**
+   * @generated from field: google.protobuf.Duration for_duration = 1;
+   */
+  forDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.TelemetryErrorsCondition.
+ * Use `create(TelemetryErrorsConditionSchema)` to create a new message.
+ */
+export const TelemetryErrorsConditionSchema: GenMessage<TelemetryErrorsCondition> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 5);
+
+/**
+ * catalog says a product's on-hand stock at the kiosk is at or below its low-stock threshold
+ * (catalog.stock.<kiosk>.low on stream CATALOG) and not yet replenished (.replenished). One alert
+ * per rule, kiosk and product.
+ *
+ * @generated from message adminkiosk.notifications.v1.LowStockCondition
+ */
+export type LowStockCondition = Message<"adminkiosk.notifications.v1.LowStockCondition"> & {
+  /**
+   * Only this product (its SKU); empty: every product.
+   *
+   * @generated from field: string sku = 1;
+   */
+  sku: string;
+
+  /**
+   * How long stock must stay low before the alert fires; unset or zero: at once.
+   *
+   * @generated from field: google.protobuf.Duration for_duration = 2;
+   */
+  forDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.LowStockCondition.
+ * Use `create(LowStockConditionSchema)` to create a new message.
+ */
+export const LowStockConditionSchema: GenMessage<LowStockCondition> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 6);
+
+/**
+ * More than `threshold` percent of a kiosk's payments failed within the last `window`
+ * (payments.intent.<id>.succeeded | failed on stream PAYMENTS), judged once at least
+ * `min_payments` payments were decided in the window.
+ *
+ * @generated from message adminkiosk.notifications.v1.PaymentFailureRateCondition
+ */
+export type PaymentFailureRateCondition = Message<"adminkiosk.notifications.v1.PaymentFailureRateCondition"> & {
+  /**
+   * Percent, more than 0 and less than 100.
+   *
+   * @generated from field: double threshold = 1;
+   */
+  threshold: number;
+
+  /**
+   * 1 minute … 7 days.
+   *
+   * @generated from field: google.protobuf.Duration window = 2;
+   */
+  window?: Duration | undefined;
+
+  /**
+   * 1 … 10000; 0 means 5.
+   *
+   * @generated from field: uint32 min_payments = 3;
+   */
+  minPayments: number;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.PaymentFailureRateCondition.
+ * Use `create(PaymentFailureRateConditionSchema)` to create a new message.
+ */
+export const PaymentFailureRateConditionSchema: GenMessage<PaymentFailureRateCondition> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 7);
+
+/**
+ * An order of the kiosk was created (orders.order.<id>.created on stream ORDERS) and neither
+ * completed nor failed within `for_duration`.
+ *
+ * @generated from message adminkiosk.notifications.v1.OrdersStuckCondition
+ */
+export type OrdersStuckCondition = Message<"adminkiosk.notifications.v1.OrdersStuckCondition"> & {
+  /**
+   * @generated from field: google.protobuf.Duration for_duration = 1;
+   */
+  forDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.OrdersStuckCondition.
+ * Use `create(OrdersStuckConditionSchema)` to create a new message.
+ */
+export const OrdersStuckConditionSchema: GenMessage<OrdersStuckCondition> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 8);
+
+/**
+ * ai says a kiosk online and healthy sells far less than its forecast
+ * (ai.silent_failure.<kiosk>.detected on stream AI) and has not said it cleared (.cleared).
+ *
+ * @generated from message adminkiosk.notifications.v1.SilentFailureCondition
+ */
+export type SilentFailureCondition = Message<"adminkiosk.notifications.v1.SilentFailureCondition"> & {
+  /**
+   * How long the detection must stand before the alert fires; unset or zero: at once.
+   *
+   * @generated from field: google.protobuf.Duration for_duration = 1;
+   */
+  forDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.notifications.v1.SilentFailureCondition.
+ * Use `create(SilentFailureConditionSchema)` to create a new message.
+ */
+export const SilentFailureConditionSchema: GenMessage<SilentFailureCondition> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 9);
+
+/**
  * @generated from message adminkiosk.notifications.v1.LabelMatcher
  */
 export type LabelMatcher = Message<"adminkiosk.notifications.v1.LabelMatcher"> & {
@@ -139,7 +287,7 @@ export type LabelMatcher = Message<"adminkiosk.notifications.v1.LabelMatcher"> &
  * Use `create(LabelMatcherSchema)` to create a new message.
  */
 export const LabelMatcherSchema: GenMessage<LabelMatcher> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 4);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 10);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WebhookReceiver
@@ -165,7 +313,7 @@ export type WebhookReceiver = Message<"adminkiosk.notifications.v1.WebhookReceiv
  * Use `create(WebhookReceiverSchema)` to create a new message.
  */
 export const WebhookReceiverSchema: GenMessage<WebhookReceiver> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 5);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 11);
 
 /**
  * @generated from message adminkiosk.notifications.v1.Receivers
@@ -180,6 +328,20 @@ export type Receivers = Message<"adminkiosk.notifications.v1.Receivers"> & {
    * @generated from field: repeated adminkiosk.notifications.v1.WebhookReceiver webhooks = 2;
    */
   webhooks: WebhookReceiver[];
+
+  /**
+   * SMS through the SMS provider, E.164 numbers ("+420601234567"); at most 20.
+   *
+   * @generated from field: repeated string phone_numbers = 40;
+   */
+  phoneNumbers: string[];
+
+  /**
+   * Web Push to every admin-web browser that turned push on (PushService.SavePushSubscription).
+   *
+   * @generated from field: bool web_push = 41;
+   */
+  webPush: boolean;
 };
 
 /**
@@ -187,7 +349,7 @@ export type Receivers = Message<"adminkiosk.notifications.v1.Receivers"> & {
  * Use `create(ReceiversSchema)` to create a new message.
  */
 export const ReceiversSchema: GenMessage<Receivers> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 6);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 12);
 
 /**
  * @generated from message adminkiosk.notifications.v1.RuleDefinition
@@ -232,6 +394,42 @@ export type RuleDefinition = Message<"adminkiosk.notifications.v1.RuleDefinition
      */
     value: StockoutPredictedCondition;
     case: "stockoutPredicted";
+  } | {
+    /**
+     * @generated from field: adminkiosk.notifications.v1.AlertingStatusCondition alerting_status = 40;
+     */
+    value: AlertingStatusCondition;
+    case: "alertingStatus";
+  } | {
+    /**
+     * @generated from field: adminkiosk.notifications.v1.TelemetryErrorsCondition telemetry_errors = 41;
+     */
+    value: TelemetryErrorsCondition;
+    case: "telemetryErrors";
+  } | {
+    /**
+     * @generated from field: adminkiosk.notifications.v1.LowStockCondition low_stock = 42;
+     */
+    value: LowStockCondition;
+    case: "lowStock";
+  } | {
+    /**
+     * @generated from field: adminkiosk.notifications.v1.PaymentFailureRateCondition payment_failure_rate = 43;
+     */
+    value: PaymentFailureRateCondition;
+    case: "paymentFailureRate";
+  } | {
+    /**
+     * @generated from field: adminkiosk.notifications.v1.OrdersStuckCondition orders_stuck = 44;
+     */
+    value: OrdersStuckCondition;
+    case: "ordersStuck";
+  } | {
+    /**
+     * @generated from field: adminkiosk.notifications.v1.SilentFailureCondition silent_failure = 45;
+     */
+    value: SilentFailureCondition;
+    case: "silentFailure";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -265,7 +463,7 @@ export type RuleDefinition = Message<"adminkiosk.notifications.v1.RuleDefinition
  * Use `create(RuleDefinitionSchema)` to create a new message.
  */
 export const RuleDefinitionSchema: GenMessage<RuleDefinition> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 7);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 13);
 
 /**
  * An escalating rule's alert goes to on-call tier 1 with its first notification, and to the
@@ -287,7 +485,7 @@ export type Escalation = Message<"adminkiosk.notifications.v1.Escalation"> & {
  * Use `create(EscalationSchema)` to create a new message.
  */
 export const EscalationSchema: GenMessage<Escalation> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 8);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 14);
 
 /**
  * @generated from message adminkiosk.notifications.v1.Rule
@@ -326,7 +524,7 @@ export type Rule = Message<"adminkiosk.notifications.v1.Rule"> & {
  * Use `create(RuleSchema)` to create a new message.
  */
 export const RuleSchema: GenMessage<Rule> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 9);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 15);
 
 /**
  * @generated from message adminkiosk.notifications.v1.CreateRuleRequest
@@ -343,7 +541,7 @@ export type CreateRuleRequest = Message<"adminkiosk.notifications.v1.CreateRuleR
  * Use `create(CreateRuleRequestSchema)` to create a new message.
  */
 export const CreateRuleRequestSchema: GenMessage<CreateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 10);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 16);
 
 /**
  * @generated from message adminkiosk.notifications.v1.CreateRuleResponse
@@ -360,7 +558,7 @@ export type CreateRuleResponse = Message<"adminkiosk.notifications.v1.CreateRule
  * Use `create(CreateRuleResponseSchema)` to create a new message.
  */
 export const CreateRuleResponseSchema: GenMessage<CreateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 11);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 17);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetRuleRequest
@@ -377,7 +575,7 @@ export type GetRuleRequest = Message<"adminkiosk.notifications.v1.GetRuleRequest
  * Use `create(GetRuleRequestSchema)` to create a new message.
  */
 export const GetRuleRequestSchema: GenMessage<GetRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 12);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 18);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetRuleResponse
@@ -394,7 +592,7 @@ export type GetRuleResponse = Message<"adminkiosk.notifications.v1.GetRuleRespon
  * Use `create(GetRuleResponseSchema)` to create a new message.
  */
 export const GetRuleResponseSchema: GenMessage<GetRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 13);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 19);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListRulesRequest
@@ -416,7 +614,7 @@ export type ListRulesRequest = Message<"adminkiosk.notifications.v1.ListRulesReq
  * Use `create(ListRulesRequestSchema)` to create a new message.
  */
 export const ListRulesRequestSchema: GenMessage<ListRulesRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 14);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 20);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListRulesResponse
@@ -438,7 +636,7 @@ export type ListRulesResponse = Message<"adminkiosk.notifications.v1.ListRulesRe
  * Use `create(ListRulesResponseSchema)` to create a new message.
  */
 export const ListRulesResponseSchema: GenMessage<ListRulesResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 15);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 21);
 
 /**
  * @generated from message adminkiosk.notifications.v1.UpdateRuleRequest
@@ -467,7 +665,7 @@ export type UpdateRuleRequest = Message<"adminkiosk.notifications.v1.UpdateRuleR
  * Use `create(UpdateRuleRequestSchema)` to create a new message.
  */
 export const UpdateRuleRequestSchema: GenMessage<UpdateRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 16);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 22);
 
 /**
  * @generated from message adminkiosk.notifications.v1.UpdateRuleResponse
@@ -484,7 +682,7 @@ export type UpdateRuleResponse = Message<"adminkiosk.notifications.v1.UpdateRule
  * Use `create(UpdateRuleResponseSchema)` to create a new message.
  */
 export const UpdateRuleResponseSchema: GenMessage<UpdateRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 17);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 23);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DeleteRuleRequest
@@ -501,7 +699,7 @@ export type DeleteRuleRequest = Message<"adminkiosk.notifications.v1.DeleteRuleR
  * Use `create(DeleteRuleRequestSchema)` to create a new message.
  */
 export const DeleteRuleRequestSchema: GenMessage<DeleteRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 18);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 24);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DeleteRuleResponse
@@ -514,7 +712,7 @@ export type DeleteRuleResponse = Message<"adminkiosk.notifications.v1.DeleteRule
  * Use `create(DeleteRuleResponseSchema)` to create a new message.
  */
 export const DeleteRuleResponseSchema: GenMessage<DeleteRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 19);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 25);
 
 /**
  * One alert per rule and labels (the kiosk) while it is open.
@@ -634,7 +832,7 @@ export type Alert = Message<"adminkiosk.notifications.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 20);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 26);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListAlertsRequest
@@ -668,7 +866,7 @@ export type ListAlertsRequest = Message<"adminkiosk.notifications.v1.ListAlertsR
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 21);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 27);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListAlertsResponse
@@ -690,7 +888,7 @@ export type ListAlertsResponse = Message<"adminkiosk.notifications.v1.ListAlerts
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 22);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 28);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetAlertRequest
@@ -707,7 +905,7 @@ export type GetAlertRequest = Message<"adminkiosk.notifications.v1.GetAlertReque
  * Use `create(GetAlertRequestSchema)` to create a new message.
  */
 export const GetAlertRequestSchema: GenMessage<GetAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 23);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 29);
 
 /**
  * @generated from message adminkiosk.notifications.v1.GetAlertResponse
@@ -724,7 +922,7 @@ export type GetAlertResponse = Message<"adminkiosk.notifications.v1.GetAlertResp
  * Use `create(GetAlertResponseSchema)` to create a new message.
  */
 export const GetAlertResponseSchema: GenMessage<GetAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 24);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 30);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AcknowledgeAlertRequest
@@ -741,7 +939,7 @@ export type AcknowledgeAlertRequest = Message<"adminkiosk.notifications.v1.Ackno
  * Use `create(AcknowledgeAlertRequestSchema)` to create a new message.
  */
 export const AcknowledgeAlertRequestSchema: GenMessage<AcknowledgeAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 25);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 31);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AcknowledgeAlertResponse
@@ -758,7 +956,7 @@ export type AcknowledgeAlertResponse = Message<"adminkiosk.notifications.v1.Ackn
  * Use `create(AcknowledgeAlertResponseSchema)` to create a new message.
  */
 export const AcknowledgeAlertResponseSchema: GenMessage<AcknowledgeAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 26);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 32);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ResolveAlertRequest
@@ -775,7 +973,7 @@ export type ResolveAlertRequest = Message<"adminkiosk.notifications.v1.ResolveAl
  * Use `create(ResolveAlertRequestSchema)` to create a new message.
  */
 export const ResolveAlertRequestSchema: GenMessage<ResolveAlertRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 27);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 33);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ResolveAlertResponse
@@ -792,7 +990,7 @@ export type ResolveAlertResponse = Message<"adminkiosk.notifications.v1.ResolveA
  * Use `create(ResolveAlertResponseSchema)` to create a new message.
  */
 export const ResolveAlertResponseSchema: GenMessage<ResolveAlertResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 28);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 34);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WatchAlertsRequest
@@ -805,7 +1003,7 @@ export type WatchAlertsRequest = Message<"adminkiosk.notifications.v1.WatchAlert
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 29);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 35);
 
 /**
  * @generated from message adminkiosk.notifications.v1.WatchAlertsResponse
@@ -838,7 +1036,7 @@ export type WatchAlertsResponse = Message<"adminkiosk.notifications.v1.WatchAler
  * Use `create(WatchAlertsResponseSchema)` to create a new message.
  */
 export const WatchAlertsResponseSchema: GenMessage<WatchAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 30);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 36);
 
 /**
  * @generated from message adminkiosk.notifications.v1.AlertSnapshot
@@ -855,7 +1053,7 @@ export type AlertSnapshot = Message<"adminkiosk.notifications.v1.AlertSnapshot">
  * Use `create(AlertSnapshotSchema)` to create a new message.
  */
 export const AlertSnapshotSchema: GenMessage<AlertSnapshot> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 31);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 37);
 
 /**
  * One notification to one target: a group of alerts of one rule and kiosk group,
@@ -885,7 +1083,8 @@ export type Delivery = Message<"adminkiosk.notifications.v1.Delivery"> & {
   channel: Channel;
 
   /**
-   * The email address or the webhook URL.
+   * The email address, the webhook URL, the phone number or the push endpoint's origin
+   * (a buyer's receipt address is masked once the receipt is sent or given up on).
    *
    * @generated from field: string target = 5;
    */
@@ -944,6 +1143,13 @@ export type Delivery = Message<"adminkiosk.notifications.v1.Delivery"> & {
    * @generated from field: string recipient = 20;
    */
   recipient: string;
+
+  /**
+   * A buyer's receipt (ReceiptService): the order it is for; rule_id is empty.
+   *
+   * @generated from field: string order_id = 40;
+   */
+  orderId: string;
 };
 
 /**
@@ -951,7 +1157,7 @@ export type Delivery = Message<"adminkiosk.notifications.v1.Delivery"> & {
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 32);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 38);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDeliveriesRequest
@@ -990,7 +1196,7 @@ export type ListDeliveriesRequest = Message<"adminkiosk.notifications.v1.ListDel
  * Use `create(ListDeliveriesRequestSchema)` to create a new message.
  */
 export const ListDeliveriesRequestSchema: GenMessage<ListDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 33);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 39);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDeliveriesResponse
@@ -1012,7 +1218,7 @@ export type ListDeliveriesResponse = Message<"adminkiosk.notifications.v1.ListDe
  * Use `create(ListDeliveriesResponseSchema)` to create a new message.
  */
 export const ListDeliveriesResponseSchema: GenMessage<ListDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 34);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 40);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DryRunRuleRequest
@@ -1029,7 +1235,7 @@ export type DryRunRuleRequest = Message<"adminkiosk.notifications.v1.DryRunRuleR
  * Use `create(DryRunRuleRequestSchema)` to create a new message.
  */
 export const DryRunRuleRequestSchema: GenMessage<DryRunRuleRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 35);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 41);
 
 /**
  * An alert a dry run found: the rule's condition held for the kiosk (and product) for its
@@ -1080,7 +1286,7 @@ export type DryRunAlert = Message<"adminkiosk.notifications.v1.DryRunAlert"> & {
  * Use `create(DryRunAlertSchema)` to create a new message.
  */
 export const DryRunAlertSchema: GenMessage<DryRunAlert> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 36);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 42);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DryRunRuleResponse
@@ -1137,7 +1343,7 @@ export type DryRunRuleResponse = Message<"adminkiosk.notifications.v1.DryRunRule
  * Use `create(DryRunRuleResponseSchema)` to create a new message.
  */
 export const DryRunRuleResponseSchema: GenMessage<DryRunRuleResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 37);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 43);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDevMailRequest
@@ -1163,7 +1369,7 @@ export type ListDevMailRequest = Message<"adminkiosk.notifications.v1.ListDevMai
  * Use `create(ListDevMailRequestSchema)` to create a new message.
  */
 export const ListDevMailRequestSchema: GenMessage<ListDevMailRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 38);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 44);
 
 /**
  * @generated from message adminkiosk.notifications.v1.DevMail
@@ -1207,7 +1413,7 @@ export type DevMail = Message<"adminkiosk.notifications.v1.DevMail"> & {
  * Use `create(DevMailSchema)` to create a new message.
  */
 export const DevMailSchema: GenMessage<DevMail> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 39);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 45);
 
 /**
  * @generated from message adminkiosk.notifications.v1.ListDevMailResponse
@@ -1231,7 +1437,7 @@ export type ListDevMailResponse = Message<"adminkiosk.notifications.v1.ListDevMa
  * Use `create(ListDevMailResponseSchema)` to create a new message.
  */
 export const ListDevMailResponseSchema: GenMessage<ListDevMailResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_notifications_v1_notifications, 40);
+  messageDesc(file_adminkiosk_notifications_v1_notifications, 46);
 
 /**
  * @generated from enum adminkiosk.notifications.v1.Severity
@@ -1313,6 +1519,16 @@ export enum Channel {
    * @generated from enum value: CHANNEL_WEBHOOK = 2;
    */
   WEBHOOK = 2,
+
+  /**
+   * @generated from enum value: CHANNEL_SMS = 40;
+   */
+  SMS = 40,
+
+  /**
+   * @generated from enum value: CHANNEL_WEB_PUSH = 41;
+   */
+  WEB_PUSH = 41,
 }
 
 /**

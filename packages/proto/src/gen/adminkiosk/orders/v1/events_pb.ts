@@ -3,7 +3,7 @@
 /* eslint-disable */
 
 // What orders publishes on NATS (stream ORDERS, through its outbox), on
-// orders.order.<order_id>.completed|failed|refunded, for ai, notifications and the admin web.
+// orders.order.<order_id>.created|completed|failed|refunded, for ai, notifications and the admin web.
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
@@ -17,7 +17,32 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/orders/v1/events.proto.
  */
 export const file_adminkiosk_orders_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiFhZG1pbmtpb3NrL29yZGVycy92MS9ldmVudHMucHJvdG8SFGFkbWlua2lvc2sub3JkZXJzLnYxImsKE09yZGVyQ29tcGxldGVkRXZlbnQSKgoFb3JkZXIYASABKAsyGy5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlchIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ+ChBPcmRlckZhaWxlZEV2ZW50EioKBW9yZGVyGAEgASgLMhsuYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXISFAoMZmFpbHVyZV9jb2RlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpABChJPcmRlclJlZnVuZGVkRXZlbnQSKgoFb3JkZXIYASABKAsyGy5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlchIUCgxyZWZ1bmRfbWlub3IYAiABKAMSDgoGcmVhc29uGAMgASgJEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_adminkiosk_orders_v1_orders, file_google_protobuf_timestamp]);
+  fileDesc("CiFhZG1pbmtpb3NrL29yZGVycy92MS9ldmVudHMucHJvdG8SFGFkbWlua2lvc2sub3JkZXJzLnYxImkKEU9yZGVyQ3JlYXRlZEV2ZW50EioKBW9yZGVyGAEgASgLMhsuYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXISKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiawoTT3JkZXJDb21wbGV0ZWRFdmVudBIqCgVvcmRlchgBIAEoCzIbLmFkbWlua2lvc2sub3JkZXJzLnYxLk9yZGVyEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn4KEE9yZGVyRmFpbGVkRXZlbnQSKgoFb3JkZXIYASABKAsyGy5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlchIUCgxmYWlsdXJlX2NvZGUYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAikAEKEk9yZGVyUmVmdW5kZWRFdmVudBIqCgVvcmRlchgBIAEoCzIbLmFkbWlua2lvc2sub3JkZXJzLnYxLk9yZGVyEhQKDHJlZnVuZF9taW5vchgCIAEoAxIOCgZyZWFzb24YAyABKAkSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_adminkiosk_orders_v1_orders, file_google_protobuf_timestamp]);
+
+/**
+ * orders.order.<order_id>.created: a kiosk's order was taken (state CREATED, no lines yet);
+ * it completes or fails later (notifications alerts on orders that do neither in time).
+ *
+ * @generated from message adminkiosk.orders.v1.OrderCreatedEvent
+ */
+export type OrderCreatedEvent = Message<"adminkiosk.orders.v1.OrderCreatedEvent"> & {
+  /**
+   * @generated from field: adminkiosk.orders.v1.Order order = 1;
+   */
+  order?: Order | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.orders.v1.OrderCreatedEvent.
+ * Use `create(OrderCreatedEventSchema)` to create a new message.
+ */
+export const OrderCreatedEventSchema: GenMessage<OrderCreatedEvent> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_orders_v1_events, 0);
 
 /**
  * @generated from message adminkiosk.orders.v1.OrderCompletedEvent
@@ -39,7 +64,7 @@ export type OrderCompletedEvent = Message<"adminkiosk.orders.v1.OrderCompletedEv
  * Use `create(OrderCompletedEventSchema)` to create a new message.
  */
 export const OrderCompletedEventSchema: GenMessage<OrderCompletedEvent> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_events, 0);
+  messageDesc(file_adminkiosk_orders_v1_events, 1);
 
 /**
  * @generated from message adminkiosk.orders.v1.OrderFailedEvent
@@ -66,7 +91,7 @@ export type OrderFailedEvent = Message<"adminkiosk.orders.v1.OrderFailedEvent"> 
  * Use `create(OrderFailedEventSchema)` to create a new message.
  */
 export const OrderFailedEventSchema: GenMessage<OrderFailedEvent> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_events, 1);
+  messageDesc(file_adminkiosk_orders_v1_events, 2);
 
 /**
  * @generated from message adminkiosk.orders.v1.OrderRefundedEvent
@@ -100,5 +125,5 @@ export type OrderRefundedEvent = Message<"adminkiosk.orders.v1.OrderRefundedEven
  * Use `create(OrderRefundedEventSchema)` to create a new message.
  */
 export const OrderRefundedEventSchema: GenMessage<OrderRefundedEvent> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_events, 2);
+  messageDesc(file_adminkiosk_orders_v1_events, 3);
 
