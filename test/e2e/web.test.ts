@@ -153,7 +153,7 @@ async function seedCatalog(catalogUrl: string, kioskId: string) {
 async function startAi(shared: Record<string, string>, catalogUrl: string, lowKiosk: string) {
   const infra = inject("infra");
   const db = await createDatabase(infra.databaseUrl, "ai");
-  const service = await startTestService("ai", { ...shared, DATABASE_URL: db, CATALOG_URL: catalogUrl, ...auth.serviceEnv("ai"), AI_STOCK_REFRESH_MS: "500", ORDERS_EVENTS_CONSUMER: `ai-web-e2e-${process.pid}` });
+  const service = await startTestService("ai", { ...shared, DATABASE_URL: db, CATALOG_URL: catalogUrl, ...auth.serviceEnv("ai"), AI_STOCK_REFRESH_MS: "500", ORDERS_EVENTS_CONSUMER: `ai-web-e2e-${process.pid}`, AI_LINK_EVENTS_CONSUMER: `ai-link-web-e2e-${process.pid}`, AI_LINK_EVENTS_SINCE_START: "true" });
   const pool = createPool(db, "ai", createLogger("ai-e2e", "warn"), 1);
   try {
     const { sales } = generateSales({ seed: 3, kiosks: kioskCount, days: 60, endDay: dayOf(Math.floor(Date.now() / dayMs) - 1) });
@@ -487,6 +487,9 @@ describe("an admin", () => {
     // ai reads catalog's stock in the background: the low kiosk's water comes first.
     await expect.poll(() => page.getByTestId("risk-row").first().textContent(), { timeout: 15_000, interval: 250 }).toContain("SNK-WATER-05");
     await page.getByTestId("restock-row").first().waitFor({ timeout: 15_000 });
+    // Maintenance risk and silent failures, for operators and admins.
+    await page.getByRole("heading", { name: "Maintenance risk", exact: true }).waitFor();
+    await page.getByRole("heading", { name: "Silent failures", exact: true }).waitFor();
     await page.getByRole("button", { name: "Retrain" }).waitFor();
     await shoot(page, "insights", true);
   });
@@ -570,6 +573,7 @@ describe("a viewer", () => {
     await page.getByTestId("forecast-chart").waitFor({ timeout: 10_000 });
     await expect(page.getByRole("button", { name: "Retrain" }).count()).resolves.toBe(0);
     await expect(page.getByRole("button", { name: "Rollback" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("heading", { name: "Maintenance risk", exact: true }).count()).resolves.toBe(0);
   });
 
   it("is refused by the server too, through the same origin", async () => {

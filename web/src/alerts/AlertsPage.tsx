@@ -1,6 +1,7 @@
-// Alerts: the open alerts live over WatchAlerts (acknowledge and resolve for operators and
-// up), the alert rules (read-only for viewers; admins create and edit them) and the
-// delivery log (every notification sent or tried, dead letters highlighted).
+// Alerts: the open alerts live over WatchAlerts (acknowledge, silence and resolve for operators
+// and up), the alert rules (read-only for viewers; admins create and edit them), the delivery
+// log (every notification sent or tried, dead letters highlighted), the silences and the
+// person's own notification settings.
 import { useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -27,9 +28,12 @@ import { formatAgo, formatDateTime } from "../ui/format";
 import { LiveBadge } from "../ui/LiveBadge";
 import { Pager, usePageTokens } from "../ui/pager";
 import { alertChanged, useAlertFeed } from "./alert-feed";
+import { MySubscription } from "./MySubscription";
+import { SilenceForm, SilenceList } from "./SilencesPanel";
+import { SilenceService } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
 
-const tabs = ["alerts", "rules", "deliveries"] as const;
-const tabLabels = { alerts: "Alerts", rules: "Rules", deliveries: "Delivery log" };
+const tabs = ["alerts", "rules", "deliveries", "silences", "mine"] as const;
+const tabLabels = { alerts: "Alerts", rules: "Rules", deliveries: "Delivery log", silences: "Silences", mine: "My notifications" };
 
 export function AlertsPage() {
   const [tab, setTab] = useState<(typeof tabs)[number]>("alerts");
@@ -51,6 +55,8 @@ export function AlertsPage() {
       {tab === "alerts" && <AlertList />}
       {tab === "rules" && <RuleList />}
       {tab === "deliveries" && <DeliveryLog />}
+      {tab === "silences" && <SilenceList />}
+      {tab === "mine" && <MySubscription />}
     </div>
   );
 }
@@ -82,55 +88,92 @@ function AlertList() {
   const { alerts, stream } = useAlertFeed();
   const canAct = useCan(AlertService.method.acknowledgeAlert);
   const canResolve = useCan(AlertService.method.resolveAlert);
+  const canSilence = useCan(SilenceService.method.createSilence);
+  const [silencing, setSilencing] = useState<Alert | undefined>();
   const acknowledge = useMutation(AlertService.method.acknowledgeAlert, { onSuccess: (r) => r.alert && alertChanged(r.alert) });
   const resolve = useMutation(AlertService.method.resolveAlert, { onSuccess: (r) => r.alert && alertChanged(r.alert) });
   const error = acknowledge.error ?? resolve.error;
   return (
-    <section className="card" aria-labelledby={`${id}-title`}>
-      <div className="card-toolbar">
-        <h2 id={`${id}-title`} className="card-title">
-          Open alerts
-        </h2>
-        <LiveBadge state={stream} />
-      </div>
-      {stream.status === "failed" && <ErrorNotice error={stream.error} compact />}
-      {error && <ErrorNotice error={error} compact />}
-      <div className="table-wrap">
-        <table className="table">
-          <thead>
-            <tr>
-              <th scope="col">State</th>
-              <th scope="col">Severity</th>
-              <th scope="col">Rule</th>
-              <th scope="col">Kiosk</th>
-              <th scope="col">Group</th>
-              <th scope="col">Since</th>
-              {(canAct || canResolve) && <th scope="col">Actions</th>}
-            </tr>
-          </thead>
-          <tbody>
-            {stream.status === "connecting" && alerts.length === 0 && <SkeletonRows rows={3} columns={canAct ? 7 : 6} />}
-            {alerts.map((a) => (
-              <AlertRow key={a.alertId} alert={a} canAck={canAct} canResolve={canResolve} busy={acknowledge.isPending || resolve.isPending} onAck={() => acknowledge.mutate({ alertId: a.alertId })} onResolve={() => resolve.mutate({ alertId: a.alertId })} />
-            ))}
-          </tbody>
-        </table>
-        {stream.status !== "connecting" && alerts.length === 0 && (
-          <EmptyState icon="alert" title="No open alerts">
-            <p>When a rule&apos;s condition holds for a kiosk longer than its duration, the alert shows here at once.</p>
-          </EmptyState>
-        )}
-      </div>
-    </section>
+    <>
+      {silencing && <SilenceForm key={silencing.alertId} alert={silencing} onDone={() => setSilencing(undefined)} />}
+      <section className="card" aria-labelledby={`${id}-title`}>
+        <div className="card-toolbar">
+          <h2 id={`${id}-title`} className="card-title">
+            Open alerts
+          </h2>
+          <LiveBadge state={stream} />
+        </div>
+        {stream.status === "failed" && <ErrorNotice error={stream.error} compact />}
+        {error && <ErrorNotice error={error} compact />}
+        <div className="table-wrap">
+          <table className="table">
+            <thead>
+              <tr>
+                <th scope="col">State</th>
+                <th scope="col">Severity</th>
+                <th scope="col">Rule</th>
+                <th scope="col">Kiosk</th>
+                <th scope="col">Group</th>
+                <th scope="col">Since</th>
+                {(canAct || canResolve) && <th scope="col">Actions</th>}
+              </tr>
+            </thead>
+            <tbody>
+              {stream.status === "connecting" && alerts.length === 0 && <SkeletonRows rows={3} columns={canAct ? 7 : 6} />}
+              {alerts.map((a) => (
+                <AlertRow
+                  key={a.alertId}
+                  alert={a}
+                  canAck={canAct}
+                  canResolve={canResolve}
+                  busy={acknowledge.isPending || resolve.isPending}
+                  onAck={() => acknowledge.mutate({ alertId: a.alertId })}
+                  onResolve={() => resolve.mutate({ alertId: a.alertId })}
+                  onSilence={canSilence ? () => setSilencing(a) : undefined}
+                />
+              ))}
+            </tbody>
+          </table>
+          {stream.status !== "connecting" && alerts.length === 0 && (
+            <EmptyState icon="alert" title="No open alerts">
+              <p>When a rule&apos;s condition holds for a kiosk longer than its duration, the alert shows here at once.</p>
+            </EmptyState>
+          )}
+        </div>
+      </section>
+    </>
   );
 }
 
-function AlertRow({ alert: a, canAck, canResolve, busy, onAck, onResolve }: { alert: Alert; canAck: boolean; canResolve: boolean; busy: boolean; onAck: () => void; onResolve: () => void }) {
+function AlertRow({
+  alert: a,
+  canAck,
+  canResolve,
+  busy,
+  onAck,
+  onResolve,
+  onSilence,
+}: {
+  alert: Alert;
+  canAck: boolean;
+  canResolve: boolean;
+  busy: boolean;
+  onAck: () => void;
+  onResolve: () => void;
+  onSilence?: () => void;
+}) {
   return (
     <tr data-testid="alert-row" data-kiosk={a.kioskId} data-state={stateInfo[a.state].label.toLowerCase()}>
       <td>
         <Tone info={stateInfo[a.state]} />
         {a.state === AlertState.ACKNOWLEDGED && a.acknowledgedBy && <div className="muted small">by {a.acknowledgedBy}</div>}
+        {a.silencedBy.length > 0 && a.state !== AlertState.RESOLVED && (
+          <div className="muted small" data-testid="alert-silenced">
+            Silenced
+          </div>
+        )}
+        {a.inhibitedBy && a.state !== AlertState.RESOLVED && <div className="muted small">Inhibited</div>}
+        {a.escalationTier > 0 && a.state !== AlertState.RESOLVED && <div className="muted small">On-call tier {a.escalationTier}</div>}
       </td>
       <td>
         <Tone info={severityInfo[a.severity]} />
@@ -146,6 +189,11 @@ function AlertRow({ alert: a, canAck, canResolve, busy, onAck, onResolve }: { al
       </td>
       {(canAck || canResolve) && (
         <td className="nowrap">
+          {onSilence && a.state !== AlertState.RESOLVED && a.silencedBy.length === 0 && (
+            <button type="button" className="button button-small button-quiet" onClick={onSilence}>
+              Silence
+            </button>
+          )}{" "}
           {canAck && a.state === AlertState.FIRING && (
             <button type="button" className="button button-small" disabled={busy} onClick={onAck}>
               Acknowledge
@@ -168,6 +216,8 @@ const deliveryStates: Record<DeliveryState, { label: string; tone: string }> = {
   [DeliveryState.PENDING]: { label: "Retrying", tone: "warn" },
   [DeliveryState.DELIVERED]: { label: "Delivered", tone: "ok" },
   [DeliveryState.DEAD_LETTERED]: { label: "Dead-lettered", tone: "alert" },
+  // A person's quiet hours kept it (last_result says so).
+  [DeliveryState.SUPPRESSED]: { label: "Suppressed", tone: "neutral" },
 };
 const channelLabels: Record<Channel, string> = { [Channel.UNSPECIFIED]: "—", [Channel.EMAIL]: "Email", [Channel.WEBHOOK]: "Webhook" };
 

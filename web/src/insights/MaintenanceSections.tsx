@@ -97,7 +97,7 @@ function RiskRow({ r }: { r: MaintenanceRisk }) {
   const due = new Set(r.due);
   return (
     <tr className={due.size > 0 ? "row-low" : undefined} data-testid="maintenance-row">
-      <td className="mono">
+      <td className="mono nowrap">
         {r.kioskId} {!r.online && <span className="badge badge-off">offline</span>}
       </td>
       <td>
@@ -109,8 +109,8 @@ function RiskRow({ r }: { r: MaintenanceRisk }) {
               </span>
             ))}
       </td>
-      <td>
-        {r.paperLevelPercent.toFixed(0)} % <span className="muted small">(−{r.paperRatePercentPerHour.toFixed(1)} %/h)</span>
+      <td className="nowrap">
+        {r.paperLevelPercent.toFixed(0)} % {r.paperRatePercentPerHour >= 0.05 && <span className="muted small">(−{r.paperRatePercentPerHour.toFixed(1)} %/h)</span>}
       </td>
       <td className="nowrap" title={r.paperOutTime ? formatDateTime(r.paperOutTime) : undefined}>
         {r.paperOutExpected ? hours(r.paperOutHours) : "not within 14 d"}
