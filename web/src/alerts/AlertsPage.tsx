@@ -28,6 +28,19 @@ import { formatAgo, formatDateTime } from "../ui/format";
 import { LiveBadge } from "../ui/LiveBadge";
 import { Pager, usePageTokens } from "../ui/pager";
 import { alertChanged, useAlertFeed } from "./alert-feed";
+import { PushToggle } from "./PushToggle";
+import {
+  ChannelReceiverInputs,
+  MoreKindInputs,
+  describeMoreCondition,
+  hasForDuration,
+  initialMoreKindState,
+  isMoreKind,
+  moreKindFields,
+  moreKindLabels,
+  moreKindValue,
+  splitPhones,
+} from "./RuleKindFields";
 import { MySubscription } from "./MySubscription";
 import { SilenceForm, SilenceList } from "./SilencesPanel";
 import { SilenceService } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
@@ -44,6 +57,7 @@ export function AlertsPage() {
           <h1>Alerts</h1>
           <p className="page-lede">Kiosks that need attention, the rules that find them and every notification sent about them.</p>
         </div>
+        <PushToggle />
       </header>
       <div className="tabs" role="tablist" aria-label="Alerts views">
         {tabs.map((t) => (
@@ -219,7 +233,13 @@ const deliveryStates: Record<DeliveryState, { label: string; tone: string }> = {
   // A person's quiet hours kept it (last_result says so).
   [DeliveryState.SUPPRESSED]: { label: "Suppressed", tone: "neutral" },
 };
-const channelLabels: Record<Channel, string> = { [Channel.UNSPECIFIED]: "—", [Channel.EMAIL]: "Email", [Channel.WEBHOOK]: "Webhook" };
+const channelLabels: Record<Channel, string> = {
+  [Channel.UNSPECIFIED]: "—",
+  [Channel.EMAIL]: "Email",
+  [Channel.WEBHOOK]: "Webhook",
+  [Channel.SMS]: "SMS",
+  [Channel.WEB_PUSH]: "Web Push",
+};
 
 function DeliveryLog() {
   const id = useId();
@@ -275,12 +295,15 @@ function DeliveryLog() {
 }
 
 const rulePageSize = 50;
-const kindLabels = { kioskOffline: "Kiosk offline", lowPaper: "Low paper", printerFault: "Printer fault" } as const;
+const kindLabels = { kioskOffline: "Kiosk offline", lowPaper: "Low paper", printerFault: "Printer fault", ...moreKindLabels } as const;
 type KindCase = keyof typeof kindLabels;
-const kindFields: Record<KindCase, string> = { kioskOffline: "kiosk_offline", lowPaper: "low_paper", printerFault: "printer_fault" };
+const kindFields: Record<KindCase, string> = { kioskOffline: "kiosk_offline", lowPaper: "low_paper", printerFault: "printer_fault", ...moreKindFields };
 
 function describeCondition(d: RuleDefinition | undefined): string {
   if (!d || !d.kind.case) return "—";
+  const more = describeMoreCondition(d);
+  if (more) return more;
+  if (d.kind.case === "paymentFailureRate") return "—";
   const secs = d.kind.value.forDuration ? Math.round(durationMs(d.kind.value.forDuration) / 1000) : 0;
   if (d.kind.case === "stockoutPredicted") return `Stock-out predicted${d.kind.value.sku ? ` for ${d.kind.value.sku}` : ""}${secs ? ` for ${secs} s` : ""}`;
   const base = d.kind.case === "lowPaper" ? `Paper below ${d.kind.value.belowPercent} %` : kindLabels[d.kind.case];
@@ -327,7 +350,12 @@ function RuleList() {
                 const d = r.definition;
                 const m = d?.matcher;
                 const selectors = [m?.groupIds.length ? `group ${m.groupIds.join(", ")}` : "", m?.tags.length ? `tags ${m.tags.join(", ")}` : ""].filter(Boolean);
-                const receivers = [...(d?.receivers?.emails ?? []), ...(d?.receivers?.webhooks ?? []).map((w) => w.url)];
+                const receivers = [
+                  ...(d?.receivers?.emails ?? []),
+                  ...(d?.receivers?.webhooks ?? []).map((w) => w.url),
+                  ...(d?.receivers?.phoneNumbers ?? []).map((p) => `SMS ${p}`),
+                  ...(d?.receivers?.webPush ? ["Web Push"] : []),
+                ];
                 return (
                   <tr key={r.ruleId} data-testid="rule-row">
                     <td>
@@ -383,11 +411,16 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
   const [name, setName] = useState(d?.name ?? "");
   const [severity, setSeverity] = useState<Severity>(d?.severity || Severity.WARNING);
   const [kind, setKind] = useState<KindCase>((d?.kind.case as KindCase | undefined) ?? "kioskOffline");
-  const [forSeconds, setForSeconds] = useState(d?.kind.case && d.kind.value.forDuration ? String(Math.round(durationMs(d.kind.value.forDuration) / 1000)) : "300");
+  const [forSeconds, setForSeconds] = useState(
+    d?.kind.case && d.kind.case !== "paymentFailureRate" && d.kind.value.forDuration ? String(Math.round(durationMs(d.kind.value.forDuration) / 1000)) : "300",
+  );
   const [below, setBelow] = useState(d?.kind.case === "lowPaper" ? String(d.kind.value.belowPercent) : "10");
   const [groups, setGroups] = useState(d?.matcher?.groupIds.join(", ") ?? "");
   const [tags, setTags] = useState(d?.matcher?.tags.join(", ") ?? "");
   const [emails, setEmails] = useState(d?.receivers?.emails.join(", ") ?? "");
+  const [more, setMore] = useState(() => initialMoreKindState(d));
+  const [phones, setPhones] = useState(d?.receivers?.phoneNumbers.join(", ") ?? "");
+  const [webPush, setWebPush] = useState(d?.receivers?.webPush ?? false);
   const done = async () => {
     await queryClient.invalidateQueries();
     onDone();
@@ -400,15 +433,16 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
   const f = (name: string) => fieldError(fields, `definition.${name}`);
   const forMs = Number(forSeconds) * 1000;
   const forDuration = durationFromMs(Number.isFinite(forMs) ? forMs : 0);
-  const kindValue =
-    kind === "lowPaper" ? { case: "lowPaper" as const, value: { belowPercent: Number(below), forDuration } } : kind === "printerFault" ? { case: "printerFault" as const, value: { forDuration } } : { case: "kioskOffline" as const, value: { forDuration } };
+  const kindValue = isMoreKind(kind)
+    ? moreKindValue(kind, more, forMs)
+    : kind === "lowPaper" ? { case: "lowPaper" as const, value: { belowPercent: Number(below), forDuration } } : kind === "printerFault" ? { case: "printerFault" as const, value: { forDuration } } : { case: "kioskOffline" as const, value: { forDuration } };
   const definition: MessageInitShape<typeof RuleDefinitionSchema> = {
     name,
     severity,
     kind: kindValue,
     matcher: { groupIds: splitList(groups), tags: splitList(tags) },
     // Webhooks are kept as they are (this form edits email receivers only).
-    receivers: { emails: splitList(emails), webhooks: d?.receivers?.webhooks ?? [] },
+    receivers: { emails: splitList(emails), webhooks: d?.receivers?.webhooks ?? [], phoneNumbers: splitPhones(phones), webPush },
   };
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
@@ -448,9 +482,12 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
               <input id={`${id}-below`} type="number" step="any" value={below} onChange={(e) => setBelow(e.target.value)} />
             </FormField>
           )}
-          <FormField id={`${id}-for`} label="For at least (seconds)" error={f(`${kindFields[kind]}.for_duration`)}>
-            <input id={`${id}-for`} type="number" value={forSeconds} onChange={(e) => setForSeconds(e.target.value)} />
-          </FormField>
+          {isMoreKind(kind) && <MoreKindInputs id={id} kind={kind} state={more} onChange={setMore} error={f} />}
+          {hasForDuration(kind) && (
+            <FormField id={`${id}-for`} label="For at least (seconds)" error={f(`${kindFields[kind]}.for_duration`)}>
+              <input id={`${id}-for`} type="number" value={forSeconds} onChange={(e) => setForSeconds(e.target.value)} />
+            </FormField>
+          )}
         </div>
         <div className="filters">
           <FormField id={`${id}-groups`} label="Groups" hint="Empty: every group" error={f("matcher.group_ids")}>
@@ -464,6 +501,7 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
               <input id={`${id}-emails`} value={emails} onChange={(e) => setEmails(e.target.value)} placeholder="oncall@example.com" />
             </FormField>
           </div>
+          <ChannelReceiverInputs id={id} phones={phones} onPhones={setPhones} webPush={webPush} onWebPush={setWebPush} error={f} />
         </div>
         {error && <ErrorNotice error={error} compact />}
         <div className="form-actions">
