@@ -31,11 +31,19 @@ export function words(text: string): string[] {
     .filter((w) => w !== "" && !stopWords.has(w));
 }
 
-/** A word's terms: its Spanish and English stems (one when they agree). */
+const stems = new Map<string, string[]>();
+
+/** A word's terms: its Spanish and English stems (one when they agree). Remembered: a catalog repeats its words. */
 export function termsOf(word: string): string[] {
-  const es = spanish.stem(word);
-  const en = english.stem(word);
-  return es === en ? [es] : [es, en];
+  let terms = stems.get(word);
+  if (!terms) {
+    const es = spanish.stem(word);
+    const en = english.stem(word);
+    terms = es === en ? [es] : [es, en];
+    if (stems.size >= 200_000) stems.clear();
+    stems.set(word, terms);
+  }
+  return terms;
 }
 
 const fieldWeights = { name: 3, category: 2, description: 1 } as const;
