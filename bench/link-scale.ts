@@ -1,28 +1,40 @@
-// Benchmark: holding 50k–100k kiosk streams on this box with several link processes,
-// beside a baseline in the same run (the same number of bare connect-node servers,
-// bench/bare-stream-server.ts, that only hold each stream).
-//   load: light kiosks (bench/light-kiosk.ts: raw HTTP/2 + gRPC framing, not the SDK)
-//         in BENCH_CLIENTS child processes, ~1000 streams per HTTP/2 connection (as
-//         Envoy multiplexes them to link), a heartbeat every 30 s spread over the 30 s;
+// Benchmark: what holding kiosk streams costs link, beside bare servers in the same run.
+//   baselines (fresh processes, each only welcomes and holds a stream, same codecs):
+//     bare node:http2 with hand-written gRPC framing (bench/bare-stream-server.ts),
+//     bare @grpc/grpc-js (bench/bare-grpc-server.ts), and with BENCH_CONNECT_BASELINE=1
+//     the bare connect-node adapter link used to be built on (bench/bare-connect-server.ts);
+//   link: BENCH_LINKS real link processes (default 1: the issue's "one process"): device
+//     credential check, cool-down check, presence in Redis, `kiosk.<id>.deliver`
+//     subscription, a JetStream event per connection, heartbeats refreshing presence.
+//   load: light kiosks (bench/light-kiosk.ts: raw HTTP/2 + gRPC framing, not the SDK) in
+//     BENCH_CLIENTS child processes, ~1000 streams per HTTP/2 connection (as Envoy
+//     multiplexes them to link), a heartbeat every 30 s spread over the 30 s;
 //   credentials: minted through auth's own signing code (bench/mint-devices.ts).
-// For each N: fresh server processes, open N streams (ramp), RSS growth per stream,
-// CPU while connecting and while holding for one full heartbeat interval, then close.
-// Run: npm run bench:link:scale  (BENCH_STREAMS="50000,100000" BENCH_LINKS=4
+// For each N: fresh servers; open the first 1000 streams (CPU per connect with few held),
+// then N − 2000, then the last 1000 (CPU per connect with N − 1000 held): the two are the
+// same run's answer to "does a connect cost more when many are held"; RSS growth per stream;
+// CPU while holding for one heartbeat interval; then close.
+// Run: npm run bench:link:scale  (BENCH_STREAMS="10000,50000,100000" BENCH_LINKS=1
 // BENCH_CLIENTS=4 BENCH_HOLD_MS=30000 BENCH_BASELINE=1; loopback only; stops by itself).
+// npm run bench:link runs the same at BENCH_STREAMS="1000,10000" with the connect-node baseline.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { repoRoot } from "@adminkiosk/devstack";
-import { cpuSeconds, loadAverage, machine, memAvailableMiB, rssMiB, startKioskFleet } from "./kiosk-fleet.js";
+import { cpuSeconds, loadAverage, machine, memAvailableMiB, rssMiB, startKioskFleet, type KioskFleet } from "./kiosk-fleet.js";
 import { mintDevices } from "./mint-devices.js";
 import { withStack } from "./stack.js";
 
-const sizes = (process.env["BENCH_STREAMS"] ?? "50000,100000").split(",").map(Number);
-const linkCount = Number(process.env["BENCH_LINKS"] ?? 4);
+const sizes = (process.env["BENCH_STREAMS"] ?? "10000,50000,100000").split(",").map(Number);
+const linkCount = Number(process.env["BENCH_LINKS"] ?? 1);
 const clientCount = Number(process.env["BENCH_CLIENTS"] ?? 4);
 const holdMs = Number(process.env["BENCH_HOLD_MS"] ?? 30_000);
 const baseline = process.env["BENCH_BASELINE"] !== "0";
+const connectBaseline = process.env["BENCH_CONNECT_BASELINE"] === "1";
+const command = process.env["BENCH_COMMAND"] ?? "npm run bench:link:scale";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+/** Streams in the first and the last phase, whose CPU per connect is compared. */
+const edge = 1000;
 
 interface Server {
   url: string;
@@ -52,10 +64,10 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         return { url: l.url, pid: l.child.pid!, stop: () => l.stop() };
       }),
     );
-  const startBare = async (): Promise<Server[]> =>
+  const startBare = (file: string) => async (): Promise<Server[]> =>
     Promise.all(
       Array.from({ length: linkCount }, async () => {
-        const bare = spawn(process.execPath, ["--max-old-space-size=8192", "--import", "tsx", join(repoRoot, "bench/bare-stream-server.ts")], { stdio: ["ignore", "pipe", "inherit"] });
+        const bare = spawn(process.execPath, ["--max-old-space-size=8192", "--import", "tsx", join(repoRoot, "bench", file)], { stdio: ["ignore", "pipe", "inherit"] });
         const port = await new Promise<number>((resolve) => bare.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
         return {
           url: `http://127.0.0.1:${port}`,
@@ -67,51 +79,82 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         };
       }),
     );
+  const kinds: [string, () => Promise<Server[]>][] = [
+    ...(baseline
+      ? ([
+          ["bare node:http2 (baseline)", startBare("bare-stream-server.ts")],
+          ["bare grpc-js (baseline)", startBare("bare-grpc-server.ts")],
+        ] as [string, () => Promise<Server[]>][])
+      : []),
+    ...(connectBaseline ? ([["bare connect-node (old baseline)", startBare("bare-connect-server.ts")]] as [string, () => Promise<Server[]>][]) : []),
+    ["link", startLinks],
+  ];
 
   const rows: string[] = [];
   for (const n of sizes) {
-    for (const [name, startServers] of [...(baseline ? [["bare connect-node (baseline)", startBare] as const] : []), ["link", startLinks] as const]) {
-      const needMiB = (n * 150) / 1024 + 2048;
+    for (const [name, startServers] of kinds) {
+      const needMiB = (n * 60) / 1024 + 2048;
       if (memAvailableMiB() < needMiB) {
-        rows.push(`| ${n} | ${name} | not run: ${Math.round(memAvailableMiB())} MiB available, ~${Math.round(needMiB)} MiB needed | | | | | | | |`);
+        rows.push(`| ${n} | ${name} | not run: ${Math.round(memAvailableMiB())} MiB available, ~${Math.round(needMiB)} MiB needed | | | | | | | | |`);
         log(rows.at(-1)!);
         continue;
       }
       const servers = await startServers();
       await sleep(2_000);
       const load0 = loadAverage();
+      const cpuOf = () => servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
       const rss0 = servers.reduce((s, x) => s + rssMiB(x.pid), 0);
-      const cpu0 = servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
-      const fleet = startKioskFleet({ urls: servers.map((s) => s.url), kiosks: kiosks.slice(0, n), processes: clientCount, streamsPerConnection: 1000 });
-      log(`${name}: opening ${n} streams over ${servers.length} servers from ${clientCount} client processes (load ${load0})`);
-      const opened = await fleet.open();
-      const cpu1 = servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
+      const urls = servers.map((s) => s.url);
+      // Three phases: the first `edge` streams, the middle, the last `edge` (one phase when small).
+      const phases = n >= 3 * edge ? [kiosks.slice(0, edge), kiosks.slice(edge, n - edge), kiosks.slice(n - edge, n)] : [kiosks.slice(0, n)];
+      const fleets: KioskFleet[] = [];
+      const cpuPerPhase: number[] = [];
+      let ok = 0;
+      let failed = 0;
+      let unwelcomed = 0;
+      let seconds = 0;
+      let cpuConnect = 0;
+      const errors: string[] = [];
+      log(`${name}: opening ${n} streams over ${servers.length} server process(es) (load ${load0})`);
+      for (const [p, share] of phases.entries()) {
+        const fleet = startKioskFleet({ urls, kiosks: share, processes: p === 1 ? clientCount : 1, streamsPerConnection: 1000 });
+        fleets.push(fleet);
+        const cpu = cpuOf();
+        const opened = await fleet.open();
+        cpuConnect += cpuOf() - cpu;
+        cpuPerPhase.push(((cpuOf() - cpu) * 1000) / Math.max(1, opened.ok));
+        ok += opened.ok;
+        failed += opened.failed;
+        unwelcomed += opened.unwelcomed;
+        seconds += opened.seconds;
+        errors.push(...opened.lastErrors);
+      }
       await sleep(3_000);
       const rss1 = servers.reduce((s, x) => s + rssMiB(x.pid), 0);
       const perServer = servers.map((x) => Math.round(rssMiB(x.pid)));
       // Hold for one heartbeat interval: every kiosk heartbeats once (spread).
-      const cpuHold0 = servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
-      const clientCpu0 = fleet.pids.reduce((s, p) => s + cpuSeconds(p), 0);
+      const cpuHold0 = cpuOf();
       await sleep(holdMs);
-      const cpuHold1 = servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
-      const clientCpu1 = fleet.pids.reduce((s, p) => s + cpuSeconds(p), 0);
-      const stats = await fleet.stats();
+      const cpuHold1 = cpuOf();
+      const stats = (await Promise.all(fleets.map((f) => f.stats()))).flat();
       const stillOpen = stats.reduce((s, x) => s + x.open, 0);
       const clientRss = stats.reduce((s, x) => s + x.rssMiB, 0);
       const load1 = loadAverage();
-      await fleet.close();
+      await Promise.all(fleets.map((f) => f.close()));
       await Promise.all(servers.map((s) => s.stop()));
       rows.push(
-        `| ${n} | ${name} | ${opened.ok}${opened.failed ? ` (${opened.failed} failed, ${opened.unwelcomed} of them not welcomed in 60 s)` : ""} | ${opened.seconds.toFixed(1)} | ${Math.round(opened.ok / opened.seconds)} | ${Math.round(rss1)} (${perServer.join(" + ")}) | ${(((rss1 - rss0) * 1024) / Math.max(1, opened.ok)).toFixed(1)} | ${(cpu1 - cpu0).toFixed(1)} | ${(((cpuHold1 - cpuHold0) / (holdMs / 1000)) * 100).toFixed(1)}% | ${stillOpen} | ${clientRss} MiB, ${(((clientCpu1 - clientCpu0) / (holdMs / 1000)) * 100).toFixed(0)}% | ${load0} → ${load1} |`,
+        `| ${n} | ${name} | ${ok}${failed ? ` (${failed} failed, ${unwelcomed} of them not welcomed in 60 s)` : ""} | ${seconds.toFixed(1)} | ${Math.round(ok / seconds)} | ${Math.round(rss1)}${servers.length > 1 ? ` (${perServer.join(" + ")})` : ""} | **${(((rss1 - rss0) * 1024) / Math.max(1, ok)).toFixed(1)}** | ${cpuConnect.toFixed(1)} | ${cpuPerPhase.map((c) => c.toFixed(2)).join(" / ")} | ${(((cpuHold1 - cpuHold0) / (holdMs / 1000)) * 100).toFixed(1)}% | ${stillOpen} | ${clientRss} MiB | ${load0} → ${load1} |`,
       );
       log(rows.at(-1)!);
-      if (opened.lastErrors.length) log(`errors: ${opened.lastErrors.join(" | ")}`);
+      if (errors.some(Boolean)) log(`errors: ${errors.filter(Boolean).join(" | ")}`);
       await sleep(3_000);
     }
   }
-  console.log(`\n${machine()} · ${linkCount} server processes, ${clientCount} client processes, hold ${holdMs / 1000} s, command: BENCH_STREAMS=${sizes.join(",")} npm run bench:link:scale\n`);
-  console.log("| streams | servers | open | ramp s | streams/s | server RSS MiB (per process) | RSS KiB / stream | server CPU-s to connect | server CPU while holding | open after hold | clients RSS, CPU while holding | load avg (1, 5, 15 min) before → after |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log(`\n${machine()} · ${linkCount} server process(es) per row, light kiosks in ${clientCount} client processes, hold ${holdMs / 1000} s · BENCH_STREAMS=${sizes.join(",")} ${command}\n`);
+  console.log(
+    "| streams | server | open | ramp s | streams/s | server RSS MiB | RSS KiB / stream | server CPU-s to connect | CPU ms per connect: first 1000 / middle / last 1000 | server CPU while holding (% of a core) | open after hold | clients RSS | load avg (1, 5, 15 min) before → after |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) console.log(r);
 });
 process.exit(0);

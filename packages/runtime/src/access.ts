@@ -23,33 +23,46 @@ export function accessRuleOf(method: DescMethod): AccessRule | undefined {
 
 export function accessInterceptor(verify: TokenVerifier): Interceptor {
   return (next) => async (req) => {
-    if (infrastructureServices.has(req.service.typeName)) return next(req);
-    const rule = accessRuleOf(req.method);
-    if (!rule) throw new ConnectError(`${req.method.name} has no access rule`, Code.PermissionDenied);
-    const token = bearerToken(req.header.get("authorization"));
     const info = req.contextValues.get(requestKey);
-    if (rule.public) {
-      // A public RPC still learns who calls it when a valid credential is sent.
-      if (token && info) info.principal = await verify(token).catch(() => undefined);
-      return next(req);
-    }
-    if (!token) throw new ConnectError("missing credential: send authorization: Bearer <access token>", Code.Unauthenticated);
-    let principal: Principal;
-    try {
-      principal = await verify(token);
-    } catch (err) {
-      if (err instanceof TokenRejected) throw new ConnectError(err.message, Code.Unauthenticated);
-      throw new ConnectError("could not verify the credential", Code.Unavailable, undefined, undefined, err);
-    }
-    const refusal = refusalFor(rule, principal);
-    if (refusal) throw new ConnectError(refusal, Code.PermissionDenied);
-    if (info) {
+    const principal = await authorize(req.method, req.header.get("authorization"), verify);
+    if (info && principal) {
       info.principal = principal;
-      info.log = info.log.child(principal.kind === "user" ? { userId: principal.userId } : principal.kind === "device" ? { kioskId: principal.kioskId } : { callerService: principal.service });
+      if (!accessRuleOf(req.method)?.public) info.log = info.log.child(principalLogFields(principal));
     }
     return next(req);
   };
 }
+
+/**
+ * Who calls `method` with this authorization header, as its access rule decides: the
+ * principal (undefined for health, reflection and a public RPC called without a valid
+ * credential), or a ConnectError (Unauthenticated, PermissionDenied, Unavailable when
+ * the credential cannot be checked). Shared by the Connect interceptor and the grpc-js
+ * server (grpc.ts), so both transports enforce the same rules.
+ */
+export async function authorize(method: DescMethod, authorization: string | null | undefined, verify: TokenVerifier): Promise<Principal | undefined> {
+  if (infrastructureServices.has(method.parent.typeName)) return undefined;
+  const rule = accessRuleOf(method);
+  if (!rule) throw new ConnectError(`${method.name} has no access rule`, Code.PermissionDenied);
+  const token = bearerToken(authorization ?? null);
+  // A public RPC still learns who calls it when a valid credential is sent.
+  if (rule.public) return token ? await verify(token).catch(() => undefined) : undefined;
+  if (!token) throw new ConnectError("missing credential: send authorization: Bearer <access token>", Code.Unauthenticated);
+  let principal: Principal;
+  try {
+    principal = await verify(token);
+  } catch (err) {
+    if (err instanceof TokenRejected) throw new ConnectError(err.message, Code.Unauthenticated);
+    throw new ConnectError("could not verify the credential", Code.Unavailable, undefined, undefined, err);
+  }
+  const refusal = refusalFor(rule, principal);
+  if (refusal) throw new ConnectError(refusal, Code.PermissionDenied);
+  return principal;
+}
+
+/** What a call's log lines say about its caller. */
+export const principalLogFields = (principal: Principal) =>
+  principal.kind === "user" ? { userId: principal.userId } : principal.kind === "device" ? { kioskId: principal.kioskId } : { callerService: principal.service };
 
 export function refusalFor(rule: AccessRule, principal: Principal): string | undefined {
   if (principal.kind === "service") return rule.services.includes(principal.service) ? undefined : `the ${principal.service} service may not call this method`;

@@ -3,7 +3,7 @@
 // during shutdown it reports NOT_SERVING so load balancers stop sending calls.
 import { EventEmitter, on } from "node:events";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import {
   Health,
   HealthCheckResponse_ServingStatus as ServingStatus,
@@ -105,12 +105,17 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /** Registers grpc.health.v1.Health for the given service names (and ""). */
 export function registerHealth(router: ConnectRouter, monitor: HealthMonitor, serviceNames: string[]) {
+  router.service(Health, healthImplementation(monitor, serviceNames));
+}
+
+/** grpc.health.v1.Health's handlers, for Connect (above) and the grpc-js server (grpc.ts). */
+export function healthImplementation(monitor: HealthMonitor, serviceNames: string[]): ServiceImpl<typeof Health> {
   const known = new Set(["", ...serviceNames]);
   const statusFor = (service: string) => {
     if (!known.has(service)) throw new ConnectError(`unknown service "${service}"`, Code.NotFound);
     return create(HealthCheckResponseSchema, { status: monitor.status() });
   };
-  router.service(Health, {
+  return {
     check: (req) => statusFor(req.service),
     async *watch(req, ctx) {
       if (!known.has(req.service)) {
@@ -133,5 +138,5 @@ export function registerHealth(router: ConnectRouter, monitor: HealthMonitor, se
     list: () => ({
       statuses: Object.fromEntries([...known].map((name) => [name, create(HealthCheckResponseSchema, { status: monitor.status() })])),
     }),
-  });
+  };
 }

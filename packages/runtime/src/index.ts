@@ -8,6 +8,7 @@ export * from "./consumer.js";
 export * from "./dead-letters.js";
 export * from "./deadline.js";
 export * from "./errors.js";
+export * from "./grpc.js";
 export * from "./health.js";
 export * from "./idempotency.js";
 export * from "./logger.js";

@@ -3,8 +3,10 @@
 // unexpected errors turned into a clean Connect error. Stack traces and SQL stay in
 // the log; callers see a code, a message and the request id.
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { DomainError, domainErrorToConnect } from "./errors.js";
+import type { Logger } from "./logger.js";
 import { requestKey } from "./request.js";
 
 export interface RpcMetrics {
@@ -72,24 +74,7 @@ export function observeInterceptor(metrics: RpcMetrics): Interceptor {
   return (next) => async (req) => {
     const info = req.contextValues.get(requestKey);
     const requestId = info?.id ?? "";
-    const labels = { grpc_service: req.service.typeName, grpc_method: req.method.name, grpc_type: grpcType[req.method.methodKind] };
-    metrics.started.inc(labels);
-    const start = process.hrtime.bigint();
-    const finish = (err?: unknown) => {
-      const connectErr = err === undefined ? undefined : toConnectError(err, requestId);
-      const code = codeName(connectErr?.code);
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      metrics.handled.inc({ ...labels, grpc_code: code });
-      metrics.seconds.observe({ ...labels, grpc_code: code }, seconds);
-      const log = info?.log;
-      const fields = { rpc: `${req.service.typeName}/${req.method.name}`, code, ms: Math.round(seconds * 1000) };
-      if (!connectErr) log?.info(fields, "rpc");
-      else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown || connectErr.code === Code.Unavailable)
-        log?.error({ ...fields, err: connectErr.cause ?? connectErr }, "rpc failed");
-      else log?.info({ ...fields, reason: connectErr.rawMessage }, "rpc refused");
-      if (connectErr) connectErr.metadata.set("x-request-id", requestId);
-      return connectErr;
-    };
+    const finish = observeCall(metrics, req.method, () => info?.log, requestId);
     let res: UnaryResponse | StreamResponse;
     try {
       res = await next(req);
@@ -102,6 +87,32 @@ export function observeInterceptor(metrics: RpcMetrics): Interceptor {
       return res;
     }
     return { ...res, message: observeStream(res.message, finish) };
+  };
+}
+
+/**
+ * Starts observing one call (grpc_server_started_total); the returned function ends it:
+ * the handled counter and duration by code, one log line, and the error as the caller
+ * sees it (toConnectError, with the request id in its metadata). Shared by the Connect
+ * interceptor above and the grpc-js server (grpc.ts).
+ */
+export function observeCall(metrics: RpcMetrics, method: DescMethod, log: () => Logger | undefined, requestId: string): (err?: unknown) => ConnectError | undefined {
+  const labels = { grpc_service: method.parent.typeName, grpc_method: method.name, grpc_type: grpcType[method.methodKind] };
+  metrics.started.inc(labels);
+  const start = process.hrtime.bigint();
+  return (err?: unknown) => {
+    const connectErr = err === undefined ? undefined : toConnectError(err, requestId);
+    const code = codeName(connectErr?.code);
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    metrics.handled.inc({ ...labels, grpc_code: code });
+    metrics.seconds.observe({ ...labels, grpc_code: code }, seconds);
+    const l = log();
+    const fields = { rpc: `${method.parent.typeName}/${method.name}`, code, ms: Math.round(seconds * 1000) };
+    if (!connectErr) l?.info(fields, "rpc");
+    else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown || connectErr.code === Code.Unavailable) l?.error({ ...fields, err: connectErr.cause ?? connectErr }, "rpc failed");
+    else l?.info({ ...fields, reason: connectErr.rawMessage }, "rpc refused");
+    if (connectErr) connectErr.metadata.set("x-request-id", requestId);
+    return connectErr;
   };
 }
 

@@ -3,7 +3,7 @@
 // grpcurl can list and call every RPC a service serves.
 import { createRegistry, toBinary, type DescFile, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { Health } from "@adminkiosk/proto/grpc/health/v1/health_pb";
 import { ServerReflection as ServerReflectionV1 } from "@adminkiosk/proto/grpc/reflection/v1/reflection_pb";
 import { ServerReflection as ServerReflectionV1alpha } from "@adminkiosk/proto/grpc/reflection/v1alpha/reflection_pb";
@@ -33,6 +33,13 @@ function neutral(req: AnyVersionRequest): Request {
 }
 
 export function registerReflection(router: ConnectRouter, services: DescService[]) {
+  const [v1, v1alpha] = reflectionImplementations(services);
+  router.service(ServerReflectionV1, v1);
+  router.service(ServerReflectionV1alpha, v1alpha);
+}
+
+/** Both reflection versions' handlers, for Connect (above) and the grpc-js server (grpc.ts). */
+export function reflectionImplementations(services: DescService[]): [ServiceImpl<typeof ServerReflectionV1>, ServiceImpl<typeof ServerReflectionV1alpha>] {
   const all = [...services, Health, ServerReflectionV1, ServerReflectionV1alpha];
   const files = new Map<string, DescFile>();
   const collect = (file: DescFile) => {
@@ -92,16 +99,18 @@ export function registerReflection(router: ConnectRouter, services: DescService[
     }
   };
 
-  router.service(ServerReflectionV1, {
-    async *serverReflectionInfo(requests) {
-      const sent = new Set<string>();
-      for await (const req of requests) yield answer(neutral(req), sent);
+  return [
+    {
+      async *serverReflectionInfo(requests) {
+        const sent = new Set<string>();
+        for await (const req of requests) yield answer(neutral(req), sent);
+      },
     },
-  });
-  router.service(ServerReflectionV1alpha, {
-    async *serverReflectionInfo(requests) {
-      const sent = new Set<string>();
-      for await (const req of requests) yield answer(neutral(req), sent);
+    {
+      async *serverReflectionInfo(requests) {
+        const sent = new Set<string>();
+        for await (const req of requests) yield answer(neutral(req), sent);
+      },
     },
-  });
+  ];
 }

@@ -14,6 +14,7 @@ import { accessInterceptor } from "./access.js";
 import { registerConsumerMetrics, type DurableConsumer } from "./consumer.js";
 import { deadLetterRoutes, deadLetterServices } from "./dead-letters.js";
 import { deadlineInterceptor } from "./deadline.js";
+import { createGrpcConnections, type GrpcServerOptions, type GrpcServiceHandlers } from "./grpc.js";
 import { createHealthMonitor, registerHealth, ServingStatus, type DependencyProbe, type HealthMonitor } from "./health.js";
 import type { Logger } from "./logger.js";
 import { createRpcMetrics, observeInterceptor } from "./observe.js";
@@ -44,6 +45,16 @@ export interface ServiceOptions {
    * and adminkiosk.ops.v1.DeadLetterService is mounted to list and replay their dead letters.
    */
   consumers?: DurableConsumer[];
+  /**
+   * Methods served with @grpc/grpc-js (grpc.ts) instead of connect-node. When given, every
+   * HTTP/2 (prior knowledge) connection is served by grpc-js: these handlers plus
+   * grpc.health.v1 and reflection, gRPC protocol only; HTTP/1.1 (curl, /metrics, /readyz,
+   * Connect and gRPC-Web unary calls) stays with connect-node. For a service whose load is
+   * long-lived streams (link's kiosks).
+   */
+  grpc?: GrpcServiceHandlers[];
+  /** Admission for grpc-js calls (grpc.ts GrpcServerOptions.admit). */
+  admit?: GrpcServerOptions["admit"];
 }
 
 export interface RunningService {
@@ -78,6 +89,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
   setMaxListeners(0, shutdown.signal);
   const peers = new WeakMap<object, string>();
 
+  const rpcMetrics = createRpcMetrics(metrics);
   const rpc = connectNodeAdapter({
     routes: (router) => {
       options.routes(router);
@@ -86,7 +98,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
       registerReflection(router, services);
     },
     interceptors: [
-      observeInterceptor(createRpcMetrics(metrics)),
+      observeInterceptor(rpcMetrics),
       deadlineInterceptor(),
       ...(options.interceptors ?? []),
       accessInterceptor(options.verifyToken),
@@ -140,6 +152,23 @@ export async function startService(options: ServiceOptions, host: string, port: 
     peers.set(s, connectingPeer);
     s.once("close", () => sessions.delete(s));
   });
+  const grpcConnections = options.grpc
+    ? createGrpcConnections({
+        log,
+        metrics: rpcMetrics,
+        verifyToken: options.verifyToken,
+        handlers: options.grpc,
+        health,
+        services,
+        readMaxBytes: config.READ_MAX_BYTES,
+        writeMaxBytes: 16 * 1024 * 1024,
+        maxTimeoutMs: config.MAX_TIMEOUT_MS,
+        trustProxy: options.trustProxy ?? false,
+        admit: options.admit,
+      })
+    : undefined;
+  // The HTTP/2 connections grpc-js serves (closed on shutdown like h2's sessions).
+  const grpcSockets = new Set<Duplex>();
   const listener = net.createServer((socket) => {
     // RPC frames are small and latency-bound; Nagle's algorithm would hold them back
     // (with delayed ACKs, ~40 ms per call through the replaying stream below).
@@ -157,6 +186,13 @@ export async function startService(options: ServiceOptions, host: string, port: 
       // http2 reads from the native handle and would miss the bytes read here, so it gets a
       // stream that replays them. The session is created synchronously, so the peer address
       // recorded here is the one the "session" listener above sees.
+      if (grpcConnections) {
+        const duplex = replaying(socket, first);
+        grpcSockets.add(duplex);
+        duplex.once("close", () => grpcSockets.delete(duplex));
+        grpcConnections.inject(duplex);
+        return;
+      }
       connectingPeer = socket.remoteAddress ?? "";
       h2.emit("connection", replaying(socket, first));
       connectingPeer = "";
@@ -180,12 +216,18 @@ export async function startService(options: ServiceOptions, host: string, port: 
       health.drain();
       const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const s of sessions) s.close();
+      grpcConnections?.drain();
       h1.closeIdleConnections();
       const grace = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_GRACE_MS).unref());
-      await Promise.race([Promise.all([stopped, ...[...sessions].map((s) => new Promise((r) => s.once("close", r)))]), grace]);
+      await Promise.race([
+        Promise.all([stopped, ...[...sessions].map((s) => new Promise((r) => s.once("close", r))), ...[...grpcSockets].map((d) => new Promise((r) => d.once("close", r)))]),
+        grace,
+      ]);
       // Whatever still runs (long streams) is told to end, then cut.
       shutdown.abort();
       for (const s of sessions) s.destroy();
+      grpcConnections?.destroy();
+      for (const d of grpcSockets) d.destroy();
       h1.closeAllConnections();
       health.stop();
       log.info("shut down");
@@ -194,7 +236,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
   return { url, port: boundPort, health, metrics, close };
 }
 
-/** A duplex that first yields `first`, then whatever `socket` receives, and writes to `socket`. */
+/** A duplex that first yields `first`, then whatever `socket` receives, and writes to `socket` (with its addresses, for the peer). */
 function replaying(socket: net.Socket, first: Buffer): Duplex {
   const duplex = new Duplex({
     read: () => void socket.resume(),
@@ -205,6 +247,7 @@ function replaying(socket: net.Socket, first: Buffer): Duplex {
       callback(err);
     },
   });
+  Object.assign(duplex, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, localAddress: socket.localAddress, localPort: socket.localPort });
   duplex.push(first);
   socket.on("data", (chunk) => {
     if (!duplex.push(chunk)) socket.pause();

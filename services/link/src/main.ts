@@ -40,7 +40,10 @@ async function main() {
       log,
       config,
       services: linkServices,
-      routes: link.routes,
+      // The kiosk stream is served by grpc-js (every HTTP/2 connection); HTTP/1.1 keeps
+      // Connect for /metrics, /readyz and health over Connect or gRPC-Web.
+      routes: () => {},
+      grpc: link.grpcHandlers,
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "redis", check: () => redis.ping() },

@@ -1,16 +1,22 @@
 // The kiosk stream. A kiosk proves who it is with its device credential (checked by
-// the runtime's access interceptor); its first message must be Hello. From then on
-// the stream carries heartbeats, telemetry, acks, results and applied configuration
-// up, and welcome, telemetry acks, commands, desired configuration, pings and
-// goodbyes down. Commands and configuration come from fleet over NATS request/reply
-// on `kiosk.<id>.deliver`, which this replica subscribes to while it holds the
-// kiosk's stream. One stream per kiosk across all replicas: a newer one replaces the
-// older, wherever it is.
+// the runtime's access rules before the handler runs); its first message must be
+// Hello. From then on the stream carries heartbeats, telemetry, acks, results and
+// applied configuration up, and welcome, telemetry acks, commands, desired
+// configuration, pings and goodbyes down. Commands and configuration come from fleet
+// over NATS request/reply on `kiosk.<id>.deliver`, which this replica subscribes to
+// while it holds the kiosk's stream. One stream per kiosk across all replicas: a
+// newer one replaces the older, wherever it is.
+//
+// The stream is served by grpc-js (packages/runtime/src/grpc.ts), event by event: a
+// held stream is one KioskStream object, a few listeners and the call itself (no
+// async generator or pending promise per stream), because a replica holds 100,000.
 import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type * as grpc from "@grpc/grpc-js";
 import {
+  ConnectRequestSchema,
   ConnectResponseSchema,
   Goodbye_Reason,
   LinkService,
@@ -20,50 +26,32 @@ import {
 } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import {
   KioskCommandEventSchema,
+  KioskConfigAppliedEventSchema,
   KioskConnectedEventSchema,
   KioskDisconnectedEventSchema,
   KioskTelemetryEventSchema,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { invalidArgument, linkSubjects, type Logger, principalOf, requestInfo } from "@adminkiosk/runtime";
-import { KioskConfigAppliedEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { DeliverReplySchema, DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
+import {
+  invalidArgument,
+  linkSubjects,
+  Undecodable,
+  type GrpcBidiHandler,
+  type GrpcCallContext,
+  type GrpcServiceHandlers,
+  type Logger,
+} from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { LinkConfig } from "./config.js";
 import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, refusedField } from "./contract.js";
 import type { LinkEvents } from "./events.js";
-import { fullBudget, spend, spendInvalid, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
-import { StreamOutbox } from "./outbox.js";
+import { spend, spendInvalid, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
 import type { Presence } from "./presence.js";
 
 export const linkServices = [LinkService];
 
-/** connect-node reports a request it cannot decode as INTERNAL; it is the kiosk's fault, so say so. */
-function fromKiosk(err: unknown): unknown {
-  const e = ConnectError.from(err);
-  return e.code === Code.Internal && e.rawMessage.startsWith("parse binary")
-    ? new ConnectError(`the kiosk sent bytes that are not a ConnectRequest (${e.rawMessage})`, Code.InvalidArgument)
-    : err;
-}
-
 type Outgoing = MessageInitShape<typeof ConnectResponseSchema>;
-
-interface KioskSession {
-  id: string;
-  kioskId: string;
-  deviceId: string;
-  hello: Hello;
-  /** When the kiosk last sent anything (ms since the epoch). */
-  lastHeard: number;
-  outbox: StreamOutbox<Outgoing>;
-  /** What the kiosk may still send (LINK_MESSAGE_* and LINK_SAMPLE_*). */
-  budget: Budget;
-  /** Whether a dropped sample was logged on this stream yet (once per stream; the metric counts all). */
-  droppedLogged: boolean;
-  /** Set when a budget checked while handling a message ran out (the invalid samples'). */
-  overBudget?: "invalid_samples";
-  /** Ends the stream: sends a goodbye when there is a reason to give. */
-  end(reason: string, goodbye?: Goodbye_Reason): void;
-}
+type Call = grpc.ServerDuplexStream<ConnectRequest | Undecodable, Outgoing>;
 
 export interface LinkDeps {
   config: Pick<
@@ -87,9 +75,12 @@ export interface LinkDeps {
   log: Logger;
 }
 
+/** Why a stream ended, as logged and published in KioskDisconnectedEvent.reason. */
+type EndReason = "closed" | "replaced" | "revoked" | "draining" | "slow reader" | "credential expired" | "silent" | "rate limited" | "error" | "cancelled";
+
 export function createLink(deps: LinkDeps) {
-  const { config, presence, events, cooldown } = deps;
-  const sessions = new Map<string, KioskSession>();
+  const { config, presence, events, cooldown, log } = deps;
+  const sessions = new Map<string, KioskStream>();
   const budgetLimits: BudgetLimits = {
     messageRate: config.LINK_MESSAGE_RATE,
     messageBurst: config.LINK_MESSAGE_BURST,
@@ -117,7 +108,161 @@ export function createLink(deps: LinkDeps) {
     registers: [],
   });
 
-  // Another stream for a kiosk opened somewhere (here or on another replica): end ours.
+  /**
+   * One held stream. Its token buckets are its own fields (it is the Budget that
+   * limits.ts spends from), so a stream is this object, its call and its listeners.
+   */
+  class KioskStream implements Budget {
+    readonly id = randomUUID();
+    /** When the kiosk last sent anything (ms since the epoch). */
+    lastHeard = Date.now();
+    messages = budgetLimits.messageBurst;
+    samples = budgetLimits.sampleBurst;
+    invalid = budgetLimits.invalidBurst;
+    at = Date.now();
+    /** Whether a dropped sample was logged on this stream yet (once per stream; the metric counts all). */
+    droppedLogged = false;
+    /** Set when a budget checked while handling a message ran out (the invalid samples'). */
+    overBudget?: "invalid_samples";
+    reason: EndReason = "closed";
+    /** Nothing more is sent or read. */
+    ended = false;
+    /** Over a budget: nothing more is read while the cool-down is recorded. */
+    limited = false;
+    cleaned = false;
+    /** Until the stream is announced (or failed to be); its clean-up waits for it. */
+    opening: Promise<unknown> = Promise.resolve();
+    expiry: NodeJS.Timeout | undefined;
+    stopDeliveries: (() => void) | undefined;
+
+    constructor(
+      readonly kioskId: string,
+      readonly deviceId: string,
+      readonly hello: Hello,
+      readonly call: Call,
+      readonly ctx: GrpcCallContext,
+    ) {}
+
+    /** Queues a message; false (and the stream ended) when the kiosk has stopped reading. */
+    send(message: Outgoing): boolean {
+      if (this.ended) return true;
+      if (this.call.writableLength >= config.OUTBOX_LIMIT) {
+        this.end("slow reader");
+        return false;
+      }
+      this.call.write(message);
+      return true;
+    }
+
+    /** Ends the stream once: a goodbye when there is a reason to give, then the status the reason calls for. */
+    end(reason: EndReason, goodbye?: Goodbye_Reason, error?: unknown) {
+      if (this.ended) return;
+      this.ended = true;
+      this.reason = reason;
+      if (goodbye !== undefined && !this.call.cancelled) this.call.write({ body: { case: "goodbye", value: { reason: goodbye } } });
+      this.ctx.end(error ?? statusFor(reason));
+      void this.cleanUp();
+    }
+
+    /**
+     * The call is over (ended here or by the kiosk), once: forget it at once, then (after
+     * its opening is done, so nothing of it comes after) release its presence and tell
+     * the platform it is gone.
+     */
+    async cleanUp() {
+      if (this.cleaned) return;
+      this.cleaned = true;
+      this.ended = true;
+      clearTimeout(this.expiry);
+      this.stopDeliveries?.();
+      if (sessions.get(this.kioskId) === this) sessions.delete(this.kioskId);
+      await this.opening;
+      log.info({ requestId: this.ctx.info.id, kioskId: this.kioskId, session: this.id, reason: this.reason }, "kiosk disconnected");
+      await presence.release(this.kioskId, this.id).catch((err: unknown) => log.warn({ err }, "presence release failed"));
+      await events
+        .publish(
+          linkSubjects.disconnected(this.kioskId),
+          KioskDisconnectedEventSchema,
+          create(KioskDisconnectedEventSchema, { kioskId: this.kioskId, linkReplica: config.LINK_REPLICA_ID, reason: this.reason, time: timestampNow() }),
+        )
+        .catch((err: unknown) => log.warn({ err }, "disconnect event not published"));
+    }
+
+    /** What fleet hands over for this stream. */
+    deliver(request: DeliverRequest): MessageInitShape<typeof DeliverReplySchema> | undefined {
+      if (request.sessionId !== this.id) return undefined; // meant for another stream of this kiosk
+      if (this.ended) return { accepted: false, reason: "closing" };
+      const body = request.body;
+      if (body.case === "command") {
+        const expire = body.value.expireTime;
+        if (expire && timestampDate(expire).getTime() <= Date.now()) return { accepted: false, reason: "expired" };
+        if (!this.send({ body: { case: "command", value: body.value } })) return { accepted: false, reason: "slow reader" };
+      } else if (body.case === "desiredConfig") {
+        if (!this.send({ body: { case: "desiredConfig", value: body.value } })) return { accepted: false, reason: "slow reader" };
+      } else return { accepted: false, reason: "unknown delivery" };
+      return { accepted: true };
+    }
+
+    /** One message from the kiosk, in order: the next is read once this one is handled. */
+    receive(message: ConnectRequest | Undecodable) {
+      if (this.ended || this.limited) return;
+      if (message instanceof Undecodable) return this.fail(message.error);
+      const over = spend(this, budgetLimits, Date.now(), message.body.case === "telemetry" ? message.body.value.samples.length : 0);
+      if (over) return void this.overLimit(over);
+      this.call.pause();
+      handle(this, message).then(
+        () => {
+          if (!this.ended && !this.limited) this.call.resume();
+        },
+        (err: unknown) => this.fail(err),
+      );
+    }
+
+    /** What the kiosk sent broke the contract (or could not be handled): its stream ends with the error. */
+    fail(err: unknown) {
+      if (this.ended) return;
+      if (this.overBudget) return void this.overLimit(this.overBudget, err);
+      const field = refusedField(err);
+      if (field !== undefined) {
+        refused.inc({ field });
+        this.ctx.info.log.warn({ kioskId: this.kioskId, session: this.id, problem: (err as ConnectError).rawMessage }, "kiosk sent a message that breaks the contract: stream ended");
+      }
+      this.end("error", undefined, err);
+    }
+
+    async overLimit(over: "messages" | "samples" | "invalid_samples", err?: unknown) {
+      if (this.limited) return;
+      this.limited = true;
+      this.call.pause();
+      rateLimited.inc({ budget: over });
+      this.ctx.info.log.warn({ kioskId: this.kioskId, session: this.id, budget: over }, `kiosk over its ${over} budget: stream ended, cool-down ${config.LINK_RATE_COOLDOWN_SECONDS} s`);
+      await cooldown.start(this.kioskId).catch((e: unknown) => log.warn({ err: e, kioskId: this.kioskId }, "cool-down not recorded"));
+      const limit =
+        over === "messages" ? `${config.LINK_MESSAGE_RATE} messages a second (bursts of ${config.LINK_MESSAGE_BURST})`
+        : over === "samples" ? `${config.LINK_SAMPLE_RATE} telemetry samples a second (bursts of ${config.LINK_SAMPLE_BURST})`
+        : undefined;
+      const error =
+        limit !== undefined ? new ConnectError(`the kiosk sent more than ${limit}; reconnect in ${config.LINK_RATE_COOLDOWN_SECONDS} s`, Code.ResourceExhausted, { "retry-after": String(config.LINK_RATE_COOLDOWN_SECONDS) })
+        : err;
+      this.end("rate limited", undefined, error);
+    }
+  }
+
+  /** The status a stream ends with for a reason of link's own (undefined: OK, after a goodbye or a clean close). */
+  function statusFor(reason: EndReason): ConnectError | undefined {
+    switch (reason) {
+      case "slow reader":
+        return new ConnectError("the kiosk is not reading its stream", Code.ResourceExhausted);
+      case "credential expired":
+        return new ConnectError("the device credential has expired; renew it and reconnect", Code.Unauthenticated);
+      case "silent":
+        return new ConnectError(`nothing heard from the kiosk for ${config.SILENT_TIMEOUT_SECONDS} s (heartbeats stopped)`, Code.DeadlineExceeded);
+      default:
+        return undefined;
+    }
+  }
+
+  // Another stream for a kiosk opened on another replica: end ours.
   events.onKioskConnected((e) => {
     const current = sessions.get(e.kioskId);
     if (current && current.id !== e.sessionId) current.end("replaced", Goodbye_Reason.REPLACED);
@@ -127,20 +272,34 @@ export function createLink(deps: LinkDeps) {
     if (current && deviceIds.includes(current.deviceId)) current.end("revoked", Goodbye_Reason.REVOKED);
   });
 
-  async function readHello(it: AsyncIterator<ConnectRequest>): Promise<Hello> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ConnectError(`no hello within ${config.HELLO_TIMEOUT_MS} ms`, Code.DeadlineExceeded)), config.HELLO_TIMEOUT_MS);
+  /** The first message, which must be a valid hello, within HELLO_TIMEOUT_MS. */
+  function readHello(call: Call): Promise<Hello> {
+    return new Promise<Hello>((resolve, reject) => {
+      const done = (err: unknown, hello?: Hello) => {
+        clearTimeout(timer);
+        call.off("data", onData);
+        call.off("end", onEnd);
+        call.off("cancelled", onEnd);
+        call.pause();
+        if (hello) resolve(hello);
+        else reject(err);
+      };
+      const onData = (m: ConnectRequest | Undecodable) => {
+        if (m instanceof Undecodable) return done(m.error);
+        if (m.body.case !== "hello") return done(invalidArgument("body", "the first message on a stream must be hello"));
+        try {
+          checkHello(m.body.value);
+          done(undefined, m.body.value);
+        } catch (err) {
+          done(err);
+        }
+      };
+      const onEnd = () => done(invalidArgument("body", "the first message on a stream must be hello"));
+      const timer = setTimeout(() => done(new ConnectError(`no hello within ${config.HELLO_TIMEOUT_MS} ms`, Code.DeadlineExceeded)), config.HELLO_TIMEOUT_MS);
+      call.on("data", onData);
+      call.once("end", onEnd);
+      call.once("cancelled", onEnd);
     });
-    try {
-      const first = await Promise.race([it.next().catch((err: unknown) => Promise.reject(fromKiosk(err))), timeout]);
-      if (first.done || first.value.body.case !== "hello") throw invalidArgument("body", "the first message on a stream must be hello");
-      const hello = first.value.body.value;
-      checkHello(hello);
-      return hello;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /**
@@ -149,7 +308,7 @@ export function createLink(deps: LinkDeps) {
    * (it expired while the kiosk was silent, or Redis lost it): fleet may have shown
    * the kiosk offline meanwhile, and the event puts it back, with what it is owed.
    */
-  async function announce(session: KioskSession) {
+  async function announce(session: KioskStream) {
     await presence.claim(session.kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: session.deviceId, since: new Date().toISOString() });
     await events.publish(
       linkSubjects.connected(session.kioskId),
@@ -174,7 +333,7 @@ export function createLink(deps: LinkDeps) {
   }, Math.min(10_000, config.SILENT_TIMEOUT_SECONDS * 250));
   silentCheck.unref();
 
-  async function handle(session: KioskSession, message: ConnectRequest, log: Logger) {
+  async function handle(session: KioskStream, message: ConnectRequest) {
     session.lastHeard = Date.now();
     const kioskId = session.kioskId;
     const body = message.body;
@@ -183,7 +342,7 @@ export function createLink(deps: LinkDeps) {
         if (!(await presence.touch(kioskId, session.id)) && sessions.get(kioskId) === session) await announce(session);
         return;
       case "telemetry":
-        await acceptTelemetry(session, body.value, log);
+        await acceptTelemetry(session, body.value);
         return;
       case "ack":
       case "result":
@@ -207,11 +366,11 @@ export function createLink(deps: LinkDeps) {
       case "hello":
         throw invalidArgument("body", "hello is only the first message");
       default:
-        log.debug({ case: body.case }, "message ignored");
+        session.ctx.info.log.debug({ case: body.case }, "message ignored");
     }
   }
 
-  async function acceptTelemetry(session: KioskSession, batch: TelemetryBatch, log: Logger) {
+  async function acceptTelemetry(session: KioskStream, batch: TelemetryBatch) {
     checkBatch(batch.batchId, batch.samples);
     const batchId = batch.batchId;
     // A sample that breaks the contract is dropped, not the batch (see contract.ts); a
@@ -230,12 +389,12 @@ export function createLink(deps: LinkDeps) {
         samplesDropped.inc({ field: field.replace(/^telemetry\.samples\./, "") });
         if (!session.droppedLogged) {
           session.droppedLogged = true;
-          log.warn({ kioskId: session.kioskId, batchId, problem: (err as ConnectError).rawMessage }, "telemetry sample dropped: it breaks the contract (logged once per stream; link_telemetry_samples_dropped_total counts all)");
+          session.ctx.info.log.warn({ kioskId: session.kioskId, batchId, problem: (err as ConnectError).rawMessage }, "telemetry sample dropped: it breaks the contract (logged once per stream; link_telemetry_samples_dropped_total counts all)");
         }
       }
     });
     if (kept) {
-      if (spendInvalid(session.budget, batch.samples.length - kept.length)) {
+      if (spendInvalid(session, batch.samples.length - kept.length)) {
         session.overBudget = "invalid_samples";
         throw new ConnectError(
           `the kiosk sent more than ${config.LINK_INVALID_SAMPLE_RATE} telemetry samples a second that break the contract (bursts of ${config.LINK_INVALID_SAMPLE_BURST}; the first: ${firstProblem}); reconnect in ${config.LINK_RATE_COOLDOWN_SECONDS} s`,
@@ -253,144 +412,70 @@ export function createLink(deps: LinkDeps) {
         create(KioskTelemetryEventSchema, { kioskId: session.kioskId, batch, receiveTime: timestampNow() }),
         `${session.kioskId}/${batchId}`,
       );
-    if (!session.outbox.push({ body: { case: "telemetryAck", value: { batchId } } })) session.end("slow reader");
+    session.send({ body: { case: "telemetryAck", value: { batchId } } });
   }
 
-  const routes = (router: ConnectRouter) => {
-    router.service(LinkService, {
-      async *connect(requests, ctx) {
-        const principal = principalOf(ctx);
-        if (principal.kind !== "device") throw new ConnectError("only kiosk devices connect here", Code.PermissionDenied);
-        const log = requestInfo(ctx).log;
-        const kioskId = principal.kioskId;
-        // Cut off for flooding a moment ago (on any replica): not yet. Without Redis the
-        // token check has already failed, so an error here only skips the cool-down.
-        const waitMs = await cooldown.remainingMs(kioskId).catch(() => 0);
-        if (waitMs > 0) {
-          rateLimited.inc({ budget: "cooldown" });
-          throw new ConnectError(`this kiosk went over its message budget; reconnect in ${Math.ceil(waitMs / 1000)} s`, Code.ResourceExhausted, { "retry-after": String(Math.ceil(waitMs / 1000)) });
-        }
-        const it = requests[Symbol.asyncIterator]();
-        const hello = await readHello(it).catch((err: unknown) => {
-          const field = refusedField(err);
-          if (field !== undefined) refused.inc({ field });
-          throw err;
-        });
-        let endReason = "closed";
-        const outbox = new StreamOutbox<Outgoing>(config.OUTBOX_LIMIT);
-        const session: KioskSession = {
-          id: randomUUID(),
-          kioskId,
-          deviceId: principal.deviceId,
-          hello,
-          lastHeard: Date.now(),
-          outbox,
-          budget: fullBudget(budgetLimits, Date.now()),
-          droppedLogged: false,
-          end(reason, goodbye) {
-            endReason = reason;
-            outbox.close(goodbye === undefined ? undefined : { body: { case: "goodbye", value: { reason: goodbye } } });
-          },
-        };
-        sessions.get(kioskId)?.end("replaced", Goodbye_Reason.REPLACED);
-        sessions.set(kioskId, session);
-        log.info({ kioskId, session: session.id }, "kiosk connected");
-        let stopDeliveries: (() => void) | undefined;
-        // Welcome first, before anything fleet delivers.
-        outbox.push({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
-        try {
-          // Before fleet hears of this stream, so its first delivery finds it.
-          stopDeliveries = await events.serveDeliveries(kioskId, (request) => {
-            if (request.sessionId !== session.id) return undefined; // meant for another stream of this kiosk
-            if (outbox.isClosed) return { accepted: false, reason: "closing" };
-            const body = request.body;
-            if (body.case === "command") {
-              const expire = body.value.expireTime;
-              if (expire && timestampDate(expire).getTime() <= Date.now()) return { accepted: false, reason: "expired" };
-              if (!outbox.push({ body: { case: "command", value: body.value } })) {
-                session.end("slow reader");
-                return { accepted: false, reason: "slow reader" };
-              }
-            } else if (body.case === "desiredConfig") {
-              if (!outbox.push({ body: { case: "desiredConfig", value: body.value } })) {
-                session.end("slow reader");
-                return { accepted: false, reason: "slow reader" };
-              }
-            } else return { accepted: false, reason: "unknown delivery" };
-            return { accepted: true };
-          });
-          await announce(session);
-          // Read in the background; what the kiosk sent wrong ends its stream with the error.
-          let failure: unknown;
-          void (async () => {
-            try {
-              for (let next = await it.next(); !next.done; next = await it.next()) {
-                const message = next.value;
-                const samples = message.body.case === "telemetry" ? message.body.value.samples.length : 0;
-                const over = spend(session.budget, budgetLimits, Date.now(), samples);
-                if (over) {
-                  endReason = "rate limited";
-                  rateLimited.inc({ budget: over });
-                  log.warn({ kioskId, session: session.id, budget: over }, `kiosk over its ${over} budget: stream ended, cool-down ${config.LINK_RATE_COOLDOWN_SECONDS} s`);
-                  await cooldown.start(kioskId).catch((err: unknown) => log.warn({ err, kioskId }, "cool-down not recorded"));
-                  const limit = over === "messages" ? `${config.LINK_MESSAGE_RATE} messages a second (bursts of ${config.LINK_MESSAGE_BURST})` : `${config.LINK_SAMPLE_RATE} telemetry samples a second (bursts of ${config.LINK_SAMPLE_BURST})`;
-                  failure = new ConnectError(`the kiosk sent more than ${limit}; reconnect in ${config.LINK_RATE_COOLDOWN_SECONDS} s`, Code.ResourceExhausted, {
-                    "retry-after": String(config.LINK_RATE_COOLDOWN_SECONDS),
-                  });
-                  break;
-                }
-                await handle(session, message, log);
-              }
-            } catch (err) {
-              failure = fromKiosk(err);
-              if (session.overBudget) {
-                endReason = "rate limited";
-                rateLimited.inc({ budget: session.overBudget });
-                log.warn({ kioskId, session: session.id, budget: session.overBudget }, `kiosk over its ${session.overBudget} budget: stream ended, cool-down ${config.LINK_RATE_COOLDOWN_SECONDS} s`);
-                await cooldown.start(kioskId).catch((e: unknown) => log.warn({ err: e, kioskId }, "cool-down not recorded"));
-              }
-              const field = refusedField(failure);
-              if (field !== undefined) {
-                refused.inc({ field });
-                log.warn({ kioskId, session: session.id, problem: (failure as ConnectError).rawMessage }, "kiosk sent a message that breaks the contract: stream ended");
-              }
-            }
-            session.end(failure ? (endReason === "rate limited" ? endReason : "error") : "closed");
-          })();
-          // The credential was checked when the stream opened; it does not outlive its expiry.
-          const expiresIn = principal.expiresAt ? principal.expiresAt.getTime() - Date.now() : undefined;
-          const expiry = expiresIn === undefined ? undefined : setTimeout(() => session.end("credential expired"), Math.min(Math.max(0, expiresIn), 2 ** 31 - 1));
-          const onShutdown = () => session.end("draining", Goodbye_Reason.DRAINING);
-          ctx.signal.addEventListener("abort", onShutdown, { once: true });
-          try {
-            yield* outbox;
-          } finally {
-            ctx.signal.removeEventListener("abort", onShutdown);
-            clearTimeout(expiry);
-          }
-          if (failure && !ctx.signal.aborted) throw failure;
-          if (endReason === "slow reader") throw new ConnectError("the kiosk is not reading its stream", Code.ResourceExhausted);
-          if (endReason === "credential expired") throw new ConnectError("the device credential has expired; renew it and reconnect", Code.Unauthenticated);
-          if (endReason === "silent") throw new ConnectError(`nothing heard from the kiosk for ${config.SILENT_TIMEOUT_SECONDS} s (heartbeats stopped)`, Code.DeadlineExceeded);
-        } finally {
-          stopDeliveries?.();
-          if (sessions.get(kioskId) === session) sessions.delete(kioskId);
-          log.info({ kioskId, session: session.id, reason: endReason }, "kiosk disconnected");
-          await presence.release(kioskId, session.id).catch((err: unknown) => log.warn({ err }, "presence release failed"));
-          await events
-            .publish(
-              linkSubjects.disconnected(kioskId),
-              KioskDisconnectedEventSchema,
-              create(KioskDisconnectedEventSchema, { kioskId, linkReplica: config.LINK_REPLICA_ID, reason: endReason, time: timestampNow() }),
-            )
-            .catch((err: unknown) => log.warn({ err }, "disconnect event not published"));
-        }
-      },
+  /** Accepts one kiosk's stream: the device, its cool-down and its hello. */
+  async function accept(call: Call, ctx: GrpcCallContext): Promise<KioskStream> {
+    const principal = ctx.principal;
+    if (principal?.kind !== "device") throw new ConnectError("only kiosk devices connect here", Code.PermissionDenied);
+    const kioskId = principal.kioskId;
+    // Cut off for flooding a moment ago (on any replica): not yet. Without Redis the
+    // token check has already failed, so an error here only skips the cool-down.
+    const waitMs = await cooldown.remainingMs(kioskId).catch(() => 0);
+    if (waitMs > 0) {
+      rateLimited.inc({ budget: "cooldown" });
+      throw new ConnectError(`this kiosk went over its message budget; reconnect in ${Math.ceil(waitMs / 1000)} s`, Code.ResourceExhausted, { "retry-after": String(Math.ceil(waitMs / 1000)) });
+    }
+    const hello = await readHello(call).catch((err: unknown) => {
+      const field = refusedField(err);
+      if (field !== undefined) refused.inc({ field });
+      throw err;
     });
+    const session = new KioskStream(kioskId, principal.deviceId, hello, call, ctx);
+    // From here on the stream cleans up after itself, however it ends.
+    call.once("cancelled", () => {
+      if (!session.ended) session.reason = "cancelled";
+      void session.cleanUp();
+    });
+    if (principal.expiresAt) session.expiry = setTimeout(() => session.end("credential expired"), Math.min(Math.max(0, principal.expiresAt.getTime() - Date.now()), 2 ** 31 - 1));
+    return session;
+  }
+
+  /** Makes the stream the kiosk's: replacement, welcome, deliveries, presence and the connected event, then reading. */
+  async function start(session: KioskStream) {
+    const { kioskId, call } = session;
+    sessions.get(kioskId)?.end("replaced", Goodbye_Reason.REPLACED);
+    sessions.set(kioskId, session);
+    // The replica's logger, not a child per stream: a held stream should not keep one.
+    log.info({ requestId: session.ctx.info.id, kioskId, session: session.id }, "kiosk connected");
+    // Welcome first, before anything fleet delivers.
+    session.send({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
+    // Before fleet hears of this stream, so its first delivery finds it.
+    const stop = await events.serveDeliveries(kioskId, (request) => session.deliver(request));
+    if (session.cleaned) return stop();
+    session.stopDeliveries = stop;
+    await announce(session);
+    if (session.ended) return;
+    call.on("data", (m: ConnectRequest | Undecodable) => session.receive(m));
+    // The kiosk half-closed: it is going away cleanly.
+    call.once("end", () => session.end("closed"));
+    call.resume();
+  }
+
+  const connect: GrpcBidiHandler<typeof ConnectRequestSchema, typeof ConnectResponseSchema> = (call, ctx) => {
+    accept(call as Call, ctx).then(
+      (session) => {
+        session.opening = start(session).catch((err: unknown) => session.fail(err));
+      },
+      (err: unknown) => ctx.end(err),
+    );
   };
 
+  const grpcHandlers: GrpcServiceHandlers[] = [{ service: LinkService, bidi: { connect } }];
+
   return {
-    routes,
+    grpcHandlers,
     registerMetrics(registry: Registry) {
       registry.registerMetric(rateLimited);
       registry.registerMetric(refused);

@@ -1,9 +1,12 @@
 // Kiosks on their streams: who may connect, what a kiosk sees, what the platform
 // hears (JetStream events, Redis presence), replacement and revocation.
+import { execFile } from "node:child_process";
 import http2 from "node:http2";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
@@ -12,10 +15,14 @@ import { inject } from "vitest";
 import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { Goodbye_Reason, LinkService, type ConnectRequestSchema, type ConnectResponse } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { eventually, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { eventually, repoRoot, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@adminkiosk/proto/grpc/health/v1/health_pb";
 import { bearer, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 import { StreamOutbox } from "../src/outbox.js";
 import { KioskCommandEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+
+const run = promisify(execFile);
+const failure = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => ConnectError.from(err));
 
 let auth: AuthFixture;
 let link: StartedService;
@@ -130,6 +137,24 @@ describe("connecting", () => {
   it("a stream that never says hello is ended", async () => {
     const stream = openStream(link.url, await enroll("prague-012"));
     expect((await stream.rest()).error?.code).toBe(Code.DeadlineExceeded);
+  });
+});
+
+describe("the port", () => {
+  it("serves gRPC health and reflection beside the kiosk stream (grpc-js), and HTTP/1.1 Connect, /metrics and /readyz", async () => {
+    // gRPC over HTTP/2, as Envoy's health checks and grpcurl speak it.
+    const grpcHealth = createClient(Health, createGrpcTransport({ baseUrl: link.url }));
+    expect((await grpcHealth.check({ service: "adminkiosk.link.v1.LinkService" })).status).toBe(ServingStatus.SERVING);
+    expect((await failure(grpcHealth.check({ service: "nope.v1.Nope" })))?.code).toBe(Code.NotFound);
+    const buf = join(repoRoot, "node_modules/.bin/buf");
+    const listed = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "--reflect", "--list-methods", link.url]);
+    expect(listed.stdout).toContain("adminkiosk.link.v1.LinkService/Connect");
+    // Connect over HTTP/1.1 (curl, browsers' tools).
+    const h1Health = createClient(Health, createConnectTransport({ baseUrl: link.url, httpVersion: "1.1" }));
+    expect((await h1Health.check({})).status).toBe(ServingStatus.SERVING);
+    expect((await fetch(`${link.url}/readyz`)).status).toBe(200);
+    const metrics = (await (await fetch(`${link.url}/metrics`)).text()).split("\n");
+    expect(metrics.some((l) => l.startsWith("grpc_server_handled_total{") && l.includes('grpc_method="ServerReflectionInfo"') && l.includes('grpc_code="OK"'))).toBe(true);
   });
 });
 
