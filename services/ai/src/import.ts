@@ -122,6 +122,8 @@ async function merge(
 ): Promise<ImportResult> {
   // The file's cells: sales per UTC day (the day's last price), 0 sold on the kiosk's other
   // selling days within the product's span, and the days each stock-out touches.
+  // Temporary tables are never analysed by autovacuum: without statistics the planner guesses.
+  await tx.query("ANALYZE import_rows");
   await tx.query(
     `CREATE TEMP TABLE import_sales ON COMMIT DROP AS
        SELECT kiosk_id, sku, day, sum(quantity) AS quantity,
@@ -153,9 +155,9 @@ async function merge(
               (SELECT p.price FROM import_sales p WHERE p.kiosk_id = c.kiosk_id AND p.sku = c.sku AND p.day > c.day ORDER BY p.day LIMIT 1),
               (SELECT d.unit_price_minor FROM sales_daily d WHERE d.kiosk_id = c.kiosk_id AND d.sku = c.sku ORDER BY d.day DESC LIMIT 1)
             ) AS price,
-            EXISTS (SELECT 1 FROM outs o WHERE o.kiosk_id = c.kiosk_id AND o.sku = c.sku AND o.day = c.day) AS stockout,
+            o.day IS NOT NULL AS stockout,
             CASE WHEN s.day IS NULL THEN array_fill(0, ARRAY[24]) ELSE s.hourly END AS hourly
-     FROM cells c LEFT JOIN import_sales s USING (kiosk_id, sku, day)`,
+     FROM cells c LEFT JOIN import_sales s USING (kiosk_id, sku, day) LEFT JOIN outs o USING (kiosk_id, sku, day)`,
   );
   // A stock-out of a product the kiosk never sold (in the file or before) has no price and
   // tells the models nothing: not written.
