@@ -2,6 +2,8 @@
 // hours) asked for, the serving model's quantiles for them at the pair's last seen price, and
 // beside them the seasonal-naive value and, for past days, what was sold. Shared by the RPC
 // handler and `npm run bench:ai` (so the serving-overhead benchmark times the handler's work).
+// The points are ForecastPoint messages, ready for the response.
+import type { ForecastPoint } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
 import { dayOf } from "./generator.js";
 import { seasonalNaiveDay, type Granularity } from "./model.js";
 import type { ServedModel } from "./onnx.js";
@@ -22,17 +24,6 @@ export interface RecentDay {
   hourly: number[] | null;
 }
 
-export interface Point {
-  date: string;
-  hour: number;
-  p10: number;
-  p50: number;
-  p90: number;
-  seasonalNaive: number;
-  hasActual: boolean;
-  actual: number;
-}
-
 /**
  * `origin`: the first forecast day (tomorrow); `historyDays` before it (up to today; today has no
  * actual: it is not over), `horizonDays` from it. `recent`: the pair's sales from 7 days before
@@ -46,19 +37,19 @@ export async function forecastPoints(
   horizonDays: number,
   granularity: Granularity,
   recent: Map<number, RecentDay>,
-): Promise<Point[]> {
+): Promise<ForecastPoint[]> {
   const perDay = granularity === "hourly" ? 24 : 1;
   const n = (historyDays + horizonDays) * perDay;
-  const pairs = new Array<number>(n).fill(pairIdx);
-  const days = new Array<number>(n);
-  const hours = granularity === "hourly" ? new Array<number>(n) : undefined;
+  const pairs = new Int32Array(n).fill(pairIdx);
+  const days = new Int32Array(n);
+  const hours = granularity === "hourly" ? new Int32Array(n) : undefined;
   for (let i = 0; i < n; i++) {
     days[i] = origin - historyDays + Math.floor(i / perDay);
     if (hours) hours[i] = i % 24;
   }
-  const price = served.layout.lastPrice[pairIdx]!;
-  const { p10, p50, p90 } = await served.predictArrays(pairs, days, new Array<number>(n).fill(price), hours);
-  const points = new Array<Point>(n);
+  const prices = new Float32Array(n).fill(served.layout.lastPrice[pairIdx]!);
+  const { p10, p50, p90 } = await served.predictArrays(pairs, days, prices, hours);
+  const points = new Array<ForecastPoint>(n);
   for (let day = 0; day < historyDays + horizonDays; day++) {
     const d = origin - historyDays + day;
     const date = dayName(d);
@@ -68,7 +59,10 @@ export async function forecastPoints(
     const hasActual = d < origin - 1 && (!hours || !sold || sold.hourly !== null);
     for (let h = 0; h < perDay; h++) {
       const i = day * perDay + h;
+      // Built as the message itself (protobuf-es messages are plain objects with $typeName), so
+      // the response takes the points as they are instead of copying each.
       points[i] = {
+        $typeName: "adminkiosk.ai.v1.ForecastPoint",
         date,
         hour: h,
         p10: p10[i]!,

@@ -138,26 +138,70 @@ export function toOnnx(m: FittedModel): Uint8Array {
 
 export type Feeds = Record<string, ort.Tensor>;
 
-/** The graph's inputs for (pair, day, price[, UTC hour]) rows; `hours` omitted: whole days. */
-export function feedsOf(pairIdx: ArrayLike<number>, days: ArrayLike<number>, prices: ArrayLike<number>, hours?: ArrayLike<number>): Feeds {
-  const n = pairIdx.length;
+interface InputBuffers {
+  pair: Int32Array;
+  day: Int32Array;
+  price: Float32Array;
+  hour: Int32Array;
+  feeds: Feeds;
+}
+
+function inputBuffers(n: number): InputBuffers {
   const pair = new Int32Array(n);
   const day = new Int32Array(n);
   const price = new Float32Array(n);
   const hour = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    pair[i] = pairIdx[i]!;
-    day[i] = days[i]!;
-    price[i] = prices[i]!;
-  }
-  if (hours) for (let i = 0; i < n; i++) hour[i] = hours[i]!;
-  else hour.fill(-1);
   return {
-    pair: new ort.Tensor("int32", pair, [n]),
-    day: new ort.Tensor("int32", day, [n]),
-    price: new ort.Tensor("float32", price, [n]),
-    hour: new ort.Tensor("int32", hour, [n]),
+    pair,
+    day,
+    price,
+    hour,
+    feeds: {
+      pair: new ort.Tensor("int32", pair, [n]),
+      day: new ort.Tensor("int32", day, [n]),
+      price: new ort.Tensor("float32", price, [n]),
+      hour: new ort.Tensor("int32", hour, [n]),
+    },
   };
+}
+
+function fill(b: InputBuffers, pairIdx: ArrayLike<number>, days: ArrayLike<number>, prices: ArrayLike<number>, hours?: ArrayLike<number>): Feeds {
+  const n = b.pair.length;
+  for (let i = 0; i < n; i++) {
+    b.pair[i] = pairIdx[i]!;
+    b.day[i] = days[i]!;
+    b.price[i] = prices[i]!;
+  }
+  if (hours) for (let i = 0; i < n; i++) b.hour[i] = hours[i]!;
+  else b.hour.fill(-1);
+  return b.feeds;
+}
+
+/** The graph's inputs for (pair, day, price[, UTC hour]) rows; `hours` omitted: whole days. */
+export function feedsOf(pairIdx: ArrayLike<number>, days: ArrayLike<number>, prices: ArrayLike<number>, hours?: ArrayLike<number>): Feeds {
+  return fill(inputBuffers(pairIdx.length), pairIdx, days, prices, hours);
+}
+
+/**
+ * Input buffers (and their tensors) of request-sized batches, kept per size and lent to one
+ * run at a time: a request then allocates nothing for its inputs (fresh typed arrays and
+ * tensors per call cost more than the copying).
+ */
+class InputPool {
+  private readonly free = new Map<number, InputBuffers[]>();
+  static readonly largest = 4096;
+  take(n: number): InputBuffers {
+    return this.free.get(n)?.pop() ?? inputBuffers(n);
+  }
+  give(b: InputBuffers) {
+    const n = b.pair.length;
+    let list = this.free.get(n);
+    if (!list) {
+      if (this.free.size >= 64) return;
+      this.free.set(n, (list = []));
+    }
+    if (list.length < 8) list.push(b);
+  }
 }
 
 export interface QuantileArrays {
@@ -207,9 +251,16 @@ export interface ServedModel {
 export async function loadModel(version: number, layout: Layout, bytes: Uint8Array): Promise<ServedModel> {
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
   const index = indexOf(layout);
+  const pool = new InputPool();
   const predictArrays: ServedModel["predictArrays"] = async (pairIdx, days, prices, hours) => {
-    const out = await session.run(feedsOf(pairIdx, days, prices, hours));
-    return { p10: out["p10"]!.data as Float32Array, p50: out["p50"]!.data as Float32Array, p90: out["p90"]!.data as Float32Array };
+    const n = pairIdx.length;
+    const buffers = n <= InputPool.largest ? pool.take(n) : inputBuffers(n);
+    try {
+      const out = await session.run(fill(buffers, pairIdx, days, prices, hours));
+      return { p10: out["p10"]!.data as Float32Array, p50: out["p50"]!.data as Float32Array, p90: out["p90"]!.data as Float32Array };
+    } finally {
+      if (n <= InputPool.largest) pool.give(buffers);
+    }
   };
   return {
     version,
