@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ForecastService, ModelService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
 import { HistoryFormat, HistoryService } from "@adminkiosk/proto/adminkiosk/ai/v1/history_pb";
 import { repoRoot } from "@adminkiosk/devstack";
-import { failure } from "../../../test/support/auth.js";
+import { adminEmail, adminPassword, failure } from "../../../test/support/auth.js";
 import { dayMs, dayOf, generateSales } from "../src/generator.js";
 import { startAi, type AiFixture } from "./fixture.js";
 
@@ -33,11 +33,11 @@ async function* chunks(format: HistoryFormat, text: string, size: number) {
 const rowCount = async () => Number((await f.pool.query<{ n: string }>("SELECT count(*) AS n FROM sales_daily")).rows[0]!.n);
 
 /** `npm run ai:import -- FILE` as an operator runs it (the script package.json names). */
-function importCli(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function importCli(file: string, credentials: Record<string, string> = { AI_IMPORT_TOKEN: f.tokens.admin }): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn("npm", ["run", "--silent", "ai:import", "--", file], {
       cwd: repoRoot,
-      env: { ...process.env, AI_URL: f.ai.url, AI_IMPORT_TOKEN: f.tokens.admin },
+      env: { ...process.env, AI_URL: f.ai.url, ...credentials },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -137,8 +137,9 @@ describe("sales-history import", () => {
     const sum = async () => Number((await f.pool.query<{ n: string }>("SELECT sum(quantity) AS n FROM sales_daily WHERE kiosk_id LIKE 'imp-0%'")).rows[0]!.n);
     expect(await sum()).toBe(total);
 
-    // The same file again: every day replaced by itself, nothing added twice.
-    const again = await importCli(file);
+    // The same file again (signing in with an admin's email and password this time): every
+    // day replaced by itself, nothing added twice.
+    const again = await importCli(file, { AUTH_URL: f.auth.service.url, ADMIN_EMAIL: adminEmail, ADMIN_PASSWORD: adminPassword });
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout.trim().split("\n").at(-1)!)).toMatchObject({ days: summary["days"], daysReplaced: summary["days"] });
     expect(await sum()).toBe(total);
