@@ -12,6 +12,8 @@ export const linkConfigShape = {
   /** This replica's name in presence records and events. */
   LINK_REPLICA_ID: z.string().min(1).max(64).default(`${hostname()}-${process.pid}`),
   HEARTBEAT_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(300).default(30),
+  /** Heartbeats are collected and refresh their kiosks' presence in one Redis pipeline this often. */
+  PRESENCE_FLUSH_MS: z.coerce.number().int().min(10).max(10_000).default(1_000),
   /** A kiosk silent for this long loses its presence record. */
   PRESENCE_TTL_SECONDS: z.coerce.number().int().min(3).max(3600).default(90),
   /** A kiosk that sends nothing for this long loses its stream (3 heartbeats by default). */

@@ -58,6 +58,7 @@ export interface LinkDeps {
     LinkConfig,
     | "LINK_REPLICA_ID"
     | "HEARTBEAT_INTERVAL_SECONDS"
+    | "PRESENCE_FLUSH_MS"
     | "HELLO_TIMEOUT_MS"
     | "OUTBOX_LIMIT"
     | "SILENT_TIMEOUT_SECONDS"
@@ -207,8 +208,12 @@ export function createLink(deps: LinkDeps) {
     receive(message: ConnectRequest | Undecodable) {
       if (this.ended || this.limited) return;
       if (message instanceof Undecodable) return this.fail(message.error);
-      const over = spend(this, budgetLimits, Date.now(), message.body.case === "telemetry" ? message.body.value.samples.length : 0);
+      const now = Date.now();
+      const over = spend(this, budgetLimits, now, message.body.case === "telemetry" ? message.body.value.samples.length : 0);
       if (over) return void this.overLimit(over);
+      this.lastHeard = now;
+      // A heartbeat only refreshes presence, with the others of this tick (flushHeartbeats).
+      if (message.body.case === "heartbeat") return void heartbeats.add(this);
       this.call.pause();
       handle(this, message).then(
         () => {
@@ -333,14 +338,37 @@ export function createLink(deps: LinkDeps) {
   }, Math.min(10_000, config.SILENT_TIMEOUT_SECONDS * 250));
   silentCheck.unref();
 
+  // Heartbeats since the last flush: their kiosks' presence is refreshed together, one Redis
+  // pipeline per PRESENCE_FLUSH_MS, not a call per heartbeat.
+  let heartbeats = new Set<KioskStream>();
+  let flushing = false;
+  async function flushHeartbeats() {
+    if (flushing || heartbeats.size === 0) return;
+    flushing = true;
+    const due = [...heartbeats].filter((s) => !s.ended);
+    heartbeats = new Set();
+    try {
+      const found = await presence.touchMany(due.map((s) => [s.kioskId, s.id] as const));
+      due.forEach((session, i) => {
+        // The record is gone (it expired while the kiosk was silent, or Redis lost it): claim it
+        // again and tell fleet, which may have shown the kiosk offline meanwhile.
+        if (found[i] !== "refreshed" && sessions.get(session.kioskId) === session && !session.ended)
+          announce(session).catch((err: unknown) => session.fail(err));
+      });
+    } catch (err) {
+      // Redis is down: presence expires on its own; the next heartbeats try again.
+      log.warn({ err, kiosks: due.length }, "presence refresh failed");
+    } finally {
+      flushing = false;
+    }
+  }
+  const heartbeatFlush = setInterval(() => void flushHeartbeats(), config.PRESENCE_FLUSH_MS);
+  heartbeatFlush.unref();
+
   async function handle(session: KioskStream, message: ConnectRequest) {
-    session.lastHeard = Date.now();
     const kioskId = session.kioskId;
     const body = message.body;
     switch (body.case) {
-      case "heartbeat":
-        if (!(await presence.touch(kioskId, session.id)) && sessions.get(kioskId) === session) await announce(session);
-        return;
       case "telemetry":
         await acceptTelemetry(session, body.value);
         return;
@@ -486,6 +514,9 @@ export function createLink(deps: LinkDeps) {
       for (const s of sessions.values()) s.end("draining", Goodbye_Reason.DRAINING);
     },
     connectedCount: () => sessions.size,
-    stop: () => clearInterval(silentCheck),
+    stop: () => {
+      clearInterval(silentCheck);
+      clearInterval(heartbeatFlush);
+    },
   };
 }

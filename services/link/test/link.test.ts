@@ -294,6 +294,17 @@ describe("a kiosk that misbehaves harms only its own stream", () => {
     }
   });
 
+  it("heartbeats keep each kiosk's presence alive (refreshed together, once per PRESENCE_FLUSH_MS)", async () => {
+    const streams = await Promise.all(["prague-072", "prague-073", "prague-074"].map((id) => welcomed(link.url, id)));
+    for (const id of ["prague-072", "prague-073", "prague-074"]) {
+      await expect.poll(() => redis.exists(`link:presence:${id}`), eventually).toBe(1);
+      await redis.expire(`link:presence:${id}`, 20); // as if the kiosk had been quiet for 70 s
+    }
+    streams.forEach((s) => s.send({ body: { case: "heartbeat", value: {} } }));
+    for (const id of ["prague-072", "prague-073", "prague-074"]) await expect.poll(() => redis.ttl(`link:presence:${id}`), eventually).toBeGreaterThan(20);
+    streams.forEach((s) => s.close());
+  });
+
   it("a heartbeat that finds the kiosk's presence gone claims it again and announces the stream", async () => {
     const stream = openStream(link.url, await enroll("prague-071"));
     stream.send({ body: { case: "hello", value: {} } });
