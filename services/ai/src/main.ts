@@ -26,7 +26,7 @@ import {
 import { aiConfigShape } from "./config.js";
 import { startTelemetryConsumer } from "./health.js";
 import { createLifecycle } from "./lifecycle.js";
-import { maintenanceRoutes, maintenanceServices } from "./maintenance-server.js";
+import { maintenanceRoutes, maintenanceServices, registerMaintenanceMetrics } from "./maintenance-server.js";
 import { createAiMetrics } from "./metrics.js";
 import { startOrdersConsumer } from "./orders.js";
 import { recommendationRoutes, recommendationServices } from "./recommend-server.js";
@@ -127,6 +127,7 @@ async function main() {
     config.AI_PORT,
   );
   metrics.register(service.metrics, pool);
+  registerMaintenanceMetrics(service.metrics, pool);
 
   onShutdownSignal(log, async () => {
     await service.close();

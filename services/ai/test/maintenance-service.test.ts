@@ -6,7 +6,7 @@
 // CronJob's script (retrain-job.ts) signing in as ai.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -14,7 +14,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ModelService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
 import { MaintenanceDueEventSchema, SilentFailureEventSchema } from "@adminkiosk/proto/adminkiosk/ai/v1/maintenance_events_pb";
-import { MaintenanceItem, MaintenanceService } from "@adminkiosk/proto/adminkiosk/ai/v1/maintenance_pb";
+import { MaintenanceItem, MaintenanceRiskSchema, MaintenanceService } from "@adminkiosk/proto/adminkiosk/ai/v1/maintenance_pb";
 import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { eventually, repoRoot } from "@adminkiosk/devstack";
@@ -110,18 +110,20 @@ describe("ai maintenance", () => {
       .poll(async () => (await m.getMaintenanceRisks({ kioskId })).risks[0]?.due ?? [], eventually)
       .toContain(MaintenanceItem.PAPER)
       .then(async () => (await m.getMaintenanceRisks({ kioskId })).risks[0]!);
-    expect(risk.online).toBe(true);
+    expect(risk.online, JSON.stringify(toJson(MaintenanceRiskSchema, risk))).toBe(true);
     expect(risk.paperLevelPercent).toBeGreaterThan(4);
     expect(risk.paperLevelPercent).toBeLessThan(9);
     expect(risk.paperRatePercentPerHour).toBeGreaterThan(1.6);
     expect(risk.paperRatePercentPerHour).toBeLessThan(2.4);
     // ~6 % at 2 %/h: about 3 hours from the last sample.
-    expect(risk.paperOutExpected).toBe(true);
+    expect(risk.paperOutExpected, JSON.stringify(toJson(MaintenanceRiskSchema, risk))).toBe(true);
     expect(risk.paperOutHours).toBeGreaterThan(1.5);
     expect(risk.paperOutHours).toBeLessThan(4.5);
     // Listed among the kiosks with something due.
     expect((await m.getMaintenanceRisks({ dueOnly: true, pageSize: 500 })).risks.map((r) => r.kioskId)).toContain(kioskId);
 
+    // Prometheus sees it too (read at scrape time).
+    expect(await (await fetch(`${f.ai.url}/metrics`)).text()).toMatch(/^ai_maintenance_due_kiosks\{item="paper",service="ai"\} [1-9]/m);
     const due = fromBinary(MaintenanceDueEventSchema, await lastEvent(aiSubjects.maintenanceDue(kioskId)));
     expect(due.item).toBe(MaintenanceItem.PAPER);
     expect(due.risk!.kioskId).toBe(kioskId);
@@ -186,6 +188,7 @@ describe("ai maintenance", () => {
       expect(b!.detected).toBe(false);
     }
     expect((await m.listSilentFailures({ pageSize: 500 })).failures.map((x) => x.kioskId)).not.toContain(busy[0]);
+    expect(await (await fetch(`${f.ai.url}/metrics`)).text()).toMatch(/^ai_silent_failures_detected\{service="ai"\} 1$/m);
     const detected = fromBinary(SilentFailureEventSchema, await lastEvent(aiSubjects.silentFailureDetected(quiet)));
     expect(detected.failure!.kioskId).toBe(quiet);
     expect(detected.threshold).toBe(1e-4);
