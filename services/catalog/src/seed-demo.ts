@@ -1,6 +1,7 @@
 // A small demo catalog for `npm start` (the dev launcher runs it at every start; never
 // deployed): a few products, stock for the simulated kiosks sim-0001… and one event with
-// a seat map. Idempotent: what exists already is left as it is. Prints one JSON line.
+// a seat map. Descriptions say it in Spanish too (ai's product search reads both languages).
+// Idempotent: what exists already is left as it is. Prints one JSON line.
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { EventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
@@ -10,13 +11,13 @@ import { products } from "./products.js";
 import { events, requireNewEvent } from "./seating.js";
 
 const demoProducts = [
-  { sku: "SNK-CHOC-DARK", name: "Dark chocolate bar", description: "70% cocoa, 100 g", category: "snacks", price: 349n },
-  { sku: "SNK-CHIPS-SALT", name: "Potato chips, salted", description: "150 g bag", category: "snacks", price: 299n },
-  { sku: "SNK-WATER-05", name: "Still water 0.5 l", description: "Mineral water, still", category: "snacks", price: 150n },
-  { sku: "FLW-ROSE-RED", name: "Red roses", description: "A dozen long-stemmed red roses", category: "flowers", price: 2499n },
-  { sku: "FLW-TULIP-MIX", name: "Tulip bouquet", description: "Ten mixed tulips", category: "flowers", price: 1599n },
-  { sku: "MRC-MUG", name: "Admin Kiosk mug", description: "Ceramic mug, 300 ml", category: "merchandise", price: 1299n },
-  { sku: "MRC-TSHIRT", name: "Festival T-shirt", description: "Organic cotton, unisex", category: "merchandise", price: 2499n },
+  { sku: "SNK-CHOC-DARK", name: "Dark chocolate bar", description: "70% cocoa, 100 g. Chocolate negro", category: "snacks", price: 349n },
+  { sku: "SNK-CHIPS-SALT", name: "Potato chips, salted", description: "150 g bag. Patatas fritas con sal", category: "snacks", price: 299n },
+  { sku: "SNK-WATER-05", name: "Still water 0.5 l", description: "Mineral water, still. Agua mineral sin gas, bebida fría", category: "snacks", price: 150n },
+  { sku: "FLW-ROSE-RED", name: "Red roses", description: "A dozen long-stemmed red roses. Una docena de rosas rojas", category: "flowers", price: 2499n },
+  { sku: "FLW-TULIP-MIX", name: "Tulip bouquet", description: "Ten mixed tulips. Ramo de diez tulipanes", category: "flowers", price: 1599n },
+  { sku: "MRC-MUG", name: "Admin Kiosk mug", description: "Ceramic mug, 300 ml. Taza de cerámica", category: "merchandise", price: 1299n },
+  { sku: "MRC-TSHIRT", name: "Festival T-shirt", description: "Organic cotton, unisex. Camiseta de algodón orgánico", category: "merchandise", price: 2499n },
 ];
 const demoEventName = "Summer Open Air (demo)";
 const by = "seed:npm-start";
