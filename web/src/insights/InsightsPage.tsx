@@ -334,13 +334,13 @@ function ModelsSection({ models, pending, error, onRetry }: { models: Model[] | 
                 </td>
                 {(canPromote || canRollback) && (
                   <td className="nowrap">
-                    {/* A candidate the gate held is promoted; a version served before is rolled back to. */}
+                    {/* A candidate the gate held is promoted; a version served before (retired) is rolled back to. */}
                     {m.status === ModelStatus.CANDIDATE && canPromote && (
                       <button type="button" className="button button-small" disabled={busy} onClick={() => promote.mutate({ version: m.version })}>
                         Promote
                       </button>
                     )}
-                    {(m.status === ModelStatus.RETIRED || m.status === ModelStatus.REJECTED) && canRollback && (
+                    {m.status === ModelStatus.RETIRED && canRollback && (
                       <button type="button" className="button button-small" disabled={busy} onClick={() => rollback.mutate({ version: m.version })}>
                         Roll back to v{String(m.version)}
                       </button>
