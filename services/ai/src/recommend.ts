@@ -19,6 +19,12 @@ type Db = Pool | PoolClient;
 export const shrinkage = 5;
 /** Lift a pair needs to count as bought together. */
 export const minLift = 1.2;
+/**
+ * Baskets of more distinct products than this (a bulk purchase) count for popularity but not
+ * for pairs: n products make n·(n−1) pair rows, and such a basket says little about what goes
+ * together.
+ */
+export const maxPairedBasket = 20;
 
 export interface Basket {
   orderId: string;
@@ -52,11 +58,11 @@ export const baskets = {
        ),
        pairs AS (
          INSERT INTO basket_pairs (kiosk_id, sku, other, baskets)
-         SELECT k, a, b, count(*) FROM scoped, unnest(skus) AS a, unnest(skus) AS b WHERE a <> b GROUP BY k, a, b
+         SELECT k, a, b, count(*) FROM scoped, unnest(skus) AS a, unnest(skus) AS b WHERE a <> b AND cardinality(skus) <= $6 GROUP BY k, a, b
          ON CONFLICT (kiosk_id, sku, other) DO UPDATE SET baskets = basket_pairs.baskets + EXCLUDED.baskets RETURNING 1
        )
        SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM totals) + (SELECT count(*) FROM items) + (SELECT count(*) FROM pairs) AS touched`,
-      [usable.map((b) => b.orderId), usable.map((b) => b.kioskId), usable.map((b) => b.skus.join(",")), usable.map((b) => b.completedAt.toISOString()), source],
+      [usable.map((b) => b.orderId), usable.map((b) => b.kioskId), usable.map((b) => b.skus.join(",")), usable.map((b) => b.completedAt.toISOString()), source, maxPairedBasket],
     );
     return Number(rows[0]!.added);
   },
