@@ -66,6 +66,7 @@ beforeAll(async () => {
         ...shared,
         DATABASE_URL: db,
         SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`,
+        DEV_MAILBOX_URL: mailbox.httpUrl,
         LINK_EVENTS_CONSUMER: `notifications-web-e2e-${process.pid}`,
         LINK_EVENTS_SINCE_START: "true",
         FLEET_EVENTS_CONSUMER: `notifications-fleet-web-e2e-${process.pid}`,
@@ -398,6 +399,9 @@ describe("an admin", () => {
     await page.getByRole("button", { name: "Create rule" }).click();
     await page.locator(".field-error").getByText(/must be positive/).waitFor({ timeout: 10_000 });
     await page.getByLabel("For at least (seconds)").fill("2");
+    // The dry run answers before saving: what the rule would have fired over the last hour.
+    await page.getByRole("button", { name: "Dry run (last hour)" }).click();
+    await page.getByTestId("dry-run").getByText(/^Over the last hour this rule would have fired/).waitFor({ timeout: 10_000 });
     await page.getByRole("button", { name: "Create rule" }).click();
     await expect.poll(() => page.getByTestId("rule-row").count(), { timeout: 10_000 }).toBe(1);
     await expect(page.getByTestId("rule-row").textContent()).resolves.toContain("Kiosk offline for 2 s");
@@ -420,6 +424,9 @@ describe("an admin", () => {
       await expect.poll(() => mailbox.messages().filter((m) => m.to.includes("oncall@example.com")).length, { timeout: 20_000, interval: 250 }).toBe(1);
       await page.getByRole("tab", { name: "Delivery log" }).click();
       await expect.poll(() => page.getByTestId("delivery-row").first().textContent(), { timeout: 10_000 }).toContain("Delivered");
+      // The dev mailbox tab shows the same email, through notifications.
+      await page.getByRole("tab", { name: "Dev mailbox" }).click();
+      await expect.poll(() => page.getByTestId("mail-row").first().textContent(), { timeout: 10_000 }).toContain("oncall@example.com");
     } finally {
       simulator.clients.get(quiet)!.start();
     }
@@ -561,6 +568,7 @@ describe("a viewer", () => {
     await page.getByRole("tab", { name: "Rules" }).click();
     await expect.poll(() => page.getByTestId("rule-row").count(), { timeout: 10_000 }).toBe(1);
     await expect(page.getByRole("button", { name: "New rule" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("tab", { name: "Dev mailbox" }).count()).resolves.toBe(0);
     await expect(page.getByRole("button", { name: "Edit" }).count()).resolves.toBe(0);
     await page.getByRole("tab", { name: "Delivery log" }).click();
     await expect.poll(() => page.getByTestId("delivery-row").count(), { timeout: 10_000 }).toBeGreaterThan(0);

@@ -3,6 +3,7 @@
 // log (every notification sent or tried, dead letters highlighted), the silences and the
 // person's own notification settings.
 import { useId, useState } from "react";
+import { useSearchParams } from "react-router";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
@@ -44,12 +45,21 @@ import {
 import { MySubscription } from "./MySubscription";
 import { SilenceForm, SilenceList } from "./SilencesPanel";
 import { SilenceService } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
+import { DevMailbox } from "../notifications/DevMailbox";
+import { DryRunPanel } from "../notifications/DryRunPanel";
 
-const tabs = ["alerts", "rules", "deliveries", "silences", "mine"] as const;
-const tabLabels = { alerts: "Alerts", rules: "Rules", deliveries: "Delivery log", silences: "Silences", mine: "My notifications" };
+const tabs = ["alerts", "rules", "deliveries", "silences", "mine", "mailbox"] as const;
+const tabLabels = { alerts: "Alerts", rules: "Rules", deliveries: "Delivery log", silences: "Silences", mine: "My notifications", mailbox: "Dev mailbox" };
+type Tab = (typeof tabs)[number];
 
 export function AlertsPage() {
-  const [tab, setTab] = useState<(typeof tabs)[number]>("alerts");
+  // The tab is in the address (?tab=rules), so each view can be linked to and survives a reload.
+  const [params, setParams] = useSearchParams();
+  const canReadMail = useCan(DeliveryService.method.listDevMail);
+  const shown = tabs.filter((t) => t !== "mailbox" || canReadMail);
+  const asked = params.get("tab") as Tab | null;
+  const tab: Tab = asked && shown.includes(asked) ? asked : "alerts";
+  const setTab = (t: Tab) => setParams(t === "alerts" ? {} : { tab: t }, { replace: true });
   return (
     <div className="page">
       <header className="page-header">
@@ -60,7 +70,7 @@ export function AlertsPage() {
         <PushToggle />
       </header>
       <div className="tabs" role="tablist" aria-label="Alerts views">
-        {tabs.map((t) => (
+        {shown.map((t) => (
           <button key={t} type="button" role="tab" aria-selected={tab === t} className={`tab${tab === t ? " tab-active" : ""}`} onClick={() => setTab(t)}>
             {tabLabels[t]}
           </button>
@@ -71,6 +81,7 @@ export function AlertsPage() {
       {tab === "deliveries" && <DeliveryLog />}
       {tab === "silences" && <SilenceList />}
       {tab === "mine" && <MySubscription />}
+      {tab === "mailbox" && <DevMailbox />}
     </div>
   );
 }
@@ -243,14 +254,40 @@ const channelLabels: Record<Channel, string> = {
 
 function DeliveryLog() {
   const id = useId();
-  const pages = usePageTokens();
-  const list = useQuery(DeliveryService.method.listDeliveries, { pageSize: deliveryPageSize, pageToken: pages.token }, { refetchInterval: 5_000 });
+  // Everything, or the dead-letter list (given up after the configured attempts); one channel or all.
+  const [deadOnly, setDeadOnly] = useState(false);
+  const [channel, setChannel] = useState<Channel>(Channel.UNSPECIFIED);
+  const pages = usePageTokens(deadOnly, channel);
+  const list = useQuery(
+    DeliveryService.method.listDeliveries,
+    { pageSize: deliveryPageSize, pageToken: pages.token, states: deadOnly ? [DeliveryState.DEAD_LETTERED] : [], channel },
+    { refetchInterval: 5_000 },
+  );
   const rows = list.data?.deliveries ?? [];
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
-      <h2 id={`${id}-title`} className="card-title">
-        Delivery log
-      </h2>
+      <div className="card-toolbar">
+        <h2 id={`${id}-title`} className="card-title">
+          Delivery log
+        </h2>
+        <div className="filters">
+          <div className="segmented" role="group" aria-label="Which deliveries">
+            <button type="button" aria-pressed={!deadOnly} onClick={() => setDeadOnly(false)}>
+              All
+            </button>
+            <button type="button" aria-pressed={deadOnly} onClick={() => setDeadOnly(true)}>
+              Dead letters
+            </button>
+          </div>
+          <select aria-label="Channel" value={channel} onChange={(e) => setChannel(Number(e.target.value) as Channel)}>
+            {(Object.keys(channelLabels).map(Number) as Channel[]).map((c) => (
+              <option key={c} value={c}>
+                {c === Channel.UNSPECIFIED ? "Every channel" : channelLabels[c]}
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
       {list.error && <ErrorNotice error={list.error} onRetry={() => void list.refetch()} compact />}
       <div className="table-wrap">
         <table className="table">
@@ -284,8 +321,12 @@ function DeliveryLog() {
           </tbody>
         </table>
         {!list.isPending && rows.length === 0 && !list.error && (
-          <EmptyState icon="audit" title="Nothing sent yet">
-            <p>Every email and webhook a rule sends, with each attempt&apos;s result, is listed here.</p>
+          <EmptyState icon="audit" title={deadOnly ? "No dead letters" : "Nothing sent yet"}>
+            <p>
+              {deadOnly
+                ? "A delivery lands here when every attempt failed (the service's DELIVERY_MAX_ATTEMPTS)."
+                : "Every email and webhook a rule sends, with each attempt's result, is listed here."}
+            </p>
           </EmptyState>
         )}
       </div>
@@ -314,6 +355,8 @@ function RuleList() {
   const id = useId();
   const canEdit = useCan(RuleService.method.createRule);
   const [editing, setEditing] = useState<Rule | "new" | undefined>();
+  const queryClient = useQueryClient();
+  const remove = useMutation(RuleService.method.deleteRule, { onSuccess: () => queryClient.invalidateQueries() });
   const pages = usePageTokens();
   const list = useQuery(RuleService.method.listRules, { pageSize: rulePageSize, pageToken: pages.token });
   const rows = list.data?.rules ?? [];
@@ -332,6 +375,7 @@ function RuleList() {
           )}
         </div>
         {list.error && <ErrorNotice error={list.error} onRetry={() => void list.refetch()} compact />}
+        {remove.error && <ErrorNotice error={remove.error} compact />}
         <div className="table-wrap">
           <table className="table">
             <thead>
@@ -341,7 +385,7 @@ function RuleList() {
                 <th scope="col">Condition</th>
                 <th scope="col">Kiosks</th>
                 <th scope="col">Receivers</th>
-                {canEdit && <th scope="col">Edit</th>}
+                {canEdit && <th scope="col">Actions</th>}
               </tr>
             </thead>
             <tbody>
@@ -372,6 +416,19 @@ function RuleList() {
                       <td>
                         <button type="button" className="button button-small button-quiet" onClick={() => setEditing(r)}>
                           Edit
+                        </button>{" "}
+                        <button
+                          type="button"
+                          className="button button-small button-quiet button-danger"
+                          disabled={remove.isPending}
+                          onClick={() => {
+                            if (window.confirm(`Delete the rule “${d?.name}”? Its open alerts are resolved and it stops alerting.`)) {
+                              if (editing !== "new" && editing?.ruleId === r.ruleId) setEditing(undefined);
+                              remove.mutate({ ruleId: r.ruleId });
+                            }
+                          }}
+                        >
+                          Delete
                         </button>
                       </td>
                     )}
@@ -427,7 +484,12 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
   };
   const create = useMutation(RuleService.method.createRule, { onSuccess: done });
   const update = useMutation(RuleService.method.updateRule, { onSuccess: done });
-  const error = rule ? update.error : create.error;
+  // The dry run: what the rule as it stands in the form would have fired over the last hour;
+  // it refuses a bad field as saving would, so its errors mark the fields too.
+  const dry = useMutation(RuleService.method.dryRunRule);
+  const [dryKey, setDryKey] = useState("");
+  const saveError = rule ? update.error : create.error;
+  const error = saveError ?? dry.error;
   const pending = create.isPending || update.isPending;
   const fields = error ? describeError(error).fields : {};
   const f = (name: string) => fieldError(fields, `definition.${name}`);
@@ -444,6 +506,13 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
     // Webhooks are kept as they are (this form edits email receivers only).
     receivers: { emails: splitList(emails), webhooks: d?.receivers?.webhooks ?? [], phoneNumbers: splitPhones(phones), webPush },
   };
+  const definitionKey = JSON.stringify(definition, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+  const runDry = () => {
+    create.reset();
+    update.reset();
+    setDryKey(definitionKey);
+    dry.mutate({ definition });
+  };
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
       <h2 id={`${id}-title`} className="card-title">
@@ -453,6 +522,7 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
         className="form"
         onSubmit={(e) => {
           e.preventDefault();
+          dry.reset();
           if (rule) update.mutate({ ruleId: rule.ruleId, expectedVersion: rule.version, definition });
           else create.mutate({ definition });
         }}
@@ -504,9 +574,13 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
           <ChannelReceiverInputs id={id} phones={phones} onPhones={setPhones} webPush={webPush} onWebPush={setWebPush} error={f} />
         </div>
         {error && <ErrorNotice error={error} compact />}
+        {dry.data && !dry.error && <DryRunPanel result={dry.data} stale={dryKey !== definitionKey} />}
         <div className="form-actions">
           <button type="submit" className="button button-primary" disabled={pending}>
             {pending ? "Saving…" : rule ? "Save rule" : "Create rule"}
+          </button>
+          <button type="button" className="button" disabled={dry.isPending} onClick={runDry}>
+            {dry.isPending ? "Trying…" : "Dry run (last hour)"}
           </button>
           <button type="button" className="button button-quiet" onClick={onDone}>
             Cancel
