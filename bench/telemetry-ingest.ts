@@ -95,7 +95,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     await fleet.stop();
     const nlog = createLogger("bench", "warn");
     const nc = await connectNats(natsUrl, "bench-link-publisher", nlog);
-    const events = await createLinkEvents(nc, nlog);
+    const events = await createLinkEvents(nc, nlog, "bench-telemetry");
     const received = timestampFromMs(Date.now());
     let next = 0;
     const tp = performance.now();

@@ -42,8 +42,6 @@ export const linkSubjects = {
   configApplied: (kioskId: string) => linkSubjects.event(kioskId, "config.applied"),
   /** Every kiosk's telemetry (notifications' alerting_status and telemetry_errors rules). */
   allTelemetry: "link.kiosk.*.telemetry",
-  /** Every kiosk's connections (link replicas end their own older stream of the kiosk). */
-  allConnected: "link.kiosk.*.connected",
   /** The kiosk and the kind of a link event; undefined for a subject of another shape or a kind this version does not know. */
   parse(subject: string): { kioskId: string; kind: LinkEventKind } | undefined {
     const rest = after(subject, "link.kiosk.");
@@ -53,6 +51,12 @@ export const linkSubjects = {
   },
   /** Core NATS request/reply: fleet asks the link replica holding the kiosk's stream to deliver. */
   deliver: (kioskId: string) => `kiosk.${token("kiosk id", kioskId)}.deliver`,
+  /**
+   * Core NATS, outside stream LINK: a replica that took a kiosk's presence over from another
+   * replica tells that one (and only that one) to end its older stream (KioskConnectedEvent of
+   * the new stream). Any character of a replica id that cannot be in a token becomes '_'.
+   */
+  replaced: (replica: string) => `linkreplica.${replica.replace(/[^A-Za-z0-9_-]/g, "_")}.replaced`,
 };
 
 // ---- fleet: the kiosk registry's events (stream FLEET, subjects fleet.kiosk.>, through

@@ -1,6 +1,7 @@
-// What link publishes (stream LINK, subjects link.>) and listens to: other replicas'
-// connections (to end its own older stream for the same kiosk) and auth's device
-// revocations (to end a revoked kiosk's stream at once).
+// What link publishes (stream LINK, subjects link.>) and listens to: another replica
+// that took one of its kiosks over (to end its own older stream; only the replica that
+// held it hears of it, on its own subject) and auth's device revocations (to end a
+// revoked kiosk's stream at once).
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { DeliverPolicy, jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -12,7 +13,10 @@ import { authSubjects, ensureStream, linkSubjects, runForever, type Logger } fro
 export interface LinkEvents {
   /** Publishes to JetStream and waits for the stream's ack; `msgId` deduplicates retries. */
   publish<D extends DescMessage>(subject: string, schema: D, message: MessageShape<D>, msgId?: string): Promise<void>;
-  onKioskConnected(listener: (event: KioskConnectedEvent) => void): void;
+  /** Tells `replica` that the kiosk's stream is now another's (`event` names the new one). */
+  tellReplaced(replica: string, event: KioskConnectedEvent): void;
+  /** Another replica took one of this replica's kiosks over. */
+  onReplaced(listener: (event: KioskConnectedEvent) => void): void;
   onDeviceRevoked(listener: (kioskId: string, deviceIds: string[]) => void): void;
   /**
    * Answers fleet's deliveries for a kiosk while this replica holds its stream
@@ -24,11 +28,11 @@ export interface LinkEvents {
   close(): Promise<void>;
 }
 
-export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise<LinkEvents> {
+export async function createLinkEvents(nc: NatsConnection, log: Logger, replica: string): Promise<LinkEvents> {
   // Kept 7 days: consumers that were down catch up; history proper lives in fleet's tables.
   await ensureStream(nc, { ...linkSubjects.stream, maxAgeMs: 7 * 24 * 3600 * 1000 });
   const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
-  const connected = nc.subscribe(linkSubjects.allConnected);
+  const replaced = nc.subscribe(linkSubjects.replaced(replica));
   // Revocations come from auth's stream AUTH through an ordered JetStream consumer, not a
   // plain subscription: after a NATS disconnection it resumes where it stopped, so a
   // revocation published meanwhile still ends the stream. It starts at this replica's start
@@ -49,7 +53,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
         revokedListeners.forEach((l) => l(event.kioskId, event.deviceIds));
       });
     });
-  const connectedListeners: ((e: KioskConnectedEvent) => void)[] = [];
+  const replacedListeners: ((e: KioskConnectedEvent) => void)[] = [];
   const revokedListeners: ((kioskId: string, deviceIds: string[]) => void)[] = [];
   const pump = async (sub: AsyncIterable<{ data: Uint8Array }>, handle: (data: Uint8Array) => void) => {
     for await (const m of sub) {
@@ -60,9 +64,9 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
       }
     }
   };
-  void pump(connected, (data) => {
+  void pump(replaced, (data) => {
     const event = fromBinary(KioskConnectedEventSchema, data);
-    connectedListeners.forEach((l) => l(event));
+    replacedListeners.forEach((l) => l(event));
   });
   void followRevocations();
   return {
@@ -86,10 +90,13 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger): Promise
       await nc.flush();
       return () => sub.unsubscribe();
     },
-    onKioskConnected: (l) => void connectedListeners.push(l),
+    tellReplaced(to, event) {
+      nc.publish(linkSubjects.replaced(to), toBinary(KioskConnectedEventSchema, event));
+    },
+    onReplaced: (l) => void replacedListeners.push(l),
     onDeviceRevoked: (l) => void revokedListeners.push(l),
     async close() {
-      connected.unsubscribe();
+      replaced.unsubscribe();
       stopRevocations.abort();
       revocationMessages?.stop();
     },

@@ -25,7 +25,7 @@ async function main() {
   const redis = createRedis(config.REDIS_URL, log);
   // link cannot do its job without NATS (events, replacement, revocation): it waits for it.
   const nats = await connectNats(config.NATS_URL, "link", log);
-  const events = await createLinkEvents(nats, log);
+  const events = await createLinkEvents(nats, log, config.LINK_REPLICA_ID);
   const link = createLink({
     config,
     presence: createPresence(redis, config.PRESENCE_TTL_SECONDS),

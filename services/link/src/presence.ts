@@ -22,6 +22,20 @@ for i = 1, n do
   end
 end
 return out`;
+// Replaces the record (unless ARGV[7] is "1" and another session holds it) and returns the
+// previous owner's replica and session (nil when there was none).
+const claimScript = `local old = redis.call("HMGET", KEYS[1], "replica", "session")
+if ARGV[7] == "1" and old[2] and old[2] ~= ARGV[2] then return old end
+redis.call("HSET", KEYS[1], "replica", ARGV[1], "session", ARGV[2], "deviceId", ARGV[3], "since", ARGV[4], "lastSeen", ARGV[5])
+redis.call("EXPIRE", KEYS[1], ARGV[6])
+return old`;
+
+/** Who held a kiosk's presence record. */
+export interface Owner {
+  replica: string;
+  session: string;
+}
+
 /** Records refreshed per script call (several calls go out in one pipeline). */
 const touchChunk = 500;
 
@@ -38,8 +52,16 @@ export interface PresenceRecord {
 
 export function createPresence(redis: Redis, ttlSeconds: number) {
   return {
-    async claim(kioskId: string, r: Omit<PresenceRecord, "lastSeen">) {
-      await redis.multi().hset(key(kioskId), { ...r, lastSeen: new Date().toISOString() }).expire(key(kioskId), ttlSeconds).exec();
+    /**
+     * Makes the record this stream's and returns whose it was (replica and session), so the
+     * replica holding the older stream can be told to end it: the record is where the owner
+     * is looked up, once, instead of every replica hearing of every connection. With
+     * `onlyIfFree` a record another stream holds is left alone (a heartbeat's re-claim must
+     * not take a kiosk back from a newer stream); the answer then names that stream.
+     */
+    async claim(kioskId: string, r: Omit<PresenceRecord, "lastSeen">, onlyIfFree = false): Promise<Owner | undefined> {
+      const [replica, session] = (await redis.eval(claimScript, 1, key(kioskId), r.replica, r.session, r.deviceId, r.since, new Date().toISOString(), ttlSeconds, onlyIfFree ? "1" : "0")) as [string | null, string | null];
+      return session ? { replica: replica ?? "", session } : undefined;
     },
     /** Refreshes the records of these streams (kiosk id, session) in one pipeline; what each found, in order. */
     async touchMany(streams: readonly (readonly [kioskId: string, session: string])[]): Promise<Touched[]> {

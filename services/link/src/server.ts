@@ -267,8 +267,8 @@ export function createLink(deps: LinkDeps) {
     }
   }
 
-  // Another stream for a kiosk opened on another replica: end ours.
-  events.onKioskConnected((e) => {
+  // Another replica took one of our kiosks over (it found our stream in the presence record): end ours.
+  events.onReplaced((e) => {
     const current = sessions.get(e.kioskId);
     if (current && current.id !== e.sessionId) current.end("replaced", Goodbye_Reason.REPLACED);
   });
@@ -313,20 +313,25 @@ export function createLink(deps: LinkDeps) {
    * (it expired while the kiosk was silent, or Redis lost it): fleet may have shown
    * the kiosk offline meanwhile, and the event puts it back, with what it is owed.
    */
-  async function announce(session: KioskStream) {
-    await presence.claim(session.kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: session.deviceId, since: new Date().toISOString() });
-    await events.publish(
-      linkSubjects.connected(session.kioskId),
-      KioskConnectedEventSchema,
-      create(KioskConnectedEventSchema, {
-        kioskId: session.kioskId,
-        deviceId: session.deviceId,
-        linkReplica: config.LINK_REPLICA_ID,
-        hello: session.hello,
-        sessionId: session.id,
-        time: timestampNow(),
-      }),
-    );
+  async function announce(session: KioskStream, again = false) {
+    const previous = await presence.claim(session.kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: session.deviceId, since: new Date().toISOString() }, again);
+    if (again && previous && previous.session !== session.id) {
+      // Claimed meanwhile by a newer stream (on any replica): this one is the older.
+      session.end("replaced", Goodbye_Reason.REPLACED);
+      return;
+    }
+    const event = create(KioskConnectedEventSchema, {
+      kioskId: session.kioskId,
+      deviceId: session.deviceId,
+      linkReplica: config.LINK_REPLICA_ID,
+      hello: session.hello,
+      sessionId: session.id,
+      time: timestampNow(),
+    });
+    // The older stream is on another replica: that replica alone is told (its own subject), so
+    // a connect costs the same however many streams the replicas hold.
+    if (previous && previous.session !== session.id && previous.replica !== config.LINK_REPLICA_ID) events.tellReplaced(previous.replica, event);
+    await events.publish(linkSubjects.connected(session.kioskId), KioskConnectedEventSchema, event);
   }
 
   // A kiosk that has said nothing for SILENT_TIMEOUT_SECONDS (heartbeats stopped, the
@@ -352,8 +357,10 @@ export function createLink(deps: LinkDeps) {
       due.forEach((session, i) => {
         // The record is gone (it expired while the kiosk was silent, or Redis lost it): claim it
         // again and tell fleet, which may have shown the kiosk offline meanwhile.
-        if (found[i] !== "refreshed" && sessions.get(session.kioskId) === session && !session.ended)
-          announce(session).catch((err: unknown) => session.fail(err));
+        if (session.ended || sessions.get(session.kioskId) !== session) return;
+        if (found[i] === "gone") announce(session, true).catch((err: unknown) => session.fail(err));
+        // Another stream holds the record: this one was replaced and missed being told.
+        else if (found[i] === "taken") session.end("replaced", Goodbye_Reason.REPLACED);
       });
     } catch (err) {
       // Redis is down: presence expires on its own; the next heartbeats try again.

@@ -208,6 +208,17 @@ describe("one stream per kiosk", () => {
     }
   });
 
+  it("a stream whose presence record another stream holds, unbeknown to it, ends as replaced at its next heartbeat", async () => {
+    const stream = await welcomed(link.url, "prague-031");
+    await expect.poll(() => redis.hget("link:presence:prague-031", "replica"), eventually).toBe("link-a");
+    // As if a newer stream had claimed the kiosk on a replica whose word never arrived.
+    await redis.hset("link:presence:prague-031", { replica: "link-elsewhere", session: "a-newer-session" });
+    stream.send({ body: { case: "heartbeat", value: {} } });
+    const { messages } = await stream.rest();
+    expect(messages.at(-1)?.body).toEqual({ case: "goodbye", value: expect.objectContaining({ reason: Goodbye_Reason.REPLACED }) });
+    expect(await redis.hget("link:presence:prague-031", "session")).toBe("a-newer-session");
+  });
+
   it("revoking the kiosk at auth ends its stream, with a goodbye that says so", async () => {
     const stream = openStream(link.url, await enroll("prague-040"));
     stream.send({ body: { case: "hello", value: {} } });
