@@ -424,6 +424,22 @@ describe("an admin", () => {
       await expect.poll(() => mailbox.messages().filter((m) => m.to.includes("oncall@example.com")).length, { timeout: 20_000, interval: 250 }).toBe(1);
       await page.getByRole("tab", { name: "Delivery log" }).click();
       await expect.poll(() => page.getByTestId("delivery-row").first().textContent(), { timeout: 10_000 }).toContain("Delivered");
+      // Silenced from its row (the form names its rule and kiosk): marked at once, listed under Silences, expired there.
+      await page.getByRole("tab", { name: "Alerts" }).click();
+      await row.getByRole("button", { name: "Silence" }).click();
+      await page.getByLabel("Why").fill("technician on site");
+      await page.locator("form").getByRole("button", { name: "Silence" }).click();
+      await row.getByTestId("alert-silenced").waitFor({ timeout: 10_000 });
+      await page.getByRole("tab", { name: "Silences" }).click();
+      await expect.poll(() => page.getByTestId("silence-row").count(), { timeout: 10_000 }).toBe(1);
+      await expect(page.getByTestId("silence-row").textContent()).resolves.toContain(`kiosk_id="${quiet}"`);
+      await page.getByTestId("silence-row").getByRole("button", { name: "Expire" }).click();
+      await expect.poll(() => page.getByTestId("silence-row").count(), { timeout: 10_000 }).toBe(0);
+      // My notifications: the signed-in person's address is offered; saving says so.
+      await page.getByRole("tab", { name: "My notifications" }).click();
+      await expect.poll(() => page.getByLabel("Email address").inputValue(), { timeout: 10_000 }).toContain("@");
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByText("Saved.").waitFor({ timeout: 10_000 });
       // The dev mailbox tab shows the same email, through notifications.
       await page.getByRole("tab", { name: "Dev mailbox" }).click();
       await expect.poll(() => page.getByTestId("mail-row").first().textContent(), { timeout: 10_000 }).toContain("oncall@example.com");
@@ -565,6 +581,7 @@ describe("a viewer", () => {
     await expect.poll(() => page.getByTestId("live-status").textContent(), { timeout: 10_000 }).toBe("Live");
     await expect(page.getByRole("button", { name: "Acknowledge" }).count()).resolves.toBe(0);
     await expect(page.getByRole("button", { name: "Resolve" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Silence" }).count()).resolves.toBe(0);
     await page.getByRole("tab", { name: "Rules" }).click();
     await expect.poll(() => page.getByTestId("rule-row").count(), { timeout: 10_000 }).toBe(1);
     await expect(page.getByRole("button", { name: "New rule" }).count()).resolves.toBe(0);

@@ -3,7 +3,8 @@
 //   - silences and inhibitions: a firing change of a silenced or inhibited alert is not notified;
 //     the alert is marked withheld and notified once neither holds (releaseWithheld), if it still
 //     fires. A withheld alert's resolution goes nowhere (nobody was told it fired). A repeat or an
-//     escalation of a silenced or inhibited alert is dropped.
+//     escalation of a silenced or inhibited alert is dropped (the escalation is tried again after
+//     escalate_after: escalation pauses while an alert is silenced).
 //   - whom: the rule's receivers, every subscription route matching the notification (quiet hours
 //     keep non-critical ones from being sent: a delivery recorded SUPPRESSED with the reason), and
 //     for an escalating rule the on-call tiers (tier 1 with the first notification; an escalation
@@ -82,6 +83,8 @@ export async function makeNotification(tx: PoolClient, g: ChangeGroup, log: Logg
   const kept: ChangeRow[] = [];
   const dropped: string[] = [];
   const withhold: { alert_id: string; inhibited_by: string | null }[] = [];
+  // Escalations of silenced or inhibited alerts: their tier is not counted as paged (it is tried again after escalate_after).
+  const unpaged: string[] = [];
   const made = { ...none };
   if (g.status === "firing") {
     const judgeOf = await judge(tx);
@@ -100,6 +103,7 @@ export async function makeNotification(tx: PoolClient, g: ChangeGroup, log: Logg
       if (j.silencedBy.length) made.silenced++;
       else made.inhibited++;
       if (!g.repeat && g.tier === 0) withhold.push({ alert_id: c.alert_id, inhibited_by: j.inhibitedBy ?? null });
+      if (g.tier > 0) unpaged.push(c.alert_id);
     }
   } else
     for (const c of changes) {
@@ -107,6 +111,12 @@ export async function makeNotification(tx: PoolClient, g: ChangeGroup, log: Logg
       else kept.push(c);
     }
   if (dropped.length) await tx.query("DELETE FROM alert_changes WHERE id = ANY($1::bigint[])", [dropped]);
+  if (unpaged.length)
+    await tx.query(
+      `UPDATE alerts SET escalation_tier = coalesce((SELECT max(level) FROM on_call_tiers WHERE level < $2), 0)
+       WHERE alert_id = ANY($1::uuid[]) AND escalation_tier = $2`,
+      [unpaged, g.tier],
+    );
   if (withhold.length) {
     await tx.query(
       `UPDATE alerts a SET withheld = true, inhibited_by = w.inhibited_by, checked_at = now()

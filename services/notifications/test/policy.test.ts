@@ -263,7 +263,7 @@ describe("repeat interval", () => {
 });
 
 describe("escalation and subscriptions", () => {
-  it("an alert nobody acknowledges in time escalates to the next on-call tier; an acknowledged one does not", async () => {
+  it("an alert nobody acknowledges in time escalates to the next on-call tier; an acknowledged one does not; a silenced one waits for the silence to end", async () => {
     const admin = f.as(SubscriptionService, f.tokens.admin);
     const [tier1, tier2] = [`tier1-${run}@example.com`, `tier2-${run}@example.com`];
     // Tier 2 is a person, reached at their subscription's address.
@@ -275,30 +275,41 @@ describe("escalation and subscriptions", () => {
     const { rule } = await rules().createRule({
       definition: { name: `escalating ${run}`, severity: Severity.CRITICAL, kind: { case: "printerFault", value: { forDuration: seconds(1) } }, escalation: { escalateAfter: seconds(5) } },
     });
-    const [acked, ignored] = [`esc-ack-${run}`, `esc-ign-${run}`];
+    const [acked, ignored, silenced] = [`esc-ack-${run}`, `esc-ign-${run}`, `esc-sil-${run}`];
     try {
-      await Promise.all([f.publishTelemetry(acked, { printer: DeviceStatus.FAULT }), f.publishTelemetry(ignored, { printer: DeviceStatus.FAULT })]);
-      await waitFor("tier 1's email naming both", () => {
+      await Promise.all([acked, ignored, silenced].map((k) => f.publishTelemetry(k, { printer: DeviceStatus.FAULT })));
+      await waitFor("tier 1's email naming all three", () => {
         const text = mails(tier1, `[FIRING] escalating ${run}`)
           .map((m) => m.text)
           .join("\n");
-        return text.includes(acked) && text.includes(ignored) ? true : undefined;
+        return [acked, ignored, silenced].every((k) => text.includes(k)) ? true : undefined;
       });
       const alert = (await firingOf(rule!.ruleId)).find((a) => a.kioskId === acked)!;
       expect(alert.escalationTier).toBe(1);
       await alertsAs(f.tokens.operator).acknowledgeAlert({ alertId: alert.alertId });
+      const { silence } = await f.as(SilenceService, f.tokens.operator).createSilence({
+        matchers: [{ label: "kiosk_id", operator: MatchOperator.EQUAL, value: silenced }],
+        endTime: timestampFromDate(new Date(Date.now() + 3_600_000)),
+        comment: "being repaired",
+      });
 
       const escalated = await waitFor("tier 2's email", () => mails(tier2, `[ESCALATED to tier 2] escalating ${run}`)[0]);
       expect(escalated.subject).toContain("1 alert");
       expect(escalated.text).toContain(ignored);
       expect(escalated.text).not.toContain(acked);
+      expect(escalated.text).not.toContain(silenced);
       expect(mails(tier1, "[ESCALATED")).toEqual([]);
+      // The silence ends: the silenced alert, still unacknowledged, reaches tier 2 at its next try.
+      await f.as(SilenceService, f.tokens.operator).expireSilence({ silenceId: silence!.silenceId });
+      const late = await waitFor("tier 2's email for the alert once unsilenced", () => mails(tier2, `[ESCALATED to tier 2] escalating ${run}`).find((m) => m.text.includes(silenced)));
+      expect(late.text).not.toContain(ignored);
       const deliveries = (await f.as(DeliveryService, f.tokens.viewer).listDeliveries({ ruleId: rule!.ruleId, pageSize: 100 })).deliveries;
       expect(deliveries.find((d) => d.target === tier2)).toMatchObject({ recipient: "tier:2" });
       expect(deliveries.find((d) => d.target === tier1)).toMatchObject({ recipient: "tier:1" });
       await expect.poll(async () => (await firingOf(rule!.ruleId)).map((a) => [a.kioskId, a.escalationTier]).sort(), eventually).toEqual([
         [acked, 1],
         [ignored, 2],
+        [silenced, 2],
       ]);
     } finally {
       await rules().deleteRule({ ruleId: rule!.ruleId });

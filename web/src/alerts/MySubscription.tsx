@@ -47,7 +47,8 @@ export function MySubscription() {
   const get = useQuery(SubscriptionService.method.getMySubscription, {});
   if (get.error) return <ErrorNotice error={get.error} onRetry={() => void get.refetch()} />;
   if (!get.data) return <p className="muted">Loading…</p>;
-  return <SubscriptionForm key={get.data.subscription?.updateTime?.seconds.toString() ?? "new"} saved={get.data.subscription} />;
+  // Not keyed by the saved version: saving keeps the form (and its "Saved.") as it is.
+  return <SubscriptionForm saved={get.data.subscription} />;
 }
 
 function SubscriptionForm({ saved }: { saved: Subscription | undefined }) {
