@@ -252,6 +252,53 @@ export async function applySilentFailureEvent(tx: PoolClient, msg: ConsumedMessa
   }
 }
 
+// ---- fleet's label changes ----
+
+/** A condition of these kinds that holds for a kiosk now (for re-evaluating it when its labels change). */
+export interface HeldCondition {
+  kind: RuleKind;
+  since: Date;
+  summary: string;
+  sku?: string;
+}
+
+/**
+ * What holds now for each of `kioskIds` of the kinds here, from the state kept (so a kiosk
+ * newly selected by a rule alerts at once, since when it began). payment_failure_rate is
+ * judged again on the kiosk's next payment, as its window moves.
+ */
+export async function heldConditions(tx: PoolClient, kioskIds: string[]): Promise<Map<string, HeldCondition[]>> {
+  const held = new Map<string, HeldCondition[]>();
+  if (kioskIds.length === 0) return held;
+  const add = (kioskId: string, c: HeldCondition) => held.set(kioskId, [...(held.get(kioskId) ?? []), c]);
+  const { rows: health } = await tx.query<{ kiosk_id: string; alerting: boolean; errors: string[]; summary: string; sample_time: Date }>(
+    "SELECT kiosk_id, alerting, errors, summary, sample_time FROM kiosk_health WHERE kiosk_id = ANY($1::text[]) AND (alerting OR cardinality(errors) > 0)",
+    [kioskIds],
+  );
+  for (const h of health) {
+    if (h.alerting) add(h.kiosk_id, { kind: "alerting_status", since: h.sample_time, summary: h.summary });
+    if (h.errors.length > 0) add(h.kiosk_id, { kind: "telemetry_errors", since: h.sample_time, summary: `kiosk ${h.kiosk_id} reports errors: ${h.errors.slice(0, 3).join("; ")}` });
+  }
+  const { rows: stock } = await tx.query<{ kiosk_id: string; sku: string; on_hand: string; threshold: string; event_time: Date }>(
+    "SELECT kiosk_id, sku, on_hand, threshold, event_time FROM stock_levels WHERE kiosk_id = ANY($1::text[]) AND low",
+    [kioskIds],
+  );
+  for (const l of stock) add(l.kiosk_id, { kind: "low_stock", since: l.event_time, summary: lowStockSummary(l.kiosk_id, l.sku, l.on_hand, l.threshold), sku: l.sku });
+  const { rows: silent } = await tx.query<{ kiosk_id: string; event_time: Date }>("SELECT kiosk_id, event_time FROM silent_failures WHERE kiosk_id = ANY($1::text[]) AND detected", [kioskIds]);
+  for (const f of silent) add(f.kiosk_id, { kind: "silent_failure", since: f.event_time, summary: `kiosk ${f.kiosk_id} sells far less than forecast` });
+  const { rows: open } = await tx.query<{ kiosk_id: string; order_id: string; created_at: Date }>(
+    "SELECT DISTINCT ON (kiosk_id) kiosk_id, order_id, created_at FROM open_orders WHERE kiosk_id = ANY($1::text[]) ORDER BY kiosk_id, created_at, order_id",
+    [kioskIds],
+  );
+  for (const o of open) add(o.kiosk_id, { kind: "orders_stuck", since: o.created_at, summary: `kiosk ${o.kiosk_id}: order ${o.order_id} not completed in time` });
+  return held;
+}
+
+/** Which of `held` a rule of these kinds alerts on (its product filter applied). */
+export function heldFor(rule: LiveRule, held: HeldCondition[] | undefined): HeldCondition[] {
+  return (held ?? []).filter((c) => c.kind === rule.kind && (rule.kind !== "low_stock" || rule.sku === "" || rule.sku === c.sku));
+}
+
 // ---- wiring ----
 
 export interface ConditionConsumersOptions {

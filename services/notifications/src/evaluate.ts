@@ -19,7 +19,8 @@ import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetry
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { aiSubjects, decodeEvent, fleetSubjects, linkSubjects, type ConsumedMessage, type PoolClient } from "@adminkiosk/runtime";
 import { clearAll, conditionCleared, conditionHolds, holdAll, type Clearing, type Holding } from "./alerts.js";
-import { kioskKinds, matches, rules, type LiveRule, type RuleKind } from "./rules.js";
+import { heldConditions, heldFor } from "./conditions.js";
+import { commerceKinds, kioskKinds, matches, rules, type LiveRule, type RuleKind } from "./rules.js";
 
 interface KioskLabels {
   kioskId: string;
@@ -94,7 +95,7 @@ export async function applyFleetEvents(tx: PoolClient, msgs: ConsumedMessage[]):
     return [{ kioskId: parsed.kioskId, groupId: deleted ? "" : e.groupId, tags: deleted ? [] : [...new Set(e.tags)], time: e.time ? timestampDate(e.time) : new Date(), deleted }];
   });
   if (events.length === 0) return;
-  const live = await rules.live(tx, [...kioskKinds, "stockout_predicted"]);
+  const live = await rules.live(tx, [...kioskKinds, "stockout_predicted", ...commerceKinds]);
   for (const round of rounds(events, (e) => e.kioskId)) {
     round.sort(byKiosk);
     const { rows } = await tx.query<KioskState & { kiosk_id: string; group_id: string; tags: string[]; deleted: boolean }>(
@@ -116,6 +117,8 @@ export async function applyFleetEvents(tx: PoolClient, msgs: ConsumedMessage[]):
     const { rows: predictions } = present.length
       ? await tx.query<{ kiosk_id: string; sku: string; summary: string; event_time: Date }>("SELECT kiosk_id, sku, summary, event_time FROM stockouts WHERE kiosk_id = ANY($1::text[]) AND predicted", [present])
       : { rows: [] };
+    // The other kinds' conditions (conditions.ts: telemetry, stock, orders, silent failures).
+    const held = await heldConditions(tx, present);
     const clears: Clearing[] = [];
     const holds: Holding[] = [];
     for (const k of rows) {
@@ -124,7 +127,7 @@ export async function applyFleetEvents(tx: PoolClient, msgs: ConsumedMessage[]):
       for (const rule of live) {
         if (k.deleted) clears.push({ ruleId: rule.ruleId, kioskId: kiosk.kioskId, reason: "kiosk deleted" });
         else if (!matches(rule, kiosk)) clears.push({ ruleId: rule.ruleId, kioskId: kiosk.kioskId, reason: "kiosk no longer selected by the rule" });
-        else for (const c of conditionsOf(rule, kiosk.kioskId, k, predicted)) holds.push({ rule, kiosk, ...c });
+        else for (const c of [...conditionsOf(rule, kiosk.kioskId, k, predicted), ...heldFor(rule, held.get(k.kiosk_id))]) holds.push({ rule, kiosk, ...c });
       }
     }
     await clearAll(tx, clears);

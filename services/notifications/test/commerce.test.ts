@@ -16,6 +16,7 @@ import { simpleParser } from "mailparser";
 import webpush from "web-push";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SilentFailureEventSchema } from "@adminkiosk/proto/adminkiosk/ai/v1/maintenance_events_pb";
+import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/events_pb";
 import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { AlertService, AlertState, Channel, DeliveryService, DeliveryState, RuleService, Severity, type Alert } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
@@ -23,7 +24,7 @@ import { PushService } from "@adminkiosk/proto/adminkiosk/notifications/v1/push_
 import { ReceiptRequestState, ReceiptService } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
 import { createDatabase, eventually, freePort, startTestProgram, startTestService, waitFor, waitForPort, type StartedService } from "@adminkiosk/devstack";
 import { inject } from "vitest";
-import { aiSubjects, ensureStream } from "@adminkiosk/runtime";
+import { aiSubjects, ensureStream, fleetSubjects } from "@adminkiosk/runtime";
 import { clientFor } from "../../../test/support/auth.js";
 import { startSale, type SaleFixture } from "../../orders/test/fixture.js";
 import { startMailbox, type Mailbox } from "../src/dev-mailbox/mailbox.js";
@@ -261,6 +262,40 @@ describe("rule kinds from catalog, payments and orders", () => {
     expect((await f.ordersAs(kiosk).getOrder({ orderId: order.orderId })).order?.state).toBe(OrderState.PENDING_PAYMENT);
     await f.waitFor(kiosk, order.orderId, [OrderState.COMPLETED]);
     await expect.poll(async () => (await alertsOf(rule!.ruleId, "kiosk-stuck")).map((a) => a.state), eventually).toEqual([AlertState.RESOLVED]);
+  }, 60_000);
+});
+
+describe("fleet's labels", () => {
+  it("a low_stock rule for tagged kiosks alerts once fleet tags a kiosk already low on stock, and resolves when the tag goes", async () => {
+    const sku = `juice-${suffix}`;
+    const { rule } = await as(RuleService, f.tokens.admin).createRule({
+      definition: { name: "vip stock", severity: Severity.WARNING, kind: { case: "lowStock", value: { sku } }, matcher: { tags: ["vip"] } },
+    });
+    // The same condition for every kiosk: once it fires, notifications knows the stock is low.
+    const { rule: everyKiosk } = await as(RuleService, f.tokens.admin).createRule({
+      definition: { name: "any stock", severity: Severity.INFO, kind: { case: "lowStock", value: { sku } } },
+    });
+    await f.product(sku, 100n, { "kiosk-vip": 1n });
+    await f.catalogAs(InventoryService, f.tokens.operator).setLowStockThreshold({ kioskId: "kiosk-vip", sku, lowStockThreshold: 3n });
+    await expect.poll(async () => (await alertsOf(everyKiosk!.ruleId, "kiosk-vip")).map((a) => a.state), eventually).toEqual([AlertState.FIRING]);
+    expect(await alertsOf(rule!.ruleId, "kiosk-vip")).toEqual([]);
+    const nc = await connect({ servers: inject("infra").natsUrl });
+    try {
+      await ensureStream(nc, fleetSubjects.stream);
+      const label = async (tags: string[]) => {
+        const event = create(KioskRegistryEventSchema, { kioskId: "kiosk-vip", groupId: "g1", tags, time: timestampFromDate(new Date()) });
+        await jetstream(nc).publish(fleetSubjects.kiosk("kiosk-vip", "updated"), toBinary(KioskRegistryEventSchema, event));
+      };
+      // Tagged now: the rule selects the kiosk, which is low already.
+      await label(["vip"]);
+      await expect.poll(async () => (await alertsOf(rule!.ruleId, "kiosk-vip")).map((a) => [a.state, a.labels["sku"], a.groupId]), eventually).toEqual([[AlertState.FIRING, sku, "g1"]]);
+      await label([]);
+      await expect
+        .poll(async () => (await alertsOf(rule!.ruleId, "kiosk-vip")).map((a) => [a.state, a.resolveReason]), eventually)
+        .toEqual([[AlertState.RESOLVED, "kiosk no longer selected by the rule"]]);
+    } finally {
+      await nc.close();
+    }
   }, 60_000);
 });
 
