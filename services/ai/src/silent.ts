@@ -148,27 +148,46 @@ export async function silentPass(pool: Pool, served: ServedModel | undefined, s:
     }
     const sold = await observedUnits(tx, windows);
     const { rows: stock } = await tx.query<{ kiosk_id: string; sku: string }>("SELECT kiosk_id, sku FROM stock_levels WHERE available <= 0 AND kiosk_id = ANY($1)", [windows.map((w) => w.kioskId)]);
+    const empty = new Map<string, Set<string>>();
+    for (const r of stock) empty.set(r.kiosk_id, (empty.get(r.kiosk_id) ?? new Set()).add(r.sku));
     for (const w of windows) {
       w.observed = sold.get(w.kioskId) ?? 0;
-      w.outOfStock = new Set(stock.filter((r) => r.kiosk_id === w.kioskId).map((r) => r.sku));
+      w.outOfStock = empty.get(w.kioskId);
     }
     const assessed = served ? (await assess(served, windows)).filter((a) => a.expected >= s.minExpected) : [];
     const { rows: current } = await tx.query<{ kiosk_id: string; detected: boolean }>("SELECT kiosk_id, detected FROM silent_failures");
     const wasDetected = new Set(current.filter((r) => r.detected).map((r) => r.kiosk_id));
     const events: { subject: string; message: ReturnType<typeof create<typeof SilentFailureEventSchema>> }[] = [];
     const version = served?.version ?? 0;
-    for (const a of assessed) {
+    const verdicts = assessed.map((a) => {
       const was = wasDetected.has(a.kioskId);
-      const detected = was ? a.probability < s.threshold * 100 : a.probability < s.threshold;
+      return { a, was, detected: was ? a.probability < s.threshold * 100 : a.probability < s.threshold };
+    });
+    // One statement for the whole pass (a fleet is many kiosks).
+    for (let i = 0; i < verdicts.length; i += 5000) {
+      const chunk = verdicts.slice(i, i + 5000);
       await tx.query(
         `INSERT INTO silent_failures (kiosk_id, detected, probability, observed, expected, window_start, window_end, detected_at, assessed_at, model_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $2 THEN $8::timestamptz END, $8, $9)
+         SELECT k, d, p, o, e, ws, we, CASE WHEN d THEN $8::timestamptz END, $8, $9
+         FROM unnest($1::text[], $2::boolean[], $3::float8[], $4::bigint[], $5::float8[], $6::timestamptz[], $7::timestamptz[]) AS u(k, d, p, o, e, ws, we)
          ON CONFLICT (kiosk_id) DO UPDATE SET detected = EXCLUDED.detected, probability = EXCLUDED.probability, observed = EXCLUDED.observed,
            expected = EXCLUDED.expected, window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
            detected_at = CASE WHEN EXCLUDED.detected THEN COALESCE(silent_failures.detected_at, EXCLUDED.detected_at) END,
            assessed_at = EXCLUDED.assessed_at, model_version = EXCLUDED.model_version`,
-        [a.kioskId, detected, a.probability, Math.round(a.observed), a.expected, new Date(a.start), new Date(a.end), new Date(nowMs), version],
+        [
+          chunk.map((v) => v.a.kioskId),
+          chunk.map((v) => v.detected),
+          chunk.map((v) => v.a.probability),
+          chunk.map((v) => Math.round(v.a.observed)),
+          chunk.map((v) => v.a.expected),
+          chunk.map((v) => new Date(v.a.start)),
+          chunk.map((v) => new Date(v.a.end)),
+          new Date(nowMs),
+          version,
+        ],
       );
+    }
+    for (const { a, was, detected } of verdicts) {
       if (detected !== was) {
         events.push({
           subject: detected ? aiSubjects.silentFailureDetected(a.kioskId) : aiSubjects.silentFailureCleared(a.kioskId),
