@@ -142,7 +142,9 @@ export const silences = {
   /** Ends it now (an ended one: unchanged). */
   async expire(tx: PoolClient, silenceId: string, by: string): Promise<Silence> {
     const { rows } = await tx.query<SilenceRow>(
-      `UPDATE silences SET ends_at = greatest(starts_at + interval '1 microsecond', now()), expired_by = $2 WHERE silence_id = $1 AND ends_at > now() RETURNING ${silenceColumns}`,
+      // A pending one (not started yet) ends too: its start moves back just before now.
+      `UPDATE silences SET starts_at = least(starts_at, now() - interval '1 microsecond'), ends_at = now(), expired_by = $2
+       WHERE silence_id = $1 AND ends_at > now() RETURNING ${silenceColumns}`,
       [silenceId, by],
     );
     if (rows[0]) {

@@ -84,6 +84,16 @@ describe("validation and access", () => {
     await expectInvalid(silences.createSilence({ matchers: [ok], endTime: inAnHour, comment: "" }), "comment");
     expect((await refusal(f.as(SilenceService, f.tokens.viewer).createSilence({ matchers: [ok], endTime: inAnHour, comment: "x" }))).code).toBe(Code.PermissionDenied);
     await expectInvalid(silences.expireSilence({ silenceId: "" }), "silence_id");
+    // One starting later is listed as not yet active; expired, it is gone from the list of those that have not ended.
+    const { silence: later } = await silences.createSilence({
+      matchers: [ok],
+      startTime: timestampFromDate(new Date(Date.now() + 3_600_000)),
+      endTime: timestampFromDate(new Date(Date.now() + 7_200_000)),
+      comment: "tomorrow's maintenance",
+    });
+    expect((await silences.listSilences({})).silences.find((x) => x.silenceId === later!.silenceId)).toMatchObject({ active: false });
+    expect((await silences.expireSilence({ silenceId: later!.silenceId })).silence).toMatchObject({ active: false });
+    expect((await silences.listSilences({})).silences.map((x) => x.silenceId)).not.toContain(later!.silenceId);
 
     const inhibit = f.as(InhibitRuleService, f.tokens.admin);
     await expectInvalid(inhibit.createInhibitRule({ inhibitRule: { sourceMatchers: [ok] } }), "inhibit_rule.target_matchers");
