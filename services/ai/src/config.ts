@@ -28,6 +28,10 @@ export const aiConfigShape = {
   AI_STOCK_REFRESH_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** How often catalog's active products are read again into the product-search index (catalog publishes no product events). */
   AI_CATALOG_REFRESH_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
+  /** Order baskets (for recommendations) older than this many days are pruned with their counts; 0 keeps them forever. */
+  AI_BASKET_RETENTION_DAYS: z.coerce.number().int().min(0).max(3650).default(180),
+  /** How often old baskets are pruned (one replica at a time). */
+  AI_BASKET_PRUNE_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(3_600_000),
   /** Hours until the next visit, when a request does not say. */
   AI_VISIT_INTERVAL_HOURS: z.coerce.number().int().min(1).max(336).default(72),
   /** The restock plan's service level, when a request does not say. */

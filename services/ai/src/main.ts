@@ -29,6 +29,7 @@ import { createLifecycle } from "./lifecycle.js";
 import { maintenanceRoutes, maintenanceServices, registerMaintenanceMetrics } from "./maintenance-server.js";
 import { createAiMetrics } from "./metrics.js";
 import { startOrdersConsumer } from "./orders.js";
+import { startBasketPruner } from "./recommend.js";
 import { recommendationRoutes, recommendationServices } from "./recommend-server.js";
 import { keepProductIndex } from "./search.js";
 import { aiRoutes, aiServices } from "./server.js";
@@ -102,6 +103,7 @@ async function main() {
         threshold: config.AI_STOCKOUT_ALERT_PROBABILITY,
       })
     : undefined;
+  const pruner = config.AI_BASKET_RETENTION_DAYS > 0 ? startBasketPruner({ pool, log, retentionDays: config.AI_BASKET_RETENTION_DAYS, intervalMs: config.AI_BASKET_PRUNE_INTERVAL_MS }) : undefined;
   // catalog's active products, read as ai, for product search and recommendations.
   const products = catalogTransport ? keepProductIndex({ catalog: createClient(ProductService, catalogTransport), log, intervalMs: config.AI_CATALOG_REFRESH_MS }) : undefined;
 
@@ -137,6 +139,7 @@ async function main() {
     await scheduler.stop();
     await sweeper?.stop();
     await products?.stop();
+    await pruner?.stop();
     await outbox.stop();
     await lifecycle.stop();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);

@@ -11,7 +11,7 @@
 // come first; best sellers (the kiosk's, shrunk to the fleet's) fill the rest. Cart items are
 // never recommended; where ai knows what the kiosk sells (catalog's stock, the product
 // index), only those products are.
-import type { Pool, PoolClient } from "@adminkiosk/runtime";
+import { inTransaction, type Logger, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
 type Db = Pool | PoolClient;
 
@@ -67,6 +67,80 @@ export const baskets = {
     return Number(rows[0]!.added);
   },
 };
+
+/**
+ * Deletes up to `limit` baskets completed before `before` (oldest first) and takes them out of
+ * the counts, in one statement (so one transaction); rows whose count reaches 0 go. Returns how
+ * many baskets went. Pairs are taken out only for baskets that were paired (maxPairedBasket).
+ */
+export async function pruneBaskets(db: Db, before: Date, limit: number): Promise<number> {
+  const { rows } = await db.query<{ pruned: string }>(
+    `WITH gone AS (
+       DELETE FROM baskets WHERE order_id IN (SELECT order_id FROM baskets WHERE completed_at < $1 ORDER BY completed_at LIMIT $2)
+       RETURNING kiosk_id, skus
+     ),
+     scoped AS (SELECT v.k, gone.skus FROM gone, LATERAL (VALUES (gone.kiosk_id), ('')) AS v(k)),
+     totals AS (
+       UPDATE basket_totals t SET baskets = t.baskets - g.n FROM (SELECT k, count(*) AS n FROM scoped GROUP BY k) g WHERE t.kiosk_id = g.k RETURNING 1
+     ),
+     items AS (
+       UPDATE basket_items t SET baskets = t.baskets - g.n
+       FROM (SELECT k, s, count(*) AS n FROM scoped, unnest(skus) AS s GROUP BY k, s) g WHERE t.kiosk_id = g.k AND t.sku = g.s RETURNING 1
+     ),
+     pairs AS (
+       UPDATE basket_pairs t SET baskets = t.baskets - g.n
+       FROM (SELECT k, a, b, count(*) AS n FROM scoped, unnest(skus) AS a, unnest(skus) AS b WHERE a <> b AND cardinality(skus) <= $3 GROUP BY k, a, b) g
+       WHERE t.kiosk_id = g.k AND t.sku = g.a AND t.other = g.b RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM gone) AS pruned, (SELECT count(*) FROM totals) + (SELECT count(*) FROM items) + (SELECT count(*) FROM pairs) AS touched`,
+    [before.toISOString(), limit, maxPairedBasket],
+  );
+  const pruned = Number(rows[0]!.pruned);
+  if (pruned > 0) {
+    await db.query("DELETE FROM basket_pairs WHERE baskets <= 0");
+    await db.query("DELETE FROM basket_items WHERE baskets <= 0");
+    await db.query("DELETE FROM basket_totals WHERE baskets <= 0");
+  }
+  return pruned;
+}
+
+/** Prunes baskets older than `retentionDays` every `intervalMs`, on one replica at a time. */
+export function startBasketPruner(o: { pool: Pool; log: Logger; retentionDays: number; intervalMs: number }): { stop(): Promise<void> } {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const pass = async () => {
+    const before = new Date(Date.now() - o.retentionDays * 86_400_000);
+    let total = 0;
+    for (;;) {
+      const pruned = await inTransaction(o.pool, async (tx) => {
+        const { rows } = await tx.query<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock(hashtext('ai:baskets')) AS ok");
+        return rows[0]!.ok ? pruneBaskets(tx, before, 10_000) : 0;
+      });
+      total += pruned;
+      if (pruned < 10_000) break;
+    }
+    if (total > 0) o.log.info({ pruned: total, before }, "old order baskets pruned");
+  };
+  const tick = () => {
+    running = pass()
+      .catch((err: unknown) => o.log.warn({ err }, "pruning old order baskets failed; retrying at the next pass"))
+      .finally(() => {
+        if (stopped) return;
+        timer = setTimeout(tick, o.intervalMs);
+        timer.unref();
+      });
+  };
+  timer = setTimeout(tick, Math.min(o.intervalMs, 10_000));
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
 
 export interface Recommended {
   sku: string;

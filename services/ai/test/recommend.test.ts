@@ -2,8 +2,9 @@
 // arrive as completed orders on stream ORDERS, ai's consumer records them, and each pair's
 // partner comes first for its product, at a kiosk with its own history (from its own
 // baskets) and at a kiosk with none (from the fleet's); what is in the cart or not stocked at
-// the kiosk is never offered. Product search reads a real catalog's products as ai and finds
-// Spanish and English names whatever the accents, plurals and case.
+// the kiosk is never offered; baskets past the retention are forgotten. Product search reads a
+// real catalog's products as ai and finds Spanish and English names whatever the accents,
+// plurals and case.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
@@ -17,6 +18,7 @@ import { eventually, waitFor } from "@adminkiosk/devstack";
 import { ordersSubjects } from "@adminkiosk/runtime";
 import { clientFor, failure } from "../../../test/support/auth.js";
 import { demoAffinities, demoBasketProducts, generateBaskets } from "../src/generator-baskets.js";
+import { baskets } from "../src/recommend.js";
 import { startAi, type AiFixture } from "./fixture.js";
 
 let f: AiFixture;
@@ -42,7 +44,7 @@ const extra = [
 ];
 
 beforeAll(async () => {
-  f = await startAi({ AI_CATALOG_REFRESH_MS: "300" }, { withCatalog: true });
+  f = await startAi({ AI_CATALOG_REFRESH_MS: "300", AI_BASKET_PRUNE_INTERVAL_MS: "300", AI_BASKET_RETENTION_DAYS: "180" }, { withCatalog: true });
   const admin = await f.auth.adminToken();
   const catalog = clientFor(ProductService, f.catalog!.url, admin);
   for (const p of demoBasketProducts)
@@ -58,9 +60,9 @@ beforeAll(async () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.info(ordersSubjects.stream.name).catch(() => jsm.streams.add({ name: ordersSubjects.stream.name, subjects: ordersSubjects.stream.subjects }));
     const js = jetstream(nc);
-    const baskets = generateBaskets({ seed: 7, kioskIds: kiosks, basketsPerKiosk: 160, products, affinities, end: new Date(), days: 30, prefix: `rec-${run}` });
+    const generated = generateBaskets({ seed: 7, kioskIds: kiosks, basketsPerKiosk: 160, products, affinities, end: new Date(), days: 30, prefix: `rec-${run}` });
     await Promise.all(
-      baskets.map((b) => {
+      generated.map((b) => {
         const when = timestampFromDate(b.completedAt);
         const event = create(OrderCompletedEventSchema, {
           time: when,
@@ -141,6 +143,18 @@ describe("bought-together recommendations", () => {
       expect(err.code).toBe(Code.InvalidArgument);
       expect(err.rawMessage).toMatch(new RegExp(`^${field}:`));
     }
+  });
+  it("forgets baskets older than the retention, counts and all, and keeps the recent ones", async () => {
+    const old = new Date(Date.now() - 200 * 86_400_000);
+    const pair = [affinities[2]!.a, affinities[2]!.b];
+    const added = await baskets.record(f.pool, Array.from({ length: 30 }, (_, i) => ({ orderId: `old-${run}-${i}`, kioskId: "rec-old", skus: pair, completedAt: old })), "orders");
+    expect(added).toBe(30);
+    const viewer = f.as(RecommendationService, f.tokens.viewer);
+    await expect.poll(async () => (await viewer.getRecommendations({ kioskId: "rec-old", cartSkus: [pair[0]!] })).kioskBaskets, eventually).toBe(0n);
+    const left = await f.pool.query("SELECT 1 FROM basket_pairs WHERE kiosk_id = 'rec-old' UNION ALL SELECT 1 FROM basket_items WHERE kiosk_id = 'rec-old' UNION ALL SELECT 1 FROM baskets WHERE kiosk_id = 'rec-old'");
+    expect(left.rows).toEqual([]);
+    // The generated baskets (the last 30 days) stay.
+    expect((await viewer.getRecommendations({ kioskId: "rec-0001" })).kioskBaskets).toBe(160n);
   });
 });
 
