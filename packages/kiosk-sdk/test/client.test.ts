@@ -170,4 +170,26 @@ describe("against a scripted link", () => {
     expect(gaps[2]!).toBeGreaterThanOrEqual(160);
     expect(gaps[3]!).toBeGreaterThanOrEqual(160);
   });
+
+  it("told to come back later (UNAVAILABLE with grpc-retry-pushback-ms, a reconnect storm), waits at least that long, spread by jitter", async () => {
+    const times: number[] = [];
+    const link = await fakeLink((call, n) => {
+      times.push(Date.now());
+      call.on("data", () => {});
+      if (n === 1) {
+        const metadata = new grpc.Metadata();
+        metadata.set("grpc-retry-pushback-ms", "600");
+        call.emit("error", { code: grpc.status.UNAVAILABLE, details: "too many connections opening at once", metadata });
+      } else call.write({ body: { case: "welcome", value: { kioskId: "k-1", heartbeatIntervalSeconds: 30 } } });
+    });
+    cleanup.push(link.stop);
+    const kiosk = client(link.address, () => 1); // the most jitter: 600 + 300 ms (its own backoff would be 40)
+    const welcomed = new Promise((resolve) => kiosk.on("connected", resolve));
+    kiosk.start();
+    await welcomed;
+    await kiosk.stop();
+    expect(times).toHaveLength(2);
+    // A lower bound only: a slow machine makes the wait longer, never shorter.
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(900);
+  });
 });

@@ -22,6 +22,7 @@ import { Health } from "@adminkiosk/proto/grpc/health/v1/health_pb";
 import { ServerReflection as ServerReflectionV1 } from "@adminkiosk/proto/grpc/reflection/v1/reflection_pb";
 import { ServerReflection as ServerReflectionV1alpha } from "@adminkiosk/proto/grpc/reflection/v1alpha/reflection_pb";
 import { authorize, principalLogFields } from "./access.js";
+import type { Admission } from "./admission.js";
 import { healthImplementation, type HealthMonitor } from "./health.js";
 import type { Logger } from "./logger.js";
 import { observeCall, toConnectError, type RpcMetrics } from "./observe.js";
@@ -52,6 +53,8 @@ export interface GrpcCallContext {
    * and metadata (what toConnectError makes of it). Records the call's metrics and log line.
    */
   end(err?: unknown): void;
+  /** The call is open: its admission turn (if its method has admission control) goes to the next caller. */
+  opened(): void;
 }
 
 export type GrpcBidiHandler<I extends DescMessage, O extends DescMessage> = (
@@ -80,10 +83,11 @@ export interface GrpcServerOptions {
   maxTimeoutMs: number;
   trustProxy: boolean;
   /**
-   * Asked before a call's handler runs (after its access check): a ConnectError refuses the
-   * call with it (admission control, e.g. UNAVAILABLE with grpc-retry-pushback-ms).
+   * Admission control (admission.ts) for these methods: a call waits for a turn before its
+   * credential is checked, or is refused with UNAVAILABLE and grpc-retry-pushback-ms when the
+   * accept queue is full; its handler gives the turn back with ctx.opened() (or by ending).
    */
-  admit?: (method: DescMethod) => ConnectError | undefined;
+  admission?: { methods: DescMethod[]; admission: Admission };
 }
 
 export interface GrpcConnections {
@@ -179,22 +183,52 @@ export function createGrpcConnections(o: GrpcServerOptions): GrpcConnections {
       finished = true;
       return observed(err);
     };
-    (call as NodeJS.EventEmitter).once("cancelled", () => finish(new ConnectError("the caller cancelled the call", Code.Canceled)));
-    const header = call.metadata.get("authorization")[0];
-    authorize(method, typeof header === "string" ? header : undefined, o.verifyToken).then(
-      (principal) => {
-        if (finished) return; // the caller left while its credential was checked
-        info.principal = principal;
-        const deadline = call.getDeadline();
-        const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
-        if (Number.isFinite(timeoutMs) && timeoutMs > o.maxTimeoutMs)
-          return end(finish(new ConnectError(`the deadline is ${Math.round(timeoutMs)} ms away; at most ${o.maxTimeoutMs} ms is allowed (send none for a long-lived stream)`, Code.InvalidArgument)));
-        const refusal = o.admit?.(method);
-        if (refusal) return end(finish(refusal));
-        run({ principal, info, end: (err) => end(finish(err)) });
-      },
-      (err: unknown) => end(finish(err)),
-    );
+    let release: (() => void) | undefined;
+    const opened = () => {
+      const r = release;
+      release = undefined;
+      r?.();
+    };
+    (call as NodeJS.EventEmitter).once("cancelled", () => {
+      opened();
+      finish(new ConnectError("the caller cancelled the call", Code.Canceled));
+    });
+    const proceed = () => {
+      const header = call.metadata.get("authorization")[0];
+      authorize(method, typeof header === "string" ? header : undefined, o.verifyToken).then(
+        (principal) => {
+          if (finished) return opened(); // the caller left while its credential was checked
+          info.principal = principal;
+          const deadline = call.getDeadline();
+          const timeoutMs = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
+          if (Number.isFinite(timeoutMs) && timeoutMs > o.maxTimeoutMs) {
+            opened();
+            return end(finish(new ConnectError(`the deadline is ${Math.round(timeoutMs)} ms away; at most ${o.maxTimeoutMs} ms is allowed (send none for a long-lived stream)`, Code.InvalidArgument)));
+          }
+          run({
+            principal,
+            info,
+            end: (err) => {
+              opened();
+              end(finish(err));
+            },
+            opened,
+          });
+        },
+        (err: unknown) => {
+          opened();
+          end(finish(err));
+        },
+      );
+    };
+    if (!o.admission?.methods.includes(method)) return proceed();
+    const turn = o.admission.admission.enter();
+    if (turn instanceof ConnectError) return end(finish(turn));
+    void turn.then((r) => {
+      release = r;
+      if (finished) return opened(); // gave up while it waited
+      proceed();
+    });
   };
 
   for (const { service, bidi } of o.handlers) {

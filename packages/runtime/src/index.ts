@@ -1,6 +1,7 @@
 // The shared runtime: config, logs, the Connect server with health, reflection,
 // metrics and authorization, PostgreSQL and Redis helpers. Deliberately small.
 export * from "./access.js";
+export * from "./admission.js";
 export * from "./audit.js";
 export * from "./backoff.js";
 export * from "./config.js";

@@ -109,7 +109,9 @@ export function observeCall(metrics: RpcMetrics, method: DescMethod, log: () => 
     const l = log();
     const fields = { rpc: `${method.parent.typeName}/${method.name}`, code, ms: Math.round(seconds * 1000) };
     if (!connectErr) l?.info(fields, "rpc");
-    else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown || connectErr.code === Code.Unavailable) l?.error({ ...fields, err: connectErr.cause ?? connectErr }, "rpc failed");
+    // A refusal with a retry pushback (admission control) is the server saying "later", not a failure.
+    else if (connectErr.code === Code.Internal || connectErr.code === Code.Unknown || (connectErr.code === Code.Unavailable && !connectErr.metadata.has("grpc-retry-pushback-ms")))
+      l?.error({ ...fields, err: connectErr.cause ?? connectErr }, "rpc failed");
     else l?.info({ ...fields, reason: connectErr.rawMessage }, "rpc refused");
     if (connectErr) connectErr.metadata.set("x-request-id", requestId);
     return connectErr;

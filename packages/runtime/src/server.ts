@@ -53,8 +53,8 @@ export interface ServiceOptions {
    * long-lived streams (link's kiosks).
    */
   grpc?: GrpcServiceHandlers[];
-  /** Admission for grpc-js calls (grpc.ts GrpcServerOptions.admit). */
-  admit?: GrpcServerOptions["admit"];
+  /** Admission control for some grpc-js methods (grpc.ts GrpcServerOptions.admission); its metrics are registered. */
+  admission?: GrpcServerOptions["admission"];
 }
 
 export interface RunningService {
@@ -152,6 +152,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
     peers.set(s, connectingPeer);
     s.once("close", () => sessions.delete(s));
   });
+  options.admission?.admission.registerMetrics(metrics);
   const grpcConnections = options.grpc
     ? createGrpcConnections({
         log,
@@ -164,7 +165,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
         writeMaxBytes: 16 * 1024 * 1024,
         maxTimeoutMs: config.MAX_TIMEOUT_MS,
         trustProxy: options.trustProxy ?? false,
-        admit: options.admit,
+        admission: options.admission,
       })
     : undefined;
   // The HTTP/2 connections grpc-js serves (closed on shutdown like h2's sessions).

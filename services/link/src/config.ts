@@ -18,6 +18,13 @@ export const linkConfigShape = {
   PRESENCE_TTL_SECONDS: z.coerce.number().int().min(3).max(3600).default(90),
   /** A kiosk that sends nothing for this long loses its stream (3 heartbeats by default). */
   SILENT_TIMEOUT_SECONDS: z.coerce.number().int().min(2).max(3600).default(90),
+  /**
+   * Admission control for reconnect storms: streams opening at once (credential check, hello,
+   * presence, the connected event), and streams waiting for a turn; past that a new stream is
+   * refused with UNAVAILABLE and grpc-retry-pushback-ms (the SDK waits that long, with jitter).
+   */
+  LINK_CONNECT_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
+  LINK_ACCEPT_QUEUE: z.coerce.number().int().min(0).max(1_000_000).default(4096),
   /** How long a new stream may take to say hello. */
   HELLO_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** Messages waiting for a kiosk that does not read; past this its stream is ended. */

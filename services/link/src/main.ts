@@ -1,6 +1,7 @@
 // link: wire-up only.
 import {
   closeNats,
+  createAdmission,
   connectNats,
   createLogger,
   createRedis,
@@ -13,6 +14,7 @@ import {
   startService,
 } from "@adminkiosk/runtime";
 import { Gauge } from "prom-client";
+import { LinkService } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { linkConfigShape } from "./config.js";
 import { createLinkEvents } from "./events.js";
 import { createCooldown } from "./limits.js";
@@ -44,6 +46,8 @@ async function main() {
       // Connect for /metrics, /readyz and health over Connect or gRPC-Web.
       routes: () => {},
       grpc: link.grpcHandlers,
+      // A storm of reconnects waits its turn (or is told when to come back) instead of piling up.
+      admission: { methods: [LinkService.method.connect], admission: createAdmission({ concurrency: config.LINK_CONNECT_CONCURRENCY, queue: config.LINK_ACCEPT_QUEUE }) },
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "redis", check: () => redis.ping() },

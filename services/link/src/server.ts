@@ -491,6 +491,8 @@ export function createLink(deps: LinkDeps) {
     if (session.cleaned) return stop();
     session.stopDeliveries = stop;
     await announce(session);
+    // Open: the next stream waiting for a turn may open (admission control).
+    session.ctx.opened();
     if (session.ended) return;
     call.on("data", (m: ConnectRequest | Undecodable) => session.receive(m));
     // The kiosk half-closed: it is going away cleanly.

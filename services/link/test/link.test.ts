@@ -158,6 +158,46 @@ describe("the port", () => {
   });
 });
 
+describe("a reconnect storm", () => {
+  it("past LINK_CONNECT_CONCURRENCY streams wait their turn; past LINK_ACCEPT_QUEUE more are told to come back later", async () => {
+    const narrow = await startTestService("link", {
+      REDIS_URL: auth.redisUrl,
+      NATS_URL: inject("infra").natsUrl,
+      AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
+      LINK_REPLICA_ID: "link-narrow",
+      SHUTDOWN_GRACE_MS: "1000",
+      LINK_CONNECT_CONCURRENCY: "1",
+      LINK_ACCEPT_QUEUE: "1",
+    });
+    try {
+      const [first, second, third] = await Promise.all(["prague-140", "prague-141", "prague-142"].map(enroll));
+      // The first stream opens but does not say hello yet: it holds the one turn.
+      const a = openStream(narrow.url, first!);
+      await expect.poll(() => metric(narrow.url, "grpc_admission_opening", ""), eventually).toBe(1);
+      // The second waits in the queue (its hello is ready) ...
+      const b = openStream(narrow.url, second!);
+      b.send({ body: { case: "hello", value: {} } });
+      await expect.poll(() => metric(narrow.url, "grpc_admission_waiting", ""), eventually).toBe(1);
+      // ... and the third finds the queue full: UNAVAILABLE, and when to come back.
+      const c = openStream(narrow.url, third!);
+      c.send({ body: { case: "hello", value: {} } });
+      const refusedNow = (await c.rest()).error;
+      expect(refusedNow?.code).toBe(Code.Unavailable);
+      expect(Number(refusedNow?.metadata.get("grpc-retry-pushback-ms"))).toBeGreaterThanOrEqual(500);
+      expect(refusedNow?.metadata.get("retry-after")).toMatch(/^\d+$/);
+      expect(await metric(narrow.url, "grpc_admission_refused_total", "")).toBe(1);
+      // Once the first is open, the second gets its turn.
+      a.send({ body: { case: "hello", value: {} } });
+      expect((await a.next())?.body.case).toBe("welcome");
+      expect((await b.next())?.body.case).toBe("welcome");
+      a.close();
+      b.close();
+    } finally {
+      await narrow.stop();
+    }
+  });
+});
+
 describe("telemetry", () => {
   it("a batch is acked once JetStream holds it, and stored once when resent", async () => {
     const stream = openStream(link.url, await enroll("prague-020"));

@@ -1,0 +1,101 @@
+// Admission control for calls that are expensive to open and arrive in storms (link:
+// 100,000 kiosks reconnecting after a replica died). At most `concurrency` calls are
+// opening at once and at most `queue` wait for a turn, in order; past that a call is
+// refused at once, before its credential is even checked, with UNAVAILABLE and
+// `grpc-retry-pushback-ms` (how long until the queue has room, from the rate at which
+// calls are opening now, with jitter) and `retry-after`. A storm thus degrades into
+// waiting, in the queue or at the client, instead of timeouts, errors or memory growth.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Counter, Gauge, type Registry } from "prom-client";
+
+export interface AdmissionOptions {
+  /** Calls opening at once. */
+  concurrency: number;
+  /** Calls waiting for a turn; past this they are refused with a pushback. */
+  queue: number;
+  /** Injectable for tests; Math.random by default. */
+  random?: () => number;
+}
+
+export interface Admission {
+  /**
+   * A turn: resolves with its release when the call may open, or is a ConnectError
+   * (UNAVAILABLE with grpc-retry-pushback-ms) when the queue is full. The release is
+   * idempotent; call it once the call is open or over.
+   */
+  enter(): Promise<() => void> | ConnectError;
+  /** Opening and waiting now. */
+  readonly opening: number;
+  readonly waiting: number;
+  registerMetrics(registry: Registry): void;
+}
+
+export function createAdmission(o: AdmissionOptions): Admission {
+  const random = o.random ?? Math.random;
+  let opening = 0;
+  const waiters: (() => void)[] = [];
+  // Calls opened per second, smoothed (what the pushback divides the queue by).
+  let rate = 0;
+  let counted = 0;
+  let since = Date.now();
+  const refused = new Counter({ name: "grpc_admission_refused_total", help: "Calls refused with UNAVAILABLE and a retry pushback because the accept queue was full.", registers: [] });
+  const gauges = [
+    new Gauge({ name: "grpc_admission_opening", help: "Calls opening now (at most the admission concurrency).", registers: [], collect() { this.set(opening); } }),
+    new Gauge({ name: "grpc_admission_waiting", help: "Calls waiting in the accept queue for a turn to open.", registers: [], collect() { this.set(waiters.length); } }),
+  ];
+
+  const measure = () => {
+    const now = Date.now();
+    const seconds = (now - since) / 1000;
+    if (seconds >= 1) {
+      rate = rate === 0 ? counted / seconds : 0.7 * rate + (0.3 * counted) / seconds;
+      counted = 0;
+      since = now;
+    }
+  };
+
+  const turn = (): (() => void) => {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      counted++;
+      measure();
+      const next = waiters.shift();
+      if (next) next();
+      else opening--;
+    };
+  };
+
+  return {
+    enter() {
+      if (opening < o.concurrency) {
+        opening++;
+        return Promise.resolve(turn());
+      }
+      if (waiters.length >= o.queue) {
+        measure();
+        refused.inc();
+        // Until the queue has room again at the current rate, spread over half as long again.
+        const perSecond = Math.max(rate, 1);
+        const ms = Math.round(Math.min(60_000, Math.max(500, ((waiters.length - o.queue / 2) / perSecond) * 1000)) * (1 + random() * 0.5));
+        return new ConnectError(`too many connections opening at once (${opening} opening, ${waiters.length} waiting); retry in ${ms} ms`, Code.Unavailable, {
+          "grpc-retry-pushback-ms": String(ms),
+          "retry-after": String(Math.ceil(ms / 1000)),
+        });
+      }
+      // The slot passes straight from the call that releases it to the next in line.
+      return new Promise<() => void>((resolve) => waiters.push(() => resolve(turn())));
+    },
+    get opening() {
+      return opening;
+    },
+    get waiting() {
+      return waiters.length;
+    },
+    registerMetrics(registry) {
+      registry.registerMetric(refused);
+      gauges.forEach((g) => registry.registerMetric(g));
+    },
+  };
+}
