@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -106,8 +106,13 @@ describe("ai maintenance", () => {
       );
     }
     const m = f.as(MaintenanceService, operator);
+    // Once ai has taken the last batch (its risk is as of the last quarter hour; paper was due
+    // already a few batches earlier, when the last sample was hours old).
     const risk = await expect
-      .poll(async () => (await m.getMaintenanceRisks({ kioskId })).risks[0]?.due ?? [], eventually)
+      .poll(async () => {
+        const r = (await m.getMaintenanceRisks({ kioskId })).risks[0];
+        return r?.sampleTime && timestampMs(r.sampleTime) >= now - 20 * 60_000 ? r.due : [];
+      }, eventually)
       .toContain(MaintenanceItem.PAPER)
       .then(async () => (await m.getMaintenanceRisks({ kioskId })).risks[0]!);
     expect(risk.online, JSON.stringify(toJson(MaintenanceRiskSchema, risk))).toBe(true);
@@ -173,6 +178,10 @@ describe("ai maintenance", () => {
       ]);
     }
     const m = f.as(MaintenanceService, operator);
+    // Once a pass has assessed all four (their telemetry may reach ai in more than one batch).
+    await expect
+      .poll(async () => (await m.listSilentFailures({ includeAssessed: true, pageSize: 500 })).failures.filter((x) => [quiet, ...busy].includes(x.kioskId)).length, eventually)
+      .toBe(4);
     const found = await expect
       .poll(async () => (await m.listSilentFailures({})).failures.find((x) => x.kioskId === quiet), eventually)
       .toBeDefined()
