@@ -81,7 +81,7 @@ export async function importHistory(deps: { pool: Pool; log: Logger }, requests:
     const take = async (rows: HistoryRow[]) => {
       // Once a line is bad nothing will be imported: the rest is only read and checked.
       if (reader!.badLines > 0) return;
-      batch.push(...rows);
+      for (const r of rows) batch.push(r);
       if (batch.length >= batchRows) {
         await stage(client, batch);
         batch = [];
