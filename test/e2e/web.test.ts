@@ -402,6 +402,7 @@ describe("an admin", () => {
     // The dry run answers before saving: what the rule would have fired over the last hour.
     await page.getByRole("button", { name: "Dry run (last hour)" }).click();
     await page.getByTestId("dry-run").getByText(/^Over the last hour this rule would have fired/).waitFor({ timeout: 10_000 });
+    await shoot(page, "alert-rule-dry-run");
     await page.getByRole("button", { name: "Create rule" }).click();
     await expect.poll(() => page.getByTestId("rule-row").count(), { timeout: 10_000 }).toBe(1);
     await expect(page.getByTestId("rule-row").textContent()).resolves.toContain("Kiosk offline for 2 s");
