@@ -273,8 +273,8 @@ export function labelsOfRow(row: { rule_id: string; kiosk_id: string; group_id: 
   return { alertname: name, rule_id: row.rule_id, severity, kiosk_id: row.kiosk_id, group_id: row.group_id, sku: row.sku, tags: row.tags };
 }
 
-/** Columns of alerts a label in `equal` can be compared on in SQL (the others are compared after). */
-const equalColumns: Partial<Record<MatchLabel, string>> = { rule_id: "a.rule_id::text", kiosk_id: "a.kiosk_id", group_id: "a.group_id", sku: "a.sku" };
+/** Columns a label can be compared on in SQL (`equal` labels and = source matchers; everything is checked again after). */
+const equalColumns: Partial<Record<MatchLabel, string>> = { rule_id: "a.rule_id::text", kiosk_id: "a.kiosk_id", group_id: "a.group_id", sku: "a.sku", alertname: "r.name" };
 
 /**
  * A judge for a batch of alerts: which active silences match each, and which open alert inhibits
@@ -296,6 +296,14 @@ export async function judge(q: Pool | PoolClient): Promise<(a: JudgedAlert) => P
         const column = equalColumns[l as MatchLabel];
         if (column) {
           params.push(labelValue(labels, l));
+          where.push(`${column} = $${params.length}`);
+        }
+      }
+      // The source's = matchers narrow the read too (a storm's group holds thousands of open alerts, its source one or two).
+      for (const m of rule.source_matchers) {
+        const column = equalColumns[m.label as MatchLabel];
+        if (column && m.op === "=") {
+          params.push(m.value);
           where.push(`${column} = $${params.length}`);
         }
       }

@@ -203,7 +203,7 @@ async function timings(q: Pool | PoolClient): Promise<{ rule_id: string; repeat_
  * longer silenced or inhibited that still fires waits to be notified like a newly fired one.
  * Returns how many were released.
  */
-export async function releaseWithheld(tx: PoolClient, limit = 500): Promise<number> {
+export async function releaseWithheld(tx: PoolClient, limit = 1000): Promise<number> {
   const { rows } = await tx.query<{ alert_id: string; rule_id: string; kiosk_id: string; group_id: string; sku: string; tags: string[]; name: string; version: string; definition: Buffer }>(
     `SELECT a.alert_id, a.rule_id, a.kiosk_id, a.group_id, a.sku, a.tags, r.name, r.version, r.definition FROM alerts a JOIN rules r USING (rule_id)
      WHERE a.withheld AND a.state = 'firing' ORDER BY a.checked_at NULLS FIRST LIMIT $1 FOR UPDATE OF a SKIP LOCKED`,
