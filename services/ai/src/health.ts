@@ -3,7 +3,9 @@
 // state (maintenance.ts) in kiosk_telemetry — never fleet's tables. Whenever a kiosk's
 // 15-minute bucket closes, a device changes status or a roll is replaced, its maintenance risk
 // is evaluated again; an item that becomes due (stops being due) is published as
-// ai.maintenance.<kiosk>.due (.cleared) through the outbox in the same transaction. A batch
+// ai.maintenance.<kiosk>.due (.cleared) through the outbox in the same transaction — from fresh
+// telemetry only (the newest sample within AI_TELEMETRY_STALE_SECONDS), so a replayed backlog
+// does not fire and clear states long past. A batch
 // reads and writes each kiosk's row once, whatever number of its messages it holds.
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -137,11 +139,16 @@ export function startTelemetryConsumer(o: TelemetryConsumerOptions): DurableCons
       let due = wasDue;
       if (moved && s.last) {
         risk = riskOf(s, o.thresholds, wasDue) ?? null;
+        // Only fresh telemetry moves what is due: a backlog (ai catching up after downtime, a
+        // kiosk flushing hours of samples) does not fire and clear states long past; the
+        // crossing is published once the newest sample is recent.
+        const fresh = s.last.time > Date.now() - o.staleMs;
+        if (risk && !fresh) risk = { ...risk, due: wasDue };
         due = risk?.due ?? [];
         for (const item of items) {
           const now = due.includes(item);
           if (now === wasDue.includes(item)) continue;
-          const online = s.connected && s.last.time > Date.now() - o.staleMs;
+          const online = s.connected && fresh;
           events.push({
             subject: now ? aiSubjects.maintenanceDue(kioskId) : aiSubjects.maintenanceCleared(kioskId),
             message: create(MaintenanceDueEventSchema, { risk: toMaintenanceRisk(kioskId, risk!, online, Date.now()), item: maintenanceItems[item], time: timestampFromMs(Date.now()) }),

@@ -142,6 +142,29 @@ describe("ai maintenance", () => {
     const cleared = fromBinary(MaintenanceDueEventSchema, await lastEvent(aiSubjects.maintenanceCleared(kioskId)));
     expect(cleared.item).toBe(MaintenanceItem.PAPER);
     expect(cleared.risk!.paperLevelPercent).toBeGreaterThan(95);
+    // Published once each, not at every batch of the backlog.
+    const jsm = await jetstreamManager(nc);
+    const counts = (await jsm.streams.info(aiSubjects.stream.name, { subjects_filter: `ai.maintenance.${kioskId}.>` })).state.subjects;
+    expect(counts).toEqual({ [aiSubjects.maintenanceDue(kioskId)]: 1, [aiSubjects.maintenanceCleared(kioskId)]: 1 });
+  });
+
+  it("does not alert on states long past when hours of telemetry arrive at once", async () => {
+    // A kiosk flushes 12 hours of samples after an outage: its paper ran low 8 hours ago and was
+    // replaced 5 hours ago. Nothing of that is news now: no due, no cleared.
+    const kioskId = `mt-backlog-${process.pid}`;
+    const now = Date.now();
+    const start = now - 12 * hourMs;
+    const level = (t: number) => (t < start + 7 * hourMs ? 16 - ((t - start) / hourMs) * 2 : 100 - ((t - start - 7 * hourMs) / hourMs) * 2);
+    for (let h = 0; h < 12; h++) await telemetry(kioskId, Array.from({ length: 60 }, (_, i) => ({ time: start + (h * 60 + i) * 60_000, paper: Math.round(level(start + (h * 60 + i) * 60_000) * 10) / 10 })));
+    const m = f.as(MaintenanceService, operator);
+    const risk = await expect
+      .poll(async () => (await m.getMaintenanceRisks({ kioskId })).risks[0], eventually)
+      .toSatisfy((r: { sampleTime?: Parameters<typeof timestampMs>[0] } | undefined) => !!r?.sampleTime && timestampMs(r.sampleTime) >= now - 20 * 60_000)
+      .then(async () => (await m.getMaintenanceRisks({ kioskId })).risks[0]!);
+    expect(risk.paperLevelPercent).toBeGreaterThan(85);
+    expect(risk.due).toEqual([]);
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(aiSubjects.stream.name, { subjects_filter: `ai.maintenance.${kioskId}.>` })).state.subjects ?? {}).toEqual({});
   });
 
   it("detects a healthy kiosk that stopped selling, not its busy neighbours, and clears it once offline", async () => {
