@@ -441,6 +441,12 @@ describe("an admin", () => {
       await expect.poll(() => page.getByLabel("Email address").inputValue(), { timeout: 10_000 }).toContain("@");
       await page.getByRole("button", { name: "Save" }).click();
       await page.getByText("Saved.").waitFor({ timeout: 10_000 });
+      // An admin sets on-call tier 1 below it.
+      await page.getByRole("button", { name: "New tier" }).click();
+      await page.getByLabel("Email addresses").fill("tier1@example.com");
+      await page.getByRole("button", { name: "Save tier" }).click();
+      await expect.poll(() => page.getByTestId("tier-row").count(), { timeout: 10_000 }).toBe(1);
+      await expect(page.getByTestId("tier-row").textContent()).resolves.toContain("tier1@example.com");
       // The dev mailbox tab shows the same email, through notifications.
       await page.getByRole("tab", { name: "Dev mailbox" }).click();
       await expect.poll(() => page.getByTestId("mail-row").first().textContent(), { timeout: 10_000 }).toContain("oncall@example.com");
@@ -583,6 +589,9 @@ describe("a viewer", () => {
     await expect(page.getByRole("button", { name: "Acknowledge" }).count()).resolves.toBe(0);
     await expect(page.getByRole("button", { name: "Resolve" }).count()).resolves.toBe(0);
     await expect(page.getByRole("button", { name: "Silence" }).count()).resolves.toBe(0);
+    await page.getByRole("tab", { name: "My notifications" }).click();
+    await expect.poll(() => page.getByTestId("tier-row").count(), { timeout: 10_000 }).toBe(1);
+    await expect(page.getByRole("button", { name: "New tier" }).count()).resolves.toBe(0);
     await page.getByRole("tab", { name: "Rules" }).click();
     await expect.poll(() => page.getByTestId("rule-row").count(), { timeout: 10_000 }).toBe(1);
     await expect(page.getByRole("button", { name: "New rule" }).count()).resolves.toBe(0);

@@ -1,6 +1,7 @@
 // "My notifications": the signed-in person's own subscription — which severities, groups and
 // tags reach them on which channels, and quiet hours in their time zone (critical alerts still
-// come through). The form writes one route per chosen channel with the same filters.
+// come through). The form writes one route per chosen channel with the same filters. Below it,
+// the on-call tiers (OnCallTiers.tsx).
 import { useEffect, useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -11,6 +12,7 @@ import { describeError } from "../api/errors";
 import { ErrorNotice } from "../ui/feedback";
 import { FormField } from "../ui/form";
 import { formatDateTime } from "../ui/format";
+import { OnCallTiers } from "./OnCallTiers";
 
 /** The channels a person can choose here (more come as the service offers them). */
 const channels = [
@@ -48,7 +50,12 @@ export function MySubscription() {
   if (get.error) return <ErrorNotice error={get.error} onRetry={() => void get.refetch()} />;
   if (!get.data) return <p className="muted">Loading…</p>;
   // Not keyed by the saved version: saving keeps the form (and its "Saved.") as it is.
-  return <SubscriptionForm saved={get.data.subscription} />;
+  return (
+    <>
+      <SubscriptionForm saved={get.data.subscription} />
+      <OnCallTiers />
+    </>
+  );
 }
 
 function SubscriptionForm({ saved }: { saved: Subscription | undefined }) {
