@@ -1,16 +1,18 @@
 // Benchmark: commands at 10k connected kiosks, beside a baseline in the same run.
-//   fleet path: CommandService.SendCommand → PostgreSQL → NATS request/reply on
-//     kiosk.<id>.deliver → the link replica holding the stream → kiosk → ack + result
-//     on the stream → JetStream → fleet's consumer (batched) → SUCCEEDED.
-//   baseline (bare NATS, no PostgreSQL, fleet stopped): the bench itself sends the same
-//     DeliverRequest to link on kiosk.<id>.deliver and waits for the kiosk's result on
-//     link.kiosk.<id>.command.result (what link publishes to JetStream), so what fleet's
-//     bookkeeping costs is the difference.
+//   fleet path: CommandService.SendCommand → PostgreSQL → a DeliverBatch on kiosks.deliver
+//     (every link replica gets it and expands it to the streams it holds) → kiosk → ack +
+//     result on the stream → JetStream → fleet's consumer (batched) → SUCCEEDED.
+//   baselines (bare NATS, no PostgreSQL, fleet stopped): the bench itself sends the same
+//     deliveries to link and waits for the kiosk's result on link.kiosk.<id>.command.result
+//     (what link publishes to JetStream), so what fleet's bookkeeping costs is the
+//     difference: one request per kiosk (a one-delivery batch: the per-kiosk path fleet
+//     used before) and batches of 1,000 (the path fleet uses now).
 // Kiosks: light HTTP/2 clients (bench/light-kiosk.ts, not the SDK) in child processes that
 // ack and report SUCCEEDED as soon as a command arrives, like the SDK does.
 // Phases: (1) sequential SendCommand → poll GetCommand until SUCCEEDED; (2) concurrent
-// SendCommand; (3) broadcast as one CreateJob (rate 100000/min, the maximum) over every
-// online kiosk; (4) broadcast as N concurrent SendCommand calls; (5)–(6) the baselines.
+// SendCommand; (3) broadcast as one CreateJob (rate BENCH_JOB_RATE a minute, default the
+// maximum 6,000,000) over every online kiosk; (4) broadcast as N concurrent SendCommand
+// calls (BENCH_SENDCOMMAND_BROADCAST=0 skips it); (5)–(7) the baselines.
 // Run: npm run bench:commands (BENCH_KIOSKS=10000 BENCH_SEQUENTIAL=300 BENCH_CONCURRENT=2000
 // BENCH_CONCURRENCY=32 BENCH_LINKS=2 BENCH_CLIENTS=2; loopback only; stops by itself).
 import { randomUUID } from "node:crypto";
@@ -24,7 +26,8 @@ import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { CommandService, CommandState } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
-import { DeliverReplySchema, DeliverRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
+import { DeliverBatchReplySchema, DeliverBatchSchema, DeliverRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
+import { linkSubjects } from "@adminkiosk/runtime";
 import { fromBinary } from "@bufbuild/protobuf";
 import { KioskCommandEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { loadAverage, machine, percentile, startKioskFleet, cpuSeconds } from "./kiosk-fleet.js";
@@ -37,6 +40,8 @@ const concurrent = Number(process.env["BENCH_CONCURRENT"] ?? 2_000);
 const concurrency = Number(process.env["BENCH_CONCURRENCY"] ?? 32);
 const linkCount = Number(process.env["BENCH_LINKS"] ?? 2);
 const clientCount = Number(process.env["BENCH_CLIENTS"] ?? 2);
+const jobRate = Number(process.env["BENCH_JOB_RATE"] ?? 6_000_000);
+const sendCommandBroadcast = process.env["BENCH_SENDCOMMAND_BROADCAST"] !== "0";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const display = (text: string) => ({ kind: { case: "displayMessage" as const, value: { text } } });
@@ -221,15 +226,15 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       load,
     ]);
   };
-  await broadcastRow(`fleet: broadcast to ${opened.ok} kiosks as one CreateJob, rate 100000/min`, async () => {
-    const { job } = await jobs.createJob({ description: "bench broadcast", action: display("everyone"), target: { status: KioskStatus.ONLINE }, ratePerMinute: 100_000 });
+  await broadcastRow(`fleet: broadcast to ${opened.ok} kiosks as one CreateJob, rate ${jobRate}/min`, async () => {
+    const { job } = await jobs.createJob({ description: "bench broadcast", action: display("everyone"), target: { status: KioskStatus.ONLINE }, ratePerMinute: jobRate });
     log(`job ${job!.jobId}: ${JSON.stringify({ state: job!.state, total: job!.progress?.total })}`);
     setTimeout(() => void jobs.getJob({ jobId: job!.jobId }).then((r) => log(`job after 5 s: state ${r.job?.state} ${JSON.stringify(r.job?.progress)} ${r.job?.endReason}`)), 5_000);
     return job!.jobId;
   });
   await sleep(3_000);
   // (4) Broadcast as N SendCommand calls (no rate limit), BENCH_CONCURRENCY at a time.
-  await broadcastRow(`fleet: broadcast to ${opened.ok} kiosks as ${opened.ok} SendCommand calls, ${concurrency} at a time`, async () => {
+  if (sendCommandBroadcast) await broadcastRow(`fleet: broadcast to ${opened.ok} kiosks as ${opened.ok} SendCommand calls, ${concurrency} at a time`, async () => {
     const set = new Set<string>();
     await pool(ids, concurrency, async (kioskId) => void set.add((await commands.sendCommand({ kioskId, action: display("everyone, one by one") })).command!.commandId));
     return set;
@@ -251,13 +256,25 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       resultWaiters.get(id)?.();
     },
   });
-  const deliver = async (kioskId: string, commandId: string) => {
-    const request = create(DeliverRequestSchema, {
+  const request = (kioskId: string, commandId: string) =>
+    create(DeliverRequestSchema, {
+      kioskId,
       sessionId: sessionOf.get(kioskId) ?? "",
       body: { case: "command", value: { commandId, action: display("bare"), expireTime: timestampFromMs(Date.now() + 3_600_000) } },
     });
-    const reply = await nc.request(`kiosk.${kioskId}.deliver`, toBinary(DeliverRequestSchema, request), { timeout: 10_000 });
-    if (!fromBinary(DeliverReplySchema, reply.data).accepted) throw new Error(`${kioskId} refused`);
+  // The per-kiosk path: one request per kiosk (a batch of one; only the replica holding it answers).
+  const deliver = async (kioskId: string, commandId: string) => {
+    const reply = await nc.request(linkSubjects.deliveries, toBinary(DeliverBatchSchema, create(DeliverBatchSchema, { deliveries: [request(kioskId, commandId)] })), { timeout: 10_000 });
+    if (!fromBinary(DeliverBatchReplySchema, reply.data).answers[0]?.reply?.accepted) throw new Error(`${kioskId} refused`);
+  };
+  // The batched path: up to 1,000 kiosks per message, every replica answering for its own.
+  const deliverMany = async (targets: [string, string][]) => {
+    const answers = await nc.requestMany(linkSubjects.deliveries, toBinary(DeliverBatchSchema, create(DeliverBatchSchema, { deliveries: targets.map(([k, c]) => request(k, c)) })), { strategy: "timer", maxWait: 10_000 });
+    let answered = 0;
+    for await (const m of answers) {
+      answered += fromBinary(DeliverBatchReplySchema, m.data).answers.length;
+      if (answered >= targets.length) break;
+    }
   };
   {
     const load = loadAverage();
@@ -292,7 +309,31 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     const lastResult = Math.max(...commandIds.map((id) => results.get(id) ?? NaN)) - t0;
     const got = kiosks.received.slice(before);
     row([
-      `baseline: broadcast to ${targets.length} kiosks, bare NATS requests 1000 in flight (${got.length} received)`,
+      `baseline: broadcast to ${targets.length} kiosks, one bare NATS request per kiosk (the old per-kiosk path), 1000 in flight (${got.length} received)`,
+      `${sentMs} (all replies)`,
+      `last: ${ms(Math.max(...got.map((g) => g.at)) - t0)}`,
+      `last result on NATS: ${ms(lastResult)}`,
+      "",
+      cpuDelta(cpu).replace(/fleet [^,]+, /, "fleet stopped, "),
+      load,
+    ]);
+  }
+  {
+    const load = loadAverage();
+    const cpu = cpuOf();
+    const before = kiosks.received.length;
+    const targets = [...sessionOf.keys()];
+    const commandIds = targets.map(() => randomUUID());
+    const t0 = Date.now();
+    const all = Promise.all(commandIds.map((id) => new Promise<void>((r) => resultWaiters.set(id, r))));
+    const chunks = Array.from({ length: Math.ceil(targets.length / 1000) }, (_, c) => targets.slice(c * 1000, (c + 1) * 1000).map((k, j) => [k, commandIds[c * 1000 + j]!] as [string, string]));
+    await Promise.all(chunks.map(deliverMany));
+    const sentMs = Date.now() - t0;
+    await Promise.race([all, sleep(120_000)]);
+    const lastResult = Math.max(...commandIds.map((id) => results.get(id) ?? NaN)) - t0;
+    const got = kiosks.received.slice(before);
+    row([
+      `baseline: broadcast to ${targets.length} kiosks, bare NATS batches of 1000 kiosks (${got.length} received)`,
       `${sentMs} (all replies)`,
       `last: ${ms(Math.max(...got.map((g) => g.at)) - t0)}`,
       `last result on NATS: ${ms(lastResult)}`,

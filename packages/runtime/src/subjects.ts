@@ -49,8 +49,11 @@ export const linkSubjects = {
     const kind = rest.slice(1).join(".");
     return linkEventKinds.has(kind) ? { kioskId: rest[0]!, kind: kind as LinkEventKind } : undefined;
   },
-  /** Core NATS request/reply: fleet asks the link replica holding the kiosk's stream to deliver. */
-  deliver: (kioskId: string) => `kiosk.${token("kiosk id", kioskId)}.deliver`,
+  /**
+   * Core NATS request/reply, outside stream LINK: fleet hands every link replica a batch of
+   * deliveries (DeliverBatch); each answers for the streams it holds (DeliverBatchReply).
+   */
+  deliveries: "kiosks.deliver",
   /**
    * Core NATS, outside stream LINK: a replica that took a kiosk's presence over from another
    * replica tells that one (and only that one) to end its older stream (KioskConnectedEvent of
@@ -186,3 +189,17 @@ export const aiSubjects = {
 };
 export type MaintenanceEventKind = "due" | "cleared";
 export type SilentFailureEventKind = "detected" | "cleared";
+
+// ---- ops: every service process's serving status (stream OPS, published by the runtime's
+// health announcements, health.ts; notifications' service_not_serving rules consume it) ----
+export const opsSubjects = {
+  /** Heartbeats are worth little after an hour: the stream keeps one. */
+  stream: { name: "OPS", subjects: ["ops.>"], maxAgeMs: 3_600_000 },
+  /** A process of `service` announces its status (ServiceHealthEvent): at each change and as a heartbeat. */
+  health: (service: string) => `ops.health.${token("service", service)}`,
+  allHealth: "ops.health.>",
+  parseHealth(subject: string): { service: string } | undefined {
+    const rest = after(subject, "ops.health.");
+    return rest?.length === 1 && rest[0] ? { service: rest[0] } : undefined;
+  },
+};

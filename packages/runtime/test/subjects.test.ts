@@ -19,7 +19,9 @@ describe("subjects", () => {
     }
     expect(linkSubjects.parse("link.kiosk.k-1.something.new")).toBeUndefined();
     expect(linkSubjects.parse("fleet.changed.k-1.kiosk")).toBeUndefined();
-    expect(linkSubjects.deliver("k-1")).toBe("kiosk.k-1.deliver");
+    // Core NATS between fleet and link replicas: outside stream LINK, which would store them.
+    expect(linkSubjects.deliveries.startsWith("link.")).toBe(false);
+    expect(linkSubjects.replaced("pod.example-7")).toBe("linkreplica.pod_example-7.replaced");
   });
 
   it("payments, catalog, fleet, auth: built and parsed alike; others' subjects are not mistaken for them", () => {

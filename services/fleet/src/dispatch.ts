@@ -1,7 +1,9 @@
 // Sends what a connected kiosk is owed — queued commands, in order, and a newer
 // desired configuration — to the link replica holding its stream: core NATS
-// request/reply on `kiosk.<id>.deliver` (adminkiosk.link.v1.DeliverRequest), which
-// only the replica holding that stream subscribes to. PostgreSQL keeps the truth:
+// request/reply on `kiosks.deliver` with batches for many kiosks
+// (adminkiosk.link.v1.DeliverBatch), which every link replica receives and expands to
+// the streams it holds, answering for those: a broadcast to 100,000 kiosks is ~100
+// messages to each replica, not 100,000 requests. PostgreSQL keeps the truth:
 // a command is resent until the kiosk acks it (the kiosk dedupes by command id) and
 // never after it expires, so a lost message, a dead link replica or a fleet restart
 // only delays delivery.
@@ -13,9 +15,8 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { CommandActionSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
-import { DeliverReplySchema, DeliverRequestSchema, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
+import { DeliverBatchReplySchema, DeliverBatchSchema, DeliverRequestSchema, type DeliverReply, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { CommandDeliverySchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { linkSubjects, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
@@ -36,6 +37,8 @@ export interface DispatcherOptions {
   batchSize?: number;
   /** Batches in flight at once. */
   parallelBatches?: number;
+  /** Deliveries per NATS message to the link replicas. */
+  deliveriesPerMessage?: number;
 }
 
 export interface Dispatcher {
@@ -44,6 +47,13 @@ export interface Dispatcher {
   /** Attaches the dispatcher's counters to a metrics registry. */
   registerMetrics(registry: Registry): void;
   stop(): Promise<void>;
+}
+
+/** One delivery to hand over: a command (id: its command id) or a desired configuration (id: its version). */
+interface Delivery {
+  kind: "command" | "config";
+  id: string;
+  request: DeliverRequest;
 }
 
 interface PendingCommand {
@@ -55,6 +65,7 @@ interface PendingCommand {
 
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const batchSize = o.batchSize ?? 500;
+  const deliveriesPerMessage = o.deliveriesPerMessage ?? 1000;
   const parallel = o.parallelBatches ?? 4;
   const waiting = new Map<string, boolean>(); // kiosk → resend
   const inFlight = new Set<string>();
@@ -62,6 +73,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   let running = 0;
   let stopped = false;
   const idle: (() => void)[] = [];
+  const messages = new Counter({ name: "fleet_delivery_messages_total", help: "Delivery batches sent to the link replicas (each carries up to 1,000 deliveries and reaches every replica).", registers: [] });
   const delivered = new Counter({ name: "fleet_deliveries_total", help: "Commands and configurations handed to a link replica, by kind and result.", labelNames: ["kind", "result"], registers: [] });
 
   const kick = (ids: Iterable<string>, resend = false) => {
@@ -100,19 +112,50 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     }
   }
 
-  async function request(nc: NatsConnection, kioskId: string, message: MessageInitShape<typeof DeliverRequestSchema>, kind: string): Promise<boolean> {
-    try {
-      const reply = await nc.request(linkSubjects.deliver(kioskId), toBinary(DeliverRequestSchema, create(DeliverRequestSchema, message)), { timeout: o.deliverTimeoutMs });
-      const r = fromBinary(DeliverReplySchema, reply.data);
-      delivered.inc({ kind, result: r.accepted ? "accepted" : r.reason || "refused" });
-      return r.accepted;
-    } catch (err) {
-      // No responders: the kiosk is not connected anywhere (its stream ended). Timeout:
-      // the replica holds another stream for it, or is stuck. Either way, try later.
-      const code = (err as { code?: string }).code;
-      delivered.inc({ kind, result: code === "503" || /no responders/i.test(String(err)) ? "offline" : "timeout" });
-      return false;
-    }
+  /**
+   * Hands the deliveries to the link replicas, in batches of about `deliveriesPerMessage`
+   * (a kiosk's own always in one batch, in order): one core NATS request per batch on
+   * `kiosks.deliver`, which every replica receives and expands to the streams it holds,
+   * answering for those. Collects the answers until every delivery has one or
+   * DELIVER_TIMEOUT_MS passes (a delivery nobody answers for is to a kiosk no replica holds).
+   * Returns the reply for each delivery index that got one.
+   */
+  async function deliver(nc: NatsConnection, deliveries: Delivery[]): Promise<Map<number, DeliverReply>> {
+    const replies = new Map<number, DeliverReply>();
+    const batches: number[][] = [];
+    let current: number[] = [];
+    deliveries.forEach((d, i) => {
+      if (current.length >= deliveriesPerMessage && deliveries[i - 1]?.request.kioskId !== d.request.kioskId) {
+        batches.push(current);
+        current = [];
+      }
+      current.push(i);
+    });
+    if (current.length) batches.push(current);
+    await Promise.all(
+      batches.map(async (indexes) => {
+        const batch = create(DeliverBatchSchema, { deliveries: indexes.map((i) => deliveries[i]!.request) });
+        messages.inc();
+        let answered = 0;
+        try {
+          const answers = await nc.requestMany(linkSubjects.deliveries, toBinary(DeliverBatchSchema, batch), { strategy: "timer", maxWait: o.deliverTimeoutMs });
+          for await (const m of answers) {
+            const r = fromBinary(DeliverBatchReplySchema, m.data);
+            for (const a of r.answers) {
+              const i = indexes[a.index];
+              if (i === undefined || replies.has(i) || !a.reply) continue;
+              replies.set(i, a.reply);
+              answered++;
+            }
+            if (answered >= indexes.length) break;
+          }
+        } catch (err) {
+          // No link replica at all (no responders), or NATS went away: nothing was delivered.
+          o.log.debug({ err }, "delivery batch not answered");
+        }
+      }),
+    );
+    return replies;
   }
 
   async function pumpBatch(batch: Map<string, boolean>) {
@@ -149,26 +192,31 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     });
     const configs = configDue.length ? await desiredConfigs(o.pool, configDue.map((k) => k.kiosk_id)) : new Map();
 
+    const deliveries: Delivery[] = [];
+    for (const k of online) {
+      for (const c of byKiosk.get(k.kiosk_id) ?? []) {
+        const command = create(CommandDeliverySchema, { commandId: c.command_id, action: fromBinary(CommandActionSchema, c.action), expireTime: timestampFromDate(c.expire_at) });
+        deliveries.push({ kind: "command", id: c.command_id, request: create(DeliverRequestSchema, { kioskId: k.kiosk_id, sessionId: k.session_id, body: { case: "command", value: command } }) });
+      }
+      const desired = configs.get(k.kiosk_id);
+      if (desired)
+        deliveries.push({
+          kind: "config",
+          id: String(desired.version),
+          request: create(DeliverRequestSchema, { kioskId: k.kiosk_id, sessionId: k.session_id, body: { case: "desiredConfig", value: { version: desired.version, config: desired.config } } }),
+        });
+    }
+    const replies = await deliver(nc, deliveries);
     const sent: string[] = [];
     const pushed: { kioskId: string; version: string }[] = [];
-    await Promise.all(
-      online.map(async (k) => {
-        // In order: a refused delivery stops this kiosk's turn (the rest would overtake it).
-        for (const c of byKiosk.get(k.kiosk_id) ?? []) {
-          const command: DeliverRequest["body"] = {
-            case: "command",
-            value: create(CommandDeliverySchema, { commandId: c.command_id, action: fromBinary(CommandActionSchema, c.action), expireTime: timestampFromDate(c.expire_at) }),
-          };
-          if (!(await request(nc, k.kiosk_id, { sessionId: k.session_id, body: command }, "command"))) return;
-          sent.push(c.command_id);
-        }
-        const desired = configs.get(k.kiosk_id);
-        if (desired) {
-          const ok = await request(nc, k.kiosk_id, { sessionId: k.session_id, body: { case: "desiredConfig", value: { version: desired.version, config: desired.config } } }, "config");
-          if (ok) pushed.push({ kioskId: k.kiosk_id, version: String(desired.version) });
-        }
-      }),
-    );
+    deliveries.forEach((d, i) => {
+      const r = replies.get(i);
+      // Unanswered: no replica holds that stream (the kiosk just left, or reconnected elsewhere).
+      delivered.inc({ kind: d.kind, result: r ? (r.accepted ? "accepted" : r.reason || "refused") : "offline" });
+      if (!r?.accepted) return;
+      if (d.kind === "command") sent.push(d.id);
+      else pushed.push({ kioskId: d.request.kioskId, version: d.id });
+    });
     if (sent.length) {
       const { rows } = await o.pool.query<{ command_id: string; kiosk_id: string }>(
         `UPDATE commands SET state = ${sqlNextState("deliver")}, sent_at = now(), attempts = attempts + 1
@@ -223,6 +271,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     kick,
     registerMetrics(registry) {
       registry.registerMetric(delivered);
+      registry.registerMetric(messages);
     },
     async stop() {
       stopped = true;

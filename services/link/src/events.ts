@@ -6,7 +6,7 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import { DeliverPolicy, jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
-import { DeliverReplySchema, DeliverRequestSchema, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
+import { DeliverBatchReplySchema, DeliverBatchSchema, type DeliverBatch } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { authSubjects, ensureStream, linkSubjects, runForever, type Logger } from "@adminkiosk/runtime";
 
@@ -19,12 +19,11 @@ export interface LinkEvents {
   onReplaced(listener: (event: KioskConnectedEvent) => void): void;
   onDeviceRevoked(listener: (kioskId: string, deviceIds: string[]) => void): void;
   /**
-   * Answers fleet's deliveries for a kiosk while this replica holds its stream
-   * (core NATS request/reply on `kiosk.<id>.deliver`). The handler returns the reply,
-   * or undefined to stay silent (the request was meant for another stream). Resolves
-   * once NATS has the subscription; the result ends it.
+   * Answers fleet's delivery batches (core NATS request/reply on `kiosks.deliver`, which every
+   * replica subscribes to once): the handler expands a batch to the streams this replica holds
+   * and returns its answers, or undefined to stay silent (it holds none of them).
    */
-  serveDeliveries(kioskId: string, handler: (request: DeliverRequest) => MessageInitShape<typeof DeliverReplySchema> | undefined): Promise<() => void>;
+  serveDeliveries(handler: (batch: DeliverBatch) => MessageInitShape<typeof DeliverBatchReplySchema> | undefined): void;
   close(): Promise<void>;
 }
 
@@ -33,6 +32,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger, replica:
   await ensureStream(nc, { ...linkSubjects.stream, maxAgeMs: 7 * 24 * 3600 * 1000 });
   const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
   const replaced = nc.subscribe(linkSubjects.replaced(replica));
+  let deliveries: { unsubscribe(): void } | undefined;
   // Revocations come from auth's stream AUTH through an ordered JetStream consumer, not a
   // plain subscription: after a NATS disconnection it resumes where it stopped, so a
   // revocation published meanwhile still ends the stream. It starts at this replica's start
@@ -73,22 +73,20 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger, replica:
     async publish(subject, schema, message, msgId) {
       await js.publish(subject, toBinary(schema, message), msgId ? { msgID: msgId } : undefined);
     },
-    async serveDeliveries(kioskId, handler) {
-      const sub = nc.subscribe(linkSubjects.deliver(kioskId), {
+    serveDeliveries(handler) {
+      deliveries = nc.subscribe(linkSubjects.deliveries, {
         callback: (err, msg) => {
           if (err) return;
-          let reply: MessageInitShape<typeof DeliverReplySchema> | undefined;
+          let reply: MessageInitShape<typeof DeliverBatchReplySchema> | undefined;
           try {
-            reply = handler(fromBinary(DeliverRequestSchema, msg.data));
+            reply = handler(fromBinary(DeliverBatchSchema, msg.data));
           } catch (e) {
-            log.warn({ err: e, kioskId }, "undecodable delivery ignored");
+            log.warn({ err: e }, "undecodable delivery batch ignored");
             return;
           }
-          if (reply) msg.respond(toBinary(DeliverReplySchema, create(DeliverReplySchema, reply)));
+          if (reply) msg.respond(toBinary(DeliverBatchReplySchema, create(DeliverBatchReplySchema, reply)));
         },
       });
-      await nc.flush();
-      return () => sub.unsubscribe();
     },
     tellReplaced(to, event) {
       nc.publish(linkSubjects.replaced(to), toBinary(KioskConnectedEventSchema, event));
@@ -97,6 +95,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger, replica:
     onDeviceRevoked: (l) => void revokedListeners.push(l),
     async close() {
       replaced.unsubscribe();
+      deliveries?.unsubscribe();
       stopRevocations.abort();
       revocationMessages?.stop();
     },

@@ -3,8 +3,8 @@
 // Hello. From then on the stream carries heartbeats, telemetry, acks, results and
 // applied configuration up, and welcome, telemetry acks, commands, desired
 // configuration, pings and goodbyes down. Commands and configuration come from fleet
-// over NATS request/reply on `kiosk.<id>.deliver`, which this replica subscribes to
-// while it holds the kiosk's stream. One stream per kiosk across all replicas: a
+// over NATS request/reply in batches for many kiosks (`kiosks.deliver`, one subscription
+// per replica), which each replica expands to the streams it holds. One stream per kiosk across all replicas: a
 // newer one replaces the older, wherever it is.
 //
 // The stream is served by grpc-js (packages/runtime/src/grpc.ts), event by event: a
@@ -134,7 +134,6 @@ export function createLink(deps: LinkDeps) {
     /** Until the stream is announced (or failed to be); its clean-up waits for it. */
     opening: Promise<unknown> = Promise.resolve();
     expiry: NodeJS.Timeout | undefined;
-    stopDeliveries: (() => void) | undefined;
 
     constructor(
       readonly kioskId: string,
@@ -175,7 +174,6 @@ export function createLink(deps: LinkDeps) {
       this.cleaned = true;
       this.ended = true;
       clearTimeout(this.expiry);
-      this.stopDeliveries?.();
       if (sessions.get(this.kioskId) === this) sessions.delete(this.kioskId);
       await this.opening;
       log.info({ requestId: this.ctx.info.id, kioskId: this.kioskId, session: this.id, reason: this.reason }, "kiosk disconnected");
@@ -190,8 +188,7 @@ export function createLink(deps: LinkDeps) {
     }
 
     /** What fleet hands over for this stream. */
-    deliver(request: DeliverRequest): MessageInitShape<typeof DeliverReplySchema> | undefined {
-      if (request.sessionId !== this.id) return undefined; // meant for another stream of this kiosk
+    deliver(request: DeliverRequest): MessageInitShape<typeof DeliverReplySchema> {
       if (this.ended) return { accepted: false, reason: "closing" };
       const body = request.body;
       if (body.case === "command") {
@@ -266,6 +263,22 @@ export function createLink(deps: LinkDeps) {
         return undefined;
     }
   }
+
+  // Fleet's deliveries come in batches for many kiosks, to every replica: this one answers
+  // for the streams it holds (the session fleet names must be the one held here), in order.
+  events.serveDeliveries((batch) => {
+    const answers: { index: number; reply: MessageInitShape<typeof DeliverReplySchema> }[] = [];
+    let refusedFor: Set<string> | undefined;
+    batch.deliveries.forEach((request, index) => {
+      const session = sessions.get(request.kioskId);
+      if (!session || session.id !== request.sessionId) return; // another replica's, or another stream of the kiosk
+      // A kiosk's deliveries are in order: after a refused one, the rest of its would overtake it.
+      const reply = refusedFor?.has(request.kioskId) ? { accepted: false, reason: "an earlier delivery was refused" } : session.deliver(request);
+      if (!reply.accepted) (refusedFor ??= new Set()).add(request.kioskId);
+      answers.push({ index, reply });
+    });
+    return answers.length > 0 ? { linkReplica: config.LINK_REPLICA_ID, answers } : undefined;
+  });
 
   // Another replica took one of our kiosks over (it found our stream in the presence record): end ours.
   events.onReplaced((e) => {
@@ -486,10 +499,7 @@ export function createLink(deps: LinkDeps) {
     log.info({ requestId: session.ctx.info.id, kioskId, session: session.id }, "kiosk connected");
     // Welcome first, before anything fleet delivers.
     session.send({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
-    // Before fleet hears of this stream, so its first delivery finds it.
-    const stop = await events.serveDeliveries(kioskId, (request) => session.deliver(request));
-    if (session.cleaned) return stop();
-    session.stopDeliveries = stop;
+    // In `sessions` before fleet hears of this stream, so its first delivery finds it.
     await announce(session);
     // Open: the next stream waiting for a turn may open (admission control).
     session.ctx.opened();

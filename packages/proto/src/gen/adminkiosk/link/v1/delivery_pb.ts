@@ -3,10 +3,13 @@
 /* eslint-disable */
 
 // How fleet hands something to the link replica that holds a kiosk's stream: core
-// NATS request/reply (not JetStream) on subject `kiosk.<kiosk_id>.deliver`. A
-// replica subscribes to that subject only while it holds the kiosk's stream, so
-// NATS routes the request there; no subscriber means the kiosk is offline. Fleet
-// keeps the truth (what is queued, sent, acked) and resends until the kiosk acks.
+// NATS request/reply (not JetStream) on the one subject `kiosks.deliver` that every
+// link replica subscribes to. A DeliverBatch carries the deliveries for many kiosks
+// (a whole broadcast goes out in batches of up to 1,000): each replica expands it to
+// the streams it holds and answers for those only, so a fleet-wide command costs one
+// message per batch per replica, not a request per kiosk. A delivery nobody answers
+// for is to a kiosk no replica holds. Fleet keeps the truth (what is queued, sent,
+// acked) and resends until the kiosk acks.
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
@@ -18,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/link/v1/delivery.proto.
  */
 export const file_adminkiosk_link_v1_delivery: GenFile = /*@__PURE__*/
-  fileDesc("CiFhZG1pbmtpb3NrL2xpbmsvdjEvZGVsaXZlcnkucHJvdG8SEmFkbWlua2lvc2subGluay52MSKhAQoORGVsaXZlclJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRI2Cgdjb21tYW5kGAIgASgLMiMuYWRtaW5raW9zay5saW5rLnYxLkNvbW1hbmREZWxpdmVyeUgAEjsKDmRlc2lyZWRfY29uZmlnGAMgASgLMiEuYWRtaW5raW9zay5saW5rLnYxLkRlc2lyZWRDb25maWdIAEIGCgRib2R5IjAKDERlbGl2ZXJSZXBseRIQCghhY2NlcHRlZBgBIAEoCBIOCgZyZWFzb24YAiABKAliBnByb3RvMw", [file_adminkiosk_link_v1_link]);
+  fileDesc("CiFhZG1pbmtpb3NrL2xpbmsvdjEvZGVsaXZlcnkucHJvdG8SEmFkbWlua2lvc2subGluay52MSKzAQoORGVsaXZlclJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIQCghraW9za19pZBgEIAEoCRI2Cgdjb21tYW5kGAIgASgLMiMuYWRtaW5raW9zay5saW5rLnYxLkNvbW1hbmREZWxpdmVyeUgAEjsKDmRlc2lyZWRfY29uZmlnGAMgASgLMiEuYWRtaW5raW9zay5saW5rLnYxLkRlc2lyZWRDb25maWdIAEIGCgRib2R5IjAKDERlbGl2ZXJSZXBseRIQCghhY2NlcHRlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkiRgoMRGVsaXZlckJhdGNoEjYKCmRlbGl2ZXJpZXMYASADKAsyIi5hZG1pbmtpb3NrLmxpbmsudjEuRGVsaXZlclJlcXVlc3QisgEKEURlbGl2ZXJCYXRjaFJlcGx5EhQKDGxpbmtfcmVwbGljYRgBIAEoCRI9CgdhbnN3ZXJzGAIgAygLMiwuYWRtaW5raW9zay5saW5rLnYxLkRlbGl2ZXJCYXRjaFJlcGx5LkFuc3dlchpICgZBbnN3ZXISDQoFaW5kZXgYASABKAUSLwoFcmVwbHkYAiABKAsyIC5hZG1pbmtpb3NrLmxpbmsudjEuRGVsaXZlclJlcGx5YgZwcm90bzM", [file_adminkiosk_link_v1_link]);
 
 /**
  * @generated from message adminkiosk.link.v1.DeliverRequest
@@ -31,6 +34,13 @@ export type DeliverRequest = Message<"adminkiosk.link.v1.DeliverRequest"> & {
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
+
+  /**
+   * The kiosk whose stream it is for.
+   *
+   * @generated from field: string kiosk_id = 4;
+   */
+  kioskId: string;
 
   /**
    * @generated from oneof adminkiosk.link.v1.DeliverRequest.body
@@ -82,4 +92,71 @@ export type DeliverReply = Message<"adminkiosk.link.v1.DeliverReply"> & {
  */
 export const DeliverReplySchema: GenMessage<DeliverReply> = /*@__PURE__*/
   messageDesc(file_adminkiosk_link_v1_delivery, 1);
+
+/**
+ * Deliveries for many kiosks; a kiosk's own are in order (a refused one refuses the
+ * rest of that kiosk's in the batch, so none overtakes it).
+ *
+ * @generated from message adminkiosk.link.v1.DeliverBatch
+ */
+export type DeliverBatch = Message<"adminkiosk.link.v1.DeliverBatch"> & {
+  /**
+   * @generated from field: repeated adminkiosk.link.v1.DeliverRequest deliveries = 1;
+   */
+  deliveries: DeliverRequest[];
+};
+
+/**
+ * Describes the message adminkiosk.link.v1.DeliverBatch.
+ * Use `create(DeliverBatchSchema)` to create a new message.
+ */
+export const DeliverBatchSchema: GenMessage<DeliverBatch> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_link_v1_delivery, 2);
+
+/**
+ * One replica's answer: for each delivery to a stream it holds, its index in the
+ * batch and the reply. A replica holding none of them does not answer.
+ *
+ * @generated from message adminkiosk.link.v1.DeliverBatchReply
+ */
+export type DeliverBatchReply = Message<"adminkiosk.link.v1.DeliverBatchReply"> & {
+  /**
+   * @generated from field: string link_replica = 1;
+   */
+  linkReplica: string;
+
+  /**
+   * @generated from field: repeated adminkiosk.link.v1.DeliverBatchReply.Answer answers = 2;
+   */
+  answers: DeliverBatchReply_Answer[];
+};
+
+/**
+ * Describes the message adminkiosk.link.v1.DeliverBatchReply.
+ * Use `create(DeliverBatchReplySchema)` to create a new message.
+ */
+export const DeliverBatchReplySchema: GenMessage<DeliverBatchReply> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_link_v1_delivery, 3);
+
+/**
+ * @generated from message adminkiosk.link.v1.DeliverBatchReply.Answer
+ */
+export type DeliverBatchReply_Answer = Message<"adminkiosk.link.v1.DeliverBatchReply.Answer"> & {
+  /**
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: adminkiosk.link.v1.DeliverReply reply = 2;
+   */
+  reply?: DeliverReply | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.link.v1.DeliverBatchReply.Answer.
+ * Use `create(DeliverBatchReply_AnswerSchema)` to create a new message.
+ */
+export const DeliverBatchReply_AnswerSchema: GenMessage<DeliverBatchReply_Answer> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_link_v1_delivery, 3, 0);
 
