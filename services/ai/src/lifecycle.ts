@@ -212,6 +212,8 @@ export function createLifecycle(pool: Pool, log: Logger, metrics: AiMetrics, ref
         const used = (model ?? owned)!;
         const rows = await sales.window(pool, origin - 7, origin + horizon - 1);
         const evaluation = await evaluate(used.layout, rows, origin, used.predict, horizon, granularity);
+        if (evaluation.model.points === 0)
+          throw failedPrecondition(`no kiosk × SKU day the version knows has ${granularity === "hourly" ? "sales by the hour" : "sales history"} in the window (stock-out days are left out)`);
         return { ...evaluation, version: used.version, inSample: !!row && dayOf(origin) <= row.train_to };
       } finally {
         await owned?.release();
