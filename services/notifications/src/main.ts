@@ -150,7 +150,7 @@ async function main() {
         notificationsRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), feed, metrics, available, devMailboxUrl: config.DEV_MAILBOX_URL })(router);
         receiptRoutes({ pool, orders, ttlMs: config.RECEIPT_REQUEST_TTL })(router);
         pushRoutes({ pool, vapid })(router);
-        policyRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()) })(router);
+        policyRoutes({ pool, secretNames: new Set(config.WEBHOOK_SECRETS.keys()), available })(router);
       },
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [

@@ -3,13 +3,15 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { InhibitRuleService, SilenceService, SubscriptionService } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
 import { cursorPatterns, decodePageToken, describePrincipal, encodePageToken, inTransaction, invalid, pageSize, principalOf, requireUuid, type Pool } from "@adminkiosk/runtime";
-import { dateOf, inhibitRules, maxTierLevel, silences, silenceTimes, subscriptions, tiers, toInhibitRule, toSilence, validateInhibitRule, validateMatchers, validateSubscription, validateTier } from "./policy.js";
+import { dateOf, inhibitRules, maxTierLevel, silences, silenceTimes, subscriptions, tiers, toInhibitRule, toSilence, validateInhibitRule, validateMatchers, validateSubscription, validateTier, type PersonalAvailability } from "./policy.js";
 
 export const policyServices = [SilenceService, InhibitRuleService, SubscriptionService];
 
 export interface PolicyDeps {
   pool: Pool;
   secretNames: ReadonlySet<string>;
+  /** The optional channels this deployment has (a route to a missing one is refused). */
+  available?: PersonalAvailability;
 }
 
 const id = (field: string, value: string) => requireUuid(field, value).toLowerCase();
@@ -21,7 +23,7 @@ function personOf(ctx: Parameters<typeof principalOf>[0]): string {
   return p.userId;
 }
 
-export function policyRoutes({ pool, secretNames }: PolicyDeps) {
+export function policyRoutes({ pool, secretNames, available }: PolicyDeps) {
   return (router: ConnectRouter) => {
     router.service(SilenceService, {
       async createSilence(req, ctx) {
@@ -67,13 +69,13 @@ export function policyRoutes({ pool, secretNames }: PolicyDeps) {
       },
       async setMySubscription(req, ctx) {
         const userId = personOf(ctx);
-        return { subscription: await subscriptions.set(pool, validateSubscription(req.subscription, userId, secretNames)) };
+        return { subscription: await subscriptions.set(pool, validateSubscription(req.subscription, userId, secretNames, available)) };
       },
       async listOnCallTiers() {
         return { tiers: await tiers.list(pool) };
       },
       async setOnCallTier(req) {
-        return { tier: await tiers.set(pool, validateTier(req.tier, secretNames)) };
+        return { tier: await tiers.set(pool, validateTier(req.tier, secretNames, available)) };
       },
       async deleteOnCallTier(req) {
         if (!Number.isInteger(req.level) || req.level < 1 || req.level > maxTierLevel) throw invalid("level", `must be 1 … ${maxTierLevel}`);

@@ -18,7 +18,7 @@ import {
   type Silence,
   type Subscription,
 } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
-import { enqueueEvent, invalid, notFound, notificationsSubjects, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { enqueueEvent, invalid, notFound, notificationsSubjects, requirePhoneNumber, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
 // ---- matchers ----
 
@@ -354,10 +354,29 @@ const emailPattern = /^[^\s@<>",;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/;
 const labelPattern = /^[A-Za-z0-9._:/-]{1,64}$/;
 const clock = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
-/** Channels a person can be reached on, and the contact each needs. Other channels are added here. */
-export const personalChannels: Partial<Record<Channel, { name: string; contact: (s: Subscription) => boolean; contactField: string }>> = {
+/** The optional channels a deployment has (SMS provider, VAPID keys). */
+export interface PersonalAvailability {
+  sms: boolean;
+  webPush: boolean;
+}
+
+/**
+ * Channels a person can be reached on: the contact each needs in the subscription (Web Push needs
+ * none: it reaches every browser where the person turned push on) and whether the deployment has
+ * it. Other channels are added here.
+ */
+export const personalChannels: Partial<
+  Record<Channel, { name: Target["channel"]; contact: (s: Subscription) => boolean; contactField: string; available?: (a: PersonalAvailability) => string | undefined }>
+> = {
   [Channel.EMAIL]: { name: "email", contact: (s) => s.email !== "", contactField: "subscription.email" },
   [Channel.WEBHOOK]: { name: "webhook", contact: (s) => !!s.webhook?.url, contactField: "subscription.webhook" },
+  [Channel.SMS]: { name: "sms", contact: (s) => s.phoneNumber !== "", contactField: "subscription.phone_number", available: (a) => (a.sms ? undefined : "SMS is not configured (SMS_PROVIDER_URL)") },
+  [Channel.WEB_PUSH]: {
+    name: "web_push",
+    contact: () => true,
+    contactField: "",
+    available: (a) => (a.webPush ? undefined : "Web Push is not configured (WEB_PUSH_VAPID_PUBLIC_KEY, WEB_PUSH_VAPID_PRIVATE_KEY)"),
+  },
 };
 
 function validUrl(field: string, url: string) {
@@ -380,12 +399,19 @@ export function validTimeZone(field: string, tz: string): string {
 }
 
 /** Checks the caller's subscription (field names under `subscription.`); returns it normalized. */
-export function validateSubscription(s: Subscription | undefined, userId: string, secretNames: ReadonlySet<string>): Subscription {
+export function validateSubscription(
+  s: Subscription | undefined,
+  userId: string,
+  secretNames: ReadonlySet<string>,
+  available: PersonalAvailability = { sms: false, webPush: false },
+): Subscription {
   const sub = create(SubscriptionSchema, s ?? {});
   sub.userId = userId;
   sub.updateTime = undefined;
   sub.email = sub.email.trim().toLowerCase();
   if (sub.email && !emailPattern.test(sub.email)) throw invalid("subscription.email", "must be an email address");
+  if (sub.phoneNumber.trim()) sub.phoneNumber = requirePhoneNumber("subscription.phone_number", sub.phoneNumber);
+  else sub.phoneNumber = "";
   if (sub.webhook && (sub.webhook.url || sub.webhook.secretName)) {
     validUrl("subscription.webhook.url", sub.webhook.url);
     if (!secretNames.has(sub.webhook.secretName)) throw invalid("subscription.webhook.secret_name", "names no secret in the service's WEBHOOK_SECRETS");
@@ -395,6 +421,8 @@ export function validateSubscription(s: Subscription | undefined, userId: string
     const at = `subscription.routes[${i}]`;
     const channel = personalChannels[r.channel];
     if (!channel) throw invalid(`${at}.channel`, `must be one of ${Object.values(personalChannels).map((c) => c!.name).join(", ")}`);
+    const missing = channel.available?.(available);
+    if (missing) throw invalid(`${at}.channel`, missing);
     if (!channel.contact(sub)) throw invalid(channel.contactField, `is required for a ${channel.name} route (${at})`);
     r.severities.forEach((v, j) => {
       if (!severityLabel[v]) throw invalid(`${at}.severities[${j}]`, "must be SEVERITY_INFO, SEVERITY_WARNING or SEVERITY_CRITICAL");
@@ -459,7 +487,7 @@ export const subscriptions = {
 
 export const maxTierLevel = 10;
 
-export function validateTier(t: OnCallTier | undefined, secretNames: ReadonlySet<string>): OnCallTier {
+export function validateTier(t: OnCallTier | undefined, secretNames: ReadonlySet<string>, available: PersonalAvailability = { sms: false, webPush: false }): OnCallTier {
   if (!t) throw invalid("tier", "is required");
   const tier = create(OnCallTierSchema, t);
   tier.updateTime = undefined;
@@ -482,8 +510,12 @@ export function validateTier(t: OnCallTier | undefined, secretNames: ReadonlySet
       validUrl(`tier.receivers.webhooks[${i}].url`, w.url);
       if (!secretNames.has(w.secretName)) throw invalid(`tier.receivers.webhooks[${i}].secret_name`, "names no secret in the service's WEBHOOK_SECRETS");
     });
+    if (r.phoneNumbers.length > 20) throw invalid("tier.receivers.phone_numbers", "may name at most 20");
+    if (r.phoneNumbers.length > 0 && !available.sms) throw invalid("tier.receivers.phone_numbers", "SMS is not configured (SMS_PROVIDER_URL)");
+    r.phoneNumbers = [...new Set(r.phoneNumbers.map((p, i) => requirePhoneNumber(`tier.receivers.phone_numbers[${i}]`, p)))];
+    if (r.webPush) throw invalid("tier.receivers.web_push", "is for rules; put people on the tier and their browsers are reached");
   }
-  if (tier.userIds.length === 0 && !r?.emails.length && !r?.webhooks.length) throw invalid("tier", "must name at least one person or receiver");
+  if (tier.userIds.length === 0 && !r?.emails.length && !r?.webhooks.length && !r?.phoneNumbers.length) throw invalid("tier", "must name at least one person or receiver");
   return tier;
 }
 
@@ -525,12 +557,26 @@ export function receiverTargets(r: Receivers | undefined, recipient: string): Ta
   ];
 }
 
+/** Each person's Web Push endpoints (the browsers where they turned push on). */
+export type PushEndpoints = ReadonlyMap<string, readonly string[]>;
+
 /** Every contact of a person (on-call tiers reach them on all, whatever their routes). */
-function contactsOf(s: Subscription, recipient: string): Target[] {
+function contactsOf(s: Subscription, recipient: string, push: PushEndpoints): Target[] {
   return [
     ...(s.email ? [{ channel: "email" as const, target: s.email, secretName: "", recipient }] : []),
     ...(s.webhook?.url ? [{ channel: "webhook" as const, target: s.webhook.url, secretName: s.webhook.secretName, recipient }] : []),
+    ...(s.phoneNumber ? [{ channel: "sms" as const, target: s.phoneNumber, secretName: "", recipient }] : []),
+    ...(push.get(s.userId) ?? []).map((e) => ({ channel: "web_push" as const, target: e, secretName: "", recipient })),
   ];
+}
+
+/** The push endpoints of these people (one query). */
+export async function pushEndpointsOf(q: Pool | PoolClient, userIds: string[]): Promise<PushEndpoints> {
+  const out = new Map<string, string[]>();
+  if (userIds.length === 0) return out;
+  const { rows } = await q.query<{ user_id: string; endpoint: string }>("SELECT user_id, endpoint FROM push_subscriptions WHERE user_id = ANY($1) ORDER BY created_at LIMIT 10000", [userIds]);
+  for (const r of rows) out.set(r.user_id, [...(out.get(r.user_id) ?? []), r.endpoint]);
+  return out;
 }
 
 /** What routing a notification needs to know: its rule's severity, its kiosk group and its alerts' tags. */
@@ -542,7 +588,7 @@ export interface NotificationFacts {
 }
 
 /** The subscribers' targets for a notification: each route that matches, unless quiet hours hold (critical overrides). */
-export function subscriberTargets(subs: Subscription[], n: NotificationFacts): Target[] {
+export function subscriberTargets(subs: Subscription[], n: NotificationFacts, push: PushEndpoints = new Map()): Target[] {
   const out: Target[] = [];
   for (const s of subs) {
     const recipient = `user:${s.userId}`;
@@ -551,7 +597,7 @@ export function subscriberTargets(subs: Subscription[], n: NotificationFacts): T
       if (r.severities.length && !r.severities.includes(n.severity)) continue;
       if (r.groupIds.length && !r.groupIds.includes(n.groupId)) continue;
       if (r.tags.length && !r.tags.some((t) => n.tags.has(t))) continue;
-      const contact = contactsOf(s, recipient).filter((c) => c.channel === personalChannels[r.channel]?.name);
+      const contact = contactsOf(s, recipient, push).filter((c) => c.channel === personalChannels[r.channel]?.name);
       for (const c of contact) out.push(quiet ? { ...c, suppressed: `quiet hours ${quiet.start}–${quiet.end} ${quiet.timeZone}` } : c);
     }
   }
@@ -559,9 +605,9 @@ export function subscriberTargets(subs: Subscription[], n: NotificationFacts): T
 }
 
 /** Tier `level`'s targets (its people at every contact of their subscription, and its receivers). */
-export function tierTargets(tier: OnCallTier, subs: Map<string, Subscription>): Target[] {
+export function tierTargets(tier: OnCallTier, subs: Map<string, Subscription>, push: PushEndpoints = new Map()): Target[] {
   const recipient = `tier:${tier.level}`;
-  return [...tier.userIds.flatMap((u) => (subs.has(u) ? contactsOf(subs.get(u)!, recipient) : [])), ...receiverTargets(tier.receivers, recipient)];
+  return [...tier.userIds.flatMap((u) => (subs.has(u) ? contactsOf(subs.get(u)!, recipient, push) : [])), ...receiverTargets(tier.receivers, recipient)];
 }
 
 /** One target per channel + address: a sent one wins over a suppressed one, the first recipient named is kept. */

@@ -16,11 +16,11 @@
 // Every step claims its rows with FOR UPDATE SKIP LOCKED, so any number of replicas may run them.
 import { pushEndpoints } from "./push.js";
 import { fromBinary } from "@bufbuild/protobuf";
-import { RuleDefinitionSchema, Severity, type RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
+import { Channel, RuleDefinitionSchema, Severity, type RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import type { Logger, Pool, PoolClient } from "@adminkiosk/runtime";
 import type { NotificationBody } from "./channels.js";
 import { deliveries } from "./deliveries.js";
-import { dedupeTargets, judge, labelsOfRow, receiverTargets, ruleTiming, severityLabel, subscriberTargets, subscriptions, tiers, tierTargets, type Target } from "./policy.js";
+import { dedupeTargets, judge, labelsOfRow, pushEndpointsOf, receiverTargets, ruleTiming, severityLabel, subscriberTargets, subscriptions, tiers, tierTargets, type Target } from "./policy.js";
 
 /** One group of waiting changes: a rule, a kiosk group, a status, and whether they are repeats or an escalation to `tier`. */
 export interface ChangeGroup {
@@ -173,14 +173,17 @@ export async function makeNotification(tx: PoolClient, g: ChangeGroup, log: Logg
 
   const subs = await subscriptions.all(tx);
   const byUser = new Map(subs.map((s) => [s.userId, s]));
+  // Web Push endpoints of whoever may need them: subscribers with a push route, on-call people.
+  const pushUsers = [...subs.filter((s) => s.routes.some((r) => r.channel === Channel.WEB_PUSH)).map((s) => s.userId), ...onCall.flatMap((t) => t.userIds)];
+  const push = await pushEndpointsOf(tx, [...new Set(pushUsers)]);
   const targets: Target[] =
     g.tier > 0
-      ? onCall.filter((t) => t.level === g.tier).flatMap((t) => tierTargets(t, byUser))
+      ? onCall.filter((t) => t.level === g.tier).flatMap((t) => tierTargets(t, byUser, push))
       : [
           ...receiverTargets(definition.receivers, "rule"),
           ...(definition.receivers?.webPush ? (await pushEndpoints(tx)).map((e) => ({ channel: "web_push" as const, target: e, secretName: "", recipient: "rule" })) : []),
-          ...subscriberTargets(subs, { severity: definition.severity || Severity.UNSPECIFIED, groupId: g.group_id, tags: new Set(kept.flatMap((c) => c.tags)), at: new Date() }),
-          ...onCall.filter((t) => tierLevels.includes(t.level)).flatMap((t) => tierTargets(t, byUser)),
+          ...subscriberTargets(subs, { severity: definition.severity || Severity.UNSPECIFIED, groupId: g.group_id, tags: new Set(kept.flatMap((c) => c.tags)), at: new Date() }, push),
+          ...onCall.filter((t) => tierLevels.includes(t.level)).flatMap((t) => tierTargets(t, byUser, push)),
         ];
   for (const t of dedupeTargets(targets)) {
     if (t.suppressed) made.quiet++;

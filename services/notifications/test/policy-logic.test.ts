@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { Channel, Severity } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { MatchOperator, OnCallTierSchema, SubscriptionSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
-import { dedupeTargets, inQuietHours, matchesAll, subscriberTargets, tierTargets, validateMatchers, type AlertLabels } from "../src/policy.js";
+import { dedupeTargets, inQuietHours, matchesAll, subscriberTargets, tierTargets, validateMatchers, validateSubscription, type AlertLabels } from "../src/policy.js";
 
 const labels = (over: Partial<AlertLabels> = {}): AlertLabels => ({
   alertname: "kiosk offline",
@@ -103,5 +103,28 @@ describe("routing", () => {
       ["night@example.com", "tier:2", undefined],
       ["ops@example.com", "tier:2", undefined],
     ]);
+  });
+
+  it("SMS and Web Push: a person's phone and every browser where they turned push on, when the deployment has them", () => {
+    const both = { sms: true, webPush: true };
+    const sub = validateSubscription(
+      create(SubscriptionSchema, { phoneNumber: "+420 601 234 567", routes: [{ channel: Channel.SMS, severities: [Severity.CRITICAL] }, { channel: Channel.WEB_PUSH }] }),
+      "u-1",
+      new Set(),
+      both,
+    );
+    expect(sub.phoneNumber).toBe("+420601234567");
+    const push = new Map([["u-1", ["https://push.example/a", "https://push.example/b"]]]);
+    expect(subscriberTargets([sub], facts(Severity.CRITICAL), push).map((t) => [t.channel, t.target])).toEqual([
+      ["sms", "+420601234567"],
+      ["web_push", "https://push.example/a"],
+      ["web_push", "https://push.example/b"],
+    ]);
+    expect(subscriberTargets([sub], facts(Severity.WARNING), push).map((t) => t.channel)).toEqual(["web_push", "web_push"]);
+    expect(() => validateSubscription(create(SubscriptionSchema, { phoneNumber: "+420601234567", routes: [{ channel: Channel.SMS }] }), "u-1", new Set(), { sms: false, webPush: true })).toThrow(
+      /^subscription\.routes\[0\]\.channel: SMS is not configured/,
+    );
+    expect(() => validateSubscription(create(SubscriptionSchema, { routes: [{ channel: Channel.SMS }] }), "u-1", new Set(), both)).toThrow(/^subscription\.phone_number: is required/);
+    expect(() => validateSubscription(create(SubscriptionSchema, { phoneNumber: "601 234" }), "u-1", new Set(), both)).toThrow(/subscription\.phone_number: must be an E\.164/);
   });
 });

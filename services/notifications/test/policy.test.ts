@@ -106,8 +106,11 @@ describe("validation and access", () => {
     await expectInvalid(subs.setMySubscription({ subscription: { email: "me@example.com", quietHours: { start: "22:00", end: "07:00", timeZone: "Mars/Olympus" } } }), "subscription.quiet_hours.time_zone");
     await expectInvalid(subs.setMySubscription({ subscription: { email: "me@example.com", quietHours: { start: "25:00", end: "07:00", timeZone: "Europe/Prague" } } }), "subscription.quiet_hours.start");
     await expectInvalid(subs.setMySubscription({ subscription: { webhook: { url: "http://x.test/h", secretName: "nope" } } }), "subscription.webhook.secret_name");
+    // This deployment has no SMS provider: an SMS route is refused, naming it.
+    await expectInvalid(subs.setMySubscription({ subscription: { phoneNumber: "+420601234567", routes: [{ channel: Channel.SMS }] } }), "subscription.routes[0].channel");
     await expectInvalid(f.as(SubscriptionService, f.tokens.admin).setOnCallTier({ tier: { level: 0, receivers: { emails: ["a@example.com"] } } }), "tier.level");
     await expectInvalid(f.as(SubscriptionService, f.tokens.admin).setOnCallTier({ tier: { level: 1 } }), "tier");
+    await expectInvalid(f.as(SubscriptionService, f.tokens.admin).setOnCallTier({ tier: { level: 1, receivers: { phoneNumbers: ["+420601234567"] } } }), "tier.receivers.phone_numbers");
     expect((await refusal(subs.setOnCallTier({ tier: { level: 1, receivers: { emails: ["a@example.com"] } } }))).code).toBe(Code.PermissionDenied);
 
     const base = { name: "p", severity: Severity.WARNING, kind: { case: "printerFault" as const, value: { forDuration: seconds(1) } } };

@@ -17,6 +17,8 @@ import { OnCallTiers } from "./OnCallTiers";
 /** The channels a person can choose here (more come as the service offers them). */
 const channels = [
   { channel: Channel.EMAIL, label: "Email" },
+  { channel: Channel.SMS, label: "SMS" },
+  { channel: Channel.WEB_PUSH, label: "Web Push (browsers where push is on)" },
   { channel: Channel.WEBHOOK, label: "Webhook" },
 ];
 const severities = [
@@ -65,6 +67,7 @@ function SubscriptionForm({ saved }: { saved: Subscription | undefined }) {
   const signedInEmail = session.status === "signed-in" ? session.user.email : "";
   const first = saved?.routes[0];
   const [email, setEmail] = useState(saved?.email || signedInEmail);
+  const [phone, setPhone] = useState(saved?.phoneNumber ?? "");
   const [webhookUrl, setWebhookUrl] = useState(saved?.webhook?.url ?? "");
   const [webhookSecret, setWebhookSecret] = useState(saved?.webhook?.secretName ?? "");
   const [chosen, setChosen] = useState<Channel[]>(saved ? [...new Set(saved.routes.map((r) => r.channel))] : [Channel.EMAIL]);
@@ -76,7 +79,7 @@ function SubscriptionForm({ saved }: { saved: Subscription | undefined }) {
   const [quietEnd, setQuietEnd] = useState(saved?.quietHours?.end ?? "07:00");
   const [zone, setZone] = useState(saved?.quietHours?.timeZone ?? localZone());
   const [done, setDone] = useState(false);
-  useEffect(() => setDone(false), [email, webhookUrl, webhookSecret, chosen, levels, groups, tags, quiet, quietStart, quietEnd, zone]);
+  useEffect(() => setDone(false), [email, phone, webhookUrl, webhookSecret, chosen, levels, groups, tags, quiet, quietStart, quietEnd, zone]);
   const save = useMutation(SubscriptionService.method.setMySubscription, {
     onSuccess: async () => {
       await queryClient.invalidateQueries();
@@ -101,6 +104,7 @@ function SubscriptionForm({ saved }: { saved: Subscription | undefined }) {
           save.mutate({
             subscription: {
               email,
+              phoneNumber: phone,
               webhook: webhookUrl || webhookSecret ? { url: webhookUrl, secretName: webhookSecret } : undefined,
               routes: chosen.map((channel) => ({ channel, ...filters })),
               quietHours: quiet ? { start: quietStart, end: quietEnd, timeZone: zone } : undefined,
@@ -135,6 +139,11 @@ function SubscriptionForm({ saved }: { saved: Subscription | undefined }) {
           <FormField id={`${id}-email`} label="Email address" error={fieldError(fields, "subscription.email")}>
             <input id={`${id}-email`} type="email" value={email} onChange={(e) => setEmail(e.target.value)} placeholder="you@example.com" />
           </FormField>
+          {(chosen.includes(Channel.SMS) || phone) && (
+            <FormField id={`${id}-phone`} label="Phone number" hint="E.164, e.g. +420 601 234 567" error={fieldError(fields, "subscription.phone_number")}>
+              <input id={`${id}-phone`} type="tel" value={phone} onChange={(e) => setPhone(e.target.value)} placeholder="+420601234567" />
+            </FormField>
+          )}
           {chosen.includes(Channel.WEBHOOK) && (
             <>
               <div className="field-grow">
