@@ -18,6 +18,11 @@ export const baseConfigShape = {
   MAX_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
   /** How often health probes check the service's dependencies. */
   HEALTH_PROBE_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  /**
+   * How often a service with a NATS connection announces its serving status (stream OPS,
+   * ops.health.<service>; health.ts); three intervals without one count as NOT_SERVING.
+   */
+  HEALTH_ANNOUNCE_INTERVAL_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
 };
 
 const portMessage = "must be a port number from 0 to 65535";

@@ -2,7 +2,11 @@
 // SERVING only while every dependency it cannot work without answers its probe;
 // during shutdown it reports NOT_SERVING so load balancers stop sending calls.
 import { EventEmitter, on } from "node:events";
-import { create } from "@bufbuild/protobuf";
+import { hostname } from "node:os";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ServiceHealthEventSchema } from "@adminkiosk/proto/adminkiosk/ops/v1/health_events_pb";
 import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import {
   Health,
@@ -10,6 +14,8 @@ import {
   HealthCheckResponseSchema,
 } from "@adminkiosk/proto/grpc/health/v1/health_pb";
 import type { Logger } from "./logger.js";
+import { ensureStream } from "./nats.js";
+import { opsSubjects } from "./subjects.js";
 
 export { ServingStatus };
 
@@ -29,6 +35,8 @@ export interface HealthMonitor {
   start(): void;
   /** Reports NOT_SERVING from now on (shutdown). */
   drain(): void;
+  /** Whether drain() was called. */
+  draining(): boolean;
   stop(): void;
   onChange(listener: (status: ServingStatus) => void): () => void;
 }
@@ -79,6 +87,7 @@ export function createHealthMonitor(probes: DependencyProbe[], intervalMs: numbe
       draining = true;
       recompute();
     },
+    draining: () => draining,
     stop() {
       clearTimeout(timer);
       events.emit("stop");
@@ -138,5 +147,66 @@ export function healthImplementation(monitor: HealthMonitor, serviceNames: strin
     list: () => ({
       statuses: Object.fromEntries([...known].map((name) => [name, create(HealthCheckResponseSchema, { status: monitor.status() })])),
     }),
+  };
+}
+
+export interface HealthAnnouncer {
+  /** This process's instance id in the announcements. */
+  readonly instance: string;
+  /** Announces the current status once more (a graceful shutdown: draining) and stops the heartbeat. */
+  stop(): void;
+}
+
+/**
+ * Announces the monitor's status on NATS (stream OPS, ops.health.<service>: a
+ * ServiceHealthEvent) at each change and every `intervalMs` as a heartbeat, with a ttl of
+ * three intervals (a dead process says nothing: its silence past the ttl is its NOT_SERVING).
+ * Core NATS publishes, no acknowledgement awaited: a lost heartbeat is covered by the next.
+ * Until NATS answers nothing is sent; the service serves regardless.
+ */
+export function announceHealth(o: { nats: NatsConnection | Promise<NatsConnection>; monitor: HealthMonitor; service: string; intervalMs: number; log: Logger }): HealthAnnouncer {
+  const started = new Date();
+  const instance = `${hostname()}/${process.pid}/${started.getTime()}`;
+  const subject = opsSubjects.health(o.service);
+  const ttl = durationFromMs(o.intervalMs * 3);
+  let nc: NatsConnection | undefined;
+  let warned = false;
+  const announce = () => {
+    if (!nc || nc.isClosed()) return;
+    const failed = Object.fromEntries(Object.entries(o.monitor.dependencies()).filter((e): e is [string, string] => e[1] !== undefined));
+    const event = create(ServiceHealthEventSchema, {
+      service: o.service,
+      instance,
+      serving: o.monitor.status() === ServingStatus.SERVING,
+      failedProbes: failed,
+      draining: o.monitor.draining(),
+      time: timestampFromDate(new Date()),
+      startTime: timestampFromDate(started),
+      ttl,
+    });
+    try {
+      nc.publish(subject, toBinary(ServiceHealthEventSchema, event));
+    } catch (err) {
+      if (!warned) o.log.warn({ err }, "could not announce health on NATS");
+      warned = true;
+    }
+  };
+  void Promise.resolve(o.nats)
+    .then(async (c) => {
+      nc = c;
+      await ensureStream(c, opsSubjects.stream).catch((err: unknown) => o.log.warn({ err }, "could not create stream OPS; health announcements go nowhere until it exists"));
+      announce();
+    })
+    .catch(() => {});
+  const off = o.monitor.onChange(() => announce());
+  const timer = setInterval(announce, o.intervalMs);
+  timer.unref();
+  return {
+    instance,
+    stop() {
+      clearInterval(timer);
+      off();
+      announce();
+    },
   };
 }

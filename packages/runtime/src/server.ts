@@ -15,7 +15,8 @@ import { registerConsumerMetrics, type DurableConsumer } from "./consumer.js";
 import { deadLetterRoutes, deadLetterServices } from "./dead-letters.js";
 import { deadlineInterceptor } from "./deadline.js";
 import { createGrpcConnections, type GrpcServerOptions, type GrpcServiceHandlers } from "./grpc.js";
-import { createHealthMonitor, registerHealth, ServingStatus, type DependencyProbe, type HealthMonitor } from "./health.js";
+import { announceHealth, createHealthMonitor, registerHealth, ServingStatus, type DependencyProbe, type HealthAnnouncer, type HealthMonitor } from "./health.js";
+import type { NatsConnection } from "./nats.js";
 import type { Logger } from "./logger.js";
 import { createRpcMetrics, observeInterceptor } from "./observe.js";
 import { registerReflection } from "./reflection.js";
@@ -32,7 +33,13 @@ export interface ServiceOptions {
   routes: (router: ConnectRouter) => void;
   verifyToken: TokenVerifier;
   probes: DependencyProbe[];
-  config: { READ_MAX_BYTES: number; MAX_TIMEOUT_MS: number; HEALTH_PROBE_INTERVAL_MS: number; SHUTDOWN_GRACE_MS: number };
+  config: { READ_MAX_BYTES: number; MAX_TIMEOUT_MS: number; HEALTH_PROBE_INTERVAL_MS: number; SHUTDOWN_GRACE_MS: number; HEALTH_ANNOUNCE_INTERVAL_MS?: number };
+  /**
+   * The service's NATS connection, when it has one: its serving status is announced on it
+   * (health.ts announceHealth: stream OPS, at each change and as a heartbeat). Without it
+   * nothing is announced.
+   */
+  nats?: NatsConnection | Promise<NatsConnection>;
   /** Plain HTTP GET routes by exact path (e.g. auth's JWKS). */
   httpRoutes?: Record<string, HttpRoute>;
   /** Plain HTTP POST routes by exact path (payments' provider webhooks); they read the body themselves. */
@@ -207,6 +214,9 @@ export async function startService(options: ServiceOptions, host: string, port: 
   const boundPort = typeof address === "object" && address ? address.port : port;
   health.start();
   await health.probe();
+  const announcer: HealthAnnouncer | undefined = options.nats
+    ? announceHealth({ nats: options.nats, monitor: health, service: options.name, intervalMs: config.HEALTH_ANNOUNCE_INTERVAL_MS ?? 10_000, log })
+    : undefined;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
   log.info({ url, services: services.map((s) => s.typeName), status: ServingStatus[health.status()] }, "listening");
 
@@ -215,6 +225,8 @@ export async function startService(options: ServiceOptions, host: string, port: 
     (closing ??= (async () => {
       log.info("shutting down: draining");
       health.drain();
+      // Says so on NATS (draining), so nobody waits for a heartbeat that will not come.
+      announcer?.stop();
       const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const s of sessions) s.close();
       grpcConnections?.drain();

@@ -110,6 +110,7 @@ async function main() {
   const service = await startService(
     {
       name: "ai",
+      nats,
       log,
       config,
       services: [...aiServices, ...recommendationServices, ...maintenanceServices],

@@ -57,6 +57,7 @@ async function main() {
   const service = await startService(
     {
       name: "auth",
+      nats,
       log,
       config,
       services: authServices,

@@ -41,6 +41,7 @@ async function main() {
   const service = await startService(
     {
       name: "catalog",
+      nats,
       log,
       config,
       services: catalogServices,

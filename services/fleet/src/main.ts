@@ -70,6 +70,7 @@ async function main() {
   const service = await startService(
     {
       name: "fleet",
+      nats,
       log,
       config,
       services: fleetServices,

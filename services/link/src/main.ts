@@ -39,6 +39,7 @@ async function main() {
   const service = await startService(
     {
       name: "link",
+      nats,
       log,
       config,
       services: linkServices,

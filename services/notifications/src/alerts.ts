@@ -57,7 +57,11 @@ export function toAlert(row: AlertRow): Alert {
     state: states[row.state],
     kioskId: row.kiosk_id,
     groupId: row.group_id,
-    labels: { kiosk_id: row.kiosk_id, ...(row.sku ? { sku: row.sku } : {}), ...(row.group_id ? { group_id: row.group_id } : {}), ...(row.tags.length ? { tags: row.tags.join(",") } : {}) },
+    // service_not_serving: about a service, not a kiosk (alerts.sku holds the service).
+    labels:
+      definition.kind.case === "serviceNotServing"
+        ? { service: row.sku }
+        : { kiosk_id: row.kiosk_id, ...(row.sku ? { sku: row.sku } : {}), ...(row.group_id ? { group_id: row.group_id } : {}), ...(row.tags.length ? { tags: row.tags.join(",") } : {}) },
     tags: row.tags,
     summary: row.summary,
     fireTime: row.fired_at ? timestampFromDate(row.fired_at) : undefined,

@@ -22,6 +22,7 @@ import {
   isAlerting,
   isLowOnPaper,
   linkSubjects,
+  opsSubjects,
   ordersSubjects,
   paymentsSubjects,
   runForever,
@@ -37,6 +38,7 @@ import {
 } from "@adminkiosk/runtime";
 import { conditionCleared, conditionHolds } from "./alerts.js";
 import { receiptOrderCompleted, receiptOrderFailed, receiptsUpkeep } from "./receipts.js";
+import { applyHealthEvent, serviceHealthUpkeep } from "./service-health.js";
 import { matches, rules, type LiveRule, type RuleKind } from "./rules.js";
 
 interface Kiosk {
@@ -305,7 +307,7 @@ export interface ConditionConsumersOptions {
   pool: Pool;
   nats: Promise<NatsConnection>;
   log: Logger;
-  consumers: { telemetry: string; catalog: string; payments: string; orders: string; silentFailures: string };
+  consumers: { telemetry: string; catalog: string; payments: string; orders: string; silentFailures: string; serviceHealth: string };
   sinceStart: boolean;
   /** How often the upkeep runs. */
   upkeepMs: number;
@@ -317,7 +319,7 @@ export function startConditions(o: ConditionConsumersOptions): { consumers: Dura
   const since = o.sinceStart ? new Date() : undefined;
   // The streams are their producers'; made here too (same definitions) so each consumer starts
   // at once whichever service starts first.
-  for (const stream of [catalogSubjects.stream, paymentsSubjects.stream, ordersSubjects.stream, aiSubjects.stream])
+  for (const stream of [catalogSubjects.stream, paymentsSubjects.stream, ordersSubjects.stream, aiSubjects.stream, opsSubjects.stream])
     void nats.then((nc) => ensureStream(nc, stream)).catch((err: unknown) => log.warn({ err, stream: stream.name }, "could not create the stream yet; its consumer retries"));
   const consumers = [
     startConsumer({ pool, nats, log, stream: linkSubjects.stream.name, durable: o.consumers.telemetry, filter: linkSubjects.allTelemetry, since, concurrency: 2, apply: applyTelemetryEvent }),
@@ -325,6 +327,9 @@ export function startConditions(o: ConditionConsumersOptions): { consumers: Dura
     startConsumer({ pool, nats, log, stream: paymentsSubjects.stream.name, durable: o.consumers.payments, filter: paymentsSubjects.allIntents, since, apply: applyPaymentEvent }),
     startConsumer({ pool, nats, log, stream: ordersSubjects.stream.name, durable: o.consumers.orders, filter: ordersSubjects.allOrders, since, apply: applyOrderEvent }),
     startConsumer({ pool, nats, log, stream: aiSubjects.stream.name, durable: o.consumers.silentFailures, filter: aiSubjects.allSilentFailures, since, apply: applySilentFailureEvent }),
+    // Every process's health announcements (service_not_serving): heartbeats of past processes
+    // matter only until they are replaced, so a new durable starts at the last hour the stream keeps.
+    startConsumer({ pool, nats, log, stream: opsSubjects.stream.name, durable: o.consumers.serviceHealth, filter: opsSubjects.allHealth, since, apply: applyHealthEvent }),
   ];
   const stop = new AbortController();
   const loop = runForever({ log, what: "notifications condition upkeep", signal: stop.signal }, async (ready) => {
@@ -347,7 +352,8 @@ export function startConditions(o: ConditionConsumersOptions): { consumers: Dura
 /**
  * What time alone changes: open payment_failure_rate alerts are judged again as their window
  * slides; decided payments older than the longest window (7 days) are forgotten; receipt
- * requests past their time are deleted and sent receipts' addresses masked (receipts.ts).
+ * requests past their time are deleted and sent receipts' addresses masked (receipts.ts);
+ * service processes silent past their heartbeat's ttl count as not serving (service-health.ts).
  */
 async function upkeep(pool: Pool): Promise<void> {
   const { rows } = await pool.query<{ kiosk_id: string; rule_id: string }>(
@@ -361,4 +367,5 @@ async function upkeep(pool: Pool): Promise<void> {
     });
   await pool.query("DELETE FROM payment_outcomes WHERE decided_at < now() - interval '7 days 1 hour'");
   await receiptsUpkeep(pool);
+  await serviceHealthUpkeep(pool);
 }

@@ -85,7 +85,9 @@ export const notificationsConfigShape = {
   ORDERS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-orders"),
   /** ai's silent-failure events (stream AI, ai.silent_failure.>: silent_failure rules). */
   SILENT_FAILURE_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-silent-failures"),
-  /** As LINK_EVENTS_SINCE_START, for the five consumers above. */
+  /** The runtime's health announcements of every service process (stream OPS, ops.health.>: service_not_serving rules). */
+  SERVICE_HEALTH_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-service-health"),
+  /** As LINK_EVENTS_SINCE_START, for the six consumers above. */
   COMMERCE_EVENTS_SINCE_START: z
     .enum(["true", "false"], { message: 'must be "true" or "false"' })
     .default("false")

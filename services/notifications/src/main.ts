@@ -1,7 +1,8 @@
 // notifications: wire-up only. Reads config, runs migrations, starts the consumers of
 // link's events (stream LINK), fleet's kiosk registry events (stream FLEET) and ai's stock-out
 // predictions (stream AI), the other rule kinds' and buyers' receipts' consumers (conditions.ts:
-// link's telemetry, streams CATALOG, PAYMENTS, ORDERS, AI's silent failures), the channels
+// link's telemetry, streams CATALOG, PAYMENTS, ORDERS, AI's silent failures, OPS's service
+// health announcements), the channels
 // (email, webhook, SMS, Web Push), the sweeper (fire, group, deliver), the alert feed for
 // WatchAlerts, the outbox relay (stream NOTIFICATIONS) and the server.
 import { fileURLToPath } from "node:url";
@@ -107,6 +108,7 @@ async function main() {
       payments: config.PAYMENTS_EVENTS_CONSUMER,
       orders: config.ORDERS_EVENTS_CONSUMER,
       silentFailures: config.SILENT_FAILURE_EVENTS_CONSUMER,
+      serviceHealth: config.SERVICE_HEALTH_CONSUMER,
     },
     sinceStart: config.COMMERCE_EVENTS_SINCE_START,
     upkeepMs: Math.max(config.SWEEP_MS, 1_000),
@@ -143,6 +145,7 @@ async function main() {
   const service = await startService(
     {
       name: "notifications",
+      nats,
       log,
       config,
       services: [...notificationsServices, ...policyServices, ReceiptService, PushService],

@@ -162,7 +162,9 @@ export async function makeNotification(tx: PoolClient, g: ChangeGroup, log: Logg
     severity,
     groupId: g.group_id,
     count,
-    lines: kept.slice(0, 50).map((c) => (g.status === "firing" ? c.summary : `kiosk ${c.kiosk_id}${c.sku ? `, product ${c.sku}` : ""}: resolved`)),
+    lines: kept
+      .slice(0, 50)
+      .map((c) => (g.status === "firing" ? c.summary : c.kiosk_id === "" ? `service ${c.sku}: resolved` : `kiosk ${c.kiosk_id}${c.sku ? `, product ${c.sku}` : ""}: resolved`)),
     alertIds: kept.slice(0, 1000).map((c) => c.alert_id),
   };
   const what = definition.kind.case === "kioskOffline" ? "kiosk" : "alert";

@@ -16,7 +16,8 @@ export type RuleKind =
   | "low_stock"
   | "payment_failure_rate"
   | "orders_stuck"
-  | "silent_failure";
+  | "silent_failure"
+  | "service_not_serving";
 const kindNames: Record<string, RuleKind> = {
   kioskOffline: "kiosk_offline",
   lowPaper: "low_paper",
@@ -28,6 +29,7 @@ const kindNames: Record<string, RuleKind> = {
   paymentFailureRate: "payment_failure_rate",
   ordersStuck: "orders_stuck",
   silentFailure: "silent_failure",
+  serviceNotServing: "service_not_serving",
 };
 /** The kinds about the kiosk itself (link's events), beside stockout_predicted (ai's predictions). */
 export const kioskKinds: RuleKind[] = ["kiosk_offline", "low_paper", "printer_fault"];
@@ -42,7 +44,7 @@ export interface LiveRule {
   kind: RuleKind;
   forMs: number;
   threshold: number | null;
-  /** stockout_predicted, low_stock: only this product ('' every product). */
+  /** stockout_predicted, low_stock: only this product; service_not_serving: only this service ('' every one). */
   sku: string;
   /** payment_failure_rate: the window and the least number of decided payments in it. */
   windowMs: number;
@@ -72,6 +74,7 @@ const maxForMs = 7 * 86_400_000;
 const emailPattern = /^[^\s@<>",;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/;
 const labelPattern = /^[A-Za-z0-9._:/-]{1,64}$/;
 const skuPattern = /^[^.*>\s]{1,64}$/;
+const servicePattern = /^[a-z][a-z0-9_-]{0,63}$/;
 
 function requireDuration(field: string, d: { seconds: bigint; nanos: number } | undefined): number {
   if (!d) throw invalid(field, "is required");
@@ -162,13 +165,22 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
     case "silentFailure":
       forMs = optionalDuration("definition.silent_failure.for_duration", def.kind.value.forDuration);
       break;
+    case "serviceNotServing": {
+      sku = def.kind.value.service.trim();
+      if (sku !== "" && !servicePattern.test(sku)) throw invalid("definition.service_not_serving.service", "must be a service name (1-64 lower-case letters, digits, '_' or '-', from a letter) or empty: every service");
+      def.kind.value.service = sku;
+      forMs = requireDuration("definition.service_not_serving.for_duration", def.kind.value.forDuration);
+      break;
+    }
     default:
       throw invalid(
         "definition.kind",
-        "must be one of kiosk_offline, low_paper, printer_fault, stockout_predicted, alerting_status, telemetry_errors, low_stock, payment_failure_rate, orders_stuck, silent_failure",
+        "must be one of kiosk_offline, low_paper, printer_fault, stockout_predicted, alerting_status, telemetry_errors, low_stock, payment_failure_rate, orders_stuck, silent_failure, service_not_serving",
       );
   }
   const matcher = def.matcher;
+  if (matcher && def.kind.case === "serviceNotServing" && (matcher.groupIds.length > 0 || matcher.tags.length > 0))
+    throw invalid("definition.matcher", "must be empty for service_not_serving (it watches services, not kiosks)");
   if (matcher) {
     matcher.groupIds = requireLabels("definition.matcher.group_ids", matcher.groupIds);
     matcher.tags = requireLabels("definition.matcher.tags", matcher.tags);

@@ -50,6 +50,7 @@ async function main() {
   const service = await startService(
     {
       name: "orders",
+      nats,
       log,
       config,
       services: ordersServices,

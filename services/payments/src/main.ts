@@ -51,6 +51,7 @@ async function main() {
   const service = await startService(
     {
       name: "payments",
+      nats,
       log,
       config,
       services: paymentsServices,

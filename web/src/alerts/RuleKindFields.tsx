@@ -1,6 +1,7 @@
 // The rule form's pieces for the rule kinds judged from catalog's, payments', orders', ai's
 // events and link's telemetry (alerting status, telemetry errors, low stock, payment failure
-// rate, orders stuck, silent failure), and for the SMS and Web Push receivers. Kept apart from
+// rate, orders stuck, silent failure) and from the services' health announcements (service not
+// serving), and for the SMS and Web Push receivers. Kept apart from
 // the form itself so any rule editor can use them.
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import type { RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
@@ -13,6 +14,7 @@ export const moreKindLabels = {
   paymentFailureRate: "Payment failure rate",
   ordersStuck: "Orders stuck",
   silentFailure: "Silent failure (ai)",
+  serviceNotServing: "Service not serving",
 } as const;
 export type MoreKind = keyof typeof moreKindLabels;
 /** The proto field of each kind (errors name definition.<field>.…). */
@@ -23,6 +25,7 @@ export const moreKindFields: Record<MoreKind, string> = {
   paymentFailureRate: "payment_failure_rate",
   ordersStuck: "orders_stuck",
   silentFailure: "silent_failure",
+  serviceNotServing: "service_not_serving",
 };
 export const isMoreKind = (k: string | undefined): k is MoreKind => k !== undefined && k in moreKindLabels;
 /** Kinds without a for-duration (payment failure rate is judged over its window). */
@@ -33,6 +36,7 @@ export interface MoreKindState {
   threshold: string;
   windowMinutes: string;
   minPayments: string;
+  service: string;
 }
 
 export function initialMoreKindState(d: RuleDefinition | undefined): MoreKindState {
@@ -42,6 +46,7 @@ export function initialMoreKindState(d: RuleDefinition | undefined): MoreKindSta
     threshold: k?.case === "paymentFailureRate" ? String(k.value.threshold) : "20",
     windowMinutes: k?.case === "paymentFailureRate" && k.value.window ? String(Math.round(durationMs(k.value.window) / 60_000)) : "15",
     minPayments: k?.case === "paymentFailureRate" ? String(k.value.minPayments) : "5",
+    service: k?.case === "serviceNotServing" ? k.value.service : "",
   };
 }
 
@@ -51,6 +56,8 @@ export function moreKindValue(kind: MoreKind, s: MoreKindState, forMs: number) {
   switch (kind) {
     case "lowStock":
       return { case: kind, value: { sku: s.sku.trim(), forDuration } };
+    case "serviceNotServing":
+      return { case: kind, value: { service: s.service.trim(), forDuration } };
     case "paymentFailureRate": {
       const minutes = Number(s.windowMinutes);
       return { case: kind, value: { threshold: Number(s.threshold), window: durationFromMs(Number.isFinite(minutes) ? minutes * 60_000 : 0), minPayments: Math.max(0, Math.trunc(Number(s.minPayments) || 0)) } };
@@ -67,6 +74,12 @@ export function MoreKindInputs({ id, kind, state, onChange, error }: { id: strin
     return (
       <FormField id={`${id}-sku`} label="Product (SKU)" hint="Empty: every product" error={error("low_stock.sku")}>
         <input id={`${id}-sku`} value={state.sku} onChange={(e) => set({ sku: e.target.value })} placeholder="e.g. cola-05" />
+      </FormField>
+    );
+  if (kind === "serviceNotServing")
+    return (
+      <FormField id={`${id}-service`} label="Service" hint="Empty: every service (kiosk groups and tags do not apply)" error={error("service_not_serving.service")}>
+        <input id={`${id}-service`} value={state.service} onChange={(e) => set({ service: e.target.value })} placeholder="e.g. catalog" />
       </FormField>
     );
   if (kind === "paymentFailureRate")
@@ -95,7 +108,12 @@ export function describeMoreCondition(d: RuleDefinition | undefined): string | u
     return `More than ${k.value.threshold} % of payments failed within ${minutes} min (at least ${k.value.minPayments})`;
   }
   const secs = k.value.forDuration ? Math.round(durationMs(k.value.forDuration) / 1000) : 0;
-  const what = k.case === "lowStock" ? `Low stock${k.value.sku ? ` of ${k.value.sku}` : ""}` : moreKindLabels[k.case];
+  const what =
+    k.case === "lowStock"
+      ? `Low stock${k.value.sku ? ` of ${k.value.sku}` : ""}`
+      : k.case === "serviceNotServing"
+        ? `Service ${k.value.service || "(any)"} not serving`
+        : moreKindLabels[k.case];
   return `${what}${secs ? ` for ${secs} s` : ""}`;
 }
 
