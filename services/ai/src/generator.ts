@@ -123,6 +123,49 @@ function poisson(u: () => number, mean: number): number {
   return k - 1;
 }
 
+/** The day effect's default gamma shape (GeneratorOptions.dayShape). */
+export const defaultDayShape = 40;
+
+/** A day's demand multiplier: gamma(shape)/shape, mean 1 (overdispersion between days). */
+export function dayEffect(u: () => number, dayShape = defaultDayShape): number {
+  return gamma(u, dayShape) / dayShape;
+}
+
+/**
+ * Expected units of `p` at `k` on day `day` (a dayIndex) at `priceMinor`, before the day
+ * effect: base · scale · weekday · trend (from `start`, the history's first day) · price effect.
+ */
+export function dailyMean(k: GeneratedKiosk, p: GeneratedProduct, day: number, start: number, priceMinor: number): number {
+  const t = (day - start) / 28;
+  return p.base * k.scale * weekdayProfile[k.locationType][weekdayOf(day)]! * Math.max(0.2, 1 + k.trend * t) * Math.pow(priceMinor / p.listPriceMinor, p.elasticity);
+}
+
+/** The share of a day's demand that falls in UTC hour `hour` at a location type. */
+export function hourShare(locationType: LocationType, hour: number): number {
+  const hours = hourProfile[locationType];
+  return hours[hour]! / hours.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The same process after the generated history (packages/kiosk-sdk's selling simulator):
+ * the expected units of `p` at `k` per hour at instant `at`, i.e. the day's mean at the
+ * price charged, times that kiosk × SKU × day's own day effect (deterministic from the
+ * seed), times the hour's share. Poisson arrivals at this rate are the generator's hourly
+ * counts in real time. Stock-outs are not drawn here: live, they happen when stock runs out.
+ */
+export function hourlyRate(seed: number, k: GeneratedKiosk, p: GeneratedProduct, at: Date, historyStart: string, priceMinor: number, dayShape = defaultDayShape): number {
+  const day = Math.floor(at.getTime() / dayMs);
+  const effect = dayEffect(rng(hashKey(`${seed}|${k.kioskId}|${p.sku}|${day}`)), dayShape);
+  return dailyMean(k, p, day, dayIndex(historyStart), priceMinor) * effect * hourShare(k.locationType, at.getUTCHours());
+}
+
+/** FNV-1a of a string (a seed per kiosk × SKU × day). */
+function hashKey(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 export const dayMs = 86_400_000;
 export const dayIndex = (day: string): number => Math.round(Date.parse(`${day}T00:00:00Z`) / dayMs);
 export const dayOf = (index: number): string => new Date(index * dayMs).toISOString().slice(0, 10);
@@ -149,7 +192,7 @@ export function generateSales(options: GeneratorOptions): { kiosks: GeneratedKio
   const u = rng(options.seed);
   const stockoutRate = options.stockoutRate ?? 0.04;
   const promoRate = options.promoRate ?? 0.08;
-  const dayShape = options.dayShape ?? 40;
+  const dayShape = options.dayShape ?? defaultDayShape;
   const end = dayIndex(options.endDay);
   const start = end - options.days + 1;
   const sales: DailySale[] = [];
@@ -158,12 +201,10 @@ export function generateSales(options: GeneratorOptions): { kiosks: GeneratedKio
     const hourTotal = hours.reduce((a, b) => a + b, 0);
     for (const p of products) {
       for (let d = start; d <= end; d++) {
-        const t = (d - start) / 28;
         const promo = u() < promoRate;
         const price = promo ? Math.round(p.listPriceMinor * (0.7 + u() * 0.2)) : p.listPriceMinor;
-        const mean =
-          p.base * k.scale * weekdayProfile[k.locationType][weekdayOf(d)]! * Math.max(0.2, 1 + k.trend * t) * Math.pow(price / p.listPriceMinor, p.elasticity);
-        const demand = poisson(u, mean * (gamma(u, dayShape) / dayShape));
+        const mean = dailyMean(k, p, d, start, price);
+        const demand = poisson(u, mean * dayEffect(u, dayShape));
         // Spread over the hours (multinomial by the hour profile).
         const hourly = new Array<number>(24).fill(0);
         for (let i = 0; i < demand; i++) {

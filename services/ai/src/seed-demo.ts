@@ -2,7 +2,9 @@
 // deployed): ~90 days up to yesterday for the simulated kiosks sim-0001… and the demo
 // catalog's snack and merchandise SKUs, so ai has something to train on, and order baskets
 // with known bought-together pairs for its recommendations. Cheap on restart:
-// it does nothing when generated history exists already. Prints one JSON line.
+// it does nothing when generated history exists already. Prints one JSON line, with the
+// history's first day (historyStart), from which the simulated kiosks keep selling along
+// the same process (packages/kiosk-sdk/src/selling.ts).
 import { fileURLToPath } from "node:url";
 import { createLogger, createPool, inTransaction, loadConfig, migrate, url } from "@adminkiosk/runtime";
 import { z } from "zod";
@@ -40,7 +42,9 @@ async function main() {
       for (let i = 0; i < generated.length; i += 2000) recorded += await basketStore.record(tx, generated.slice(i, i + 2000), "generated");
       return recorded;
     });
-    console.log(JSON.stringify({ rows: added, baskets }));
+    // The generated history's first day: the selling simulator carries on the same process from it (its trend starts there).
+    const { rows: first } = await pool.query<{ day: string | null }>("SELECT to_char(min(day), 'YYYY-MM-DD') AS day FROM sales_daily WHERE source = 'generated'");
+    console.log(JSON.stringify({ rows: added, baskets, historyStart: first[0]?.day ?? null }));
   } finally {
     await pool.end();
   }

@@ -10,7 +10,7 @@ const script = fileURLToPath(new URL("../src/seed-demo.ts", import.meta.url));
 const seed = (databaseUrl: string) => {
   const r = spawnSync(process.execPath, ["--import", "tsx", script], { env: { ...process.env, DATABASE_URL: databaseUrl, SIM_KIOSKS: "3" }, encoding: "utf8" });
   expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { rows: number; baskets: number };
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { rows: number; baskets: number; historyStart: string | null };
 };
 
 describe("seed-demo", () => {
@@ -18,14 +18,17 @@ describe("seed-demo", () => {
     const databaseUrl = await createDatabase(inject("infra").databaseUrl, "ai_seed");
     const yesterday = () => new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
     const before = yesterday();
-    expect(seed(databaseUrl)).toEqual({ rows: 3 * 4 * 90, baskets: 3 * 120 });
-    expect(seed(databaseUrl)).toEqual({ rows: 0, baskets: 0 });
+    const first = seed(databaseUrl);
+    expect(first).toMatchObject({ rows: 3 * 4 * 90, baskets: 3 * 120 });
+    // The history's first day, for the selling simulator to carry on from (also when nothing was added).
+    expect(seed(databaseUrl)).toEqual({ rows: 0, baskets: 0, historyStart: first.historyStart });
     const pool = createPool(databaseUrl, "ai", createLogger("ai-seed-test", "warn"), 1);
     try {
-      const { rows } = await pool.query<{ kiosks: number; last: string }>(
-        "SELECT count(DISTINCT kiosk_id)::int AS kiosks, to_char(max(day), 'YYYY-MM-DD') AS last FROM sales_daily",
+      const { rows } = await pool.query<{ kiosks: number; first: string; last: string }>(
+        "SELECT count(DISTINCT kiosk_id)::int AS kiosks, to_char(min(day), 'YYYY-MM-DD') AS first, to_char(max(day), 'YYYY-MM-DD') AS last FROM sales_daily",
       );
       expect(rows[0]!.kiosks).toBe(3);
+      expect(first.historyStart).toBe(rows[0]!.first);
       // Up to yesterday (the day the script ran in, which a UTC midnight could move on).
       expect([before, yesterday()]).toContain(rows[0]!.last);
       // The baskets' known pairs are there for the recommendations: roses with chocolate.
