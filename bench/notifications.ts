@@ -107,6 +107,8 @@ await withStack({}, async ({ redisUrl, natsUrl, databaseUrl, auth, start }) => {
       SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`,
       WEBHOOK_SECRETS: "bench=bench-webhook-secret-0123456789",
       GROUP_WAIT: groupWait,
+      // No group interval: every notification the pipeline can make, as before it existed.
+      GROUP_INTERVAL: "0ms",
       SWEEP_MS: "100",
     });
     await ensureStream(nc, linkSubjects.stream);

@@ -72,6 +72,7 @@ beforeAll(async () => {
         FLEET_EVENTS_CONSUMER: `notifications-fleet-web-e2e-${process.pid}`,
         FLEET_EVENTS_SINCE_START: "true",
         GROUP_WAIT: "1s",
+        GROUP_INTERVAL: "1s",
         SWEEP_MS: "200",
       }),
     ),

@@ -45,6 +45,12 @@ export const notificationsConfigShape = {
   WEBHOOK_SECRETS: webhookSecrets(),
   /** How long alert changes of one rule and group are collected into one notification. */
   GROUP_WAIT: duration("10s"),
+  /**
+   * After a group's notification, how long new changes joining it (rule + kiosk group + status)
+   * are collected before the next one (Alertmanager's group_interval): a storm spread over
+   * minutes is a notification per GROUP_INTERVAL, not one per GROUP_WAIT. 0 … 1 day.
+   */
+  GROUP_INTERVAL: duration("5m").refine((ms) => ms <= 86_400_000, "must be at most 1d"),
   /** How often each replica fires due alerts, groups changes and sends due deliveries (SKIP LOCKED shares the work). */
   SWEEP_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
   /** Attempts per delivery before it is dead-lettered. */

@@ -136,6 +136,7 @@ async function main() {
     metrics,
     sweepMs: config.SWEEP_MS,
     groupWaitMs: config.GROUP_WAIT,
+    groupIntervalMs: config.GROUP_INTERVAL,
     maxAttempts: config.DELIVERY_MAX_ATTEMPTS,
     retry: { initialMs: config.DELIVERY_RETRY_INITIAL, maxMs: config.DELIVERY_RETRY_MAX, jitter: 0.2 },
     leaseMs: config.DELIVERY_TIMEOUT * 3,

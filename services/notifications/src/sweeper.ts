@@ -6,7 +6,9 @@
 //   3. group: fired and resolved alert changes of one rule + kiosk group + status (+ repeat,
 //      escalation tier), once the oldest has waited GROUP_WAIT, become ONE notification naming
 //      the count (silenced and inhibited alerts left out), with one delivery per receiver of the
-//      rule, matching subscription and on-call tier (routing.ts);
+//      rule, matching subscription and on-call tier (routing.ts); after a group's notification,
+//      the changes joining it wait until GROUP_INTERVAL after it (notification_groups; repeats
+//      and escalations are not held);
 //   4. deliver: due deliveries are claimed (attempts + 1, a lease on next_attempt_at), sent
 //      through their channel outside any transaction, then marked delivered, retried after
 //      the runtime's capped exponential backoff, or dead-lettered after DELIVERY_MAX_ATTEMPTS.
@@ -26,6 +28,8 @@ export interface SweeperOptions {
   metrics: NotificationsMetrics;
   sweepMs: number;
   groupWaitMs: number;
+  /** After a group's notification, its next one waits at least this long (repeats and escalations excepted). */
+  groupIntervalMs: number;
   maxAttempts: number;
   retry: BackoffOptions;
   /** How long a claimed attempt keeps others away (longer than an attempt may take). */
@@ -50,13 +54,38 @@ export function startSweeper(o: SweeperOptions) {
   };
 
   const group = async () => {
+    // Due: the oldest change waited GROUP_WAIT, and the group was not notified within GROUP_INTERVAL.
     const { rows: due } = await pool.query<ChangeGroup>(
-      `SELECT rule_id, group_id, status, repeat, tier FROM alert_changes WHERE notification_id IS NULL
-       GROUP BY rule_id, group_id, status, repeat, tier HAVING min(created_at) <= now() - make_interval(secs => $1::double precision / 1000)`,
-      [o.groupWaitMs],
+      `SELECT c.rule_id, c.group_id, c.status, c.repeat, c.tier FROM alert_changes c
+       LEFT JOIN notification_groups g ON NOT c.repeat AND c.tier = 0 AND g.rule_id = c.rule_id AND g.group_id = c.group_id AND g.status = c.status
+       WHERE c.notification_id IS NULL
+       GROUP BY c.rule_id, c.group_id, c.status, c.repeat, c.tier
+       HAVING min(c.created_at) <= now() - make_interval(secs => $1::double precision / 1000)
+          AND (max(g.notified_at) IS NULL OR max(g.notified_at) <= now() - make_interval(secs => $2::double precision / 1000))`,
+      [o.groupWaitMs, o.groupIntervalMs],
     );
     for (const g of due) {
-      const made = await inTransaction(pool, (tx) => makeNotification(tx, g, log));
+      const made = await inTransaction(pool, async (tx) => {
+        const held = !g.repeat && g.tier === 0;
+        if (held) {
+          // Checked again under the group's row lock: another replica may have just notified it.
+          const { rows } = await tx.query<{ recent: boolean }>(
+            `SELECT notified_at > now() - make_interval(secs => $4::double precision / 1000) AS recent FROM notification_groups
+             WHERE rule_id = $1 AND group_id = $2 AND status = $3 FOR UPDATE`,
+            [g.rule_id, g.group_id, g.status, o.groupIntervalMs],
+          );
+          if (rows[0]?.recent) return undefined;
+        }
+        const m = await makeNotification(tx, g, log);
+        if (m.made && held)
+          await tx.query(
+            `INSERT INTO notification_groups (rule_id, group_id, status, notified_at) VALUES ($1, $2, $3, now())
+             ON CONFLICT (rule_id, group_id, status) DO UPDATE SET notified_at = now()`,
+            [g.rule_id, g.group_id, g.status],
+          );
+        return m;
+      });
+      if (!made) continue;
       if (made.made) o.metrics.notifications.inc({ status: g.status });
       if (made.silenced) o.metrics.suppressed.inc({ reason: "silence" }, made.silenced);
       if (made.inhibited) o.metrics.suppressed.inc({ reason: "inhibition" }, made.inhibited);
@@ -119,6 +148,7 @@ export function startSweeper(o: SweeperOptions) {
     if (Date.now() - prunedAt < 60_000) return;
     prunedAt = Date.now();
     await pool.query("DELETE FROM recent_events WHERE event_time < now() - interval '1 hour'");
+    await pool.query("DELETE FROM notification_groups WHERE notified_at < now() - make_interval(secs => $1::double precision / 1000)", [o.groupIntervalMs]);
   };
 
   const loop = runForever({ log, what: "notifications sweeper", signal: stop.signal }, async (ready) => {

@@ -84,6 +84,7 @@ beforeAll(async () => {
     SILENT_FAILURE_EVENTS_CONSUMER: `n-silent-${suffix}`,
     COMMERCE_EVENTS_SINCE_START: "true",
     GROUP_WAIT: "500ms",
+    GROUP_INTERVAL: "500ms",
     SWEEP_MS: "200",
     DELIVERY_MAX_ATTEMPTS: "4",
     DELIVERY_RETRY_INITIAL: "100ms",

@@ -92,6 +92,7 @@ export async function startNotifications(settings: Record<string, string> = {}):
         AI_EVENTS_CONSUMER: `notifications-ai-test-${process.pid}-${Date.now()}`,
         AI_EVENTS_SINCE_START: "true",
         GROUP_WAIT: "1s",
+        GROUP_INTERVAL: "1s",
         SWEEP_MS: "200",
         DELIVERY_MAX_ATTEMPTS: "4",
         DELIVERY_RETRY_INITIAL: "100ms",
