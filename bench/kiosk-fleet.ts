@@ -20,7 +20,9 @@ export interface KioskFleet {
   onReceived(listener: (r: Received) => void): void;
   /** Each kiosk sends `batches` telemetry batches; resolves when all are acked by link. */
   telemetry(batches: number, samplesPerBatch: number): Promise<number>;
-  stats(): Promise<{ open: number; endedAfterOpen: number; errors: number; lastError: string; rssMiB: number }[]>;
+  stats(): Promise<{ open: number; endedAfterOpen: number; errors: number; lastError: string; rssMiB: number; rewelcomed: number; lastRewelcomeMs: number; pushbacks: number; retriedErrors: number }[]>;
+  /** From now on every kiosk reconnects (to `url`, if given) as the SDK does when its stream ends, and those welcomed again are counted (stats). */
+  storm(url?: string): void;
   pids: number[];
   close(): Promise<void>;
 }
@@ -94,6 +96,9 @@ export function startKioskFleet(o: {
         }),
       );
       return (performance.now() - t0) / 1000;
+    },
+    storm(url) {
+      for (const c of children) c.send({ type: "storm", url });
     },
     async stats() {
       return (await Promise.all(

@@ -10,6 +10,11 @@
 //
 // Run as a child process (fork with IPC) by bench/kiosk-fleet.ts; messages:
 //   in:  { type: "open", urls, kiosks: [kioskId, credential][], streamsPerConnection, heartbeatMs, window }
+//        { type: "storm", url? }   (from now on a stream that ends is opened again, at `url` if
+//        given (the SDK's next address), as the SDK does:
+//        after UNAVAILABLE with grpc-retry-pushback-ms no sooner than the pushback plus up to as
+//        long again at random, otherwise after the SDK's backoff with equal jitter, 500 ms doubling up
+//        to 30 s; and the kiosks welcomed again are counted)
 //        { type: "telemetry", batches, samplesPerBatch }   (each kiosk sends `batches` batches)
 //        { type: "close" }
 //   out: { type: "opened", ok, failed, ms } · { type: "commands", got: [kioskId, commandId, receivedAtMs][] }
@@ -23,6 +28,7 @@ import { ConnectRequestSchema, ConnectResponseSchema, DeviceStatus, type Connect
 
 type In =
   | { type: "open"; urls: string[]; kiosks: [string, string][]; streamsPerConnection: number; heartbeatMs: number; window: number }
+  | { type: "storm"; url?: string }
   | { type: "telemetry"; batches: number; samplesPerBatch: number }
   | { type: "close" };
 
@@ -40,6 +46,9 @@ function frame(message: ConnectRequest | Parameters<typeof create<typeof Connect
 
 interface Kiosk {
   id: string;
+  credential: string;
+  url: string;
+  attempt: number;
   stream?: http2.ClientHttp2Stream;
   pending?: Buffer;
   welcomed: boolean;
@@ -57,6 +66,32 @@ let lastError = "";
 let telemetryAcked = 0;
 let telemetryWanted = 0;
 let telemetryStart = 0;
+// Reconnecting (a storm): kiosks welcomed again since "storm", refusals that said when to come back, others.
+let reconnect = false;
+let closing = false;
+let stormStart = 0;
+let rewelcomed = new Set<Kiosk>();
+let lastRewelcomeAt = 0;
+let pushbacks = 0;
+let retriedErrors = 0;
+let perConnection = 1000;
+/** The HTTP/2 connection new streams to `url` go on (a new one once it is full or gone). */
+const current = new Map<string, { session: http2.ClientHttp2Session; streams: number }>();
+function sessionTo(url: string): http2.ClientHttp2Session {
+  let c = current.get(url);
+  if (!c || c.session.destroyed || c.session.closed || c.streams >= perConnection) {
+    const s = http2.connect(url, { maxSessionMemory: 2_000, settings: { enablePush: false, initialWindowSize: 65_535 } });
+    s.on("error", (err) => {
+      lastError = `session: ${err.message}`;
+    });
+    s.setMaxListeners(0);
+    sessions.push(s);
+    c = { session: s, streams: 0 };
+    current.set(url, c);
+  }
+  c.streams++;
+  return c.session;
+}
 const heartbeat = frame({ body: { case: "heartbeat", value: {} } });
 
 function onMessage(k: Kiosk, data: Uint8Array, welcome: () => void) {
@@ -64,7 +99,12 @@ function onMessage(k: Kiosk, data: Uint8Array, welcome: () => void) {
   switch (m.body.case) {
     case "welcome":
       k.welcomed = true;
+      k.attempt = 0;
       lastWelcomeAt = Date.now();
+      if (stormStart && !rewelcomed.has(k)) {
+        rewelcomed.add(k);
+        lastRewelcomeAt = Date.now();
+      }
       welcome();
       break;
     case "command": {
@@ -106,9 +146,28 @@ function openStream(session: http2.ClientHttp2Session, k: Kiosk, credential: str
     }
     k.pending = buf.length ? Buffer.from(buf) : undefined;
   });
+  let pushbackMs = NaN;
   const end = (why: string) => {
-    if (k.ended) return;
+    if (k.ended || k.stream !== stream) return;
     k.ended = true;
+    k.welcomed = false;
+    if (reconnect && !closing) {
+      // As the SDK does: a pushback is honoured (plus jitter), anything else backs off.
+      if (Number.isFinite(pushbackMs)) pushbacks++;
+      else retriedErrors++;
+      const ceiling = Math.min(30_000, 500 * 2 ** Math.min(k.attempt++, 30));
+      const backoff = ceiling / 2 + Math.random() * (ceiling / 2);
+      const delay = Number.isFinite(pushbackMs) ? Math.max(backoff, pushbackMs + Math.random() * pushbackMs) : backoff;
+      lastError = why;
+      setTimeout(() => {
+        if (closing) return;
+        k.ended = false;
+        k.pending = undefined;
+        openStream(sessionTo(k.url), k, k.credential, () => undefined);
+      }, delay).unref();
+      settle(settled);
+      return;
+    }
     if (settled) {
       endedAfterOpen++;
       lastError = why;
@@ -121,6 +180,8 @@ function openStream(session: http2.ClientHttp2Session, k: Kiosk, credential: str
   let why = "";
   const status = (h: http2.IncomingHttpHeaders) => {
     if (h["grpc-status"] !== undefined && h["grpc-status"] !== "0") why = `grpc-status ${String(h["grpc-status"])}: ${decodeURIComponent(String(h["grpc-message"] ?? ""))}`;
+    const pushback = h["grpc-retry-pushback-ms"];
+    if (pushback !== undefined) pushbackMs = Number(pushback);
   };
   stream.on("response", status); // a trailers-only error arrives as the response headers
   stream.on("trailers", status);
@@ -128,7 +189,7 @@ function openStream(session: http2.ClientHttp2Session, k: Kiosk, credential: str
   stream.on("end", () => end(why || "ended by the server"));
   // A stream that is neither welcomed nor ended within a minute counts as failed (and is reset).
   const timer = setTimeout(() => {
-    if (!k.welcomed && !k.ended) {
+    if (!k.welcomed && !k.ended && k.stream === stream && !reconnect) {
       unwelcomed++;
       end("no welcome within 60 s");
       stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -142,6 +203,7 @@ function openStream(session: http2.ClientHttp2Session, k: Kiosk, credential: str
 
 async function open(m: Extract<In, { type: "open" }>) {
   const t0 = Date.now();
+  perConnection = m.streamsPerConnection;
   const perUrl = m.urls.map(() => [] as number[]);
   m.kiosks.forEach((_, i) => perUrl[i % m.urls.length]!.push(i));
   const sessionFor: http2.ClientHttp2Session[] = new Array(m.kiosks.length);
@@ -169,7 +231,7 @@ async function open(m: Extract<In, { type: "open" }>) {
       while (inFlight < m.window && next < m.kiosks.length) {
         const i = next++;
         const [id, credential] = m.kiosks[i]!;
-        const k: Kiosk = { id, welcomed: false, ended: false };
+        const k: Kiosk = { id, credential, url: m.urls[i % m.urls.length]!, attempt: 0, welcomed: false, ended: false };
         kiosks.push(k);
         inFlight++;
         openStream(sessionFor[i]!, k, credential, (good) => {
@@ -232,15 +294,36 @@ setInterval(() => {
 
 process.on("message", (m: In) => {
   if (m.type === "open") void open(m);
+  else if (m.type === "storm") {
+    reconnect = true;
+    // Where streams reconnect to (as the SDK moves to its next address after an error).
+    if (m.url) for (const k of kiosks) k.url = m.url;
+    stormStart = Date.now();
+    rewelcomed = new Set();
+    pushbacks = 0;
+    retriedErrors = 0;
+  }
   else if (m.type === "telemetry") telemetry(m.batches, m.samplesPerBatch);
   else if (m.type === "close") {
     // Half-close each stream (the kiosk going away cleanly), then the connections.
+    closing = true;
     for (const k of kiosks) if (!k.ended) k.stream?.end();
     for (const s of sessions) s.close();
     send({ type: "closed", endedAfterOpen, errors, lastError, rssMiB: Math.round(process.memoryUsage().rss / 1048576) });
     setTimeout(() => process.exit(0), 200);
   } else if ((m as { type: string }).type === "stats") {
-    send({ type: "stats", open: kiosks.filter((k) => k.welcomed && !k.ended).length, endedAfterOpen, errors, lastError, rssMiB: Math.round(process.memoryUsage().rss / 1048576) });
+    send({
+      type: "stats",
+      open: kiosks.filter((k) => k.welcomed && !k.ended).length,
+      endedAfterOpen,
+      errors,
+      lastError,
+      rssMiB: Math.round(process.memoryUsage().rss / 1048576),
+      rewelcomed: rewelcomed.size,
+      lastRewelcomeMs: lastRewelcomeAt ? lastRewelcomeAt - stormStart : 0,
+      pushbacks,
+      retriedErrors,
+    });
   }
 });
 process.on("disconnect", () => process.exit(0));

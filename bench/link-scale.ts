@@ -30,6 +30,13 @@ const clientCount = Number(process.env["BENCH_CLIENTS"] ?? 4);
 const holdMs = Number(process.env["BENCH_HOLD_MS"] ?? 30_000);
 const baseline = process.env["BENCH_BASELINE"] !== "0";
 const connectBaseline = process.env["BENCH_CONNECT_BASELINE"] === "1";
+/**
+ * After the hold (link rows, one link process): a fresh link process is started beside it, the
+ * one holding every stream is killed with SIGKILL, and the kiosks reconnect as the SDK does, to
+ * the other (the SDK's next address; in a cluster, the Service's other pods): how long until
+ * every kiosk is back, and how many were told to come back later.
+ */
+const storm = process.env["BENCH_STORM"] !== "0";
 const command = process.env["BENCH_COMMAND"] ?? "npm run bench:link:scale";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -40,6 +47,9 @@ interface Server {
   url: string;
   pid: number;
   stop(): Promise<void>;
+  /** Starts another server of the kind (link only). */
+  another?(): Promise<Server>;
+  kill?(): void;
 }
 
 await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryptionKey, auth, redisUrl, natsUrl, start }) => {
@@ -54,14 +64,21 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   const startLinks = async (): Promise<Server[]> =>
     Promise.all(
       Array.from({ length: linkCount }, async () => {
-        const l = await start("link", {
+        const env = {
           REDIS_URL: redisUrl,
           NATS_URL: natsUrl,
           AUTH_JWKS_URL: `${auth.url}/.well-known/jwks.json`,
           LINK_REPLICA_ID: `bench-link-${replica++}`,
           NODE_OPTIONS: "--max-old-space-size=8192",
+        };
+        const server = (l: Awaited<ReturnType<typeof start>>): Server => ({
+          url: l.url,
+          pid: l.child.pid!,
+          stop: () => l.stop(),
+          another: async () => server(await start("link", { ...env, LINK_REPLICA_ID: `bench-link-${replica++}` })),
+          kill: () => l.child.kill("SIGKILL"),
         });
-        return { url: l.url, pid: l.child.pid!, stop: () => l.stop() };
+        return server(await start("link", env));
       }),
     );
   const startBare = (file: string) => async (): Promise<Server[]> =>
@@ -95,7 +112,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     for (const [name, startServers] of kinds) {
       const needMiB = (n * 60) / 1024 + 2048;
       if (memAvailableMiB() < needMiB) {
-        rows.push(`| ${n} | ${name} | not run: ${Math.round(memAvailableMiB())} MiB available, ~${Math.round(needMiB)} MiB needed | | | | | | | | |`);
+        rows.push(`| ${n} | ${name} | not run: ${Math.round(memAvailableMiB())} MiB available, ~${Math.round(needMiB)} MiB needed | | | | | | | | | | |`);
         log(rows.at(-1)!);
         continue;
       }
@@ -140,10 +157,36 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       const stillOpen = stats.reduce((s, x) => s + x.open, 0);
       const clientRss = stats.reduce((s, x) => s + x.rssMiB, 0);
       const load1 = loadAverage();
+      // The reconnect storm: every link process killed at once and started again on its port.
+      let stormCell = "–";
+      if (storm && servers.length === 1 && servers[0]!.another) {
+        const standby = await servers[0]!.another();
+        await sleep(2_000);
+        const loadStorm = loadAverage();
+        fleets.forEach((f) => f.storm(standby.url));
+        await sleep(500); // the clients have the word before the streams end
+        const t0 = Date.now();
+        servers[0]!.kill!();
+        servers.splice(0, 1, standby);
+        log(`${name}: killed with ${stillOpen} streams; waiting for them to come back to the other process`);
+        let back = 0;
+        let s2 = stats;
+        while (Date.now() - t0 < 300_000) {
+          await sleep(2_000);
+          s2 = (await Promise.all(fleets.map((f) => f.stats()))).flat();
+          back = s2.reduce((s, x) => s + x.rewelcomed, 0);
+          if (back >= stillOpen) break;
+        }
+        const seconds = Math.max(...s2.map((x) => x.lastRewelcomeMs)) / 1000;
+        const pushbacks = s2.reduce((s, x) => s + x.pushbacks, 0);
+        const retried = s2.reduce((s, x) => s + x.retriedErrors, 0);
+        stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s**; ${pushbacks} told to come back later (pushback), ${retried} other ends retried (the killed streams); load ${loadStorm}`;
+        log(`storm: ${stormCell}`);
+      }
       await Promise.all(fleets.map((f) => f.close()));
       await Promise.all(servers.map((s) => s.stop()));
       rows.push(
-        `| ${n} | ${name} | ${ok}${failed ? ` (${failed} failed, ${unwelcomed} of them not welcomed in 60 s)` : ""} | ${seconds.toFixed(1)} | ${Math.round(ok / seconds)} | ${Math.round(rss1)}${servers.length > 1 ? ` (${perServer.join(" + ")})` : ""} | **${(((rss1 - rss0) * 1024) / Math.max(1, ok)).toFixed(1)}** | ${cpuConnect.toFixed(1)} | ${cpuPerPhase.map((c) => c.toFixed(2)).join(" / ")} | ${(((cpuHold1 - cpuHold0) / (holdMs / 1000)) * 100).toFixed(1)}% | ${stillOpen} | ${clientRss} MiB | ${load0} → ${load1} |`,
+        `| ${n} | ${name} | ${ok}${failed ? ` (${failed} failed, ${unwelcomed} of them not welcomed in 60 s)` : ""} | ${seconds.toFixed(1)} | ${Math.round(ok / seconds)} | ${Math.round(rss1)}${servers.length > 1 ? ` (${perServer.join(" + ")})` : ""} | **${(((rss1 - rss0) * 1024) / Math.max(1, ok)).toFixed(1)}** | ${cpuConnect.toFixed(1)} | ${cpuPerPhase.map((c) => c.toFixed(2)).join(" / ")} | ${(((cpuHold1 - cpuHold0) / (holdMs / 1000)) * 100).toFixed(1)}% | ${stillOpen} | ${clientRss} MiB | ${load0} → ${load1} | ${stormCell} |`,
       );
       log(rows.at(-1)!);
       if (errors.some(Boolean)) log(`errors: ${errors.filter(Boolean).join(" | ")}`);
@@ -152,9 +195,9 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   }
   console.log(`\n${machine()} · ${linkCount} server process(es) per row, light kiosks in ${clientCount} client processes, hold ${holdMs / 1000} s · BENCH_STREAMS=${sizes.join(",")} ${command}\n`);
   console.log(
-    "| streams | server | open | ramp s | streams/s | server RSS MiB | RSS KiB / stream | server CPU-s to connect | CPU ms per connect: first 1000 / middle / last 1000 | server CPU while holding (% of a core) | open after hold | clients RSS | load avg (1, 5, 15 min) before → after |",
+    "| streams | server | open | ramp s | streams/s | server RSS MiB | RSS KiB / stream | server CPU-s to connect | CPU ms per connect: first 1000 / middle / last 1000 | server CPU while holding (% of a core) | open after hold | clients RSS | load avg (1, 5, 15 min) before → after | reconnect storm: link SIGKILLed, its kiosks reconnecting to a fresh link process as the SDK does |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) console.log(r);
 });
 process.exit(0);

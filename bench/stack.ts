@@ -18,6 +18,20 @@ import {
 
 export const benchAdmin = { email: "bench@adminkiosk.local", password: "bench-password-123" };
 
+/**
+ * BENCH_CPU_PROF=orders,payments,catalog (or "all") runs those processes under `node --cpu-prof`:
+ * each writes its threads' CPU.*.cpuprofile into BENCH_CPU_PROF_DIR/<name> (default
+ * <tmp>/adminkiosk-cpuprof) when the stack stops it; the main thread's is the largest. Open
+ * them in Chrome DevTools, or summarise them with bench/cpuprof.ts.
+ */
+export function profileArgs(name: string): string[] {
+  const wanted = (process.env["BENCH_CPU_PROF"] ?? "").split(",").map((s) => s.trim());
+  if (!wanted.includes(name) && !wanted.includes("all")) return [];
+  const dir = process.env["BENCH_CPU_PROF_DIR"] ?? join(os.tmpdir(), "adminkiosk-cpuprof");
+  // One folder per process: node writes a profile per thread (tsx's loader runs in one of its own).
+  return ["--cpu-prof", "--cpu-prof-dir", join(dir, name)];
+}
+
 export interface BenchStack {
   /** The cluster's database; each service keeps its tables in its own schema. */
   databaseUrl: string;
@@ -28,8 +42,8 @@ export interface BenchStack {
   auth: ServiceProcess;
   /** AUTH_URL and SERVICE_SECRET for a service that calls others as itself (orders). */
   serviceEnv(service: string): { AUTH_URL: string; SERVICE_SECRET: string };
-  /** Starts another service as a process; it is stopped with the stack. */
-  start(name: string, env: Record<string, string>): Promise<ServiceProcess>;
+  /** Starts another service as a process (on `port`, or a free one); it is stopped with the stack. */
+  start(name: string, env: Record<string, string>, port?: number): Promise<ServiceProcess>;
   /** Runs `stop` when the stack comes down (before the servers it needs). */
   onStop(stop: () => Promise<void>): void;
 }
@@ -37,12 +51,12 @@ export interface BenchStack {
 export async function withStack(authEnv: Record<string, string>, bench: (stack: BenchStack) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(os.tmpdir(), "adminkiosk-bench-"));
   const stops: (() => Promise<void>)[] = [];
-  const start = async (name: string, env: Record<string, string>) => {
-    const port = await freePort();
+  const start = async (name: string, env: Record<string, string>, fixedPort?: number) => {
+    const port = fixedPort ?? (await freePort());
     const proc = await startServiceProcess(repoRoot, name, port, { LOG_LEVEL: "warn", ...env, [`${name.toUpperCase()}_PORT`]: String(port) }, (line) => {
       // BENCH_SERVICE_LOGS=1 shows what the services log (warnings and errors by default).
       if (process.env["BENCH_SERVICE_LOGS"]) console.error(`[${name}] ${line}`);
-    });
+    }, { nodeArgs: profileArgs(name) });
     stops.push(() => proc.stop());
     return proc;
   };

@@ -5,8 +5,8 @@
 // Reconnect policy, by how a stream ended:
 // - an error or a plain end (link restarted, network gone): retry after backoffDelay(attempt);
 //   the attempt counter resets once a Welcome arrives. UNAVAILABLE with grpc-retry-pushback-ms
-//   (link's accept queue is full: a reconnect storm): not before the pushback, plus up to half
-//   of it again at random.
+//   (link's accept queue is full: a reconnect storm): not before the pushback, plus up to as
+//   long again at random.
 // - Goodbye DRAINING (the replica shuts down): retry at once-ish (attempt 0), to another replica.
 // - Goodbye REPLACED: stop. Another stream with this kiosk's credential took over; that is
 //   another instance of this kiosk (or a second copy of its credential), and reconnecting
@@ -235,10 +235,10 @@ export class KioskClient {
     // A replica that failed or is going away: try the next address, if there are several.
     if (reason === "draining" || reason.startsWith("error")) this.addressIndex++;
     // link too busy to take the stream now (a reconnect storm) says when to come back: no sooner,
-    // and spread over half as long again so the kiosks it refused do not return together.
+    // and spread over as long again so the kiosks it refused do not return together.
     const pushback = error?.code === grpc.status.UNAVAILABLE ? Number(error.metadata?.get("grpc-retry-pushback-ms")[0] ?? NaN) : NaN;
     const backoff = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
-    const delay = Number.isFinite(pushback) && pushback >= 0 ? Math.max(backoff, pushback + this.options.random() * (pushback / 2)) : backoff;
+    const delay = Number.isFinite(pushback) && pushback >= 0 ? Math.max(backoff, pushback + this.options.random() * pushback) : backoff;
     this.retryTimer = setTimeout(() => {
       if (this.running) this.open();
     }, delay);

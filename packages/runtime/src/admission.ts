@@ -2,8 +2,8 @@
 // 100,000 kiosks reconnecting after a replica died). At most `concurrency` calls are
 // opening at once and at most `queue` wait for a turn, in order; past that a call is
 // refused at once, before its credential is even checked, with UNAVAILABLE and
-// `grpc-retry-pushback-ms` (how long until the queue has room, from the rate at which
-// calls are opening now, with jitter) and `retry-after`. A storm thus degrades into
+// `grpc-retry-pushback-ms` (about how long the queue takes to drain at the rate calls are
+// opening now; 0.5–30 s) and `retry-after`; clients spread their return over as long again. A storm thus degrades into
 // waiting, in the queue or at the client, instead of timeouts, errors or memory growth.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, Gauge, type Registry } from "prom-client";
@@ -13,8 +13,6 @@ export interface AdmissionOptions {
   concurrency: number;
   /** Calls waiting for a turn; past this they are refused with a pushback. */
   queue: number;
-  /** Injectable for tests; Math.random by default. */
-  random?: () => number;
 }
 
 export interface Admission {
@@ -31,7 +29,6 @@ export interface Admission {
 }
 
 export function createAdmission(o: AdmissionOptions): Admission {
-  const random = o.random ?? Math.random;
   let opening = 0;
   const waiters: (() => void)[] = [];
   // Calls opened per second, smoothed (what the pushback divides the queue by).
@@ -48,7 +45,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
     const now = Date.now();
     const seconds = (now - since) / 1000;
     if (seconds >= 1) {
-      rate = rate === 0 ? counted / seconds : 0.7 * rate + (0.3 * counted) / seconds;
+      if (counted > 0) rate = rate === 0 ? counted / seconds : 0.7 * rate + (0.3 * counted) / seconds;
       counted = 0;
       since = now;
     }
@@ -76,9 +73,10 @@ export function createAdmission(o: AdmissionOptions): Admission {
       if (waiters.length >= o.queue) {
         measure();
         refused.inc();
-        // Until the queue has room again at the current rate, spread over half as long again.
-        const perSecond = Math.max(rate, 1);
-        const ms = Math.round(Math.min(60_000, Math.max(500, ((waiters.length - o.queue / 2) / perSecond) * 1000)) * (1 + random() * 0.5));
+        // About when the queue will have drained at the rate calls open now (until that is
+        // measured, as if each took 100 ms). The client spreads its return over as long again.
+        const perSecond = rate > 0 ? rate : o.concurrency * 10;
+        const ms = Math.round(Math.min(30_000, Math.max(500, (waiters.length / perSecond) * 1000)));
         return new ConnectError(`too many connections opening at once (${opening} opening, ${waiters.length} waiting); retry in ${ms} ms`, Code.Unavailable, {
           "grpc-retry-pushback-ms": String(ms),
           "retry-after": String(Math.ceil(ms / 1000)),
