@@ -252,7 +252,7 @@ async function main() {
       );
     say(`  data           ${dataDir}`);
     if (demo) say(`  demo catalog   ${demo}`);
-    if (aiHistory) say(`  ai history     ${aiHistory}`);
+    if (aiHistory) say(`  ai history     ${aiHistory.summary}`);
     if (admin.created) {
       say("");
       say("First admin (shown once; keep it somewhere safe):");
@@ -264,7 +264,7 @@ async function main() {
     say("");
     say(`Try: npx buf curl --http2-prior-knowledge --reflect --list-methods http://127.0.0.1:${authPort}`);
     say("Ctrl-C stops everything.");
-    simulator = startSimulatedFleet(services, admin);
+    simulator = startSimulatedFleet(services, admin, aiHistory?.historyStart);
   } catch (err) {
     console.error(err instanceof MissingTool ? err.message : `start failed: ${err instanceof Error ? err.message : String(err)}`);
     await stopAll(1);
@@ -310,11 +310,13 @@ async function startWeb(services: ServiceProcess[]): Promise<{ url: string; stop
  * A simulated fleet (SIM_KIOSKS, default 50; 0 turns it off) so the platform is alive on
  * first start. Its device credentials are kept in the data dir; registering and enrolling
  * the kiosks the first time needs the admin's password, known when this start created the
- * admin or ADMIN_PASSWORD is set.
+ * admin or ADMIN_PASSWORD is set. The kiosks also sell along the process ai's history was
+ * generated from, from its first day `historyStart` (SIM_SALES=off stops that; see
+ * docs/operations.md, "The simulated fleet's sales").
  */
-function startSimulatedFleet(services: ServiceProcess[], admin: { created: boolean; email: string; password: string }): ChildProcess | undefined {
+function startSimulatedFleet(services: ServiceProcess[], admin: { created: boolean; email: string; password: string }, historyStart: string | undefined): ChildProcess | undefined {
   const url = (name: string) => services.find((s) => s.name === name)?.url;
-  const [authUrl, fleetUrl, linkUrl] = [url("auth"), url("fleet"), url("link")];
+  const [authUrl, fleetUrl, linkUrl, ordersUrl, catalogUrl] = [url("auth"), url("fleet"), url("link"), url("orders"), url("catalog")];
   const count = env["SIM_KIOSKS"] ?? "50";
   if (!authUrl || !fleetUrl || !linkUrl || count === "0") return undefined;
   const stateFile = join(dataDir, "simulator.json");
@@ -324,14 +326,27 @@ function startSimulatedFleet(services: ServiceProcess[], admin: { created: boole
     return undefined;
   }
   const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "packages/kiosk-sdk/src/simulate.ts")], {
-    env: { ...process.env, ...credentials, SIM_KIOSKS: count, SIM_STATE_FILE: stateFile, AUTH_URL: authUrl, FLEET_URL: fleetUrl, LINK_URL: linkUrl },
+    env: {
+      ...process.env,
+      ...credentials,
+      SIM_KIOSKS: count,
+      SIM_STATE_FILE: stateFile,
+      AUTH_URL: authUrl,
+      FLEET_URL: fleetUrl,
+      LINK_URL: linkUrl,
+      // Selling needs orders and catalog; without them (or SIM_SALES=off) the kiosks only report.
+      SIM_SALES: ordersUrl && catalogUrl ? (env["SIM_SALES"] ?? "on") : "off",
+      ...(ordersUrl && catalogUrl ? { ORDERS_URL: ordersUrl, CATALOG_URL: catalogUrl } : {}),
+      ...(historyStart ? { SIM_SALES_HISTORY_START: historyStart } : {}),
+    },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
   const lines = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).forEach((l) => console.log(formatLogLine("simulator", l)));
   child.stdout?.on("data", lines);
   child.stderr?.on("data", lines);
-  say(`  simulator      ${count} kiosks (credentials in ${stateFile})`);
+  const selling = ordersUrl && catalogUrl && env["SIM_SALES"] !== "off" ? `, selling at ×${env["SIM_SALES_SPEEDUP"] || "1"} the generator's rates` : "";
+  say(`  simulator      ${count} kiosks${selling} (credentials in ${stateFile})`);
   return child;
 }
 
@@ -406,7 +421,7 @@ function seedDemoCatalog(shared: Record<string, string>): string | undefined {
  * ~90 days of generated sales history for the simulated kiosks, so ai can train (ai's
  * seed-demo script; it does nothing once generated history exists, so restarts stay cheap).
  */
-function seedAiHistory(shared: Record<string, string>): string | undefined {
+function seedAiHistory(shared: Record<string, string>): { summary: string; historyStart: string | undefined } | undefined {
   const script = join(repoRoot, "services/ai/src/seed-demo.ts");
   if (!serviceEntry(repoRoot, "ai") || !existsSync(script)) return undefined;
   const result = spawnSync(process.execPath, ["--import", "tsx", script], {
@@ -415,8 +430,12 @@ function seedAiHistory(shared: Record<string, string>): string | undefined {
     encoding: "utf8",
   });
   if (result.status !== 0) throw new Error(`seeding ai's sales history failed: ${result.stderr.trim() || result.stdout.trim()}`);
-  const added = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { rows?: number };
-  return added.rows ? `${added.rows} generated kiosk × SKU days added (Retrain trains on them)` : "generated history present";
+  const added = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}") as { rows?: number; historyStart?: string | null };
+  const from = added.historyStart ? ` from ${added.historyStart}` : "";
+  return {
+    summary: added.rows ? `${added.rows} generated kiosk × SKU days added${from} (Retrain trains on them)` : `generated history present${from}`,
+    historyStart: added.historyStart ?? undefined,
+  };
 }
 
 /** Creates the first admin if there are no users yet (auth's own bootstrap script). */

@@ -2,10 +2,12 @@
 // enrollment at auth, credentials saved to a 0600 JSON file for later runs) and a
 // run loop with plausible telemetry, occasional printer trouble and a few kiosks
 // whose network flaps.
+import { randomBytes } from "node:crypto";
 import { chmod, readFile, rename, writeFile } from "node:fs/promises";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { AuthService, DeviceService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import type { BackoffOptions } from "./backoff.js";
@@ -24,7 +26,12 @@ export interface SimKiosk {
 interface StateFile {
   version: 1;
   kiosks: Record<string, { deviceCredential: string; enrollTime: string }>;
+  /** The simulated route driver's operator account (selling.ts restocks as it). */
+  restocker?: { email: string; password: string };
 }
+
+/** The simulated route driver's sign-in at auth (an operator). */
+export const restockerEmail = "sim-restocker@adminkiosk.local";
 
 export const simKioskId = (n: number) => `sim-${String(n).padStart(4, "0")}`;
 
@@ -40,7 +47,7 @@ const venues = ["Main Station", "Airport", "City Mall", "Old Town", "Stadium", "
 async function loadState(path: string): Promise<StateFile> {
   try {
     const parsed = JSON.parse(await readFile(path, "utf8")) as Partial<StateFile>;
-    return { version: 1, kiosks: parsed.kiosks ?? {} };
+    return { version: 1, kiosks: parsed.kiosks ?? {}, ...(parsed.restocker ? { restocker: parsed.restocker } : {}) };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, kiosks: {} };
     throw new Error(`${path}: not a simulator state file (${(err as Error).message})`);
@@ -60,22 +67,36 @@ export interface ProvisionOptions {
   fleetUrl: string;
   count: number;
   stateFile: string;
-  /** Needed only when the state file lacks some of the kiosks. */
+  /** Needed only when the state file lacks some of the kiosks (or the route driver's account). */
   admin?: { email: string; password: string };
+  /** Also make the simulated route driver's operator account (selling.ts restocks as it), once. */
+  restocker?: boolean;
   log?: (line: string) => void;
 }
 
 /**
  * Returns credentials for sim-0001…sim-<count>. Kiosks already in the state file are reused as
  * they are; the others are registered at fleet (unless they exist), enrolled, and saved.
+ * With `restocker` and admin credentials it also makes the simulated route driver's operator
+ * account once (saved with the kiosks); without one saved, `restocker` is undefined.
  */
-export async function provision(options: ProvisionOptions): Promise<SimKiosk[]> {
+export async function provision(options: ProvisionOptions): Promise<SimKiosk[] & { restocker?: { email: string; password: string } }> {
   const log = options.log ?? (() => {});
   const state = await loadState(options.stateFile);
   const ids = Array.from({ length: options.count }, (_, i) => simKioskId(i + 1));
   const missing = ids.filter((id) => !state.kiosks[id]);
-  if (missing.length > 0) {
-    if (!options.admin) throw new Error(`ADMIN_EMAIL and ADMIN_PASSWORD are needed to provision ${missing.length} kiosk(s) missing from ${options.stateFile}`);
+  if (missing.length > 0 && !options.admin) throw new Error(`ADMIN_EMAIL and ADMIN_PASSWORD are needed to provision ${missing.length} kiosk(s) missing from ${options.stateFile}`);
+  if (options.restocker && options.admin && !state.restocker) {
+    // Optional: without it nothing is restocked, and the kiosks still run.
+    try {
+      state.restocker = await makeRestocker(options.authUrl, options.admin);
+      await saveState(options.stateFile, state);
+      log(`provisioned the simulated route driver ${restockerEmail} (an operator)`);
+    } catch (err) {
+      log(`restocking off: making the simulated route driver's account failed: ${ConnectError.from(err).message}`);
+    }
+  }
+  if (missing.length > 0 && options.admin) {
     const login = await createClient(AuthService, createGrpcTransport({ baseUrl: options.authUrl })).login(options.admin);
     const bearer: Interceptor = (next) => (req) => {
       req.header.set("authorization", `Bearer ${login.tokens?.accessToken ?? ""}`);
@@ -120,7 +141,30 @@ export async function provision(options: ProvisionOptions): Promise<SimKiosk[]> 
     };
     await Promise.all(Array.from({ length: Math.min(8, missing.length) }, worker));
   }
-  return ids.map((kioskId) => ({ kioskId, deviceCredential: state.kiosks[kioskId]!.deviceCredential }));
+  const kiosks = ids.map((kioskId) => ({ kioskId, deviceCredential: state.kiosks[kioskId]!.deviceCredential }));
+  return Object.assign(kiosks, state.restocker ? { restocker: state.restocker } : {});
+}
+
+/** The simulated route driver's operator account, made (or given a new password) with the admin's credentials. */
+async function makeRestocker(authUrl: string, admin: { email: string; password: string }): Promise<{ email: string; password: string }> {
+  const login = await createClient(AuthService, createGrpcTransport({ baseUrl: authUrl })).login(admin);
+  const bearer: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${login.tokens?.accessToken ?? ""}`);
+    return next(req);
+  };
+  const users = createClient(UserService, createGrpcTransport({ baseUrl: authUrl, interceptors: [bearer] }));
+  const password = randomBytes(18).toString("base64url");
+  try {
+    await users.createUser({ email: restockerEmail, displayName: "Simulated route driver", role: Role.OPERATOR, password });
+  } catch (err) {
+    if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
+    // Made by an earlier run whose state file is gone: give it a new password.
+    const { users: found } = await users.listUsers({ query: restockerEmail, pageSize: 10 });
+    const user = found.find((u) => u.email === restockerEmail);
+    if (!user) throw err;
+    await users.setPassword({ userId: user.userId, password });
+  }
+  return { email: restockerEmail, password };
 }
 
 /** One kiosk's hardware, drifting between samples. */

@@ -7,11 +7,11 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { inject } from "vitest";
-import { DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { createDatabase, eventually, freePort, repoRoot, startServiceProcess, startTestService, type ServiceProcess, type StartedService } from "@adminkiosk/devstack";
-import { adminEmail, adminPassword, clientFor, startAuth, type AuthFixture } from "../../../test/support/auth.js";
+import { adminEmail, adminPassword, clientFor, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 import { enroll, KioskClient, type KioskClientEvents } from "../src/index.js";
 import { provision, startSimulator } from "../src/simulator.js";
 
@@ -161,9 +161,12 @@ it("revoking the kiosk at auth makes the client emit revoked and stay away", asy
 it("the simulator provisions kiosks that go online, and a second run reuses its state file without admin credentials", async () => {
   const stateFile = join(mkdtempSync(join(inject("infra").tmpDir, "sim-")), "kiosks.json");
   const common = { authUrl: auth.service.url, fleetUrl: fleet.url, count: 3, stateFile };
-  const kiosks = await provision({ ...common, admin: { email: adminEmail, password: adminPassword } });
+  const kiosks = await provision({ ...common, admin: { email: adminEmail, password: adminPassword }, restocker: true });
   expect(kiosks.map((k) => k.kioskId)).toEqual(["sim-0001", "sim-0002", "sim-0003"]);
   expect(statSync(stateFile).mode & 0o777).toBe(0o600);
+  // The simulated route driver (selling.ts restocks as it) signs in as an operator.
+  const driver = await auth.client(AuthService).login(kiosks.restocker!);
+  expect(driver.user?.role).toBe(Role.OPERATOR);
 
   const first = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 200, flappingShare: 0 });
   try {
@@ -177,6 +180,7 @@ it("the simulator provisions kiosks that go online, and a second run reuses its 
 
   const again = await provision(common); // no admin credentials
   expect(again).toEqual(kiosks);
+  expect(again.restocker).toEqual(kiosks.restocker);
   await expect(provision({ ...common, count: 4 })).rejects.toThrow(/ADMIN_EMAIL and ADMIN_PASSWORD/);
   const second = startSimulator({ linkUrl: link.url, kiosks: again, telemetryIntervalMs: 200, flappingShare: 0 });
   try {
