@@ -59,6 +59,11 @@ async function rulesSelecting(tx: PoolClient, kinds: RuleKind[], kiosk: Kiosk & 
   return (await rules.live(tx, kinds)).filter((r) => matches(r, kiosk));
 }
 
+/** Keeps an event for dry runs (recent_events: the last hour, see dry-run.ts). */
+export async function recordEvent(tx: PoolClient, time: Date, kioskId: string, kind: string, detail: string, summary = ""): Promise<void> {
+  await tx.query("INSERT INTO recent_events (event_time, kiosk_id, kind, detail, summary) VALUES ($1, $2, $3, $4, $5)", [time, kioskId, kind, detail, summary]);
+}
+
 // ---- link's telemetry: alerting_status, telemetry_errors ----
 
 /** What alerting_status and telemetry_errors judge of a sample (the runtime's isAlerting, as fleet's status). */
@@ -88,6 +93,18 @@ export async function applyTelemetryEvent(tx: PoolClient, msg: ConsumedMessage):
   if (!latest) return;
   const time = timestampDate(latest.time!);
   const j = judgeSample(parsed.kioskId, latest);
+  // For dry runs: a sample that changed whether the kiosk is ALERTING or reports errors, read
+  // before the upsert from the row the previous sample left (one sample of a kiosk at a time:
+  // the consumer applies two messages at once, and both would read no row yet).
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext('notifications.kiosk_health'), hashtext($1))", [parsed.kioskId]);
+  await tx.query(
+    `INSERT INTO recent_events (event_time, kiosk_id, kind, alerting, detail, summary)
+     SELECT $2::timestamptz, $1::text, 'health', $3::boolean, $4::text, $5::text
+     WHERE ($3::boolean OR $4::text <> '' OR EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text)) AND NOT EXISTS (
+       SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text
+         AND (h.sample_time >= $2::timestamptz OR (h.alerting = $3::boolean AND (cardinality(h.errors) > 0) = ($4::text <> ''))))`,
+    [parsed.kioskId, time, j.alerting, j.errors.length > 0 ? j.errorsSummary : "", j.alertingSummary],
+  );
   const { rowCount } = await tx.query(
     `INSERT INTO kiosk_health (kiosk_id, alerting, errors, summary, sample_time) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (kiosk_id) DO UPDATE SET alerting = $2, errors = $3, summary = $4, sample_time = $5 WHERE kiosk_health.sample_time < $5`,
@@ -121,6 +138,7 @@ export async function applyCatalogEvent(tx: PoolClient, msg: ConsumedMessage): P
     [parsed.kioskId, e.sku, low, e.onHand.toString(), e.lowStockThreshold.toString(), time],
   );
   if (!rowCount) return;
+  await recordEvent(tx, time, parsed.kioskId, low ? "stock_low" : "stock_replenished", e.sku, low ? lowStockSummary(parsed.kioskId, e.sku, e.onHand, e.lowStockThreshold) : "");
   const kiosk = await kioskOf(tx, parsed.kioskId);
   for (const rule of await rulesSelecting(tx, ["low_stock"], kiosk)) {
     if (rule.sku !== "" && rule.sku !== e.sku) continue;
@@ -210,18 +228,20 @@ export async function applyOrderEvent(tx: PoolClient, msg: ConsumedMessage): Pro
         created,
       ]);
       if (!rowCount) return;
+      await recordEvent(tx, created, order.kioskId, "order_created", parsed.orderId);
       const kiosk = await kioskOf(tx, order.kioskId);
       await judgeOpenOrders(tx, kiosk, await rulesSelecting(tx, ["orders_stuck"], kiosk));
       return;
     }
     case "completed":
     case "failed": {
-      const { order } = parsed.kind === "completed" ? decodeEvent(OrderCompletedEventSchema, msg) : decodeEvent(OrderFailedEventSchema, msg);
+      const { order, time } = parsed.kind === "completed" ? decodeEvent(OrderCompletedEventSchema, msg) : decodeEvent(OrderFailedEventSchema, msg);
       if (!order) return;
       if (parsed.kind === "completed") await receiptOrderCompleted(tx, order);
       else await receiptOrderFailed(tx, parsed.orderId);
       const { rows } = await tx.query<{ kiosk_id: string }>("DELETE FROM open_orders WHERE order_id = $1 RETURNING kiosk_id", [parsed.orderId]);
       if (!rows[0]) return;
+      await recordEvent(tx, time ? timestampDate(time) : new Date(), rows[0].kiosk_id, "order_closed", parsed.orderId);
       const kiosk = await kioskOf(tx, rows[0].kiosk_id);
       await judgeOpenOrders(tx, kiosk, await rulesSelecting(tx, ["orders_stuck"], kiosk));
       return;
@@ -248,6 +268,7 @@ export async function applySilentFailureEvent(tx: PoolClient, msg: ConsumedMessa
   const kiosk = await kioskOf(tx, parsed.kioskId);
   const f = e.failure;
   const summary = `kiosk ${kiosk.kioskId} sells far less than forecast: ${f?.observedUnits ?? 0n} units sold, ${(f?.expectedUnits ?? 0).toFixed(1)} expected (p = ${(f?.probability ?? 0).toPrecision(2)})`;
+  await recordEvent(tx, time, kiosk.kioskId, detected ? "silent_detected" : "silent_cleared", "", detected ? summary : "");
   for (const rule of await rulesSelecting(tx, ["silent_failure"], kiosk)) {
     if (detected) await conditionHolds(tx, rule, kiosk, time, summary);
     else await conditionCleared(tx, rule.ruleId, kiosk.kioskId, e.clearReason || "sales as expected again");

@@ -31,6 +31,12 @@ function describe(r: InstanceRow): string {
   return `${r.instance}: NOT_SERVING${r.failed_probes ? ` (${r.failed_probes})` : ""}`;
 }
 
+const summaryOf = (service: string, down: InstanceRow[], total: number) =>
+  `service ${service}: ${down.length} of ${total} process${total === 1 ? "" : "es"} not serving (${down
+    .slice(0, 3)
+    .map(describe)
+    .join("; ")}${down.length > 3 ? `; +${down.length - 3} more` : ""})`;
+
 /**
  * Judges one service (in tx, one judge per service at a time): forgets the processes a newer
  * one replaced, and opens or clears the alert of each service_not_serving rule watching it.
@@ -49,6 +55,7 @@ export async function judgeService(tx: PoolClient, service: string, live?: LiveR
     [service],
   );
   const down = rows.filter((r) => r.state !== "serving");
+  await recordChange(tx, service, down, rows.length);
   const watching = (live ?? (await rules.live(tx, ["service_not_serving"]))).filter((r) => r.kind === "service_not_serving" && (r.sku === "" || r.sku === service));
   if (watching.length === 0) return;
   if (down.length === 0) {
@@ -59,14 +66,31 @@ export async function judgeService(tx: PoolClient, service: string, live?: LiveR
     return;
   }
   const since = new Date(Math.min(...down.map((r) => (r.since ?? r.last_seen).getTime())));
-  const summary = `service ${service}: ${down.length} of ${rows.length} process${rows.length === 1 ? "" : "es"} not serving (${down
-    .slice(0, 3)
-    .map(describe)
-    .join("; ")}${down.length > 3 ? `; +${down.length - 3} more` : ""})`;
+  const summary = summaryOf(service, down, rows.length);
   await holdAll(
     tx,
     watching.map((rule) => ({ rule, kiosk: noKiosk, since, summary, sku: service })),
   );
+}
+
+/** Keeps, for dry runs, the service's condition when it changed (service_conditions: as last judged; recent_events: the change). */
+async function recordChange(tx: PoolClient, service: string, down: InstanceRow[], total: number): Promise<void> {
+  const isDown = down.length > 0;
+  const since = isDown ? new Date(Math.min(...down.map((r) => (r.since ?? r.last_seen).getTime()))) : new Date();
+  const { rows } = await tx.query<{ inserted: boolean }>(
+    `INSERT INTO service_conditions (service, down, since) VALUES ($1, $2, $3)
+     ON CONFLICT (service) DO UPDATE SET down = EXCLUDED.down, since = EXCLUDED.since WHERE service_conditions.down <> EXCLUDED.down
+     RETURNING (xmax = 0) AS inserted`,
+    [service, isDown, since],
+  );
+  // Changed (a service first heard serving is no change).
+  if (rows[0] && (isDown || !rows[0].inserted))
+    await tx.query("INSERT INTO recent_events (event_time, kiosk_id, kind, detail, summary) VALUES ($1, '', $2, $3, $4)", [
+      since,
+      isDown ? "service_down" : "service_up",
+      service,
+      isDown ? summaryOf(service, down, total) : "",
+    ]);
 }
 
 /** Applies one ServiceHealthEvent (in the consumer's transaction, with its inbox row). */

@@ -113,6 +113,16 @@ describe("service_not_serving", () => {
     const resolved = await waitFor("the resolution email", () => f.mailbox.messages().find((m) => m.to.includes(to) && m.subject.startsWith("[RESOLVED] link down")));
     expect(resolved.text).toContain("service link: resolved");
 
+    // The rules editor's dry run replays it: link was down once in the last hour, catalog never.
+    const dry = async (service: string) =>
+      f.as(RuleService, f.tokens.admin).dryRunRule({ definition: { name: "dry", severity: Severity.INFO, kind: { case: "serviceNotServing", value: { service, forDuration: seconds(1) } } } });
+    const linkRun = await dry("link");
+    expect(linkRun.alertCount).toBe(1);
+    expect(linkRun.samples[0]).toMatchObject({ kioskId: "", labels: { service: "link" } });
+    expect(linkRun.samples[0]!.summary).toContain(`${instance}: no heartbeat since`);
+    expect(linkRun.samples[0]!.resolveTime).toBeDefined();
+    expect((await dry("catalog")).alertCount).toBe(0);
+
     // Stopped gracefully (it announces its draining) while another link serves: not counted.
     // Shown by the next alert, of a third process killed after it, naming that one alone.
     await restarted.proc.stop();

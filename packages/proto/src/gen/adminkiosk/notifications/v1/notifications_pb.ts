@@ -1670,7 +1670,8 @@ export const RuleService: GenService<{
   },
   /**
    * Which alerts `definition` would have fired over the last hour of the events notifications
-   * evaluated (connection changes, telemetry, stock-out predictions), matched against the
+   * evaluated, for every kind (connection changes, telemetry, stock-out predictions, stock,
+   * orders, decided payments, silent failures, services' health), matched against the
    * kiosks' current labels; saves nothing. A bad definition is refused exactly as CreateRule
    * refuses it (InvalidArgument naming the field).
    *
