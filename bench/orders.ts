@@ -5,20 +5,34 @@
 // reservation and commit, payments' intent, ledger and outbox, orders' order, lines,
 // receipt and outbox), as the same number of transactions, straight from this process,
 // without the services, NATS or the provider.
+// A sale ends when orders' completed event is heard (BENCH_WAIT=poll: GetOrder every 5 ms);
+// BENCH_SINGLE sales (default 40) are then made one at a time and their timeline printed,
+// step by step, from the services' own rows. BENCH_CPU_PROF=orders,payments,catalog profiles
+// those processes (bench/stack.ts; summarise with bench/cpuprof.ts).
 import { randomBytes, randomUUID } from "node:crypto";
+import os from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import pg from "pg";
 import { AuthService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderService, OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { freePort, repoRoot, startProgramProcess } from "@adminkiosk/devstack";
 import { generateTicketSigningKey } from "../services/orders/src/tickets.js";
-import { benchAdmin, withStack } from "./stack.js";
+import { benchAdmin, profileArgs, withStack } from "./stack.js";
 
 const total = Number(process.env["BENCH_ORDERS"] ?? 300);
 const concurrency = Number(process.env["BENCH_CONCURRENCY"] ?? 16);
+/** Sales made one at a time after the concurrent run (the single-sale latency and its timeline). */
+const singles = Number(process.env["BENCH_SINGLE"] ?? 40);
+/**
+ * How the bench learns a sale ended: "event" (default) hears orders' completed event on NATS;
+ * "poll" asks GetOrder every 5 ms as the first runs did (50 times the kiosk SDK's 250 ms, so
+ * orders spends most of its CPU answering polls).
+ */
+const waitMode = process.env["BENCH_WAIT"] === "poll" ? "poll" : "event";
 const kioskCount = 4;
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
@@ -40,8 +54,8 @@ async function run(n: number, c: number, one: (i: number) => Promise<void>): Pro
   return { seconds: (performance.now() - start) / 1000, latencies: latencies.sort((a, b) => a - b) };
 }
 
-const report = (name: string, r: { seconds: number; latencies: number[] }) =>
-  `| ${name} | ${r.latencies.length} | ${concurrency} | ${(r.latencies.length / r.seconds).toFixed(1)} | ${pct(r.latencies, 50).toFixed(1)} | ${pct(r.latencies, 99).toFixed(1)} |`;
+const report = (name: string, r: { seconds: number; latencies: number[] }, c = concurrency) =>
+  `| ${name} | ${r.latencies.length} | ${c} | ${(r.latencies.length / r.seconds).toFixed(1)} | ${pct(r.latencies, 50).toFixed(1)} | ${pct(r.latencies, 99).toFixed(1)} |`;
 
 await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, serviceEnv, start }) => {
   const jwks = `${auth.url}/.well-known/jwks.json`;
@@ -59,7 +73,7 @@ await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, serviceEnv, s
     PROVIDER_WEBHOOK_SECRET: webhookSecret,
     PROVIDER_WEBHOOK_URL: `${payments.url}/webhooks/provider`,
     WEBHOOK_DELAY: "0ms",
-  }, () => {});
+  }, () => {}, { nodeArgs: profileArgs("provider-sim") });
   const orders = await start("orders", { ...common, ...serviceEnv("orders"), CATALOG_URL: catalog.url, PAYMENTS_URL: payments.url, ORDERS_TICKET_SIGNING_KEY: await generateTicketSigningKey() });
   try {
     const authT = createGrpcTransport({ baseUrl: auth.url });
@@ -75,31 +89,82 @@ await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, serviceEnv, s
     for (let k = 0; k < kioskCount; k++)
       await createClient(InventoryService, catalogT).restock({ kioskId: `bench-${k}`, sku: "bench-coffee", quantity: 100_000n, reason: "bench" }, bearer(admin));
     const ordersClient = createClient(OrderService, createGrpcTransport({ baseUrl: orders.url }));
-    const sale = async (i: number) => {
+    // The end of a sale: orders' own event (orders.order.<id>.completed or .failed, through its
+    // outbox and JetStream), heard on core NATS; it may come before CreateOrder's answer does.
+    const nc = await natsConnect({ servers: natsUrl });
+    const outcomes = new Map<string, string>();
+    const waiters = new Map<string, (kind: string) => void>();
+    const sub = nc.subscribe("orders.order.*.*");
+    void (async () => {
+      for await (const m of sub) {
+        const [, , id, kind] = m.subject.split(".");
+        if (kind !== "completed" && kind !== "failed") continue;
+        const waiter = waiters.get(id!);
+        if (waiter) {
+          waiters.delete(id!);
+          waiter(kind);
+        } else outcomes.set(id!, kind);
+      }
+    })();
+    await nc.flush();
+    const settled = (orderId: string) =>
+      new Promise<string>((resolve) => {
+        const early = outcomes.get(orderId);
+        if (early) {
+          outcomes.delete(orderId);
+          resolve(early);
+        } else waiters.set(orderId, resolve);
+      });
+    /** Client-side marks of the sales timed one at a time (wall clock, ms since the epoch). */
+    const marks = new Map<string, { start: number; answered: number; seen: number }>();
+    const sale = async (i: number, mark = false) => {
       const kiosk = kiosks[i % kioskCount]!;
+      const start = Date.now();
       const { order } = await ordersClient.createOrder({ idempotencyKey: `bench-${i}-${randomUUID()}`, items: [{ sku: "bench-coffee", quantity: 1n }], paymentMethod: "pm_card_visa" }, bearer(kiosk));
+      const answered = Date.now();
+      if (waitMode === "event") {
+        const kind = await settled(order!.orderId);
+        if (kind !== "completed") throw new Error(`order ${order!.orderId} ${kind}`);
+        if (mark) marks.set(order!.orderId, { start, answered, seen: Date.now() });
+        return;
+      }
       for (;;) {
         const { order: now } = await ordersClient.getOrder({ orderId: order!.orderId }, bearer(kiosk));
-        if (now?.state === OrderState.COMPLETED) return;
+        if (now?.state === OrderState.COMPLETED) {
+          if (mark) marks.set(order!.orderId, { start, answered, seen: Date.now() });
+          return;
+        }
         if (now?.state === OrderState.FAILED) throw new Error(`order failed: ${now.failureCode} ${now.failureMessage}`);
         await new Promise((r) => setTimeout(r, 5));
       }
     };
     await run(20, 4, sale); // warm-up: JWKS, JIT, pools
+    const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" / ");
+    const loadBefore = load();
     const services = await run(total, concurrency, sale);
+    const single = singles > 0 ? await run(singles, 1, (i) => sale(total + i, true)) : undefined;
 
-    const baseline = await baselineWrites(databaseUrl);
-    console.log(`\norders: ${total} sales, concurrency ${concurrency}, ${kioskCount} kiosks, ${new Date().toISOString()}\n`);
+    const baseline = await baselineWrites(databaseUrl, total, concurrency);
+    const baselineSingle = singles > 0 ? await baselineWrites(databaseUrl, singles, 1) : undefined;
+    console.log(`\norders: ${total} sales, concurrency ${concurrency}, ${kioskCount} kiosks, end heard by ${waitMode === "event" ? "orders' completed event" : "GetOrder every 5 ms"}, ${new Date().toISOString()}, load average ${loadBefore} before, ${load()} after\n`);
     console.log("| path | sales | concurrency | sales/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|");
     console.log(report("services end to end (create → paid → completed)", services));
     console.log(report("baseline: the same DB writes, no services", baseline));
+    if (single && baselineSingle) {
+      console.log(report("services end to end, one at a time", single, 1));
+      console.log(report("baseline, one at a time", baselineSingle, 1));
+    }
+    const rate = (r: { seconds: number; latencies: number[] }) => r.latencies.length / r.seconds;
+    console.log(`\nservices / baseline at concurrency ${concurrency}: ${(rate(services) / rate(baseline)).toFixed(2)}`);
+    if (marks.size > 0) await timeline(databaseUrl, marks);
+    await nc.close();
   } finally {
     await sim.stop();
   }
 });
 
 /** The sale's writes as the services make them, in as many transactions, on a scratch schema. */
-async function baselineWrites(databaseUrl: string) {
+async function baselineWrites(databaseUrl: string, total: number, concurrency: number) {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
   await pool.query(`DROP SCHEMA IF EXISTS bench_baseline CASCADE; CREATE SCHEMA bench_baseline; SET search_path = bench_baseline`);
   const ddl = `
@@ -185,4 +250,67 @@ async function baselineWrites(databaseUrl: string) {
   await pool.query("DROP SCHEMA bench_baseline CASCADE");
   await pool.end();
   return result;
+}
+
+/**
+ * Where one sale's wall time goes: the steps' commit-side timestamps (each row's now() is its
+ * transaction's start) read back from the services' own tables, as medians over the sales
+ * timed one at a time, each step measured from the end of the one before.
+ */
+async function timeline(databaseUrl: string, marks: Map<string, { start: number; answered: number; seen: number }>) {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
+  const { rows } = await pool.query<Record<string, number | string>>(
+    `SELECT o.id,
+       ${ms("o.created_at")} AS order_created,
+       ${ms("r.created_at")} AS reserved,
+       ${ms("i.created_at")} AS intent_created,
+       ${ms("j.done_at")} AS charge_submitted,
+       ${ms("i.updated_at")} AS webhook_applied,
+       ${ms("po.published_at")} AS payment_event_published,
+       ${ms("r.updated_at")} AS reservation_committed,
+       ${ms("o.completed_at")} AS completed,
+       ${ms("oo.published_at")} AS completed_event_published
+     FROM orders.orders o
+     JOIN catalog.reservations r ON r.reservation_id = o.id
+     JOIN payments.payment_intents i ON i.id::text = o.payment_intent_id
+     LEFT JOIN payments.provider_jobs j ON j.intent_id = i.id AND j.kind = 'charge'
+     LEFT JOIN payments.outbox po ON po.subject = 'payments.intent.' || i.id || '.succeeded'
+     LEFT JOIN orders.outbox oo ON oo.subject = 'orders.order.' || o.id || '.completed'
+     WHERE o.id = ANY($1::uuid[])`,
+    [[...marks.keys()]],
+  );
+  await pool.end();
+  const steps: [string, string][] = [
+    ["CreateOrder sent → order row inserted (orders)", "order_created"],
+    ["→ reservation made (catalog)", "reserved"],
+    ["→ payment intent created (payments)", "intent_created"],
+    ["→ CreateOrder answered (kiosk)", "answered"],
+    ["→ charge submitted, provider answered (payments' provider worker)", "charge_submitted"],
+    ["→ signed webhook applied: succeeded (payments)", "webhook_applied"],
+    ["→ payments.intent.succeeded published (outbox relay)", "payment_event_published"],
+    ["→ reservation committed (orders' completion worker → catalog)", "reservation_committed"],
+    ["→ COMPLETED committed (orders)", "completed"],
+    [waitMode === "event" ? "→ orders.order.completed heard (outbox relay, JetStream)" : "→ GetOrder sees COMPLETED (polling every 5 ms)", "seen"],
+  ];
+  const deltas = steps.map(() => [] as number[]);
+  for (const row of rows) {
+    const m = marks.get(String(row["id"]))!;
+    const at: Record<string, number> = { start: m.start, answered: m.answered, seen: m.seen };
+    for (const [, col] of steps) if (!(col in at)) at[col] = Number(row[col]);
+    // Steps happen in this order except CreateOrder's answer, which races the charge.
+    let prev = m.start;
+    steps.forEach(([, col], k) => {
+      deltas[k]!.push(at[col]! - prev);
+      prev = at[col]!;
+    });
+  }
+  console.log(`\none sale's timeline (median of ${rows.length} sales made one at a time; payment event → orders' consumer is inside the commit step):\n`);
+  console.log("| step | p50 ms | p90 ms |\n|---|---:|---:|");
+  steps.forEach(([name], k) => {
+    const d = deltas[k]!.sort((a, b) => a - b);
+    console.log(`| ${name} | ${pct(d, 50).toFixed(1)} | ${pct(d, 90).toFixed(1)} |`);
+  });
+  const totals = [...marks.values()].map((m) => m.seen - m.start).sort((a, b) => a - b);
+  console.log(`| total | ${pct(totals, 50).toFixed(1)} | ${pct(totals, 90).toFixed(1)} |`);
 }

@@ -18,6 +18,20 @@ import {
 
 export const benchAdmin = { email: "bench@adminkiosk.local", password: "bench-password-123" };
 
+/**
+ * BENCH_CPU_PROF=orders,payments,catalog (or "all") runs those processes under `node --cpu-prof`:
+ * each writes its threads' CPU.*.cpuprofile into BENCH_CPU_PROF_DIR/<name> (default
+ * <tmp>/adminkiosk-cpuprof) when the stack stops it; the main thread's is the largest. Open
+ * them in Chrome DevTools, or summarise them with bench/cpuprof.ts.
+ */
+export function profileArgs(name: string): string[] {
+  const wanted = (process.env["BENCH_CPU_PROF"] ?? "").split(",").map((s) => s.trim());
+  if (!wanted.includes(name) && !wanted.includes("all")) return [];
+  const dir = process.env["BENCH_CPU_PROF_DIR"] ?? join(os.tmpdir(), "adminkiosk-cpuprof");
+  // One folder per process: node writes a profile per thread (tsx's loader runs in one of its own).
+  return ["--cpu-prof", "--cpu-prof-dir", join(dir, name)];
+}
+
 export interface BenchStack {
   /** The cluster's database; each service keeps its tables in its own schema. */
   databaseUrl: string;
@@ -42,7 +56,7 @@ export async function withStack(authEnv: Record<string, string>, bench: (stack: 
     const proc = await startServiceProcess(repoRoot, name, port, { LOG_LEVEL: "warn", ...env, [`${name.toUpperCase()}_PORT`]: String(port) }, (line) => {
       // BENCH_SERVICE_LOGS=1 shows what the services log (warnings and errors by default).
       if (process.env["BENCH_SERVICE_LOGS"]) console.error(`[${name}] ${line}`);
-    });
+    }, { nodeArgs: profileArgs(name) });
     stops.push(() => proc.stop());
     return proc;
   };

@@ -46,10 +46,19 @@ export async function startServiceProcess(
   port: number,
   env: Record<string, string>,
   onOutput: (line: string) => void,
+  options: ProgramOptions = {},
 ): Promise<ServiceProcess> {
   const entry = serviceEntry(repoRoot, name);
   if (!entry) throw new Error(`service ${name} has no src/main.ts`);
-  return startProgramProcess(name, entry, join(repoRoot, "services", name), port, env, onOutput);
+  return startProgramProcess(name, entry, join(repoRoot, "services", name), port, env, onOutput, options);
+}
+
+export interface ProgramOptions {
+  /**
+   * Flags for node itself, before the program (benchmarks' `--cpu-prof`, which Node does
+   * not take from NODE_OPTIONS).
+   */
+  nodeArgs?: string[];
 }
 
 /**
@@ -63,10 +72,11 @@ export async function startProgramProcess(
   port: number,
   env: Record<string, string>,
   onOutput: (line: string) => void,
+  options: ProgramOptions = {},
 ): Promise<ServiceProcess> {
   await assertPortFree(port, name);
   // node --import tsx (not the tsx CLI) so signals reach the service itself.
-  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", entry], {
     cwd,
     env: { ...process.env, ...env, HOST: env["HOST"] ?? process.env["HOST"] ?? "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],

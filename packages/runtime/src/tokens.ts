@@ -25,7 +25,17 @@ export interface TokenVerifierOptions {
   /** Answers whether a credential was revoked: a device, or a person's ended session (auth keeps both in Redis). */
   isRevoked: (credential: RevocableCredential) => Promise<boolean>;
   now?: () => Date;
+  /**
+   * Verified tokens kept (least recently used dropped first; default 10,000): a token seen
+   * again skips the signature check until it expires, or at most VERIFIED_TOKEN_TTL_MS after
+   * it was verified (as long as the JWKS is cached, so a key auth withdrew stops working as
+   * soon as it did without the cache). Revocation is still asked on every call.
+   */
+  cacheSize?: number;
 }
+
+/** How long a verified token is trusted without checking its signature again. */
+export const VERIFIED_TOKEN_TTL_MS = 10 * 60_000;
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
 
@@ -51,8 +61,38 @@ export function remoteKeys(jwksUrl: string): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 5_000, timeoutDuration: 3_000 });
 }
 
+/** What a verified token says, before its revocation is asked. */
+interface Verified {
+  principal: Principal;
+  revocable?: RevocableCredential;
+  /** Trusted until then (ms since the epoch). */
+  until: number;
+}
+
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const cacheSize = options.cacheSize ?? 10_000;
+  const verified = new Map<string, Verified>();
+  const now = () => (options.now?.() ?? new Date()).getTime();
   return async (token) => {
+    let v = verified.get(token);
+    if (v && now() < v.until) {
+      // Most recently used last: the oldest is dropped first.
+      verified.delete(token);
+      verified.set(token, v);
+    } else {
+      if (v) verified.delete(token);
+      v = await verify(token);
+      if (cacheSize > 0) {
+        verified.set(token, v);
+        if (verified.size > cacheSize) verified.delete(verified.keys().next().value!);
+      }
+    }
+    if (v.revocable && (await options.isRevoked(v.revocable)))
+      throw new TokenRejected(v.revocable.kind === "session" ? "the session has ended; sign in again" : "the device credential was revoked");
+    return { ...v.principal };
+  };
+
+  async function verify(token: string): Promise<Verified> {
     let typ: unknown;
     try {
       typ = decodeProtectedHeader(token).typ;
@@ -74,24 +114,24 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw new TokenRejected(describeJoseError(err));
     }
     const sub = payload.sub ?? "";
+    // requiredClaims guarantees exp; jose accepts a token while now <= exp.
+    const until = Math.min((payload.exp ?? 0) * 1000, now() + VERIFIED_TOKEN_TTL_MS);
     if (typ === accessTokenType) {
       const role = roleFromName(payload["role"]);
       const sessionId = payload["sid"];
       if (!role || typeof sessionId !== "string") throw new TokenRejected("the access token lacks a role or session");
-      if (await options.isRevoked({ kind: "session", sessionId })) throw new TokenRejected("the session has ended; sign in again");
-      return { kind: "user", userId: sub, role, sessionId };
+      return { principal: { kind: "user", userId: sub, role, sessionId }, revocable: { kind: "session", sessionId }, until };
     }
     if (typ === serviceTokenType) {
       // Short-lived and not revocable one by one: a service whose secret leaked gets a new
       // secret, and its tokens lapse within SERVICE_TOKEN_TTL.
       if (!serviceNamePattern.test(sub)) throw new TokenRejected("the service token names no service");
-      return { kind: "service", service: sub };
+      return { principal: { kind: "service", service: sub }, until };
     }
     const kioskId = payload["kiosk_id"];
     if (typeof kioskId !== "string") throw new TokenRejected("the device credential lacks a kiosk id");
-    if (await options.isRevoked({ kind: "device", deviceId: sub })) throw new TokenRejected("the device credential was revoked");
-    return { kind: "device", deviceId: sub, kioskId, expiresAt: new Date((payload.exp ?? 0) * 1000) };
-  };
+    return { principal: { kind: "device", deviceId: sub, kioskId, expiresAt: new Date((payload.exp ?? 0) * 1000) }, revocable: { kind: "device", deviceId: sub }, until };
+  }
 }
 
 function describeJoseError(err: unknown): string {

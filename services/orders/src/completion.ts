@@ -28,6 +28,7 @@ import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
 import { buildReceipt } from "./receipt.js";
 import { orders, recordStrayPayment, tickets, type OrderRow } from "./store.js";
+import type { PaymentStarts } from "./payment-starts.js";
 import type { TicketSigner } from "./tickets.js";
 import type { Upstream } from "./upstream.js";
 
@@ -40,7 +41,12 @@ export interface CompletionDeps {
   consumers: { payments: string; catalog: string };
   /** Messages worked on at once per consumer (each order is locked while it changes). */
   concurrency?: number;
+  /** The sales this process is starting payments for (shared with CreateOrder). */
+  paymentStarts?: PaymentStarts;
 }
+
+/** How long an event that overtook its sale waits for the sale to record its intent (then: retried later). */
+const paymentStartWaitMs = 5_000;
 
 export interface CompletionWorker {
   /** For startService's `consumers` (dead letters, consumer metrics). */
@@ -120,24 +126,33 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       return;
     }
     await once(async (tx) => {
-      const full = await orders.full(tx, order.id, { forUpdate: true });
-      if (!full || !open(full.row.state)) return;
+      // Locked, then read once: an open order has no tickets yet, and what changes here is
+      // known, so the completed event is built from it rather than read back.
+      const locked = await orders.byId(tx, order.id, { forUpdate: true });
+      if (!locked || !open(locked.state)) return;
+      const lines = await orders.linesOf(tx, [order.id]);
       const now = new Date();
-      for (const line of full.lines.filter((l) => l.seat_id !== "")) {
-        const id = randomUUID();
-        const qr = await signer.sign({ tid: id, oid: order.id, kid: order.kiosk_id, ev: line.event_id, seat: line.seat_id, iat: Math.floor(now.getTime() / 1000) });
-        await tickets.insert(tx, { id, order_id: order.id, event_id: line.event_id, seat_id: line.seat_id, qr_payload: qr });
-      }
+      const iat = Math.floor(now.getTime() / 1000);
+      const issued = await Promise.all(
+        lines
+          .filter((l) => l.seat_id !== "")
+          .map(async (line) => {
+            const id = randomUUID();
+            const qr = await signer.sign({ tid: id, oid: order.id, kid: order.kiosk_id, ev: line.event_id, seat: line.seat_id, iat });
+            return { id, order_id: order.id, event_id: line.event_id, seat_id: line.seat_id, qr_payload: qr };
+          }),
+      );
+      const ticketRows = await tickets.insertAll(tx, issued);
       const receipt = buildReceipt({
         receiptNumber: await orders.nextReceiptNumber(tx),
         kioskId: order.kiosk_id,
         orderId: order.id,
-        lines: full.lines.map(toLine),
-        currency: full.row.currency,
+        lines: lines.map(toLine),
+        currency: locked.currency,
         issuedAt: now,
       });
-      await orders.setCompleted(tx, order.id, intent.paymentIntentId, Buffer.from(toBinary(ReceiptSchema, receipt)), now);
-      await publish.completed(tx, toOrder((await orders.full(tx, order.id))!));
+      const completed = await orders.setCompleted(tx, order.id, intent.paymentIntentId, Buffer.from(toBinary(ReceiptSchema, receipt)), now);
+      await publish.completed(tx, toOrder({ row: completed, lines, tickets: ticketRows }));
       outcomes.inc({ outcome: "completed" });
     });
   };
@@ -177,8 +192,14 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       message = e.reason || "the payment was canceled";
     } else return; // refunds are orders' own doing
     if (!intent || !cursorPatterns.uuid.test(intent.orderId)) return;
-    const order = await orders.byId(pool, intent.orderId);
+    let order = await orders.byId(pool, intent.orderId);
     if (!order || order.kiosk_id !== intent.kioskId) return; // not a sale of ours
+    // The event overtook CreateOrder recording the intent: when that sale runs in this
+    // process, wait for it (a wake-up) rather than for a redelivery.
+    if (order.payment_intent_id === "" && open(order.state) && (await deps.paymentStarts?.settled(order.id, paymentStartWaitMs))) {
+      order = await orders.byId(pool, intent.orderId);
+      if (!order) return;
+    }
     if (kind === "succeeded") await onSucceeded(order, intent, once);
     else await onPaymentLost(order, intent, code, message || `the payment ${kind}`, once);
   };

@@ -21,6 +21,7 @@ import {
 import { startCompletionWorker } from "./completion.js";
 import { ordersConfigShape } from "./config.js";
 import { ordersStream } from "./events.js";
+import { paymentStarts } from "./payment-starts.js";
 import { ordersRoutes, ordersServices } from "./server.js";
 import { createTicketSigner } from "./tickets.js";
 import { createUpstream } from "./upstream.js";
@@ -38,6 +39,7 @@ async function main() {
   const outbox = startOutboxRelay({ pool, nats, log, stream: ordersStream });
   const credentials = serviceCredentials({ authUrl: config.AUTH_URL, service: "orders", secret: config.SERVICE_SECRET });
   const upstream = createUpstream(config.CATALOG_URL, config.PAYMENTS_URL, credentials);
+  const starts = paymentStarts();
   const worker = startCompletionWorker({
     pool,
     nats,
@@ -45,6 +47,7 @@ async function main() {
     signer,
     log,
     consumers: { payments: config.PAYMENTS_EVENTS_CONSUMER, catalog: config.CATALOG_EVENTS_CONSUMER },
+    paymentStarts: starts,
   });
 
   const service = await startService(
@@ -54,7 +57,7 @@ async function main() {
       log,
       config,
       services: ordersServices,
-      routes: ordersRoutes({ pool, upstream, signer, log, holdSeconds: config.ORDER_HOLD_SECONDS }),
+      routes: ordersRoutes({ pool, upstream, signer, log, holdSeconds: config.ORDER_HOLD_SECONDS, paymentStarts: starts }),
       consumers: worker.consumers,
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [

@@ -10,7 +10,8 @@ import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { aborted, inTransaction, kindCodeName, replayRefusal, requireSameRequest, storedRefusalOf, type Logger, type Pool } from "@adminkiosk/runtime";
 import { publish } from "./events.js";
 import { toOrder } from "./messages.js";
-import { orders, type OrderRow } from "./store.js";
+import type { PaymentStarts } from "./payment-starts.js";
+import { orders, type LineRow, type OrderRow } from "./store.js";
 import type { Upstream } from "./upstream.js";
 
 export interface SaleDeps {
@@ -18,6 +19,8 @@ export interface SaleDeps {
   upstream: Upstream;
   log: Logger;
   holdSeconds: number;
+  /** Shared with the completion worker (payment-starts.ts); without it the worker retries later. */
+  paymentStarts?: PaymentStarts;
 }
 
 export interface SaleRequest {
@@ -50,8 +53,11 @@ export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Orde
     if (row.state !== "created") return answer(pool, row.id);
     // An earlier attempt stopped half-way (or runs right now): carry on; each step is idempotent.
   }
-  await reserve(deps, row, req);
-  await startPayment(deps, row.id, req);
+  const reserved = await reserve(deps, row, req);
+  const started = await startPayment(deps, row, reserved, req);
+  // Answered from what this call wrote when it wrote the lines and nothing moved the order on
+  // since; otherwise (a retry, or the worker was quicker) read back.
+  if (reserved.lines && started.state === "pending_payment") return toOrder({ row: started, lines: reserved.lines, tickets: [] });
   return answer(pool, row.id);
 }
 
@@ -61,7 +67,14 @@ async function answer(pool: Pool, id: string): Promise<Order> {
   return toOrder(full);
 }
 
-async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest) {
+/** What the order holds once reserved: its total, and its lines when this call wrote them. */
+interface Reserved {
+  currency: string;
+  totalMinor: string;
+  lines?: LineRow[];
+}
+
+async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest): Promise<Reserved> {
   let reservation;
   try {
     ({ reservation } = await deps.upstream.reservations.reserve(
@@ -77,38 +90,47 @@ async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest) {
     ...reservation.items.map((i: ReservationItem) => ({ sku: i.sku, quantity: i.quantity.toString(), event_id: "", seat_id: "", tier_id: "", unit_price_minor: i.unitPriceMinor.toString(), tax_rate_basis_points: i.taxRateBasisPoints })),
     ...reservation.seats.map((s: ReservedSeat) => ({ sku: "", quantity: "1", event_id: s.eventId, seat_id: s.seatId, tier_id: s.tierId, unit_price_minor: s.priceMinor.toString(), tax_rate_basis_points: 0 })),
   ].map((l, i) => ({ ...l, line_number: i + 1 }));
-  await inTransaction(deps.pool, (tx) => orders.setReserved(tx, row.id, reservation.currency, reservation.totalMinor, lines));
+  const recorded = await orders.setReserved(deps.pool, row.id, reservation.currency, reservation.totalMinor, lines);
+  return { currency: recorded.currency, totalMinor: recorded.total_minor, lines: recorded.wrote ? lines.map((l) => ({ ...l, order_id: row.id, refunded_quantity: "0" })) : undefined };
 }
 
-async function startPayment(deps: SaleDeps, orderId: string, req: SaleRequest) {
-  const order = await orders.byId(deps.pool, orderId);
-  if (!order) throw new Error(`order ${orderId} vanished`);
-  let intent;
+async function startPayment(deps: SaleDeps, order: OrderRow, reserved: Reserved, req: SaleRequest): Promise<OrderRow> {
+  const orderId = order.id;
+  // The payment's event may come back before its intent is recorded below: the completion
+  // worker of this process waits for this instead of retrying later.
+  const done = deps.paymentStarts?.begin(orderId);
   try {
-    ({ paymentIntent: intent } = await deps.upstream.payments.createPaymentIntent(
-      {
-        idempotencyKey: paymentKeyFor(orderId),
-        orderId,
-        kioskId: order.kiosk_id,
-        amountMinor: BigInt(order.total_minor),
-        currency: order.currency,
-        description: `Order ${orderId}`,
-        paymentMethod: req.paymentMethod,
-      },
-      req.call,
-    ));
-  } catch (err) {
-    const refusal = storedRefusalOf(err);
-    if (refusal) {
-      await deps.upstream.reservations
-        .releaseReservation({ reservationId: orderId, reason: `payment refused: ${refusal.message}`.slice(0, 200) }, req.call)
-        .catch((releaseErr: unknown) => deps.log.warn({ err: releaseErr, orderId }, "releasing the reservation of a refused payment failed; its hold will expire"));
+    let intent;
+    try {
+      ({ paymentIntent: intent } = await deps.upstream.payments.createPaymentIntent(
+        {
+          idempotencyKey: paymentKeyFor(orderId),
+          orderId,
+          kioskId: order.kiosk_id,
+          amountMinor: BigInt(reserved.totalMinor),
+          currency: reserved.currency,
+          description: `Order ${orderId}`,
+          paymentMethod: req.paymentMethod,
+        },
+        req.call,
+      ));
+    } catch (err) {
+      const refusal = storedRefusalOf(err);
+      if (refusal) {
+        await deps.upstream.reservations
+          .releaseReservation({ reservationId: orderId, reason: `payment refused: ${refusal.message}`.slice(0, 200) }, req.call)
+          .catch((releaseErr: unknown) => deps.log.warn({ err: releaseErr, orderId }, "releasing the reservation of a refused payment failed; its hold will expire"));
+      }
+      await refuse(deps, orderId, err);
+      throw err;
     }
-    await refuse(deps, orderId, err);
-    throw err;
+    if (!intent) throw new Error("payments answered no payment intent");
+    const row = await orders.setPaymentStarted(deps.pool, orderId, intent.paymentIntentId);
+    if (!row) throw new Error(`order ${orderId} vanished`);
+    return row;
+  } finally {
+    done?.();
   }
-  if (!intent) throw new Error("payments answered no payment intent");
-  await orders.setPaymentStarted(deps.pool, orderId, intent.paymentIntentId);
 }
 
 /** A stored refusal (runtime idempotency.ts) fails the order for good, kept for retries; anything else leaves it to a retry. */

@@ -37,6 +37,7 @@ import { createSale } from "./sale.js";
 import { salesSummary } from "./summary.js";
 import { orders } from "./store.js";
 import { stateFromEnum } from "./messages.js";
+import type { PaymentStarts } from "./payment-starts.js";
 import type { TicketSigner } from "./tickets.js";
 import type { Upstream } from "./upstream.js";
 
@@ -48,6 +49,7 @@ export interface OrdersDeps {
   signer: TicketSigner;
   log: Logger;
   holdSeconds: number;
+  paymentStarts?: PaymentStarts;
 }
 
 const skuRule = { max: 64, pattern: /^[A-Za-z0-9_.-]+$/, patternHint: "may contain only letters, digits, '_', '.' and '-'" };

@@ -85,26 +85,48 @@ export const orders = {
     return { row, lines: lines.rows, tickets: tickets.rows };
   },
 
-  /** Records what catalog reserved (priced lines) once; a retry finds them already there. */
-  async setReserved(tx: PoolClient, id: string, currency: string, total: bigint, lines: Omit<LineRow, "order_id" | "refunded_quantity">[]) {
-    const { rowCount } = await tx.query("UPDATE orders SET currency = $2, total_minor = $3, updated_at = now() WHERE id = $1 AND currency = ''", [id, currency, total]);
-    if (rowCount === 0) return;
-    for (const l of lines)
-      await tx.query(
-        `INSERT INTO order_lines (order_id, line_number, sku, quantity, event_id, seat_id, tier_id, unit_price_minor, tax_rate_basis_points)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [id, l.line_number, l.sku, l.quantity, l.event_id, l.seat_id, l.tier_id, l.unit_price_minor, l.tax_rate_basis_points],
-      );
+  /**
+   * Records what catalog reserved (priced lines) once, in one statement; a retry finds them
+   * already there. Answers the order's total as recorded, and whether this call wrote it.
+   */
+  async setReserved(db: Db, id: string, currency: string, total: bigint, lines: Omit<LineRow, "order_id" | "refunded_quantity">[]): Promise<{ currency: string; total_minor: string; wrote: boolean }> {
+    const { rows } = await db.query<{ currency: string; total_minor: string; wrote: boolean }>(
+      `WITH upd AS (
+         UPDATE orders SET currency = $2, total_minor = $3, updated_at = now() WHERE id = $1 AND currency = '' RETURNING id, currency, total_minor
+       ), added AS (
+         INSERT INTO order_lines (order_id, line_number, sku, quantity, event_id, seat_id, tier_id, unit_price_minor, tax_rate_basis_points)
+         SELECT upd.id, l.* FROM upd, unnest($4::int[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[]) AS l
+       )
+       SELECT currency, total_minor::text, true AS wrote FROM upd
+       UNION ALL
+       SELECT currency, total_minor::text, false FROM orders WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`,
+      [
+        id,
+        currency,
+        total,
+        lines.map((l) => l.line_number),
+        lines.map((l) => l.sku),
+        lines.map((l) => l.quantity),
+        lines.map((l) => l.event_id),
+        lines.map((l) => l.seat_id),
+        lines.map((l) => l.tier_id),
+        lines.map((l) => l.unit_price_minor),
+        lines.map((l) => l.tax_rate_basis_points),
+      ],
+    );
+    if (!rows[0]) throw new Error(`order ${id} vanished`);
+    return rows[0];
   },
 
   /** CREATED → PENDING_PAYMENT once the intent exists (the worker may have moved it on already). */
-  async setPaymentStarted(db: Db, id: string, paymentIntentId: string) {
-    await db.query(
+  async setPaymentStarted(db: Db, id: string, paymentIntentId: string): Promise<OrderRow | undefined> {
+    const { rows } = await db.query<OrderRow>(
       `UPDATE orders SET payment_intent_id = $2, updated_at = now(),
          state = CASE WHEN state = 'created' THEN 'pending_payment' ELSE state END
-       WHERE id = $1`,
+       WHERE id = $1 RETURNING *`,
       [id, paymentIntentId],
     );
+    return rows[0];
   },
 
   async setFailed(tx: Db, id: string, f: { code: string; message: string; kind?: DomainErrorKind }) {
@@ -115,11 +137,12 @@ export const orders = {
     );
   },
 
-  async setCompleted(tx: PoolClient, id: string, paymentIntentId: string, receipt: Buffer, at: Date) {
-    await tx.query(
-      `UPDATE orders SET state = 'completed', payment_intent_id = $2, receipt = $3, completed_at = $4, updated_at = now() WHERE id = $1`,
+  async setCompleted(tx: PoolClient, id: string, paymentIntentId: string, receipt: Buffer, at: Date): Promise<OrderRow> {
+    const { rows } = await tx.query<OrderRow>(
+      `UPDATE orders SET state = 'completed', payment_intent_id = $2, receipt = $3, completed_at = $4, updated_at = now() WHERE id = $1 RETURNING *`,
       [id, paymentIntentId, receipt, at],
     );
+    return rows[0]!;
   },
 
   async nextReceiptNumber(tx: PoolClient): Promise<string> {
@@ -154,8 +177,15 @@ export const orders = {
 };
 
 export const tickets = {
-  async insert(tx: PoolClient, t: Omit<TicketRow, "void">) {
-    await tx.query("INSERT INTO tickets (id, order_id, event_id, seat_id, qr_payload) VALUES ($1, $2, $3, $4, $5)", [t.id, t.order_id, t.event_id, t.seat_id, t.qr_payload]);
+  /** An order's tickets, in one statement. */
+  async insertAll(tx: PoolClient, ts: Omit<TicketRow, "void">[]): Promise<TicketRow[]> {
+    if (ts.length === 0) return [];
+    const { rows } = await tx.query<TicketRow>(
+      `INSERT INTO tickets (id, order_id, event_id, seat_id, qr_payload)
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) RETURNING *`,
+      [ts.map((t) => t.id), ts.map((t) => t.order_id), ts.map((t) => t.event_id), ts.map((t) => t.seat_id), ts.map((t) => t.qr_payload)],
+    );
+    return rows.sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : a.seat_id < b.seat_id ? -1 : a.seat_id > b.seat_id ? 1 : 0));
   },
   async voidSeats(tx: PoolClient, orderId: string, seats: { eventId: string; seatId: string }[]) {
     for (const s of seats) await tx.query("UPDATE tickets SET void = true WHERE order_id = $1 AND event_id = $2 AND seat_id = $3", [orderId, s.eventId, s.seatId]);

@@ -5,7 +5,7 @@
 //          └──cancel──► canceled      └──► failed   (a capture confirmed after this is refunded automatically)
 //
 // Every outcome is posted to the ledger and published (outbox) in the same transaction.
-import { alreadyExists, cursorPatterns, failedPrecondition, invalid, type Logger, type PoolClient } from "@adminkiosk/runtime";
+import { aborted, alreadyExists, cursorPatterns, failedPrecondition, invalid, type Logger, type PoolClient } from "@adminkiosk/runtime";
 import { publish } from "./events.js";
 import { accounts, post } from "./ledger.js";
 import type { ProviderEvent } from "./provider.js";
@@ -13,23 +13,16 @@ import { intents, jobs, refunds, type IntentRow, type NewIntent, type RefundRow 
 
 // References come from the provider: ours are UUIDs, anything else names nothing of ours.
 const isUuid = (v: string) => cursorPatterns.uuid.test(v);
-const isUniqueViolation = (err: unknown) => typeof err === "object" && err !== null && Reflect.get(err, "code") === "23505";
 
 export async function createIntent(tx: PoolClient, input: NewIntent & { paymentMethod: string }): Promise<IntentRow> {
+  // One statement: the intent (confirmed at once with a payment method, its charge job queued),
+  // unless the order already has a live one (the partial unique index decides, races included).
+  const row = await intents.insertUnlessLive(tx, input);
+  if (row) return row;
   const live = await intents.liveForOrder(tx, input.kioskId, input.orderId);
   if (live) throw alreadyPaying(input.orderId, live);
-  let row: IntentRow;
-  try {
-    await tx.query("SAVEPOINT create_intent");
-    row = await intents.insert(tx, input);
-  } catch (err) {
-    if (!isUniqueViolation(err)) throw err;
-    // Another request for the same order won the race.
-    await tx.query("ROLLBACK TO SAVEPOINT create_intent");
-    const winner = await intents.liveForOrder(tx, input.kioskId, input.orderId);
-    throw winner ? alreadyPaying(input.orderId, winner) : err;
-  }
-  return input.paymentMethod === "" ? row : confirmIntent(tx, row, input.paymentMethod);
+  // The live one ended between the two statements: the caller may retry.
+  throw aborted(`order ${input.orderId} had a payment intent that just ended; retry`);
 }
 
 function alreadyPaying(orderId: string, live: IntentRow) {
@@ -115,8 +108,7 @@ async function applyChargeEvent(tx: PoolClient, event: Extract<ProviderEvent, { 
   }
   if (event.type === "charge.succeeded") {
     if (intent.state === "processing") {
-      await intents.setChargeId(tx, intent.id, event.chargeId);
-      const row = await intents.setState(tx, intent.id, "succeeded");
+      const row = await intents.succeed(tx, intent.id, event.chargeId);
       await post(tx, { kind: "capture", intentId: row.id, currency: row.currency, amountMinor: BigInt(row.amount_minor), debit: accounts.providerClearing, credit: accounts.sales(row.kiosk_id) });
       await publish.succeeded(tx, row);
       return { outcome: "applied", intent: row, entered: row.state };

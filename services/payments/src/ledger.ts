@@ -23,15 +23,13 @@ export async function post(
   t: { kind: LedgerKind; intentId: string; refundId?: string; currency: string; amountMinor: bigint; debit: string; credit: string },
 ): Promise<void> {
   if (t.amountMinor <= 0n) throw new Error(`ledger: a ${t.kind} must move a positive amount`);
-  const { rows } = await tx.query<{ id: string }>(
-    // Posted once per intent (capture) or refund: a repeat is a bug upstream, and fails here.
-    "INSERT INTO ledger_transactions (kind, intent_id, refund_id) VALUES ($1, $2, $3) RETURNING id",
-    [t.kind, t.intentId, t.refundId ?? null],
-  );
-  const id = rows[0]!.id;
+  // The transaction and its two entries in one statement. Posted once per intent (capture) or
+  // refund: a repeat is a bug upstream, and fails here.
   await tx.query(
-    "INSERT INTO ledger_entries (transaction_id, account, currency, amount_minor) VALUES ($1, $2, $4, $5), ($1, $3, $4, -$5::bigint)",
-    [id, t.debit, t.credit, t.currency, t.amountMinor.toString()],
+    `WITH t AS (INSERT INTO ledger_transactions (kind, intent_id, refund_id) VALUES ($1, $2, $3) RETURNING id)
+     INSERT INTO ledger_entries (transaction_id, account, currency, amount_minor)
+     SELECT t.id, e.account, $6, e.amount FROM t, (VALUES ($4, $7::bigint), ($5, -$7::bigint)) AS e(account, amount)`,
+    [t.kind, t.intentId, t.refundId ?? null, t.debit, t.credit, t.currency, t.amountMinor.toString()],
   );
 }
 

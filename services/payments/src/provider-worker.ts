@@ -64,13 +64,8 @@ export function startProviderWorker(deps: { pool: Pool; provider: PaymentProvide
       },
       stopping.signal,
     );
-    await inTransaction(pool, async (tx) => {
-      const row = (await intents.byId(tx, intent.id, { forUpdate: true }))!;
-      await intents.setChargeId(tx, row.id, chargeId);
-      // Timed out (or otherwise ended) while the call was on its way: void the charge.
-      if (row.state === "failed" || row.state === "canceled") await jobs.enqueue(tx, "cancel_charge", row.id);
-      await jobs.done(tx, job.id);
-    });
+    // Recorded, and voided if the intent timed out (or otherwise ended) while the call was on its way.
+    await intents.chargeSubmitted(pool, intent.id, chargeId, job.id);
   };
 
   const voidCharge = async (job: JobRow) => {

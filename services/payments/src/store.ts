@@ -65,6 +65,29 @@ export interface IntentFilter {
 }
 
 export const intents = {
+  /**
+   * A new intent, unless the order already has a live one (undefined then): confirmed at once
+   * when a payment method is given, with its charge job queued (and the provider workers woken
+   * at commit), in one statement.
+   */
+  async insertUnlessLive(db: Db, i: NewIntent & { paymentMethod: string }): Promise<IntentRow | undefined> {
+    const { rows } = await db.query<IntentRow>(
+      `WITH added AS (
+         INSERT INTO payment_intents (kiosk_id, order_id, amount_minor, currency, state, description, payment_method, processing_since)
+         VALUES ($1, $2, $3, $4, CASE WHEN $6 = '' THEN 'requires_payment' ELSE 'processing' END, $5, $6, CASE WHEN $6 = '' THEN NULL ELSE now() END)
+         ON CONFLICT (kiosk_id, order_id) WHERE state NOT IN ('failed', 'canceled') DO NOTHING
+         RETURNING *
+       ), job AS (
+         INSERT INTO provider_jobs (kind, intent_id) SELECT 'charge', id FROM added WHERE state = 'processing' RETURNING 1
+       )
+       SELECT added.*, (SELECT pg_notify('payments_provider_jobs', '') FROM job) AS woke FROM added`,
+      [i.kioskId, i.orderId, i.amountMinor.toString(), i.currency, i.description, i.paymentMethod],
+    );
+    if (!rows[0]) return undefined;
+    const { woke: _, ...row } = rows[0] as IntentRow & { woke: unknown };
+    return row;
+  },
+
   async insert(db: Db, i: NewIntent): Promise<IntentRow> {
     const { rows } = await db.query<IntentRow>(
       `INSERT INTO payment_intents (kiosk_id, order_id, amount_minor, currency, state, description)
@@ -118,6 +141,34 @@ export const intents = {
       [id, state, fields.failureCode ?? null, fields.failureMessage ?? null, fields.cancellationReason ?? null],
     );
     return rows[0]!;
+  },
+
+  /** PROCESSING → SUCCEEDED with its charge, in one statement (the caller holds the row's lock). */
+  async succeed(db: Db, id: string, chargeId: string): Promise<IntentRow> {
+    const { rows } = await db.query<IntentRow>(
+      "UPDATE payment_intents SET provider_charge_id = COALESCE(provider_charge_id, $2), state = 'succeeded', updated_at = now() WHERE id = $1 RETURNING *",
+      [id, chargeId],
+    );
+    return rows[0]!;
+  },
+
+  /**
+   * The provider's answer to a charge job, in one statement: the charge id recorded, the job
+   * done, and, when the intent ended (timed out, canceled) while the call was on its way, a job
+   * voiding the charge queued (and the workers woken at commit).
+   */
+  async chargeSubmitted(db: Db, id: string, chargeId: string, jobId: string): Promise<void> {
+    await db.query(
+      `WITH charged AS (
+         UPDATE payment_intents SET provider_charge_id = COALESCE(provider_charge_id, $2), updated_at = now() WHERE id = $1 RETURNING id, state
+       ), void_it AS (
+         INSERT INTO provider_jobs (kind, intent_id) SELECT 'cancel_charge', id FROM charged WHERE state IN ('failed', 'canceled') RETURNING 1
+       ), done AS (
+         UPDATE provider_jobs SET done_at = now(), last_error = '' WHERE id = $3
+       )
+       SELECT (SELECT pg_notify('payments_provider_jobs', '') FROM void_it) AS woke`,
+      [id, chargeId, jobId],
+    );
   },
 
   async setChargeId(db: Db, id: string, chargeId: string): Promise<IntentRow> {

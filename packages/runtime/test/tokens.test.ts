@@ -1,0 +1,101 @@
+// The token verifier's cache of verified tokens: a token seen again skips the signature
+// check (the key set is not asked), revocation is still asked every time, and a cached token
+// stops being accepted at its expiry. Real EdDSA keys and jose; the clock is the verifier's `now`.
+import { generateKeyPair, SignJWT, type JWTVerifyGetKey } from "jose";
+import { describe, expect, it } from "vitest";
+import { createTokenVerifier, deviceTokenType, serviceTokenType, TokenRejected, tokenAudience, tokenIssuer, type RevocableCredential } from "../src/tokens.js";
+
+const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+const t0 = new Date("2026-12-07T10:00:00Z");
+
+async function sign(typ: string, sub: string, claims: Record<string, unknown>, expiresInS: number) {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "EdDSA", typ, kid: "k1" })
+    .setIssuer(tokenIssuer)
+    .setAudience(tokenAudience)
+    .setSubject(sub)
+    .setIssuedAt(Math.floor(t0.getTime() / 1000))
+    .setExpirationTime(Math.floor(t0.getTime() / 1000) + expiresInS)
+    .sign(privateKey);
+}
+
+function setup(cacheSize?: number) {
+  let now = t0;
+  let keyLookups = 0;
+  const revoked = new Set<string>();
+  const revocationChecks: RevocableCredential[] = [];
+  const keys: JWTVerifyGetKey = async () => {
+    keyLookups++;
+    return publicKey;
+  };
+  const verify = createTokenVerifier({
+    keys,
+    isRevoked: async (c) => {
+      revocationChecks.push(c);
+      return revoked.has(c.kind === "device" ? c.deviceId : c.sessionId);
+    },
+    now: () => now,
+    cacheSize,
+  });
+  return {
+    verify,
+    revoked,
+    revocationChecks,
+    keyLookups: () => keyLookups,
+    advance: (ms: number) => {
+      now = new Date(now.getTime() + ms);
+    },
+  };
+}
+
+describe("verified tokens are kept", () => {
+  it("a device credential seen again is not verified again, but its revocation is asked each time", async () => {
+    const s = setup();
+    const token = await sign(deviceTokenType, "dev-1", { kiosk_id: "kiosk-1" }, 3600);
+    expect(await s.verify(token)).toMatchObject({ kind: "device", deviceId: "dev-1", kioskId: "kiosk-1" });
+    expect(await s.verify(token)).toMatchObject({ kind: "device", deviceId: "dev-1" });
+    expect(s.keyLookups()).toBe(1);
+    expect(s.revocationChecks).toHaveLength(2);
+    s.revoked.add("dev-1");
+    await expect(s.verify(token)).rejects.toThrow(/revoked/);
+  });
+
+  it("a kept token is refused once it expires", async () => {
+    const s = setup();
+    const token = await sign(serviceTokenType, "orders", {}, 60);
+    expect(await s.verify(token)).toEqual({ kind: "service", service: "orders" });
+    s.advance(59_000);
+    await s.verify(token);
+    expect(s.keyLookups()).toBe(1);
+    s.advance(2_000);
+    await expect(s.verify(token)).rejects.toBeInstanceOf(TokenRejected);
+  });
+
+  it("a long-lived token is verified again after VERIFIED_TOKEN_TTL_MS; a refused one is never kept", async () => {
+    const s = setup();
+    const token = await sign(deviceTokenType, "dev-2", { kiosk_id: "kiosk-2" }, 30 * 86_400);
+    await s.verify(token);
+    s.advance(10 * 60_000 + 1);
+    await s.verify(token);
+    expect(s.keyLookups()).toBe(2);
+    const forged = `${token.slice(0, -4)}AAAA`;
+    await expect(s.verify(forged)).rejects.toBeInstanceOf(TokenRejected);
+    await expect(s.verify(forged)).rejects.toBeInstanceOf(TokenRejected);
+    expect(s.keyLookups()).toBe(4);
+  });
+
+  it("keeps at most cacheSize tokens, dropping the least recently used", async () => {
+    const s = setup(2);
+    const [a, b, c] = await Promise.all(["a", "b", "c"].map((k) => sign(deviceTokenType, `dev-${k}`, { kiosk_id: `kiosk-${k}` }, 3600)));
+    await s.verify(a!);
+    await s.verify(b!);
+    await s.verify(a!); // a is now the most recently used
+    await s.verify(c!); // drops b
+    expect(s.keyLookups()).toBe(3);
+    await s.verify(a!);
+    await s.verify(c!);
+    expect(s.keyLookups()).toBe(3);
+    await s.verify(b!);
+    expect(s.keyLookups()).toBe(4);
+  });
+});
