@@ -107,13 +107,22 @@ interface KioskState {
   inFlight: number;
   attempt: number;
   pausedUntil: number;
+  /** The basket plan for the current UTC hour and prices (rates change only with those). */
+  plan?: { key: string; plan: BasketPlan; total: number };
 }
 
-/** The generator's parameters of kiosk number N (the digits at the end of its id): those of sim-N. */
-export function generatorKiosk(kioskId: string, seed = historySeed): GeneratedKiosk {
+/** Kiosk number N: the digits at the end of its id (sim-0007: 7). */
+function kioskNumber(kioskId: string): number {
   const n = Number(/(\d+)$/.exec(kioskId)?.[1] ?? NaN);
   if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new Error(`${kioskId}: a simulated kiosk's id ends in its number (1..100000)`);
-  return { ...generateKiosks(seed, n)[n - 1]!, kioskId };
+  return n;
+}
+
+/** The generator's parameters of each kiosk: kiosk number N gets those of sim-N. */
+export function generatorKiosks(kioskIds: string[], seed = historySeed): Map<string, GeneratedKiosk> {
+  const numbers = kioskIds.map(kioskNumber);
+  const all = generateKiosks(seed, Math.max(0, ...numbers));
+  return new Map(kioskIds.map((kioskId, i) => [kioskId, { ...all[numbers[i]! - 1]!, kioskId }]));
 }
 
 export function startSelling(options: SellingOptions): Selling {
@@ -142,17 +151,21 @@ export function startSelling(options: SellingOptions): Selling {
   };
   // Stock is read about every 5 simulated minutes (at least every 60 s, at most every 500 ms).
   const stockEveryMs = Math.min(60_000, Math.max(500, 300_000 / speedup));
-  const states = options.kiosks.map<KioskState>((kiosk) => ({ kiosk, params: generatorKiosk(kiosk.kioskId, seed), available: new Map(), inFlight: 0, attempt: 0, pausedUntil: 0 }));
+  const params = generatorKiosks(options.kiosks.map((k) => k.kioskId), seed);
+  const states = options.kiosks.map<KioskState>((kiosk) => ({ kiosk, params: params.get(kiosk.kioskId)!, available: new Map(), inFlight: 0, attempt: 0, pausedUntil: 0 }));
 
   /** The generator's products catalog sells, at catalog's price (a price change moves demand by the elasticity). */
   let products: { product: GeneratedProduct; priceMinor: number }[] = [];
+  let productsVersion = "";
   const readProducts = async (credential: string) => {
     const { products: listed } = await unary(options.catalogUrl, listProductsPath, ListProductsRequestSchema, ListProductsResponseSchema, { pageSize: 500 }, { credential });
     const bySku = new Map(listed.filter((p) => p.active).map((p) => [p.sku, p]));
     const sold = defaultProducts.filter((p) => bySku.has(p.sku)).map((product) => ({ product, priceMinor: Number(bySku.get(product.sku)!.priceMinor) }));
     const missing = defaultProducts.filter((p) => !bySku.has(p.sku)).map((p) => p.sku);
     if (missing.length > 0 && products.length === 0) log(`selling: catalog lacks the generator's ${missing.join(", ")}; not sold`);
-    products = sold;
+    const version = JSON.stringify(sold.map((p) => [p.product.sku, p.priceMinor]));
+    if (version !== productsVersion) products = sold;
+    productsVersion = version;
   };
 
   const readStock = async (s: KioskState) => {
@@ -227,10 +240,14 @@ export function startSelling(options: SellingOptions): Selling {
    */
   const next = (s: KioskState) => {
     const now = new Date();
-    const demand = demandNow(s, now);
-    const basketProducts = demoBasketProducts.filter((p) => demand.has(p.sku));
-    const plan = { products: basketProducts, ...basketStartRates(demand, basketProducts, demoAffinities.filter((a) => demand.has(a.a) && demand.has(a.b))) };
-    const total = [...plan.starts.values()].reduce((a, b) => a + b, 0);
+    const key = `${Math.floor(now.getTime() / 3_600_000)}|${productsVersion}`;
+    if (s.plan?.key !== key) {
+      const demand = demandNow(s, now);
+      const basketProducts = demoBasketProducts.filter((p) => demand.has(p.sku));
+      const plan = { products: basketProducts, ...basketStartRates(demand, basketProducts, demoAffinities.filter((a) => demand.has(a.a) && demand.has(a.b))) };
+      s.plan = { key, plan, total: [...plan.starts.values()].reduce((a, b) => a + b, 0) };
+    }
+    const { plan, total } = s.plan;
     const untilHour = 3_600_000 - (now.getTime() % 3_600_000) + 1;
     const checkMs = Math.min(untilHour, 60_000);
     const waitMs = total > 0 ? (-Math.log(1 - random()) / total) * 3_600_000 : Infinity;
