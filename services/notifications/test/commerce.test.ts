@@ -20,6 +20,7 @@ import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/
 import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { AlertService, AlertState, Channel, DeliveryService, DeliveryState, RuleService, Severity, type Alert } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
+import { SubscriptionService } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
 import { PushService } from "@adminkiosk/proto/adminkiosk/notifications/v1/push_pb";
 import { ReceiptRequestState, ReceiptService } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
 import { createDatabase, eventually, freePort, startTestProgram, startTestService, waitFor, waitForPort, type StartedService } from "@adminkiosk/devstack";
@@ -223,6 +224,31 @@ describe("rule kinds from catalog, payments and orders", () => {
 
     await f.catalogAs(InventoryService, f.tokens.operator).restock({ kioskId: "kiosk-stock", sku, quantity: 10n, reason: "refill" });
     await expect.poll(async () => (await alertsOf(rule!.ruleId, "kiosk-stock")).map((a) => a.state), eventually).toEqual([AlertState.RESOLVED]);
+  }, 60_000);
+
+  it("a person's subscription routes an alert to their phone by SMS (the SMS simulator receives it)", async () => {
+    const me = as(SubscriptionService, f.tokens.operator);
+    // Not E.164: refused naming the field.
+    const bad = await refusal(me.setMySubscription({ subscription: { phoneNumber: "0777 000", routes: [{ channel: Channel.SMS }] } }));
+    expect(bad.code).toBe(Code.InvalidArgument);
+    expect(bad.message).toContain("subscription.phone_number");
+    const sku = `water-${suffix}`;
+    await me.setMySubscription({ subscription: { phoneNumber: "+420 777 000 111", routes: [{ channel: Channel.SMS, severities: [Severity.CRITICAL] }] } });
+    // A rule without receivers of its own: only the subscription reaches anyone.
+    const { rule } = await as(RuleService, f.tokens.admin).createRule({ definition: { name: "water low", severity: Severity.CRITICAL, kind: { case: "lowStock", value: { sku } } } });
+    await f.product(sku, 100n, { "kiosk-sub": 2n });
+    await f.catalogAs(InventoryService, f.tokens.operator).setLowStockThreshold({ kioskId: "kiosk-sub", sku, lowStockThreshold: 5n });
+
+    const sent = await waitFor("the subscriber's SMS", async () => {
+      const res = await fetch(`${sms.url}/v1/messages?to=%2B420777000111`, { headers: { authorization: `Bearer ${smsKey}` } });
+      const { data } = (await res.json()) as { data: { text: string }[] };
+      return data.find((m) => m.text.includes(sku));
+    });
+    expect(sent.text).toContain("water low");
+    await expect
+      .poll(async () => (await as(DeliveryService, f.tokens.viewer).listDeliveries({ ruleId: rule!.ruleId })).deliveries.map((d) => [d.channel, d.target, d.state, d.recipient.startsWith("user:")]), eventually)
+      .toEqual([[Channel.SMS, "+420777000111", DeliveryState.DELIVERED, true]]);
+    await me.setMySubscription({ subscription: { routes: [] } });
   }, 60_000);
 
   it("payment_failure_rate fires when more than the threshold of a kiosk's payments fail within the window", async () => {
