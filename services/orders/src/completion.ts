@@ -195,8 +195,10 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     let order = await orders.byId(pool, intent.orderId);
     if (!order || order.kiosk_id !== intent.kioskId) return; // not a sale of ours
     // The event overtook CreateOrder recording the intent: when that sale runs in this
-    // process, wait for it (a wake-up) rather than for a redelivery.
-    if (order.payment_intent_id === "" && open(order.state) && (await deps.paymentStarts?.settled(order.id, paymentStartWaitMs))) {
+    // process, wait for it (a wake-up) rather than for a redelivery, then read the order again
+    // (also when it had just finished: it may have recorded the intent since the read above).
+    if (order.payment_intent_id === "" && open(order.state) && deps.paymentStarts) {
+      await deps.paymentStarts.settled(order.id, paymentStartWaitMs);
       order = await orders.byId(pool, intent.orderId);
       if (!order) return;
     }
