@@ -4,7 +4,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { ReservationSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { ReservationExpiredEventSchema, StockLowEventSchema, StockReplenishedEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
-import { catalogSubjects, enqueueEvent, type PoolClient } from "@adminkiosk/runtime";
+import { catalogSubjects, enqueueEvent, enqueueEvents, type PoolClient } from "@adminkiosk/runtime";
 
 export const catalogStream = catalogSubjects.stream;
 
@@ -28,11 +28,14 @@ export async function publishStockCrossing(tx: PoolClient, c: StockChange): Prom
   return isLow ? "low" : "replenished";
 }
 
-export async function publishReservationExpired(tx: PoolClient, reservation: MessageInitShape<typeof ReservationSchema>) {
-  await enqueueEvent(
+/** The expired reservations' events (in the caller's transaction), in one statement. */
+export async function publishReservationsExpired(tx: PoolClient, reservations: MessageInitShape<typeof ReservationSchema>[]) {
+  await enqueueEvents(
     tx,
-    catalogSubjects.reservationExpired(reservation.reservationId ?? ""),
     ReservationExpiredEventSchema,
-    create(ReservationExpiredEventSchema, { reservation, expireTime: reservation.expireTime }),
+    reservations.map((reservation) => ({
+      subject: catalogSubjects.reservationExpired(reservation.reservationId ?? ""),
+      message: create(ReservationExpiredEventSchema, { reservation, expireTime: reservation.expireTime }),
+    })),
   );
 }

@@ -15,7 +15,7 @@ import {
   type Pool,
   type PoolClient,
 } from "@adminkiosk/runtime";
-import { publishReservationExpired } from "./events.js";
+import { publishReservationsExpired } from "./events.js";
 import { stock } from "./inventory.js";
 import type { CatalogMetrics } from "./metrics.js";
 import { products } from "./products.js";
@@ -119,15 +119,30 @@ function requestHash(input: ReserveInput): string {
   return idempotentRequestHash("Reserve", ReserveRequestSchema, canonical, "reservationId").toString("hex");
 }
 
+/** Reservations with their items and seats, one statement (the rows locked with forUpdate; items and seats are not). */
+async function loadMany(db: Db, reservationIds: string[], options: { forUpdate?: boolean } = {}): Promise<LoadedReservation[]> {
+  const { rows } = await db.query<ReservationRow & { items_json: ItemRow[]; seats_json: SeatRow[] }>(
+    `SELECT r.*,
+       (SELECT coalesce(json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity::text, 'unit_price_minor', i.unit_price_minor::text,
+                 'currency', i.currency, 'tax_rate_basis_points', i.tax_rate_basis_points) ORDER BY i.sku), '[]'::json)
+          FROM reservation_items i WHERE i.reservation_id = r.reservation_id) AS items_json,
+       (SELECT coalesce(json_agg(json_build_object('event_id', s.event_id::text, 'seat_id', s.seat_id, 'tier_id', s.tier_id,
+                 'price_minor', s.price_minor::text, 'currency', s.currency) ORDER BY s.event_id, s.seat_id), '[]'::json)
+          FROM reservation_seats s WHERE s.reservation_id = r.reservation_id) AS seats_json
+     FROM reservations r WHERE r.reservation_id = ANY($1::uuid[]) ${options.forUpdate ? "FOR UPDATE OF r" : ""}`,
+    [reservationIds],
+  );
+  return rows.map(({ items_json, seats_json, ...row }) => ({ row, items: items_json, seats: seats_json }));
+}
+
 async function load(db: Db, reservationId: string, options: { forUpdate?: boolean } = {}): Promise<LoadedReservation | undefined> {
-  const { rows } = await db.query<ReservationRow>(`SELECT * FROM reservations WHERE reservation_id = $1 ${options.forUpdate ? "FOR UPDATE" : ""}`, [reservationId]);
-  const row = rows[0];
-  if (!row) return undefined;
-  const [items, seats] = [
-    await db.query<ItemRow>("SELECT * FROM reservation_items WHERE reservation_id = $1 ORDER BY sku", [reservationId]),
-    await db.query<SeatRow>("SELECT * FROM reservation_seats WHERE reservation_id = $1 ORDER BY event_id, seat_id", [reservationId]),
-  ];
-  return { row, items: items.rows, seats: seats.rows };
+  return (await loadMany(db, [reservationId], options))[0];
+}
+
+/** The reservation's row after `sql` (an UPDATE … RETURNING *), with the items and seats it already had. */
+async function updated(tx: PoolClient, r: LoadedReservation, sql: string): Promise<LoadedReservation> {
+  const { rows } = await tx.query<ReservationRow>(sql, [r.row.reservation_id]);
+  return { row: rows[0]!, items: r.items, seats: r.seats };
 }
 
 /** Locks the seats in (event, seat) order and returns them. */
@@ -204,36 +219,46 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
       if (currencies.size > 1)
         throw refusal(`items: the reservation mixes currencies (${[...currencies].sort().join(", ")}); one sale is in one currency`, "failedPrecondition", "MIXED_CURRENCIES", {});
       const total = lines.reduce((sum, l) => sum + l.unitPriceMinor * l.quantity, 0n) + seats.reduce((sum, s) => sum + s.priceMinor, 0n);
-      await tx.query(
-        `INSERT INTO reservation_items (reservation_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
-         SELECT $1::uuid, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::int[])`,
-        [
-          input.reservationId,
-          lines.map((l) => l.sku),
-          lines.map((l) => l.quantity.toString()),
-          lines.map((l) => l.unitPriceMinor.toString()),
-          lines.map((l) => l.currency),
-          lines.map((l) => l.taxRateBasisPoints),
-        ],
-      );
-      await tx.query(
-        `INSERT INTO reservation_seats (reservation_id, event_id, seat_id, tier_id, price_minor, currency)
-         SELECT $1::uuid, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[])`,
-        [
-          input.reservationId,
-          seats.map((s) => s.eventId),
-          seats.map((s) => s.seatId),
-          seats.map((s) => s.tierId),
-          seats.map((s) => s.priceMinor.toString()),
-          seats.map((s) => s.currency),
-        ],
-      );
-      await tx.query("UPDATE reservations SET total_minor = $2, currency = $3 WHERE reservation_id = $1", [
+      if (lines.length > 0)
+        await tx.query(
+          `INSERT INTO reservation_items (reservation_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
+           SELECT $1::uuid, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::int[])`,
+          [
+            input.reservationId,
+            lines.map((l) => l.sku),
+            lines.map((l) => l.quantity.toString()),
+            lines.map((l) => l.unitPriceMinor.toString()),
+            lines.map((l) => l.currency),
+            lines.map((l) => l.taxRateBasisPoints),
+          ],
+        );
+      if (seats.length > 0)
+        await tx.query(
+          `INSERT INTO reservation_seats (reservation_id, event_id, seat_id, tier_id, price_minor, currency)
+           SELECT $1::uuid, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[])`,
+          [
+            input.reservationId,
+            seats.map((s) => s.eventId),
+            seats.map((s) => s.seatId),
+            seats.map((s) => s.tierId),
+            seats.map((s) => s.priceMinor.toString()),
+            seats.map((s) => s.currency),
+          ],
+        );
+      const { rows: done } = await tx.query<ReservationRow>("UPDATE reservations SET total_minor = $2, currency = $3 WHERE reservation_id = $1 RETURNING *", [
         input.reservationId,
         total.toString(),
         [...currencies][0] ?? "",
       ]);
-      return { reservation: (await load(tx, input.reservationId))!, replayed: false };
+      // What it holds is what this transaction wrote (in load's order): not read back.
+      const reservation: LoadedReservation = {
+        row: done[0]!,
+        items: lines.map((l) => ({ sku: l.sku, quantity: l.quantity.toString(), unit_price_minor: l.unitPriceMinor.toString(), currency: l.currency, tax_rate_basis_points: l.taxRateBasisPoints })),
+        seats: seats
+          .map((h) => ({ event_id: h.eventId, seat_id: h.seatId, tier_id: h.tierId, price_minor: h.priceMinor.toString(), currency: h.currency }))
+          .sort((a, b) => (a.event_id !== b.event_id ? (a.event_id < b.event_id ? -1 : 1) : a.seat_id < b.seat_id ? -1 : a.seat_id > b.seat_id ? 1 : 0)),
+      };
+      return { reservation, replayed: false };
     });
 
   /** Takes the units, SKU by SKU in order; the first SKU short of stock refuses the lot. */
@@ -340,7 +365,8 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
           await expire(tx, [reservationId]);
           return { r: (await load(tx, reservationId))!, changed: true };
         }
-        await stock.lockInOrder(tx, r.items.map((i) => ({ kioskId: r.row.kiosk_id, sku: i.sku })));
+        // One row needs no ordering: its UPDATE locks it.
+        if (r.items.length > 1) await stock.lockInOrder(tx, r.items.map((i) => ({ kioskId: r.row.kiosk_id, sku: i.sku })));
         for (const i of r.items) await stock.sell(tx, r.row.kiosk_id, i.sku, BigInt(i.quantity));
         if (r.seats.length > 0) {
           await lockSeats(tx, r.seats.map((s) => ({ eventId: s.event_id, seatId: s.seat_id })));
@@ -352,8 +378,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
           if (rowCount !== r.seats.length)
             throw refusal(`reservation ${reservationId} no longer holds all its seats`, "failedPrecondition", "HOLD_LOST", { reservation_id: reservationId });
         }
-        await tx.query("UPDATE reservations SET state = 'committed', updated_at = now() WHERE reservation_id = $1", [reservationId]);
-        return { r: (await load(tx, reservationId))!, changed: true };
+        return { r: await updated(tx, r, "UPDATE reservations SET state = 'committed', updated_at = now() WHERE reservation_id = $1 RETURNING *"), changed: true };
       });
       const { row } = result.r;
       if (row.state === "committed") {
@@ -380,8 +405,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
           });
         if (r.row.state !== "held") return { r, changed: false };
         await giveBack(tx, [reservationId]);
-        await tx.query("UPDATE reservations SET state = 'released', updated_at = now() WHERE reservation_id = $1", [reservationId]);
-        return { r: (await load(tx, reservationId))!, changed: true };
+        return { r: await updated(tx, r, "UPDATE reservations SET state = 'released', updated_at = now() WHERE reservation_id = $1 RETURNING *"), changed: true };
       });
       if (result.changed) metrics.reservation("released");
       return toReservation(result.r);
@@ -411,7 +435,8 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
   async function expire(tx: PoolClient, reservationIds: string[]) {
     await giveBack(tx, reservationIds);
     await tx.query("UPDATE reservations SET state = 'expired', updated_at = now() WHERE reservation_id = ANY($1::uuid[])", [reservationIds]);
-    for (const id of reservationIds) await publishReservationExpired(tx, toReservation((await load(tx, id))!));
+    // Read back once for all of them, their events queued in one statement.
+    await publishReservationsExpired(tx, (await loadMany(tx, reservationIds)).map((r) => toReservation(r)));
   }
 
   return book;
