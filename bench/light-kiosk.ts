@@ -73,6 +73,8 @@ let stormStart = 0;
 let rewelcomed = new Set<Kiosk>();
 let lastRewelcomeAt = 0;
 let pushbacks = 0;
+let pushbackMax = 0;
+const rewelcomeTimes: number[] = [];
 let retriedErrors = 0;
 let perConnection = 1000;
 /** The HTTP/2 connection new streams to `url` go on (a new one once it is full or gone). */
@@ -104,6 +106,7 @@ function onMessage(k: Kiosk, data: Uint8Array, welcome: () => void) {
       if (stormStart && !rewelcomed.has(k)) {
         rewelcomed.add(k);
         lastRewelcomeAt = Date.now();
+        rewelcomeTimes.push(lastRewelcomeAt - stormStart);
       }
       welcome();
       break;
@@ -153,7 +156,10 @@ function openStream(session: http2.ClientHttp2Session, k: Kiosk, credential: str
     k.welcomed = false;
     if (reconnect && !closing) {
       // As the SDK does: a pushback is honoured (plus jitter), anything else backs off.
-      if (Number.isFinite(pushbackMs)) pushbacks++;
+      if (Number.isFinite(pushbackMs)) {
+        pushbacks++;
+        pushbackMax = Math.max(pushbackMax, pushbackMs);
+      }
       else retriedErrors++;
       const ceiling = Math.min(30_000, 500 * 2 ** Math.min(k.attempt++, 30));
       const backoff = ceiling / 2 + Math.random() * (ceiling / 2);
@@ -322,7 +328,10 @@ process.on("message", (m: In) => {
       rewelcomed: rewelcomed.size,
       lastRewelcomeMs: lastRewelcomeAt ? lastRewelcomeAt - stormStart : 0,
       pushbacks,
+      pushbackMax,
       retriedErrors,
+      rewelcomeP50: rewelcomeTimes[Math.floor(rewelcomeTimes.length * 0.5)] ?? 0,
+      rewelcomeP90: rewelcomeTimes[Math.floor(rewelcomeTimes.length * 0.9)] ?? 0,
     });
   }
 });

@@ -182,6 +182,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         const retried = s2.reduce((s, x) => s + x.retriedErrors, 0);
         stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s**; ${pushbacks} told to come back later (pushback), ${retried} other ends retried (the killed streams); load ${loadStorm}`;
         log(`storm: ${stormCell}`);
+        log(`storm details: ${JSON.stringify(s2.map((x) => ({ ...x, lastError: undefined })))}`);
       }
       await Promise.all(fleets.map((f) => f.close()));
       await Promise.all(servers.map((s) => s.stop()));

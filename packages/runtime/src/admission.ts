@@ -44,7 +44,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
   const measure = () => {
     const now = Date.now();
     const seconds = (now - since) / 1000;
-    if (seconds >= 1) {
+    if (seconds >= 0.5) {
       if (counted > 0) rate = rate === 0 ? counted / seconds : 0.7 * rate + (0.3 * counted) / seconds;
       counted = 0;
       since = now;
@@ -66,6 +66,9 @@ export function createAdmission(o: AdmissionOptions): Admission {
 
   return {
     enter() {
+      // The rate is measured from when work begins: a replica idle until a storm hits it must
+      // not count the idle time (it would send its first refused callers away for far too long).
+      if (opening === 0 && waiters.length === 0 && counted === 0) since = Date.now();
       if (opening < o.concurrency) {
         opening++;
         return Promise.resolve(turn());
@@ -73,9 +76,11 @@ export function createAdmission(o: AdmissionOptions): Admission {
       if (waiters.length >= o.queue) {
         measure();
         refused.inc();
-        // About when the queue will have drained at the rate calls open now (until that is
-        // measured, as if each took 100 ms). The client spreads its return over as long again.
-        const perSecond = rate > 0 ? rate : o.concurrency * 10;
+        // About when the queue will have drained at the rate calls open now, assuming at least
+        // twice the concurrency a second (a turn under 500 ms): a replica measuring its first
+        // cold second of a storm would otherwise send callers away for far longer than the queue
+        // takes to drain. The client spreads its return over as long again.
+        const perSecond = Math.max(rate, o.concurrency * 2);
         const ms = Math.round(Math.min(30_000, Math.max(500, (waiters.length / perSecond) * 1000)));
         return new ConnectError(`too many connections opening at once (${opening} opening, ${waiters.length} waiting); retry in ${ms} ms`, Code.Unavailable, {
           "grpc-retry-pushback-ms": String(ms),
