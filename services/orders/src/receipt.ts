@@ -50,8 +50,15 @@ export function buildReceipt(input: ReceiptInput): Receipt {
   return receipt;
 }
 
+/** A currency's minor digits, asked of Intl once per currency (a NumberFormat costs more than the rest of a receipt). */
+const minorDigits = new Map<string, number>();
+
 function money(minor: bigint, currency: string): string {
-  const digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
+  let digits = minorDigits.get(currency);
+  if (digits === undefined) {
+    digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    if (minorDigits.size < 1_000) minorDigits.set(currency, digits);
+  }
   const sign = minor < 0n ? "-" : "";
   const abs = minor < 0n ? -minor : minor;
   if (digits === 0) return `${sign}${abs}`;
