@@ -15,6 +15,9 @@ import type { Logger } from "./logger.js";
 import { ensureStream, type NatsConnection } from "./nats.js";
 import type { Pool, PoolClient } from "./postgres.js";
 
+/** The outbox's ids as PostgreSQL prints a uuid. */
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** PostgreSQL delivers a NOTIFY at commit, never for a rolled-back transaction. */
 const channel = "outbox";
 
@@ -62,7 +65,7 @@ export interface OutboxRelay {
 
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { pool, nats, log, stream } = options;
-  const batchSize = options.batchSize ?? 100;
+  const batchSize = Math.max(1, Math.floor(options.batchSize ?? 100));
   const pollMs = options.pollMs ?? 1_000;
   let js: JetStreamClient | undefined;
   let stopped = false;
@@ -79,14 +82,15 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   // One batch: lock pending rows (SKIP LOCKED lets replicas share the work), publish in order, mark them.
+  // Two round trips: BEGIN with the SELECT, and the UPDATE with the COMMIT (simple-protocol
+  // multi-statement queries; the only values are the batch size and the rows' own uuids).
   const publishBatch = async (): Promise<number> => {
     const client = await pool.connect();
     try {
-      await client.query("BEGIN");
-      const { rows } = await client.query<{ id: string; subject: string; payload: Buffer }>(
-        "SELECT id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-        [batchSize],
-      );
+      const results = (await client.query(
+        `BEGIN; SELECT id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`,
+      )) as unknown as [unknown, { rows: { id: string; subject: string; payload: Buffer }[] }];
+      const rows = results[1].rows;
       if (rows.length === 0) {
         await client.query("COMMIT");
         return 0;
@@ -94,8 +98,11 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       const stream = await connectStream();
       // Sent in order on one connection; the acks are awaited together.
       await Promise.all(rows.map((row) => stream.publish(row.subject, row.payload, { msgID: row.id })));
-      await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", [rows.map((r) => r.id)]);
-      await client.query("COMMIT");
+      const ids = rows.map((r) => {
+        if (!uuid.test(r.id)) throw new Error(`outbox: row id ${JSON.stringify(r.id)} is not a uuid`);
+        return `'${r.id}'`;
+      });
+      await client.query(`UPDATE outbox SET published_at = now() WHERE id IN (${ids.join(", ")}); COMMIT`);
       return rows.length;
     } catch (err) {
       await client.query("ROLLBACK").catch(() => {});
