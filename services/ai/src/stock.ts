@@ -3,7 +3,8 @@
 // replica at a time, under an advisory lock) re-evaluates every kiosk × product against the
 // serving model and publishes ai.stockout.<kiosk>.predicted through the outbox when the
 // probability of running out before the next visit crosses the alert threshold, and
-// ai.stockout.<kiosk>.cleared when it falls back below.
+// ai.stockout.<kiosk>.cleared when it falls back below. A pair found sold out marks its
+// day as a stock-out in ai's sales history (censored sales, left out of training).
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
@@ -131,6 +132,19 @@ export function startStockSweeper(o: StockSweeperOptions): StockSweeper {
           [chunk.map((r) => r.kioskId), chunk.map((r) => r.sku), chunk.map((r) => r.available), chunk.map((r) => r.stockTime?.toISOString() ?? null), chunk.map((r) => r.onHand ?? r.available)],
         );
       }
+      // A kiosk × product sold out now: today's sales are censored (not its demand), as the
+      // generator's stock-out days are — training and scoring leave the day out. Only pairs
+      // that have sold there before (their last price carries the day's row).
+      const out = rows.filter((r) => r.available <= 0);
+      if (out.length > 0)
+        await tx.query(
+          `INSERT INTO sales_daily (kiosk_id, sku, day, quantity, unit_price_minor, stockout, source, hourly)
+           SELECT u.k, u.s, $3::date, 0, last.unit_price_minor, true, 'orders', array_fill(0, ARRAY[24])
+           FROM unnest($1::text[], $2::text[]) AS u(k, s)
+           CROSS JOIN LATERAL (SELECT unit_price_minor FROM sales_daily d WHERE d.kiosk_id = u.k AND d.sku = u.s ORDER BY day DESC LIMIT 1) AS last
+           ON CONFLICT (kiosk_id, sku, day) DO UPDATE SET stockout = true WHERE NOT sales_daily.stockout`,
+          [out.map((r) => r.kioskId), out.map((r) => r.sku), new Date(now()).toISOString().slice(0, 10)],
+        );
       if (!served) return;
       const { rows: firing } = await tx.query<{ kiosk_id: string; sku: string }>("SELECT kiosk_id, sku FROM stockout_alerts WHERE firing");
       const isFiring = new Set(firing.map((r) => pairKey(r.kiosk_id, r.sku)));

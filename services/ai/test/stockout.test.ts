@@ -10,7 +10,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ForecastService, ModelService, StockoutService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
 import { StockoutPredictedEventSchema } from "@adminkiosk/proto/adminkiosk/ai/v1/events_pb";
-import { InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { InventoryService, ProductService, ReservationService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { eventually } from "@adminkiosk/devstack";
 import { aiSubjects } from "@adminkiosk/runtime";
 import { inject } from "vitest";
@@ -151,5 +151,29 @@ describe("ai stock-out risks", () => {
     } finally {
       await nc.close();
     }
+  });
+
+  it("marks the day a kiosk's product is sold out as a stock-out in its sales history (censored, not trained on)", async () => {
+    const today = dayOf(Math.floor(Date.now() / dayMs));
+    const yesterday = dayOf(Math.floor(Date.now() / dayMs) - 1);
+    const [gone, kept] = [
+      { kioskId: "censor-1", sku: "SNK-WATER-05" },
+      { kioskId: "censor-2", sku: "SNK-WATER-05" },
+    ];
+    for (const p of [gone, kept]) await sales.addSale(f.pool, p.kioskId, p.sku, yesterday, 3, 150);
+    const admin = await f.auth.adminToken();
+    for (const p of [gone, kept]) await clientFor(InventoryService, f.catalog!.url, admin).restock({ kioskId: p.kioskId, sku: p.sku, quantity: 2n, reason: "test stock" });
+    // Both units of one pair held for a sale (as orders holds them): nothing left to sell there.
+    await clientFor(ReservationService, f.catalog!.url, await f.auth.serviceToken("orders")).reserve({
+      reservationId: crypto.randomUUID(),
+      kioskId: gone.kioskId,
+      items: [{ sku: gone.sku, quantity: 2n }],
+    });
+    const todayRow = async (p: { kioskId: string; sku: string }) =>
+      (await f.pool.query<{ stockout: boolean; quantity: string }>("SELECT stockout, quantity FROM sales_daily WHERE kiosk_id = $1 AND sku = $2 AND day = $3::date", [p.kioskId, p.sku, today])).rows[0];
+    await expect.poll(() => todayRow(gone), eventually).toEqual({ stockout: true, quantity: "0" });
+    // The pair with stock left is not censored; the history the model trains on leaves the day out.
+    expect(await todayRow(kept)).toBeUndefined();
+    expect((await sales.all(f.pool)).find((r) => r.kioskId === gone.kioskId && r.day === Math.floor(Date.now() / dayMs))?.stockout).toBe(true);
   });
 });
