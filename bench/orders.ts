@@ -10,6 +10,7 @@
 // step by step, from the services' own rows. BENCH_CPU_PROF=orders,payments,catalog profiles
 // those processes (bench/stack.ts; summarise with bench/cpuprof.ts).
 import { randomBytes, randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -141,7 +142,12 @@ await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, serviceEnv, s
     await run(20, 4, sale); // warm-up: JWKS, JIT, pools
     const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" / ");
     const loadBefore = load();
-    const services = await run(total, concurrency, sale);
+    const processes = { orders: orders.child.pid, payments: payments.child.pid, catalog: catalog.child.pid, "provider-sim": sim.child.pid, auth: auth.child.pid };
+    const cpuBefore = cpuSnapshot(processes, databaseUrl, natsUrl);
+    const services = await run(total, concurrency, (i) => sale(i, true));
+    const cpuAfter = cpuSnapshot(processes, databaseUrl, natsUrl);
+    const concurrentMarks = new Map(marks);
+    marks.clear();
     const single = singles > 0 ? await run(singles, 1, (i) => sale(total + i, true)) : undefined;
 
     const baseline = await baselineWrites(databaseUrl, total, concurrency);
@@ -154,9 +160,19 @@ await withStack({}, async ({ databaseUrl, redisUrl, natsUrl, auth, serviceEnv, s
       console.log(report("services end to end, one at a time", single, 1));
       console.log(report("baseline, one at a time", baselineSingle, 1));
     }
+    console.log(`\nCPU per sale at concurrency ${concurrency} (/proc utime+stime over the run, ms per sale; wall ${(services.seconds * 1000 / total).toFixed(1)} ms per sale):\n`);
+    console.log("| process | CPU ms per sale |\n|---|---:|");
+    let cpuTotal = 0;
+    for (const [name, after] of Object.entries(cpuAfter)) {
+      const ms = ((after - (cpuBefore[name] ?? 0)) * 1000) / total;
+      cpuTotal += ms;
+      console.log(`| ${name} | ${ms.toFixed(1)} |`);
+    }
+    console.log(`| all | ${cpuTotal.toFixed(1)} |`);
     const rate = (r: { seconds: number; latencies: number[] }) => r.latencies.length / r.seconds;
     console.log(`\nservices / baseline at concurrency ${concurrency}: ${(rate(services) / rate(baseline)).toFixed(2)}`);
-    if (marks.size > 0) await timeline(databaseUrl, marks);
+    await timeline(databaseUrl, concurrentMarks, `the ${concurrentMarks.size} sales at concurrency ${concurrency}`);
+    if (marks.size > 0) await timeline(databaseUrl, marks, `${marks.size} sales made one at a time`);
     await nc.close();
   } finally {
     await sim.stop();
@@ -257,7 +273,7 @@ async function baselineWrites(databaseUrl: string, total: number, concurrency: n
  * transaction's start) read back from the services' own tables, as medians over the sales
  * timed one at a time, each step measured from the end of the one before.
  */
-async function timeline(databaseUrl: string, marks: Map<string, { start: number; answered: number; seen: number }>) {
+async function timeline(databaseUrl: string, marks: Map<string, { start: number; answered: number; seen: number }>, which: string) {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   const ms = (col: string) => `(extract(epoch FROM ${col}) * 1000)::float8`;
   const { rows } = await pool.query<Record<string, number | string>>(
@@ -305,7 +321,7 @@ async function timeline(databaseUrl: string, marks: Map<string, { start: number;
       prev = at[col]!;
     });
   }
-  console.log(`\none sale's timeline (median of ${rows.length} sales made one at a time; payment event → orders' consumer is inside the commit step):\n`);
+  console.log(`\na sale's timeline over ${which} (payment event → orders' consumer is inside the commit step):\n`);
   console.log("| step | p50 ms | p90 ms |\n|---|---:|---:|");
   steps.forEach(([name], k) => {
     const d = deltas[k]!.sort((a, b) => a - b);
@@ -313,4 +329,48 @@ async function timeline(databaseUrl: string, marks: Map<string, { start: number;
   });
   const totals = [...marks.values()].map((m) => m.seen - m.start).sort((a, b) => a - b);
   console.log(`| total | ${pct(totals, 50).toFixed(1)} | ${pct(totals, 90).toFixed(1)} |`);
+}
+
+/** CPU seconds so far of the named processes, of this one, of PostgreSQL (postmaster and backends) and of nats-server. */
+function cpuSnapshot(pids: Record<string, number | undefined>, databaseUrl: string, natsUrl: string): Record<string, number> {
+  const tick = 100; // USER_HZ
+  const stat = (pid: number) => {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / tick };
+    } catch {
+      return undefined;
+    }
+  };
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      return [];
+    }
+  };
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) if (pid) out[name] = stat(pid)?.cpu ?? 0;
+  const self = process.cpuUsage();
+  out["bench (client and its NATS listener)"] = (self.user + self.system) / 1e6;
+  const all = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
+  const pgPort = new URL(databaseUrl).port;
+  const natsPort = new URL(natsUrl.replace(/^nats:/, "http:")).port;
+  const postmaster = all.find((pid) => {
+    const args = cmdline(pid);
+    return args[0]?.endsWith("/postgres") && args.includes("-p") && args[args.indexOf("-p") + 1] === pgPort;
+  });
+  if (postmaster) out["postgres (all backends)"] = all.reduce((sum, pid) => {
+    const st = pid === postmaster ? stat(pid) : undefined;
+    if (st) return sum + st.cpu;
+    const child = stat(pid);
+    return child && child.ppid === postmaster ? sum + child.cpu : sum;
+  }, 0);
+  const nats = all.find((pid) => {
+    const args = cmdline(pid);
+    return args[0]?.endsWith("nats-server") && args.includes(natsPort);
+  });
+  if (nats) out["nats-server"] = stat(nats)?.cpu ?? 0;
+  return out;
 }
