@@ -97,9 +97,7 @@ export const orders = {
          INSERT INTO order_lines (order_id, line_number, sku, quantity, event_id, seat_id, tier_id, unit_price_minor, tax_rate_basis_points)
          SELECT upd.id, l.* FROM upd, unnest($4::int[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[]) AS l
        )
-       SELECT currency, total_minor::text, true AS wrote FROM upd
-       UNION ALL
-       SELECT currency, total_minor::text, false FROM orders WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`,
+       SELECT currency, total_minor::text, true AS wrote FROM upd`,
       [
         id,
         currency,
@@ -114,8 +112,12 @@ export const orders = {
         lines.map((l) => l.tax_rate_basis_points),
       ],
     );
-    if (!rows[0]) throw new Error(`order ${id} vanished`);
-    return rows[0];
+    if (rows[0]) return rows[0];
+    // Recorded before (a retry), or by a concurrent retry this UPDATE waited for: read in a
+    // statement of its own, whose snapshot sees that commit (the one above predates it).
+    const { rows: recorded } = await db.query<{ currency: string; total_minor: string }>("SELECT currency, total_minor::text FROM orders WHERE id = $1", [id]);
+    if (!recorded[0]) throw new Error(`order ${id} vanished`);
+    return { ...recorded[0], wrote: false };
   },
 
   /** CREATED → PENDING_PAYMENT once the intent exists (the worker may have moved it on already). */
