@@ -164,9 +164,15 @@ export const stock = {
     );
   },
 
-  /** Returns reserved units (released or expired reservations); rows must be locked. */
-  async unreserve(tx: PoolClient, kioskId: string, sku: string, quantity: bigint) {
-    await tx.query(`UPDATE stock SET reserved = reserved - $3, updated_at = now() WHERE kiosk_id = $1 AND sku = $2`, [kioskId, sku, quantity.toString()]);
+  /** Returns reserved units (released or expired reservations), all in one statement; rows must be locked. */
+  async unreserveAll(tx: PoolClient, units: { kioskId: string; sku: string; quantity: bigint }[]) {
+    if (units.length === 0) return;
+    await tx.query(
+      `UPDATE stock SET reserved = reserved - u.quantity, updated_at = now()
+       FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(kiosk_id, sku, quantity)
+       WHERE stock.kiosk_id = u.kiosk_id AND stock.sku = u.sku`,
+      [units.map((u) => u.kioskId), units.map((u) => u.sku), units.map((u) => u.quantity.toString())],
+    );
   },
 
   /** Reserved units leave the kiosk (a committed sale); publishes a low-stock crossing. Rows must be locked. */

@@ -165,7 +165,7 @@ async function giveBack(tx: PoolClient, reservationIds: string[]) {
     [reservationIds],
   );
   await stock.lockInOrder(tx, units.map((u) => ({ kioskId: u.kiosk_id, sku: u.sku })));
-  for (const u of units) await stock.unreserve(tx, u.kiosk_id, u.sku, BigInt(u.quantity));
+  await stock.unreserveAll(tx, units.map((u) => ({ kioskId: u.kiosk_id, sku: u.sku, quantity: BigInt(u.quantity) })));
   await tx.query("SELECT 1 FROM seats WHERE reservation_id = ANY($1::uuid[]) AND state = 'held' ORDER BY event_id, seat_id FOR UPDATE", [reservationIds]);
   await tx.query(
     "UPDATE seats SET state = 'available', reservation_id = NULL, hold_expires_at = NULL WHERE reservation_id = ANY($1::uuid[]) AND state = 'held'",

@@ -190,7 +190,11 @@ export const tickets = {
     return rows.sort((a, b) => (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : a.seat_id < b.seat_id ? -1 : a.seat_id > b.seat_id ? 1 : 0));
   },
   async voidSeats(tx: PoolClient, orderId: string, seats: { eventId: string; seatId: string }[]) {
-    for (const s of seats) await tx.query("UPDATE tickets SET void = true WHERE order_id = $1 AND event_id = $2 AND seat_id = $3", [orderId, s.eventId, s.seatId]);
+    if (seats.length === 0) return;
+    await tx.query(
+      "UPDATE tickets SET void = true WHERE order_id = $1 AND (event_id, seat_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+      [orderId, seats.map((s) => s.eventId), seats.map((s) => s.seatId)],
+    );
   },
 };
 
