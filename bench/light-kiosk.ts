@@ -161,9 +161,9 @@ function openStream(session: http2.ClientHttp2Session, k: Kiosk, credential: str
         pushbackMax = Math.max(pushbackMax, pushbackMs);
       }
       else retriedErrors++;
-      const ceiling = Math.min(30_000, 500 * 2 ** Math.min(k.attempt++, 30));
-      const backoff = ceiling / 2 + Math.random() * (ceiling / 2);
-      const delay = Number.isFinite(pushbackMs) ? Math.max(backoff, pushbackMs + Math.random() * pushbackMs) : backoff;
+      // As the SDK: a pushback is not a failure (the attempt count does not grow).
+      const ceiling = () => Math.min(30_000, 500 * 2 ** Math.min(k.attempt++, 30));
+      const delay = Number.isFinite(pushbackMs) ? pushbackMs + Math.random() * pushbackMs : ((c) => c / 2 + Math.random() * (c / 2))(ceiling());
       lastError = why;
       setTimeout(() => {
         if (closing) return;

@@ -236,9 +236,10 @@ export class KioskClient {
     if (reason === "draining" || reason.startsWith("error")) this.addressIndex++;
     // link too busy to take the stream now (a reconnect storm) says when to come back: no sooner,
     // and spread over as long again so the kiosks it refused do not return together.
+    // Being told when is not a failure to back off from: the attempt count does not grow, or a
+    // kiosk turned away a few times in a storm would wait minutes after the storm had passed.
     const pushback = error?.code === grpc.status.UNAVAILABLE ? Number(error.metadata?.get("grpc-retry-pushback-ms")[0] ?? NaN) : NaN;
-    const backoff = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
-    const delay = Number.isFinite(pushback) && pushback >= 0 ? Math.max(backoff, pushback + this.options.random() * pushback) : backoff;
+    const delay = Number.isFinite(pushback) && pushback >= 0 ? pushback + this.options.random() * pushback : backoffDelay(this.attempt++, this.options.backoff, this.options.random);
     this.retryTimer = setTimeout(() => {
       if (this.running) this.open();
     }, delay);
