@@ -21,7 +21,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -133,8 +133,20 @@ await withStack({}, async ({ redisUrl, natsUrl, databaseUrl, auth, start }) => {
     messages.stop();
     const baseline = stats(baseSent.map((t, i) => received[i]! - t));
 
+    // A fresh process fetches auth's JWKS on its first authenticated call (Unavailable until then).
+    const verifying = (client: { listRules(r: { pageSize: number }, o: typeof as): Promise<unknown> }) =>
+      until("notifications to verify tokens", async () => {
+        try {
+          await client.listRules({ pageSize: 1 }, as);
+          return true;
+        } catch (err) {
+          if (ConnectError.from(err).code === Code.Unavailable) return undefined;
+          throw err;
+        }
+      }, 200);
     let notifications = await start("notifications", notificationsEnv("0ms"));
     const rules = createClient(RuleService, createGrpcTransport({ baseUrl: notifications.url }));
+    await verifying(rules);
     const { rule } = await rules.createRule(
       {
         definition: {
@@ -181,6 +193,7 @@ await withStack({}, async ({ redisUrl, natsUrl, databaseUrl, auth, start }) => {
     // ---- 2. the storm ----
     notifications = await start("notifications", { ...notificationsEnv("10s"), LINK_EVENTS_CONSUMER: "notifications-storm", FLEET_EVENTS_CONSUMER: "notifications-fleet-storm", LINK_EVENTS_SINCE_START: "true" });
     const rules2 = createClient(RuleService, createGrpcTransport({ baseUrl: notifications.url }));
+    await verifying(rules2);
     const group = "storm-region";
     const storm = Array.from({ length: stormKiosks }, (_, i) => `storm-${i}`);
     const inSlices = async (items: string[], one: (id: string) => Promise<unknown>) => {
