@@ -68,8 +68,12 @@ function outbox<T>() {
   };
 }
 
-export async function startNotifications(settings: Record<string, string> = {}): Promise<NotificationsFixture> {
-  const infra = inject("infra");
+/**
+ * `natsUrl`: a NATS of the test file's own instead of the run's shared one (for tests about
+ * what every process of a service announces, which other files' processes would also say).
+ */
+export async function startNotifications(settings: Record<string, string> = {}, options: { natsUrl?: string } = {}): Promise<NotificationsFixture> {
+  const infra = { ...inject("infra"), ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}) };
   const auth = await startAuth();
   const mailbox = await startMailbox();
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`, SHUTDOWN_GRACE_MS: "2000" };

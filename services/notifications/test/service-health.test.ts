@@ -3,6 +3,8 @@
 // and the rule's alert fires and is emailed; a restarted link process replaces it and the
 // alert resolves, the resolution emailed too. A link stopped gracefully (draining) while
 // another link serves alerts nobody.
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -10,17 +12,24 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AlertService, AlertState, RuleService, Severity } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { ServiceHealthEventSchema, type ServiceHealthEvent } from "@adminkiosk/proto/adminkiosk/ops/v1/health_events_pb";
-import { startTestService, waitFor, type StartedService } from "@adminkiosk/devstack";
+import { freePort, startNats, startTestService, waitFor, type ManagedProcess, type StartedService } from "@adminkiosk/devstack";
 import { opsSubjects } from "@adminkiosk/runtime";
 import { startNotifications, type NotificationsFixture } from "./fixture.js";
 
 const suffix = `${process.pid}-${Date.now().toString(36)}`;
 let f: NotificationsFixture;
 let nc: NatsConnection;
+// A NATS of this file's own: every link process of the test run announces itself on
+// ops.health.link, and another file killing its link would otherwise count here as well.
+let nats: ManagedProcess;
+let natsUrl: string;
 const seen: ServiceHealthEvent[] = [];
 const started: StartedService[] = [];
 
 beforeAll(async () => {
+  const port = await freePort();
+  nats = await startNats(mkdtempSync(join(inject("infra").tmpDir, "nats-health-")), port);
+  natsUrl = nats.url;
   [f, nc] = await Promise.all([
     startNotifications({
       SERVICE_HEALTH_CONSUMER: `n-health-${suffix}`,
@@ -30,8 +39,8 @@ beforeAll(async () => {
       ORDERS_EVENTS_CONSUMER: `n-orders-${suffix}`,
       SILENT_FAILURE_EVENTS_CONSUMER: `n-silent-${suffix}`,
       COMMERCE_EVENTS_SINCE_START: "true",
-    }),
-    connect({ servers: inject("infra").natsUrl }),
+    }, { natsUrl }),
+    connect({ servers: natsUrl }),
   ]);
   // What the processes announce, as notifications reads it (to know a process was heard).
   const sub = nc.subscribe(opsSubjects.health("link"));
@@ -44,6 +53,7 @@ afterAll(async () => {
   for (const s of started) await s.stop();
   await nc?.close();
   await f?.stop();
+  await nats?.stop();
 });
 
 const seconds = (s: number) => ({ seconds: BigInt(s), nanos: 0 });
@@ -53,7 +63,7 @@ async function startLink(name: string): Promise<{ proc: StartedService; instance
   const before = Date.now();
   const proc = await startTestService("link", {
     REDIS_URL: f.auth.redisUrl,
-    NATS_URL: inject("infra").natsUrl,
+    NATS_URL: natsUrl,
     AUTH_JWKS_URL: `${f.auth.service.url}/.well-known/jwks.json`,
     LINK_REPLICA_ID: `${name}-${suffix}`,
     HEALTH_ANNOUNCE_INTERVAL_MS: "300",
