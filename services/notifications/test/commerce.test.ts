@@ -232,7 +232,7 @@ describe("rule kinds from catalog, payments and orders", () => {
     const bad = await refusal(me.setMySubscription({ subscription: { phoneNumber: "0777 000", routes: [{ channel: Channel.SMS }] } }));
     expect(bad.code).toBe(Code.InvalidArgument);
     expect(bad.message).toContain("subscription.phone_number");
-    const sku = `water-${suffix}`;
+    const sku = `sub-water-${suffix}`;
     await me.setMySubscription({ subscription: { phoneNumber: "+420 777 000 111", routes: [{ channel: Channel.SMS, severities: [Severity.CRITICAL] }] } });
     // A rule without receivers of its own: only the subscription reaches anyone.
     const { rule } = await as(RuleService, f.tokens.admin).createRule({ definition: { name: "water low", severity: Severity.CRITICAL, kind: { case: "lowStock", value: { sku } } } });
