@@ -74,6 +74,14 @@ const maxForMs = 7 * 86_400_000;
 const emailPattern = /^[^\s@<>",;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/;
 const labelPattern = /^[A-Za-z0-9._:/-]{1,64}$/;
 const skuPattern = /^[^.*>\s]{1,64}$/;
+
+/** A rule's product filter: trimmed, empty (every product) or a SKU. */
+function optionalSku(field: string, value: string): string {
+  const sku = value.trim();
+  if (sku !== "" && !skuPattern.test(sku)) throw invalid(field, "must be 1-64 characters without white space, '.', '*' or '>' (or empty: every product)");
+  return sku;
+}
+
 const servicePattern = /^[a-z][a-z0-9_-]{0,63}$/;
 
 function requireDuration(field: string, d: { seconds: bigint; nanos: number } | undefined): number {
@@ -127,9 +135,7 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
       forMs = requireDuration("definition.printer_fault.for_duration", def.kind.value.forDuration);
       break;
     case "stockoutPredicted": {
-      sku = def.kind.value.sku.trim();
-      if (sku !== "" && !skuPattern.test(sku)) throw invalid("definition.stockout_predicted.sku", "must be 1-64 characters without white space, '.', '*' or '>' (or empty: every product)");
-      def.kind.value.sku = sku;
+      sku = def.kind.value.sku = optionalSku("definition.stockout_predicted.sku", def.kind.value.sku);
       forMs = optionalDuration("definition.stockout_predicted.for_duration", def.kind.value.forDuration);
       break;
     }
@@ -140,9 +146,7 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
       forMs = requireDuration("definition.telemetry_errors.for_duration", def.kind.value.forDuration);
       break;
     case "lowStock": {
-      sku = def.kind.value.sku.trim();
-      if (sku !== "" && !skuPattern.test(sku)) throw invalid("definition.low_stock.sku", "must be 1-64 characters without white space, '.', '*' or '>' (or empty: every product)");
-      def.kind.value.sku = sku;
+      sku = def.kind.value.sku = optionalSku("definition.low_stock.sku", def.kind.value.sku);
       forMs = optionalDuration("definition.low_stock.for_duration", def.kind.value.forDuration);
       break;
     }
