@@ -241,7 +241,8 @@ async function main() {
     say("");
     say(`Admin Kiosk is up (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     say(`  ${"web".padEnd(14)} ${webServer.url}   (the admin app${devMode ? ", Vite dev server with hot reload" : ""})`);
-    for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (Connect, gRPC, gRPC-Web; /metrics, /readyz)`);
+    // link serves HTTP/2 with grpc-js (the kiosk stream): gRPC only there (docs/api.md).
+    for (const s of services) say(`  ${s.name.padEnd(14)} ${s.url}   (${s.name === "link" ? "gRPC" : "Connect, gRPC, gRPC-Web"}; /metrics, /readyz)`);
     for (const h of helpers)
       say(
         `  ${h.name.padEnd(14)} ${h.url}   (${
