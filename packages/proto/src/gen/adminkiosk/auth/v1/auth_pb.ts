@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/auth/v1/auth.proto.
  */
 export const file_adminkiosk_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hZG1pbmtpb3NrL2F1dGgvdjEvYXV0aC5wcm90bxISYWRtaW5raW9zay5hdXRoLnYxItoBCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEigKBHJvbGUYBCABKA4yGi5hZG1pbmtpb3NrLmNvbW1vbi52MS5Sb2xlEhAKCGRpc2FibGVkGAUgASgIEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitQEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEj0KGXJlZnJlc2hfdG9rZW5fZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi8KDExvZ2luUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJmCg1Mb2dpblJlc3BvbnNlEi0KBnRva2VucxgBIAEoCzIdLmFkbWlua2lvc2suYXV0aC52MS5Ub2tlblBhaXISJgoEdXNlchgCIAEoCzIYLmFkbWlua2lvc2suYXV0aC52MS5Vc2VyIicKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiQAoPUmVmcmVzaFJlc3BvbnNlEi0KBnRva2VucxgBIAEoCzIdLmFkbWlua2lvc2suYXV0aC52MS5Ub2tlblBhaXIiJgoNTG9nb3V0UmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIg8KDVdob0FtSVJlcXVlc3QidQoOV2hvQW1JUmVzcG9uc2USKAoEdXNlchgBIAEoCzIYLmFkbWlua2lvc2suYXV0aC52MS5Vc2VySAASLAoGZGV2aWNlGAIgASgLMhouYWRtaW5raW9zay5hdXRoLnYxLkRldmljZUgAQgsKCXByaW5jaXBhbCJ0ChFDcmVhdGVVc2VyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSKAoEcm9sZRgDIAEoDjIaLmFkbWlua2lvc2suY29tbW9uLnYxLlJvbGUSEAoIcGFzc3dvcmQYBCABKAkiPAoSQ3JlYXRlVXNlclJlc3BvbnNlEiYKBHVzZXIYASABKAsyGC5hZG1pbmtpb3NrLmF1dGgudjEuVXNlciIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjkKD0dldFVzZXJSZXNwb25zZRImCgR1c2VyGAEgASgLMhguYWRtaW5raW9zay5hdXRoLnYxLlVzZXIicgoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVxdWVyeRgDIAEoCRIoCgRyb2xlGAQgASgOMhouYWRtaW5raW9zay5jb21tb24udjEuUm9sZSJVChFMaXN0VXNlcnNSZXNwb25zZRInCgV1c2VycxgBIAMoCzIYLmFkbWlua2lvc2suYXV0aC52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKsAQoRVXBkYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIZCgxkaXNwbGF5X25hbWUYAiABKAlIAIgBARItCgRyb2xlGAMgASgOMhouYWRtaW5raW9zay5jb21tb24udjEuUm9sZUgBiAEBEhUKCGRpc2FibGVkGAQgASgISAKIAQFCDwoNX2Rpc3BsYXlfbmFtZUIHCgVfcm9sZUILCglfZGlzYWJsZWQiPAoSVXBkYXRlVXNlclJlc3BvbnNlEiYKBHVzZXIYASABKAsyGC5hZG1pbmtpb3NrLmF1dGgudjEuVXNlciI3ChJTZXRQYXNzd29yZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSIVChNTZXRQYXNzd29yZFJlc3BvbnNlIssBCgZEZXZpY2USEQoJZGV2aWNlX2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEi8KC2Vucm9sbF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoWY3JlZGVudGlhbF9leHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAobQ3JlYXRlRW5yb2xsbWVudENvZGVSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEhMKC3R0bF9zZWNvbmRzGAIgASgFIm8KHENyZWF0ZUVucm9sbG1lbnRDb2RlUmVzcG9uc2USDAoEY29kZRgBIAEoCRIQCghraW9za19pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoTRW5yb2xsRGV2aWNlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhgKEGZpcm13YXJlX3ZlcnNpb24YAiABKAkSFgoOaGFyZHdhcmVfbW9kZWwYAyABKAkiXQoURW5yb2xsRGV2aWNlUmVzcG9uc2USKgoGZGV2aWNlGAEgASgLMhouYWRtaW5raW9zay5hdXRoLnYxLkRldmljZRIZChFkZXZpY2VfY3JlZGVudGlhbBgCIAEoCSIeChxSZW5ld0RldmljZUNyZWRlbnRpYWxSZXF1ZXN0ImYKHVJlbmV3RGV2aWNlQ3JlZGVudGlhbFJlc3BvbnNlEioKBmRldmljZRgBIAEoCzIaLmFkbWlua2lvc2suYXV0aC52MS5EZXZpY2USGQoRZGV2aWNlX2NyZWRlbnRpYWwYAiABKAkiZgoSTGlzdERldmljZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhAKCGtpb3NrX2lkGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJbChNMaXN0RGV2aWNlc1Jlc3BvbnNlEisKB2RldmljZXMYASADKAsyGi5hZG1pbmtpb3NrLmF1dGgudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI3ChNSZXZva2VEZXZpY2VSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSItChRSZXZva2VEZXZpY2VSZXNwb25zZRIVCg1yZXZva2VkX2NvdW50GAEgASgFIvUBCgpTaWduaW5nS2V5EgsKA2tpZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JldGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg51bnB1Ymxpc2hfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNYWN0aXZhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGAoWTGlzdFNpZ25pbmdLZXlzUmVxdWVzdCJHChdMaXN0U2lnbmluZ0tleXNSZXNwb25zZRIsCgRrZXlzGAEgAygLMh4uYWRtaW5raW9zay5hdXRoLnYxLlNpZ25pbmdLZXkiGQoXUm90YXRlU2lnbmluZ0tleVJlcXVlc3QiRwoYUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEisKA2tleRgBIAEoCzIeLmFkbWlua2lvc2suYXV0aC52MS5TaWduaW5nS2V5IqwBCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgDEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR5cGUYAyABKAkSDQoFYWN0b3IYBCABKAkSDwoHc3ViamVjdBgFIAEoCRIKCgJpcBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEhQKDGRldGFpbHNfanNvbhgIIAEoCSJtChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEgwKBHR5cGUYAyABKAkSDQoFYWN0b3IYBCABKAkSDwoHc3ViamVjdBgFIAEoCSJiChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIuCgZldmVudHMYASADKAsyHi5hZG1pbmtpb3NrLmF1dGgudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOwoYSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSDgoGc2VjcmV0GAIgASgJImIKGUlzc3VlU2VydmljZVRva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLUAwoLQXV0aFNlcnZpY2USbQoFTG9naW4SIC5hZG1pbmtpb3NrLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEuYWRtaW5raW9zay5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiH8rzGAIIAYLT5JMCEzoBKiIOL3YxL2F1dGgvbG9naW4SdQoHUmVmcmVzaBIiLmFkbWlua2lvc2suYXV0aC52MS5SZWZyZXNoUmVxdWVzdBojLmFkbWlua2lvc2suYXV0aC52MS5SZWZyZXNoUmVzcG9uc2UiIcrzGAIIAYLT5JMCFToBKiIQL3YxL2F1dGgvcmVmcmVzaBJxCgZMb2dvdXQSIS5hZG1pbmtpb3NrLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoiLmFkbWlua2lvc2suYXV0aC52MS5Mb2dvdXRSZXNwb25zZSIgyvMYAggBgtPkkwIUOgEqIg8vdjEvYXV0aC9sb2dvdXQSbAoGV2hvQW1JEiEuYWRtaW5raW9zay5hdXRoLnYxLldob0FtSVJlcXVlc3QaIi5hZG1pbmtpb3NrLmF1dGgudjEuV2hvQW1JUmVzcG9uc2UiG8rzGAQQARgBgtPkkwINEgsvdjEvYXV0aC9tZTKHBQoLVXNlclNlcnZpY2USdwoKQ3JlYXRlVXNlchIlLmFkbWlua2lvc2suYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBomLmFkbWlua2lvc2suYXV0aC52MS5DcmVhdGVVc2VyUmVzcG9uc2UiGsrzGAIQA4LT5JMCDjoBKiIJL3YxL3VzZXJzEnUKB0dldFVzZXISIi5hZG1pbmtpb3NrLmF1dGgudjEuR2V0VXNlclJlcXVlc3QaIy5hZG1pbmtpb3NrLmF1dGgudjEuR2V0VXNlclJlc3BvbnNlIiHK8xgCEAOC0+STAhUSEy92MS91c2Vycy97dXNlcl9pZH0ScQoJTGlzdFVzZXJzEiQuYWRtaW5raW9zay5hdXRoLnYxLkxpc3RVc2Vyc1JlcXVlc3QaJS5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdFVzZXJzUmVzcG9uc2UiF8rzGAIQA4LT5JMCCxIJL3YxL3VzZXJzEoEBCgpVcGRhdGVVc2VyEiUuYWRtaW5raW9zay5hdXRoLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0GiYuYWRtaW5raW9zay5hdXRoLnYxLlVwZGF0ZVVzZXJSZXNwb25zZSIkyvMYAhADgtPkkwIYOgEqMhMvdjEvdXNlcnMve3VzZXJfaWR9EpABCgtTZXRQYXNzd29yZBImLmFkbWlua2lvc2suYXV0aC52MS5TZXRQYXNzd29yZFJlcXVlc3QaJy5hZG1pbmtpb3NrLmF1dGgudjEuU2V0UGFzc3dvcmRSZXNwb25zZSIwyvMYAhADgtPkkwIkOgEqIh8vdjEvdXNlcnMve3VzZXJfaWR9OnNldFBhc3N3b3JkMtkFCg1EZXZpY2VTZXJ2aWNlEqgBChRDcmVhdGVFbnJvbGxtZW50Q29kZRIvLmFkbWlua2lvc2suYXV0aC52MS5DcmVhdGVFbnJvbGxtZW50Q29kZVJlcXVlc3QaMC5hZG1pbmtpb3NrLmF1dGgudjEuQ3JlYXRlRW5yb2xsbWVudENvZGVSZXNwb25zZSItyvMYAhADgtPkkwIhOgEqIhwvdjEvZGV2aWNlcy9lbnJvbGxtZW50LWNvZGVzEoYBCgxFbnJvbGxEZXZpY2USJy5hZG1pbmtpb3NrLmF1dGgudjEuRW5yb2xsRGV2aWNlUmVxdWVzdBooLmFkbWlua2lvc2suYXV0aC52MS5FbnJvbGxEZXZpY2VSZXNwb25zZSIjyvMYAggBgtPkkwIXOgEqIhIvdjEvZGV2aWNlczplbnJvbGwShAEKFVJlbmV3RGV2aWNlQ3JlZGVudGlhbBIwLmFkbWlua2lvc2suYXV0aC52MS5SZW5ld0RldmljZUNyZWRlbnRpYWxSZXF1ZXN0GjEuYWRtaW5raW9zay5hdXRoLnYxLlJlbmV3RGV2aWNlQ3JlZGVudGlhbFJlc3BvbnNlIgbK8xgCGAESeQoLTGlzdERldmljZXMSJi5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdERldmljZXNSZXF1ZXN0GicuYWRtaW5raW9zay5hdXRoLnYxLkxpc3REZXZpY2VzUmVzcG9uc2UiGcrzGAIQA4LT5JMCDRILL3YxL2RldmljZXMSkQEKDFJldm9rZURldmljZRInLmFkbWlua2lvc2suYXV0aC52MS5SZXZva2VEZXZpY2VSZXF1ZXN0GiguYWRtaW5raW9zay5hdXRoLnYxLlJldm9rZURldmljZVJlc3BvbnNlIi7K8xgCEAOC0+STAiI6ASoiHS92MS9kZXZpY2VzL3traW9za19pZH06cmV2b2tlMrMCCgpLZXlTZXJ2aWNlEooBCg9MaXN0U2lnbmluZ0tleXMSKi5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdFNpZ25pbmdLZXlzUmVxdWVzdBorLmFkbWlua2lvc2suYXV0aC52MS5MaXN0U2lnbmluZ0tleXNSZXNwb25zZSIeyvMYAhADgtPkkwISEhAvdjEvc2lnbmluZy1rZXlzEpcBChBSb3RhdGVTaWduaW5nS2V5EisuYWRtaW5raW9zay5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiwuYWRtaW5raW9zay5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZSIoyvMYAhADgtPkkwIcOgEqIhcvdjEvc2lnbmluZy1rZXlzOnJvdGF0ZTKbAQoMQXVkaXRTZXJ2aWNlEooBCg9MaXN0QXVkaXRFdmVudHMSKi5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBorLmFkbWlua2lvc2suYXV0aC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIeyvMYAhADgtPkkwISEhAvdjEvYXVkaXQtZXZlbnRzMpIBChZTZXJ2aWNlSWRlbnRpdHlTZXJ2aWNlEngKEUlzc3VlU2VydmljZVRva2VuEiwuYWRtaW5raW9zay5hdXRoLnYxLklzc3VlU2VydmljZVRva2VuUmVxdWVzdBotLmFkbWlua2lvc2suYXV0aC52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlc3BvbnNlIgbK8xgCCAFiBnByb3RvMw", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch1hZG1pbmtpb3NrL2F1dGgvdjEvYXV0aC5wcm90bxISYWRtaW5raW9zay5hdXRoLnYxIogCCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEigKBHJvbGUYBCABKA4yGi5hZG1pbmtpb3NrLmNvbW1vbi52MS5Sb2xlEhAKCGRpc2FibGVkGAUgASgIEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc3NvX3Byb3ZpZGVyX2lkGAggASgJEhMKC3Nzb19zdWJqZWN0GAkgASgJIrUBCglUb2tlblBhaXISFAoMYWNjZXNzX3Rva2VuGAEgASgJEjwKGGFjY2Vzc190b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI9ChlyZWZyZXNoX3Rva2VuX2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiZgoNTG9naW5SZXNwb25zZRItCgZ0b2tlbnMYASABKAsyHS5hZG1pbmtpb3NrLmF1dGgudjEuVG9rZW5QYWlyEiYKBHVzZXIYAiABKAsyGC5hZG1pbmtpb3NrLmF1dGgudjEuVXNlciInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIkAKD1JlZnJlc2hSZXNwb25zZRItCgZ0b2tlbnMYASABKAsyHS5hZG1pbmtpb3NrLmF1dGgudjEuVG9rZW5QYWlyIiYKDUxvZ291dFJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSIpCg5Mb2dvdXRSZXNwb25zZRIXCg9lbmRfc2Vzc2lvbl91cmwYASABKAkiGQoXTGlzdFNzb1Byb3ZpZGVyc1JlcXVlc3QidwoYTGlzdFNzb1Byb3ZpZGVyc1Jlc3BvbnNlEjIKCXByb3ZpZGVycxgBIAMoCzIfLmFkbWlua2lvc2suYXV0aC52MS5Tc29Qcm92aWRlchInCh9wYXNzd29yZF9sb2dpbl9kaXNhYmxlZF9kb21haW5zGAIgAygJIjgKC1Nzb1Byb3ZpZGVyEhMKC3Byb3ZpZGVyX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCSIrChRCZWdpblNzb0xvZ2luUmVxdWVzdBITCgtwcm92aWRlcl9pZBgBIAEoCSIyChVCZWdpblNzb0xvZ2luUmVzcG9uc2USGQoRYXV0aG9yaXphdGlvbl91cmwYASABKAkiMQoXQ29tcGxldGVTc29Mb2dpblJlcXVlc3QSFgoOY2FsbGJhY2tfcXVlcnkYASABKAkicQoYQ29tcGxldGVTc29Mb2dpblJlc3BvbnNlEi0KBnRva2VucxgBIAEoCzIdLmFkbWlua2lvc2suYXV0aC52MS5Ub2tlblBhaXISJgoEdXNlchgCIAEoCzIYLmFkbWlua2lvc2suYXV0aC52MS5Vc2VyIg8KDVdob0FtSVJlcXVlc3QidQoOV2hvQW1JUmVzcG9uc2USKAoEdXNlchgBIAEoCzIYLmFkbWlua2lvc2suYXV0aC52MS5Vc2VySAASLAoGZGV2aWNlGAIgASgLMhouYWRtaW5raW9zay5hdXRoLnYxLkRldmljZUgAQgsKCXByaW5jaXBhbCJ0ChFDcmVhdGVVc2VyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSKAoEcm9sZRgDIAEoDjIaLmFkbWlua2lvc2suY29tbW9uLnYxLlJvbGUSEAoIcGFzc3dvcmQYBCABKAkiPAoSQ3JlYXRlVXNlclJlc3BvbnNlEiYKBHVzZXIYASABKAsyGC5hZG1pbmtpb3NrLmF1dGgudjEuVXNlciIhCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjkKD0dldFVzZXJSZXNwb25zZRImCgR1c2VyGAEgASgLMhguYWRtaW5raW9zay5hdXRoLnYxLlVzZXIicgoQTGlzdFVzZXJzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRINCgVxdWVyeRgDIAEoCRIoCgRyb2xlGAQgASgOMhouYWRtaW5raW9zay5jb21tb24udjEuUm9sZSJVChFMaXN0VXNlcnNSZXNwb25zZRInCgV1c2VycxgBIAMoCzIYLmFkbWlua2lvc2suYXV0aC52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKsAQoRVXBkYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIZCgxkaXNwbGF5X25hbWUYAiABKAlIAIgBARItCgRyb2xlGAMgASgOMhouYWRtaW5raW9zay5jb21tb24udjEuUm9sZUgBiAEBEhUKCGRpc2FibGVkGAQgASgISAKIAQFCDwoNX2Rpc3BsYXlfbmFtZUIHCgVfcm9sZUILCglfZGlzYWJsZWQiPAoSVXBkYXRlVXNlclJlc3BvbnNlEiYKBHVzZXIYASABKAsyGC5hZG1pbmtpb3NrLmF1dGgudjEuVXNlciI3ChJTZXRQYXNzd29yZFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSIVChNTZXRQYXNzd29yZFJlc3BvbnNlIssBCgZEZXZpY2USEQoJZGV2aWNlX2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEi8KC2Vucm9sbF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoWY3JlZGVudGlhbF9leHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAobQ3JlYXRlRW5yb2xsbWVudENvZGVSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEhMKC3R0bF9zZWNvbmRzGAIgASgFIm8KHENyZWF0ZUVucm9sbG1lbnRDb2RlUmVzcG9uc2USDAoEY29kZRgBIAEoCRIQCghraW9za19pZBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoTRW5yb2xsRGV2aWNlUmVxdWVzdBIMCgRjb2RlGAEgASgJEhgKEGZpcm13YXJlX3ZlcnNpb24YAiABKAkSFgoOaGFyZHdhcmVfbW9kZWwYAyABKAkiXQoURW5yb2xsRGV2aWNlUmVzcG9uc2USKgoGZGV2aWNlGAEgASgLMhouYWRtaW5raW9zay5hdXRoLnYxLkRldmljZRIZChFkZXZpY2VfY3JlZGVudGlhbBgCIAEoCSIeChxSZW5ld0RldmljZUNyZWRlbnRpYWxSZXF1ZXN0ImYKHVJlbmV3RGV2aWNlQ3JlZGVudGlhbFJlc3BvbnNlEioKBmRldmljZRgBIAEoCzIaLmFkbWlua2lvc2suYXV0aC52MS5EZXZpY2USGQoRZGV2aWNlX2NyZWRlbnRpYWwYAiABKAkiZgoSTGlzdERldmljZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhAKCGtpb3NrX2lkGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJbChNMaXN0RGV2aWNlc1Jlc3BvbnNlEisKB2RldmljZXMYASADKAsyGi5hZG1pbmtpb3NrLmF1dGgudjEuRGV2aWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI3ChNSZXZva2VEZXZpY2VSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSItChRSZXZva2VEZXZpY2VSZXNwb25zZRIVCg1yZXZva2VkX2NvdW50GAEgASgFIvUBCgpTaWduaW5nS2V5EgsKA2tpZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JldGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg51bnB1Ymxpc2hfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNYWN0aXZhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGAoWTGlzdFNpZ25pbmdLZXlzUmVxdWVzdCJHChdMaXN0U2lnbmluZ0tleXNSZXNwb25zZRIsCgRrZXlzGAEgAygLMh4uYWRtaW5raW9zay5hdXRoLnYxLlNpZ25pbmdLZXkiGQoXUm90YXRlU2lnbmluZ0tleVJlcXVlc3QiRwoYUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEisKA2tleRgBIAEoCzIeLmFkbWlua2lvc2suYXV0aC52MS5TaWduaW5nS2V5IqwBCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgDEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR5cGUYAyABKAkSDQoFYWN0b3IYBCABKAkSDwoHc3ViamVjdBgFIAEoCRIKCgJpcBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEhQKDGRldGFpbHNfanNvbhgIIAEoCSJtChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEgwKBHR5cGUYAyABKAkSDQoFYWN0b3IYBCABKAkSDwoHc3ViamVjdBgFIAEoCSJiChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIuCgZldmVudHMYASADKAsyHi5hZG1pbmtpb3NrLmF1dGgudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOwoYSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSDgoGc2VjcmV0GAIgASgJImIKGUlzc3VlU2VydmljZVRva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKOBwoLQXV0aFNlcnZpY2USbQoFTG9naW4SIC5hZG1pbmtpb3NrLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEuYWRtaW5raW9zay5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiH8rzGAIIAYLT5JMCEzoBKiIOL3YxL2F1dGgvbG9naW4SdQoHUmVmcmVzaBIiLmFkbWlua2lvc2suYXV0aC52MS5SZWZyZXNoUmVxdWVzdBojLmFkbWlua2lvc2suYXV0aC52MS5SZWZyZXNoUmVzcG9uc2UiIcrzGAIIAYLT5JMCFToBKiIQL3YxL2F1dGgvcmVmcmVzaBJxCgZMb2dvdXQSIS5hZG1pbmtpb3NrLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoiLmFkbWlua2lvc2suYXV0aC52MS5Mb2dvdXRSZXNwb25zZSIgyvMYAggBgtPkkwIUOgEqIg8vdjEvYXV0aC9sb2dvdXQSkwEKEExpc3RTc29Qcm92aWRlcnMSKy5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdFNzb1Byb3ZpZGVyc1JlcXVlc3QaLC5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdFNzb1Byb3ZpZGVyc1Jlc3BvbnNlIiTK8xgCCAGC0+STAhgSFi92MS9hdXRoL3Nzby9wcm92aWRlcnMSiQEKDUJlZ2luU3NvTG9naW4SKC5hZG1pbmtpb3NrLmF1dGgudjEuQmVnaW5Tc29Mb2dpblJlcXVlc3QaKS5hZG1pbmtpb3NrLmF1dGgudjEuQmVnaW5Tc29Mb2dpblJlc3BvbnNlIiPK8xgCCAGC0+STAhc6ASoiEi92MS9hdXRoL3Nzby9iZWdpbhKVAQoQQ29tcGxldGVTc29Mb2dpbhIrLmFkbWlua2lvc2suYXV0aC52MS5Db21wbGV0ZVNzb0xvZ2luUmVxdWVzdBosLmFkbWlua2lvc2suYXV0aC52MS5Db21wbGV0ZVNzb0xvZ2luUmVzcG9uc2UiJsrzGAIIAYLT5JMCGjoBKiIVL3YxL2F1dGgvc3NvL2NvbXBsZXRlEmwKBldob0FtSRIhLmFkbWlua2lvc2suYXV0aC52MS5XaG9BbUlSZXF1ZXN0GiIuYWRtaW5raW9zay5hdXRoLnYxLldob0FtSVJlc3BvbnNlIhvK8xgEEAEYAYLT5JMCDRILL3YxL2F1dGgvbWUyhwUKC1VzZXJTZXJ2aWNlEncKCkNyZWF0ZVVzZXISJS5hZG1pbmtpb3NrLmF1dGgudjEuQ3JlYXRlVXNlclJlcXVlc3QaJi5hZG1pbmtpb3NrLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlIhrK8xgCEAOC0+STAg46ASoiCS92MS91c2VycxJ1CgdHZXRVc2VyEiIuYWRtaW5raW9zay5hdXRoLnYxLkdldFVzZXJSZXF1ZXN0GiMuYWRtaW5raW9zay5hdXRoLnYxLkdldFVzZXJSZXNwb25zZSIhyvMYAhADgtPkkwIVEhMvdjEvdXNlcnMve3VzZXJfaWR9EnEKCUxpc3RVc2VycxIkLmFkbWlua2lvc2suYXV0aC52MS5MaXN0VXNlcnNSZXF1ZXN0GiUuYWRtaW5raW9zay5hdXRoLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIhfK8xgCEAOC0+STAgsSCS92MS91c2VycxKBAQoKVXBkYXRlVXNlchIlLmFkbWlua2lvc2suYXV0aC52MS5VcGRhdGVVc2VyUmVxdWVzdBomLmFkbWlua2lvc2suYXV0aC52MS5VcGRhdGVVc2VyUmVzcG9uc2UiJMrzGAIQA4LT5JMCGDoBKjITL3YxL3VzZXJzL3t1c2VyX2lkfRKQAQoLU2V0UGFzc3dvcmQSJi5hZG1pbmtpb3NrLmF1dGgudjEuU2V0UGFzc3dvcmRSZXF1ZXN0GicuYWRtaW5raW9zay5hdXRoLnYxLlNldFBhc3N3b3JkUmVzcG9uc2UiMMrzGAIQA4LT5JMCJDoBKiIfL3YxL3VzZXJzL3t1c2VyX2lkfTpzZXRQYXNzd29yZDLZBQoNRGV2aWNlU2VydmljZRKoAQoUQ3JlYXRlRW5yb2xsbWVudENvZGUSLy5hZG1pbmtpb3NrLmF1dGgudjEuQ3JlYXRlRW5yb2xsbWVudENvZGVSZXF1ZXN0GjAuYWRtaW5raW9zay5hdXRoLnYxLkNyZWF0ZUVucm9sbG1lbnRDb2RlUmVzcG9uc2UiLcrzGAIQA4LT5JMCIToBKiIcL3YxL2RldmljZXMvZW5yb2xsbWVudC1jb2RlcxKGAQoMRW5yb2xsRGV2aWNlEicuYWRtaW5raW9zay5hdXRoLnYxLkVucm9sbERldmljZVJlcXVlc3QaKC5hZG1pbmtpb3NrLmF1dGgudjEuRW5yb2xsRGV2aWNlUmVzcG9uc2UiI8rzGAIIAYLT5JMCFzoBKiISL3YxL2RldmljZXM6ZW5yb2xsEoQBChVSZW5ld0RldmljZUNyZWRlbnRpYWwSMC5hZG1pbmtpb3NrLmF1dGgudjEuUmVuZXdEZXZpY2VDcmVkZW50aWFsUmVxdWVzdBoxLmFkbWlua2lvc2suYXV0aC52MS5SZW5ld0RldmljZUNyZWRlbnRpYWxSZXNwb25zZSIGyvMYAhgBEnkKC0xpc3REZXZpY2VzEiYuYWRtaW5raW9zay5hdXRoLnYxLkxpc3REZXZpY2VzUmVxdWVzdBonLmFkbWlua2lvc2suYXV0aC52MS5MaXN0RGV2aWNlc1Jlc3BvbnNlIhnK8xgCEAOC0+STAg0SCy92MS9kZXZpY2VzEpEBCgxSZXZva2VEZXZpY2USJy5hZG1pbmtpb3NrLmF1dGgudjEuUmV2b2tlRGV2aWNlUmVxdWVzdBooLmFkbWlua2lvc2suYXV0aC52MS5SZXZva2VEZXZpY2VSZXNwb25zZSIuyvMYAhADgtPkkwIiOgEqIh0vdjEvZGV2aWNlcy97a2lvc2tfaWR9OnJldm9rZTKzAgoKS2V5U2VydmljZRKKAQoPTGlzdFNpZ25pbmdLZXlzEiouYWRtaW5raW9zay5hdXRoLnYxLkxpc3RTaWduaW5nS2V5c1JlcXVlc3QaKy5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdFNpZ25pbmdLZXlzUmVzcG9uc2UiHsrzGAIQA4LT5JMCEhIQL3YxL3NpZ25pbmcta2V5cxKXAQoQUm90YXRlU2lnbmluZ0tleRIrLmFkbWlua2lvc2suYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBosLmFkbWlua2lvc2suYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2UiKMrzGAIQA4LT5JMCHDoBKiIXL3YxL3NpZ25pbmcta2V5czpyb3RhdGUymwEKDEF1ZGl0U2VydmljZRKKAQoPTGlzdEF1ZGl0RXZlbnRzEiouYWRtaW5raW9zay5hdXRoLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaKy5hZG1pbmtpb3NrLmF1dGgudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiHsrzGAIQA4LT5JMCEhIQL3YxL2F1ZGl0LWV2ZW50czKSAQoWU2VydmljZUlkZW50aXR5U2VydmljZRJ4ChFJc3N1ZVNlcnZpY2VUb2tlbhIsLmFkbWlua2lvc2suYXV0aC52MS5Jc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QaLS5hZG1pbmtpb3NrLmF1dGgudjEuSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZSIGyvMYAggBYgZwcm90bzM", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message adminkiosk.auth.v1.User
@@ -59,6 +59,20 @@ export type User = Message<"adminkiosk.auth.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 7;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Where the person signs in: empty for a local account (email and password), otherwise
+   * the id of the single sign-on provider that created it (ListSsoProviders) and the
+   * person's subject there. Such accounts have no local password.
+   *
+   * @generated from field: string sso_provider_id = 8;
+   */
+  ssoProviderId: string;
+
+  /**
+   * @generated from field: string sso_subject = 9;
+   */
+  ssoSubject: string;
 };
 
 /**
@@ -209,6 +223,13 @@ export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
  * @generated from message adminkiosk.auth.v1.LogoutResponse
  */
 export type LogoutResponse = Message<"adminkiosk.auth.v1.LogoutResponse"> & {
+  /**
+   * For a session begun at a single sign-on provider that supports RP-initiated logout: where
+   * to send the browser to end the person's session there too. Empty otherwise.
+   *
+   * @generated from field: string end_session_url = 1;
+   */
+  endSessionUrl: string;
 };
 
 /**
@@ -217,6 +238,148 @@ export type LogoutResponse = Message<"adminkiosk.auth.v1.LogoutResponse"> & {
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
   messageDesc(file_adminkiosk_auth_v1_auth, 7);
+
+/**
+ * @generated from message adminkiosk.auth.v1.ListSsoProvidersRequest
+ */
+export type ListSsoProvidersRequest = Message<"adminkiosk.auth.v1.ListSsoProvidersRequest"> & {
+};
+
+/**
+ * Describes the message adminkiosk.auth.v1.ListSsoProvidersRequest.
+ * Use `create(ListSsoProvidersRequestSchema)` to create a new message.
+ */
+export const ListSsoProvidersRequestSchema: GenMessage<ListSsoProvidersRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_auth_v1_auth, 8);
+
+/**
+ * @generated from message adminkiosk.auth.v1.ListSsoProvidersResponse
+ */
+export type ListSsoProvidersResponse = Message<"adminkiosk.auth.v1.ListSsoProvidersResponse"> & {
+  /**
+   * @generated from field: repeated adminkiosk.auth.v1.SsoProvider providers = 1;
+   */
+  providers: SsoProvider[];
+
+  /**
+   * Email domains whose people cannot sign in with a password (they use a provider).
+   *
+   * @generated from field: repeated string password_login_disabled_domains = 2;
+   */
+  passwordLoginDisabledDomains: string[];
+};
+
+/**
+ * Describes the message adminkiosk.auth.v1.ListSsoProvidersResponse.
+ * Use `create(ListSsoProvidersResponseSchema)` to create a new message.
+ */
+export const ListSsoProvidersResponseSchema: GenMessage<ListSsoProvidersResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_auth_v1_auth, 9);
+
+/**
+ * @generated from message adminkiosk.auth.v1.SsoProvider
+ */
+export type SsoProvider = Message<"adminkiosk.auth.v1.SsoProvider"> & {
+  /**
+   * Short id from the configuration (SSO_PROVIDERS), e.g. "keycloak".
+   *
+   * @generated from field: string provider_id = 1;
+   */
+  providerId: string;
+
+  /**
+   * As the button shows it: "Sign in with <display_name>".
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message adminkiosk.auth.v1.SsoProvider.
+ * Use `create(SsoProviderSchema)` to create a new message.
+ */
+export const SsoProviderSchema: GenMessage<SsoProvider> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_auth_v1_auth, 10);
+
+/**
+ * @generated from message adminkiosk.auth.v1.BeginSsoLoginRequest
+ */
+export type BeginSsoLoginRequest = Message<"adminkiosk.auth.v1.BeginSsoLoginRequest"> & {
+  /**
+   * @generated from field: string provider_id = 1;
+   */
+  providerId: string;
+};
+
+/**
+ * Describes the message adminkiosk.auth.v1.BeginSsoLoginRequest.
+ * Use `create(BeginSsoLoginRequestSchema)` to create a new message.
+ */
+export const BeginSsoLoginRequestSchema: GenMessage<BeginSsoLoginRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_auth_v1_auth, 11);
+
+/**
+ * @generated from message adminkiosk.auth.v1.BeginSsoLoginResponse
+ */
+export type BeginSsoLoginResponse = Message<"adminkiosk.auth.v1.BeginSsoLoginResponse"> & {
+  /**
+   * The provider's authorization endpoint with client_id, redirect_uri, scope, state, nonce
+   * and the PKCE challenge.
+   *
+   * @generated from field: string authorization_url = 1;
+   */
+  authorizationUrl: string;
+};
+
+/**
+ * Describes the message adminkiosk.auth.v1.BeginSsoLoginResponse.
+ * Use `create(BeginSsoLoginResponseSchema)` to create a new message.
+ */
+export const BeginSsoLoginResponseSchema: GenMessage<BeginSsoLoginResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_auth_v1_auth, 12);
+
+/**
+ * @generated from message adminkiosk.auth.v1.CompleteSsoLoginRequest
+ */
+export type CompleteSsoLoginRequest = Message<"adminkiosk.auth.v1.CompleteSsoLoginRequest"> & {
+  /**
+   * The query string of the redirect back from the provider, as received (with or without
+   * the leading "?"): code, state and iss, or error and error_description.
+   *
+   * @generated from field: string callback_query = 1;
+   */
+  callbackQuery: string;
+};
+
+/**
+ * Describes the message adminkiosk.auth.v1.CompleteSsoLoginRequest.
+ * Use `create(CompleteSsoLoginRequestSchema)` to create a new message.
+ */
+export const CompleteSsoLoginRequestSchema: GenMessage<CompleteSsoLoginRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_auth_v1_auth, 13);
+
+/**
+ * @generated from message adminkiosk.auth.v1.CompleteSsoLoginResponse
+ */
+export type CompleteSsoLoginResponse = Message<"adminkiosk.auth.v1.CompleteSsoLoginResponse"> & {
+  /**
+   * @generated from field: adminkiosk.auth.v1.TokenPair tokens = 1;
+   */
+  tokens?: TokenPair | undefined;
+
+  /**
+   * @generated from field: adminkiosk.auth.v1.User user = 2;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.auth.v1.CompleteSsoLoginResponse.
+ * Use `create(CompleteSsoLoginResponseSchema)` to create a new message.
+ */
+export const CompleteSsoLoginResponseSchema: GenMessage<CompleteSsoLoginResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_auth_v1_auth, 14);
 
 /**
  * @generated from message adminkiosk.auth.v1.WhoAmIRequest
@@ -229,7 +392,7 @@ export type WhoAmIRequest = Message<"adminkiosk.auth.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 8);
+  messageDesc(file_adminkiosk_auth_v1_auth, 15);
 
 /**
  * @generated from message adminkiosk.auth.v1.WhoAmIResponse
@@ -258,7 +421,7 @@ export type WhoAmIResponse = Message<"adminkiosk.auth.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 9);
+  messageDesc(file_adminkiosk_auth_v1_auth, 16);
 
 /**
  * @generated from message adminkiosk.auth.v1.CreateUserRequest
@@ -292,7 +455,7 @@ export type CreateUserRequest = Message<"adminkiosk.auth.v1.CreateUserRequest"> 
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 10);
+  messageDesc(file_adminkiosk_auth_v1_auth, 17);
 
 /**
  * @generated from message adminkiosk.auth.v1.CreateUserResponse
@@ -309,7 +472,7 @@ export type CreateUserResponse = Message<"adminkiosk.auth.v1.CreateUserResponse"
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 11);
+  messageDesc(file_adminkiosk_auth_v1_auth, 18);
 
 /**
  * @generated from message adminkiosk.auth.v1.GetUserRequest
@@ -326,7 +489,7 @@ export type GetUserRequest = Message<"adminkiosk.auth.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 12);
+  messageDesc(file_adminkiosk_auth_v1_auth, 19);
 
 /**
  * @generated from message adminkiosk.auth.v1.GetUserResponse
@@ -343,7 +506,7 @@ export type GetUserResponse = Message<"adminkiosk.auth.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 13);
+  messageDesc(file_adminkiosk_auth_v1_auth, 20);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListUsersRequest
@@ -379,7 +542,7 @@ export type ListUsersRequest = Message<"adminkiosk.auth.v1.ListUsersRequest"> & 
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 14);
+  messageDesc(file_adminkiosk_auth_v1_auth, 21);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListUsersResponse
@@ -401,7 +564,7 @@ export type ListUsersResponse = Message<"adminkiosk.auth.v1.ListUsersResponse"> 
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 15);
+  messageDesc(file_adminkiosk_auth_v1_auth, 22);
 
 /**
  * @generated from message adminkiosk.auth.v1.UpdateUserRequest
@@ -433,7 +596,7 @@ export type UpdateUserRequest = Message<"adminkiosk.auth.v1.UpdateUserRequest"> 
  * Use `create(UpdateUserRequestSchema)` to create a new message.
  */
 export const UpdateUserRequestSchema: GenMessage<UpdateUserRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 16);
+  messageDesc(file_adminkiosk_auth_v1_auth, 23);
 
 /**
  * @generated from message adminkiosk.auth.v1.UpdateUserResponse
@@ -450,7 +613,7 @@ export type UpdateUserResponse = Message<"adminkiosk.auth.v1.UpdateUserResponse"
  * Use `create(UpdateUserResponseSchema)` to create a new message.
  */
 export const UpdateUserResponseSchema: GenMessage<UpdateUserResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 17);
+  messageDesc(file_adminkiosk_auth_v1_auth, 24);
 
 /**
  * @generated from message adminkiosk.auth.v1.SetPasswordRequest
@@ -472,7 +635,7 @@ export type SetPasswordRequest = Message<"adminkiosk.auth.v1.SetPasswordRequest"
  * Use `create(SetPasswordRequestSchema)` to create a new message.
  */
 export const SetPasswordRequestSchema: GenMessage<SetPasswordRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 18);
+  messageDesc(file_adminkiosk_auth_v1_auth, 25);
 
 /**
  * @generated from message adminkiosk.auth.v1.SetPasswordResponse
@@ -485,7 +648,7 @@ export type SetPasswordResponse = Message<"adminkiosk.auth.v1.SetPasswordRespons
  * Use `create(SetPasswordResponseSchema)` to create a new message.
  */
 export const SetPasswordResponseSchema: GenMessage<SetPasswordResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 19);
+  messageDesc(file_adminkiosk_auth_v1_auth, 26);
 
 /**
  * @generated from message adminkiosk.auth.v1.Device
@@ -524,7 +687,7 @@ export type Device = Message<"adminkiosk.auth.v1.Device"> & {
  * Use `create(DeviceSchema)` to create a new message.
  */
 export const DeviceSchema: GenMessage<Device> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 20);
+  messageDesc(file_adminkiosk_auth_v1_auth, 27);
 
 /**
  * @generated from message adminkiosk.auth.v1.CreateEnrollmentCodeRequest
@@ -550,7 +713,7 @@ export type CreateEnrollmentCodeRequest = Message<"adminkiosk.auth.v1.CreateEnro
  * Use `create(CreateEnrollmentCodeRequestSchema)` to create a new message.
  */
 export const CreateEnrollmentCodeRequestSchema: GenMessage<CreateEnrollmentCodeRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 21);
+  messageDesc(file_adminkiosk_auth_v1_auth, 28);
 
 /**
  * @generated from message adminkiosk.auth.v1.CreateEnrollmentCodeResponse
@@ -579,7 +742,7 @@ export type CreateEnrollmentCodeResponse = Message<"adminkiosk.auth.v1.CreateEnr
  * Use `create(CreateEnrollmentCodeResponseSchema)` to create a new message.
  */
 export const CreateEnrollmentCodeResponseSchema: GenMessage<CreateEnrollmentCodeResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 22);
+  messageDesc(file_adminkiosk_auth_v1_auth, 29);
 
 /**
  * @generated from message adminkiosk.auth.v1.EnrollDeviceRequest
@@ -608,7 +771,7 @@ export type EnrollDeviceRequest = Message<"adminkiosk.auth.v1.EnrollDeviceReques
  * Use `create(EnrollDeviceRequestSchema)` to create a new message.
  */
 export const EnrollDeviceRequestSchema: GenMessage<EnrollDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 23);
+  messageDesc(file_adminkiosk_auth_v1_auth, 30);
 
 /**
  * @generated from message adminkiosk.auth.v1.EnrollDeviceResponse
@@ -632,7 +795,7 @@ export type EnrollDeviceResponse = Message<"adminkiosk.auth.v1.EnrollDeviceRespo
  * Use `create(EnrollDeviceResponseSchema)` to create a new message.
  */
 export const EnrollDeviceResponseSchema: GenMessage<EnrollDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 24);
+  messageDesc(file_adminkiosk_auth_v1_auth, 31);
 
 /**
  * @generated from message adminkiosk.auth.v1.RenewDeviceCredentialRequest
@@ -645,7 +808,7 @@ export type RenewDeviceCredentialRequest = Message<"adminkiosk.auth.v1.RenewDevi
  * Use `create(RenewDeviceCredentialRequestSchema)` to create a new message.
  */
 export const RenewDeviceCredentialRequestSchema: GenMessage<RenewDeviceCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 25);
+  messageDesc(file_adminkiosk_auth_v1_auth, 32);
 
 /**
  * @generated from message adminkiosk.auth.v1.RenewDeviceCredentialResponse
@@ -667,7 +830,7 @@ export type RenewDeviceCredentialResponse = Message<"adminkiosk.auth.v1.RenewDev
  * Use `create(RenewDeviceCredentialResponseSchema)` to create a new message.
  */
 export const RenewDeviceCredentialResponseSchema: GenMessage<RenewDeviceCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 26);
+  messageDesc(file_adminkiosk_auth_v1_auth, 33);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListDevicesRequest
@@ -699,7 +862,7 @@ export type ListDevicesRequest = Message<"adminkiosk.auth.v1.ListDevicesRequest"
  * Use `create(ListDevicesRequestSchema)` to create a new message.
  */
 export const ListDevicesRequestSchema: GenMessage<ListDevicesRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 27);
+  messageDesc(file_adminkiosk_auth_v1_auth, 34);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListDevicesResponse
@@ -721,7 +884,7 @@ export type ListDevicesResponse = Message<"adminkiosk.auth.v1.ListDevicesRespons
  * Use `create(ListDevicesResponseSchema)` to create a new message.
  */
 export const ListDevicesResponseSchema: GenMessage<ListDevicesResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 28);
+  messageDesc(file_adminkiosk_auth_v1_auth, 35);
 
 /**
  * @generated from message adminkiosk.auth.v1.RevokeDeviceRequest
@@ -743,7 +906,7 @@ export type RevokeDeviceRequest = Message<"adminkiosk.auth.v1.RevokeDeviceReques
  * Use `create(RevokeDeviceRequestSchema)` to create a new message.
  */
 export const RevokeDeviceRequestSchema: GenMessage<RevokeDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 29);
+  messageDesc(file_adminkiosk_auth_v1_auth, 36);
 
 /**
  * @generated from message adminkiosk.auth.v1.RevokeDeviceResponse
@@ -762,7 +925,7 @@ export type RevokeDeviceResponse = Message<"adminkiosk.auth.v1.RevokeDeviceRespo
  * Use `create(RevokeDeviceResponseSchema)` to create a new message.
  */
 export const RevokeDeviceResponseSchema: GenMessage<RevokeDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 30);
+  messageDesc(file_adminkiosk_auth_v1_auth, 37);
 
 /**
  * @generated from message adminkiosk.auth.v1.SigningKey
@@ -811,7 +974,7 @@ export type SigningKey = Message<"adminkiosk.auth.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 31);
+  messageDesc(file_adminkiosk_auth_v1_auth, 38);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListSigningKeysRequest
@@ -824,7 +987,7 @@ export type ListSigningKeysRequest = Message<"adminkiosk.auth.v1.ListSigningKeys
  * Use `create(ListSigningKeysRequestSchema)` to create a new message.
  */
 export const ListSigningKeysRequestSchema: GenMessage<ListSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 32);
+  messageDesc(file_adminkiosk_auth_v1_auth, 39);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListSigningKeysResponse
@@ -841,7 +1004,7 @@ export type ListSigningKeysResponse = Message<"adminkiosk.auth.v1.ListSigningKey
  * Use `create(ListSigningKeysResponseSchema)` to create a new message.
  */
 export const ListSigningKeysResponseSchema: GenMessage<ListSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 33);
+  messageDesc(file_adminkiosk_auth_v1_auth, 40);
 
 /**
  * @generated from message adminkiosk.auth.v1.RotateSigningKeyRequest
@@ -854,7 +1017,7 @@ export type RotateSigningKeyRequest = Message<"adminkiosk.auth.v1.RotateSigningK
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 34);
+  messageDesc(file_adminkiosk_auth_v1_auth, 41);
 
 /**
  * @generated from message adminkiosk.auth.v1.RotateSigningKeyResponse
@@ -871,7 +1034,7 @@ export type RotateSigningKeyResponse = Message<"adminkiosk.auth.v1.RotateSigning
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 35);
+  messageDesc(file_adminkiosk_auth_v1_auth, 42);
 
 /**
  * @generated from message adminkiosk.auth.v1.AuditEvent
@@ -931,7 +1094,7 @@ export type AuditEvent = Message<"adminkiosk.auth.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 36);
+  messageDesc(file_adminkiosk_auth_v1_auth, 43);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListAuditEventsRequest
@@ -970,7 +1133,7 @@ export type ListAuditEventsRequest = Message<"adminkiosk.auth.v1.ListAuditEvents
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 37);
+  messageDesc(file_adminkiosk_auth_v1_auth, 44);
 
 /**
  * @generated from message adminkiosk.auth.v1.ListAuditEventsResponse
@@ -992,7 +1155,7 @@ export type ListAuditEventsResponse = Message<"adminkiosk.auth.v1.ListAuditEvent
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 38);
+  messageDesc(file_adminkiosk_auth_v1_auth, 45);
 
 /**
  * @generated from message adminkiosk.auth.v1.IssueServiceTokenRequest
@@ -1018,7 +1181,7 @@ export type IssueServiceTokenRequest = Message<"adminkiosk.auth.v1.IssueServiceT
  * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
  */
 export const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 39);
+  messageDesc(file_adminkiosk_auth_v1_auth, 46);
 
 /**
  * @generated from message adminkiosk.auth.v1.IssueServiceTokenResponse
@@ -1042,7 +1205,7 @@ export type IssueServiceTokenResponse = Message<"adminkiosk.auth.v1.IssueService
  * Use `create(IssueServiceTokenResponseSchema)` to create a new message.
  */
 export const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_auth_v1_auth, 40);
+  messageDesc(file_adminkiosk_auth_v1_auth, 47);
 
 /**
  * Sessions for people: sign in, keep the session alive, sign out.
@@ -1080,6 +1243,42 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof LogoutRequestSchema;
     output: typeof LogoutResponseSchema;
+  },
+  /**
+   * The single sign-on (OpenID Connect) providers people may sign in with, for the login
+   * page's "Sign in with …" buttons (docs/sso.md).
+   *
+   * @generated from rpc adminkiosk.auth.v1.AuthService.ListSsoProviders
+   */
+  listSsoProviders: {
+    methodKind: "unary";
+    input: typeof ListSsoProvidersRequestSchema;
+    output: typeof ListSsoProvidersResponseSchema;
+  },
+  /**
+   * Starts a sign-in at a provider (Authorization Code with PKCE): answers the URL to send
+   * the browser to. The state, nonce and PKCE verifier stay with auth, usable once, for
+   * SSO_LOGIN_TTL. In cookie mode the attempt is also bound to this browser by an HttpOnly
+   * cookie, which CompleteSsoLogin then requires.
+   *
+   * @generated from rpc adminkiosk.auth.v1.AuthService.BeginSsoLogin
+   */
+  beginSsoLogin: {
+    methodKind: "unary";
+    input: typeof BeginSsoLoginRequestSchema;
+    output: typeof BeginSsoLoginResponseSchema;
+  },
+  /**
+   * Finishes a sign-in with what the provider's redirect carried: exchanges the code, checks
+   * the ID token (signature, issuer, audience, nonce, algorithm), maps the person's groups
+   * to a role and starts a session exactly as Login does.
+   *
+   * @generated from rpc adminkiosk.auth.v1.AuthService.CompleteSsoLogin
+   */
+  completeSsoLogin: {
+    methodKind: "unary";
+    input: typeof CompleteSsoLoginRequestSchema;
+    output: typeof CompleteSsoLoginResponseSchema;
   },
   /**
    * Describes the caller's own principal.
