@@ -16,6 +16,18 @@ export const catalogConfigShape = {
   RESERVATION_SWEEP_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
   /** Reservations a kiosk may hold at once (bulk-holding abuse, OWASP API6). */
   MAX_HELD_RESERVATIONS_PER_KIOSK: z.coerce.number().int().min(1).max(10_000).default(50),
+  /** The offline policy (docs/offline.md): what a kiosk may lease for itself; operators grant more. */
+  LEASE_MAX_UNITS_PER_SKU: z.coerce.number().int().min(1).max(1000).default(20),
+  /** Units across one kiosk's active leases. */
+  LEASE_MAX_UNITS_PER_KIOSK: z.coerce.number().int().min(1).max(100_000).default(100),
+  /** Seats across one kiosk's active leases. */
+  LEASE_MAX_SEATS_PER_KIOSK: z.coerce.number().int().min(0).max(10_000).default(20),
+  LEASE_MAX_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(14_400),
+  LEASE_MAX_ACTIVE_PER_KIOSK: z.coerce.number().int().min(1).max(100).default(3),
+  /** A lease's selling time when the request names none (seconds). */
+  LEASE_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(7_200),
+  /** How long unsold leased units and seats stay held after a lease's expiry, for sales made before it to sync. */
+  LEASE_SYNC_GRACE_SECONDS: z.coerce.number().int().min(0).max(7 * 86_400).default(86_400),
 };
 
 export type CatalogConfig = z.infer<z.ZodObject<typeof catalogConfigShape>>;

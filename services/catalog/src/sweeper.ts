@@ -2,6 +2,7 @@
 // seats are sellable again and orders hears of it (catalog.reservation.<id>.expired).
 // Every replica runs one; FOR UPDATE SKIP LOCKED lets them share the work.
 import type { Logger } from "@adminkiosk/runtime";
+import type { LeaseBook } from "./leases.js";
 import type { ReservationBook } from "./reservations.js";
 
 export function startReservationSweeper(book: ReservationBook, intervalMs: number, log: Logger) {
@@ -27,6 +28,29 @@ export function startReservationSweeper(book: ReservationBook, intervalMs: numbe
       })
       .finally(() => (running = false));
   }, intervalMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      while (running) await new Promise((r) => setTimeout(r, 20));
+    },
+  };
+}
+
+/** Ends leases whose hold (expiry plus the sync window) is over: their unsold units and seats go back. */
+export function startLeaseSweeper(book: LeaseBook, intervalMs: number, log: Logger) {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    book
+      .expireDue(50)
+      .then((n) => {
+        if (n > 0) log.info({ leases: n }, "leases past their hold ended");
+      })
+      .catch((err: unknown) => log.warn({ err }, "lease sweep failed; will retry"))
+      .finally(() => (running = false));
+  }, Math.max(intervalMs, 1_000));
   timer.unref();
   return {
     stop: async () => {

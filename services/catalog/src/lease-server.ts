@@ -1,0 +1,158 @@
+// LeaseService's handlers (docs/offline.md): validate, scope a device to its own kiosk
+// and to the offline policy, call the lease book. Who may call each RPC is declared in
+// proto/ (leases.proto) and enforced by the runtime.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { LeaseService, LeaseState } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
+import {
+  cursorPatterns,
+  decodePageToken,
+  describePrincipal,
+  encodePageToken,
+  invalidArgument,
+  kioskScope,
+  pageSize,
+  principalOf,
+  requestInfo,
+  requireKioskId,
+  requireText,
+  requireUuid,
+} from "@adminkiosk/runtime";
+import { leaseStateNames, toLease, type LeaseBook, type LeasePolicy, type LoadedLease } from "./leases.js";
+import { requireCount, requireSku } from "./rules.js";
+
+export interface LeaseDeps {
+  leases: LeaseBook;
+  policy: LeasePolicy;
+  defaultTtlSeconds: number;
+}
+
+/** Hard limits for anyone (operators included). */
+const limits = { itemLines: 50, quantity: 1000, seats: 100, ttlSeconds: 86_400 };
+
+export function leaseRoutes(deps: LeaseDeps) {
+  const { leases, policy } = deps;
+  const requireLeaseId = (field: string, value: string) => requireUuid(field, value).toLowerCase();
+  /** A device sees only its own kiosk's leases: another's does not exist for it. */
+  const visible = (ctx: HandlerContext, l: LoadedLease | undefined, leaseId: string): LoadedLease => {
+    const p = principalOf(ctx);
+    if (!l || (p.kind === "device" && p.kioskId !== l.row.kiosk_id)) throw new ConnectError(`lease ${leaseId} not found`, Code.NotFound);
+    return l;
+  };
+
+  return (router: ConnectRouter) => {
+    router.service(LeaseService, {
+      async grantLease(req, ctx) {
+        const p = principalOf(ctx);
+        const device = p.kind === "device";
+        const leaseId = requireLeaseId("lease_id", req.leaseId);
+        const kioskId = kioskScope(ctx, "kiosk_id", req.kioskId)!;
+        if (req.items.length === 0 && req.seats.length === 0) throw invalidArgument("items", "a lease needs at least one item or seat");
+        if (req.items.length > limits.itemLines) throw invalidArgument("items", `must hold at most ${limits.itemLines} lines`);
+        if (req.seats.length > limits.seats) throw invalidArgument("seats", `must hold at most ${limits.seats} seats`);
+        const skus = new Set<string>();
+        const items = req.items.map((item, i) => {
+          const sku = requireSku(`items[${i}].sku`, item.sku);
+          if (skus.has(sku)) throw invalidArgument(`items[${i}].sku`, `${sku} is listed twice; put the whole quantity on one line`);
+          skus.add(sku);
+          const quantity = BigInt(requireCount(`items[${i}].quantity`, item.quantity, 1, limits.quantity));
+          if (device && quantity > BigInt(policy.maxUnitsPerSku))
+            throw new ConnectError(`items[${i}].quantity: a kiosk may lease at most ${policy.maxUnitsPerSku} units of a SKU (an operator may grant more)`, Code.PermissionDenied);
+          return { sku, quantity };
+        });
+        const seatKeys = new Set<string>();
+        const seats = req.seats.map((seat, i) => {
+          const eventId = requireUuid(`seats[${i}].event_id`, seat.eventId).toLowerCase();
+          const seatId = requireText(`seats[${i}].seat_id`, seat.seatId, { max: 50 });
+          if (seatKeys.has(`${eventId}/${seatId}`)) throw invalidArgument(`seats[${i}].seat_id`, `${seatId} is listed twice`);
+          seatKeys.add(`${eventId}/${seatId}`);
+          return { eventId, seatId };
+        });
+        if (req.ttlSeconds !== 0 && (req.ttlSeconds < 60 || req.ttlSeconds > limits.ttlSeconds)) throw invalidArgument("ttl_seconds", `must be between 60 and ${limits.ttlSeconds}`);
+        const ttlSeconds = req.ttlSeconds || deps.defaultTtlSeconds;
+        if (device && ttlSeconds > policy.maxTtlSeconds)
+          throw new ConnectError(`ttl_seconds: a kiosk may lease for at most ${policy.maxTtlSeconds} s (an operator may grant longer)`, Code.PermissionDenied);
+        const lease = await leases.grant(
+          { leaseId, kioskId, items, seats, ttlSeconds, source: device ? "kiosk" : "operator", createdBy: describePrincipal(p) },
+          device ? policy : undefined,
+        );
+        if (lease.row.kiosk_id !== kioskId) throw new ConnectError(`lease_id: lease ${leaseId} belongs to another kiosk`, Code.PermissionDenied);
+        return { lease: toLease(lease) };
+      },
+
+      async getLease(req, ctx) {
+        const leaseId = requireLeaseId("lease_id", req.leaseId);
+        return { lease: toLease(visible(ctx, await leases.get(leaseId), leaseId)) };
+      },
+
+      async listLeases(req, ctx) {
+        const kioskId = kioskScope(ctx, "kiosk_id", req.kioskId, true);
+        let state;
+        if (req.state !== LeaseState.UNSPECIFIED) {
+          state = leaseStateNames.get(req.state);
+          if (!state) throw invalidArgument("state", "is not a lease state");
+        }
+        const limit = pageSize("page_size", req.pageSize, 50, 200);
+        const cursor = decodePageToken("page_token", req.pageToken, { at: cursorPatterns.timestamp, id: cursorPatterns.uuid });
+        const rows = await leases.list({ kioskId, state }, { limit: limit + 1, before: cursor ? { at: cursor.at, id: cursor.id } : undefined });
+        const page = rows.slice(0, limit);
+        const last = page.at(-1);
+        return {
+          leases: page.map(toLease),
+          nextPageToken: rows.length > limit && last ? encodePageToken({ at: last.row.created_at.toISOString(), id: last.row.lease_id }) : "",
+        };
+      },
+
+      async revokeLease(req, ctx) {
+        const leaseId = requireLeaseId("lease_id", req.leaseId);
+        const reason = requireText("reason", req.reason, { max: 200 });
+        const lease = await leases.end(leaseId, "revoked", `revoked by ${describePrincipal(principalOf(ctx))}: ${reason}`, () => {});
+        requestInfo(ctx).log.info({ leaseId, reason }, "lease revoked");
+        return { lease: toLease(lease) };
+      },
+
+      async returnLease(req, ctx) {
+        const leaseId = requireLeaseId("lease_id", req.leaseId);
+        const p = principalOf(ctx);
+        const lease = await leases.end(leaseId, "returned", `returned by ${describePrincipal(p)}`, (l) => visible(ctx, l, leaseId));
+        return { lease: toLease(lease) };
+      },
+
+      async commitLeaseSale(req) {
+        const leaseId = requireLeaseId("lease_id", req.leaseId);
+        const kioskId = requireKioskId("kiosk_id", req.kioskId);
+        const saleId = requireUuid("sale_id", req.saleId).toLowerCase();
+        if (!req.soldTime) throw invalidArgument("sold_time", "is required");
+        const soldAt = timestampDate(req.soldTime);
+        if (Number.isNaN(soldAt.getTime())) throw invalidArgument("sold_time", "is not a valid time");
+        if (req.items.length === 0 && req.seats.length === 0) throw invalidArgument("items", "a sale needs at least one item or seat");
+        if (req.items.length > limits.itemLines) throw invalidArgument("items", `must hold at most ${limits.itemLines} lines`);
+        if (req.seats.length > limits.seats) throw invalidArgument("seats", `must hold at most ${limits.seats} seats`);
+        const skus = new Set<string>();
+        const items = req.items.map((item, i) => {
+          const sku = requireSku(`items[${i}].sku`, item.sku);
+          if (skus.has(sku)) throw invalidArgument(`items[${i}].sku`, `${sku} is listed twice`);
+          skus.add(sku);
+          return { sku, quantity: BigInt(requireCount(`items[${i}].quantity`, item.quantity, 1, limits.quantity)) };
+        });
+        const seatKeys = new Set<string>();
+        const seats = req.seats.map((seat, i) => {
+          const eventId = requireUuid(`seats[${i}].event_id`, seat.eventId).toLowerCase();
+          const seatId = requireText(`seats[${i}].seat_id`, seat.seatId, { max: 50 });
+          if (seatKeys.has(`${eventId}/${seatId}`)) throw invalidArgument(`seats[${i}].seat_id`, `${seatId} is listed twice`);
+          seatKeys.add(`${eventId}/${seatId}`);
+          return { eventId, seatId };
+        });
+        const taken = await leases.commitSale({ leaseId, kioskId, saleId, soldAt, items, seats });
+        return {
+          items: taken.items.map((i) => ({ sku: i.sku, quantity: BigInt(i.quantity), sold: BigInt(i.quantity), unitPriceMinor: BigInt(i.unit_price_minor), currency: i.currency, taxRateBasisPoints: i.tax_rate_basis_points })),
+          seats: taken.seats.map((s) => ({ eventId: s.event_id, seatId: s.seat_id, tierId: s.tier_id, priceMinor: BigInt(s.price_minor), currency: s.currency, sold: true })),
+          totalMinor: BigInt(taken.total_minor),
+          currency: taken.currency,
+        };
+      },
+    });
+  };
+}
+
+export const leaseTtlLimit = limits.ttlSeconds;
