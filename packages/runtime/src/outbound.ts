@@ -14,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ServiceIdentityService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { requestKey } from "./request.js";
+import { resilienceInterceptor, type ResilienceOptions } from "./resilience.js";
 
 /** A service's own credential: a service token from auth, renewed before it expires. */
 export interface ServiceCredentials {
@@ -94,9 +95,14 @@ export function outboundInterceptor(credentials?: ServiceCredentials): Intercept
   };
 }
 
-/** A gRPC transport to another service, with the outbound interceptor. */
-export function serviceTransport(baseUrl: string, credentials?: ServiceCredentials): Transport {
-  return createGrpcTransport({ baseUrl, interceptors: [outboundInterceptor(credentials)] });
+/**
+ * A gRPC transport to another service, with the outbound interceptor and the upstream's
+ * resilience policies (resilience.ts: bulkhead, retries of idempotent calls, breaker),
+ * named by `resilience.upstream` (default: the URL's host:port).
+ */
+export function serviceTransport(baseUrl: string, credentials?: ServiceCredentials, resilience: ResilienceOptions = {}): Transport {
+  const upstream = resilience.upstream ?? new URL(baseUrl).host;
+  return createGrpcTransport({ baseUrl, interceptors: [outboundInterceptor(credentials), resilienceInterceptor({ ...resilience, upstream })] });
 }
 
 export interface CallOptionsSettings {

@@ -21,6 +21,7 @@ import type { Logger } from "./logger.js";
 import { createRpcMetrics, observeInterceptor } from "./observe.js";
 import { registerReflection } from "./reflection.js";
 import { requestContextValues } from "./request.js";
+import { registerResilienceMetrics } from "./resilience.js";
 import type { TokenVerifier } from "./tokens.js";
 
 export type HttpRoute = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void | Promise<void>;
@@ -78,6 +79,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
   const metrics = new Registry();
   metrics.setDefaultLabels({ service: options.name });
   collectDefaultMetrics({ register: metrics });
+  registerResilienceMetrics(metrics);
   const health = createHealthMonitor(options.probes, config.HEALTH_PROBE_INTERVAL_MS, log);
   // Readiness as a metric, so alerts see NOT_SERVING where they cannot see probes (compose).
   new Gauge({

@@ -91,7 +91,7 @@ async function main() {
   const { CATALOG_URL, AUTH_URL, SERVICE_SECRET } = config;
   const stockSettings = CATALOG_URL && AUTH_URL && SERVICE_SECRET ? { visitHours: config.AI_VISIT_INTERVAL_HOURS, serviceLevel: config.AI_SERVICE_LEVEL } : undefined;
   if (!stockSettings) log.warn("CATALOG_URL, AUTH_URL or SERVICE_SECRET is not set: no stock-out risks nor restock plans");
-  const catalogTransport = stockSettings ? serviceTransport(CATALOG_URL!, serviceCredentials({ authUrl: AUTH_URL!, service: "ai", secret: SERVICE_SECRET! })) : undefined;
+  const catalogTransport = stockSettings ? serviceTransport(CATALOG_URL!, serviceCredentials({ authUrl: AUTH_URL!, service: "ai", secret: SERVICE_SECRET! }), { upstream: "catalog" }) : undefined;
   const sweeper = catalogTransport
     ? startStockSweeper({
         pool,

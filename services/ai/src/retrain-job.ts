@@ -17,7 +17,7 @@ async function main() {
     /** Feature groups to train with (comma-separated); empty: all. */
     AI_RETRAIN_FEATURE_GROUPS: z.string().default(""),
   });
-  const models = createClient(ModelService, serviceTransport(config.AI_URL, serviceCredentials({ authUrl: config.AUTH_URL, service: "ai", secret: config.SERVICE_SECRET })));
+  const models = createClient(ModelService, serviceTransport(config.AI_URL, serviceCredentials({ authUrl: config.AUTH_URL, service: "ai", secret: config.SERVICE_SECRET }), { upstream: "ai" }));
   const featureGroups = config.AI_RETRAIN_FEATURE_GROUPS.split(",").map((g) => g.trim()).filter(Boolean);
   // The longest deadline a service accepts (the runtime server refuses longer ones).
   const r = await models.retrain({ featureGroups }, { timeoutMs: 60_000 });

@@ -40,7 +40,7 @@ async function main() {
   const redis = createRedis(config.REDIS_URL, log);
   // Deleting a kiosk revokes its device as the admin who deleted it (auth judges the
   // person), so calls carry the caller's authorization; fleet has no service identity.
-  const authDevices = createClient(DeviceService, serviceTransport(config.AUTH_URL));
+  const authDevices = createClient(DeviceService, serviceTransport(config.AUTH_URL, undefined, { upstream: "auth" }));
   const nats = connectNats(config.NATS_URL, "fleet", log);
   const changes = createChangeFeed(nats, log);
   const outbox = startOutboxRelay({ pool, nats, log, stream: fleetSubjects.stream });

@@ -120,7 +120,7 @@ async function main() {
   const vapid = WEB_PUSH_VAPID_PUBLIC_KEY && WEB_PUSH_VAPID_PRIVATE_KEY ? { publicKey: WEB_PUSH_VAPID_PUBLIC_KEY, privateKey: WEB_PUSH_VAPID_PRIVATE_KEY, subject: config.WEB_PUSH_SUBJECT } : undefined;
   if (!vapid) log.warn("WEB_PUSH_VAPID_PUBLIC_KEY or WEB_PUSH_VAPID_PRIVATE_KEY is not set: no Web Push");
   // Buyers' receipts read the order from orders as notifications itself (its service token).
-  const orders = ORDERS_URL && AUTH_URL && SERVICE_SECRET ? createClient(OrderService, serviceTransport(ORDERS_URL, serviceCredentials({ authUrl: AUTH_URL, service: "notifications", secret: SERVICE_SECRET }))) : undefined;
+  const orders = ORDERS_URL && AUTH_URL && SERVICE_SECRET ? createClient(OrderService, serviceTransport(ORDERS_URL, serviceCredentials({ authUrl: AUTH_URL, service: "notifications", secret: SERVICE_SECRET }), { upstream: "orders" })) : undefined;
   if (!orders) log.warn("ORDERS_URL, AUTH_URL or SERVICE_SECRET is not set: kiosks cannot ask for receipts");
   const channels: Channel[] = [
     emailChannel(config.SMTP_URL, config.MAIL_FROM, config.DELIVERY_TIMEOUT),

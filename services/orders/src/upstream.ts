@@ -14,8 +14,18 @@ export interface Upstream {
 }
 
 export function createUpstream(catalogUrl: string, paymentsUrl: string, credentials: ServiceCredentials): Upstream {
-  const catalog = serviceTransport(catalogUrl, credentials);
-  const payments = serviceTransport(paymentsUrl, credentials);
+  // Resilience (runtime resilience.ts): these writes are idempotent at the upstream, so a
+  // transport retry after Unavailable is safe — Reserve by reservation id (the same items
+  // return the same reservation), Commit and Release by their id, a payment and a refund
+  // by their idempotency key. Restock is not (it adds units) and is tried once.
+  const catalog = serviceTransport(catalogUrl, credentials, {
+    upstream: "catalog",
+    idempotent: [ReservationService.method.reserve, ReservationService.method.commitReservation, ReservationService.method.releaseReservation],
+  });
+  const payments = serviceTransport(paymentsUrl, credentials, {
+    upstream: "payments",
+    idempotent: [PaymentService.method.createPaymentIntent, PaymentService.method.refundPayment],
+  });
   return {
     reservations: createClient(ReservationService, catalog),
     inventory: createClient(InventoryService, catalog),
