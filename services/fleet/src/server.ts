@@ -8,6 +8,7 @@ import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetry_pb";
+import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
 import { callOptions, cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireKioskId, requireText, type Pool } from "@adminkiosk/runtime";
 import { auditRoutes, recordAudit } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
@@ -15,13 +16,14 @@ import { commandRoutes } from "./commands.js";
 import { configRoutes } from "./desired-config.js";
 import type { Dispatcher } from "./dispatch.js";
 import { jobRoutes } from "./jobs.js";
+import { queryRoutes } from "./query/service.js";
 import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
 import { recordRegistryEvent } from "./registry-events.js";
 import { kiosks, presenceFilter, type KioskFields, type KioskFilter, type KioskOrder } from "./store.js";
 import { telemetryRoutes, type TelemetryStore } from "./telemetry.js";
 import { createWatches, toKiosk } from "./watch.js";
 
-export const fleetServices = [KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService];
+export const fleetServices = [KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService, FleetQueryService];
 
 export interface FleetDeps {
   pool: Pool;
@@ -53,6 +55,7 @@ export function fleetRoutes(deps: FleetDeps) {
     jobRoutes({ pool, changes, dispatcher: deps.dispatcher }),
     telemetryRoutes(pool, deps.telemetry),
     auditRoutes(pool),
+    queryRoutes(pool),
   ];
 
   return (router: ConnectRouter) => {

@@ -1,0 +1,161 @@
+// A parsed fleet query as SQL over fleet.kiosks (alias k). Values only ever travel as
+// parameters ($n); what is written into the SQL text comes from the field catalog
+// (fields.ts) and the parser's closed sets of operators and functions.
+import { alertingSql } from "../kiosk-rules.js";
+import { percentiles, type FieldDef } from "./fields.js";
+import type { Condition, ParsedQuery, Value } from "./parser.js";
+
+export interface CompiledQuery {
+  /** The WHERE condition over kiosks k (deleted kiosks excluded) and its parameters. */
+  where: string;
+  params: unknown[];
+  /** A page of kiosks in the query's order: `SELECT k.*, total` with $limit and $offset appended to params. */
+  page(limit: number, offset: number): { sql: string; params: unknown[] };
+  count(): { sql: string; params: unknown[] };
+  /** The grouped aggregates (at most `maxGroups` + 1 rows, to tell a cut), when the query has a stats stage. */
+  stats?: { sql: string; params: unknown[]; keys: string[]; aggregates: string[] };
+}
+
+export const maxGroups = 1000;
+
+const versionKey = (sql: string) => `fleet_version_key(${sql})`;
+const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+const flipped: Record<string, string> = { "<": ">", "<=": ">=", ">": "<", ">=": "<=" };
+const earthKm = 6371.0088;
+
+/** The status filter written so that it can use kiosks' indexes (same meaning as statusSql). */
+function statusCondition(value: string): string {
+  switch (value) {
+    case "online":
+      return `(k.connected AND NOT ${alertingSql("k.state")})`;
+    case "alerting":
+      return `(k.connected AND ${alertingSql("k.state")})`;
+    case "offline":
+      return "(NOT k.connected AND k.last_seen_at IS NOT NULL)";
+    default:
+      return "(NOT k.connected AND k.last_seen_at IS NULL)";
+  }
+}
+
+export function compileQuery(q: ParsedQuery): CompiledQuery {
+  const params: unknown[] = [];
+  const p = (v: unknown, cast: string) => `$${params.push(v)}::${cast}`;
+  const castOf = (f: FieldDef) => (f.type === "number" || f.type === "age" ? "float8" : f.type === "bool" ? "boolean" : "text");
+
+  const cond = (c: Condition): string => {
+    switch (c.kind) {
+      case "and":
+      case "or":
+        return `(${c.items.map(cond).join(c.kind === "and" ? " AND " : " OR ")})`;
+      case "not":
+        // A kiosk without the value (NULL) matches neither a comparison nor its negation.
+        return `(NOT COALESCE(${cond(c.item)}, true))`;
+      case "near": {
+        const dLat = c.km / 111.2;
+        const cosLat = Math.cos((c.latitude * Math.PI) / 180);
+        const dLon = cosLat > 1e-6 ? c.km / (111.32 * cosLat) : 360;
+        const lat = p(c.latitude, "float8");
+        const lon = p(c.longitude, "float8");
+        const box = [`k.latitude BETWEEN ${p(c.latitude - dLat, "float8")} AND ${p(c.latitude + dLat, "float8")}`];
+        if (c.longitude - dLon >= -180 && c.longitude + dLon <= 180) box.push(`k.longitude BETWEEN ${p(c.longitude - dLon, "float8")} AND ${p(c.longitude + dLon, "float8")}`);
+        const haversine = `${2 * earthKm} * asin(sqrt(power(sin(radians(k.latitude - ${lat}) / 2), 2) + cos(radians(${lat})) * cos(radians(k.latitude)) * power(sin(radians(k.longitude - ${lon}) / 2), 2)))`;
+        return `(${box.join(" AND ")} AND ${haversine} <= ${p(c.km, "float8")})`;
+      }
+      case "within": {
+        const lat = `k.latitude BETWEEN ${p(c.south, "float8")} AND ${p(c.north, "float8")}`;
+        const lon =
+          c.west <= c.east
+            ? `k.longitude BETWEEN ${p(c.west, "float8")} AND ${p(c.east, "float8")}`
+            : `(k.longitude >= ${p(c.west, "float8")} OR k.longitude <= ${p(c.east, "float8")})`; // across the antimeridian
+        return `(${lat} AND ${lon})`;
+      }
+      case "in": {
+        const f = c.field;
+        if (f.type === "tags") return `(k.tags && ${p(c.values, "text[]")})`;
+        if (f.name === "status") return `(${(c.values as string[]).map(statusCondition).join(" OR ")})`;
+        if (f.type === "version") return `(${f.sql} = ANY(${p(c.values, "text[]")}) OR ${f.sql} LIKE ANY(${p(c.values.map((v) => `${likeEscape(String(v))}.%`), "text[]")}))`;
+        return `(${f.sql} = ANY(${p(c.values, `${castOf(f)}[]`)}))`;
+      }
+      case "compare":
+        return compare(c.field, c.op, c.value);
+    }
+  };
+
+  const compare = (f: FieldDef, op: string, v: Value): string => {
+    const sqlOp = op === "!=" ? "<>" : op;
+    switch (f.type) {
+      case "tags": {
+        const has = `(k.tags @> ARRAY[${p(v, "text")}])`;
+        return op === "=" ? has : `(NOT ${has})`;
+      }
+      case "age":
+        // last_seen_age > 1h: last seen before an hour ago (the column compared, so its index applies).
+        return `(${f.column} ${flipped[op]} now() - make_interval(secs => ${p(v, "float8")}))`;
+      case "version": {
+        if (op === "=" || op === "!=") {
+          const eq = `(${f.sql} = ${p(v, "text")} OR ${f.sql} LIKE ${p(`${likeEscape(String(v))}.%`, "text")})`;
+          return op === "=" ? eq : `(NOT ${eq})`;
+        }
+        return `(${f.sql} <> '' AND ${versionKey(f.sql)} ${sqlOp} ${versionKey(p(v, "text"))})`;
+      }
+      case "text":
+        if (op === "~") return `(${f.sql} ILIKE ${p(`%${likeEscape(String(v))}%`, "text")})`;
+        return `(${f.sql} ${sqlOp} ${p(v, "text")})`;
+      case "enum":
+        if (f.name === "status") return op === "=" ? statusCondition(String(v)) : `(NOT ${statusCondition(String(v))})`;
+        return `(${f.sql} ${sqlOp} ${p(v, "text")})`;
+      case "bool":
+        return `(${f.sql} ${sqlOp} ${p(v, "boolean")})`;
+      case "number":
+        return `(${f.sql} ${sqlOp} ${p(v, "float8")})`;
+    }
+  };
+
+  const where = ["k.deleted_at IS NULL", ...(q.where ? [cond(q.where)] : [])].join(" AND ");
+  const sortSql = (f: FieldDef) => (f.type === "version" ? versionKey(f.sql) : f.sql);
+  const kioskOrder = [...q.sort.filter((s) => s.field).map((s) => `${sortSql(s.field!)} ${s.desc ? "DESC" : "ASC"} NULLS LAST`), "k.kiosk_id ASC"].join(", ");
+  const base = [...params];
+
+  const compiled: CompiledQuery = {
+    where,
+    params: base,
+    page: (limit, offset) => {
+      const ps = [...base];
+      return {
+        sql: `SELECT k.*, count(*) OVER () AS total FROM kiosks k WHERE ${where} ORDER BY ${kioskOrder} LIMIT $${ps.push(limit)} OFFSET $${ps.push(offset)}`,
+        params: ps,
+      };
+    },
+    count: () => ({ sql: `SELECT count(*) AS n FROM kiosks k WHERE ${where}`, params: [...base] }),
+  };
+
+  if (q.stats) {
+    const { aggregates, by } = q.stats;
+    const keys = by.map((f, i) => `(${f.sql})::text AS g${i}`);
+    const aggs = aggregates.map((a, i) => {
+      const expr = a.field ? a.field.sql : "";
+      const q95 = percentiles[a.fn];
+      const sql =
+        a.fn === "count" ? "count(*)" : q95 !== undefined ? `percentile_cont(${q95}) WITHIN GROUP (ORDER BY ${expr})` : `${a.fn}(${expr})`;
+      return `(${sql})::float8 AS a${i}`;
+    });
+    const groupOrder: string[] = [];
+    for (const s of q.sort) {
+      if (s.aggregate !== undefined) groupOrder.push(`a${s.aggregate} ${s.desc ? "DESC" : "ASC"} NULLS LAST`);
+      else {
+        const i = by.findIndex((f) => f.name === s.field!.name);
+        if (i >= 0) groupOrder.push(`${sortSql(by[i]!)} ${s.desc ? "DESC" : "ASC"} NULLS LAST`);
+      }
+    }
+    by.forEach((f) => groupOrder.push(`${sortSql(f)} ASC NULLS LAST`));
+    compiled.stats = {
+      sql: `SELECT ${[...keys, ...aggs].join(", ")} FROM kiosks k WHERE ${where}${by.length ? ` GROUP BY ${by.map((f) => f.sql).join(", ")}` : ""}${
+        by.length ? ` ORDER BY ${groupOrder.join(", ")} LIMIT ${maxGroups + 1}` : ""
+      }`,
+      params: [...base],
+      keys: by.map((f) => f.name),
+      aggregates: aggregates.map((a) => a.label),
+    };
+  }
+  return compiled;
+}

@@ -1,0 +1,64 @@
+// What a fleet query can name: each field's type (which operators and values it takes),
+// its SQL over fleet.kiosks (alias k), and whether it can be grouped by and aggregated.
+// docs/fleet-query.md lists the same; a test checks that every field here compiles.
+import { alertingSql } from "../kiosk-rules.js";
+
+export type FieldType = "text" | "enum" | "number" | "version" | "tags" | "age" | "bool";
+
+export interface FieldDef {
+  name: string;
+  type: FieldType;
+  /** The value as SQL (for sorting, grouping and aggregates; filters too unless the type says otherwise). */
+  sql: string;
+  /** age: the timestamp column the age is measured from (filters compare it, so indexes apply). */
+  column?: string;
+  /** enum: the values it takes. */
+  values?: readonly string[];
+  doc: string;
+}
+
+/** DeviceStatus names as telemetry.ts stores them ("" without telemetry). */
+const deviceStatuses = ["OK", "WARNING", "FAULT", "ABSENT", "UNSPECIFIED", ""] as const;
+
+const num = (key: string) => `(k.state->>'${key}')::float8`;
+
+/** The kiosk's status as the contract says (fleet.proto KioskStatus), one value per kiosk. */
+export const statusSql = `(CASE WHEN k.connected THEN (CASE WHEN ${alertingSql("k.state")} THEN 'alerting' ELSE 'online' END)
+  WHEN k.last_seen_at IS NULL THEN 'provisioned' ELSE 'offline' END)`;
+
+const list: FieldDef[] = [
+  { name: "id", type: "text", sql: "k.kiosk_id", doc: "the kiosk id" },
+  { name: "name", type: "text", sql: "k.name", doc: "the kiosk's name" },
+  { name: "address", type: "text", sql: "k.address", doc: "its address" },
+  { name: "timezone", type: "text", sql: "k.timezone", doc: "its IANA time zone" },
+  { name: "group", type: "text", sql: "k.group_id", doc: "its group id ('' when none)" },
+  { name: "model", type: "text", sql: "k.hardware_model", doc: "its hardware model" },
+  { name: "tag", type: "tags", sql: "k.tags", doc: "one of its tags (tag = x: has x; tag != x: lacks x; tag in (a, b): has any)" },
+  { name: "app", type: "version", sql: "k.app_version", doc: "the app version it last reported" },
+  { name: "firmware", type: "version", sql: "k.firmware_version", doc: "the firmware version it last reported" },
+  { name: "status", type: "enum", sql: statusSql, values: ["online", "offline", "alerting", "provisioned"], doc: "online, offline, alerting (online with a fault or low paper), provisioned (never connected)" },
+  { name: "connected", type: "bool", sql: "k.connected", doc: "a stream to link is open (online or alerting)" },
+  { name: "alerting", type: "bool", sql: `(k.connected AND ${alertingSql("k.state")})`, doc: "online with an open alert: an error, a printer or scanner fault, paper below the threshold" },
+  { name: "last_seen_age", type: "age", sql: "extract(epoch FROM now() - k.last_seen_at)::float8", column: "k.last_seen_at", doc: "time since link last heard from it (never seen: no value)" },
+  { name: "created_age", type: "age", sql: "extract(epoch FROM now() - k.created_at)::float8", column: "k.created_at", doc: "time since it was registered" },
+  { name: "latitude", type: "number", sql: "k.latitude", doc: "its latitude" },
+  { name: "longitude", type: "number", sql: "k.longitude", doc: "its longitude" },
+  { name: "cpu", type: "number", sql: num("cpuPercent"), doc: "latest telemetry: CPU %" },
+  { name: "temperature", type: "number", sql: num("temperatureCelsius"), doc: "latest telemetry: °C" },
+  { name: "paper", type: "number", sql: num("paperLevelPercent"), doc: "latest telemetry: paper %" },
+  { name: "cash", type: "number", sql: num("cashLevelMinor"), doc: "latest telemetry: cash in minor units" },
+  { name: "errors", type: "number", sql: "COALESCE(jsonb_array_length(k.state->'errors'), 0)", doc: "latest telemetry: how many errors it reports" },
+  { name: "printer", type: "enum", sql: "COALESCE(k.state->>'printerStatus', '')", values: deviceStatuses, doc: "latest telemetry: printer status" },
+  { name: "scanner", type: "enum", sql: "COALESCE(k.state->>'scannerStatus', '')", values: deviceStatuses, doc: "latest telemetry: scanner status" },
+  { name: "telemetry_age", type: "age", sql: "extract(epoch FROM now() - k.state_sampled_at)::float8", column: "k.state_sampled_at", doc: "time since its latest telemetry sample" },
+  { name: "config_version", type: "number", sql: "k.config_version::float8", doc: "its desired configuration's version" },
+  { name: "config_in_sync", type: "bool", sql: "(k.reported_config_version = k.config_version AND k.reported_config_error = '')", doc: "it reported applying its desired configuration" },
+];
+
+export const fields: ReadonlyMap<string, FieldDef> = new Map(list.map((f) => [f.name, f]));
+export const fieldNames = list.map((f) => f.name);
+
+/** Aggregate functions and the quantile each percentile takes. */
+export const aggregateFunctions = ["count", "avg", "min", "max", "sum", "p50", "p90", "p95", "p99"] as const;
+export type AggregateFunction = (typeof aggregateFunctions)[number];
+export const percentiles: Partial<Record<AggregateFunction, number>> = { p50: 0.5, p90: 0.9, p95: 0.95, p99: 0.99 };
