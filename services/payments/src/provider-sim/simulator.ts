@@ -3,10 +3,12 @@
 // charges that are confirmed asynchronously by signed webhooks (retried until answered
 // 2xx), refunds, voiding pending charges, and a control API that makes the next charges
 // decline, never confirm (timeout), send duplicate webhooks, or capture at once but
-// deliver the webhook late. State is in memory.
+// deliver the webhook late, or hold webhooks and deliver them out of order; and API faults:
+// the next calls answer 500 or never answer (POST /control/api-faults). State is in memory.
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import type { Logger } from "@adminkiosk/runtime";
+import { inSpan, injectTraceHeaders, SpanKind, traceHttpRoute } from "@adminkiosk/runtime";
 import { z } from "zod";
 import { signatureFor, signatureHeader } from "../webhook-signature.js";
 
@@ -47,7 +49,7 @@ interface Refund {
   created: number;
 }
 
-const behaviors = ["succeed", "decline", "timeout", "duplicate_webhooks", "delay_webhook"] as const;
+const behaviors = ["succeed", "decline", "timeout", "duplicate_webhooks", "delay_webhook", "out_of_order"] as const;
 type Behavior = { behavior: (typeof behaviors)[number]; declineCode: string; delayMs: number };
 
 interface Delivery {
@@ -80,6 +82,16 @@ const controlRequest = z.object({
   delay_ms: z.number().int().min(0).max(600_000).default(0),
 });
 
+const apiFaultRequest = z.object({
+  /** error_500: answer 500 without doing anything; hang: never answer (the socket is dropped after 60 s). */
+  mode: z.enum(["error_500", "hang"]),
+  count: z.number().int().min(1).max(1000).default(1),
+});
+
+/** Out-of-order webhooks are held until this many wait, or this long after the first. */
+const outOfOrderBatch = 3;
+const outOfOrderMaxHoldMs = 2_000;
+
 class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -100,6 +112,14 @@ export function createSimulator(options: SimulatorOptions): http.Server {
   const idempotency = new Map<string, { hash: string; status: number; body: unknown }>();
   const next: Behavior[] = [];
   const deliveries: Delivery[] = [];
+  const apiFaults: ("error_500" | "hang")[] = [];
+  /** Webhooks held for out-of-order delivery (released newest first). */
+  let heldWebhooks: (() => void)[] = [];
+  const releaseHeld = () => {
+    const held = heldWebhooks.reverse();
+    heldWebhooks = [];
+    for (const send of held) send();
+  };
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void) => {
     const t = setTimeout(() => {
@@ -110,7 +130,7 @@ export function createSimulator(options: SimulatorOptions): http.Server {
   };
 
   /** Sends `object`'s event, signed anew on each attempt, until payments answers 2xx (or 12 attempts). */
-  const emit = (type: string, object: Charge | Refund, opts: { copies?: number; delayMs?: number } = {}) => {
+  const emit = (type: string, object: Charge | Refund, opts: { copies?: number; delayMs?: number; outOfOrder?: boolean } = {}) => {
     const event = { id: newId("evt"), object: "event", type, created: now(), data: { object: { ...object } } };
     const body = JSON.stringify(event);
     const delivery: Delivery = { event_id: event.id, type, reference: object.reference, body, signature: "", attempts: 0, last_status: 0 };
@@ -121,11 +141,11 @@ export function createSimulator(options: SimulatorOptions): http.Server {
       delivery.attempts++;
       let status = 0;
       try {
-        const res = await fetch(options.webhookUrl, {
-          method: "POST",
-          headers: { "content-type": "application/json", [signatureHeader]: signature },
-          body,
-          signal: AbortSignal.timeout(10_000),
+        // In the trace of the charge that caused it (tracing: a CLIENT span, its traceparent sent).
+        const res = await inSpan(`POST webhook ${type}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": "POST", "webhook.event": type } }, () => {
+          const headers: Record<string, string> = { "content-type": "application/json", [signatureHeader]: signature };
+          injectTraceHeaders(headers);
+          return fetch(options.webhookUrl, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
         });
         status = res.status;
         await res.arrayBuffer();
@@ -137,6 +157,12 @@ export function createSimulator(options: SimulatorOptions): http.Server {
       if (n < 12) later(Math.min(30_000, 200 * 2 ** n), () => void attempt(n + 1));
     };
     const copies = opts.copies ?? 1;
+    if (opts.outOfOrder) {
+      heldWebhooks.push(() => void attempt(1));
+      if (heldWebhooks.length >= outOfOrderBatch) releaseHeld();
+      else if (heldWebhooks.length === 1) later(outOfOrderMaxHoldMs, releaseHeld);
+      return;
+    }
     later(opts.delayMs ?? options.webhookDelayMs, () => {
       // Duplicates: the same event twice at once, then once more a little later.
       for (let i = 0; i < copies; i++) {
@@ -167,7 +193,7 @@ export function createSimulator(options: SimulatorOptions): http.Server {
         emit("charge.failed", charge, { delayMs: 0 });
       } else {
         charge.status = "succeeded";
-        emit("charge.succeeded", charge, { delayMs: 0, copies: b.behavior === "duplicate_webhooks" ? 3 : 1 });
+        emit("charge.succeeded", charge, { delayMs: 0, copies: b.behavior === "duplicate_webhooks" ? 3 : 1, outOfOrder: b.behavior === "out_of_order" });
       }
     });
     return { ...charge };
@@ -243,8 +269,15 @@ export function createSimulator(options: SimulatorOptions): http.Server {
       for (let i = 0; i < c.data.count; i++) next.push({ behavior: c.data.behavior, declineCode: c.data.decline_code, delayMs: c.data.delay_ms });
       return { status: 200, body: { queued: next.length } };
     }
+    if (req.method === "POST" && path === "/control/api-faults") {
+      const c = apiFaultRequest.safeParse(body);
+      if (!c.success) throw new ApiError(400, "invalid_request", c.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+      for (let i = 0; i < c.data.count; i++) apiFaults.push(c.data.mode);
+      return { status: 200, body: { queued: apiFaults.length } };
+    }
     if (req.method === "POST" && path === "/control/reset") {
       next.length = 0;
+      apiFaults.length = 0;
       return { status: 200, body: { queued: 0 } };
     }
     if (req.method === "GET" && path === "/control/deliveries") {
@@ -265,6 +298,14 @@ export function createSimulator(options: SimulatorOptions): http.Server {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
+      // A queued API fault takes the next call to the API (never the control API).
+      const fault = url.pathname.startsWith("/v1/") ? apiFaults.shift() : undefined;
+      if (fault === "error_500") return reply(500, { error: { code: "internal", message: "simulated provider failure" } });
+      if (fault === "hang") {
+        const t = setTimeout(() => req.socket.destroy(), 60_000);
+        timers.add(t);
+        return;
+      }
       let body: unknown = {};
       try {
         const text = Buffer.concat(chunks).toString("utf8");
@@ -272,7 +313,7 @@ export function createSimulator(options: SimulatorOptions): http.Server {
       } catch {
         return reply(400, { error: { code: "invalid_json", message: "the body is not JSON" } });
       }
-      route(req, url, body).then(
+      traceHttpRoute(req.method ?? "GET", url.pathname, req.headers, () => route(req, url, body)).then(
         (answer) => reply(answer.status, answer.body),
         (err: unknown) => {
           if (err instanceof ApiError) return reply(err.status, { error: { code: err.code, message: err.message } });
