@@ -2,3 +2,4 @@ export * from "./infra.js";
 export * from "./services.js";
 export * from "./testing.js";
 export * from "./web.js";
+export * from "./oidc.js";

@@ -19,7 +19,10 @@ export type AuditType =
   | "device.enrollment_failed"
   | "device.credential_renewed"
   | "device.revoked"
-  | "key.rotated";
+  | "key.rotated"
+  | "sso.login_failed"
+  | "sso.role_mapped"
+  | "sso.session_refused";
 
 /** Records a security event (see the runtime's recordAuditEvent). */
 export const recordAudit = (

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { baseConfigShape, duration, port, url } from "@adminkiosk/runtime";
 import { serviceSecrets } from "./service-tokens.js";
+import { ssoConfigShape } from "./sso-config.js";
 
 export const authConfigShape = {
   ...baseConfigShape,
@@ -41,6 +42,8 @@ export const authConfigShape = {
   TRUST_PROXY: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   /** scrypt cost (log2 N); 15 uses 32 MiB and ~100 ms per hash. */
   PASSWORD_SCRYPT_LOG_N: z.coerce.number().int().min(10).max(20).default(15),
+  /** Single sign-on with OpenID Connect providers (sso-config.ts, docs/sso.md). */
+  ...ssoConfigShape,
 };
 
 export type AuthConfig = z.infer<z.ZodObject<typeof authConfigShape>>;

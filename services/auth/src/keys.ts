@@ -158,14 +158,15 @@ async function importPrivate(row: SigningKeyRow, encryptionKey: Buffer): Promise
   return key;
 }
 
-function seal(plaintext: string, key: Buffer): Buffer {
+/** AES-256-GCM under the key encryption key (also the SSO provider tokens auth keeps). */
+export function seal(plaintext: string, key: Buffer): Buffer {
   const iv = randomBytes(12);
   const cipher = createCipheriv("aes-256-gcm", key, iv);
   const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
   return Buffer.concat([iv, cipher.getAuthTag(), body]);
 }
 
-function unseal(sealed: Buffer, key: Buffer): string {
+export function unseal(sealed: Buffer, key: Buffer): string {
   const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12));
   decipher.setAuthTag(sealed.subarray(12, 28));
   return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]).toString("utf8");

@@ -24,6 +24,8 @@ import { createLoginLimiter } from "./rate-limit.js";
 import { authRoutes, authServices } from "./server.js";
 import { serviceIdentityRoutes } from "./service-tokens.js";
 import { createSessions } from "./sessions.js";
+import { createSso } from "./sso.js";
+import { ssoProviders } from "./sso-config.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
 
@@ -47,12 +49,29 @@ async function main() {
     failureWindowMs: config.LOGIN_FAILURE_WINDOW,
     maxDelayMs: config.LOGIN_FAILURE_MAX_DELAY,
   });
-  const sessions = createSessions(pool, redis, keys, limiter, {
-    accessTtlMs: config.ACCESS_TOKEN_TTL,
-    refreshTtlMs: config.REFRESH_TOKEN_TTL,
-    sessionMaxLifetimeMs: config.SESSION_MAX_LIFETIME,
-    scryptLogN: config.PASSWORD_SCRYPT_LOG_N,
+  const sso = createSso(pool, log, {
+    providers: ssoProviders(config.SSO_PROVIDERS, config.SSO_CLIENT_SECRETS, config.SSO_REDIRECT_URI),
+    redirectUri: config.SSO_REDIRECT_URI,
+    postLogoutRedirectUri: config.SSO_POST_LOGOUT_REDIRECT_URI,
+    loginTtlMs: config.SSO_LOGIN_TTL,
+    recheckIntervalMs: config.SSO_RECHECK_INTERVAL,
+    passwordDisabledDomains: config.PASSWORD_LOGIN_DISABLED_DOMAINS,
+    encryptionKey: Buffer.from(config.AUTH_KEY_ENCRYPTION_KEY, "base64"),
   });
+  const sessions = createSessions(
+    pool,
+    redis,
+    keys,
+    limiter,
+    {
+      accessTtlMs: config.ACCESS_TOKEN_TTL,
+      refreshTtlMs: config.REFRESH_TOKEN_TTL,
+      sessionMaxLifetimeMs: config.SESSION_MAX_LIFETIME,
+      scryptLogN: config.PASSWORD_SCRYPT_LOG_N,
+    },
+    sso.check,
+  );
+  sso.useSessions(sessions);
 
   const service = await startService(
     {
@@ -62,7 +81,7 @@ async function main() {
       config,
       services: authServices,
       routes: (router) => {
-        authRoutes({ pool, sessions, devices, keys, limiter, scryptLogN: config.PASSWORD_SCRYPT_LOG_N })(router);
+        authRoutes({ pool, sessions, devices, keys, limiter, scryptLogN: config.PASSWORD_SCRYPT_LOG_N, sso, ssoLoginTtlMs: config.SSO_LOGIN_TTL })(router);
         serviceIdentityRoutes({ keys, secrets: config.SERVICE_SECRETS, ttlMs: config.SERVICE_TOKEN_TTL })(router);
       },
       verifyToken: createTokenVerifier({ keys: keys.resolver, isRevoked: redisRevocationCheck(redis) }),
@@ -73,6 +92,19 @@ async function main() {
       // The runtime records the socket's peer; the edge's client address replaces it only
       // with TRUST_PROXY (client-address.ts), never x-forwarded-for.
       interceptors: [clientAddressInterceptor(config.TRUST_PROXY)],
+      // OpenID Connect back-channel logout, one path per provider (docs/sso.md).
+      httpPostRoutes: Object.fromEntries(
+        config.SSO_PROVIDERS.map((p) => [
+          `/sso/${p.id}/backchannel-logout`,
+          async (req, res) => {
+            const body = new URLSearchParams(await readSmallBody(req));
+            const outcome = await sso.backchannelLogout(p.id, body.get("logout_token") ?? "");
+            if (outcome.error) log.warn({ provider: p.id, error: outcome.error }, "back-channel logout refused");
+            res.writeHead(outcome.status, { "content-type": "application/json", "cache-control": "no-store" });
+            res.end(outcome.error ? JSON.stringify({ error: "invalid_request", error_description: outcome.error }) : "");
+          },
+        ]),
+      ),
       httpRoutes: {
         "/.well-known/jwks.json": async (_req, res) => {
           res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "public, max-age=60" });
@@ -91,6 +123,16 @@ async function main() {
     await Promise.allSettled([redis.quit(), closeNats(nats)]);
     await pool.end();
   });
+}
+
+/** A form body of at most 64 KiB (a logout token is a few KiB). */
+async function readSmallBody(req: AsyncIterable<Buffer | string>): Promise<string> {
+  let body = "";
+  for await (const chunk of req) {
+    body += chunk.toString();
+    if (body.length > 65_536) throw new Error("body too large");
+  }
+  return body;
 }
 
 runService("auth", main);

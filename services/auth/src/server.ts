@@ -1,5 +1,6 @@
 // auth's RPC handlers: validate the request, call the domain, map to the contract.
 // Who may call each RPC is declared in proto/ and enforced by the runtime.
+import { randomBytes } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import {
@@ -37,7 +38,16 @@ import type { KeyRing, SigningKeyRow } from "./keys.js";
 import { hashPassword } from "./passwords.js";
 import type { LoginLimiter } from "./rate-limit.js";
 import type { IssuedTokens, Sessions } from "./sessions.js";
-import { clearRefreshCookie, deliverTokens, presentedRefreshToken, wantsCookie } from "./session-cookie.js";
+import {
+  clearRefreshCookie,
+  clearSsoBindingCookie,
+  deliverTokens,
+  presentedRefreshToken,
+  setSsoBindingCookie,
+  ssoBindingFromCookie,
+  wantsCookie,
+} from "./session-cookie.js";
+import type { Sso } from "./sso.js";
 import { devices as deviceRows, users, type DeviceRow, type UserRow } from "./store.js";
 
 export const authServices = [AuthService, UserService, DeviceService, KeyService, AuditService, ServiceIdentityService];
@@ -49,6 +59,9 @@ export interface AuthDeps {
   keys: KeyRing;
   limiter: LoginLimiter;
   scryptLogN: number;
+  sso: Sso;
+  /** How long a begun single sign-on may take (the binding cookie lives as long). */
+  ssoLoginTtlMs: number;
 }
 
 const passwordRule = { min: 12, max: 256 };
@@ -56,7 +69,13 @@ const displayNameRule = { max: 100 };
 const opaqueTokenRule = { max: 512 };
 
 export function authRoutes(deps: AuthDeps) {
-  const { pool, sessions, devices, keys } = deps;
+  const { pool, sessions, devices, keys, sso } = deps;
+
+  /** People of a domain whose passwords are switched off sign in with single sign-on only. */
+  const requirePasswordAllowed = (email: string) => {
+    if (!sso.passwordAllowed(email))
+      throw new ConnectError(`password sign-in is switched off for ${email.slice(email.lastIndexOf("@") + 1)}; sign in with single sign-on`, Code.FailedPrecondition);
+  };
 
   const roleOf = (field: string, role: Role) => {
     if (role === Role.UNSPECIFIED || !roleNames[role]) throw invalidArgument(field, "must be ROLE_VIEWER, ROLE_OPERATOR or ROLE_ADMIN");
@@ -68,6 +87,7 @@ export function authRoutes(deps: AuthDeps) {
       async login(req, ctx) {
         const email = requireEmail("email", req.email);
         requireText("password", req.password, { max: passwordRule.max });
+        requirePasswordAllowed(email);
         const { user, tokens } = await sessions.login(ctx, email, req.password);
         return { user: toUser(user), tokens: toTokenPair(deliverTokens(ctx, tokens)) };
       },
@@ -85,9 +105,31 @@ export function authRoutes(deps: AuthDeps) {
       },
       async logout(req, ctx) {
         const token = presentedRefreshToken(ctx, req.refreshToken, (t) => requireText("refresh_token", t, opaqueTokenRule));
-        if (token) await sessions.logout(ctx, token);
+        const ended = token ? await sessions.logout(ctx, token) : undefined;
         if (wantsCookie(ctx)) clearRefreshCookie(ctx);
-        return {};
+        return { endSessionUrl: ended ? await sso.endSessionUrl(ended) : "" };
+      },
+      listSsoProviders() {
+        return { providers: sso.list(), passwordLoginDisabledDomains: sso.passwordDisabledDomains() };
+      },
+      async beginSsoLogin(req, ctx) {
+        const providerId = requireText("provider_id", req.providerId, { max: 32 });
+        // In cookie mode the sign-in is bound to this browser (session-cookie.ts).
+        const binding = wantsCookie(ctx) ? randomBytes(32).toString("base64url") : null;
+        const authorizationUrl = await sso.begin(providerId, binding);
+        if (binding) setSsoBindingCookie(ctx, binding, deps.ssoLoginTtlMs);
+        return { authorizationUrl };
+      },
+      async completeSsoLogin(req, ctx) {
+        const query = new URLSearchParams(requireText("callback_query", req.callbackQuery, { max: 8192 }).replace(/^\?/, ""));
+        let binding: string | null = null;
+        if (wantsCookie(ctx)) {
+          binding = ssoBindingFromCookie(ctx);
+          clearSsoBindingCookie(ctx);
+          if (!binding) throw new ConnectError("this sign-in was begun in another browser (no sign-in cookie); start again", Code.Unauthenticated);
+        }
+        const { user, tokens } = await sso.complete(ctx, query, binding);
+        return { user: toUser(user), tokens: toTokenPair(deliverTokens(ctx, tokens)) };
       },
       async whoAmI(_req, ctx) {
         const principal = principalOf(ctx);
@@ -109,6 +151,7 @@ export function authRoutes(deps: AuthDeps) {
         const displayName = requireText("display_name", req.displayName, displayNameRule);
         const role = roleOf("role", req.role);
         requireText("password", req.password, passwordRule);
+        requirePasswordAllowed(email);
         const passwordHash = await hashPassword(req.password, deps.scryptLogN);
         const user = await inTransaction(pool, async (tx) => {
           if (await users.byEmail(tx, email)) throw new ConnectError(`a user with email ${email} already exists`, Code.AlreadyExists);
@@ -165,6 +208,11 @@ export function authRoutes(deps: AuthDeps) {
       async setPassword(req, ctx) {
         const userId = requireUuid("user_id", req.userId);
         requireText("password", req.password, passwordRule);
+        const target = await users.byId(pool, userId);
+        if (!target) throw new ConnectError(`user ${userId} not found`, Code.NotFound);
+        const elsewhere = sso.check.signsInWith(target);
+        if (elsewhere) throw new ConnectError(`${target.email} signs in with ${elsewhere} (single sign-on); such accounts never get a local password`, Code.FailedPrecondition);
+        requirePasswordAllowed(target.email);
         const passwordHash = await hashPassword(req.password, deps.scryptLogN);
         await inTransaction(pool, async (tx) => {
           if (!(await users.update(tx, userId, { passwordHash }))) throw new ConnectError(`user ${userId} not found`, Code.NotFound);
@@ -250,6 +298,8 @@ function toUser(row: UserRow): MessageInitShape<typeof UserSchema> {
     disabled: row.disabled,
     createTime: timestampFromDate(row.created_at),
     updateTime: timestampFromDate(row.updated_at),
+    ssoProviderId: row.sso_provider ?? "",
+    ssoSubject: row.sso_subject ?? "",
   };
 }
 

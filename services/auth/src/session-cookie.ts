@@ -14,6 +14,13 @@ export const sessionModeHeader = "x-adminkiosk-session";
 export const refreshCookieName = "__Secure-adminkiosk-refresh";
 export const refreshCookiePath = `/${AuthService.typeName}/`;
 
+/**
+ * Single sign-on: binds a begun sign-in to the browser that began it (BeginSsoLogin sets it,
+ * CompleteSsoLogin requires it and clears it), so a link to the callback with someone
+ * else's code and state cannot sign a victim in as the attacker (login CSRF).
+ */
+export const ssoBindingCookieName = "__Secure-adminkiosk-sso";
+
 /** Refresh tokens are base64url; anything else in the cookie is treated as no cookie. */
 const tokenPattern = /^[A-Za-z0-9_-]{1,512}$/;
 
@@ -24,11 +31,20 @@ export function wantsCookie(ctx: HandlerContext): boolean {
 
 /** The refresh token from the request's cookie, or "" when there is none (or it is malformed). */
 export function refreshTokenFromCookie(ctx: HandlerContext): string {
+  return cookieValue(ctx, refreshCookieName);
+}
+
+/** The single sign-on binding cookie's value, or "" when there is none. */
+export function ssoBindingFromCookie(ctx: HandlerContext): string {
+  return cookieValue(ctx, ssoBindingCookieName);
+}
+
+function cookieValue(ctx: HandlerContext, name: string): string {
   const header = ctx.requestHeader.get("cookie") ?? "";
   // HTTP/2 may deliver several cookie fields, which Headers joins with ", ".
   for (const pair of header.split(/[;,]/)) {
     const eq = pair.indexOf("=");
-    if (eq < 0 || pair.slice(0, eq).trim() !== refreshCookieName) continue;
+    if (eq < 0 || pair.slice(0, eq).trim() !== name) continue;
     const value = pair.slice(eq + 1).trim();
     return tokenPattern.test(value) ? value : "";
   }
@@ -41,6 +57,15 @@ const attributes = `Path=${refreshCookiePath}; HttpOnly; Secure; SameSite=Strict
 export function setRefreshCookie(ctx: HandlerContext, token: string, expiresAt: Date) {
   const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000));
   ctx.responseHeader.append("set-cookie", `${refreshCookieName}=${token}; Max-Age=${maxAge}; ${attributes}`);
+}
+
+/** Sets the single sign-on binding cookie for as long as the sign-in may take. */
+export function setSsoBindingCookie(ctx: HandlerContext, value: string, ttlMs: number) {
+  ctx.responseHeader.append("set-cookie", `${ssoBindingCookieName}=${value}; Max-Age=${Math.ceil(ttlMs / 1000)}; ${attributes}`);
+}
+
+export function clearSsoBindingCookie(ctx: HandlerContext) {
+  ctx.responseHeader.append("set-cookie", `${ssoBindingCookieName}=; Max-Age=0; ${attributes}`);
 }
 
 /** Tells the browser to drop the cookie. */

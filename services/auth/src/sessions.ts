@@ -22,6 +22,18 @@ export interface SessionSettings {
   scryptLogN: number;
 }
 
+/**
+ * Asked at every refresh of a session whether it may go on (single sign-on asks the provider
+ * again, sso.ts): answers the user as they are now (their role may have changed), or why not.
+ */
+export interface SessionCheck {
+  check(tx: PoolClient, ctx: HandlerContext, familyId: string, user: UserRow): Promise<{ user: UserRow } | { refused: string }>;
+  /** The session continues under a new id (its role changed, so every token of the old one ends). */
+  moved(tx: PoolClient, from: string, to: string): Promise<void>;
+  /** For a person who signs in elsewhere: the name of where, so a password login can say so. */
+  signsInWith(user: UserRow): string | undefined;
+}
+
 export interface IssuedTokens {
   accessToken: string;
   accessExpiresAt: Date;
@@ -33,7 +45,7 @@ const invalidLogin = () => new ConnectError("email or password is incorrect", Co
 const invalidRefresh = (why: string) => new ConnectError(`refresh token ${why}; sign in again`, Code.Unauthenticated);
 const sessionOver = () => new ConnectError("the session has reached its maximum lifetime; sign in again", Code.Unauthenticated);
 
-export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter: LoginLimiter, settings: SessionSettings) {
+export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter: LoginLimiter, settings: SessionSettings, sessionCheck?: SessionCheck) {
   const decoy = decoyHash(settings.scryptLogN);
 
   /**
@@ -48,6 +60,13 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
     const results = await pipeline.exec();
     const failed = results?.find(([err]) => err);
     if (failed?.[0]) throw failed[0];
+  }
+
+  /** Ends every session of a user (disabled, password or role changed). */
+  async function endAllForUser(tx: PoolClient, userId: string) {
+    const families = await refreshTokens.revokeAllForUser(tx, userId);
+    await endSessions(families);
+    return families.length;
   }
 
   const sessionEnd = (startedAt: Date) => startedAt.getTime() + settings.sessionMaxLifetimeMs;
@@ -75,7 +94,12 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
       });
       const user = await users.byEmail(pool, email);
       // Hash even for unknown accounts so the answer takes as long either way.
-      const ok = await verifyPassword(password, user?.password_hash ?? (await decoy));
+      const ok = await verifyPassword(password, user?.password_hash || (await decoy));
+      const elsewhere = user && sessionCheck?.signsInWith(user);
+      if (user && elsewhere) {
+        await recordAudit(pool, ctx, "login.failed", user.user_id, { reason: "single sign-on account", provider: user.sso_provider }, "");
+        throw new ConnectError(`${email} signs in with ${elsewhere} (single sign-on) and has no password here`, Code.FailedPrecondition);
+      }
       if (!user || !ok || user.disabled) {
         await limiter.recordFailure(peer, email);
         await recordAudit(pool, ctx, "login.failed", user?.user_id ?? email, { reason: !user ? "unknown account" : !ok ? "wrong password" : "disabled" }, "");
@@ -103,30 +127,53 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
         }
         if (sessionEnd(row.session_started_at) <= Date.now()) return { error: sessionOver() };
         if (row.expires_at <= new Date()) return { error: invalidRefresh("has expired") };
-        const user = await users.byId(tx, row.user_id);
-        if (!user || user.disabled) return { error: invalidRefresh("belongs to a disabled account") };
+        const before = await users.byId(tx, row.user_id);
+        if (!before || before.disabled) return { error: invalidRefresh("belongs to a disabled account") };
+        const verdict = sessionCheck ? await sessionCheck.check(tx, ctx, row.family_id, before) : { user: before };
+        if ("refused" in verdict) {
+          await refreshTokens.revokeFamily(tx, row.family_id);
+          await endSessions([row.family_id]);
+          return { error: new ConnectError(verdict.refused, Code.Unauthenticated) };
+        }
         await refreshTokens.markUsed(tx, row.token_id);
-        return { tokens: await issue(tx, user, row.family_id, row.session_started_at) };
+        let familyId = row.family_id;
+        if (verdict.user.role !== before.role) {
+          // Tokens carry the role: every token of the person's sessions ends, this one goes on
+          // under a new id with the new role.
+          await endAllForUser(tx, before.user_id);
+          familyId = randomUUID();
+          await sessionCheck?.moved(tx, row.family_id, familyId);
+        }
+        return { tokens: await issue(tx, verdict.user, familyId, row.session_started_at) };
       });
       // The family revocation above must commit even though the caller gets an error.
       if (outcome.error) throw outcome.error;
       return outcome.tokens;
     },
 
-    /** Ends every session of a user (disabled, password or role changed). */
-    async endAllForUser(tx: PoolClient, userId: string) {
-      const families = await refreshTokens.revokeAllForUser(tx, userId);
-      await endSessions(families);
-      return families.length;
+    /** Starts a session for a person who proved who they are elsewhere (single sign-on), in the caller's transaction. */
+    async startSession(tx: PoolClient, user: UserRow) {
+      const familyId = randomUUID();
+      return { familyId, tokens: await issue(tx, user, familyId, new Date()) };
     },
 
-    async logout(ctx: HandlerContext, token: string) {
-      await inTransaction(pool, async (tx) => {
+    /** Ends these sessions (a provider's back-channel logout). */
+    async endFamilies(tx: PoolClient, familyIds: string[]) {
+      for (const id of familyIds) await refreshTokens.revokeFamily(tx, id);
+      await endSessions(familyIds);
+    },
+
+    endAllForUser,
+
+    /** Ends the token's session; answers its id (undefined for an unknown token). */
+    async logout(ctx: HandlerContext, token: string): Promise<string | undefined> {
+      return inTransaction(pool, async (tx) => {
         const row = await refreshTokens.lockByToken(tx, token);
-        if (!row) return;
+        if (!row) return undefined;
         await refreshTokens.revokeFamily(tx, row.family_id);
         await endSessions([row.family_id]);
         await recordAudit(tx, ctx, "logout", row.user_id, { session: row.family_id }, row.user_id);
+        return row.family_id;
       });
     },
   };

@@ -15,6 +15,9 @@ export interface UserRow {
   disabled: boolean;
   created_at: Date;
   updated_at: Date;
+  /** Set for a person created by single sign-on (both or neither); they have no local password. */
+  sso_provider: string | null;
+  sso_subject: string | null;
 }
 
 export interface RefreshTokenRow {
@@ -52,12 +55,24 @@ export const users = {
     );
     return rows[0]!;
   },
-  async update(db: Db, userId: string, change: { displayName?: string; role?: string; disabled?: boolean; passwordHash?: string }) {
+  async bySsoIdentity(db: Db, provider: string, subject: string) {
+    const { rows } = await db.query<UserRow>("SELECT * FROM users WHERE sso_provider = $1 AND sso_subject = $2", [provider, subject]);
+    return rows[0];
+  },
+  /** A person created at their first single sign-on: no local password. */
+  async insertFromSso(db: Db, u: { email: string; displayName: string; role: string; provider: string; subject: string }) {
+    const { rows } = await db.query<UserRow>(
+      "INSERT INTO users (email, display_name, role, password_hash, sso_provider, sso_subject) VALUES ($1, $2, $3, '', $4, $5) RETURNING *",
+      [u.email, u.displayName, u.role, u.provider, u.subject],
+    );
+    return rows[0]!;
+  },
+  async update(db: Db, userId: string, change: { displayName?: string; role?: string; disabled?: boolean; passwordHash?: string; email?: string }) {
     const { rows } = await db.query<UserRow>(
       `UPDATE users SET display_name = COALESCE($2, display_name), role = COALESCE($3, role),
-         disabled = COALESCE($4, disabled), password_hash = COALESCE($5, password_hash), updated_at = now()
+         disabled = COALESCE($4, disabled), password_hash = COALESCE($5, password_hash), email = COALESCE($6, email), updated_at = now()
        WHERE user_id = $1 RETURNING *`,
-      [userId, change.displayName ?? null, change.role ?? null, change.disabled ?? null, change.passwordHash ?? null],
+      [userId, change.displayName ?? null, change.role ?? null, change.disabled ?? null, change.passwordHash ?? null, change.email ?? null],
     );
     return rows[0];
   },
@@ -107,6 +122,82 @@ export const refreshTokens = {
       [userId],
     );
     return [...new Set(rows.map((r) => r.family_id))];
+  },
+};
+
+export interface SsoLoginRow {
+  provider: string;
+  nonce: string;
+  code_verifier: string;
+  binding_hash: Buffer | null;
+  expires_at: Date;
+}
+
+export interface SsoSessionRow {
+  family_id: string;
+  user_id: string;
+  provider: string;
+  subject: string;
+  provider_sid: string | null;
+  id_token_enc: Buffer;
+  refresh_token_enc: Buffer | null;
+  access_token_enc: Buffer | null;
+  checked_at: Date;
+}
+
+/** Sign-ins begun at a provider: state, nonce and PKCE verifier, each usable once. */
+export const ssoLogins = {
+  async insert(db: Db, l: { state: string; provider: string; nonce: string; codeVerifier: string; binding: string | null; expiresAt: Date }) {
+    // Expired attempts go as new ones come, so the table holds only the last few minutes' worth.
+    await db.query("DELETE FROM sso_logins WHERE expires_at < now() - interval '1 minute'");
+    await db.query("INSERT INTO sso_logins (state_hash, provider, nonce, code_verifier, binding_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)", [
+      sha256(l.state),
+      l.provider,
+      l.nonce,
+      l.codeVerifier,
+      l.binding === null ? null : sha256(l.binding),
+      l.expiresAt,
+    ]);
+  },
+  /** Spends the attempt named by `state`: answers it once, then never again. */
+  async take(db: Db, state: string) {
+    const { rows } = await db.query<SsoLoginRow>("DELETE FROM sso_logins WHERE state_hash = $1 RETURNING *", [sha256(state)]);
+    return rows[0];
+  },
+};
+
+export const ssoSessions = {
+  async insert(db: Db, s: { familyId: string; userId: string; provider: string; subject: string; providerSid: string | null; idTokenEnc: Buffer; refreshTokenEnc: Buffer | null; accessTokenEnc: Buffer | null }) {
+    await db.query(
+      `INSERT INTO sso_sessions (family_id, user_id, provider, subject, provider_sid, id_token_enc, refresh_token_enc, access_token_enc)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [s.familyId, s.userId, s.provider, s.subject, s.providerSid, s.idTokenEnc, s.refreshTokenEnc, s.accessTokenEnc],
+    );
+  },
+  async byFamily(db: Db, familyId: string) {
+    const { rows } = await db.query<SsoSessionRow>("SELECT * FROM sso_sessions WHERE family_id = $1", [familyId]);
+    return rows[0];
+  },
+  /** After a check at the provider: its (possibly rotated) tokens and when it was asked. */
+  async checked(db: Db, familyId: string, s: { idTokenEnc: Buffer; refreshTokenEnc: Buffer | null; accessTokenEnc: Buffer | null }) {
+    await db.query("UPDATE sso_sessions SET id_token_enc = $2, refresh_token_enc = $3, access_token_enc = $4, checked_at = now() WHERE family_id = $1", [
+      familyId,
+      s.idTokenEnc,
+      s.refreshTokenEnc,
+      s.accessTokenEnc,
+    ]);
+  },
+  async moveToFamily(db: Db, from: string, to: string) {
+    await db.query("UPDATE sso_sessions SET family_id = $2 WHERE family_id = $1", [from, to]);
+  },
+  /** The sessions a provider's logout token names: by its session id, or every one of the subject. */
+  async familiesFor(db: Db, provider: string, q: { sid?: string; subject?: string }) {
+    const { rows } = await db.query<{ family_id: string; user_id: string }>(
+      `SELECT family_id, user_id FROM sso_sessions WHERE provider = $1
+         AND ($2::text IS NULL OR provider_sid = $2) AND ($3::text IS NULL OR subject = $3)`,
+      [provider, q.sid ?? null, q.subject ?? null],
+    );
+    return rows;
   },
 };
 
