@@ -8,6 +8,7 @@ import { createApi } from "./api/transport";
 import { RequireAccess } from "./auth/RequireAccess";
 import { RequireSession } from "./auth/RequireSession";
 import { SignInPage } from "./auth/SignInPage";
+import { SsoCallbackPage } from "./auth/SsoCallbackPage";
 import { KioskDetailPage } from "./fleet/KioskDetailPage";
 import { JobDetailPage } from "./jobs/JobDetailPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
@@ -20,6 +21,7 @@ import { OrderDetailPage } from "./orders/OrderDetailPage";
 
 const router = createBrowserRouter([
   { path: "/signin", element: <SignInPage /> },
+  { path: "/sso/callback", element: <SsoCallbackPage /> },
   {
     element: (
       <RequireSession>

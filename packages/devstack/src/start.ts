@@ -13,12 +13,15 @@ import { assertPortFree, MissingTool, startNats, startPostgres, startRedis, wait
 import { platformServices, seedFirstAdmin, serviceEntry, startProgramProcess, startServiceProcess, webPort, type ServiceProcess } from "./services.js";
 import { ensureWebBuild, startWebServer, viteBin, webDir, webDistDir, type Upstreams } from "./web.js";
 import { formatLogLine } from "./log-format.js";
+import { oidcDevRoleRules, oidcTestPassword, oidcTestUsers, startOidcProvider } from "./oidc.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const env = process.env;
 const dataDir = resolve(env["DATA_DIR"] ?? join(repoRoot, ".data"));
 const started = Date.now();
 const devMode = process.argv.includes("--dev");
+// `npm start -- --sso`, or `npm start --sso` (which npm keeps for itself as npm_config_sso).
+const ssoMode = process.argv.includes("--sso") || env["npm_config_sso"] === "true";
 const say = (line: string) => console.log(line);
 
 interface DevSecrets {
@@ -41,6 +44,8 @@ interface DevSecrets {
   /** notifications' VAPID key pair for Web Push (base64url, as web-push makes them). */
   WEB_PUSH_VAPID_PUBLIC_KEY: string;
   WEB_PUSH_VAPID_PRIVATE_KEY: string;
+  /** auth's client secret at the local OpenID provider (--sso). */
+  SSO_DEV_CLIENT_SECRET: string;
 }
 
 /**
@@ -73,6 +78,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     NOTIFICATIONS_WEBHOOK_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     SMS_API_KEY: randomBytes(24).toString("hex"),
+    SSO_DEV_CLIENT_SECRET: randomBytes(32).toString("base64url"),
     ...vapidKeys(),
   };
   const secrets = { ...made, ...kept };
@@ -218,6 +224,12 @@ async function main() {
         ORDERS_URL: env["ORDERS_URL"] ?? `http://127.0.0.1:${port("ORDERS_PORT", 7005)}`,
       };
       if (devMailboxUrl) perService["notifications"] = { ...perService["notifications"], DEV_MAILBOX_URL: devMailboxUrl };
+    }
+    if (ssoMode) {
+      const sso = await startDevSso(authPort);
+      infra.push({ name: "oidc-dev", stop: sso.stop });
+      perService["auth"] = { ...perService["auth"], ...sso.authEnv };
+      say(`oidc-dev  ${sso.issuer}  (local OpenID provider: ${oidcTestUsers.map((u) => `${u.login} [${u.groups.join(", ")}]`).join(", ")}; password ${oidcTestPassword})`);
     }
     const demo = seedDemoCatalog(shared);
     const aiHistory = seedAiHistory(shared);
@@ -436,6 +448,43 @@ function seedAiHistory(shared: Record<string, string>): { summary: string; histo
   return {
     summary: added.rows ? `${added.rows} generated kiosk × SKU days added${from} (Retrain trains on them)` : `generated history present${from}`,
     historyStart: added.historyStart ?? undefined,
+  };
+}
+
+/**
+ * --sso: the local OpenID provider (oidc.ts) on OIDC_DEV_PORT (7110), and auth's settings to
+ * trust it: the people of acme.test sign in with it only (their passwords are switched off),
+ * roles from their groups (oidcDevRoleRules). docs/sso.md.
+ */
+async function startDevSso(authPort: number): Promise<{ issuer: string; authEnv: Record<string, string>; stop: () => Promise<void> }> {
+  const web = `http://127.0.0.1:${port("WEB_PORT", webPort)}`;
+  const clientSecret = env["SSO_DEV_CLIENT_SECRET"] ?? devSecrets().SSO_DEV_CLIENT_SECRET;
+  const oidcPort = port("OIDC_DEV_PORT", 7110);
+  await assertPortFree(oidcPort, "oidc-dev");
+  const provider = await startOidcProvider({
+    port: oidcPort,
+    clients: [
+      {
+        clientId: "adminkiosk-dev",
+        clientSecret,
+        redirectUris: [`${web}/sso/callback`],
+        postLogoutRedirectUris: [`${web}/signin`],
+        backchannelLogoutUri: `http://127.0.0.1:${authPort}/sso/local/backchannel-logout`,
+      },
+    ],
+  });
+  return {
+    issuer: provider.issuer,
+    stop: () => provider.close(),
+    authEnv: {
+      SSO_PROVIDERS: JSON.stringify([
+        { id: "local", displayName: "Local OpenID provider", issuer: provider.issuer, clientId: "adminkiosk-dev", scopes: ["openid", "email", "profile", "groups"], roles: oidcDevRoleRules },
+      ]),
+      SSO_CLIENT_SECRETS: `local=${clientSecret}`,
+      SSO_REDIRECT_URI: `${web}/sso/callback`,
+      SSO_POST_LOGOUT_REDIRECT_URI: `${web}/signin`,
+      PASSWORD_LOGIN_DISABLED_DOMAINS: env["PASSWORD_LOGIN_DISABLED_DOMAINS"] ?? "acme.test",
+    },
   };
 }
 

@@ -2,7 +2,7 @@
 import { useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { UserService, type User } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import { AuthService, UserService, type User } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { humanRoles, Role, roleLabel } from "../api/access";
 import { useSessionState } from "../api/context";
 import { describeError } from "../api/errors";
@@ -70,6 +70,7 @@ export function UsersPage() {
               <tr>
                 <th scope="col">Person</th>
                 <th scope="col">Role</th>
+                <th scope="col">Signs in with</th>
                 <th scope="col">Status</th>
                 <th scope="col">Added</th>
                 <th scope="col">
@@ -78,7 +79,7 @@ export function UsersPage() {
               </tr>
             </thead>
             <tbody>
-              {users.isPending && <SkeletonRows rows={5} columns={5} />}
+              {users.isPending && <SkeletonRows rows={5} columns={6} />}
               {list.map((u) => (
                 <UserRow key={u.userId} user={u} />
               ))}
@@ -102,6 +103,8 @@ function UserRow({ user }: { user: User }) {
   const isSelf = session.status === "signed-in" && session.user.userId === user.userId;
   const update = useMutation(UserService.method.updateUser, { onSuccess: () => queryClient.invalidateQueries() });
   const label = user.displayName || user.email;
+  const providers = useQuery(AuthService.method.listSsoProviders, {});
+  const provider = providers.data?.providers.find((p) => p.providerId === user.ssoProviderId)?.displayName ?? user.ssoProviderId;
   return (
     <tr data-testid="user-row">
       <td>
@@ -129,6 +132,13 @@ function UserRow({ user }: { user: User }) {
           ))}
         </select>
         {update.error && <p className="field-error">{describeError(update.error).title}</p>}
+      </td>
+      <td data-testid="user-origin">
+        {user.ssoProviderId ? (
+          <span title={`Created at their first single sign-on; their role follows their groups at ${provider} (subject ${user.ssoSubject})`}>{provider}</span>
+        ) : (
+          <span className="muted">Password</span>
+        )}
       </td>
       <td>{user.disabled ? <span className="badge badge-off">Disabled</span> : <span className="badge badge-ok">Active</span>}</td>
       <td>{formatDateTime(user.createTime)}</td>

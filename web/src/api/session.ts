@@ -17,6 +17,8 @@ const sessionFlagKey = "adminkiosk.session";
 /** Where older versions of the app kept the refresh token; moved into the cookie on start. */
 const legacyRefreshTokenKey = "adminkiosk.refreshToken";
 const refreshLock = "adminkiosk.refresh";
+/** Where to go after a single sign-on, kept across the trip to the provider (this tab only). */
+const ssoNextKey = "adminkiosk.sso.next";
 /** Asks auth to keep the refresh token in its HttpOnly cookie instead of the answer's body. */
 const cookieMode = { headers: { "x-adminkiosk-session": "cookie" } };
 /**
@@ -80,6 +82,29 @@ export class Session {
     this.set({ status: "signed-in", user: res.user });
   }
 
+  /**
+   * Single sign-on: asks auth for the provider's sign-in page (auth binds the attempt to this
+   * browser with an HttpOnly cookie) and goes there; the provider sends the browser back to
+   * /sso/callback, which calls completeSso.
+   */
+  async beginSso(providerId: string, next: string): Promise<void> {
+    if (!window.isSecureContext) throw new ConnectError("Open this app over https (or on localhost): the browser keeps the session only on a secure connection.", Code.FailedPrecondition);
+    const { authorizationUrl } = await this.auth.beginSsoLogin({ providerId }, cookieMode);
+    window.sessionStorage.setItem(ssoNextKey, next);
+    window.location.assign(authorizationUrl);
+  }
+
+  /** Back from the provider: completes the sign-in with what its redirect carried; answers where to go. */
+  async completeSso(callbackQuery: string): Promise<string> {
+    const res = await this.auth.completeSsoLogin({ callbackQuery }, cookieMode);
+    if (!res.tokens || !res.user) throw new ConnectError("sign-in answered without tokens", Code.Internal);
+    this.keep(res.tokens);
+    this.set({ status: "signed-in", user: res.user });
+    const next = window.sessionStorage.getItem(ssoNextKey) ?? "/";
+    window.sessionStorage.removeItem(ssoNextKey);
+    return next.startsWith("/") ? next : "/";
+  }
+
   /** On start: turns the kept session cookie into a session (or says why it could not). */
   async restore(): Promise<void> {
     if (this.state.status !== "restoring" && this.state.status !== "unreachable") return;
@@ -97,12 +122,17 @@ export class Session {
     }
   }
 
-  async signOut(): Promise<void> {
+  /**
+   * Answers where to send the browser to end the session at its single sign-on provider too
+   * ("" when it has none, or for a password session).
+   */
+  async signOut(): Promise<string> {
     this.end(undefined);
     // Logout ends the session at auth and clears the cookie. The local session is over
     // either way; if auth cannot be told, the cookie stays (unused: the flag says signed
     // out) until it expires or the next sign-in replaces it.
-    await this.auth.logout({}, cookieMode).catch(() => undefined);
+    const res = await this.auth.logout({}, cookieMode).catch(() => undefined);
+    return res?.endSessionUrl ?? "";
   }
 
   /** An access token that is not about to expire, refreshing first when needed. */

@@ -1,6 +1,9 @@
-// Sign in with email and password (auth's Login). Says why when a session ended on its own.
+// Sign in with a single sign-on provider ("Sign in with …", auth's BeginSsoLogin) or with
+// email and password (auth's Login). Says why when a session ended on its own.
 import { useEffect, useId, useState } from "react";
 import { Code } from "@connectrpc/connect";
+import { useQuery } from "@connectrpc/connect-query";
+import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Navigate, useSearchParams } from "react-router";
 import { useApi, useSessionState } from "../api/context";
 import { ErrorNotice, Loading } from "../ui/feedback";
@@ -15,6 +18,10 @@ export function SignInPage() {
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const next = params.get("next")?.startsWith("/") ? (params.get("next") ?? "/") : "/";
+  const sso = useQuery(AuthService.method.listSsoProviders, {});
+  const providers = sso.data?.providers ?? [];
+  const domain = email.trim().toLowerCase().split("@")[1] ?? "";
+  const passwordOff = domain !== "" && (sso.data?.passwordLoginDisabledDomains ?? []).includes(domain);
 
   // A reload of this page with a session kept in the browser goes on where it was.
   useEffect(() => {
@@ -57,6 +64,34 @@ export function SignInPage() {
           </p>
         )}
         {error !== undefined && <ErrorNotice error={error} compact titles={{ [Code.Unauthenticated]: "The email or password is not right." }} />}
+        {providers.length > 0 && (
+          <div className="signin-sso">
+            {providers.map((p) => (
+              <button
+                key={p.providerId}
+                type="button"
+                className="button button-block"
+                disabled={busy}
+                onClick={() => {
+                  setBusy(true);
+                  setError(undefined);
+                  session.beginSso(p.providerId, next).catch((err: unknown) => {
+                    setError(err);
+                    setBusy(false);
+                  });
+                }}
+              >
+                Sign in with {p.displayName}
+              </button>
+            ))}
+            <p className="muted signin-or">or with your email and password</p>
+          </div>
+        )}
+        {passwordOff && (
+          <p className="notice notice-info" role="status">
+            People at {domain} sign in with single sign-on{providers.length > 0 ? " (above)" : ""}, not with a password.
+          </p>
+        )}
         <div className="field">
           <label htmlFor={`${id}-email`}>Email</label>
           <input id={`${id}-email`} type="email" autoComplete="username" required autoFocus value={email} onChange={(e) => setEmail(e.target.value)} />

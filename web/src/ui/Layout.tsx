@@ -70,7 +70,7 @@ export function Layout() {
               disabled={signingOut}
               onClick={() => {
                 setSigningOut(true);
-                void session.signOut().then(() => navigate("/signin", { replace: true }));
+                void session.signOut().then((endSessionUrl) => (endSessionUrl ? window.location.assign(endSessionUrl) : navigate("/signin", { replace: true })));
               }}
             >
               <Icon name="signOut" size={16} /> Sign out
