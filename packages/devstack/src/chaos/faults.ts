@@ -1,6 +1,6 @@
-// The faults a chaos run injects, drawn from a seeded PRNG: every fault of the catalogue
-// once in a shuffled order, then again in another order, until the time is up (so a short
-// run still meets each kind). One fault at a time: injected, held, ended, then the run
+// The faults a chaos run injects, drawn from a seeded PRNG: every kind of fault once in a
+// shuffled order, each time at the next of its targets (shuffled too), round after round
+// until the time is up (so a short run still meets many kinds). One fault at a time: injected, held, ended, then the run
 // waits for the platform to be whole again (every process ready, every kiosk connected)
 // and records how long that took, and pauses before the next.
 import type { ChaosPlatform, Instance } from "./platform.js";
@@ -161,10 +161,18 @@ export interface FaultLoopOptions {
 export async function runFaults(platform: ChaosPlatform, r: Rng, options: FaultLoopOptions): Promise<FaultRecord[]> {
   const all = catalogue(platform).filter((f) => !options.kinds?.length || options.kinds.includes(f.kind));
   const records: FaultRecord[] = [];
-  let order: Fault[] = [];
+  // Rounds of kinds in a shuffled order, each kind taking the next of its own shuffled
+  // targets: a short run meets as many kinds as it has time for, a long one every target.
+  const targets = new Map<string, Fault[]>();
+  for (const f of all) targets.set(f.kind, [...(targets.get(f.kind) ?? []), f]);
+  const queues = new Map<string, Fault[]>();
+  let round: string[] = [];
   while (Date.now() < options.until) {
-    if (order.length === 0) order = r.shuffle(all);
-    const fault = order.shift()!;
+    if (round.length === 0) round = r.shuffle([...targets.keys()]);
+    const kind = round.shift()!;
+    let queue = queues.get(kind);
+    if (!queue?.length) queues.set(kind, (queue = r.shuffle(targets.get(kind)!)));
+    const fault = queue.shift()!;
     const at = Date.now();
     const record: FaultRecord = { kind: fault.kind, target: fault.target, detail: "", at: at - options.startedAt, heldMs: 0, recoveredMs: undefined };
     options.log(`fault: ${fault.kind} ${fault.target}`);
