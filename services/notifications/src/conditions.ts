@@ -95,14 +95,22 @@ export async function applyTelemetryEvent(tx: PoolClient, msg: ConsumedMessage):
   const j = judgeSample(parsed.kioskId, latest);
   // For dry runs: a sample that changed whether the kiosk is ALERTING or reports errors, read
   // before the upsert from the row the previous sample left (one sample of a kiosk at a time:
-  // the consumer applies two messages at once, and both would read no row yet).
+  // the consumer applies two messages at once, and both would read no row yet). A sample older
+  // than the kiosk's latest (the two may be applied out of order) is compared with the sample
+  // kept before it in time instead.
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('notifications.kiosk_health'), hashtext($1))", [parsed.kioskId]);
   await tx.query(
     `INSERT INTO recent_events (event_time, kiosk_id, kind, alerting, detail, summary)
      SELECT $2::timestamptz, $1::text, 'health', $3::boolean, $4::text, $5::text
-     WHERE ($3::boolean OR $4::text <> '' OR EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text)) AND NOT EXISTS (
-       SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text
-         AND (h.sample_time >= $2::timestamptz OR (h.alerting = $3::boolean AND (cardinality(h.errors) > 0) = ($4::text <> ''))))`,
+     WHERE CASE
+       WHEN NOT EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text) THEN $3::boolean OR $4::text <> ''
+       WHEN EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text AND h.sample_time = $2::timestamptz) THEN false
+       WHEN EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text AND h.sample_time < $2::timestamptz)
+         THEN NOT EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text AND h.alerting = $3::boolean AND (cardinality(h.errors) > 0) = ($4::text <> ''))
+       ELSE NOT EXISTS (
+         SELECT 1 FROM (SELECT alerting, detail FROM recent_events WHERE kiosk_id = $1::text AND kind = 'health' AND event_time < $2::timestamptz ORDER BY event_time DESC LIMIT 1) p
+         WHERE p.alerting = $3::boolean AND (p.detail <> '') = ($4::text <> ''))
+     END`,
     [parsed.kioskId, time, j.alerting, j.errors.length > 0 ? j.errorsSummary : "", j.alertingSummary],
   );
   const { rowCount } = await tx.query(

@@ -193,8 +193,8 @@ function connectionChange(msg: ConsumedMessage): ConnectionChange | undefined {
 }
 
 /**
- * Applies connection changes, at most one per kiosk (a round): records those newer than what
- * is known, keeps them for dry runs, and opens (disconnected) or clears (connected) the alerts
+ * Applies connection changes, at most one per kiosk (a round): keeps every one for dry runs,
+ * records those newer than what is known, and, for those, opens (disconnected) or clears (connected) the alerts
  * of the kiosk_offline rules selecting each kiosk — a few statements for any number of kiosks.
  */
 async function applyConnections(tx: PoolClient, changes: ConnectionChange[], live: LiveRule[]): Promise<void> {
@@ -208,15 +208,18 @@ async function applyConnections(tx: PoolClient, changes: ConnectionChange[], liv
      RETURNING kiosk_id, group_id, tags, deleted`,
     [changes.map((c) => c.kioskId), changes.map((c) => c.connected), changes.map((c) => c.time)],
   );
+  // Every change is history for dry runs, also one older than what is known: link's events
+  // arrive in two concurrent batches (and retries), so a kiosk's reconnection can be applied
+  // before the disconnection that preceded it; the dry run orders them by time.
+  await tx.query("INSERT INTO recent_events (event_time, kiosk_id, kind, detail) SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[])", [
+    changes.map((c) => c.time),
+    changes.map((c) => c.kioskId),
+    changes.map((c) => (c.connected ? "connected" : "disconnected")),
+    changes.map((c) => c.reason),
+  ]);
   if (rows.length === 0) return;
   const applied = new Map(rows.map((r) => [r.kiosk_id, r]));
   const kept = changes.filter((c) => applied.has(c.kioskId));
-  await tx.query("INSERT INTO recent_events (event_time, kiosk_id, kind, detail) SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[])", [
-    kept.map((c) => c.time),
-    kept.map((c) => c.kioskId),
-    kept.map((c) => (c.connected ? "connected" : "disconnected")),
-    kept.map((c) => c.reason),
-  ]);
   const offline = live.filter((r) => r.kind === "kiosk_offline");
   const clears: Clearing[] = [];
   const holds: Holding[] = [];
@@ -237,14 +240,22 @@ async function applyConnections(tx: PoolClient, changes: ConnectionChange[], liv
 /**
  * Keeps, for dry runs, the telemetry samples that change what a rule can see (the paper level
  * in whole percent, the printer's fault state); called before the samples are applied, so
- * the kiosks row still holds the previous ones.
+ * the kiosks row still holds the previous ones. A sample older than the kiosk's latest (its
+ * batch applied after a newer one: link's events come in two concurrent batches) is compared
+ * with the sample kept before it in time instead.
  */
 async function recordTelemetry(tx: PoolClient, kioskId: string, time: Date, paperPercent: number, fault: boolean): Promise<void> {
   await tx.query(
     `INSERT INTO recent_events (event_time, kiosk_id, kind, paper_percent, printer_fault)
-     SELECT $2, $1, 'telemetry', $3, $4 WHERE NOT EXISTS (
-       SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time IS NOT NULL
-         AND (k.sample_time >= $2 OR (floor(k.paper_percent) IS NOT DISTINCT FROM floor($3::double precision) AND k.printer_fault IS NOT DISTINCT FROM $4)))`,
+     SELECT $2, $1, 'telemetry', $3, $4 WHERE CASE
+       WHEN NOT EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time IS NOT NULL) THEN true
+       WHEN EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time = $2) THEN false
+       WHEN EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time < $2)
+         THEN NOT EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND floor(k.paper_percent) IS NOT DISTINCT FROM floor($3::double precision) AND k.printer_fault IS NOT DISTINCT FROM $4)
+       ELSE NOT EXISTS (
+         SELECT 1 FROM (SELECT paper_percent, printer_fault FROM recent_events WHERE kiosk_id = $1 AND kind = 'telemetry' AND event_time < $2 ORDER BY event_time DESC LIMIT 1) p
+         WHERE floor(p.paper_percent) IS NOT DISTINCT FROM floor($3::double precision) AND p.printer_fault IS NOT DISTINCT FROM $4)
+     END`,
     [kioskId, time, paperPercent, fault],
   );
 }

@@ -6,7 +6,6 @@
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -58,9 +57,12 @@ afterAll(async () => {
 
 const seconds = (s: number) => ({ seconds: BigInt(s), nanos: 0 });
 
-/** A link process of its own that announces its health every 300 ms, once it was heard serving. */
+/**
+ * A link process of its own that announces its health every 300 ms, once it was heard serving
+ * (its own announcement: the instance names the process id — the fixture's link announces
+ * on this NATS too, and under load started close enough to pass for a new one by time).
+ */
 async function startLink(name: string): Promise<{ proc: StartedService; instance: string }> {
-  const before = Date.now();
   const proc = await startTestService("link", {
     REDIS_URL: f.auth.redisUrl,
     NATS_URL: natsUrl,
@@ -71,8 +73,21 @@ async function startLink(name: string): Promise<{ proc: StartedService; instance
     SHUTDOWN_GRACE_MS: "1000",
   });
   started.push(proc);
-  const heard = await waitFor(`${name} to announce SERVING`, () => seen.find((e) => e.serving && e.startTime && timestampDate(e.startTime).getTime() >= before - 1000 && !e.draining));
+  const pid = String(proc.child.pid);
+  const heard = await waitFor(`${name} to announce SERVING`, () => seen.find((e) => e.serving && !e.draining && e.instance.split("/")[1] === pid));
   return { proc, instance: heard.instance };
+}
+
+/** The rule's firing alert; on a timeout the error says what the rule's alerts and the processes heard were. */
+async function firing(what: string, ruleId: string) {
+  const alerts = f.as(AlertService, f.tokens.viewer);
+  try {
+    return await waitFor(what, async () => (await alerts.listAlerts({ ruleId, states: [AlertState.FIRING] })).alerts[0], { timeout: 30_000 });
+  } catch (err) {
+    const all = (await alerts.listAlerts({ ruleId })).alerts.map((a) => `${AlertState[a.state]}: ${a.summary}`);
+    const heard = [...new Map(seen.map((e) => [e.instance, `${e.instance} serving=${e.serving} draining=${e.draining}`])).values()];
+    throw new Error(`${(err as Error).message}; the rule's alerts: ${JSON.stringify(all)}; processes heard: ${JSON.stringify(heard)}`);
+  }
 }
 
 async function refusal(call: Promise<unknown>): Promise<ConnectError> {
@@ -110,7 +125,7 @@ describe("service_not_serving", () => {
 
     proc.child.kill("SIGKILL"); // no goodbye: its heartbeats just stop
     await proc.exited;
-    const alert = await waitFor("the link alert to fire", async () => (await alerts.listAlerts({ ruleId: rule!.ruleId, states: [AlertState.FIRING] })).alerts[0], { timeout: 30_000 });
+    const alert = await firing("the link alert to fire", rule!.ruleId);
     expect(alert.labels).toEqual({ service: "link" });
     expect(alert.kioskId).toBe("");
     expect(alert.summary).toContain(`${instance}: no heartbeat since`);
@@ -139,7 +154,7 @@ describe("service_not_serving", () => {
     const third = await startLink("third");
     third.proc.child.kill("SIGKILL");
     await third.proc.exited;
-    const next = await waitFor("the second link alert to fire", async () => (await alerts.listAlerts({ ruleId: rule!.ruleId, states: [AlertState.FIRING] })).alerts[0], { timeout: 30_000 });
+    const next = await firing("the second link alert to fire", rule!.ruleId);
     expect(next.summary).toContain(`${third.instance}: no heartbeat since`);
     expect(next.summary).not.toContain(restarted.instance);
     expect(next.summary).toMatch(/^service link: 1 of \d+ process/);
