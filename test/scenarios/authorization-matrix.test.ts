@@ -29,7 +29,7 @@ const ownKiosk = "matrix-a";
  * and each of those is checked. adminkiosk.ops.v1 (DeadLetterService) is served by every
  * service that runs a durable JetStream consumer.
  */
-const sharedPackages: Record<string, string[]> = { ops: ["fleet", "orders", "ai", "notifications"] };
+const sharedPackages: Record<string, string[]> = { ops: ["fleet", "orders", "ai", "notifications", "customers"] };
 
 /** Every service in the generated code, once per process that serves it (adminkiosk.<process>.v1, or sharedPackages). */
 async function servicesInProto(): Promise<{ process: string; service: DescService }[]> {
@@ -100,6 +100,7 @@ let fleet: StartedService;
 let link: StartedService;
 let notifications: StartedService;
 let ai: StartedService;
+let customers: StartedService;
 const urls: Record<string, string> = {};
 const tokens: Partial<Record<Who, () => Promise<string>>> = {};
 
@@ -107,18 +108,21 @@ beforeAll(async () => {
   const infra = inject("infra");
   f = await startSale();
   const shared = { REDIS_URL: f.auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${f.auth.service.url}/.well-known/jwks.json`, SHUTDOWN_GRACE_MS: "3000" };
-  [fleet, link, ai] = await Promise.all([
+  [fleet, link, ai, customers] = await Promise.all([
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
       startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: f.auth.service.url, LINK_EVENTS_CONSUMER: `fleet-matrix-${process.pid}`, LINK_EVENTS_SINCE_START: "true" }),
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-matrix" }),
     createDatabase(infra.databaseUrl, "ai").then((db) => startTestService("ai", { ...shared, DATABASE_URL: db })),
+    createDatabase(infra.databaseUrl, "customers").then((db) =>
+      startTestService("customers", { ...shared, DATABASE_URL: db, ORDERS_EVENTS_CONSUMER: `customers-matrix-${process.pid}`, CATALOG_EVENTS_CONSUMER: `customers-catalog-matrix-${process.pid}`, EVENTS_SINCE_START: "true" }),
+    ),
   ]);
   notifications = await createDatabase(infra.databaseUrl, "notifications").then((db) =>
     startTestService("notifications", { ...shared, DATABASE_URL: db, SMTP_URL: "smtp://127.0.0.1:9", LINK_EVENTS_CONSUMER: `notifications-matrix-${process.pid}`, LINK_EVENTS_SINCE_START: "true" }),
   );
   urls["notifications"] = notifications.url;
-  Object.assign(urls, { auth: f.auth.service.url, fleet: fleet.url, link: link.url, catalog: f.catalog.url, orders: f.orders.url, payments: f.payments.url, ai: ai.url });
+  Object.assign(urls, { auth: f.auth.service.url, fleet: fleet.url, link: link.url, catalog: f.catalog.url, orders: f.orders.url, payments: f.payments.url, ai: ai.url, customers: customers.url });
   const [viewer, operator, own, other] = await Promise.all([f.auth.userWithRole(Role.VIEWER), f.auth.userWithRole(Role.OPERATOR), f.device(ownKiosk), f.device("matrix-b")]);
   Object.assign(tokens, {
     viewer: viewer.token,
@@ -133,7 +137,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await notifications?.stop();
-  await Promise.all([fleet?.stop(), link?.stop(), ai?.stop()]);
+  await Promise.all([fleet?.stop(), link?.stop(), ai?.stop(), customers?.stop()]);
   await f?.stop();
 });
 

@@ -21,6 +21,7 @@ export const platformServices: ServiceSpec[] = [
   ["payments", 7006],
   ["ai", 7007],
   ["notifications", 7008],
+  ["customers", 7009],
 ].map(([name, port]) => ({ name: String(name), port: Number(port), portVar: `${String(name).toUpperCase()}_PORT` }));
 
 export const webPort = 8080;

@@ -4,7 +4,6 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { runner } from "node-pg-migrate";
 import type { Logger } from "./logger.js";
-import { traceClientQueries } from "./tracing.js";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -21,8 +20,6 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
   });
   // An idle client losing its connection (PostgreSQL restarted) must not crash the process.
   pool.on("error", (err) => log.warn({ err: err.message }, "postgres connection lost"));
-  // Statements made inside a span become its child spans (tracing.ts; nothing when tracing is off).
-  pool.on("connect", (client) => traceClientQueries(client as never));
   return pool;
 }
 

@@ -91,6 +91,10 @@ export const catalogSubjects = {
   stream: { name: "CATALOG", subjects: ["catalog.>"] },
   stockLow: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.low`,
   stockReplenished: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.replenished`,
+  /** Units were added to a SKU at the kiosk (every restock; customers' back-in-stock requests wait for it). */
+  stockRestocked: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.restocked`,
+  /** Every kiosk's restocks (customers' durable consumer). */
+  allRestocks: "catalog.stock.*.restocked",
   /** Every kiosk's low-stock and replenished events (notifications' durable consumer). */
   allStock: "catalog.stock.>",
   parseStock(subject: string): { kioskId: string; kind: "low" | "replenished" } | undefined {
@@ -201,5 +205,25 @@ export const opsSubjects = {
   parseHealth(subject: string): { service: string } | undefined {
     const rest = after(subject, "ops.health.");
     return rest?.length === 1 && rest[0] ? { service: rest[0] } : undefined;
+  },
+};
+
+// ---- customers (stream CUSTOMERS, through customers' outbox; notifications consumes both kinds) ----
+export const customersSubjects = {
+  stream: { name: "CUSTOMERS", subjects: ["customers.>"] },
+  /** A back-in-stock request's product is back at its kiosk (BackInStockReadyEvent, carrying the contact). */
+  backInStockReady: (requestId: string) => `customers.back_in_stock.${token("request id", requestId)}.ready`,
+  allBackInStock: "customers.back_in_stock.>",
+  /** A buyer or technician at the kiosk called for staff (HelpRequestedEvent). */
+  helpRequested: (kioskId: string) => `customers.help.${token("kiosk id", kioskId)}.requested`,
+  allHelp: "customers.help.>",
+  /** Both kinds notifications consumes. */
+  all: "customers.>",
+  parse(subject: string): { kind: "back_in_stock"; requestId: string } | { kind: "help"; kioskId: string } | undefined {
+    const stock = after(subject, "customers.back_in_stock.");
+    if (stock?.length === 2 && stock[1] === "ready") return { kind: "back_in_stock", requestId: stock[0]! };
+    const help = after(subject, "customers.help.");
+    if (help?.length === 2 && help[1] === "requested") return { kind: "help", kioskId: help[0]! };
+    return undefined;
   },
 };

@@ -1,9 +1,9 @@
 // What catalog publishes on NATS (stream CATALOG, through its outbox): low and
-// replenished stock per kiosk, and reservations that expired unpaid.
+// replenished stock per kiosk, every restock, and reservations that expired unpaid.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { ReservationSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
-import { ReservationExpiredEventSchema, StockLowEventSchema, StockReplenishedEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
+import { ReservationExpiredEventSchema, StockLowEventSchema, StockReplenishedEventSchema, StockRestockedEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
 import { catalogSubjects, enqueueEvent, enqueueEvents, type PoolClient } from "@adminkiosk/runtime";
 
 export const catalogStream = catalogSubjects.stream;
@@ -26,6 +26,12 @@ export async function publishStockCrossing(tx: PoolClient, c: StockChange): Prom
   if (isLow) await enqueueEvent(tx, catalogSubjects.stockLow(c.kioskId), StockLowEventSchema, create(StockLowEventSchema, event));
   else await enqueueEvent(tx, catalogSubjects.stockReplenished(c.kioskId), StockReplenishedEventSchema, create(StockReplenishedEventSchema, event));
   return isLow ? "low" : "replenished";
+}
+
+/** Every restock (in the caller's transaction): customers' back-in-stock requests wait for it. */
+export async function publishRestocked(tx: PoolClient, r: { kioskId: string; sku: string; quantity: bigint; onHand: bigint; reserved: bigint }) {
+  const event = create(StockRestockedEventSchema, { kioskId: r.kioskId, sku: r.sku, quantity: r.quantity, onHand: r.onHand, available: r.onHand - r.reserved, time: timestampNow() });
+  await enqueueEvent(tx, catalogSubjects.stockRestocked(r.kioskId), StockRestockedEventSchema, event);
 }
 
 /** The expired reservations' events (in the caller's transaction), in one statement. */

@@ -5,7 +5,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { RestockRecordSchema, StockLevelSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import type { Pool, PoolClient } from "@adminkiosk/runtime";
-import { publishStockCrossing } from "./events.js";
+import { publishRestocked, publishStockCrossing } from "./events.js";
 
 type Db = Pool | PoolClient;
 
@@ -115,6 +115,7 @@ export const stock = {
     );
     // A brand-new record was never low in anyone's eyes: no "replenished" for it.
     if (!before.created) await publishStockCrossing(tx, crossing(before, after));
+    await publishRestocked(tx, { kioskId: r.kioskId, sku: r.sku, quantity: BigInt(r.quantity), onHand: BigInt(after.on_hand), reserved: BigInt(after.reserved) });
     return { stock: after, restock: restocks[0]! };
   },
 

@@ -15,11 +15,7 @@ export type AuditType =
   | "job.created"
   | "job.paused"
   | "job.resumed"
-  | "job.canceled"
-  | "bulk.planned"
-  | "bulk.approved"
-  | "bulk.rejected"
-  | "bulk.ran";
+  | "job.canceled";
 
 export const recordAudit = (db: Pool | PoolClient, ctx: HandlerContext, type: AuditType, subject: string, details: Record<string, unknown> = {}) =>
   recordAuditEvent(db, ctx, type, subject, details);

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/catalog/v1/events.proto.
  */
 export const file_adminkiosk_catalog_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZG1pbmtpb3NrL2NhdGFsb2cvdjEvZXZlbnRzLnByb3RvEhVhZG1pbmtpb3NrLmNhdGFsb2cudjEihgEKDVN0b2NrTG93RXZlbnQSEAoIa2lvc2tfaWQYASABKAkSCwoDc2t1GAIgASgJEg8KB29uX2hhbmQYAyABKAMSGwoTbG93X3N0b2NrX3RocmVzaG9sZBgEIAEoAxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoVU3RvY2tSZXBsZW5pc2hlZEV2ZW50EhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIPCgdvbl9oYW5kGAMgASgDEhsKE2xvd19zdG9ja190aHJlc2hvbGQYBCABKAMSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKF1Jlc2VydmF0aW9uRXhwaXJlZEV2ZW50EjcKC3Jlc2VydmF0aW9uGAEgASgLMiIuYWRtaW5raW9zay5jYXRhbG9nLnYxLlJlc2VydmF0aW9uEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_adminkiosk_catalog_v1_catalog, file_google_protobuf_timestamp]);
+  fileDesc("CiJhZG1pbmtpb3NrL2NhdGFsb2cvdjEvZXZlbnRzLnByb3RvEhVhZG1pbmtpb3NrLmNhdGFsb2cudjEihgEKDVN0b2NrTG93RXZlbnQSEAoIa2lvc2tfaWQYASABKAkSCwoDc2t1GAIgASgJEg8KB29uX2hhbmQYAyABKAMSGwoTbG93X3N0b2NrX3RocmVzaG9sZBgEIAEoAxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoVU3RvY2tSZXBsZW5pc2hlZEV2ZW50EhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIPCgdvbl9oYW5kGAMgASgDEhsKE2xvd19zdG9ja190aHJlc2hvbGQYBCABKAMSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKF1Jlc2VydmF0aW9uRXhwaXJlZEV2ZW50EjcKC3Jlc2VydmF0aW9uGAEgASgLMiIuYWRtaW5raW9zay5jYXRhbG9nLnYxLlJlc2VydmF0aW9uEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKUAQoTU3RvY2tSZXN0b2NrZWRFdmVudBIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAMSDwoHb25faGFuZBgEIAEoAxIRCglhdmFpbGFibGUYBSABKAMSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_adminkiosk_catalog_v1_catalog, file_google_protobuf_timestamp]);
 
 /**
  * Subject: catalog.stock.<kiosk_id>.low. A sale or a lowered threshold took the
@@ -125,4 +125,54 @@ export type ReservationExpiredEvent = Message<"adminkiosk.catalog.v1.Reservation
  */
 export const ReservationExpiredEventSchema: GenMessage<ReservationExpiredEvent> = /*@__PURE__*/
   messageDesc(file_adminkiosk_catalog_v1_events, 2);
+
+/**
+ * Subject: catalog.stock.<kiosk_id>.restocked. Units were added to the SKU at the kiosk
+ * (every Restock, whether or not it crossed the low-stock threshold); customers' back-in-stock
+ * requests wait for it.
+ *
+ * @generated from message adminkiosk.catalog.v1.StockRestockedEvent
+ */
+export type StockRestockedEvent = Message<"adminkiosk.catalog.v1.StockRestockedEvent"> & {
+  /**
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: string sku = 2;
+   */
+  sku: string;
+
+  /**
+   * Units added by this restock.
+   *
+   * @generated from field: int64 quantity = 3;
+   */
+  quantity: bigint;
+
+  /**
+   * @generated from field: int64 on_hand = 4;
+   */
+  onHand: bigint;
+
+  /**
+   * on_hand less reserved units: what a buyer can take now.
+   *
+   * @generated from field: int64 available = 5;
+   */
+  available: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 6;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.catalog.v1.StockRestockedEvent.
+ * Use `create(StockRestockedEventSchema)` to create a new message.
+ */
+export const StockRestockedEventSchema: GenMessage<StockRestockedEvent> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_catalog_v1_events, 3);
 
