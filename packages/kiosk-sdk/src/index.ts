@@ -14,6 +14,18 @@ export {
 } from "./client.js";
 export { enroll, renewCredential, type Enrollment } from "./enroll.js";
 export { grpcTarget } from "./grpc.js";
+export {
+  fileStore,
+  memoryStore,
+  OfflineRefusal,
+  OfflineSaleOutcome,
+  OfflineSeller,
+  type OfflineSaleInit,
+  type OfflineSellerOptions,
+  type OfflineState,
+  type OfflineStore,
+  type ProvisionalSale,
+} from "./offline.js";
 export { requestReceipt, sell, type ReceiptOptions, type SellOptions } from "./sales.js";
 export { ReceiptRequestState } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
 export { recommendations, searchProducts, type AiOptions } from "./shop.js";

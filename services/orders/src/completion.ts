@@ -26,6 +26,7 @@ import type { ConsumedMessage, DurableConsumer, Logger, NatsConnection, Pool, Po
 import { Counter, type Registry } from "prom-client";
 import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
+import { completeOffline, declineOffline, isOfflineOrder } from "./offline.js";
 import { buildReceipt } from "./receipt.js";
 import { orders, recordStrayPayment, tickets, type OrderRow } from "./store.js";
 import type { PaymentStarts } from "./payment-starts.js";
@@ -115,6 +116,11 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       await fail(order.id, once, { code: "PAYMENT_MISMATCH", message: "the payment did not match the order's total; it is refunded" });
       return;
     }
+    if (await isOfflineOrder(pool, order)) {
+      // Sold offline (docs/offline.md): committed against its lease when it synced; the card is captured now.
+      if (await once((tx) => completeOffline({ pool, signer }, order.id, intent.paymentIntentId, tx))) outcomes.inc({ outcome: "completed" });
+      return;
+    }
     try {
       await upstream.reservations.commitReservation({ reservationId: order.id }, asOrders);
     } catch (err) {
@@ -171,6 +177,11 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     // Another payment naming this order failing says nothing about the order's own.
     if (order.payment_intent_id === "" && open(order.state)) throw new Retry(`order ${order.id} has not recorded its payment intent yet`);
     if (intent.paymentIntentId !== order.payment_intent_id) return;
+    if (await isOfflineOrder(pool, order)) {
+      // Sold offline and declined on capture: the goods are gone, so a conflict for an operator (docs/offline.md).
+      if (await once((tx) => declineOffline({ pool }, order.id, code, message, tx))) outcomes.inc({ outcome: "failed" });
+      return;
+    }
     if (open(order.state)) await releaseHold(order, code);
     await fail(order.id, once, { code, message });
   };

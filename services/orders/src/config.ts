@@ -25,6 +25,10 @@ export const ordersConfigShape = {
   ORDERS_TICKET_PREVIOUS_KEYS: z.string().default("[]"),
   /** How long catalog holds an order's stock and seats while the payment is confirmed (seconds). */
   ORDER_HOLD_SECONDS: z.coerce.number().int().min(30).max(3600).default(600),
+  /** Offline selling (docs/offline.md): a card may be taken offline up to this much per sale (minor units). */
+  ORDERS_OFFLINE_CARD_FLOOR_LIMIT_MINOR: z.coerce.number().int().min(0).max(1_000_000).default(5_000),
+  /** A ticket-signing delegation to a kiosk lasts at most this long (and never past its lease's expiry). */
+  ORDERS_DELEGATION_MAX_SECONDS: z.coerce.number().int().min(60).max(86_400).default(14_400),
   /** The durable JetStream consumers the completion worker reads with; replicas share them. */
   PAYMENTS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/).default("orders-payments"),
   CATALOG_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/).default("orders-catalog"),

@@ -22,7 +22,9 @@ import { startCompletionWorker } from "./completion.js";
 import { ordersConfigShape } from "./config.js";
 import { ordersStream } from "./events.js";
 import { paymentStarts } from "./payment-starts.js";
+import { offlineRoutes } from "./offline-server.js";
 import { ordersRoutes, ordersServices } from "./server.js";
+import { OfflineSaleService } from "@adminkiosk/proto/adminkiosk/orders/v1/offline_pb";
 import { createTicketSigner } from "./tickets.js";
 import { createUpstream } from "./upstream.js";
 
@@ -56,8 +58,19 @@ async function main() {
       nats,
       log,
       config,
-      services: ordersServices,
-      routes: ordersRoutes({ pool, upstream, signer, log, holdSeconds: config.ORDER_HOLD_SECONDS, paymentStarts: starts }),
+      services: [...ordersServices, OfflineSaleService],
+      routes: (router) => {
+        ordersRoutes({ pool, upstream, signer, log, holdSeconds: config.ORDER_HOLD_SECONDS, paymentStarts: starts })(router);
+        // Offline selling (docs/offline.md).
+        offlineRoutes({
+          pool,
+          upstream,
+          signer,
+          log,
+          cardFloorLimitMinor: config.ORDERS_OFFLINE_CARD_FLOOR_LIMIT_MINOR,
+          delegationMaxSeconds: config.ORDERS_DELEGATION_MAX_SECONDS,
+        })(router);
+      },
       consumers: worker.consumers,
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [

@@ -4,12 +4,15 @@
 // refund them; orders decides first who may ask it to (kiosks sell, operators refund).
 import { createClient, type Client } from "@connectrpc/connect";
 import { InventoryService, ReservationService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { LeaseService } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import { PaymentService } from "@adminkiosk/proto/adminkiosk/payments/v1/payments_pb";
 import { serviceTransport, type ServiceCredentials } from "@adminkiosk/runtime";
 
 export interface Upstream {
   reservations: Client<typeof ReservationService>;
   inventory: Client<typeof InventoryService>;
+  /** Offline sales commit against kiosks' leases (docs/offline.md). */
+  leases: Client<typeof LeaseService>;
   payments: Client<typeof PaymentService>;
 }
 
@@ -29,6 +32,7 @@ export function createUpstream(catalogUrl: string, paymentsUrl: string, credenti
   return {
     reservations: createClient(ReservationService, catalog),
     inventory: createClient(InventoryService, catalog),
+    leases: createClient(LeaseService, catalog),
     payments: createClient(PaymentService, payments),
   };
 }
