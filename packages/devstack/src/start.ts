@@ -127,7 +127,8 @@ async function main() {
   try {
     let databaseUrl = env["DATABASE_URL"];
     if (!databaseUrl) {
-      const pg: Postgres = await startPostgres(join(dataDir, "postgres"), port("DEV_POSTGRES_PORT", 54320));
+      // WAL archived for npm run backup / restore (point-in-time recovery, docs/operations.md).
+      const pg: Postgres = await startPostgres(join(dataDir, "postgres"), port("DEV_POSTGRES_PORT", 54320), undefined, { archiveDir: join(dataDir, "backups", "wal") });
       infra.push({ name: "postgres", stop: () => pg.stop() });
       databaseUrl = pg.url;
       say(`postgres  ${pg.url}${pg.created ? "  (new cluster)" : ""}`);

@@ -43,14 +43,16 @@ export interface SaleFixture {
   stop(): Promise<void>;
 }
 
-export async function startSale(settings: { catalog?: Record<string, string>; payments?: Record<string, string>; orders?: Record<string, string> } = {}): Promise<SaleFixture> {
+/** `postgresUrl`: the cluster to create the services' databases on (the shared test cluster by default; the restore drill's own). */
+export async function startSale(settings: { catalog?: Record<string, string>; payments?: Record<string, string>; orders?: Record<string, string>; postgresUrl?: string } = {}): Promise<SaleFixture> {
   const infra = inject("infra");
-  const auth = await startAuth();
+  const postgresUrl = settings.postgresUrl ?? infra.databaseUrl;
+  const auth = await startAuth({}, settings.postgresUrl);
   const jwks = `${auth.service.url}/.well-known/jwks.json`;
   const common = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: jwks, HEALTH_PROBE_INTERVAL_MS: "300", SHUTDOWN_GRACE_MS: "3000" };
   const catalog = await startTestService("catalog", {
     ...common,
-    DATABASE_URL: await createDatabase(infra.databaseUrl, "catalog"),
+    DATABASE_URL: await createDatabase(postgresUrl, "catalog"),
     RESERVATION_SWEEP_MS: "200",
     MAX_HELD_RESERVATIONS_PER_KIOSK: "500",
     ...settings.catalog,
@@ -60,7 +62,7 @@ export async function startSale(settings: { catalog?: Record<string, string>; pa
   const simPort = await freePort();
   const payments = await startTestService("payments", {
     ...common,
-    DATABASE_URL: await createDatabase(infra.databaseUrl, "payments"),
+    DATABASE_URL: await createDatabase(postgresUrl, "payments"),
     PROVIDER_URL: `http://127.0.0.1:${simPort}`,
     PROVIDER_API_KEY: apiKey,
     PROVIDER_WEBHOOK_SECRET: webhookSecret,
@@ -78,7 +80,7 @@ export async function startSale(settings: { catalog?: Record<string, string>; pa
   const suffix = randomBytes(4).toString("hex");
   const ordersEnv = {
     ...common,
-    DATABASE_URL: await createDatabase(infra.databaseUrl, "orders"),
+    DATABASE_URL: await createDatabase(postgresUrl, "orders"),
     ...auth.serviceEnv("orders"),
     CATALOG_URL: catalog.url,
     PAYMENTS_URL: payments.url,
