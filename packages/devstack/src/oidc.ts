@@ -252,12 +252,10 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
 }
 
 /**
- * Signs in at the provider the way a browser would, with plain fetch and a cookie jar: opens
- * `authorizationUrl`, submits the login form and follows redirects until one leaves the
- * provider. Returns that URL (the relying party's redirect URI with code and state, or error).
+ * A browser's visits to the provider, with plain fetch and one cookie jar (so the provider's
+ * session survives from sign-in to sign-out).
  */
-export async function signInAtProvider(authorizationUrl: string, login: string, password = oidcTestPassword): Promise<URL> {
-  const issuerOrigin = new URL(authorizationUrl).origin;
+export function providerBrowser() {
   const jar = new Map<string, string>();
   const cookieHeader = () => [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
   const remember = (res: Response) => {
@@ -267,25 +265,51 @@ export async function signInAtProvider(authorizationUrl: string, login: string, 
       jar.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1).trim());
     }
   };
-  let url = new URL(authorizationUrl);
-  let init: RequestInit = {};
-  for (let hop = 0; hop < 20; hop++) {
-    if (url.origin !== issuerOrigin) return url;
-    const res = await fetch(url, { ...init, redirect: "manual", headers: { ...(init.headers as Record<string, string>), cookie: cookieHeader() } });
-    remember(res);
-    init = {};
-    const location = res.headers.get("location");
-    if (location) {
-      await res.arrayBuffer();
-      url = new URL(location, url);
-      continue;
+  /**
+   * Opens `start` and follows redirects while they stay at the provider's origin; a page with a
+   * form is submitted with `fill(page)`'s fields. Returns the first URL off the provider.
+   */
+  async function walk(start: string, fill: (page: string) => Record<string, string>): Promise<URL> {
+    const origin = new URL(start).origin;
+    let url = new URL(start);
+    let init: RequestInit = {};
+    for (let hop = 0; hop < 20; hop++) {
+      if (url.origin !== origin) return url;
+      const res = await fetch(url, { ...init, redirect: "manual", headers: { ...(init.headers as Record<string, string>), cookie: cookieHeader() } });
+      remember(res);
+      init = {};
+      const location = res.headers.get("location");
+      if (location) {
+        await res.arrayBuffer();
+        url = new URL(location, url);
+        continue;
+      }
+      const page = await res.text();
+      const action = /<form[^>]*method="post"[^>]*action="([^"]+)"/.exec(page)?.[1];
+      if (res.status !== 200 || !action) return url;
+      url = new URL(action.replace(/&amp;/g, "&"), url);
+      init = { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fill(page)).toString() };
     }
-    const page = await res.text();
-    const action = /<form method="post" action="([^"]+)"/.exec(page)?.[1];
-    if (res.status !== 200 || !action) throw new Error(`the provider answered ${res.status} at ${url.pathname}: ${page.slice(0, 300)}`);
-    if (page.includes('role="alert"')) throw new Error(`the provider refused the login of ${login}`);
-    url = new URL(action, url);
-    init = { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ login, password }).toString() };
+    throw new Error("too many redirects at the provider");
   }
-  throw new Error("too many redirects at the provider");
+  return {
+    /**
+     * Opens `authorizationUrl`, submits the login form and answers the first URL off the
+     * provider (the relying party's redirect URI with code and state, or error).
+     */
+    async signIn(authorizationUrl: string, login: string, password = oidcTestPassword): Promise<URL> {
+      return walk(authorizationUrl, (page) => {
+        if (page.includes('role="alert"')) throw new Error(`the provider refused the login of ${login}`);
+        return { login, password };
+      });
+    },
+    /** Ends the provider's session (its end-session page, confirmed): it tells relying parties by back-channel logout. */
+    async signOut(endSessionUrl: string): Promise<URL> {
+      return walk(endSessionUrl, (page) => ({ xsrf: /name="xsrf" value="([^"]+)"/.exec(page)?.[1] ?? "", logout: "yes" }));
+    },
+  };
 }
+
+/** Signs in at the provider the way a browser would (providerBrowser's signIn, in a fresh jar). */
+export const signInAtProvider = (authorizationUrl: string, login: string, password = oidcTestPassword): Promise<URL> =>
+  providerBrowser().signIn(authorizationUrl, login, password);
