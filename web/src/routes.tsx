@@ -1,11 +1,13 @@
 // Every page of the app in one table: its address, where it sits in the navigation, and
 // the call it cannot work without (its access rule in proto/ decides who sees the page).
 // A new page is one entry here; see docs/web.md, "Adding a page".
-import type { ComponentType, ReactNode } from "react";
+import { lazy, Suspense, type ComponentType, type ReactNode } from "react";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
+import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
+import { BulkActionService } from "@adminkiosk/proto/adminkiosk/fleet/v1/bulk_pb";
 import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { ModelService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
@@ -13,6 +15,8 @@ import { AlertService } from "@adminkiosk/proto/adminkiosk/notifications/v1/noti
 import { AlertsBadge } from "./alerts/alert-feed";
 import { AlertsPage } from "./alerts/AlertsPage";
 import { OrdersPage } from "./orders/OrdersPage";
+import { OfflinePage } from "./orders/OfflinePage";
+import { LeaseService } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import { InsightsPage } from "./insights/InsightsPage";
 import { CatalogPage } from "./catalog/CatalogPage";
 import { AuditPage } from "./admin/AuditPage";
@@ -21,6 +25,12 @@ import { UsersPage } from "./admin/UsersPage";
 import { FleetPage } from "./fleet/FleetPage";
 import { JobsPage } from "./jobs/JobsPage";
 import type { IconName } from "./ui/icons";
+import { Loading } from "./ui/feedback";
+
+// Loaded when first visited (their own chunks).
+const QueryPage = lazy(() => import("./fleet/query/QueryPage").then((m) => ({ default: m.QueryPage })));
+const ApprovalsPage = lazy(() => import("./fleet/query/ApprovalsPage").then((m) => ({ default: m.ApprovalsPage })));
+const later = (page: ReactNode) => <Suspense fallback={<Loading label="Loading the page" />}>{page}</Suspense>;
 
 export interface PageRoute {
   path: string;
@@ -38,10 +48,13 @@ export interface PageRoute {
 
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
+  { path: "/fleet/query", label: "Query", section: "Fleet", icon: "search", element: later(<QueryPage />), needs: FleetQueryService.method.queryKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
+  { path: "/fleet/approvals", label: "Approvals", section: "Fleet", icon: "key", element: later(<ApprovalsPage />), needs: BulkActionService.method.listBulkActions },
   { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: <AlertsPage />, needs: AlertService.method.watchAlerts, badge: AlertsBadge },
   { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
   { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
+  { path: "/offline", label: "Offline selling", section: "Commerce", icon: "box", element: <OfflinePage />, needs: LeaseService.method.listLeases },
   { path: "/insights", label: "Insights", section: "Commerce", icon: "insights", element: <InsightsPage />, needs: ModelService.method.listModels },
   { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: <UsersPage />, needs: UserService.method.listUsers },
   { path: "/admin/enrollment", label: "Enrollment", section: "Admin", icon: "key", element: <EnrollmentPage />, needs: DeviceService.method.createEnrollmentCode },

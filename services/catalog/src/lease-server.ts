@@ -45,8 +45,9 @@ export function leaseRoutes(deps: LeaseDeps) {
       async grantLease(req, ctx) {
         const p = principalOf(ctx);
         const device = p.kind === "device";
-        const leaseId = requireLeaseId("lease_id", req.leaseId);
+        // The kiosk first: a device asking for another kiosk is refused whatever else it sent.
         const kioskId = kioskScope(ctx, "kiosk_id", req.kioskId)!;
+        const leaseId = requireLeaseId("lease_id", req.leaseId);
         if (req.items.length === 0 && req.seats.length === 0) throw invalidArgument("items", "a lease needs at least one item or seat");
         if (req.items.length > limits.itemLines) throw invalidArgument("items", `must hold at most ${limits.itemLines} lines`);
         if (req.seats.length > limits.seats) throw invalidArgument("seats", `must hold at most ${limits.seats} seats`);
