@@ -1,13 +1,11 @@
 // Every page of the app in one table: its address, where it sits in the navigation, and
 // the call it cannot work without (its access rule in proto/ decides who sees the page).
 // A new page is one entry here; see docs/web.md, "Adding a page".
-import { lazy, Suspense, type ComponentType, type ReactNode } from "react";
+import type { ComponentType, ReactNode } from "react";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
-import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
-import { BulkActionService } from "@adminkiosk/proto/adminkiosk/fleet/v1/bulk_pb";
 import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { ModelService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
@@ -25,12 +23,6 @@ import { UsersPage } from "./admin/UsersPage";
 import { FleetPage } from "./fleet/FleetPage";
 import { JobsPage } from "./jobs/JobsPage";
 import type { IconName } from "./ui/icons";
-import { Loading } from "./ui/feedback";
-
-// Loaded when first visited (their own chunks).
-const QueryPage = lazy(() => import("./fleet/query/QueryPage").then((m) => ({ default: m.QueryPage })));
-const ApprovalsPage = lazy(() => import("./fleet/query/ApprovalsPage").then((m) => ({ default: m.ApprovalsPage })));
-const later = (page: ReactNode) => <Suspense fallback={<Loading label="Loading the page" />}>{page}</Suspense>;
 
 export interface PageRoute {
   path: string;
@@ -48,9 +40,7 @@ export interface PageRoute {
 
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
-  { path: "/fleet/query", label: "Query", section: "Fleet", icon: "search", element: later(<QueryPage />), needs: FleetQueryService.method.queryKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
-  { path: "/fleet/approvals", label: "Approvals", section: "Fleet", icon: "key", element: later(<ApprovalsPage />), needs: BulkActionService.method.listBulkActions },
   { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: <AlertsPage />, needs: AlertService.method.watchAlerts, badge: AlertsBadge },
   { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
   { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
