@@ -9,10 +9,18 @@ export interface CompiledQuery {
   /** The WHERE condition over kiosks k (deleted kiosks excluded) and its parameters. */
   where: string;
   params: unknown[];
-  /** A page of kiosks in the query's order: `SELECT k.*, total` with $limit and $offset appended to params. */
-  page(limit: number, offset: number): { sql: string; params: unknown[] };
+  /**
+   * A page of kiosks in the query's order, with $limit and $offset appended to params.
+   * `withTotal` adds the match's size to each row (a window count: every match is read);
+   * with a stats stage the stats statement carries the total instead, and the page is a
+   * top-N sort.
+   */
+  page(limit: number, offset: number, withTotal: boolean): { sql: string; params: unknown[] };
   count(): { sql: string; params: unknown[] };
-  /** The grouped aggregates (at most `maxGroups` + 1 rows, to tell a cut), when the query has a stats stage. */
+  /**
+   * The grouped aggregates (at most `maxGroups` + 1 rows, to tell a cut), when the query has
+   * a stats stage; every row's `total` is the number of kiosks matched (all groups).
+   */
   stats?: { sql: string; params: unknown[]; keys: string[]; aggregates: string[] };
 }
 
@@ -119,10 +127,10 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
   const compiled: CompiledQuery = {
     where,
     params: base,
-    page: (limit, offset) => {
+    page: (limit, offset, withTotal) => {
       const ps = [...base];
       return {
-        sql: `SELECT k.*, count(*) OVER () AS total FROM kiosks k WHERE ${where} ORDER BY ${kioskOrder} LIMIT $${ps.push(limit)} OFFSET $${ps.push(offset)}`,
+        sql: `SELECT k.*${withTotal ? ", count(*) OVER () AS total" : ""} FROM kiosks k WHERE ${where} ORDER BY ${kioskOrder} LIMIT $${ps.push(limit)} OFFSET $${ps.push(offset)}`,
         params: ps,
       };
     },
@@ -149,7 +157,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
     }
     by.forEach((f) => groupOrder.push(`${sortSql(f)} ASC NULLS LAST`));
     compiled.stats = {
-      sql: `SELECT ${[...keys, ...aggs].join(", ")} FROM kiosks k WHERE ${where}${by.length ? ` GROUP BY ${by.map((f) => f.sql).join(", ")}` : ""}${
+      sql: `SELECT ${[...keys, ...aggs, by.length ? "(sum(count(*)) OVER ())::bigint AS total" : "count(*) AS total"].join(", ")} FROM kiosks k WHERE ${where}${by.length ? ` GROUP BY ${by.map((f) => f.sql).join(", ")}` : ""}${
         by.length ? ` ORDER BY ${groupOrder.join(", ")} LIMIT ${maxGroups + 1}` : ""
       }`,
       params: [...base],

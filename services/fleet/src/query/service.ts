@@ -40,12 +40,13 @@ export function queryRoutes(pool: Pool) {
         const cursor = decodePageToken("page_token", req.pageToken, { o: cursorPatterns.integer, q: cursorPatterns.any });
         if (cursor && cursor.q !== queryHash) throw invalidArgument("page_token", "was made for another query");
         const offset = cursor ? Number(cursor.o) : 0;
-        const page = compiled.page(limit + 1, offset);
+        // With a stats stage the total comes with the groups, and the page is a top-N sort.
+        const page = compiled.page(limit + 1, offset, !compiled.stats);
         const [kioskRows, statRows] = await Promise.all([
-          pool.query<KioskRow & { total: string }>(page.sql, page.params),
+          pool.query<KioskRow & { total?: string }>(page.sql, page.params),
           compiled.stats ? pool.query<Record<string, string | number | null>>(compiled.stats.sql, compiled.stats.params) : undefined,
         ]);
-        let total = kioskRows.rows[0] ? Number(kioskRows.rows[0].total) : undefined;
+        let total = statRows ? Number(statRows.rows[0]?.total ?? 0) : kioskRows.rows[0] ? Number(kioskRows.rows[0].total) : undefined;
         if (total === undefined) {
           const c = compiled.count();
           total = offset === 0 ? 0 : Number((await pool.query<{ n: string }>(c.sql, c.params)).rows[0]!.n);
