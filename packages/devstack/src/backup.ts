@@ -20,7 +20,7 @@
 // restored into a server that lacks it ($JS.API.STREAM.RESTORE).
 //
 // Layout under <root>:
-//   wal/<segment>                     the WAL archive (written by the server)
+//   wal/<segment>.gz                  the WAL archive (written by the server, gzipped)
 //   base/<id>/data/...                the copied data directory
 //   base/<id>/backup_label            from pg_backup_stop
 //   base/<id>/jetstream/<stream>.snapshot, <stream>.json
@@ -202,7 +202,8 @@ export async function takeBackup(o: BackupOptions): Promise<BackupResult> {
     const files: FileEntry[] = [];
     for (const r of copied) files.push(await entry(dataOut, join(dataOut, r)));
     const wal: FileEntry[] = [];
-    for (const name of segmentRange(startWal, stopwal, Math.floor(0x100000000 / segmentBytes))) {
+    for (const segment of segmentRange(startWal, stopwal, Math.floor(0x100000000 / segmentBytes))) {
+      const name = `${segment}.gz`;
       const p = join(walDir(o.root), name);
       if (!existsSync(p)) throw new Error(`WAL segment ${name} is not in the archive ${walDir(o.root)} although pg_backup_stop waited for it`);
       wal.push({ ...(await entry(walDir(o.root), p)), path: name });
@@ -334,7 +335,7 @@ export async function prepareRestore(o: RestoreOptions): Promise<Manifest> {
   const settings = [
     "",
     `# restored from backup ${chosen.id} (npm run restore)`,
-    `restore_command = ${q(`cp '${walDir(o.root)}/%f' '%p'`)}`,
+    `restore_command = ${q(`test -f '${walDir(o.root)}/%f.gz' && gunzip -c '${walDir(o.root)}/%f.gz' > '%p'`)}`,
     "recovery_target_action = 'promote'",
     ...(o.targetTime ? [`recovery_target_time = ${q(o.targetTime.toISOString())}`] : []),
     "",

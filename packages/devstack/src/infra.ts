@@ -142,7 +142,7 @@ export async function startPostgres(dir: string, port: number, onLog: (line: str
 }
 
 /**
- * Settings that archive WAL into `dir` (created, and owned by the server's user). A segment
+ * Settings that archive WAL into `dir`, gzipped (created, and owned by the server's user). A segment
  * already archived is accepted again only if identical, and a copy lands under its name
  * only once complete, so a retried or interrupted archive never leaves a torn file.
  */
@@ -153,8 +153,9 @@ export function archiveFlags(dir: string, timeoutS: number): string[] {
     spawnSync("chown", ["postgres:postgres", dir]);
   }
   const q = (p: string) => `'${p.replace(/'/g, "'\\''")}'`;
-  const target = `${dir}/%f`;
-  const command = `if [ -f ${q(target)} ]; then cmp -s %p ${q(target)}; else cp %p ${q(`${target}.partial`)} && mv ${q(`${target}.partial`)} ${q(target)}; fi`;
+  // gzip: a segment switched early by archive_timeout is mostly zeros (16 MB → a few kB).
+  const target = `${dir}/%f.gz`;
+  const command = `if [ -f ${q(target)} ]; then gzip -n -1 -c %p | cmp -s - ${q(target)}; else gzip -n -1 -c %p > ${q(`${target}.partial`)} && mv ${q(`${target}.partial`)} ${q(target)}; fi`;
   return ["-c", "wal_level=replica", "-c", "archive_mode=on", "-c", `archive_command=${command}`, "-c", `archive_timeout=${timeoutS}`];
 }
 
