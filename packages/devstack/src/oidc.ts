@@ -8,7 +8,8 @@
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID, sign, type KeyObject } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import Provider, { type KoaContext } from "oidc-provider";
+import type Provider from "oidc-provider";
+import type { KoaContext } from "oidc-provider";
 
 export interface OidcTestUser {
   /** What is typed into the login form; also the person's subject (`sub`). */
@@ -79,6 +80,8 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<O
   const port = (server.address() as AddressInfo).port;
   const issuer = `http://${host}:${port}`;
 
+  // Loaded here, not at import: devstack is imported by every test, and oidc-provider warns on load.
+  const { default: Provider } = await import("oidc-provider");
   const signingKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const kid = randomUUID();
   const privateJwk = signingKey.privateKey.export({ format: "jwk" });

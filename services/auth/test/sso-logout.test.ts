@@ -124,7 +124,6 @@ describe("single sign-on in cookie mode: bound to the browser that began it", ()
   it("completes only with the cookie BeginSsoLogin set; another browser's link to the callback is refused", async () => {
     const mine = await call("BeginSsoLogin", { providerId: "acme" });
     expect(mine.status).toBe(200);
-    const cookie = binding(mine.cookies);
     expect(mine.cookies.find((c) => c.startsWith(`${cookieName}=`))).toMatch(/HttpOnly; Secure; SameSite=Strict/);
     const back = await providerBrowser().signIn(mine.body["authorizationUrl"], "vera");
     // The attacker's code and state, opened in a victim's browser (no cookie, or the victim's own).
