@@ -4,12 +4,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
-import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { waitFor } from "../testing.js";
 import { runFaults, type FaultRecord } from "./faults.js";
 import { checkInvariants, type InvariantResult } from "./invariants.js";
-import { Load } from "./load.js";
+import { chaosTag, Load } from "./load.js";
 import { ChaosPlatform, chaosSettings } from "./platform.js";
 import { rng } from "./prng.js";
 
@@ -82,7 +82,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const whole = async () => {
       if (!platform.instances().every((i) => i.running) || !platform.providerSim.running) return false;
       if (!load.allConnected) return false;
-      await probes.fleet.getFleetSummary({}, { timeoutMs: 3_000 });
+      // Whole as an admin sees it: every kiosk ONLINE at fleet, orders answering.
+      const { kiosks } = await probes.fleet.listKiosks({ tag: chaosTag, pageSize: 1000 }, { timeoutMs: 3_000 });
+      if (kiosks.filter((k) => k.status === KioskStatus.ONLINE || k.status === KioskStatus.ALERTING).length < options.kiosks) return false;
       await probes.orders.listOrders({ pageSize: 1 }, { timeoutMs: 3_000 });
       return true;
     };
