@@ -379,6 +379,8 @@ const adminPort = 9902;
 const opsPort = 9901;
 const opsPaths = ["/stats/prometheus", "/ready", "/server_info"];
 const adminCluster = "envoy_admin";
+/** Where Envoy sends its spans (OTLP/gRPC): the OpenTelemetry Collector, as docker-compose names it. */
+const tracingCluster = { name: "otel_collector", address: "otel-collector", port: 4317 };
 /**
  * The proxies in front of the edge whose x-forwarded-for entries it trusts: Istio's ingress
  * gateway (istio/base/edge). Change it only with the deployment, and docs/deployment.md.
@@ -474,6 +476,41 @@ function routeClusters(route: JsonObject): string[] {
 
 // ---- The checks; each returns what is wrong, one line per problem ----
 
+/**
+ * Tracing (issue 19): the edge's HttpConnectionManager traces with envoy.tracers.opentelemetry,
+ * sampling some but not all new traces, exporting by gRPC through a cluster that reaches the
+ * Collector over HTTP/2; no route sends callers there.
+ */
+function tracingProblems(edge: Edge): string[] {
+  const problems: string[] = [];
+  const at = `${configFile}: the edge's tracing`;
+  const tracing = obj(edge.hcm["tracing"]);
+  if (!isObject(edge.hcm["tracing"])) return [`${at} is missing (HttpConnectionManager.tracing with the OpenTelemetry provider)`];
+  const provider = obj(tracing["provider"]);
+  if (provider["name"] !== "envoy.tracers.opentelemetry" || typeOf(provider["typed_config"]) !== "envoy.config.trace.v3.OpenTelemetryConfig")
+    problems.push(`${at} must use envoy.tracers.opentelemetry with an OpenTelemetryConfig (it has ${String(provider["name"])})`);
+  const otel = obj(provider["typed_config"]);
+  const cluster = str(obj(obj(otel["grpc_service"])["envoy_grpc"])["cluster_name"]);
+  if (cluster !== tracingCluster.name) problems.push(`${at} must export through cluster "${tracingCluster.name}" (grpc_service.envoy_grpc), not ${String(cluster)}`);
+  if (!str(otel["service_name"])) problems.push(`${at} must name its service (service_name), or its spans are "unknown_service"`);
+  const sampling = Number(obj(tracing["random_sampling"])["value"] ?? 100);
+  if (!(sampling > 0 && sampling < 100)) problems.push(`${at} samples ${sampling} % of new traces; between 0 and 100 exclusive (every request traced at the edge is the whole fleet's traffic)`);
+  const defined = edge.clusters.find((c) => c["name"] === tracingCluster.name);
+  if (!defined) problems.push(`${configFile}: no cluster "${tracingCluster.name}" for the spans`);
+  else {
+    const addresses = objs(obj(defined["load_assignment"])["endpoints"])
+      .flatMap((e) => objs(e["lb_endpoints"]))
+      .map((e) => obj(obj(obj(e["endpoint"])["address"])["socket_address"]));
+    if (!addresses.some((a) => a["address"] === tracingCluster.address && a["port_value"] === tracingCluster.port))
+      problems.push(`${configFile}: cluster "${tracingCluster.name}" must reach ${tracingCluster.address}:${tracingCluster.port} (OTLP/gRPC)`);
+    const options = obj(obj(defined["typed_extension_protocol_options"])["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]);
+    if (!isObject(obj(options["explicit_http_config"])["http2_protocol_options"])) problems.push(`${configFile}: cluster "${tracingCluster.name}" must speak HTTP/2 (OTLP/gRPC)`);
+  }
+  for (const route of edge.routes)
+    if (routeClusters(route).includes(tracingCluster.name)) problems.push(`${configFile}: route ${describeMatch(obj(route["match"]))} reaches the Collector; only Envoy's tracer may`);
+  return problems;
+}
+
 function clusterProblems(edge: Edge, services: ProtoService[]): string[] {
   const problems: string[] = [];
   const defined = new Set(edge.clusters.map((c) => str(c["name"])));
@@ -498,7 +535,7 @@ function clusterProblems(edge: Edge, services: ProtoService[]): string[] {
     const name = str(cluster["name"]) ?? "";
     const at = `${configFile}: cluster "${name}"`;
     const spec = platformServices.find((s) => s.name === name);
-    if (name === adminCluster) continue; // checked by exposureProblems
+    if (name === adminCluster || name === tracingCluster.name) continue; // checked by exposureProblems, tracingProblems
     if (!spec || serviceEntry(repoRoot, name) === undefined) {
       problems.push(`${at} is not a service that exists (no services/${name}/src/main.ts)`);
       continue;
@@ -821,6 +858,8 @@ describe(configFile, () => {
   it("trusts exactly the deployment's proxy hops and hands auth the client address in a header no caller can set", () => fail(clientAddressProblems(edge)));
 
   it("routes only to clusters it defines, one per existing service, each speaking HTTP/2 with health checks", () => fail(clusterProblems(edge, services)));
+
+  it("traces requests with the OpenTelemetry tracer, sending spans over HTTP/2 to the Collector, which no route reaches", () => fail(tracingProblems(edge)));
 
   it("routes every RPC of every existing service to its cluster, with deadlines, streams unbounded and only reads retried", () => {
     expect(services.filter((s) => s.deployed).length, "deployed services found in proto/").toBeGreaterThan(0);

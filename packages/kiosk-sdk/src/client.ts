@@ -331,7 +331,9 @@ export class KioskClient {
 
   private async deliver(delivery: CommandDelivery) {
     const commandId = delivery.commandId;
-    this.send({ body: { case: "ack", value: { commandId } } });
+    // The delivery's traceparent goes back with the ack and the result: the command's trace ends there.
+    const traceparent = delivery.traceparent;
+    this.send({ body: { case: "ack", value: { commandId, traceparent } } });
     if (this.recentCommands.has(commandId)) {
       // Redelivered: acknowledged again, not executed again; repeat the result if it is known.
       const known = this.recentCommands.get(commandId);
@@ -346,13 +348,13 @@ export class KioskClient {
     const handler = action?.case ? this.handlers.get(action.case) : undefined;
     let result: Result;
     if (!action?.case || !handler) {
-      result = { commandId, outcome: CommandOutcome.UNSUPPORTED, errorMessage: `unsupported command: ${action?.case ?? "none"}` };
+      result = { commandId, traceparent, outcome: CommandOutcome.UNSUPPORTED, errorMessage: `unsupported command: ${action?.case ?? "none"}` };
     } else {
       try {
         const payload = await handler(action.value as never, delivery);
-        result = { commandId, outcome: CommandOutcome.SUCCEEDED, ...(payload ? { payload } : {}) };
+        result = { commandId, traceparent, outcome: CommandOutcome.SUCCEEDED, ...(payload ? { payload } : {}) };
       } catch (err) {
-        result = { commandId, outcome: CommandOutcome.FAILED, errorMessage: err instanceof Error ? err.message : String(err) };
+        result = { commandId, traceparent, outcome: CommandOutcome.FAILED, errorMessage: err instanceof Error ? err.message : String(err) };
       }
     }
     if (this.recentCommands.has(commandId)) this.recentCommands.set(commandId, result);

@@ -15,6 +15,7 @@ import {
   type CommandSchema,
 } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import {
+  currentTraceparent,
   aborted,
   cursorPatterns,
   decodePageToken,
@@ -169,10 +170,11 @@ export function commandRoutes(deps: CommandDeps) {
           const { rows: k } = await tx.query("SELECT 1 FROM kiosks WHERE kiosk_id = $1 AND deleted_at IS NULL", [kioskId]);
           if (k.length === 0) throw new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
           const { rows } = await tx.query<CommandRow>(
-            `INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at)
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000))
+            `INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at, traceparent)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000), $9)
              ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
-            [randomUUID(), kioskId, toBinary(CommandActionSchema, req.action!), kind, issuedBy, key, hash, ttlMs],
+            // The call's trace goes down the kiosk stream with the command (tracing; NULL when off).
+            [randomUUID(), kioskId, toBinary(CommandActionSchema, req.action!), kind, issuedBy, key, hash, ttlMs, currentTraceparent() ?? null],
           );
           if (rows[0]) {
             await recordAudit(tx, ctx, "command.sent", kioskId, { commandId: rows[0].command_id, action: kind, ttlMs });

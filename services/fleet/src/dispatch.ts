@@ -17,7 +17,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { CommandActionSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import { DeliverBatchReplySchema, DeliverBatchSchema, DeliverRequestSchema, type DeliverReply, type DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { CommandDeliverySchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { linkSubjects, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
+import { contextFromTraceparent, currentTraceparent, linkSubjects, SpanKind, startSpan, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
 import { desiredConfigs } from "./desired-config.js";
@@ -61,6 +61,8 @@ interface PendingCommand {
   kiosk_id: string;
   action: Buffer;
   expire_at: Date;
+  /** The SendCommand's trace (tracing on), else null. */
+  traceparent: string | null;
 }
 
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
@@ -172,7 +174,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     const { rows: commands } = await o.pool.query<PendingCommand>(
       // Acked but unfinished ones too: a result lost with a dying stream is repeated by
       // the kiosk when it sees the command again (it does not run it again).
-      `SELECT command_id, kiosk_id, action, expire_at FROM commands
+      `SELECT command_id, kiosk_id, action, expire_at, traceparent FROM commands
        WHERE kiosk_id = ANY($1) AND state IN (${sqlStates(openCommandStates)}) AND expire_at > now()
          AND (state = 'queued' OR kiosk_id = ANY($2) OR sent_at < now() - make_interval(secs => $3::float8 / 1000))
        ORDER BY kiosk_id, seq`,
@@ -193,9 +195,18 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     const configs = configDue.length ? await desiredConfigs(o.pool, configDue.map((k) => k.kiosk_id)) : new Map();
 
     const deliveries: Delivery[] = [];
+    const spans: { end(): void }[] = [];
     for (const k of online) {
       for (const c of byKiosk.get(k.kiosk_id) ?? []) {
-        const command = create(CommandDeliverySchema, { commandId: c.command_id, action: fromBinary(CommandActionSchema, c.action), expireTime: timestampFromDate(c.expire_at) });
+        // In the command's trace: a span for this delivery, whose traceparent link passes on (tracing).
+        const traced = c.traceparent ? startSpan("fleet deliver command", { kind: SpanKind.PRODUCER, parent: contextFromTraceparent(c.traceparent), attributes: { "command.id": c.command_id, "kiosk.id": k.kiosk_id } }) : undefined;
+        if (traced) spans.push(traced.span);
+        const command = create(CommandDeliverySchema, {
+          commandId: c.command_id,
+          action: fromBinary(CommandActionSchema, c.action),
+          expireTime: timestampFromDate(c.expire_at),
+          traceparent: (traced && currentTraceparent(traced.ctx)) ?? "",
+        });
         deliveries.push({ kind: "command", id: c.command_id, request: create(DeliverRequestSchema, { kioskId: k.kiosk_id, sessionId: k.session_id, body: { case: "command", value: command } }) });
       }
       const desired = configs.get(k.kiosk_id);
@@ -206,7 +217,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
           request: create(DeliverRequestSchema, { kioskId: k.kiosk_id, sessionId: k.session_id, body: { case: "desiredConfig", value: { version: desired.version, config: desired.config } } }),
         });
     }
-    const replies = await deliver(nc, deliveries);
+    const replies = await deliver(nc, deliveries).finally(() => spans.forEach((s) => s.end()));
     const sent: string[] = [];
     const pushed: { kioskId: string; version: string }[] = [];
     deliveries.forEach((d, i) => {

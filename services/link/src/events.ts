@@ -8,7 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { DeliverBatchReplySchema, DeliverBatchSchema, type DeliverBatch } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import { authSubjects, ensureStream, linkSubjects, runForever, type Logger } from "@adminkiosk/runtime";
+import { authSubjects, ensureStream, linkSubjects, natsTraceHeaders, runForever, type Logger } from "@adminkiosk/runtime";
 
 export interface LinkEvents {
   /** Publishes to JetStream and waits for the stream's ack; `msgId` deduplicates retries. */
@@ -71,7 +71,9 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger, replica:
   void followRevocations();
   return {
     async publish(subject, schema, message, msgId) {
-      await js.publish(subject, toBinary(schema, message), msgId ? { msgID: msgId } : undefined);
+      // The active trace (a command's result) goes with the event (tracing; nothing when off).
+      const headers = natsTraceHeaders();
+      await js.publish(subject, toBinary(schema, message), msgId || headers ? { ...(msgId ? { msgID: msgId } : {}), ...(headers ? { headers } : {}) } : undefined);
     },
     serveDeliveries(handler) {
       deliveries = nc.subscribe(linkSubjects.deliveries, {

@@ -33,8 +33,13 @@ import {
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import type { DeliverReplySchema, DeliverRequest } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import {
+  contextFromTraceparent,
+  currentTraceparent,
+  inSpan,
   invalidArgument,
   linkSubjects,
+  SpanKind,
+  startSpan,
   Undecodable,
   type GrpcBidiHandler,
   type GrpcCallContext,
@@ -196,7 +201,14 @@ export function createLink(deps: LinkDeps) {
       if (body.case === "command") {
         const expire = body.value.expireTime;
         if (expire && timestampDate(expire).getTime() <= Date.now()) return { accepted: false, reason: "expired" };
-        if (!this.send({ body: { case: "command", value: body.value } })) return { accepted: false, reason: "slow reader" };
+        // In the command's trace (tracing): a span for sending it, whose traceparent the kiosk echoes back.
+        const traced = body.value.traceparent
+          ? startSpan("link send command", { kind: SpanKind.PRODUCER, parent: contextFromTraceparent(body.value.traceparent), attributes: { "command.id": body.value.commandId, "kiosk.id": this.kioskId } })
+          : undefined;
+        const value = traced ? { ...body.value, traceparent: currentTraceparent(traced.ctx) ?? body.value.traceparent } : body.value;
+        const sent = this.send({ body: { case: "command", value } });
+        traced?.span.end();
+        if (!sent) return { accepted: false, reason: "slow reader" };
       } else if (body.case === "desiredConfig") {
         if (!this.send({ body: { case: "desiredConfig", value: body.value } })) return { accepted: false, reason: "slow reader" };
       } else return { accepted: false, reason: "unknown delivery" };
@@ -412,11 +424,17 @@ export function createLink(deps: LinkDeps) {
       case "ack":
       case "result":
         checkCommandEvent(body.case, body.value);
-        await events.publish(
-          linkSubjects.command(kioskId, body.case),
-          KioskCommandEventSchema,
-          create(KioskCommandEventSchema, { kioskId, body, receiveTime: timestampNow() }),
-          `${kioskId}/${body.value.commandId}/${body.case}`,
+        // The command's trace ends here when the kiosk echoed its traceparent (tracing; else just the publish).
+        await inSpan(
+          `kiosk command ${body.case}`,
+          { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(body.value.traceparent || undefined), attributes: { "command.id": body.value.commandId, "kiosk.id": kioskId } },
+          () =>
+            events.publish(
+              linkSubjects.command(kioskId, body.case),
+              KioskCommandEventSchema,
+              create(KioskCommandEventSchema, { kioskId, body, receiveTime: timestampNow() }),
+              `${kioskId}/${body.value.commandId}/${body.case}`,
+            ),
         );
         return;
       case "configApplied":
