@@ -130,6 +130,14 @@ describe("sorting and aggregation", () => {
     expect(res.stats!.groups[0]!.values.map((v) => v.value)).toEqual([8, (15 + 45 + 8 + 12 + 70 + 18 + 95) / 7]);
   });
 
+  it("kiosks without the value sort last, ascending or descending; an age sorts oldest last", async () => {
+    expect((await ids("| sort paper desc")).slice(0, 2)).toEqual(["lis-02", "mad-05"]);
+    expect((await ids("| sort paper desc")).at(-1)).toBe("new-01");
+    expect((await ids("| sort paper")).at(-1)).toBe("new-01");
+    expect(await ids("paper >= 45 | sort paper desc")).toEqual(["lis-02", "mad-05", "mad-02"]);
+    expect((await ids("| sort last_seen_age desc")).at(-1)).toBe("new-01");
+  });
+
   it("pages through a sorted match", async () => {
     const seen: string[] = [];
     let pageToken = "";

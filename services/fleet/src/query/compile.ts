@@ -121,7 +121,25 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
 
   const where = ["k.deleted_at IS NULL", ...(q.where ? [cond(q.where)] : [])].join(" AND ");
   const sortSql = (f: FieldDef) => (f.type === "version" ? versionKey(f.sql) : f.sql);
-  const kioskOrder = [...q.sort.filter((s) => s.field).map((s) => `${sortSql(s.field!)} ${s.desc ? "DESC" : "ASC"} NULLS LAST`), "k.kiosk_id ASC"].join(", ");
+  // Kiosks without the value sort last either way. Where the query's conditions already rule
+  // out a missing value (a comparison on the field, ANDed at the top), PostgreSQL's own null
+  // order is the same answer and lets an index on the field give the order (DESC NULLS LAST
+  // cannot walk an ascending index backwards). An age sorts by its timestamp, reversed.
+  const present = new Set<string>();
+  const topLevel = q.where ? (q.where.kind === "and" ? q.where.items : [q.where]) : [];
+  for (const c of topLevel) if (c.kind === "compare" || c.kind === "in") present.add(c.field.name);
+  const kioskOrder = [
+    ...q.sort
+      .filter((s) => s.field)
+      .map((s) => {
+        const f = s.field!;
+        const desc = f.type === "age" ? !s.desc : s.desc;
+        const expr = f.type === "age" ? f.column! : sortSql(f);
+        const nulls = present.has(f.name) ? "" : " NULLS LAST";
+        return `${expr} ${desc ? "DESC" : "ASC"}${nulls}`;
+      }),
+    "k.kiosk_id ASC",
+  ].join(", ");
   const base = [...params];
 
   const compiled: CompiledQuery = {
