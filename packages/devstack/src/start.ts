@@ -10,6 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { assertPortFree, MissingTool, startNats, startPostgres, startRedis, waitForPort, type ManagedProcess, type Postgres } from "./infra.js";
+import { spanStorePort, startSpanStore } from "./traces.js";
 import { platformServices, seedFirstAdmin, serviceEntry, startProgramProcess, startServiceProcess, webPort, type ServiceProcess } from "./services.js";
 import { ensureWebBuild, startWebServer, viteBin, webDir, webDistDir, type Upstreams } from "./web.js";
 import { formatLogLine } from "./log-format.js";
@@ -17,6 +18,8 @@ import { oidcDevRoleRules, oidcTestPassword, oidcTestUsers, startOidcProvider } 
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const env = process.env;
+/** TRACING_* for every process npm start runs (set once the span store is up). */
+let traceEnv: Record<string, string> = {};
 const dataDir = resolve(env["DATA_DIR"] ?? join(repoRoot, ".data"));
 const started = Date.now();
 const devMode = process.argv.includes("--dev");
@@ -148,8 +151,23 @@ async function main() {
       say(`redis     ${redis.url}`);
     }
 
+    // Every process exports its spans here (issue 19): npm run traces, the admin web's Traces page.
+    let tracing: Record<string, string> = {};
+    if (env["TRACING_SAMPLE_RATIO"] !== "0") {
+      let otlpUrl = env["TRACING_OTLP_URL"];
+      if (!otlpUrl) {
+        const store = await startSpanStore(port("DEV_SPAN_STORE_PORT", spanStorePort));
+        infra.push({ name: "span store", stop: () => store.stop() });
+        otlpUrl = store.otlpUrl;
+        say(`traces    ${store.url}/api/traces  (npm run traces)`);
+      }
+      tracing = { TRACING_SAMPLE_RATIO: env["TRACING_SAMPLE_RATIO"] ?? "1", TRACING_OTLP_URL: otlpUrl };
+    }
+    traceEnv = tracing;
+
     const authPort = port("AUTH_PORT", 7001);
     const shared: Record<string, string> = {
+      ...tracing,
       DATABASE_URL: databaseUrl,
       NATS_URL: natsUrl,
       REDIS_URL: redisUrl,
@@ -380,6 +398,7 @@ async function startProviderSimulator(simPort: number, paymentsPort: number, sec
       PROVIDER_SIM_PORT: String(simPort),
       PROVIDER_WEBHOOK_URL: `http://127.0.0.1:${paymentsPort}/webhooks/provider`,
       LOG_LEVEL: env["LOG_LEVEL"] ?? "info",
+      ...traceEnv,
     },
     (line) => console.log(formatLogLine("provider-sim", line)),
   );

@@ -1,6 +1,7 @@
 // Configuration comes from the environment, is validated once at start and is then
 // passed down as a typed object; nothing else in a service reads process.env.
 import { z } from "zod";
+import { tracingConfigShape } from "./tracing.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -23,6 +24,8 @@ export const baseConfigShape = {
    * ops.health.<service>; health.ts); three intervals without one count as NOT_SERVING.
    */
   HEALTH_ANNOUNCE_INTERVAL_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  /** Tracing (tracing.ts): TRACING_SAMPLE_RATIO (0 = off, the default) and TRACING_OTLP_URL. */
+  ...tracingConfigShape,
 };
 
 const portMessage = "must be a port number from 0 to 65535";

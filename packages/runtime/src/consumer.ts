@@ -37,6 +37,7 @@ import { backoffDelay, runForever, sleep, type BackoffOptions } from "./backoff.
 import type { Logger } from "./logger.js";
 import type { NatsConnection } from "./nats.js";
 import { inTransaction, type Pool, type PoolClient } from "./postgres.js";
+import { traceConsume } from "./tracing.js";
 
 /** A message as handlers see it (also what a replay hands them, rebuilt from the dead letter). */
 export interface ConsumedMessage {
@@ -52,6 +53,8 @@ export interface ConsumedMessage {
   data: Uint8Array;
   /** How often it was delivered, this time included. */
   deliveries: number;
+  /** When JetStream stored it (ms since the epoch); absent for a replayed dead letter. */
+  publishedMs?: number;
 }
 
 /** A handler error that no retry will cure: the message is dead-lettered at once with `reason`. */
@@ -207,7 +210,7 @@ function toConsumed(m: JsMsg): ConsumedMessage {
   const headers: Record<string, string> = {};
   if (m.headers) for (const [k, v] of m.headers) headers[k] = v.join(", ");
   const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
-  return { subject: m.subject, stream: m.info.stream, seq: m.seq, msgId, key: msgId ? `id:${msgId}` : `seq:${m.seq}`, headers, data: m.data, deliveries: m.info.deliveryCount };
+  return { subject: m.subject, stream: m.info.stream, seq: m.seq, msgId, key: msgId ? `id:${msgId}` : `seq:${m.seq}`, headers, data: m.data, deliveries: m.info.deliveryCount, publishedMs: m.info.timestampNanos / 1e6 };
 }
 
 export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
@@ -320,7 +323,8 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   const work = async (batch: JsMsg[]): Promise<void> => {
     const msgs = batch.map(toConsumed);
     try {
-      const repeats = await run(msgs);
+      // In the producer's trace (tracing.ts); just run(msgs) when tracing is off.
+      const repeats = await traceConsume(stream, durable, msgs, () => run(msgs));
       batch.forEach((m) => m.ack());
       msgs.forEach(settled);
       counted("duplicate", repeats);

@@ -30,6 +30,7 @@ import type { Principal } from "./principal.js";
 import { reflectionImplementations } from "./reflection.js";
 import type { RequestInfo } from "./request.js";
 import type { TokenVerifier } from "./tokens.js";
+import { startGrpcServerSpan, withContext } from "./tracing.js";
 
 /**
  * What a deserialiser hands a handler for bytes that are not the method's request
@@ -177,11 +178,15 @@ export function createGrpcConnections(o: GrpcServerOptions): GrpcConnections {
   const start: Start = (method, call, end, run) => {
     const info = callInfo(o, call.metadata, call.getPeer());
     let finished = false;
+    // A span per unary call (streams are not spans: a kiosk's stream lives for days).
+    const span = method.methodKind === "unary" ? startGrpcServerSpan(method.parent.typeName, method.name, call.metadata.get("traceparent")[0], call.metadata.get("tracestate")[0]) : undefined;
     const observed = observeCall(o.metrics, method, () => info.log, info.id);
     const finish = (err?: unknown): ConnectError | undefined => {
       if (finished) return err === undefined ? undefined : toConnectError(err, info.id);
       finished = true;
-      return observed(err);
+      const e = withContext(span?.ctx, () => observed(err));
+      span?.end(e);
+      return e;
     };
     let release: (() => void) | undefined;
     const opened = () => {
@@ -205,7 +210,7 @@ export function createGrpcConnections(o: GrpcServerOptions): GrpcConnections {
             opened();
             return end(finish(new ConnectError(`the deadline is ${Math.round(timeoutMs)} ms away; at most ${o.maxTimeoutMs} ms is allowed (send none for a long-lived stream)`, Code.InvalidArgument)));
           }
-          run({
+          withContext(span?.ctx, () => run({
             principal,
             info,
             end: (err) => {
@@ -213,7 +218,7 @@ export function createGrpcConnections(o: GrpcServerOptions): GrpcConnections {
               end(finish(err));
             },
             opened,
-          });
+          }));
         },
         (err: unknown) => {
           opened();

@@ -26,6 +26,7 @@ export * from "./resilience.js";
 export * from "./server.js";
 export * from "./subjects.js";
 export * from "./tokens.js";
+export * from "./tracing.js";
 export * from "./validate.js";
 export * from "./kiosk-status.js";
 export * from "./webhook-signature.js";

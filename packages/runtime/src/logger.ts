@@ -1,5 +1,6 @@
 // pino JSON logs; secrets are redacted by path wherever they appear.
 import { pino, type Logger } from "pino";
+import { traceLogFields } from "./tracing.js";
 
 export type { Logger };
 
@@ -15,6 +16,8 @@ export function createLogger(service: string, level: string): Logger {
   return pino({
     level,
     base: { service },
+    // trace_id and span_id of the active span, when tracing is on (tracing.ts).
+    mixin: traceLogFields,
     serializers: { err: serializeError },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {

@@ -14,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ServiceIdentityService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { requestKey } from "./request.js";
+import { traceClientCall } from "./tracing.js";
 import { resilienceInterceptor, type ResilienceOptions } from "./resilience.js";
 
 /** A service's own credential: a service token from auth, renewed before it expires. */
@@ -91,7 +92,8 @@ export function outboundInterceptor(credentials?: ServiceCredentials): Intercept
   return (next) => async (req) => {
     if (!req.header.get("x-request-id")) req.header.set("x-request-id", randomUUID());
     if (!req.header.get("authorization") && credentials) req.header.set("authorization", `Bearer ${await credentials.token()}`);
-    return next(req);
+    // A CLIENT span (tracing.ts) whose traceparent goes with the call; just next(req) when tracing is off.
+    return traceClientCall(req, () => next(req));
   };
 }
 

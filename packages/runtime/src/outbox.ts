@@ -9,11 +9,15 @@
 //     subject text NOT NULL, payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
 //     published_at timestamptz);
 //   CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
+// and, for tracing (issue 19), `ALTER TABLE outbox ADD COLUMN traceparent text`: the W3C
+// traceparent of the transaction that wrote the row, written and read only when tracing is on.
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
 import { ensureStream, type NatsConnection } from "./nats.js";
 import type { Pool, PoolClient } from "./postgres.js";
+import { contextFromTraceparent, currentTraceparent, inSpan, SpanKind, tracingEnabled } from "./tracing.js";
 
 /** The outbox's ids as PostgreSQL prints a uuid. */
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -23,6 +27,17 @@ const channel = "outbox";
 
 /** Adds an event to the outbox inside the caller's transaction; relays wake when it commits. */
 export async function enqueueEvent<D extends DescMessage>(tx: PoolClient, subject: string, schema: D, message: MessageShape<D>) {
+  // The transaction's trace goes with the row (column traceparent), so the relay's publish
+  // and the consumers' work join it (tracing.ts). Without tracing the statement is as before.
+  const traceparent = currentTraceparent();
+  if (traceparent) {
+    await tx.query(`WITH added AS (INSERT INTO outbox (subject, payload, traceparent) VALUES ($1, $2, $3) RETURNING 1) SELECT pg_notify('${channel}', '') FROM added`, [
+      subject,
+      Buffer.from(toBinary(schema, message)),
+      traceparent,
+    ]);
+    return;
+  }
   // One round trip: the insert and the notification (delivered at commit) in one statement.
   await tx.query(`WITH added AS (INSERT INTO outbox (subject, payload) VALUES ($1, $2) RETURNING 1) SELECT pg_notify('${channel}', '') FROM added`, [
     subject,
@@ -38,10 +53,11 @@ export async function enqueueEvent<D extends DescMessage>(tx: PoolClient, subjec
 export async function enqueueEvents<D extends DescMessage>(tx: PoolClient, schema: D, events: { subject: string; message: MessageShape<D> }[]) {
   if (events.length === 0) return;
   if (events.length === 1) return enqueueEvent(tx, events[0]!.subject, schema, events[0]!.message);
+  const traceparent = currentTraceparent();
   await tx.query(
-    `WITH added AS (INSERT INTO outbox (subject, payload) SELECT s, p FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS e(s, p, n) ORDER BY n RETURNING 1)
+    `WITH added AS (INSERT INTO outbox (subject, payload${traceparent ? ", traceparent" : ""}) SELECT s, p${traceparent ? ", $3" : ""} FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS e(s, p, n) ORDER BY n RETURNING 1)
      SELECT pg_notify('${channel}', '') FROM (SELECT 1 FROM added LIMIT 1) AS any_added`,
-    [events.map((e) => e.subject), events.map((e) => Buffer.from(toBinary(schema, e.message)))],
+    [events.map((e) => e.subject), events.map((e) => Buffer.from(toBinary(schema, e.message))), ...(traceparent ? [traceparent] : [])],
   );
 }
 
@@ -85,11 +101,13 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   // Two round trips: BEGIN with the SELECT, and the UPDATE with the COMMIT (simple-protocol
   // multi-statement queries; the only values are the batch size and the rows' own uuids).
   const publishBatch = async (): Promise<number> => {
+    // Tracing on (set up once the server starts): every service with an outbox has the traceparent column (its migrations).
+    const traced = tracingEnabled();
     const client = await pool.connect();
     try {
       const results = (await client.query(
-        `BEGIN; SELECT id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`,
-      )) as unknown as [unknown, { rows: { id: string; subject: string; payload: Buffer }[] }];
+        `BEGIN; SELECT id, subject, payload${traced ? ", traceparent" : ""} FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`,
+      )) as unknown as [unknown, { rows: { id: string; subject: string; payload: Buffer; traceparent?: string | null }[] }];
       const rows = results[1].rows;
       if (rows.length === 0) {
         await client.query("COMMIT");
@@ -97,7 +115,13 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       const stream = await connectStream();
       // Sent in order on one connection; the acks are awaited together.
-      await Promise.all(rows.map((row) => stream.publish(row.subject, row.payload, { msgID: row.id })));
+      await Promise.all(
+        rows.map((row) =>
+          traced && row.traceparent
+            ? tracedPublish(stream, options.stream.name, row as { id: string; subject: string; payload: Buffer; traceparent: string })
+            : stream.publish(row.subject, row.payload, { msgID: row.id }),
+        ),
+      );
       const ids = rows.map((r) => {
         if (!uuid.test(r.id)) throw new Error(`outbox: row id ${JSON.stringify(r.id)} is not a uuid`);
         return `'${r.id}'`;
@@ -185,4 +209,23 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await running;
     },
   };
+}
+
+/**
+ * Publishes an outbox row in the trace of the transaction that wrote it: an "outbox relay"
+ * span, and in it a PRODUCER span whose traceparent goes in the message's headers.
+ */
+function tracedPublish(js: JetStreamClient, streamName: string, row: { id: string; subject: string; payload: Buffer; traceparent: string }) {
+  return inSpan(`outbox relay ${row.subject}`, { parent: contextFromTraceparent(row.traceparent), attributes: { "messaging.message.id": row.id } }, () =>
+    inSpan(
+      `JetStream publish ${streamName}`,
+      { kind: SpanKind.PRODUCER, attributes: { "messaging.system": "nats", "messaging.destination.name": row.subject, "messaging.message.id": row.id, "messaging.operation.type": "send" } },
+      async () => {
+        const h = natsHeaders();
+        const tp = currentTraceparent();
+        if (tp) h.set("traceparent", tp);
+        return js.publish(row.subject, row.payload, { msgID: row.id, headers: h });
+      },
+    ),
+  );
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { runner } from "node-pg-migrate";
 import type { Logger } from "./logger.js";
+import { traceClientQueries } from "./tracing.js";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -23,6 +24,8 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
   // Nor one that is checked out: pg emits 'error' on it too (a statement in flight also
   // fails), and the pool listens only to idle clients. Released, a broken client is dropped.
   pool.on("connect", (client) => client.on("error", (err) => log.warn({ err: err.message }, "postgres connection lost (client in use)")));
+  // Statements made inside a span become its child spans (tracing.ts; nothing when tracing is off).
+  pool.on("connect", (client) => traceClientQueries(client as never));
   return pool;
 }
 

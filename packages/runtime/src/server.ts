@@ -23,6 +23,7 @@ import { registerReflection } from "./reflection.js";
 import { requestContextValues } from "./request.js";
 import { registerResilienceMetrics } from "./resilience.js";
 import type { TokenVerifier } from "./tokens.js";
+import { flushTracing, initTracing, traceHttpRoute, tracingInterceptor, type TracingSettings } from "./tracing.js";
 
 export type HttpRoute = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void | Promise<void>;
 
@@ -34,7 +35,7 @@ export interface ServiceOptions {
   routes: (router: ConnectRouter) => void;
   verifyToken: TokenVerifier;
   probes: DependencyProbe[];
-  config: { READ_MAX_BYTES: number; MAX_TIMEOUT_MS: number; HEALTH_PROBE_INTERVAL_MS: number; SHUTDOWN_GRACE_MS: number; HEALTH_ANNOUNCE_INTERVAL_MS?: number };
+  config: { READ_MAX_BYTES: number; MAX_TIMEOUT_MS: number; HEALTH_PROBE_INTERVAL_MS: number; SHUTDOWN_GRACE_MS: number; HEALTH_ANNOUNCE_INTERVAL_MS?: number } & TracingSettings;
   /**
    * The service's NATS connection, when it has one: its serving status is announced on it
    * (health.ts announceHealth: stream OPS, at each change and as a heartbeat). Without it
@@ -76,6 +77,7 @@ export interface RunningService {
 
 export async function startService(options: ServiceOptions, host: string, port: number): Promise<RunningService> {
   const { log, config } = options;
+  await initTracing(options.name, config);
   const metrics = new Registry();
   metrics.setDefaultLabels({ service: options.name });
   collectDefaultMetrics({ register: metrics });
@@ -107,6 +109,8 @@ export async function startService(options: ServiceOptions, host: string, port: 
       registerReflection(router, services);
     },
     interceptors: [
+      // First, so the call's log line (observe) and everything after it carry its trace ids.
+      tracingInterceptor(),
       observeInterceptor(rpcMetrics),
       deadlineInterceptor(),
       ...(options.interceptors ?? []),
@@ -143,7 +147,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     const route = req.method === "GET" ? plain[path] : req.method === "POST" ? options.httpPostRoutes?.[path] : undefined;
     if (!route) return rpc(req, res);
-    Promise.resolve(route(req, res)).catch((err: unknown) => {
+    (req.method === "POST" ? traceHttpRoute("POST", path, req.headers, () => route(req, res)) : Promise.resolve(route(req, res))).catch((err: unknown) => {
       log.error({ err, path }, "http route failed");
       if (!res.headersSent) res.writeHead(500);
       res.end();
@@ -245,6 +249,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
       for (const d of grpcSockets) d.destroy();
       h1.closeAllConnections();
       health.stop();
+      await flushTracing();
       log.info("shut down");
     })());
 
@@ -282,7 +287,8 @@ export function onShutdownSignal(log: Logger, stop: () => Promise<void>) {
     stopping = true;
     log.info({ signal }, "signal received");
     stop().then(
-      () => process.exit(0),
+      // The spans of the last calls go out before the process does (a no-op without tracing).
+      () => void flushTracing().then(() => process.exit(0)),
       (err: unknown) => {
         log.error({ err }, "shutdown failed");
         process.exit(1);

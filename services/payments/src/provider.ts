@@ -3,6 +3,7 @@
 // idempotency key, so a retried call is one charge or one refund at the provider;
 // outcomes arrive later as signed webhooks, parsed here into ProviderEvents.
 import { z } from "zod";
+import { inSpan, injectTraceHeaders, SpanKind } from "@adminkiosk/runtime";
 import { verifySignature, WebhookRejected, signatureHeader } from "./webhook-signature.js";
 
 export interface ChargeRequest {
@@ -95,11 +96,16 @@ export function httpProvider(options: HttpProviderOptions): PaymentProvider {
   const call = async (path: string, idempotencyKey: string, body: unknown, signal?: AbortSignal): Promise<unknown> => {
     let res: Response;
     try {
-      res = await fetch(new URL(path, options.baseUrl), {
-        method: "POST",
-        headers: { authorization: `Bearer ${options.apiKey}`, "content-type": "application/json", "idempotency-key": idempotencyKey },
-        body: JSON.stringify(body),
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]) : AbortSignal.timeout(options.timeoutMs),
+      // A CLIENT span whose traceparent the provider gets (the simulator's webhooks carry it back).
+      res = await inSpan(`provider POST ${path.replace(/\/ch_[A-Za-z0-9_]+\//, "/{id}/")}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": "POST" } }, () => {
+        const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, "content-type": "application/json", "idempotency-key": idempotencyKey };
+        injectTraceHeaders(headers);
+        return fetch(new URL(path, options.baseUrl), {
+          method: "POST",
+          headers,
+          body: JSON.stringify(body),
+          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]) : AbortSignal.timeout(options.timeoutMs),
+        });
       });
     } catch (err) {
       throw new ProviderError("unreachable", `provider unreachable: ${err instanceof Error ? err.message : String(err)}`, true);

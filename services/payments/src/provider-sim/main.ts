@@ -1,7 +1,7 @@
 // The simulated payment provider as its own process (npm start, tests, docker-compose):
 // see simulator.ts. Not for production: it takes no money and forgets everything.
 import { z } from "zod";
-import { baseConfigShape, createLogger, duration, loadConfig, onShutdownSignal, port, runService, url } from "@adminkiosk/runtime";
+import { baseConfigShape, createLogger, duration, initTracing, loadConfig, onShutdownSignal, port, runService, tracingConfigShape, url } from "@adminkiosk/runtime";
 import { createSimulator } from "./simulator.js";
 
 export const providerSimConfigShape = {
@@ -15,11 +15,13 @@ export const providerSimConfigShape = {
   /** Where the webhooks go: payments' /webhooks/provider. */
   PROVIDER_WEBHOOK_URL: url(["http:", "https:"]),
   WEBHOOK_DELAY: duration("200ms"),
+  ...tracingConfigShape,
 };
 
 async function main() {
   const config = loadConfig(providerSimConfigShape);
   const log = createLogger("provider-sim", config.LOG_LEVEL);
+  await initTracing("provider-sim", config);
   const server = createSimulator({
     apiKey: config.PROVIDER_API_KEY,
     webhookUrl: config.PROVIDER_WEBHOOK_URL,
