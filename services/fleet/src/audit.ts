@@ -15,7 +15,11 @@ export type AuditType =
   | "job.created"
   | "job.paused"
   | "job.resumed"
-  | "job.canceled";
+  | "job.canceled"
+  | "bulk.planned"
+  | "bulk.approved"
+  | "bulk.rejected"
+  | "bulk.ran";
 
 export const recordAudit = (db: Pool | PoolClient, ctx: HandlerContext, type: AuditType, subject: string, details: Record<string, unknown> = {}) =>
   recordAuditEvent(db, ctx, type, subject, details);

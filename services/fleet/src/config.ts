@@ -17,6 +17,11 @@ export const fleetConfigShape = {
   COMMAND_SWEEP_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),
   /** How long to wait for the link replica that holds a kiosk to take a delivery. */
   DELIVER_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  /**
+   * A bulk action changing the configuration or group of more kiosks than this needs a
+   * second admin's approval (reboots and revocations always do).
+   */
+  BULK_APPROVAL_OVER: z.coerce.number().int().min(0).max(1_000_000).default(100),
   /** How often bulk jobs roll forward. */
   JOB_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(500),
   /** Telemetry samples are kept this many days (whole daily partitions are dropped). */

@@ -74,7 +74,7 @@ async function main() {
       log,
       config,
       services: fleetServices,
-      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry }),
+      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER }),
       consumers: [linkEvents.consumer],
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [

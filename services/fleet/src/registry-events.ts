@@ -6,7 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/events_pb";
-import { enqueueEvent, fleetSubjects, type KioskRegistryEventKind, type PoolClient } from "@adminkiosk/runtime";
+import { enqueueEvent, enqueueEvents, fleetSubjects, type KioskRegistryEventKind, type PoolClient } from "@adminkiosk/runtime";
 
 export async function recordRegistryEvent(
   tx: PoolClient,
@@ -27,5 +27,20 @@ export async function recordRegistryEvent(
       deleted: kind === "deleted",
       time: timestampFromDate(rows[0]!.now),
     }),
+  );
+}
+
+/** recordRegistryEvent for many kiosks changed by one statement (bulk actions): one insert. */
+export async function recordRegistryEvents(tx: PoolClient, kind: KioskRegistryEventKind, kiosks: { kiosk_id: string; group_id: string; tags: string[] }[]): Promise<void> {
+  if (kiosks.length === 0) return;
+  const { rows } = await tx.query<{ now: Date }>("SELECT clock_timestamp() AS now");
+  const time = timestampFromDate(rows[0]!.now);
+  await enqueueEvents(
+    tx,
+    KioskRegistryEventSchema,
+    kiosks.map((k) => ({
+      subject: fleetSubjects.kiosk(k.kiosk_id, kind),
+      message: create(KioskRegistryEventSchema, { kioskId: k.kiosk_id, groupId: k.group_id, tags: k.tags, deleted: kind === "deleted", time }),
+    })),
   );
 }

@@ -9,8 +9,10 @@ import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetry_pb";
 import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
+import { BulkActionService } from "@adminkiosk/proto/adminkiosk/fleet/v1/bulk_pb";
 import { callOptions, cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireKioskId, requireText, type Pool } from "@adminkiosk/runtime";
 import { auditRoutes, recordAudit } from "./audit.js";
+import { bulkRoutes } from "./bulk.js";
 import type { ChangeFeed } from "./changes.js";
 import { commandRoutes } from "./commands.js";
 import { configRoutes } from "./desired-config.js";
@@ -23,7 +25,7 @@ import { kiosks, presenceFilter, type KioskFields, type KioskFilter, type KioskO
 import { telemetryRoutes, type TelemetryStore } from "./telemetry.js";
 import { createWatches, toKiosk } from "./watch.js";
 
-export const fleetServices = [KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService, FleetQueryService];
+export const fleetServices = [KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService, FleetQueryService, BulkActionService];
 
 export interface FleetDeps {
   pool: Pool;
@@ -32,6 +34,8 @@ export interface FleetDeps {
   changes: ChangeFeed;
   dispatcher: Dispatcher;
   telemetry: TelemetryStore;
+  /** Configuration or group changes on more kiosks than this need a second admin (BULK_APPROVAL_OVER). */
+  bulkApprovalOver?: number;
   /** How often an idle watch stream gets a refresh (tests shorten it). */
   watchRefreshMs?: number;
 }
@@ -56,6 +60,7 @@ export function fleetRoutes(deps: FleetDeps) {
     telemetryRoutes(pool, deps.telemetry),
     auditRoutes(pool),
     queryRoutes(pool),
+    bulkRoutes({ pool, changes, dispatcher: deps.dispatcher, authDevices: deps.authDevices, approvalOver: deps.bulkApprovalOver ?? 100 }),
   ];
 
   return (router: ConnectRouter) => {

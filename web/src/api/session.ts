@@ -39,7 +39,7 @@ export const sessionEndedReason = "Your session has ended. Please sign in again.
 export class Session {
   private state: SessionState;
   private readonly listeners = new Set<() => void>();
-  private access: { token: string; expiresAt: number; renewAt: number } | undefined;
+  private access: { token: string; expiresAt: number; renewAt: number; sid: string } | undefined;
   private inflight: Promise<string> | undefined;
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   /** A refresh token an older version kept in storage, until the first Refresh moves it into the cookie. */
@@ -161,7 +161,11 @@ export class Session {
       const { tokens } = await this.auth.refresh({ refreshToken: this.legacyRefreshToken ?? "" }, cookieMode);
       if (!tokens) throw new ConnectError("refresh answered without tokens", Code.Internal);
       this.legacyRefreshToken = undefined;
+      const before = this.access?.sid;
       this.keep(tokens);
+      // A role changed at auth (single sign-on groups, an admin) moves the session to a new
+      // id: learn the person's new role, so the navigation and pages follow it.
+      if (before && this.access?.sid !== before && this.state.status === "signed-in") await this.reloadUser(tokens.accessToken);
       return tokens.accessToken;
     } catch (err) {
       const error = ConnectError.from(err);
@@ -176,10 +180,15 @@ export class Session {
     return await navigator.locks.request(refreshLock, work);
   }
 
+  private async reloadUser(token: string) {
+    const who = await this.auth.whoAmI({}, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+    if (who?.principal.case === "user" && this.state.status === "signed-in") this.set({ status: "signed-in", user: who.principal.value });
+  }
+
   private keep(tokens: TokenPair) {
     const expiresAt = tokens.accessTokenExpireTime ? timestampMs(tokens.accessTokenExpireTime) : Date.now() + 60_000;
     const renewAt = expiresAt - earlyRefreshMs(expiresAt - Date.now());
-    this.access = { token: tokens.accessToken, expiresAt, renewAt };
+    this.access = { token: tokens.accessToken, expiresAt, renewAt, sid: sessionIdOf(tokens.accessToken) };
     this.storage.setItem(sessionFlagKey, "signed-in");
     this.scheduleRenewal(renewAt - Date.now());
   }
@@ -216,6 +225,17 @@ export class Session {
   private set(state: SessionState) {
     this.state = state;
     for (const listener of this.listeners) listener();
+  }
+}
+
+/** The access token's session id (its `sid` claim; "" if it has none). Not verified: only compared. */
+function sessionIdOf(token: string): string {
+  try {
+    const payload = token.split(".")[1] ?? "";
+    const claims: unknown = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof claims === "object" && claims !== null && "sid" in claims && typeof claims.sid === "string" ? claims.sid : "";
+  } catch {
+    return "";
   }
 }
 
