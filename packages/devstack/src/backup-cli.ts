@@ -5,11 +5,12 @@
 //   npm run backup [-- --keep 7] [--no-streams]
 //       base backup of the running cluster + JetStream snapshots into .data/backups/base/<id>,
 //       then retention. Needs npm start's PostgreSQL running (it archives WAL to .data/backups/wal).
-//   npm run restore [-- --id <id>] [--to <ISO time>] [--into <dir>] [--verify-only] [--streams]
+//   npm run restore [-- --id <id>] [--to <ISO time>] [--into <dir>] [--verify-only] [--streams] [--streams-only]
 //       checks the backup against its manifest and lays it out in <dir> (.data/postgres by
 //       default, which must be empty or absent: stop npm start and move it aside first);
 //       npm start then replays the WAL archive (to its end, or to --to) and promotes.
-//       --streams restores the JetStream snapshots into a NATS without those streams.
+//       --streams also restores the JetStream snapshots into a NATS without those streams
+//       (--streams-only: only them, for a lost NATS).
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,6 +35,7 @@ const { values, positionals } = parseArgs({
     to: { type: "string" },
     into: { type: "string" },
     streams: { type: "boolean", default: false },
+    "streams-only": { type: "boolean", default: false },
     "verify-only": { type: "boolean", default: false },
     list: { type: "boolean", default: false },
   },
@@ -67,6 +69,10 @@ async function main() {
       const problems = await verifyBackup(root, id);
       if (problems.length) throw new Error(`backup ${id} failed its integrity check:\n  ${problems.join("\n  ")}`);
       log(`backup ${id}: every file matches the manifest`);
+      return;
+    }
+    if (values["streams-only"]) {
+      await restoreStreams(root, id, values["nats-url"]!, log);
       return;
     }
     const into = resolve(values.into ?? values["data-dir"]!);

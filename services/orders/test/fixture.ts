@@ -43,13 +43,18 @@ export interface SaleFixture {
   stop(): Promise<void>;
 }
 
-/** `postgresUrl`: the cluster to create the services' databases on (the shared test cluster by default; the restore drill's own). */
-export async function startSale(settings: { catalog?: Record<string, string>; payments?: Record<string, string>; orders?: Record<string, string>; postgresUrl?: string } = {}): Promise<SaleFixture> {
+/**
+ * `postgresUrl`: the cluster to create the services' databases on (the shared test cluster by
+ * default; the restore drill's own). `auth`: auth's settings; a REDIS_URL there is every service's.
+ */
+export async function startSale(
+  settings: { catalog?: Record<string, string>; payments?: Record<string, string>; orders?: Record<string, string>; auth?: Record<string, string>; postgresUrl?: string } = {},
+): Promise<SaleFixture> {
   const infra = inject("infra");
   const postgresUrl = settings.postgresUrl ?? infra.databaseUrl;
-  const auth = await startAuth({}, settings.postgresUrl);
+  const auth = await startAuth(settings.auth ?? {}, settings.postgresUrl);
   const jwks = `${auth.service.url}/.well-known/jwks.json`;
-  const common = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: jwks, HEALTH_PROBE_INTERVAL_MS: "300", SHUTDOWN_GRACE_MS: "3000" };
+  const common = { REDIS_URL: auth.env["REDIS_URL"] ?? auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: jwks, HEALTH_PROBE_INTERVAL_MS: "300", SHUTDOWN_GRACE_MS: "3000" };
   const catalog = await startTestService("catalog", {
     ...common,
     DATABASE_URL: await createDatabase(postgresUrl, "catalog"),
