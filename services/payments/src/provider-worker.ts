@@ -39,14 +39,21 @@ export function startProviderWorker(deps: { pool: Pool; provider: PaymentProvide
         await jobs.retryLater(pool, job.id, backoffMs(job.attempts), err instanceof Error ? err.message : String(err)).catch(() => {});
         return;
       }
-      if (err.retryable) {
-        metrics.providerCalls.inc({ call: job.kind, outcome: "retry" });
-        if (job.attempts === 1 || job.attempts % 10 === 0) log.warn({ jobId: job.id, kind: job.kind, attempts: job.attempts, code: err.code, error: err.message }, "provider call failed; will retry");
-        await jobs.retryLater(pool, job.id, backoffMs(job.attempts), `${err.code}: ${err.message}`);
-        return;
+      // Recording the provider's answer needs PostgreSQL, which can be down too (the job's
+      // lease runs out and the job is run again): never let it escape to drain(), where a
+      // rejection was unhandled and ended the process.
+      try {
+        if (err.retryable) {
+          metrics.providerCalls.inc({ call: job.kind, outcome: "retry" });
+          if (job.attempts === 1 || job.attempts % 10 === 0) log.warn({ jobId: job.id, kind: job.kind, attempts: job.attempts, code: err.code, error: err.message }, "provider call failed; will retry");
+          await jobs.retryLater(pool, job.id, backoffMs(job.attempts), `${err.code}: ${err.message}`);
+          return;
+        }
+        metrics.providerCalls.inc({ call: job.kind, outcome: "rejected" });
+        await refused(job, err);
+      } catch (recordErr) {
+        log.warn({ err: recordErr, jobId: job.id, kind: job.kind }, "provider job: could not record the provider's answer; the job runs again");
       }
-      metrics.providerCalls.inc({ call: job.kind, outcome: "rejected" });
-      await refused(job, err);
     }
   };
 
