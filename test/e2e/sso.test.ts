@@ -1,7 +1,8 @@
 // Single sign-on in a real browser: the admin web's "Sign in with …" → the local OpenID
 // provider's login form (devstack's oidc-provider) → back in the admin web with the role the
 // person's group gives, the users page saying where they come from; moved to another group
-// at the provider, the app has the new role after its next refresh. Real auth, the production
+// at the provider, the app has the new role after its next refresh; signing out ends the
+// provider's session too (its end-session page) and comes back. Real auth, the production
 // build on devstack's web server, Debian's chromium driven by playwright-core.
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -71,6 +72,13 @@ describe("single sign-on in the admin web", () => {
     provider.setGroups("alice", ["staff"]);
     await expect.poll(() => page.getByTestId("role").textContent(), { timeout: 60_000, interval: 500 }).toBe("Viewer");
     await page.getByText("Not available for your role").waitFor();
+
+    // Signing out goes through the provider's end-session page (RP-initiated logout) and back.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL((url) => url.origin === provider.issuer);
+    await page.getByRole("button", { name: "Yes, sign me out" }).click();
+    await page.waitForURL(`${webUrl}/signin`);
+    await page.getByRole("button", { name: "Sign in with Acme ID" }).waitFor();
     await page.close();
   }, 120_000);
 
