@@ -12,7 +12,7 @@ import { LeaseService, LeaseState } from "@adminkiosk/proto/adminkiosk/catalog/v
 import { ConflictKind, ConflictResolution, ConflictState, OfflineSaleOutcome, OfflineSaleService } from "@adminkiosk/proto/adminkiosk/orders/v1/offline_pb";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { OfflineRefusal, OfflineSeller, type OfflineSaleInit } from "@adminkiosk/kiosk-sdk";
-import { freePort } from "@adminkiosk/devstack";
+import { freePort, waitFor } from "@adminkiosk/devstack";
 import { clientFor, failure } from "../../../test/support/auth.js";
 import { verifyTicket } from "../src/tickets.js";
 import { startSale, type SaleFixture } from "./fixture.js";
@@ -128,6 +128,42 @@ describe("a kiosk with a lease of 10 units and 5 seats, cut off from the network
     const { lease: after } = await leasesAs(f.tokens.viewer).getLease({ leaseId: lease.leaseId });
     expect(after!.items[0]).toMatchObject({ quantity: 10n, sold: 10n });
     expect(after!.seats.every((s) => s.sold)).toBe(true);
+  });
+});
+
+describe("orders killed in the middle of a sync", () => {
+  it("applies every sale once when the kiosk syncs again: each order created once, each card charged once", async () => {
+    const e = kiosk("crash");
+    const sku = `gum-${suffix}`;
+    await f.product(sku, 120n, { [e]: 20n });
+    const token = await f.device(e);
+    const sellerE = await seller(e);
+    await sellerE.lease({ items: [{ sku, quantity: 20n }] });
+    for (let i = 0; i < 20; i++) await sellerE.sell({ idempotencyKey: `${e}-${i}`, items: [{ sku, quantity: 1n }], paymentMethod: i % 4 === 0 ? "cash" : "pm_card_visa" });
+    const all = sellerE.pending();
+    // One call with all 20; orders is killed (SIGKILL) as soon as the first of them is recorded.
+    const first = offline(token)
+      .syncOfflineSales({ sales: all })
+      .then(
+        () => "finished",
+        () => "cut off",
+      );
+    await waitFor("the sync's first sale to be recorded", async () => ((await offline(f.tokens.viewer).listOfflineSales({ kioskId: e, pageSize: 1 })).sales.length > 0 ? true : undefined));
+    await f.restartOrders({ crash: true });
+    // Normally cut off part-way; on a fast machine it may have finished first: either way the kiosk, which had no answer, sends everything again.
+    expect(["cut off", "finished"]).toContain(await first);
+    const results = await sellerE.sync({ ordersAddress: f.orders.url });
+    expect(results).toHaveLength(20);
+    const again = await offline(token).syncOfflineSales({ sales: all });
+    expect(again.results.map((r) => r.order?.orderId)).toEqual(results.map((r) => r.order?.orderId));
+    const completed = await Promise.all(results.map((r) => f.waitFor(token, r.order!.orderId, done)));
+    expect(completed.every((o) => o.state === OrderState.COMPLETED)).toBe(true);
+    const cards = completed.filter((o) => o.paymentIntentId !== "");
+    expect(cards).toHaveLength(15);
+    for (const o of cards) expect(await f.simCharges(o.paymentIntentId), o.orderId).toHaveLength(1);
+    const { sales } = await offline(f.tokens.viewer).listOfflineSales({ kioskId: e, pageSize: 100 });
+    expect(sales).toHaveLength(20);
+    expect(await f.stock(e, sku)).toMatchObject({ onHand: 0n, reserved: 0n });
   });
 });
 
