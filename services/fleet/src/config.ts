@@ -37,6 +37,8 @@ export const fleetConfigShape = {
     .transform((v) => v === "true"),
   /** The durable JetStream consumer fleet reads link's events with; replicas share it. */
   LINK_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet"),
+  /** The durable JetStream consumer of stream ORDERS feeding the sales the fleet query filters on. */
+  ORDERS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet-orders"),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */
   AUTH_URL: url(["http:", "https:"]),

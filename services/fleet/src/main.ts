@@ -27,6 +27,7 @@ import { startDispatcher } from "./dispatch.js";
 import { consumeLinkEvents } from "./events.js";
 import { startJobRunner } from "./jobs.js";
 import { startPresenceSweep } from "./presence-sweep.js";
+import { startSalesProjection } from "./sales.js";
 import { fleetRoutes, fleetServices } from "./server.js";
 import { startTelemetryStore } from "./telemetry.js";
 
@@ -64,6 +65,7 @@ async function main() {
     onReconnected: (ids) => dispatcher.kick(ids, true),
     log,
   });
+  const sales = startSalesProjection({ pool, nats, log, durable: config.ORDERS_EVENTS_CONSUMER });
   const jobs = startJobRunner({ pool, dispatcher, changes, tickMs: config.JOB_TICK_MS, log });
   const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
 
@@ -75,7 +77,7 @@ async function main() {
       config,
       services: fleetServices,
       routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER }),
-      consumers: [linkEvents.consumer],
+      consumers: [linkEvents.consumer, sales.consumer],
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
@@ -95,6 +97,7 @@ async function main() {
     jobs.stop();
     telemetry.stop();
     await linkEvents.stop();
+    await sales.stop();
     await dispatcher.stop();
     await outbox.stop();
     changes.close();

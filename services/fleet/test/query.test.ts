@@ -6,7 +6,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
-import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { jetstream } from "@nats-io/jetstream";
+import { OrderCompletedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/events_pb";
+import { closeNats, connectNats, createLogger, ensureStream, ordersSubjects } from "@adminkiosk/runtime";
+import { createDatabase, eventually, startTestService, type StartedService } from "@adminkiosk/devstack";
 import { clientFor, failure, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 
 let auth: AuthFixture;
@@ -36,6 +41,7 @@ beforeAll(async () => {
     REDIS_URL: auth.redisUrl,
     NATS_URL: inject("infra").natsUrl,
     LINK_EVENTS_CONSUMER: `fleet-query-test-${process.pid}`,
+    ORDERS_EVENTS_CONSUMER: `fleet-query-orders-${process.pid}`,
     LINK_EVENTS_SINCE_START: "true",
     AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`,
     AUTH_URL: auth.service.url,
@@ -94,6 +100,33 @@ describe("filters", () => {
   it("values travel as parameters: a quote in a value is only a value", async () => {
     expect(await ids(`name = "x'; DROP TABLE fleet.kiosks; --"`)).toEqual([]);
     expect(await ids("group = lisbon")).toHaveLength(2);
+  });
+});
+
+describe("commerce facts", () => {
+  it("sales in the last hour and day, from orders' completed-order events", async () => {
+    const nc = await connectNats(inject("infra").natsUrl, "fleet-query-test", createLogger("test", "warn"));
+    try {
+      await ensureStream(nc, ordersSubjects.stream);
+      const js = jetstream(nc);
+      const sale = (orderId: string, kioskId: string, totalMinor: bigint) =>
+        js.publish(
+          ordersSubjects.order(orderId, "completed"),
+          toBinary(OrderCompletedEventSchema, create(OrderCompletedEventSchema, { order: { orderId, kioskId, totalMinor, currency: "EUR", completeTime: timestampNow() }, time: timestampNow() })),
+          { msgID: `fleet-query-test-${orderId}` },
+        );
+      const run = `${process.pid}-${Date.now()}`;
+      await sale(`q-${run}-1`, "mad-02", 450n);
+      await sale(`q-${run}-2`, "mad-02", 300n);
+      await sale(`q-${run}-3`, "lis-01", 1200n);
+      await expect.poll(() => ids("sales_1h > 0"), eventually).toEqual(["lis-01", "mad-02"]);
+      expect(await ids("group = madrid-airport and sales_1h = 0")).toEqual(["mad-01", "mad-03", "mad-04"]);
+      const res = await queryAs(viewer).queryKiosks({ query: "sales_24h > 0 | sort revenue_24h desc | stats sum(revenue_24h), sum(sales_24h)" });
+      expect(res.kiosks.map((k) => k.kioskId)).toEqual(["lis-01", "mad-02"]);
+      expect(res.stats!.groups[0]!.values.map((v) => v.value)).toEqual([1950, 3]);
+    } finally {
+      await closeNats(nc);
+    }
   });
 });
 
@@ -185,6 +218,16 @@ describe("authorization and saved views", () => {
     expect((await queryAs(viewer).queryKiosks({ query: "" })).totalSize).toBe(fixture.length);
     const lang = await queryAs(viewer).getQueryLanguage({});
     expect(lang.fields.map((f) => f.name)).toEqual(expect.arrayContaining(["group", "paper", "status", "app"]));
+  });
+
+  it("every field the language describes filters, sorts and groups", async () => {
+    const lang = await queryAs(viewer).getQueryLanguage({});
+    const sample: Record<string, string> = { text: "'x'", enum: "", number: "0", version: "2.3", tags: "airport", age: "1h", bool: "true" };
+    for (const f of lang.fields) {
+      const value = f.type === "enum" ? f.values[0] : sample[f.type];
+      const op = f.operators[0];
+      await queryAs(viewer).queryKiosks({ query: `${f.name} ${op} ${value}${f.type === "tags" ? "" : ` | sort ${f.name} desc | stats count() by ${f.name}`}` });
+    }
   });
 
   it("a view is its owner's unless shared; only its owner deletes it", async () => {

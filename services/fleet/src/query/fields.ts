@@ -20,6 +20,10 @@ export interface FieldDef {
 /** DeviceStatus names as telemetry.ts stores them ("" without telemetry). */
 const deviceStatuses = ["OK", "WARNING", "FAULT", "ABSENT", "UNSPECIFIED", ""] as const;
 
+/** A kiosk's completed sales in the last `period` (fleet's projection, sales.ts). */
+const sales = (agg: string, period: string) =>
+  `(SELECT ${agg} FROM kiosk_sales s WHERE s.kiosk_id = k.kiosk_id AND s.completed_at > now() - interval '${period}')::float8`;
+
 const num = (key: string) => `(k.state->>'${key}')::float8`;
 
 /** The kiosk's status as the contract says (fleet.proto KioskStatus), one value per kiosk. */
@@ -51,6 +55,9 @@ const list: FieldDef[] = [
   { name: "printer", type: "enum", sql: "COALESCE(k.state->>'printerStatus', '')", values: deviceStatuses, doc: "latest telemetry: printer status" },
   { name: "scanner", type: "enum", sql: "COALESCE(k.state->>'scannerStatus', '')", values: deviceStatuses, doc: "latest telemetry: scanner status" },
   { name: "telemetry_age", type: "age", sql: "extract(epoch FROM now() - k.state_sampled_at)::float8", column: "k.state_sampled_at", doc: "time since its latest telemetry sample" },
+  { name: "sales_1h", type: "number", sql: sales("count(*)", "1 hour"), doc: "completed sales in the last hour (from orders' events)" },
+  { name: "sales_24h", type: "number", sql: sales("count(*)", "24 hours"), doc: "completed sales in the last 24 hours" },
+  { name: "revenue_24h", type: "number", sql: sales("COALESCE(sum(s.total_minor), 0)", "24 hours"), doc: "their total in minor units, last 24 hours" },
   { name: "config_version", type: "number", sql: "k.config_version::float8", doc: "its desired configuration's version" },
   { name: "config_in_sync", type: "bool", sql: "(k.reported_config_version = k.config_version AND k.reported_config_error = '')", doc: "it reported applying its desired configuration" },
 ];

@@ -1,0 +1,43 @@
+// A small projection of commerce into fleet, for the query language's sales_1h, sales_24h
+// and revenue_24h: every completed order from stream ORDERS (orders' outbox) as one row,
+// kept two days. The runtime's durable consumer applies each message once (its inbox row
+// in the same transaction); a repeated order id changes nothing.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { OrderCompletedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/events_pb";
+import { decodeEvent, ordersSubjects, startConsumer, type DurableConsumer, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
+
+export const salesKeptHours = 48;
+
+export function startSalesProjection(o: { pool: Pool; nats: NatsConnection | Promise<NatsConnection>; log: Logger; durable: string; sweepMs?: number }): { consumer: DurableConsumer; stop(): Promise<void> } {
+  const consumer = startConsumer({
+    pool: o.pool,
+    nats: o.nats,
+    log: o.log,
+    // orders creates the stream; until it has, the consumer retries (logged once).
+    stream: ordersSubjects.stream.name,
+    durable: o.durable,
+    filter: ordersSubjects.allOrders,
+    async apply(tx, msg) {
+      if (!msg.subject.endsWith(".completed")) return;
+      const { order, time } = decodeEvent(OrderCompletedEventSchema, msg);
+      if (!order?.kioskId) return;
+      const at = order.completeTime ? timestampDate(order.completeTime) : time ? timestampDate(time) : new Date(msg.publishedMs ?? Date.now());
+      if (at.getTime() < Date.now() - salesKeptHours * 3600_000) return;
+      await tx.query(
+        "INSERT INTO kiosk_sales (order_id, kiosk_id, completed_at, total_minor, currency) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
+        [order.orderId, order.kioskId, at, order.totalMinor.toString(), order.currency],
+      );
+    },
+  });
+  const sweep = setInterval(() => {
+    o.pool.query(`DELETE FROM kiosk_sales WHERE completed_at < now() - interval '${salesKeptHours} hours'`).catch((err: unknown) => o.log.warn({ err }, "could not drop old sales"));
+  }, o.sweepMs ?? 600_000);
+  sweep.unref();
+  return {
+    consumer,
+    async stop() {
+      clearInterval(sweep);
+      await consumer.stop();
+    },
+  };
+}
