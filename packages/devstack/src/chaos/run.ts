@@ -63,7 +63,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const platform = new ChaosPlatform({ dir, replicas: options.replicas, links: options.links, log: stamp });
   const load = new Load(
     platform,
-    { kiosks: options.kiosks, sellers: options.sellers, telemetryMs: 2_000, commandEveryMs: 2_000, seats: Math.max(40, options.kiosks * 4), stockPerKiosk: 20, log: stamp },
+    {
+      kiosks: options.kiosks,
+      sellers: options.sellers,
+      telemetryMs: 2_000,
+      commandEveryMs: 2_000,
+      // Enough for the run to sell most of it, so kiosks sell out and seats run short near the
+      // end (a selling loop sells ~40 units and ~5 seats a minute here), not in its first minutes.
+      seats: Math.max(40, options.kiosks * 4, Math.ceil(options.minutes * options.sellers * 8)),
+      stockPerKiosk: 20 + Math.ceil((options.minutes * options.sellers * 30) / options.kiosks),
+      log: stamp,
+    },
     random.fork(),
   );
   const faultRandom = random.fork();
