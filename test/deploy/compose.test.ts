@@ -158,6 +158,43 @@ describe("docker-compose.yml", () => {
   it("reads auth's required environment from its config shape", async () => {
     expect(await requiredEnv("auth")).toEqual(expect.arrayContaining(["DATABASE_URL", "REDIS_URL", "AUTH_KEY_ENCRYPTION_KEY"]));
   });
+
+  it("runs the OpenTelemetry Collector, Jaeger and Grafana: every service and Envoy send spans to the Collector, Grafana is provisioned from deploy/grafana", () => {
+    const result = dockerCompose(["config"], secrets);
+    expect(result.status, result.stderr).toBe(0);
+    const services = (parse(result.stdout) as ComposeFile).services ?? {};
+    for (const name of ["otel-collector", "jaeger", "grafana"]) expect(services[name], `${composeFile} runs ${name}`).toBeDefined();
+    // Every service exports to the Collector's OTLP/HTTP port, sampling a share (not 0, not every trace).
+    for (const name of [...existing, "payments-provider-sim"]) {
+      const env = record(services[name]?.environment);
+      expect(env["TRACING_OTLP_URL"], `${name}'s TRACING_OTLP_URL`).toBe("http://otel-collector:4318/v1/traces");
+      const ratio = Number(env["TRACING_SAMPLE_RATIO"]);
+      expect(ratio > 0 && ratio <= 1, `${name}'s TRACING_SAMPLE_RATIO ${ratio}`).toBe(true);
+    }
+    expect(publishedPorts(services["otel-collector"]!)).toEqual(expect.arrayContaining(["4317:4317", "4318:4318"]));
+    // The Collector's config (mounted) receives OTLP on both ports and exports to Jaeger.
+    const collector = parse(readFileSync(join(repoRoot, "deploy/otel/collector.yaml"), "utf8")) as {
+      receivers: { otlp: { protocols: { grpc: { endpoint: string }; http: { endpoint: string } } } };
+      exporters: Record<string, { endpoint?: string }>;
+      service: { pipelines: { traces: { receivers: string[]; exporters: string[] } } };
+    };
+    expect(collector.receivers.otlp.protocols.grpc.endpoint).toMatch(/:4317$/);
+    expect(collector.receivers.otlp.protocols.http.endpoint).toMatch(/:4318$/);
+    const pipeline = collector.service.pipelines.traces;
+    expect(pipeline.receivers).toContain("otlp");
+    expect(pipeline.exporters.map((e) => collector.exporters[e]?.endpoint)).toContain("jaeger:4317");
+    // Grafana: provisioning and the dashboards mounted, data sources pointing at compose's Prometheus and Jaeger.
+    const grafana = services["grafana"]!;
+    const volumes = ((grafana as { volumes?: (string | { source?: string; target?: string })[] }).volumes ?? []).map((v) => (typeof v === "string" ? v : `${v.source}:${v.target}`));
+    expect(volumes.some((v) => v.includes("deploy/grafana/provisioning:/etc/grafana/provisioning"))).toBe(true);
+    expect(volumes.some((v) => v.includes("deploy/grafana/dashboards:/var/lib/grafana/dashboards"))).toBe(true);
+    const genv = record(grafana.environment);
+    expect(genv["GRAFANA_PROMETHEUS_URL"]).toBe("http://prometheus:9090");
+    expect(genv["GRAFANA_JAEGER_URL"]).toBe("http://jaeger:16686");
+    const datasources = readFileSync(join(repoRoot, "deploy/grafana/provisioning/datasources/datasources.yaml"), "utf8");
+    expect(datasources).toContain("${GRAFANA_PROMETHEUS_URL}");
+    expect(datasources).toContain("${GRAFANA_JAEGER_URL}");
+  });
 });
 
 describe("Dockerfile", () => {

@@ -32,7 +32,7 @@
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
-import { Counter, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { backoffDelay, runForever, sleep, type BackoffOptions } from "./backoff.js";
 import type { Logger } from "./logger.js";
 import type { NatsConnection } from "./nats.js";
@@ -144,9 +144,42 @@ const metrics = {
   }),
 };
 
+/** The consumers running in this process, for the lag gauge (asked on each scrape). */
+const running = new Map<string, { stream: string; nats: NatsConnection | Promise<NatsConnection> }>();
+
+/**
+ * Messages each durable consumer has yet to take (JetStream's num_pending) and has taken but
+ * not acked (num_ack_pending): its lag, read from JetStream when Prometheus scrapes (one
+ * consumer-info request per consumer and scrape, at most a second; nothing between scrapes).
+ */
+const lag = new Gauge({
+  name: "adminkiosk_consumer_pending_messages",
+  help: "Messages a durable JetStream consumer has not finished with, read from JetStream at scrape time: state pending (not yet delivered) or ack_pending (delivered, not acked).",
+  labelNames: ["consumer", "stream", "state"],
+  registers: [],
+  async collect() {
+    this.reset();
+    await Promise.all(
+      [...running].map(async ([durable, c]) => {
+        try {
+          const nc = await Promise.race([Promise.resolve(c.nats), sleep(1_000).then(() => undefined)]);
+          if (!nc) return;
+          const jsm = await jetstreamManager(nc, { timeout: 1_000 });
+          const info = await jsm.consumers.info(c.stream, durable);
+          this.set({ consumer: durable, stream: c.stream, state: "pending" }, info.num_pending);
+          this.set({ consumer: durable, stream: c.stream, state: "ack_pending" }, info.num_ack_pending);
+        } catch {
+          // Not created yet, or NATS away: no sample (the consumer's own logs say why).
+        }
+      }),
+    );
+  },
+});
+
 export function registerConsumerMetrics(registry: Registry): void {
   if (!registry.getSingleMetric("adminkiosk_consumer_messages_total")) registry.registerMetric(metrics.messages);
   if (!registry.getSingleMetric("adminkiosk_consumer_dead_letters_total")) registry.registerMetric(metrics.deadLetters);
+  if (!registry.getSingleMetric("adminkiosk_consumer_pending_messages")) registry.registerMetric(lag);
 }
 
 interface CommonOptions {
@@ -418,7 +451,8 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
     }
   };
 
-  const running = runForever({ log, what: `consumer ${durable} on ${stream}`, fields, signal: abort.signal }, session);
+  running.set(durable, { stream, nats: options.nats });
+  const loop = runForever({ log, what: `consumer ${durable} on ${stream}`, fields, signal: abort.signal }, session);
   const retentionDays = options.inboxRetentionDays ?? 8;
   const cleanup = setInterval(() => {
     pool.query("DELETE FROM consumer_inbox WHERE stream = $1 AND applied_at < now() - make_interval(days => $2)", [inbox, retentionDays]).catch(() => {});
@@ -438,7 +472,8 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
       clearInterval(cleanup);
       current?.stop();
       wake?.();
-      await Promise.race([running, sleep(10_000)]);
+      running.delete(durable);
+      await Promise.race([loop, sleep(10_000)]);
     },
   };
 }

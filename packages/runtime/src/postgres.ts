@@ -2,12 +2,35 @@
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { Gauge } from "prom-client";
 import { runner } from "node-pg-migrate";
 import type { Logger } from "./logger.js";
 import { traceClientQueries } from "./tracing.js";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+
+/** The process's pools, for the pool gauge (read at scrape time). */
+const pools = new Map<pg.Pool, string>();
+
+/**
+ * Each pool's clients by state (total, idle, waiting: callers queued for a client), read when
+ * Prometheus scrapes. A service's server registers it (server.ts).
+ */
+export const poolGauge = new Gauge({
+  name: "adminkiosk_pg_pool_clients",
+  help: "PostgreSQL pool clients by pool (schema) and state: total (open), idle, waiting (callers queued for a client).",
+  labelNames: ["pool", "state"],
+  registers: [],
+  collect() {
+    this.reset();
+    for (const [pool, name] of pools) {
+      this.set({ pool: name, state: "total" }, pool.totalCount);
+      this.set({ pool: name, state: "idle" }, pool.idleCount);
+      this.set({ pool: name, state: "waiting" }, pool.waitingCount);
+    }
+  },
+});
 
 export function createPool(databaseUrl: string, schema: string, log: Logger, max = 10): pg.Pool {
   const pool = new pg.Pool({
@@ -26,6 +49,12 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
   pool.on("connect", (client) => client.on("error", (err) => log.warn({ err: err.message }, "postgres connection lost (client in use)")));
   // Statements made inside a span become its child spans (tracing.ts; nothing when tracing is off).
   pool.on("connect", (client) => traceClientQueries(client as never));
+  pools.set(pool, schema);
+  const end = pool.end.bind(pool);
+  pool.end = ((...args: unknown[]) => {
+    pools.delete(pool);
+    return (end as (...a: unknown[]) => unknown)(...args);
+  }) as typeof pool.end;
   return pool;
 }
 

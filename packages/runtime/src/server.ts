@@ -19,6 +19,7 @@ import { announceHealth, createHealthMonitor, registerHealth, ServingStatus, typ
 import type { NatsConnection } from "./nats.js";
 import type { Logger } from "./logger.js";
 import { createRpcMetrics, observeInterceptor } from "./observe.js";
+import { poolGauge } from "./postgres.js";
 import { registerReflection } from "./reflection.js";
 import { requestContextValues } from "./request.js";
 import { registerResilienceMetrics } from "./resilience.js";
@@ -94,6 +95,7 @@ export async function startService(options: ServiceOptions, host: string, port: 
   });
   const consumers = options.consumers ?? [];
   if (consumers.length > 0) registerConsumerMetrics(metrics);
+  metrics.registerMetric(poolGauge);
   const services = consumers.length > 0 ? [...options.services, ...deadLetterServices] : options.services;
   const shutdown = new AbortController();
   // Every in-flight call listens on it.
