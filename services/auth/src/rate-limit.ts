@@ -22,6 +22,8 @@ export interface LoginLimiter {
   recordSuccess(ip: string, email: string): Promise<void>;
   /** Enrollment is public too: the same per-address budget, counted separately. */
   admitEnrollment(ip: string): Promise<void>;
+  /** Beginning a single sign-on stores an attempt: the same per-address budget, counted separately. */
+  admitSsoBegin(ip: string): Promise<void>;
 }
 
 export interface LoginLimits {
@@ -62,11 +64,20 @@ export function createLoginLimiter(redis: Redis, limits: LoginLimits): LoginLimi
   const window = Math.ceil(failureWindowMs / 1000);
   const perIp = new RateLimiterRedis({ storeClient: redis, keyPrefix: "auth:login:ip", points: perIpPerMinute, duration: 60 });
   const enrollPerIp = new RateLimiterRedis({ storeClient: redis, keyPrefix: "auth:enroll:ip", points: perIpPerMinute, duration: 60 });
+  const ssoPerIp = new RateLimiterRedis({ storeClient: redis, keyPrefix: "auth:sso-begin:ip", points: perIpPerMinute, duration: 60 });
   // Keyed by account and address: "<email> <address>" (an email has no spaces).
   const pairFailures = new RateLimiterRedis({ storeClient: redis, keyPrefix: "auth:login:failed-from", points: failuresPerAccount, duration: window });
   // Keyed by account; only read and counted, never refuses by itself.
   const accountFailures = new RateLimiterRedis({ storeClient: redis, keyPrefix: "auth:login:failed-account", points: 1_000_000, duration: window });
   const pair = (ip: string, email: string) => `${email} ${ip}`;
+  const consumeFrom = async (limiter: RateLimiterRedis, ip: string) => {
+    try {
+      await limiter.consume(ip);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) throw new LoginThrottled("ip", err.msBeforeNext);
+      throw unavailable(err);
+    }
+  };
   const unavailable = (err: unknown) => new ConnectError("login throttling is unavailable; retry later", Code.Unavailable, undefined, undefined, err);
   const orUnavailable = <T>(p: Promise<T>) =>
     p.catch((err: unknown) => {
@@ -89,14 +100,8 @@ export function createLoginLimiter(redis: Redis, limits: LoginLimits): LoginLimi
     async recordFailure(ip, email) {
       await orUnavailable(Promise.all([pairFailures.penalty(pair(ip, email), 1), accountFailures.penalty(email, 1)]));
     },
-    async admitEnrollment(ip) {
-      try {
-        await enrollPerIp.consume(ip);
-      } catch (err) {
-        if (err instanceof RateLimiterRes) throw new LoginThrottled("ip", err.msBeforeNext);
-        throw unavailable(err);
-      }
-    },
+    admitEnrollment: (ip) => consumeFrom(enrollPerIp, ip),
+    admitSsoBegin: (ip) => consumeFrom(ssoPerIp, ip),
     async recordSuccess(ip, email) {
       // Only this address's count: a success elsewhere says nothing about the other addresses.
       await pairFailures.delete(pair(ip, email)).catch(() => false);

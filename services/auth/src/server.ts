@@ -114,6 +114,8 @@ export function authRoutes(deps: AuthDeps) {
       },
       async beginSsoLogin(req, ctx) {
         const providerId = requireText("provider_id", req.providerId, { max: 32 });
+        // Each attempt is a row until it expires: strangers get the login budget per address.
+        await deps.limiter.admitSsoBegin(requestInfo(ctx).peer);
         // In cookie mode the sign-in is bound to this browser (session-cookie.ts).
         const binding = wantsCookie(ctx) ? randomBytes(32).toString("base64url") : null;
         const authorizationUrl = await sso.begin(providerId, binding);

@@ -143,3 +143,20 @@ describe("single sign-on in cookie mode: bound to the browser that began it", ()
     expect(done.body["tokens"]["refreshToken"] ?? "").toBe("");
   });
 });
+
+describe("single sign-on: strangers beginning sign-ins", () => {
+  it("BeginSsoLogin has the login budget per client address (each attempt is a row until it expires)", async () => {
+    const sso = Object.fromEntries(Object.entries(auth.env).filter(([k]) => k.startsWith("SSO_")));
+    const strict = await startAuth({ ...sso, LOGIN_RATE_PER_IP: "2" });
+    try {
+      const begin = () => strict.client(AuthService).beginSsoLogin({ providerId: "acme" });
+      await begin();
+      await begin();
+      const err = await failure(begin());
+      expect(err.code).toBe(Code.ResourceExhausted);
+      expect(err.rawMessage).toMatch(/too many attempts from this address/);
+    } finally {
+      await strict.stop();
+    }
+  }, 60_000);
+});
