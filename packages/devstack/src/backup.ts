@@ -337,7 +337,8 @@ export async function prepareRestore(o: RestoreOptions): Promise<Manifest> {
     `# restored from backup ${chosen.id} (npm run restore)`,
     `restore_command = ${q(`test -f '${walDir(o.root)}/%f.gz' && gunzip -c '${walDir(o.root)}/%f.gz' > '%p'`)}`,
     "recovery_target_action = 'promote'",
-    ...(o.targetTime ? [`recovery_target_time = ${q(o.targetTime.toISOString())}`] : []),
+    // PostgreSQL's timestamptz input: "2026-12-07 11:30:00.123+00" (it refuses the ISO "T…Z" form here).
+    ...(o.targetTime ? [`recovery_target_time = ${q(o.targetTime.toISOString().replace("T", " ").replace("Z", "+00"))}`] : []),
     "",
   ];
   appendFileSync(join(o.targetDir, "postgresql.auto.conf"), settings.join("\n"));
