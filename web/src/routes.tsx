@@ -1,7 +1,7 @@
 // Every page of the app in one table: its address, where it sits in the navigation, and
 // the call it cannot work without (its access rule in proto/ decides who sees the page).
 // A new page is one entry here; see docs/web.md, "Adding a page".
-import type { ComponentType, ReactNode } from "react";
+import { lazy, Suspense, type ComponentType, type ReactNode } from "react";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
@@ -23,6 +23,15 @@ import { UsersPage } from "./admin/UsersPage";
 import { FleetPage } from "./fleet/FleetPage";
 import { JobsPage } from "./jobs/JobsPage";
 import type { IconName } from "./ui/icons";
+import { Loading } from "./ui/feedback";
+
+// Loaded when first visited (their own chunks, with query.proto's and bulk.proto's code). Their
+// `needs` name a call of the same access rule already in the first load (QueryKiosks and
+// ListKiosks: viewer and up; ListBulkActions and CreateJob: admin), so the navigation does not
+// pull those descriptors into it; the pages' own calls are checked by fleet.
+const QueryPage = lazy(() => import("./fleet/query/QueryPage").then((m) => ({ default: m.QueryPage })));
+const ApprovalsPage = lazy(() => import("./fleet/query/ApprovalsPage").then((m) => ({ default: m.ApprovalsPage })));
+const later = (page: ReactNode) => <Suspense fallback={<Loading label="Loading the page" />}>{page}</Suspense>;
 
 export interface PageRoute {
   path: string;
@@ -40,7 +49,9 @@ export interface PageRoute {
 
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
+  { path: "/fleet/query", label: "Query", section: "Fleet", icon: "search", element: later(<QueryPage />), needs: KioskService.method.listKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
+  { path: "/fleet/approvals", label: "Approvals", section: "Fleet", icon: "key", element: later(<ApprovalsPage />), needs: JobService.method.createJob },
   { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: <AlertsPage />, needs: AlertService.method.watchAlerts, badge: AlertsBadge },
   { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
   { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
