@@ -13,7 +13,7 @@ import { Pager, usePageTokens } from "../ui/pager";
 import { useDebounced } from "../ui/use-debounced";
 
 const pageSize = 50;
-const commonTypes = { auth: ["login.", "token.", "user.", "device.", "key."], fleet: ["kiosk.", "command.", "config.", "job."] } as const;
+const commonTypes = { auth: ["login.", "sso.", "token.", "user.", "device.", "key."], fleet: ["kiosk.", "command.", "config.", "job."] } as const;
 type Source = keyof typeof commonTypes;
 
 export function AuditPage() {
