@@ -113,9 +113,7 @@ CREATE TABLE outbox (
   subject       text NOT NULL,
   payload       bytea NOT NULL,
   created_at    timestamptz NOT NULL DEFAULT now(),
-  published_at  timestamptz,
-  -- The W3C traceparent of the writing transaction, while tracing is on (runtime outbox.ts).
-  traceparent   text
+  published_at  timestamptz
 );
 CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
 

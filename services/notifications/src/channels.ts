@@ -16,8 +16,8 @@ export interface Outgoing {
 }
 
 export interface NotificationBody {
-  /** "receipt": a buyer's receipt (receipts.ts), its whole text in `text`. */
-  status: "firing" | "resolved" | "receipt";
+  /** "receipt": a buyer's receipt (receipts.ts); "back_in_stock": a buyer's back-in-stock message (customers-events.ts); their whole text in `text`. */
+  status: "firing" | "resolved" | "receipt" | "back_in_stock";
   ruleId: string;
   ruleName: string;
   severity: string;

@@ -1,6 +1,7 @@
 // The rule kinds fed by link's telemetry (alerting_status, telemetry_errors), catalog's stock
 // events (low_stock), payments' events (payment_failure_rate), orders' events (orders_stuck;
-// buyers' receipts too, see receipts.ts) and ai's silent-failure events (silent_failure), each stream through its own durable
+// buyers' receipts too, see receipts.ts), ai's silent-failure events (silent_failure) and customers' events
+// (help_requested and buyers' back-in-stock messages, customers-events.ts), each stream through its own durable
 // consumer of the runtime (one transaction per message with its inbox row). No other
 // service's database is read. What each rule judges is kept here (kiosk_health,
 // stock_levels, payment_outcomes, open_orders, silent_failures); event times decide, so an older event
@@ -16,6 +17,7 @@ import { PaymentFailedEventSchema, PaymentSucceededEventSchema } from "@adminkio
 import {
   aiSubjects,
   catalogSubjects,
+  customersSubjects,
   decodeEvent,
   ensureStream,
   inTransaction,
@@ -37,6 +39,7 @@ import {
   type PoolClient,
 } from "@adminkiosk/runtime";
 import { conditionCleared, conditionHolds } from "./alerts.js";
+import { applyCustomersEvent, backInStockUpkeep } from "./customers-events.js";
 import { receiptOrderCompleted, receiptOrderFailed, receiptsUpkeep } from "./receipts.js";
 import { applyHealthEvent, serviceHealthUpkeep } from "./service-health.js";
 import { matches, rules, type LiveRule, type RuleKind } from "./rules.js";
@@ -48,13 +51,13 @@ interface Kiosk {
 }
 
 /** The kiosk's labels as fleet's events last set them (none known yet: no group, no tags). */
-async function kioskOf(tx: PoolClient, kioskId: string): Promise<Kiosk & { deleted: boolean }> {
+export async function kioskOf(tx: PoolClient, kioskId: string): Promise<Kiosk & { deleted: boolean }> {
   const { rows } = await tx.query<{ group_id: string; tags: string[]; deleted: boolean }>("SELECT group_id, tags, deleted FROM kiosks WHERE kiosk_id = $1", [kioskId]);
   return { kioskId, groupId: rows[0]?.group_id ?? "", tags: rows[0]?.tags ?? [], deleted: rows[0]?.deleted ?? false };
 }
 
 /** The live rules of `kinds` that select the kiosk. */
-async function rulesSelecting(tx: PoolClient, kinds: RuleKind[], kiosk: Kiosk & { deleted: boolean }): Promise<LiveRule[]> {
+export async function rulesSelecting(tx: PoolClient, kinds: RuleKind[], kiosk: Kiosk & { deleted: boolean }): Promise<LiveRule[]> {
   if (kiosk.deleted) return [];
   return (await rules.live(tx, kinds)).filter((r) => matches(r, kiosk));
 }
@@ -336,7 +339,7 @@ export interface ConditionConsumersOptions {
   pool: Pool;
   nats: Promise<NatsConnection>;
   log: Logger;
-  consumers: { telemetry: string; catalog: string; payments: string; orders: string; silentFailures: string; serviceHealth: string };
+  consumers: { telemetry: string; catalog: string; payments: string; orders: string; silentFailures: string; serviceHealth: string; customers: string };
   sinceStart: boolean;
   /** How often the upkeep runs. */
   upkeepMs: number;
@@ -348,7 +351,7 @@ export function startConditions(o: ConditionConsumersOptions): { consumers: Dura
   const since = o.sinceStart ? new Date() : undefined;
   // The streams are their producers'; made here too (same definitions) so each consumer starts
   // at once whichever service starts first.
-  for (const stream of [catalogSubjects.stream, paymentsSubjects.stream, ordersSubjects.stream, aiSubjects.stream, opsSubjects.stream])
+  for (const stream of [catalogSubjects.stream, paymentsSubjects.stream, ordersSubjects.stream, aiSubjects.stream, opsSubjects.stream, customersSubjects.stream])
     void nats.then((nc) => ensureStream(nc, stream)).catch((err: unknown) => log.warn({ err, stream: stream.name }, "could not create the stream yet; its consumer retries"));
   const consumers = [
     startConsumer({ pool, nats, log, stream: linkSubjects.stream.name, durable: o.consumers.telemetry, filter: linkSubjects.allTelemetry, since, concurrency: 2, apply: applyTelemetryEvent }),
@@ -359,6 +362,8 @@ export function startConditions(o: ConditionConsumersOptions): { consumers: Dura
     // Every process's health announcements (service_not_serving): heartbeats of past processes
     // matter only until they are replaced, so a new durable starts at the last hour the stream keeps.
     startConsumer({ pool, nats, log, stream: opsSubjects.stream.name, durable: o.consumers.serviceHealth, filter: opsSubjects.allHealth, since, apply: applyHealthEvent }),
+    // customers' calls for help (help_requested) and buyers' back-in-stock messages (customers-events.ts).
+    startConsumer({ pool, nats, log, stream: customersSubjects.stream.name, durable: o.consumers.customers, filter: customersSubjects.all, since, apply: applyCustomersEvent }),
   ];
   const stop = new AbortController();
   const loop = runForever({ log, what: "notifications condition upkeep", signal: stop.signal }, async (ready) => {
@@ -381,7 +386,8 @@ export function startConditions(o: ConditionConsumersOptions): { consumers: Dura
 /**
  * What time alone changes: open payment_failure_rate alerts are judged again as their window
  * slides; decided payments older than the longest window (7 days) are forgotten; receipt
- * requests past their time are deleted and sent receipts' addresses masked (receipts.ts);
+ * requests past their time are deleted and sent receipts' and back-in-stock messages' addresses
+ * masked (receipts.ts, customers-events.ts);
  * service processes silent past their heartbeat's ttl count as not serving (service-health.ts).
  */
 async function upkeep(pool: Pool): Promise<void> {
@@ -396,5 +402,6 @@ async function upkeep(pool: Pool): Promise<void> {
     });
   await pool.query("DELETE FROM payment_outcomes WHERE decided_at < now() - interval '7 days 1 hour'");
   await receiptsUpkeep(pool);
+  await backInStockUpkeep(pool);
   await serviceHealthUpkeep(pool);
 }

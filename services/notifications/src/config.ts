@@ -92,8 +92,10 @@ export const notificationsConfigShape = {
   /** ai's silent-failure events (stream AI, ai.silent_failure.>: silent_failure rules). */
   SILENT_FAILURE_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-silent-failures"),
   /** The runtime's health announcements of every service process (stream OPS, ops.health.>: service_not_serving rules). */
+  /** customers' events on stream CUSTOMERS: buyers' back-in-stock messages and calls for help (help_requested). */
+  CUSTOMERS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-customers"),
   SERVICE_HEALTH_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("notifications-service-health"),
-  /** As LINK_EVENTS_SINCE_START, for the six consumers above. */
+  /** As LINK_EVENTS_SINCE_START, for the seven consumers above. */
   COMMERCE_EVENTS_SINCE_START: z
     .enum(["true", "false"], { message: 'must be "true" or "false"' })
     .default("false")

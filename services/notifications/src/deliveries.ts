@@ -16,7 +16,7 @@ export interface DeliveryRow {
   channel: "email" | "webhook" | "sms" | "web_push";
   target: string;
   secret_name: string;
-  status: "firing" | "resolved" | "receipt";
+  status: "firing" | "resolved" | "receipt" | "back_in_stock";
   /** A buyer's receipt: its order. */
   order_id: string | null;
   alert_count: number;

@@ -36,6 +36,7 @@ interface EventRow {
     | "silent_cleared"
     | "service_down"
     | "service_up"
+    | "help_requested"
     | "payment";
   detail: string;
   paper_percent: number | null;
@@ -68,6 +69,7 @@ const eventKinds: Partial<Record<ValidRule["kind"], EventRow["kind"][]>> = {
   silent_failure: ["silent_detected", "silent_cleared"],
   service_not_serving: ["service_down", "service_up"],
   payment_failure_rate: ["payment"],
+  help_requested: ["help_requested"],
 };
 
 const sampleSize = 20;
@@ -204,6 +206,10 @@ export async function dryRun(pool: Pool, rule: ValidRule): Promise<DryRunRuleRes
         if (oldest) start(e.kiosk_id, e, `kiosk ${e.kiosk_id}: order ${oldest[0]} not completed within ${minutes} min`, "", oldest[1]);
         break;
       }
+      case "help_requested":
+        // Open from the first call until someone resolves it (later calls join it).
+        start(e.kiosk_id, e, e.summary);
+        break;
       case "payment_failure_rate": {
         // Judged at each payment over the window ending then (payments before the hour only count).
         if (lastKiosk !== undefined && lastKiosk !== e.kiosk_id) slide(lastKiosk, windowEnd.getTime());

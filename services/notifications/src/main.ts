@@ -2,7 +2,7 @@
 // link's events (stream LINK), fleet's kiosk registry events (stream FLEET) and ai's stock-out
 // predictions (stream AI), the other rule kinds' and buyers' receipts' consumers (conditions.ts:
 // link's telemetry, streams CATALOG, PAYMENTS, ORDERS, AI's silent failures, OPS's service
-// health announcements), the channels
+// health announcements, CUSTOMERS' calls for help and back-in-stock messages), the channels
 // (email, webhook, SMS, Web Push), the sweeper (fire, group, deliver), the alert feed for
 // WatchAlerts, the outbox relay (stream NOTIFICATIONS) and the server.
 import { fileURLToPath } from "node:url";
@@ -109,6 +109,7 @@ async function main() {
       orders: config.ORDERS_EVENTS_CONSUMER,
       silentFailures: config.SILENT_FAILURE_EVENTS_CONSUMER,
       serviceHealth: config.SERVICE_HEALTH_CONSUMER,
+      customers: config.CUSTOMERS_EVENTS_CONSUMER,
     },
     sinceStart: config.COMMERCE_EVENTS_SINCE_START,
     upkeepMs: Math.max(config.SWEEP_MS, 1_000),

@@ -17,7 +17,8 @@ export type RuleKind =
   | "payment_failure_rate"
   | "orders_stuck"
   | "silent_failure"
-  | "service_not_serving";
+  | "service_not_serving"
+  | "help_requested";
 const kindNames: Record<string, RuleKind> = {
   kioskOffline: "kiosk_offline",
   lowPaper: "low_paper",
@@ -30,6 +31,7 @@ const kindNames: Record<string, RuleKind> = {
   ordersStuck: "orders_stuck",
   silentFailure: "silent_failure",
   serviceNotServing: "service_not_serving",
+  helpRequested: "help_requested",
 };
 /** The kinds about the kiosk itself (link's events), beside stockout_predicted (ai's predictions). */
 export const kioskKinds: RuleKind[] = ["kiosk_offline", "low_paper", "printer_fault"];
@@ -176,10 +178,14 @@ export function validateRule(def: RuleDefinition | undefined, secretNames: Reado
       forMs = requireDuration("definition.service_not_serving.for_duration", def.kind.value.forDuration);
       break;
     }
+    case "helpRequested":
+      // A call for help is news at once: no for-duration.
+      forMs = 0;
+      break;
     default:
       throw invalid(
         "definition.kind",
-        "must be one of kiosk_offline, low_paper, printer_fault, stockout_predicted, alerting_status, telemetry_errors, low_stock, payment_failure_rate, orders_stuck, silent_failure, service_not_serving",
+        "must be one of kiosk_offline, low_paper, printer_fault, stockout_predicted, alerting_status, telemetry_errors, low_stock, payment_failure_rate, orders_stuck, silent_failure, service_not_serving, help_requested",
       );
   }
   const matcher = def.matcher;
