@@ -762,6 +762,54 @@ describe.each(existing)("service %s", (name) => {
   });
 });
 
+describe("tracing and dashboards (istio/base/observability)", () => {
+  it("trace every sidecar of the namespace through the mesh's otel-tracing provider, sampling a share", () => {
+    const telemetry = objects<{ spec?: { selector?: unknown; tracing?: { providers?: { name?: string }[]; randomSamplingPercentage?: number }[] } } & KubeObject>("Telemetry").filter(
+      ({ object }) => object.metadata?.namespace === namespace && !object.spec?.selector,
+    );
+    expect(telemetry, "one namespace-wide Telemetry resource").toHaveLength(1);
+    const tracing = telemetry[0]!.object.spec?.tracing ?? [];
+    expect(tracing.flatMap((t) => t.providers ?? []).map((p) => p.name)).toEqual(["otel-tracing"]);
+    const share = tracing[0]?.randomSamplingPercentage ?? 100;
+    expect(share > 0 && share < 100, `randomSamplingPercentage ${share}`).toBe(true);
+    // The provider is the mesh's (meshConfig.extensionProviders): docs/deployment.md says how to name it.
+    expect(documented).toContain("meshConfig.extensionProviders[0].name=otel-tracing");
+    expect(documented).toContain("opentelemetry.service=otel-collector.adminkiosk.svc.cluster.local");
+  });
+
+  it("run the Collector (OTLP on 4317 and 4318, its config from deploy/otel), Jaeger, and Grafana provisioned with every dashboard under deploy/grafana", () => {
+    for (const [name, ports] of [["otel-collector", [4317, 4318]], ["jaeger", [4317, 16686]], ["grafana", [3000]]] as const) {
+      const service = find<IService>("Service", name);
+      expect(service, `Service ${name}`).toBeDefined();
+      expect(service!.object.spec?.ports?.map((p) => p.port)).toEqual(expect.arrayContaining([...ports]));
+      expect(workloads().some((w) => w.template?.metadata?.labels?.["app"] === name), `a workload for ${name}`).toBe(true);
+    }
+    const collector = find<IConfigMap>("ConfigMap", "otel-collector");
+    expect(collector?.manifest.generated).toBe(true);
+    expect(collector?.object.data?.["collector.yaml"]).toBe(readFileSync(join(repoRoot, "deploy/otel/collector.yaml"), "utf8"));
+    const dashboards = find<IConfigMap>("ConfigMap", "grafana-dashboards");
+    const files = readdirSync(join(repoRoot, "deploy/grafana/dashboards")).filter((f) => f.endsWith(".json")).sort();
+    expect(Object.keys(dashboards?.object.data ?? {}).sort(), "grafana-dashboards holds every dashboard file").toEqual(files);
+    const grafana = workloads().find((w) => w.template?.metadata?.labels?.["app"] === "grafana")!;
+    const mounted = (grafana.template?.spec?.volumes ?? []).map((v) => v.configMap?.name).filter(Boolean);
+    expect(mounted).toEqual(expect.arrayContaining(["grafana-datasources", "grafana-dashboard-provider", "grafana-dashboards"]));
+    const env = Object.fromEntries((grafana.template?.spec?.containers?.[0]?.env ?? []).map((e) => [e.name, e.value]));
+    expect(env["GRAFANA_PROMETHEUS_URL"]).toBe("http://prometheus:9090");
+    expect(env["GRAFANA_JAEGER_URL"]).toBe("http://jaeger:16686");
+  });
+
+  it("let the namespace's workloads send spans to the Collector, and only the Collector and Grafana reach Jaeger", () => {
+    const policy = (app: string) => objects<IAuthorizationPolicy & KubeObject>("AuthorizationPolicy").find(({ object }) => object.spec?.selector?.matchLabels?.["app"] === app)?.object;
+    const collector = policy("otel-collector");
+    expect(collector?.spec?.rules?.[0]?.from?.[0]?.source?.namespaces).toEqual([namespace]);
+    const jaeger = policy("jaeger");
+    expect(jaeger?.spec?.rules?.flatMap((r) => r.from?.flatMap((f) => f.source?.principals ?? []) ?? []).sort()).toEqual([
+      `cluster.local/ns/${namespace}/sa/grafana`,
+      `cluster.local/ns/${namespace}/sa/otel-collector`,
+    ]);
+  });
+});
+
 describe("Service ports", () => {
   it("match platformServices for every service that has a Service", () => {
     const problems: string[] = [];
