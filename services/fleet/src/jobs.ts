@@ -261,11 +261,58 @@ export function jobRoutes(deps: JobDeps) {
         };
       },
 
+      async *watchJob(req, ctx) {
+        const jobId = requireUuid("job_id", req.jobId);
+        // Command notices (any kiosk's) say "look again"; the job is read at most once a
+        // second, and every 2 s anyway (the runner completes a job without a notice).
+        let dirty = false;
+        let wake: (() => void) | undefined;
+        const off = deps.changes.onAny((c) => {
+          if (c.kind !== "command") return;
+          dirty = true;
+          wake?.();
+        });
+        try {
+          let last = "";
+          while (!ctx.signal.aborted) {
+            const row = await load(pool, jobId);
+            if (!row) throw notFound(jobId);
+            const message = await withProgress(row);
+            const key = JSON.stringify([row.state, row.end_reason, message.job.progress]);
+            if (key !== last) {
+              last = key;
+              yield message;
+            }
+            const started = Date.now();
+            if (!dirty) {
+              await Promise.race([new Promise<void>((r) => (wake = r)), pause(2_000, ctx.signal)]);
+              wake = undefined;
+            }
+            dirty = false;
+            await pause(Math.max(0, 1_000 - (Date.now() - started)), ctx.signal);
+          }
+        } finally {
+          off();
+        }
+      },
+
       pauseJob: (req, ctx) => transition(ctx, req.jobId, jobTransitions.pause, "job.paused"),
       resumeJob: (req, ctx) => transition(ctx, req.jobId, jobTransitions.resume, "job.resumed"),
       cancelJob: (req, ctx) => transition(ctx, req.jobId, jobTransitions.cancel, "job.canceled"),
     });
 }
+
+/** Resolves after `ms`, or at once when the call is aborted. */
+const pause = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 
 async function cancelUnacked(tx: PoolClient, jobId: string) {
   const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(

@@ -8,7 +8,7 @@ import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
-import { createDatabase, startTestService, type StartedService } from "@adminkiosk/devstack";
+import { createDatabase, eventually, startTestService, type StartedService } from "@adminkiosk/devstack";
 import { clientFor, failure, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 
 let auth: AuthFixture;
@@ -127,6 +127,20 @@ describe("dangerous actions need a second admin", () => {
     const { job } = await clientFor(JobService, fleet.url, admin).getJob({ jobId: ran!.jobId });
     expect(job?.progress?.total).toBe(plan!.kioskCount);
     expect(job?.action?.kind.case).toBe("reboot");
+    // Its progress on a stream: the rollout creates a command for each of the 3 kiosks.
+    const watching = new AbortController();
+    const deadline = setTimeout(() => watching.abort(), eventually.timeout);
+    let dispatched = 0;
+    try {
+      for await (const m of clientFor(JobService, fleet.url, viewer).watchJob({ jobId: ran!.jobId }, { signal: watching.signal })) {
+        expect(m.job?.progress?.total).toBe(3);
+        dispatched = m.job?.progress?.dispatched ?? 0;
+        if (dispatched === 3) break;
+      }
+    } finally {
+      clearTimeout(deadline);
+    }
+    expect(dispatched).toBe(3);
     void ids;
     const audit = (await clientFor(AuditService, fleet.url, admin).listAuditEvents({ subject: plan!.bulkActionId })).events;
     expect(audit.map((e) => [e.type, e.actor])).toEqual([

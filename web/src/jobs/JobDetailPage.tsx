@@ -1,8 +1,10 @@
-// One job: its progress (GetJob read again every 2 s while it runs: fleet has no job
-// stream), pause/resume/cancel for admins, and its commands.
+// One job: its progress (GetJob once, then JobService.WatchJob's stream while the job has
+// anything left to do), pause/resume/cancel for admins, and its commands.
 import { useEffect, useId, useRef, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
-import { useMutation, useQuery } from "@connectrpc/connect-query";
+import { createConnectQueryKey, useMutation, useQuery, useTransport } from "@connectrpc/connect-query";
+import { createClient } from "@connectrpc/connect";
+import { useServerStream } from "../api/use-stream";
 import { useQueryClient } from "@tanstack/react-query";
 import { JobService, JobState, type Job } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { CommandService } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
@@ -17,7 +19,20 @@ import { describeTarget } from "./JobsPage";
 
 export function JobDetailPage() {
   const { jobId = "" } = useParams();
-  const job = useQuery(JobService.method.getJob, { jobId }, { select: (r) => r.job, refetchInterval: (q) => (q.state.data?.job && jobFinished(q.state.data.job.state) ? false : jobRefreshMs) });
+  const transport = useTransport();
+  const queryClient = useQueryClient();
+  const job = useQuery(JobService.method.getJob, { jobId }, { select: (r) => r.job });
+  // Live until the job is over and none of its commands is still under way.
+  const over = job.data ? jobFinished(job.data.state) && (job.data.progress?.inFlight ?? 0) === 0 : false;
+  useServerStream(
+    jobId && !over ? `watch-job:${jobId}` : undefined,
+    (signal) => createClient(JobService, transport).watchJob({ jobId }, { signal, timeoutMs: 0 }),
+    (message) => {
+      if (!message.job) return;
+      const key = createConnectQueryKey({ schema: JobService.method.getJob, input: { jobId }, transport, cardinality: "finite" });
+      queryClient.setQueryData(key, (old) => ({ ...(old ?? { $typeName: "adminkiosk.fleet.v1.GetJobResponse" as const }), job: message.job }));
+    },
+  );
   return (
     <div className="page">
       <p className="breadcrumb">
@@ -39,7 +54,7 @@ function JobDetail({ job }: { job: Job }) {
           <h1>{job.description || `Job ${job.jobId.slice(0, 8)}`}</h1>
           <p className="page-lede">
             {describeAction(job.action)} · <JobStateBadge state={job.state} />
-            {!jobFinished(job.state) && <span className="muted small"> · progress read every {jobRefreshMs / 1000} s</span>}
+            {!jobFinished(job.state) && <span className="muted small"> · live</span>}
           </p>
         </div>
         <JobControls job={job} />

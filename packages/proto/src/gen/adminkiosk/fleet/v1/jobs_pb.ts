@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/fleet/v1/jobs.proto.
  */
 export const file_adminkiosk_fleet_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("Ch5hZG1pbmtpb3NrL2ZsZWV0L3YxL2pvYnMucHJvdG8SE2FkbWlua2lvc2suZmxlZXQudjEifgoJSm9iVGFyZ2V0EhAKCGdyb3VwX2lkGAEgASgJEgsKA3RhZxgCIAEoCRIRCglraW9za19pZHMYAyADKAkSMAoGc3RhdHVzGAQgASgOMiAuYWRtaW5raW9zay5mbGVldC52MS5LaW9za1N0YXR1cxINCgVxdWVyeRgFIAEoCSJ4CgtKb2JQcm9ncmVzcxINCgV0b3RhbBgBIAEoBRISCgpkaXNwYXRjaGVkGAIgASgFEhEKCXN1Y2NlZWRlZBgDIAEoBRIOCgZmYWlsZWQYBCABKAUSEQoJaW5fZmxpZ2h0GAUgASgFEhAKCGNhbmNlbGVkGAYgASgFIqAECgNKb2ISDgoGam9iX2lkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjIKBmFjdGlvbhgDIAEoCzIiLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZEFjdGlvbhIuCgZ0YXJnZXQYBCABKAsyHi5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYlRhcmdldBIXCg9yYXRlX3Blcl9taW51dGUYBSABKAUSGQoMbWF4X2ZhaWx1cmVzGAYgASgFSACIAQESLgoLY29tbWFuZF90dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoFc3RhdGUYCCABKA4yHS5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYlN0YXRlEjIKCHByb2dyZXNzGAkgASgLMiAuYWRtaW5raW9zay5mbGVldC52MS5Kb2JQcm9ncmVzcxISCgpjcmVhdGVkX2J5GAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmVuZF9yZWFzb24YDiABKAlCDwoNX21heF9mYWlsdXJlcyKZAgoQQ3JlYXRlSm9iUmVxdWVzdBITCgtkZXNjcmlwdGlvbhgBIAEoCRIyCgZhY3Rpb24YAiABKAsyIi5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRBY3Rpb24SLgoGdGFyZ2V0GAMgASgLMh4uYWRtaW5raW9zay5mbGVldC52MS5Kb2JUYXJnZXQSFwoPcmF0ZV9wZXJfbWludXRlGAQgASgFEhkKDG1heF9mYWlsdXJlcxgFIAEoBUgAiAEBEi4KC2NvbW1hbmRfdHRsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCUIPCg1fbWF4X2ZhaWx1cmVzIjoKEUNyZWF0ZUpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLmFkbWlua2lvc2suZmxlZXQudjEuSm9iIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjcKDkdldEpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLmFkbWlua2lvc2suZmxlZXQudjEuSm9iImYKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIsCgVzdGF0ZRgDIAEoDjIdLmFkbWlua2lvc2suZmxlZXQudjEuSm9iU3RhdGUiUwoQTGlzdEpvYnNSZXNwb25zZRImCgRqb2JzGAEgAygLMhguYWRtaW5raW9zay5mbGVldC52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKD1BhdXNlSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiOQoQUGF1c2VKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYiIiChBSZXN1bWVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSI6ChFSZXN1bWVKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYiIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSI6ChFDYW5jZWxKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYiqaAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRFX1JVTk5JTkcQARIUChBKT0JfU1RBVEVfUEFVU0VEEAISFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFURV9BQk9SVEVEEAQSFgoSSk9CX1NUQVRFX0NBTkNFTEVEEAUy/AUKCkpvYlNlcnZpY2USdQoJQ3JlYXRlSm9iEiUuYWRtaW5raW9zay5mbGVldC52MS5DcmVhdGVKb2JSZXF1ZXN0GiYuYWRtaW5raW9zay5mbGVldC52MS5DcmVhdGVKb2JSZXNwb25zZSIZyvMYAhADgtPkkwINOgEqIggvdjEvam9icxJyCgZHZXRKb2ISIi5hZG1pbmtpb3NrLmZsZWV0LnYxLkdldEpvYlJlcXVlc3QaIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkdldEpvYlJlc3BvbnNlIh/K8xgCEAGC0+STAhMSES92MS9qb2JzL3tqb2JfaWR9Em8KCExpc3RKb2JzEiQuYWRtaW5raW9zay5mbGVldC52MS5MaXN0Sm9ic1JlcXVlc3QaJS5hZG1pbmtpb3NrLmZsZWV0LnYxLkxpc3RKb2JzUmVzcG9uc2UiFsrzGAIQAYLT5JMCChIIL3YxL2pvYnMSgQEKCFBhdXNlSm9iEiQuYWRtaW5raW9zay5mbGVldC52MS5QYXVzZUpvYlJlcXVlc3QaJS5hZG1pbmtpb3NrLmZsZWV0LnYxLlBhdXNlSm9iUmVzcG9uc2UiKMrzGAIQA4LT5JMCHDoBKiIXL3YxL2pvYnMve2pvYl9pZH06cGF1c2UShQEKCVJlc3VtZUpvYhIlLmFkbWlua2lvc2suZmxlZXQudjEuUmVzdW1lSm9iUmVxdWVzdBomLmFkbWlua2lvc2suZmxlZXQudjEuUmVzdW1lSm9iUmVzcG9uc2UiKcrzGAIQA4LT5JMCHToBKiIYL3YxL2pvYnMve2pvYl9pZH06cmVzdW1lEoUBCglDYW5jZWxKb2ISJS5hZG1pbmtpb3NrLmZsZWV0LnYxLkNhbmNlbEpvYlJlcXVlc3QaJi5hZG1pbmtpb3NrLmZsZWV0LnYxLkNhbmNlbEpvYlJlc3BvbnNlIinK8xgCEAOC0+STAh06ASoiGC92MS9qb2JzL3tqb2JfaWR9OmNhbmNlbGIGcHJvdG8z", [file_adminkiosk_common_v1_access, file_adminkiosk_fleet_v1_commands, file_adminkiosk_fleet_v1_fleet, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5hZG1pbmtpb3NrL2ZsZWV0L3YxL2pvYnMucHJvdG8SE2FkbWlua2lvc2suZmxlZXQudjEifgoJSm9iVGFyZ2V0EhAKCGdyb3VwX2lkGAEgASgJEgsKA3RhZxgCIAEoCRIRCglraW9za19pZHMYAyADKAkSMAoGc3RhdHVzGAQgASgOMiAuYWRtaW5raW9zay5mbGVldC52MS5LaW9za1N0YXR1cxINCgVxdWVyeRgFIAEoCSJ4CgtKb2JQcm9ncmVzcxINCgV0b3RhbBgBIAEoBRISCgpkaXNwYXRjaGVkGAIgASgFEhEKCXN1Y2NlZWRlZBgDIAEoBRIOCgZmYWlsZWQYBCABKAUSEQoJaW5fZmxpZ2h0GAUgASgFEhAKCGNhbmNlbGVkGAYgASgFIqAECgNKb2ISDgoGam9iX2lkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEjIKBmFjdGlvbhgDIAEoCzIiLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZEFjdGlvbhIuCgZ0YXJnZXQYBCABKAsyHi5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYlRhcmdldBIXCg9yYXRlX3Blcl9taW51dGUYBSABKAUSGQoMbWF4X2ZhaWx1cmVzGAYgASgFSACIAQESLgoLY29tbWFuZF90dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoFc3RhdGUYCCABKA4yHS5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYlN0YXRlEjIKCHByb2dyZXNzGAkgASgLMiAuYWRtaW5raW9zay5mbGVldC52MS5Kb2JQcm9ncmVzcxISCgpjcmVhdGVkX2J5GAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmVuZF9yZWFzb24YDiABKAlCDwoNX21heF9mYWlsdXJlcyKZAgoQQ3JlYXRlSm9iUmVxdWVzdBITCgtkZXNjcmlwdGlvbhgBIAEoCRIyCgZhY3Rpb24YAiABKAsyIi5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRBY3Rpb24SLgoGdGFyZ2V0GAMgASgLMh4uYWRtaW5raW9zay5mbGVldC52MS5Kb2JUYXJnZXQSFwoPcmF0ZV9wZXJfbWludXRlGAQgASgFEhkKDG1heF9mYWlsdXJlcxgFIAEoBUgAiAEBEi4KC2NvbW1hbmRfdHRsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCUIPCg1fbWF4X2ZhaWx1cmVzIjoKEUNyZWF0ZUpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLmFkbWlua2lvc2suZmxlZXQudjEuSm9iIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjcKDkdldEpvYlJlc3BvbnNlEiUKA2pvYhgBIAEoCzIYLmFkbWlua2lvc2suZmxlZXQudjEuSm9iImYKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIsCgVzdGF0ZRgDIAEoDjIdLmFkbWlua2lvc2suZmxlZXQudjEuSm9iU3RhdGUiUwoQTGlzdEpvYnNSZXNwb25zZRImCgRqb2JzGAEgAygLMhguYWRtaW5raW9zay5mbGVldC52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiOQoQV2F0Y2hKb2JSZXNwb25zZRIlCgNqb2IYASABKAsyGC5hZG1pbmtpb3NrLmZsZWV0LnYxLkpvYiIhCg9QYXVzZUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjkKEFBhdXNlSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhguYWRtaW5raW9zay5mbGVldC52MS5Kb2IiIgoQUmVzdW1lSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiOgoRUmVzdW1lSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhguYWRtaW5raW9zay5mbGVldC52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiOgoRQ2FuY2VsSm9iUmVzcG9uc2USJQoDam9iGAEgASgLMhguYWRtaW5raW9zay5mbGVldC52MS5Kb2IqmgEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEUpPQl9TVEFURV9SVU5OSU5HEAESFAoQSk9CX1NUQVRFX1BBVVNFRBACEhcKE0pPQl9TVEFURV9DT01QTEVURUQQAxIVChFKT0JfU1RBVEVfQUJPUlRFRBAEEhYKEkpPQl9TVEFURV9DQU5DRUxFRBAFMt8GCgpKb2JTZXJ2aWNlEnUKCUNyZWF0ZUpvYhIlLmFkbWlua2lvc2suZmxlZXQudjEuQ3JlYXRlSm9iUmVxdWVzdBomLmFkbWlua2lvc2suZmxlZXQudjEuQ3JlYXRlSm9iUmVzcG9uc2UiGcrzGAIQA4LT5JMCDToBKiIIL3YxL2pvYnMScgoGR2V0Sm9iEiIuYWRtaW5raW9zay5mbGVldC52MS5HZXRKb2JSZXF1ZXN0GiMuYWRtaW5raW9zay5mbGVldC52MS5HZXRKb2JSZXNwb25zZSIfyvMYAhABgtPkkwITEhEvdjEvam9icy97am9iX2lkfRJvCghMaXN0Sm9icxIkLmFkbWlua2lvc2suZmxlZXQudjEuTGlzdEpvYnNSZXF1ZXN0GiUuYWRtaW5raW9zay5mbGVldC52MS5MaXN0Sm9ic1Jlc3BvbnNlIhbK8xgCEAGC0+STAgoSCC92MS9qb2JzEmEKCFdhdGNoSm9iEiQuYWRtaW5raW9zay5mbGVldC52MS5XYXRjaEpvYlJlcXVlc3QaJS5hZG1pbmtpb3NrLmZsZWV0LnYxLldhdGNoSm9iUmVzcG9uc2UiBsrzGAIQATABEoEBCghQYXVzZUpvYhIkLmFkbWlua2lvc2suZmxlZXQudjEuUGF1c2VKb2JSZXF1ZXN0GiUuYWRtaW5raW9zay5mbGVldC52MS5QYXVzZUpvYlJlc3BvbnNlIijK8xgCEAOC0+STAhw6ASoiFy92MS9qb2JzL3tqb2JfaWR9OnBhdXNlEoUBCglSZXN1bWVKb2ISJS5hZG1pbmtpb3NrLmZsZWV0LnYxLlJlc3VtZUpvYlJlcXVlc3QaJi5hZG1pbmtpb3NrLmZsZWV0LnYxLlJlc3VtZUpvYlJlc3BvbnNlIinK8xgCEAOC0+STAh06ASoiGC92MS9qb2JzL3tqb2JfaWR9OnJlc3VtZRKFAQoJQ2FuY2VsSm9iEiUuYWRtaW5raW9zay5mbGVldC52MS5DYW5jZWxKb2JSZXF1ZXN0GiYuYWRtaW5raW9zay5mbGVldC52MS5DYW5jZWxKb2JSZXNwb25zZSIpyvMYAhADgtPkkwIdOgEqIhgvdjEvam9icy97am9iX2lkfTpjYW5jZWxiBnByb3RvMw", [file_adminkiosk_common_v1_access, file_adminkiosk_fleet_v1_commands, file_adminkiosk_fleet_v1_fleet, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Which kiosks a job targets; the fields combine (AND). At least one must be set.
@@ -359,6 +359,40 @@ export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*
   messageDesc(file_adminkiosk_fleet_v1_jobs, 8);
 
 /**
+ * @generated from message adminkiosk.fleet.v1.WatchJobRequest
+ */
+export type WatchJobRequest = Message<"adminkiosk.fleet.v1.WatchJobRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.WatchJobRequest.
+ * Use `create(WatchJobRequestSchema)` to create a new message.
+ */
+export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 9);
+
+/**
+ * @generated from message adminkiosk.fleet.v1.WatchJobResponse
+ */
+export type WatchJobResponse = Message<"adminkiosk.fleet.v1.WatchJobResponse"> & {
+  /**
+   * @generated from field: adminkiosk.fleet.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.WatchJobResponse.
+ * Use `create(WatchJobResponseSchema)` to create a new message.
+ */
+export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 10);
+
+/**
  * @generated from message adminkiosk.fleet.v1.PauseJobRequest
  */
 export type PauseJobRequest = Message<"adminkiosk.fleet.v1.PauseJobRequest"> & {
@@ -373,7 +407,7 @@ export type PauseJobRequest = Message<"adminkiosk.fleet.v1.PauseJobRequest"> & {
  * Use `create(PauseJobRequestSchema)` to create a new message.
  */
 export const PauseJobRequestSchema: GenMessage<PauseJobRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_jobs, 9);
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 11);
 
 /**
  * @generated from message adminkiosk.fleet.v1.PauseJobResponse
@@ -390,7 +424,7 @@ export type PauseJobResponse = Message<"adminkiosk.fleet.v1.PauseJobResponse"> &
  * Use `create(PauseJobResponseSchema)` to create a new message.
  */
 export const PauseJobResponseSchema: GenMessage<PauseJobResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_jobs, 10);
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 12);
 
 /**
  * @generated from message adminkiosk.fleet.v1.ResumeJobRequest
@@ -407,7 +441,7 @@ export type ResumeJobRequest = Message<"adminkiosk.fleet.v1.ResumeJobRequest"> &
  * Use `create(ResumeJobRequestSchema)` to create a new message.
  */
 export const ResumeJobRequestSchema: GenMessage<ResumeJobRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_jobs, 11);
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 13);
 
 /**
  * @generated from message adminkiosk.fleet.v1.ResumeJobResponse
@@ -424,7 +458,7 @@ export type ResumeJobResponse = Message<"adminkiosk.fleet.v1.ResumeJobResponse">
  * Use `create(ResumeJobResponseSchema)` to create a new message.
  */
 export const ResumeJobResponseSchema: GenMessage<ResumeJobResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_jobs, 12);
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 14);
 
 /**
  * @generated from message adminkiosk.fleet.v1.CancelJobRequest
@@ -441,7 +475,7 @@ export type CancelJobRequest = Message<"adminkiosk.fleet.v1.CancelJobRequest"> &
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_jobs, 13);
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 15);
 
 /**
  * @generated from message adminkiosk.fleet.v1.CancelJobResponse
@@ -458,7 +492,7 @@ export type CancelJobResponse = Message<"adminkiosk.fleet.v1.CancelJobResponse">
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_jobs, 14);
+  messageDesc(file_adminkiosk_fleet_v1_jobs, 16);
 
 /**
  * @generated from enum adminkiosk.fleet.v1.JobState
@@ -536,6 +570,17 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof ListJobsRequestSchema;
     output: typeof ListJobsResponseSchema;
+  },
+  /**
+   * The job at once, then again whenever its progress or state changes (at most about
+   * once a second), for as long as the caller keeps the stream open.
+   *
+   * @generated from rpc adminkiosk.fleet.v1.JobService.WatchJob
+   */
+  watchJob: {
+    methodKind: "server_streaming";
+    input: typeof WatchJobRequestSchema;
+    output: typeof WatchJobResponseSchema;
   },
   /**
    * Stops creating commands; those already sent carry on.
