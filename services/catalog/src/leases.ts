@@ -202,6 +202,8 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
         }
         const lease = created[0];
         if (policy) {
+          // One grant per kiosk at a time, so concurrent asks (a stolen credential racing itself) cannot each pass the policy.
+          await tx.query("SELECT pg_advisory_xact_lock(hashtext('catalog.lease:' || $1))", [input.kioskId]);
           // The kiosk's active leases, this one included: a kiosk (or a stolen credential) can hold no more than the policy.
           const { rows } = await tx.query<{ leases: string; units: string; seats: string }>(
             `SELECT count(*)::text AS leases,

@@ -136,8 +136,10 @@ describe("leases", () => {
     const sku = `policy-${suffix}`;
     await product(sku, { [kiosk]: 200n });
     const device = f.as(LeaseService, await f.device(kiosk));
-    for (let i = 0; i < 3; i++) await device.grantLease({ leaseId: randomUUID(), items: [{ sku, quantity: 20n }] });
-    const fourth = await failure(device.grantLease({ leaseId: randomUUID(), items: [{ sku, quantity: 1n }] }));
+    // Eight asks at once: three get a lease, the others are refused by the policy (not by a race).
+    const asks = await settle(Array.from({ length: 8 }, () => device.grantLease({ leaseId: randomUUID(), items: [{ sku, quantity: 20n }] })));
+    expect(asks.filter((r) => r.status === "fulfilled")).toHaveLength(3);
+    const fourth = ConnectError.from((asks.find((r) => r.status === "rejected") as PromiseRejectedResult).reason);
     expect([fourth.code, reasonOf(fourth)]).toEqual([Code.PermissionDenied, "LEASE_POLICY"]);
     expect(fourth.rawMessage).toContain("kiosk_id");
     const { leases } = await device.listLeases({});

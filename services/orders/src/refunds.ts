@@ -88,25 +88,29 @@ async function carryOut(deps: RefundDeps, refund: RefundRow, req: RefundRequest)
   const order = await orders.full(pool, refund.order_id);
   if (!order) throw notFound(`order ${refund.order_id} not found`);
   const caller = req.call;
-  try {
-    await upstream.payments.refundPayment(
-      { idempotencyKey: `order-refund-${refund.id}`, paymentIntentId: order.row.payment_intent_id, amountMinor: BigInt(refund.amount_minor), reason: `order ${refund.order_id}: ${refund.reason}`.slice(0, 200) },
-      caller,
-    );
-  } catch (err) {
-    const refusal = refusalOf(err);
-    if (refusal && (refusal.kind === "failedPrecondition" || refusal.kind === "invalid" || refusal.kind === "outOfRange")) {
-      // payments refused: undo the record, so the order is as it was.
-      await inTransaction(pool, async (tx) => {
-        await orders.byId(tx, refund.order_id, { forUpdate: true });
-        for (const l of refund.lines)
-          await tx.query("UPDATE order_lines SET refunded_quantity = refunded_quantity - $3 WHERE order_id = $1 AND line_number = $2", [refund.order_id, l.line, l.quantity]);
-        await tx.query("UPDATE orders SET refunded_minor = refunded_minor - $2 WHERE id = $1", [refund.order_id, refund.amount_minor]);
-        await refunds.remove(tx, refund.id);
-      });
-      throw failedPrecondition(`payments refused the refund: ${refusal.message}`);
+  // A sale paid in cash offline (docs/offline.md) has no payment to refund: the money is
+  // handed back at the kiosk; the record, the restock and the void tickets follow as for a card.
+  if (order.row.payment_intent_id !== "") {
+    try {
+      await upstream.payments.refundPayment(
+        { idempotencyKey: `order-refund-${refund.id}`, paymentIntentId: order.row.payment_intent_id, amountMinor: BigInt(refund.amount_minor), reason: `order ${refund.order_id}: ${refund.reason}`.slice(0, 200) },
+        caller,
+      );
+    } catch (err) {
+      const refusal = refusalOf(err);
+      if (refusal && (refusal.kind === "failedPrecondition" || refusal.kind === "invalid" || refusal.kind === "outOfRange")) {
+        // payments refused: undo the record, so the order is as it was.
+        await inTransaction(pool, async (tx) => {
+          await orders.byId(tx, refund.order_id, { forUpdate: true });
+          for (const l of refund.lines)
+            await tx.query("UPDATE order_lines SET refunded_quantity = refunded_quantity - $3 WHERE order_id = $1 AND line_number = $2", [refund.order_id, l.line, l.quantity]);
+          await tx.query("UPDATE orders SET refunded_minor = refunded_minor - $2 WHERE id = $1", [refund.order_id, refund.amount_minor]);
+          await refunds.remove(tx, refund.id);
+        });
+        throw failedPrecondition(`payments refused the refund: ${refusal.message}`);
+      }
+      throw err;
     }
-    throw err;
   }
   // Products go back on the kiosk's shelf. Seats stay sold: catalog cannot sell a sold
   // seat again, and the void ticket no longer admits.

@@ -164,6 +164,11 @@ describe("orders killed in the middle of a sync", () => {
     const { sales } = await offline(f.tokens.viewer).listOfflineSales({ kioskId: e, pageSize: 100 });
     expect(sales).toHaveLength(20);
     expect(await f.stock(e, sku)).toMatchObject({ onHand: 0n, reserved: 0n });
+    // A cash sale refunds without a payment (the money is handed back): recorded, restocked.
+    const cashOrder = completed.find((o) => o.paymentIntentId === "")!;
+    const { order: refunded } = await f.ordersAs(f.tokens.operator).refundOrder({ idempotencyKey: randomUUID(), orderId: cashOrder.orderId, reason: "customer returned it" });
+    expect(refunded).toMatchObject({ state: OrderState.REFUNDED, refundedMinor: 120n });
+    expect(await f.stock(e, sku)).toMatchObject({ onHand: 1n, reserved: 0n });
   });
 });
 
