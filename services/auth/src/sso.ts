@@ -17,7 +17,7 @@ import { seal, unseal } from "./keys.js";
 import type { SessionCheck, Sessions } from "./sessions.js";
 import type { SsoProviderConfig } from "./sso-config.js";
 import { claimsRead, decideRole, type RoleDecision } from "./sso-roles.js";
-import { sha256, ssoLogins, ssoSessions, users, type UserRow } from "./store.js";
+import { sha256, ssoLogins, ssoSessions, users, type SsoLoginRow, type UserRow } from "./store.js";
 
 export interface SsoSettings {
   providers: SsoProviderConfig[];
@@ -52,8 +52,8 @@ export function createSso(pool: Pool, log: Logger, settings: SsoSettings) {
   const providers = new Map(settings.providers.map((p) => [p.id, p]));
   const configurations = new Map<string, Promise<oidc.Configuration>>();
   const logoutKeys = new Map<string, JWTVerifyGetKey>();
-  const seal_ = (v: string) => seal(v, settings.encryptionKey);
-  const unseal_ = (v: Buffer) => unseal(v, settings.encryptionKey);
+  const sealToken = (v: string) => seal(v, settings.encryptionKey);
+  const openToken = (v: Buffer) => unseal(v, settings.encryptionKey);
   let sessions: Sessions | undefined;
 
   /** Discovery once per provider (again after a failure), with the algorithm pinned. */
@@ -117,9 +117,9 @@ export function createSso(pool: Pool, log: Logger, settings: SsoSettings) {
       const p = providers.get(session.provider);
       if (!p) return { refused: `single sign-on through ${session.provider} is no longer configured; sign in again` };
       const config = await configuration(p);
-      let idToken = unseal_(session.id_token_enc);
-      let refreshToken = session.refresh_token_enc ? unseal_(session.refresh_token_enc) : undefined;
-      let accessToken = session.access_token_enc ? unseal_(session.access_token_enc) : undefined;
+      let idToken = openToken(session.id_token_enc);
+      let refreshToken = session.refresh_token_enc ? openToken(session.refresh_token_enc) : undefined;
+      let accessToken = session.access_token_enc ? openToken(session.access_token_enc) : undefined;
       let claims: Claims;
       try {
         let idClaims: Claims = decodeJwt(idToken);
@@ -144,18 +144,18 @@ export function createSso(pool: Pool, log: Logger, settings: SsoSettings) {
         await recordAudit(tx, ctx, "sso.role_mapped", user.user_id, decisionDetails(p, decision, claims), `sso:${p.id}`);
         return { refused: `your ${p.displayName} account is no longer in a group that gives a role here; ask an admin` };
       }
-      let now = user;
+      let current = user;
       if (decision.role !== user.role) {
-        now = (await users.update(tx, user.user_id, { role: decision.role }))!;
+        current = (await users.update(tx, user.user_id, { role: decision.role }))!;
         await recordAudit(tx, ctx, "sso.role_mapped", user.user_id, decisionDetails(p, decision, claims), `sso:${p.id}`);
         await recordAudit(tx, ctx, "user.role_changed", user.user_id, { from: user.role, to: decision.role, provider: p.id }, `sso:${p.id}`);
       }
       await ssoSessions.checked(tx, familyId, {
-        idTokenEnc: seal_(idToken),
-        refreshTokenEnc: refreshToken ? seal_(refreshToken) : null,
-        accessTokenEnc: accessToken ? seal_(accessToken) : null,
+        idTokenEnc: sealToken(idToken),
+        refreshTokenEnc: refreshToken ? sealToken(refreshToken) : null,
+        accessTokenEnc: accessToken ? sealToken(accessToken) : null,
       });
-      return { user: now };
+      return { user: current };
     },
   };
 
@@ -181,6 +181,42 @@ export function createSso(pool: Pool, log: Logger, settings: SsoSettings) {
       await recordAudit(tx, ctx, "user.role_changed", known.user_id, { from: known.role, to: role, provider: p.id }, `sso:${p.id}`);
     }
     return updated;
+  }
+
+  /** The begun sign-in the callback's state names: spent now, refused if expired or from another browser. */
+  async function takeAttempt(ctx: HandlerContext, query: URLSearchParams, binding: string | null) {
+    const state = query.get("state");
+    if (!state) throw invalidArgument("callback_query", "has no state parameter");
+    const attempt = await ssoLogins.take(pool, state);
+    if (!attempt) throw await refused(ctx, "", "unknown, already used or expired state", "this sign-in is unknown, already completed or expired; start again");
+    if (attempt.expires_at.getTime() <= Date.now()) throw await refused(ctx, attempt.provider, "expired state", "this sign-in took too long; start again");
+    const presented = binding === null ? null : sha256(binding);
+    const same = attempt.binding_hash === null ? presented === null : presented !== null && timingSafeEqual(attempt.binding_hash, presented);
+    if (!same) throw await refused(ctx, attempt.provider, "state used from another browser", "this sign-in was begun in another browser; start again");
+    const p = providers.get(attempt.provider);
+    if (!p) throw await refused(ctx, attempt.provider, "provider no longer configured", `single sign-on through ${attempt.provider} is no longer configured`);
+    return { p, attempt, state };
+  }
+
+  /** The code for tokens at the provider; the ID token checked (openid-client), then userinfo. */
+  async function exchangeCode(ctx: HandlerContext, p: SsoProviderConfig, attempt: SsoLoginRow, state: string, query: URLSearchParams) {
+    const error = query.get("error");
+    if (error) throw await refused(ctx, p.id, `provider error ${error}`, `${p.displayName} did not sign you in: ${query.get("error_description") || error}`);
+    const config = await configuration(p);
+    const callback = new URL(settings.redirectUri!);
+    callback.search = query.toString();
+    try {
+      const answer = await oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: attempt.code_verifier,
+        expectedState: state,
+        expectedNonce: attempt.nonce,
+        idTokenExpected: true,
+      });
+      return { answer, claims: await personClaims(config, answer.access_token, answer.claims()!) };
+    } catch (err) {
+      if (unreachable(err)) throw new ConnectError(`${p.displayName} cannot be reached to finish the sign-in; try again`, Code.Unavailable);
+      throw await refused(ctx, p.id, describe(err), `${p.displayName}'s answer was refused: ${describe(err)}`);
+    }
   }
 
   return {
@@ -218,38 +254,8 @@ export function createSso(pool: Pool, log: Logger, settings: SsoSettings) {
     },
 
     async complete(ctx: HandlerContext, query: URLSearchParams, binding: string | null) {
-      const state = query.get("state");
-      if (!state) throw invalidArgument("callback_query", "has no state parameter");
-      const attempt = await ssoLogins.take(pool, state);
-      if (!attempt) throw await refused(ctx, "", "unknown, already used or expired state", "this sign-in is unknown, already completed or expired; start again");
-      if (attempt.expires_at.getTime() <= Date.now()) throw await refused(ctx, attempt.provider, "expired state", "this sign-in took too long; start again");
-      const presented = binding === null ? null : sha256(binding);
-      const same = attempt.binding_hash === null ? presented === null : presented !== null && timingSafeEqual(attempt.binding_hash, presented);
-      if (!same) throw await refused(ctx, attempt.provider, "state used from another browser", "this sign-in was begun in another browser; start again");
-      const p = providers.get(attempt.provider);
-      if (!p) throw await refused(ctx, attempt.provider, "provider no longer configured", `single sign-on through ${attempt.provider} is no longer configured`);
-      const error = query.get("error");
-      if (error) {
-        const description = query.get("error_description") ?? "";
-        throw await refused(ctx, p.id, `provider error ${error}`, `${p.displayName} did not sign you in: ${description || error}`);
-      }
-      const config = await configuration(p);
-      const callback = new URL(settings.redirectUri!);
-      callback.search = query.toString();
-      let answer: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
-      let claims: Claims;
-      try {
-        answer = await oidc.authorizationCodeGrant(config, callback, {
-          pkceCodeVerifier: attempt.code_verifier,
-          expectedState: state,
-          expectedNonce: attempt.nonce,
-          idTokenExpected: true,
-        });
-        claims = await personClaims(config, answer.access_token, answer.claims()!);
-      } catch (err) {
-        if (unreachable(err)) throw new ConnectError(`${p.displayName} cannot be reached to finish the sign-in; try again`, Code.Unavailable);
-        throw await refused(ctx, p.id, describe(err), `${p.displayName}'s answer was refused: ${describe(err)}`);
-      }
+      const { p, attempt, state } = await takeAttempt(ctx, query, binding);
+      const { answer, claims } = await exchangeCode(ctx, p, attempt, state, query);
       const email = typeof claims["email"] === "string" ? claims["email"].toLowerCase() : "";
       if (!email || claims["email_verified"] === false)
         throw await refused(ctx, p.id, "no verified email", `${p.displayName} gave no verified email address (ask for the email scope)`, Code.FailedPrecondition);
@@ -271,9 +277,9 @@ export function createSso(pool: Pool, log: Logger, settings: SsoSettings) {
           provider: p.id,
           subject: String(claims["sub"]),
           providerSid: typeof claims["sid"] === "string" ? claims["sid"] : null,
-          idTokenEnc: seal_(idToken),
-          refreshTokenEnc: answer.refresh_token ? seal_(answer.refresh_token) : null,
-          accessTokenEnc: seal_(answer.access_token),
+          idTokenEnc: sealToken(idToken),
+          refreshTokenEnc: answer.refresh_token ? sealToken(answer.refresh_token) : null,
+          accessTokenEnc: sealToken(answer.access_token),
         });
         await recordAudit(tx, ctx, "sso.role_mapped", user.user_id, decisionDetails(p, decision, claims), `sso:${p.id}`);
         await recordAudit(tx, ctx, "login.succeeded", user.user_id, { method: "sso", provider: p.id }, user.user_id);
@@ -289,7 +295,7 @@ export function createSso(pool: Pool, log: Logger, settings: SsoSettings) {
       const config = await configuration(p).catch(() => undefined);
       if (!config?.serverMetadata().end_session_endpoint) return "";
       return oidc.buildEndSessionUrl(config, {
-        id_token_hint: unseal_(session.id_token_enc),
+        id_token_hint: openToken(session.id_token_enc),
         ...(settings.postLogoutRedirectUri ? { post_logout_redirect_uri: settings.postLogoutRedirectUri } : {}),
       }).href;
     },
