@@ -31,8 +31,13 @@ export interface SellOptions {
   pollMs?: number;
 }
 
-/** Errors worth the same request again (with the same key): the answer may just have been lost. */
-const retryable = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.ABORTED, grpc.status.RESOURCE_EXHAUSTED]);
+/**
+ * Errors worth the same request again (with the same key): the answer may just have been lost.
+ * CANCELLED too: sell() never cancels its own calls, so it is the server's side or the network
+ * (a stream reset between orders and catalog surfaced as CANCELLED, and a kiosk that gave up
+ * left its order 'created' for good; found by the chaos run).
+ */
+const retryable = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.ABORTED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.CANCELLED]);
 
 /**
  * Creates the order (retrying with the same idempotency key while orders cannot be
