@@ -348,7 +348,7 @@ async function startWeb(services: ServiceProcess[]): Promise<{ url: string; stop
  */
 function startSimulatedFleet(services: ServiceProcess[], admin: { created: boolean; email: string; password: string }, historyStart: string | undefined): ChildProcess | undefined {
   const url = (name: string) => services.find((s) => s.name === name)?.url;
-  const [authUrl, fleetUrl, linkUrl, ordersUrl, catalogUrl] = [url("auth"), url("fleet"), url("link"), url("orders"), url("catalog")];
+  const [authUrl, fleetUrl, linkUrl, ordersUrl, catalogUrl, customersUrl] = [url("auth"), url("fleet"), url("link"), url("orders"), url("catalog"), url("customers")];
   const count = env["SIM_KIOSKS"] ?? "50";
   if (!authUrl || !fleetUrl || !linkUrl || count === "0") return undefined;
   const stateFile = join(dataDir, "simulator.json");
@@ -369,6 +369,8 @@ function startSimulatedFleet(services: ServiceProcess[], admin: { created: boole
       // Selling needs orders and catalog; without them (or SIM_SALES=off) the kiosks only report.
       SIM_SALES: ordersUrl && catalogUrl ? (env["SIM_SALES"] ?? "on") : "off",
       ...(ordersUrl && catalogUrl ? { ORDERS_URL: ordersUrl, CATALOG_URL: catalogUrl } : {}),
+      // Some simulated buyers are loyalty members, rate, ask for back-in-stock messages, call for help.
+      ...(customersUrl ? { CUSTOMERS_URL: customersUrl } : {}),
       ...(historyStart ? { SIM_SALES_HISTORY_START: historyStart } : {}),
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -29,3 +29,15 @@ export {
 export { requestReceipt, sell, type ReceiptOptions, type SellOptions } from "./sales.js";
 export { ReceiptRequestState } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
 export { recommendations, searchProducts, type AiOptions } from "./shop.js";
+export {
+  attachMember,
+  callForHelp,
+  enrollMember,
+  HelpCaller,
+  identifyMember,
+  rateProduct,
+  redeemPoints,
+  requestBackInStock,
+  scannedMember,
+  type CustomersOptions,
+} from "./customers.js";

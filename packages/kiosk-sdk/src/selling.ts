@@ -4,7 +4,9 @@
 // kiosk, product, weekday and UTC hour, so forecasts trained on the seeded history can be
 // checked against what then happens. Baskets follow the generator's basket structure
 // (services/ai/src/generator-baskets.ts). And a simulated route driver who restocks a
-// kiosk's product once it has been out for a while, through catalog's admin API.
+// kiosk's product once it has been out for a while, through catalog's admin API. With
+// customers' address, buyers are also people: members, ratings, back-in-stock requests, calls
+// for help (simulated-buyers.ts).
 //
 // Arrivals are Poisson in real time (times `speedup` for demos). A kiosk sells at most
 // `concurrency` sales at once (a customer who finds it busy walks away), skips products its
@@ -28,6 +30,7 @@ import { basketStartRates, completeBasket, demoAffinities, demoBasketProducts, t
 import { backoffDelay } from "./backoff.js";
 import { unary } from "./grpc.js";
 import { sell } from "./sales.js";
+import { simulatedBuyers } from "./simulated-buyers.js";
 
 const listProductsPath = "/adminkiosk.catalog.v1.ProductService/ListProducts";
 const listStockPath = "/adminkiosk.catalog.v1.InventoryService/ListStock";
@@ -52,6 +55,8 @@ export interface SellingOptions {
   concurrency?: number;
   /** The simulated route driver; without it nothing is restocked. */
   restock?: RestockOptions;
+  /** customers' address: some buyers are loyalty members, rate, ask to be told when a product is back, call for help (simulated-buyers.ts). */
+  customersUrl?: string;
   /** Default 1 (ai's seed-demo). */
   seed?: number;
   random?: () => number;
@@ -134,6 +139,7 @@ export function startSelling(options: SellingOptions): Selling {
   const seed = options.seed ?? historySeed;
   const random = options.random ?? Math.random;
   const log = options.log ?? (() => {});
+  const buyers = options.customersUrl ? simulatedBuyers({ customersUrl: options.customersUrl, random, log }) : undefined;
   const stats: SellingStats = { arrivals: 0, completed: 0, units: 0, failed: 0, lostSoldOut: 0, lostBusy: 0, lostBackingOff: 0, refusedOutOfStock: 0, errors: 0, restocks: 0 };
   const timers = new Set<NodeJS.Timeout>();
   const running = new Set<Promise<unknown>>();
@@ -192,6 +198,7 @@ export function startSelling(options: SellingOptions): Selling {
         stats.completed++;
         stats.units += skus.length;
         for (const sku of skus) s.available.set(sku, (s.available.get(sku) ?? 1) - 1);
+        await buyers?.afterSale(s.kiosk, order.orderId, skus);
       } else stats.failed++;
     } catch (err) {
       const e = err as grpc.ServiceError;
@@ -223,7 +230,10 @@ export function startSelling(options: SellingOptions): Selling {
       }
     // What is out is not bought (lost demand: censored sales); the rest of the basket is.
     const skus = completeBasket(first, random, plan.products, plan.affinities, plan.extra).filter((sku) => (s.available.get(sku) ?? 0) > 0);
-    if (skus.length === 0) stats.lostSoldOut++;
+    if (skus.length === 0) {
+      stats.lostSoldOut++;
+      void buyers?.soldOut(s.kiosk, first);
+    }
     else if (Date.now() < s.pausedUntil) stats.lostBackingOff++;
     else if (s.inFlight >= concurrency) stats.lostBusy++;
     else {

@@ -54,6 +54,8 @@ const fleetUrl = urlVar("FLEET_URL", "http://127.0.0.1:7002");
 const linkUrl = urlVar("LINK_URL", "http://127.0.0.1:7003");
 const ordersUrl = urlVar("ORDERS_URL", "http://127.0.0.1:7005");
 const catalogUrl = urlVar("CATALOG_URL", "http://127.0.0.1:7004");
+// Buyers as people (members, ratings, back-in-stock requests, calls for help) when customers runs.
+const customersUrl = process.env["CUSTOMERS_URL"] ? urlVar("CUSTOMERS_URL", "http://127.0.0.1:7009") : undefined;
 // Selling along ai's sales-history generator (selling.ts): on unless SIM_SALES=off.
 const salesSwitch = env("SIM_SALES") ?? "on";
 if (salesSwitch !== "on" && salesSwitch !== "off") fail(`invalid environment: SIM_SALES: must be "on" or "off" (got "${salesSwitch}")`);
@@ -92,6 +94,7 @@ const selling =
     ? startSelling({
         ordersUrl,
         catalogUrl,
+        ...(customersUrl ? { customersUrl } : {}),
         kiosks,
         historyStart,
         speedup,
