@@ -32,6 +32,14 @@ export interface TokenVerifierOptions {
    * soon as it did without the cache). Revocation is still asked on every call.
    */
   cacheSize?: number;
+  /**
+   * When the revocation store cannot answer (Redis is down), a credential it said was not
+   * revoked at most this long ago is still accepted (default 30 s; 0: never). One never
+   * checked, or checked longer ago, is refused (Unavailable): the platform fails closed
+   * except for a Redis blip under callers already working (issue 16, operations.md
+   * "Degradation matrix"). A revocation cannot be recorded while Redis is down anyway.
+   */
+  revocationGraceMs?: number;
 }
 
 /** How long a verified token is trusted without checking its signature again. */
@@ -73,6 +81,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const cacheSize = options.cacheSize ?? 10_000;
   const verified = new Map<string, Verified>();
   const now = () => (options.now?.() ?? new Date()).getTime();
+  const grace = options.revocationGraceMs ?? 30_000;
+  const notRevokedAt = new Map<string, number>();
   return async (token) => {
     let v = verified.get(token);
     if (v && now() < v.until) {
@@ -87,10 +97,29 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         if (verified.size > cacheSize) verified.delete(verified.keys().next().value!);
       }
     }
-    if (v.revocable && (await options.isRevoked(v.revocable)))
+    if (v.revocable && (await revoked(v.revocable)))
       throw new TokenRejected(v.revocable.kind === "session" ? "the session has ended; sign in again" : "the device credential was revoked");
     return { ...v.principal };
   };
+
+  /** Asks the revocation store; if it cannot answer, a recent "not revoked" stands for `revocationGraceMs`. */
+  async function revoked(c: RevocableCredential): Promise<boolean> {
+    const key = c.kind === "session" ? `s:${c.sessionId}` : `d:${c.deviceId}`;
+    try {
+      const answer = await options.isRevoked(c);
+      if (answer) notRevokedAt.delete(key);
+      else if (grace > 0) {
+        notRevokedAt.delete(key);
+        notRevokedAt.set(key, now());
+        if (notRevokedAt.size > cacheSize) notRevokedAt.delete(notRevokedAt.keys().next().value!);
+      }
+      return answer;
+    } catch (err) {
+      const at = notRevokedAt.get(key);
+      if (at !== undefined && now() - at <= grace) return false;
+      throw err;
+    }
+  }
 
   async function verify(token: string): Promise<Verified> {
     let typ: unknown;

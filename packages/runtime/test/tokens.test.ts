@@ -24,6 +24,7 @@ function setup(cacheSize?: number) {
   let keyLookups = 0;
   const revoked = new Set<string>();
   const revocationChecks: RevocableCredential[] = [];
+  const store = { down: false };
   const keys: JWTVerifyGetKey = async () => {
     keyLookups++;
     return publicKey;
@@ -32,6 +33,7 @@ function setup(cacheSize?: number) {
     keys,
     isRevoked: async (c) => {
       revocationChecks.push(c);
+      if (store.down) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
       return revoked.has(c.kind === "device" ? c.deviceId : c.sessionId);
     },
     now: () => now,
@@ -40,6 +42,7 @@ function setup(cacheSize?: number) {
   return {
     verify,
     revoked,
+    store,
     revocationChecks,
     keyLookups: () => keyLookups,
     advance: (ms: number) => {
@@ -97,5 +100,29 @@ describe("verified tokens are kept", () => {
     expect(s.keyLookups()).toBe(3);
     await s.verify(b!);
     expect(s.keyLookups()).toBe(4);
+  });
+});
+
+describe("when the revocation store cannot answer (Redis down)", () => {
+  it("a credential found not revoked within the last 30 s stands; one never checked, or checked longer ago, is refused", async () => {
+    const s = setup();
+    const [seen, unseen] = await Promise.all(["seen", "unseen"].map((k) => sign(deviceTokenType, `dev-${k}`, { kiosk_id: `kiosk-${k}` }, 3600)));
+    expect(await s.verify(seen!)).toMatchObject({ deviceId: "dev-seen" });
+    s.store.down = true;
+    s.advance(20_000);
+    expect(await s.verify(seen!)).toMatchObject({ deviceId: "dev-seen" });
+    // Never asked about: fail closed (not a TokenRejected: the caller gets Unavailable, not Unauthenticated).
+    const refused = await s.verify(unseen!).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Error);
+    expect(refused).not.toBeInstanceOf(TokenRejected);
+    // The grace counts from the last answer, not from the outage's start.
+    s.advance(11_000);
+    await expect(s.verify(seen!)).rejects.toThrow(/enableOfflineQueue/);
+    // Back: asked again, and a revocation it reports is refused at once.
+    s.store.down = false;
+    s.revoked.add("dev-seen");
+    await expect(s.verify(seen!)).rejects.toThrow(/revoked/);
+    s.store.down = true;
+    await expect(s.verify(seen!)).rejects.toThrow(/enableOfflineQueue/);
   });
 });
