@@ -2,7 +2,8 @@
 // Both serve the same grpc.health.v1.Health/Check over HTTP/2 to the same client:
 //   - bare: http2.createServer + connectNodeAdapter, nothing else;
 //   - runtime: startService (one port for HTTP/1.1 + h2c, request ids, logs at "silent",
-//     Prometheus metrics, deadline and access interceptors).
+//     Prometheus metrics, deadline and access interceptors; tracing when TRACING_SAMPLE_RATIO
+//     is set, exporting to TRACING_OTLP_URL when that is).
 // Client and servers share this process, so absolute numbers understate a real server;
 // the ratio is the point. Run: npm run bench:runtime
 import http2 from "node:http2";
@@ -38,7 +39,15 @@ const runtime = await startService(
     routes: () => {},
     verifyToken: createTokenVerifier({ keys: createLocalJWKSet({ keys: [] }), isRevoked: async () => false }),
     probes: [],
-    config: { READ_MAX_BYTES: 1 << 20, MAX_TIMEOUT_MS: 60_000, HEALTH_PROBE_INTERVAL_MS: 2_000, SHUTDOWN_GRACE_MS: 100 },
+    config: {
+      READ_MAX_BYTES: 1 << 20,
+      MAX_TIMEOUT_MS: 60_000,
+      HEALTH_PROBE_INTERVAL_MS: 2_000,
+      SHUTDOWN_GRACE_MS: 100,
+      // Tracing (off unless set): TRACING_SAMPLE_RATIO=1 traces every call; TRACING_OTLP_URL exports the spans too.
+      TRACING_SAMPLE_RATIO: Number(process.env["TRACING_SAMPLE_RATIO"] ?? 0),
+      TRACING_OTLP_URL: process.env["TRACING_OTLP_URL"] || undefined,
+    },
   },
   "127.0.0.1",
   0,

@@ -6,16 +6,19 @@
 //     orders' completion worker applying it — each span after the one that caused it;
 //   - a command is one trace from fleet's SendCommand through link to the kiosk's result;
 //   - every log line written while a span is active carries its trace_id and span_id.
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { CommandService, CommandState } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
-import { eventually, formatTrace, startSpanStore, waitFor, type SpanStore, type StoredSpan } from "@adminkiosk/devstack";
+import { eventually, formatTrace, repoRoot, startSpanStore, waitFor, type SpanStore, type StoredSpan } from "@adminkiosk/devstack";
 import { startSale, type SaleFixture } from "../../services/orders/test/fixture.js";
 import { Role } from "../support/auth.js";
 import { startFleet, type FleetFixture } from "../support/fleet.js";
 
+const run = promisify(execFile);
 let store: SpanStore;
 const saved: Record<string, string | undefined> = {};
 
@@ -95,6 +98,16 @@ describe("a sale", () => {
     expect(causes(spans, createOrder, reserve)).toBe(true);
     // Database statements are child spans of the work that made them.
     expect(spans.some((s) => s.service === "orders" && s.name.startsWith("pg ") && causes(spans, completion, s))).toBe(true);
+
+    // npm run traces prints the latest sale's trace as a tree with timings.
+    const { stdout } = await run(process.execPath, ["--import", "tsx", "packages/devstack/src/traces-cli.ts"], { cwd: repoRoot, env: { ...process.env, DEV_SPAN_STORE_URL: store.url } });
+    expect(stdout).toContain(`trace ${traceId}`);
+    const lines = stdout.split("\n");
+    const at = (text: string) => lines.findIndex((l) => l.includes(text));
+    for (const text of ["orders: adminkiosk.orders.v1.OrderService/CreateOrder", "provider-sim: POST /v1/charges", "payments: POST /webhooks/provider", "orders: process orders-payments"])
+      expect(at(text), `${text} in\n${stdout}`).toBeGreaterThan(0);
+    expect(at("orders: process orders-payments")).toBeGreaterThan(at("payments: POST /webhooks/provider"));
+    expect(lines[at("orders: adminkiosk.orders.v1.OrderService/CreateOrder")]).toMatch(/\+\s*[\d.]+\s+[\d.]+ ms/);
   });
 
   it("puts the trace ids on every log line written inside a span", async () => {
