@@ -16,6 +16,9 @@ import { OrdersPage } from "./orders/OrdersPage";
 import { OfflinePage } from "./orders/OfflinePage";
 import { LeaseService } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import { InsightsPage } from "./insights/InsightsPage";
+import { MemberService, ReviewService } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
+import { MembersPage } from "./customers/MembersPage";
+import { ReviewsPage } from "./customers/ReviewsPage";
 import { CatalogPage } from "./catalog/CatalogPage";
 import { AuditPage } from "./admin/AuditPage";
 import { EnrollmentPage } from "./admin/EnrollmentPage";
@@ -56,6 +59,8 @@ export const pages: PageRoute[] = [
   { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
   { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
   { path: "/offline", label: "Offline selling", section: "Commerce", icon: "box", element: <OfflinePage />, needs: LeaseService.method.listLeases },
+  { path: "/customers/members", label: "Members", section: "Commerce", icon: "users", element: <MembersPage />, needs: MemberService.method.searchMembers },
+  { path: "/customers/reviews", label: "Reviews", section: "Commerce", icon: "catalog", element: <ReviewsPage />, needs: ReviewService.method.listReviews },
   { path: "/insights", label: "Insights", section: "Commerce", icon: "insights", element: <InsightsPage />, needs: ModelService.method.listModels },
   { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: <UsersPage />, needs: UserService.method.listUsers },
   { path: "/admin/enrollment", label: "Enrollment", section: "Admin", icon: "key", element: <EnrollmentPage />, needs: DeviceService.method.createEnrollmentCode },

@@ -344,7 +344,7 @@ function describeCondition(d: RuleDefinition | undefined): string {
   if (!d || !d.kind.case) return "—";
   const more = describeMoreCondition(d);
   if (more) return more;
-  if (d.kind.case === "paymentFailureRate") return "—";
+  if (d.kind.case === "paymentFailureRate" || d.kind.case === "helpRequested") return "—";
   const secs = d.kind.value.forDuration ? Math.round(durationMs(d.kind.value.forDuration) / 1000) : 0;
   if (d.kind.case === "stockoutPredicted") return `Stock-out predicted${d.kind.value.sku ? ` for ${d.kind.value.sku}` : ""}${secs ? ` for ${secs} s` : ""}`;
   const base = d.kind.case === "lowPaper" ? `Paper below ${d.kind.value.belowPercent} %` : kindLabels[d.kind.case];
@@ -469,7 +469,7 @@ function RuleForm({ rule, onDone }: { rule?: Rule; onDone: () => void }) {
   const [severity, setSeverity] = useState<Severity>(d?.severity || Severity.WARNING);
   const [kind, setKind] = useState<KindCase>((d?.kind.case as KindCase | undefined) ?? "kioskOffline");
   const [forSeconds, setForSeconds] = useState(
-    d?.kind.case && d.kind.case !== "paymentFailureRate" && d.kind.value.forDuration ? String(Math.round(durationMs(d.kind.value.forDuration) / 1000)) : "300",
+    d?.kind.case && d.kind.case !== "paymentFailureRate" && d.kind.case !== "helpRequested" && d.kind.value.forDuration ? String(Math.round(durationMs(d.kind.value.forDuration) / 1000)) : "300",
   );
   const [below, setBelow] = useState(d?.kind.case === "lowPaper" ? String(d.kind.value.belowPercent) : "10");
   const [groups, setGroups] = useState(d?.matcher?.groupIds.join(", ") ?? "");

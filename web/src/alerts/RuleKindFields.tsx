@@ -1,10 +1,11 @@
 // The rule form's pieces for the rule kinds judged from catalog's, payments', orders', ai's
 // events and link's telemetry (alerting status, telemetry errors, low stock, payment failure
 // rate, orders stuck, silent failure) and from the services' health announcements (service not
-// serving), and for the SMS and Web Push receivers. Kept apart from
+// serving), a kiosk's call for help (customers), and for the SMS and Web Push receivers. Kept apart from
 // the form itself so any rule editor can use them.
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
-import type { RuleDefinition } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { RuleDefinition, RuleDefinitionSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { FormField } from "../ui/form";
 
 export const moreKindLabels = {
@@ -15,6 +16,7 @@ export const moreKindLabels = {
   ordersStuck: "Orders stuck",
   silentFailure: "Silent failure (ai)",
   serviceNotServing: "Service not serving",
+  helpRequested: "Call for help (customers)",
 } as const;
 export type MoreKind = keyof typeof moreKindLabels;
 /** The proto field of each kind (errors name definition.<field>.…). */
@@ -26,10 +28,11 @@ export const moreKindFields: Record<MoreKind, string> = {
   ordersStuck: "orders_stuck",
   silentFailure: "silent_failure",
   serviceNotServing: "service_not_serving",
+  helpRequested: "help_requested",
 };
 export const isMoreKind = (k: string | undefined): k is MoreKind => k !== undefined && k in moreKindLabels;
-/** Kinds without a for-duration (payment failure rate is judged over its window). */
-export const hasForDuration = (k: string) => k !== "paymentFailureRate";
+/** Kinds without a for-duration (payment failure rate is judged over its window; a call for help fires at once). */
+export const hasForDuration = (k: string) => k !== "paymentFailureRate" && k !== "helpRequested";
 
 export interface MoreKindState {
   sku: string;
@@ -51,13 +54,15 @@ export function initialMoreKindState(d: RuleDefinition | undefined): MoreKindSta
 }
 
 /** The definition's kind for one of these kinds. */
-export function moreKindValue(kind: MoreKind, s: MoreKindState, forMs: number) {
+export function moreKindValue(kind: MoreKind, s: MoreKindState, forMs: number): MessageInitShape<typeof RuleDefinitionSchema>["kind"] {
   const forDuration = durationFromMs(Number.isFinite(forMs) ? forMs : 0);
   switch (kind) {
     case "lowStock":
       return { case: kind, value: { sku: s.sku.trim(), forDuration } };
     case "serviceNotServing":
       return { case: kind, value: { service: s.service.trim(), forDuration } };
+    case "helpRequested":
+      return { case: kind, value: {} };
     case "paymentFailureRate": {
       const minutes = Number(s.windowMinutes);
       return { case: kind, value: { threshold: Number(s.threshold), window: durationFromMs(Number.isFinite(minutes) ? minutes * 60_000 : 0), minPayments: Math.max(0, Math.trunc(Number(s.minPayments) || 0)) } };
@@ -107,6 +112,7 @@ export function describeMoreCondition(d: RuleDefinition | undefined): string | u
     const minutes = k.value.window ? Math.round(durationMs(k.value.window) / 60_000) : 0;
     return `More than ${k.value.threshold} % of payments failed within ${minutes} min (at least ${k.value.minPayments})`;
   }
+  if (k.case === "helpRequested") return "A buyer or technician calls for help at the kiosk";
   const secs = k.value.forDuration ? Math.round(durationMs(k.value.forDuration) / 1000) : 0;
   const what =
     k.case === "lowStock"
