@@ -66,13 +66,16 @@ interface BulkRow {
 
 type Kind = "command" | "configPatch" | "tags" | "group" | "revoke";
 
+/** A plan not run within 24 hours: shown EXPIRED, refused by Run and Approve. */
+const isExpired = (r: BulkRow) => (r.state === "planned" || r.state === "awaiting_approval") && r.expire_at.getTime() <= Date.now();
+
 function toBulkAction(r: BulkRow): MessageInitShape<typeof BulkActionSchema> {
   return {
     bulkActionId: r.bulk_action_id,
     query: r.query,
     change: fromBinary(BulkChangeSchema, r.change),
     description: r.description,
-    state: states[r.state],
+    state: isExpired(r) ? BulkActionState.EXPIRED : states[r.state],
     dangerous: r.dangerous,
     dangerReason: r.danger_reason,
     kioskCount: r.kiosk_count,
@@ -194,10 +197,7 @@ export function bulkRoutes(deps: BulkDeps) {
   async function lockRunnable(tx: PoolClient, id: string, allowed: StateName[]): Promise<BulkRow> {
     const row = await load(tx, id, true);
     if (!row) throw notFound(id);
-    if (row.state !== "running" && (row.state === "planned" || row.state === "awaiting_approval") && row.expire_at.getTime() < Date.now()) {
-      await tx.query("UPDATE bulk_actions SET state = 'expired' WHERE bulk_action_id = $1", [id]);
-      throw new ConnectError(`bulk action ${id} was planned more than 24 hours ago and has expired; plan it again`, Code.FailedPrecondition);
-    }
+    if (isExpired(row)) throw new ConnectError(`bulk action ${id} was planned more than 24 hours ago and has expired; plan it again`, Code.FailedPrecondition);
     if (row.state === "awaiting_approval" && !allowed.includes(row.state))
       throw new ConnectError(`bulk action ${id} is dangerous (${row.danger_reason}): it waits for a second admin's approval (ApproveBulkAction)`, Code.FailedPrecondition);
     if (!allowed.includes(row.state)) throw new ConnectError(`bulk action ${id} is ${row.state.replace("_", " ")}; this needs it ${allowed.join(" or ").replace("_", " ")}`, Code.FailedPrecondition);
@@ -398,9 +398,18 @@ export function bulkRoutes(deps: BulkDeps) {
           state = stateNames.get(req.state);
           if (!state) throw invalidArgument("state", "is not a bulk action state");
         }
+        // A plan past its expiry is EXPIRED whatever its stored state (isExpired).
+        const where =
+          state === "expired"
+            ? "WHERE state = 'expired' OR (state IN ('planned', 'awaiting_approval') AND expire_at <= now())"
+            : state === "planned" || state === "awaiting_approval"
+              ? "WHERE state = $2 AND expire_at > now()"
+              : state
+                ? "WHERE state = $2"
+                : "";
         const { rows } = await pool.query<BulkRow>(
-          `SELECT * FROM bulk_actions ${state ? "WHERE state = $2" : ""} ORDER BY created_at DESC, bulk_action_id LIMIT $1`,
-          state ? [limit, state] : [limit],
+          `SELECT * FROM bulk_actions ${where} ORDER BY created_at DESC, bulk_action_id LIMIT $1`,
+          state && state !== "expired" ? [limit, state] : [limit],
         );
         return { bulkActions: rows.map(toBulkAction) };
       },

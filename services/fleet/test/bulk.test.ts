@@ -1,6 +1,7 @@
 // Bulk actions from a fleet query, with real auth and PostgreSQL: the dry run, the frozen
 // set of kiosks, a second admin for the dangerous ones, and the audit trail.
 import { Code } from "@connectrpc/connect";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AuditService } from "@adminkiosk/proto/adminkiosk/fleet/v1/audit_pb";
 import { BulkActionService, BulkActionState } from "@adminkiosk/proto/adminkiosk/fleet/v1/bulk_pb";
@@ -17,11 +18,12 @@ let admin: string;
 let secondAdmin: string;
 let secondAdminId: string;
 let viewer: string;
+let databaseUrl: string;
 
 beforeAll(async () => {
   auth = await startAuth();
   fleet = await startTestService("fleet", {
-    DATABASE_URL: await createDatabase(inject("infra").databaseUrl, "fleet"),
+    DATABASE_URL: (databaseUrl = await createDatabase(inject("infra").databaseUrl, "fleet")),
     REDIS_URL: auth.redisUrl,
     NATS_URL: inject("infra").natsUrl,
     LINK_EVENTS_CONSUMER: `fleet-bulk-test-${process.pid}`,
@@ -91,6 +93,24 @@ describe("dry run, then run", () => {
     const { config } = await clientFor(ConfigService, fleet.url, admin).getKioskConfig({ kioskId: ids[0]! });
     expect(config?.kioskLayer).toEqual({ volume: 3, brightness: 80 });
     expect((await clientFor(ConfigService, fleet.url, admin).getKioskConfig({ kioskId: ids[1]! })).config?.kioskLayer).toEqual({ brightness: 80 });
+  });
+
+  it("a plan not run within 24 hours expires: it no longer runs or waits in the queue", async () => {
+    await createKiosks("stale", 1);
+    const { bulkAction: plan } = await bulkAs(admin).planBulkAction({ query: "group = stale", change: { change: { case: "command", value: { kind: { case: "reboot", value: {} } } } } });
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    try {
+      // As if planned a day ago.
+      await db.query("UPDATE fleet.bulk_actions SET expire_at = now() - interval '1 second' WHERE bulk_action_id = $1", [plan!.bulkActionId]);
+    } finally {
+      await db.end();
+    }
+    expect((await bulkAs(admin).getBulkAction({ bulkActionId: plan!.bulkActionId })).bulkAction?.state).toBe(BulkActionState.EXPIRED);
+    const late = await failure(bulkAs(secondAdmin).approveBulkAction({ bulkActionId: plan!.bulkActionId }));
+    expect([late.code, late.rawMessage]).toEqual([Code.FailedPrecondition, expect.stringContaining("expired")]);
+    expect((await bulkAs(secondAdmin).listBulkActions({ state: BulkActionState.AWAITING_APPROVAL })).bulkActions.map((b) => b.bulkActionId)).not.toContain(plan!.bulkActionId);
+    expect((await bulkAs(secondAdmin).listBulkActions({ state: BulkActionState.EXPIRED })).bulkActions.map((b) => b.bulkActionId)).toContain(plan!.bulkActionId);
   });
 
   it("bad input: InvalidArgument naming the field or the query's position; a viewer may not plan", async () => {
