@@ -2,7 +2,11 @@
 // and fleet processes, the production build served by devstack's web server. An admin
 // types a query with the bar's completion, reads the totals as a table and a chart, sees
 // a mistake pointed at, tags the match through a dry run, and plans a reboot that a second
-// admin approves from the queue.
+// admin approves from the queue. Takes screenshots: into docs/screenshots/ with
+// UPDATE_SCREENSHOTS=1 (`npm run screenshots` for this file too), otherwise into a temporary folder.
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
@@ -11,6 +15,8 @@ import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebSer
 import { adminEmail, adminPassword, clientFor, Role, startAuth, type AuthFixture } from "../support/auth.js";
 
 const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const screenshotDir = process.env["UPDATE_SCREENSHOTS"] ? join(repoRoot, "docs/screenshots") : mkdtempSync(join(tmpdir(), "adminkiosk-screenshots-"));
+const shoot = (page: Page, name: string) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
 
 let auth: AuthFixture;
 let fleet: StartedService;
@@ -40,6 +46,7 @@ beforeAll(async () => {
   second = { email: user.email, password: "a-long-enough-password" };
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url }, port: 0 });
+  mkdirSync(screenshotDir, { recursive: true });
   browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
 });
 
@@ -82,6 +89,7 @@ describe("fleet query page", () => {
     const stats = page.getByTestId("stats-table");
     await expect.poll(() => stats.locator("tbody tr").allTextContents()).toEqual(["qe2e-north4", "qe2e-south2"]);
     expect(await page.getByTestId("stats-chart").textContent()).toContain("qe2e-north");
+    await shoot(page, "fleet-query");
 
     // The address is the query (a shareable link).
     expect(decodeURIComponent(new URL(page.url()).searchParams.get("q") ?? "")).toBe("group ~ qe2e | stats count() by group");
@@ -117,6 +125,7 @@ describe("fleet query page", () => {
     await page.getByLabel("Command", { exact: true }).selectOption({ label: "Reboot" });
     await page.getByTestId("bulk-dry-run").click();
     await page.getByText("Needs a second admin").waitFor();
+    await shoot(page, "bulk-action-dry-run");
     expect(await page.getByTestId("bulk-run").count()).toBe(0);
     await page.goto(`${web.url}/fleet/approvals`);
     await expect.poll(() => page.getByTestId("approval-item").count()).toBe(1);
@@ -125,9 +134,12 @@ describe("fleet query page", () => {
 
     const approver = await signedIn(second.email, second.password);
     await approver.goto(`${web.url}/fleet/approvals`);
+    await approver.getByTestId("approval-item").waitFor();
+    await shoot(approver, "bulk-approvals");
     await approver.getByTestId("approve").click();
     await expect.poll(() => approver.getByTestId("approval-item").count()).toBe(0);
-    await approver.getByText("4 touched").waitFor();
+    // The reboot in the latest actions: run on the dry run's 4 kiosks, approved by the second admin.
+    await expect.poll(() => approver.getByRole("row").filter({ hasText: "approved by you" }).textContent()).toContain("4 touched");
     await approver.close();
   });
 });

@@ -42,7 +42,7 @@ export function QueryPage() {
         <div>
           <h1>Fleet query</h1>
           <p className="page-lede">
-            Filter, sort and total the fleet in one line — <a href="https://github.com/adminkiosk/adminkiosk/blob/main/docs/fleet-query.md">the language</a>. Enter runs it.
+            Filter, sort and total the fleet in one line (the language: docs/fleet-query.md). Enter runs it; the bar suggests as you type.
           </p>
         </div>
         <div className="header-actions">
