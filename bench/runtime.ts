@@ -22,14 +22,20 @@ async function callsPerSecond(url: string): Promise<number> {
   const client = createClient(Health, createGrpcTransport({ baseUrl: url }));
   for (let i = 0; i < 500; i++) await client.check({});
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next++ < calls) await client.check({});
     }),
   );
-  return calls / ((performance.now() - t0) / 1000);
+  const rate = calls / ((performance.now() - t0) / 1000);
+  const cpu = process.cpuUsage(cpu0);
+  // CPU per call (client and server together): what a loaded machine's share of the CPU does not change.
+  cpuPerCall.push((cpu.user + cpu.system) / calls);
+  return rate;
 }
+const cpuPerCall: number[] = [];
 
 const runtime = await startService(
   {
@@ -79,6 +85,10 @@ console.log("| server | calls/s (median) | rounds |\n|---|---|---|");
 console.log(`| bare connect-node (baseline) | ${median(results.bare).toFixed(0)} | ${results.bare.map((x) => x.toFixed(0)).join(", ")} |`);
 console.log(`| Admin Kiosk runtime | ${median(results.runtime).toFixed(0)} | ${results.runtime.map((x) => x.toFixed(0)).join(", ")} |`);
 console.log(`\nruntime / bare: ${(median(results.runtime) / median(results.bare)).toFixed(2)}`);
+// Rounds alternate bare, runtime: even entries are bare's.
+const cpuBare = cpuPerCall.filter((_, i) => i % 2 === 0);
+const cpuRuntime = cpuPerCall.filter((_, i) => i % 2 === 1);
+console.log(`CPU per call (µs, median; client + server): bare ${median(cpuBare).toFixed(0)}, runtime ${median(cpuRuntime).toFixed(0)}`);
 await runtime.close();
 bare.close();
 process.exit(0);
