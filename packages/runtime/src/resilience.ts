@@ -7,6 +7,9 @@
 //     only on Unavailable (connection refused or reset, a replica going away, the upstream
 //     saying so); never past the caller's deadline (callOptions sets it: each retry gets
 //     what is left of it);
+//   - an upstream call ending Canceled while its caller's signal is not aborted (the
+//     connection was reset under it) is Unavailable naming the upstream, "catalog is
+//     unavailable: connection reset (…)": Canceled is kept for the caller's own cancel;
 //   - a circuit breaker: after `consecutiveFailures` failed calls (Unavailable or
 //     DeadlineExceeded; an answer such as NotFound is the upstream working) calls fail
 //     fast with Unavailable naming the upstream; after `halfOpenAfterMs` one call probes
@@ -160,6 +163,25 @@ export function isIdempotent(method: DescMethod, declared: ReadonlySet<DescMetho
 /** What counts against the upstream's health: it did not answer. */
 const failed = (err: unknown) => err instanceof ConnectError && (err.code === Code.Unavailable || err.code === Code.DeadlineExceeded);
 
+/**
+ * An upstream call that ends Canceled although its caller did not cancel it: the connection
+ * to the upstream was reset mid-call (connect-node reads a session torn down under the stream,
+ * or an HTTP/2 RST_STREAM CANCEL, as Canceled, and a TCP reset, ECONNRESET, as Aborted). Canceled must mean "the caller
+ * cancelled", so this is Unavailable naming the upstream: retried where the method is
+ * idempotent, counted by the breaker, and answered on as Unavailable (which kiosks retry).
+ */
+function resetAsUnavailable(err: unknown, signal: AbortSignal, upstream: string): unknown {
+  if (signal.aborted || !(err instanceof ConnectError)) return err;
+  if (err.code !== Code.Canceled && !(err.code === Code.Aborted && causedByReset(err))) return err;
+  return new ConnectError(`${upstream} is unavailable: connection reset (${err.rawMessage})`, Code.Unavailable, err.metadata, undefined, err);
+}
+
+/** Whether a node error with code ECONNRESET is in the error's cause chain (connect-node reads it as Aborted). */
+function causedByReset(err: unknown): boolean {
+  for (let e: unknown = err, n = 0; e instanceof Error && n < 10; e = e.cause, n++) if ((e as { code?: unknown }).code === "ECONNRESET") return true;
+  return false;
+}
+
 /** grpc-timeout's value for `ms` (connect sets it once from the call's timeout; a retry sends what is left). */
 const grpcTimeout = (ms: number) => `${Math.max(1, Math.ceil(ms))}m`;
 const timeoutUnits: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
@@ -214,7 +236,11 @@ export function resilienceInterceptor(options: ResilienceOptions & { upstream: s
       return await wrap(bulk, retryPolicy, breaker).execute(async ({ signal: s }) => {
         if (s.aborted || signal.aborted) throw ConnectError.from(signal.reason ?? new ConnectError("the operation was aborted", Code.Canceled));
         if (deadline !== undefined && req.header.has("grpc-timeout")) req.header.set("grpc-timeout", grpcTimeout(deadline - Date.now()));
-        return await next(req);
+        try {
+          return await next(req);
+        } catch (err) {
+          throw resetAsUnavailable(err, signal, upstream);
+        }
       }, signal);
     } catch (err) {
       if (err instanceof BrokenCircuitError || err instanceof IsolatedCircuitError) {

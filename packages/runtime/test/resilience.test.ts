@@ -2,9 +2,10 @@
 // serviceTransport) against a real Connect server on a local port: retries only for
 // idempotent calls and only on Unavailable, never past the caller's deadline; a breaker
 // per upstream that opens on a stopped upstream, fails fast naming it and closes once it
-// answers; a bulkhead; and the Prometheus metrics each of them exports.
+// answers; a bulkhead; the Prometheus metrics each of them exports; and a connection
+// reset mid-call (a TCP proxy cutting it) answered Unavailable, a caller's own abort Canceled.
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import { Registry } from "prom-client";
@@ -220,5 +221,60 @@ describe("the bulkhead", () => {
     expect(await metric("adminkiosk_upstream_bulkhead_rejections_total", { upstream: name })).toBe(1);
     release();
     expect((await first).reservation?.reservationId).toBe("slow");
+  });
+});
+
+/** A TCP proxy in front of the upstream whose connections the test can reset mid-call. */
+async function resettingProxy(target: number) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const up = net.connect(target, "127.0.0.1");
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => up.destroy());
+    up.on("error", () => client.destroy());
+    client.pipe(up).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    /** Cuts every connection the proxy carries: a TCP RST to the caller, or a plain close (FIN). */
+    reset: (how: "rst" | "fin") => sockets.forEach((s) => (how === "rst" ? s.resetAndDestroy() : s.destroy())),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe("a connection reset mid-call", () => {
+  it.each(["rst", "fin"] as const)("(%s) is Unavailable naming the upstream, not Canceled (a write, tried once)", async (how) => {
+    const proxy = await resettingProxy(upstream.port);
+    try {
+      const reservations = createClient(ReservationService, serviceTransport(proxy.url, undefined, { upstream: `catalog-reset-${how}`, initialBackoffMs: 5, maxBackoffMs: 20 }));
+      let release!: () => void;
+      script.ReleaseReservation = { hold: new Promise<void>((r) => (release = r)) };
+      const write = failure(reservations.releaseReservation({ reservationId: "x" }, { timeoutMs: 10_000 }));
+      await expect.poll(() => attempts.ReleaseReservation ?? 0, { timeout: 10_000, interval: 10 }).toBe(1);
+      proxy.reset(how);
+      const err = await write;
+      release();
+      expect(Code[err.code]).toBe(Code[Code.Unavailable]);
+      expect(err.rawMessage).toMatch(new RegExp(`^catalog-reset-${how} is unavailable: connection reset`));
+      expect(attempts.ReleaseReservation).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a caller that aborts its own call still sees Canceled, and it is not retried", async () => {
+    const { reservations } = client();
+    let release!: () => void;
+    script.GetReservation = { hold: new Promise<void>((r) => (release = r)) };
+    const abort = new AbortController();
+    const call = failure(reservations.getReservation({ reservationId: "mine" }, { signal: abort.signal, timeoutMs: 10_000 }));
+    await expect.poll(() => attempts.GetReservation ?? 0, { timeout: 10_000, interval: 10 }).toBe(1);
+    abort.abort();
+    const err = await call;
+    release();
+    expect(Code[err.code]).toBe(Code[Code.Canceled]);
+    expect(attempts.GetReservation).toBe(1);
   });
 });
