@@ -72,7 +72,7 @@ async function signedIn(email: string, password: string): Promise<Page> {
 describe("fleet query page", () => {
   it("completes, runs, totals as a table and a chart, and keeps the query in a shareable link", async () => {
     const page = await signedIn(adminEmail, adminPassword);
-    await page.getByRole("link", { name: "Query" }).click();
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Query", exact: true }).click();
     await page.getByRole("heading", { name: "Fleet query" }).waitFor();
     const input = page.getByTestId("query-input");
     await input.click();

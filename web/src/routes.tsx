@@ -2,39 +2,40 @@
 // the call it cannot work without (its access rule in proto/ decides who sees the page).
 // A new page is one entry here; see docs/web.md, "Adding a page".
 import { lazy, Suspense, type ComponentType, type ReactNode } from "react";
-import type { DescMethod } from "@bufbuild/protobuf";
-import { AuditService, UserService, DeviceService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
-import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
-import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
-import { InventoryService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
-import { OrderService } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { ModelService } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
-import { AlertService } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
-import { AlertsBadge } from "./alerts/alert-feed";
-import { AlertsPage } from "./alerts/AlertsPage";
-import { OrdersPage } from "./orders/OrdersPage";
-import { OfflinePage } from "./orders/OfflinePage";
-import { LeaseService } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
-import { InsightsPage } from "./insights/InsightsPage";
-import { MemberService, ReviewService } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
-import { MembersPage } from "./customers/MembersPage";
-import { ReviewsPage } from "./customers/ReviewsPage";
-import { CatalogPage } from "./catalog/CatalogPage";
-import { AuditPage } from "./admin/AuditPage";
-import { EnrollmentPage } from "./admin/EnrollmentPage";
-import { UsersPage } from "./admin/UsersPage";
-import { FleetPage } from "./fleet/FleetPage";
-import { JobsPage } from "./jobs/JobsPage";
+import { needs, type PageNeed } from "./page-access";
 import type { IconName } from "./ui/icons";
 import { Loading } from "./ui/feedback";
 
-// Loaded when first visited (their own chunks, with query.proto's and bulk.proto's code). Their
-// `needs` name a call of the same access rule already in the first load (QueryKiosks and
-// ListKiosks: viewer and up; ListBulkActions and CreateJob: admin), so the navigation does not
-// pull those descriptors into it; the pages' own calls are checked by fleet.
-const QueryPage = lazy(() => import("./fleet/query/QueryPage").then((m) => ({ default: m.QueryPage })));
-const ApprovalsPage = lazy(() => import("./fleet/query/ApprovalsPage").then((m) => ({ default: m.ApprovalsPage })));
-const later = (page: ReactNode) => <Suspense fallback={<Loading label="Loading the page" />}>{page}</Suspense>;
+// Every page loads when first visited, in its own chunk with the generated code only it
+// uses; the first load is the shell (layout, navigation, sign-in, session). `needs` come
+// from page-access.ts, a table of the rules, so the navigation pulls no descriptors in.
+const page = <K extends string>(load: () => Promise<Record<K, ComponentType>>, name: K) => lazy(() => load().then((m) => ({ default: m[name] })));
+const FleetPage = page(() => import("./fleet/FleetPage"), "FleetPage");
+const QueryPage = page(() => import("./fleet/query/QueryPage"), "QueryPage");
+const JobsPage = page(() => import("./jobs/JobsPage"), "JobsPage");
+const ApprovalsPage = page(() => import("./fleet/query/ApprovalsPage"), "ApprovalsPage");
+const AlertsPage = page(() => import("./alerts/AlertsPage"), "AlertsPage");
+const CatalogPage = page(() => import("./catalog/CatalogPage"), "CatalogPage");
+const OrdersPage = page(() => import("./orders/OrdersPage"), "OrdersPage");
+const OfflinePage = page(() => import("./orders/OfflinePage"), "OfflinePage");
+const MembersPage = page(() => import("./customers/MembersPage"), "MembersPage");
+const ReviewsPage = page(() => import("./customers/ReviewsPage"), "ReviewsPage");
+const InsightsPage = page(() => import("./insights/InsightsPage"), "InsightsPage");
+const UsersPage = page(() => import("./admin/UsersPage"), "UsersPage");
+const EnrollmentPage = page(() => import("./admin/EnrollmentPage"), "EnrollmentPage");
+const AuditPage = page(() => import("./admin/AuditPage"), "AuditPage");
+// The badge opens the app's one WatchAlerts stream (alert-feed.tsx, shared with the Alerts page).
+const LazyAlertsBadge = page(() => import("./alerts/alert-feed"), "AlertsBadge");
+function AlertsBadge() {
+  return (
+    <Suspense fallback={null}>
+      <LazyAlertsBadge />
+    </Suspense>
+  );
+}
+
+/** A page loaded on demand, with a spinner while its chunk arrives. */
+export const later = (element: ReactNode) => <Suspense fallback={<Loading label="Loading the page" />}>{element}</Suspense>;
 
 export interface PageRoute {
   path: string;
@@ -43,7 +44,7 @@ export interface PageRoute {
   icon: IconName;
   element: ReactNode;
   /** Hidden from roles that may not make this call, and refused by the page itself. */
-  needs?: DescMethod;
+  needs?: PageNeed;
   /** Shown in the navigation as not built yet. */
   comingSoon?: boolean;
   /** Beside the label in the navigation (a live count). */
@@ -51,18 +52,18 @@ export interface PageRoute {
 }
 
 export const pages: PageRoute[] = [
-  { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: <FleetPage />, needs: KioskService.method.listKiosks },
-  { path: "/fleet/query", label: "Query", section: "Fleet", icon: "search", element: later(<QueryPage />), needs: KioskService.method.listKiosks },
-  { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: <JobsPage />, needs: JobService.method.listJobs },
-  { path: "/fleet/approvals", label: "Approvals", section: "Fleet", icon: "key", element: later(<ApprovalsPage />), needs: JobService.method.createJob },
-  { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: <AlertsPage />, needs: AlertService.method.watchAlerts, badge: AlertsBadge },
-  { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: <CatalogPage />, needs: InventoryService.method.listStock },
-  { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: <OrdersPage />, needs: OrderService.method.listOrders },
-  { path: "/offline", label: "Offline selling", section: "Commerce", icon: "box", element: <OfflinePage />, needs: LeaseService.method.listLeases },
-  { path: "/customers/members", label: "Members", section: "Commerce", icon: "users", element: <MembersPage />, needs: MemberService.method.searchMembers },
-  { path: "/customers/reviews", label: "Reviews", section: "Commerce", icon: "catalog", element: <ReviewsPage />, needs: ReviewService.method.listReviews },
-  { path: "/insights", label: "Insights", section: "Commerce", icon: "insights", element: <InsightsPage />, needs: ModelService.method.listModels },
-  { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: <UsersPage />, needs: UserService.method.listUsers },
-  { path: "/admin/enrollment", label: "Enrollment", section: "Admin", icon: "key", element: <EnrollmentPage />, needs: DeviceService.method.createEnrollmentCode },
-  { path: "/admin/audit", label: "Audit log", section: "Admin", icon: "audit", element: <AuditPage />, needs: AuditService.method.listAuditEvents },
+  { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: later(<FleetPage />), needs: needs.listKiosks },
+  { path: "/fleet/query", label: "Query", section: "Fleet", icon: "search", element: later(<QueryPage />), needs: needs.queryKiosks },
+  { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: later(<JobsPage />), needs: needs.listJobs },
+  { path: "/fleet/approvals", label: "Approvals", section: "Fleet", icon: "key", element: later(<ApprovalsPage />), needs: needs.listBulkActions },
+  { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: later(<AlertsPage />), needs: needs.watchAlerts, badge: AlertsBadge },
+  { path: "/catalog", label: "Catalog", section: "Commerce", icon: "catalog", element: later(<CatalogPage />), needs: needs.listStock },
+  { path: "/orders", label: "Orders", section: "Commerce", icon: "orders", element: later(<OrdersPage />), needs: needs.listOrders },
+  { path: "/offline", label: "Offline selling", section: "Commerce", icon: "box", element: later(<OfflinePage />), needs: needs.listLeases },
+  { path: "/customers/members", label: "Members", section: "Commerce", icon: "users", element: later(<MembersPage />), needs: needs.searchMembers },
+  { path: "/customers/reviews", label: "Reviews", section: "Commerce", icon: "catalog", element: later(<ReviewsPage />), needs: needs.listReviews },
+  { path: "/insights", label: "Insights", section: "Commerce", icon: "insights", element: later(<InsightsPage />), needs: needs.listModels },
+  { path: "/admin/users", label: "Users & roles", section: "Admin", icon: "users", element: later(<UsersPage />), needs: needs.listUsers },
+  { path: "/admin/enrollment", label: "Enrollment", section: "Admin", icon: "key", element: later(<EnrollmentPage />), needs: needs.createEnrollmentCode },
+  { path: "/admin/audit", label: "Audit log", section: "Admin", icon: "audit", element: later(<AuditPage />), needs: needs.listAuditEvents },
 ];

@@ -1,11 +1,13 @@
 // The frame around every signed-in page: navigation (only what the role may use), the
 // connection indicator, who is signed in, and sign out.
 import { useState } from "react";
-import { NavLink, Outlet, useNavigate } from "react-router";
-import { canCall, roleLabel } from "../api/access";
+import { NavLink, Outlet, useLocation, useNavigate } from "react-router";
+import { roleLabel } from "../api/access";
 import { useApi, useSessionState } from "../api/context";
 import { useConnection } from "../api/connection";
+import { meetsNeed } from "../page-access";
 import { pages } from "../routes";
+import { PageErrorBoundary } from "./feedback";
 import { Icon } from "./icons";
 
 const sections = ["Fleet", "Commerce", "Admin"] as const;
@@ -14,9 +16,10 @@ export function Layout() {
   const { session } = useApi();
   const state = useSessionState();
   const navigate = useNavigate();
+  const { pathname } = useLocation();
   const [signingOut, setSigningOut] = useState(false);
   const user = state.status === "signed-in" ? state.user : undefined;
-  const visible = pages.filter((p) => !p.needs || canCall(p.needs, user?.role));
+  const visible = pages.filter((p) => !p.needs || meetsNeed(p.needs, user?.role));
 
   return (
     <div className="shell">
@@ -78,7 +81,9 @@ export function Layout() {
           </div>
         </header>
         <main id="main" tabIndex={-1}>
-          <Outlet />
+          <PageErrorBoundary at={pathname}>
+            <Outlet />
+          </PageErrorBoundary>
         </main>
       </div>
     </div>

@@ -1,5 +1,5 @@
 // Designed states: errors with the request id, empty states, loading placeholders.
-import { useState, type ReactNode } from "react";
+import { Component, useState, type ReactNode } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describeError } from "../api/errors";
 import { Icon, type IconName } from "./icons";
@@ -90,4 +90,27 @@ export function Loading({ label }: { label: string }) {
       {label}
     </div>
   );
+}
+
+/**
+ * Around the page in the layout: a page that fails to render, or whose chunk cannot be
+ * loaded (the app was updated since this tab opened it), says so instead of leaving a blank
+ * screen. Moving to another address (`at`) clears it.
+ */
+export class PageErrorBoundary extends Component<{ at: string; children: ReactNode }, { at: string; error?: unknown }> {
+  override state: { at: string; error?: unknown } = { at: this.props.at };
+  static getDerivedStateFromError(error: unknown) {
+    return { error };
+  }
+  static getDerivedStateFromProps(props: { at: string }, state: { at: string; error?: unknown }) {
+    return props.at === state.at ? null : { at: props.at, error: undefined };
+  }
+  override render() {
+    if (this.state.error === undefined) return this.props.children;
+    return (
+      <div className="page">
+        <ErrorNotice error={this.state.error} onRetry={() => window.location.reload()} />
+      </div>
+    );
+  }
 }
