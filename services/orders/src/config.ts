@@ -25,6 +25,10 @@ export const ordersConfigShape = {
   ORDERS_TICKET_PREVIOUS_KEYS: z.string().default("[]"),
   /** How long catalog holds an order's stock and seats while the payment is confirmed (seconds). */
   ORDER_HOLD_SECONDS: z.coerce.number().int().min(30).max(3600).default(600),
+  /** An order still 'created' (no payment started) this long past its hold is failed and its reservation released (abandoned.ts). */
+  ORDERS_ABANDONED_MARGIN_SECONDS: z.coerce.number().int().min(0).max(3600).default(60),
+  /** How often every replica looks for such orders. */
+  ORDERS_ABANDONED_SWEEP_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   /** Offline selling (docs/offline.md): a card may be taken offline up to this much per sale (minor units). */
   ORDERS_OFFLINE_CARD_FLOOR_LIMIT_MINOR: z.coerce.number().int().min(0).max(1_000_000).default(5_000),
   /** A ticket-signing delegation to a kiosk lasts at most this long (and never past its lease's expiry). */

@@ -1,5 +1,6 @@
 // orders: wire-up only. Reads config, runs migrations, starts the completion worker
-// (JetStream consumers on PAYMENTS and CATALOG), the outbox relay and the server.
+// (JetStream consumers on PAYMENTS and CATALOG), the abandoned-order sweeper, the outbox
+// relay and the server.
 import { fileURLToPath } from "node:url";
 import {
   closeNats,
@@ -18,6 +19,7 @@ import {
   startOutboxRelay,
   startService,
 } from "@adminkiosk/runtime";
+import { startAbandonedSweeper } from "./abandoned.js";
 import { startCompletionWorker } from "./completion.js";
 import { ordersConfigShape } from "./config.js";
 import { ordersStream } from "./events.js";
@@ -50,6 +52,15 @@ async function main() {
     log,
     consumers: { payments: config.PAYMENTS_EVENTS_CONSUMER, catalog: config.CATALOG_EVENTS_CONSUMER },
     paymentStarts: starts,
+  });
+
+  const abandoned = startAbandonedSweeper({
+    pool,
+    upstream,
+    log,
+    holdSeconds: config.ORDER_HOLD_SECONDS,
+    marginSeconds: config.ORDERS_ABANDONED_MARGIN_SECONDS,
+    intervalMs: config.ORDERS_ABANDONED_SWEEP_MS,
   });
 
   const service = await startService(
@@ -85,6 +96,7 @@ async function main() {
 
   onShutdownSignal(log, async () => {
     await service.close();
+    await abandoned.stop();
     await worker.stop();
     await outbox.stop();
     await Promise.allSettled([redis.quit(), closeNats(nats)]);

@@ -52,6 +52,8 @@ export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Orde
     if (row.failure_kind !== null) replayRefusal({ kind: row.failure_kind, message: row.failure_message });
     if (row.state !== "created") return answer(pool, row.id);
     // An earlier attempt stopped half-way (or runs right now): carry on; each step is idempotent.
+    // Unless the abandoned-order sweeper failed it meanwhile (abandoned.ts): then that is the answer.
+    if (!(await orders.touchCreated(pool, row.id))) return answer(pool, row.id);
   }
   const reserved = await reserve(deps, row, req);
   const started = await startPayment(deps, row, reserved, req);

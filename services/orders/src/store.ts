@@ -120,6 +120,16 @@ export const orders = {
     return { ...recorded[0], wrote: false };
   },
 
+  /**
+   * A retry carries a 'created' order on: it counts as progress (the abandoned-order sweeper
+   * waits from here). Undefined when the order is no longer 'created' (the sweeper failed it
+   * first; it waits for this statement's lock, or this one for its).
+   */
+  async touchCreated(db: Db, id: string): Promise<OrderRow | undefined> {
+    const { rows } = await db.query<OrderRow>("UPDATE orders SET updated_at = now() WHERE id = $1 AND state = 'created' RETURNING *", [id]);
+    return rows[0];
+  },
+
   /** CREATED → PENDING_PAYMENT once the intent exists (the worker may have moved it on already). */
   async setPaymentStarted(db: Db, id: string, paymentIntentId: string): Promise<OrderRow | undefined> {
     const { rows } = await db.query<OrderRow>(
