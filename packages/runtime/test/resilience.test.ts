@@ -3,7 +3,8 @@
 // idempotent calls and only on Unavailable, never past the caller's deadline; a breaker
 // per upstream that opens on a stopped upstream, fails fast naming it and closes once it
 // answers; a bulkhead; the Prometheus metrics each of them exports; and a connection
-// reset mid-call (a TCP proxy cutting it) answered Unavailable, a caller's own abort Canceled.
+// reset mid-call (a TCP proxy cutting it) answered Unavailable (a read sent again), a caller's
+// own abort Canceled.
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrpc/connect";
@@ -240,7 +241,10 @@ async function resettingProxy(target: number) {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     /** Cuts every connection the proxy carries: a TCP RST to the caller, or a plain close (FIN). */
     reset: (how: "rst" | "fin") => sockets.forEach((s) => (how === "rst" ? s.resetAndDestroy() : s.destroy())),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => {
+      sockets.forEach((s) => s.destroy());
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
 
@@ -259,6 +263,25 @@ describe("a connection reset mid-call", () => {
       expect(Code[err.code]).toBe(Code[Code.Unavailable]);
       expect(err.rawMessage).toMatch(new RegExp(`^catalog-reset-${how} is unavailable: connection reset`));
       expect(attempts.ReleaseReservation).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it.each(["rst", "fin"] as const)("(%s) under an idempotent read: sent again on a new connection and answered", async (how) => {
+    const proxy = await resettingProxy(upstream.port);
+    try {
+      const reservations = createClient(ReservationService, serviceTransport(proxy.url, undefined, { upstream: `catalog-reread-${how}`, initialBackoffMs: 5, maxBackoffMs: 20 }));
+      let release!: () => void;
+      script.GetReservation = { hold: new Promise<void>((r) => (release = r)) };
+      const read = reservations.getReservation({ reservationId: "again" }, { timeoutMs: 10_000 });
+      await expect.poll(() => attempts.GetReservation ?? 0, { timeout: 10_000, interval: 10 }).toBe(1);
+      delete script.GetReservation;
+      proxy.reset(how);
+      expect((await read).reservation?.reservationId).toBe("again");
+      release();
+      expect(attempts.GetReservation).toBe(2);
+      expect(await metric("adminkiosk_upstream_retries_total", { upstream: `catalog-reread-${how}`, method: "GetReservation" })).toBe(1);
     } finally {
       await proxy.close();
     }
