@@ -64,6 +64,13 @@ type Once = <R>(work: (tx: PoolClient) => Promise<R>) => Promise<R | undefined>;
 /** An event that cannot be acted on yet (redelivered with a backoff, up to the consumer's limit). */
 class Retry extends Error {}
 
+/**
+ * How long JetStream waits before it redelivers a payment or catalog event the completion
+ * worker took and never acknowledged (its process was killed): a crashed replica's events come
+ * back after this, to any replica.
+ */
+export const completionAckWaitMs = 30_000;
+
 export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
   const { pool, upstream, signer, log } = deps;
   const outcomes = new Counter({ name: "orders_completion_outcomes_total", help: "Orders the completion worker settled, by outcome.", labelNames: ["outcome"] });
@@ -234,7 +241,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
 
   // The owners create PAYMENTS and CATALOG; until they have, the consumers retry (logged once).
   const consume = (stream: string, durable: string, filter: string, handle: (m: ConsumedMessage, ctx: { once: Once }) => Promise<void>) =>
-    startConsumer({ pool, nats: deps.nats, log, stream, durable, filter, ackWaitMs: 30_000, concurrency: deps.concurrency ?? 16, handle });
+    startConsumer({ pool, nats: deps.nats, log, stream, durable, filter, ackWaitMs: completionAckWaitMs, concurrency: deps.concurrency ?? 16, handle });
   const consumers = [
     consume(paymentsSubjects.stream.name, deps.consumers.payments, paymentsSubjects.allIntents, handlePayment),
     consume(catalogSubjects.stream.name, deps.consumers.catalog, catalogSubjects.allReservations, handleCatalog),

@@ -12,8 +12,9 @@ import { LeaseService, LeaseState } from "@adminkiosk/proto/adminkiosk/catalog/v
 import { ConflictKind, ConflictResolution, ConflictState, OfflineSaleOutcome, OfflineSaleService } from "@adminkiosk/proto/adminkiosk/orders/v1/offline_pb";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { OfflineRefusal, OfflineSeller, type OfflineSaleInit } from "@adminkiosk/kiosk-sdk";
-import { freePort, waitFor } from "@adminkiosk/devstack";
+import { eventually, freePort, waitFor } from "@adminkiosk/devstack";
 import { clientFor, failure } from "../../../test/support/auth.js";
+import { completionAckWaitMs } from "../src/completion.js";
 import { verifyTicket } from "../src/tickets.js";
 import { startSale, type SaleFixture } from "./fixture.js";
 
@@ -156,7 +157,9 @@ describe("orders killed in the middle of a sync", () => {
     expect(results).toHaveLength(20);
     const again = await offline(token).syncOfflineSales({ sales: all });
     expect(again.results.map((r) => r.order?.orderId)).toEqual(results.map((r) => r.order?.orderId));
-    const completed = await Promise.all(results.map((r) => f.waitFor(token, r.order!.orderId, done)));
+    // A payment's event the killed orders had taken comes back once JetStream's ack wait
+    // for it (the completion worker's, 30 s) has passed: wait that, and then as long as usual.
+    const completed = await Promise.all(results.map((r) => f.waitFor(token, r.order!.orderId, done, completionAckWaitMs + eventually.timeout)));
     expect(completed.every((o) => o.state === OrderState.COMPLETED)).toBe(true);
     const cards = completed.filter((o) => o.paymentIntentId !== "");
     expect(cards).toHaveLength(15);
@@ -169,7 +172,7 @@ describe("orders killed in the middle of a sync", () => {
     const { order: refunded } = await f.ordersAs(f.tokens.operator).refundOrder({ idempotencyKey: randomUUID(), orderId: cashOrder.orderId, reason: "customer returned it" });
     expect(refunded).toMatchObject({ state: OrderState.REFUNDED, refundedMinor: 120n });
     expect(await f.stock(e, sku)).toMatchObject({ onHand: 1n, reserved: 0n });
-  });
+  }, 180_000);
 });
 
 describe("a lease revoked while its kiosk is offline", () => {
