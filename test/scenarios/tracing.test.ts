@@ -72,10 +72,25 @@ describe("a sale", () => {
     );
     await f.waitFor(kiosk, order!.orderId, [OrderState.COMPLETED]);
 
-    // The completion worker's span is the last to arrive (it commits the completed order).
-    const spans = await waitFor("the sale's trace to reach the completion worker", () => {
+    // Each process sends its spans in batches of its own, so they arrive in any order: wait
+    // for every span the sale must have.
+    const required: [string, RegExp][] = [
+      ["orders", /OrderService\/CreateOrder$/],
+      ["catalog", /^adminkiosk\.catalog\.v1\..*\/(Reserve|Hold)/],
+      ["payments", /PaymentService\/CreatePaymentIntent$/],
+      ["provider-sim", /^POST \/v1\/charges$/],
+      ["provider-sim", /^POST webhook charge\.succeeded$/],
+      ["payments", /^POST \/webhooks\/provider$/],
+      ["payments", /^outbox relay payments\./],
+      ["payments", /^JetStream publish PAYMENTS$/],
+      ["orders", /^JetStream PAYMENTS$/],
+      ["orders", /^process orders-payments/],
+    ];
+    const spans = await waitFor("every span of the sale's trace", () => {
       const t = store.trace(traceId);
-      return t.some((s) => s.service === "orders" && /^process orders-payments/.test(s.name)) ? t : undefined;
+      return required.every(([service, name]) => t.some((s) => s.service === service && name.test(s.name))) ? t : undefined;
+    }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; the trace so far:\n${formatTrace(store.trace(traceId))}`);
     });
     const createOrder = find(spans, "orders", /OrderService\/CreateOrder$/);
     const reserve = find(spans, "catalog", /^adminkiosk\.catalog\.v1\..*\/(Reserve|Hold)/);
@@ -122,6 +137,7 @@ describe("a sale", () => {
     // One query (the trace id) finds the sale's lines in every service that worked on it.
     const linesOf = (output: string[]) => output.filter((l) => l.includes(`"trace_id":"${traceId}"`)).map((l) => JSON.parse(l) as { span_id?: string; msg: string });
     await expect.poll(() => linesOf(f.orders.output).some((l) => l.msg === "rpc"), eventually).toBe(true);
+    await expect.poll(() => [f.catalog, f.payments].map((service) => linesOf(service.output).length > 0), eventually).toEqual([true, true]);
     for (const service of [f.orders, f.catalog, f.payments]) {
       const lines = linesOf(service.output);
       expect(lines.length, service.name).toBeGreaterThan(0);
@@ -152,9 +168,19 @@ describe("a command", () => {
     const { command } = await commands.sendCommand({ kioskId: "trace-cmd", action: { kind: { case: "displayMessage", value: { text: "traced" } } } }, { headers: { traceparent } });
     await expect.poll(async () => (await commands.getCommand({ commandId: command!.commandId })).command?.state, eventually).toBe(CommandState.SUCCEEDED);
 
-    const spans = await waitFor("the command's trace to reach the kiosk's result", () => {
+    // fleet's and link's spans arrive in batches of each process's own: wait for all of them.
+    const required: [string, RegExp][] = [
+      ["fleet", /CommandService\/SendCommand$/],
+      ["fleet", /^fleet deliver command$/],
+      ["link", /^link send command$/],
+      ["link", /^kiosk command ack$/],
+      ["link", /^kiosk command result$/],
+    ];
+    const spans = await waitFor("every span of the command's trace", () => {
       const t = store.trace(traceId);
-      return t.some((s) => s.service === "link" && s.name === "kiosk command result") ? t : undefined;
+      return required.every(([service, name]) => t.some((s) => s.service === service && name.test(s.name))) ? t : undefined;
+    }).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; the trace so far:\n${formatTrace(store.trace(traceId))}`);
     });
     const send = find(spans, "fleet", /CommandService\/SendCommand$/);
     const dispatch = find(spans, "fleet", /^fleet deliver command$/);
