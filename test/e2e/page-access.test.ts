@@ -15,7 +15,7 @@ import { file_adminkiosk_orders_v1_orders } from "@adminkiosk/proto/adminkiosk/o
 import { file_adminkiosk_ai_v1_ai } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_pb";
 import { file_adminkiosk_notifications_v1_notifications } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { file_adminkiosk_customers_v1_customers } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
-import { needs } from "../../web/src/page-access";
+import { needs } from "../../web/src/page-access.js";
 
 const registry = createRegistry(
   file_adminkiosk_auth_v1_auth,
