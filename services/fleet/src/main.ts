@@ -30,6 +30,7 @@ import { startPresenceSweep } from "./presence-sweep.js";
 import { startSalesProjection } from "./sales.js";
 import { fleetRoutes, fleetServices } from "./server.js";
 import { startTelemetryStore } from "./telemetry.js";
+import { fleetStatusGauge } from "./status-metrics.js";
 
 const migrations = fileURLToPath(new URL("../migrations", import.meta.url));
 
@@ -90,6 +91,7 @@ async function main() {
 
   dispatcher.registerMetrics(service.metrics);
   linkEvents.registerMetrics(service.metrics);
+  service.metrics.registerMetric(fleetStatusGauge(pool, log));
 
   onShutdownSignal(log, async () => {
     await service.close();

@@ -198,6 +198,16 @@ describe("alerting and low paper", () => {
         return { lowPaper: after.lowPaper - before.lowPaper, alerting: after.alerting - before.alerting };
       }, eventually)
       .toEqual({ lowPaper: 1, alerting: 2 });
+    // Prometheus reads the same counts (fleet_kiosks{status}, the fleet dashboard's), counted at most every 5 s.
+    const gauge = async (status: string) => {
+      const text = await (await fetch(`${fleet.url}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith("fleet_kiosks{") && l.includes(`status="${status}"`));
+      return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : undefined;
+    };
+    const summary = (await kiosksAs(viewer).getFleetSummary({})).summary!;
+    await expect
+      .poll(async () => ({ online: await gauge("online"), alerting: await gauge("alerting"), lowPaper: await gauge("low_paper") }), eventually)
+      .toEqual({ online: summary.online, alerting: summary.alerting, lowPaper: summary.lowPaper });
   });
 });
 
