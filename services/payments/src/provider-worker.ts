@@ -6,7 +6,7 @@
 //
 // Beside it, the confirmation sweeper fails intents the provider has not confirmed
 // within PAYMENT_CONFIRM_TIMEOUT.
-import { inTransaction, type Logger, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { contextFromTraceparent, inTransaction, withContext, type Logger, type Pool, type PoolClient } from "@adminkiosk/runtime";
 import { failIntent } from "./intents.js";
 import type { PaymentsMetrics } from "./metrics.js";
 import { ProviderError, type PaymentProvider } from "./provider.js";
@@ -27,7 +27,9 @@ export function startProviderWorker(deps: { pool: Pool; provider: PaymentProvide
 
   const backoffMs = (attempts: number) => Math.min(30_000, 250 * 2 ** Math.min(attempts - 1, 10)) * (0.75 + Math.random() / 2);
 
-  const runJob = async (job: JobRow) => {
+  // Each job in the trace of the request that queued it (not of whoever woke the worker).
+  const runJob = (job: JobRow) => withContext(contextFromTraceparent(job.traceparent ?? undefined), () => run(job));
+  const run = async (job: JobRow) => {
     try {
       if (job.kind === "charge") await submitCharge(job);
       else if (job.kind === "cancel_charge") await voidCharge(job);

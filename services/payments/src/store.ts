@@ -1,6 +1,6 @@
 // payments' SQL: intents, refunds, provider jobs. Ledger SQL is in ledger.ts and
 // idempotency keys in idempotency.ts.
-import type { Pool, PoolClient } from "@adminkiosk/runtime";
+import { currentTraceparent, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
 type Db = Pool | PoolClient;
 
@@ -48,6 +48,8 @@ export interface JobRow {
   intent_id: string;
   refund_id: string | null;
   attempts: number;
+  /** The request that queued it (tracing.ts), or null. */
+  traceparent: string | null;
 }
 
 export interface NewIntent {
@@ -78,10 +80,10 @@ export const intents = {
          ON CONFLICT (kiosk_id, order_id) WHERE state NOT IN ('failed', 'canceled') DO NOTHING
          RETURNING *
        ), job AS (
-         INSERT INTO provider_jobs (kind, intent_id) SELECT 'charge', id FROM added WHERE state = 'processing' RETURNING 1
+         INSERT INTO provider_jobs (kind, intent_id, traceparent) SELECT 'charge', id, $7::text FROM added WHERE state = 'processing' RETURNING 1
        )
        SELECT added.*, (SELECT pg_notify('payments_provider_jobs', '') FROM job) AS woke FROM added`,
-      [i.kioskId, i.orderId, i.amountMinor.toString(), i.currency, i.description, i.paymentMethod],
+      [i.kioskId, i.orderId, i.amountMinor.toString(), i.currency, i.description, i.paymentMethod, currentTraceparent() ?? null],
     );
     if (!rows[0]) return undefined;
     const { woke: _, ...row } = rows[0] as IntentRow & { woke: unknown };
@@ -162,12 +164,12 @@ export const intents = {
       `WITH charged AS (
          UPDATE payment_intents SET provider_charge_id = COALESCE(provider_charge_id, $2), updated_at = now() WHERE id = $1 RETURNING id, state
        ), void_it AS (
-         INSERT INTO provider_jobs (kind, intent_id) SELECT 'cancel_charge', id FROM charged WHERE state IN ('failed', 'canceled') RETURNING 1
+         INSERT INTO provider_jobs (kind, intent_id, traceparent) SELECT 'cancel_charge', id, $4::text FROM charged WHERE state IN ('failed', 'canceled') RETURNING 1
        ), done AS (
          UPDATE provider_jobs SET done_at = now(), last_error = '' WHERE id = $3
        )
        SELECT (SELECT pg_notify('payments_provider_jobs', '') FROM void_it) AS woke`,
-      [id, chargeId, jobId],
+      [id, chargeId, jobId, currentTraceparent() ?? null],
     );
   },
 
@@ -249,7 +251,7 @@ const leaseSeconds = 60;
 
 export const jobs = {
   async enqueue(db: Db, kind: JobRow["kind"], intentId: string, refundId?: string): Promise<void> {
-    await db.query("INSERT INTO provider_jobs (kind, intent_id, refund_id) VALUES ($1, $2, $3)", [kind, intentId, refundId ?? null]);
+    await db.query("INSERT INTO provider_jobs (kind, intent_id, refund_id, traceparent) VALUES ($1, $2, $3, $4)", [kind, intentId, refundId ?? null, currentTraceparent() ?? null]);
     // Wakes the provider workers of every replica at commit.
     await db.query("NOTIFY payments_provider_jobs");
   },
@@ -259,7 +261,7 @@ export const jobs = {
     const { rows } = await db.query<JobRow>(
       `UPDATE provider_jobs SET attempts = attempts + 1, next_attempt_at = now() + $2 * interval '1 second'
        WHERE id IN (SELECT id FROM provider_jobs WHERE done_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-       RETURNING id, kind, intent_id, refund_id, attempts`,
+       RETURNING id, kind, intent_id, refund_id, attempts, traceparent`,
       [limit, leaseSeconds],
     );
     return rows;
