@@ -164,7 +164,11 @@ describe("restore drill", () => {
     const nats = await startNats(natsDir, await freePort());
     try {
       const restored = await restoreStreams(root, backup.id, nats.url);
-      expect(restored).toEqual(backup.manifest.streams.map((s) => ({ name: s.name, messages: s.info.state.messages })));
+      expect(restored.map((r) => r.name)).toEqual(backup.manifest.streams.map((s) => s.name));
+      // The manifest holds the stream's state as the server answered the snapshot request; a
+      // message published while it packed the stream (these streams are the test run's, shared
+      // with other files) may be in the snapshot too, never one fewer.
+      for (const [i, r] of restored.entries()) expect(r.messages, r.name).toBeGreaterThanOrEqual(backup.manifest.streams[i]!.info.state.messages);
     } finally {
       await nats.stop();
     }
