@@ -13,7 +13,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { OrderState } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
-import { freePort, startNats, startPostgres, type Postgres } from "@adminkiosk/devstack";
+import { freePort, startNats, startPostgres, waitFor, type Postgres } from "@adminkiosk/devstack";
 import { prepareRestore, restoreStreams, takeBackup, verifyBackup, waitForRecovery, walDir } from "../../packages/devstack/src/backup.js";
 import { startSale, type SaleFixture } from "../../services/orders/test/fixture.js";
 
@@ -81,11 +81,7 @@ function startLoad(kiosks: string[], sku: string) {
   return {
     acknowledged,
     async until(count: number) {
-      const deadline = Date.now() + 120_000;
-      while (acknowledged.length < count) {
-        if (Date.now() > deadline) throw new Error(`only ${acknowledged.length} sales completed, waiting for ${count}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(`${count} sales to complete`, () => (acknowledged.length >= count ? true : undefined), { timeout: 120_000, interval: 50 });
     },
     async stop() {
       running = false;
@@ -115,13 +111,11 @@ describe("restore drill", () => {
     const marked = load.acknowledged.map((a) => a.orderId);
     const { lsn } = (await query<{ lsn: string }>("auth", "SELECT pg_current_wal_lsn()::text AS lsn"))[0]!;
     const { audits } = (await query<{ audits: string }>("auth", "SELECT count(*)::text AS audits FROM auth.audit_events"))[0]!;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const { archived } = (await query<{ archived: boolean }>("auth", `SELECT coalesce(last_archived_wal >= pg_walfile_name('${lsn}'::pg_lsn), false) AS archived FROM pg_stat_archiver`))[0]!;
-      if (archived) break;
-      if (Date.now() > deadline) throw new Error(`the segment holding ${lsn} was not archived within 60 s`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      `the segment holding ${lsn} to be archived`,
+      async () => ((await query<{ archived: boolean }>("auth", `SELECT coalesce(last_archived_wal >= pg_walfile_name('${lsn}'::pg_lsn), false) AS archived FROM pg_stat_archiver`))[0]!.archived ? true : undefined),
+      { timeout: 60_000 },
+    );
     await load.until(marked.length + 2);
 
     // The crash: the server killed mid-sale and its data directory gone.

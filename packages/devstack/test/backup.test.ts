@@ -9,6 +9,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { listBackups, prepareRestore, prune, takeBackup, verifyBackup, waitForRecovery, walDir } from "../src/backup.js";
 import { freePort, startPostgres, type Postgres } from "../src/infra.js";
+import { waitFor } from "../src/testing.js";
 
 let dir: string;
 let root: string;
@@ -28,11 +29,7 @@ async function sql<T>(url: string, text: string, values: unknown[] = []): Promis
 /** Waits until the WAL holding everything committed so far is in the archive (archive_timeout switches the segment). */
 async function archived(url: string) {
   const [{ file }] = (await sql<{ file: string }>(url, "SELECT pg_walfile_name(pg_current_wal_lsn()) AS file")) as [{ file: string }];
-  const deadline = Date.now() + 60_000;
-  while (!((await sql<{ done: boolean }>(url, "SELECT coalesce(last_archived_wal >= $1, false) AS done FROM pg_stat_archiver", [file]))[0]?.done)) {
-    if (Date.now() > deadline) throw new Error(`${file} was not archived within 60 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(`${file} to be archived`, async () => ((await sql<{ done: boolean }>(url, "SELECT coalesce(last_archived_wal >= $1, false) AS done FROM pg_stat_archiver", [file]))[0]?.done ? true : undefined), { timeout: 60_000 });
 }
 
 beforeAll(async () => {
