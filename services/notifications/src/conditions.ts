@@ -105,11 +105,11 @@ export async function applyTelemetryEvent(tx: PoolClient, msg: ConsumedMessage):
   await tx.query(
     `INSERT INTO recent_events (event_time, kiosk_id, kind, alerting, detail, summary)
      SELECT $2::timestamptz, $1::text, 'health', $3::boolean, $4::text, $5::text
+     FROM (SELECT 1) one LEFT JOIN kiosk_health h ON h.kiosk_id = $1::text
      WHERE CASE
-       WHEN NOT EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text) THEN $3::boolean OR $4::text <> ''
-       WHEN EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text AND h.sample_time = $2::timestamptz) THEN false
-       WHEN EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text AND h.sample_time < $2::timestamptz)
-         THEN NOT EXISTS (SELECT 1 FROM kiosk_health h WHERE h.kiosk_id = $1::text AND h.alerting = $3::boolean AND (cardinality(h.errors) > 0) = ($4::text <> ''))
+       WHEN h.kiosk_id IS NULL THEN $3::boolean OR $4::text <> ''
+       WHEN h.sample_time = $2::timestamptz THEN false
+       WHEN h.sample_time < $2::timestamptz THEN NOT (h.alerting = $3::boolean AND (cardinality(h.errors) > 0) = ($4::text <> ''))
        ELSE NOT EXISTS (
          SELECT 1 FROM (SELECT alerting, detail FROM recent_events WHERE kiosk_id = $1::text AND kind = 'health' AND event_time < $2::timestamptz ORDER BY event_time DESC LIMIT 1) p
          WHERE p.alerting = $3::boolean AND (p.detail <> '') = ($4::text <> ''))

@@ -247,11 +247,11 @@ async function applyConnections(tx: PoolClient, changes: ConnectionChange[], liv
 async function recordTelemetry(tx: PoolClient, kioskId: string, time: Date, paperPercent: number, fault: boolean): Promise<void> {
   await tx.query(
     `INSERT INTO recent_events (event_time, kiosk_id, kind, paper_percent, printer_fault)
-     SELECT $2, $1, 'telemetry', $3, $4 WHERE CASE
-       WHEN NOT EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time IS NOT NULL) THEN true
-       WHEN EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time = $2) THEN false
-       WHEN EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND k.sample_time < $2)
-         THEN NOT EXISTS (SELECT 1 FROM kiosks k WHERE k.kiosk_id = $1 AND floor(k.paper_percent) IS NOT DISTINCT FROM floor($3::double precision) AND k.printer_fault IS NOT DISTINCT FROM $4)
+     SELECT $2, $1, 'telemetry', $3, $4 FROM (SELECT 1) one LEFT JOIN kiosks k ON k.kiosk_id = $1 AND k.sample_time IS NOT NULL WHERE CASE
+       WHEN k.kiosk_id IS NULL THEN true
+       WHEN k.sample_time = $2 THEN false
+       WHEN k.sample_time < $2
+         THEN NOT (floor(k.paper_percent) IS NOT DISTINCT FROM floor($3::double precision) AND k.printer_fault IS NOT DISTINCT FROM $4)
        ELSE NOT EXISTS (
          SELECT 1 FROM (SELECT paper_percent, printer_fault FROM recent_events WHERE kiosk_id = $1 AND kind = 'telemetry' AND event_time < $2 ORDER BY event_time DESC LIMIT 1) p
          WHERE floor(p.paper_percent) IS NOT DISTINCT FROM floor($3::double precision) AND p.printer_fault IS NOT DISTINCT FROM $4)
