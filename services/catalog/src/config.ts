@@ -13,7 +13,7 @@ export const catalogConfigShape = {
   /** How long a reservation holds stock and seats when the caller does not say (seconds). */
   RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
   /** How often overdue reservations are expired (every replica sweeps; SKIP LOCKED shares the work). */
-  RESERVATION_SWEEP_MS: z.coerce.number().int().min(100).max(60_000).default(1_000),
+  RESERVATION_SWEEP_MS: z.coerce.number().int().min(100).max(3_600_000).default(1_000),
   /** Reservations a kiosk may hold at once (bulk-holding abuse, OWASP API6). */
   MAX_HELD_RESERVATIONS_PER_KIOSK: z.coerce.number().int().min(1).max(10_000).default(50),
   /** The offline policy (docs/offline.md): what a kiosk may lease for itself; operators grant more. */
