@@ -28,8 +28,8 @@ export const authSubjects = {
 };
 
 // ---- link (stream LINK, published by link; fleet consumes link.kiosk.>) ----
-export type LinkEventKind = "connected" | "disconnected" | "telemetry" | "command.ack" | "command.result" | "config.applied";
-const linkEventKinds = new Set<string>(["connected", "disconnected", "telemetry", "command.ack", "command.result", "config.applied"]);
+export type LinkEventKind = "connected" | "disconnected" | "telemetry" | "command.ack" | "command.result" | "config.applied" | "update.status";
+const linkEventKinds = new Set<string>(["connected", "disconnected", "telemetry", "command.ack", "command.result", "config.applied", "update.status"]);
 export const linkSubjects = {
   stream: { name: "LINK", subjects: ["link.>"] },
   /** Every kiosk's events (fleet's durable consumer). */
@@ -40,6 +40,8 @@ export const linkSubjects = {
   telemetry: (kioskId: string) => linkSubjects.event(kioskId, "telemetry"),
   command: (kioskId: string, kind: "ack" | "result") => linkSubjects.event(kioskId, `command.${kind}`),
   configApplied: (kioskId: string) => linkSubjects.event(kioskId, "config.applied"),
+  /** Where the kiosk is with installing a release (UpdateStatus; fleet's kiosk_updates). */
+  updateStatus: (kioskId: string) => linkSubjects.event(kioskId, "update.status"),
   /** Every kiosk's telemetry (notifications' alerting_status and telemetry_errors rules). */
   allTelemetry: "link.kiosk.*.telemetry",
   /** The kiosk and the kind of a link event; undefined for a subject of another shape or a kind this version does not know. */

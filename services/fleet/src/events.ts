@@ -15,11 +15,13 @@ import {
   KioskConnectedEventSchema,
   KioskDisconnectedEventSchema,
   KioskTelemetryEventSchema,
+  KioskUpdateStatusEventSchema,
   type KioskCommandEvent,
   type KioskConfigAppliedEvent,
   type KioskConnectedEvent,
   type KioskDisconnectedEvent,
   type KioskTelemetryEvent,
+  type KioskUpdateStatusEvent,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import {
   cursorPatterns,
@@ -35,6 +37,7 @@ import {
 } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
+import { applyUpdateStatuses } from "./releases/updates.js";
 import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
 import { insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
 
@@ -47,7 +50,8 @@ type Decoded =
   | { kind: "disconnected"; e: KioskDisconnectedEvent }
   | { kind: "telemetry"; e: KioskTelemetryEvent }
   | { kind: "command"; e: KioskCommandEvent }
-  | { kind: "config"; e: KioskConfigAppliedEvent };
+  | { kind: "config"; e: KioskConfigAppliedEvent }
+  | { kind: "update"; e: KioskUpdateStatusEvent };
 
 /** What to do once a batch is committed. */
 interface Effects {
@@ -88,6 +92,7 @@ function decode(msg: ConsumedMessage): Decoded | undefined {
   if (kind === "telemetry") return { kind, e: decodeEvent(KioskTelemetryEventSchema, msg) };
   if (kind === "command.ack" || kind === "command.result") return { kind: "command", e: decodeEvent(KioskCommandEventSchema, msg) };
   if (kind === "config.applied") return { kind: "config", e: decodeEvent(KioskConfigAppliedEventSchema, msg) };
+  if (kind === "update.status") return { kind: "update", e: decodeEvent(KioskUpdateStatusEventSchema, msg) };
   return undefined; // a kind this version does not know: nothing to apply
 }
 
@@ -112,6 +117,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     };
     const samples: SampleRow[] = [];
     const commandEvents: KioskCommandEvent[] = [];
+    const updateEvents: KioskUpdateStatusEvent[] = [];
     const latest = new Map<string, { received: Date; sampled?: Date; state?: JsonObject }>();
     for (const msg of msgs) {
       const d = decode(msg);
@@ -146,6 +152,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
         case "command":
           commandEvents.push(d.e);
           break;
+        case "update":
+          updateEvents.push(d.e);
+          break;
         case "config": {
           const result = await configApplied(tx, d.e);
           if (result === "applied") changed(d.e.kioskId, "config");
@@ -160,6 +169,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     const commands = await applyCommandEvents(tx, commandEvents);
     effects.commands.push(...commands.changed);
     for (const reason of commands.rejected) count(effects.rejected, `${reason} command`);
+    const updates = await applyUpdateStatuses(tx, updateEvents);
+    updates.changed.forEach((id) => changed(id, "kiosk"));
+    for (let i = 0; i < updates.unknown; i++) count(effects.rejected, "unknown release");
     await insertSamples(tx, samples);
     if (latest.size > 0) {
       const entries = [...latest];

@@ -9,9 +9,10 @@
 //     configuration) ends the stream with InvalidArgument naming the field.
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
 import { CommandOutcome } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
-import { DeviceStatus, type CommandAck, type CommandResult, type ConfigApplied, type Hello, type TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
+import { DeviceStatus, UpdateStatus_State, type CommandAck, type CommandResult, type ConfigApplied, type Hello, type TelemetrySample, type UpdateStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  invalidArgument,
   requireBigInt,
   requireCount,
   requireEnum,
@@ -82,6 +83,19 @@ export function checkConfigApplied(m: ConfigApplied) {
   // the kiosk's desired one); link only keeps out what cannot be a version.
   requireBigInt("config_applied.version", m.version, { min: 1n, max: int64Max });
   requireText("config_applied.error_message", m.errorMessage, { min: 0, max: limits.messageChars, allowControl: true });
+}
+
+export function checkUpdateStatus(m: UpdateStatus) {
+  requireUuid("update_status.release_id", m.releaseId);
+  if (m.rolloutId) requireText("update_status.rollout_id", m.rolloutId, { max: 64 });
+  requireEnum("update_status.state", m.state, UpdateStatus_State);
+  if (m.state === UpdateStatus_State.UNSPECIFIED) throw invalidArgument("update_status.state", "must be set");
+  requireText("update_status.version", m.version, { max: limits.versionChars });
+  if (m.fromVersion) requireText("update_status.from_version", m.fromVersion, { max: limits.versionChars });
+  requireBigInt("update_status.bytes_done", m.bytesDone, { min: 0n, max: int64Max });
+  requireBigInt("update_status.bytes_total", m.bytesTotal, { min: 0n, max: int64Max });
+  requireText("update_status.error_message", m.errorMessage, { min: 0, max: limits.messageChars, allowControl: true });
+  if (m.time) requireTimestamp("update_status.time", m.time);
 }
 
 /** The field an InvalidArgument from these checks names, without list indexes (a metric label). */

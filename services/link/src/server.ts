@@ -27,6 +27,7 @@ import {
 import {
   KioskCommandEventSchema,
   KioskConfigAppliedEventSchema,
+  KioskUpdateStatusEventSchema,
   KioskConnectedEventSchema,
   KioskDisconnectedEventSchema,
   KioskTelemetryEventSchema,
@@ -48,7 +49,7 @@ import {
 } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { LinkConfig } from "./config.js";
-import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, refusedField } from "./contract.js";
+import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, checkUpdateStatus, refusedField } from "./contract.js";
 import type { LinkEvents } from "./events.js";
 import { spend, spendInvalid, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
 import type { Presence } from "./presence.js";
@@ -446,6 +447,17 @@ export function createLink(deps: LinkDeps) {
           `${kioskId}/config/${body.value.version}/${body.value.errorMessage ? "error" : "ok"}`,
         );
         return;
+      case "updateStatus": {
+        checkUpdateStatus(body.value);
+        const u = body.value;
+        await events.publish(
+          linkSubjects.updateStatus(kioskId),
+          KioskUpdateStatusEventSchema,
+          create(KioskUpdateStatusEventSchema, { kioskId, status: u, receiveTime: timestampNow() }),
+          `${kioskId}/update/${u.releaseId}/${u.state}/${u.time ? `${u.time.seconds}.${u.time.nanos}` : ""}/${u.bytesDone}`,
+        );
+        return;
+      }
       case "hello":
         throw invalidArgument("body", "hello is only the first message");
       default:

@@ -9,6 +9,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_adminkiosk_common_v1_access } from "../../common/v1/access_pb.js";
+import type { ReleaseKind } from "./releases_pb.js";
+import { file_adminkiosk_fleet_v1_releases } from "./releases_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +20,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/fleet/v1/commands.proto.
  */
 export const file_adminkiosk_fleet_v1_commands: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZG1pbmtpb3NrL2ZsZWV0L3YxL2NvbW1hbmRzLnByb3RvEhNhZG1pbmtpb3NrLmZsZWV0LnYxIsMDCg1Db21tYW5kQWN0aW9uEi0KBnJlYm9vdBgBIAEoCzIbLmFkbWlua2lvc2suZmxlZXQudjEuUmVib290SAASNgoLcmVzdGFydF9hcHAYAiABKAsyHy5hZG1pbmtpb3NrLmZsZWV0LnYxLlJlc3RhcnRBcHBIABI+Cg9kaXNwbGF5X21lc3NhZ2UYAyABKAsyIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkRpc3BsYXlNZXNzYWdlSAASOAoMYXBwbHlfY29uZmlnGAQgASgLMiAuYWRtaW5raW9zay5mbGVldC52MS5BcHBseUNvbmZpZ0gAEj4KD3JlZnJlc2hfY2F0YWxvZxgFIAEoCzIjLmFkbWlua2lvc2suZmxlZXQudjEuUmVmcmVzaENhdGFsb2dIABJBChFvcGVuX3NlcnZpY2VfZG9vchgGIAEoCzIkLmFkbWlua2lvc2suZmxlZXQudjEuT3BlblNlcnZpY2VEb29ySAASRgoTY29sbGVjdF9kaWFnbm9zdGljcxgHIAEoCzInLmFkbWlua2lvc2suZmxlZXQudjEuQ29sbGVjdERpYWdub3N0aWNzSABCBgoEa2luZCIaCgZSZWJvb3QSEAoIZ3JhY2VmdWwYASABKAgiDAoKUmVzdGFydEFwcCJLCg5EaXNwbGF5TWVzc2FnZRIMCgR0ZXh0GAEgASgJEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIk4KC0FwcGx5Q29uZmlnEhYKDmNvbmZpZ192ZXJzaW9uGAEgASgDEicKBmNvbmZpZxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiEAoOUmVmcmVzaENhdGFsb2ciJQoPT3BlblNlcnZpY2VEb29yEhIKCnRlY2huaWNpYW4YASABKAkiKgoSQ29sbGVjdERpYWdub3N0aWNzEhQKDGluY2x1ZGVfbG9ncxgBIAEoCCK5BAoHQ29tbWFuZBISCgpjb21tYW5kX2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEjIKBmFjdGlvbhgDIAEoCzIiLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZEFjdGlvbhIwCgVzdGF0ZRgEIAEoDjIhLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZFN0YXRlEhEKCWlzc3VlZF9ieRgFIAEoCRIOCgZqb2JfaWQYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglzZW50X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGFja190aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZGVsaXZlcnlfYXR0ZW1wdHMYDCABKAUSFQoNZXJyb3JfbWVzc2FnZRgNIAEoCRInCgZyZXN1bHQYDiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjQKB291dGNvbWUYDyABKA4yIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRPdXRjb21lIpsBChJTZW5kQ29tbWFuZFJlcXVlc3QSEAoIa2lvc2tfaWQYASABKAkSMgoGYWN0aW9uGAIgASgLMiIuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kQWN0aW9uEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiRAoTU2VuZENvbW1hbmRSZXNwb25zZRItCgdjb21tYW5kGAEgASgLMhwuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kIicKEUdldENvbW1hbmRSZXF1ZXN0EhIKCmNvbW1hbmRfaWQYASABKAkiQwoSR2V0Q29tbWFuZFJlc3BvbnNlEi0KB2NvbW1hbmQYASABKAsyHC5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmQikAEKE0xpc3RDb21tYW5kc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIa2lvc2tfaWQYAyABKAkSDgoGam9iX2lkGAQgASgJEjAKBXN0YXRlGAUgASgOMiEuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kU3RhdGUiXwoUTGlzdENvbW1hbmRzUmVzcG9uc2USLgoIY29tbWFuZHMYASADKAsyHC5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKFENhbmNlbENvbW1hbmRSZXF1ZXN0EhIKCmNvbW1hbmRfaWQYASABKAkiRgoVQ2FuY2VsQ29tbWFuZFJlc3BvbnNlEi0KB2NvbW1hbmQYASABKAsyHC5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmQq5gEKDENvbW1hbmRTdGF0ZRIdChlDT01NQU5EX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQ09NTUFORF9TVEFURV9RVUVVRUQQARIWChJDT01NQU5EX1NUQVRFX1NFTlQQAhIXChNDT01NQU5EX1NUQVRFX0FDS0VEEAMSGwoXQ09NTUFORF9TVEFURV9TVUNDRUVERUQQBBIYChRDT01NQU5EX1NUQVRFX0ZBSUxFRBAFEhkKFUNPTU1BTkRfU1RBVEVfRVhQSVJFRBAGEhoKFkNPTU1BTkRfU1RBVEVfQ0FOQ0VMRUQQByqNAQoOQ29tbWFuZE91dGNvbWUSHwobQ09NTUFORF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHQoZQ09NTUFORF9PVVRDT01FX1NVQ0NFRURFRBABEhoKFkNPTU1BTkRfT1VUQ09NRV9GQUlMRUQQAhIfChtDT01NQU5EX09VVENPTUVfVU5TVVBQT1JURUQQAzLKBAoOQ29tbWFuZFNlcnZpY2USkQEKC1NlbmRDb21tYW5kEicuYWRtaW5raW9zay5mbGVldC52MS5TZW5kQ29tbWFuZFJlcXVlc3QaKC5hZG1pbmtpb3NrLmZsZWV0LnYxLlNlbmRDb21tYW5kUmVzcG9uc2UiL8rzGAIQAoLT5JMCIzoBKiIeL3YxL2tpb3Nrcy97a2lvc2tfaWR9L2NvbW1hbmRzEoYBCgpHZXRDb21tYW5kEiYuYWRtaW5raW9zay5mbGVldC52MS5HZXRDb21tYW5kUmVxdWVzdBonLmFkbWlua2lvc2suZmxlZXQudjEuR2V0Q29tbWFuZFJlc3BvbnNlIifK8xgCEAGC0+STAhsSGS92MS9jb21tYW5kcy97Y29tbWFuZF9pZH0SfwoMTGlzdENvbW1hbmRzEiguYWRtaW5raW9zay5mbGVldC52MS5MaXN0Q29tbWFuZHNSZXF1ZXN0GikuYWRtaW5raW9zay5mbGVldC52MS5MaXN0Q29tbWFuZHNSZXNwb25zZSIayvMYAhABgtPkkwIOEgwvdjEvY29tbWFuZHMSmQEKDUNhbmNlbENvbW1hbmQSKS5hZG1pbmtpb3NrLmZsZWV0LnYxLkNhbmNlbENvbW1hbmRSZXF1ZXN0GiouYWRtaW5raW9zay5mbGVldC52MS5DYW5jZWxDb21tYW5kUmVzcG9uc2UiMcrzGAIQAoLT5JMCJToBKiIgL3YxL2NvbW1hbmRzL3tjb21tYW5kX2lkfTpjYW5jZWxiBnByb3RvMw", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiJhZG1pbmtpb3NrL2ZsZWV0L3YxL2NvbW1hbmRzLnByb3RvEhNhZG1pbmtpb3NrLmZsZWV0LnYxIoMECg1Db21tYW5kQWN0aW9uEi0KBnJlYm9vdBgBIAEoCzIbLmFkbWlua2lvc2suZmxlZXQudjEuUmVib290SAASNgoLcmVzdGFydF9hcHAYAiABKAsyHy5hZG1pbmtpb3NrLmZsZWV0LnYxLlJlc3RhcnRBcHBIABI+Cg9kaXNwbGF5X21lc3NhZ2UYAyABKAsyIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkRpc3BsYXlNZXNzYWdlSAASOAoMYXBwbHlfY29uZmlnGAQgASgLMiAuYWRtaW5raW9zay5mbGVldC52MS5BcHBseUNvbmZpZ0gAEj4KD3JlZnJlc2hfY2F0YWxvZxgFIAEoCzIjLmFkbWlua2lvc2suZmxlZXQudjEuUmVmcmVzaENhdGFsb2dIABJBChFvcGVuX3NlcnZpY2VfZG9vchgGIAEoCzIkLmFkbWlua2lvc2suZmxlZXQudjEuT3BlblNlcnZpY2VEb29ySAASRgoTY29sbGVjdF9kaWFnbm9zdGljcxgHIAEoCzInLmFkbWlua2lvc2suZmxlZXQudjEuQ29sbGVjdERpYWdub3N0aWNzSAASPgoPaW5zdGFsbF9yZWxlYXNlGAggASgLMiMuYWRtaW5raW9zay5mbGVldC52MS5JbnN0YWxsUmVsZWFzZUgAQgYKBGtpbmQiGgoGUmVib290EhAKCGdyYWNlZnVsGAEgASgIIgwKClJlc3RhcnRBcHAiSwoORGlzcGxheU1lc3NhZ2USDAoEdGV4dBgBIAEoCRIrCghkdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJOCgtBcHBseUNvbmZpZxIWCg5jb25maWdfdmVyc2lvbhgBIAEoAxInCgZjb25maWcYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IhAKDlJlZnJlc2hDYXRhbG9nIiUKD09wZW5TZXJ2aWNlRG9vchISCgp0ZWNobmljaWFuGAEgASgJIioKEkNvbGxlY3REaWFnbm9zdGljcxIUCgxpbmNsdWRlX2xvZ3MYASABKAgizQEKDkluc3RhbGxSZWxlYXNlEhIKCnJlbGVhc2VfaWQYASABKAkSEgoKcm9sbG91dF9pZBgCIAEoCRIuCgRraW5kGAMgASgOMiAuYWRtaW5raW9zay5mbGVldC52MS5SZWxlYXNlS2luZBIPCgd2ZXJzaW9uGAQgASgJEhAKCG1hbmlmZXN0GAUgASgMEhoKEm1hbmlmZXN0X3NpZ25hdHVyZRgGIAEoDBIOCgZrZXlfaWQYByABKAkSFAoMYXJ0aWZhY3RfdXJsGAggASgJIrkECgdDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSEAoIa2lvc2tfaWQYAiABKAkSMgoGYWN0aW9uGAMgASgLMiIuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kQWN0aW9uEjAKBXN0YXRlGAQgASgOMiEuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kU3RhdGUSEQoJaXNzdWVkX2J5GAUgASgJEg4KBmpvYl9pZBgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXNlbnRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIYWNrX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFkZWxpdmVyeV9hdHRlbXB0cxgMIAEoBRIVCg1lcnJvcl9tZXNzYWdlGA0gASgJEicKBnJlc3VsdBgOIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoHb3V0Y29tZRgPIAEoDjIjLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZE91dGNvbWUimwEKElNlbmRDb21tYW5kUmVxdWVzdBIQCghraW9za19pZBgBIAEoCRIyCgZhY3Rpb24YAiABKAsyIi5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRBY3Rpb24SJgoDdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJEChNTZW5kQ29tbWFuZFJlc3BvbnNlEi0KB2NvbW1hbmQYASABKAsyHC5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmQiJwoRR2V0Q29tbWFuZFJlcXVlc3QSEgoKY29tbWFuZF9pZBgBIAEoCSJDChJHZXRDb21tYW5kUmVzcG9uc2USLQoHY29tbWFuZBgBIAEoCzIcLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZCKQAQoTTGlzdENvbW1hbmRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIQCghraW9za19pZBgDIAEoCRIOCgZqb2JfaWQYBCABKAkSMAoFc3RhdGUYBSABKA4yIS5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRTdGF0ZSJfChRMaXN0Q29tbWFuZHNSZXNwb25zZRIuCghjb21tYW5kcxgBIAMoCzIcLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoUQ2FuY2VsQ29tbWFuZFJlcXVlc3QSEgoKY29tbWFuZF9pZBgBIAEoCSJGChVDYW5jZWxDb21tYW5kUmVzcG9uc2USLQoHY29tbWFuZBgBIAEoCzIcLmFkbWlua2lvc2suZmxlZXQudjEuQ29tbWFuZCrmAQoMQ29tbWFuZFN0YXRlEh0KGUNPTU1BTkRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRDT01NQU5EX1NUQVRFX1FVRVVFRBABEhYKEkNPTU1BTkRfU1RBVEVfU0VOVBACEhcKE0NPTU1BTkRfU1RBVEVfQUNLRUQQAxIbChdDT01NQU5EX1NUQVRFX1NVQ0NFRURFRBAEEhgKFENPTU1BTkRfU1RBVEVfRkFJTEVEEAUSGQoVQ09NTUFORF9TVEFURV9FWFBJUkVEEAYSGgoWQ09NTUFORF9TVEFURV9DQU5DRUxFRBAHKo0BCg5Db21tYW5kT3V0Y29tZRIfChtDT01NQU5EX09VVENPTUVfVU5TUEVDSUZJRUQQABIdChlDT01NQU5EX09VVENPTUVfU1VDQ0VFREVEEAESGgoWQ09NTUFORF9PVVRDT01FX0ZBSUxFRBACEh8KG0NPTU1BTkRfT1VUQ09NRV9VTlNVUFBPUlRFRBADMsoECg5Db21tYW5kU2VydmljZRKRAQoLU2VuZENvbW1hbmQSJy5hZG1pbmtpb3NrLmZsZWV0LnYxLlNlbmRDb21tYW5kUmVxdWVzdBooLmFkbWlua2lvc2suZmxlZXQudjEuU2VuZENvbW1hbmRSZXNwb25zZSIvyvMYAhACgtPkkwIjOgEqIh4vdjEva2lvc2tzL3traW9za19pZH0vY29tbWFuZHMShgEKCkdldENvbW1hbmQSJi5hZG1pbmtpb3NrLmZsZWV0LnYxLkdldENvbW1hbmRSZXF1ZXN0GicuYWRtaW5raW9zay5mbGVldC52MS5HZXRDb21tYW5kUmVzcG9uc2UiJ8rzGAIQAYLT5JMCGxIZL3YxL2NvbW1hbmRzL3tjb21tYW5kX2lkfRJ/CgxMaXN0Q29tbWFuZHMSKC5hZG1pbmtpb3NrLmZsZWV0LnYxLkxpc3RDb21tYW5kc1JlcXVlc3QaKS5hZG1pbmtpb3NrLmZsZWV0LnYxLkxpc3RDb21tYW5kc1Jlc3BvbnNlIhrK8xgCEAGC0+STAg4SDC92MS9jb21tYW5kcxKZAQoNQ2FuY2VsQ29tbWFuZBIpLmFkbWlua2lvc2suZmxlZXQudjEuQ2FuY2VsQ29tbWFuZFJlcXVlc3QaKi5hZG1pbmtpb3NrLmZsZWV0LnYxLkNhbmNlbENvbW1hbmRSZXNwb25zZSIxyvMYAhACgtPkkwIlOgEqIiAvdjEvY29tbWFuZHMve2NvbW1hbmRfaWR9OmNhbmNlbGIGcHJvdG8z", [file_adminkiosk_common_v1_access, file_adminkiosk_fleet_v1_releases, file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * The action. New kinds are added as new oneof cases; a kiosk that does not know
@@ -72,6 +74,12 @@ export type CommandAction = Message<"adminkiosk.fleet.v1.CommandAction"> & {
      */
     value: CollectDiagnostics;
     case: "collectDiagnostics";
+  } | {
+    /**
+     * @generated from field: adminkiosk.fleet.v1.InstallRelease install_release = 8;
+     */
+    value: InstallRelease;
+    case: "installRelease";
   } | { case: undefined; value?: undefined };
 };
 
@@ -210,6 +218,69 @@ export const CollectDiagnosticsSchema: GenMessage<CollectDiagnostics> = /*@__PUR
   messageDesc(file_adminkiosk_fleet_v1_commands, 7);
 
 /**
+ * Download, verify and install a release (ReleaseService). The kiosk checks the
+ * manifest's signature against the keys it pinned and the artifact against the
+ * manifest, installs into its inactive slot, restarts into it and reports each step
+ * with link's UpdateStatus; a version that does not boot is reverted by the kiosk.
+ *
+ * @generated from message adminkiosk.fleet.v1.InstallRelease
+ */
+export type InstallRelease = Message<"adminkiosk.fleet.v1.InstallRelease"> & {
+  /**
+   * @generated from field: string release_id = 1;
+   */
+  releaseId: string;
+
+  /**
+   * Empty when sent by hand.
+   *
+   * @generated from field: string rollout_id = 2;
+   */
+  rolloutId: string;
+
+  /**
+   * @generated from field: adminkiosk.fleet.v1.ReleaseKind kind = 3;
+   */
+  kind: ReleaseKind;
+
+  /**
+   * @generated from field: string version = 4;
+   */
+  version: string;
+
+  /**
+   * ReleaseManifest bytes, exactly as signed.
+   *
+   * @generated from field: bytes manifest = 5;
+   */
+  manifest: Uint8Array;
+
+  /**
+   * @generated from field: bytes manifest_signature = 6;
+   */
+  manifestSignature: Uint8Array;
+
+  /**
+   * @generated from field: string key_id = 7;
+   */
+  keyId: string;
+
+  /**
+   * The path to GET, relative to the kiosk's API base: "/v1/artifacts/<sha256>".
+   *
+   * @generated from field: string artifact_url = 8;
+   */
+  artifactUrl: string;
+};
+
+/**
+ * Describes the message adminkiosk.fleet.v1.InstallRelease.
+ * Use `create(InstallReleaseSchema)` to create a new message.
+ */
+export const InstallReleaseSchema: GenMessage<InstallRelease> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_fleet_v1_commands, 8);
+
+/**
  * @generated from message adminkiosk.fleet.v1.Command
  */
 export type Command = Message<"adminkiosk.fleet.v1.Command"> & {
@@ -304,7 +375,7 @@ export type Command = Message<"adminkiosk.fleet.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 8);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 9);
 
 /**
  * @generated from message adminkiosk.fleet.v1.SendCommandRequest
@@ -342,7 +413,7 @@ export type SendCommandRequest = Message<"adminkiosk.fleet.v1.SendCommandRequest
  * Use `create(SendCommandRequestSchema)` to create a new message.
  */
 export const SendCommandRequestSchema: GenMessage<SendCommandRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 9);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 10);
 
 /**
  * @generated from message adminkiosk.fleet.v1.SendCommandResponse
@@ -359,7 +430,7 @@ export type SendCommandResponse = Message<"adminkiosk.fleet.v1.SendCommandRespon
  * Use `create(SendCommandResponseSchema)` to create a new message.
  */
 export const SendCommandResponseSchema: GenMessage<SendCommandResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 10);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 11);
 
 /**
  * @generated from message adminkiosk.fleet.v1.GetCommandRequest
@@ -376,7 +447,7 @@ export type GetCommandRequest = Message<"adminkiosk.fleet.v1.GetCommandRequest">
  * Use `create(GetCommandRequestSchema)` to create a new message.
  */
 export const GetCommandRequestSchema: GenMessage<GetCommandRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 11);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 12);
 
 /**
  * @generated from message adminkiosk.fleet.v1.GetCommandResponse
@@ -393,7 +464,7 @@ export type GetCommandResponse = Message<"adminkiosk.fleet.v1.GetCommandResponse
  * Use `create(GetCommandResponseSchema)` to create a new message.
  */
 export const GetCommandResponseSchema: GenMessage<GetCommandResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 12);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 13);
 
 /**
  * @generated from message adminkiosk.fleet.v1.ListCommandsRequest
@@ -432,7 +503,7 @@ export type ListCommandsRequest = Message<"adminkiosk.fleet.v1.ListCommandsReque
  * Use `create(ListCommandsRequestSchema)` to create a new message.
  */
 export const ListCommandsRequestSchema: GenMessage<ListCommandsRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 13);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 14);
 
 /**
  * @generated from message adminkiosk.fleet.v1.ListCommandsResponse
@@ -454,7 +525,7 @@ export type ListCommandsResponse = Message<"adminkiosk.fleet.v1.ListCommandsResp
  * Use `create(ListCommandsResponseSchema)` to create a new message.
  */
 export const ListCommandsResponseSchema: GenMessage<ListCommandsResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 14);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 15);
 
 /**
  * @generated from message adminkiosk.fleet.v1.CancelCommandRequest
@@ -471,7 +542,7 @@ export type CancelCommandRequest = Message<"adminkiosk.fleet.v1.CancelCommandReq
  * Use `create(CancelCommandRequestSchema)` to create a new message.
  */
 export const CancelCommandRequestSchema: GenMessage<CancelCommandRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 15);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 16);
 
 /**
  * @generated from message adminkiosk.fleet.v1.CancelCommandResponse
@@ -488,7 +559,7 @@ export type CancelCommandResponse = Message<"adminkiosk.fleet.v1.CancelCommandRe
  * Use `create(CancelCommandResponseSchema)` to create a new message.
  */
 export const CancelCommandResponseSchema: GenMessage<CancelCommandResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_fleet_v1_commands, 16);
+  messageDesc(file_adminkiosk_fleet_v1_commands, 17);
 
 /**
  * Where a command is in its life: queued → sent → acked → succeeded | failed, or

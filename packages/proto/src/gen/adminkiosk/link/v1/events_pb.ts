@@ -8,7 +8,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { CommandAck, CommandResult, ConfigApplied, Hello, TelemetryBatch } from "./link_pb.js";
+import type { CommandAck, CommandResult, ConfigApplied, Hello, TelemetryBatch, UpdateStatus } from "./link_pb.js";
 import { file_adminkiosk_link_v1_link } from "./link_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/link/v1/events.proto.
  */
 export const file_adminkiosk_link_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hZG1pbmtpb3NrL2xpbmsvdjEvZXZlbnRzLnByb3RvEhJhZG1pbmtpb3NrLmxpbmsudjEiuAEKE0tpb3NrQ29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhQKDGxpbmtfcmVwbGljYRgDIAEoCRIoCgVoZWxsbxgEIAEoCzIZLmFkbWlua2lvc2subGluay52MS5IZWxsbxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAYgASgJInoKFktpb3NrRGlzY29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSFAoMbGlua19yZXBsaWNhGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKMAQoTS2lvc2tUZWxlbWV0cnlFdmVudBIQCghraW9za19pZBgBIAEoCRIxCgViYXRjaBgCIAEoCzIiLmFkbWlua2lvc2subGluay52MS5UZWxlbWV0cnlCYXRjaBIwCgxyZWNlaXZlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBChFLaW9za0NvbW1hbmRFdmVudBIQCghraW9za19pZBgBIAEoCRItCgNhY2sYAiABKAsyHi5hZG1pbmtpb3NrLmxpbmsudjEuQ29tbWFuZEFja0gAEjMKBnJlc3VsdBgDIAEoCzIhLmFkbWlua2lvc2subGluay52MS5Db21tYW5kUmVzdWx0SAASMAoMcmVjZWl2ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRib2R5IpEBChdLaW9za0NvbmZpZ0FwcGxpZWRFdmVudBIQCghraW9za19pZBgBIAEoCRIyCgdhcHBsaWVkGAIgASgLMiEuYWRtaW5raW9zay5saW5rLnYxLkNvbmZpZ0FwcGxpZWQSMAoMcmVjZWl2ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_adminkiosk_link_v1_link, file_google_protobuf_timestamp]);
+  fileDesc("Ch9hZG1pbmtpb3NrL2xpbmsvdjEvZXZlbnRzLnByb3RvEhJhZG1pbmtpb3NrLmxpbmsudjEiuAEKE0tpb3NrQ29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhQKDGxpbmtfcmVwbGljYRgDIAEoCRIoCgVoZWxsbxgEIAEoCzIZLmFkbWlua2lvc2subGluay52MS5IZWxsbxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAYgASgJInoKFktpb3NrRGlzY29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSFAoMbGlua19yZXBsaWNhGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKMAQoTS2lvc2tUZWxlbWV0cnlFdmVudBIQCghraW9za19pZBgBIAEoCRIxCgViYXRjaBgCIAEoCzIiLmFkbWlua2lvc2subGluay52MS5UZWxlbWV0cnlCYXRjaBIwCgxyZWNlaXZlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBChFLaW9za0NvbW1hbmRFdmVudBIQCghraW9za19pZBgBIAEoCRItCgNhY2sYAiABKAsyHi5hZG1pbmtpb3NrLmxpbmsudjEuQ29tbWFuZEFja0gAEjMKBnJlc3VsdBgDIAEoCzIhLmFkbWlua2lvc2subGluay52MS5Db21tYW5kUmVzdWx0SAASMAoMcmVjZWl2ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRib2R5IpEBChdLaW9za0NvbmZpZ0FwcGxpZWRFdmVudBIQCghraW9za19pZBgBIAEoCRIyCgdhcHBsaWVkGAIgASgLMiEuYWRtaW5raW9zay5saW5rLnYxLkNvbmZpZ0FwcGxpZWQSMAoMcmVjZWl2ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoWS2lvc2tVcGRhdGVTdGF0dXNFdmVudBIQCghraW9za19pZBgBIAEoCRIwCgZzdGF0dXMYAiABKAsyIC5hZG1pbmtpb3NrLmxpbmsudjEuVXBkYXRlU3RhdHVzEjAKDHJlY2VpdmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_adminkiosk_link_v1_link, file_google_protobuf_timestamp]);
 
 /**
  * link.kiosk.<kiosk_id>.connected
@@ -200,4 +200,33 @@ export type KioskConfigAppliedEvent = Message<"adminkiosk.link.v1.KioskConfigApp
  */
 export const KioskConfigAppliedEventSchema: GenMessage<KioskConfigAppliedEvent> = /*@__PURE__*/
   messageDesc(file_adminkiosk_link_v1_events, 4);
+
+/**
+ * link.kiosk.<kiosk_id>.update.status
+ *
+ * @generated from message adminkiosk.link.v1.KioskUpdateStatusEvent
+ */
+export type KioskUpdateStatusEvent = Message<"adminkiosk.link.v1.KioskUpdateStatusEvent"> & {
+  /**
+   * @generated from field: string kiosk_id = 1;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: adminkiosk.link.v1.UpdateStatus status = 2;
+   */
+  status?: UpdateStatus | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp receive_time = 3;
+   */
+  receiveTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.link.v1.KioskUpdateStatusEvent.
+ * Use `create(KioskUpdateStatusEventSchema)` to create a new message.
+ */
+export const KioskUpdateStatusEventSchema: GenMessage<KioskUpdateStatusEvent> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_link_v1_events, 5);
 

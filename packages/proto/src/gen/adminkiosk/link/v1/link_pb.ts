@@ -20,7 +20,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/link/v1/link.proto.
  */
 export const file_adminkiosk_link_v1_link: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hZG1pbmtpb3NrL2xpbmsvdjEvbGluay5wcm90bxISYWRtaW5raW9zay5saW5rLnYxItICCg5Db25uZWN0UmVxdWVzdBIqCgVoZWxsbxgBIAEoCzIZLmFkbWlua2lvc2subGluay52MS5IZWxsb0gAEjIKCWhlYXJ0YmVhdBgCIAEoCzIdLmFkbWlua2lvc2subGluay52MS5IZWFydGJlYXRIABI3Cgl0ZWxlbWV0cnkYAyABKAsyIi5hZG1pbmtpb3NrLmxpbmsudjEuVGVsZW1ldHJ5QmF0Y2hIABItCgNhY2sYBCABKAsyHi5hZG1pbmtpb3NrLmxpbmsudjEuQ29tbWFuZEFja0gAEjMKBnJlc3VsdBgFIAEoCzIhLmFkbWlua2lvc2subGluay52MS5Db21tYW5kUmVzdWx0SAASOwoOY29uZmlnX2FwcGxpZWQYBiABKAsyIS5hZG1pbmtpb3NrLmxpbmsudjEuQ29uZmlnQXBwbGllZEgAQgYKBGJvZHki0wIKD0Nvbm5lY3RSZXNwb25zZRIuCgd3ZWxjb21lGAEgASgLMhsuYWRtaW5raW9zay5saW5rLnYxLldlbGNvbWVIABI2Cgdjb21tYW5kGAIgASgLMiMuYWRtaW5raW9zay5saW5rLnYxLkNvbW1hbmREZWxpdmVyeUgAEjsKDmRlc2lyZWRfY29uZmlnGAMgASgLMiEuYWRtaW5raW9zay5saW5rLnYxLkRlc2lyZWRDb25maWdIABIoCgRwaW5nGAQgASgLMhguYWRtaW5raW9zay5saW5rLnYxLlBpbmdIABIuCgdnb29kYnllGAUgASgLMhsuYWRtaW5raW9zay5saW5rLnYxLkdvb2RieWVIABI5Cg10ZWxlbWV0cnlfYWNrGAYgASgLMiAuYWRtaW5raW9zay5saW5rLnYxLlRlbGVtZXRyeUFja0gAQgYKBGJvZHkibAoFSGVsbG8SGAoQZmlybXdhcmVfdmVyc2lvbhgBIAEoCRITCgthcHBfdmVyc2lvbhgCIAEoCRIWCg5jb25maWdfdmVyc2lvbhgDIAEoAxIcChRleGVjdXRlZF9jb21tYW5kX2lkcxgEIAMoCSJVCgdXZWxjb21lEhAKCGtpb3NrX2lkGAEgASgJEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgFEhQKDGxpbmtfcmVwbGljYRgDIAEoCSI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWAoOVGVsZW1ldHJ5QmF0Y2gSEAoIYmF0Y2hfaWQYAiABKAkSNAoHc2FtcGxlcxgBIAMoCzIjLmFkbWlua2lvc2subGluay52MS5UZWxlbWV0cnlTYW1wbGUiIAoMVGVsZW1ldHJ5QWNrEhAKCGJhdGNoX2lkGAEgASgJIq0CCg9UZWxlbWV0cnlTYW1wbGUSEQoJc2FtcGxlX2lkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NwdV9wZXJjZW50GAMgASgBEhsKE3RlbXBlcmF0dXJlX2NlbHNpdXMYBCABKAESGwoTcGFwZXJfbGV2ZWxfcGVyY2VudBgFIAEoARIYChBjYXNoX2xldmVsX21pbm9yGAYgASgDEjEKB3ByaW50ZXIYByABKA4yIC5hZG1pbmtpb3NrLmxpbmsudjEuRGV2aWNlU3RhdHVzEjEKB3NjYW5uZXIYCCABKA4yIC5hZG1pbmtpb3NrLmxpbmsudjEuRGV2aWNlU3RhdHVzEg4KBmVycm9ycxgJIAMoCSKfAQoPQ29tbWFuZERlbGl2ZXJ5EhIKCmNvbW1hbmRfaWQYASABKAkSMgoGYWN0aW9uGAIgASgLMiIuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kQWN0aW9uEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgt0cmFjZXBhcmVudBgEIAEoCSI1CgpDb21tYW5kQWNrEhIKCmNvbW1hbmRfaWQYASABKAkSEwoLdHJhY2VwYXJlbnQYAiABKAkirwEKDUNvbW1hbmRSZXN1bHQSEgoKY29tbWFuZF9pZBgBIAEoCRI0CgdvdXRjb21lGAIgASgOMiMuYWRtaW5raW9zay5mbGVldC52MS5Db21tYW5kT3V0Y29tZRIVCg1lcnJvcl9tZXNzYWdlGAMgASgJEigKB3BheWxvYWQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhMKC3RyYWNlcGFyZW50GAUgASgJIkkKDURlc2lyZWRDb25maWcSDwoHdmVyc2lvbhgBIAEoAxInCgZjb25maWcYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjcKDUNvbmZpZ0FwcGxpZWQSDwoHdmVyc2lvbhgBIAEoAxIVCg1lcnJvcl9tZXNzYWdlGAIgASgJIjAKBFBpbmcSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinQEKB0dvb2RieWUSMgoGcmVhc29uGAEgASgOMiIuYWRtaW5raW9zay5saW5rLnYxLkdvb2RieWUuUmVhc29uIl4KBlJlYXNvbhIWChJSRUFTT05fVU5TUEVDSUZJRUQQABITCg9SRUFTT05fUkVQTEFDRUQQARITCg9SRUFTT05fRFJBSU5JTkcQAhISCg5SRUFTT05fUkVWT0tFRBADKpEBCgxEZXZpY2VTdGF0dXMSHQoZREVWSUNFX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEERFVklDRV9TVEFUVVNfT0sQARIZChVERVZJQ0VfU1RBVFVTX1dBUk5JTkcQAhIXChNERVZJQ0VfU1RBVFVTX0ZBVUxUEAMSGAoUREVWSUNFX1NUQVRVU19BQlNFTlQQBDJtCgtMaW5rU2VydmljZRJeCgdDb25uZWN0EiIuYWRtaW5raW9zay5saW5rLnYxLkNvbm5lY3RSZXF1ZXN0GiMuYWRtaW5raW9zay5saW5rLnYxLkNvbm5lY3RSZXNwb25zZSIGyvMYAhgBKAEwAWIGcHJvdG8z", [file_adminkiosk_common_v1_access, file_adminkiosk_fleet_v1_commands, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1hZG1pbmtpb3NrL2xpbmsvdjEvbGluay5wcm90bxISYWRtaW5raW9zay5saW5rLnYxIo0DCg5Db25uZWN0UmVxdWVzdBIqCgVoZWxsbxgBIAEoCzIZLmFkbWlua2lvc2subGluay52MS5IZWxsb0gAEjIKCWhlYXJ0YmVhdBgCIAEoCzIdLmFkbWlua2lvc2subGluay52MS5IZWFydGJlYXRIABI3Cgl0ZWxlbWV0cnkYAyABKAsyIi5hZG1pbmtpb3NrLmxpbmsudjEuVGVsZW1ldHJ5QmF0Y2hIABItCgNhY2sYBCABKAsyHi5hZG1pbmtpb3NrLmxpbmsudjEuQ29tbWFuZEFja0gAEjMKBnJlc3VsdBgFIAEoCzIhLmFkbWlua2lvc2subGluay52MS5Db21tYW5kUmVzdWx0SAASOwoOY29uZmlnX2FwcGxpZWQYBiABKAsyIS5hZG1pbmtpb3NrLmxpbmsudjEuQ29uZmlnQXBwbGllZEgAEjkKDXVwZGF0ZV9zdGF0dXMYByABKAsyIC5hZG1pbmtpb3NrLmxpbmsudjEuVXBkYXRlU3RhdHVzSABCBgoEYm9keSLTAgoPQ29ubmVjdFJlc3BvbnNlEi4KB3dlbGNvbWUYASABKAsyGy5hZG1pbmtpb3NrLmxpbmsudjEuV2VsY29tZUgAEjYKB2NvbW1hbmQYAiABKAsyIy5hZG1pbmtpb3NrLmxpbmsudjEuQ29tbWFuZERlbGl2ZXJ5SAASOwoOZGVzaXJlZF9jb25maWcYAyABKAsyIS5hZG1pbmtpb3NrLmxpbmsudjEuRGVzaXJlZENvbmZpZ0gAEigKBHBpbmcYBCABKAsyGC5hZG1pbmtpb3NrLmxpbmsudjEuUGluZ0gAEi4KB2dvb2RieWUYBSABKAsyGy5hZG1pbmtpb3NrLmxpbmsudjEuR29vZGJ5ZUgAEjkKDXRlbGVtZXRyeV9hY2sYBiABKAsyIC5hZG1pbmtpb3NrLmxpbmsudjEuVGVsZW1ldHJ5QWNrSABCBgoEYm9keSJsCgVIZWxsbxIYChBmaXJtd2FyZV92ZXJzaW9uGAEgASgJEhMKC2FwcF92ZXJzaW9uGAIgASgJEhYKDmNvbmZpZ192ZXJzaW9uGAMgASgDEhwKFGV4ZWN1dGVkX2NvbW1hbmRfaWRzGAQgAygJIlUKB1dlbGNvbWUSEAoIa2lvc2tfaWQYASABKAkSIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYAiABKAUSFAoMbGlua19yZXBsaWNhGAMgASgJIjUKCUhlYXJ0YmVhdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYCg5UZWxlbWV0cnlCYXRjaBIQCghiYXRjaF9pZBgCIAEoCRI0CgdzYW1wbGVzGAEgAygLMiMuYWRtaW5raW9zay5saW5rLnYxLlRlbGVtZXRyeVNhbXBsZSIgCgxUZWxlbWV0cnlBY2sSEAoIYmF0Y2hfaWQYASABKAkirQIKD1RlbGVtZXRyeVNhbXBsZRIRCglzYW1wbGVfaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLY3B1X3BlcmNlbnQYAyABKAESGwoTdGVtcGVyYXR1cmVfY2Vsc2l1cxgEIAEoARIbChNwYXBlcl9sZXZlbF9wZXJjZW50GAUgASgBEhgKEGNhc2hfbGV2ZWxfbWlub3IYBiABKAMSMQoHcHJpbnRlchgHIAEoDjIgLmFkbWlua2lvc2subGluay52MS5EZXZpY2VTdGF0dXMSMQoHc2Nhbm5lchgIIAEoDjIgLmFkbWlua2lvc2subGluay52MS5EZXZpY2VTdGF0dXMSDgoGZXJyb3JzGAkgAygJIp8BCg9Db21tYW5kRGVsaXZlcnkSEgoKY29tbWFuZF9pZBgBIAEoCRIyCgZhY3Rpb24YAiABKAsyIi5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRBY3Rpb24SLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3RyYWNlcGFyZW50GAQgASgJIjUKCkNvbW1hbmRBY2sSEgoKY29tbWFuZF9pZBgBIAEoCRITCgt0cmFjZXBhcmVudBgCIAEoCSKvAQoNQ29tbWFuZFJlc3VsdBISCgpjb21tYW5kX2lkGAEgASgJEjQKB291dGNvbWUYAiABKA4yIy5hZG1pbmtpb3NrLmZsZWV0LnYxLkNvbW1hbmRPdXRjb21lEhUKDWVycm9yX21lc3NhZ2UYAyABKAkSKAoHcGF5bG9hZBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoLdHJhY2VwYXJlbnQYBSABKAkiSQoNRGVzaXJlZENvbmZpZxIPCgd2ZXJzaW9uGAEgASgDEicKBmNvbmZpZxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiNwoNQ29uZmlnQXBwbGllZBIPCgd2ZXJzaW9uGAEgASgDEhUKDWVycm9yX21lc3NhZ2UYAiABKAkisAMKDFVwZGF0ZVN0YXR1cxISCgpyZWxlYXNlX2lkGAEgASgJEhIKCnJvbGxvdXRfaWQYAiABKAkSNQoFc3RhdGUYAyABKA4yJi5hZG1pbmtpb3NrLmxpbmsudjEuVXBkYXRlU3RhdHVzLlN0YXRlEg8KB3ZlcnNpb24YBCABKAkSFAoMZnJvbV92ZXJzaW9uGAUgASgJEhIKCmJ5dGVzX2RvbmUYBiABKAMSEwoLYnl0ZXNfdG90YWwYByABKAMSFQoNZXJyb3JfbWVzc2FnZRgIIAEoCRIoCgR0aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKvAQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIVChFTVEFURV9ET1dOTE9BRElORxABEhMKD1NUQVRFX1ZFUklGWUlORxACEhQKEFNUQVRFX0lOU1RBTExJTkcQAxITCg9TVEFURV9JTlNUQUxMRUQQBBIQCgxTVEFURV9GQUlMRUQQBRISCg5TVEFURV9SRUpFQ1RFRBAGEhIKDlNUQVRFX1JFVkVSVEVEEAciMAoEUGluZxIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKdAQoHR29vZGJ5ZRIyCgZyZWFzb24YASABKA4yIi5hZG1pbmtpb3NrLmxpbmsudjEuR29vZGJ5ZS5SZWFzb24iXgoGUmVhc29uEhYKElJFQVNPTl9VTlNQRUNJRklFRBAAEhMKD1JFQVNPTl9SRVBMQUNFRBABEhMKD1JFQVNPTl9EUkFJTklORxACEhIKDlJFQVNPTl9SRVZPS0VEEAMqkQEKDERldmljZVN0YXR1cxIdChlERVZJQ0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQREVWSUNFX1NUQVRVU19PSxABEhkKFURFVklDRV9TVEFUVVNfV0FSTklORxACEhcKE0RFVklDRV9TVEFUVVNfRkFVTFQQAxIYChRERVZJQ0VfU1RBVFVTX0FCU0VOVBAEMm0KC0xpbmtTZXJ2aWNlEl4KB0Nvbm5lY3QSIi5hZG1pbmtpb3NrLmxpbmsudjEuQ29ubmVjdFJlcXVlc3QaIy5hZG1pbmtpb3NrLmxpbmsudjEuQ29ubmVjdFJlc3BvbnNlIgbK8xgCGAEoATABYgZwcm90bzM", [file_adminkiosk_common_v1_access, file_adminkiosk_fleet_v1_commands, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message adminkiosk.link.v1.ConnectRequest
@@ -65,6 +65,12 @@ export type ConnectRequest = Message<"adminkiosk.link.v1.ConnectRequest"> & {
      */
     value: ConfigApplied;
     case: "configApplied";
+  } | {
+    /**
+     * @generated from field: adminkiosk.link.v1.UpdateStatus update_status = 7;
+     */
+    value: UpdateStatus;
+    case: "updateStatus";
   } | { case: undefined; value?: undefined };
 };
 
@@ -468,6 +474,129 @@ export const ConfigAppliedSchema: GenMessage<ConfigApplied> = /*@__PURE__*/
   messageDesc(file_adminkiosk_link_v1_link, 12);
 
 /**
+ * Where the kiosk is with an InstallRelease: sent at each step (and while
+ * downloading, with bytes), and when it went back to its previous version by itself.
+ *
+ * @generated from message adminkiosk.link.v1.UpdateStatus
+ */
+export type UpdateStatus = Message<"adminkiosk.link.v1.UpdateStatus"> & {
+  /**
+   * @generated from field: string release_id = 1;
+   */
+  releaseId: string;
+
+  /**
+   * Empty when the install was sent by hand.
+   *
+   * @generated from field: string rollout_id = 2;
+   */
+  rolloutId: string;
+
+  /**
+   * @generated from field: adminkiosk.link.v1.UpdateStatus.State state = 3;
+   */
+  state: UpdateStatus_State;
+
+  /**
+   * The release's version.
+   *
+   * @generated from field: string version = 4;
+   */
+  version: string;
+
+  /**
+   * The version the kiosk ran before.
+   *
+   * @generated from field: string from_version = 5;
+   */
+  fromVersion: string;
+
+  /**
+   * @generated from field: int64 bytes_done = 6;
+   */
+  bytesDone: bigint;
+
+  /**
+   * @generated from field: int64 bytes_total = 7;
+   */
+  bytesTotal: bigint;
+
+  /**
+   * @generated from field: string error_message = 8;
+   */
+  errorMessage: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 9;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.link.v1.UpdateStatus.
+ * Use `create(UpdateStatusSchema)` to create a new message.
+ */
+export const UpdateStatusSchema: GenMessage<UpdateStatus> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_link_v1_link, 13);
+
+/**
+ * @generated from enum adminkiosk.link.v1.UpdateStatus.State
+ */
+export enum UpdateStatus_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: STATE_DOWNLOADING = 1;
+   */
+  DOWNLOADING = 1,
+
+  /**
+   * @generated from enum value: STATE_VERIFYING = 2;
+   */
+  VERIFYING = 2,
+
+  /**
+   * @generated from enum value: STATE_INSTALLING = 3;
+   */
+  INSTALLING = 3,
+
+  /**
+   * Running the new version (after its restart).
+   *
+   * @generated from enum value: STATE_INSTALLED = 4;
+   */
+  INSTALLED = 4,
+
+  /**
+   * @generated from enum value: STATE_FAILED = 5;
+   */
+  FAILED = 5,
+
+  /**
+   * The artifact or the manifest did not verify: nothing was installed.
+   *
+   * @generated from enum value: STATE_REJECTED = 6;
+   */
+  REJECTED = 6,
+
+  /**
+   * The new version did not boot (or was unhealthy): back on from_version.
+   *
+   * @generated from enum value: STATE_REVERTED = 7;
+   */
+  REVERTED = 7,
+}
+
+/**
+ * Describes the enum adminkiosk.link.v1.UpdateStatus.State.
+ */
+export const UpdateStatus_StateSchema: GenEnum<UpdateStatus_State> = /*@__PURE__*/
+  enumDesc(file_adminkiosk_link_v1_link, 13, 0);
+
+/**
  * @generated from message adminkiosk.link.v1.Ping
  */
 export type Ping = Message<"adminkiosk.link.v1.Ping"> & {
@@ -482,7 +611,7 @@ export type Ping = Message<"adminkiosk.link.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_link_v1_link, 13);
+  messageDesc(file_adminkiosk_link_v1_link, 14);
 
 /**
  * @generated from message adminkiosk.link.v1.Goodbye
@@ -499,7 +628,7 @@ export type Goodbye = Message<"adminkiosk.link.v1.Goodbye"> & {
  * Use `create(GoodbyeSchema)` to create a new message.
  */
 export const GoodbyeSchema: GenMessage<Goodbye> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_link_v1_link, 14);
+  messageDesc(file_adminkiosk_link_v1_link, 15);
 
 /**
  * @generated from enum adminkiosk.link.v1.Goodbye.Reason
@@ -536,7 +665,7 @@ export enum Goodbye_Reason {
  * Describes the enum adminkiosk.link.v1.Goodbye.Reason.
  */
 export const Goodbye_ReasonSchema: GenEnum<Goodbye_Reason> = /*@__PURE__*/
-  enumDesc(file_adminkiosk_link_v1_link, 14, 0);
+  enumDesc(file_adminkiosk_link_v1_link, 15, 0);
 
 /**
  * @generated from enum adminkiosk.link.v1.DeviceStatus
