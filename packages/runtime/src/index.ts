@@ -22,6 +22,7 @@ export * from "./principal.js";
 export * from "./process.js";
 export * from "./redis.js";
 export * from "./request.js";
+export * from "./review-token.js";
 export * from "./resilience.js";
 export * from "./server.js";
 export * from "./subjects.js";

@@ -72,7 +72,9 @@ const fleetChangeKinds = new Set<string>(["kiosk", "command", "config"]);
 export type KioskRegistryEventKind = "created" | "updated" | "deleted";
 const kioskRegistryEventKinds = new Set<string>(["created", "updated", "deleted"]);
 export const fleetSubjects = {
-  stream: { name: "FLEET", subjects: ["fleet.kiosk.>"] },
+  stream: { name: "FLEET", subjects: ["fleet.kiosk.>", "fleet.rollout.>"] },
+  /** A rollout's events (RolloutEvent): created, wave_started, gate_passed, gate_failed, paused, resumed, canceled, rolled_back, completed. */
+  allRollouts: "fleet.rollout.>",
   kiosk: (kioskId: string, kind: KioskRegistryEventKind) => `fleet.kiosk.${token("kiosk id", kioskId)}.${kind}`,
   /** Every kiosk's registry events (notifications' durable consumer). */
   allKiosks: "fleet.kiosk.>",
@@ -97,6 +99,10 @@ export const catalogSubjects = {
   stockRestocked: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.restocked`,
   /** Every kiosk's restocks (customers' durable consumer). */
   allRestocks: "catalog.stock.*.restocked",
+  /** A SKU's whole stock level at the kiosk after any change of its on-hand units or threshold. */
+  stockLevel: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.level`,
+  /** Every kiosk's stock levels (fleet's durable consumer, for the query language's stock()). */
+  allStockLevels: "catalog.stock.*.level",
   /** Every kiosk's low-stock and replenished events (notifications' durable consumer). */
   allStock: "catalog.stock.>",
   parseStock(subject: string): { kioskId: string; kind: "low" | "replenished" } | undefined {
@@ -219,13 +225,18 @@ export const customersSubjects = {
   /** A buyer or technician at the kiosk called for staff (HelpRequestedEvent). */
   helpRequested: (kioskId: string) => `customers.help.${token("kiosk id", kioskId)}.requested`,
   allHelp: "customers.help.>",
-  /** Both kinds notifications consumes. */
+  /** An operator approved or rejected a review (ReviewModeratedEvent; ai's recommendations). */
+  reviewModerated: (reviewId: string) => `customers.review.${token("review id", reviewId)}.moderated`,
+  allReviews: "customers.review.*.moderated",
+  /** Every kind (notifications consumes back-in-stock and help; ai reviews). */
   all: "customers.>",
-  parse(subject: string): { kind: "back_in_stock"; requestId: string } | { kind: "help"; kioskId: string } | undefined {
+  parse(subject: string): { kind: "back_in_stock"; requestId: string } | { kind: "help"; kioskId: string } | { kind: "review"; reviewId: string } | undefined {
     const stock = after(subject, "customers.back_in_stock.");
     if (stock?.length === 2 && stock[1] === "ready") return { kind: "back_in_stock", requestId: stock[0]! };
     const help = after(subject, "customers.help.");
     if (help?.length === 2 && help[1] === "requested") return { kind: "help", kioskId: help[0]! };
+    const review = after(subject, "customers.review.");
+    if (review?.length === 2 && review[1] === "moderated") return { kind: "review", reviewId: review[0]! };
     return undefined;
   },
 };

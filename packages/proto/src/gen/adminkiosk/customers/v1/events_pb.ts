@@ -8,7 +8,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { HelpCaller } from "./customers_pb.js";
+import type { HelpCaller, ReviewState } from "./customers_pb.js";
 import { file_adminkiosk_customers_v1_customers } from "./customers_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,12 +18,13 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/customers/v1/events.proto.
  */
 export const file_adminkiosk_customers_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiRhZG1pbmtpb3NrL2N1c3RvbWVycy92MS9ldmVudHMucHJvdG8SF2FkbWlua2lvc2suY3VzdG9tZXJzLnYxIqUBChVCYWNrSW5TdG9ja1JlYWR5RXZlbnQSEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghraW9za19pZBgCIAEoCRILCgNza3UYAyABKAkSDQoFZW1haWwYBCABKAkSDQoFcGhvbmUYBSABKAkSEQoJYXZhaWxhYmxlGAYgASgDEigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq8BChJIZWxwUmVxdWVzdGVkRXZlbnQSFwoPaGVscF9yZXF1ZXN0X2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEjMKBmNhbGxlchgDIAEoDjIjLmFkbWlua2lvc2suY3VzdG9tZXJzLnYxLkhlbHBDYWxsZXISDwoHbWVzc2FnZRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_adminkiosk_customers_v1_customers, file_google_protobuf_timestamp]);
+  fileDesc("CiRhZG1pbmtpb3NrL2N1c3RvbWVycy92MS9ldmVudHMucHJvdG8SF2FkbWlua2lvc2suY3VzdG9tZXJzLnYxIu0BChVCYWNrSW5TdG9ja1JlYWR5RXZlbnQSEgoKcmVxdWVzdF9pZBgBIAEoCRIQCghraW9za19pZBgCIAEoCRILCgNza3UYAyABKAkSDQoFZW1haWwYBCABKAkSDQoFcGhvbmUYBSABKAkSEQoJYXZhaWxhYmxlGAYgASgDEigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEnJlcXVlc3RlZF9raW9za19pZBgIIAEoCRITCgtkaXN0YW5jZV9rbRgJIAEoARIVCg1raW9za19hZGRyZXNzGAogASgJIq8BChJIZWxwUmVxdWVzdGVkRXZlbnQSFwoPaGVscF9yZXF1ZXN0X2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEjMKBmNhbGxlchgDIAEoDjIjLmFkbWlua2lvc2suY3VzdG9tZXJzLnYxLkhlbHBDYWxsZXISDwoHbWVzc2FnZRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK3AQoUUmV2aWV3TW9kZXJhdGVkRXZlbnQSEQoJcmV2aWV3X2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEgsKA3NrdRgDIAEoCRIOCgZyYXRpbmcYBCABKAUSMwoFc3RhdGUYBSABKA4yJC5hZG1pbmtpb3NrLmN1c3RvbWVycy52MS5SZXZpZXdTdGF0ZRIoCgR0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_adminkiosk_customers_v1_customers, file_google_protobuf_timestamp]);
 
 /**
  * customers.back_in_stock.<request_id>.ready: catalog restocked the product at the kiosk the
- * buyer asked at. Published once per request; carries the contact (customers forgets it in the
- * same transaction, so notifications holds the only copy until its delivery is done).
+ * buyer asked at, or at one in the request's scope (nearby, same group). Published once per
+ * request; carries the contact (customers forgets it in the same transaction, so notifications
+ * holds the only copy until its delivery is done).
  *
  * @generated from message adminkiosk.customers.v1.BackInStockReadyEvent
  */
@@ -34,6 +35,8 @@ export type BackInStockReadyEvent = Message<"adminkiosk.customers.v1.BackInStock
   requestId: string;
 
   /**
+   * Where it was restocked.
+   *
    * @generated from field: string kiosk_id = 2;
    */
   kioskId: string;
@@ -66,6 +69,27 @@ export type BackInStockReadyEvent = Message<"adminkiosk.customers.v1.BackInStock
    * @generated from field: google.protobuf.Timestamp time = 7;
    */
   time?: Timestamp | undefined;
+
+  /**
+   * The kiosk the buyer asked at (kiosk_id when restocked there).
+   *
+   * @generated from field: string requested_kiosk_id = 8;
+   */
+  requestedKioskId: string;
+
+  /**
+   * How far kiosk_id is from requested_kiosk_id (0 when the same or not known).
+   *
+   * @generated from field: double distance_km = 9;
+   */
+  distanceKm: number;
+
+  /**
+   * kiosk_id's address in fleet's registry, when known.
+   *
+   * @generated from field: string kiosk_address = 10;
+   */
+  kioskAddress: string;
 };
 
 /**
@@ -113,4 +137,53 @@ export type HelpRequestedEvent = Message<"adminkiosk.customers.v1.HelpRequestedE
  */
 export const HelpRequestedEventSchema: GenMessage<HelpRequestedEvent> = /*@__PURE__*/
   messageDesc(file_adminkiosk_customers_v1_events, 1);
+
+/**
+ * customers.review.<review_id>.moderated: an operator approved or rejected a review (again: the
+ * newest decision holds, by time). ai weighs approved ratings in its recommendations.
+ *
+ * @generated from message adminkiosk.customers.v1.ReviewModeratedEvent
+ */
+export type ReviewModeratedEvent = Message<"adminkiosk.customers.v1.ReviewModeratedEvent"> & {
+  /**
+   * @generated from field: string review_id = 1;
+   */
+  reviewId: string;
+
+  /**
+   * @generated from field: string kiosk_id = 2;
+   */
+  kioskId: string;
+
+  /**
+   * @generated from field: string sku = 3;
+   */
+  sku: string;
+
+  /**
+   * 1..5.
+   *
+   * @generated from field: int32 rating = 4;
+   */
+  rating: number;
+
+  /**
+   * APPROVED or REJECTED.
+   *
+   * @generated from field: adminkiosk.customers.v1.ReviewState state = 5;
+   */
+  state: ReviewState;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 6;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.customers.v1.ReviewModeratedEvent.
+ * Use `create(ReviewModeratedEventSchema)` to create a new message.
+ */
+export const ReviewModeratedEventSchema: GenMessage<ReviewModeratedEvent> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_customers_v1_events, 2);
 

@@ -8,6 +8,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Location } from "./fleet_pb.js";
+import { file_adminkiosk_fleet_v1_fleet } from "./fleet_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/fleet/v1/events.proto.
  */
 export const file_adminkiosk_fleet_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiBhZG1pbmtpb3NrL2ZsZWV0L3YxL2V2ZW50cy5wcm90bxITYWRtaW5raW9zay5mbGVldC52MSKBAQoSS2lvc2tSZWdpc3RyeUV2ZW50EhAKCGtpb3NrX2lkGAEgASgJEhAKCGdyb3VwX2lkGAIgASgJEgwKBHRhZ3MYAyADKAkSDwoHZGVsZXRlZBgEIAEoCBIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiBhZG1pbmtpb3NrL2ZsZWV0L3YxL2V2ZW50cy5wcm90bxITYWRtaW5raW9zay5mbGVldC52MSKyAQoSS2lvc2tSZWdpc3RyeUV2ZW50EhAKCGtpb3NrX2lkGAEgASgJEhAKCGdyb3VwX2lkGAIgASgJEgwKBHRhZ3MYAyADKAkSDwoHZGVsZXRlZBgEIAEoCBIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCghsb2NhdGlvbhgGIAEoCzIdLmFkbWlua2lvc2suZmxlZXQudjEuTG9jYXRpb25iBnByb3RvMw", [file_adminkiosk_fleet_v1_fleet, file_google_protobuf_timestamp]);
 
 /**
  * fleet.kiosk.<kiosk_id>.created | .updated | .deleted
@@ -55,6 +57,14 @@ export type KioskRegistryEvent = Message<"adminkiosk.fleet.v1.KioskRegistryEvent
    * @generated from field: google.protobuf.Timestamp time = 5;
    */
   time?: Timestamp | undefined;
+
+  /**
+   * The kiosk's location after the change, when it has one and the change came with its row
+   * (absent from bulk label changes, which do not move a kiosk: keep what you hold).
+   *
+   * @generated from field: adminkiosk.fleet.v1.Location location = 6;
+   */
+  location?: Location | undefined;
 };
 
 /**
