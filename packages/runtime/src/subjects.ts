@@ -72,9 +72,7 @@ const fleetChangeKinds = new Set<string>(["kiosk", "command", "config"]);
 export type KioskRegistryEventKind = "created" | "updated" | "deleted";
 const kioskRegistryEventKinds = new Set<string>(["created", "updated", "deleted"]);
 export const fleetSubjects = {
-  stream: { name: "FLEET", subjects: ["fleet.kiosk.>", "fleet.rollout.>"] },
-  /** A rollout's events (RolloutEvent): created, wave_started, gate_passed, gate_failed, paused, resumed, canceled, rolled_back, completed. */
-  allRollouts: "fleet.rollout.>",
+  stream: { name: "FLEET", subjects: ["fleet.kiosk.>"] },
   kiosk: (kioskId: string, kind: KioskRegistryEventKind) => `fleet.kiosk.${token("kiosk id", kioskId)}.${kind}`,
   /** Every kiosk's registry events (notifications' durable consumer). */
   allKiosks: "fleet.kiosk.>",
@@ -99,10 +97,6 @@ export const catalogSubjects = {
   stockRestocked: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.restocked`,
   /** Every kiosk's restocks (customers' durable consumer). */
   allRestocks: "catalog.stock.*.restocked",
-  /** A SKU's whole stock level at the kiosk after any change of its on-hand units or threshold. */
-  stockLevel: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.level`,
-  /** Every kiosk's stock levels (fleet's durable consumer, for the query language's stock()). */
-  allStockLevels: "catalog.stock.*.level",
   /** Every kiosk's low-stock and replenished events (notifications' durable consumer). */
   allStock: "catalog.stock.>",
   parseStock(subject: string): { kioskId: string; kind: "low" | "replenished" } | undefined {
