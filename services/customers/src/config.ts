@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { baseConfigShape, duration, port, url } from "@adminkiosk/runtime";
+import { isPhoneRegion } from "./contacts.js";
 
 const consumerName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'");
 const flag = z
@@ -21,6 +22,23 @@ export const customersConfigShape = {
   ORDERS_EVENTS_CONSUMER: consumerName.default("customers-orders"),
   /** The durable consumer of restocks on stream CATALOG. */
   CATALOG_EVENTS_CONSUMER: consumerName.default("customers-catalog"),
+  /** The durable consumer of fleet's registry events on stream FLEET (kiosks' groups and locations, for nearby back-in-stock requests). */
+  FLEET_EVENTS_CONSUMER: consumerName.default("customers-fleet"),
+  /** Phone numbers without a country code are read in this region (ISO 3166 code, libphonenumber's); "" requires international numbers. */
+  CUSTOMERS_PHONE_REGION: z
+    .string()
+    .default("CZ")
+    .refine((v) => v === "" || isPhoneRegion(v), 'must be a region code libphonenumber knows ("CZ", "DE", …) or ""'),
+  /**
+   * The secrets of receipts' review links (shared with notifications, which signs with its
+   * REVIEW_LINK_SECRET): comma-separated, each 32+ characters, any of them accepted (rotation).
+   * Empty: the public review RPCs answer FAILED_PRECONDITION.
+   */
+  REVIEW_LINK_SECRETS: z
+    .string()
+    .default("")
+    .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .refine((l) => l.every((s) => s.length >= 32), "each secret must be 32+ characters"),
   /** Only when those consumers are first created: true starts them at the events published since this process started. */
   EVENTS_SINCE_START: flag,
   /** Points per order: floor(total in minor units / this). 100: one point per whole euro. */

@@ -2,13 +2,36 @@
 // takes them, so a malformed value is refused the same way (InvalidArgument naming the field).
 import { randomBytes, randomInt } from "node:crypto";
 import type { MemberRef } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
-import { invalid, requireEmail, requirePhoneNumber } from "@adminkiosk/runtime";
+import { isSupportedCountry, parsePhoneNumberWithError, type CountryCode } from "libphonenumber-js";
+import { invalid, requireEmail } from "@adminkiosk/runtime";
 
 /** An optional email: "" stays "", anything else must be an address (lower-cased). */
 export const optionalEmail = (field: string, value: string): string | undefined => (value.trim() === "" ? undefined : requireEmail(field, value));
 
-/** An optional phone number in E.164 (spaces, dashes and parentheses dropped). */
-export const optionalPhone = (field: string, value: string): string | undefined => (value.trim() === "" ? undefined : requirePhoneNumber(field, value));
+/** A region libphonenumber knows ("CZ", "DE", …), for config validation. */
+export const isPhoneRegion = (region: string): region is CountryCode => isSupportedCountry(region);
+
+/**
+ * A phone number as libphonenumber reads it — international ("+420 601 234 567", "00420…") or
+ * national in `region` ("601 234 567") — that is a valid number of its country (length and
+ * prefixes by the country's numbering plan), normalised to E.164. Anything else is
+ * INVALID_ARGUMENT naming `field`.
+ */
+export function requirePhone(field: string, value: string, region: CountryCode | undefined): string {
+  const v = value.trim();
+  if (v.length > 32) throw invalid(field, "must be a phone number (at most 32 characters)");
+  let parsed;
+  try {
+    parsed = parsePhoneNumberWithError(v.replace(/^00(?=[1-9])/, "+"), region ? { defaultCountry: region } : undefined);
+  } catch {
+    throw invalid(field, `must be a phone number, international ("+420 601 234 567")${region ? ` or national in ${region}` : ""}`);
+  }
+  if (!parsed.isValid()) throw invalid(field, `${parsed.number} is not a valid ${parsed.country ?? `+${parsed.countryCallingCode}`} phone number`);
+  return parsed.number;
+}
+
+/** An optional phone number, normalised to E.164 ("" stays ""). */
+export const optionalPhone = (field: string, value: string, region: CountryCode | undefined): string | undefined => (value.trim() === "" ? undefined : requirePhone(field, value, region));
 
 const cardPattern = /^[0-9]{12,19}$/;
 const qrPattern = /^mq_[A-Za-z0-9_-]{32}$/;

@@ -1,7 +1,9 @@
 // customers: wire-up only. Reads config, runs migrations, starts the consumers of completed orders
-// (stream ORDERS: points, purchase history) and restocks (stream CATALOG: back-in-stock requests),
+// (stream ORDERS: points, purchase history), restocks (stream CATALOG: back-in-stock requests) and
+// fleet's registry (stream FLEET: kiosks' groups and locations for nearby requests),
 // the outbox relay (stream CUSTOMERS, for notifications), the retention pass and the server.
 import { fileURLToPath } from "node:url";
+import type { CountryCode } from "libphonenumber-js";
 import {
   closeNats,
   connectNats,
@@ -20,7 +22,7 @@ import {
   startOutboxRelay,
   startService,
 } from "@adminkiosk/runtime";
-import { startRestockConsumer } from "./back-in-stock.js";
+import { startFleetConsumer, startRestockConsumer } from "./back-in-stock.js";
 import { customersConfigShape } from "./config.js";
 import { startRetention } from "./retention.js";
 import { startOrdersConsumer } from "./sales.js";
@@ -38,6 +40,8 @@ async function main() {
   const since = config.EVENTS_SINCE_START ? new Date() : undefined;
   const orders = startOrdersConsumer({ pool, nats, log, durable: config.ORDERS_EVENTS_CONSUMER, since, minorPerPoint: config.MINOR_UNITS_PER_POINT });
   const restocks = startRestockConsumer({ pool, nats, log, durable: config.CATALOG_EVENTS_CONSUMER, since });
+  // Kiosks' groups and locations (nearby back-in-stock requests): the whole registry, not only what changed since the start.
+  const places = startFleetConsumer({ pool, nats, log, durable: config.FLEET_EVENTS_CONSUMER });
   const outbox = startOutboxRelay({ pool, nats, log, stream: customersSubjects.stream });
   const stopKeyCleanup = startIdempotencyCleanup(pool, config.IDEMPOTENCY_KEY_TTL);
   const retention = startRetention({
@@ -56,13 +60,18 @@ async function main() {
       log,
       config,
       services: customersServices,
-      routes: customersRoutes({ pool, minorPerPoint: config.MINOR_UNITS_PER_POINT }),
+      routes: customersRoutes({
+        pool,
+        minorPerPoint: config.MINOR_UNITS_PER_POINT,
+        phoneRegion: config.CUSTOMERS_PHONE_REGION === "" ? undefined : (config.CUSTOMERS_PHONE_REGION as CountryCode),
+        reviewLinkSecrets: config.REVIEW_LINK_SECRETS,
+      }),
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      consumers: [orders, restocks],
+      consumers: [orders, restocks, places],
     },
     config.HOST,
     config.CUSTOMERS_PORT,
@@ -72,6 +81,7 @@ async function main() {
     await service.close();
     await orders.stop();
     await restocks.stop();
+    await places.stop();
     await retention.stop();
     stopKeyCleanup();
     await outbox.stop();

@@ -28,6 +28,7 @@ import {
 import {
   cursorPatterns,
   decodePageToken,
+  failedPrecondition,
   describePrincipal,
   encodePageToken,
   idempotent,
@@ -41,8 +42,10 @@ import {
   requireIdempotencyKey,
   requireText,
   requireUuid,
+  verifyReviewToken,
   type Pool,
 } from "@adminkiosk/runtime";
+import type { CountryCode } from "libphonenumber-js";
 import { addRequest, listRequests, requestsByContact, type BackInStockRow } from "./back-in-stock.js";
 import { maskContact, optionalEmail, optionalPhone, requireMemberRef } from "./contacts.js";
 import { callForHelp } from "./help.js";
@@ -56,6 +59,10 @@ export const customersServices = [MemberService, BackInStockService, ReviewServi
 export interface CustomersDeps {
   pool: Pool;
   minorPerPoint: number;
+  /** Phone numbers without a country code are read in this region (undefined: international only). */
+  phoneRegion?: CountryCode;
+  /** The review links' secrets (any verifies); none: the public review RPCs are off. */
+  reviewLinkSecrets: string[];
 }
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
@@ -134,6 +141,9 @@ const toRequest = (r: BackInStockRow, mask: boolean) =>
     state: requestStates[r.state],
     createTime: ts(r.created_at),
     notifyTime: ts(r.notified_at),
+    nearbyKm: r.nearby_km,
+    sameGroup: r.same_group,
+    notifiedKioskId: r.notified_kiosk_id ?? "",
   });
 
 /** The kiosk a device acts for (its own); people and services act for no kiosk here. */
@@ -142,13 +152,24 @@ const callerKiosk = (ctx: HandlerContext) => {
   return p.kind === "device" ? p.kioskId : "";
 };
 
+const requireRating = (rating: number) => {
+  if (!Number.isInteger(rating) || rating < 1 || rating > 5) throw invalid("rating", "must be from 1 to 5");
+};
+const reviewText = (text: string) => (text.trim() === "" ? "" : requireText("text", text.trim(), { max: 500, min: 0 }));
+
 export function customersRoutes(deps: CustomersDeps) {
   const { pool } = deps;
+  /** What a review link's token grants (checked before anything else is read). */
+  const reviewGrant = (token: string) => {
+    if (token.trim() === "") throw invalid("token", "must be the review link's token");
+    if (deps.reviewLinkSecrets.length === 0) throw failedPrecondition("token: review links are not configured (REVIEW_LINK_SECRETS)");
+    return verifyReviewToken(deps.reviewLinkSecrets, token);
+  };
   return (router: ConnectRouter) => {
     router.service(MemberService, {
       async enrollMember(req, ctx) {
         const email = optionalEmail("email", req.email);
-        const phone = optionalPhone("phone", req.phone);
+        const phone = optionalPhone("phone", req.phone, deps.phoneRegion);
         const consents = req.consents.map((c, i) => purposeOf(`consents[${i}]`, c));
         const member = await members.enroll(pool, { email, phone, kioskId: callerKiosk(ctx), consents, recordedBy: describePrincipal(principalOf(ctx)) });
         return { member: toMember(member) };
@@ -229,10 +250,11 @@ export function customersRoutes(deps: CustomersDeps) {
         const kioskId = kioskScope(ctx, "kiosk_id", req.kioskId)!;
         const sku = requireSku("sku", req.sku);
         const email = optionalEmail("email", req.email);
-        const phone = optionalPhone("phone", req.phone);
+        const phone = optionalPhone("phone", req.phone, deps.phoneRegion);
         if (!email && !phone) throw invalid("email", "an email or a phone number is needed to tell the buyer");
         if (email && phone) throw invalid("phone", "give either an email or a phone number, not both");
-        return { request: toRequest(await addRequest(pool, { kioskId, sku, email, phone }), true) };
+        if (!Number.isFinite(req.nearbyKm) || req.nearbyKm < 0 || req.nearbyKm > 50) throw invalid("nearby_km", "must be from 0 (this kiosk only) to 50");
+        return { request: toRequest(await addRequest(pool, { kioskId, sku, email, phone, nearbyKm: req.nearbyKm, sameGroup: req.sameGroup }), true) };
       },
       async listBackInStockRequests(req) {
         const limit = pageSize("page_size", req.pageSize);
@@ -247,9 +269,31 @@ export function customersRoutes(deps: CustomersDeps) {
         const kioskId = kioskScope(ctx, "kiosk_id", "")!;
         const orderId = requireUuid("order_id", req.orderId).toLowerCase();
         const sku = requireSku("sku", req.sku);
-        if (!Number.isInteger(req.rating) || req.rating < 1 || req.rating > 5) throw invalid("rating", "must be from 1 to 5");
-        const text = req.text === "" ? "" : requireText("text", req.text.trim(), { max: 500, min: 0 });
+        requireRating(req.rating);
+        const text = reviewText(req.text);
         return { review: toReview(await reviews.submit(pool, { kioskId, orderId, sku, rating: req.rating, text })) };
+      },
+      async getReviewInvitation(req) {
+        const grant = reviewGrant(req.token);
+        const { sale, reviews: written } = await reviews.invitation(pool, grant.orderId, grant.kioskId);
+        return {
+          orderId: sale.order_id,
+          kioskId: sale.kiosk_id,
+          completeTime: ts(sale.completed_at),
+          expireTime: ts(grant.expiresAt),
+          items: sale.lines.map((l) => {
+            const review = written.find((r) => r.sku === l.sku);
+            return { sku: l.sku, quantity: BigInt(l.quantity), review: review ? toReview(review) : undefined };
+          }),
+        };
+      },
+      async submitReviewWithToken(req) {
+        const grant = reviewGrant(req.token);
+        const sku = requireSku("sku", req.sku);
+        requireRating(req.rating);
+        const text = reviewText(req.text);
+        const { review, created } = await reviews.submitWithLink(pool, { kioskId: grant.kioskId, orderId: grant.orderId, sku, rating: req.rating, text });
+        return { review: toReview(review), created };
       },
       async listReviews(req) {
         const limit = pageSize("page_size", req.pageSize);

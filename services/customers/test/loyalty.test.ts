@@ -94,8 +94,15 @@ describe("a loyalty member", () => {
     const atA = f.as(MemberService, deviceA);
     const badEmail = await failure(atA.enrollMember({ email: "not-an-email" }));
     expect([badEmail.code, badEmail.rawMessage]).toEqual([Code.InvalidArgument, expect.stringMatching(/^email:/)]);
-    const badPhone = await failure(atA.enrollMember({ phone: "601 234" }));
-    expect([badPhone.code, badPhone.rawMessage]).toEqual([Code.InvalidArgument, expect.stringMatching(/^phone:/)]);
+    // Phones are read by libphonenumber: too short, a number no country plan has, or a national
+    // number that is not one in the default region (CZ) are refused naming phone…
+    for (const phone of ["601 234", "+420 123 456 789", "+1 555 0100", "(0) 12"]) {
+      const badPhone = await failure(atA.enrollMember({ phone }));
+      expect([phone, badPhone.code, badPhone.rawMessage]).toEqual([phone, Code.InvalidArgument, expect.stringMatching(/^phone:/)]);
+    }
+    // …and a valid one, national in the default region or international with 00, is kept in E.164.
+    expect((await atA.enrollMember({ phone: "601 234 567" })).member!.phone).toBe("+420601234567");
+    expect((await atA.enrollMember({ phone: "0049 30 901820" })).member!.phone).toBe("+4930901820");
     const unknown = await failure(atA.identifyMember({ member: card("9800000000000000") }));
     expect([unknown.code, unknown.rawMessage]).toEqual([Code.FailedPrecondition, expect.stringMatching(/^member\.card_number:/)]);
     const malformedCard = await failure(atA.identifyMember({ member: card("12ab") }));
