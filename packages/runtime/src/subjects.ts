@@ -97,6 +97,10 @@ export const catalogSubjects = {
   stockRestocked: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.restocked`,
   /** Every kiosk's restocks (customers' durable consumer). */
   allRestocks: "catalog.stock.*.restocked",
+  /** A SKU's whole stock level at the kiosk after any change of its on-hand units or threshold. */
+  stockLevel: (kioskId: string) => `catalog.stock.${token("kiosk id", kioskId)}.level`,
+  /** Every kiosk's stock levels (fleet's durable consumer, for the query language's stock()). */
+  allStockLevels: "catalog.stock.*.level",
   /** Every kiosk's low-stock and replenished events (notifications' durable consumer). */
   allStock: "catalog.stock.>",
   parseStock(subject: string): { kioskId: string; kind: "low" | "replenished" } | undefined {

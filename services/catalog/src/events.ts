@@ -1,9 +1,10 @@
 // What catalog publishes on NATS (stream CATALOG, through its outbox): low and
-// replenished stock per kiosk, every restock, and reservations that expired unpaid.
+// replenished stock per kiosk, every restock, every stock level change (on hand or
+// threshold), and reservations that expired unpaid.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import type { ReservationSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
-import { ReservationExpiredEventSchema, StockLowEventSchema, StockReplenishedEventSchema, StockRestockedEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
+import type { ReservationSchema, StockLevelSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { ReservationExpiredEventSchema, StockLevelChangedEventSchema, StockLowEventSchema, StockReplenishedEventSchema, StockRestockedEventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/events_pb";
 import { catalogSubjects, enqueueEvent, enqueueEvents, type PoolClient } from "@adminkiosk/runtime";
 
 export const catalogStream = catalogSubjects.stream;
@@ -26,6 +27,15 @@ export async function publishStockCrossing(tx: PoolClient, c: StockChange): Prom
   if (isLow) await enqueueEvent(tx, catalogSubjects.stockLow(c.kioskId), StockLowEventSchema, create(StockLowEventSchema, event));
   else await enqueueEvent(tx, catalogSubjects.stockReplenished(c.kioskId), StockReplenishedEventSchema, create(StockReplenishedEventSchema, event));
   return isLow ? "low" : "replenished";
+}
+
+/** The SKU's level at the kiosks after a change of on-hand units or thresholds (in the caller's transaction), one statement. */
+export async function publishStockLevels(tx: PoolClient, levels: MessageInitShape<typeof StockLevelSchema>[]) {
+  await enqueueEvents(
+    tx,
+    StockLevelChangedEventSchema,
+    levels.map((level) => ({ subject: catalogSubjects.stockLevel(level.kioskId ?? ""), message: create(StockLevelChangedEventSchema, { level }) })),
+  );
 }
 
 /** Every restock (in the caller's transaction): customers' back-in-stock requests wait for it. */

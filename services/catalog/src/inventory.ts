@@ -5,7 +5,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { RestockRecordSchema, StockLevelSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import type { Pool, PoolClient } from "@adminkiosk/runtime";
-import { publishRestocked, publishStockCrossing } from "./events.js";
+import { publishRestocked, publishStockCrossing, publishStockLevels } from "./events.js";
 
 type Db = Pool | PoolClient;
 
@@ -116,6 +116,7 @@ export const stock = {
     // A brand-new record was never low in anyone's eyes: no "replenished" for it.
     if (!before.created) await publishStockCrossing(tx, crossing(before, after));
     await publishRestocked(tx, { kioskId: r.kioskId, sku: r.sku, quantity: BigInt(r.quantity), onHand: BigInt(after.on_hand), reserved: BigInt(after.reserved) });
+    await publishStockLevels(tx, [toStockLevel(after)]);
     return { stock: after, restock: restocks[0]! };
   },
 
@@ -126,6 +127,7 @@ export const stock = {
       [kioskId, sku, threshold],
     );
     const after = rows[0]!;
+    await publishStockLevels(tx, [toStockLevel(after)]);
     // A brand-new record (nothing on hand yet) is not news.
     if (before.created) return after;
     await publishStockCrossing(tx, crossing(before, after));
@@ -176,7 +178,7 @@ export const stock = {
     );
   },
 
-  /** Reserved units leave the kiosk (a committed sale); publishes a low-stock crossing. Rows must be locked. */
+  /** Reserved units leave the kiosk (a committed sale); publishes the new level and a low-stock crossing. Rows must be locked. */
   async sell(tx: PoolClient, kioskId: string, sku: string, quantity: bigint) {
     const { rows } = await tx.query<StockRow>(
       `UPDATE stock SET on_hand = on_hand - $3, reserved = reserved - $3, updated_at = now()
@@ -184,6 +186,7 @@ export const stock = {
       [kioskId, sku, quantity.toString()],
     );
     const after = rows[0]!;
+    await publishStockLevels(tx, [toStockLevel(after)]);
     await publishStockCrossing(tx, {
       kioskId,
       sku,

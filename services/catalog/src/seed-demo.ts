@@ -7,6 +7,8 @@ import { create } from "@bufbuild/protobuf";
 import { EventSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { ConfigError, createLogger, createPool, inTransaction, loadConfig, migrate, url } from "@adminkiosk/runtime";
 import { z } from "zod";
+import { publishStockLevels } from "./events.js";
+import { toStockLevel, type StockRow } from "./inventory.js";
 import { products } from "./products.js";
 import { events, requireNewEvent } from "./seating.js";
 
@@ -53,10 +55,10 @@ async function main() {
       // a few start at or below their threshold so low stock shows.
       const kiosks = Array.from({ length: config.SIM_KIOSKS }, (_, i) => `sim-${String(i + 1).padStart(4, "0")}`);
       const pairs = kiosks.flatMap((kioskId, k) => demoProducts.map((p, j) => ({ kioskId, sku: p.sku, onHand: ((k * 7 + j * 5) % 23) + 1 })));
-      const { rows: stocked } = await tx.query<{ kiosk_id: string; sku: string; on_hand: string }>(
+      const { rows: stocked } = await tx.query<StockRow>(
         `INSERT INTO stock (kiosk_id, sku, on_hand, low_stock_threshold)
          SELECT k, s, n, 3 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(k, s, n)
-         ON CONFLICT (kiosk_id, sku) DO NOTHING RETURNING kiosk_id, sku, on_hand`,
+         ON CONFLICT (kiosk_id, sku) DO NOTHING RETURNING kiosk_id, sku, on_hand, reserved, low_stock_threshold, updated_at`,
         [pairs.map((p) => p.kioskId), pairs.map((p) => p.sku), pairs.map((p) => p.onHand)],
       );
       await tx.query(
@@ -64,6 +66,8 @@ async function main() {
          SELECT k, s, n, 'demo stock', $4, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(k, s, n)`,
         [stocked.map((r) => r.kiosk_id), stocked.map((r) => r.sku), stocked.map((r) => r.on_hand), by],
       );
+      // Through the outbox (drained by catalog when it runs), like any other change of stock.
+      await publishStockLevels(tx, stocked.map(toStockLevel));
       const { rows: existing } = await tx.query("SELECT 1 FROM events WHERE name = $1", [demoEventName]);
       if (existing.length === 0) await events.insert(tx, demoEvent());
       return { products: newProducts, stock: stocked.length, event: existing.length === 0 };

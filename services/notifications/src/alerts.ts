@@ -72,6 +72,8 @@ export function toAlert(row: AlertRow): Alert {
     silencedBy: [],
     inhibitedBy: row.inhibited_by ?? "",
     escalationTier: row.escalation_tier,
+    // lowPaper → low_paper: the rule's kind as the API and fleet's query language name it.
+    ruleKind: (definition.kind.case ?? "").replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
   };
 }
 

@@ -8,7 +8,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Reservation } from "./catalog_pb.js";
+import type { Reservation, StockLevel } from "./catalog_pb.js";
 import { file_adminkiosk_catalog_v1_catalog } from "./catalog_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/catalog/v1/events.proto.
  */
 export const file_adminkiosk_catalog_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZG1pbmtpb3NrL2NhdGFsb2cvdjEvZXZlbnRzLnByb3RvEhVhZG1pbmtpb3NrLmNhdGFsb2cudjEihgEKDVN0b2NrTG93RXZlbnQSEAoIa2lvc2tfaWQYASABKAkSCwoDc2t1GAIgASgJEg8KB29uX2hhbmQYAyABKAMSGwoTbG93X3N0b2NrX3RocmVzaG9sZBgEIAEoAxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoVU3RvY2tSZXBsZW5pc2hlZEV2ZW50EhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIPCgdvbl9oYW5kGAMgASgDEhsKE2xvd19zdG9ja190aHJlc2hvbGQYBCABKAMSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKF1Jlc2VydmF0aW9uRXhwaXJlZEV2ZW50EjcKC3Jlc2VydmF0aW9uGAEgASgLMiIuYWRtaW5raW9zay5jYXRhbG9nLnYxLlJlc2VydmF0aW9uEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKUAQoTU3RvY2tSZXN0b2NrZWRFdmVudBIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAMSDwoHb25faGFuZBgEIAEoAxIRCglhdmFpbGFibGUYBSABKAMSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_adminkiosk_catalog_v1_catalog, file_google_protobuf_timestamp]);
+  fileDesc("CiJhZG1pbmtpb3NrL2NhdGFsb2cvdjEvZXZlbnRzLnByb3RvEhVhZG1pbmtpb3NrLmNhdGFsb2cudjEihgEKDVN0b2NrTG93RXZlbnQSEAoIa2lvc2tfaWQYASABKAkSCwoDc2t1GAIgASgJEg8KB29uX2hhbmQYAyABKAMSGwoTbG93X3N0b2NrX3RocmVzaG9sZBgEIAEoAxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoVU3RvY2tSZXBsZW5pc2hlZEV2ZW50EhAKCGtpb3NrX2lkGAEgASgJEgsKA3NrdRgCIAEoCRIPCgdvbl9oYW5kGAMgASgDEhsKE2xvd19zdG9ja190aHJlc2hvbGQYBCABKAMSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKF1Jlc2VydmF0aW9uRXhwaXJlZEV2ZW50EjcKC3Jlc2VydmF0aW9uGAEgASgLMiIuYWRtaW5raW9zay5jYXRhbG9nLnYxLlJlc2VydmF0aW9uEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKUAQoTU3RvY2tSZXN0b2NrZWRFdmVudBIQCghraW9za19pZBgBIAEoCRILCgNza3UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAMSDwoHb25faGFuZBgEIAEoAxIRCglhdmFpbGFibGUYBSABKAMSKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSgoWU3RvY2tMZXZlbENoYW5nZWRFdmVudBIwCgVsZXZlbBgBIAEoCzIhLmFkbWlua2lvc2suY2F0YWxvZy52MS5TdG9ja0xldmVsYgZwcm90bzM", [file_adminkiosk_catalog_v1_catalog, file_google_protobuf_timestamp]);
 
 /**
  * Subject: catalog.stock.<kiosk_id>.low. A sale or a lowered threshold took the
@@ -175,4 +175,27 @@ export type StockRestockedEvent = Message<"adminkiosk.catalog.v1.StockRestockedE
  */
 export const StockRestockedEventSchema: GenMessage<StockRestockedEvent> = /*@__PURE__*/
   messageDesc(file_adminkiosk_catalog_v1_events, 3);
+
+/**
+ * Subject: catalog.stock.<kiosk_id>.level. The SKU's stock at the kiosk after every change of
+ * its on-hand units or threshold (a restock, a sale committed, a threshold set, demo stock):
+ * the whole level, not a delta, so a repeated or late event changes nothing once a newer one
+ * was applied (compare level.update_time). fleet keeps each kiosk's stock from it for the
+ * fleet query language's stock("SKU").
+ *
+ * @generated from message adminkiosk.catalog.v1.StockLevelChangedEvent
+ */
+export type StockLevelChangedEvent = Message<"adminkiosk.catalog.v1.StockLevelChangedEvent"> & {
+  /**
+   * @generated from field: adminkiosk.catalog.v1.StockLevel level = 1;
+   */
+  level?: StockLevel | undefined;
+};
+
+/**
+ * Describes the message adminkiosk.catalog.v1.StockLevelChangedEvent.
+ * Use `create(StockLevelChangedEventSchema)` to create a new message.
+ */
+export const StockLevelChangedEventSchema: GenMessage<StockLevelChangedEvent> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_catalog_v1_events, 4);
 
