@@ -39,6 +39,10 @@ export const fleetConfigShape = {
   LINK_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet"),
   /** The durable JetStream consumer of stream ORDERS feeding the sales the fleet query filters on. */
   ORDERS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet-orders"),
+  /** The durable JetStream consumer of stream CATALOG feeding the stock levels the fleet query filters on (stock("SKU")). */
+  CATALOG_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet-catalog"),
+  /** The durable JetStream consumer of stream NOTIFICATIONS feeding the open alerts the fleet query filters on (alerts). */
+  NOTIFICATIONS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet-notifications"),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */
   AUTH_URL: url(["http:", "https:"]),

@@ -27,7 +27,9 @@ import { startDispatcher } from "./dispatch.js";
 import { consumeLinkEvents } from "./events.js";
 import { startJobRunner } from "./jobs.js";
 import { startPresenceSweep } from "./presence-sweep.js";
+import { startAlertsProjection } from "./open-alerts.js";
 import { startSalesProjection } from "./sales.js";
+import { startStockProjection } from "./stock.js";
 import { fleetRoutes, fleetServices } from "./server.js";
 import { startTelemetryStore } from "./telemetry.js";
 import { fleetStatusGauge } from "./status-metrics.js";
@@ -67,6 +69,8 @@ async function main() {
     log,
   });
   const sales = startSalesProjection({ pool, nats, log, durable: config.ORDERS_EVENTS_CONSUMER });
+  const stock = startStockProjection({ pool, nats, log, durable: config.CATALOG_EVENTS_CONSUMER });
+  const openAlerts = startAlertsProjection({ pool, nats, log, durable: config.NOTIFICATIONS_EVENTS_CONSUMER });
   const jobs = startJobRunner({ pool, dispatcher, changes, tickMs: config.JOB_TICK_MS, log });
   const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
 
@@ -78,7 +82,7 @@ async function main() {
       config,
       services: fleetServices,
       routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER }),
-      consumers: [linkEvents.consumer, sales.consumer],
+      consumers: [linkEvents.consumer, sales.consumer, stock.consumer, openAlerts.consumer],
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
@@ -100,6 +104,8 @@ async function main() {
     telemetry.stop();
     await linkEvents.stop();
     await sales.stop();
+    await stock.stop();
+    await openAlerts.stop();
     await dispatcher.stop();
     await outbox.stop();
     changes.close();

@@ -201,6 +201,12 @@ describe("malformed queries", () => {
     ["name = 'unclosed", "line 1, column 8 (offset 7)", /expected a closing ' for the string started here/],
     ["near(100, 0, 5)", "line 1, column 6 (offset 5)", /expected a latitude between -90 and 90/],
     ["group = a | limit 0", "line 1, column 19 (offset 18)", /expected a row limit between 1 and 1000/],
+    ["stock(5) < 3", "line 1, column 7 (offset 6)", /expected a SKU for stock, such as stock\("SKU-123"\), found "5"/],
+    ['stock("x") <', "line 1, column 13 (offset 12)", /expected a value for stock\("x"\), found the end of the query/],
+    ["stock < 3", "line 1, column 7 (offset 6)", /expected "\(" and a SKU after stock/],
+    ['paper < 5 | sort stock("x y")', "line 1, column 24 (offset 23)", /expected a SKU for stock, such as stock\("SKU-123"\) \(letters, digits/],
+    ["alerts(urgent) > 0", "line 1, column 8 (offset 7)", /expected a severity or a rule kind for alerts: one of info, warning, critical, kiosk_offline, low_paper/],
+    ["alert(low_paper", "line 1, column 16 (offset 15)", /expected "\)" to close alerts\(, found the end of the query/],
   ];
   it.each(cases)("%j answers InvalidArgument at %s", async (query, position, expected) => {
     const err = await failure(queryAs(viewer).queryKiosks({ query }));
@@ -226,8 +232,14 @@ describe("authorization and saved views", () => {
     for (const f of lang.fields) {
       const value = f.type === "enum" ? f.values[0] : sample[f.type];
       const op = f.operators[0];
-      await queryAs(viewer).queryKiosks({ query: `${f.name} ${op} ${value}${f.type === "tags" ? "" : ` | sort ${f.name} desc | stats count() by ${f.name}`}` });
+      // A field that takes an argument: with one (stock needs it), and alerts without one too.
+      const names = f.argument ? [`${f.name}(${JSON.stringify(f.argumentValues[0] ?? "SKU-1")})`, ...(f.argumentRequired ? [] : [f.name])] : [f.name];
+      for (const name of names) {
+        const res = await queryAs(viewer).queryKiosks({ query: `${name} ${op} ${value}${f.type === "tags" ? "" : ` | sort ${name} desc | stats count(), max(${f.type === "number" ? name : "cpu"}) by ${name}`}` });
+        expect(res.totalSize).toBeGreaterThanOrEqual(0);
+      }
     }
+    expect(lang.fields.find((f) => f.name === "alerts")?.argumentValues).toEqual(expect.arrayContaining(["critical", "low_paper", "kiosk_offline"]));
   });
 
   it("a view is its owner's unless shared; only its owner deletes it", async () => {

@@ -2,7 +2,7 @@
 // parameters ($n); what is written into the SQL text comes from the field catalog
 // (fields.ts) and the parser's closed sets of operators and functions.
 import { alertingSql } from "../kiosk-rules.js";
-import { percentiles, type FieldDef } from "./fields.js";
+import { fieldSql, percentiles, type FieldDef } from "./fields.js";
 import type { Condition, ParsedQuery, Value } from "./parser.js";
 
 export interface CompiledQuery {
@@ -45,19 +45,80 @@ function statusCondition(value: string): string {
   }
 }
 
+/**
+ * stock's comparison as one over whole units (on_hand is an integer), so that the
+ * (sku, on_hand) index applies: `< 4.5` is `< 5`; true/false where no unit count could differ.
+ */
+function wholeUnits(op: string, v: number): { op: string; n: string } | boolean {
+  const clamp = (n: number) => String(Math.max(-1e18, Math.min(1e18, n)));
+  switch (op) {
+    case "<":
+    case ">=":
+      return { op, n: clamp(Math.ceil(v)) };
+    case "<=":
+    case ">":
+      return { op, n: clamp(Math.floor(v)) };
+    case "=":
+      return Number.isInteger(v) && Math.abs(v) <= 1e18 ? { op, n: String(v) } : false;
+    default:
+      return Number.isInteger(v) && Math.abs(v) <= 1e18 ? { op: "<>", n: String(v) } : true;
+  }
+}
+
+const holds = (op: string, a: number, b: number) =>
+  op === "<" ? a < b : op === "<=" ? a <= b : op === ">" ? a > b : op === ">=" ? a >= b : op === "=" ? a === b : a !== b;
+
 export function compileQuery(q: ParsedQuery): CompiledQuery {
-  const params: unknown[] = [];
+  // The statements share the WHERE's parameters; the page's order and the stats add their own.
+  let params: unknown[] = [];
   const p = (v: unknown, cast: string) => `$${params.push(v)}::${cast}`;
   const castOf = (f: FieldDef) => (f.type === "number" || f.type === "age" ? "float8" : f.type === "bool" ? "boolean" : "text");
+  const fsql = (f: FieldDef) => fieldSql(f, (v) => p(v, "text"));
 
-  const cond = (c: Condition): string => {
+  /**
+   * stock("X") and alerts as the kiosks that match (kiosk_id IN a subquery over the
+   * projection's index) rather than a subquery per kiosk. Where a condition sits under a
+   * "not", stock's form keeps its "no value" (a kiosk without the SKU matches neither
+   * stock("X") < 5 nor its negation); alerts always has a value (0 without any).
+   */
+  const projected = (f: FieldDef, op: string, values: number[], negated: boolean): string | undefined => {
+    if (f.name.startsWith("stock(") && !negated) {
+      const sku = p(f.arg, "text");
+      const ofSku = `SELECT s.kiosk_id FROM kiosk_stock s WHERE s.sku = ${sku}`;
+      if (op === "in") {
+        const whole = values.filter((v) => Number.isInteger(v) && Math.abs(v) <= 1e18).map(String);
+        return whole.length ? `(k.kiosk_id IN (${ofSku} AND s.on_hand = ANY(${p(whole, "bigint[]")})))` : "false";
+      }
+      const b = wholeUnits(op, values[0]!);
+      if (b === false) return "false";
+      if (b === true) return `(k.kiosk_id IN (${ofSku}))`;
+      return `(k.kiosk_id IN (${ofSku} AND s.on_hand ${b.op} ${p(b.n, "bigint")}))`;
+    }
+    if (f.name === "alerts" || f.name.startsWith("alerts(")) {
+      let match = "";
+      if (f.arg !== undefined) {
+        const x = p(f.arg, "text");
+        match = ` AND (a.severity = ${x} OR a.rule_kind = ${x})`;
+      }
+      const open = `SELECT a.kiosk_id FROM kiosk_alerts a WHERE a.state <> 'resolved'${match}`;
+      const test = op === "in" ? (n: number) => values.includes(n) : (n: number) => holds(op, n, values[0]!);
+      // Every kiosk with one open alert or more matches: no counting.
+      if (!test(0) && [1, 2, 3].every(test) && (op === ">" || op === ">=")) return `(k.kiosk_id IN (${open}))`;
+      const count = op === "in" ? `count(*) = ANY(${p(values, "float8[]")})` : `count(*) ${op === "!=" ? "<>" : op} ${p(values[0], "float8")}`;
+      // A kiosk without open alerts has 0: when 0 matches, the match is every kiosk but those whose count does not.
+      return test(0) ? `(k.kiosk_id NOT IN (${open} GROUP BY a.kiosk_id HAVING NOT (${count})))` : `(k.kiosk_id IN (${open} GROUP BY a.kiosk_id HAVING ${count}))`;
+    }
+    return undefined;
+  };
+
+  const cond = (c: Condition, negated = false): string => {
     switch (c.kind) {
       case "and":
       case "or":
-        return `(${c.items.map(cond).join(c.kind === "and" ? " AND " : " OR ")})`;
+        return `(${c.items.map((x) => cond(x, negated)).join(c.kind === "and" ? " AND " : " OR ")})`;
       case "not":
         // A kiosk without the value (NULL) matches neither a comparison nor its negation.
-        return `(NOT COALESCE(${cond(c.item)}, true))`;
+        return `(NOT COALESCE(${cond(c.item, !negated)}, true))`;
       case "near": {
         const dLat = c.km / 111.2;
         const cosLat = Math.cos((c.latitude * Math.PI) / 180);
@@ -79,13 +140,15 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
       }
       case "in": {
         const f = c.field;
+        const fast = f.fn ? projected(f, "in", c.values as number[], negated) : undefined;
+        if (fast) return fast;
         if (f.type === "tags") return `(k.tags && ${p(c.values, "text[]")})`;
         if (f.name === "status") return `(${(c.values as string[]).map(statusCondition).join(" OR ")})`;
         if (f.type === "version") return `(${f.sql} = ANY(${p(c.values, "text[]")}) OR ${f.sql} LIKE ANY(${p(c.values.map((v) => `${likeEscape(String(v))}.%`), "text[]")}))`;
-        return `(${f.sql} = ANY(${p(c.values, `${castOf(f)}[]`)}))`;
+        return `(${fsql(f)} = ANY(${p(c.values, `${castOf(f)}[]`)}))`;
       }
       case "compare":
-        return compare(c.field, c.op, c.value);
+        return (c.field.fn && projected(c.field, c.op, [c.value as number], negated)) || compare(c.field, c.op, c.value);
     }
   };
 
@@ -115,12 +178,14 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
       case "bool":
         return `(${f.sql} ${sqlOp} ${p(v, "boolean")})`;
       case "number":
-        return `(${f.sql} ${sqlOp} ${p(v, "float8")})`;
+        return `(${fsql(f)} ${sqlOp} ${p(v, "float8")})`;
     }
   };
 
   const where = ["k.deleted_at IS NULL", ...(q.where ? [cond(q.where)] : [])].join(" AND ");
-  const sortSql = (f: FieldDef) => (f.type === "version" ? versionKey(f.sql) : f.sql);
+  const base = [...params];
+  params = [...base];
+  const sortSql = (f: FieldDef, sql = fsql(f)) => (f.type === "version" ? versionKey(sql) : sql);
   // Kiosks without the value sort last either way. Where the query's conditions already rule
   // out a missing value (a comparison on the field, ANDed at the top), PostgreSQL's own null
   // order is the same answer and lets an index on the field give the order (DESC NULLS LAST
@@ -140,13 +205,13 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
       }),
     "k.kiosk_id ASC",
   ].join(", ");
-  const base = [...params];
+  const pageParams = params;
 
   const compiled: CompiledQuery = {
     where,
     params: base,
     page: (limit, offset, withTotal) => {
-      const ps = [...base];
+      const ps = [...pageParams];
       return {
         sql: `SELECT k.*${withTotal ? ", count(*) OVER () AS total" : ""} FROM kiosks k WHERE ${where} ORDER BY ${kioskOrder} LIMIT $${ps.push(limit)} OFFSET $${ps.push(offset)}`,
         params: ps,
@@ -156,10 +221,14 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
   };
 
   if (q.stats) {
+    params = [...base];
     const { aggregates, by } = q.stats;
-    const keys = by.map((f, i) => `(${f.sql})::text AS g${i}`);
+    // Each key's SQL written once: GROUP BY, the select list and ORDER BY must be the same
+    // expression (a field with an argument has the same parameter in all three).
+    const bySql = by.map(fsql);
+    const keys = by.map((f, i) => `(${bySql[i]})::text AS g${i}`);
     const aggs = aggregates.map((a, i) => {
-      const expr = a.field ? a.field.sql : "";
+      const expr = a.field ? fsql(a.field) : "";
       const q95 = percentiles[a.fn];
       const sql =
         a.fn === "count" ? "count(*)" : q95 !== undefined ? `percentile_cont(${q95}) WITHIN GROUP (ORDER BY ${expr})` : `${a.fn}(${expr})`;
@@ -170,15 +239,15 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
       if (s.aggregate !== undefined) groupOrder.push(`a${s.aggregate} ${s.desc ? "DESC" : "ASC"} NULLS LAST`);
       else {
         const i = by.findIndex((f) => f.name === s.field!.name);
-        if (i >= 0) groupOrder.push(`${sortSql(by[i]!)} ${s.desc ? "DESC" : "ASC"} NULLS LAST`);
+        if (i >= 0) groupOrder.push(`${sortSql(by[i]!, bySql[i])} ${s.desc ? "DESC" : "ASC"} NULLS LAST`);
       }
     }
-    by.forEach((f) => groupOrder.push(`${sortSql(f)} ASC NULLS LAST`));
+    by.forEach((f, i) => groupOrder.push(`${sortSql(f, bySql[i])} ASC NULLS LAST`));
     compiled.stats = {
-      sql: `SELECT ${[...keys, ...aggs, by.length ? "(sum(count(*)) OVER ())::bigint AS total" : "count(*) AS total"].join(", ")} FROM kiosks k WHERE ${where}${by.length ? ` GROUP BY ${by.map((f) => f.sql).join(", ")}` : ""}${
+      sql: `SELECT ${[...keys, ...aggs, by.length ? "(sum(count(*)) OVER ())::bigint AS total" : "count(*) AS total"].join(", ")} FROM kiosks k WHERE ${where}${by.length ? ` GROUP BY ${bySql.join(", ")}` : ""}${
         by.length ? ` ORDER BY ${groupOrder.join(", ")} LIMIT ${maxGroups + 1}` : ""
       }`,
-      params: [...base],
+      params,
       keys: by.map((f) => f.name),
       aggregates: aggregates.map((a) => a.label),
     };

@@ -2,6 +2,7 @@
 // its SQL over fleet.kiosks (alias k), and whether it can be grouped by and aggregated.
 // docs/fleet-query.md lists the same; a test checks that every field here compiles.
 import { alertingSql } from "../kiosk-rules.js";
+import { alertRuleKinds, alertSeverities } from "../open-alerts.js";
 
 export type FieldType = "text" | "enum" | "number" | "version" | "tags" | "age" | "bool";
 
@@ -15,7 +16,26 @@ export interface FieldDef {
   /** enum: the values it takes. */
   values?: readonly string[];
   doc: string;
+  /**
+   * A field that takes an argument, written name(argument): stock("SKU-123"), alerts(critical).
+   * `sql` gives its value from the argument's SQL (always a parameter); the field's own `sql`
+   * is its value without one (unless `required`).
+   */
+  fn?: {
+    /** What the argument is, as errors and completion say it. */
+    argument: string;
+    /** The argument's closed set of values (case-insensitive), or the pattern it must match. */
+    values?: readonly string[];
+    pattern?: RegExp;
+    required: boolean;
+    sql: (arg: string) => string;
+  };
+  /** Set where a query uses a field with an argument: the argument. */
+  arg?: string;
 }
+
+/** The field's SQL where the query uses it; `param` makes the argument a parameter. */
+export const fieldSql = (f: FieldDef, param: (v: string) => string): string => (f.fn && f.arg !== undefined ? f.fn.sql(param(f.arg)) : f.sql);
 
 /** DeviceStatus names as telemetry.ts stores them ("" without telemetry). */
 const deviceStatuses = ["OK", "WARNING", "FAULT", "ABSENT", "UNSPECIFIED", ""] as const;
@@ -23,6 +43,9 @@ const deviceStatuses = ["OK", "WARNING", "FAULT", "ABSENT", "UNSPECIFIED", ""] a
 /** A kiosk's completed sales in the last `period` (fleet's projection, sales.ts). */
 const sales = (agg: string, period: string) =>
   `(SELECT ${agg} FROM kiosk_sales s WHERE s.kiosk_id = k.kiosk_id AND s.completed_at > now() - interval '${period}')::float8`;
+
+/** How many of the kiosk's alerts are open (and match `extra`). */
+const openAlerts = (extra: string) => `(SELECT count(*) FROM kiosk_alerts a WHERE a.kiosk_id = k.kiosk_id AND a.state <> 'resolved'${extra})::float8`;
 
 const num = (key: string) => `(k.state->>'${key}')::float8`;
 
@@ -58,6 +81,25 @@ const list: FieldDef[] = [
   { name: "sales_1h", type: "number", sql: sales("count(*)", "1 hour"), doc: "completed sales in the last hour (from orders' events)" },
   { name: "sales_24h", type: "number", sql: sales("count(*)", "24 hours"), doc: "completed sales in the last 24 hours" },
   { name: "revenue_24h", type: "number", sql: sales("COALESCE(sum(s.total_minor), 0)", "24 hours"), doc: "their total in minor units, last 24 hours" },
+  {
+    name: "stock",
+    type: "number",
+    sql: "NULL::float8",
+    fn: {
+      argument: "a SKU",
+      pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+      required: true,
+      sql: (sku) => `(SELECT s.on_hand FROM kiosk_stock s WHERE s.kiosk_id = k.kiosk_id AND s.sku = ${sku})::float8`,
+    },
+    doc: 'stock("SKU"): units of the SKU on hand at the kiosk (from catalog\'s stock events; no value where the kiosk has no stock record for it)',
+  },
+  {
+    name: "alerts",
+    type: "number",
+    sql: openAlerts(""),
+    fn: { argument: "a severity or a rule kind", values: [...alertSeverities, ...alertRuleKinds], required: false, sql: (x) => openAlerts(` AND (a.severity = ${x} OR a.rule_kind = ${x})`) },
+    doc: "open (firing or acknowledged) alerts about the kiosk, from notifications' alert events; alerts(critical), alerts(low_paper): only those of a severity or rule kind",
+  },
   { name: "config_version", type: "number", sql: "k.config_version::float8", doc: "its desired configuration's version" },
   { name: "config_in_sync", type: "bool", sql: "(k.reported_config_version = k.config_version AND k.reported_config_error = '')", doc: "it reported applying its desired configuration" },
 ];

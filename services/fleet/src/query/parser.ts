@@ -68,10 +68,30 @@ export function parseQuery(source: string): ParsedQuery {
     return n;
   };
 
+  /** The argument of a field that takes one, after its name: ("SKU-1"), (critical). */
+  const argumentOf = (f: FieldDef): FieldDef => {
+    const fn = f.fn!;
+    const example = f.name === "stock" ? 'stock("SKU-123")' : `${f.name}(${fn.values?.[0] ?? "x"})`;
+    expectPunct("(", `"(" and ${fn.argument} after ${f.name}, such as ${example}`);
+    const t = next();
+    const what = `${fn.argument} for ${f.name}, such as ${example}`;
+    if (t.kind !== "word" && t.kind !== "string") fail(t, fn.values ? `${what}: one of ${fn.values.join(", ")}` : what);
+    let arg = t.text;
+    if (fn.values) {
+      const v = fn.values.find((x) => x === t.text.toLowerCase());
+      if (v === undefined) fail(t, `${fn.argument} for ${f.name}: one of ${fn.values.join(", ")}`);
+      arg = v!;
+    }
+    if (fn.pattern && !fn.pattern.test(arg)) fail(t, `${what} (letters, digits, '.', '_' and '-', at most 64)`);
+    expectPunct(")", `")" to close ${f.name}(`);
+    return { ...f, name: `${f.name}(${f.name === "stock" ? JSON.stringify(arg) : arg})`, arg };
+  };
+
   const fieldAt = (t: Token, what = "a field"): FieldDef => {
     if (t.kind !== "word") fail(t, `${what} (${fieldNames.join(", ")})`);
     const f = fields.get(t.text.toLowerCase());
     if (!f) fail(t, `${what}: one of ${fieldNames.join(", ")}`);
+    if (f!.fn && (f!.fn.required || isPunct(peek(), "("))) return argumentOf(f!);
     return f!;
   };
 
@@ -169,6 +189,11 @@ export function parseQuery(source: string): ParsedQuery {
       expectPunct(")", `")" after near's radius`);
       return { kind: "near", latitude, longitude, km };
     }
+    if (isWord(t, "alert") && isPunct(peek(1), "(")) {
+      // alert(x): the kiosk has an open alert of severity or rule kind x (alerts(x) > 0).
+      next();
+      return { kind: "compare", field: argumentOf(fields.get("alerts")!), op: ">", value: 0 };
+    }
     if (isWord(t, "within") && isPunct(peek(1), "(")) {
       next();
       next();
@@ -236,7 +261,7 @@ export function parseQuery(source: string): ParsedQuery {
   };
 
   const query: ParsedQuery = { sort: [] };
-  const sortTokens: { t: Token; agg?: Aggregate; desc: boolean }[] = [];
+  const sortTokens: { t: Token; agg?: Aggregate; field?: FieldDef; desc: boolean }[] = [];
   if (!isPunct(peek(), "|") && peek().kind !== "eof") query.where = condition();
   const seen = new Set<string>();
   while (peek().kind !== "eof") {
@@ -253,11 +278,12 @@ export function parseQuery(source: string): ParsedQuery {
         if (sortTokens.length) next(); // the ","
         const t = peek();
         let agg: Aggregate | undefined;
-        if (t.kind === "word" && isPunct(peek(1), "(")) agg = aggregate();
-        else fieldAt(next(), "a field or an aggregate to sort by");
+        let field: FieldDef | undefined;
+        if (t.kind === "word" && isPunct(peek(1), "(") && !fields.get(t.text.toLowerCase())?.fn) agg = aggregate();
+        else field = fieldAt(next(), "a field or an aggregate to sort by");
         let desc = false;
         if (isWord(peek(), "desc") || isWord(peek(), "asc")) desc = next().text.toLowerCase() === "desc";
-        sortTokens.push({ t, agg, desc });
+        sortTokens.push({ t, agg, field, desc });
         if (sortTokens.length > 5) fail(t, "at most 5 sort keys");
       } while (isPunct(peek(), ","));
     }
@@ -291,7 +317,7 @@ export function parseQuery(source: string): ParsedQuery {
       if (index < 0) fail(s.t, `an aggregate that the stats stage computes to sort by (${s.agg.label} is not in it)`);
       query.sort.push({ aggregate: index, desc: s.desc });
     } else {
-      const f = fields.get(s.t.text.toLowerCase())!;
+      const f = s.field!;
       if (f.type === "tags") fail(s.t, "a field other than tag to sort by");
       query.sort.push({ field: f, desc: s.desc });
     }

@@ -4,6 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
 import { cursorPatterns, decodePageToken, describePrincipal, encodePageToken, invalidArgument, pageSize, principalOf, requireText, requireUuid, type Pool } from "@adminkiosk/runtime";
+import { knownSkus } from "../stock.js";
 import type { KioskRow } from "../store.js";
 import { toKiosk } from "../watch.js";
 import { aggregateFunctions, fields, maxGroups, requireQuery } from "./index.js";
@@ -72,12 +73,22 @@ export function queryRoutes(pool: Pool) {
         };
       },
 
-      getQueryLanguage() {
+      async getQueryLanguage() {
+        const skus = await knownSkus(pool);
         return {
-          fields: [...fields.values()].map((f) => ({ name: f.name, type: f.type, operators: operatorsOf[f.type] ?? [], values: [...(f.values ?? [])], description: f.doc })),
+          fields: [...fields.values()].map((f) => ({
+            name: f.name,
+            type: f.type,
+            operators: operatorsOf[f.type] ?? [],
+            values: [...(f.values ?? [])],
+            description: f.doc,
+            argument: f.fn?.argument ?? "",
+            argumentRequired: f.fn?.required ?? false,
+            argumentValues: f.fn ? [...(f.fn.values ?? (f.name === "stock" ? skus : []))] : [],
+          })),
           aggregates: [...aggregateFunctions],
           stages: ["sort", "stats", "limit"],
-          functions: ["near(latitude, longitude, km)", "within(south, west, north, east)"],
+          functions: ["near(latitude, longitude, km)", "within(south, west, north, east)", "alert(severity or rule kind)"],
         };
       },
 
