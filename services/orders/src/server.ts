@@ -2,7 +2,7 @@
 // query, map to the contract. Who may call each RPC is declared in proto/ and enforced
 // by the runtime; which kiosk's orders a device may see is decided here.
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import {
   CreateOrderRequestSchema,
@@ -11,6 +11,8 @@ import {
   OrderState,
   ProductSalesSchema,
   RefundOrderRequestSchema,
+  SalesBucket,
+  SalesPointSchema,
 } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import {
   callOptions,
@@ -34,7 +36,7 @@ import {
 import { toOrder } from "./messages.js";
 import { refundOrder } from "./refunds.js";
 import { createSale } from "./sale.js";
-import { salesSummary } from "./summary.js";
+import { isTimeZone, maxSeriesDays, salesByDay, salesSummary } from "./summary.js";
 import { orders } from "./store.js";
 import { stateFromEnum } from "./messages.js";
 import type { PaymentStarts } from "./payment-starts.js";
@@ -138,10 +140,19 @@ export function ordersRoutes(deps: OrdersDeps) {
         if (!to) throw invalidArgument("end_time", "is required");
         if (from >= to) throw invalidArgument("end_time", "must be after start_time");
         const kioskId = req.kioskId === "" ? undefined : requireKioskId("kiosk_id", req.kioskId);
-        const s = await salesSummary(pool, { from, to, kioskId });
+        if (req.bucket !== SalesBucket.UNSPECIFIED && req.bucket !== SalesBucket.DAY) throw invalidArgument("bucket", "must be SALES_BUCKET_DAY or unset");
+        const perDay = req.bucket === SalesBucket.DAY;
+        if (!perDay && req.timeZone !== "") throw invalidArgument("time_zone", "applies only with a bucket");
+        const timeZone = req.timeZone === "" ? "UTC" : req.timeZone;
+        if (perDay && !isTimeZone(timeZone)) throw invalidArgument("time_zone", "must be an IANA time zone name such as Europe/Prague");
+        if (perDay && to.getTime() - from.getTime() > maxSeriesDays * 86_400_000) throw invalidArgument("end_time", `may be at most ${maxSeriesDays} days after start_time with a bucket`);
+        const [s, days] = await Promise.all([salesSummary(pool, { from, to, kioskId }), perDay ? salesByDay(pool, { from, to, kioskId, timeZone }) : []]);
         return {
           kiosks: s.kiosks.map((k) => create(KioskSalesSchema, k)),
           products: s.products.map((x) => create(ProductSalesSchema, x)),
+          series: days.map((d) =>
+            create(SalesPointSchema, { ...d, startTime: timestampFromDate(d.startTime), products: d.products.map((x) => create(ProductSalesSchema, x)) }),
+          ),
         };
       },
 

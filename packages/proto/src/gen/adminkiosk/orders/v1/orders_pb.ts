@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/orders/v1/orders.proto.
  */
 export const file_adminkiosk_orders_v1_orders: GenFile = /*@__PURE__*/
-  fileDesc("CiFhZG1pbmtpb3NrL29yZGVycy92MS9vcmRlcnMucHJvdG8SFGFkbWlua2lvc2sub3JkZXJzLnYxIioKCU9yZGVySXRlbRILCgNza3UYASABKAkSEAoIcXVhbnRpdHkYAiABKAMiLgoJT3JkZXJTZWF0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3NlYXRfaWQYAiABKAki3AEKCU9yZGVyTGluZRITCgtsaW5lX251bWJlchgBIAEoBRILCgNza3UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAMSEAoIZXZlbnRfaWQYBCABKAkSDwoHc2VhdF9pZBgFIAEoCRIPCgd0aWVyX2lkGAYgASgJEhgKEHVuaXRfcHJpY2VfbWlub3IYByABKAMSHQoVdGF4X3JhdGVfYmFzaXNfcG9pbnRzGAggASgFEhMKC3RvdGFsX21pbm9yGAkgASgDEhkKEXJlZnVuZGVkX3F1YW50aXR5GAogASgDImAKBlRpY2tldBIRCgl0aWNrZXRfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSDwoHc2VhdF9pZBgDIAEoCRISCgpxcl9wYXlsb2FkGAQgASgJEgwKBHZvaWQYBSABKAgiSgoHVGF4TGluZRIZChFyYXRlX2Jhc2lzX3BvaW50cxgBIAEoBRIRCgluZXRfbWlub3IYAiABKAMSEQoJdGF4X21pbm9yGAMgASgDIpICCgdSZWNlaXB0EhYKDnJlY2VpcHRfbnVtYmVyGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEhAKCG9yZGVyX2lkGAMgASgJEi4KBWxpbmVzGAQgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJMaW5lEiwKBXRheGVzGAUgAygLMh0uYWRtaW5raW9zay5vcmRlcnMudjEuVGF4TGluZRITCgt0b3RhbF9taW5vchgGIAEoAxIQCghjdXJyZW5jeRgHIAEoCRIuCgppc3N1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5wcmludGFibGVfdGV4dBgJIAEoCSKJBAoFT3JkZXISEAoIb3JkZXJfaWQYASABKAkSEAoIa2lvc2tfaWQYAiABKAkSLwoFc3RhdGUYAyABKA4yIC5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlclN0YXRlEi4KBWxpbmVzGAQgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJMaW5lEhMKC3RvdGFsX21pbm9yGAUgASgDEhAKCGN1cnJlbmN5GAYgASgJEhkKEXBheW1lbnRfaW50ZW50X2lkGAcgASgJEhQKDGZhaWx1cmVfY29kZRgIIAEoCRIXCg9mYWlsdXJlX21lc3NhZ2UYCSABKAkSLQoHdGlja2V0cxgKIAMoCzIcLmFkbWlua2lvc2sub3JkZXJzLnYxLlRpY2tldBIuCgdyZWNlaXB0GAsgASgLMh0uYWRtaW5raW9zay5vcmRlcnMudjEuUmVjZWlwdBIWCg5yZWZ1bmRlZF9taW5vchgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqUBChJDcmVhdGVPcmRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEi4KBWl0ZW1zGAIgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJJdGVtEi4KBXNlYXRzGAMgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJTZWF0EhYKDnBheW1lbnRfbWV0aG9kGAQgASgJIkEKE0NyZWF0ZU9yZGVyUmVzcG9uc2USKgoFb3JkZXIYASABKAsyGy5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlciIjCg9HZXRPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiPgoQR2V0T3JkZXJSZXNwb25zZRIqCgVvcmRlchgBIAEoCzIbLmFkbWlua2lvc2sub3JkZXJzLnYxLk9yZGVyItsBChFMaXN0T3JkZXJzUmVxdWVzdBIQCghraW9za19pZBgBIAEoCRIvCgVzdGF0ZRgCIAEoDjIgLmFkbWlua2lvc2sub3JkZXJzLnYxLk9yZGVyU3RhdGUSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIloKEkxpc3RPcmRlcnNSZXNwb25zZRIrCgZvcmRlcnMYASADKAsyGy5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiiAEKFkdldFNhbGVzU3VtbWFyeVJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGtpb3NrX2lkGAMgASgJInAKCktpb3NrU2FsZXMSEAoIa2lvc2tfaWQYASABKAkSEAoIY3VycmVuY3kYAiABKAkSEwoLb3JkZXJfY291bnQYAyABKAUSEQoJbmV0X21pbm9yGAQgASgDEhYKDnJlZnVuZGVkX21pbm9yGAUgASgDIlIKDFByb2R1Y3RTYWxlcxILCgNza3UYASABKAkSEAoIY3VycmVuY3kYAiABKAkSEAoIcXVhbnRpdHkYAyABKAMSEQoJbmV0X21pbm9yGAQgASgDIoEBChdHZXRTYWxlc1N1bW1hcnlSZXNwb25zZRIwCgZraW9za3MYASADKAsyIC5hZG1pbmtpb3NrLm9yZGVycy52MS5LaW9za1NhbGVzEjQKCHByb2R1Y3RzGAIgAygLMiIuYWRtaW5raW9zay5vcmRlcnMudjEuUHJvZHVjdFNhbGVzIoABChJSZWZ1bmRPcmRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEi8KBWxpbmVzGAMgAygLMiAuYWRtaW5raW9zay5vcmRlcnMudjEuUmVmdW5kTGluZRIOCgZyZWFzb24YBCABKAkiMwoKUmVmdW5kTGluZRITCgtsaW5lX251bWJlchgBIAEoBRIQCghxdWFudGl0eRgCIAEoAyJXChNSZWZ1bmRPcmRlclJlc3BvbnNlEioKBW9yZGVyGAEgASgLMhsuYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXISFAoMcmVmdW5kX21pbm9yGAIgASgDIiIKIEdldFRpY2tldFZlcmlmaWNhdGlvbktleXNSZXF1ZXN0IjYKIUdldFRpY2tldFZlcmlmaWNhdGlvbktleXNSZXNwb25zZRIRCglqd2tzX2pzb24YASABKAkq1AEKCk9yZGVyU3RhdGUSGwoXT1JERVJfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNPUkRFUl9TVEFURV9DUkVBVEVEEAESHwobT1JERVJfU1RBVEVfUEVORElOR19QQVlNRU5UEAISGQoVT1JERVJfU1RBVEVfQ09NUExFVEVEEAMSFgoST1JERVJfU1RBVEVfRkFJTEVEEAQSIgoeT1JERVJfU1RBVEVfUEFSVElBTExZX1JFRlVOREVEEAUSGAoUT1JERVJfU1RBVEVfUkVGVU5ERUQQBjLyBgoMT3JkZXJTZXJ2aWNlEn8KC0NyZWF0ZU9yZGVyEiguYWRtaW5raW9zay5vcmRlcnMudjEuQ3JlYXRlT3JkZXJSZXF1ZXN0GikuYWRtaW5raW9zay5vcmRlcnMudjEuQ3JlYXRlT3JkZXJSZXNwb25zZSIbyvMYAhgBgtPkkwIPOgEqIgovdjEvb3JkZXJzEo8BCghHZXRPcmRlchIlLmFkbWlua2lvc2sub3JkZXJzLnYxLkdldE9yZGVyUmVxdWVzdBomLmFkbWlua2lvc2sub3JkZXJzLnYxLkdldE9yZGVyUmVzcG9uc2UiNMrzGBMQARgBIg1ub3RpZmljYXRpb25zgtPkkwIXEhUvdjEvb3JkZXJzL3tvcmRlcl9pZH0SewoKTGlzdE9yZGVycxInLmFkbWlua2lvc2sub3JkZXJzLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiguYWRtaW5raW9zay5vcmRlcnMudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIhrK8xgEEAEYAYLT5JMCDBIKL3YxL29yZGVycxKPAQoPR2V0U2FsZXNTdW1tYXJ5EiwuYWRtaW5raW9zay5vcmRlcnMudjEuR2V0U2FsZXNTdW1tYXJ5UmVxdWVzdBotLmFkbWlua2lvc2sub3JkZXJzLnYxLkdldFNhbGVzU3VtbWFyeVJlc3BvbnNlIh/K8xgCEAGC0+STAhMSES92MS9zYWxlcy1zdW1tYXJ5EpEBCgtSZWZ1bmRPcmRlchIoLmFkbWlua2lvc2sub3JkZXJzLnYxLlJlZnVuZE9yZGVyUmVxdWVzdBopLmFkbWlua2lvc2sub3JkZXJzLnYxLlJlZnVuZE9yZGVyUmVzcG9uc2UiLcrzGAIQAoLT5JMCIToBKiIcL3YxL29yZGVycy97b3JkZXJfaWR9OnJlZnVuZBKrAQoZR2V0VGlja2V0VmVyaWZpY2F0aW9uS2V5cxI2LmFkbWlua2lvc2sub3JkZXJzLnYxLkdldFRpY2tldFZlcmlmaWNhdGlvbktleXNSZXF1ZXN0GjcuYWRtaW5raW9zay5vcmRlcnMudjEuR2V0VGlja2V0VmVyaWZpY2F0aW9uS2V5c1Jlc3BvbnNlIh3K8xgCCAGC0+STAhESDy92MS90aWNrZXQta2V5c2IGcHJvdG8z", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CiFhZG1pbmtpb3NrL29yZGVycy92MS9vcmRlcnMucHJvdG8SFGFkbWlua2lvc2sub3JkZXJzLnYxIioKCU9yZGVySXRlbRILCgNza3UYASABKAkSEAoIcXVhbnRpdHkYAiABKAMiLgoJT3JkZXJTZWF0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3NlYXRfaWQYAiABKAki3AEKCU9yZGVyTGluZRITCgtsaW5lX251bWJlchgBIAEoBRILCgNza3UYAiABKAkSEAoIcXVhbnRpdHkYAyABKAMSEAoIZXZlbnRfaWQYBCABKAkSDwoHc2VhdF9pZBgFIAEoCRIPCgd0aWVyX2lkGAYgASgJEhgKEHVuaXRfcHJpY2VfbWlub3IYByABKAMSHQoVdGF4X3JhdGVfYmFzaXNfcG9pbnRzGAggASgFEhMKC3RvdGFsX21pbm9yGAkgASgDEhkKEXJlZnVuZGVkX3F1YW50aXR5GAogASgDImAKBlRpY2tldBIRCgl0aWNrZXRfaWQYASABKAkSEAoIZXZlbnRfaWQYAiABKAkSDwoHc2VhdF9pZBgDIAEoCRISCgpxcl9wYXlsb2FkGAQgASgJEgwKBHZvaWQYBSABKAgiSgoHVGF4TGluZRIZChFyYXRlX2Jhc2lzX3BvaW50cxgBIAEoBRIRCgluZXRfbWlub3IYAiABKAMSEQoJdGF4X21pbm9yGAMgASgDIpICCgdSZWNlaXB0EhYKDnJlY2VpcHRfbnVtYmVyGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEhAKCG9yZGVyX2lkGAMgASgJEi4KBWxpbmVzGAQgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJMaW5lEiwKBXRheGVzGAUgAygLMh0uYWRtaW5raW9zay5vcmRlcnMudjEuVGF4TGluZRITCgt0b3RhbF9taW5vchgGIAEoAxIQCghjdXJyZW5jeRgHIAEoCRIuCgppc3N1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5wcmludGFibGVfdGV4dBgJIAEoCSKJBAoFT3JkZXISEAoIb3JkZXJfaWQYASABKAkSEAoIa2lvc2tfaWQYAiABKAkSLwoFc3RhdGUYAyABKA4yIC5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlclN0YXRlEi4KBWxpbmVzGAQgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJMaW5lEhMKC3RvdGFsX21pbm9yGAUgASgDEhAKCGN1cnJlbmN5GAYgASgJEhkKEXBheW1lbnRfaW50ZW50X2lkGAcgASgJEhQKDGZhaWx1cmVfY29kZRgIIAEoCRIXCg9mYWlsdXJlX21lc3NhZ2UYCSABKAkSLQoHdGlja2V0cxgKIAMoCzIcLmFkbWlua2lvc2sub3JkZXJzLnYxLlRpY2tldBIuCgdyZWNlaXB0GAsgASgLMh0uYWRtaW5raW9zay5vcmRlcnMudjEuUmVjZWlwdBIWCg5yZWZ1bmRlZF9taW5vchgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqUBChJDcmVhdGVPcmRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEi4KBWl0ZW1zGAIgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJJdGVtEi4KBXNlYXRzGAMgAygLMh8uYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXJTZWF0EhYKDnBheW1lbnRfbWV0aG9kGAQgASgJIkEKE0NyZWF0ZU9yZGVyUmVzcG9uc2USKgoFb3JkZXIYASABKAsyGy5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlciIjCg9HZXRPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiPgoQR2V0T3JkZXJSZXNwb25zZRIqCgVvcmRlchgBIAEoCzIbLmFkbWlua2lvc2sub3JkZXJzLnYxLk9yZGVyItsBChFMaXN0T3JkZXJzUmVxdWVzdBIQCghraW9za19pZBgBIAEoCRIvCgVzdGF0ZRgCIAEoDjIgLmFkbWlua2lvc2sub3JkZXJzLnYxLk9yZGVyU3RhdGUSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIloKEkxpc3RPcmRlcnNSZXNwb25zZRIrCgZvcmRlcnMYASADKAsyGy5hZG1pbmtpb3NrLm9yZGVycy52MS5PcmRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkizgEKFkdldFNhbGVzU3VtbWFyeVJlcXVlc3QSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGtpb3NrX2lkGAMgASgJEjEKBmJ1Y2tldBgEIAEoDjIhLmFkbWlua2lvc2sub3JkZXJzLnYxLlNhbGVzQnVja2V0EhEKCXRpbWVfem9uZRgFIAEoCSK6AQoKU2FsZXNQb2ludBIMCgRkYXRlGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGN1cnJlbmN5GAMgASgJEhMKC29yZGVyX2NvdW50GAQgASgFEhEKCW5ldF9taW5vchgFIAEoAxI0Cghwcm9kdWN0cxgGIAMoCzIiLmFkbWlua2lvc2sub3JkZXJzLnYxLlByb2R1Y3RTYWxlcyJwCgpLaW9za1NhbGVzEhAKCGtpb3NrX2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEhMKC29yZGVyX2NvdW50GAMgASgFEhEKCW5ldF9taW5vchgEIAEoAxIWCg5yZWZ1bmRlZF9taW5vchgFIAEoAyJSCgxQcm9kdWN0U2FsZXMSCwoDc2t1GAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEhAKCHF1YW50aXR5GAMgASgDEhEKCW5ldF9taW5vchgEIAEoAyKzAQoXR2V0U2FsZXNTdW1tYXJ5UmVzcG9uc2USMAoGa2lvc2tzGAEgAygLMiAuYWRtaW5raW9zay5vcmRlcnMudjEuS2lvc2tTYWxlcxI0Cghwcm9kdWN0cxgCIAMoCzIiLmFkbWlua2lvc2sub3JkZXJzLnYxLlByb2R1Y3RTYWxlcxIwCgZzZXJpZXMYAyADKAsyIC5hZG1pbmtpb3NrLm9yZGVycy52MS5TYWxlc1BvaW50IoABChJSZWZ1bmRPcmRlclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEi8KBWxpbmVzGAMgAygLMiAuYWRtaW5raW9zay5vcmRlcnMudjEuUmVmdW5kTGluZRIOCgZyZWFzb24YBCABKAkiMwoKUmVmdW5kTGluZRITCgtsaW5lX251bWJlchgBIAEoBRIQCghxdWFudGl0eRgCIAEoAyJXChNSZWZ1bmRPcmRlclJlc3BvbnNlEioKBW9yZGVyGAEgASgLMhsuYWRtaW5raW9zay5vcmRlcnMudjEuT3JkZXISFAoMcmVmdW5kX21pbm9yGAIgASgDIiIKIEdldFRpY2tldFZlcmlmaWNhdGlvbktleXNSZXF1ZXN0IjYKIUdldFRpY2tldFZlcmlmaWNhdGlvbktleXNSZXNwb25zZRIRCglqd2tzX2pzb24YASABKAkq1AEKCk9yZGVyU3RhdGUSGwoXT1JERVJfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNPUkRFUl9TVEFURV9DUkVBVEVEEAESHwobT1JERVJfU1RBVEVfUEVORElOR19QQVlNRU5UEAISGQoVT1JERVJfU1RBVEVfQ09NUExFVEVEEAMSFgoST1JERVJfU1RBVEVfRkFJTEVEEAQSIgoeT1JERVJfU1RBVEVfUEFSVElBTExZX1JFRlVOREVEEAUSGAoUT1JERVJfU1RBVEVfUkVGVU5ERUQQBipBCgtTYWxlc0J1Y2tldBIcChhTQUxFU19CVUNLRVRfVU5TUEVDSUZJRUQQABIUChBTQUxFU19CVUNLRVRfREFZEAEy8gYKDE9yZGVyU2VydmljZRJ/CgtDcmVhdGVPcmRlchIoLmFkbWlua2lvc2sub3JkZXJzLnYxLkNyZWF0ZU9yZGVyUmVxdWVzdBopLmFkbWlua2lvc2sub3JkZXJzLnYxLkNyZWF0ZU9yZGVyUmVzcG9uc2UiG8rzGAIYAYLT5JMCDzoBKiIKL3YxL29yZGVycxKPAQoIR2V0T3JkZXISJS5hZG1pbmtpb3NrLm9yZGVycy52MS5HZXRPcmRlclJlcXVlc3QaJi5hZG1pbmtpb3NrLm9yZGVycy52MS5HZXRPcmRlclJlc3BvbnNlIjTK8xgTEAEYASINbm90aWZpY2F0aW9uc4LT5JMCFxIVL3YxL29yZGVycy97b3JkZXJfaWR9EnsKCkxpc3RPcmRlcnMSJy5hZG1pbmtpb3NrLm9yZGVycy52MS5MaXN0T3JkZXJzUmVxdWVzdBooLmFkbWlua2lvc2sub3JkZXJzLnYxLkxpc3RPcmRlcnNSZXNwb25zZSIayvMYBBABGAGC0+STAgwSCi92MS9vcmRlcnMSjwEKD0dldFNhbGVzU3VtbWFyeRIsLmFkbWlua2lvc2sub3JkZXJzLnYxLkdldFNhbGVzU3VtbWFyeVJlcXVlc3QaLS5hZG1pbmtpb3NrLm9yZGVycy52MS5HZXRTYWxlc1N1bW1hcnlSZXNwb25zZSIfyvMYAhABgtPkkwITEhEvdjEvc2FsZXMtc3VtbWFyeRKRAQoLUmVmdW5kT3JkZXISKC5hZG1pbmtpb3NrLm9yZGVycy52MS5SZWZ1bmRPcmRlclJlcXVlc3QaKS5hZG1pbmtpb3NrLm9yZGVycy52MS5SZWZ1bmRPcmRlclJlc3BvbnNlIi3K8xgCEAKC0+STAiE6ASoiHC92MS9vcmRlcnMve29yZGVyX2lkfTpyZWZ1bmQSqwEKGUdldFRpY2tldFZlcmlmaWNhdGlvbktleXMSNi5hZG1pbmtpb3NrLm9yZGVycy52MS5HZXRUaWNrZXRWZXJpZmljYXRpb25LZXlzUmVxdWVzdBo3LmFkbWlua2lvc2sub3JkZXJzLnYxLkdldFRpY2tldFZlcmlmaWNhdGlvbktleXNSZXNwb25zZSIdyvMYAggBgtPkkwIREg8vdjEvdGlja2V0LWtleXNiBnByb3RvMw", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message adminkiosk.orders.v1.OrderItem
@@ -546,6 +546,22 @@ export type GetSalesSummaryRequest = Message<"adminkiosk.orders.v1.GetSalesSumma
    * @generated from field: string kiosk_id = 3;
    */
   kioskId: string;
+
+  /**
+   * Optional: also the sales per day over the range (`series`), for a chart in one call. The
+   * range may then span at most 366 days.
+   *
+   * @generated from field: adminkiosk.orders.v1.SalesBucket bucket = 4;
+   */
+  bucket: SalesBucket;
+
+  /**
+   * With a bucket: the IANA time zone whose calendar days the buckets are ("Europe/Prague");
+   * empty is UTC.
+   *
+   * @generated from field: string time_zone = 5;
+   */
+  timeZone: string;
 };
 
 /**
@@ -554,6 +570,59 @@ export type GetSalesSummaryRequest = Message<"adminkiosk.orders.v1.GetSalesSumma
  */
 export const GetSalesSummaryRequestSchema: GenMessage<GetSalesSummaryRequest> = /*@__PURE__*/
   messageDesc(file_adminkiosk_orders_v1_orders, 13);
+
+/**
+ * One day of sales, in one currency.
+ *
+ * @generated from message adminkiosk.orders.v1.SalesPoint
+ */
+export type SalesPoint = Message<"adminkiosk.orders.v1.SalesPoint"> & {
+  /**
+   * The day (YYYY-MM-DD, in the request's time zone) and the instant it starts there; the first
+   * and last day count only what falls inside the range.
+   *
+   * @generated from field: string date = 1;
+   */
+  date: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Empty on a day without sales.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: int32 order_count = 4;
+   */
+  orderCount: number;
+
+  /**
+   * Sales less refunds, as in KioskSales.
+   *
+   * @generated from field: int64 net_minor = 5;
+   */
+  netMinor: bigint;
+
+  /**
+   * That day's sales per product, as in the response's products.
+   *
+   * @generated from field: repeated adminkiosk.orders.v1.ProductSales products = 6;
+   */
+  products: ProductSales[];
+};
+
+/**
+ * Describes the message adminkiosk.orders.v1.SalesPoint.
+ * Use `create(SalesPointSchema)` to create a new message.
+ */
+export const SalesPointSchema: GenMessage<SalesPoint> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_orders_v1_orders, 14);
 
 /**
  * @generated from message adminkiosk.orders.v1.KioskSales
@@ -592,7 +661,7 @@ export type KioskSales = Message<"adminkiosk.orders.v1.KioskSales"> & {
  * Use `create(KioskSalesSchema)` to create a new message.
  */
 export const KioskSalesSchema: GenMessage<KioskSales> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 14);
+  messageDesc(file_adminkiosk_orders_v1_orders, 15);
 
 /**
  * @generated from message adminkiosk.orders.v1.ProductSales
@@ -628,7 +697,7 @@ export type ProductSales = Message<"adminkiosk.orders.v1.ProductSales"> & {
  * Use `create(ProductSalesSchema)` to create a new message.
  */
 export const ProductSalesSchema: GenMessage<ProductSales> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 15);
+  messageDesc(file_adminkiosk_orders_v1_orders, 16);
 
 /**
  * @generated from message adminkiosk.orders.v1.GetSalesSummaryResponse
@@ -643,6 +712,14 @@ export type GetSalesSummaryResponse = Message<"adminkiosk.orders.v1.GetSalesSumm
    * @generated from field: repeated adminkiosk.orders.v1.ProductSales products = 2;
    */
   products: ProductSales[];
+
+  /**
+   * With a bucket: every day of the range in order, once per currency sold that day, or once
+   * with no currency and zeros on a day without sales.
+   *
+   * @generated from field: repeated adminkiosk.orders.v1.SalesPoint series = 3;
+   */
+  series: SalesPoint[];
 };
 
 /**
@@ -650,7 +727,7 @@ export type GetSalesSummaryResponse = Message<"adminkiosk.orders.v1.GetSalesSumm
  * Use `create(GetSalesSummaryResponseSchema)` to create a new message.
  */
 export const GetSalesSummaryResponseSchema: GenMessage<GetSalesSummaryResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 16);
+  messageDesc(file_adminkiosk_orders_v1_orders, 17);
 
 /**
  * @generated from message adminkiosk.orders.v1.RefundOrderRequest
@@ -688,7 +765,7 @@ export type RefundOrderRequest = Message<"adminkiosk.orders.v1.RefundOrderReques
  * Use `create(RefundOrderRequestSchema)` to create a new message.
  */
 export const RefundOrderRequestSchema: GenMessage<RefundOrderRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 17);
+  messageDesc(file_adminkiosk_orders_v1_orders, 18);
 
 /**
  * @generated from message adminkiosk.orders.v1.RefundLine
@@ -710,7 +787,7 @@ export type RefundLine = Message<"adminkiosk.orders.v1.RefundLine"> & {
  * Use `create(RefundLineSchema)` to create a new message.
  */
 export const RefundLineSchema: GenMessage<RefundLine> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 18);
+  messageDesc(file_adminkiosk_orders_v1_orders, 19);
 
 /**
  * @generated from message adminkiosk.orders.v1.RefundOrderResponse
@@ -734,7 +811,7 @@ export type RefundOrderResponse = Message<"adminkiosk.orders.v1.RefundOrderRespo
  * Use `create(RefundOrderResponseSchema)` to create a new message.
  */
 export const RefundOrderResponseSchema: GenMessage<RefundOrderResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 19);
+  messageDesc(file_adminkiosk_orders_v1_orders, 20);
 
 /**
  * @generated from message adminkiosk.orders.v1.GetTicketVerificationKeysRequest
@@ -747,7 +824,7 @@ export type GetTicketVerificationKeysRequest = Message<"adminkiosk.orders.v1.Get
  * Use `create(GetTicketVerificationKeysRequestSchema)` to create a new message.
  */
 export const GetTicketVerificationKeysRequestSchema: GenMessage<GetTicketVerificationKeysRequest> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 20);
+  messageDesc(file_adminkiosk_orders_v1_orders, 21);
 
 /**
  * @generated from message adminkiosk.orders.v1.GetTicketVerificationKeysResponse
@@ -766,7 +843,7 @@ export type GetTicketVerificationKeysResponse = Message<"adminkiosk.orders.v1.Ge
  * Use `create(GetTicketVerificationKeysResponseSchema)` to create a new message.
  */
 export const GetTicketVerificationKeysResponseSchema: GenMessage<GetTicketVerificationKeysResponse> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_orders_v1_orders, 21);
+  messageDesc(file_adminkiosk_orders_v1_orders, 22);
 
 /**
  * @generated from enum adminkiosk.orders.v1.OrderState
@@ -825,6 +902,29 @@ export enum OrderState {
  */
 export const OrderStateSchema: GenEnum<OrderState> = /*@__PURE__*/
   enumDesc(file_adminkiosk_orders_v1_orders, 0);
+
+/**
+ * @generated from enum adminkiosk.orders.v1.SalesBucket
+ */
+export enum SalesBucket {
+  /**
+   * @generated from enum value: SALES_BUCKET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One point per calendar day in the request's time zone.
+   *
+   * @generated from enum value: SALES_BUCKET_DAY = 1;
+   */
+  DAY = 1,
+}
+
+/**
+ * Describes the enum adminkiosk.orders.v1.SalesBucket.
+ */
+export const SalesBucketSchema: GenEnum<SalesBucket> = /*@__PURE__*/
+  enumDesc(file_adminkiosk_orders_v1_orders, 1);
 
 /**
  * @generated from service adminkiosk.orders.v1.OrderService
