@@ -45,6 +45,13 @@ export const aiConfigShape = {
     .enum(["true", "false"], { message: 'must be "true" or "false"' })
     .default("false")
     .transform((v) => v === "true"),
+  /** The durable consumer on stream CUSTOMERS (moderated reviews: approved ratings weigh in recommendations). */
+  AI_CUSTOMERS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("ai-customers"),
+  /** Only when that consumer is first created: true starts it at the events published since this process started (tests sharing one NATS). */
+  AI_CUSTOMERS_EVENTS_SINCE_START: z
+    .enum(["true", "false"], { message: 'must be "true" or "false"' })
+    .default("false")
+    .transform((v) => v === "true"),
   /** A connected kiosk counts as online while its last telemetry sample is younger than this. */
   AI_TELEMETRY_STALE_SECONDS: z.coerce.number().int().min(30).max(86_400).default(600),
   /** Paper is due (ai.maintenance.<kiosk>.due) when it runs out within this many hours… */

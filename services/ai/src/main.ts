@@ -1,6 +1,6 @@
 // ai: wire-up only. Reads config, runs migrations, loads the serving model version (if any),
-// starts the server, the consumers of completed orders (stream ORDERS) and of kiosks'
-// telemetry (stream LINK), the silent-failure pass and the retraining scheduler.
+// starts the server, the consumers of completed orders (stream ORDERS), of kiosks'
+// telemetry (stream LINK) and of moderated reviews (stream CUSTOMERS), the silent-failure pass and the retraining scheduler.
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { InventoryService, ProductService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
@@ -29,6 +29,7 @@ import { createLifecycle } from "./lifecycle.js";
 import { maintenanceRoutes, maintenanceServices, registerMaintenanceMetrics } from "./maintenance-server.js";
 import { createAiMetrics } from "./metrics.js";
 import { startOrdersConsumer } from "./orders.js";
+import { startReviewConsumer } from "./ratings.js";
 import { startBasketPruner } from "./recommend.js";
 import { recommendationRoutes, recommendationServices } from "./recommend-server.js";
 import { keepProductIndex } from "./search.js";
@@ -51,6 +52,8 @@ async function main() {
   // No model yet is fine: the service serves, and GetForecast says so.
   await lifecycle.refresh().catch((err: unknown) => log.warn({ err }, "loading the serving model failed; retrying in the background"));
   const consumer = startOrdersConsumer(pool, nats, log, config.ORDERS_EVENTS_CONSUMER);
+  // customers' moderated reviews (stream CUSTOMERS): approved ratings weigh in recommendations.
+  const reviews = startReviewConsumer({ pool, nats, log, durable: config.AI_CUSTOMERS_EVENTS_CONSUMER, since: config.AI_CUSTOMERS_EVENTS_SINCE_START ? new Date() : undefined });
   const outbox = startOutboxRelay({ pool, nats, log, stream: aiSubjects.stream });
   // Kiosks' telemetry and connections (stream LINK): maintenance risk, who is online and healthy.
   const staleMs = config.AI_TELEMETRY_STALE_SECONDS * 1000;
@@ -124,7 +127,7 @@ async function main() {
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
       ],
-      consumers: [consumer, telemetry],
+      consumers: [consumer, telemetry, reviews],
     },
     config.HOST,
     config.AI_PORT,
@@ -135,6 +138,7 @@ async function main() {
   onShutdownSignal(log, async () => {
     await service.close();
     await consumer.stop();
+    await reviews.stop();
     await telemetry.stop();
     await silent.stop();
     await scheduler.stop();

@@ -8,10 +8,13 @@
 //
 // so a kiosk with little history of the cart's products leans on the fleet's pairs, and one
 // with plenty on its own. Candidates bought together more often than on their own (lift > 1)
-// come first; best sellers (the kiosk's, shrunk to the fleet's) fill the rest. Cart items are
+// come first; best sellers (the kiosk's, shrunk to the fleet's) fill the rest. Each score is
+// multiplied by the product's rating factor (ratings.ts: approved buyers' ratings, at the kiosk
+// shrunk to the fleet's, ×0.5 for a mean of 1 to ×1.5 for 5, once it has 3). Cart items are
 // never recommended; where ai knows what the kiosk sells (catalog's stock, the product
 // index), only those products are.
 import { inTransaction, type Logger, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { ratingCounts, ratingFactor } from "./ratings.js";
 
 type Db = Pool | PoolClient;
 
@@ -160,7 +163,7 @@ export interface RecommendInput {
 export async function recommend(db: Db, input: RecommendInput): Promise<{ items: Recommended[]; kioskBaskets: number; fleetBaskets: number }> {
   const { kioskId, cart, limit } = input;
   const inCart = new Set(cart);
-  const [totals, items, pairs] = await Promise.all([
+  const [totals, items, pairs, ratings] = await Promise.all([
     db.query<{ kiosk_id: string; baskets: string }>("SELECT kiosk_id, baskets FROM basket_totals WHERE kiosk_id IN ($1, '')", [kioskId]),
     db.query<{ kiosk_id: string; sku: string; baskets: string }>("SELECT kiosk_id, sku, baskets FROM basket_items WHERE kiosk_id IN ($1, '')", [kioskId]),
     cart.length === 0
@@ -169,7 +172,9 @@ export async function recommend(db: Db, input: RecommendInput): Promise<{ items:
           "SELECT kiosk_id, sku, other, baskets FROM basket_pairs WHERE kiosk_id IN ($1, '') AND sku = ANY($2::text[]) AND other <> ALL($2::text[])",
           [kioskId, cart],
         ),
+    ratingCounts(db, kioskId),
   ]);
+  const rated = (sku: string) => ratingFactor(ratings.get(sku));
   const total = (k: string) => Number(totals.rows.find((r) => r.kiosk_id === k)?.baskets ?? 0);
   const kioskBaskets = total(kioskId);
   const fleetBaskets = total("");
@@ -205,14 +210,14 @@ export async function recommend(db: Db, input: RecommendInput): Promise<{ items:
     const base = popularity(j);
     const lift = base > 0 ? best / base : 0;
     if (lift < minLift) continue;
-    together.push({ sku: j, score: 1 - none, lift, reason: ownWeight >= 0.5 ? "here" : "fleet" });
+    together.push({ sku: j, score: (1 - none) * rated(j), lift, reason: ownWeight >= 0.5 ? "here" : "fleet" });
   }
   together.sort((a, b) => b.score - a.score || b.lift - a.lift || a.sku.localeCompare(b.sku));
   const chosen = together.slice(0, limit);
   if (chosen.length < limit) {
     const taken = new Set(chosen.map((c) => c.sku));
     const skus = new Set(items.rows.map((r) => r.sku).filter((s) => allowed(s) && !taken.has(s)));
-    const popular = [...skus].map((sku) => ({ sku, score: popularity(sku), lift: 0, reason: "popular" as const })).filter((p) => p.score > 0);
+    const popular = [...skus].map((sku) => ({ sku, score: popularity(sku) * rated(sku), lift: 0, reason: "popular" as const })).filter((p) => p.score > 0);
     popular.sort((a, b) => b.score - a.score || a.sku.localeCompare(b.sku));
     chosen.push(...popular.slice(0, limit - chosen.length));
   }

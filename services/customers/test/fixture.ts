@@ -46,6 +46,7 @@ export async function startCustomers(settings: Record<string, string> = {}, auth
     DATABASE_URL: databaseUrl,
     ORDERS_EVENTS_CONSUMER: ordersConsumer,
     CATALOG_EVENTS_CONSUMER: `customers-catalog-test-${process.pid}-${Date.now()}`,
+    FLEET_EVENTS_CONSUMER: `customers-fleet-test-${process.pid}-${Date.now()}`,
     EVENTS_SINCE_START: "true",
     SHUTDOWN_GRACE_MS: "2000",
     HEALTH_PROBE_INTERVAL_MS: "300",
