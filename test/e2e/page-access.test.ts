@@ -3,7 +3,7 @@
 // entry must name a real RPC and carry its (adminkiosk.common.v1.access) rule.
 import { describe, expect, it } from "vitest";
 import { createRegistry, getOption, type DescMethod } from "@bufbuild/protobuf";
-import { access } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
+import { access, Role as GeneratedRole } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import { file_adminkiosk_auth_v1_auth } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { file_adminkiosk_fleet_v1_fleet } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { file_adminkiosk_fleet_v1_jobs } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
@@ -16,6 +16,7 @@ import { file_adminkiosk_ai_v1_ai } from "@adminkiosk/proto/adminkiosk/ai/v1/ai_
 import { file_adminkiosk_notifications_v1_notifications } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { file_adminkiosk_customers_v1_customers } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
 import { needs } from "../../web/src/page-access.js";
+import { Role } from "../../web/src/api/roles.js";
 
 const registry = createRegistry(
   file_adminkiosk_auth_v1_auth,
@@ -46,4 +47,11 @@ describe("the admin web's table of page access rules", () => {
       expect(need.minRole).toBe(rule.minRole);
     });
   }
+});
+
+describe("the shell's copy of access.proto's Role", () => {
+  it("has the generated enum's names and values", () => {
+    const generated = Object.fromEntries(Object.entries(GeneratedRole).filter(([, v]) => typeof v === "number"));
+    expect(Role).toEqual(generated);
+  });
 });

@@ -1,9 +1,7 @@
-// Providers and routes. Everything but the sign-in page sits behind a session.
-import { lazy, useEffect, useState } from "react";
+// The shell's providers and routes. Everything but the sign-in page sits behind a session.
+import { lazy, useState } from "react";
 import { BrowserRouter, useRoutes, type RouteObject } from "react-router";
-import { QueryClientProvider } from "@tanstack/react-query";
 import { ApiProvider } from "./api/context";
-import { createQueryClient } from "./api/query-client";
 import { createApi } from "./api/transport";
 import { RequireAccess } from "./auth/RequireAccess";
 import { RequireSession } from "./auth/RequireSession";
@@ -67,16 +65,13 @@ function Routes() {
 
 export function App() {
   const [api] = useState(createApi);
-  const [queryClient] = useState(createQueryClient);
-  // Nothing one person loaded stays in memory for the next one to see.
-  useEffect(() => api.session.subscribe(() => api.session.getState().status === "signed-out" && queryClient.clear()), [api, queryClient]);
+  // TanStack Query and connect-query's transport wrap the signed-in pages (RequireSession),
+  // from the platform chunk: the first load holds neither.
   return (
     <ApiProvider api={api}>
-      <QueryClientProvider client={queryClient}>
-        <BrowserRouter>
-          <Routes />
-        </BrowserRouter>
-      </QueryClientProvider>
+      <BrowserRouter>
+        <Routes />
+      </BrowserRouter>
     </ApiProvider>
   );
 }

@@ -2,7 +2,7 @@
 // proto/ copied here, so the first load holds no generated code of the pages' services (each
 // page's chunk brings its own). test/e2e/page-access.test.ts checks every entry against the
 // contract; a page's own calls are still checked there by useCan, and by the services.
-import { Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
+import { Role } from "./api/roles.js";
 
 export interface PageNeed {
   /** The call, as `<package>.<Service>.<Method>`. */

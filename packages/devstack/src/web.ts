@@ -144,7 +144,9 @@ export function webBuildIsStale(repoRoot: string): boolean {
 export async function ensureWebBuild(repoRoot: string, log: (line: string) => void = () => {}): Promise<boolean> {
   if (!webBuildIsStale(repoRoot)) return false;
   log("building the admin web app (vite build)...");
-  const child = spawn(process.execPath, [viteBin(repoRoot), "build", "--logLevel", "warn"], { cwd: webDir(repoRoot), stdio: ["ignore", "pipe", "pipe"] });
+  // NODE_ENV=production whatever the caller's (vitest's is "test"): Vite builds with the
+  // caller's NODE_ENV, and "test" gave React's development build in one 500 kB chunk.
+  const child = spawn(process.execPath, [viteBin(repoRoot), "build", "--logLevel", "warn"], { cwd: webDir(repoRoot), env: { ...process.env, NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -5,6 +5,7 @@ import { getOption, type DescMethod } from "@bufbuild/protobuf";
 import { access, Role } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 
 export { Role };
+export { humanRoles, roleLabel } from "./roles";
 
 export function isPublic(method: DescMethod): boolean {
   return getOption(method, access).public;
@@ -17,12 +18,3 @@ export function canCall(method: DescMethod, role: Role | undefined): boolean {
   if (role === undefined || role === Role.UNSPECIFIED || rule.minRole === Role.UNSPECIFIED) return false;
   return role >= rule.minRole;
 }
-
-export const roleLabel: Record<Role, string> = {
-  [Role.UNSPECIFIED]: "No role",
-  [Role.VIEWER]: "Viewer",
-  [Role.OPERATOR]: "Operator",
-  [Role.ADMIN]: "Admin",
-};
-
-export const humanRoles = [Role.VIEWER, Role.OPERATOR, Role.ADMIN] as const;

@@ -2,9 +2,9 @@
 // while calls fail because nothing answers (retried in the background), "offline" while the
 // browser itself says so. The top bar shows it. Live streams (WatchFleet, WatchKiosk) report
 // here too once they exist.
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+// Part of the first load: no Connect or protobuf code here (the interceptor that feeds it is
+// in platform.tsx).
 import { useSyncExternalStore } from "react";
-import { isNetworkError } from "./errors";
 
 export type ConnectionState = "live" | "reconnecting" | "offline";
 
@@ -36,16 +36,3 @@ export function useConnection(): ConnectionState {
     () => state,
   );
 }
-
-/** Reports each call's outcome: any answer from a service, even a refusal, means it is reachable. */
-export const connectionInterceptor: Interceptor = (next) => async (req) => {
-  try {
-    const res = await next(req);
-    connection.reachable();
-    return res;
-  } catch (err) {
-    if (isNetworkError(ConnectError.from(err))) connection.unreachable();
-    else connection.reachable();
-    throw err;
-  }
-};

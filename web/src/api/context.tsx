@@ -1,19 +1,14 @@
 // The app's one Api (session + transport), reachable from every component.
-import { createContext, useContext, useSyncExternalStore, type ReactNode } from "react";
+import { createContext, use, useContext, useSyncExternalStore, type ReactNode } from "react";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { TransportProvider } from "@connectrpc/connect-query";
-import { canCall, type Role } from "./access";
+import type { Role } from "./roles";
 import type { SessionState } from "./session";
 import type { Api } from "./transport";
 
 const ApiContext = createContext<Api | undefined>(undefined);
 
 export function ApiProvider({ api, children }: { api: Api; children: ReactNode }) {
-  return (
-    <ApiContext.Provider value={api}>
-      <TransportProvider transport={api.transport}>{children}</TransportProvider>
-    </ApiContext.Provider>
-  );
+  return <ApiContext.Provider value={api}>{children}</ApiContext.Provider>;
 }
 
 export function useApi(): Api {
@@ -34,5 +29,18 @@ export function useRole(): Role | undefined {
 
 /** Whether the signed-in person's role may call `method` (its access rule in proto/). */
 export function useCan(method: DescMethod): boolean {
-  return canCall(method, useRole());
+  const api = useApi();
+  const role = useRole();
+  // Pages render under RequireSession, which waits for the platform chunk (access.ts's reader
+  // of the option is there, with the protobuf runtime); nothing is allowed before it.
+  return api.loaded()?.canCall(method, role) ?? false;
+}
+
+/**
+ * What every signed-in page sits in (TanStack Query, connect-query's transport), from the
+ * platform chunk; suspends until it has loaded.
+ */
+export function PlatformProviders({ children }: { children: ReactNode }) {
+  const { Providers } = use(useApi().platform());
+  return <Providers>{children}</Providers>;
 }

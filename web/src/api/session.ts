@@ -6,11 +6,24 @@
 // treats a refresh token presented twice as theft and ends the session, so one refresh runs
 // at a time in this tab (a shared promise) and across tabs (a Web Lock around the Refresh,
 // whose answer replaces the cookie every tab sends).
-import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { AuthService, type TokenPair, type User } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
-import { isPublic } from "./access";
-import { isNetworkError } from "./errors";
+//
+// The session is part of the first load, its calls are not: AuthService's client, the Connect
+// transport and the protobuf runtime arrive with the platform chunk (api/platform.tsx), which
+// the shell requests at start without waiting for it to paint (docs/web.md, "First load").
+import { Code } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
+import type { AuthService, TokenPair, User } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+
+/** What the session needs from the platform chunk: AuthService's client and Connect's errors. */
+export interface AuthCalls {
+  auth: Client<typeof AuthService>;
+  /** A ConnectError with this message and code. */
+  error(message: string, code: Code): Error;
+  /** The Connect code of any error (ConnectError.from). */
+  codeOf(err: unknown): Code;
+  /** Nothing answered: the network or the service is down (see errors.ts). */
+  isNetworkError(err: unknown): boolean;
+}
 
 /** "signed-in" while a session is kept; "signed-out" or "ended" after one (no secret). */
 const sessionFlagKey = "adminkiosk.session";
@@ -34,6 +47,8 @@ export type SessionState =
   | { status: "signed-out"; reason?: string }
   | { status: "signed-in"; user: User };
 
+const insecure = "Open this app over https (or on localhost): the browser keeps the session only on a secure connection.";
+
 export const sessionEndedReason = "Your session has ended. Please sign in again.";
 
 export class Session {
@@ -44,14 +59,12 @@ export class Session {
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   /** A refresh token an older version kept in storage, until the first Refresh moves it into the cookie. */
   private legacyRefreshToken: string | undefined;
-  private readonly auth;
 
-  /** `transport` must not carry the session's own interceptor (these calls are public). */
+  /** `calls` loads the platform chunk (once); its transport must not carry the session's own interceptor (these calls are public). */
   constructor(
-    transport: Transport,
+    private readonly calls: () => Promise<AuthCalls>,
     private readonly storage: Storage = window.localStorage,
   ) {
-    this.auth = createClient(AuthService, transport);
     this.legacyRefreshToken = storage.getItem(legacyRefreshTokenKey) ?? undefined;
     if (this.legacyRefreshToken) {
       storage.removeItem(legacyRefreshTokenKey);
@@ -73,11 +86,18 @@ export class Session {
     return () => this.listeners.delete(listener);
   };
 
+  /** The single sign-on providers the sign-in page offers, and the domains that must use one. */
+  async ssoProviders() {
+    const { auth } = await this.calls();
+    return auth.listSsoProviders({});
+  }
+
   async signIn(email: string, password: string): Promise<void> {
+    const { auth, error } = await this.calls();
     // The cookie is Secure: a browser keeps it only for https or localhost.
-    if (!window.isSecureContext) throw new ConnectError("Open this app over https (or on localhost): the browser keeps the session only on a secure connection.", Code.FailedPrecondition);
-    const res = await this.auth.login({ email, password }, cookieMode);
-    if (!res.tokens || !res.user) throw new ConnectError("sign-in answered without tokens", Code.Internal);
+    if (!window.isSecureContext) throw error(insecure, Code.FailedPrecondition);
+    const res = await auth.login({ email, password }, cookieMode);
+    if (!res.tokens || !res.user) throw error("sign-in answered without tokens", Code.Internal);
     this.keep(res.tokens);
     this.set({ status: "signed-in", user: res.user });
   }
@@ -88,16 +108,18 @@ export class Session {
    * /sso/callback, which calls completeSso.
    */
   async beginSso(providerId: string, next: string): Promise<void> {
-    if (!window.isSecureContext) throw new ConnectError("Open this app over https (or on localhost): the browser keeps the session only on a secure connection.", Code.FailedPrecondition);
-    const { authorizationUrl } = await this.auth.beginSsoLogin({ providerId }, cookieMode);
+    const { auth, error } = await this.calls();
+    if (!window.isSecureContext) throw error(insecure, Code.FailedPrecondition);
+    const { authorizationUrl } = await auth.beginSsoLogin({ providerId }, cookieMode);
     window.sessionStorage.setItem(ssoNextKey, next);
     window.location.assign(authorizationUrl);
   }
 
   /** Back from the provider: completes the sign-in with what its redirect carried; answers where to go. */
   async completeSso(callbackQuery: string): Promise<string> {
-    const res = await this.auth.completeSsoLogin({ callbackQuery }, cookieMode);
-    if (!res.tokens || !res.user) throw new ConnectError("sign-in answered without tokens", Code.Internal);
+    const { auth, error } = await this.calls();
+    const res = await auth.completeSsoLogin({ callbackQuery }, cookieMode);
+    if (!res.tokens || !res.user) throw error("sign-in answered without tokens", Code.Internal);
     this.keep(res.tokens);
     this.set({ status: "signed-in", user: res.user });
     const next = window.sessionStorage.getItem(ssoNextKey) ?? "/";
@@ -109,14 +131,21 @@ export class Session {
   async restore(): Promise<void> {
     if (this.state.status !== "restoring" && this.state.status !== "unreachable") return;
     this.set({ status: "restoring" });
+    let calls: AuthCalls;
+    try {
+      calls = await this.calls();
+    } catch (error) {
+      // The platform chunk could not be fetched (offline, or the app was updated meanwhile).
+      this.set({ status: "unreachable", error });
+      return;
+    }
     try {
       const token = await this.refresh(undefined);
-      const who = await this.auth.whoAmI({}, { headers: { authorization: `Bearer ${token}` } });
-      if (who.principal.case !== "user") throw new ConnectError("a kiosk credential cannot sign in here", Code.PermissionDenied);
+      const who = await calls.auth.whoAmI({}, { headers: { authorization: `Bearer ${token}` } });
+      if (who.principal.case !== "user") throw calls.error("a kiosk credential cannot sign in here", Code.PermissionDenied);
       this.set({ status: "signed-in", user: who.principal.value });
-    } catch (err) {
-      const error = ConnectError.from(err);
-      if (isNetworkError(error)) this.set({ status: "unreachable", error });
+    } catch (error) {
+      if (calls.isNetworkError(error)) this.set({ status: "unreachable", error });
       // A refused refresh has already ended the session, with its reason.
       else if (this.getState().status !== "signed-out") this.end(sessionEndedReason);
     }
@@ -131,7 +160,9 @@ export class Session {
     // Logout ends the session at auth and clears the cookie. The local session is over
     // either way; if auth cannot be told, the cookie stays (unused: the flag says signed
     // out) until it expires or the next sign-in replaces it.
-    const res = await this.auth.logout({}, cookieMode).catch(() => undefined);
+    const res = await this.calls()
+      .then(({ auth }) => auth.logout({}, cookieMode))
+      .catch(() => undefined);
     return res?.endSessionUrl ?? "";
   }
 
@@ -154,12 +185,13 @@ export class Session {
   }
 
   private async rotate(): Promise<string> {
+    const calls = await this.calls();
     // Another tab may have signed out while this one waited for the lock.
-    if (this.storage.getItem(sessionFlagKey) !== "signed-in") throw this.end(sessionEndedReason);
+    if (this.storage.getItem(sessionFlagKey) !== "signed-in") throw calls.error(this.end(sessionEndedReason), Code.Unauthenticated);
     try {
       // The cookie carries the refresh token (a kept legacy token goes in the body once).
-      const { tokens } = await this.auth.refresh({ refreshToken: this.legacyRefreshToken ?? "" }, cookieMode);
-      if (!tokens) throw new ConnectError("refresh answered without tokens", Code.Internal);
+      const { tokens } = await calls.auth.refresh({ refreshToken: this.legacyRefreshToken ?? "" }, cookieMode);
+      if (!tokens) throw calls.error("refresh answered without tokens", Code.Internal);
       this.legacyRefreshToken = undefined;
       const before = this.access?.sid;
       this.keep(tokens);
@@ -168,9 +200,8 @@ export class Session {
       if (before && this.access?.sid !== before && this.state.status === "signed-in") await this.reloadUser(tokens.accessToken);
       return tokens.accessToken;
     } catch (err) {
-      const error = ConnectError.from(err);
-      if (error.code === Code.Unauthenticated) throw this.end(sessionEndedReason);
-      throw error;
+      if (calls.codeOf(err) === Code.Unauthenticated) throw calls.error(this.end(sessionEndedReason), Code.Unauthenticated);
+      throw err;
     }
   }
 
@@ -181,12 +212,15 @@ export class Session {
   }
 
   private async reloadUser(token: string) {
-    const who = await this.auth.whoAmI({}, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+    const { auth } = await this.calls();
+    const who = await auth.whoAmI({}, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
     if (who?.principal.case === "user" && this.state.status === "signed-in") this.set({ status: "signed-in", user: who.principal.value });
   }
 
   private keep(tokens: TokenPair) {
-    const expiresAt = tokens.accessTokenExpireTime ? timestampMs(tokens.accessTokenExpireTime) : Date.now() + 60_000;
+    // google.protobuf.Timestamp in ms (what timestampMs computes, without loading the runtime).
+    const expiry = tokens.accessTokenExpireTime;
+    const expiresAt = expiry ? Number(expiry.seconds) * 1000 + Math.round(expiry.nanos / 1e6) : Date.now() + 60_000;
     const renewAt = expiresAt - earlyRefreshMs(expiresAt - Date.now());
     this.access = { token: tokens.accessToken, expiresAt, renewAt, sid: sessionIdOf(tokens.accessToken) };
     this.storage.setItem(sessionFlagKey, "signed-in");
@@ -203,23 +237,23 @@ export class Session {
     this.renewTimer = setTimeout(
       () => {
         if (this.state.status !== "signed-in" || !this.access) return;
-        this.refresh(this.access.token).catch((err: unknown) => {
-          if (isNetworkError(ConnectError.from(err))) this.scheduleRenewal(5_000);
+        this.refresh(this.access.token).catch(async (err: unknown) => {
+          if ((await this.calls()).isNetworkError(err)) this.scheduleRenewal(5_000);
         });
       },
       Math.max(inMs, 1_000),
     );
   }
 
-  /** Forgets every token; returns the error callers waiting on a refresh get. */
-  private end(reason: string | undefined): ConnectError {
+  /** Forgets every token; returns the message callers waiting on a refresh get. */
+  private end(reason: string | undefined): string {
     clearTimeout(this.renewTimer);
     this.access = undefined;
     this.legacyRefreshToken = undefined;
     // Tells the other tabs, unless one of them ended it and told this one.
     if (this.storage.getItem(sessionFlagKey) === "signed-in") this.storage.setItem(sessionFlagKey, reason === undefined ? "signed-out" : "ended");
     this.set({ status: "signed-out", reason });
-    return new ConnectError(reason ?? "signed out", Code.Unauthenticated);
+    return reason ?? "signed out";
   }
 
   private set(state: SessionState) {
@@ -237,37 +271,4 @@ function sessionIdOf(token: string): string {
   } catch {
     return "";
   }
-}
-
-/**
- * Sends the access token with every non-public call. A unary call refused as
- * Unauthenticated is retried after a refresh (at most twice); streams are not retried
- * here: their hooks reopen them with a fresh token.
- */
-export function sessionInterceptor(session: Session): Interceptor {
-  return (next) => async (req) => {
-    if (isPublic(req.method)) return next(req);
-    const token = await session.accessToken();
-    req.header.set("authorization", `Bearer ${token}`);
-    if (req.stream) return next(req);
-    try {
-      return await next(req);
-    } catch (err) {
-      if (ConnectError.from(err).code !== Code.Unauthenticated) throw err;
-    }
-    // Refused: the token expired, or the session ended. The first refresh may hand back a
-    // token another call has just obtained; if that is refused too, refresh for real (a
-    // session ended elsewhere then ends here, and the person is sent to sign in).
-    let stale = token;
-    for (let attempt = 1; ; attempt++) {
-      const fresh = await session.refresh(stale);
-      req.header.set("authorization", `Bearer ${fresh}`);
-      try {
-        return await next(req);
-      } catch (err) {
-        if (ConnectError.from(err).code !== Code.Unauthenticated || attempt === 2) throw err;
-        stale = fresh;
-      }
-    }
-  };
 }

@@ -1,7 +1,7 @@
 // A page whose main call the signed-in role may not make says so instead of failing.
 // (The nav already hides it; this covers a typed or bookmarked address.)
 import type { ReactNode } from "react";
-import { roleLabel } from "../api/access";
+import { roleLabel } from "../api/roles";
 import { useRole } from "../api/context";
 import { meetsNeed, type PageNeed } from "../page-access";
 import { EmptyState } from "../ui/feedback";

@@ -1,8 +1,8 @@
 // Pages behind sign-in: restores a kept session first, and sends a signed-out person to
 // the sign-in page (coming back to where they were afterwards).
-import { useEffect, type ReactNode } from "react";
+import { Suspense, useEffect, type ReactNode } from "react";
 import { Navigate, useLocation } from "react-router";
-import { useApi, useSessionState } from "../api/context";
+import { PlatformProviders, useApi, useSessionState } from "../api/context";
 import { ErrorNotice, Loading } from "../ui/feedback";
 
 export function RequireSession({ children }: { children: ReactNode }) {
@@ -15,7 +15,18 @@ export function RequireSession({ children }: { children: ReactNode }) {
 
   switch (state.status) {
     case "signed-in":
-      return children;
+      // The platform chunk has loaded by now (restoring or signing in needed it).
+      return (
+        <Suspense
+          fallback={
+            <main className="fullpage" id="main">
+              <Loading label="Loading…" />
+            </main>
+          }
+        >
+          <PlatformProviders>{children}</PlatformProviders>
+        </Suspense>
+      );
     case "restoring":
       return (
         <main className="fullpage" id="main">

@@ -2,8 +2,7 @@
 // email and password (auth's Login). Says why when a session ended on its own.
 import { useEffect, useId, useState } from "react";
 import { Code } from "@connectrpc/connect";
-import { useQuery } from "@connectrpc/connect-query";
-import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
+import type { ListSsoProvidersResponse } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Navigate, useSearchParams } from "react-router";
 import { useApi, useSessionState } from "../api/context";
 import { ErrorNotice, Loading } from "../ui/feedback";
@@ -18,10 +17,21 @@ export function SignInPage() {
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const next = params.get("next")?.startsWith("/") ? (params.get("next") ?? "/") : "/";
-  const sso = useQuery(AuthService.method.listSsoProviders, {});
-  const providers = sso.data?.providers ?? [];
+  // One plain call (no TanStack Query in the first load); the form is usable before it answers.
+  const [sso, setSso] = useState<ListSsoProvidersResponse>();
+  useEffect(() => {
+    let current = true;
+    session.ssoProviders().then(
+      (res) => current && setSso(res),
+      () => undefined, // no providers shown; password sign-in still works
+    );
+    return () => {
+      current = false;
+    };
+  }, [session]);
+  const providers = sso?.providers ?? [];
   const domain = email.trim().toLowerCase().split("@")[1] ?? "";
-  const passwordOff = domain !== "" && (sso.data?.passwordLoginDisabledDomains ?? []).includes(domain);
+  const passwordOff = domain !== "" && (sso?.passwordLoginDisabledDomains ?? []).includes(domain);
 
   // A reload of this page with a session kept in the browser goes on where it was.
   useEffect(() => {

@@ -2,7 +2,7 @@
 // connection indicator, who is signed in, and sign out.
 import { useState } from "react";
 import { NavLink, Outlet, useLocation, useNavigate } from "react-router";
-import { roleLabel } from "../api/access";
+import { roleLabel } from "../api/roles";
 import { useApi, useSessionState } from "../api/context";
 import { useConnection } from "../api/connection";
 import { meetsNeed } from "../page-access";

@@ -1,30 +1,39 @@
 // Designed states: errors with the request id, empty states, loading placeholders.
-import { Component, useState, type ReactNode } from "react";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { describeError } from "../api/errors";
+import { Component, useEffect, useState, type ComponentType, type ReactNode } from "react";
+import type { Code } from "@connectrpc/connect";
 import { Icon, type IconName } from "./icons";
 
-/** `titles` replaces the sentence for some codes where the page knows better (sign-in). */
-export function ErrorNotice({ error, onRetry, compact, titles }: { error: unknown; onRetry?: () => void; compact?: boolean; titles?: Partial<Record<Code, string>> }) {
-  const d = describeError(error);
-  const own = titles?.[ConnectError.from(error).code];
-  const fieldList = Object.entries(d.fields);
+/**
+ * An error in words, with its field violations and request id (error-notice.tsx). Part of the
+ * first load, so the words come with the platform chunk: every call's error arrives after it
+ * has loaded; until then (or when it cannot load) the error's own message is shown.
+ * `titles` replaces the sentence for some codes where the page knows better (sign-in).
+ */
+let fullNotice: { C: ComponentType<ErrorNoticeProps> } | undefined;
+
+export function ErrorNotice(props: ErrorNoticeProps) {
+  const [Full, setFull] = useState(fullNotice);
+  useEffect(() => {
+    if (Full) return;
+    let current = true;
+    void import("./error-notice").then(
+      (m) => {
+        fullNotice = { C: m.FullErrorNotice };
+        if (current) setFull(fullNotice);
+      },
+      () => undefined,
+    );
+    return () => {
+      current = false;
+    };
+  }, [Full]);
+  if (Full) return <Full.C {...props} />;
+  const { error, onRetry, compact } = props;
   return (
     <div className={`notice notice-error${compact ? " notice-compact" : ""}`} role="alert">
       <Icon name="alert" />
       <div className="notice-body">
-        <p className="notice-title">{own ?? d.title}</p>
-        {d.detail && !own && fieldList.length === 0 && <p className="notice-detail">{d.detail}</p>}
-        {fieldList.length > 0 && (
-          <ul className="notice-detail">
-            {fieldList.map(([field, what]) => (
-              <li key={field}>
-                <code>{field}</code>: {what}
-              </li>
-            ))}
-          </ul>
-        )}
-        {d.requestId && <RequestId id={d.requestId} />}
+        <p className="notice-title">{error instanceof Error ? error.message : String(error)}</p>
       </div>
       {onRetry && (
         <button type="button" className="button button-small" onClick={onRetry}>
@@ -35,22 +44,11 @@ export function ErrorNotice({ error, onRetry, compact, titles }: { error: unknow
   );
 }
 
-function RequestId({ id }: { id: string }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <p className="request-id">
-      Request id <code>{id}</code>{" "}
-      <button
-        type="button"
-        className="link-button"
-        onClick={() => {
-          void navigator.clipboard?.writeText(id).then(() => setCopied(true));
-        }}
-      >
-        {copied ? "copied" : "copy"}
-      </button>
-    </p>
-  );
+export interface ErrorNoticeProps {
+  error: unknown;
+  onRetry?: () => void;
+  compact?: boolean;
+  titles?: Partial<Record<Code, string>>;
 }
 
 export function EmptyState({ icon, title, children, action }: { icon: IconName; title: string; children?: ReactNode; action?: ReactNode }) {
