@@ -282,8 +282,10 @@ export class OfflineSeller {
 
   /**
    * Uploads the queued sales, oldest first, `batchSize` a call; each leaves the queue once
-   * orders has answered for it (recorded or a conflict). Throws what the call threw (e.g.
-   * UNAVAILABLE while still offline): the unanswered sales stay queued for the next sync.
+   * orders has answered for it (recorded, a conflict, or rejected: a sale orders can never
+   * apply goes to the operator queue and the next one follows). Throws what the call threw
+   * (e.g. UNAVAILABLE while still offline): the unanswered sales stay queued, in order, for
+   * the next sync.
    */
   sync(options: { batchSize?: number; ordersAddress?: string } = {}): Promise<OfflineSaleResult[]> {
     this.syncing ??= this.doSync(options).finally(() => (this.syncing = undefined));
@@ -302,7 +304,8 @@ export class OfflineSeller {
         "/adminkiosk.orders.v1.OfflineSaleService/SyncOfflineSales",
         SyncOfflineSalesRequestSchema,
         SyncOfflineSalesResponseSchema,
-        { sales: batch.map(toWire) },
+        // A sale orders can never apply comes back REJECTED (in the operator queue) rather than failing the batch, so it never blocks the queue.
+        { sales: batch.map(toWire), rejectInvalid: true },
         { credential: this.options.credential, timeoutMs: this.options.timeoutMs ?? 60_000 },
       );
       const answered = new Set(res.results.map((r) => r.idempotencyKey));

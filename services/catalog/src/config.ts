@@ -28,6 +28,16 @@ export const catalogConfigShape = {
   LEASE_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(7_200),
   /** How long unsold leased units and seats stay held after a lease's expiry, for sales made before it to sync. */
   LEASE_SYNC_GRACE_SECONDS: z.coerce.number().int().min(0).max(7 * 86_400).default(86_400),
+  /**
+   * Leases sized from ai's demand forecast (forecast_hours): catalog asks ai as itself (auth's
+   * SERVICE_SECRETS lists "catalog"). Without the three, such leases use the fallback.
+   */
+  AI_URL: url(["http:", "https:"]).optional(),
+  AUTH_URL: url(["http:", "https:"]).optional(),
+  /** catalog's client secret, as auth's SERVICE_SECRETS lists it for "catalog" (32+ characters). */
+  SERVICE_SECRET: z.string().min(32, "must be catalog's client secret from auth's SERVICE_SECRETS (32+ characters)").optional(),
+  /** Units of a SKU a forecast-sized lease gets when ai cannot answer (at most the item's cap). */
+  LEASE_FORECAST_FALLBACK_UNITS: z.coerce.number().int().min(0).max(1000).default(5),
 };
 
 export type CatalogConfig = z.infer<z.ZodObject<typeof catalogConfigShape>>;

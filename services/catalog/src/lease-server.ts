@@ -18,6 +18,7 @@ import {
   requireText,
   requireUuid,
 } from "@adminkiosk/runtime";
+import type { LeaseForecaster } from "./lease-forecast.js";
 import { leaseStateNames, toLease, type LeaseBook, type LeasePolicy, type LoadedLease } from "./leases.js";
 import { requireCount, requireSku } from "./rules.js";
 
@@ -25,10 +26,13 @@ export interface LeaseDeps {
   leases: LeaseBook;
   policy: LeasePolicy;
   defaultTtlSeconds: number;
+  /** Sizes items from ai's forecast (forecast_hours); absent: every such item gets the fallback. */
+  forecaster?: LeaseForecaster;
+  forecastFallbackUnits?: number;
 }
 
 /** Hard limits for anyone (operators included). */
-const limits = { itemLines: 50, quantity: 1000, seats: 100, ttlSeconds: 86_400 };
+const limits = { itemLines: 50, quantity: 1000, seats: 100, ttlSeconds: 86_400, forecastHours: 48 };
 
 export function leaseRoutes(deps: LeaseDeps) {
   const { leases, policy } = deps;
@@ -51,11 +55,16 @@ export function leaseRoutes(deps: LeaseDeps) {
         if (req.items.length === 0 && req.seats.length === 0) throw invalidArgument("items", "a lease needs at least one item or seat");
         if (req.items.length > limits.itemLines) throw invalidArgument("items", `must hold at most ${limits.itemLines} lines`);
         if (req.seats.length > limits.seats) throw invalidArgument("seats", `must hold at most ${limits.seats} seats`);
+        const forecastHours = req.forecastHours;
+        if (forecastHours !== 0 && (forecastHours < 1 || forecastHours > limits.forecastHours)) throw invalidArgument("forecast_hours", `must be 0 or between 1 and ${limits.forecastHours}`);
+        if (forecastHours !== 0 && req.items.length === 0) throw invalidArgument("items", "forecast_hours sizes items: name at least one SKU");
         const skus = new Set<string>();
         const items = req.items.map((item, i) => {
           const sku = requireSku(`items[${i}].sku`, item.sku);
           if (skus.has(sku)) throw invalidArgument(`items[${i}].sku`, `${sku} is listed twice; put the whole quantity on one line`);
           skus.add(sku);
+          // Sized from the forecast: the quantity is a cap (0: the kiosk policy's per-SKU limit).
+          if (forecastHours !== 0 && item.quantity === 0n) return { sku, quantity: BigInt(policy.maxUnitsPerSku) };
           const quantity = BigInt(requireCount(`items[${i}].quantity`, item.quantity, 1, limits.quantity));
           if (device && quantity > BigInt(policy.maxUnitsPerSku))
             throw new ConnectError(`items[${i}].quantity: a kiosk may lease at most ${policy.maxUnitsPerSku} units of a SKU (an operator may grant more)`, Code.PermissionDenied);
@@ -73,8 +82,39 @@ export function leaseRoutes(deps: LeaseDeps) {
         const ttlSeconds = req.ttlSeconds || deps.defaultTtlSeconds;
         if (device && ttlSeconds > policy.maxTtlSeconds)
           throw new ConnectError(`ttl_seconds: a kiosk may lease for at most ${policy.maxTtlSeconds} s (an operator may grant longer)`, Code.PermissionDenied);
+        let granted: { sku: string; quantity: bigint; sizing?: string }[] = items;
+        if (forecastHours !== 0) {
+          // Each SKU's demand over the next forecast_hours at this kiosk, capped by the item and
+          // by what is free now (a forecast never makes a grant fail for stock); 0 leaves it out.
+          const existing = await leases.get(leaseId);
+          if (existing) granted = existing.items.map((i) => ({ sku: i.sku, quantity: BigInt(i.quantity), sizing: i.sizing }));
+          else {
+            const fallback = BigInt(deps.forecastFallbackUnits ?? 0);
+            const sized = await Promise.all(
+              items.map(async (item) => {
+                const f = deps.forecaster ? await deps.forecaster.size(kioskId, item.sku, forecastHours) : { units: undefined, sizing: "fallback: no ai connection" };
+                const want = f.units === undefined ? fallback : BigInt(f.units);
+                const free = await leases.available(kioskId, item.sku);
+                const quantity = [want, item.quantity, free].reduce((a, b) => (b < a ? b : a));
+                return { sku: item.sku, quantity: quantity > 0n ? quantity : 0n, sizing: f.sizing };
+              }),
+            );
+            granted = sized.filter((i) => i.quantity > 0n);
+            if (granted.length === 0 && seats.length === 0)
+              throw new ConnectError(`items: the forecast for kiosk ${kioskId} over ${forecastHours} h (or the stock free there) leaves nothing to lease (${sized.map((i) => `${i.sku}: ${i.sizing}`).join("; ")})`, Code.FailedPrecondition);
+          }
+        }
         const lease = await leases.grant(
-          { leaseId, kioskId, items, seats, ttlSeconds, source: device ? "kiosk" : "operator", createdBy: describePrincipal(p) },
+          {
+            leaseId,
+            kioskId,
+            items: granted,
+            seats,
+            ttlSeconds,
+            source: forecastHours !== 0 ? "forecast" : device ? "kiosk" : "operator",
+            createdBy: describePrincipal(p),
+            asked: forecastHours !== 0 ? { forecastHours, items } : undefined,
+          },
           device ? policy : undefined,
         );
         if (lease.row.kiosk_id !== kioskId) throw new ConnectError(`lease_id: lease ${leaseId} belongs to another kiosk`, Code.PermissionDenied);
@@ -115,7 +155,8 @@ export function leaseRoutes(deps: LeaseDeps) {
       async returnLease(req, ctx) {
         const leaseId = requireLeaseId("lease_id", req.leaseId);
         const p = principalOf(ctx);
-        const lease = await leases.end(leaseId, "returned", `returned by ${describePrincipal(p)}`, (l) => visible(ctx, l, leaseId));
+        // The kiosk returning its revoked lease says it has synced what it sold: its seats' quarantine ends.
+        const lease = await leases.end(leaseId, "returned", `returned by ${describePrincipal(p)}`, (l) => visible(ctx, l, leaseId), { releaseQuarantine: p.kind === "device" });
         return { lease: toLease(lease) };
       },
 
@@ -150,6 +191,9 @@ export function leaseRoutes(deps: LeaseDeps) {
           seats: taken.seats.map((s) => ({ eventId: s.event_id, seatId: s.seat_id, tierId: s.tier_id, priceMinor: BigInt(s.price_minor), currency: s.currency, sold: true })),
           totalMinor: BigInt(taken.total_minor),
           currency: taken.currency,
+          leaseState: taken.lease_state === "revoked" ? LeaseState.REVOKED : LeaseState.ACTIVE,
+          leaseEndReason: taken.end_reason ?? "",
+          shortfalls: (taken.shortfalls ?? []).map((x) => ({ sku: x.sku, quantity: BigInt(x.quantity), onHand: BigInt(x.on_hand), reserved: BigInt(x.reserved) })),
         };
       },
     });

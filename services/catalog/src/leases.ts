@@ -28,6 +28,7 @@ export interface LeaseRow {
   hold_until: Date;
   created_by: string;
   end_reason: string;
+  seats_quarantined: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -39,6 +40,7 @@ interface ItemRow {
   unit_price_minor: string;
   currency: string;
   tax_rate_basis_points: number;
+  sizing?: string;
 }
 
 interface SeatRow {
@@ -59,11 +61,13 @@ export interface LoadedLease {
 export interface GrantInput {
   leaseId: string;
   kioskId: string;
-  items: { sku: string; quantity: bigint }[];
+  items: { sku: string; quantity: bigint; sizing?: string }[];
   seats: { eventId: string; seatId: string }[];
   ttlSeconds: number;
   source: SourceName;
   createdBy: string;
+  /** Forecast sizing (forecast_hours) and the items as asked: the request hash covers these, not the sized quantities. */
+  asked?: { forecastHours: number; items: { sku: string; quantity: bigint }[] };
 }
 
 /** What a kiosk may lease for itself (a stolen credential can take no more); operators are bound only by stock. */
@@ -84,6 +88,10 @@ export interface SaleTaken {
   seats: { event_id: string; seat_id: string; tier_id: string; price_minor: string; currency: string }[];
   total_minor: string;
   currency: string;
+  /** "active", or "revoked": committed after the lease was revoked (units off stock, quarantined seats sold). */
+  lease_state?: StateName;
+  end_reason?: string;
+  shortfalls?: { sku: string; quantity: string; on_hand: string; reserved: string }[];
 }
 
 const errorDomain = "catalog.adminkiosk";
@@ -113,6 +121,7 @@ export function toLease(l: LoadedLease): MessageInitShape<typeof LeaseSchema> {
       unitPriceMinor: BigInt(i.unit_price_minor),
       currency: i.currency,
       taxRateBasisPoints: i.tax_rate_basis_points,
+      sizing: i.sizing ?? "",
     })),
     seats: l.seats.map((s) => ({ eventId: s.event_id, seatId: s.seat_id, tierId: s.tier_id, priceMinor: BigInt(s.price_minor), currency: s.currency, sold: s.sold })),
     expireTime: timestampFromDate(l.row.expires_at),
@@ -121,21 +130,24 @@ export function toLease(l: LoadedLease): MessageInitShape<typeof LeaseSchema> {
     endReason: l.row.end_reason,
     createTime: timestampFromDate(l.row.created_at),
     updateTime: timestampFromDate(l.row.updated_at),
+    seatsQuarantined: l.row.seats_quarantined,
   };
 }
 
 function requestHash(input: GrantInput): string {
+  const items = input.asked?.items ?? input.items;
   const canonical = JSON.stringify({
     kiosk: input.kioskId,
-    items: [...input.items].sort((a, b) => a.sku.localeCompare(b.sku)).map((i) => [i.sku, i.quantity.toString()]),
+    items: [...items].sort((a, b) => a.sku.localeCompare(b.sku)).map((i) => [i.sku, i.quantity.toString()]),
     seats: [...input.seats].map((s) => `${s.eventId}/${s.seatId}`).sort(),
+    ...(input.asked ? { forecastHours: input.asked.forecastHours } : {}),
   });
   return createHash("sha256").update("GrantLease\n").update(canonical).digest("hex");
 }
 
 const selectLeases = `SELECT l.*,
    (SELECT coalesce(json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity::text, 'sold', i.sold::text, 'unit_price_minor', i.unit_price_minor::text,
-             'currency', i.currency, 'tax_rate_basis_points', i.tax_rate_basis_points) ORDER BY i.sku), '[]'::json)
+             'currency', i.currency, 'tax_rate_basis_points', i.tax_rate_basis_points, 'sizing', i.sizing) ORDER BY i.sku), '[]'::json)
       FROM lease_items i WHERE i.lease_id = l.lease_id) AS items_json,
    (SELECT coalesce(json_agg(json_build_object('event_id', s.event_id::text, 'seat_id', s.seat_id, 'tier_id', s.tier_id,
              'price_minor', s.price_minor::text, 'currency', s.currency, 'sold', s.sold) ORDER BY s.event_id, s.seat_id), '[]'::json)
@@ -160,24 +172,43 @@ async function lockSeats(tx: PoolClient, seats: { eventId: string; seatId: strin
   return new Map(rows.map((r) => [`${r.event_id}/${r.seat_id}`, r]));
 }
 
-/** Gives a locked, active lease's unsold units and seats back and ends it. */
+/**
+ * Gives a locked, active lease's unsold units back and ends it. Its unsold seats go back
+ * too — except on revocation: the kiosk may be offline and still selling them (it cannot
+ * know), so they stay held for the lease until hold_until, when the kiosk could no longer
+ * sync a sale of them (quarantine; see releaseSeats). A seat is never sold to anyone else
+ * while the kiosk may still sell it.
+ */
 async function end(tx: PoolClient, l: LoadedLease, state: Exclude<StateName, "active">, reason: string) {
   const units = l.items.map((i) => ({ kioskId: l.row.kiosk_id, sku: i.sku, quantity: BigInt(i.quantity) - BigInt(i.sold) })).filter((u) => u.quantity > 0n);
   await stock.lockInOrder(tx, units);
   await stock.unreserveAll(tx, units);
-  await tx.query("SELECT 1 FROM seats WHERE reservation_id = $1 AND state = 'held' ORDER BY event_id, seat_id FOR UPDATE", [l.row.lease_id]);
-  await tx.query("UPDATE seats SET state = 'available', reservation_id = NULL, hold_expires_at = NULL WHERE reservation_id = $1 AND state = 'held'", [l.row.lease_id]);
-  await tx.query("UPDATE leases SET state = $2, end_reason = $3, updated_at = now() WHERE lease_id = $1", [l.row.lease_id, state, reason]);
+  const quarantine = state === "revoked" && l.seats.some((s) => !s.sold) && l.row.hold_until.getTime() > Date.now();
+  if (!quarantine) await releaseSeats(tx, l.row.lease_id);
+  await tx.query("UPDATE leases SET state = $2, end_reason = $3, seats_quarantined = $4, updated_at = now() WHERE lease_id = $1", [l.row.lease_id, state, reason, quarantine]);
+}
+
+/** Frees the seats still held for a lease (unsold); ends its quarantine. The lease row must be locked. */
+async function releaseSeats(tx: PoolClient, leaseId: string) {
+  await tx.query("SELECT 1 FROM seats WHERE reservation_id = $1 AND state = 'held' ORDER BY event_id, seat_id FOR UPDATE", [leaseId]);
+  await tx.query("UPDATE seats SET state = 'available', reservation_id = NULL, hold_expires_at = NULL WHERE reservation_id = $1 AND state = 'held'", [leaseId]);
+  await tx.query("UPDATE leases SET seats_quarantined = false WHERE lease_id = $1 AND seats_quarantined", [leaseId]);
 }
 
 export interface LeaseBook {
   grant(input: GrantInput, policy: LeasePolicy | undefined): Promise<LoadedLease>;
   get(leaseId: string): Promise<LoadedLease | undefined>;
+  /** Units of a SKU free at a kiosk now (on hand, not reserved). */
+  available(kioskId: string, sku: string): Promise<bigint>;
   list(filter: { kioskId?: string; state?: StateName }, page: { limit: number; before?: { at: string; id: string } }): Promise<LoadedLease[]>;
-  /** Ends an active lease (returned or revoked); `authorize` sees it locked first. Idempotent for an ended one. */
-  end(leaseId: string, state: "returned" | "revoked", reason: string, authorize: (l: LoadedLease) => void): Promise<LoadedLease>;
+  /**
+   * Ends an active lease (returned or revoked); `authorize` sees it locked first. Idempotent
+   * for an ended one; `releaseQuarantine` (the kiosk returning it after syncing) also frees
+   * a revoked lease's quarantined seats.
+   */
+  end(leaseId: string, state: "returned" | "revoked", reason: string, authorize: (l: LoadedLease) => void, options?: { releaseQuarantine?: boolean }): Promise<LoadedLease>;
   commitSale(input: { leaseId: string; kioskId: string; saleId: string; soldAt: Date; items: { sku: string; quantity: bigint }[]; seats: { eventId: string; seatId: string }[] }): Promise<SaleTaken>;
-  /** Ends leases past hold_until (up to `limit`); returns how many. */
+  /** Ends leases past hold_until and frees revoked leases' quarantined seats past it (up to `limit` each); returns how many. */
   expireDue(limit?: number): Promise<number>;
 }
 
@@ -240,7 +271,15 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
               available: available.toString(),
             });
           }
-          lines.push({ sku: item.sku, quantity: item.quantity.toString(), sold: "0", unit_price_minor: product.price_minor, currency: product.currency, tax_rate_basis_points: product.tax_rate_basis_points });
+          lines.push({
+            sku: item.sku,
+            quantity: item.quantity.toString(),
+            sold: "0",
+            unit_price_minor: product.price_minor,
+            currency: product.currency,
+            tax_rate_basis_points: product.tax_rate_basis_points,
+            sizing: item.sizing ?? "",
+          });
         }
 
         // Seats: each must exist, be on sale, and be free (or its hold lapsed).
@@ -276,9 +315,17 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
         }
         if (lines.length > 0)
           await tx.query(
-            `INSERT INTO lease_items (lease_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
-             SELECT $1::uuid, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::int[])`,
-            [input.leaseId, lines.map((l) => l.sku), lines.map((l) => l.quantity), lines.map((l) => l.unit_price_minor), lines.map((l) => l.currency), lines.map((l) => l.tax_rate_basis_points)],
+            `INSERT INTO lease_items (lease_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points, sizing)
+             SELECT $1::uuid, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::text[])`,
+            [
+              input.leaseId,
+              lines.map((l) => l.sku),
+              lines.map((l) => l.quantity),
+              lines.map((l) => l.unit_price_minor),
+              lines.map((l) => l.currency),
+              lines.map((l) => l.tax_rate_basis_points),
+              lines.map((l) => l.sizing ?? ""),
+            ],
           );
         if (seatRows.length > 0)
           await tx.query(
@@ -291,6 +338,11 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
     },
 
     get: (leaseId) => load(pool, leaseId),
+
+    async available(kioskId, sku) {
+      const level = await stock.get(pool, kioskId, sku);
+      return level ? BigInt(level.on_hand) - BigInt(level.reserved) : 0n;
+    },
 
     async list(filter, page) {
       const where: string[] = [];
@@ -305,12 +357,16 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
       return rows.map(unjoin);
     },
 
-    async end(leaseId, state, reason, authorize) {
+    async end(leaseId, state, reason, authorize, options = {}) {
       return inTransaction(pool, async (tx) => {
         const l = await load(tx, leaseId, { forUpdate: true });
         if (!l) throw notFound(leaseId);
         authorize(l);
-        if (l.row.state !== "active") return l;
+        if (l.row.state !== "active") {
+          if (!(options.releaseQuarantine && l.row.seats_quarantined)) return l;
+          await releaseSeats(tx, leaseId);
+          return (await load(tx, leaseId))!;
+        }
         await end(tx, l, state, reason);
         return (await load(tx, leaseId))!;
       });
@@ -328,8 +384,11 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
           await end(tx, l, "expired", "its hold ended");
           l.row.state = "expired";
         }
-        if (l.row.state !== "active") {
-          const reason = l.row.state === "revoked" ? "LEASE_REVOKED" : l.row.state === "returned" ? "LEASE_RETURNED" : "LEASE_EXPIRED";
+        // Revoked: the kiosk sold before it could know, and the buyer took the goods. What the
+        // lease granted is committed anyway — units off stock, seats still quarantined for it.
+        const revoked = l.row.state === "revoked";
+        if (l.row.state !== "active" && !revoked) {
+          const reason = l.row.state === "returned" ? "LEASE_RETURNED" : "LEASE_EXPIRED";
           throw refusal(`lease_id: lease ${input.leaseId} is ${l.row.state}${l.row.end_reason ? ` (${l.row.end_reason})` : ""}; its units and seats went back`, "failedPrecondition", reason, {
             lease_id: input.leaseId,
           });
@@ -365,19 +424,40 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
 
         const sorted = [...taken.items].sort((a, b) => (a.sku < b.sku ? -1 : 1));
         await stock.lockInOrder(tx, sorted.map((i) => ({ kioskId: input.kioskId, sku: i.sku })));
+        const shortfalls: NonNullable<SaleTaken["shortfalls"]> = [];
         for (const i of sorted) {
-          await stock.sell(tx, input.kioskId, i.sku, BigInt(i.quantity));
+          const quantity = BigInt(i.quantity);
+          if (!revoked) await stock.sell(tx, input.kioskId, i.sku, quantity);
+          else {
+            // The lease's units went back to stock when it was revoked: take them off again,
+            // but never the units other sales hold (reserved): the rest is a shortfall the
+            // conflict reports (the shelf holds fewer than the books say).
+            const level = await stock.get(tx, input.kioskId, i.sku);
+            const free = level ? BigInt(level.on_hand) - BigInt(level.reserved) : 0n;
+            const off = quantity < free ? quantity : free > 0n ? free : 0n;
+            if (off > 0n && (await stock.reserve(tx, input.kioskId, i.sku, off))) await stock.sell(tx, input.kioskId, i.sku, off);
+            if (off < quantity) {
+              const after = await stock.get(tx, input.kioskId, i.sku);
+              shortfalls.push({ sku: i.sku, quantity: (quantity - off).toString(), on_hand: after?.on_hand.toString() ?? "0", reserved: after?.reserved.toString() ?? "0" });
+            }
+          }
           await tx.query("UPDATE lease_items SET sold = sold + $3 WHERE lease_id = $1 AND sku = $2", [input.leaseId, i.sku, i.quantity]);
         }
+        if (revoked) Object.assign(taken, { lease_state: "revoked", end_reason: l.row.end_reason, shortfalls });
         if (taken.seats.length > 0) {
           await lockSeats(tx, input.seats);
-          // Fenced by the lease id: only seats this lease still holds become sold.
+          // Fenced by the lease id: only seats this lease still holds (active, or quarantined after its revocation) become sold.
           const { rowCount } = await tx.query(
             `UPDATE seats SET state = 'sold', hold_expires_at = NULL
              WHERE reservation_id = $1 AND state = 'held' AND (event_id, seat_id) IN (SELECT * FROM unnest($2::uuid[], $3::text[]))`,
             [input.leaseId, taken.seats.map((s) => s.event_id), taken.seats.map((s) => s.seat_id)],
           );
-          if (rowCount !== taken.seats.length) throw refusal(`lease ${input.leaseId} no longer holds all the sale's seats`, "failedPrecondition", "NOT_IN_LEASE");
+          if (rowCount !== taken.seats.length)
+            throw revoked
+              ? refusal(`lease_id: lease ${input.leaseId} is revoked (${l.row.end_reason}) and its seats' quarantine is over; they went back`, "failedPrecondition", "LEASE_REVOKED", {
+                  lease_id: input.leaseId,
+                })
+              : refusal(`lease ${input.leaseId} no longer holds all the sale's seats`, "failedPrecondition", "NOT_IN_LEASE");
           await tx.query("UPDATE lease_seats SET sold = true WHERE lease_id = $1 AND (event_id, seat_id) IN (SELECT * FROM unnest($2::uuid[], $3::text[]))", [
             input.leaseId,
             taken.seats.map((s) => s.event_id),
@@ -403,7 +483,13 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
           [limit],
         );
         for (const { lease_id } of rows) await end(tx, (await load(tx, lease_id))!, "expired", "its hold ended");
-        return rows.length;
+        // Revoked leases whose kiosk can no longer sync a sale of their seats: the quarantine ends.
+        const { rows: quarantined } = await tx.query<{ lease_id: string }>(
+          "SELECT lease_id FROM leases WHERE seats_quarantined AND hold_until <= now() ORDER BY hold_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+          [limit],
+        );
+        for (const { lease_id } of quarantined) await releaseSeats(tx, lease_id);
+        return rows.length + quarantined.length;
       });
     },
   };

@@ -22,6 +22,7 @@ import { catalogStream } from "./events.js";
 import { createCatalogMetrics } from "./metrics.js";
 import { createReservationBook } from "./reservations.js";
 import { createLeaseBook } from "./leases.js";
+import { createLeaseForecaster } from "./lease-forecast.js";
 import { leaseRoutes } from "./lease-server.js";
 import { catalogRoutes, catalogServices } from "./server.js";
 import { startLeaseSweeper, startReservationSweeper } from "./sweeper.js";
@@ -41,7 +42,7 @@ async function main() {
   const reservations = createReservationBook(pool, metrics, { maxHeldPerKiosk: config.MAX_HELD_RESERVATIONS_PER_KIOSK });
   const sweeper = startReservationSweeper(reservations, config.RESERVATION_SWEEP_MS, log);
   // Leases (docs/offline.md): granted on a kiosk's request within this policy, or by an
-  // operator. (A later source: ai's demand forecast, granting as itself: not wired yet.)
+  // operator; either may have them sized from ai's demand forecast (forecast_hours).
   const leases = createLeaseBook(pool, config.LEASE_SYNC_GRACE_SECONDS);
   const leaseSweeper = startLeaseSweeper(leases, config.RESERVATION_SWEEP_MS, log);
   const policy = {
@@ -53,7 +54,8 @@ async function main() {
     syncGraceSeconds: config.LEASE_SYNC_GRACE_SECONDS,
   };
   const catalog = catalogRoutes({ pool, reservations, defaultTtlSeconds: config.RESERVATION_TTL_SECONDS });
-  const leaseHandlers = leaseRoutes({ leases, policy, defaultTtlSeconds: config.LEASE_DEFAULT_TTL_SECONDS });
+  const forecaster = createLeaseForecaster({ aiUrl: config.AI_URL, authUrl: config.AUTH_URL, secret: config.SERVICE_SECRET, log });
+  const leaseHandlers = leaseRoutes({ leases, policy, defaultTtlSeconds: config.LEASE_DEFAULT_TTL_SECONDS, forecaster, forecastFallbackUnits: config.LEASE_FORECAST_FALLBACK_UNITS });
 
   const service = await startService(
     {

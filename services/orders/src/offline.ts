@@ -5,10 +5,13 @@
 //   1. claim the key with a new order (+ offline_sales: lease, sold time, payment, the
 //      provisional tickets);
 //   2. commit against the lease at catalog (CommitLeaseSale, once per order id): the
-//      units and seats leave the lease as sold. A lease that ended first (revoked,
-//      returned, expired) or does not hold what the sale names: nothing is sold, the order
-//      FAILS with the reason, its provisional tickets are recorded void, and a conflict
-//      goes to the operator queue (never a second sale of a seat);
+//      units and seats leave the lease as sold. A lease revoked meanwhile still commits
+//      (the buyer took the goods; its seats were quarantined for it): the sale goes on as
+//      below and a conflict tells the operator, who accepts it or refunds the order. A
+//      lease returned or expired first, or one that does not hold what the sale names:
+//      nothing is sold, the order FAILS with the reason, its provisional tickets are
+//      recorded void, and a conflict goes to the operator queue (never a second sale of a
+//      seat);
 //   3. cash: completed now, final tickets signed with the ticket key and a receipt. A card
 //      authorised offline: captured now through payments (key order-<id>, so once); the
 //      completion worker completes it when the payment succeeds, and a decline becomes a
@@ -18,6 +21,7 @@ import { randomUUID } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { CallOptions } from "@connectrpc/connect";
+import { LeaseState } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import { ConflictKind, ConflictResolution, ConflictState, type OfflineConflictSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/offline_pb";
 import { ReceiptSchema, type Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -66,7 +70,7 @@ export interface OfflineSaleInput {
 export interface OfflineRow {
   order_id: string;
   kiosk_id: string;
-  lease_id: string;
+  lease_id: string | null;
   sold_at: Date;
   payment_method: string;
   kiosk_total_minor: string;
@@ -74,7 +78,8 @@ export interface OfflineRow {
   synced_at: Date;
 }
 
-type ConflictKindName = "lease_ended" | "payment_declined" | "not_in_lease";
+type ConflictKindName = "lease_ended" | "payment_declined" | "not_in_lease" | "rejected";
+export type ResolutionName = "refunded" | "written_off" | "accepted";
 
 export interface ConflictRow {
   id: string;
@@ -86,7 +91,8 @@ export interface ConflictRow {
   amount_minor: string;
   currency: string;
   state: "open" | "resolved";
-  resolution: "refunded" | "written_off" | null;
+  resolution: ResolutionName | null;
+  sold: boolean;
   resolved_by: string;
   note: string;
   created_at: Date;
@@ -100,11 +106,14 @@ const conflictKinds: Record<ConflictKindName, ConflictKind> = {
   lease_ended: ConflictKind.LEASE_ENDED,
   payment_declined: ConflictKind.PAYMENT_DECLINED,
   not_in_lease: ConflictKind.NOT_IN_LEASE,
+  rejected: ConflictKind.REJECTED,
 };
-export const resolutionNames = new Map([
-  [ConflictResolution.REFUNDED, "refunded" as const],
-  [ConflictResolution.WRITTEN_OFF, "written_off" as const],
+export const resolutionNames = new Map<ConflictResolution, ResolutionName>([
+  [ConflictResolution.REFUNDED, "refunded"],
+  [ConflictResolution.WRITTEN_OFF, "written_off"],
+  [ConflictResolution.ACCEPTED, "accepted"],
 ]);
+const resolutions: Record<ResolutionName, ConflictResolution> = { refunded: ConflictResolution.REFUNDED, written_off: ConflictResolution.WRITTEN_OFF, accepted: ConflictResolution.ACCEPTED };
 
 export function toConflict(c: ConflictRow): MessageInitShape<typeof OfflineConflictSchema> {
   return {
@@ -120,7 +129,8 @@ export function toConflict(c: ConflictRow): MessageInitShape<typeof OfflineConfl
     currency: c.currency,
     paymentMethod: c.payment_method,
     state: c.state === "open" ? ConflictState.OPEN : ConflictState.RESOLVED,
-    resolution: c.resolution === "refunded" ? ConflictResolution.REFUNDED : c.resolution === "written_off" ? ConflictResolution.WRITTEN_OFF : ConflictResolution.UNSPECIFIED,
+    resolution: c.resolution ? resolutions[c.resolution] : ConflictResolution.UNSPECIFIED,
+    sold: c.sold,
     resolvedBy: c.resolved_by,
     note: c.note,
     createTime: timestampFromDate(c.created_at),
@@ -128,7 +138,7 @@ export function toConflict(c: ConflictRow): MessageInitShape<typeof OfflineConfl
   };
 }
 
-const conflictSelect = `SELECT c.*, o.idempotency_key, s.lease_id::text AS lease_id, s.payment_method
+const conflictSelect = `SELECT c.*, o.idempotency_key, coalesce(s.lease_id::text, '') AS lease_id, s.payment_method
   FROM offline_conflicts c JOIN orders o ON o.id = c.order_id JOIN offline_sales s ON s.order_id = c.order_id`;
 
 export const offlineStore = {
@@ -168,11 +178,11 @@ export const offlineStore = {
     return rows;
   },
   /** Records a conflict once per order and kind; answers the row. */
-  async addConflict(tx: PoolClient, c: { orderId: string; kioskId: string; kind: ConflictKindName; code: string; message: string; amountMinor: string; currency: string }) {
+  async addConflict(tx: Db, c: { orderId: string; kioskId: string; kind: ConflictKindName; code: string; message: string; amountMinor: string; currency: string; sold?: boolean }) {
     await tx.query(
-      `INSERT INTO offline_conflicts (order_id, kiosk_id, kind, code, message, amount_minor, currency) VALUES ($1, $2, $3, $4, $5, $6, $7)
+      `INSERT INTO offline_conflicts (order_id, kiosk_id, kind, code, message, amount_minor, currency, sold) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (order_id, kind) DO NOTHING`,
-      [c.orderId, c.kioskId, c.kind, c.code, c.message.slice(0, 500), c.amountMinor, c.currency],
+      [c.orderId, c.kioskId, c.kind, c.code, c.message.slice(0, 1000), c.amountMinor, c.currency, c.sold ?? false],
     );
   },
 };
@@ -242,6 +252,30 @@ export async function applyOfflineSale(deps: OfflineDeps, sale: OfflineSaleInput
     deps.log.warn({ orderId, kioskId: sale.kioskId, leaseId: sale.leaseId, code }, "an offline sale could not be honoured; it is in the conflict queue");
     return answer(pool, orderId);
   }
+  if (taken.leaseState === LeaseState.REVOKED) {
+    // Sold before the kiosk knew of the revocation, and the buyer has it: recorded as sold
+    // (catalog took the units off stock and sold the seats it had quarantined for the lease).
+    const units = taken.items.map((i) => `${i.quantity} × ${i.sku}`);
+    const seats = taken.seats.map((s) => `seat ${s.seatId}`);
+    const short = taken.shortfalls.map(
+      (x) => `${x.quantity} × ${x.sku} could not come off stock (${x.onHand} on hand, ${x.reserved} of them reserved by other sales): the shelf holds fewer than the books say — count it`,
+    );
+    await offlineStore.addConflict(pool, {
+      orderId,
+      kioskId: sale.kioskId,
+      kind: "lease_ended",
+      code: "LEASE_REVOKED",
+      sold: true,
+      message: [
+        `sold offline under lease ${sale.leaseId} after it was revoked (${taken.leaseEndReason}); recorded as sold: ${[...units, ...seats].join(", ")} left with the buyer`,
+        ...short,
+        `${sale.paymentMethod === cash ? "cash taken" : "the card is captured"}. Accept it, or refund the order (money back, units restocked, seats freed) and resolve REFUNDED`,
+      ].join(". "),
+      amountMinor: sale.kioskTotalMinor.toString(),
+      currency: sale.currency,
+    });
+    deps.log.warn({ orderId, kioskId: sale.kioskId, leaseId: sale.leaseId, shortfalls: short.length }, "an offline sale synced after its lease was revoked; recorded as sold, in the conflict queue");
+  }
   const lines = [
     ...taken.items.map((i) => ({ sku: i.sku, quantity: i.quantity.toString(), event_id: "", seat_id: "", tier_id: "", unit_price_minor: i.unitPriceMinor.toString(), tax_rate_basis_points: i.taxRateBasisPoints })),
     ...taken.seats.map((s) => ({ sku: "", quantity: "1", event_id: s.eventId, seat_id: s.seatId, tier_id: s.tierId, unit_price_minor: s.priceMinor.toString(), tax_rate_basis_points: 0 })),
@@ -277,6 +311,68 @@ export async function applyOfflineSale(deps: OfflineDeps, sale: OfflineSaleInput
     if (intent) await orders.setPaymentStarted(pool, orderId, intent.paymentIntentId);
   }
   return answer(pool, orderId);
+}
+
+export interface RejectedSaleInput {
+  kioskId: string;
+  /** Valid (printable, ≤ 255): otherwise the sale cannot be recorded, only answered. */
+  idempotencyKey: string | undefined;
+  requestHash: Buffer;
+  /** A UUID, or null when the sale's was not one. */
+  leaseId: string | null;
+  soldAt: Date | undefined;
+  paymentMethod: string;
+  kioskTotalMinor: bigint;
+  currency: string;
+  tickets: ProvisionalTicket[];
+  /** Why, naming the field (as the error would have). */
+  reason: string;
+}
+
+export const rejectedCode = "INVALID_OFFLINE_SALE";
+
+/**
+ * A sale that can never be applied (SyncOfflineSales with reject_invalid): recorded once by
+ * (kiosk, key) as a FAILED order with a 'rejected' conflict, so the operator sees it and the
+ * kiosk's queue moves on. Nothing is sold and no card captured. Answers undefined when it
+ * cannot be recorded: no valid key, or the key already names another sale.
+ */
+export async function rejectOfflineSale(deps: Pick<OfflineDeps, "pool" | "log">, sale: RejectedSaleInput): Promise<OfflineResult | undefined> {
+  const { pool } = deps;
+  const key = sale.idempotencyKey;
+  if (key === undefined) {
+    deps.log.warn({ kioskId: sale.kioskId, reason: sale.reason }, "an offline sale without a usable idempotency key was rejected, not recorded");
+    return undefined;
+  }
+  const created = await inTransaction(pool, async (tx) => {
+    const row = await orders.insert(tx, { id: randomUUID(), kioskId: sale.kioskId, key, hash: sale.requestHash });
+    if (!row) return undefined;
+    await tx.query(
+      `INSERT INTO offline_sales (order_id, kiosk_id, lease_id, sold_at, payment_method, kiosk_total_minor, provisional_tickets) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [row.id, sale.kioskId, sale.leaseId, sale.soldAt ?? new Date(), sale.paymentMethod.slice(0, 255), sale.kioskTotalMinor.toString(), JSON.stringify(sale.tickets)],
+    );
+    await publish.created(tx, toOrder({ row, lines: [], tickets: [] }));
+    await orders.setFailed(tx, row.id, { code: rejectedCode, message: `sold offline, rejected: ${sale.reason}`.slice(0, 500) });
+    await offlineStore.addConflict(tx, {
+      orderId: row.id,
+      kioskId: sale.kioskId,
+      kind: "rejected",
+      code: rejectedCode,
+      message: `${sale.reason} — nothing was sold${sale.paymentMethod === cash ? "; if the customer paid cash they are owed it back" : "; the card was not captured"}`,
+      amountMinor: sale.kioskTotalMinor.toString(),
+      currency: sale.currency.slice(0, 3),
+    });
+    await publish.failed(tx, toOrder((await orders.full(tx, row.id))!));
+    return row;
+  });
+  if (created) {
+    deps.log.warn({ orderId: created.id, kioskId: sale.kioskId, reason: sale.reason }, "an offline sale was rejected; it is in the conflict queue");
+    return answer(pool, created.id);
+  }
+  const existing = await orders.byKey(pool, sale.kioskId, key);
+  if (existing && existing.request_hash.equals(sale.requestHash) && (await offlineStore.byOrder(pool, existing.id))) return answer(pool, existing.id);
+  deps.log.warn({ kioskId: sale.kioskId, key, reason: sale.reason }, "an offline sale was rejected; its key names another sale, so it is not recorded");
+  return undefined;
 }
 
 async function answer(pool: Pool, orderId: string): Promise<OfflineResult> {
@@ -336,6 +432,7 @@ export async function declineOffline(deps: Pick<OfflineDeps, "pool">, orderId: s
       orderId,
       kioskId: locked.kiosk_id,
       kind: "payment_declined",
+      sold: true,
       code,
       message: `${message} — the goods and seats are sold; collect the money or write it off`,
       amountMinor: locked.total_minor,
@@ -347,8 +444,17 @@ export async function declineOffline(deps: Pick<OfflineDeps, "pool">, orderId: s
   return tx ? work(tx) : inTransaction(deps.pool, work);
 }
 
-/** An operator's decision on an open conflict. REFUNDED voids the sale's tickets. */
-export async function resolveConflict(pool: Pool, id: string, resolution: "refunded" | "written_off", note: string, by: string): Promise<ConflictRow | undefined> {
+/**
+ * An operator's decision on an open conflict (docs/offline.md, the resolution policy):
+ * - ACCEPTED: a sale recorded as sold under a revoked lease stands (money kept, tickets valid).
+ * - REFUNDED: the customer has their money back. A sale recorded as sold and paid must be
+ *   refunded first (RefundOrder: the payment refunded or the cash handed back, units back
+ *   in stock, seats freed, tickets void); otherwise nothing was collected, and the sale's
+ *   tickets are voided here.
+ * - WRITTEN_OFF: the money is not collected and the loss accepted (a declined card, a
+ *   rejected sale): tickets stay valid, stock stays as it is.
+ */
+export async function resolveConflict(pool: Pool, id: string, resolution: ResolutionName, note: string, by: string): Promise<ConflictRow | undefined> {
   return inTransaction(pool, async (tx) => {
     const c = await offlineStore.conflict(tx, id, { forUpdate: true });
     if (!c) return undefined;
@@ -356,7 +462,13 @@ export async function resolveConflict(pool: Pool, id: string, resolution: "refun
       if (c.resolution !== resolution) throw new ResolvedOtherwise(c.resolution ?? "");
       return c;
     }
-    if (resolution === "written_off" && c.kind !== "payment_declined") throw new NothingToWriteOff();
+    const order = (await orders.byId(tx, c.order_id, { forUpdate: true }))!;
+    const honoured = c.kind === "lease_ended" && c.sold;
+    if (resolution === "accepted" && !honoured) throw new CannotResolve("only a sale recorded as sold under a revoked lease can be accepted; this one was not sold");
+    if (resolution === "written_off" && c.kind !== "payment_declined" && c.kind !== "rejected")
+      throw new CannotResolve(honoured ? "the sale was paid: accept it, or refund the order and resolve REFUNDED" : NothingToWriteOff.text);
+    if (resolution === "refunded" && honoured && order.state !== "refunded" && order.state !== "failed")
+      throw new CannotResolve(`the sale is recorded as sold and paid: refund order ${c.order_id} first (RefundOrder gives the money back and restocks), then resolve REFUNDED`);
     if (resolution === "refunded") await tx.query("UPDATE tickets SET void = true WHERE order_id = $1", [c.order_id]);
     await tx.query("UPDATE offline_conflicts SET state = 'resolved', resolution = $2, note = $3, resolved_by = $4, resolved_at = now() WHERE id = $1", [id, resolution, note, by]);
     return (await offlineStore.conflict(tx, id))!;
@@ -368,9 +480,11 @@ export class ResolvedOtherwise extends Error {
     super(`the conflict was already resolved (${resolution})`);
   }
 }
-export class NothingToWriteOff extends Error {
+export class CannotResolve extends Error {}
+export class NothingToWriteOff extends CannotResolve {
+  static readonly text = "only a declined card's or a rejected sale's conflict can be written off: nothing was sold for this one; refund the customer";
   constructor() {
-    super("only a declined card's conflict can be written off: nothing was sold for this one; refund the customer");
+    super(NothingToWriteOff.text);
   }
 }
 

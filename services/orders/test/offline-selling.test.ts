@@ -176,44 +176,116 @@ describe("orders killed in the middle of a sync", () => {
 });
 
 describe("a lease revoked while its kiosk is offline", () => {
-  it("puts the kiosk's sales from it in the operator queue: nothing sold twice, no card charged", async () => {
+  it("never hands its seats to another buyer; the kiosk's sales from it are recorded as sold, stock reconciles, and each is a conflict an operator accepts or refunds", async () => {
     const c = kiosk("c");
     const b = kiosk("b2");
     const sku = `juice-${suffix}`;
     await f.product(sku, 300n, { [c]: 3n });
-    const { eventId, seatIds } = await f.event(1);
+    const { eventId, seatIds } = await f.event(2);
+    const [tokenB, tokenC] = [await f.device(b), await f.device(c)];
     const sellerC = await seller(c);
-    const lease = await sellerC.lease({ items: [{ sku, quantity: 3n }], seats: [{ eventId, seatId: seatIds[0]! }] });
+    const lease = await sellerC.lease({ items: [{ sku, quantity: 3n }], seats: seatIds.map((seatId) => ({ eventId, seatId })) });
     await sellerC.sell({ idempotencyKey: `${c}-1`, items: [{ sku, quantity: 1n }], paymentMethod: "cash" });
     await sellerC.sell({ idempotencyKey: `${c}-2`, seats: [{ eventId, seatId: seatIds[0]! }], paymentMethod: "pm_card_visa" });
 
     const { lease: revoked } = await leasesAs(f.tokens.operator).revokeLease({ leaseId: lease.leaseId, reason: "kiosk reported stolen" });
-    expect(revoked!.state).toBe(LeaseState.REVOKED);
+    expect(revoked).toMatchObject({ state: LeaseState.REVOKED, seatsQuarantined: true });
+    // The unsold units go back at once (the one sold offline among them: the books do not know yet).
     expect(await f.stock(c, sku)).toMatchObject({ onHand: 3n, reserved: 0n });
-    // The seat went back and another kiosk buys it.
-    const { order: other } = await f.ordersAs(await f.device(b)).createOrder({ idempotencyKey: randomUUID(), seats: [{ eventId, seatId: seatIds[0]! }], paymentMethod: "pm_card_visa" });
-    expect((await f.waitFor(await f.device(b), other!.orderId, done)).state).toBe(OrderState.COMPLETED);
+    // The seats do not: the kiosk may still be selling them offline. Nobody else can buy or lease them.
+    for (const seatId of seatIds) {
+      const taken = await failure(f.ordersAs(tokenB).createOrder({ idempotencyKey: randomUUID(), seats: [{ eventId, seatId }], paymentMethod: "pm_card_visa" }));
+      expect(taken.code, seatId).toBe(Code.FailedPrecondition);
+      expect((await failure(leasesAs(tokenB).grantLease({ leaseId: randomUUID(), seats: [{ eventId, seatId }] }))).code, seatId).toBe(Code.FailedPrecondition);
+    }
+    // Meanwhile the units went to an online buyer at the kiosk: all 3, though one is already gone from the shelf.
+    const { order: online } = await f.ordersAs(tokenC).createOrder({ idempotencyKey: randomUUID(), items: [{ sku, quantity: 3n }], paymentMethod: "pm_card_visa" });
+    expect((await f.waitFor(tokenC, online!.orderId, done)).state).toBe(OrderState.COMPLETED);
 
+    // Back online: both sales are recorded as sold (the buyers have them), each a conflict for an operator.
     const results = await sellerC.sync();
     expect(results.map((r) => r.outcome)).toEqual([OfflineSaleOutcome.CONFLICT, OfflineSaleOutcome.CONFLICT]);
-    for (const r of results) {
-      expect(r.order).toMatchObject({ state: OrderState.FAILED, failureCode: "LEASE_REVOKED", paymentIntentId: "" });
-      expect(r.conflictId).not.toBe("");
-    }
-    expect(results[1]!.order!.tickets.every((t) => t.void)).toBe(true);
+    const [cashSale, seatSale] = await Promise.all(results.map((r) => f.waitFor(tokenC, r.order!.orderId, done)));
+    expect(cashSale).toMatchObject({ state: OrderState.COMPLETED, totalMinor: 300n, paymentIntentId: "" });
+    expect(seatSale).toMatchObject({ state: OrderState.COMPLETED, totalMinor: 3000n });
+    expect(await f.simCharges(seatSale!.paymentIntentId)).toHaveLength(1);
+    // The seat is sold once: to the kiosk's buyer. The other seat is still quarantined until the kiosk says it has synced.
+    const seats = await seatStates(eventId);
+    expect(seats.get(seatIds[0]!)).toBe(SeatState.SOLD);
+    expect(seats.get(seatIds[1]!)).toBe(SeatState.HELD);
+    // The unit sold offline is gone; it could not come off stock (0 on hand already): the conflict says so.
+    expect(await f.stock(c, sku)).toMatchObject({ onHand: 0n, reserved: 0n });
     const { conflicts } = await offline(f.tokens.viewer).listOfflineConflicts({ kioskId: c, state: ConflictState.OPEN });
     expect(conflicts.map((x) => x.orderId).sort()).toEqual(results.map((r) => r.order!.orderId).sort());
-    expect(conflicts.every((x) => x.kind === ConflictKind.LEASE_ENDED && x.code === "LEASE_REVOKED")).toBe(true);
-    // One sale of the seat: the other kiosk's. The unit is back in stock, not sold.
-    expect((await seatStates(eventId)).get(seatIds[0]!)).toBe(SeatState.SOLD);
-    expect(await f.stock(c, sku)).toMatchObject({ onHand: 3n, reserved: 0n });
+    expect(conflicts.every((x) => x.kind === ConflictKind.LEASE_ENDED && x.code === "LEASE_REVOKED" && x.sold)).toBe(true);
+    const unitConflict = conflicts.find((x) => x.orderId === cashSale!.orderId)!;
+    expect(unitConflict.message).toContain(`1 × ${sku} could not come off stock`);
 
-    // An operator resolves it (the customer refunded); a viewer may not.
-    expect((await failure(offline(f.tokens.viewer).resolveOfflineConflict({ conflictId: conflicts[0]!.conflictId, resolution: ConflictResolution.REFUNDED, note: "x" }))).code).toBe(
+    // The kiosk returns the lease after syncing: the unsold seat's quarantine ends, and another kiosk buys it.
+    const { lease: returned } = await leasesAs(tokenC).returnLease({ leaseId: lease.leaseId });
+    expect(returned).toMatchObject({ state: LeaseState.REVOKED, seatsQuarantined: false });
+    const { order: other } = await f.ordersAs(tokenB).createOrder({ idempotencyKey: randomUUID(), seats: [{ eventId, seatId: seatIds[1]! }], paymentMethod: "pm_card_visa" });
+    expect((await f.waitFor(tokenB, other!.orderId, done)).state).toBe(OrderState.COMPLETED);
+
+    // The operator's choices: a viewer may not; the seat sale is accepted as it stands (its ticket stays valid).
+    const seatConflict = conflicts.find((x) => x.orderId === seatSale!.orderId)!;
+    expect((await failure(offline(f.tokens.viewer).resolveOfflineConflict({ conflictId: seatConflict.conflictId, resolution: ConflictResolution.ACCEPTED, note: "x" }))).code).toBe(
       Code.PermissionDenied,
     );
-    const { conflict } = await offline(f.tokens.operator).resolveOfflineConflict({ conflictId: conflicts[0]!.conflictId, resolution: ConflictResolution.REFUNDED, note: "cash returned" });
-    expect(conflict).toMatchObject({ state: ConflictState.RESOLVED, resolution: ConflictResolution.REFUNDED });
+    const { conflict: accepted } = await offline(f.tokens.operator).resolveOfflineConflict({ conflictId: seatConflict.conflictId, resolution: ConflictResolution.ACCEPTED, note: "sale stands" });
+    expect(accepted).toMatchObject({ state: ConflictState.RESOLVED, resolution: ConflictResolution.ACCEPTED });
+    expect((await f.ordersAs(tokenC).getOrder({ orderId: seatSale!.orderId })).order!.tickets.every((t) => !t.void)).toBe(true);
+    // The cash sale is refunded: not before its order is (the money and the unit must come back), then resolved.
+    const early = await failure(offline(f.tokens.operator).resolveOfflineConflict({ conflictId: unitConflict.conflictId, resolution: ConflictResolution.REFUNDED, note: "cash returned" }));
+    expect([early.code, early.rawMessage]).toEqual([Code.FailedPrecondition, expect.stringContaining("refund order")]);
+    expect((await failure(offline(f.tokens.operator).resolveOfflineConflict({ conflictId: unitConflict.conflictId, resolution: ConflictResolution.WRITTEN_OFF, note: "x" }))).code).toBe(
+      Code.FailedPrecondition,
+    );
+    await f.ordersAs(f.tokens.operator).refundOrder({ idempotencyKey: randomUUID(), orderId: cashSale!.orderId, reason: "sold on a revoked lease; customer returned it" });
+    expect(await f.stock(c, sku)).toMatchObject({ onHand: 1n, reserved: 0n });
+    const { conflict: refunded } = await offline(f.tokens.operator).resolveOfflineConflict({ conflictId: unitConflict.conflictId, resolution: ConflictResolution.REFUNDED, note: "cash returned" });
+    expect(refunded).toMatchObject({ state: ConflictState.RESOLVED, resolution: ConflictResolution.REFUNDED });
+  });
+});
+
+describe("a sale orders can never apply", () => {
+  it("goes to the operator queue as rejected, and the kiosk's queue moves on to the next sale; an unreachable orders still keeps every sale queued in order", async () => {
+    const g = kiosk("g");
+    const sku = `cola-${suffix}`;
+    await f.product(sku, 250n, { [g]: 5n });
+    const sellerG = await seller(g);
+    const lease = await sellerG.lease({ items: [{ sku, quantity: 5n }] });
+    for (let i = 0; i < 3; i++) await sellerG.sell({ idempotencyKey: `${g}-${i}`, items: [{ sku, quantity: 1n }], paymentMethod: i === 1 ? "pm_card_visa" : "cash" });
+    // The middle sale is corrupted on the kiosk (a bad SKU and a lease that is not one).
+    const state = (sellerG as unknown as { state: { queue: { items: { sku: string }[]; leaseId: string }[] } }).state;
+    state.queue[1]!.items[0]!.sku = "not a sku!";
+    state.queue[1]!.leaseId = "lost";
+    const corrupted = sellerG.pending()[1]!;
+    // Still cut off: nothing leaves the queue.
+    await expect(sellerG.sync({ ordersAddress: `http://127.0.0.1:${await freePort()}` })).rejects.toThrow();
+    expect(sellerG.pending().map((s) => s.idempotencyKey)).toEqual([`${g}-0`, `${g}-1`, `${g}-2`]);
+
+    const results = await sellerG.sync();
+    expect(results.map((r) => r.outcome)).toEqual([OfflineSaleOutcome.RECORDED, OfflineSaleOutcome.REJECTED, OfflineSaleOutcome.RECORDED]);
+    expect(results[1]!.rejection).toMatch(/^sales\[1\]\.lease_id/);
+    expect(results[1]!.order).toMatchObject({ state: OrderState.FAILED, failureCode: "INVALID_OFFLINE_SALE", paymentIntentId: "" });
+    expect(sellerG.pending()).toHaveLength(0);
+    // Synced again (a crash lost the answer): the same order, recorded once. Without reject_invalid it fails the call, naming the field.
+    const { results: again } = await offline(await f.device(g)).syncOfflineSales({ sales: [corrupted], rejectInvalid: true });
+    expect(again[0]).toMatchObject({ outcome: OfflineSaleOutcome.REJECTED, order: { orderId: results[1]!.order!.orderId } });
+    const strict = await failure(offline(await f.device(g)).syncOfflineSales({ sales: [corrupted] }));
+    expect([strict.code, strict.rawMessage]).toEqual([Code.InvalidArgument, expect.stringMatching(/^sales\[0\]\.lease_id/)]);
+    const { conflicts } = await offline(f.tokens.viewer).listOfflineConflicts({ kioskId: g });
+    expect(conflicts).toHaveLength(1);
+    expect(conflicts[0]).toMatchObject({ kind: ConflictKind.REJECTED, orderId: results[1]!.order!.orderId, state: ConflictState.OPEN, sold: false, code: "INVALID_OFFLINE_SALE" });
+    expect(conflicts[0]!.message).toContain("lease_id");
+    // Only the two good sales came off stock.
+    expect(await f.stock(g, sku)).toMatchObject({ onHand: 3n, reserved: 3n });
+    const { lease: after } = await leasesAs(f.tokens.viewer).getLease({ leaseId: lease.leaseId });
+    expect(after!.items[0]).toMatchObject({ sold: 2n });
+    // The operator writes the lost cash off.
+    const { conflict } = await offline(f.tokens.operator).resolveOfflineConflict({ conflictId: conflicts[0]!.conflictId, resolution: ConflictResolution.WRITTEN_OFF, note: "cash kept, sale lost" });
+    expect(conflict).toMatchObject({ state: ConflictState.RESOLVED, resolution: ConflictResolution.WRITTEN_OFF });
   });
 });
 

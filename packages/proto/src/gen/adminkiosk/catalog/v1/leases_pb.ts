@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/catalog/v1/leases.proto.
  */
 export const file_adminkiosk_catalog_v1_leases: GenFile = /*@__PURE__*/
-  fileDesc("CiJhZG1pbmtpb3NrL2NhdGFsb2cvdjEvbGVhc2VzLnByb3RvEhVhZG1pbmtpb3NrLmNhdGFsb2cudjEigwEKCUxlYXNlSXRlbRILCgNza3UYASABKAkSEAoIcXVhbnRpdHkYAiABKAMSDAoEc29sZBgDIAEoAxIYChB1bml0X3ByaWNlX21pbm9yGAQgASgDEhAKCGN1cnJlbmN5GAUgASgJEh0KFXRheF9yYXRlX2Jhc2lzX3BvaW50cxgGIAEoBSJ0CglMZWFzZVNlYXQSEAoIZXZlbnRfaWQYASABKAkSDwoHc2VhdF9pZBgCIAEoCRIPCgd0aWVyX2lkGAMgASgJEhMKC3ByaWNlX21pbm9yGAQgASgDEhAKCGN1cnJlbmN5GAUgASgJEgwKBHNvbGQYBiABKAgi4wMKBUxlYXNlEhAKCGxlYXNlX2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlU3RhdGUSMgoGc291cmNlGAQgASgOMiIuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlU291cmNlEi8KBWl0ZW1zGAUgAygLMiAuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlSXRlbRIvCgVzZWF0cxgGIAMoCzIgLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZVNlYXQSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2hvbGRfdW50aWxfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgJIAEoCRISCgplbmRfcmVhc29uGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiMQoQTGVhc2VJdGVtUmVxdWVzdBILCgNza3UYASABKAkSEAoIcXVhbnRpdHkYAiABKAMiNQoQTGVhc2VTZWF0UmVxdWVzdBIQCghldmVudF9pZBgBIAEoCRIPCgdzZWF0X2lkGAIgASgJIrwBChFHcmFudExlYXNlUmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCRIQCghraW9za19pZBgCIAEoCRI2CgVpdGVtcxgDIAMoCzInLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZUl0ZW1SZXF1ZXN0EjYKBXNlYXRzGAQgAygLMicuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlU2VhdFJlcXVlc3QSEwoLdHRsX3NlY29uZHMYBSABKAUiQQoSR3JhbnRMZWFzZVJlc3BvbnNlEisKBWxlYXNlGAEgASgLMhwuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlIiMKD0dldExlYXNlUmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCSI/ChBHZXRMZWFzZVJlc3BvbnNlEisKBWxlYXNlGAEgASgLMhwuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlIn4KEUxpc3RMZWFzZXNSZXF1ZXN0EhAKCGtpb3NrX2lkGAEgASgJEjAKBXN0YXRlGAIgASgOMiEuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlU3RhdGUSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiWwoSTGlzdExlYXNlc1Jlc3BvbnNlEiwKBmxlYXNlcxgBIAMoCzIcLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNgoSUmV2b2tlTGVhc2VSZXF1ZXN0EhAKCGxlYXNlX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJCChNSZXZva2VMZWFzZVJlc3BvbnNlEisKBWxlYXNlGAEgASgLMhwuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlIiYKElJldHVybkxlYXNlUmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCSJCChNSZXR1cm5MZWFzZVJlc3BvbnNlEisKBWxlYXNlGAEgASgLMhwuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlIuwBChZDb21taXRMZWFzZVNhbGVSZXF1ZXN0EhAKCGxlYXNlX2lkGAEgASgJEhAKCGtpb3NrX2lkGAIgASgJEg8KB3NhbGVfaWQYAyABKAkSNgoFaXRlbXMYBCADKAsyJy5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGVhc2VJdGVtUmVxdWVzdBI2CgVzZWF0cxgFIAMoCzInLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZVNlYXRSZXF1ZXN0Ei0KCXNvbGRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiogEKF0NvbW1pdExlYXNlU2FsZVJlc3BvbnNlEi8KBWl0ZW1zGAEgAygLMiAuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlSXRlbRIvCgVzZWF0cxgCIAMoCzIgLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZVNlYXQSEwoLdG90YWxfbWlub3IYAyABKAMSEAoIY3VycmVuY3kYBCABKAkqjQEKCkxlYXNlU3RhdGUSGwoXTEVBU0VfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJMRUFTRV9TVEFURV9BQ1RJVkUQARIYChRMRUFTRV9TVEFURV9SRVRVUk5FRBACEhcKE0xFQVNFX1NUQVRFX1JFVk9LRUQQAxIXChNMRUFTRV9TVEFURV9FWFBJUkVEEAQqeQoLTGVhc2VTb3VyY2USHAoYTEVBU0VfU09VUkNFX1VOU1BFQ0lGSUVEEAASFgoSTEVBU0VfU09VUkNFX0tJT1NLEAESGQoVTEVBU0VfU09VUkNFX09QRVJBVE9SEAISGQoVTEVBU0VfU09VUkNFX0ZPUkVDQVNUEAMy+AYKDExlYXNlU2VydmljZRKAAQoKR3JhbnRMZWFzZRIoLmFkbWlua2lvc2suY2F0YWxvZy52MS5HcmFudExlYXNlUmVxdWVzdBopLmFkbWlua2lvc2suY2F0YWxvZy52MS5HcmFudExlYXNlUmVzcG9uc2UiHcrzGAQQAhgBgtPkkwIPOgEqIgovdjEvbGVhc2VzEooBCghHZXRMZWFzZRImLmFkbWlua2lvc2suY2F0YWxvZy52MS5HZXRMZWFzZVJlcXVlc3QaJy5hZG1pbmtpb3NrLmNhdGFsb2cudjEuR2V0TGVhc2VSZXNwb25zZSItyvMYDBABGAEiBm9yZGVyc4LT5JMCFxIVL3YxL2xlYXNlcy97bGVhc2VfaWR9En0KCkxpc3RMZWFzZXMSKC5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGlzdExlYXNlc1JlcXVlc3QaKS5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGlzdExlYXNlc1Jlc3BvbnNlIhrK8xgEEAEYAYLT5JMCDBIKL3YxL2xlYXNlcxKTAQoLUmV2b2tlTGVhc2USKS5hZG1pbmtpb3NrLmNhdGFsb2cudjEuUmV2b2tlTGVhc2VSZXF1ZXN0GiouYWRtaW5raW9zay5jYXRhbG9nLnYxLlJldm9rZUxlYXNlUmVzcG9uc2UiLcrzGAIQAoLT5JMCIToBKiIcL3YxL2xlYXNlcy97bGVhc2VfaWR9OnJldm9rZRKVAQoLUmV0dXJuTGVhc2USKS5hZG1pbmtpb3NrLmNhdGFsb2cudjEuUmV0dXJuTGVhc2VSZXF1ZXN0GiouYWRtaW5raW9zay5jYXRhbG9nLnYxLlJldHVybkxlYXNlUmVzcG9uc2UiL8rzGAQQAhgBgtPkkwIhOgEqIhwvdjEvbGVhc2VzL3tsZWFzZV9pZH06cmV0dXJuEqoBCg9Db21taXRMZWFzZVNhbGUSLS5hZG1pbmtpb3NrLmNhdGFsb2cudjEuQ29tbWl0TGVhc2VTYWxlUmVxdWVzdBouLmFkbWlua2lvc2suY2F0YWxvZy52MS5Db21taXRMZWFzZVNhbGVSZXNwb25zZSI4yvMYCCIGb3JkZXJzgtPkkwImOgEqIiEvdjEvbGVhc2VzL3tsZWFzZV9pZH06Y29tbWl0LXNhbGViBnByb3RvMw", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CiJhZG1pbmtpb3NrL2NhdGFsb2cvdjEvbGVhc2VzLnByb3RvEhVhZG1pbmtpb3NrLmNhdGFsb2cudjEikwEKCUxlYXNlSXRlbRILCgNza3UYASABKAkSEAoIcXVhbnRpdHkYAiABKAMSDAoEc29sZBgDIAEoAxIYChB1bml0X3ByaWNlX21pbm9yGAQgASgDEhAKCGN1cnJlbmN5GAUgASgJEh0KFXRheF9yYXRlX2Jhc2lzX3BvaW50cxgGIAEoBRIOCgZzaXppbmcYByABKAkidAoJTGVhc2VTZWF0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3NlYXRfaWQYAiABKAkSDwoHdGllcl9pZBgDIAEoCRITCgtwcmljZV9taW5vchgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCRIMCgRzb2xkGAYgASgIIv4DCgVMZWFzZRIQCghsZWFzZV9pZBgBIAEoCRIQCghraW9za19pZBgCIAEoCRIwCgVzdGF0ZRgDIAEoDjIhLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZVN0YXRlEjIKBnNvdXJjZRgEIAEoDjIiLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZVNvdXJjZRIvCgVpdGVtcxgFIAMoCzIgLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZUl0ZW0SLwoFc2VhdHMYBiADKAsyIC5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGVhc2VTZWF0Ei8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9ob2xkX3VudGlsX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYCSABKAkSEgoKZW5kX3JlYXNvbhgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEXNlYXRzX3F1YXJhbnRpbmVkGA0gASgIIjEKEExlYXNlSXRlbVJlcXVlc3QSCwoDc2t1GAEgASgJEhAKCHF1YW50aXR5GAIgASgDIjUKEExlYXNlU2VhdFJlcXVlc3QSEAoIZXZlbnRfaWQYASABKAkSDwoHc2VhdF9pZBgCIAEoCSLUAQoRR3JhbnRMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkSEAoIa2lvc2tfaWQYAiABKAkSNgoFaXRlbXMYAyADKAsyJy5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGVhc2VJdGVtUmVxdWVzdBI2CgVzZWF0cxgEIAMoCzInLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZVNlYXRSZXF1ZXN0EhMKC3R0bF9zZWNvbmRzGAUgASgFEhYKDmZvcmVjYXN0X2hvdXJzGAYgASgFIkEKEkdyYW50TGVhc2VSZXNwb25zZRIrCgVsZWFzZRgBIAEoCzIcLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZSIjCg9HZXRMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiPwoQR2V0TGVhc2VSZXNwb25zZRIrCgVsZWFzZRgBIAEoCzIcLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZSJ+ChFMaXN0TGVhc2VzUmVxdWVzdBIQCghraW9za19pZBgBIAEoCRIwCgVzdGF0ZRgCIAEoDjIhLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZVN0YXRlEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlsKEkxpc3RMZWFzZXNSZXNwb25zZRIsCgZsZWFzZXMYASADKAsyHC5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGVhc2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjYKElJldm9rZUxlYXNlUmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiQgoTUmV2b2tlTGVhc2VSZXNwb25zZRIrCgVsZWFzZRgBIAEoCzIcLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZSImChJSZXR1cm5MZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiQgoTUmV0dXJuTGVhc2VSZXNwb25zZRIrCgVsZWFzZRgBIAEoCzIcLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZSLsAQoWQ29tbWl0TGVhc2VTYWxlUmVxdWVzdBIQCghsZWFzZV9pZBgBIAEoCRIQCghraW9za19pZBgCIAEoCRIPCgdzYWxlX2lkGAMgASgJEjYKBWl0ZW1zGAQgAygLMicuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlSXRlbVJlcXVlc3QSNgoFc2VhdHMYBSADKAsyJy5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGVhc2VTZWF0UmVxdWVzdBItCglzb2xkX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq8CChdDb21taXRMZWFzZVNhbGVSZXNwb25zZRIvCgVpdGVtcxgBIAMoCzIgLmFkbWlua2lvc2suY2F0YWxvZy52MS5MZWFzZUl0ZW0SLwoFc2VhdHMYAiADKAsyIC5hZG1pbmtpb3NrLmNhdGFsb2cudjEuTGVhc2VTZWF0EhMKC3RvdGFsX21pbm9yGAMgASgDEhAKCGN1cnJlbmN5GAQgASgJEjYKC2xlYXNlX3N0YXRlGAUgASgOMiEuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxlYXNlU3RhdGUSGAoQbGVhc2VfZW5kX3JlYXNvbhgGIAEoCRI5CgpzaG9ydGZhbGxzGAcgAygLMiUuYWRtaW5raW9zay5jYXRhbG9nLnYxLlN0b2NrU2hvcnRmYWxsIlIKDlN0b2NrU2hvcnRmYWxsEgsKA3NrdRgBIAEoCRIQCghxdWFudGl0eRgCIAEoAxIPCgdvbl9oYW5kGAMgASgDEhAKCHJlc2VydmVkGAQgASgDKo0BCgpMZWFzZVN0YXRlEhsKF0xFQVNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSTEVBU0VfU1RBVEVfQUNUSVZFEAESGAoUTEVBU0VfU1RBVEVfUkVUVVJORUQQAhIXChNMRUFTRV9TVEFURV9SRVZPS0VEEAMSFwoTTEVBU0VfU1RBVEVfRVhQSVJFRBAEKnkKC0xlYXNlU291cmNlEhwKGExFQVNFX1NPVVJDRV9VTlNQRUNJRklFRBAAEhYKEkxFQVNFX1NPVVJDRV9LSU9TSxABEhkKFUxFQVNFX1NPVVJDRV9PUEVSQVRPUhACEhkKFUxFQVNFX1NPVVJDRV9GT1JFQ0FTVBADMvgGCgxMZWFzZVNlcnZpY2USgAEKCkdyYW50TGVhc2USKC5hZG1pbmtpb3NrLmNhdGFsb2cudjEuR3JhbnRMZWFzZVJlcXVlc3QaKS5hZG1pbmtpb3NrLmNhdGFsb2cudjEuR3JhbnRMZWFzZVJlc3BvbnNlIh3K8xgEEAIYAYLT5JMCDzoBKiIKL3YxL2xlYXNlcxKKAQoIR2V0TGVhc2USJi5hZG1pbmtpb3NrLmNhdGFsb2cudjEuR2V0TGVhc2VSZXF1ZXN0GicuYWRtaW5raW9zay5jYXRhbG9nLnYxLkdldExlYXNlUmVzcG9uc2UiLcrzGAwQARgBIgZvcmRlcnOC0+STAhcSFS92MS9sZWFzZXMve2xlYXNlX2lkfRJ9CgpMaXN0TGVhc2VzEiguYWRtaW5raW9zay5jYXRhbG9nLnYxLkxpc3RMZWFzZXNSZXF1ZXN0GikuYWRtaW5raW9zay5jYXRhbG9nLnYxLkxpc3RMZWFzZXNSZXNwb25zZSIayvMYBBABGAGC0+STAgwSCi92MS9sZWFzZXMSkwEKC1Jldm9rZUxlYXNlEikuYWRtaW5raW9zay5jYXRhbG9nLnYxLlJldm9rZUxlYXNlUmVxdWVzdBoqLmFkbWlua2lvc2suY2F0YWxvZy52MS5SZXZva2VMZWFzZVJlc3BvbnNlIi3K8xgCEAKC0+STAiE6ASoiHC92MS9sZWFzZXMve2xlYXNlX2lkfTpyZXZva2USlQEKC1JldHVybkxlYXNlEikuYWRtaW5raW9zay5jYXRhbG9nLnYxLlJldHVybkxlYXNlUmVxdWVzdBoqLmFkbWlua2lvc2suY2F0YWxvZy52MS5SZXR1cm5MZWFzZVJlc3BvbnNlIi/K8xgEEAIYAYLT5JMCIToBKiIcL3YxL2xlYXNlcy97bGVhc2VfaWR9OnJldHVybhKqAQoPQ29tbWl0TGVhc2VTYWxlEi0uYWRtaW5raW9zay5jYXRhbG9nLnYxLkNvbW1pdExlYXNlU2FsZVJlcXVlc3QaLi5hZG1pbmtpb3NrLmNhdGFsb2cudjEuQ29tbWl0TGVhc2VTYWxlUmVzcG9uc2UiOMrzGAgiBm9yZGVyc4LT5JMCJjoBKiIhL3YxL2xlYXNlcy97bGVhc2VfaWR9OmNvbW1pdC1zYWxlYgZwcm90bzM", [file_adminkiosk_common_v1_access, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message adminkiosk.catalog.v1.LeaseItem
@@ -60,6 +60,14 @@ export type LeaseItem = Message<"adminkiosk.catalog.v1.LeaseItem"> & {
    * @generated from field: int32 tax_rate_basis_points = 6;
    */
   taxRateBasisPoints: number;
+
+  /**
+   * How the quantity was chosen with forecast_hours: "forecast: p90 of … units over N h
+   * (model vX)", or "fallback: …" when ai could not answer. Empty when asked for as is.
+   *
+   * @generated from field: string sizing = 7;
+   */
+  sizing: string;
 };
 
 /**
@@ -184,6 +192,14 @@ export type Lease = Message<"adminkiosk.catalog.v1.Lease"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 12;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Revoked while seats were unsold: they stay held for this lease (nobody else can buy
+   * them) until the kiosk returns the lease or hold_until_time passes.
+   *
+   * @generated from field: bool seats_quarantined = 13;
+   */
+  seatsQuarantined: boolean;
 };
 
 /**
@@ -277,6 +293,18 @@ export type GrantLeaseRequest = Message<"adminkiosk.catalog.v1.GrantLeaseRequest
    * @generated from field: int32 ttl_seconds = 5;
    */
   ttlSeconds: number;
+
+  /**
+   * 0: items are granted as asked. 1..48: each item's quantity is sized from ai's demand
+   * forecast for this kiosk and SKU over the next forecast_hours (the sum of the hourly
+   * 90 % quantiles, rounded up), at most the item's quantity (0: the kiosk policy's
+   * LEASE_MAX_UNITS_PER_SKU) and what is available; an item forecast at 0 is left out.
+   * When ai cannot answer, the fallback is LEASE_FORECAST_FALLBACK_UNITS (at most the cap).
+   * The lease's source is FORECAST.
+   *
+   * @generated from field: int32 forecast_hours = 6;
+   */
+  forecastHours: number;
 };
 
 /**
@@ -543,6 +571,25 @@ export type CommitLeaseSaleResponse = Message<"adminkiosk.catalog.v1.CommitLease
    * @generated from field: string currency = 4;
    */
   currency: string;
+
+  /**
+   * ACTIVE, or REVOKED: committed after the lease was revoked (see CommitLeaseSale).
+   *
+   * @generated from field: adminkiosk.catalog.v1.LeaseState lease_state = 5;
+   */
+  leaseState: LeaseState;
+
+  /**
+   * @generated from field: string lease_end_reason = 6;
+   */
+  leaseEndReason: string;
+
+  /**
+   * Units sold that could not come off stock: the stock row held fewer unreserved units.
+   *
+   * @generated from field: repeated adminkiosk.catalog.v1.StockShortfall shortfalls = 7;
+   */
+  shortfalls: StockShortfall[];
 };
 
 /**
@@ -551,6 +598,42 @@ export type CommitLeaseSaleResponse = Message<"adminkiosk.catalog.v1.CommitLease
  */
 export const CommitLeaseSaleResponseSchema: GenMessage<CommitLeaseSaleResponse> = /*@__PURE__*/
   messageDesc(file_adminkiosk_catalog_v1_leases, 16);
+
+/**
+ * @generated from message adminkiosk.catalog.v1.StockShortfall
+ */
+export type StockShortfall = Message<"adminkiosk.catalog.v1.StockShortfall"> & {
+  /**
+   * @generated from field: string sku = 1;
+   */
+  sku: string;
+
+  /**
+   * Units sold but not taken off on_hand.
+   *
+   * @generated from field: int64 quantity = 2;
+   */
+  quantity: bigint;
+
+  /**
+   * The stock row after the sale.
+   *
+   * @generated from field: int64 on_hand = 3;
+   */
+  onHand: bigint;
+
+  /**
+   * @generated from field: int64 reserved = 4;
+   */
+  reserved: bigint;
+};
+
+/**
+ * Describes the message adminkiosk.catalog.v1.StockShortfall.
+ * Use `create(StockShortfallSchema)` to create a new message.
+ */
+export const StockShortfallSchema: GenMessage<StockShortfall> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_catalog_v1_leases, 17);
 
 /**
  * @generated from enum adminkiosk.catalog.v1.LeaseState
@@ -620,7 +703,7 @@ export enum LeaseSource {
   OPERATOR = 2,
 
   /**
-   * Granted from ai's demand forecast (reserved for that source; not granted yet).
+   * Sized from ai's demand forecast (GrantLeaseRequest.forecast_hours).
    *
    * @generated from enum value: LEASE_SOURCE_FORECAST = 3;
    */
@@ -643,7 +726,8 @@ export const LeaseService: GenService<{
    * LEASE_MAX_TTL_SECONDS, LEASE_MAX_ACTIVE_PER_KIOSK active leases; beyond it:
    * PERMISSION_DENIED naming the field). Operators grant any kiosk, up to the hard limits.
    * Not enough stock is RESOURCE_EXHAUSTED (OUT_OF_STOCK), a seat taken FAILED_PRECONDITION
-   * (SEAT_UNAVAILABLE). (A later source: ai's demand forecast, granting as itself.)
+   * (SEAT_UNAVAILABLE). With forecast_hours, each item's quantity is sized from ai's demand
+   * forecast for the kiosk over the next forecast_hours (see GrantLeaseRequest).
    *
    * @generated from rpc adminkiosk.catalog.v1.LeaseService.GrantLease
    */
@@ -673,8 +757,10 @@ export const LeaseService: GenService<{
     output: typeof ListLeasesResponseSchema;
   },
   /**
-   * Ends an active lease now: unsold units and seats go back. Sales the kiosk made offline
-   * and syncs afterwards are conflicts at orders (never sold twice). Idempotent.
+   * Ends an active lease now: unsold units go back at once; unsold seats stay held for the
+   * lease (seats_quarantined) until the kiosk returns it after syncing or hold_until_time
+   * passes, because the kiosk may still sell them offline. Sales the kiosk made offline and
+   * syncs afterwards are recorded as sold and as conflicts at orders. Idempotent.
    *
    * @generated from rpc adminkiosk.catalog.v1.LeaseService.RevokeLease
    */
@@ -685,7 +771,8 @@ export const LeaseService: GenService<{
   },
   /**
    * The kiosk (after syncing) or an operator gives an active lease back: unsold units and
-   * seats go back. Idempotent.
+   * seats go back. The kiosk returning a revoked lease (it has synced everything it sold)
+   * ends its seats' quarantine. Idempotent.
    *
    * @generated from rpc adminkiosk.catalog.v1.LeaseService.ReturnLease
    */
@@ -696,8 +783,12 @@ export const LeaseService: GenService<{
   },
   /**
    * orders, syncing an offline sale: the sale's units and seats leave the lease as sold.
-   * Idempotent by sale_id (the order id). FAILED_PRECONDITION when the lease is not active
-   * (LEASE_REVOKED, LEASE_RETURNED, LEASE_EXPIRED), sold_time is past its expire_time
+   * Idempotent by sale_id (the order id). A revoked lease still commits what it granted
+   * (the kiosk sold it before it knew): units leave stock (never below what others hold:
+   * the rest is answered in shortfalls), seats still quarantined for it become sold, and
+   * lease_state says REVOKED. FAILED_PRECONDITION when the lease was returned or expired
+   * (LEASE_RETURNED, LEASE_EXPIRED), a revoked lease's seat is no longer held for it
+   * (LEASE_REVOKED), sold_time is past its expire_time
    * (SOLD_AFTER_EXPIRY) or it does not hold what the sale names (NOT_IN_LEASE);
    * PERMISSION_DENIED when the lease is another kiosk's.
    *
