@@ -47,6 +47,11 @@ export interface ServiceOptions {
   httpRoutes?: Record<string, HttpRoute>;
   /** Plain HTTP POST routes by exact path (payments' provider webhooks); they read the body themselves. */
   httpPostRoutes?: Record<string, HttpRoute>;
+  /**
+   * Plain HTTP routes by path prefix, for any method (the route answers 405 to those it does
+   * not serve): fleet's artifact upload and ranged downloads under /v1/artifacts.
+   */
+  httpPrefixRoutes?: Record<string, HttpRoute>;
   /** Trust x-forwarded-for (only behind Envoy/the mesh). */
   trustProxy?: boolean;
   interceptors?: Interceptor[];
@@ -147,9 +152,10 @@ export async function startService(options: ServiceOptions, host: string, port: 
   };
   const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const route = req.method === "GET" ? plain[path] : req.method === "POST" ? options.httpPostRoutes?.[path] : undefined;
+    const prefix = Object.keys(options.httpPrefixRoutes ?? {}).find((p) => path === p || path.startsWith(`${p}/`));
+    const route = prefix ? options.httpPrefixRoutes![prefix] : req.method === "GET" ? plain[path] : req.method === "POST" ? options.httpPostRoutes?.[path] : undefined;
     if (!route) return rpc(req, res);
-    (req.method === "POST" ? traceHttpRoute("POST", path, req.headers, () => route(req, res)) : Promise.resolve(route(req, res))).catch((err: unknown) => {
+    (req.method === "POST" || prefix ? traceHttpRoute(req.method ?? "GET", prefix ?? path, req.headers, () => route(req, res)) : Promise.resolve(route(req, res))).catch((err: unknown) => {
       log.error({ err, path }, "http route failed");
       if (!res.headersSent) res.writeHead(500);
       res.end();

@@ -19,7 +19,8 @@ export type AuditType =
   | "bulk.planned"
   | "bulk.approved"
   | "bulk.rejected"
-  | "bulk.ran";
+  | "bulk.ran"
+  | "release.created";
 
 export const recordAudit = (db: Pool | PoolClient, ctx: HandlerContext, type: AuditType, subject: string, details: Record<string, unknown> = {}) =>
   recordAuditEvent(db, ctx, type, subject, details);

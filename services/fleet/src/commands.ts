@@ -37,6 +37,7 @@ import {
 import { recordAudit } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
 import type { Dispatcher } from "./dispatch.js";
+import { getRelease, installAction } from "./releases/index.js";
 import { cancelableCommandStates, sqlStates, type CommandStateName } from "./states.js";
 
 type Db = Pool | PoolClient;
@@ -134,6 +135,9 @@ export function requireAction(field: string, action: CommandAction | undefined):
     case "openServiceDoor":
       if (kind.value.technician) requireText(`${field}.open_service_door.technician`, kind.value.technician, { max: 100 });
       break;
+    case "installRelease":
+      if (!cursorPatterns.uuid.test(kind.value.releaseId)) throw invalidArgument(`${field}.install_release.release_id`, "must be a release id (a UUID)");
+      break;
   }
   return kind.case;
 }
@@ -162,6 +166,12 @@ export function commandRoutes(deps: CommandDeps) {
       async sendCommand(req, ctx) {
         const kioskId = requireKioskId("kiosk_id", req.kioskId);
         const kind = requireAction("action", req.action);
+        if (req.action?.kind.case === "installRelease") {
+          // Sent by hand: the kiosk gets the release's signed manifest as fleet stored it, whatever else the request said.
+          const release = await getRelease(pool, req.action.kind.value.releaseId);
+          if (!release) throw invalidArgument("action.install_release.release_id", `no release ${req.action.kind.value.releaseId}`);
+          req.action = installAction(release, "");
+        }
         const ttlMs = requireTtl("ttl", req.ttl);
         const key = optionalIdempotencyKey(req.idempotencyKey);
         const issuedBy = describePrincipal(principalOf(ctx));

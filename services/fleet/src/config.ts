@@ -1,3 +1,5 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { z } from "zod";
 import { baseConfigShape, port, url } from "@adminkiosk/runtime";
 
@@ -43,6 +45,26 @@ export const fleetConfigShape = {
   CATALOG_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet-catalog"),
   /** The durable JetStream consumer of stream NOTIFICATIONS feeding the open alerts the fleet query filters on (alerts). */
   NOTIFICATIONS_EVENTS_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'").default("fleet-notifications"),
+  /**
+   * Releases (issue 17): the Ed25519 private JWK manifests are signed with (empty: fleet
+   * cannot create releases; npm start generates one), and the public JWKs of earlier keys
+   * still published for kiosks (a JSON array; key rotation, docs/security.md).
+   */
+  FLEET_RELEASE_SIGNING_KEY: z.string().default(""),
+  FLEET_RELEASE_PREVIOUS_KEYS: z.string().default("[]"),
+  /** Where artifacts are stored: "fs" (FLEET_ARTIFACT_DIR) or "s3" (FLEET_ARTIFACT_S3_*). */
+  FLEET_ARTIFACT_STORE: z.enum(["fs", "s3"], { message: 'must be "fs" or "s3"' }).default("fs"),
+  /** The filesystem store's directory (and the S3 store's spool for uploads on their way to the bucket). */
+  FLEET_ARTIFACT_DIR: z.string().min(1).default(join(tmpdir(), "adminkiosk-fleet-artifacts")),
+  /** The largest artifact an upload may carry. */
+  FLEET_ARTIFACT_MAX_BYTES: z.coerce.number().int().min(1).max(64 * 1024 ** 3).default(2 * 1024 ** 3),
+  FLEET_ARTIFACT_S3_ENDPOINT: z.union([z.literal(""), url(["http:", "https:"])]).default(""),
+  FLEET_ARTIFACT_S3_BUCKET: z.string().regex(/^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be an S3 bucket name").default(""),
+  FLEET_ARTIFACT_S3_REGION: z.string().default("us-east-1"),
+  FLEET_ARTIFACT_S3_PREFIX: z.string().default("artifacts/"),
+  FLEET_ARTIFACT_S3_ACCESS_KEY_ID: z.string().default(""),
+  FLEET_ARTIFACT_S3_SECRET_ACCESS_KEY: z.string().default(""),
+  FLEET_ARTIFACT_S3_SESSION_TOKEN: z.string().default(""),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */
   AUTH_URL: url(["http:", "https:"]),

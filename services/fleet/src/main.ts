@@ -31,6 +31,7 @@ import { startAlertsProjection } from "./open-alerts.js";
 import { startSalesProjection } from "./sales.js";
 import { startStockProjection } from "./stock.js";
 import { fleetRoutes, fleetServices } from "./server.js";
+import { artifactRoutes, registerReleaseMetrics, releasesFromConfig } from "./releases/wire.js";
 import { startTelemetryStore } from "./telemetry.js";
 import { fleetStatusGauge } from "./status-metrics.js";
 
@@ -73,6 +74,8 @@ async function main() {
   const openAlerts = startAlertsProjection({ pool, nats, log, durable: config.NOTIFICATIONS_EVENTS_CONSUMER });
   const jobs = startJobRunner({ pool, dispatcher, changes, tickMs: config.JOB_TICK_MS, log });
   const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
+  const releases = releasesFromConfig(config, log);
+  const verifyToken = createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) });
 
   const service = await startService(
     {
@@ -81,9 +84,11 @@ async function main() {
       log,
       config,
       services: fleetServices,
-      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER }),
+      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER, releases }),
       consumers: [linkEvents.consumer, sales.consumer, stock.consumer, openAlerts.consumer],
-      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
+      verifyToken,
+      // Release artifacts: PUT /v1/artifacts, GET /v1/artifacts/<sha256> (releases/http.ts).
+      httpPrefixRoutes: artifactRoutes({ pool, store: releases.store, verify: verifyToken, maxBytes: config.FLEET_ARTIFACT_MAX_BYTES, log }),
       probes: [
         { name: "postgres", check: () => pool.query("SELECT 1") },
         { name: "redis", check: () => redis.ping() },
@@ -96,6 +101,7 @@ async function main() {
   dispatcher.registerMetrics(service.metrics);
   linkEvents.registerMetrics(service.metrics);
   service.metrics.registerMetric(fleetStatusGauge(pool, log));
+  registerReleaseMetrics(service.metrics);
 
   onShutdownSignal(log, async () => {
     await service.close();

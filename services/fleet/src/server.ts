@@ -10,6 +10,9 @@ import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetry_pb";
 import { FleetQueryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
 import { BulkActionService } from "@adminkiosk/proto/adminkiosk/fleet/v1/bulk_pb";
+import { ReleaseService } from "@adminkiosk/proto/adminkiosk/fleet/v1/releases_pb";
+import { releaseRoutes } from "./releases/service.js";
+import type { Releases } from "./releases/wire.js";
 import { callOptions, cursorPatterns, decodePageToken, encodePageToken, inTransaction, invalidArgument, pageSize, requireKioskId, requireText, type Pool } from "@adminkiosk/runtime";
 import { auditRoutes, recordAudit } from "./audit.js";
 import { bulkRoutes } from "./bulk.js";
@@ -25,7 +28,7 @@ import { kiosks, presenceFilter, type KioskFields, type KioskFilter, type KioskO
 import { telemetryRoutes, type TelemetryStore } from "./telemetry.js";
 import { createWatches, toKiosk } from "./watch.js";
 
-export const fleetServices = [KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService, FleetQueryService, BulkActionService];
+export const fleetServices = [ReleaseService, KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService, FleetQueryService, BulkActionService];
 
 export interface FleetDeps {
   pool: Pool;
@@ -36,6 +39,8 @@ export interface FleetDeps {
   telemetry: TelemetryStore;
   /** Configuration or group changes on more kiosks than this need a second admin (BULK_APPROVAL_OVER). */
   bulkApprovalOver?: number;
+  /** Release artifacts and signing keys (releases/wire.ts). */
+  releases: Releases;
   /** How often an idle watch stream gets a refresh (tests shorten it). */
   watchRefreshMs?: number;
 }
@@ -61,6 +66,7 @@ export function fleetRoutes(deps: FleetDeps) {
     auditRoutes(pool),
     queryRoutes(pool),
     bulkRoutes({ pool, changes, dispatcher: deps.dispatcher, authDevices: deps.authDevices, approvalOver: deps.bulkApprovalOver ?? 100 }),
+    releaseRoutes({ pool, store: deps.releases.store, keys: deps.releases.keys }),
   ];
 
   return (router: ConnectRouter) => {
