@@ -110,6 +110,16 @@ export const notificationsConfigShape = {
   SERVICE_SECRET: z.string().min(32, "must be notifications' client secret from auth's SERVICE_SECRETS (32+ characters)").optional(),
   /** How long a receipt request (the buyer's address) is kept when its order never completes. */
   RECEIPT_REQUEST_TTL: duration("1h"),
+  /**
+   * The receipt's review link (issue 22): <REVIEW_LINK_BASE_URL>/review/<token>, the token
+   * signed with REVIEW_LINK_SECRET (customers lists it in its REVIEW_LINK_SECRETS) for the
+   * order, valid REVIEW_LINK_TTL. Without the secret and the base URL, receipts carry no link.
+   */
+  REVIEW_LINK_SECRET: z.string().min(32, "must be 32+ characters (customers' REVIEW_LINK_SECRETS lists it)").optional(),
+  /** The admin web's public address (its /review/<token> page needs no sign-in). */
+  REVIEW_LINK_BASE_URL: url(["http:", "https:"]).optional(),
+  /** How long a receipt's review link works (customers keeps sales without a member SALE_MATCH_WINDOW, 7d). */
+  REVIEW_LINK_TTL: duration("7d"),
   /** SMS: the provider's API (npm start runs the SMS simulator); unset, rules cannot name phone numbers. */
   SMS_PROVIDER_URL: url(["http:", "https:"]).optional(),
   /** notifications' API key at the SMS provider. */

@@ -1,7 +1,7 @@
 // customers' events (stream CUSTOMERS, through the runtime's durable consumer: one transaction
 // per message with its inbox row, so a redelivery sends nothing twice):
-//   customers.back_in_stock.<request>.ready — a buyer's "tell me when it is back": one email (or
-//     SMS) for the delivery worker, like a buyer's receipt (retries, dead letters, audit); the
+//   customers.back_in_stock.<request>.ready — a buyer's "tell me when it is back" (restocked at
+//     the kiosk asked at or one in the request's scope, named): one email (or SMS) for the delivery worker, like a buyer's receipt (retries, dead letters, audit); the
 //     address is masked once the delivery is done;
 //   customers.help.<kiosk>.requested — a call for help: a help_requested alert for each rule
 //     selecting the kiosk, at once, with what notifications knows of the kiosk's live state.
@@ -19,10 +19,18 @@ export async function applyCustomersEvent(tx: PoolClient, msg: ConsumedMessage):
   else if (parsed?.kind === "help") await helpRequested(tx, msg);
 }
 
+/** Where it is back: the kiosk, its address, and how far from the kiosk the buyer asked at when another. */
+export function whereBack(e: { kioskId: string; requestedKioskId: string; distanceKm: number; kioskAddress: string }): string {
+  const address = e.kioskAddress ? ` (${e.kioskAddress})` : "";
+  if (!e.requestedKioskId || e.requestedKioskId === e.kioskId) return `kiosk ${e.kioskId}${address}`;
+  const far = e.distanceKm > 0 ? `${e.distanceKm < 10 ? e.distanceKm.toFixed(1) : e.distanceKm.toFixed(0)} km from` : "near";
+  return `kiosk ${e.kioskId}${address}, ${far} kiosk ${e.requestedKioskId} where you asked`;
+}
+
 /** The message a buyer gets when the product is back. */
-export function backInStockText(e: { sku: string; kioskId: string; available: bigint }): string {
+export function backInStockText(e: { sku: string; kioskId: string; available: bigint; requestedKioskId: string; distanceKm: number; kioskAddress: string }): string {
   return [
-    `Good news: ${e.sku} is back in stock at kiosk ${e.kioskId} (${e.available} available now).`,
+    `Good news: ${e.sku} is back in stock at ${whereBack(e)} (${e.available} available now).`,
     "",
     "You asked us to tell you once. We have now forgotten your address for this request.",
     "",

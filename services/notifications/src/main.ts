@@ -37,7 +37,7 @@ import { ReceiptService } from "@adminkiosk/proto/adminkiosk/notifications/v1/re
 import { emailChannel, webhookChannel, type Channel } from "./channels.js";
 import { startConditions } from "./conditions.js";
 import { pushRoutes, webPushChannel } from "./push.js";
-import { receiptRoutes } from "./receipts.js";
+import { configureReviewLinks, receiptRoutes } from "./receipts.js";
 import { smsChannel } from "./sms.js";
 import { notificationsConfigShape } from "./config.js";
 import { applyAiEvent, applyFleetEvents, applyLinkEvents } from "./evaluate.js";
@@ -123,6 +123,9 @@ async function main() {
   // Buyers' receipts read the order from orders as notifications itself (its service token).
   const orders = ORDERS_URL && AUTH_URL && SERVICE_SECRET ? createClient(OrderService, serviceTransport(ORDERS_URL, serviceCredentials({ authUrl: AUTH_URL, service: "notifications", secret: SERVICE_SECRET }), { upstream: "orders" })) : undefined;
   if (!orders) log.warn("ORDERS_URL, AUTH_URL or SERVICE_SECRET is not set: kiosks cannot ask for receipts");
+  const { REVIEW_LINK_SECRET, REVIEW_LINK_BASE_URL } = config;
+  configureReviewLinks(REVIEW_LINK_SECRET && REVIEW_LINK_BASE_URL ? { secret: REVIEW_LINK_SECRET, baseUrl: REVIEW_LINK_BASE_URL, ttlMs: config.REVIEW_LINK_TTL } : undefined);
+  if (!REVIEW_LINK_SECRET || !REVIEW_LINK_BASE_URL) log.info("REVIEW_LINK_SECRET or REVIEW_LINK_BASE_URL is not set: receipts carry no review link");
   const channels: Channel[] = [
     emailChannel(config.SMTP_URL, config.MAIL_FROM, config.DELIVERY_TIMEOUT),
     webhookChannel(config.WEBHOOK_SECRETS, config.DELIVERY_TIMEOUT),

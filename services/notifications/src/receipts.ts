@@ -1,5 +1,6 @@
 // Buyers' receipts: a kiosk asks (RequestReceipt) for one of its orders' receipt by email, to
-// the address the buyer typed. The address is kept (receipt_requests) only until the order
+// the address the buyer typed. With REVIEW_LINK_SECRET and REVIEW_LINK_BASE_URL, the receipt
+// carries a link to rate the purchase (a token signed for that order, expiring). The address is kept (receipt_requests) only until the order
 // completes — then the receipt (lines, taxes, total, tickets) becomes an email delivery for
 // the delivery worker (retries, dead letters, audit) and the request row is deleted — or
 // fails, or RECEIPT_REQUEST_TTL passes. Once the delivery is done (delivered or
@@ -15,7 +16,7 @@ import { OrderState, type Order, type OrderService } from "@adminkiosk/proto/adm
 import { ReceiptRequestState, ReceiptService, type RequestReceiptRequest, type RequestReceiptResponse } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
 import { create } from "@bufbuild/protobuf";
 import { RequestReceiptResponseSchema } from "@adminkiosk/proto/adminkiosk/notifications/v1/receipts_pb";
-import { callOptions, failedPrecondition, inTransaction, notFound, principalOf, requireEmail, requireUuid, unavailable, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { callOptions, failedPrecondition, inTransaction, notFound, principalOf, requireEmail, requireUuid, signReviewToken, unavailable, type Pool, type PoolClient } from "@adminkiosk/runtime";
 import type { NotificationBody } from "./channels.js";
 
 export interface ReceiptDeps {
@@ -35,7 +36,27 @@ const formatMinor = (minor: bigint, currency: string) => {
   return `${negative ? "-" : ""}${whole}${frac} ${currency}`;
 };
 
-/** The receipt email's text: the printed receipt, or the lines and total when there is none, then the tickets. */
+export interface ReviewLinks {
+  secret: string;
+  /** The admin web's public address; the link is <baseUrl>/review/<token>. */
+  baseUrl: string;
+  ttlMs: number;
+}
+let reviewLinks: ReviewLinks | undefined;
+
+/** Receipts sent from now on carry a review link (main, from REVIEW_LINK_SECRET and REVIEW_LINK_BASE_URL). */
+export function configureReviewLinks(links: ReviewLinks | undefined): void {
+  reviewLinks = links;
+}
+
+/** The buyer's link to rate the order's products (customers' public review page), signed for this order only. */
+export function reviewLinkOf(order: Order, links = reviewLinks, now = Date.now()): string | undefined {
+  if (!links || !order.lines.some((l) => l.sku && !l.seatId)) return undefined;
+  const token = signReviewToken(links.secret, { orderId: order.orderId, kioskId: order.kioskId, expiresAt: new Date(now + links.ttlMs) });
+  return `${links.baseUrl.replace(/\/+$/, "")}/review/${token}`;
+}
+
+/** The receipt email's text: the printed receipt, or the lines and total when there is none, then the tickets and the review link. */
 export function receiptText(order: Order): string {
   const receipt = order.receipt;
   const parts = [`Thank you for your purchase at kiosk ${order.kioskId}.`, ""];
@@ -50,6 +71,8 @@ export function receiptText(order: Order): string {
     parts.push("", `Your ticket${tickets.length === 1 ? "" : "s"} (show the code at the entrance):`);
     for (const t of tickets) parts.push("", `Event ${t.eventId}, seat ${t.seatId} — ticket ${t.ticketId}`, `Code: ${t.qrPayload}`);
   }
+  const link = reviewLinkOf(order);
+  if (link) parts.push("", "How was it? Rate your purchase (the link works for one order, for a limited time):", link);
   parts.push("", `Order ${order.orderId}`);
   return `${parts.join("\n")}\n`;
 }

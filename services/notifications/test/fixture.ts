@@ -71,14 +71,15 @@ function outbox<T>() {
 /**
  * `natsUrl`: a NATS of the test file's own instead of the run's shared one (for tests about
  * what every process of a service announces, which other files' processes would also say).
+ * `link`: link's settings over the fixture's (e.g. a heartbeat interval the kiosk SDK's client keeps).
  */
-export async function startNotifications(settings: Record<string, string> = {}, options: { natsUrl?: string } = {}): Promise<NotificationsFixture> {
+export async function startNotifications(settings: Record<string, string> = {}, options: { natsUrl?: string; link?: Record<string, string> } = {}): Promise<NotificationsFixture> {
   const infra = { ...inject("infra"), ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}) };
   const auth = await startAuth();
   const mailbox = await startMailbox();
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`, SHUTDOWN_GRACE_MS: "2000" };
   const [link, fleet, notifications] = await Promise.all([
-    startTestService("link", { ...shared, LINK_REPLICA_ID: `link-notifications-${process.pid}`, SILENT_TIMEOUT_SECONDS: "2", HELLO_TIMEOUT_MS: "2000" }),
+    startTestService("link", { ...shared, LINK_REPLICA_ID: `link-notifications-${process.pid}`, SILENT_TIMEOUT_SECONDS: "2", HELLO_TIMEOUT_MS: "2000", ...options.link }),
     createDatabase(infra.databaseUrl, "fleet").then((db) =>
       startTestService("fleet", { ...shared, DATABASE_URL: db, AUTH_URL: auth.service.url, LINK_EVENTS_CONSUMER: `fleet-notifications-${process.pid}`, LINK_EVENTS_SINCE_START: "true" }),
     ),
