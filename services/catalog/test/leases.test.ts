@@ -131,6 +131,53 @@ describe("leases", () => {
     expect(reasonOf(late)).toBe("LEASE_EXPIRED");
   });
 
+  it("revoked, keep their unsold seats quarantined until the kiosk could no longer sync a sale of them; a sale synced meanwhile takes units off stock (never others' reservations) and its seats", async () => {
+    const kiosk = `lease-revoke-${suffix}`;
+    const sku = `revoke-${suffix}`;
+    await product(sku, { [kiosk]: 4n });
+    const { eventId, seatIds } = await event(3);
+    const { lease } = await f.as(LeaseService, f.tokens.operator).grantLease({
+      leaseId: randomUUID(),
+      kioskId: kiosk,
+      items: [{ sku, quantity: 3n }],
+      seats: seatIds.map((seatId) => ({ eventId, seatId })),
+      ttlSeconds: 600,
+    });
+    const { lease: revoked } = await f.as(LeaseService, f.tokens.operator).revokeLease({ leaseId: lease!.leaseId, reason: "test" });
+    expect(revoked).toMatchObject({ state: LeaseState.REVOKED, seatsQuarantined: true });
+    expect(await stockOf(kiosk, sku)).toMatchObject({ onHand: 4n, reserved: 0n });
+    expect(await Promise.all(seatIds.map((s) => seatOf(eventId, s)))).toEqual(Array(3).fill(SeatState.HELD));
+    // Another sale reserves 3 of the 4 units now free.
+    await f.asOrders(ReservationService).reserve({ reservationId: randomUUID(), kioskId: kiosk, items: [{ sku, quantity: 3n }] });
+    // The kiosk's offline sale of 2 units and a seat syncs: the seat is sold (it was held for the lease), one unit comes off stock, the other is a shortfall.
+    const leases = f.asOrders(LeaseService);
+    const soldTime = { seconds: BigInt(Math.floor(Date.now() / 1000)), nanos: 0 };
+    const sale = { leaseId: lease!.leaseId, kioskId: kiosk, saleId: randomUUID(), items: [{ sku, quantity: 2n }], seats: [{ eventId, seatId: seatIds[0]! }], soldTime };
+    const taken = await leases.commitLeaseSale(sale);
+    expect(taken).toMatchObject({ leaseState: LeaseState.REVOKED, leaseEndReason: expect.stringContaining("test"), totalMinor: 2n * 150n + 2500n });
+    expect(taken.shortfalls.map((x) => [x.sku, x.quantity, x.onHand, x.reserved])).toEqual([[sku, 1n, 3n, 3n]]);
+    expect(await stockOf(kiosk, sku)).toMatchObject({ onHand: 3n, reserved: 3n });
+    expect(await seatOf(eventId, seatIds[0]!)).toBe(SeatState.SOLD);
+    // Not beyond what the lease granted.
+    expect(reasonOf(await failure(leases.commitLeaseSale({ ...sale, saleId: randomUUID(), items: [{ sku, quantity: 2n }], seats: [] })))).toBe("NOT_IN_LEASE");
+    // The hold is over (the lease's expiry plus the sync window): the sweeper ends the quarantine.
+    const db = new pg.Client({ connectionString: f.databaseUrl });
+    await db.connect();
+    try {
+      await db.query("UPDATE catalog.leases SET expires_at = now() - interval '2 hours', hold_until = now() - interval '1 second' WHERE lease_id = $1", [lease!.leaseId]);
+      await db.query("UPDATE catalog.seats SET hold_expires_at = now() - interval '1 second' WHERE reservation_id = $1 AND state = 'held'", [lease!.leaseId]);
+    } finally {
+      await db.end();
+    }
+    await waitFor("the sweeper to end the quarantine", async () =>
+      (await f.as(LeaseService, f.tokens.viewer).getLease({ leaseId: lease!.leaseId })).lease?.seatsQuarantined === false ? true : undefined,
+    );
+    expect(await seatOf(eventId, seatIds[1]!)).toBe(SeatState.AVAILABLE);
+    // A sale of a seat whose quarantine is over is refused: the seat may have gone to someone else.
+    const late = await failure(leases.commitLeaseSale({ ...sale, saleId: randomUUID(), items: [], seats: [{ eventId, seatId: seatIds[1]! }], soldTime: { seconds: soldTime.seconds - 7200n, nanos: 0 } }));
+    expect(reasonOf(late)).toBe("LEASE_REVOKED");
+  });
+
   it("a kiosk asks only within the offline policy and sees only its own", async () => {
     const kiosk = `lease-policy-${suffix}`;
     const sku = `policy-${suffix}`;
