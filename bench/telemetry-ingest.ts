@@ -4,15 +4,18 @@
 //     from services/link/src/events.ts: subject link.kiosk.<id>.telemetry, msgID
 //     <kiosk>/<batch>) while fleet is stopped; then fleet starts and its consumer
 //     (services/fleet/src/events.ts: batches of up to 500 messages, one transaction
-//     each with inbox rows, the samples as one INSERT … SELECT FROM unnest, the kiosks'
-//     latest state) drains them. Timed until count(telemetry_samples) = M × S.
+//     each with inbox rows, the samples COPYed into telemetry_samples (a staging table and
+//     INSERT … SELECT … ON CONFLICT DO NOTHING when any was there already), the kiosks'
+//     latest state once per kiosk; the next batch decoded while one commits) drains them.
+//     Timed until count(telemetry_samples) = M × S.
 //   fleet, live through link: light kiosks (bench/light-kiosk.ts) send batches on their
 //     streams → link (validation, JetStream publish, TelemetryAck) → fleet, timed from
 //     the first batch sent until every sample is stored.
 //   baselines: the same rows straight into a fresh table of the same shape (partitioned,
 //     same primary key): COPY FROM STDIN (pg-copy-streams) in one stream, and multi-row
 //     INSERT … SELECT FROM unnest … ON CONFLICT DO NOTHING in chunks of 500 × S rows (what
-//     fleet's insert is, without NATS, decoding, inbox or state updates).
+//     fleet's insert was before it used COPY).
+// Prints fleet's drain rate as a ratio of the COPY baseline's (same rows, same run).
 // PostgreSQL runs with fsync=off (packages/devstack infra) for all of them.
 // Run: npm run bench:telemetry (BENCH_MESSAGES=50000 BENCH_SAMPLES_PER_BATCH=10
 // BENCH_KIOSKS=1000 BENCH_LIVE_BATCHES=10; loopback only; stops by itself).
@@ -64,6 +67,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   for (let i = 0; i < ids.length; i += 32) await Promise.all(ids.slice(i, i + 32).map((kioskId) => kiosksApi.createKiosk({ kiosk: { kioskId, name: kioskId } })));
   const count = async (table: string) => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
   const out: string[] = [];
+  const rates: Record<string, number> = {};
   const row = (cells: (string | number)[]) => {
     out.push(`| ${cells.join(" | ")} |`);
     log(out.at(-1)!);
@@ -119,6 +123,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     let stored = 0;
     while ((stored = await count("telemetry_samples")) < total && performance.now() - t0 < 300_000) await sleep(200);
     const seconds = (performance.now() - listening) / 1000;
+    rates["fleet"] = stored / seconds;
     const cpu = cpuSeconds(fleet.child.pid!) - cpu0;
     const { rows } = await db.query<{ span: number; n: string }>("SELECT extract(epoch FROM max(applied_at) - min(applied_at)) AS span, count(*) AS n FROM consumer_inbox");
     row([
@@ -163,6 +168,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       client.release();
     }
     const seconds = (performance.now() - t0) / 1000;
+    rates["copy"] = total / seconds;
     row([`baseline: COPY FROM STDIN of the same ${total} rows, one stream`, `${await count("bench_copy")} / ${total}`, seconds.toFixed(1), Math.round(messages / seconds), Math.round(total / seconds), "", load]);
   }
   {
@@ -224,5 +230,6 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   console.log("| path | rows stored / expected | seconds | messages/s | samples/s | notes | load avg (1, 5, 15 min) |");
   console.log("|---|---|---|---|---|---|---|");
   for (const r of out) console.log(r);
+  console.log(`\nfleet's drain / bare COPY of the same rows (same run): **${(rates["fleet"]! / rates["copy"]!).toFixed(2)}**`);
 });
 process.exit(0);

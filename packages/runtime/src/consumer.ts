@@ -210,7 +210,18 @@ interface CommonOptions {
 export type ConsumerOptions<T = unknown> = CommonOptions &
   (
     | { apply: (tx: PoolClient, msg: ConsumedMessage) => Promise<void> }
-    | { applyBatch: (tx: PoolClient, msgs: ConsumedMessage[]) => Promise<T>; afterCommit?: (result: T) => void; batchSize?: number }
+    | {
+        applyBatch: (tx: PoolClient, msgs: ConsumedMessage[]) => Promise<T>;
+        afterCommit?: (result: T) => void;
+        batchSize?: number;
+        /**
+         * Called (synchronously) with a batch as soon as it is taken — while the batch before it
+         * may still be in its transaction — so the handler can decode ahead (e.g. into a WeakMap
+         * keyed by the messages, which applyBatch is then given). Repeats are among them; a throw
+         * is ignored (applyBatch meets the problem again).
+         */
+        prepare?: (msgs: ConsumedMessage[]) => void;
+      }
     | { handle: (msg: ConsumedMessage, ctx: { once<R>(work: (tx: PoolClient) => Promise<R>): Promise<R | undefined> }) => Promise<void> }
   );
 
@@ -353,8 +364,7 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   };
 
   /** Works a batch: applied and acked, or split, retried or dead-lettered. Never throws. */
-  const work = async (batch: JsMsg[]): Promise<void> => {
-    const msgs = batch.map(toConsumed);
+  const work = async (batch: JsMsg[], msgs = batch.map(toConsumed)): Promise<void> => {
     try {
       // In the producer's trace (tracing.ts); just run(msgs) when tracing is off.
       const repeats = await traceConsume(stream, durable, msgs, () => run(msgs));
@@ -423,28 +433,52 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
     // Tell JetStream that what waits here or is being worked on is not lost.
     const keepAlive = setInterval(() => [...buffer, ...taken].forEach((m) => m.working()), Math.max(1_000, ackWaitMs / 3));
     keepAlive.unref();
+    const prepare = "applyBatch" in options ? options.prepare : undefined;
+    /** A batch taken and prepared while the ones before it are still being worked on. */
+    let ahead: { batch: JsMsg[]; msgs: ConsumedMessage[] } | undefined;
+    const take = () => {
+      const batch = buffer.splice(0, batchSize);
+      batch.forEach((m) => taken.add(m));
+      return { batch, msgs: batch.map(toConsumed) };
+    };
     try {
       while (!abort.signal.aborted) {
-        if (buffer.length === 0) {
-          if (ended) break;
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
+        if (inFlight.size < concurrency && (ahead || buffer.length > 0)) {
+          const { batch, msgs } = ahead ?? take();
+          ahead = undefined;
+          const job = work(batch, msgs).finally(() => {
+            batch.forEach((m) => taken.delete(m));
+            inFlight.delete(job);
+          });
+          inFlight.add(job);
           continue;
         }
-        while (inFlight.size >= concurrency) await Promise.race(inFlight);
-        const batch = buffer.splice(0, batchSize);
-        batch.forEach((m) => taken.add(m));
-        const job = work(batch).finally(() => {
-          batch.forEach((m) => taken.delete(m));
-          inFlight.delete(job);
-        });
-        inFlight.add(job);
+        if (inFlight.size >= concurrency && prepare && !ahead && buffer.length >= batchSize) {
+          // Decode the next (full) batch while the database works on the current one; a
+          // part batch waits, so what arrives meanwhile joins it rather than going alone.
+          ahead = take();
+          try {
+            prepare(ahead.msgs);
+          } catch {
+            // applyBatch meets it again and handles it as a failure.
+          }
+          continue;
+        }
+        if (ended && buffer.length === 0) {
+          if (inFlight.size === 0) break;
+          await Promise.race(inFlight);
+        } else if (inFlight.size < concurrency || (prepare && !ahead && buffer.length < batchSize)) {
+          // Wait for more messages (or, prepared ahead, for a batch to finish).
+          await Promise.race([...inFlight, new Promise<void>((r) => (wake = r))]);
+          wake = undefined;
+        } else await Promise.race(inFlight);
       }
     } finally {
       clearInterval(keepAlive);
       messages.stop();
       await Promise.allSettled(inFlight);
       // Pulled but not started: back to JetStream for another replica at once.
+      ahead?.batch.forEach((m) => m.nak());
       buffer.splice(0).forEach((m) => m.nak());
       await reader.catch(() => {});
       current = undefined;

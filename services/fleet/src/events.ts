@@ -6,7 +6,6 @@
 // fails is retried message by message; a message PostgreSQL refuses (or that does not
 // decode) is dead-lettered, so it cannot stop every other kiosk's events. Timestamps
 // decide, so order between kiosks' messages does not matter.
-import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CommandOutcome } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import {
@@ -23,6 +22,7 @@ import {
   type KioskTelemetryEvent,
   type KioskUpdateStatusEvent,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import type { TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import {
   cursorPatterns,
   decodeEvent,
@@ -39,7 +39,7 @@ import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
 import { applyUpdateStatuses } from "./releases/updates.js";
 import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
-import { insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
+import { copyRows, insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
 
 /** The command states an ack moves to ACKED, and the open ones a result finishes (states.ts). */
 const ackable = sqlStates(commandStatesFor("ack"));
@@ -107,6 +107,40 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   });
   const samplesDropped = new Counter({ name: "fleet_telemetry_samples_expired_total", help: "Samples older than the retention period, not stored.", registers: [] });
 
+  /** A telemetry message's retained samples and their COPY rows, worked out once. */
+  interface Telemetry {
+    received: Date;
+    samples: SampleRow[];
+    dropped: number;
+    text: string;
+  }
+  const telemetryOf = (e: KioskTelemetryEvent): Telemetry => {
+    const received = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
+    const samples: SampleRow[] = [];
+    let dropped = 0;
+    for (const sample of e.batch?.samples ?? []) {
+      const at = sampleTime(sample, received);
+      if (o.telemetry.retained(at)) samples.push({ kioskId: e.kioskId, sample, received, at });
+      else dropped++;
+    }
+    return { received, samples, dropped, text: copyRows(samples) };
+  };
+  /**
+   * Batches decoded ahead (the consumer's prepare: while the batch before is in its
+   * transaction), so applying a batch is mostly the database's work.
+   */
+  const prepared = new WeakMap<ConsumedMessage, { d: Decoded | undefined; telemetry?: Telemetry }>();
+  const prepare = (msgs: ConsumedMessage[]) => {
+    for (const msg of msgs) {
+      try {
+        const d = decode(msg);
+        prepared.set(msg, { d, telemetry: d?.kind === "telemetry" ? telemetryOf(d.e) : undefined });
+      } catch {
+        // Undecodable: applyBatch decodes it again and dead-letters it.
+      }
+    }
+  };
+
   async function applyBatch(tx: PoolClient, msgs: ConsumedMessage[]): Promise<Effects> {
     const effects: Effects = { applied: new Map(), rejected: new Map(), samplesDropped: 0, reconnected: new Set(), changed: new Map(), commands: [] };
     const count = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
@@ -118,9 +152,11 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     const samples: SampleRow[] = [];
     const commandEvents: KioskCommandEvent[] = [];
     const updateEvents: KioskUpdateStatusEvent[] = [];
-    const latest = new Map<string, { received: Date; sampled?: Date; state?: JsonObject }>();
+    const latest = new Map<string, { received: Date; sampled?: Date; sample?: TelemetrySample }>();
+    const texts: string[] = [];
     for (const msg of msgs) {
-      const d = decode(msg);
+      const ready = prepared.get(msg);
+      const d = ready ? ready.d : decode(msg);
       if (!d) continue;
       count(effects.applied, d.kind);
       switch (d.kind) {
@@ -134,18 +170,16 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
           if (await disconnected(tx, d.e)) changed(d.e.kioskId, "kiosk");
           break;
         case "telemetry": {
-          const received = d.e.receiveTime ? timestampDate(d.e.receiveTime) : new Date();
-          const entry = latest.get(d.e.kioskId) ?? { received };
-          if (received > entry.received) entry.received = received;
-          for (const sample of d.e.batch?.samples ?? []) {
-            const at = sampleTime(sample, received);
-            if (!o.telemetry.retained(at)) {
-              effects.samplesDropped++;
-              continue;
-            }
-            samples.push({ kioskId: d.e.kioskId, sample, received });
-            if (!entry.sampled || at > entry.sampled) Object.assign(entry, { sampled: at, state: stateOf(sample) });
+          const t = ready?.telemetry ?? telemetryOf(d.e);
+          const entry = latest.get(d.e.kioskId) ?? { received: t.received };
+          if (t.received > entry.received) entry.received = t.received;
+          effects.samplesDropped += t.dropped;
+          // The kiosk's latest state: the newest sample of the batch, once per kiosk.
+          for (const row of t.samples) {
+            samples.push(row);
+            if (!entry.sampled || row.at! > entry.sampled) Object.assign(entry, { sampled: row.at, sample: row.sample });
           }
+          texts.push(t.text);
           latest.set(d.e.kioskId, entry);
           break;
         }
@@ -172,7 +206,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     const updates = await applyUpdateStatuses(tx, updateEvents);
     updates.changed.forEach((id) => changed(id, "kiosk"));
     for (let i = 0; i < updates.unknown; i++) count(effects.rejected, "unknown release");
-    await insertSamples(tx, samples);
+    await insertSamples(tx, samples, texts.join(""));
     if (latest.size > 0) {
       const entries = [...latest];
       await tx.query(
@@ -181,7 +215,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
            state_sampled_at = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.sampled ELSE k.state_sampled_at END
          FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::timestamptz[]) AS u(kiosk_id, received, state, sampled)
          WHERE k.kiosk_id = u.kiosk_id`,
-        [entries.map(([id]) => id), entries.map(([, e]) => e.received), entries.map(([, e]) => (e.state ? JSON.stringify(e.state) : null)), entries.map(([, e]) => e.sampled ?? null)],
+        [entries.map(([id]) => id), entries.map(([, e]) => e.received), entries.map(([, e]) => (e.sample ? JSON.stringify(stateOf(e.sample)) : null)), entries.map(([, e]) => e.sampled ?? null)],
       );
       entries.forEach(([id]) => changed(id, "kiosk"));
     }
@@ -211,6 +245,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     ackWaitMs: 10_000,
     batchSize: 500,
     applyBatch,
+    prepare,
     afterCommit: publish,
     // A sample for a day with no partition yet: make the partitions, then it applies.
     classify: async (err) => {

@@ -65,6 +65,8 @@ export interface SampleRow {
   kioskId: string;
   sample: TelemetrySample;
   received: Date;
+  /** sampleTime(sample, received), when the caller has it already. */
+  at?: Date;
 }
 
 /** When a sample was taken: its own time, unless it is missing or more than a day ahead of arrival. */
@@ -74,14 +76,83 @@ export function sampleTime(sample: TelemetrySample, received: Date): Date {
   return at.getTime() > received.getTime() + day ? received : at;
 }
 
+// COPY is how samples are stored (pg-copy-streams, as the benchmark's baseline does; a tree
+// without it falls back to the multi-row INSERT below). pg-copy-streams is still only a
+// root devDependency: fleet's image needs it among fleet's own dependencies to take this path.
+const copyFrom: ((sql: string) => NodeJS.WritableStream & { rowCount: number }) | undefined = await import("pg-copy-streams").then(
+  (m) => (m.default?.from ?? m.from) as never,
+  () => undefined,
+);
+
+const columns = "kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors";
+const copyEscapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+/** A value in COPY's text format: backslash, tab, newline and carriage return escaped. */
+const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => copyEscapes[c]!) : s);
+/** A text[] literal: every element quoted, its quotes and backslashes escaped. */
+const arrayLiteral = (items: string[]) => (items.length === 0 ? "{}" : `{${items.map((e) => `"${e.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(",")}}`);
+
+/** The samples as COPY text rows (the column order of `columns`). */
+export function copyRows(samples: SampleRow[]): string {
+  let out = "";
+  let lastReceived: Date | undefined;
+  let received = "";
+  for (const { kioskId, sample: s, received: r, at } of samples) {
+    if (r !== lastReceived) {
+      lastReceived = r;
+      received = r.toISOString();
+    }
+    out += `${copyText(kioskId)}\t${(at ?? sampleTime(s, r)).toISOString()}\t${copyText(s.sampleId)}\t${received}\t${s.cpuPercent}\t${s.temperatureCelsius}\t${s.paperLevelPercent}\t${s.cashLevelMinor}\t${s.printer}\t${s.scanner}\t${copyText(arrayLiteral(s.errors))}\n`;
+  }
+  return out;
+}
+
+async function copy(tx: PoolClient, sql: string, text: string): Promise<void> {
+  const stream = tx.query(copyFrom!(sql) as never) as unknown as NodeJS.WritableStream;
+  await new Promise<void>((resolve, reject) => {
+    stream.on("error", reject);
+    stream.on("finish", resolve);
+    stream.end(text);
+  });
+}
+
+/**
+ * Stores samples exactly once: a resent sample (same kiosk, time and id) is stored once.
+ * The rows go in with COPY straight into telemetry_samples under a savepoint — samples are
+ * almost always new, since the consumer's inbox already dropped redelivered messages. Should
+ * any row be there already (a kiosk resending samples in a new batch, a sample twice in one
+ * batch), PostgreSQL refuses the whole COPY (unique violation) and the batch goes the safe
+ * way: COPY into a temporary staging table, then one INSERT … SELECT … ON CONFLICT DO NOTHING.
+ * Returns how many rows were new. `rows`: copyRows(samples), when the caller made them already.
+ */
+export async function insertSamples(tx: PoolClient, samples: SampleRow[], rows?: string): Promise<number> {
+  if (samples.length === 0) return 0;
+  if (!copyFrom) return insertSamplesUnnest(tx, samples);
+  const text = rows ?? copyRows(samples);
+  await tx.query("SAVEPOINT telemetry_copy");
+  try {
+    await copy(tx, `COPY telemetry_samples (${columns}) FROM STDIN`, text);
+    await tx.query("RELEASE SAVEPOINT telemetry_copy");
+    return samples.length;
+  } catch (err) {
+    if ((err as { code?: string }).code !== "23505") throw err;
+    await tx.query("ROLLBACK TO SAVEPOINT telemetry_copy");
+  }
+  // The connection's own table (made once per connection; emptied at every commit).
+  await tx.query("CREATE TEMPORARY TABLE IF NOT EXISTS telemetry_staging (LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+  await tx.query("TRUNCATE telemetry_staging");
+  await copy(tx, `COPY telemetry_staging (${columns}) FROM STDIN`, text);
+  const { rowCount } = await tx.query(`INSERT INTO telemetry_samples (${columns}) SELECT ${columns} FROM telemetry_staging ON CONFLICT DO NOTHING`);
+  return rowCount ?? 0;
+}
+
 /** One multi-row insert; a resent sample (same kiosk, time and id) is stored once. */
-export async function insertSamples(tx: PoolClient, samples: SampleRow[]) {
-  if (samples.length === 0) return;
+export async function insertSamplesUnnest(tx: PoolClient, samples: SampleRow[]): Promise<number> {
+  if (samples.length === 0) return 0;
   const cols: unknown[][] = Array.from({ length: 11 }, () => []);
-  for (const { kioskId, sample: s, received } of samples) {
+  for (const { kioskId, sample: s, received, at } of samples) {
     const values = [
       kioskId,
-      sampleTime(s, received).toISOString(),
+      (at ?? sampleTime(s, received)).toISOString(),
       s.sampleId,
       received.toISOString(),
       s.cpuPercent,
@@ -90,19 +161,19 @@ export async function insertSamples(tx: PoolClient, samples: SampleRow[]) {
       String(s.cashLevelMinor),
       s.printer,
       s.scanner,
-      `{${s.errors.map((e) => `"${e.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(",")}}`,
+      arrayLiteral(s.errors),
     ];
     values.forEach((v, i) => cols[i]!.push(v));
   }
-  await tx.query(
-    `INSERT INTO telemetry_samples (kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent,
-       cash_level_minor, printer, scanner, errors)
+  const { rowCount } = await tx.query(
+    `INSERT INTO telemetry_samples (${columns})
      SELECT k, at, id, rcv, cpu, temp, paper, cash, printer, scanner, errors::text[]
      FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::real[], $6::real[], $7::real[], $8::bigint[],
        $9::smallint[], $10::smallint[], $11::text[]) AS u(k, at, id, rcv, cpu, temp, paper, cash, printer, scanner, errors)
      ON CONFLICT DO NOTHING`,
     cols,
   );
+  return rowCount ?? 0;
 }
 
 /** The latest-state document kiosks.state holds. */
