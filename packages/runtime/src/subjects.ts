@@ -72,7 +72,9 @@ const fleetChangeKinds = new Set<string>(["kiosk", "command", "config"]);
 export type KioskRegistryEventKind = "created" | "updated" | "deleted";
 const kioskRegistryEventKinds = new Set<string>(["created", "updated", "deleted"]);
 export const fleetSubjects = {
-  stream: { name: "FLEET", subjects: ["fleet.kiosk.>"] },
+  stream: { name: "FLEET", subjects: ["fleet.kiosk.>", "fleet.rollout.>"] },
+  /** A rollout's events (RolloutEvent): created, wave_started, gate_passed, gate_failed, paused, resumed, canceled, rolled_back, completed. */
+  allRollouts: "fleet.rollout.>",
   kiosk: (kioskId: string, kind: KioskRegistryEventKind) => `fleet.kiosk.${token("kiosk id", kioskId)}.${kind}`,
   /** Every kiosk's registry events (notifications' durable consumer). */
   allKiosks: "fleet.kiosk.>",

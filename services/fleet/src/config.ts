@@ -65,6 +65,10 @@ export const fleetConfigShape = {
   FLEET_ARTIFACT_S3_ACCESS_KEY_ID: z.string().default(""),
   FLEET_ARTIFACT_S3_SECRET_ACCESS_KEY: z.string().default(""),
   FLEET_ARTIFACT_S3_SESSION_TOKEN: z.string().default(""),
+  /** How often rollouts move along (send installs, bake, gates). */
+  ROLLOUT_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
+  /** An install a kiosk has not finished this long after it was sent counts as failed. */
+  ROLLOUT_INSTALL_TTL_MS: z.coerce.number().int().min(10_000).max(7 * 24 * 3_600_000).default(3_600_000),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */
   AUTH_URL: url(["http:", "https:"]),

@@ -27,6 +27,7 @@ import { startDispatcher } from "./dispatch.js";
 import { consumeLinkEvents } from "./events.js";
 import { startJobRunner } from "./jobs.js";
 import { startPresenceSweep } from "./presence-sweep.js";
+import { startRolloutEngine } from "./rollouts/index.js";
 import { startAlertsProjection } from "./open-alerts.js";
 import { startSalesProjection } from "./sales.js";
 import { startStockProjection } from "./stock.js";
@@ -76,6 +77,7 @@ async function main() {
   const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
   const releases = releasesFromConfig(config, log);
   const verifyToken = createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) });
+  const rollouts = startRolloutEngine({ pool, dispatcher, changes, log, tickMs: config.ROLLOUT_TICK_MS, installTtlMs: config.ROLLOUT_INSTALL_TTL_MS });
 
   const service = await startService(
     {
@@ -107,6 +109,7 @@ async function main() {
     await service.close();
     sweep.stop();
     jobs.stop();
+    rollouts.stop();
     telemetry.stop();
     await linkEvents.stop();
     await sales.stop();

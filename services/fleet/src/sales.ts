@@ -1,9 +1,10 @@
 // A small projection of commerce into fleet, for the query language's sales_1h, sales_24h
 // and revenue_24h: every completed order from stream ORDERS (orders' outbox) as one row,
-// kept two days. The runtime's durable consumer applies each message once (its inbox row
-// in the same transaction); a repeated order id changes nothing.
+// kept two days; failed orders too (kiosk_order_failures), for the rollout gates' payment
+// failure rate and conversion. The runtime's durable consumer applies each message once (its
+// inbox row in the same transaction); a repeated order id changes nothing.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { OrderCompletedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/events_pb";
+import { OrderCompletedEventSchema, OrderFailedEventSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/events_pb";
 import { decodeEvent, ordersSubjects, startConsumer, type DurableConsumer, type Logger, type NatsConnection, type Pool } from "@adminkiosk/runtime";
 
 export const salesKeptHours = 48;
@@ -18,6 +19,20 @@ export function startSalesProjection(o: { pool: Pool; nats: NatsConnection | Pro
     durable: o.durable,
     filter: ordersSubjects.allOrders,
     async apply(tx, msg) {
+      if (msg.subject.endsWith(".failed")) {
+        // Failed orders feed the rollout gates' payment failure rate and conversion.
+        const { order, failureCode, time } = decodeEvent(OrderFailedEventSchema, msg);
+        if (!order?.kioskId) return;
+        const at = time ? timestampDate(time) : new Date(msg.publishedMs ?? Date.now());
+        if (at.getTime() < Date.now() - salesKeptHours * 3600_000) return;
+        await tx.query("INSERT INTO kiosk_order_failures (order_id, kiosk_id, failed_at, failure_code) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING", [
+          order.orderId,
+          order.kioskId,
+          at,
+          failureCode || order.failureCode,
+        ]);
+        return;
+      }
       if (!msg.subject.endsWith(".completed")) return;
       const { order, time } = decodeEvent(OrderCompletedEventSchema, msg);
       if (!order?.kioskId) return;
@@ -30,7 +45,12 @@ export function startSalesProjection(o: { pool: Pool; nats: NatsConnection | Pro
     },
   });
   const sweep = setInterval(() => {
-    o.pool.query(`DELETE FROM kiosk_sales WHERE completed_at < now() - interval '${salesKeptHours} hours'`).catch((err: unknown) => o.log.warn({ err }, "could not drop old sales"));
+    o.pool
+      .query(
+        `WITH s AS (DELETE FROM kiosk_sales WHERE completed_at < now() - interval '${salesKeptHours} hours')
+         DELETE FROM kiosk_order_failures WHERE failed_at < now() - interval '${salesKeptHours} hours'`,
+      )
+      .catch((err: unknown) => o.log.warn({ err }, "could not drop old sales"));
   }, o.sweepMs ?? 600_000);
   sweep.unref();
   return {

@@ -22,13 +22,15 @@ import { configRoutes } from "./desired-config.js";
 import type { Dispatcher } from "./dispatch.js";
 import { jobRoutes } from "./jobs.js";
 import { queryRoutes } from "./query/service.js";
+import { RolloutService } from "@adminkiosk/proto/adminkiosk/fleet/v1/rollouts_pb";
+import { rolloutRoutes } from "./rollouts/index.js";
 import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
 import { recordRegistryEvent } from "./registry-events.js";
 import { kiosks, presenceFilter, type KioskFields, type KioskFilter, type KioskOrder } from "./store.js";
 import { telemetryRoutes, type TelemetryStore } from "./telemetry.js";
 import { createWatches, toKiosk } from "./watch.js";
 
-export const fleetServices = [ReleaseService, KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService, FleetQueryService, BulkActionService];
+export const fleetServices = [ReleaseService, KioskService, CommandService, ConfigService, JobService, TelemetryService, AuditService, FleetQueryService, BulkActionService, RolloutService];
 
 export interface FleetDeps {
   pool: Pool;
@@ -65,6 +67,7 @@ export function fleetRoutes(deps: FleetDeps) {
     telemetryRoutes(pool, deps.telemetry),
     auditRoutes(pool),
     queryRoutes(pool),
+    rolloutRoutes({ pool, changes, dispatcher: deps.dispatcher }),
     bulkRoutes({ pool, changes, dispatcher: deps.dispatcher, authDevices: deps.authDevices, approvalOver: deps.bulkApprovalOver ?? 100 }),
     releaseRoutes({ pool, store: deps.releases.store, keys: deps.releases.keys }),
   ];

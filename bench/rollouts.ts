@@ -1,0 +1,195 @@
+// Benchmark: a rollout's bookkeeping at 100,000 kiosks, beside hand-written SQL in the same run.
+//   wave assignment: fleet's insertRollout (services/fleet/src/rollouts/store.ts) — the
+//     target counted, the rollout and its waves inserted, every kiosk given its place in
+//     the rollout's hash order, its wave and its window — in a transaction rolled back
+//     after each run; baseline: one hand-written INSERT … SELECT of the same targets with
+//     ntile-free wave bounds (the same hash order), rolled back too.
+//   gate evaluation: fleet's measure + judge (gates.ts) for a 10 % wave updated against a
+//     90 % control over the last hour (sales, failed orders, telemetry samples); baseline:
+//     the same counts as three hand-written aggregate statements.
+// The variants are interleaved run by run, so the machine's load falls on both alike.
+// Data: 100,000 kiosks in 12 time zones, ~150,000 sales and ~15,000 failed orders in the
+// last hour, 200,000 telemetry samples, inserted straight into fleet's tables after fleet
+// migrated them (fleet is then stopped, so its own engine does not touch the bench's rows).
+// Run: npm run bench:rollouts (BENCH_KIOSKS=100000 BENCH_RUNS=20).
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { judge, measure, defaultGate } from "../services/fleet/src/rollouts/gates.js";
+import { insertRollout, type NewRollout } from "../services/fleet/src/rollouts/store.js";
+import { loadAverage, machine, percentile } from "./kiosk-fleet.js";
+import { withStack } from "./stack.js";
+
+const kioskCount = Number(process.env["BENCH_KIOSKS"] ?? 100_000);
+const runs = Number(process.env["BENCH_RUNS"] ?? 20);
+const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, redisUrl, natsUrl, start }) => {
+  const fleet = await start("fleet", {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    NATS_URL: natsUrl,
+    AUTH_JWKS_URL: `${auth.url}/.well-known/jwks.json`,
+    AUTH_URL: auth.url,
+  });
+  await fleet.stop();
+  const db = new pg.Pool({ connectionString: databaseUrl, max: 4, options: "-c search_path=fleet" });
+  db.on("error", () => {});
+  db.on("connect", (c) => c.on("error", () => {}));
+  let t = performance.now();
+  await db.query(
+    `INSERT INTO kiosks (kiosk_id, name, timezone, tags, group_id, hardware_model, app_version, connected, last_seen_at)
+     SELECT 'k-' || lpad(i::text, 6, '0'), 'Kiosk ' || i,
+       (ARRAY['UTC', 'Europe/Prague', 'Europe/London', 'America/New_York', 'America/Chicago', 'America/Los_Angeles', 'Asia/Tokyo',
+              'Asia/Kolkata', 'Australia/Sydney', 'Europe/Madrid', 'America/Sao_Paulo', 'Africa/Nairobi'])[1 + i % 12],
+       CASE WHEN i % 3 = 0 THEN ARRAY['airport'] ELSE ARRAY['street'] END, 'g-' || (i % 100), 'AK-2', '1.0.0', true, now()
+     FROM generate_series(1, $1) AS i`,
+    [kioskCount],
+  );
+  await db.query(
+    `INSERT INTO kiosk_sales (order_id, kiosk_id, completed_at, total_minor, currency)
+     SELECT 'o-' || i, 'k-' || lpad((1 + (i * 7919) % $1)::text, 6, '0'), now() - make_interval(secs => (i * 13) % 3600), 1000, 'EUR'
+     FROM generate_series(1, $1 * 3 / 2) AS i`,
+    [kioskCount],
+  );
+  await db.query(
+    `INSERT INTO kiosk_order_failures (order_id, kiosk_id, failed_at, failure_code)
+     SELECT 'f-' || i, 'k-' || lpad((1 + (i * 104729) % $1)::text, 6, '0'), now() - make_interval(secs => (i * 17) % 3600),
+       CASE WHEN i % 3 = 0 THEN 'HOLD_EXPIRED' ELSE 'PAYMENT_DECLINED' END
+     FROM generate_series(1, $1 / 7) AS i`,
+    [kioskCount],
+  );
+  // Today's partition (fleet makes them ahead, but it was stopped at once).
+  const day = new Date().toISOString().slice(0, 10);
+  await db.query(
+    `CREATE TABLE IF NOT EXISTS telemetry_samples_p${day.replaceAll("-", "")} PARTITION OF telemetry_samples
+     FOR VALUES FROM ('${day}T00:00:00Z') TO ('${day}T00:00:00Z'::timestamptz + interval '1 day')`,
+  );
+  await db.query(
+    `INSERT INTO telemetry_samples (kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors)
+     SELECT 'k-' || lpad((1 + i % $1)::text, 6, '0'), now() - make_interval(secs => (i * 11) % 3000), 's-' || i, now(), 10, 30, 80, 0,
+       CASE WHEN i % 97 = 0 THEN 3 ELSE 1 END, 1, '{}'
+     FROM generate_series(1, $1 * 2) AS i`,
+    [kioskCount],
+  );
+  await db.query("ANALYZE kiosks; ANALYZE kiosk_sales; ANALYZE kiosk_order_failures; ANALYZE telemetry_samples");
+  log(`inserted ${kioskCount} kiosks and their last hour in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  const plan: NewRollout = {
+    releaseId: "bench-release",
+    kind: "APP",
+    version: "2.0.0",
+    target: { tags: [] },
+    waves: [1, 10, 50, 100].map((percent) => ({ percent, bakeMs: 3_600_000 })),
+    maxConcurrent: 500,
+    windowPolicy: "explicit",
+    windowStartHour: 2,
+    windowEndHour: 5,
+    windowNote: "",
+    gate: defaultGate,
+    autoRollback: true,
+    description: "bench",
+    createdBy: "bench",
+  };
+  const where = { sql: "k.deleted_at IS NULL AND k.app_version IS DISTINCT FROM $1", params: ["2.0.0"] };
+
+  async function rolledBack<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await db.connect();
+    try {
+      await c.query("BEGIN");
+      return await fn(c);
+    } finally {
+      await c.query("ROLLBACK");
+      c.release();
+    }
+  }
+  const assignment: Record<string, () => Promise<number>> = {
+    fleet: () => rolledBack(async (c) => (await insertRollout(c as never, randomUUID(), plan, where, { start: 2, end: 5 })).row.total),
+    baseline: () =>
+      rolledBack(async (c) => {
+        const id = randomUUID();
+        await c.query(
+          `INSERT INTO rollouts (rollout_id, release_id, kind, version, target, waves, max_concurrent, window_policy, gate, state, created_by)
+           VALUES ($1, 'bench-release', 'APP', '2.0.0', '{}', '[]', 500, 'explicit', '{}', 'running', 'bench')`,
+          [id],
+        );
+        const { rowCount } = await c.query(
+          `INSERT INTO rollout_targets (rollout_id, kiosk_id, wave, release_id, window_start, window_end, timezone)
+           SELECT $1::uuid, kiosk_id, CASE WHEN p < n * 0.01 THEN 0 WHEN p < n * 0.1 THEN 1 WHEN p < n * 0.5 THEN 2 ELSE 3 END, 'bench-release', 2, 5, timezone
+           FROM (SELECT kiosk_id, timezone, row_number() OVER (ORDER BY hashtextextended(kiosk_id, hashtext($1::text)::bigint)) - 1 AS p, count(*) OVER () AS n
+                 FROM kiosks WHERE deleted_at IS NULL AND app_version IS DISTINCT FROM '2.0.0') o`,
+          [id],
+        );
+        return rowCount ?? 0;
+      }),
+  };
+
+  // A standing rollout for the gate: wave 0 and 1 (10 %) installed, the rest pending (control).
+  const gateRollout = randomUUID();
+  await (async () => {
+    const c = await db.connect();
+    try {
+      await c.query("BEGIN");
+      await insertRollout(c as never, gateRollout, { ...plan, description: "gate" }, where, { start: 2, end: 5 });
+      await c.query("UPDATE rollout_targets SET state = 'installed' WHERE rollout_id = $1 AND wave <= 1", [gateRollout]);
+      await c.query("UPDATE rollouts SET state = 'paused', current_wave = 1 WHERE rollout_id = $1", [gateRollout]);
+      await c.query("COMMIT");
+    } finally {
+      c.release();
+    }
+    await db.query("ANALYZE rollout_targets");
+  })();
+  const since = new Date(Date.now() - 3_600_000);
+  const gate: Record<string, () => Promise<number>> = {
+    fleet: async () => {
+      const m = await measure(db as never, gateRollout, 1, since);
+      judge(m, defaultGate);
+      return m.updated.sales + m.control.sales;
+    },
+    baseline: async () => {
+      const [s] = await Promise.all([
+        db.query<{ n: string }>(
+          `SELECT count(*) AS n FROM kiosk_sales s JOIN rollout_targets t ON t.kiosk_id = s.kiosk_id AND t.rollout_id = $1
+           WHERE s.completed_at >= $2 AND t.state IN ('installed', 'pending') GROUP BY t.state = 'installed'`,
+          [gateRollout, since],
+        ),
+        db.query(
+          `SELECT t.state = 'installed', count(*), count(*) FILTER (WHERE f.failure_code <> 'HOLD_EXPIRED') FROM kiosk_order_failures f
+           JOIN rollout_targets t ON t.kiosk_id = f.kiosk_id AND t.rollout_id = $1 WHERE f.failed_at >= $2 AND t.state IN ('installed', 'pending') GROUP BY 1`,
+          [gateRollout, since],
+        ),
+        db.query(
+          `SELECT t.state = 'installed', count(*), count(*) FILTER (WHERE ts.printer = 3 OR ts.scanner = 3 OR cardinality(ts.errors) > 0) FROM telemetry_samples ts
+           JOIN rollout_targets t ON t.kiosk_id = ts.kiosk_id AND t.rollout_id = $1 WHERE ts.sampled_at >= $2 AND t.state IN ('installed', 'pending') GROUP BY 1`,
+          [gateRollout, since],
+        ),
+      ]);
+      return s.rows.reduce((a, r) => a + Number(r.n), 0);
+    },
+  };
+
+  const out: string[] = [];
+  try {
+  for (const [name, variants] of [["wave assignment (100 % of the fleet targeted)", assignment], ["gate evaluation (10 % updated vs 90 % control, last hour)", gate]] as const) {
+    const answers = await Promise.all(Object.values(variants).map((v) => v()));
+    if (new Set(answers).size !== 1) throw new Error(`${name}: the variants disagree: ${answers.join(", ")}`);
+    for (let i = 0; i < 2; i++) for (const v of Object.values(variants)) await v();
+    const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+    const loadBefore = loadAverage();
+    t = performance.now();
+    for (let i = 0; i < runs; i++) {
+      for (const [k, v] of Object.entries(variants)) {
+        const t0 = performance.now();
+        await v();
+        times[k]!.push(performance.now() - t0);
+      }
+    }
+    out.push(`${name}: ${answers[0]} ${name.startsWith("wave") ? "kiosks" : "sales counted"}; ${runs} runs each, interleaved; load average ${loadBefore} -> ${loadAverage()}`);
+    for (const [k, ms] of Object.entries(times)) out.push(`  ${k.padEnd(9)} p50 ${percentile(ms, 50).toFixed(0).padStart(6)} ms   p95 ${percentile(ms, 95).toFixed(0).padStart(6)} ms`);
+  }
+  } catch (err) {
+    console.error(err);
+    throw err;
+  }
+  await db.end();
+  console.log(`bench:rollouts — ${machine()}\n${kioskCount} kiosks\n${out.join("\n")}`);
+});

@@ -1,0 +1,84 @@
+// A rollout's plan, pure: how many kiosks each wave holds, and whether a local hour is
+// inside a maintenance window. The database assigns each kiosk its place in the order
+// (a hash of the rollout id and the kiosk id, so the canary is a spread sample of the
+// target, not the first kiosks by name) and its wave from the cumulative ends here.
+
+export interface WavePlan {
+  /** Cumulative share of the target, 0 < percent <= 100, increasing, the last 100. */
+  percent: number;
+  bakeMs: number;
+}
+
+export const defaultWaves: WavePlan[] = [
+  { percent: 1, bakeMs: 3_600_000 },
+  { percent: 10, bakeMs: 3_600_000 },
+  { percent: 50, bakeMs: 3_600_000 },
+  { percent: 100, bakeMs: 3_600_000 },
+];
+
+/**
+ * The position (0-based, in hash order) where each wave ends, exclusive: wave i holds
+ * positions ends[i-1] .. ends[i]-1. Every wave holds at least one kiosk while kiosks are
+ * left (a 1 % canary of 50 kiosks is one kiosk); the last ends at `total`.
+ */
+export function waveEnds(total: number, waves: readonly WavePlan[]): number[] {
+  const ends: number[] = [];
+  let prev = 0;
+  waves.forEach((w, i) => {
+    const left = waves.length - 1 - i;
+    let end = i === waves.length - 1 ? total : Math.round((total * w.percent) / 100);
+    end = Math.max(end, prev + 1);
+    // Leave a kiosk for each later wave when there are enough (earlier waves first).
+    end = Math.min(end, Math.max(prev + 1, total - left), total);
+    ends.push(end);
+    prev = end;
+  });
+  return ends;
+}
+
+/** Kiosks per wave from waveEnds. */
+export const waveSizes = (ends: readonly number[]) => ends.map((e, i) => e - (i === 0 ? 0 : ends[i - 1]!));
+
+/**
+ * Local hour `hour` (0..23) inside [start, end): start > end wraps midnight (22 .. 4 is
+ * 22:00-04:00), start == end is the whole day. The same rule as windowSql.
+ */
+export function inWindow(hour: number, start: number, end: number): boolean {
+  if (start === end) return true;
+  return start < end ? hour >= start && hour < end : hour >= start || hour < end;
+}
+
+/** inWindow in SQL over a kiosk's time zone and its window columns (rollout_targets t). */
+export const windowSql = (t = "t") => {
+  const hour = `extract(hour FROM now() AT TIME ZONE ${t}.timezone)::int`;
+  return `(${t}.window_start = ${t}.window_end OR (CASE WHEN ${t}.window_start < ${t}.window_end
+    THEN ${hour} >= ${t}.window_start AND ${hour} < ${t}.window_end
+    ELSE ${hour} >= ${t}.window_start OR ${hour} < ${t}.window_end END))`;
+};
+
+/** AUTO's window when ai cannot answer for a kiosk: 02:00-05:00 local. */
+export const defaultWindow = { start: 2, end: 5 };
+
+/** The hour (0..23) in `timeZone` at `at`. */
+export function localHour(at: Date, timeZone: string): number {
+  const h = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", hourCycle: "h23" }).format(at);
+  return Number(h) % 24;
+}
+
+/**
+ * The `length` consecutive local hours with the lowest total of `perHour` (24 values,
+ * index = local hour), wrapping midnight; the earliest start wins a tie.
+ */
+export function quietestHours(perHour: readonly number[], length = 3): { start: number; end: number } {
+  let best = 0;
+  let bestSum = Infinity;
+  for (let s = 0; s < 24; s++) {
+    let sum = 0;
+    for (let k = 0; k < length; k++) sum += perHour[(s + k) % 24] ?? 0;
+    if (sum < bestSum - 1e-9) {
+      bestSum = sum;
+      best = s;
+    }
+  }
+  return { start: best, end: (best + length) % 24 };
+}
