@@ -82,6 +82,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
    * stock("X") < 5 nor its negation); alerts always has a value (0 without any).
    */
   const projected = (f: FieldDef, op: string, values: number[], negated: boolean): string | undefined => {
+    if (op === "~") return undefined;
     if (f.name.startsWith("stock(") && !negated) {
       const sku = p(f.arg, "text");
       const ofSku = `SELECT s.kiosk_id FROM kiosk_stock s WHERE s.sku = ${sku}`;
@@ -94,19 +95,13 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
       if (b === true) return `(k.kiosk_id IN (${ofSku}))`;
       return `(k.kiosk_id IN (${ofSku} AND s.on_hand ${b.op} ${p(b.n, "bigint")}))`;
     }
-    if (f.name === "alerts" || f.name.startsWith("alerts(")) {
-      let match = "";
-      if (f.arg !== undefined) {
-        const x = p(f.arg, "text");
-        match = ` AND (a.severity = ${x} OR a.rule_kind = ${x})`;
-      }
-      const open = `SELECT a.kiosk_id FROM kiosk_alerts a WHERE a.state <> 'resolved'${match}`;
+    if (f.perKiosk?.zero) {
+      // A count or a sum over the kiosk's rows (alerts, sales): 0 without any.
+      const rows = f.perKiosk.rows(f.arg !== undefined ? p(f.arg, "text") : undefined);
       const test = op === "in" ? (n: number) => values.includes(n) : (n: number) => holds(op, n, values[0]!);
-      // Every kiosk with one open alert or more matches: no counting.
-      if (!test(0) && [1, 2, 3].every(test) && (op === ">" || op === ">=")) return `(k.kiosk_id IN (${open}))`;
-      const count = op === "in" ? `count(*) = ANY(${p(values, "float8[]")})` : `count(*) ${op === "!=" ? "<>" : op} ${p(values[0], "float8")}`;
-      // A kiosk without open alerts has 0: when 0 matches, the match is every kiosk but those whose count does not.
-      return test(0) ? `(k.kiosk_id NOT IN (${open} GROUP BY a.kiosk_id HAVING NOT (${count})))` : `(k.kiosk_id IN (${open} GROUP BY a.kiosk_id HAVING ${count}))`;
+      const matches = op === "in" ? `r.v = ANY(${p(values, "float8[]")})` : `r.v ${op === "!=" ? "<>" : op} ${p(values[0], "float8")}`;
+      // When 0 matches, the match is every kiosk but those whose value does not.
+      return test(0) ? `(k.kiosk_id NOT IN (SELECT r.kiosk_id FROM (${rows}) r WHERE NOT (${matches})))` : `(k.kiosk_id IN (SELECT r.kiosk_id FROM (${rows}) r WHERE ${matches}))`;
     }
     return undefined;
   };
@@ -140,7 +135,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
       }
       case "in": {
         const f = c.field;
-        const fast = f.fn ? projected(f, "in", c.values as number[], negated) : undefined;
+        const fast = f.perKiosk ? projected(f, "in", c.values as number[], negated) : undefined;
         if (fast) return fast;
         if (f.type === "tags") return `(k.tags && ${p(c.values, "text[]")})`;
         if (f.name === "status") return `(${(c.values as string[]).map(statusCondition).join(" OR ")})`;
@@ -148,7 +143,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
         return `(${fsql(f)} = ANY(${p(c.values, `${castOf(f)}[]`)}))`;
       }
       case "compare":
-        return (c.field.fn && projected(c.field, c.op, [c.value as number], negated)) || compare(c.field, c.op, c.value);
+        return (c.field.perKiosk && projected(c.field, c.op, [c.value as number], negated)) || compare(c.field, c.op, c.value);
     }
   };
 
@@ -185,7 +180,20 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
   const where = ["k.deleted_at IS NULL", ...(q.where ? [cond(q.where)] : [])].join(" AND ");
   const base = [...params];
   params = [...base];
-  const sortSql = (f: FieldDef, sql = fsql(f)) => (f.type === "version" ? versionKey(sql) : sql);
+  // The page and the stats each join the per-kiosk values they sort, group or aggregate by
+  // (once per field), on parameters of their own.
+  let joins: { sql: string[]; alias: Map<string, string> } = { sql: [], alias: new Map() };
+  const valueOf = (f: FieldDef): string => {
+    if (!f.perKiosk) return fsql(f);
+    let alias = joins.alias.get(f.name);
+    if (!alias) {
+      alias = `j${joins.sql.length}`;
+      joins.sql.push(` LEFT JOIN (${f.perKiosk.rows(f.arg !== undefined ? p(f.arg, "text") : undefined)}) ${alias} ON ${alias}.kiosk_id = k.kiosk_id`);
+      joins.alias.set(f.name, alias);
+    }
+    return f.perKiosk.zero ? `COALESCE(${alias}.v, 0)` : `${alias}.v`;
+  };
+  const sortSql = (f: FieldDef, sql = valueOf(f)) => (f.type === "version" ? versionKey(sql) : sql);
   // Kiosks without the value sort last either way. Where the query's conditions already rule
   // out a missing value (a comparison on the field, ANDed at the top), PostgreSQL's own null
   // order is the same answer and lets an index on the field give the order (DESC NULLS LAST
@@ -206,6 +214,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
     "k.kiosk_id ASC",
   ].join(", ");
   const pageParams = params;
+  const pageJoins = joins.sql.join("");
 
   const compiled: CompiledQuery = {
     where,
@@ -213,7 +222,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
     page: (limit, offset, withTotal) => {
       const ps = [...pageParams];
       return {
-        sql: `SELECT k.*${withTotal ? ", count(*) OVER () AS total" : ""} FROM kiosks k WHERE ${where} ORDER BY ${kioskOrder} LIMIT $${ps.push(limit)} OFFSET $${ps.push(offset)}`,
+        sql: `SELECT k.*${withTotal ? ", count(*) OVER () AS total" : ""} FROM kiosks k${pageJoins} WHERE ${where} ORDER BY ${kioskOrder} LIMIT $${ps.push(limit)} OFFSET $${ps.push(offset)}`,
         params: ps,
       };
     },
@@ -222,13 +231,14 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
 
   if (q.stats) {
     params = [...base];
+    joins = { sql: [], alias: new Map() };
     const { aggregates, by } = q.stats;
     // Each key's SQL written once: GROUP BY, the select list and ORDER BY must be the same
     // expression (a field with an argument has the same parameter in all three).
-    const bySql = by.map(fsql);
+    const bySql = by.map(valueOf);
     const keys = by.map((f, i) => `(${bySql[i]})::text AS g${i}`);
     const aggs = aggregates.map((a, i) => {
-      const expr = a.field ? fsql(a.field) : "";
+      const expr = a.field ? valueOf(a.field) : "";
       const q95 = percentiles[a.fn];
       const sql =
         a.fn === "count" ? "count(*)" : q95 !== undefined ? `percentile_cont(${q95}) WITHIN GROUP (ORDER BY ${expr})` : `${a.fn}(${expr})`;
@@ -244,7 +254,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
     }
     by.forEach((f, i) => groupOrder.push(`${sortSql(f, bySql[i])} ASC NULLS LAST`));
     compiled.stats = {
-      sql: `SELECT ${[...keys, ...aggs, by.length ? "(sum(count(*)) OVER ())::bigint AS total" : "count(*) AS total"].join(", ")} FROM kiosks k WHERE ${where}${by.length ? ` GROUP BY ${bySql.join(", ")}` : ""}${
+      sql: `SELECT ${[...keys, ...aggs, by.length ? "(sum(count(*)) OVER ())::bigint AS total" : "count(*) AS total"].join(", ")} FROM kiosks k${joins.sql.join("")} WHERE ${where}${by.length ? ` GROUP BY ${bySql.join(", ")}` : ""}${
         by.length ? ` ORDER BY ${groupOrder.join(", ")} LIMIT ${maxGroups + 1}` : ""
       }`,
       params,

@@ -32,6 +32,13 @@ export interface FieldDef {
   };
   /** Set where a query uses a field with an argument: the argument. */
   arg?: string;
+  /**
+   * A value kept in another table, at most one row per kiosk: sorts and stats join it once
+   * (LEFT JOIN, so PostgreSQL can hash it) instead of running `sql`'s subquery per kiosk.
+   * `rows(arg)`: SELECT kiosk_id, v … (arg: the argument's parameter); `zero`: a kiosk
+   * without a row has 0 (a count), not "no value".
+   */
+  perKiosk?: { rows: (arg?: string) => string; zero: boolean };
 }
 
 /** The field's SQL where the query uses it; `param` makes the argument a parameter. */
@@ -43,6 +50,10 @@ const deviceStatuses = ["OK", "WARNING", "FAULT", "ABSENT", "UNSPECIFIED", ""] a
 /** A kiosk's completed sales in the last `period` (fleet's projection, sales.ts). */
 const sales = (agg: string, period: string) =>
   `(SELECT ${agg} FROM kiosk_sales s WHERE s.kiosk_id = k.kiosk_id AND s.completed_at > now() - interval '${period}')::float8`;
+const salesPerKiosk = (agg: string, period: string) => ({
+  rows: () => `SELECT s.kiosk_id, (${agg})::float8 AS v FROM kiosk_sales s WHERE s.completed_at > now() - interval '${period}' GROUP BY s.kiosk_id`,
+  zero: true,
+});
 
 /** How many of the kiosk's alerts are open (and match `extra`). */
 const openAlerts = (extra: string) => `(SELECT count(*) FROM kiosk_alerts a WHERE a.kiosk_id = k.kiosk_id AND a.state <> 'resolved'${extra})::float8`;
@@ -78,9 +89,15 @@ const list: FieldDef[] = [
   { name: "printer", type: "enum", sql: "COALESCE(k.state->>'printerStatus', '')", values: deviceStatuses, doc: "latest telemetry: printer status" },
   { name: "scanner", type: "enum", sql: "COALESCE(k.state->>'scannerStatus', '')", values: deviceStatuses, doc: "latest telemetry: scanner status" },
   { name: "telemetry_age", type: "age", sql: "extract(epoch FROM now() - k.state_sampled_at)::float8", column: "k.state_sampled_at", doc: "time since its latest telemetry sample" },
-  { name: "sales_1h", type: "number", sql: sales("count(*)", "1 hour"), doc: "completed sales in the last hour (from orders' events)" },
-  { name: "sales_24h", type: "number", sql: sales("count(*)", "24 hours"), doc: "completed sales in the last 24 hours" },
-  { name: "revenue_24h", type: "number", sql: sales("COALESCE(sum(s.total_minor), 0)", "24 hours"), doc: "their total in minor units, last 24 hours" },
+  { name: "sales_1h", type: "number", sql: sales("count(*)", "1 hour"), perKiosk: salesPerKiosk("count(*)", "1 hour"), doc: "completed sales in the last hour (from orders' events)" },
+  { name: "sales_24h", type: "number", sql: sales("count(*)", "24 hours"), perKiosk: salesPerKiosk("count(*)", "24 hours"), doc: "completed sales in the last 24 hours" },
+  {
+    name: "revenue_24h",
+    type: "number",
+    sql: sales("COALESCE(sum(s.total_minor), 0)", "24 hours"),
+    perKiosk: salesPerKiosk("sum(s.total_minor)", "24 hours"),
+    doc: "their total in minor units, last 24 hours",
+  },
   {
     name: "stock",
     type: "number",
@@ -91,6 +108,7 @@ const list: FieldDef[] = [
       required: true,
       sql: (sku) => `(SELECT s.on_hand FROM kiosk_stock s WHERE s.kiosk_id = k.kiosk_id AND s.sku = ${sku})::float8`,
     },
+    perKiosk: { rows: (sku) => `SELECT s.kiosk_id, s.on_hand::float8 AS v FROM kiosk_stock s WHERE s.sku = ${sku}`, zero: false },
     doc: 'stock("SKU"): units of the SKU on hand at the kiosk (from catalog\'s stock events; no value where the kiosk has no stock record for it)',
   },
   {
@@ -98,6 +116,10 @@ const list: FieldDef[] = [
     type: "number",
     sql: openAlerts(""),
     fn: { argument: "a severity or a rule kind", values: [...alertSeverities, ...alertRuleKinds], required: false, sql: (x) => openAlerts(` AND (a.severity = ${x} OR a.rule_kind = ${x})`) },
+    perKiosk: {
+      rows: (x) => `SELECT a.kiosk_id, count(*)::float8 AS v FROM kiosk_alerts a WHERE a.state <> 'resolved'${x ? ` AND (a.severity = ${x} OR a.rule_kind = ${x})` : ""} GROUP BY a.kiosk_id`,
+      zero: true,
+    },
     doc: "open (firing or acknowledged) alerts about the kiosk, from notifications' alert events; alerts(critical), alerts(low_paper): only those of a severity or rule kind",
   },
   { name: "config_version", type: "number", sql: "k.config_version::float8", doc: "its desired configuration's version" },
