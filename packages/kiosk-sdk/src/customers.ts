@@ -74,10 +74,26 @@ export async function redeemPoints(scanned: string, points: bigint, idempotencyK
   return res.pointsBalance;
 }
 
-/** "Tell me when it is back": one message to `contact` (an email, or a phone in E.164) when this kiosk is restocked. */
-export async function requestBackInStock(sku: string, contact: string, o: CustomersOptions): Promise<void> {
+/** Where else a restock counts: kiosks within `nearbyKm` of this one (at most 50), or of its group. */
+export interface BackInStockScope {
+  nearbyKm?: number;
+  sameGroup?: boolean;
+}
+
+/**
+ * "Tell me when it is back": one message to `contact` (an email, or a phone number, national
+ * numbers read in customers' default region) when this kiosk — or one in `scope` — is restocked;
+ * the message names where.
+ */
+export async function requestBackInStock(sku: string, contact: string, o: CustomersOptions, scope: BackInStockScope = {}): Promise<void> {
   const byEmail = contact.includes("@");
-  await call("BackInStockService/RequestBackInStock", RequestBackInStockRequestSchema, RequestBackInStockResponseSchema, { sku, email: byEmail ? contact : "", phone: byEmail ? "" : contact }, o);
+  await call(
+    "BackInStockService/RequestBackInStock",
+    RequestBackInStockRequestSchema,
+    RequestBackInStockResponseSchema,
+    { sku, email: byEmail ? contact : "", phone: byEmail ? "" : contact, nearbyKm: scope.nearbyKm ?? 0, sameGroup: scope.sameGroup ?? false },
+    o,
+  );
 }
 
 /** A rating (1-5) and an optional short text for a product of one of this kiosk's completed orders. */

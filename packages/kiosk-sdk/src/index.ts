@@ -39,5 +39,6 @@ export {
   redeemPoints,
   requestBackInStock,
   scannedMember,
+  type BackInStockScope,
   type CustomersOptions,
 } from "./customers.js";

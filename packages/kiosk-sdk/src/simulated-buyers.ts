@@ -71,7 +71,8 @@ export function simulatedBuyers(o: SimulatedBuyersOptions) {
     async soldOut(kiosk: { kioskId: string; deviceCredential: string }, sku: string): Promise<void> {
       if (random() >= (o.backInStockShare ?? 0.2)) return;
       try {
-        await requestBackInStock(sku, `buyer-${randomUUID().slice(0, 8)}@example.com`, opts(kiosk.deviceCredential));
+        // Half of them would also walk to a kiosk nearby (5 km) for it.
+        await requestBackInStock(sku, `buyer-${randomUUID().slice(0, 8)}@example.com`, opts(kiosk.deviceCredential), random() < 0.5 ? { nearbyKm: 5 } : {});
         stats.backInStockRequests++;
       } catch (err) {
         failed("a back-in-stock request", err);

@@ -33,6 +33,10 @@ describe("the kiosk SDK's customers methods", () => {
     expect(over).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringMatching(/^points:/) });
     await rateProduct(orderId, "tea", 5, "Lovely", at);
     await requestBackInStock("tea", "+420601234567", at);
+    // Nearby kiosks too; a national number in the default region (CZ).
+    await requestBackInStock("coffee", "601 234 567", at, { nearbyKm: 3, sameGroup: true });
+    const bad = await requestBackInStock("coffee", "+420 123", at).catch((e: grpc.ServiceError) => e);
+    expect(bad).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^phone:/) });
     expect(await callForHelp(HelpCaller.TECHNICIAN, "paper jam", at)).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
