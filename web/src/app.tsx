@@ -15,6 +15,7 @@ import { Layout } from "./ui/Layout";
 // Loaded when first visited, like the pages in routes.tsx.
 const KioskDetailPage = lazy(() => import("./fleet/KioskDetailPage").then((m) => ({ default: m.KioskDetailPage })));
 const JobDetailPage = lazy(() => import("./jobs/JobDetailPage").then((m) => ({ default: m.JobDetailPage })));
+const RolloutDetailPage = lazy(() => import("./rollouts/RolloutDetailPage").then((m) => ({ default: m.RolloutDetailPage })));
 const OrderDetailPage = lazy(() => import("./orders/OrderDetailPage").then((m) => ({ default: m.OrderDetailPage })));
 
 const routes: RouteObject[] = [
@@ -41,6 +42,14 @@ const routes: RouteObject[] = [
         element: (
           <RequireAccess need={needs.getJob}>
             {later(<JobDetailPage />)}
+          </RequireAccess>
+        ),
+      },
+      {
+        path: "/rollouts/:rolloutId",
+        element: (
+          <RequireAccess need={needs.getRollout}>
+            {later(<RolloutDetailPage />)}
           </RequireAccess>
         ),
       },
