@@ -5,7 +5,7 @@ import { useId, useState } from "react";
 import { Link } from "react-router";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { LeaseService, LeaseState, type Lease } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
+import { LeaseService, LeaseSource, LeaseState, type Lease } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import { ConflictKind, ConflictResolution, ConflictState, OfflineSaleService, type OfflineConflict } from "@adminkiosk/proto/adminkiosk/orders/v1/offline_pb";
 import { useCan } from "../api/context";
 import { describeError } from "../api/errors";
@@ -28,7 +28,26 @@ const conflictKinds: Record<ConflictKind, string> = {
   [ConflictKind.LEASE_ENDED]: "Lease ended first",
   [ConflictKind.PAYMENT_DECLINED]: "Card declined on capture",
   [ConflictKind.NOT_IN_LEASE]: "Not in the lease",
+  [ConflictKind.REJECTED]: "Rejected: never applicable",
 };
+const resolutionLabels: Record<ConflictResolution, string> = {
+  [ConflictResolution.UNSPECIFIED]: "—",
+  [ConflictResolution.REFUNDED]: "Refunded",
+  [ConflictResolution.WRITTEN_OFF]: "Written off",
+  [ConflictResolution.ACCEPTED]: "Accepted",
+};
+
+/** What an operator may decide for a conflict (docs/offline.md, the resolution policy; orders enforces it). */
+function choicesFor(c: OfflineConflict): { value: ConflictResolution; label: string }[] {
+  if (c.kind === ConflictKind.LEASE_ENDED && c.sold)
+    return [
+      { value: ConflictResolution.ACCEPTED, label: "Accept: the sale stands" },
+      { value: ConflictResolution.REFUNDED, label: "Refunded (refund the order first)" },
+    ];
+  const refunded = { value: ConflictResolution.REFUNDED, label: "Customer refunded (tickets void)" };
+  if (c.kind === ConflictKind.PAYMENT_DECLINED || c.kind === ConflictKind.REJECTED) return [refunded, { value: ConflictResolution.WRITTEN_OFF, label: "Written off (tickets stay valid)" }];
+  return [refunded];
+}
 
 export function OfflinePage() {
   const id = useId();
@@ -81,8 +100,9 @@ function Conflicts({ kioskId }: { kioskId: string }) {
         </div>
       </div>
       <p className="small">
-        A lease that ended before its sales synced: nothing was sold, the card was not charged, the tickets are void — the customer is owed a refund. A card declined on capture: the goods are
-        gone — collect the money, or write it off.
+        Sold under a lease revoked meanwhile: recorded as sold (the buyer has it) — accept it, or refund the order and mark it refunded. A lease returned or expired first, or a sale
+        orders rejected: nothing was sold, the card was not charged — the customer is owed a refund, or the loss is written off. A card declined on capture: the goods are gone — collect
+        the money, or write it off.
       </p>
       {conflicts.error && <ErrorNotice error={conflicts.error} onRetry={() => void conflicts.refetch()} compact />}
       <div className="table-wrap">
@@ -108,8 +128,13 @@ function Conflicts({ kioskId }: { kioskId: string }) {
                   </Link>
                 </td>
                 <td className="mono">{c.kioskId}</td>
-                <td className="small" title={c.message}>
-                  {conflictKinds[c.kind]} <span className="mono">({c.code})</span>
+                <td className="small">
+                  <div>
+                    {c.kind === ConflictKind.LEASE_ENDED && c.sold ? "Sold under a revoked lease" : conflictKinds[c.kind]} <span className="mono">({c.code})</span>
+                  </div>
+                  <div className="muted" data-testid="conflict-message">
+                    {c.message}
+                  </div>
                 </td>
                 <td className="nowrap">{c.currency ? formatMoney(c.amountMinor, c.currency) : String(c.amountMinor)}</td>
                 <td className="mono small">{c.paymentMethod}</td>
@@ -133,7 +158,7 @@ function Conflicts({ kioskId }: { kioskId: string }) {
 }
 
 function describeResolution(c: OfflineConflict) {
-  const what = c.resolution === ConflictResolution.REFUNDED ? "Refunded" : c.resolution === ConflictResolution.WRITTEN_OFF ? "Written off" : "—";
+  const what = resolutionLabels[c.resolution];
   return `${what} by ${c.resolvedBy}${c.note ? `: ${c.note}` : ""}`;
 }
 
@@ -142,7 +167,8 @@ function Resolve({ conflict: c }: { conflict: OfflineConflict }) {
   const queryClient = useQueryClient();
   const can = useCan(OfflineSaleService.method.resolveOfflineConflict);
   const [note, setNote] = useState("");
-  const [resolution, setResolution] = useState(ConflictResolution.REFUNDED);
+  const choices = choicesFor(c);
+  const [resolution, setResolution] = useState(choices[0]!.value);
   const resolve = useMutation(OfflineSaleService.method.resolveOfflineConflict, { onSuccess: () => queryClient.invalidateQueries() });
   if (!can) return <span className="small">Open</span>;
   const fields = resolve.error ? describeError(resolve.error).fields : {};
@@ -158,8 +184,11 @@ function Resolve({ conflict: c }: { conflict: OfflineConflict }) {
         Resolution
       </label>
       <select id={`${id}-resolution`} value={resolution} onChange={(e) => setResolution(Number(e.target.value) as ConflictResolution)}>
-        <option value={ConflictResolution.REFUNDED}>Customer refunded (tickets void)</option>
-        {c.kind === ConflictKind.PAYMENT_DECLINED && <option value={ConflictResolution.WRITTEN_OFF}>Written off (tickets stay valid)</option>}
+        {choices.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
       </select>
       <label htmlFor={`${id}-note`} className="visually-hidden">
         Note
@@ -183,7 +212,10 @@ function Leases({ kioskId }: { kioskId: string }) {
       <h2 id={`${id}-title`} className="card-title">
         Leases per kiosk
       </h2>
-      <p className="small">Units and seats a kiosk may sell without asking. On an active lease, leased but not synced as sold is either unsold or sold offline and pending sync.</p>
+      <p className="small">
+        Units and seats a kiosk may sell without asking. Not synced: leased but not yet synced as sold — unsold, or sold offline and pending sync. A revoked lease keeps its unsold seats held
+        until the kiosk has synced (or its sync window is over), so they are never sold twice.
+      </p>
       {leases.error && <ErrorNotice error={leases.error} onRetry={() => void leases.refetch()} compact />}
       <div className="table-wrap">
         <table className="table">
@@ -193,23 +225,35 @@ function Leases({ kioskId }: { kioskId: string }) {
               <th scope="col">State</th>
               <th scope="col">Units (synced sold / leased)</th>
               <th scope="col">Seats (synced sold / leased)</th>
+              <th scope="col">Not synced</th>
               <th scope="col">Sells until</th>
               <th scope="col">Granted by</th>
               <th scope="col" />
             </tr>
           </thead>
           <tbody>
-            {leases.isPending && <SkeletonRows rows={3} columns={7} />}
+            {leases.isPending && <SkeletonRows rows={3} columns={8} />}
             {list.map((l) => (
               <tr key={l.leaseId} data-testid="lease-row">
                 <td className="mono">{l.kioskId}</td>
-                <td title={l.endReason}>{leaseStates[l.state]}</td>
-                <td className="small">{l.items.map((i) => `${i.sku} ${i.sold}/${i.quantity}`).join(", ") || "—"}</td>
+                <td title={l.endReason}>
+                  {leaseStates[l.state]}
+                  {l.seatsQuarantined && <div className="small">Seats held until the kiosk syncs</div>}
+                </td>
+                <td className="small" title={l.items.map((i) => `${i.sku}: ${i.sizing || "as asked"}`).join("\n")}>
+                  {l.items.map((i) => `${i.sku} ${i.sold}/${i.quantity}`).join(", ") || "—"}
+                </td>
                 <td className="small">{l.seats.length ? `${l.seats.filter((s) => s.sold).length}/${l.seats.length}` : "—"}</td>
+                <td className="small" data-testid="lease-unsynced">
+                  {l.state === LeaseState.ACTIVE || l.seatsQuarantined ? unsynced(l) : "—"}
+                </td>
                 <td className="nowrap" title={`held until ${formatDateTime(l.holdUntilTime)}`}>
                   {formatDateTime(l.expireTime)}
                 </td>
-                <td className="small">{l.createdBy}</td>
+                <td className="small">
+                  {l.createdBy}
+                  {l.source === LeaseSource.FORECAST && " (sized by forecast)"}
+                </td>
                 <td>{l.state === LeaseState.ACTIVE && <Revoke lease={l} />}</td>
               </tr>
             ))}
@@ -226,6 +270,17 @@ function Leases({ kioskId }: { kioskId: string }) {
   );
 }
 
+/**
+ * Leased but not synced as sold: unsold, or sold offline and waiting for the kiosk's sync.
+ * A revoked lease's units went back at once; only its quarantined seats are still its own.
+ */
+function unsynced(l: Lease) {
+  const units = l.state === LeaseState.ACTIVE ? l.items.reduce((n, i) => n + (i.quantity - i.sold), 0n) : 0n;
+  const seats = l.seats.filter((s) => !s.sold).length;
+  const count = (n: bigint | number, one: string) => (n === 0n || n === 0 ? "" : `${n} ${one}${n === 1n || n === 1 ? "" : "s"}`);
+  return [count(units, "unit"), count(seats, "seat")].filter(Boolean).join(", ") || "none";
+}
+
 function Revoke({ lease }: { lease: Lease }) {
   const queryClient = useQueryClient();
   const can = useCan(LeaseService.method.revokeLease);
@@ -238,7 +293,7 @@ function Revoke({ lease }: { lease: Lease }) {
         className="button button-danger"
         disabled={revoke.isPending}
         onClick={() => {
-          const reason = window.prompt(`Revoke the lease of ${lease.kioskId}? Its unsold units and seats go back; its offline sales synced later become conflicts. Reason:`);
+          const reason = window.prompt(`Revoke the lease of ${lease.kioskId}? Its unsold units go back now; its unsold seats stay held until the kiosk has synced (it may be selling them offline). Sales it synced later are recorded as sold and become conflicts. Reason:`);
           if (reason?.trim()) revoke.mutate({ leaseId: lease.leaseId, reason: reason.trim() });
         }}
       >
