@@ -30,12 +30,29 @@ export function suggest(lang: Language, text: string, caret: number, max = 8): {
   const before = text.slice(0, start);
   const prefix = word.toLowerCase();
   const byName = new Map(lang.fields.map((f) => [f.name, f]));
-  const fieldItems = (): Suggestion[] => lang.fields.map((f) => ({ text: f.name, detail: `${f.type} · ${f.description}` }));
+  // A field with an argument is offered as name( — stock("SKU"), alerts(critical) — and,
+  // where the argument may be left out (alerts), as its plain name too.
+  const fieldItems = (): Suggestion[] =>
+    lang.fields.flatMap((f) => [
+      ...(f.argumentRequired ? [] : [{ text: f.name, detail: `${f.type} · ${f.description}` }]),
+      ...(f.argument ? [{ text: `${f.name}(`, detail: `${f.name}(${f.argument}) · ${f.description}` }] : []),
+    ]);
   let items: Suggestion[];
   // After "field op" or "field in (": that field's values.
   const cmp = /([A-Za-z_]+)\s*(=|!=|<>|<=|>=|<|>|~)\s*$/.exec(before) ?? /([A-Za-z_]+)\s+in\s*\((?:[^)]*,)?\s*$/i.exec(before);
   const stage = /\|\s*(sort|stats|limit)\b[^|]*$/i.exec(before)?.[1]?.toLowerCase();
-  if (cmp && byName.has(cmp[1]!.toLowerCase())) {
+  // Inside "stock(" or alerts(' (alert( is alerts' shorthand): the argument's values — the SKUs fleet knows, severities and rule kinds.
+  const call = /\b([A-Za-z_]+)\(\s*(["']?)$/.exec(before);
+  const called = call ? byName.get(call[1]!.toLowerCase() === "alert" ? "alerts" : call[1]!.toLowerCase()) : undefined;
+  // Right after "stock(...)" (a field with its argument): its operators.
+  const afterCall = /\b([A-Za-z_]+)\([^()]*\)\s*$/.exec(before);
+  const calledBefore = afterCall && !stage ? byName.get(afterCall[1]!.toLowerCase()) : undefined;
+  if (called?.argument) {
+    const quote = call![2]!;
+    items = called.argumentValues.map((v) => ({ text: `${v}${quote})`, detail: called.argument }));
+  } else if (calledBefore?.argument) {
+    items = calledBefore.operators.map((op) => ({ text: op, detail: `${calledBefore.name}(…) ${op} …` }));
+  } else if (cmp && byName.has(cmp[1]!.toLowerCase())) {
     const f = byName.get(cmp[1]!.toLowerCase())!;
     items = f.values.filter((v) => v !== "").map((v) => ({ text: v, detail: f.name }));
     if (f.type === "bool") items = ["true", "false"].map((v) => ({ text: v, detail: f.name }));
@@ -55,7 +72,14 @@ export function suggest(lang: Language, text: string, caret: number, max = 8): {
   } else if (stage === "sort") {
     items = [...fieldItems(), { text: "desc", detail: "descending" }, { text: "asc", detail: "ascending" }, { text: "count()", detail: "sort groups by their count" }];
   } else {
-    items = [...fieldItems(), ...connectives.map((c) => ({ text: c, detail: "keyword" })), { text: "near(", detail: "near(lat, lon, km)" }, { text: "within(", detail: "within(south, west, north, east)" }, { text: "|", detail: "a stage: sort, stats, limit" }];
+    items = [
+      ...fieldItems(),
+      ...connectives.map((c) => ({ text: c, detail: "keyword" })),
+      { text: "near(", detail: "near(lat, lon, km)" },
+      { text: "within(", detail: "within(south, west, north, east)" },
+      ...(byName.get("alerts")?.argument ? [{ text: "alert(", detail: "alert(severity or rule kind): an open alert of that kind" }] : []),
+      { text: "|", detail: "a stage: sort, stats, limit" },
+    ];
   }
   return { start, items: items.filter((s) => s.text.toLowerCase().startsWith(prefix) && s.text.toLowerCase() !== prefix).slice(0, max) };
 }
