@@ -101,6 +101,8 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     log(out.at(-1)!);
   };
   const random = () => ids[Math.floor(Math.random() * ids.length)]!;
+  /** What the closing lines compare: fleet's sequential round trip with the bare one, and SendCommand's rate. */
+  const summary: { fleet?: number[]; bare?: number[]; callsPerSecond?: number } = {};
   const cpuOf = () => [fleet.child.pid!, ...links.map((l) => l.child.pid!)].map(cpuSeconds);
   const cpuDelta = (before: number[]) => {
     const now = cpuOf();
@@ -130,6 +132,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       done.push(Date.now() - t0);
       sentAt.push([id, t0]);
     }
+    summary.fleet = done;
     await sleep(300); // the kiosks report receive times every 50 ms
     for (const [id, t0] of sentAt) recv.push((receivedAt.get(id) ?? NaN) - t0);
     const { rows } = await db.query<{ ms: number }>(
@@ -162,6 +165,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       started.set(command!.commandId, s);
     });
     const sentSeconds = (Date.now() - t0) / 1000;
+    summary.callsPerSecond = concurrent / sentSeconds;
     for (;;) {
       const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM commands WHERE command_id = ANY($1) AND state = 'succeeded'", [[...started.keys()]]);
       if (Number(rows[0]!.n) >= started.size) break;
@@ -291,6 +295,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       done.push(Date.now() - t0);
       sentAt.push([id, t0]);
     }
+    summary.bare = done;
     await sleep(300);
     for (const [id, t0] of sentAt) recv.push((receivedAt.get(id) ?? NaN) - t0);
     row([`baseline: ${sequential} sequential deliveries, bare NATS request → kiosk → result on NATS`, "–", `${ms(percentile(recv, 50))} / ${ms(percentile(recv, 99))}`, `${ms(percentile(done, 50))} / ${ms(percentile(done, 99))}`, "", cpuDelta(cpu).replace(/fleet [^,]+, /, "fleet stopped, "), load]);
@@ -353,5 +358,12 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   console.log("| scenario | API call ms p50 / p99 | kiosk receives after ms p50 / p99 | SUCCEEDED after ms p50 / p99 | mean | CPU-s during the phase | load avg (1, 5, 15 min) |");
   console.log("|---|---|---|---|---|---|---|");
   for (const r of out) console.log(r);
+  const f = summary.fleet ?? [];
+  const b = summary.bare ?? [];
+  console.log(
+    `\nround trip SendCommand → SUCCEEDED p50 / p99: fleet ${ms(percentile(f, 50))} / ${ms(percentile(f, 99))} ms, bare NATS ${ms(percentile(b, 50))} / ${ms(percentile(b, 99))} ms ` +
+      `(fleet − bare: ${ms(percentile(f, 50) - percentile(b, 50))} / ${ms(percentile(f, 99) - percentile(b, 99))} ms; bare / fleet p50 ${(percentile(b, 50) / percentile(f, 50)).toFixed(2)}); ` +
+      `SendCommand ${Math.round(summary.callsPerSecond ?? NaN)} calls/s with ${concurrency} callers`,
+  );
 });
 process.exit(0);

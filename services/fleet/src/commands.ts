@@ -31,6 +31,7 @@ import {
   requireSameRequest,
   requireText,
   requireUuid,
+  requestInfo,
   type Pool,
   type PoolClient,
 } from "@adminkiosk/runtime";
@@ -176,24 +177,32 @@ export function commandRoutes(deps: CommandDeps) {
         const key = optionalIdempotencyKey(req.idempotencyKey);
         const issuedBy = describePrincipal(principalOf(ctx));
         const hash = requestHash("SendCommand", SendCommandRequestSchema, req).toString("hex");
-        const { row, created } = await inTransaction(pool, async (tx) => {
-          const { rows: k } = await tx.query("SELECT 1 FROM kiosks WHERE kiosk_id = $1 AND deleted_at IS NULL", [kioskId]);
-          if (k.length === 0) throw new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
-          const { rows } = await tx.query<CommandRow>(
-            `INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at, traceparent)
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000), $9)
-             ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
-            // The call's trace goes down the kiosk stream with the command (tracing; NULL when off).
-            [randomUUID(), kioskId, toBinary(CommandActionSchema, req.action!), kind, issuedBy, key, hash, ttlMs, currentTraceparent() ?? null],
-          );
-          if (rows[0]) {
-            await recordAudit(tx, ctx, "command.sent", kioskId, { commandId: rows[0].command_id, action: kind, ttlMs });
-            return { row: rows[0], created: true };
-          }
-          const { rows: prior } = await tx.query<CommandRow>("SELECT * FROM commands WHERE issued_by = $1 AND idempotency_key = $2", [issuedBy, key]);
+        // One statement, one round trip: the kiosk must exist (and not be deleted), the command
+        // is inserted unless the caller's key was used before, and its audit row goes with it
+        // (a single statement is atomic, as the transaction it replaces was).
+        const info = requestInfo(ctx);
+        const { rows } = await pool.query<CommandRow & { kiosk_found: boolean; inserted: boolean }>(
+          `WITH k AS (SELECT 1 FROM kiosks WHERE kiosk_id = $2 AND deleted_at IS NULL),
+           ins AS (
+             INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at, traceparent)
+             SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000), $9 FROM k
+             ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *),
+           audit AS (
+             INSERT INTO audit_events (type, actor, subject, ip, request_id, details)
+             SELECT 'command.sent', $5, $2, $10, $11, jsonb_build_object('commandId', command_id, 'action', action_kind, 'ttlMs', $8::bigint) FROM ins)
+           SELECT ins.*, EXISTS (SELECT 1 FROM k) AS kiosk_found, ins.command_id IS NOT NULL AS inserted FROM (SELECT 1) one LEFT JOIN ins ON true`,
+          // The call's trace goes down the kiosk stream with the command (tracing; NULL when off).
+          [randomUUID(), kioskId, toBinary(CommandActionSchema, req.action!), kind, issuedBy, key, hash, ttlMs, currentTraceparent() ?? null, info.peer ?? "", info.id ?? ""],
+        );
+        if (!rows[0]!.kiosk_found) throw new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
+        const created = rows[0]!.inserted;
+        let row: CommandRow = rows[0]!;
+        if (!created) {
+          // The key was used before: the same request gets the command it made.
+          const { rows: prior } = await pool.query<CommandRow>("SELECT * FROM commands WHERE issued_by = $1 AND idempotency_key = $2", [issuedBy, key]);
           requireSameRequestHex(prior[0]?.request_hash, hash);
-          return { row: prior[0]!, created: false };
-        });
+          row = prior[0]!;
+        }
         if (created) {
           changes.publish(kioskId, "command", row.command_id);
           dispatcher.kick([kioskId]);

@@ -163,23 +163,28 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   async function pumpBatch(batch: Map<string, boolean>) {
     const nc = await o.nats;
     const ids = [...batch.keys()];
-    const { rows: online } = await o.pool.query<{ kiosk_id: string; session_id: string; config_version: string; config_pushed_version: string; config_stale: boolean; reported_config_version: string; reported_config_failed_version: string }>(
-      `SELECT kiosk_id, session_id, config_version, config_pushed_version, reported_config_version, reported_config_failed_version,
-              (config_pushed_at IS NULL OR config_pushed_at < now() - make_interval(secs => $2::float8 / 1000)) AS config_stale
-       FROM kiosks WHERE kiosk_id = ANY($1) AND connected AND session_id IS NOT NULL AND deleted_at IS NULL`,
-      [ids, o.resendAfterMs],
-    );
+    const resendIds = ids.filter((id) => batch.get(id));
+    // The kiosks online and the commands owed to them, asked at once (two connections, one
+    // round trip's wait): the commands' own join keeps only online kiosks' ones.
+    const [{ rows: online }, { rows: commands }] = await Promise.all([
+      o.pool.query<{ kiosk_id: string; session_id: string; config_version: string; config_pushed_version: string; config_stale: boolean; reported_config_version: string; reported_config_failed_version: string }>(
+        `SELECT kiosk_id, session_id, config_version, config_pushed_version, reported_config_version, reported_config_failed_version,
+                (config_pushed_at IS NULL OR config_pushed_at < now() - make_interval(secs => $2::float8 / 1000)) AS config_stale
+         FROM kiosks WHERE kiosk_id = ANY($1) AND connected AND session_id IS NOT NULL AND deleted_at IS NULL`,
+        [ids, o.resendAfterMs],
+      ),
+      o.pool.query<PendingCommand>(
+        // Acked but unfinished ones too: a result lost with a dying stream is repeated by
+        // the kiosk when it sees the command again (it does not run it again).
+        `SELECT c.command_id, c.kiosk_id, c.action, c.expire_at, c.traceparent FROM commands c JOIN kiosks k USING (kiosk_id)
+         WHERE c.kiosk_id = ANY($1) AND k.connected AND k.session_id IS NOT NULL AND k.deleted_at IS NULL
+           AND c.state IN (${sqlStates(openCommandStates)}) AND c.expire_at > now()
+           AND (c.state = 'queued' OR c.kiosk_id = ANY($2) OR c.sent_at < now() - make_interval(secs => $3::float8 / 1000))
+         ORDER BY c.kiosk_id, c.seq`,
+        [ids, resendIds, o.resendAfterMs],
+      ),
+    ]);
     if (online.length === 0) return;
-    const resendIds = online.filter((k) => batch.get(k.kiosk_id)).map((k) => k.kiosk_id);
-    const { rows: commands } = await o.pool.query<PendingCommand>(
-      // Acked but unfinished ones too: a result lost with a dying stream is repeated by
-      // the kiosk when it sees the command again (it does not run it again).
-      `SELECT command_id, kiosk_id, action, expire_at, traceparent FROM commands
-       WHERE kiosk_id = ANY($1) AND state IN (${sqlStates(openCommandStates)}) AND expire_at > now()
-         AND (state = 'queued' OR kiosk_id = ANY($2) OR sent_at < now() - make_interval(secs => $3::float8 / 1000))
-       ORDER BY kiosk_id, seq`,
-      [online.map((k) => k.kiosk_id), resendIds, o.resendAfterMs],
-    );
     const byKiosk = new Map<string, PendingCommand[]>();
     for (const c of commands) {
       const list = byKiosk.get(c.kiosk_id) ?? [];
