@@ -1,4 +1,5 @@
-// The shell's providers and routes. Everything but the sign-in page sits behind a session.
+// The shell's providers and routes. Everything but the sign-in pages and the buyer's review
+// page (a receipt's link, its token the credential) sits behind a session.
 import { lazy, useState } from "react";
 import { BrowserRouter, useRoutes, type RouteObject } from "react-router";
 import { ApiProvider } from "./api/context";
@@ -17,10 +18,13 @@ const KioskDetailPage = lazy(() => import("./fleet/KioskDetailPage").then((m) =>
 const JobDetailPage = lazy(() => import("./jobs/JobDetailPage").then((m) => ({ default: m.JobDetailPage })));
 const RolloutDetailPage = lazy(() => import("./rollouts/RolloutDetailPage").then((m) => ({ default: m.RolloutDetailPage })));
 const OrderDetailPage = lazy(() => import("./orders/OrderDetailPage").then((m) => ({ default: m.OrderDetailPage })));
+// The buyer's review page from a receipt's link: public, outside the session and the navigation.
+const ReviewLinkPage = lazy(() => import("./customers/ReviewLinkPage").then((m) => ({ default: m.ReviewLinkPage })));
 
 const routes: RouteObject[] = [
   { path: "/signin", element: <SignInPage /> },
   { path: "/sso/callback", element: <SsoCallbackPage /> },
+  { path: "/review/:token", element: later(<ReviewLinkPage />) },
   {
     element: (
       <RequireSession>
