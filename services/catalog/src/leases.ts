@@ -393,6 +393,11 @@ export function createLeaseBook(pool: Pool, syncGraceSeconds: number): LeaseBook
             lease_id: input.leaseId,
           });
         }
+        // Past its sync window a revoked lease's seats may have gone to someone else: refused, like an expired lease's sale.
+        if (revoked && l.row.hold_until.getTime() <= Date.now())
+          throw refusal(`lease_id: lease ${input.leaseId} was revoked (${l.row.end_reason}) and its sync window is over; its units and seats went back`, "failedPrecondition", "LEASE_REVOKED", {
+            lease_id: input.leaseId,
+          });
         if (input.soldAt.getTime() > l.row.expires_at.getTime())
           throw refusal(`sold_time: ${input.soldAt.toISOString()} is after the lease's expiry ${l.row.expires_at.toISOString()}`, "failedPrecondition", "SOLD_AFTER_EXPIRY", {
             lease_id: input.leaseId,

@@ -787,8 +787,8 @@ export const LeaseService: GenService<{
    * (the kiosk sold it before it knew): units leave stock (never below what others hold:
    * the rest is answered in shortfalls), seats still quarantined for it become sold, and
    * lease_state says REVOKED. FAILED_PRECONDITION when the lease was returned or expired
-   * (LEASE_RETURNED, LEASE_EXPIRED), a revoked lease's seat is no longer held for it
-   * (LEASE_REVOKED), sold_time is past its expire_time
+   * (LEASE_RETURNED, LEASE_EXPIRED), a revoked lease's sync window is over or its seat
+   * is no longer held for it (LEASE_REVOKED), sold_time is past its expire_time
    * (SOLD_AFTER_EXPIRY) or it does not hold what the sale names (NOT_IN_LEASE);
    * PERMISSION_DENIED when the lease is another kiosk's.
    *
