@@ -8,8 +8,12 @@
 //     statements in parallel through pg.
 // The three are interleaved run by run, so the machine's load falls on all of them alike.
 // 100,000 kiosks are inserted straight into fleet's table (INSERT … SELECT generate_series)
-// after fleet has migrated it, then ANALYZEd.
-// Run: npm run bench:fleet-query (BENCH_KIOSKS=100000 BENCH_RUNS=200; loopback only).
+// after fleet has migrated it, with what fleet's projections would hold: 20 SKUs' stock at
+// every kiosk (2,000,000 rows of kiosk_stock) and open alerts at about 1 kiosk in 23 (a
+// second at 1 in 115), resolved ones beside them; then ANALYZEd.
+// Run: npm run bench:fleet-query (BENCH_KIOSKS=100000 BENCH_RUNS=200; loopback only;
+// BENCH_ONLY=broad,commerce runs the scenarios whose names start with those words;
+// BENCH_EXPLAIN=1 prints each statement's plan).
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
@@ -57,6 +61,18 @@ const scenarios: Scenario[] = [
              GROUP BY group_id ORDER BY n DESC, group_id LIMIT 1001`,
   },
   {
+    name: "commerce: seen in the last hour, under 5 of SKU-07 and an open alert, by group",
+    query: 'stock("SKU-07") < 5 and alerts > 0 and last_seen_age < 1h | sort stock("SKU-07"), count() desc | stats count() by group',
+    page: `SELECT k.* FROM kiosks k JOIN kiosk_stock s ON s.kiosk_id = k.kiosk_id AND s.sku = 'SKU-07'
+           WHERE k.deleted_at IS NULL AND s.on_hand < 5 AND k.last_seen_at > now() - interval '1 hour'
+             AND EXISTS (SELECT 1 FROM kiosk_alerts a WHERE a.kiosk_id = k.kiosk_id AND a.state <> 'resolved')
+           ORDER BY s.on_hand, k.kiosk_id LIMIT 101`,
+    groups: `SELECT k.group_id, count(*) AS n FROM kiosks k JOIN kiosk_stock s ON s.kiosk_id = k.kiosk_id AND s.sku = 'SKU-07'
+             WHERE k.deleted_at IS NULL AND s.on_hand < 5 AND k.last_seen_at > now() - interval '1 hour'
+               AND EXISTS (SELECT 1 FROM kiosk_alerts a WHERE a.kiosk_id = k.kiosk_id AND a.state <> 'resolved')
+             GROUP BY k.group_id ORDER BY n DESC, k.group_id LIMIT 1001`,
+  },
+  {
     name: "whole fleet: every kiosk sorted by CPU, p95 CPU by app version",
     query: "| sort cpu desc | stats count(), p95(cpu) by app",
     page: `SELECT * FROM kiosks WHERE deleted_at IS NULL ORDER BY (state->>'cpuPercent')::float8 DESC NULLS LAST, kiosk_id LIMIT 101`,
@@ -101,7 +117,24 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
        (ARRAY[-3.7, -9.1, 2.4, 13.4, 12.5, 14.4, 16.4, 21.0, -6.3, 10.8, 9.2, -8.6, 4.8, 11.6, 16.6, -6.0, -0.4, 10.0, 8.5, 6.1])[1 + i % 20] AS lon) AS c`,
     [kioskCount],
   );
+  // The projections (stock.ts, open-alerts.ts): 20 SKUs at every kiosk, 0–49 units each.
+  await db.query(
+    `INSERT INTO kiosk_stock (kiosk_id, sku, on_hand, available, low_stock_threshold, updated_at)
+     SELECT 'k-' || lpad(i::text, 6, '0'), 'SKU-' || lpad(j::text, 2, '0'), (i * 7919 + j * 104729) % 50, (i * 7919 + j * 104729) % 50, 5, now()
+     FROM generate_series(1, $1) AS i, generate_series(1, 20) AS j`,
+    [kioskCount],
+  );
+  await db.query(
+    `INSERT INTO kiosk_alerts (alert_id, kiosk_id, rule_kind, severity, rule_name, state)
+     SELECT s || '-' || i, 'k-' || lpad(i::text, 6, '0'), (ARRAY['low_paper', 'kiosk_offline', 'printer_fault', 'low_stock'])[1 + i % 4],
+       (ARRAY['warning', 'critical', 'info'])[1 + i % 3], 'rule', CASE WHEN s = 'r' THEN 'resolved' WHEN s = 'b' THEN 'acknowledged' ELSE 'firing' END
+     FROM generate_series(1, $1) AS i, unnest(ARRAY['a', 'b', 'r']) AS s
+     WHERE (s = 'a' AND i % 23 = 1) OR (s = 'b' AND i % 115 = 1) OR (s = 'r' AND i % 10 = 2)`,
+    [kioskCount],
+  );
   await db.query("ANALYZE kiosks");
+  await db.query("ANALYZE kiosk_stock");
+  await db.query("ANALYZE kiosk_alerts");
   log(`inserted ${kioskCount} kiosks in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   const { tokens } = await createClient(AuthService, createGrpcTransport({ baseUrl: auth.url })).login(benchAdmin);
@@ -112,7 +145,8 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
   const api = createClient(FleetQueryService, createGrpcTransport({ baseUrl: fleet.url, interceptors: [bearer] }));
 
   const out: string[] = [];
-  for (const s of scenarios) {
+  const only = (process.env["BENCH_ONLY"] ?? "").split(",").filter(Boolean);
+  for (const s of scenarios.filter((x) => only.length === 0 || only.some((o) => x.name.startsWith(o)))) {
     const compiled = compileQuery(parseQuery(s.query));
     const page = compiled.page(101, 0, false);
     const stats = compiled.stats!;
