@@ -93,17 +93,20 @@ export async function idempotent<D extends DescMessage>(
   work: (tx: PoolClient) => Promise<MessageShape<D>>,
 ): Promise<MessageShape<D>> {
   const client = await pool.connect();
+  // The steps around the work go as one round trip each side (several statements in one
+  // simple query, the values as escaped literals): BEGIN + claim + SAVEPOINT before, the
+  // answer + COMMIT after — two round trips where there were five.
+  const lit = (v: string) => client.escapeLiteral(v);
+  const bytes = (b: Uint8Array) => `${lit(`\\x${Buffer.from(b).toString("hex")}`)}::bytea`;
+  const where = `scope = ${lit(claim.scope)} AND key = ${lit(claim.key)}`;
   try {
-    await client.query("BEGIN");
-    const claimed = await client.query(
-      "INSERT INTO idempotency_keys (scope, key, method, request_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-      [claim.scope, claim.key, claim.method, claim.hash],
-    );
-    if (claimed.rowCount === 0) {
+    const results = (await client.query(
+      `BEGIN; INSERT INTO idempotency_keys (scope, key, method, request_hash) VALUES (${lit(claim.scope)}, ${lit(claim.key)}, ${lit(claim.method)}, ${bytes(claim.hash)}) ON CONFLICT DO NOTHING; SAVEPOINT work`,
+    )) as unknown as { rowCount: number | null }[];
+    if (results[1]!.rowCount === 0) {
       await client.query("COMMIT");
       return await replay(client, claim, responseSchema);
     }
-    await client.query("SAVEPOINT work");
     let response: MessageShape<D>;
     try {
       response = await work(client);
@@ -115,8 +118,7 @@ export async function idempotent<D extends DescMessage>(
       await client.query("COMMIT");
       throw err;
     }
-    await client.query("UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND key = $2", [claim.scope, claim.key, Buffer.from(toBinary(responseSchema, response))]);
-    await client.query("COMMIT");
+    await client.query(`UPDATE idempotency_keys SET response = ${bytes(toBinary(responseSchema, response))} WHERE ${where}; COMMIT`);
     return response;
   } catch (err) {
     await client.query("ROLLBACK").catch(() => {});
