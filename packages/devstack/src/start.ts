@@ -49,6 +49,8 @@ interface DevSecrets {
   WEB_PUSH_VAPID_PRIVATE_KEY: string;
   /** auth's client secret at the local OpenID provider (--sso). */
   SSO_DEV_CLIENT_SECRET: string;
+  /** The receipts' review links: notifications signs with it, customers verifies (issue 22). */
+  REVIEW_LINK_SECRET: string;
 }
 
 /**
@@ -82,6 +84,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     NOTIFICATIONS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     SMS_API_KEY: randomBytes(24).toString("hex"),
     SSO_DEV_CLIENT_SECRET: randomBytes(32).toString("base64url"),
+    REVIEW_LINK_SECRET: randomBytes(32).toString("base64url"),
     ...vapidKeys(),
   };
   const secrets = { ...made, ...kept };
@@ -241,7 +244,11 @@ async function main() {
         // Buyers' receipts: notifications reads the order from orders as itself.
         SERVICE_SECRET: env["NOTIFICATIONS_SERVICE_SECRET"] ?? devSecrets().NOTIFICATIONS_SERVICE_SECRET,
         ORDERS_URL: env["ORDERS_URL"] ?? `http://127.0.0.1:${port("ORDERS_PORT", 7005)}`,
+        // Receipts link to the admin web's public review page (customers checks the token).
+        REVIEW_LINK_SECRET: env["REVIEW_LINK_SECRET"] ?? devSecrets().REVIEW_LINK_SECRET,
+        REVIEW_LINK_BASE_URL: env["REVIEW_LINK_BASE_URL"] ?? `http://127.0.0.1:${port("WEB_PORT", webPort)}`,
       };
+      perService["customers"] = { ...perService["customers"], REVIEW_LINK_SECRETS: env["REVIEW_LINK_SECRETS"] ?? env["REVIEW_LINK_SECRET"] ?? devSecrets().REVIEW_LINK_SECRET };
       if (devMailboxUrl) perService["notifications"] = { ...perService["notifications"], DEV_MAILBOX_URL: devMailboxUrl };
     }
     if (ssoMode) {
