@@ -12,7 +12,15 @@ import { generateKeyPairSync, randomUUID, sign as edSign, createPrivateKey, type
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { GetLeaseRequestSchema, GetLeaseResponseSchema, GrantLeaseRequestSchema, GrantLeaseResponseSchema, type Lease } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
+import {
+  GetLeaseRequestSchema,
+  GetLeaseResponseSchema,
+  GrantLeaseRequestSchema,
+  GrantLeaseResponseSchema,
+  ReturnLeaseRequestSchema,
+  ReturnLeaseResponseSchema,
+  type Lease,
+} from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import {
   IssueTicketDelegationRequestSchema,
   IssueTicketDelegationResponseSchema,
@@ -290,6 +298,26 @@ export class OfflineSeller {
   sync(options: { batchSize?: number; ordersAddress?: string } = {}): Promise<OfflineSaleResult[]> {
     this.syncing ??= this.doSync(options).finally(() => (this.syncing = undefined));
     return this.syncing;
+  }
+
+  /**
+   * Gives the lease back once every sale made from it is synced (online only): its unsold
+   * units and seats go back — and if an operator revoked it meanwhile, this is what ends its
+   * seats' quarantine (the kiosk says it has nothing more to sync). Refuses while sales wait.
+   */
+  async returnLease(): Promise<Lease> {
+    const s = this.state;
+    if (!s) throw new OfflineRefusal("NO_LEASE", "no lease to return");
+    if (s.queue.some((q) => q.leaseId === s.lease.leaseId)) throw new Error(`sync first: ${s.queue.length} sales of lease ${s.lease.leaseId} wait for sync`);
+    const { lease } = await unary(this.options.catalogAddress, "/adminkiosk.catalog.v1.LeaseService/ReturnLease", ReturnLeaseRequestSchema, ReturnLeaseResponseSchema, { leaseId: s.lease.leaseId }, {
+      credential: this.options.credential,
+      timeoutMs: this.options.timeoutMs,
+    });
+    if (!lease) throw new Error("catalog answered no lease");
+    // Nothing more may be sold from it.
+    s.lease.expiresAt = 0;
+    await this.store.save(s);
+    return lease;
   }
 
   private async doSync(options: { batchSize?: number; ordersAddress?: string }): Promise<OfflineSaleResult[]> {

@@ -222,8 +222,9 @@ describe("a lease revoked while its kiosk is offline", () => {
     expect(unitConflict.message).toContain(`1 × ${sku} could not come off stock`);
 
     // The kiosk returns the lease after syncing: the unsold seat's quarantine ends, and another kiosk buys it.
-    const { lease: returned } = await leasesAs(tokenC).returnLease({ leaseId: lease.leaseId });
+    const returned = await sellerC.returnLease();
     expect(returned).toMatchObject({ state: LeaseState.REVOKED, seatsQuarantined: false });
+    await expect(sellerC.sell({ idempotencyKey: `${c}-3`, items: [{ sku, quantity: 1n }], paymentMethod: "cash" })).rejects.toBeInstanceOf(OfflineRefusal);
     const { order: other } = await f.ordersAs(tokenB).createOrder({ idempotencyKey: randomUUID(), seats: [{ eventId, seatId: seatIds[1]! }], paymentMethod: "pm_card_visa" });
     expect((await f.waitFor(tokenB, other!.orderId, done)).state).toBe(OrderState.COMPLETED);
 
