@@ -34,6 +34,8 @@ interface DevSecrets {
   PROVIDER_WEBHOOK_SECRET: string;
   /** orders' Ed25519 ticket signing key, a private JWK. */
   ORDERS_TICKET_SIGNING_KEY: string;
+  /** fleet's Ed25519 release-manifest signing key, a private JWK (issue 17). */
+  FLEET_RELEASE_SIGNING_KEY: string;
   /** orders' client secret at auth (it calls catalog and payments as itself). */
   ORDERS_SERVICE_SECRET: string;
   /** ai's client secret at auth (it reads catalog's stock as itself). */
@@ -79,6 +81,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     PROVIDER_WEBHOOK_SECRET: randomBytes(32).toString("hex"),
     ORDERS_TICKET_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
     ORDERS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
+    FLEET_RELEASE_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
     AI_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_WEBHOOK_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
@@ -257,6 +260,12 @@ async function main() {
       perService["auth"] = { ...perService["auth"], ...sso.authEnv };
       say(`oidc-dev  ${sso.issuer}  (local OpenID provider: ${oidcTestUsers.map((u) => `${u.login} [${u.groups.join(", ")}]`).join(", ")}; password ${oidcTestPassword})`);
     }
+    // fleet signs release manifests and keeps uploaded artifacts under the data dir (issue 17).
+    perService["fleet"] = {
+      ...perService["fleet"],
+      FLEET_RELEASE_SIGNING_KEY: env["FLEET_RELEASE_SIGNING_KEY"] ?? devSecrets().FLEET_RELEASE_SIGNING_KEY,
+      FLEET_ARTIFACT_DIR: env["FLEET_ARTIFACT_DIR"] ?? join(dataDir, "artifacts"),
+    };
     const demo = seedDemoCatalog(shared);
     const aiHistory = seedAiHistory(shared);
 

@@ -16,7 +16,7 @@
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { CommandOutcome, type CommandAction } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import {
   ConnectRequestSchema,
@@ -27,6 +27,8 @@ import {
   type ConnectResponse,
   TelemetrySampleSchema,
   type TelemetrySample,
+  UpdateStatusSchema,
+  type UpdateStatus,
   type Welcome,
 } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { backoffDelay, defaultBackoff, type BackoffOptions } from "./backoff.js";
@@ -39,6 +41,7 @@ const deserializeResponse = deserializer(ConnectResponseSchema);
 type Request = MessageInitShape<typeof ConnectRequestSchema>;
 type Result = MessageInitShape<typeof CommandResultSchema>;
 export type TelemetrySampleInit = MessageInitShape<typeof TelemetrySampleSchema>;
+export type UpdateStatusInit = MessageInitShape<typeof UpdateStatusSchema>;
 
 export type CommandKind = NonNullable<CommandAction["kind"]["case"]>;
 export type CommandPayload<K extends CommandKind> = Extract<CommandAction["kind"], { case: K }>["value"];
@@ -112,6 +115,9 @@ export class KioskClient {
   // Commands: id → its result once executed (undefined while running). Insertion-ordered, bounded.
   private readonly recentCommands = new Map<string, Result | undefined>();
   private unsentResults: Result[] = [];
+  // Install progress reported while disconnected (a restart into a new version): sent on the next stream.
+  private unsentUpdates: UpdateStatus[] = [];
+  private lastUpdateTime = 0;
 
   constructor(options: KioskClientOptions) {
     this.configVersion = options.configVersion ?? 0n;
@@ -259,6 +265,7 @@ export class KioskClient {
         clearInterval(this.heartbeatTimer);
         this.heartbeatTimer = setInterval(() => this.send({ body: { case: "heartbeat", value: { time: timestampNow() } } }), everyMs);
         for (const result of this.unsentResults.splice(0)) this.send({ body: { case: "result", value: result } });
+        for (const update of this.unsentUpdates.splice(0)) this.send({ body: { case: "updateStatus", value: update } });
         this.emit("connected", welcome);
         this.flush();
         return;
@@ -280,6 +287,41 @@ export class KioskClient {
       default:
         // ping: nothing to do; goodbye: handled when the stream ends.
         return;
+    }
+  }
+
+  // ---- software updates (updates.ts) ----
+
+  /** The versions the next Hello reports (after an install or a revert). */
+  setVersions(versions: { appVersion?: string; firmwareVersion?: string }) {
+    if (versions.appVersion !== undefined) this.options.appVersion = versions.appVersion;
+    if (versions.firmwareVersion !== undefined) this.options.firmwareVersion = versions.firmwareVersion;
+  }
+
+  get versions(): { appVersion: string; firmwareVersion: string } {
+    return { appVersion: this.options.appVersion, firmwareVersion: this.options.firmwareVersion };
+  }
+
+  /** Ends the stream and opens a new one (a restart: its Hello reports the versions now set). */
+  async restart(): Promise<void> {
+    await this.stop();
+    this.start();
+  }
+
+  /**
+   * Reports where an install is (UpdateStatus); kept until a stream is open. Each report's
+   * time is later than the one before, so fleet keeps them in order.
+   */
+  reportUpdate(status: UpdateStatusInit) {
+    const ms = Math.max(Date.now(), this.lastUpdateTime + 1);
+    this.lastUpdateTime = ms;
+    const update = create(UpdateStatusSchema, status);
+    update.time ??= timestampFromMs(ms);
+    if (this.connected) this.send({ body: { case: "updateStatus", value: update } });
+    else {
+      this.unsentUpdates.push(update);
+      // Only the latest progress matters; the outcomes are few.
+      if (this.unsentUpdates.length > 100) this.unsentUpdates.splice(0, this.unsentUpdates.length - 100);
     }
   }
 

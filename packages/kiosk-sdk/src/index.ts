@@ -11,8 +11,23 @@ export {
   type ConfigHandler,
   type KioskClientOptions,
   type TelemetrySampleInit,
+  type UpdateStatusInit,
 } from "./client.js";
 export { enroll, renewCredential, type Enrollment } from "./enroll.js";
+export {
+  compareVersions,
+  downloadResumable,
+  fetchReleaseKeys,
+  InstallFailed,
+  Updater,
+  verifySignature,
+  type BootInfo,
+  type ReleaseKindName,
+  type TrustedKeys,
+  type UpdaterOptions,
+} from "./updates.js";
+// The simulator (also "@adminkiosk/kiosk-sdk/simulator"), for tests that drive simulated kiosks.
+export { lowSalesFactor, startSimulator, type BadVersionKind, type SimKiosk, type Simulator, type SimulatorOptions } from "./simulator.js";
 export { grpcTarget } from "./grpc.js";
 export {
   fileStore,

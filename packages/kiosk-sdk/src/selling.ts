@@ -59,6 +59,16 @@ export interface SellingOptions {
   customersUrl?: string;
   /** Default 1 (ai's seed-demo). */
   seed?: number;
+  /**
+   * A kiosk's demand × this, asked at each arrival (default 1): a simulated kiosk on a
+   * "low-sales" version sells 30 % fewer (Simulator.salesFactor).
+   */
+  rateFactor?: (kioskId: string) => number;
+  /**
+   * Customers arrive evenly spaced at exactly the rate instead of at Poisson times, so the
+   * sales in a window are the rate × its length (± one): for tests comparing kiosks' sales.
+   */
+  steady?: boolean;
   random?: () => number;
   log?: (line: string) => void;
 }
@@ -250,9 +260,10 @@ export function startSelling(options: SellingOptions): Selling {
    */
   const next = (s: KioskState) => {
     const now = new Date();
-    const key = `${Math.floor(now.getTime() / 3_600_000)}|${productsVersion}`;
+    const factor = options.rateFactor?.(s.kiosk.kioskId) ?? 1;
+    const key = `${Math.floor(now.getTime() / 3_600_000)}|${productsVersion}|${factor}`;
     if (s.plan?.key !== key) {
-      const demand = demandNow(s, now);
+      const demand = new Map([...demandNow(s, now)].map(([sku, rate]) => [sku, rate * factor]));
       const basketProducts = demoBasketProducts.filter((p) => demand.has(p.sku));
       const plan = { products: basketProducts, ...basketStartRates(demand, basketProducts, demoAffinities.filter((a) => demand.has(a.a) && demand.has(a.b))) };
       s.plan = { key, plan, total: [...plan.starts.values()].reduce((a, b) => a + b, 0) };
@@ -260,8 +271,9 @@ export function startSelling(options: SellingOptions): Selling {
     const { plan, total } = s.plan;
     const untilHour = 3_600_000 - (now.getTime() % 3_600_000) + 1;
     const checkMs = Math.min(untilHour, 60_000);
-    const waitMs = total > 0 ? (-Math.log(1 - random()) / total) * 3_600_000 : Infinity;
-    if (waitMs >= checkMs) later(checkMs, () => next(s));
+    const waitMs = total > 0 ? ((options.steady ? 1 : -Math.log(1 - random())) / total) * 3_600_000 : Infinity;
+    // Steady arrivals are not cut at the check: their wait is the rate's own spacing.
+    if (waitMs >= checkMs && !options.steady) later(checkMs, () => next(s));
     else
       later(waitMs, () => {
         arrive(s, plan, total);

@@ -4,6 +4,7 @@
 // whose network flaps.
 import { randomBytes } from "node:crypto";
 import { chmod, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService, DeviceService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
@@ -13,6 +14,7 @@ import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import type { BackoffOptions } from "./backoff.js";
 import { KioskClient, type TelemetrySampleInit } from "./client.js";
 import { enroll } from "./enroll.js";
+import { fetchReleaseKeys, Updater, type TrustedKeys } from "./updates.js";
 
 export const simFirmwareVersion = "sim-1.4.2";
 export const simAppVersion = "sim-7.0.0";
@@ -167,11 +169,26 @@ async function makeRestocker(authUrl: string, admin: { email: string; password: 
   return { email: restockerEmail, password };
 }
 
+/**
+ * How a bad version misbehaves on a simulated kiosk (SimulatorOptions.badVersions):
+ * - "crash": the app crashes at boot; the kiosk goes back to its previous version by itself
+ *   (REVERTED, with the crash as the error) and reconnects;
+ * - "low-sales": the kiosk runs and reports fine but sells exactly 30 % fewer
+ *   (Simulator.salesFactor 0.7; startSelling's rateFactor);
+ * - "no-printing": receipt printing fails: printer FAULT and a "receipt-print" error in telemetry.
+ */
+export type BadVersionKind = "crash" | "low-sales" | "no-printing";
+
+/** The share of sales a kiosk running a "low-sales" version keeps. */
+export const lowSalesFactor = 0.7;
+
 /** One kiosk's hardware, drifting between samples. */
 export class SimulatedKiosk {
   private paper: number;
   private cash: number;
   private printer = DeviceStatus.OK;
+  /** Set while the kiosk runs a "no-printing" version. */
+  receiptPrintingBroken = false;
 
   constructor(private readonly random: () => number = Math.random) {
     this.paper = 40 + random() * 60;
@@ -196,12 +213,13 @@ export class SimulatedKiosk {
       ...(this.paper === 0 ? ["printer: out of paper"] : []),
     ];
     const spike = r() < 0.05 ? 40 : 0;
+    if (this.receiptPrintingBroken) errors.push("receipt-print: the receipt printer does not answer");
     return {
       cpuPercent: round(Math.min(100, 12 + r() * 18 + spike)),
       temperatureCelsius: round(38 + r() * 6 + spike / 10),
       paperLevelPercent: round(this.paper),
       cashLevelMinor: BigInt(this.cash),
-      printer,
+      printer: this.receiptPrintingBroken ? DeviceStatus.FAULT : printer,
       scanner: DeviceStatus.OK,
       errors,
     };
@@ -219,10 +237,31 @@ export interface SimulatorOptions {
   backoff?: Partial<BackoffOptions>;
   random?: () => number;
   log?: (line: string) => void;
+  /**
+   * Software updates (InstallRelease): each kiosk downloads from `apiBaseUrl` (fleet's URL,
+   * or the edge's) into <stateDir>/<kiosk id>, verifying against `trustedKeys` (default: fleet's
+   * GetReleaseKeys at `apiBaseUrl`, asked once with the first kiosk's credential and pinned).
+   * Without it InstallRelease is answered UNSUPPORTED.
+   */
+  updates?: { apiBaseUrl: string; stateDir: string; trustedKeys?: TrustedKeys };
+  /** Versions (app or firmware) that misbehave when a kiosk runs them, and how (BadVersionKind). */
+  badVersions?: Record<string, BadVersionKind>;
+  /** Every simulated kiosk's hardware model (default AK-SIM-1, as provisioned). */
+  hardwareModel?: string;
+  /** The versions the kiosks start on (default sim-7.0.0 and sim-1.4.2). */
+  appVersion?: string;
+  firmwareVersion?: string;
 }
 
 export interface Simulator {
   clients: Map<string, KioskClient>;
+  /**
+   * The share of its normal sales a kiosk makes now: 0.7 while it runs a "low-sales" version,
+   * else 1 (give it to startSelling as rateFactor).
+   */
+  salesFactor(kioskId: string): number;
+  /** What the kiosk runs now. */
+  versions(kioskId: string): { appVersion: string; firmwareVersion: string } | undefined;
   stop(): Promise<void>;
 }
 
@@ -241,14 +280,27 @@ export function startSimulator(options: SimulatorOptions): Simulator {
     timers.add(t);
   };
 
+  const bad = options.badVersions ?? {};
+  const badness = (client: KioskClient): BadVersionKind | undefined => bad[client.versions.appVersion] ?? bad[client.versions.firmwareVersion];
+  let pinned: Promise<TrustedKeys> | undefined;
+  const firstCredential = options.kiosks[0]?.deviceCredential ?? "";
+  const trustedKeys = (): Promise<TrustedKeys> => {
+    if (options.updates?.trustedKeys) return Promise.resolve(options.updates.trustedKeys);
+    pinned ??= fetchReleaseKeys(options.updates!.apiBaseUrl, firstCredential).catch((err: unknown) => {
+      pinned = undefined;
+      throw err;
+    });
+    return pinned;
+  };
+
   for (const { kioskId, deviceCredential } of options.kiosks) {
     const hardware = new SimulatedKiosk(random);
     const flaps = random() < (options.flappingShare ?? 0.1);
     const client = new KioskClient({
       linkAddress: options.linkUrl,
       credential: deviceCredential,
-      firmwareVersion: simFirmwareVersion,
-      appVersion: simAppVersion,
+      firmwareVersion: options.firmwareVersion ?? simFirmwareVersion,
+      appVersion: options.appVersion ?? simAppVersion,
       random,
       ...(options.backoff ? { backoff: options.backoff } : {}),
     });
@@ -273,6 +325,26 @@ export function startSimulator(options: SimulatorOptions): Simulator {
       })
       .onConfig((config, version) => log(`${kioskId} applies configuration v${version} (${Object.keys(config).length} keys)`));
     clients.set(kioskId, client);
+    if (options.updates) {
+      const updates = options.updates;
+      new Updater({
+        client,
+        apiBaseUrl: updates.apiBaseUrl,
+        credential: () => deviceCredential,
+        stateDir: join(updates.stateDir, kioskId),
+        hardwareModel: options.hardwareModel ?? hardwareModel,
+        trustedKeys,
+        boot: (info) => {
+          hardware.receiptPrintingBroken = badness(client) === "no-printing";
+          if (bad[info.version] === "crash") {
+            hardware.receiptPrintingBroken = false;
+            throw new Error(`the app crashed at boot (SIGSEGV in ${info.version})`);
+          }
+        },
+        log: (line) => log(`${kioskId} ${line}`),
+      });
+    }
+    hardware.receiptPrintingBroken = badness(client) === "no-printing";
 
     const tick = () => {
       if (stopped) return;
@@ -288,6 +360,11 @@ export function startSimulator(options: SimulatorOptions): Simulator {
 
   return {
     clients,
+    salesFactor: (kioskId) => {
+      const client = clients.get(kioskId);
+      return client && badness(client) === "low-sales" ? lowSalesFactor : 1;
+    },
+    versions: (kioskId) => clients.get(kioskId)?.versions,
     async stop() {
       stopped = true;
       for (const t of timers) clearTimeout(t);
