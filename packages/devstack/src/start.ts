@@ -40,6 +40,8 @@ interface DevSecrets {
   ORDERS_SERVICE_SECRET: string;
   /** ai's client secret at auth (it reads catalog's stock as itself). */
   AI_SERVICE_SECRET: string;
+  /** catalog's client secret at auth (it reads ai's forecast as itself to size leases). */
+  CATALOG_SERVICE_SECRET: string;
   /** notifications' webhook signing secret (WEBHOOK_SECRETS dev=<it>). */
   NOTIFICATIONS_WEBHOOK_SECRET: string;
   /** notifications' client secret at auth (it reads orders for buyers' receipts as itself). */
@@ -83,6 +85,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     ORDERS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     FLEET_RELEASE_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
     AI_SERVICE_SECRET: randomBytes(32).toString("base64url"),
+    CATALOG_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_WEBHOOK_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     SMS_API_KEY: randomBytes(24).toString("hex"),
@@ -206,7 +209,13 @@ async function main() {
       const ordersSecret = env["ORDERS_SERVICE_SECRET"] ?? devSecrets().ORDERS_SERVICE_SECRET;
       const aiSecret = env["AI_SERVICE_SECRET"] ?? devSecrets().AI_SERVICE_SECRET;
       const notificationsSecret = env["NOTIFICATIONS_SERVICE_SECRET"] ?? devSecrets().NOTIFICATIONS_SERVICE_SECRET;
-      perService["auth"] = { ...perService["auth"], SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret},notifications=${notificationsSecret}` };
+      const catalogSecret = env["CATALOG_SERVICE_SECRET"] ?? devSecrets().CATALOG_SERVICE_SECRET;
+      perService["auth"] = {
+        ...perService["auth"],
+        SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret},notifications=${notificationsSecret},catalog=${catalogSecret}`,
+      };
+      // catalog sizes leases from ai's forecast as itself (docs/offline.md).
+      perService["catalog"] = { ...perService["catalog"], SERVICE_SECRET: catalogSecret, AI_URL: env["AI_URL"] ?? `http://127.0.0.1:${port("AI_PORT", 7007)}` };
       // ai reads catalog's stock levels as itself.
       perService["ai"] = { ...perService["ai"], SERVICE_SECRET: aiSecret, CATALOG_URL: env["CATALOG_URL"] ?? `http://127.0.0.1:${port("CATALOG_PORT", 7004)}` };
       perService["orders"] = {
