@@ -79,7 +79,7 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
    * stock("X") and alerts as the kiosks that match (kiosk_id IN a subquery over the
    * projection's index) rather than a subquery per kiosk. Where a condition sits under a
    * "not", stock's form keeps its "no value" (a kiosk without the SKU matches neither
-   * stock("X") < 5 nor its negation); alerts always has a value (0 without any).
+   * stock("X") < 5 nor its negation); counts (alerts, sales) always have a value (0 without any).
    */
   const projected = (f: FieldDef, op: string, values: number[], negated: boolean): string | undefined => {
     if (op === "~") return undefined;
@@ -113,7 +113,8 @@ export function compileQuery(q: ParsedQuery): CompiledQuery {
         return `(${c.items.map((x) => cond(x, negated)).join(c.kind === "and" ? " AND " : " OR ")})`;
       case "not":
         // A kiosk without the value (NULL) matches neither a comparison nor its negation.
-        return `(NOT COALESCE(${cond(c.item, !negated)}, true))`;
+        // Under a not (however many), stock keeps the form with its NULL, as every other field.
+        return `(NOT COALESCE(${cond(c.item, true)}, true))`;
       case "near": {
         const dLat = c.km / 111.2;
         const cosLat = Math.cos((c.latitude * Math.PI) / 180);
