@@ -155,8 +155,13 @@ export function leaseRoutes(deps: LeaseDeps) {
       async returnLease(req, ctx) {
         const leaseId = requireLeaseId("lease_id", req.leaseId);
         const p = principalOf(ctx);
-        // The kiosk returning its revoked lease says it has synced what it sold: its seats' quarantine ends.
-        const lease = await leases.end(leaseId, "returned", `returned by ${describePrincipal(p)}`, (l) => visible(ctx, l, leaseId), { releaseQuarantine: p.kind === "device" });
+        // The kiosk returning its lease (or its revoked lease) says it has synced what it sold: what is
+        // unsold goes back, a revoked lease's seat quarantine ends. An operator cannot know that the kiosk
+        // is not selling offline: their return of an active lease is a revocation (seats quarantined).
+        const lease =
+          p.kind === "device"
+            ? await leases.end(leaseId, "returned", `returned by ${describePrincipal(p)}`, (l) => visible(ctx, l, leaseId), { releaseQuarantine: true })
+            : await leases.end(leaseId, "revoked", `returned by ${describePrincipal(p)} (a revocation: the kiosk may still be selling offline)`, () => {});
         return { lease: toLease(lease) };
       },
 

@@ -145,6 +145,12 @@ describe("leases", () => {
     });
     const { lease: revoked } = await f.as(LeaseService, f.tokens.operator).revokeLease({ leaseId: lease!.leaseId, reason: "test" });
     expect(revoked).toMatchObject({ state: LeaseState.REVOKED, seatsQuarantined: true });
+    // An operator giving a lease back cannot know the kiosk is not selling offline either: that is a revocation.
+    const { eventId: otherEvent, seatIds: otherSeats } = await event(1);
+    const { lease: other } = await f.as(LeaseService, f.tokens.operator).grantLease({ leaseId: randomUUID(), kioskId: kiosk, seats: [{ eventId: otherEvent, seatId: otherSeats[0]! }] });
+    const { lease: returned } = await f.as(LeaseService, f.tokens.operator).returnLease({ leaseId: other!.leaseId });
+    expect(returned).toMatchObject({ state: LeaseState.REVOKED, seatsQuarantined: true });
+    expect(await seatOf(otherEvent, otherSeats[0]!)).toBe(SeatState.HELD);
     expect(await stockOf(kiosk, sku)).toMatchObject({ onHand: 4n, reserved: 0n });
     expect(await Promise.all(seatIds.map((s) => seatOf(eventId, s)))).toEqual(Array(3).fill(SeatState.HELD));
     // Another sale reserves 3 of the 4 units now free.

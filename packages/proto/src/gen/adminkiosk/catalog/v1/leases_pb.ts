@@ -770,9 +770,10 @@ export const LeaseService: GenService<{
     output: typeof RevokeLeaseResponseSchema;
   },
   /**
-   * The kiosk (after syncing) or an operator gives an active lease back: unsold units and
-   * seats go back. The kiosk returning a revoked lease (it has synced everything it sold)
-   * ends its seats' quarantine. Idempotent.
+   * The kiosk (after syncing) gives an active lease back: unsold units and seats go back.
+   * The kiosk returning a revoked lease (it has synced everything it sold) ends its seats'
+   * quarantine. An operator returning an active lease revokes it (REVOKED: the kiosk may
+   * still be selling offline, so its seats are quarantined). Idempotent.
    *
    * @generated from rpc adminkiosk.catalog.v1.LeaseService.ReturnLease
    */
