@@ -1,5 +1,5 @@
 // The app's one Api (session + transport), reachable from every component.
-import { createContext, use, useContext, useSyncExternalStore, type ReactNode } from "react";
+import { createContext, lazy, use, useContext, useSyncExternalStore, type ReactNode } from "react";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Role } from "./roles";
 import type { SessionState } from "./session";
@@ -36,11 +36,15 @@ export function useCan(method: DescMethod): boolean {
   return api.loaded()?.canCall(method, role) ?? false;
 }
 
+/** Fetches providers.tsx's chunk (TanStack Query) ahead of need: while restoring or signing in. */
+export const preloadProviders = () => import("./providers");
+const Providers = lazy(() => preloadProviders().then((m) => ({ default: m.Providers })));
+
 /**
- * What every signed-in page sits in (TanStack Query, connect-query's transport), from the
- * platform chunk; suspends until it has loaded.
+ * What every signed-in page sits in (TanStack Query, connect-query's transport): suspends until
+ * the platform chunk and providers.tsx have loaded.
  */
 export function PlatformProviders({ children }: { children: ReactNode }) {
-  const { Providers } = use(useApi().platform());
+  use(useApi().platform());
   return <Providers>{children}</Providers>;
 }

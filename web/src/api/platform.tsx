@@ -1,19 +1,15 @@
 // The platform chunk: everything that talks to the services, loaded on demand so the first
 // load holds only the shell (docs/web.md, "First load"). The shell's createApi requests it at
 // start, without waiting for it to paint: the Connect transports and their interceptors,
-// AuthService's client for the session, the protobuf runtime they bring, TanStack Query and
-// the providers every signed-in page sits in.
-import { useEffect, type ReactNode } from "react";
+// AuthService's client for the session and the protobuf runtime they bring. TanStack Query
+// and the providers of the signed-in pages are providers.tsx, loaded once someone signs in.
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { TransportProvider } from "@connectrpc/connect-query";
-import { QueryClientProvider } from "@tanstack/react-query";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { canCall, isPublic, type Role } from "./access";
 import { connection } from "./connection";
 import { isNetworkError } from "./errors";
-import { createQueryClient } from "./query-client";
 import { requestIdInterceptor } from "./request-id";
 import type { AuthCalls, Session } from "./session";
 
@@ -27,30 +23,18 @@ export interface Platform {
   transport: Transport;
   /** Whether `role` may call `method` (its access rule in proto/). */
   canCall(method: DescMethod, role: Role | undefined): boolean;
-  /** TanStack Query and connect-query's transport, around every signed-in page. */
-  Providers(props: { children: ReactNode }): ReactNode;
 }
 
 export function createPlatform(baseUrl: string, session: Session): Platform {
   const publicTransport = createConnectTransport({ baseUrl, interceptors: [connectionInterceptor, requestIdInterceptor], defaultTimeoutMs: callTimeoutMs });
   const transport = createConnectTransport({ baseUrl, interceptors: [connectionInterceptor, requestIdInterceptor, sessionInterceptor(session)], defaultTimeoutMs: callTimeoutMs });
-  const queryClient = createQueryClient();
   const calls: AuthCalls = {
     auth: createClient(AuthService, publicTransport),
     error: (message, code) => new ConnectError(message, code),
     codeOf: (err) => ConnectError.from(err).code,
     isNetworkError: (err) => isNetworkError(ConnectError.from(err)),
   };
-  function Providers({ children }: { children: ReactNode }) {
-    // Nothing one person loaded stays in memory for the next one to see.
-    useEffect(() => session.subscribe(() => session.getState().status === "signed-out" && queryClient.clear()), []);
-    return (
-      <QueryClientProvider client={queryClient}>
-        <TransportProvider transport={transport}>{children}</TransportProvider>
-      </QueryClientProvider>
-    );
-  }
-  return { calls, transport, canCall, Providers };
+  return { calls, transport, canCall };
 }
 
 /** Reports each call's outcome: any answer from a service, even a refusal, means it is reachable. */

@@ -2,7 +2,7 @@
 // the sign-in page (coming back to where they were afterwards).
 import { Suspense, useEffect, type ReactNode } from "react";
 import { Navigate, useLocation } from "react-router";
-import { PlatformProviders, useApi, useSessionState } from "../api/context";
+import { PlatformProviders, preloadProviders, useApi, useSessionState } from "../api/context";
 import { ErrorNotice, Loading } from "../ui/feedback";
 
 export function RequireSession({ children }: { children: ReactNode }) {
@@ -11,6 +11,7 @@ export function RequireSession({ children }: { children: ReactNode }) {
   const location = useLocation();
   useEffect(() => {
     if (state.status === "restoring") void session.restore();
+    if (state.status === "restoring" || state.status === "signed-in") void preloadProviders().catch(() => undefined);
   }, [session, state.status]);
 
   switch (state.status) {

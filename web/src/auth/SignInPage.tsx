@@ -4,7 +4,7 @@ import { useEffect, useId, useState } from "react";
 import { Code } from "@connectrpc/connect";
 import type { ListSsoProvidersResponse } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { Navigate, useSearchParams } from "react-router";
-import { useApi, useSessionState } from "../api/context";
+import { preloadProviders, useApi, useSessionState } from "../api/context";
 import { ErrorNotice, Loading } from "../ui/feedback";
 
 export function SignInPage() {
@@ -57,6 +57,7 @@ export function SignInPage() {
           e.preventDefault();
           setBusy(true);
           setError(undefined);
+          void preloadProviders().catch(() => undefined); // the pages' providers, while the password is checked
           session
             .signIn(email.trim(), password)
             .catch((err: unknown) => setError(err))
