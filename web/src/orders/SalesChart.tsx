@@ -1,5 +1,6 @@
-// Daily sales over the last 14 days, per kiosk or product, drawn with uPlot. orders has no
-// daily series, so the chart asks GetSalesSummary once per day (14 small calls, cached).
+// Daily sales over the last 14 days, per kiosk or product, drawn with uPlot: one
+// GetSalesSummary call with a daily bucket in the browser's time zone (each day's net and
+// its products, days without sales as zeros).
 import { useEffect, useId, useMemo, useRef, useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { useTransport } from "@connectrpc/connect-query";
@@ -7,7 +8,7 @@ import { createClient } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { OrderService, type GetSalesSummaryResponse } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
+import { OrderService, SalesBucket, type SalesPoint } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { EmptyState, ErrorNotice, Loading } from "../ui/feedback";
 import { formatMoney } from "../ui/format";
 
@@ -29,15 +30,24 @@ export function SalesChart({ kioskId }: { kioskId: string }) {
     refetchInterval: 60_000,
     queryFn: async ({ signal }) => {
       const client = createClient(OrderService, transport);
-      const starts = Array.from({ length: days }, (_, i) => end - (days - i) * dayMs);
-      return Promise.all(starts.map(async (start) => ({ start, summary: await client.getSalesSummary({ startTime: timestampFromMs(start), endTime: timestampFromMs(start + dayMs), kioskId }, { signal }) })));
+      // The 14 local days before the end (a day of a DST change is 23 or 25 hours: the start is
+      // the local midnight 14 days back, whatever the hours in between).
+      const start = new Date(end);
+      start.setDate(start.getDate() - days);
+      const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      const res = await client.getSalesSummary({ startTime: timestampFromMs(start.getTime()), endTime: timestampFromMs(end), kioskId, bucket: SalesBucket.DAY, timeZone }, { signal });
+      return res.series;
     },
   });
-  const rows = summaries.data ?? [];
-  const skus = [...new Set(rows.flatMap((r) => r.summary.products.map((p) => p.sku)))].sort();
-  const currency = rows.flatMap((r) => [...r.summary.kiosks.map((k) => k.currency), ...r.summary.products.map((p) => p.currency)]).find(Boolean) ?? "";
-  const total = (s: GetSalesSummaryResponse) => (sku ? s.products.filter((p) => p.sku === sku).reduce((n, p) => n + Number(p.netMinor), 0) : s.kiosks.reduce((n, k) => n + Number(k.netMinor), 0));
-  const series = rows.map((r) => total(r.summary));
+  const points = summaries.data ?? [];
+  // One row per day (a day sold in two currencies has two points; the chart shows the first currency).
+  const currency = points.map((p) => p.currency).find(Boolean) ?? "";
+  const byDate = new Map<string, SalesPoint[]>();
+  for (const p of points) byDate.set(p.date, [...(byDate.get(p.date) ?? []), p]);
+  const rows = [...byDate.values()].map((ps) => ({ start: Number(ps[0]!.startTime?.seconds ?? 0n) * 1000, points: ps.filter((p) => p.currency === currency || p.currency === "") }));
+  const skus = [...new Set(points.flatMap((p) => p.products.map((x) => x.sku)))].sort();
+  const total = (ps: SalesPoint[]) => ps.reduce((n, p) => n + (sku ? p.products.filter((x) => x.sku === sku).reduce((m, x) => m + Number(x.netMinor), 0) : Number(p.netMinor)), 0);
+  const series = rows.map((r) => total(r.points));
   const sum = series.reduce((a, b) => a + b, 0);
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
