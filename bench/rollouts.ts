@@ -141,7 +141,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
   const since = new Date(Date.now() - 3_600_000);
   const gate: Record<string, () => Promise<number>> = {
     fleet: async () => {
-      const m = await measure(db as never, gateRollout, 1, since);
+      const m = await measure(db as never, gateRollout, 1, since, { started: since, baselineMs: 3_600_000 });
       judge(m, defaultGate);
       return m.updated.sales + m.control.sales;
     },

@@ -19,7 +19,7 @@ import { inTransaction, type Logger, type Pool, type PoolClient } from "@adminki
 import type { ChangeFeed } from "../changes.js";
 import type { Dispatcher } from "../dispatch.js";
 import { getRelease, installActionBytes } from "../releases/index.js";
-import { describeMetric, judge, measure, type GateMetric } from "./gates.js";
+import { defaultGate, describeMetric, judge, measure, type GateMetric } from "./gates.js";
 import { windowSql } from "./plan.js";
 import { insertRollout, rolloutAudit, rolloutEvent, type RolloutRow, type WaveRow } from "./store.js";
 
@@ -69,7 +69,7 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     );
     const { size, failed } = c[0]!;
     if (size > 0 && failed / size > row.gate.maxInstallFailureShare) {
-      const m = await measure(tx, id, w, wave.started_at ?? now, now);
+      const m = await measure(tx, id, w, wave.started_at ?? now, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
       await gateFailed(tx, row, w, judge(m, row.gate), m, o, fx);
       return;
     }
@@ -96,7 +96,7 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     const bakeStart = wave.bake_started_at!;
     const baked = now.getTime() - bakeStart.getTime();
     if (baked < plan.bakeMs) return;
-    const m = await measure(tx, id, w, bakeStart, now);
+    const m = await measure(tx, id, w, bakeStart, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
     const metrics = judge(m, row.gate);
     if (metrics.some((x) => x.judged && !x.passed)) {
       await gateFailed(tx, row, w, metrics, m, o, fx);

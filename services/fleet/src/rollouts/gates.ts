@@ -22,6 +22,8 @@ export interface GateConfig {
   minSamples: number;
   /** null: 3 x the wave's bake. */
   maxWaitMs: number | null;
+  /** How far before the rollout's start each cohort's own sales are read (the baseline). */
+  baselineMs: number;
 }
 
 export const defaultGate: GateConfig = {
@@ -32,6 +34,7 @@ export const defaultGate: GateConfig = {
   minConversionRatio: 0.8,
   minSamples: 20,
   maxWaitMs: null,
+  baselineMs: 24 * 3_600_000,
 };
 
 /** The absolute allowance on top of a ratio for rates that are normally near zero. */
@@ -40,6 +43,8 @@ export const nearZeroAllowance = 0.05;
 export interface Cohort {
   kiosks: number;
   sales: number;
+  /** Sales in the baseline window before the rollout started. */
+  baselineSales: number;
   failedOrders: number;
   paymentFailures: number;
   samples: number;
@@ -53,6 +58,7 @@ export interface Measured {
   installsFinished: number;
   installsFailed: number;
   hours: number;
+  baselineHours: number;
 }
 
 export interface GateMetric {
@@ -75,21 +81,27 @@ const cohortSql = `
     WHERE rollout_id = $1 AND ((state = 'installed' AND wave <= $2) OR state = 'pending')
   ),
   k AS (SELECT updated, count(*) AS n FROM c GROUP BY updated),
-  s AS (SELECT c.updated, count(*) AS n FROM kiosk_sales s JOIN c USING (kiosk_id) WHERE s.completed_at >= $3 GROUP BY c.updated),
+  s AS (SELECT c.updated, count(*) FILTER (WHERE s.completed_at >= $3) AS n,
+          count(*) FILTER (WHERE s.completed_at >= $4 AND s.completed_at < $5) AS base
+        FROM kiosk_sales s JOIN c USING (kiosk_id) WHERE s.completed_at >= LEAST($3, $4) GROUP BY c.updated),
   f AS (SELECT c.updated, count(*) AS n, count(*) FILTER (WHERE f.failure_code <> 'HOLD_EXPIRED') AS pay
         FROM kiosk_order_failures f JOIN c USING (kiosk_id) WHERE f.failed_at >= $3 GROUP BY c.updated),
   t AS (SELECT c.updated, count(*) AS n,
           count(*) FILTER (WHERE ts.printer = 3 OR ts.scanner = 3 OR cardinality(ts.errors) > 0) AS bad
         FROM telemetry_samples ts JOIN c USING (kiosk_id) WHERE ts.sampled_at >= $3 GROUP BY c.updated)
-  SELECT u.updated, COALESCE(k.n, 0)::int AS kiosks, COALESCE(s.n, 0)::int AS sales, COALESCE(f.n, 0)::int AS failed,
+  SELECT u.updated, COALESCE(k.n, 0)::int AS kiosks, COALESCE(s.n, 0)::int AS sales, COALESCE(s.base, 0)::int AS base, COALESCE(f.n, 0)::int AS failed,
          COALESCE(f.pay, 0)::int AS pay, COALESCE(t.n, 0)::int AS samples, COALESCE(t.bad, 0)::int AS bad
   FROM (VALUES (true), (false)) AS u(updated)
   LEFT JOIN k USING (updated) LEFT JOIN s USING (updated) LEFT JOIN f USING (updated) LEFT JOIN t USING (updated)`;
 
-/** Counts both cohorts' events since `since` (the wave's bake start) for wave `wave` of `rolloutId`. */
-export async function measure(db: Pool | PoolClient, rolloutId: string, wave: number, since: Date, now = new Date()): Promise<Measured> {
+/**
+ * Counts both cohorts' events since `since` (the wave's bake start) for wave `wave` of
+ * `rolloutId`, and their sales in the `baselineMs` before `started` (the rollout's start).
+ */
+export async function measure(db: Pool | PoolClient, rolloutId: string, wave: number, since: Date, baseline: { started: Date; baselineMs: number }, now = new Date()): Promise<Measured> {
+  const baseFrom = new Date(baseline.started.getTime() - baseline.baselineMs);
   const [{ rows }, { rows: installs }] = await Promise.all([
-    db.query<{ updated: boolean; kiosks: number; sales: number; failed: number; pay: number; samples: number; bad: number }>(cohortSql, [rolloutId, wave, since]),
+    db.query<{ updated: boolean; kiosks: number; sales: number; base: number; failed: number; pay: number; samples: number; bad: number }>(cohortSql, [rolloutId, wave, since, baseFrom, baseline.started]),
     db.query<{ finished: number; failed: number }>(
       `SELECT count(*) FILTER (WHERE state IN ('installed', 'failed', 'reverted', 'rejected'))::int AS finished,
               count(*) FILTER (WHERE state IN ('failed', 'reverted', 'rejected'))::int AS failed
@@ -99,7 +111,7 @@ export async function measure(db: Pool | PoolClient, rolloutId: string, wave: nu
   ]);
   const cohort = (updated: boolean): Cohort => {
     const r = rows.find((x) => x.updated === updated)!;
-    return { kiosks: r.kiosks, sales: r.sales, failedOrders: r.failed, paymentFailures: r.pay, samples: r.samples, faultySamples: r.bad };
+    return { kiosks: r.kiosks, sales: r.sales, baselineSales: r.base, failedOrders: r.failed, paymentFailures: r.pay, samples: r.samples, faultySamples: r.bad };
   };
   return {
     updated: cohort(true),
@@ -107,6 +119,7 @@ export async function measure(db: Pool | PoolClient, rolloutId: string, wave: nu
     installsFinished: installs[0]!.finished,
     installsFailed: installs[0]!.failed,
     hours: Math.max(0, now.getTime() - since.getTime()) / 3_600_000,
+    baselineHours: baseline.baselineMs / 3_600_000,
   };
 }
 
@@ -148,17 +161,23 @@ export function judge(m: Measured, g: GateConfig): GateMetric[] {
   const kioskHoursC = c.kiosks * m.hours;
   const salesU = ratio(u.sales, kioskHoursU);
   const salesC = ratio(c.sales, kioskHoursC);
+  // What the updated kiosks should sell now: with a baseline, their own earlier rate moved as
+  // the control's moved since (a difference in differences); without one, the control's rate.
+  const withBaseline = u.baselineSales >= g.minSamples && c.baselineSales >= g.minSamples;
+  const expectedU = withBaseline
+    ? ratio(u.baselineSales, u.kiosks * m.baselineHours) * ratio(salesC, ratio(c.baselineSales, c.kiosks * m.baselineHours))
+    : salesC;
   add({
     name: "sales_per_kiosk_hour",
     signal: "business",
     updated: salesU,
     control: salesC,
-    threshold: salesC * g.minSalesRatio,
+    threshold: expectedU * g.minSalesRatio,
     bound: "min",
     updatedSamples: u.sales,
     controlSamples: c.sales,
-    // Enough sales expected in the updated cohort at the control's rate, and seen in the control.
-    judged: c.sales >= g.minSamples && salesC * kioskHoursU >= g.minSamples,
+    // Enough sales expected in the updated cohort, and seen in the control.
+    judged: c.sales >= g.minSamples && expectedU * kioskHoursU >= g.minSamples,
   });
 
   const attemptsU = u.sales + u.failedOrders;
@@ -200,5 +219,9 @@ export function describeMetric(x: GateMetric, m: Measured): string {
   const base = `${x.name} (${x.signal}): updated ${fmt(x.updated)}`;
   if (x.name === "install_failure_share")
     return `${base} (${m.installsFailed} of ${m.installsFinished} installs failed or reverted), must be <= ${fmt(x.threshold)}`;
-  return `${base} vs control ${fmt(x.control)}, must be ${x.bound === "max" ? "<=" : ">="} ${fmt(x.threshold)} (${x.updatedSamples} updated / ${x.controlSamples} control events; ${m.updated.kiosks} updated, ${m.control.kiosks} control kiosks over ${m.hours.toFixed(2)} h)`;
+  const why =
+    x.name === "sales_per_kiosk_hour" && m.updated.baselineSales > 0
+      ? `; before the rollout ${fmt(ratio(m.updated.baselineSales, m.updated.kiosks * m.baselineHours))} updated vs ${fmt(ratio(m.control.baselineSales, m.control.kiosks * m.baselineHours))} control`
+      : "";
+  return `${base} vs control ${fmt(x.control)}, must be ${x.bound === "max" ? "<=" : ">="} ${fmt(x.threshold)} (${x.updatedSamples} updated / ${x.controlSamples} control events; ${m.updated.kiosks} updated, ${m.control.kiosks} control kiosks over ${m.hours.toFixed(2)} h${why})`;
 }

@@ -86,6 +86,8 @@ function requireGate(field: string, g: GateConfigMessage | undefined): GateConfi
     out.minSamples = g.minSamples;
   }
   if (g.maxWait) out.maxWaitMs = requireDuration(`${field}.max_wait`, g.maxWait, week, 0);
+  // Sales are kept 48 hours (sales.ts): a baseline reaches at most 47 hours back.
+  if (g.baseline) out.baselineMs = requireDuration(`${field}.baseline`, g.baseline, 47 * 3_600_000, defaultGate.baselineMs);
   return out;
 }
 

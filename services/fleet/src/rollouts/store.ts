@@ -199,6 +199,7 @@ export async function toRollout(db: Db, row: RolloutRow): Promise<MessageInitSha
       minConversionRatio: row.gate.minConversionRatio,
       minSamples: row.gate.minSamples,
       maxWait: row.gate.maxWaitMs === null ? undefined : durationFromMs(row.gate.maxWaitMs),
+      baseline: durationFromMs(row.gate.baselineMs ?? defaultGate.baselineMs),
     },
     autoRollback: row.auto_rollback,
     state: rolloutStates[row.state],
