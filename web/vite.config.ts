@@ -23,9 +23,11 @@ export default defineConfig({
     host: process.env["HOST"] ?? "127.0.0.1",
     port: Number(process.env["WEB_PORT"] ?? 8080),
     strictPort: true,
-    proxy: Object.fromEntries(
-      Object.entries(upstreams).map(([name, target]) => [`^/adminkiosk\\.${name}\\.v1\\.`, { target, xfwd: true }]),
-    ),
+    proxy: {
+      ...Object.fromEntries(Object.entries(upstreams).map(([name, target]) => [`^/adminkiosk\\.${name}\\.v1\\.`, { target, xfwd: true }])),
+      // Release artifacts (the Releases page's uploads): plain HTTP on fleet's port.
+      ...(upstreams["fleet"] ? { "^/v1/artifacts": { target: upstreams["fleet"], xfwd: true } } : {}),
+    },
   },
   build: { target: "es2022", sourcemap: true },
 });

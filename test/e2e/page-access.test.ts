@@ -9,6 +9,7 @@ import { file_adminkiosk_fleet_v1_fleet } from "@adminkiosk/proto/adminkiosk/fle
 import { file_adminkiosk_fleet_v1_jobs } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { file_adminkiosk_fleet_v1_query } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
 import { file_adminkiosk_fleet_v1_bulk } from "@adminkiosk/proto/adminkiosk/fleet/v1/bulk_pb";
+import { file_adminkiosk_fleet_v1_releases } from "@adminkiosk/proto/adminkiosk/fleet/v1/releases_pb";
 import { file_adminkiosk_fleet_v1_rollouts } from "@adminkiosk/proto/adminkiosk/fleet/v1/rollouts_pb";
 import { file_adminkiosk_catalog_v1_catalog } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { file_adminkiosk_catalog_v1_leases } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
@@ -25,6 +26,7 @@ const registry = createRegistry(
   file_adminkiosk_fleet_v1_jobs,
   file_adminkiosk_fleet_v1_query,
   file_adminkiosk_fleet_v1_bulk,
+  file_adminkiosk_fleet_v1_releases,
   file_adminkiosk_fleet_v1_rollouts,
   file_adminkiosk_catalog_v1_catalog,
   file_adminkiosk_catalog_v1_leases,

@@ -18,6 +18,7 @@ export const needs = {
   listBulkActions: { method: "adminkiosk.fleet.v1.BulkActionService.ListBulkActions", minRole: Role.ADMIN },
   listJobs: { method: "adminkiosk.fleet.v1.JobService.ListJobs", minRole: Role.VIEWER },
   getJob: { method: "adminkiosk.fleet.v1.JobService.GetJob", minRole: Role.VIEWER },
+  listReleases: { method: "adminkiosk.fleet.v1.ReleaseService.ListReleases", minRole: Role.VIEWER },
   listRollouts: { method: "adminkiosk.fleet.v1.RolloutService.ListRollouts", minRole: Role.VIEWER },
   getRollout: { method: "adminkiosk.fleet.v1.RolloutService.GetRollout", minRole: Role.VIEWER },
   watchAlerts: { method: "adminkiosk.notifications.v1.AlertService.WatchAlerts", minRole: Role.VIEWER },

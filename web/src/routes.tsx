@@ -13,6 +13,7 @@ const page = <K extends string>(load: () => Promise<Record<K, ComponentType>>, n
 const FleetPage = page(() => import("./fleet/FleetPage"), "FleetPage");
 const QueryPage = page(() => import("./fleet/query/QueryPage"), "QueryPage");
 const JobsPage = page(() => import("./jobs/JobsPage"), "JobsPage");
+const ReleasesPage = page(() => import("./releases/ReleasesPage"), "ReleasesPage");
 const RolloutsPage = page(() => import("./rollouts/RolloutsPage"), "RolloutsPage");
 const ApprovalsPage = page(() => import("./fleet/query/ApprovalsPage"), "ApprovalsPage");
 const AlertsPage = page(() => import("./alerts/AlertsPage"), "AlertsPage");
@@ -56,6 +57,7 @@ export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: later(<FleetPage />), needs: needs.listKiosks },
   { path: "/fleet/query", label: "Query", section: "Fleet", icon: "search", element: later(<QueryPage />), needs: needs.queryKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: later(<JobsPage />), needs: needs.listJobs },
+  { path: "/releases", label: "Releases", section: "Fleet", icon: "box", element: later(<ReleasesPage />), needs: needs.listReleases },
   { path: "/rollouts", label: "Rollouts", section: "Fleet", icon: "jobs", element: later(<RolloutsPage />), needs: needs.listRollouts },
   { path: "/fleet/approvals", label: "Approvals", section: "Fleet", icon: "key", element: later(<ApprovalsPage />), needs: needs.listBulkActions },
   { path: "/alerts", label: "Alerts", section: "Fleet", icon: "alert", element: later(<AlertsPage />), needs: needs.watchAlerts, badge: AlertsBadge },

@@ -57,6 +57,8 @@ function connectError(res: http.ServerResponse, status: number, code: string, me
 }
 
 function upstreamFor(path: string, upstreams: Upstreams): { name: string; url: string | undefined } | undefined {
+  // Release artifacts (uploads from the Releases page) are plain HTTP on fleet's port.
+  if (path === "/v1/artifacts" || path.startsWith("/v1/artifacts/") || path.startsWith("/v1/artifacts?")) return { name: "fleet", url: Object.hasOwn(upstreams, "fleet") ? upstreams["fleet"] : undefined };
   const match = /^\/adminkiosk\.([a-z]+)\.v1\./.exec(path);
   if (!match?.[1]) return undefined;
   // Own keys only: "constructor" and the like must not resolve to Object.prototype's members.

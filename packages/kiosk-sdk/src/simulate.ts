@@ -4,12 +4,14 @@
 // SIM_STATE_FILE (0600); later runs reuse them and need no admin credentials.
 // The kiosks also sell (selling.ts; SIM_SALES=off stops that) at ai's generator's rates
 // times SIM_SALES_SPEEDUP, and a simulated route driver restocks what has been out for
-// SIM_RESTOCK_AFTER_MINUTES (simulated; 0: never).
+// SIM_RESTOCK_AFTER_MINUTES (simulated; 0: never). Kiosks install releases fleet sends them
+// (InstallRelease: downloaded from FLEET_URL into SIM_UPDATES_DIR, default <state file>.updates);
+// SIM_BAD_VERSIONS="2.0.1=crash,2.0.2=low-sales,2.0.3=no-printing" makes those versions misbehave.
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { startSelling } from "./selling.js";
-import { provision, startSimulator } from "./simulator.js";
+import { provision, startSimulator, type BadVersionKind } from "./simulator.js";
 
 function fail(message: string): never {
   console.error(`simulate: ${message}`);
@@ -64,6 +66,14 @@ const concurrency = intVar("SIM_SALES_CONCURRENCY", 2, 1, 20);
 const restockAfterMinutes = intVar("SIM_RESTOCK_AFTER_MINUTES", 120, 0, 10_080);
 const historyStart = env("SIM_SALES_HISTORY_START") ?? new Date(Date.now() - 90 * 86_400_000).toISOString().slice(0, 10);
 if (!/^\d{4}-\d{2}-\d{2}$/.test(historyStart) || Number.isNaN(Date.parse(historyStart))) fail(`invalid environment: SIM_SALES_HISTORY_START: must be a day, YYYY-MM-DD (got "${historyStart}")`);
+const updatesDir = env("SIM_UPDATES_DIR") ?? `${stateFile}.updates`;
+const badVersions: Record<string, BadVersionKind> = {};
+for (const entry of (env("SIM_BAD_VERSIONS") ?? "").split(",").filter((e) => e.trim())) {
+  const [version, how] = entry.split("=").map((s) => s.trim());
+  if (!version || (how !== "crash" && how !== "low-sales" && how !== "no-printing"))
+    fail(`invalid environment: SIM_BAD_VERSIONS: must be version=crash|low-sales|no-printing, comma-separated (got "${entry}")`);
+  badVersions[version] = how;
+}
 const email = env("ADMIN_EMAIL");
 const password = env("ADMIN_PASSWORD");
 if ((email === undefined) !== (password === undefined)) fail(`invalid environment: ${email === undefined ? "ADMIN_EMAIL" : "ADMIN_PASSWORD"}: set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither`);
@@ -85,7 +95,7 @@ try {
   fail(err instanceof Error ? err.message : String(err));
 }
 log(`simulating ${kiosks.length} kiosks against ${linkUrl} (credentials in ${stateFile}); Ctrl-C stops`);
-const simulator = startSimulator({ linkUrl, kiosks, telemetryIntervalMs, log });
+const simulator = startSimulator({ linkUrl, kiosks, telemetryIntervalMs, log, updates: { apiBaseUrl: fleetUrl, stateDir: updatesDir }, badVersions });
 
 const restocker = kiosks.restocker;
 if (salesSwitch === "on" && restockAfterMinutes > 0 && !restocker) log("restocking off: set ADMIN_PASSWORD (the admin's) once so the simulator can make its route driver's operator account");
@@ -99,6 +109,7 @@ const selling =
         historyStart,
         speedup,
         concurrency,
+        rateFactor: (kioskId) => simulator.salesFactor(kioskId),
         log,
         ...(restocker && restockAfterMinutes > 0 ? { restock: { afterMinutes: restockAfterMinutes, token: operatorToken(restocker) } } : {}),
       })
