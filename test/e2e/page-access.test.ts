@@ -6,6 +6,7 @@ import { createRegistry, getOption, type DescMethod } from "@bufbuild/protobuf";
 import { access, Role as GeneratedRole } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import { file_adminkiosk_auth_v1_auth } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { file_adminkiosk_fleet_v1_fleet } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
+import { file_adminkiosk_fleet_v1_config } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
 import { file_adminkiosk_fleet_v1_jobs } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { file_adminkiosk_fleet_v1_query } from "@adminkiosk/proto/adminkiosk/fleet/v1/query_pb";
 import { file_adminkiosk_fleet_v1_bulk } from "@adminkiosk/proto/adminkiosk/fleet/v1/bulk_pb";
@@ -23,6 +24,7 @@ import { Role } from "../../web/src/api/roles.js";
 const registry = createRegistry(
   file_adminkiosk_auth_v1_auth,
   file_adminkiosk_fleet_v1_fleet,
+  file_adminkiosk_fleet_v1_config,
   file_adminkiosk_fleet_v1_jobs,
   file_adminkiosk_fleet_v1_query,
   file_adminkiosk_fleet_v1_bulk,

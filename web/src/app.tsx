@@ -17,6 +17,7 @@ import { Layout } from "./ui/Layout";
 const KioskDetailPage = lazy(() => import("./fleet/KioskDetailPage").then((m) => ({ default: m.KioskDetailPage })));
 const JobDetailPage = lazy(() => import("./jobs/JobDetailPage").then((m) => ({ default: m.JobDetailPage })));
 const RolloutDetailPage = lazy(() => import("./rollouts/RolloutDetailPage").then((m) => ({ default: m.RolloutDetailPage })));
+const GroupConfigPage = lazy(() => import("./fleet/GroupConfigPage").then((m) => ({ default: m.GroupConfigPage })));
 const OrderDetailPage = lazy(() => import("./orders/OrderDetailPage").then((m) => ({ default: m.OrderDetailPage })));
 // The buyer's review page from a receipt's link: public, outside the session and the navigation.
 const ReviewLinkPage = lazy(() => import("./customers/ReviewLinkPage").then((m) => ({ default: m.ReviewLinkPage })));
@@ -54,6 +55,14 @@ const routes: RouteObject[] = [
         element: (
           <RequireAccess need={needs.getRollout}>
             {later(<RolloutDetailPage />)}
+          </RequireAccess>
+        ),
+      },
+      {
+        path: "/fleet/groups/:groupId",
+        element: (
+          <RequireAccess need={needs.getGroupConfig}>
+            {later(<GroupConfigPage />)}
           </RequireAccess>
         ),
       },

@@ -16,6 +16,7 @@ export const needs = {
   getKiosk: { method: "adminkiosk.fleet.v1.KioskService.GetKiosk", minRole: Role.VIEWER },
   queryKiosks: { method: "adminkiosk.fleet.v1.FleetQueryService.QueryKiosks", minRole: Role.VIEWER },
   listBulkActions: { method: "adminkiosk.fleet.v1.BulkActionService.ListBulkActions", minRole: Role.ADMIN },
+  getGroupConfig: { method: "adminkiosk.fleet.v1.ConfigService.GetGroupConfig", minRole: Role.VIEWER },
   listJobs: { method: "adminkiosk.fleet.v1.JobService.ListJobs", minRole: Role.VIEWER },
   getJob: { method: "adminkiosk.fleet.v1.JobService.GetJob", minRole: Role.VIEWER },
   listReleases: { method: "adminkiosk.fleet.v1.ReleaseService.ListReleases", minRole: Role.VIEWER },

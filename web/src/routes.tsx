@@ -15,6 +15,7 @@ const QueryPage = page(() => import("./fleet/query/QueryPage"), "QueryPage");
 const JobsPage = page(() => import("./jobs/JobsPage"), "JobsPage");
 const ReleasesPage = page(() => import("./releases/ReleasesPage"), "ReleasesPage");
 const RolloutsPage = page(() => import("./rollouts/RolloutsPage"), "RolloutsPage");
+const GroupsPage = page(() => import("./fleet/GroupsPage"), "GroupsPage");
 const ApprovalsPage = page(() => import("./fleet/query/ApprovalsPage"), "ApprovalsPage");
 const AlertsPage = page(() => import("./alerts/AlertsPage"), "AlertsPage");
 const CatalogPage = page(() => import("./catalog/CatalogPage"), "CatalogPage");
@@ -56,6 +57,7 @@ export interface PageRoute {
 export const pages: PageRoute[] = [
   { path: "/", label: "Overview", section: "Fleet", icon: "fleet", element: later(<FleetPage />), needs: needs.listKiosks },
   { path: "/fleet/query", label: "Query", section: "Fleet", icon: "search", element: later(<QueryPage />), needs: needs.queryKiosks },
+  { path: "/fleet/groups", label: "Groups", section: "Fleet", icon: "table", element: later(<GroupsPage />), needs: needs.queryKiosks },
   { path: "/jobs", label: "Jobs", section: "Fleet", icon: "jobs", element: later(<JobsPage />), needs: needs.listJobs },
   { path: "/releases", label: "Releases", section: "Fleet", icon: "box", element: later(<ReleasesPage />), needs: needs.listReleases },
   { path: "/rollouts", label: "Rollouts", section: "Fleet", icon: "jobs", element: later(<RolloutsPage />), needs: needs.listRollouts },

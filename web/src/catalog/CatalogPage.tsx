@@ -1,9 +1,10 @@
-// Catalog and inventory: products (search), stock per kiosk with low stock highlighted and a
-// Restock form (operators and admins), and an event's seat map coloured by availability.
+// Catalog and inventory: products (search; admins create and edit them), stock per kiosk with
+// low stock highlighted and a Restock form (operators and admins), and events (admins create
+// them with their seat maps and edit their details) with the seat map coloured by availability.
 import { useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { EventService, InventoryService, ProductService, SeatState, type SeatStatus, type StockLevel } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { EventService, InventoryService, ProductService, SeatState, type Product, type SeatStatus, type StockLevel } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { useCan } from "../api/context";
 import { describeError } from "../api/errors";
 import { EmptyState, ErrorNotice, Loading, SkeletonRows } from "../ui/feedback";
@@ -11,6 +12,8 @@ import { FormField } from "../ui/form";
 import { formatAgo, formatDateTime, formatMoney, formatNumber } from "../ui/format";
 import { Pager, usePageTokens } from "../ui/pager";
 import { useDebounced } from "../ui/use-debounced";
+import { EventEditor } from "./EventEditor";
+import { ProductEditor } from "./ProductEditor";
 
 const pageSize = 25;
 
@@ -35,8 +38,12 @@ function ProductList() {
   const [query, setQuery] = useState("");
   const q = useDebounced(query.trim());
   const pages = usePageTokens(q);
-  const products = useQuery(ProductService.method.listProducts, { pageSize, pageToken: pages.token, query: q });
+  const canCreate = useCan(ProductService.method.createProduct);
+  const canEdit = useCan(ProductService.method.updateProduct);
+  // Admins see inactive products too, to edit them.
+  const products = useQuery(ProductService.method.listProducts, { pageSize, pageToken: pages.token, query: q, includeInactive: canEdit });
   const list = products.data?.products ?? [];
+  const [editing, setEditing] = useState<Product | "new">();
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
       <div className="card-toolbar">
@@ -49,7 +56,13 @@ function ProductList() {
           </label>
           <input id={`${id}-q`} type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="Search name or SKU" />
         </div>
+        {canCreate && !editing && (
+          <button type="button" className="button button-small" onClick={() => setEditing("new")}>
+            New product
+          </button>
+        )}
       </div>
+      {editing && <ProductEditor key={editing === "new" ? "new" : editing.sku} product={editing === "new" ? undefined : editing} onDone={() => setEditing(undefined)} />}
       {products.error && <ErrorNotice error={products.error} onRetry={() => void products.refetch()} compact />}
       <div className="table-wrap">
         <table className="table">
@@ -60,6 +73,7 @@ function ProductList() {
               <th scope="col">Category</th>
               <th scope="col">Price</th>
               <th scope="col">Tax</th>
+              {canEdit && <th scope="col"><span className="visually-hidden">Actions</span></th>}
             </tr>
           </thead>
           <tbody>
@@ -75,6 +89,13 @@ function ProductList() {
                 <td>{p.category || "—"}</td>
                 <td className="nowrap">{formatMoney(p.priceMinor, p.currency)}</td>
                 <td className="nowrap">{(p.taxRateBasisPoints / 100).toFixed(2)} %</td>
+                {canEdit && (
+                  <td>
+                    <button type="button" className="button button-small button-quiet" onClick={() => setEditing(p)} aria-label={`Edit ${p.name}`}>
+                      Edit
+                    </button>
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
@@ -236,11 +257,16 @@ const seatWord: Record<SeatState, string> = {
 
 function SeatMapSection() {
   const id = useId();
-  const events = useQuery(EventService.method.listEvents, { pageSize: 50 });
+  const canCreate = useCan(EventService.method.createEvent);
+  const canEdit = useCan(EventService.method.updateEvent);
+  const events = useQuery(EventService.method.listEvents, { pageSize: 50, includeInactive: canEdit });
   const list = events.data?.events ?? [];
   const [chosen, setChosen] = useState("");
+  const [editing, setEditing] = useState<"new" | "edit">();
   const eventId = chosen || list[0]?.eventId || "";
-  const event = list.find((e) => e.eventId === eventId);
+  // ListEvents leaves the seat maps out: the chosen event's comes from GetEvent.
+  const full = useQuery(EventService.method.getEvent, { eventId }, { enabled: eventId !== "" });
+  const event = full.data?.event?.eventId === eventId ? full.data.event : undefined;
   const seats = useQuery(EventService.method.getSeatAvailability, { eventId }, { enabled: eventId !== "", refetchInterval: 15_000 });
   const bySeat = new Map<string, SeatStatus>();
   for (const s of seats.data?.seats ?? []) bySeat.set(s.seatId, s);
@@ -254,8 +280,18 @@ function SeatMapSection() {
     <section className="card" aria-labelledby={`${id}-title`}>
       <div className="card-toolbar">
         <h2 id={`${id}-title`} className="card-title">
-          Seat map
+          Events and seat maps
         </h2>
+        {canCreate && !editing && (
+          <button type="button" className="button button-small" onClick={() => setEditing("new")}>
+            New event
+          </button>
+        )}
+        {canEdit && event && !editing && (
+          <button type="button" className="button button-small button-quiet" onClick={() => setEditing("edit")}>
+            Edit event
+          </button>
+        )}
         {list.length > 0 && (
           <div className="field">
             <label htmlFor={`${id}-event`} className="visually-hidden">
@@ -265,24 +301,38 @@ function SeatMapSection() {
               {list.map((e) => (
                 <option key={e.eventId} value={e.eventId}>
                   {e.name} — {formatDateTime(e.startTime)}
+                  {e.active ? "" : " (not on sale)"}
                 </option>
               ))}
             </select>
           </div>
         )}
       </div>
+      {editing && (
+        <EventEditor
+          key={editing === "new" ? "new" : eventId}
+          event={editing === "edit" ? event : undefined}
+          onDone={(saved) => {
+            if (saved) setChosen(saved);
+            setEditing(undefined);
+          }}
+        />
+      )}
       {events.error && <ErrorNotice error={events.error} onRetry={() => void events.refetch()} compact />}
+      {full.error && <ErrorNotice error={full.error} onRetry={() => void full.refetch()} compact />}
       {seats.error && <ErrorNotice error={seats.error} onRetry={() => void seats.refetch()} compact />}
       {events.isPending && <Loading label="Loading events" />}
       {!events.isPending && list.length === 0 && !events.error && (
         <EmptyState icon="catalog" title="No upcoming events">
-          <p>Events with seat maps are created by admins through EventService.</p>
+          <p>{canCreate ? "Create one with its seat map: New event." : "Admins create events with their seat maps here."}</p>
         </EmptyState>
       )}
       {event && (
         <>
-          <p className="muted">
-            {event.venue} · {counts.available} available, {counts.held} held, {counts.sold} sold
+          <p className="muted" data-testid="event-summary">
+            {event.venue} · {formatDateTime(event.startTime)} · {event.seatCount} seats: {counts.available} available, {counts.held} held, {counts.sold} sold
+            {event.priceTiers.map((t) => ` · ${t.name} ${formatMoney(t.priceMinor, t.currency)}`).join("")}
+            {!event.active && " · not on sale"}
           </p>
           <div className="legend">
             <span className="legend-item"><span className="seat seat-available" /> Available</span>

@@ -14,7 +14,7 @@ import { EmptyState, ErrorNotice, Loading, SkeletonRows } from "../ui/feedback";
 import { formatAgo, formatDateTime, formatNumber } from "../ui/format";
 import { Icon } from "../ui/icons";
 import { Pager, usePageTokens } from "../ui/pager";
-import { JobProgressBar, JobStateBadge, jobFinished, jobRefreshMs } from "./job-info";
+import { JobProgressBar, JobStateBadge, jobFinished } from "./job-info";
 import { describeTarget } from "./JobsPage";
 
 export function JobDetailPage() {
@@ -121,15 +121,18 @@ function JobCommands({ job }: { job: Job }) {
   const id = useId();
   const pages = usePageTokens();
   const pageSize = 50;
-  // Read as often as the job while it runs (there is no job stream), and once more when it ends.
-  const finished = jobFinished(job.state);
-  const commands = useQuery(CommandService.method.listCommands, { jobId: job.jobId, pageSize, pageToken: pages.token }, { refetchInterval: finished ? false : jobRefreshMs });
-  const wasFinished = useRef(finished);
+  // Read again when WatchJob brings a change of the job's progress or state (at most about once
+  // a second), not on a timer: the stream is what says a command moved.
+  const p = job.progress;
+  const moved = `${job.state}:${p?.dispatched}:${p?.succeeded}:${p?.failed}:${p?.canceled}:${p?.inFlight}`;
+  const commands = useQuery(CommandService.method.listCommands, { jobId: job.jobId, pageSize, pageToken: pages.token });
+  const seen = useRef(moved);
   const { refetch } = commands;
   useEffect(() => {
-    if (finished && !wasFinished.current) void refetch();
-    wasFinished.current = finished;
-  }, [finished, refetch]);
+    if (seen.current === moved) return;
+    seen.current = moved;
+    void refetch();
+  }, [moved, refetch]);
   const list = commands.data?.commands ?? [];
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
