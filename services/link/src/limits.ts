@@ -52,6 +52,11 @@ const cooldownKey = (kioskId: string) => `link:cooldown:${kioskId}`;
 export interface Cooldown {
   /** Starts the kiosk's cool-down (shared by all replicas). */
   start(kioskId: string): Promise<void>;
+  /**
+   * The Redis key of the kiosk's cool-down when cool-downs are on (a key with a TTL while it
+   * lasts): a stream opening reads it in its presence claim's round trip (presence.claimMany).
+   */
+  key(kioskId: string): string | undefined;
   /** Milliseconds left of the kiosk's cool-down; 0 when there is none. */
   remainingMs(kioskId: string): Promise<number>;
 }
@@ -61,6 +66,7 @@ export function createCooldown(redis: Redis, seconds: number): Cooldown {
     async start(kioskId) {
       if (seconds > 0) await redis.set(cooldownKey(kioskId), "1", "EX", seconds);
     },
+    key: (kioskId) => (seconds > 0 ? cooldownKey(kioskId) : undefined),
     async remainingMs(kioskId) {
       if (seconds <= 0) return 0;
       return Math.max(0, await redis.pttl(cooldownKey(kioskId)));

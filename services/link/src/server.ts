@@ -52,7 +52,7 @@ import type { LinkConfig } from "./config.js";
 import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, checkUpdateStatus, refusedField } from "./contract.js";
 import type { LinkEvents } from "./events.js";
 import { spend, spendInvalid, type Budget, type BudgetLimits, type Cooldown } from "./limits.js";
-import type { Presence } from "./presence.js";
+import type { Claimed, Owner, Presence } from "./presence.js";
 
 export const linkServices = [LinkService];
 
@@ -336,18 +336,50 @@ export function createLink(deps: LinkDeps) {
   }
 
   /**
-   * Claims the kiosk's presence and tells the platform this stream is its own. Run
-   * when a stream opens, and again when a heartbeat finds the presence record gone
-   * (it expired while the kiosk was silent, or Redis lost it): fleet may have shown
-   * the kiosk offline meanwhile, and the event puts it back, with what it is owed.
+   * Claims the kiosk's presence again when a heartbeat finds the record gone (it expired while
+   * the kiosk was silent, or Redis lost it), unless a newer stream holds it: fleet may have
+   * shown the kiosk offline meanwhile, and the event puts it back, with what it is owed.
    */
-  async function announce(session: KioskStream, again = false) {
-    const previous = await presence.claim(session.kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: session.deviceId, since: new Date().toISOString() }, again);
-    if (again && previous && previous.session !== session.id) {
+  async function reclaim(session: KioskStream) {
+    const previous = await presence.claim(session.kioskId, { replica: config.LINK_REPLICA_ID, session: session.id, deviceId: session.deviceId, since: new Date().toISOString() }, true);
+    if (previous && previous.session !== session.id) {
       // Claimed meanwhile by a newer stream (on any replica): this one is the older.
       session.end("replaced", Goodbye_Reason.REPLACED);
       return;
     }
+    await announce(session, previous);
+  }
+
+  // The streams opening in this tick: their cool-downs are read and their presence claimed
+  // together, in one Redis round trip (presence.claimMany), as heartbeats are refreshed
+  // together; in a reconnect storm hundreds open per tick.
+  let opening: { session: KioskStream; resolve: (c: Claimed) => void; reject: (err: unknown) => void }[] = [];
+  function claimOpening(session: KioskStream): Promise<Claimed> {
+    return new Promise<Claimed>((resolve, reject) => {
+      if (opening.length === 0) setImmediate(flushOpening);
+      opening.push({ session, resolve, reject });
+    });
+  }
+  function flushOpening() {
+    const due = opening;
+    opening = [];
+    const since = new Date().toISOString();
+    presence
+      .claimMany(
+        config.LINK_REPLICA_ID,
+        due.map(({ session: s }) => ({ kioskId: s.kioskId, session: s.id, deviceId: s.deviceId, since, cooldownKey: cooldown.key(s.kioskId) })),
+      )
+      .then(
+        (claimed) => due.forEach((d, i) => d.resolve(claimed[i]!)),
+        (err: unknown) => due.forEach((d) => d.reject(err)),
+      );
+  }
+
+  /**
+   * Tells the platform this stream is the kiosk's (the JetStream `connected` event) and, when
+   * the presence record named an older stream on another replica, tells that replica.
+   */
+  async function announce(session: KioskStream, previous: Owner | undefined) {
     const event = create(KioskConnectedEventSchema, {
       kioskId: session.kioskId,
       deviceId: session.deviceId,
@@ -401,7 +433,7 @@ export function createLink(deps: LinkDeps) {
         // The record is gone (it expired while the kiosk was silent, or Redis lost it): claim it
         // again and tell fleet, which may have shown the kiosk offline meanwhile.
         if (session.ended || sessions.get(session.kioskId) !== session) return;
-        if (found[i] === "gone") announce(session, true).catch((err: unknown) => session.fail(err));
+        if (found[i] === "gone") reclaim(session).catch((err: unknown) => session.fail(err));
         // Another stream holds the record: this one was replaced and missed being told.
         else if (found[i] === "taken") session.end("replaced", Goodbye_Reason.REPLACED);
       });
@@ -510,24 +542,16 @@ export function createLink(deps: LinkDeps) {
     session.send({ body: { case: "telemetryAck", value: { batchId } } });
   }
 
-  /** Accepts one kiosk's stream: the device, its cool-down and its hello. */
+  /** Accepts one kiosk's stream: the device and its hello. */
   async function accept(call: Call, ctx: GrpcCallContext): Promise<KioskStream> {
     const principal = ctx.principal;
     if (principal?.kind !== "device") throw new ConnectError("only kiosk devices connect here", Code.PermissionDenied);
-    const kioskId = principal.kioskId;
-    // Cut off for flooding a moment ago (on any replica): not yet. Without Redis the
-    // token check has already failed, so an error here only skips the cool-down.
-    const waitMs = await cooldown.remainingMs(kioskId).catch(() => 0);
-    if (waitMs > 0) {
-      rateLimited.inc({ budget: "cooldown" });
-      throw new ConnectError(`this kiosk went over its message budget; reconnect in ${Math.ceil(waitMs / 1000)} s`, Code.ResourceExhausted, { "retry-after": String(Math.ceil(waitMs / 1000)) });
-    }
     const hello = await readHello(call).catch((err: unknown) => {
       const field = refusedField(err);
       if (field !== undefined) refused.inc({ field });
       throw err;
     });
-    const session = new KioskStream(kioskId, principal.deviceId, hello, call, ctx);
+    const session = new KioskStream(principal.kioskId, principal.deviceId, hello, call, ctx);
     // From here on the stream cleans up after itself, however it ends.
     call.once("cancelled", () => {
       if (!session.ended) session.reason = "cancelled";
@@ -537,17 +561,35 @@ export function createLink(deps: LinkDeps) {
     return session;
   }
 
-  /** Makes the stream the kiosk's: replacement, welcome, deliveries, presence and the connected event, then reading. */
+  /**
+   * Makes the stream the kiosk's: its cool-down and presence (with the others opening in this
+   * tick), replacement, welcome, deliveries and the connected event, then reading.
+   */
   async function start(session: KioskStream) {
     const { kioskId, call } = session;
+    const claimed = await claimOpening(session);
+    if (claimed.cooldownMs > 0) {
+      // Cut off for flooding a moment ago (on any replica): not yet. The stream was never the
+      // kiosk's (nothing claimed, nothing announced), so nothing is released or published.
+      rateLimited.inc({ budget: "cooldown" });
+      const seconds = Math.ceil(claimed.cooldownMs / 1000);
+      session.cleaned = session.ended = true;
+      clearTimeout(session.expiry);
+      session.ctx.end(new ConnectError(`this kiosk went over its message budget; reconnect in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) }));
+      return;
+    }
+    if (session.ended) {
+      // The kiosk left while its record was claimed: its clean-up (after this) releases it.
+      return;
+    }
     sessions.get(kioskId)?.end("replaced", Goodbye_Reason.REPLACED);
     sessions.set(kioskId, session);
     // The replica's logger, not a child per stream: a held stream should not keep one.
     log.info({ requestId: session.ctx.info.id, kioskId, session: session.id }, "kiosk connected");
-    // Welcome first, before anything fleet delivers.
+    // Welcome first, before anything fleet delivers (fleet hears of the stream from the event).
     session.send({ body: { case: "welcome", value: { kioskId, heartbeatIntervalSeconds: config.HEARTBEAT_INTERVAL_SECONDS, linkReplica: config.LINK_REPLICA_ID } } });
     // In `sessions` before fleet hears of this stream, so its first delivery finds it.
-    await announce(session);
+    await announce(session, "previous" in claimed ? claimed.previous : undefined);
     // Open: the next stream waiting for a turn may open (admission control).
     session.ctx.opened();
     if (session.ended) return;
