@@ -18,6 +18,8 @@ import { RolloutService, RolloutState, WindowPolicy, type Rollout } from "@admin
 import { closeNats, connectNats, createLogger } from "@adminkiosk/runtime";
 import { waitFor } from "@adminkiosk/devstack";
 import { startSimulator, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
+import { Code } from "@connectrpc/connect";
+import { failure, Role } from "../../../test/support/auth.js";
 import { startFleet, type FleetFixture } from "../../../test/support/fleet.js";
 
 const inside = 200;
@@ -45,6 +47,7 @@ let fx: FleetFixture;
 let sim: Simulator;
 let stateDir: string;
 let db: pg.Pool;
+let deviceCredential = "";
 const releases = new Map<string, string>();
 const kioskIds = Array.from({ length: inside }, (_, i) => `ro-${String(i + 1).padStart(3, "0")}`);
 const outsideKiosk = "ro-outside";
@@ -89,6 +92,7 @@ beforeAll(async () => {
   });
   db = new pg.Pool({ connectionString: fx.fleetDatabaseUrl, max: 2, options: "-c search_path=fleet" });
   const credentials = await fx.enroll([...kioskIds, outsideKiosk], { tags: ["rollout-test"] });
+  deviceCredential = credentials.get(kioskIds[0]!)!;
   const kiosks = fx.fleetClient(KioskService);
   await Promise.all(kioskIds.map((kioskId, i) => kiosks.updateKiosk({ kioskId, timezone: zones[i % zones.length] })));
   await kiosks.updateKiosk({ kioskId: outsideKiosk, timezone: window.zone });
@@ -219,4 +223,34 @@ describe("rollouts", () => {
       return kioskIds.every((k) => v.get(k) === "2.0.0") || undefined;
     });
   }, 300_000);
+
+  it("refuses bad input naming the field; viewers read rollouts but do not change them, kiosks neither", async () => {
+    const base = { releaseId: releases.get("2.0.0")!, target: { tags: ["rollout-test"] }, windowPolicy: WindowPolicy.ANY };
+    const refused = async (req: Parameters<ReturnType<typeof rollouts>["createRollout"]>[0], code: Code, text: string) => {
+      const err = await failure(rollouts().createRollout(req));
+      expect(err.code, err.message).toBe(code);
+      expect(err.message).toContain(text);
+    };
+    await refused({ ...base, waves: [{ percent: 50 }, { percent: 40 }] }, Code.InvalidArgument, "waves[1].percent");
+    await refused({ ...base, waves: [{ percent: 10 }, { percent: 90 }] }, Code.InvalidArgument, "waves[1].percent");
+    await refused({ ...base, target: {} }, Code.InvalidArgument, "target");
+    await refused({ ...base, target: { query: "group = " } }, Code.InvalidArgument, "target.query");
+    await refused({ ...base, windowPolicy: WindowPolicy.EXPLICIT, windowStartHour: 25 }, Code.InvalidArgument, "window_start_hour");
+    await refused({ ...base, maxConcurrent: -1 }, Code.InvalidArgument, "max_concurrent");
+    await refused({ ...base, gate: { minSalesRatio: 2 } }, Code.InvalidArgument, "gate.min_sales_ratio");
+    await refused({ ...base, releaseId: "00000000-0000-4000-8000-000000000000" }, Code.NotFound, "release");
+    await refused({ ...base, target: { groupId: "no-such-group" } }, Code.FailedPrecondition, "matches no kiosk");
+    // Nothing half-written: none of those left a rollout behind.
+    const before = (await rollouts().listRollouts({ pageSize: 200 })).rollouts.length;
+    const viewer = (await fx.auth.userWithRole(Role.VIEWER)).accessToken;
+    const asViewer = fx.fleetClient(RolloutService, viewer);
+    expect((await asViewer.listRollouts({ pageSize: 200 })).rollouts).toHaveLength(before);
+    expect((await failure(asViewer.createRollout(base))).code).toBe(Code.PermissionDenied);
+    const any = (await asViewer.listRollouts({ pageSize: 1 })).rollouts[0]!;
+    expect((await failure(asViewer.pauseRollout({ rolloutId: any.rolloutId }))).code).toBe(Code.PermissionDenied);
+    expect((await failure(fx.fleetClient(RolloutService, deviceCredential).listRollouts({}))).code).toBe(Code.PermissionDenied);
+    // A finished rollout cannot be paused.
+    const err = await failure(rollouts().pauseRollout({ rolloutId: any.rolloutId }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+  });
 });

@@ -39,7 +39,7 @@ interface Effects {
 }
 
 /** Moves `row` (locked by the caller's transaction) one step along. */
-export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log">, fx: Effects, now = new Date()): Promise<void> {
+export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log" | "pool">, fx: Effects, now = new Date()): Promise<void> {
   const id = row.rollout_id;
   await syncTargets(tx, id);
   const w = row.current_wave;
@@ -96,7 +96,9 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     const bakeStart = wave.bake_started_at!;
     const baked = now.getTime() - bakeStart.getTime();
     if (baked < plan.bakeMs) return;
-    const m = await measure(tx, id, w, bakeStart, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
+    // Read through the pool, its statements side by side (the targets were synced and
+    // committed before this transaction: startRolloutEngine's tick).
+    const m = await measure(o.pool, id, w, bakeStart, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
     const metrics = judge(m, row.gate);
     if (metrics.some((x) => x.judged && !x.passed)) {
       await gateFailed(tx, row, w, metrics, m, o, fx);
@@ -119,7 +121,7 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
 }
 
 /** Kiosks' reports and their commands' ends, onto the rollout's targets. */
-async function syncTargets(tx: PoolClient, id: string) {
+async function syncTargets(tx: Pool | PoolClient, id: string) {
   await tx.query(
     `UPDATE rollout_targets t SET state = u.state, finished_at = u.reported_at, error = u.error,
        from_version = CASE WHEN u.from_version <> '' THEN u.from_version ELSE t.from_version END
@@ -287,6 +289,9 @@ export async function rollback(tx: PoolClient, ctx: Parameters<typeof rolloutAud
 export function startRolloutEngine(o: EngineOptions) {
   const tick = async () => {
     const fx: Effects = { kicked: [], commands: [] };
+    // Reports first, committed (idempotent, any replica): a gate read through the pool sees them.
+    const { rows: running } = await o.pool.query<{ rollout_id: string }>("SELECT rollout_id FROM rollouts WHERE state = 'running' ORDER BY created_at LIMIT 20");
+    for (const r of running) await syncTargets(o.pool, r.rollout_id);
     await inTransaction(o.pool, async (tx) => {
       const { rows } = await tx.query<RolloutRow>("SELECT * FROM rollouts WHERE state = 'running' ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED");
       for (const row of rows) await advance(tx, row, o, fx);

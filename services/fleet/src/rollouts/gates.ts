@@ -75,24 +75,23 @@ export interface GateMetric {
   passed: boolean;
 }
 
-const cohortSql = `
-  WITH c AS (
+/** The cohorts: targets installed up to the wave (updated) and targets not sent it (control). */
+const cohorts = `c AS (
     SELECT kiosk_id, state = 'installed' AS updated FROM rollout_targets
     WHERE rollout_id = $1 AND ((state = 'installed' AND wave <= $2) OR state = 'pending')
-  ),
-  k AS (SELECT updated, count(*) AS n FROM c GROUP BY updated),
-  s AS (SELECT c.updated, count(*) FILTER (WHERE s.completed_at >= $3) AS n,
-          count(*) FILTER (WHERE s.completed_at >= $4 AND s.completed_at < $5) AS base
-        FROM kiosk_sales s JOIN c USING (kiosk_id) WHERE s.completed_at >= LEAST($3, $4) GROUP BY c.updated),
-  f AS (SELECT c.updated, count(*) AS n, count(*) FILTER (WHERE f.failure_code <> 'HOLD_EXPIRED') AS pay
-        FROM kiosk_order_failures f JOIN c USING (kiosk_id) WHERE f.failed_at >= $3 GROUP BY c.updated),
-  t AS (SELECT c.updated, count(*) AS n,
-          count(*) FILTER (WHERE ts.printer = 3 OR ts.scanner = 3 OR cardinality(ts.errors) > 0) AS bad
-        FROM telemetry_samples ts JOIN c USING (kiosk_id) WHERE ts.sampled_at >= $3 GROUP BY c.updated)
-  SELECT u.updated, COALESCE(k.n, 0)::int AS kiosks, COALESCE(s.n, 0)::int AS sales, COALESCE(s.base, 0)::int AS base, COALESCE(f.n, 0)::int AS failed,
-         COALESCE(f.pay, 0)::int AS pay, COALESCE(t.n, 0)::int AS samples, COALESCE(t.bad, 0)::int AS bad
-  FROM (VALUES (true), (false)) AS u(updated)
-  LEFT JOIN k USING (updated) LEFT JOIN s USING (updated) LEFT JOIN f USING (updated) LEFT JOIN t USING (updated)`;
+  )`;
+// One statement per source, so a Pool runs them side by side (a transaction's client, in turn).
+const kiosksSql = `WITH ${cohorts} SELECT updated, count(*)::int AS n FROM c GROUP BY updated`;
+const salesSql = `WITH ${cohorts}
+  SELECT c.updated, count(*) FILTER (WHERE s.completed_at >= $3)::int AS n,
+         count(*) FILTER (WHERE s.completed_at >= $4 AND s.completed_at < $5)::int AS base
+  FROM kiosk_sales s JOIN c USING (kiosk_id) WHERE s.completed_at >= LEAST($3::timestamptz, $4::timestamptz) GROUP BY c.updated`;
+const failuresSql = `WITH ${cohorts}
+  SELECT c.updated, count(*)::int AS n, count(*) FILTER (WHERE f.failure_code <> 'HOLD_EXPIRED')::int AS pay
+  FROM kiosk_order_failures f JOIN c USING (kiosk_id) WHERE f.failed_at >= $3 GROUP BY c.updated`;
+const telemetrySql = `WITH ${cohorts}
+  SELECT c.updated, count(*)::int AS n, count(*) FILTER (WHERE ts.printer = 3 OR ts.scanner = 3 OR cardinality(ts.errors) > 0)::int AS bad
+  FROM telemetry_samples ts JOIN c USING (kiosk_id) WHERE ts.sampled_at >= $3 GROUP BY c.updated`;
 
 /**
  * Counts both cohorts' events since `since` (the wave's bake start) for wave `wave` of
@@ -100,8 +99,11 @@ const cohortSql = `
  */
 export async function measure(db: Pool | PoolClient, rolloutId: string, wave: number, since: Date, baseline: { started: Date; baselineMs: number }, now = new Date()): Promise<Measured> {
   const baseFrom = new Date(baseline.started.getTime() - baseline.baselineMs);
-  const [{ rows }, { rows: installs }] = await Promise.all([
-    db.query<{ updated: boolean; kiosks: number; sales: number; base: number; failed: number; pay: number; samples: number; bad: number }>(cohortSql, [rolloutId, wave, since, baseFrom, baseline.started]),
+  const [k, sales, failures, telemetry, { rows: installs }] = await Promise.all([
+    db.query<{ updated: boolean; n: number }>(kiosksSql, [rolloutId, wave]),
+    db.query<{ updated: boolean; n: number; base: number }>(salesSql, [rolloutId, wave, since, baseFrom, baseline.started]),
+    db.query<{ updated: boolean; n: number; pay: number }>(failuresSql, [rolloutId, wave, since]),
+    db.query<{ updated: boolean; n: number; bad: number }>(telemetrySql, [rolloutId, wave, since]),
     db.query<{ finished: number; failed: number }>(
       `SELECT count(*) FILTER (WHERE state IN ('installed', 'failed', 'reverted', 'rejected'))::int AS finished,
               count(*) FILTER (WHERE state IN ('failed', 'reverted', 'rejected'))::int AS failed
@@ -110,8 +112,11 @@ export async function measure(db: Pool | PoolClient, rolloutId: string, wave: nu
     ),
   ]);
   const cohort = (updated: boolean): Cohort => {
-    const r = rows.find((x) => x.updated === updated)!;
-    return { kiosks: r.kiosks, sales: r.sales, baselineSales: r.base, failedOrders: r.failed, paymentFailures: r.pay, samples: r.samples, faultySamples: r.bad };
+    const of = <T extends { updated: boolean }>(rows: T[]) => rows.find((x) => x.updated === updated);
+    const sr = of(sales.rows);
+    const fr = of(failures.rows);
+    const tr = of(telemetry.rows);
+    return { kiosks: of(k.rows)?.n ?? 0, sales: sr?.n ?? 0, baselineSales: sr?.base ?? 0, failedOrders: fr?.n ?? 0, paymentFailures: fr?.pay ?? 0, samples: tr?.n ?? 0, faultySamples: tr?.bad ?? 0 };
   };
   return {
     updated: cohort(true),
