@@ -259,8 +259,9 @@ describe("one stream per kiosk", () => {
     expect(await redis.hget("link:presence:prague-031", "session")).toBe("a-newer-session");
   });
 
-  it("revoking the kiosk at auth ends its stream, with a goodbye that says so", async () => {
-    const stream = openStream(link.url, await enroll("prague-040"));
+  it("revoking the kiosk at auth ends its stream, with a goodbye that says so; the credential opens no new stream, while another kiosk's opening beside it does", async () => {
+    const revokedCredential = await enroll("prague-040");
+    const stream = openStream(link.url, revokedCredential);
     stream.send({ body: { case: "hello", value: {} } });
     await stream.next();
     await auth.client(DeviceService, admin).revokeDevice({ kioskId: "prague-040" });
@@ -269,6 +270,18 @@ describe("one stream per kiosk", () => {
     // its own timeout. So no bound on how fast, which is the machine's speed.
     const { messages } = await stream.rest();
     expect(messages.at(-1)?.body).toEqual({ case: "goodbye", value: expect.objectContaining({ reason: Goodbye_Reason.REVOKED }) });
+
+    // Streams opening together have their devices' revocations asked together: each gets its own answer.
+    const bystanderCredential = await enroll("prague-041");
+    const [again, bystander] = [openStream(link.url, revokedCredential), openStream(link.url, bystanderCredential)];
+    again.send({ body: { case: "hello", value: {} } });
+    bystander.send({ body: { case: "hello", value: {} } });
+    const [refusedAgain, welcomed] = await Promise.all([again.rest(), bystander.next()]);
+    expect(welcomed?.body.case).toBe("welcome");
+    expect(refusedAgain.messages).toEqual([]);
+    expect(refusedAgain.error?.code).toBe(Code.Unauthenticated);
+    expect(refusedAgain.error?.rawMessage).toMatch(/revoked/);
+    bystander.close();
   });
 
   it("shutting a replica down tells its kiosks to reconnect elsewhere", async () => {
