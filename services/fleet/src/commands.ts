@@ -120,7 +120,7 @@ export function requireTtl(field: string, ttl: Duration | undefined): number {
 }
 
 /** Checks an action and returns its kind. */
-export function requireAction(field: string, action: CommandAction | undefined): string {
+export function requireAction(field: string, action: CommandAction | undefined, o: { installRelease?: boolean } = {}): string {
   const kind = action?.kind;
   if (!kind?.case) throw invalidArgument(field, "must name what to do (reboot, restart_app, display_message, apply_config, refresh_catalog, open_service_door, collect_diagnostics)");
   switch (kind.case) {
@@ -137,6 +137,8 @@ export function requireAction(field: string, action: CommandAction | undefined):
       if (kind.value.technician) requireText(`${field}.open_service_door.technician`, kind.value.technician, { max: 100 });
       break;
     case "installRelease":
+      // A job or bulk action would send the request's own (unsigned) fields: releases go to many kiosks as rollouts.
+      if (!o.installRelease) throw invalidArgument(`${field}.install_release`, "a release goes to many kiosks as a rollout (RolloutService), to one kiosk with SendCommand");
       if (!cursorPatterns.uuid.test(kind.value.releaseId)) throw invalidArgument(`${field}.install_release.release_id`, "must be a release id (a UUID)");
       break;
   }
@@ -166,7 +168,7 @@ export function commandRoutes(deps: CommandDeps) {
     router.service(CommandService, {
       async sendCommand(req, ctx) {
         const kioskId = requireKioskId("kiosk_id", req.kioskId);
-        const kind = requireAction("action", req.action);
+        const kind = requireAction("action", req.action, { installRelease: true });
         if (req.action?.kind.case === "installRelease") {
           // Sent by hand: the kiosk gets the release's signed manifest as fleet stored it, whatever else the request said.
           const release = await getRelease(pool, req.action.kind.value.releaseId);

@@ -15,6 +15,7 @@ import pg from "pg";
 import { BadRequestSchema } from "@adminkiosk/proto/google/rpc/error_details_pb";
 import { AuditService } from "@adminkiosk/proto/adminkiosk/fleet/v1/audit_pb";
 import { CommandService, CommandState } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { ReleaseKind, ReleaseService } from "@adminkiosk/proto/adminkiosk/fleet/v1/releases_pb";
 import { eventually, waitFor } from "@adminkiosk/devstack";
@@ -274,5 +275,12 @@ describe("who may do what, and bad input", () => {
     const err = await failure(install("rel-1", "00000000-0000-4000-8000-000000000000"));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("action.install_release.release_id");
+    // A job would send the request's own fields, unsigned: releases go out as rollouts.
+    const { releases } = await fx.fleetClient(ReleaseService).listReleases({});
+    const job = await failure(
+      fx.fleetClient(JobService).createJob({ action: { kind: { case: "installRelease", value: { releaseId: releases[0]!.releaseId } } }, target: { kioskIds: ["rel-1"] }, ratePerMinute: 60 }),
+    );
+    expect(job.code).toBe(Code.InvalidArgument);
+    expect(job.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("action.install_release");
   });
 });
