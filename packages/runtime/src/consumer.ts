@@ -36,7 +36,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { backoffDelay, runForever, sleep, type BackoffOptions } from "./backoff.js";
 import type { Logger } from "./logger.js";
 import type { NatsConnection } from "./nats.js";
-import { inTransaction, type Pool, type PoolClient } from "./postgres.js";
+import type { Pool, PoolClient } from "./postgres.js";
 import { traceConsume } from "./tracing.js";
 
 /** A message as handlers see it (also what a replay hands them, rebuilt from the dead letter). */
@@ -236,18 +236,33 @@ export interface DurableConsumer {
 }
 
 /**
- * Claims the messages' inbox rows; returns those claimed now (the first of each key), in order.
+ * Opens a transaction that claims the messages' inbox rows and runs `work` with those claimed
+ * now (the first of each key, in order); commits when it resolves, rolls back when it throws.
+ * BEGIN and the claim go as one simple query (the keys as escaped literals): one round trip.
  * `inbox` is the stream and the durable ("LINK/notifications"): two durable consumers of one
  * stream in one service (notifications reads LINK twice) each apply every message once —
  * keyed by the stream alone, whichever claimed a message first made the other skip it.
  */
-async function claim(tx: PoolClient, inbox: string, msgs: ConsumedMessage[]): Promise<ConsumedMessage[]> {
-  const { rows } = await tx.query<{ msg_key: string }>(
-    "INSERT INTO consumer_inbox (stream, msg_key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING msg_key",
-    [inbox, msgs.map((m) => m.key)],
-  );
-  const fresh = new Set(rows.map((r) => r.msg_key));
-  return msgs.filter((m) => fresh.delete(m.key));
+async function claimed<R>(pool: Pool, inbox: string, msgs: ConsumedMessage[], work: (tx: PoolClient, fresh: ConsumedMessage[]) => Promise<R>): Promise<R> {
+  const client = await pool.connect();
+  try {
+    const lit = (v: string) => client.escapeLiteral(v);
+    const results = (await client.query(
+      `BEGIN; INSERT INTO consumer_inbox (stream, msg_key) SELECT ${lit(inbox)}, unnest(ARRAY[${msgs.map((m) => lit(m.key)).join(",")}]::text[]) ON CONFLICT DO NOTHING RETURNING msg_key`,
+    )) as unknown as { rows: { msg_key: string }[] }[];
+    const fresh = new Set(results[1]!.rows.map((r) => r.msg_key));
+    const result = await work(
+      client,
+      msgs.filter((m) => fresh.delete(m.key)),
+    );
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 function toConsumed(m: JsMsg): ConsumedMessage {
@@ -276,18 +291,16 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   /** Applies the messages; commits (and runs afterCommit) or throws. Returns how many were repeats. */
   const run = async (msgs: ConsumedMessage[]): Promise<number> => {
     if ("apply" in options) {
-      const fresh = await inTransaction(pool, async (tx) => {
-        const [msg] = await claim(tx, inbox, msgs);
+      const fresh = await claimed(pool, inbox, msgs, async (tx, [msg]) => {
         if (msg) await options.apply(tx, msg);
         return msg ? 1 : 0;
       });
       return msgs.length - fresh;
     }
     if ("applyBatch" in options) {
-      const done = await inTransaction(pool, async (tx) => {
-        const fresh = await claim(tx, inbox, msgs);
-        return fresh.length ? { n: fresh.length, result: await options.applyBatch(tx, fresh) } : { n: 0 };
-      });
+      const done = await claimed(pool, inbox, msgs, async (tx, fresh) =>
+        fresh.length ? { n: fresh.length, result: await options.applyBatch(tx, fresh) } : { n: 0 },
+      );
       if ("result" in done) {
         try {
           options.afterCommit?.(done.result as T);
@@ -301,8 +314,8 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
     for (const msg of msgs) {
       await options.handle(msg, {
         once: (work) =>
-          inTransaction(pool, async (tx) => {
-            if ((await claim(tx, inbox, [msg])).length === 0) {
+          claimed(pool, inbox, [msg], async (tx, fresh) => {
+            if (fresh.length === 0) {
               repeats++;
               return undefined;
             }
