@@ -6,7 +6,7 @@
 import { useId, useState } from "react";
 import { Link, useParams } from "react-router";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { useMutation, useQuery } from "@connectrpc/connect-query";
+import { createConnectQueryKey, useMutation, useQuery, useTransport } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { ConfigService, type GroupConfig } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
@@ -88,7 +88,9 @@ export function GroupConfigPage() {
 /** How many of the group's kiosks run their desired configuration, and which do not yet. */
 function Rollout({ groupId, version, saved }: { groupId: string; version: bigint; saved?: { version: bigint; affected: number } }) {
   const id = useId();
-  const inGroup = `group = ${quoted(groupId)}`;
+  // Keyed by the group's version: a count from before a save is never shown as this one's
+  // (every kiosk of the group has a desired version at least the group's once it is saved).
+  const inGroup = `group = ${quoted(groupId)}${version > 0n ? ` and config_version >= ${version}` : ""}`;
   const counts = useQuery(FleetQueryService.method.queryKiosks, { query: `${inGroup} | stats count() by group, config_in_sync`, pageSize: 1 }, { refetchInterval: (q) => (settled(q.state.data?.stats?.groups) ? 15_000 : 2_000) });
   const g = groupCounts(counts.data?.stats?.groups ?? [])[0] ?? { groupId, kiosks: 0, inSync: 0 };
   const waiting = useQuery(FleetQueryService.method.queryKiosks, { query: `${inGroup} and not config_in_sync | sort id`, pageSize: 10 }, { enabled: g.kiosks > g.inSync, refetchInterval: 2_000 });
@@ -100,7 +102,7 @@ function Rollout({ groupId, version, saved }: { groupId: string; version: bigint
       </h2>
       {saved && (
         <p className="notice notice-info" role="status" data-testid="group-saved">
-          Saved as v{String(saved.version)}: {formatNumber(saved.affected)} kiosks got it as their new desired configuration.
+          Saved as v{String(saved.version)}: {formatNumber(saved.affected)} {saved.affected === 1 ? "kiosk" : "kiosks"} got it as their new desired configuration.
         </p>
       )}
       {counts.error && <ErrorNotice error={counts.error} onRetry={() => void counts.refetch()} compact />}
@@ -119,7 +121,7 @@ function Rollout({ groupId, version, saved }: { groupId: string; version: bigint
             <strong>
               {formatNumber(g.inSync)} of {formatNumber(g.kiosks)}
             </strong>{" "}
-            kiosks run their desired configuration{version > 0n ? ` (the group's is v${version}; a kiosk's own document gives it a later version)` : ""}.
+            kiosks run their desired configuration{version > 0n ? ` with the group's v${version} (a kiosk's own document gives it a later version)` : ""}.
           </p>
           {g.kiosks > g.inSync && (
             <>
@@ -157,11 +159,15 @@ function parseObject(text: string): { value?: JsonObject; error?: string } {
 function GroupEditor({ groupId, current, base, initial, onSaved, onCancel, onRebase }: { groupId: string; current: GroupConfig; base: bigint; initial: string; onSaved: (version: bigint, affected: number) => void; onCancel: () => void; onRebase: (text: string) => void }) {
   const id = useId();
   const queryClient = useQueryClient();
+  const transport = useTransport();
   const [text, setText] = useState(initial);
   const parsed = parseObject(text);
   const tooBig = new TextEncoder().encode(text).length > 64 * 1024;
   const save = useMutation(ConfigService.method.setGroupConfig, {
     onSuccess: (res) => {
+      // The saved document at once (the answer has it), then everything read again.
+      const key = createConnectQueryKey({ schema: ConfigService.method.getGroupConfig, input: { groupId }, transport, cardinality: "finite" });
+      queryClient.setQueryData(key, { $typeName: "adminkiosk.fleet.v1.GetGroupConfigResponse" as const, config: res.config });
       void queryClient.invalidateQueries();
       onSaved(res.config?.version ?? 0n, res.kiosksAffected);
     },
