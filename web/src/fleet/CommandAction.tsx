@@ -61,6 +61,7 @@ const kindLabels: Record<string, string> = {
   refreshCatalog: "Refresh catalog",
   openServiceDoor: "Service door",
   collectDiagnostics: "Diagnostics",
+  installRelease: "Install release",
 };
 
 /** "Message: “Closed for cleaning”", "Reboot (graceful)". */
@@ -79,6 +80,8 @@ export function describeAction(action: CommandAction | undefined): string {
       return kind.value.technician ? `${label} for ${kind.value.technician}` : label;
     case "collectDiagnostics":
       return kind.value.includeLogs ? `${label} with logs` : label;
+    case "installRelease":
+      return `${label} ${kind.value.version}${kind.value.rolloutId ? " (rollout)" : ""}`;
     default:
       return label;
   }

@@ -218,7 +218,7 @@ function KioskUpdates({ releaseId }: { releaseId: string }) {
         </table>
         {!updates.isPending && list.length === 0 && !updates.error && (
           <EmptyState icon="box" title="No kiosk has reported this release yet">
-            <p>Send it to a kiosk (Install release on the kiosk's page) or roll it out.</p>
+            <p>Roll it out on the Rollouts page, or send it to one kiosk with SendCommand (install_release).</p>
           </EmptyState>
         )}
       </div>
