@@ -570,6 +570,8 @@ describe("the contract: what the store cannot hold never leaves link", () => {
     ["a NUL in a result's payload", { body: { case: "result", value: { commandId: "6f1c1c52-5d7e-4f0a-9a43-1b2f3c4d5e6f", outcome: 1, payload: { "k\u0000": 1 } } } }, /^result\.payload: must not contain NUL/],
     ["a NUL in an applied config's error", { body: { case: "configApplied", value: { version: 3n, errorMessage: "x\u0000" } } }, /^config_applied\.error_message: must not contain NUL/],
     ["an applied config version of 0", { body: { case: "configApplied", value: { version: 0n } } }, /^config_applied\.version: must be from 1 to/],
+    ["an install report naming no release", { body: { case: "updateStatus", value: { releaseId: "not-a-release", state: 4, version: "2.0.0" } } }, /^update_status\.release_id: /],
+    ["an install report without a state", { body: { case: "updateStatus", value: { releaseId: "6f1c1c52-5d7e-4f0a-9a43-1b2f3c4d5e6f", version: "2.0.0" } } }, /^update_status\.state: must be set/],
   ];
   it.each(refusals)("%s ends the stream with INVALID_ARGUMENT naming the field, and nothing reaches NATS", async (_, message, expected) => {
     const kioskId = `prague-12${refusals.findIndex(([what]) => what === _)}`;
@@ -578,7 +580,7 @@ describe("the contract: what the store cannot hold never leaves link", () => {
     const { error } = await stream.rest();
     expect(error?.code).toBe(Code.InvalidArgument);
     expect(error?.rawMessage).toMatch(expected);
-    for (const kind of ["telemetry", "command.result", "config.applied"]) expect(await stored(`link.kiosk.${kioskId}.${kind}`)).toBe(0);
+    for (const kind of ["telemetry", "command.result", "config.applied", "update.status"]) expect(await stored(`link.kiosk.${kioskId}.${kind}`)).toBe(0);
     await expect.poll(() => link.output.some((l) => l.includes(kioskId) && l.includes("breaks the contract")), shows).toBe(true);
   });
 
