@@ -8,6 +8,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetry_pb";
 import { DeviceStatus, type TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { invalidArgument, requireKioskId, type Logger, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import { from as copyFrom } from "pg-copy-streams";
 
 const day = 86_400_000;
 
@@ -76,14 +77,7 @@ export function sampleTime(sample: TelemetrySample, received: Date): Date {
   return at.getTime() > received.getTime() + day ? received : at;
 }
 
-// COPY is how samples are stored (pg-copy-streams, as the benchmark's baseline does; a tree
-// without it falls back to the multi-row INSERT below). pg-copy-streams is still only a
-// root devDependency: fleet's image needs it among fleet's own dependencies to take this path.
-const copyFrom: ((sql: string) => NodeJS.WritableStream & { rowCount: number }) | undefined = await import("pg-copy-streams").then(
-  (m) => (m.default?.from ?? m.from) as never,
-  () => undefined,
-);
-
+// COPY is how samples are stored (pg-copy-streams, as the benchmark's baseline does).
 const columns = "kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors";
 const copyEscapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
 /** A value in COPY's text format: backslash, tab, newline and carriage return escaped. */
@@ -107,7 +101,7 @@ export function copyRows(samples: SampleRow[]): string {
 }
 
 async function copy(tx: PoolClient, sql: string, text: string): Promise<void> {
-  const stream = tx.query(copyFrom!(sql) as never) as unknown as NodeJS.WritableStream;
+  const stream = tx.query(copyFrom(sql));
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", resolve);
@@ -126,7 +120,6 @@ async function copy(tx: PoolClient, sql: string, text: string): Promise<void> {
  */
 export async function insertSamples(tx: PoolClient, samples: SampleRow[], rows?: string): Promise<number> {
   if (samples.length === 0) return 0;
-  if (!copyFrom) return insertSamplesUnnest(tx, samples);
   const text = rows ?? copyRows(samples);
   await tx.query("SAVEPOINT telemetry_copy");
   try {
@@ -142,37 +135,6 @@ export async function insertSamples(tx: PoolClient, samples: SampleRow[], rows?:
   await tx.query("TRUNCATE telemetry_staging");
   await copy(tx, `COPY telemetry_staging (${columns}) FROM STDIN`, text);
   const { rowCount } = await tx.query(`INSERT INTO telemetry_samples (${columns}) SELECT ${columns} FROM telemetry_staging ON CONFLICT DO NOTHING`);
-  return rowCount ?? 0;
-}
-
-/** One multi-row insert; a resent sample (same kiosk, time and id) is stored once. */
-export async function insertSamplesUnnest(tx: PoolClient, samples: SampleRow[]): Promise<number> {
-  if (samples.length === 0) return 0;
-  const cols: unknown[][] = Array.from({ length: 11 }, () => []);
-  for (const { kioskId, sample: s, received, at } of samples) {
-    const values = [
-      kioskId,
-      (at ?? sampleTime(s, received)).toISOString(),
-      s.sampleId,
-      received.toISOString(),
-      s.cpuPercent,
-      s.temperatureCelsius,
-      s.paperLevelPercent,
-      String(s.cashLevelMinor),
-      s.printer,
-      s.scanner,
-      arrayLiteral(s.errors),
-    ];
-    values.forEach((v, i) => cols[i]!.push(v));
-  }
-  const { rowCount } = await tx.query(
-    `INSERT INTO telemetry_samples (${columns})
-     SELECT k, at, id, rcv, cpu, temp, paper, cash, printer, scanner, errors::text[]
-     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::real[], $6::real[], $7::real[], $8::bigint[],
-       $9::smallint[], $10::smallint[], $11::text[]) AS u(k, at, id, rcv, cpu, temp, paper, cash, printer, scanner, errors)
-     ON CONFLICT DO NOTHING`,
-    cols,
-  );
   return rowCount ?? 0;
 }
 
