@@ -49,6 +49,7 @@ let stateDir: string;
 let db: pg.Pool;
 let deviceCredential = "";
 const releases = new Map<string, string>();
+let firstRollout = "";
 const kioskIds = Array.from({ length: inside }, (_, i) => `ro-${String(i + 1).padStart(3, "0")}`);
 const outsideKiosk = "ro-outside";
 const window = pickWindow();
@@ -136,6 +137,7 @@ describe("rollouts", () => {
         description: "2.0.0 everywhere",
       });
       const id = rollout!.rolloutId;
+      firstRollout = id;
       expect(rollout!.total).toBe(inside + 1);
       // The canary is at least one kiosk, spread by the hash; the waves hold 1 %, 10 %, 50 %, 100 %.
       expect(rollout!.waveStatus.map((w) => w.kiosks)).toEqual([2, 18, 81, 100]);
@@ -253,4 +255,23 @@ describe("rollouts", () => {
     const err = await failure(rollouts().pauseRollout({ rolloutId: any.rolloutId }));
     expect(err.code).toBe(Code.FailedPrecondition);
   });
+
+  it("rolls a finished rollout back: every kiosk it updated goes back to the version it ran before", async () => {
+    // The first rollout (canceled with 200 kiosks on 2.0.0); the crash rollout since left them on 2.0.0.
+    const { rollout } = await rollouts().rollbackRollout({ rolloutId: firstRollout });
+    expect(rollout!.state).toBe(RolloutState.ROLLED_BACK);
+    expect(rollout!.stopReason).toContain("rolled back (by ");
+    const back = await waitFor("the rollback completed", async () => {
+      const r = await get(rollout!.rollbackRolloutId);
+      return r.state === RolloutState.COMPLETED ? r : undefined;
+    }, { timeout: 120_000 });
+    expect(back.total).toBe(inside);
+    expect(back.rollbackOf).toBe(firstRollout);
+    await waitFor("every kiosk back on 1.0.0", async () => {
+      const v = await appVersions();
+      return kioskIds.every((k) => v.get(k) === "1.0.0") || undefined;
+    });
+    // A rollback is not rolled back.
+    expect((await failure(rollouts().rollbackRollout({ rolloutId: back.rolloutId }))).code).toBe(Code.FailedPrecondition);
+  }, 300_000);
 });

@@ -272,8 +272,8 @@ export async function rollback(tx: PoolClient, ctx: Parameters<typeof rolloutAud
   );
   const note = missing.length ? `; ${missing.length} kiosk(s) skipped: no release of their previous version (${[...new Set(missing.map((m) => m.from_version || "unknown"))].join(", ")})` : "";
   const { rows } = await tx.query<RolloutRow>(
-    `UPDATE rollouts SET state = 'rolled_back', rollback_rollout_id = $2, finished_at = now(), updated_at = now(),
-       stop_reason = CASE WHEN stop_reason = '' THEN $3 ELSE stop_reason END
+    `UPDATE rollouts SET state = 'rolled_back', rollback_rollout_id = $2, finished_at = COALESCE(finished_at, now()), updated_at = now(),
+       stop_reason = CASE WHEN stop_reason = '' THEN $3 ELSE stop_reason || '; ' || $3 END
      WHERE rollout_id = $1 RETURNING *`,
     [id, newId, `rolled back (${why})${note}`],
   );

@@ -346,7 +346,8 @@ export function rolloutRoutes(deps: RolloutDeps) {
         }),
 
       rollbackRollout: (req, ctx) =>
-        move(ctx, req.rolloutId, ["running", "paused", "completed"], "rolled back", async (tx, row, actor, fx) => {
+        // A canceled rollout's updated kiosks stay updated: it can be rolled back too.
+        move(ctx, req.rolloutId, ["running", "paused", "completed", "canceled"], "rolled back", async (tx, row, actor, fx) => {
           if (row.rollback_of) throw new ConnectError("a rollback is not rolled back; roll out the version you want instead", Code.FailedPrecondition);
           await rollback(tx, ctx, row, `by ${actor}`, fx);
         }),
