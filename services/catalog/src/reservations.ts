@@ -296,7 +296,6 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
     if (input.seats.length === 0) return [];
     const eventIds = [...new Set(input.seats.map((s) => s.eventId))];
     const eventRows = await events.byIds(tx, eventIds);
-    const tiers = new Map((await events.tiers(tx, eventIds)).map((t) => [`${t.event_id}/${t.tier_id}`, t]));
     input.seats.forEach((s, i) => {
       const event = eventRows.get(s.eventId);
       if (!event) throw notFoundError(`seats[${i}].event_id: event ${s.eventId} not found`);
@@ -305,6 +304,8 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
         throw refusal(`seats[${i}].event_id: event ${s.eventId} has already started`, "failedPrecondition", "EVENT_STARTED", { event_id: s.eventId });
     });
     const locked = await lockSeats(tx, input.seats);
+    // Read after the seats' locks: a seat map edited meanwhile (UpdateEventSeatMap) is read as committed.
+    const tiers = new Map((await events.tiers(tx, eventIds)).map((t) => [`${t.event_id}/${t.tier_id}`, t]));
     const held = input.seats.map((s, i) => {
       const seat = locked.get(`${s.eventId}/${s.seatId}`);
       if (!seat) throw notFoundError(`seats[${i}].seat_id: seat ${s.seatId} not found in event ${s.eventId}`);

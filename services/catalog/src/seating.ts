@@ -65,26 +65,34 @@ export function requireNewEvent(field: string, e: Event | undefined): NewEvent {
   const description = optionalText(`${field}.description`, e.description, 2000);
   const startTime = requireStartTime(`${field}.start_time`, e.startTime);
 
-  if (e.priceTiers.length < 1 || e.priceTiers.length > seatLimits.tiers) throw invalid(`${field}.price_tiers`, `must hold 1 to ${seatLimits.tiers} tiers`);
+  const { tiers, seatMap, seats } = requireSeatMap(`${field}.`, e);
+  return { name, venue, description, startTime, active: e.active, tiers, seatMap, seats };
+}
+
+export type SeatMapInput = Pick<Event, "priceTiers" | "sections">;
+
+/** Validates price tiers and a seat map (fields named `${prefix}price_tiers…`, `${prefix}sections…`). */
+export function requireSeatMap(prefix: string, e: SeatMapInput): Pick<NewEvent, "tiers" | "seatMap" | "seats"> {
+  if (e.priceTiers.length < 1 || e.priceTiers.length > seatLimits.tiers) throw invalid(`${prefix}price_tiers`, `must hold 1 to ${seatLimits.tiers} tiers`);
   const tiers = e.priceTiers.map((t, i) => ({
-    tierId: requireSeatPart(`${field}.price_tiers[${i}].tier_id`, t.tierId, 32),
-    name: requireText(`${field}.price_tiers[${i}].name`, t.name, { max: 100 }),
-    priceMinor: requirePrice(`${field}.price_tiers[${i}].price_minor`, t.priceMinor),
-    currency: requireCurrency(`${field}.price_tiers[${i}].currency`, t.currency),
+    tierId: requireSeatPart(`${prefix}price_tiers[${i}].tier_id`, t.tierId, 32),
+    name: requireText(`${prefix}price_tiers[${i}].name`, t.name, { max: 100 }),
+    priceMinor: requirePrice(`${prefix}price_tiers[${i}].price_minor`, t.priceMinor),
+    currency: requireCurrency(`${prefix}price_tiers[${i}].currency`, t.currency),
   }));
   const tierIds = new Set<string>();
   tiers.forEach((t, i) => {
-    if (tierIds.has(t.tierId)) throw invalid(`${field}.price_tiers[${i}].tier_id`, `${t.tierId} is listed twice`);
-    if (t.currency !== tiers[0]!.currency) throw invalid(`${field}.price_tiers[${i}].currency`, `must be ${tiers[0]!.currency}, as the first tier's: an event sells in one currency`);
+    if (tierIds.has(t.tierId)) throw invalid(`${prefix}price_tiers[${i}].tier_id`, `${t.tierId} is listed twice`);
+    if (t.currency !== tiers[0]!.currency) throw invalid(`${prefix}price_tiers[${i}].currency`, `must be ${tiers[0]!.currency}, as the first tier's: an event sells in one currency`);
     tierIds.add(t.tierId);
   });
 
-  if (e.sections.length < 1 || e.sections.length > seatLimits.sections) throw invalid(`${field}.sections`, `must hold 1 to ${seatLimits.sections} sections`);
+  if (e.sections.length < 1 || e.sections.length > seatLimits.sections) throw invalid(`${prefix}sections`, `must hold 1 to ${seatLimits.sections} sections`);
   const seats: NewEvent["seats"] = [];
   const sectionIds = new Set<string>();
   const seatMap: SeatMapJson = { sections: [] };
   e.sections.forEach((s, si) => {
-    const sf = `${field}.sections[${si}]`;
+    const sf = `${prefix}sections[${si}]`;
     const sectionId = requireSeatPart(`${sf}.section_id`, s.sectionId);
     if (sectionIds.has(sectionId)) throw invalid(`${sf}.section_id`, `${sectionId} is listed twice`);
     sectionIds.add(sectionId);
@@ -112,8 +120,8 @@ export function requireNewEvent(field: string, e: Event | undefined): NewEvent {
     });
     seatMap.sections.push(section);
   });
-  if (seats.length > seatLimits.seats) throw invalid(`${field}.sections`, `must hold at most ${seatLimits.seats} seats in all`);
-  return { name, venue, description, startTime, active: e.active, tiers, seatMap, seats };
+  if (seats.length > seatLimits.seats) throw invalid(`${prefix}sections`, `must hold at most ${seatLimits.seats} seats in all`);
+  return { tiers, seatMap, seats };
 }
 
 export function toEvent(row: EventRow, tiers: TierRow[], withSeatMap: boolean): MessageInitShape<typeof EventSchema> {
@@ -187,6 +195,40 @@ export const events = {
       [eventId, e.name, e.venue, e.description, e.startTime, e.active],
     );
     return rows[0]!;
+  },
+  /**
+   * Locks every seat of the event (in seat order, as reservations and leases lock them)
+   * and returns the first one that is sold or held (a reservation's hold, lapsed or
+   * not, or a lease's), with the lease's kiosk when a lease holds it.
+   */
+  async lockAndFindTaken(tx: PoolClient, eventId: string) {
+    const { rows } = await tx.query<{ seat_id: string; state: string; hold_expires_at: Date | null; lease_kiosk: string | null }>(
+      `WITH locked AS (SELECT seat_id, state, reservation_id, hold_expires_at FROM seats WHERE event_id = $1 ORDER BY event_id, seat_id FOR UPDATE)
+       SELECT k.seat_id, k.state, k.hold_expires_at, l.kiosk_id AS lease_kiosk
+       FROM locked k LEFT JOIN leases l ON l.lease_id = k.reservation_id
+       WHERE k.state <> 'available' ORDER BY k.seat_id LIMIT 1`,
+      [eventId],
+    );
+    return rows[0];
+  },
+  /** Replaces the tiers and seat map of an event whose seats are all locked and available. */
+  async replaceSeatMap(tx: PoolClient, eventId: string, m: Pick<NewEvent, "tiers" | "seatMap" | "seats">) {
+    await tx.query(
+      `INSERT INTO price_tiers (event_id, tier_id, name, price_minor, currency)
+       SELECT $1::uuid, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[])
+       ON CONFLICT (event_id, tier_id) DO UPDATE SET name = excluded.name, price_minor = excluded.price_minor, currency = excluded.currency`,
+      [eventId, m.tiers.map((t) => t.tierId), m.tiers.map((t) => t.name), m.tiers.map((t) => t.priceMinor.toString()), m.tiers.map((t) => t.currency)],
+    );
+    await tx.query(`DELETE FROM seats WHERE event_id = $1 AND seat_id <> ALL($2::text[])`, [eventId, m.seats.map((s) => s.seatId)]);
+    // A seat keeping its id keeps its row (updated in place), so a Reserve waiting on its lock reads the new tier.
+    await tx.query(
+      `INSERT INTO seats (event_id, seat_id, section_id, row_id, number, tier_id, position)
+       SELECT $1::uuid, a, b, c, d, e, n FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS s(a, b, c, d, e, n)
+       ON CONFLICT (event_id, seat_id) DO UPDATE SET section_id = excluded.section_id, row_id = excluded.row_id, number = excluded.number, tier_id = excluded.tier_id, position = excluded.position`,
+      [eventId, ...(["seatId", "sectionId", "rowId", "number", "tierId"] as const).map((k) => m.seats.map((s) => s[k]))],
+    );
+    await tx.query(`DELETE FROM price_tiers WHERE event_id = $1 AND tier_id <> ALL($2::text[])`, [eventId, m.tiers.map((t) => t.tierId)]);
+    await tx.query(`UPDATE events SET seat_map = $2, seat_count = $3, updated_at = now() WHERE event_id = $1`, [eventId, JSON.stringify(m.seatMap), m.seats.length]);
   },
   async availability(db: Db, eventId: string, sectionId: string | undefined) {
     const params: unknown[] = [eventId];

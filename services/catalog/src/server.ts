@@ -24,7 +24,7 @@ import { stock, toRestockRecord, toStockLevel } from "./inventory.js";
 import { products, toProduct, type ProductFields, type ProductFilter } from "./products.js";
 import { toReservation, type LoadedReservation, type ReservationBook } from "./reservations.js";
 import { optionalText, requireCount, requireImageUrls, requirePrice, requireSku, requireTaxRate } from "./rules.js";
-import { events, requireNewEvent, requireStartTime, toEvent } from "./seating.js";
+import { events, requireNewEvent, requireSeatMap, requireStartTime, toEvent } from "./seating.js";
 
 export const catalogServices = [ProductService, InventoryService, EventService, ReservationService];
 
@@ -259,6 +259,27 @@ export function catalogRoutes(deps: CatalogDeps) {
             active: req.active ?? current.active,
           });
         });
+        return { event: await loadEvent(eventId, true) };
+      },
+
+      async updateEventSeatMap(req, ctx) {
+        const eventId = requireUuid("event_id", req.eventId).toLowerCase();
+        const map = requireSeatMap("", req);
+        await inTransaction(pool, async (tx) => {
+          if (!(await events.byId(tx, eventId, { forUpdate: true }))) throw eventNotFound(eventId);
+          const taken = await events.lockAndFindTaken(tx, eventId);
+          if (taken) {
+            const why =
+              taken.state === "sold"
+                ? "is sold"
+                : taken.lease_kiosk
+                  ? `is leased to kiosk ${taken.lease_kiosk}`
+                  : `is held by a reservation (until ${taken.hold_expires_at?.toISOString()})`;
+            throw new ConnectError(`event ${eventId}: seat ${taken.seat_id} ${why}; the seat map can change only while no seat is sold, held or leased`, Code.FailedPrecondition);
+          }
+          await events.replaceSeatMap(tx, eventId, map);
+        });
+        requestInfo(ctx).log.info({ eventId, seats: map.seats.length, by: describePrincipal(principalOf(ctx)) }, "event seat map replaced");
         return { event: await loadEvent(eventId, true) };
       },
 
