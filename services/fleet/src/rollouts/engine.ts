@@ -100,7 +100,8 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     // committed before this transaction: startRolloutEngine's tick).
     const m = await measure(o.pool, id, w, bakeStart, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
     const metrics = judge(m, row.gate);
-    if (metrics.some((x) => x.judged && !x.passed)) {
+    // A rollback is not gated (its install failures still stop it, above).
+    if (!row.rollback_of && metrics.some((x) => x.judged && !x.passed)) {
       await gateFailed(tx, row, w, metrics, m, o, fx);
       return;
     }
@@ -128,6 +129,12 @@ async function syncTargets(tx: Pool | PoolClient, id: string) {
      FROM kiosk_updates u
      WHERE t.rollout_id = $1 AND t.state IN ('sent', 'installed') AND u.kiosk_id = t.kiosk_id AND u.release_id = t.release_id
        AND u.rollout_id = $1::text AND u.state IN ('installed', 'failed', 'reverted', 'rejected') AND u.state <> t.state`,
+    [id],
+  );
+  // A kiosk deleted from the fleet before its install was sent is skipped (it would wait for good).
+  await tx.query(
+    `UPDATE rollout_targets t SET state = 'skipped', error = 'the kiosk was deleted'
+     FROM kiosks k WHERE t.rollout_id = $1 AND t.state = 'pending' AND k.kiosk_id = t.kiosk_id AND k.deleted_at IS NOT NULL`,
     [id],
   );
   // A command that ended without an install report: failed, expired or canceled.
