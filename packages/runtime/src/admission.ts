@@ -2,8 +2,9 @@
 // 100,000 kiosks reconnecting after a replica died). At most `concurrency` calls are
 // opening at once and at most `queue` wait for a turn, in order; past that a call is
 // refused at once, before its credential is even checked, with UNAVAILABLE and
-// `grpc-retry-pushback-ms` (about how long the queue takes to drain at the rate calls are
-// opening now; 0.5–30 s) and `retry-after`; clients spread their return over as long again. A storm thus degrades into
+// `grpc-retry-pushback-ms` (when the caller's turn will be, at the rate calls are opening now:
+// after the queue has drained and the callers refused before it have had theirs; 0.5–30 s) and
+// `retry-after`; clients spread their return over as long again. A storm thus degrades into
 // waiting, in the queue or at the client, instead of timeouts, errors or memory growth.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, Gauge, type Registry } from "prom-client";
@@ -35,6 +36,8 @@ export function createAdmission(o: AdmissionOptions): Admission {
   let rate = 0;
   let counted = 0;
   let since = Date.now();
+  // The latest turn handed to a refused caller (ms since the epoch).
+  let appointment = 0;
   const refused = new Counter({ name: "grpc_admission_refused_total", help: "Calls refused with UNAVAILABLE and a retry pushback because the accept queue was full.", registers: [] });
   const gauges = [
     new Gauge({ name: "grpc_admission_opening", help: "Calls opening now (at most the admission concurrency).", registers: [], collect() { this.set(opening); } }),
@@ -76,12 +79,19 @@ export function createAdmission(o: AdmissionOptions): Admission {
       if (waiters.length >= o.queue) {
         measure();
         refused.inc();
-        // About when the queue will have drained at the rate calls open now, assuming at least
-        // twice the concurrency a second (a turn under 500 ms): a replica measuring its first
-        // cold second of a storm would otherwise send callers away for far longer than the queue
-        // takes to drain. The client spreads its return over as long again.
+        // The rate calls open now, assuming at least twice the concurrency a second (a turn
+        // under 500 ms): a replica measuring its first cold second of a storm would otherwise
+        // send callers away for far longer than needed.
         const perSecond = Math.max(rate, o.concurrency * 2);
-        const ms = Math.round(Math.min(30_000, Math.max(500, (waiters.length / perSecond) * 1000)));
+        // Each caller refused gets a turn of its own after the queue's drain time, 1/rate after
+        // the one refused before it: a herd refused together (100,000 kiosks of a dead replica)
+        // is sent back spread over as long as opening it takes, and comes back about as fast as
+        // calls open, instead of all at once after the drain time, to be refused again in waves
+        // (a refusal costs CPU too: 500,000 of them in a 100k storm). The client comes back
+        // between the pushback and twice it (its jitter), so the pushback is two thirds of the turn.
+        const now = Date.now();
+        appointment = Math.max(appointment, now + (waiters.length / perSecond) * 1000) + 1000 / perSecond;
+        const ms = Math.round(Math.min(30_000, Math.max(500, (appointment - now) / 1.5)));
         return new ConnectError(`too many connections opening at once (${opening} opening, ${waiters.length} waiting); retry in ${ms} ms`, Code.Unavailable, {
           "grpc-retry-pushback-ms": String(ms),
           "retry-after": String(Math.ceil(ms / 1000)),
