@@ -273,7 +273,7 @@ export function startSelling(options: SellingOptions): Selling {
     const checkMs = Math.min(untilHour, 60_000);
     const waitMs = total > 0 ? ((options.steady ? 1 : -Math.log(1 - random())) / total) * 3_600_000 : Infinity;
     // Steady arrivals are not cut at the check: their wait is the rate's own spacing.
-    if (waitMs >= checkMs && !options.steady) later(checkMs, () => next(s));
+    if (waitMs >= checkMs && (!options.steady || !Number.isFinite(waitMs))) later(checkMs, () => next(s));
     else
       later(waitMs, () => {
         arrive(s, plan, total);
