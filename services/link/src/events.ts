@@ -3,12 +3,13 @@
 // held it hears of it, on its own subject) and auth's device revocations (to end a
 // revoked kiosk's stream at once).
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { DeliverPolicy, jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeviceRevokedEventSchema } from "@adminkiosk/proto/adminkiosk/auth/v1/events_pb";
 import { DeliverBatchReplySchema, DeliverBatchSchema, type DeliverBatch } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { KioskConnectedEventSchema, type KioskConnectedEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { authSubjects, ensureStream, linkSubjects, natsTraceHeaders, runForever, type Logger } from "@adminkiosk/runtime";
+import { createJetStreamPublisher } from "./jspublish.js";
 
 export interface LinkEvents {
   /** Publishes to JetStream and waits for the stream's ack; `msgId` deduplicates retries. */
@@ -30,7 +31,8 @@ export interface LinkEvents {
 export async function createLinkEvents(nc: NatsConnection, log: Logger, replica: string): Promise<LinkEvents> {
   // Kept 7 days: consumers that were down catch up; history proper lives in fleet's tables.
   await ensureStream(nc, { ...linkSubjects.stream, maxAgeMs: 7 * 24 * 3600 * 1000 });
-  const js: JetStreamClient = jetstream(nc, { timeout: 5_000 });
+  // PubAcks waited for under one subscription (jspublish.ts), not a request per publish.
+  const publisher = createJetStreamPublisher(nc, 5_000);
   const replaced = nc.subscribe(linkSubjects.replaced(replica));
   let deliveries: { unsubscribe(): void } | undefined;
   // Revocations come from auth's stream AUTH through an ordered JetStream consumer, not a
@@ -72,8 +74,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger, replica:
   return {
     async publish(subject, schema, message, msgId) {
       // The active trace (a command's result) goes with the event (tracing; nothing when off).
-      const headers = natsTraceHeaders();
-      await js.publish(subject, toBinary(schema, message), msgId || headers ? { ...(msgId ? { msgID: msgId } : {}), ...(headers ? { headers } : {}) } : undefined);
+      await publisher.publish(subject, toBinary(schema, message), msgId, natsTraceHeaders());
     },
     serveDeliveries(handler) {
       deliveries = nc.subscribe(linkSubjects.deliveries, {
@@ -100,6 +101,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger, replica:
       deliveries?.unsubscribe();
       stopRevocations.abort();
       revocationMessages?.stop();
+      publisher.close();
     },
   };
 }
