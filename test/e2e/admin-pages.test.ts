@@ -2,7 +2,7 @@
 // link with three simulated kiosks (they apply configuration and answer commands), catalog,
 // payments with its provider simulator and orders, and the production build behind devstack's
 // web server. An admin edits a group's configuration and watches it roll out, creates and edits
-// a product and an event with its seat map, reads the daily sales chart (one GetSalesSummary
+// a product and an event with its seat map (then changes the seat map), reads the daily sales chart (one GetSalesSummary
 // call), and follows a job's progress on its WatchJob stream. It also records the JavaScript
 // the sign-in page and the signed-in overview load (docs/web.md, "First load"). Screenshots:
 // docs/screenshots/ with UPDATE_SCREENSHOTS=1 (`npm run screenshots`), else a temporary folder.
@@ -266,6 +266,24 @@ describe("an admin", { timeout: 90_000 }, () => {
     await page.getByTestId("event-editor").getByRole("button", { name: "Save event" }).click();
     await expect.poll(() => page.getByRole("combobox", { name: "Event" }).locator("option:checked").textContent()).toContain("Pages quartet (late show)");
     await shoot(page, "catalog-events");
+  });
+
+  it("changes that event's seat map while no seat is sold or held, and sees the new seats", async () => {
+    await page.getByRole("button", { name: "Edit event" }).click();
+    const form = page.getByTestId("event-editor");
+    await form.getByLabel("Change the price tiers and seat map").check();
+    // The builder starts from the event's map: one section of 3 rows × 8 seats.
+    await expect.poll(() => form.getByTestId("seat-count").textContent()).toBe("24 seats");
+    await form.getByLabel("Rows").fill("2");
+    await form.getByLabel("Seats per row").fill("5");
+    await form.getByLabel("Seat price").fill("20");
+    expect(await form.getByTestId("seat-map-preview").locator(".seat").count()).toBe(10);
+    await form.getByRole("button", { name: "Save event and seat map" }).click();
+    await expect.poll(() => page.getByTestId("event-summary").textContent(), slow).toContain("10 seats: 10 available, 0 held, 0 sold");
+    expect(await page.getByTestId("seat-map").locator('[data-state="available"]').count()).toBe(10);
+    expect(await page.getByTestId("seat-map").locator('[title^="Stalls row B seat 5"]').count()).toBe(1);
+    await expect.poll(() => page.getByTestId("event-summary").textContent()).toContain("20.00");
+    await shoot(page, "event-seat-map-edit");
   });
 
   it("draws the daily sales chart from one GetSalesSummary call", async () => {

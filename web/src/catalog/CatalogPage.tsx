@@ -1,6 +1,7 @@
 // Catalog and inventory: products (search; admins create and edit them), stock per kiosk with
 // low stock highlighted and a Restock form (operators and admins), and events (admins create
-// them with their seat maps and edit their details) with the seat map coloured by availability.
+// them with their seat maps and edit their details, and their seat maps while no seat is sold
+// or held) with the seat map coloured by availability.
 import { useId, useState } from "react";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -270,6 +271,9 @@ function SeatMapSection() {
   const seats = useQuery(EventService.method.getSeatAvailability, { eventId }, { enabled: eventId !== "", refetchInterval: 15_000 });
   const bySeat = new Map<string, SeatStatus>();
   for (const s of seats.data?.seats ?? []) bySeat.set(s.seatId, s);
+  // What stops a seat map edit: the first seat sold or held (catalog checks again, under lock).
+  const taken = seats.data?.seats.find((s) => s.state === SeatState.SOLD || s.state === SeatState.HELD);
+  const blocked = !seats.data ? "seat availability is still loading" : taken ? `seat ${taken.seatId} is ${seatWord[taken.state]}` : undefined;
   const counts = { available: 0, held: 0, sold: 0 };
   for (const t of seats.data?.tiers ?? []) {
     counts.available += t.available;
@@ -312,6 +316,7 @@ function SeatMapSection() {
         <EventEditor
           key={editing === "new" ? "new" : eventId}
           event={editing === "edit" ? event : undefined}
+          blocked={blocked}
           onDone={(saved) => {
             if (saved) setChosen(saved);
             setEditing(undefined);

@@ -1,7 +1,8 @@
 // Events and their seat maps (admins create and edit; everyone reads): the event's details,
 // its price tiers, and a seat map built from sections of rows × seats, each section in one tier,
-// previewed as it will be sold. An existing event's details change with UpdateEvent; its seat
-// map is fixed once created (catalog keeps sold and held seats by their ids).
+// previewed as it will be sold. An existing event's details change with UpdateEvent; its tiers
+// and seat map change with UpdateEventSeatMap, with the same builder, only while no seat is
+// sold, held or leased (`blocked` says which seat stops it; catalog refuses it too).
 import { useId, useState } from "react";
 import { useMutation } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
@@ -50,8 +51,22 @@ const localInput = (ms: number) => {
   return d.toISOString().slice(0, 16);
 };
 
-/** A new event with its seat map, or an existing event's details. */
-export function EventEditor({ event, onDone }: { event?: Event; onDone: (eventId?: string) => void }) {
+/** The builder's drafts for an existing map: each section's row count, its longest row and its first seat's tier. */
+function sectionDrafts(event: Event): SectionDraft[] {
+  return event.sections.map((s) => ({
+    sectionId: s.sectionId,
+    name: s.name,
+    rows: String(s.rows.length),
+    seatsPerRow: String(Math.max(0, ...s.rows.map((r) => r.seats.length))),
+    tierId: s.rows[0]?.seats[0]?.tierId ?? event.priceTiers[0]?.tierId ?? "",
+  }));
+}
+
+/**
+ * A new event with its seat map, or an existing event's details (and its tiers and seat map
+ * when the operator asks to change them and `blocked` does not say why they cannot).
+ */
+export function EventEditor({ event, blocked, onDone }: { event?: Event; blocked?: string; onDone: (eventId?: string) => void }) {
   const id = useId();
   const queryClient = useQueryClient();
   const tomorrow = Date.now() + 86_400_000;
@@ -64,14 +79,18 @@ export function EventEditor({ event, onDone }: { event?: Event; onDone: (eventId
     currency: event?.priceTiers[0]?.currency ?? "EUR",
   });
   const [tiers, setTiers] = useState<TierDraft[]>(event ? event.priceTiers.map((t) => ({ tierId: t.tierId, name: t.name, price: fromMinor(t.priceMinor, t.currency) })) : [{ tierId: "standard", name: "Standard", price: "" }]);
-  const [sections, setSections] = useState<SectionDraft[]>([{ sectionId: "main", name: "Main hall", rows: "4", seatsPerRow: "10", tierId: "standard" }]);
+  const [sections, setSections] = useState<SectionDraft[]>(event ? sectionDrafts(event) : [{ sectionId: "main", name: "Main hall", rows: "4", seatsPerRow: "10", tierId: "standard" }]);
+  // An existing event's map is edited only when asked for (and only while nothing blocks it).
+  const [editMap, setEditMap] = useState(false);
+  const withMap = !event || (editMap && !blocked);
   const onSuccess = (res: { event?: Event }) => {
     void queryClient.invalidateQueries();
     onDone(res.event?.eventId);
   };
   const create = useMutation(EventService.method.createEvent, { onSuccess });
-  const update = useMutation(EventService.method.updateEvent, { onSuccess });
-  const save = event ? update : create;
+  const update = useMutation(EventService.method.updateEvent);
+  const updateMap = useMutation(EventService.method.updateEventSeatMap);
+  const save = event ? { error: updateMap.error ?? update.error, isPending: update.isPending || updateMap.isPending } : create;
   const said: Record<string, string> = {};
   for (const [k, v] of Object.entries(save.error ? describeError(save.error).fields : {})) said[k.replace(/^event\./, "")] = v;
   const startMs = new Date(form.start).getTime();
@@ -89,17 +108,18 @@ export function EventEditor({ event, onDone }: { event?: Event; onDone: (eventId
         e.preventDefault();
         if (Number.isNaN(startMs) || priceErrors.some(Boolean)) return;
         const details = { name: form.name.trim(), venue: form.venue.trim(), description: form.description.trim(), startTime: timestampFromMs(startMs), active: form.active };
+        const priceTiers = tiers.map((t) => ({ tierId: t.tierId.trim(), name: t.name.trim(), priceMinor: toMinor(t.price, form.currency) ?? 0n, currency: form.currency.trim().toUpperCase() }));
         if (event) {
-          update.mutate({ eventId: event.eventId, ...details });
+          updateMap.reset();
+          update.reset();
+          // The map first: it is the part catalog may refuse (a seat sold meanwhile), and then nothing is saved.
+          void (async () => {
+            if (withMap) await updateMap.mutateAsync({ eventId: event.eventId, priceTiers, sections: built });
+            onSuccess(await update.mutateAsync({ eventId: event.eventId, ...details }));
+          })().catch(() => undefined);
           return;
         }
-        create.mutate({
-          event: {
-            ...details,
-            priceTiers: tiers.map((t) => ({ tierId: t.tierId.trim(), name: t.name.trim(), priceMinor: toMinor(t.price, form.currency) ?? 0n, currency: form.currency.trim().toUpperCase() })),
-            sections: built,
-          },
-        });
+        create.mutate({ event: { ...details, priceTiers, sections: built } });
       }}
     >
       <div className="form-columns">
@@ -119,7 +139,17 @@ export function EventEditor({ event, onDone }: { event?: Event; onDone: (eventId
           <input type="checkbox" checked={form.active} onChange={(e) => setForm({ ...form, active: e.target.checked })} /> On sale (active)
         </label>
       </div>
-      {!event && (
+      {event && blocked && (
+        <p className="notice notice-warn notice-compact" data-testid="seat-map-locked">
+          The seat map cannot change: {blocked}. It can change only while no seat is sold, held or leased.
+        </p>
+      )}
+      {event && !blocked && (
+        <label className="checkbox">
+          <input type="checkbox" checked={editMap} onChange={(e) => setEditMap(e.target.checked)} /> Change the price tiers and seat map
+        </label>
+      )}
+      {withMap && (
         <>
           <fieldset className="fieldset">
             <legend>Price tiers</legend>
@@ -211,7 +241,7 @@ export function EventEditor({ event, onDone }: { event?: Event; onDone: (eventId
       {save.error && <ErrorNotice error={save.error} compact />}
       <div className="form-actions">
         <button type="submit" className="button button-primary" disabled={save.isPending || seatCount > 20_000}>
-          {save.isPending ? "Saving…" : event ? "Save event" : "Create event"}
+          {save.isPending ? "Saving…" : event ? (withMap ? "Save event and seat map" : "Save event") : "Create event"}
         </button>
         <button type="button" className="button button-quiet" onClick={() => onDone()}>
           Cancel
