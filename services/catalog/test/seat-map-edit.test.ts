@@ -2,10 +2,11 @@
 // leased, the new map replaces the old one (seats, tiers, GetEvent, availability, what
 // Reserve sells); once a seat is taken it is refused naming the seat; a bad map is
 // InvalidArgument naming the field and changes nothing; only people who create events may.
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventService, ReservationService, type Section } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
+import { LeaseService } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { SectionSchema } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { failure } from "../../../test/support/auth.js";
@@ -69,6 +70,39 @@ describe("UpdateEventSeatMap", () => {
     expect(afterSale.code).toBe(Code.FailedPrecondition);
     expect(afterSale.rawMessage).toMatch(/seat A-1-1 is sold/);
     expect(await seatIds(event.eventId)).toEqual(["A-1-1", "A-1-2", "B-1-1"]);
+  });
+
+  it("is refused while a kiosk's lease holds a seat, naming the seat and the kiosk", async () => {
+    const event = await createEvent(f, 1, 2);
+    await f.as(LeaseService, f.tokens.operator).grantLease({ leaseId: randomUUID(), kioskId: "sme-lease", seats: [{ eventId: event.eventId, seatId: "A-1-2" }] });
+    const err = await failure(admin().updateEventSeatMap({ eventId: event.eventId, priceTiers: tiers, sections: newSections }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.rawMessage).toMatch(/seat A-1-2 is leased to kiosk sme-lease/);
+  });
+
+  it("a sale racing the edit lands before it (and blocks it) or after it, on the new map — never on the old map after the edit", async () => {
+    const orders = f.asOrders(ReservationService);
+    for (let round = 0; round < 8; round++) {
+      const event = await createEvent(f, 1, 2); // A-1-1 std 3000, A-1-2 vip 9000
+      // The new map keeps A-1-2, now in tier "box" at 15000, and drops A-1-1.
+      const sections = [{ sectionId: "A", name: "Stalls", rows: [{ rowId: "1", seats: [{ number: "2", tierId: "box" }] }] }];
+      const [sale, edit] = await Promise.allSettled([
+        orders.reserve({ reservationId: randomUUID(), kioskId: "sme-race", seats: [{ eventId: event.eventId, seatId: round % 2 ? "A-1-1" : "A-1-2" }] }),
+        admin().updateEventSeatMap({ eventId: event.eventId, priceTiers: tiers, sections }),
+      ]);
+      if (edit.status === "rejected") {
+        // The sale came first and holds its seat; the old map stays.
+        expect(sale.status, `round ${round}`).toBe("fulfilled");
+        expect(ConnectError.from(edit.reason).code).toBe(Code.FailedPrecondition);
+        expect(await seatIds(event.eventId)).toEqual(["A-1-1", "A-1-2"]);
+      } else if (sale.status === "fulfilled") {
+        // The edit came first: the sale is on the new map — A-1-2 at its new price (A-1-1 is gone).
+        expect(sale.value.reservation?.seats.map((x) => [x.seatId, x.priceMinor])).toEqual([["A-1-2", 15000n]]);
+      } else {
+        expect(ConnectError.from(sale.reason).code, `round ${round}`).toBe(Code.NotFound);
+        expect(round % 2).toBe(1);
+      }
+    }
   });
 
   it("a bad map is InvalidArgument naming the field, and the old map stays", async () => {
