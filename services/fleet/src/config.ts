@@ -69,6 +69,20 @@ export const fleetConfigShape = {
   ROLLOUT_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
   /** An install a kiosk has not finished this long after it was sent counts as failed. */
   ROLLOUT_INSTALL_TTL_MS: z.coerce.number().int().min(10_000).max(7 * 24 * 3_600_000).default(3_600_000),
+  /**
+   * AUTO rollout windows from ai's forecast (docs/rollouts.md): fleet asks ai's GetForecast as
+   * itself (auth's SERVICE_SECRETS lists "fleet"). Without AI_URL and SERVICE_SECRET, AUTO keeps
+   * the 02:00-05:00 fallback and the rollout says so.
+   */
+  AI_URL: url(["http:", "https:"]).optional(),
+  /** fleet's client secret, as auth's SERVICE_SECRETS lists it for "fleet" (32+ characters). */
+  SERVICE_SECRET: z.string().min(32, "must be fleet's client secret from auth's SERVICE_SECRETS (32+ characters)").optional(),
+  /** The SKU whose hourly forecast gives a kiosk's hour profile (ai's hour shares are per kiosk, the same for every SKU it sells). */
+  ROLLOUT_AUTO_SKU: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be a SKU").default("SNK-WATER-05"),
+  /** At most this many kiosks of a rollout are asked about one by one; the rest take their group's profile (docs/rollouts.md). */
+  ROLLOUT_AUTO_MAX_FORECASTS: z.coerce.number().int().min(0).max(100_000).default(2_000),
+  /** AUTO's window length in hours (the quietest consecutive hours). */
+  ROLLOUT_AUTO_WINDOW_HOURS: z.coerce.number().int().min(1).max(23).default(3),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */
   AUTH_URL: url(["http:", "https:"]),

@@ -28,6 +28,7 @@ import { consumeLinkEvents } from "./events.js";
 import { startJobRunner } from "./jobs.js";
 import { startPresenceSweep } from "./presence-sweep.js";
 import { startRolloutEngine } from "./rollouts/index.js";
+import { createAutoWindows } from "./rollouts/windows.js";
 import { startAlertsProjection } from "./open-alerts.js";
 import { startSalesProjection } from "./sales.js";
 import { startStockProjection } from "./stock.js";
@@ -47,6 +48,16 @@ async function main() {
   // Deleting a kiosk revokes its device as the admin who deleted it (auth judges the
   // person), so calls carry the caller's authorization; fleet has no service identity.
   const authDevices = createClient(DeviceService, serviceTransport(config.AUTH_URL, undefined, { upstream: "auth" }));
+  // AUTO rollout windows: each kiosk's quietest hours from ai's forecast, asked as fleet itself.
+  const autoWindows = createAutoWindows({
+    aiUrl: config.AI_URL,
+    authUrl: config.AUTH_URL,
+    secret: config.SERVICE_SECRET,
+    sku: config.ROLLOUT_AUTO_SKU,
+    maxForecasts: config.ROLLOUT_AUTO_MAX_FORECASTS,
+    hours: config.ROLLOUT_AUTO_WINDOW_HOURS,
+    log,
+  });
   const nats = connectNats(config.NATS_URL, "fleet", log);
   const changes = createChangeFeed(nats, log);
   const outbox = startOutboxRelay({ pool, nats, log, stream: fleetSubjects.stream });
@@ -86,7 +97,7 @@ async function main() {
       log,
       config,
       services: fleetServices,
-      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER, releases }),
+      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER, releases, autoWindows }),
       consumers: [linkEvents.consumer, sales.consumer, stock.consumer, openAlerts.consumer],
       verifyToken,
       // Release artifacts: PUT /v1/artifacts, GET /v1/artifacts/<sha256> (releases/http.ts).

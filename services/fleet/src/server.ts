@@ -24,6 +24,7 @@ import { jobRoutes } from "./jobs.js";
 import { queryRoutes } from "./query/service.js";
 import { RolloutService } from "@adminkiosk/proto/adminkiosk/fleet/v1/rollouts_pb";
 import { rolloutRoutes } from "./rollouts/index.js";
+import type { AutoWindows } from "./rollouts/windows.js";
 import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
 import { recordRegistryEvent } from "./registry-events.js";
 import { kiosks, presenceFilter, type KioskFields, type KioskFilter, type KioskOrder } from "./store.js";
@@ -45,6 +46,8 @@ export interface FleetDeps {
   releases: Releases;
   /** How often an idle watch stream gets a refresh (tests shorten it). */
   watchRefreshMs?: number;
+  /** AUTO rollout windows from ai's forecast (rollouts/windows.ts). */
+  autoWindows?: AutoWindows;
 }
 
 const nameRule = { max: 100 };
@@ -67,7 +70,7 @@ export function fleetRoutes(deps: FleetDeps) {
     telemetryRoutes(pool, deps.telemetry),
     auditRoutes(pool),
     queryRoutes(pool),
-    rolloutRoutes({ pool, changes, dispatcher: deps.dispatcher }),
+    rolloutRoutes({ pool, changes, dispatcher: deps.dispatcher, autoWindows: deps.autoWindows }),
     bulkRoutes({ pool, changes, dispatcher: deps.dispatcher, authDevices: deps.authDevices, approvalOver: deps.bulkApprovalOver ?? 100 }),
     releaseRoutes({ pool, store: deps.releases.store, keys: deps.releases.keys }),
   ];

@@ -32,6 +32,7 @@ import { getRelease } from "../releases/index.js";
 import { cancelUnacked, rollback, type Effects } from "./engine.js";
 import { defaultGate, type GateConfig } from "./gates.js";
 import { defaultWaves, defaultWindow, localHour, inWindow, type WavePlan } from "./plan.js";
+import type { AutoWindows } from "./windows.js";
 import {
   insertRollout,
   loadRollout,
@@ -100,10 +101,12 @@ interface Resolved {
   rollout: NewRollout;
   where: { sql: string; params: unknown[] };
   window: { start: number; end: number };
+  /** AUTO: each kiosk's window from ai's forecast (windows.ts). */
+  perKioskWindow?: Map<string, { start: number; end: number }>;
 }
 
 /** Validates a CreateRolloutRequest (field names as `prefix`…) and resolves its release and target. */
-async function resolve(pool: Pool, req: CreateRolloutRequest, prefix: string, createdBy: string): Promise<Resolved> {
+async function resolve(pool: Pool, req: CreateRolloutRequest, prefix: string, createdBy: string, auto?: AutoWindows): Promise<Resolved> {
   const f = (name: string) => `${prefix}${name}`;
   const releaseId = requireText(f("release_id"), req.releaseId, { max: 64 });
   const release = await getRelease(pool, releaseId);
@@ -138,13 +141,24 @@ async function resolve(pool: Pool, req: CreateRolloutRequest, prefix: string, cr
   let policy: WindowPolicyName;
   let window: { start: number; end: number };
   let note: string;
+  let perKioskWindow: Map<string, { start: number; end: number }> | undefined;
   switch (req.windowPolicy) {
     case WindowPolicy.UNSPECIFIED:
     case WindowPolicy.AUTO:
       policy = "auto";
       window = defaultWindow;
-      // fleet has no service identity to ask ai for each kiosk's hourly forecast yet (docs/rollouts.md).
-      note = "AUTO: ai's per-kiosk lowest-sales hours are not available to fleet; the default window 02:00-05:00 in each kiosk's time zone applies";
+      if (auto) {
+        // Each targeted kiosk's quietest hours from ai's forecast (windows.ts), a spread sample first.
+        const { rows } = await pool.query<{ kiosk_id: string; group_id: string | null; timezone: string }>(
+          `SELECT k.kiosk_id, k.group_id, k.timezone FROM kiosks k WHERE ${clauses.join(" AND ")} ORDER BY hashtext(k.kiosk_id), k.kiosk_id`,
+          params,
+        );
+        const plan = await auto.plan(rows.map((r) => ({ kioskId: r.kiosk_id, groupId: r.group_id, timezone: r.timezone })));
+        perKioskWindow = plan.windows;
+        note = plan.note;
+      } else {
+        note = "AUTO: fleet has no ai connection; the default window 02:00-05:00 in each kiosk's time zone applies";
+      }
       break;
     case WindowPolicy.EXPLICIT:
       policy = "explicit";
@@ -178,6 +192,7 @@ async function resolve(pool: Pool, req: CreateRolloutRequest, prefix: string, cr
     },
     where: { sql: clauses.join(" AND "), params },
     window,
+    perKioskWindow,
   };
 }
 
@@ -185,6 +200,8 @@ export interface RolloutDeps {
   pool: Pool;
   dispatcher: Dispatcher;
   changes: ChangeFeed;
+  /** AUTO windows from ai's forecast; absent: the fallback for every kiosk. */
+  autoWindows?: AutoWindows;
 }
 
 export function rolloutRoutes(deps: RolloutDeps) {
@@ -215,10 +232,10 @@ export function rolloutRoutes(deps: RolloutDeps) {
     router.service(RolloutService, {
       async createRollout(req, ctx) {
         const createdBy = describePrincipal(principalOf(ctx));
-        const r = await resolve(pool, req, "", createdBy);
+        const r = await resolve(pool, req, "", createdBy, deps.autoWindows);
         const row = await inTransaction(pool, async (tx) => {
           const id = randomUUID();
-          const { row, sizes } = await insertRollout(tx, id, r.rollout, r.where, r.window);
+          const { row, sizes } = await insertRollout(tx, id, r.rollout, r.where, r.window, undefined, r.perKioskWindow);
           if (row.total === 0) throw new ConnectError("the target matches no kiosk that does not already run this version", Code.FailedPrecondition);
           await rolloutEvent(tx, row, "created");
           await rolloutAudit(tx, ctx, "rollout.created", id, { releaseId: row.release_id, version: row.version, target: row.target, kiosks: row.total, waveSizes: sizes, window: row.window_note, autoRollback: row.auto_rollback });
@@ -229,22 +246,26 @@ export function rolloutRoutes(deps: RolloutDeps) {
 
       async previewRollout(req, ctx) {
         if (!req.rollout) throw invalidArgument("rollout", "is required");
-        const r = await resolve(pool, req.rollout, "rollout.", describePrincipal(principalOf(ctx)));
+        const r = await resolve(pool, req.rollout, "rollout.", describePrincipal(principalOf(ctx)), deps.autoWindows);
         // The same statements as CreateRollout, in a transaction that is rolled back.
         const client = await pool.connect();
         try {
           await client.query("BEGIN");
-          const { row, sizes } = await insertRollout(client, randomUUID(), r.rollout, r.where, r.window);
-          const { rows: sample } = await client.query<{ kiosk_id: string; name: string; wave: number; timezone: string; from_version: string }>(
-            `SELECT * FROM (SELECT DISTINCT ON (t.wave) t.kiosk_id, k.name, t.wave, t.timezone, t.from_version FROM rollout_targets t JOIN kiosks k USING (kiosk_id)
+          const { row, sizes } = await insertRollout(client, randomUUID(), r.rollout, r.where, r.window, undefined, r.perKioskWindow);
+          type Sample = { kiosk_id: string; name: string; wave: number; timezone: string; from_version: string; window_start: number; window_end: number };
+          const { rows: sample } = await client.query<Sample>(
+            `SELECT * FROM (SELECT DISTINCT ON (t.wave) t.kiosk_id, k.name, t.wave, t.timezone, t.from_version, t.window_start, t.window_end FROM rollout_targets t JOIN kiosks k USING (kiosk_id)
                WHERE t.rollout_id = $1 ORDER BY t.wave, t.kiosk_id) firsts
              UNION ALL
-             (SELECT t.kiosk_id, k.name, t.wave, t.timezone, t.from_version FROM rollout_targets t JOIN kiosks k USING (kiosk_id) WHERE t.rollout_id = $1 ORDER BY t.kiosk_id LIMIT 20)`,
+             (SELECT t.kiosk_id, k.name, t.wave, t.timezone, t.from_version, t.window_start, t.window_end FROM rollout_targets t JOIN kiosks k USING (kiosk_id) WHERE t.rollout_id = $1 ORDER BY t.kiosk_id LIMIT 20)`,
             [row.rollout_id],
           );
-          const { rows: tz } = await client.query<{ timezone: string; n: number }>("SELECT timezone, count(*)::int AS n FROM rollout_targets WHERE rollout_id = $1 GROUP BY timezone", [row.rollout_id]);
+          const { rows: tz } = await client.query<{ timezone: string; window_start: number; window_end: number; n: number }>(
+            "SELECT timezone, window_start, window_end, count(*)::int AS n FROM rollout_targets WHERE rollout_id = $1 GROUP BY timezone, window_start, window_end",
+            [row.rollout_id],
+          );
           const now = new Date();
-          const inNow = (zone: string) => inWindow(localHour(now, zone), r.window.start, r.window.end);
+          const inNow = (s: { timezone: string; window_start: number; window_end: number }) => inWindow(localHour(now, s.timezone), s.window_start, s.window_end);
           const seen = new Set<string>();
           return {
             total: row.total,
@@ -252,8 +273,17 @@ export function rolloutRoutes(deps: RolloutDeps) {
             sample: sample
               .filter((s) => !seen.has(s.kiosk_id) && seen.add(s.kiosk_id))
               .slice(0, 20)
-              .map((s) => ({ kioskId: s.kiosk_id, name: s.name, wave: s.wave, timezone: s.timezone, currentVersion: s.from_version, inWindowNow: inNow(s.timezone) })),
-            inWindowNow: tz.filter((z) => inNow(z.timezone)).reduce((a, z) => a + z.n, 0),
+              .map((s) => ({
+                kioskId: s.kiosk_id,
+                name: s.name,
+                wave: s.wave,
+                timezone: s.timezone,
+                currentVersion: s.from_version,
+                inWindowNow: inNow(s),
+                windowStartHour: s.window_start,
+                windowEndHour: s.window_end,
+              })),
+            inWindowNow: tz.filter((z) => inNow(z)).reduce((a, z) => a + z.n, 0),
             blockedByEvents: 0,
             windowNote: row.window_note,
           };

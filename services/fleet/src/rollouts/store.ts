@@ -255,6 +255,8 @@ export async function insertRollout(
   where: { sql: string; params: unknown[] },
   window: { start: number; end: number },
   perKioskRelease?: Map<string, { releaseId: string; fromVersion: string }>,
+  /** AUTO: each kiosk's own window (windows.ts); kiosks not in it get `window`. */
+  perKioskWindow?: Map<string, { start: number; end: number }>,
 ): Promise<{ row: RolloutRow; sizes: number[] }> {
   const params = [...where.params];
   const idParam = `$${params.push(rolloutId)}`;
@@ -277,11 +279,16 @@ export async function insertRollout(
   const pRelease = `$${params.push(r.releaseId)}`;
   const pStart = `$${params.push(window.start)}::smallint`;
   const pEnd = `$${params.push(window.end)}::smallint`;
+  const pwIds = `$${params.push(perKioskWindow ? [...perKioskWindow.keys()] : [])}::text[]`;
+  const pwStart = `$${params.push(perKioskWindow ? [...perKioskWindow.values()].map((w) => w.start) : [])}::smallint[]`;
+  const pwEnd = `$${params.push(perKioskWindow ? [...perKioskWindow.values()].map((w) => w.end) : [])}::smallint[]`;
   await tx.query(
     `INSERT INTO rollout_targets (rollout_id, kiosk_id, wave, release_id, from_version, window_start, window_end, timezone)
-     SELECT ${idParam}::uuid, o.kiosk_id, width_bucket(o.position, ${pEnds}), COALESCE(pk.release_id, ${pRelease}), COALESCE(pk.from_version, o.${versionCol}), ${pStart}, ${pEnd}, o.timezone
+     SELECT ${idParam}::uuid, o.kiosk_id, width_bucket(o.position, ${pEnds}), COALESCE(pk.release_id, ${pRelease}), COALESCE(pk.from_version, o.${versionCol}),
+            COALESCE(pw.window_start, ${pStart}), COALESCE(pw.window_end, ${pEnd}), o.timezone
      FROM (${orderedTargetSql(where.sql, idParam)}) o
-     LEFT JOIN unnest(${pIds}, ${pRel}, ${pFrom}) AS pk(kiosk_id, release_id, from_version) USING (kiosk_id)`,
+     LEFT JOIN unnest(${pIds}, ${pRel}, ${pFrom}) AS pk(kiosk_id, release_id, from_version) USING (kiosk_id)
+     LEFT JOIN unnest(${pwIds}, ${pwStart}, ${pwEnd}) AS pw(kiosk_id, window_start, window_end) USING (kiosk_id)`,
     params,
   );
   const { rows } = await tx.query<RolloutRow>("SELECT * FROM rollouts WHERE rollout_id = $1", [rolloutId]);
