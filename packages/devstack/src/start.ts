@@ -42,6 +42,8 @@ interface DevSecrets {
   AI_SERVICE_SECRET: string;
   /** catalog's client secret at auth (it reads ai's forecast as itself to size leases). */
   CATALOG_SERVICE_SECRET: string;
+  /** fleet's client secret at auth (it reads ai's forecast as itself for AUTO rollout windows). */
+  FLEET_SERVICE_SECRET: string;
   /** notifications' webhook signing secret (WEBHOOK_SECRETS dev=<it>). */
   NOTIFICATIONS_WEBHOOK_SECRET: string;
   /** notifications' client secret at auth (it reads orders for buyers' receipts as itself). */
@@ -86,6 +88,7 @@ function readOrMakeDevSecrets(): DevSecrets {
     FLEET_RELEASE_SIGNING_KEY: JSON.stringify(generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" })),
     AI_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     CATALOG_SERVICE_SECRET: randomBytes(32).toString("base64url"),
+    FLEET_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_WEBHOOK_SECRET: randomBytes(32).toString("base64url"),
     NOTIFICATIONS_SERVICE_SECRET: randomBytes(32).toString("base64url"),
     SMS_API_KEY: randomBytes(24).toString("hex"),
@@ -210,10 +213,13 @@ async function main() {
       const aiSecret = env["AI_SERVICE_SECRET"] ?? devSecrets().AI_SERVICE_SECRET;
       const notificationsSecret = env["NOTIFICATIONS_SERVICE_SECRET"] ?? devSecrets().NOTIFICATIONS_SERVICE_SECRET;
       const catalogSecret = env["CATALOG_SERVICE_SECRET"] ?? devSecrets().CATALOG_SERVICE_SECRET;
+      const fleetSecret = env["FLEET_SERVICE_SECRET"] ?? devSecrets().FLEET_SERVICE_SECRET;
       perService["auth"] = {
         ...perService["auth"],
-        SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret},notifications=${notificationsSecret},catalog=${catalogSecret}`,
+        SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret},notifications=${notificationsSecret},catalog=${catalogSecret},fleet=${fleetSecret}`,
       };
+      // fleet picks AUTO rollout windows from ai's forecast as itself (docs/rollouts.md).
+      perService["fleet"] = { ...perService["fleet"], SERVICE_SECRET: fleetSecret, AI_URL: env["AI_URL"] ?? `http://127.0.0.1:${port("AI_PORT", 7007)}` };
       // catalog sizes leases from ai's forecast as itself (docs/offline.md).
       perService["catalog"] = { ...perService["catalog"], SERVICE_SECRET: catalogSecret, AI_URL: env["AI_URL"] ?? `http://127.0.0.1:${port("AI_PORT", 7007)}` };
       // ai reads catalog's stock levels as itself.
