@@ -101,7 +101,7 @@ export async function createLinkEvents(nc: NatsConnection, log: Logger, replica:
       deliveries?.unsubscribe();
       stopRevocations.abort();
       revocationMessages?.stop();
-      publisher.close();
+      await publisher.close();
     },
   };
 }

@@ -12,7 +12,8 @@ import { createInbox, headers as natsHeaders, TimeoutError, type MsgHdrs, type N
 export interface JetStreamPublisher {
   /** Publishes and resolves once JetStream has acknowledged it; `msgId` deduplicates retries. */
   publish(subject: string, data: Uint8Array, msgId?: string, headers?: MsgHdrs): Promise<void>;
-  close(): void;
+  /** Resolves once every publish made so far is acknowledged or has timed out. */
+  close(): Promise<void>;
 }
 
 interface Waiting {
@@ -27,7 +28,7 @@ export function createJetStreamPublisher(nc: NatsConnection, timeoutMs: number):
   const waiting = new Map<number, Waiting>();
   const decoder = new TextDecoder();
   let next = 0;
-  const acks = nc.subscribe(`${prefix}*`, {
+  nc.subscribe(`${prefix}*`, {
     callback: (err, msg) => {
       if (err) return;
       const id = Number(msg.subject.slice(prefix.length));
@@ -71,11 +72,11 @@ export function createJetStreamPublisher(nc: NatsConnection, timeoutMs: number):
         waiting.set(id, { resolve, reject, until: Date.now() + timeoutMs });
       });
     },
-    close() {
-      clearInterval(sweep);
-      acks.unsubscribe();
-      for (const w of waiting.values()) w.reject(new Error("link is shutting down"));
-      waiting.clear();
+    async close() {
+      // At shutdown the drained streams' `disconnected` events are on their way: wait for their
+      // PubAcks (the sweep fails what takes longer than the timeout). The subscription ends with
+      // the connection, so a publish made after this is still answered.
+      while (waiting.size > 0) await new Promise((r) => setTimeout(r, 20));
     },
   };
 }
