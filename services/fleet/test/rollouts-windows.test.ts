@@ -2,7 +2,8 @@
 // ai trained on generated history where one kiosk sells nothing at 10:00-13:00 UTC, and a
 // fleet that asks ai's GetForecast as itself (its service credential). A rollout with the
 // AUTO policy plans that kiosk's window at those hours in its own time zone (Asia/Tokyo:
-// 19:00-22:00), a kiosk ai has no history for gets the 02:00-05:00 fallback, and the rollout
+// 19:00-22:00), a kiosk of its group ai has no history for takes the group's profile in its own
+// zone (UTC: 10:00-13:00), an ungrouped one gets the 02:00-05:00 fallback, and the rollout
 // says how many did; with ai stopped, every kiosk gets the fallback and the rollout says why.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,6 +24,8 @@ import { startAi, type AiFixture } from "../../ai/test/fixture.js";
 const quiet = "aw-quiet";
 const other = "aw-other";
 const unknown = "aw-nohistory";
+// No history at ai either, but in the quiet kiosk's group: it takes the group's profile.
+const sibling = "aw-sibling";
 const sku = "SNK-WATER-05";
 const quietUtc = [10, 11, 12];
 
@@ -65,8 +68,8 @@ beforeAll(async () => {
   });
   const kiosks = clientFor(KioskService, fleet.url, ai.tokens.admin);
   await waitFor("fleet to verify tokens", async () => (await kiosks.listKiosks({}), true), { timeout: 60_000, interval: 300, retry: (e) => ConnectError.from(e).code === Code.Unavailable });
-  for (const [kioskId, timezone] of [[quiet, "Asia/Tokyo"], [unknown, "UTC"]] as const) {
-    await kiosks.createKiosk({ kiosk: { kioskId, name: kioskId, tags: ["auto-window"] } });
+  for (const [kioskId, timezone, groupId] of [[quiet, "Asia/Tokyo", "aw-group"], [sibling, "UTC", "aw-group"], [unknown, "UTC", ""]] as const) {
+    await kiosks.createKiosk({ kiosk: { kioskId, name: kioskId, groupId, tags: ["auto-window"] } });
     await kiosks.updateKiosk({ kioskId, timezone });
   }
   const res = await fetch(`${fleet.url}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${ai.tokens.admin}`, "content-type": "application/octet-stream" }, body: randomBytes(1024) });
@@ -87,9 +90,9 @@ describe("AUTO rollout windows", () => {
     const byId = new Map(preview.sample.map((s) => [s.kioskId, s]));
     // 10:00-13:00 UTC is 19:00-22:00 in Tokyo (UTC+9, no daylight saving time).
     expect([byId.get(quiet)?.windowStartHour, byId.get(quiet)?.windowEndHour]).toEqual([19, 22]);
+    expect([byId.get(sibling)?.windowStartHour, byId.get(sibling)?.windowEndHour]).toEqual([10, 13]);
     expect([byId.get(unknown)?.windowStartHour, byId.get(unknown)?.windowEndHour]).toEqual([2, 5]);
-    expect(preview.windowNote).toMatch(/1 from its own forecast/);
-    expect(preview.windowNote).toMatch(/1 use the default 02:00-05:00 \(ai could not answer: NotFound 1\)/);
+    expect(preview.windowNote).toMatch(/1 from its own forecast, 1 from its group's, 1 use the default 02:00-05:00; ai could not answer for 2 \(NotFound 2\)/);
 
     const { rollout } = await rollouts().createRollout(request());
     const got = (await rollouts().getRollout({ rolloutId: rollout!.rolloutId })).rollout!;
@@ -101,7 +104,7 @@ describe("AUTO rollout windows", () => {
     await ai.ai.stop();
     const preview = await rollouts().previewRollout({ rollout: request() });
     for (const s of preview.sample) expect([s.kioskId, s.windowStartHour, s.windowEndHour]).toEqual([s.kioskId, 2, 5]);
-    expect(preview.windowNote).toMatch(/^AUTO: 2 kiosks use the default window 02:00-05:00 in their time zone \(ai could not answer: Unavailable 2\)/);
+    expect(preview.windowNote).toMatch(/^AUTO: 3 kiosks use the default window 02:00-05:00 in their time zone \(ai could not answer: Unavailable 3\)/);
     const { rollout } = await rollouts().createRollout(request());
     expect((await rollouts().getRollout({ rolloutId: rollout!.rolloutId })).rollout!.windowNote).toBe(preview.windowNote);
   });

@@ -120,12 +120,13 @@ export function createAutoWindows(settings: {
         else byGroup++;
         windows.set(k.kioskId, quietestHours(toLocal(utc, k.timezone), hours));
       }
+      const failed = [...errors.values()].reduce((a, b) => a + b, 0);
       const why = [...errors].map(([e, n]) => `${e} ${n}`).join(", ");
-      const parts = [`AUTO: each kiosk's quietest ${hours} h in its time zone from ai's forecast — ${own} from its own forecast`];
-      if (byGroup) parts.push(`${byGroup} from its group's`);
-      parts.push(`${fallback} use the default ${hh(defaultWindow.start)}-${hh(defaultWindow.end)}${fallback ? ` (ai could not answer: ${why || "not asked, no group profile"})` : ""}`);
       if (fallback === kiosks.length && kiosks.length > 0) return { windows, fallback, note: fallbackNote(`ai could not answer: ${why || "not asked"}`) };
-      return { windows, fallback, note: parts.join(", ").slice(0, 500) };
+      let note = `AUTO: each kiosk's quietest ${hours} h in its time zone from ai's forecast — ${own} from its own forecast, ${byGroup} from its group's, ${fallback} use the default ${hh(defaultWindow.start)}-${hh(defaultWindow.end)}`;
+      if (failed) note += `; ai could not answer for ${failed} (${why})`;
+      if (kiosks.length > asked.length) note += `; ${kiosks.length - asked.length} not asked (ROLLOUT_AUTO_MAX_FORECASTS ${maxForecasts})`;
+      return { windows, fallback, note: note.slice(0, 500) };
     },
   };
 }
