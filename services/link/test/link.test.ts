@@ -495,9 +495,11 @@ describe("each kiosk's message budget", () => {
       // Reconnecting at once meets the cool-down (kept in Redis, so on every replica).
       const again = openStream(tight.url, await enroll("prague-101"));
       again.send({ body: { case: "hello", value: {} } });
-      const refusedAgain = (await again.rest()).error;
+      const { messages: beforeRefusal, error: refusedAgain } = await again.rest();
       expect(refusedAgain?.code).toBe(Code.ResourceExhausted);
       expect(refusedAgain?.rawMessage).toMatch(/reconnect in \d+ s/);
+      // Refused before it is the kiosk's: no welcome (which would reset the kiosk's backoff).
+      expect(beforeRefusal).toEqual([]);
       expect(await metric(tight.url, "link_rate_limited_total", 'budget="cooldown"')).toBe(1);
 
       // The bystander is still there.
