@@ -4,7 +4,8 @@
 // runs Vite (hot reload) with the same routes. Cookie and Set-Cookie pass through untouched
 // (auth's HttpOnly refresh cookie is scoped to its own path on this origin).
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
@@ -142,20 +143,45 @@ export function webBuildIsStale(repoRoot: string): boolean {
   return Math.max(...inputs.map(newestMtime)) > statSync(built).mtimeMs;
 }
 
-/** Builds web/dist with Vite when it is stale; returns whether it built. Throws with Vite's output on failure. */
+/** A build older than this holds no lock: its process died (a build takes well under a minute). */
+const buildLockStaleMs = 10 * 60_000;
+
+/**
+ * Builds web/dist with Vite when it is stale; returns whether it built. Throws with Vite's output
+ * on failure. One build at a time across processes (test files in parallel, `npm start`): Vite
+ * empties dist/ first, so a second build would pull the chunks from under a page another process
+ * is serving. The others wait for the lock (a directory beside dist/) and find dist/ fresh.
+ */
 export async function ensureWebBuild(repoRoot: string, log: (line: string) => void = () => {}): Promise<boolean> {
-  if (!webBuildIsStale(repoRoot)) return false;
-  log("building the admin web app (vite build)...");
-  // NODE_ENV=production whatever the caller's (vitest's is "test"): Vite builds with the
-  // caller's NODE_ENV, and "test" gave React's development build in one 500 kB chunk.
-  const child = spawn(process.execPath, [viteBin(repoRoot), "build", "--logLevel", "warn"], { cwd: webDir(repoRoot), env: { ...process.env, NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("exit", resolve);
-  });
-  if (code !== 0) throw new Error(`building the web app failed:\n${output}`);
-  return true;
+  const lock = join(webDir(repoRoot), ".build-lock");
+  for (;;) {
+    if (!webBuildIsStale(repoRoot)) return false;
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const since = existsSync(lock) ? Date.now() - statSync(lock).mtimeMs : 0;
+      if (since > buildLockStaleMs) rmSync(lock, { recursive: true, force: true });
+      else await sleep(250);
+    }
+  }
+  try {
+    if (!webBuildIsStale(repoRoot)) return false;
+    log("building the admin web app (vite build)...");
+    // NODE_ENV=production whatever the caller's (vitest's is "test"): Vite builds with the
+    // caller's NODE_ENV, and "test" gave React's development build in one 500 kB chunk.
+    const child = spawn(process.execPath, [viteBin(repoRoot), "build", "--logLevel", "warn"], { cwd: webDir(repoRoot), env: { ...process.env, NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("exit", resolve);
+    });
+    if (code !== 0) throw new Error(`building the web app failed:\n${output}`);
+    return true;
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
