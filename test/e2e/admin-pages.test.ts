@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
@@ -25,8 +25,8 @@ import { sell } from "@adminkiosk/kiosk-sdk";
 import { provision, startSimulator, type SimKiosk, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { generateTicketSigningKey } from "../../services/orders/src/tickets.js";
 import { adminEmail, adminPassword, bearer, startAuth, type AuthFixture } from "../support/auth.js";
+import { launchBrowser, signInAs } from "../support/browser.js";
 
-const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const screenshotDir = process.env["UPDATE_SCREENSHOTS"] ? join(repoRoot, "docs/screenshots") : mkdtempSync(join(tmpdir(), "adminkiosk-screenshots-"));
 const shoot = (page: Page, name: string) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
 const sku = "pages-cola";
@@ -65,7 +65,7 @@ beforeAll(async () => {
   await createClient(InventoryService, transport).restock({ kioskId: kiosks[0]!.kioskId, sku, quantity: 10n, reason: "first fill" });
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url, catalog: catalogUrl, orders: ordersUrl, payments: commerce[1]!.url }, port: 0 });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser();
   mkdirSync(screenshotDir, { recursive: true });
 });
 
@@ -123,11 +123,7 @@ async function newPage(): Promise<Page> {
 
 async function signIn(page: Page) {
   await page.goto(`${web.url}/`);
-  await page.waitForURL(/\/signin/);
-  await page.getByLabel("Email").fill(adminEmail);
-  await page.getByLabel("Password").fill(adminPassword);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+  await signInAs(page, adminEmail, adminPassword);
 }
 
 /** The JavaScript files a page fetched, each with its gzip size as the build has it. */

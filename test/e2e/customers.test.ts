@@ -4,15 +4,15 @@
 // receipt's link opens (no sign-in; an altered link is refused), and the operator approves it
 // on Reviews, where the product's approved rating then shows.
 import { randomBytes, randomUUID } from "node:crypto";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConsentPurpose, MemberService, ReviewService, ReviewState } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
 import { ensureWebBuild, eventually, repoRoot, startWebServer, waitFor, webDistDir, type WebServer } from "@adminkiosk/devstack";
 import { signReviewToken } from "@adminkiosk/runtime";
 import { startCustomers, type CustomersFixture } from "../../services/customers/test/fixture.js";
 import { adminEmail, adminPassword } from "../support/auth.js";
+import { launchBrowser, signInAs } from "../support/browser.js";
 
-const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const suffix = randomBytes(3).toString("hex");
 const secret = randomBytes(32).toString("hex");
 const kioskId = `members-web-${suffix}`;
@@ -28,7 +28,7 @@ beforeAll(async () => {
   c = await startCustomers({ REVIEW_LINK_SECRETS: secret });
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: c.auth.service.url, customers: c.customers.url }, port: 0 });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser();
 }, 180_000);
 afterAll(async () => {
   await browser?.close();
@@ -72,10 +72,7 @@ describe("the customers pages", () => {
     // The operator: the member on Members, then the pending review on Reviews.
     const page = await newPage();
     await page.goto(`${web.url}/`);
-    await page.waitForURL(/\/signin/);
-    await page.getByLabel("Email").fill(adminEmail);
-    await page.getByLabel("Password").fill(adminPassword);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await signInAs(page, adminEmail, adminPassword);
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Members" }).click();
     await page.getByRole("heading", { name: "Members", level: 1 }).waitFor();
     await page.getByPlaceholder("Card number, email, phone or member id").fill(email);

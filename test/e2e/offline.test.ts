@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { LeaseService } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import { ConflictResolution, ConflictState, OfflineSaleOutcome, OfflineSaleService } from "@adminkiosk/proto/adminkiosk/orders/v1/offline_pb";
@@ -17,8 +17,8 @@ import { OfflineSeller } from "@adminkiosk/kiosk-sdk";
 import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebServer, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
 import { startSale, type SaleFixture } from "../../services/orders/test/fixture.js";
 import { adminEmail, adminPassword, clientFor } from "../support/auth.js";
+import { launchBrowser, signInAs } from "../support/browser.js";
 
-const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const screenshotDir = process.env["UPDATE_SCREENSHOTS"] ? join(repoRoot, "docs/screenshots") : mkdtempSync(join(tmpdir(), "adminkiosk-screenshots-"));
 const suffix = randomBytes(3).toString("hex");
 const kioskId = `offline-web-${suffix}`;
@@ -50,7 +50,7 @@ beforeAll(async () => {
     port: 0,
   });
   mkdirSync(screenshotDir, { recursive: true });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser();
 }, 180_000);
 
 afterAll(async () => {
@@ -64,11 +64,7 @@ async function signedIn(): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
   await page.goto(`${web.url}/`);
-  await page.waitForURL(/\/signin/);
-  await page.getByLabel("Email").fill(adminEmail);
-  await page.getByLabel("Password").fill(adminPassword);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+  await signInAs(page, adminEmail, adminPassword);
   return page;
 }
 

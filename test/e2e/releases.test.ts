@@ -7,15 +7,15 @@ import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import { type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CommandService } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import { ReleaseService } from "@adminkiosk/proto/adminkiosk/fleet/v1/releases_pb";
 import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebServer, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
 import { provision, startSimulator, type SimKiosk, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { adminEmail, adminPassword, clientFor, startAuth, type AuthFixture } from "../support/auth.js";
+import { launchBrowser, signInAs } from "../support/browser.js";
 
-const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const slow = { timeout: 30_000 };
 
 let auth: AuthFixture;
@@ -54,7 +54,7 @@ beforeAll(async () => {
   simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 2_000, flappingShare: 0, updates: { apiBaseUrl: fleet.url, stateDir } });
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url }, port: 0 });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser();
 });
 
 afterAll(async () => {
@@ -71,11 +71,7 @@ describe("the Releases page", () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
     await page.goto(`${web.url}/`);
-    await page.waitForURL(/\/signin/);
-    await page.getByLabel("Email").fill(adminEmail);
-    await page.getByLabel("Password").fill(adminPassword);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await signInAs(page, adminEmail, adminPassword);
 
     await page.getByRole("link", { name: "Releases" }).click();
     await page.getByRole("heading", { name: "Releases", level: 1 }).waitFor();

@@ -6,7 +6,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import { type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
@@ -15,8 +15,8 @@ import { RolloutService, WindowPolicy } from "@adminkiosk/proto/adminkiosk/fleet
 import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebServer, waitFor, webDistDir, type StartedService, type WebServer } from "@adminkiosk/devstack";
 import { provision, startSimulator, type SimKiosk, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { adminEmail, adminPassword, clientFor, startAuth, type AuthFixture } from "../support/auth.js";
+import { launchBrowser, signInAs } from "../support/browser.js";
 
-const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const slow = { timeout: 60_000 };
 
 let auth: AuthFixture;
@@ -66,7 +66,7 @@ beforeAll(async () => {
   await waitFor("four kiosks online", async () => ((await fleetKiosks.getFleetSummary({})).summary?.online ?? 0) >= 4 || undefined, { timeout: 60_000 });
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url }, port: 0 });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser();
 }, 300_000);
 
 afterAll(async () => {
@@ -83,11 +83,7 @@ describe("the Rollouts pages", () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
     await page.goto(`${web.url}/`);
-    await page.waitForURL(/\/signin/);
-    await page.getByLabel("Email").fill(adminEmail);
-    await page.getByLabel("Password").fill(adminPassword);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await signInAs(page, adminEmail, adminPassword);
 
     await page.getByRole("link", { name: "Rollouts" }).click();
     await page.getByRole("heading", { name: "Rollouts", level: 1 }).waitFor();

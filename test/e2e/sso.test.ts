@@ -4,12 +4,12 @@
 // at the provider, the app has the new role after its next refresh; signing out ends the
 // provider's session too (its end-session page) and comes back. Real auth, the production
 // build on devstack's web server, Debian's chromium driven by playwright-core.
-import { chromium, type Browser } from "playwright-core";
+import { type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureWebBuild, freePort, oidcDevRoleRules, oidcTestPassword, repoRoot, startOidcProvider, startWebServer, webDistDir, type OidcProvider, type WebServer } from "@adminkiosk/devstack";
 import { startAuth, type AuthFixture } from "../support/auth.js";
+import { launchBrowser } from "../support/browser.js";
 
-const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const clientSecret = "the-e2e-client-secret-at-the-local-provider-0123";
 
 let provider: OidcProvider;
@@ -40,7 +40,7 @@ beforeAll(async () => {
   });
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url }, port: webPort });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser();
 }, 300_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AuthService, UserService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
 import { ConfigService } from "@adminkiosk/proto/adminkiosk/fleet/v1/config_pb";
@@ -26,9 +26,9 @@ import { provision, startSimulator, type SimKiosk, type Simulator } from "@admin
 import { generateTicketSigningKey } from "../../services/orders/src/tickets.js";
 import { startMailbox, type Mailbox } from "../../services/notifications/src/dev-mailbox/mailbox.js";
 import { adminEmail, adminPassword, bearer, Role, startAuth, type AuthFixture } from "../support/auth.js";
+import { launchBrowser, signInAs } from "../support/browser.js";
 
 const kioskCount = 6;
-const chromiumPath = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const screenshotDir = process.env["UPDATE_SCREENSHOTS"] ? join(repoRoot, "docs/screenshots") : mkdtempSync(join(tmpdir(), "adminkiosk-screenshots-"));
 
 let auth: AuthFixture;
@@ -92,7 +92,7 @@ beforeAll(async () => {
   ai = await startAi(shared, catalog.url, kiosks[0]!.kioskId);
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url, catalog: catalog.url, payments: payments.url, orders: orders.url, notifications: notifications.url, ai: ai.url }, port: 0 });
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser();
   mkdirSync(screenshotDir, { recursive: true });
 });
 
@@ -175,11 +175,7 @@ async function startAi(shared: Record<string, string>, catalogUrl: string, lowKi
 
 async function signIn(page: Page, email: string, password: string) {
   await page.goto(`${web.url}/`);
-  await page.waitForURL(/\/signin/);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+  await signInAs(page, email, password);
 }
 
 async function newPage(): Promise<Page> {
@@ -205,7 +201,7 @@ describe("an admin", () => {
   afterAll(() => page?.close());
 
   it("signs in and watches the simulated kiosks come online", async () => {
-    await signIn(page, adminEmail, adminPassword);
+    await signInAs(page, adminEmail, adminPassword);
     await expect.poll(() => page.getByTestId("count-online").textContent(), { timeout: 15_000, interval: 250 }).toBe(String(kioskCount));
     // Low stock comes from catalog: a count, not the "unreachable" dash.
     await expect.poll(() => page.getByTestId("count-low-stock").textContent(), { timeout: 15_000, interval: 250 }).toMatch(/^\d+$/);
