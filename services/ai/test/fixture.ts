@@ -21,8 +21,9 @@ export interface AiFixture {
   stop(): Promise<void>;
 }
 
-export async function startAi(settings: Record<string, string> = {}, options: { withCatalog?: boolean } = {}): Promise<AiFixture> {
-  const infra = inject("infra");
+/** `natsUrl`: a NATS of the test file's own instead of the run's shared one (for tests counting what ai publishes). */
+export async function startAi(settings: Record<string, string> = {}, options: { withCatalog?: boolean; natsUrl?: string } = {}): Promise<AiFixture> {
+  const infra = { ...inject("infra"), ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}) };
   const auth = await startAuth();
   const databaseUrl = await createDatabase(infra.databaseUrl, "ai");
   const catalog = options.withCatalog

@@ -5,6 +5,8 @@
 // ai.silent_failure.<kiosk>.detected/.cleared on stream AI. The model is trained by the
 // CronJob's script (retrain-job.ts) signing in as ai.
 import { execFile } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
@@ -17,7 +19,7 @@ import { MaintenanceDueEventSchema, SilentFailureEventSchema } from "@adminkiosk
 import { MaintenanceItem, MaintenanceRiskSchema, MaintenanceService } from "@adminkiosk/proto/adminkiosk/ai/v1/maintenance_pb";
 import { KioskConnectedEventSchema, KioskDisconnectedEventSchema, KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
-import { eventually, repoRoot } from "@adminkiosk/devstack";
+import { eventually, freePort, repoRoot, startNats, type ManagedProcess } from "@adminkiosk/devstack";
 import { aiSubjects, ensureStream, linkSubjects } from "@adminkiosk/runtime";
 import { Role, failure } from "../../../test/support/auth.js";
 import { dayMs, dayOf, generateSales } from "../src/generator.js";
@@ -30,8 +32,13 @@ let f: AiFixture;
 let nc: NatsConnection;
 let operator: string;
 
+// A NATS of this file's own: it counts the maintenance events published for its kiosks, and
+// other files' ai processes on the shared one consume the same link events and publish too.
+let nats: ManagedProcess;
+
 beforeAll(async () => {
-  nc = await connect({ servers: inject("infra").natsUrl });
+  nats = await startNats(mkdtempSync(join(inject("infra").tmpDir, "nats-maintenance-")), await freePort());
+  nc = await connect({ servers: nats.url });
   await ensureStream(nc, linkSubjects.stream);
   await ensureStream(nc, aiSubjects.stream);
   // Its own durable on LINK from its start (the fixture's).
@@ -39,12 +46,13 @@ beforeAll(async () => {
     AI_SILENT_INTERVAL_MS: "300",
     // A whole day: the test means the same at any hour it runs.
     AI_SILENT_WINDOW_HOURS: "24",
-  });
+  }, { natsUrl: nats.url });
   operator = (await f.auth.userWithRole(Role.OPERATOR)).accessToken;
 });
 afterAll(async () => {
   await nc?.close();
   await f?.stop();
+  await nats?.stop();
 });
 
 const js = () => jetstream(nc);

@@ -3,18 +3,24 @@
 // people's subscriptions with quiet hours. Durations are seconds; everything is polled.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeviceStatus } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { KioskService } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { AlertService, AlertState, Channel, DeliveryService, DeliveryState, RuleService, Severity } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
 import { InhibitRuleService, MatchOperator, SilenceService, SubscriptionService } from "@adminkiosk/proto/adminkiosk/notifications/v1/policy_pb";
-import { eventually, waitFor } from "@adminkiosk/devstack";
+import { eventually, freePort, startNats, waitFor, type ManagedProcess } from "@adminkiosk/devstack";
 import { clientFor, Role } from "../../../test/support/auth.js";
 import { startNotifications, type NotificationsFixture } from "./fixture.js";
 
 let f: NotificationsFixture;
+// A NATS of this file's own: its rules match every kiosk, and other files' kiosks reporting low
+// paper on the shared one would join its alerts and notifications.
+let nats: ManagedProcess;
 beforeAll(async () => {
-  f = await startNotifications();
+  nats = await startNats(mkdtempSync(join(inject("infra").tmpDir, "nats-policy-")), await freePort());
+  f = await startNotifications({}, { natsUrl: nats.url });
   // link's events count from the moment notifications' consumer exists (LINK_EVENTS_SINCE_START):
   // publish until one is seen, so no test's first event goes before it.
   const { rule } = await f.as(RuleService, f.tokens.admin).createRule({
@@ -32,6 +38,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await f?.stop();
+  await nats?.stop();
 });
 
 const run = Date.now().toString(36);
