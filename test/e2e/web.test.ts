@@ -201,7 +201,7 @@ describe("an admin", () => {
   afterAll(() => page?.close());
 
   it("signs in and watches the simulated kiosks come online", async () => {
-    await signInAs(page, adminEmail, adminPassword);
+    await signIn(page, adminEmail, adminPassword);
     await expect.poll(() => page.getByTestId("count-online").textContent(), { timeout: 15_000, interval: 250 }).toBe(String(kioskCount));
     // Low stock comes from catalog: a count, not the "unreachable" dash.
     await expect.poll(() => page.getByTestId("count-low-stock").textContent(), { timeout: 15_000, interval: 250 }).toMatch(/^\d+$/);
