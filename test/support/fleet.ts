@@ -105,3 +105,8 @@ export async function startFleet(options: { name: string; links?: number; fleetE
   };
   return fixture;
 }
+
+/** Uploads an artifact to fleet's content-addressed store (PUT /v1/artifacts, an admin's token); the answer as it came. */
+export function putArtifact(fleetUrl: string, token: string, bytes: Uint8Array): Promise<Response> {
+  return fetch(`${fleetUrl}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream" }, body: bytes });
+}

@@ -22,7 +22,7 @@ import { eventually, waitFor } from "@adminkiosk/devstack";
 import { downloadResumable } from "@adminkiosk/kiosk-sdk";
 import { startSimulator, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { failure, Role } from "../../../test/support/auth.js";
-import { startFleet, type FleetFixture } from "../../../test/support/fleet.js";
+import { putArtifact, startFleet, type FleetFixture } from "../../../test/support/fleet.js";
 
 let fx: FleetFixture;
 let sim: Simulator;
@@ -71,7 +71,7 @@ afterAll(async () => {
 });
 
 async function upload(bytes: Buffer, token = fx.admin) {
-  return fetch(`${fx.fleet.url}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream" }, body: bytes });
+  return putArtifact(fx.fleet.url, token, bytes);
 }
 
 async function release(version: string, bytes: Buffer = randomBytes(200 * 1024)) {

@@ -17,6 +17,7 @@ import { ReleaseKind, ReleaseService } from "@adminkiosk/proto/adminkiosk/fleet/
 import { RolloutService, WindowPolicy } from "@adminkiosk/proto/adminkiosk/fleet/v1/rollouts_pb";
 import { createDatabase, startTestService, waitFor, type StartedService } from "@adminkiosk/devstack";
 import { clientFor } from "../../../test/support/auth.js";
+import { putArtifact } from "../../../test/support/fleet.js";
 import { dayMs, dayOf, generateSales } from "../../ai/src/generator.js";
 import { sales } from "../../ai/src/store.js";
 import { startAi, type AiFixture } from "../../ai/test/fixture.js";
@@ -72,7 +73,7 @@ beforeAll(async () => {
     await kiosks.createKiosk({ kiosk: { kioskId, name: kioskId, groupId, tags: ["auto-window"] } });
     await kiosks.updateKiosk({ kioskId, timezone });
   }
-  const res = await fetch(`${fleet.url}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${ai.tokens.admin}`, "content-type": "application/octet-stream" }, body: randomBytes(1024) });
+  const res = await putArtifact(fleet.url, ai.tokens.admin, randomBytes(1024));
   expect(res.status, await res.clone().text()).toBeLessThan(300);
   const { sha256 } = (await res.json()) as { sha256: string };
   releaseId = (await clientFor(ReleaseService, fleet.url, ai.tokens.admin).createRelease({ kind: ReleaseKind.APP, version: "9.0.0", artifactSha256: sha256 })).release!.releaseId;

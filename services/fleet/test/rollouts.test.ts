@@ -20,7 +20,7 @@ import { waitFor } from "@adminkiosk/devstack";
 import { startSimulator, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { Code } from "@connectrpc/connect";
 import { failure, Role } from "../../../test/support/auth.js";
-import { startFleet, type FleetFixture } from "../../../test/support/fleet.js";
+import { putArtifact, startFleet, type FleetFixture } from "../../../test/support/fleet.js";
 
 const inside = 200;
 // Time zones the 200 are spread over, and candidates for the one kiosk kept outside its window.
@@ -55,7 +55,7 @@ const outsideKiosk = "ro-outside";
 const window = pickWindow();
 
 async function upload(bytes: Buffer): Promise<string> {
-  const res = await fetch(`${fx.fleet.url}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${fx.admin}`, "content-type": "application/octet-stream" }, body: bytes });
+  const res = await putArtifact(fx.fleet.url, fx.admin, bytes);
   expect(res.status, await res.clone().text()).toBeLessThan(300);
   return ((await res.json()) as { sha256: string }).sha256;
 }
