@@ -17,6 +17,13 @@ export const authConfigShape = {
   REFRESH_TOKEN_TTL: duration("30d"),
   /** A session's absolute end, counted from the login: refreshing never takes it past this. */
   SESSION_MAX_LIFETIME: duration("30d"),
+  /**
+   * A refresh retried with the token it spent (its answer was lost on the way) is answered again
+   * within this long of the first use, while the token that answer carried is still unused;
+   * "0s" takes every second use for theft. At most 5 minutes: a stolen token replayed within it
+   * keeps working until the owner's next refresh ends the session.
+   */
+  REFRESH_REUSE_GRACE: duration("60s").refine((ms) => ms <= 300_000, "must be at most 5m"),
   DEVICE_CREDENTIAL_TTL: duration("90d"),
   /** The platform's services that may sign in as themselves: `name=secret,...` (secrets of 32+ characters). */
   SERVICE_SECRETS: serviceSecrets(),

@@ -68,6 +68,7 @@ async function main() {
       refreshTtlMs: config.REFRESH_TOKEN_TTL,
       sessionMaxLifetimeMs: config.SESSION_MAX_LIFETIME,
       scryptLogN: config.PASSWORD_SCRYPT_LOG_N,
+      reuseGraceMs: config.REFRESH_REUSE_GRACE,
     },
     sso.check,
   );

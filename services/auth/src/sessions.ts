@@ -1,8 +1,13 @@
 // People's sessions: login, refresh-token rotation with reuse detection, logout.
 // A session is a refresh-token family. Refreshing spends the presented token and
-// returns a new pair; presenting a spent token again means it was stolen or raced,
-// and the whole family is revoked (RFC 9700 §4.14.2). Two honest refreshes racing
-// with one token are treated the same way: clients refresh one at a time.
+// returns a new pair; presenting a spent token again means it was stolen, and the
+// whole family is revoked (RFC 9700 §4.14.2) — with one exception: a refresh whose
+// answer was lost (the network dropped while it was in flight) is retried with the
+// token it spent. Within `reuseGraceMs` of the first use, and only while the token that
+// answer carried has never been used, the retry is answered with a new pair and that
+// unused token is superseded; presenting a superseded token later is reuse like any
+// other, so a thief replaying within the grace loses the session at the owner's next
+// refresh. Clients still refresh one at a time.
 // A session also has an absolute end, SESSION_MAX_LIFETIME after its login: no refresh
 // token or access token of it lasts beyond that, and refreshing past it is refused.
 import { randomBytes, randomUUID } from "node:crypto";
@@ -12,7 +17,7 @@ import { recordAudit } from "./audit.js";
 import type { KeyRing } from "./keys.js";
 import { decoyHash, verifyPassword } from "./passwords.js";
 import type { LoginLimiter } from "./rate-limit.js";
-import { refreshTokens, users, type UserRow } from "./store.js";
+import { refreshTokens, users, type RefreshTokenRow, type UserRow } from "./store.js";
 
 export interface SessionSettings {
   accessTtlMs: number;
@@ -20,6 +25,8 @@ export interface SessionSettings {
   /** From the login; refreshing never extends a session past it. */
   sessionMaxLifetimeMs: number;
   scryptLogN: number;
+  /** How long after a refresh token is spent a retry of that refresh is answered again (0: never). */
+  reuseGraceMs: number;
 }
 
 /**
@@ -72,6 +79,10 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
   const sessionEnd = (startedAt: Date) => startedAt.getTime() + settings.sessionMaxLifetimeMs;
 
   async function issue(db: Pool | PoolClient, user: UserRow, familyId: string, sessionStartedAt: Date): Promise<IssuedTokens> {
+    return (await issueWithId(db, user, familyId, sessionStartedAt)).tokens;
+  }
+
+  async function issueWithId(db: Pool | PoolClient, user: UserRow, familyId: string, sessionStartedAt: Date) {
     const role = roleFromName(user.role);
     if (!role) throw new Error(`user ${user.user_id} has an unknown role ${user.role}`);
     // Neither token outlives the session (an access token lives at least a second).
@@ -80,8 +91,27 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
     const access = await keys.sign(accessTokenType, { role: user.role, sid: familyId }, user.user_id, Math.max(1_000, Math.min(settings.accessTtlMs, end - now)));
     const refreshToken = randomBytes(32).toString("base64url");
     const refreshExpiresAt = new Date(Math.min(now + settings.refreshTtlMs, end));
-    await refreshTokens.insert(db, { familyId, userId: user.user_id, token: refreshToken, expiresAt: refreshExpiresAt, sessionStartedAt });
-    return { accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
+    const tokenId = await refreshTokens.insert(db, { familyId, userId: user.user_id, token: refreshToken, expiresAt: refreshExpiresAt, sessionStartedAt });
+    const tokens: IssuedTokens = { accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
+    return { tokens, tokenId };
+  }
+
+  /**
+   * For a spent token presented again: the unused token its last refresh issued, when this is a
+   * retry of that refresh within the grace; undefined when it is reuse.
+   */
+  async function lostAnswer(tx: PoolClient, row: RefreshTokenRow) {
+    if (!row.used_at || !row.replaced_by || Date.now() - row.used_at.getTime() > settings.reuseGraceMs) return undefined;
+    const successor = await refreshTokens.lockById(tx, row.replaced_by);
+    return successor && !successor.used_at && !successor.revoked_at ? successor : undefined;
+  }
+
+  /** A spent or superseded token presented again: it was stolen, so the session ends for everyone holding it. */
+  async function reuseDetected(tx: PoolClient, ctx: HandlerContext, row: RefreshTokenRow) {
+    const revoked = await refreshTokens.revokeFamily(tx, row.family_id);
+    await endSessions([row.family_id]);
+    await recordAudit(tx, ctx, "token.reuse_detected", row.user_id, { session: row.family_id, revokedTokens: revoked }, "");
+    return invalidRefresh("was already used: the session has been ended");
   }
 
   return {
@@ -118,33 +148,34 @@ export function createSessions(pool: Pool, redis: Redis, keys: KeyRing, limiter:
       const outcome = await inTransaction(pool, async (tx) => {
         const row = await refreshTokens.lockByToken(tx, token);
         if (!row) return { error: invalidRefresh("is not valid") };
+        if (row.superseded_at) return { error: await reuseDetected(tx, ctx, row) };
         if (row.revoked_at) return { error: invalidRefresh("was revoked") };
-        if (row.used_at) {
-          const revoked = await refreshTokens.revokeFamily(tx, row.family_id);
-          await endSessions([row.family_id]);
-          await recordAudit(tx, ctx, "token.reuse_detected", row.user_id, { session: row.family_id, revokedTokens: revoked }, "");
-          return { error: invalidRefresh("was already used: the session has been ended") };
-        }
+        const retried = row.used_at ? await lostAnswer(tx, row) : undefined;
+        if (row.used_at && !retried) return { error: await reuseDetected(tx, ctx, row) };
         if (sessionEnd(row.session_started_at) <= Date.now()) return { error: sessionOver() };
-        if (row.expires_at <= new Date()) return { error: invalidRefresh("has expired") };
+        if (!retried && row.expires_at <= new Date()) return { error: invalidRefresh("has expired") };
         const before = await users.byId(tx, row.user_id);
         if (!before || before.disabled) return { error: invalidRefresh("belongs to a disabled account") };
-        const verdict = sessionCheck ? await sessionCheck.check(tx, ctx, row.family_id, before) : { user: before };
+        // A retry continues the session where its lost answer left it (a role change may have moved it).
+        let familyId = retried?.family_id ?? row.family_id;
+        const verdict = sessionCheck ? await sessionCheck.check(tx, ctx, familyId, before) : { user: before };
         if ("refused" in verdict) {
-          await refreshTokens.revokeFamily(tx, row.family_id);
-          await endSessions([row.family_id]);
+          await refreshTokens.revokeFamily(tx, familyId);
+          await endSessions([familyId]);
           return { error: new ConnectError(verdict.refused, Code.Unauthenticated) };
         }
-        await refreshTokens.markUsed(tx, row.token_id);
-        let familyId = row.family_id;
         if (verdict.user.role !== before.role) {
           // Tokens carry the role: every token of the person's sessions ends, this one goes on
           // under a new id with the new role.
           await endAllForUser(tx, before.user_id);
-          familyId = randomUUID();
-          await sessionCheck?.moved(tx, row.family_id, familyId);
+          const moved = randomUUID();
+          await sessionCheck?.moved(tx, familyId, moved);
+          familyId = moved;
         }
-        return { tokens: await issue(tx, verdict.user, familyId, row.session_started_at) };
+        if (retried) await refreshTokens.supersede(tx, retried.token_id);
+        const { tokens, tokenId } = await issueWithId(tx, verdict.user, familyId, row.session_started_at);
+        await refreshTokens.markUsed(tx, row.token_id, tokenId);
+        return { tokens };
       });
       // The family revocation above must commit even though the caller gets an error.
       if (outcome.error) throw outcome.error;

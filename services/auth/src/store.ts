@@ -29,6 +29,10 @@ export interface RefreshTokenRow {
   revoked_at: Date | null;
   /** The login that started the session (the family); its absolute lifetime counts from here. */
   session_started_at: Date;
+  /** The token issued when this one was spent (the newest, after retries of a lost answer). */
+  replaced_by: string | null;
+  /** Set when a retry replaced this token before it was ever used. */
+  superseded_at: Date | null;
 }
 
 export interface DeviceRow {
@@ -95,21 +99,28 @@ export const users = {
 
 export const refreshTokens = {
   async insert(db: Db, t: { familyId: string; userId: string; token: string; expiresAt: Date; sessionStartedAt: Date }) {
-    await db.query("INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at, session_started_at) VALUES ($1, $2, $3, $4, $5)", [
-      t.familyId,
-      t.userId,
-      sha256(t.token),
-      t.expiresAt,
-      t.sessionStartedAt,
-    ]);
+    const { rows } = await db.query<{ token_id: string }>(
+      "INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at, session_started_at) VALUES ($1, $2, $3, $4, $5) RETURNING token_id",
+      [t.familyId, t.userId, sha256(t.token), t.expiresAt, t.sessionStartedAt],
+    );
+    return rows[0]!.token_id;
   },
   /** Locks the row: two refreshes racing on one token are decided one after the other. */
   async lockByToken(db: PoolClient, token: string) {
     const { rows } = await db.query<RefreshTokenRow>("SELECT * FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE", [sha256(token)]);
     return rows[0];
   },
-  async markUsed(db: Db, tokenId: string) {
-    await db.query("UPDATE refresh_tokens SET used_at = now() WHERE token_id = $1", [tokenId]);
+  async lockById(db: PoolClient, tokenId: string) {
+    const { rows } = await db.query<RefreshTokenRow>("SELECT * FROM refresh_tokens WHERE token_id = $1 FOR UPDATE", [tokenId]);
+    return rows[0];
+  },
+  /** Records that the token was spent (first use; a retry keeps the first use's time) and what replaced it. */
+  async markUsed(db: Db, tokenId: string, replacedBy: string) {
+    await db.query("UPDATE refresh_tokens SET used_at = COALESCE(used_at, now()), replaced_by = $2 WHERE token_id = $1", [tokenId, replacedBy]);
+  },
+  /** A token replaced before it was used: it stops working, and presenting it later counts as reuse. */
+  async supersede(db: Db, tokenId: string) {
+    await db.query("UPDATE refresh_tokens SET superseded_at = now(), revoked_at = now() WHERE token_id = $1", [tokenId]);
   },
   async revokeFamily(db: Db, familyId: string) {
     const { rowCount } = await db.query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", [familyId]);

@@ -155,26 +155,70 @@ describe("refresh tokens", () => {
     expect(third.refreshToken).not.toBe(second.refreshToken);
   });
 
-  it("reuse of a spent token revokes the whole session", async () => {
+  it("reuse of a spent token, once its successor was used, revokes the whole session", async () => {
     const first = await auth.login(adminEmail, adminPassword);
     const second = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
+    const third = (await auth.client(AuthService).refresh({ refreshToken: second.refreshToken })).tokens!;
     const reuse = await failure(auth.client(AuthService).refresh({ refreshToken: first.refreshToken }));
     expect(reuse.code).toBe(Code.Unauthenticated);
     expect(reuse.rawMessage).toMatch(/already used/);
     // The legitimate holder's newer token is dead too: the thief and the owner both must sign in again.
-    expect((await failure(auth.client(AuthService).refresh({ refreshToken: second.refreshToken }))).code).toBe(Code.Unauthenticated);
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: third.refreshToken }))).code).toBe(Code.Unauthenticated);
     const { events } = await auth.client(AuditService, await auth.adminToken()).listAuditEvents({ type: "token.reuse_detected" });
     expect(events.length).toBeGreaterThan(0);
   });
 
-  it("two refreshes racing with one token: one wins, the session is then revoked", async () => {
-    const { refreshToken } = await auth.login(adminEmail, adminPassword);
-    const results = await Promise.allSettled([0, 1, 2].map(() => auth.client(AuthService).refresh({ refreshToken })));
-    const won = results.filter((r) => r.status === "fulfilled");
-    expect(won).toHaveLength(1);
-    const winner = won[0]!.status === "fulfilled" ? won[0]!.value.tokens! : undefined;
-    expect((await failure(auth.client(AuthService).refresh({ refreshToken: winner!.refreshToken }))).code).toBe(Code.Unauthenticated);
+  it("a refresh retried because its answer was lost is answered again; the lost token is then theft", async () => {
+    const first = await auth.login(adminEmail, adminPassword);
+    // The answer carrying `lost` never reached the browser (it went offline mid-request).
+    const lost = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
+    const retried = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
+    expect(retried.refreshToken).not.toBe(lost.refreshToken);
+    await auth.client(UserService, retried.accessToken).listUsers({});
+    const next = (await auth.client(AuthService).refresh({ refreshToken: retried.refreshToken })).tokens!;
+    // The session goes on; the retry's spent token, presented after its successor was used, is reuse.
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: first.refreshToken }))).rawMessage).toMatch(/already used/);
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: next.refreshToken }))).code).toBe(Code.Unauthenticated);
   });
+
+  it("a token superseded by a retry ends the session when it shows up: whoever replayed the old token loses it too", async () => {
+    const first = await auth.login(adminEmail, adminPassword);
+    const owners = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
+    // A thief replays the spent token within the grace and gets a pair...
+    const thiefs = (await auth.client(AuthService).refresh({ refreshToken: first.refreshToken })).tokens!;
+    // ...until the owner's next refresh presents the superseded token: the session ends for both.
+    const owner = await failure(auth.client(AuthService).refresh({ refreshToken: owners.refreshToken }));
+    expect(owner.rawMessage).toMatch(/already used: the session has been ended/);
+    expect((await failure(auth.client(AuthService).refresh({ refreshToken: thiefs.refreshToken }))).code).toBe(Code.Unauthenticated);
+    expect((await failure(auth.client(UserService, thiefs.accessToken).listUsers({}))).rawMessage).toMatch(/session has ended/);
+  });
+
+  it("refreshes racing with one token are decided one after the other: each is answered, one pair goes on", async () => {
+    const { refreshToken } = await auth.login(adminEmail, adminPassword);
+    const results = await Promise.all([0, 1, 2].map(() => auth.client(AuthService).refresh({ refreshToken })));
+    expect(new Set(results.map((r) => r.tokens!.refreshToken)).size).toBe(3);
+    for (const r of results) await auth.client(UserService, r.tokens!.accessToken).listUsers({});
+    // Only the pair issued last was never superseded; presenting a superseded one ends the session,
+    // so of the three at most one refreshes, and afterwards none does.
+    const outcomes: boolean[] = [];
+    for (const r of results) outcomes.push(await auth.client(AuthService).refresh({ refreshToken: r.tokens!.refreshToken }).then(() => true, () => false));
+    expect(outcomes.filter(Boolean).length).toBeLessThanOrEqual(1);
+    const events = await auth.client(AuditService, await auth.adminToken()).listAuditEvents({ type: "token.reuse_detected" });
+    expect(events.events.length).toBeGreaterThan(0);
+  });
+
+  it("with REFRESH_REUSE_GRACE 0s, or past the grace, a second use of a token is theft", async () => {
+    const strict = await startAuth({ REFRESH_REUSE_GRACE: "0s" });
+    try {
+      const login = (await strict.client(AuthService).login({ email: adminEmail, password: adminPassword })).tokens!;
+      const second = (await strict.client(AuthService).refresh({ refreshToken: login.refreshToken })).tokens!;
+      expect((await failure(strict.client(AuthService).refresh({ refreshToken: login.refreshToken }))).rawMessage).toMatch(/already used/);
+      expect((await failure(strict.client(AuthService).refresh({ refreshToken: second.refreshToken }))).code).toBe(Code.Unauthenticated);
+    } finally {
+      await strict.stop();
+    }
+    // Starting a second auth (a database, migrations, the admin's password hash) takes a while on a busy machine.
+  }, 120_000);
 
   it("logout ends the session: the refresh token and the access token stop working at once", async () => {
     const { refreshToken, accessToken } = await auth.login(adminEmail, adminPassword);
@@ -222,7 +266,7 @@ describe("refresh tokens", () => {
     } finally {
       await short.stop();
     }
-  });
+  }, 120_000);
 
   it("an unknown refresh token is Unauthenticated", async () => {
     expect((await failure(auth.client(AuthService).refresh({ refreshToken: "x".repeat(43) }))).code).toBe(Code.Unauthenticated);
@@ -255,5 +299,5 @@ describe("login rate limiting", () => {
     } finally {
       await limited.stop();
     }
-  });
+  }, 120_000);
 });

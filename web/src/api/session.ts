@@ -3,9 +3,10 @@
 // path (cookie mode, asked for with `x-adminkiosk-session: cookie`; docs/web.md, docs/api.md).
 // localStorage holds only a flag without a secret ("signed-in"), so a reload knows to
 // restore by Refresh and other tabs learn of a sign-out. Refreshing is single-flight: auth
-// treats a refresh token presented twice as theft and ends the session, so one refresh runs
-// at a time in this tab (a shared promise) and across tabs (a Web Lock around the Refresh,
-// whose answer replaces the cookie every tab sends).
+// treats a refresh token presented twice as theft and ends the session (except a retry of a
+// refresh whose answer was lost, within REFRESH_REUSE_GRACE), so one refresh runs at a time in
+// this tab (a shared promise) and across tabs (a Web Lock around the Refresh, whose answer
+// replaces the cookie every tab sends).
 //
 // The session is part of the first load, its calls are not: AuthService's client, the Connect
 // transport and the protobuf runtime arrive with the platform chunk (api/platform.tsx), which
