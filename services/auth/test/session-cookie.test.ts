@@ -78,7 +78,9 @@ describe("cookie mode", () => {
   it("a reused cookie is taken for theft, as a reused body token is: the session ends", async () => {
     const { cookie } = await signIn();
     const refreshed = await call("Refresh", {}, withCookie(cookie.value));
-    const next = refreshCookie(refreshed);
+    // The browser moved on with the rotated cookie (so the old one's reappearance is no lost answer's retry).
+    const moved = await call("Refresh", {}, withCookie(refreshCookie(refreshed).value));
+    const next = refreshCookie(moved);
     const reused = await call("Refresh", {}, withCookie(cookie.value));
     expect(reused.status).toBe(401);
     expect(reused.body).toMatchObject({ code: "unauthenticated", message: expect.stringMatching(/already used/) });
@@ -87,8 +89,19 @@ describe("cookie mode", () => {
     // ...and the whole session is over: the newer cookie and its access token too.
     const after = await call("Refresh", {}, withCookie(next.value));
     expect(after.body).toMatchObject({ code: "unauthenticated", message: expect.stringMatching(/revoked/) });
-    const me = await call("WhoAmI", {}, { authorization: `Bearer ${refreshed.body["tokens"]["accessToken"]}` });
+    const me = await call("WhoAmI", {}, { authorization: `Bearer ${moved.body["tokens"]["accessToken"]}` });
     expect(me.body).toMatchObject({ code: "unauthenticated", message: expect.stringMatching(/session has ended/) });
+  });
+
+  it("a Refresh whose answer was lost is answered again when the browser retries with the same cookie", async () => {
+    const { cookie } = await signIn();
+    // Went offline mid-request: auth rotated the cookie, the browser never stored the new one.
+    const lost = refreshCookie(await call("Refresh", {}, withCookie(cookie.value)));
+    const retried = await call("Refresh", {}, withCookie(cookie.value));
+    expect(retried.status).toBe(200);
+    const kept = refreshCookie(retried);
+    expect(kept.value).not.toBe(lost.value);
+    expect((await call("Refresh", {}, withCookie(kept.value))).status).toBe(200);
   });
 
   it("Logout ends the session of the cookie and clears it", async () => {
