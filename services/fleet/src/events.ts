@@ -101,7 +101,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   const applied = new Counter({ name: "fleet_link_events_applied_total", help: "link events applied, by kind.", labelNames: ["kind"], registers: [] });
   const rejected = new Counter({
     name: "fleet_link_events_rejected_total",
-    help: "link events ignored: naming another kiosk's command, a command fleet does not know, or a config version fleet never assigned to the kiosk (undecodable ones are dead-lettered).",
+    help: "link events ignored: naming another kiosk's command, a command fleet does not know, or a config version fleet never assigned to the kiosk (undecodable ones are dead-lettered); \"rollout claim\": an update status naming another rollout than fleet sent the kiosk (applied to fleet's).",
     labelNames: ["reason"],
     registers: [],
   });
@@ -206,6 +206,11 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     const updates = await applyUpdateStatuses(tx, updateEvents);
     updates.changed.forEach((id) => changed(id, "kiosk"));
     for (let i = 0; i < updates.unknown; i++) count(effects.rejected, "unknown release");
+    // The kiosk's rollout_id is not trusted: fleet's own assignment was applied (releases/updates.ts).
+    for (const m of updates.mismatched) {
+      count(effects.rejected, "rollout claim");
+      log.warn(m, "kiosk's update status named another rollout than fleet sent it; counted for fleet's");
+    }
     await insertSamples(tx, samples, texts.join(""));
     if (latest.size > 0) {
       const entries = [...latest];

@@ -3,6 +3,10 @@
 // from link (the device credential). A report for a release fleet does not have changes
 // nothing ("unknown release"). Per kiosk and release the last report received wins: link's
 // receive time orders them (a kiosk's clock is not trusted), the batch's order breaks ties.
+// The rollout a report counts for is fleet's own assignment — the rollout that last sent this
+// kiosk this release (rollout_targets) — never the rollout_id the kiosk names: a stolen device
+// credential could otherwise feed installs to another rollout's gate. A kiosk naming another
+// rollout than fleet's is answered in `mismatched` (logged and counted by the consumer).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { KioskUpdateStatusEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { UpdateStatus_State } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
@@ -19,8 +23,39 @@ export const stateNames: Partial<Record<UpdateStatus_State, UpdateState>> = {
   [UpdateStatus_State.REVERTED]: "reverted",
 };
 
-/** Applies a batch's reports; answers the kiosks whose rows changed and how many reports named no known release. */
-export async function applyUpdateStatuses(tx: PoolClient, events: KioskUpdateStatusEvent[]): Promise<{ changed: string[]; unknown: number }> {
+export interface RolloutClaimMismatch {
+  kioskId: string;
+  releaseId: string;
+  /** The rollout the kiosk named. */
+  claimed: string;
+  /** The rollout fleet sent it this release for ("" when none: sent by hand, or never sent). */
+  assigned: string;
+}
+
+/**
+ * The rollout that last sent each (kiosk, release) its install, from fleet's own rows; "" for
+ * none. A rollout's target is assigned once its install was sent (sent_at), so a report naming
+ * a release a rollout has not sent yet counts for no rollout.
+ */
+async function assignedRollouts(tx: PoolClient, pairs: { kiosk: string; release: string }[]): Promise<Map<string, string>> {
+  const { rows } = await tx.query<{ kiosk_id: string; release_id: string; rollout_id: string }>(
+    `SELECT DISTINCT ON (t.kiosk_id, t.release_id) t.kiosk_id, t.release_id, t.rollout_id::text
+     FROM unnest($1::text[], $2::text[]) AS p(kiosk_id, release_id)
+     JOIN rollout_targets t ON t.kiosk_id = p.kiosk_id AND t.release_id = p.release_id AND t.sent_at IS NOT NULL
+     ORDER BY t.kiosk_id, t.release_id, t.sent_at DESC`,
+    [pairs.map((p) => p.kiosk), pairs.map((p) => p.release)],
+  );
+  return new Map(rows.map((r) => [`${r.kiosk_id}/${r.release_id}`, r.rollout_id]));
+}
+
+/**
+ * Applies a batch's reports; answers the kiosks whose rows changed, how many reports named no
+ * known release, and the reports whose rollout_id differs from fleet's assignment.
+ */
+export async function applyUpdateStatuses(
+  tx: PoolClient,
+  events: KioskUpdateStatusEvent[],
+): Promise<{ changed: string[]; unknown: number; mismatched: RolloutClaimMismatch[] }> {
   const last = new Map<string, { kiosk: string; at: Date; e: KioskUpdateStatusEvent; state: UpdateState }>();
   for (const e of events) {
     const s = e.status;
@@ -31,8 +66,13 @@ export async function applyUpdateStatuses(tx: PoolClient, events: KioskUpdateSta
     const prev = last.get(key);
     if (!prev || prev.at <= at) last.set(key, { kiosk: e.kioskId, at, e, state });
   }
-  if (last.size === 0) return { changed: [], unknown: 0 };
+  if (last.size === 0) return { changed: [], unknown: 0, mismatched: [] };
   const list = [...last.values()];
+  const assigned = await assignedRollouts(tx, list.map((x) => ({ kiosk: x.kiosk, release: x.e.status!.releaseId })));
+  const rolloutOf = (x: (typeof list)[number]) => assigned.get(`${x.kiosk}/${x.e.status!.releaseId}`) ?? "";
+  const mismatched = list
+    .filter((x) => x.e.status!.rolloutId !== "" && x.e.status!.rolloutId !== rolloutOf(x))
+    .map((x) => ({ kioskId: x.kiosk, releaseId: x.e.status!.releaseId, claimed: x.e.status!.rolloutId.slice(0, 64), assigned: rolloutOf(x) }));
   const { rows } = await tx.query<{ kiosk_id: string }>(
     `INSERT INTO kiosk_updates AS k (kiosk_id, release_id, rollout_id, state, version, from_version, error, bytes_done, bytes_total, reported_at, reverted_at)
      SELECT u.kiosk, u.release, u.rollout, u.state, u.version, u.from_version, u.error, u.done, u.total, u.at,
@@ -50,7 +90,7 @@ export async function applyUpdateStatuses(tx: PoolClient, events: KioskUpdateSta
     [
       list.map((x) => x.kiosk),
       list.map((x) => x.e.status!.releaseId),
-      list.map((x) => x.e.status!.rolloutId),
+      list.map(rolloutOf),
       list.map((x) => x.state),
       list.map((x) => x.e.status!.version),
       list.map((x) => x.e.status!.fromVersion),
@@ -64,5 +104,9 @@ export async function applyUpdateStatuses(tx: PoolClient, events: KioskUpdateSta
     [...new Set(list.map((x) => x.e.status!.releaseId))],
   ]);
   const knownIds = new Set(known.map((r) => r.release_id));
-  return { changed: [...new Set(rows.map((r) => r.kiosk_id))], unknown: list.filter((x) => !knownIds.has(x.e.status!.releaseId)).length };
+  return {
+    changed: [...new Set(rows.map((r) => r.kiosk_id))],
+    unknown: list.filter((x) => !knownIds.has(x.e.status!.releaseId)).length,
+    mismatched: mismatched.filter((m) => knownIds.has(m.releaseId)),
+  };
 }
