@@ -72,9 +72,18 @@ export async function runForever(options: RunForeverOptions, session: (ready: ()
     } catch (err) {
       if (signal.aborted) return;
       failures++;
-      if (failures === 1) log.warn({ err, ...fields }, `${what}: failed; retrying`);
+      // A stream that does not exist yet is normal while the platform starts (its owner creates
+      // it): one line without a stack, not a warning.
+      if (failures === 1 && streamMissing(err)) log.info({ ...fields, reason: (err as Error).message }, `${what}: waiting for the stream to be created`);
+      else if (failures === 1) log.warn({ err, ...fields }, `${what}: failed; retrying`);
       else log.debug({ err, ...fields, failures }, `${what}: still failing`);
       await sleep(backoffDelay(failures, options.backoff), signal);
     }
   }
+}
+
+/** JetStream's "stream not found" (API error 10059), however the client wraps it. */
+function streamMissing(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: unknown } | undefined;
+  return e?.api_error?.err_code === 10059 || (typeof e?.message === "string" && /stream not found/i.test(e.message));
 }
