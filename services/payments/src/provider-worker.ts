@@ -139,6 +139,9 @@ export function startProviderWorker(deps: { pool: Pool; provider: PaymentProvide
         }
         if (claimed.length === 0) break;
         await Promise.all(claimed.map(runJob));
+        // A short batch took every due job: a job queued since woke this drain (`again`), so no
+        // claim that finds nothing (one statement per charge at a sale's pace).
+        if (claimed.length < batch) break;
       }
     } while (again);
   };
