@@ -15,6 +15,9 @@
 // calls (BENCH_SENDCOMMAND_BROADCAST=0 skips it); (5)–(7) the baselines.
 // Run: npm run bench:commands (BENCH_KIOSKS=10000 BENCH_SEQUENTIAL=300 BENCH_CONCURRENT=2000
 // BENCH_CONCURRENCY=32 BENCH_LINKS=2 BENCH_CLIENTS=2; loopback only; stops by itself).
+// Broadcast at 100k: BENCH_BROADCAST_ONLY=1 BENCH_KIOSKS=100000 npm run bench:commands — only
+// phase (3) and the two broadcast baselines; the kiosks' fleet rows are inserted with SQL
+// (BENCH_CREATE_KIOSKS=sql, the default in this mode: CreateKiosk for 100k takes ~5 min here).
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -41,11 +44,49 @@ const concurrency = Number(process.env["BENCH_CONCURRENCY"] ?? 32);
 const linkCount = Number(process.env["BENCH_LINKS"] ?? 2);
 const clientCount = Number(process.env["BENCH_CLIENTS"] ?? 2);
 const jobRate = Number(process.env["BENCH_JOB_RATE"] ?? 6_000_000);
-const sendCommandBroadcast = process.env["BENCH_SENDCOMMAND_BROADCAST"] !== "0";
+const broadcastOnly = process.env["BENCH_BROADCAST_ONLY"] === "1";
+const sendCommandBroadcast = !broadcastOnly && process.env["BENCH_SENDCOMMAND_BROADCAST"] !== "0";
+const createWithSql = (process.env["BENCH_CREATE_KIOSKS"] ?? (broadcastOnly ? "sql" : "api")) === "sql";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const display = (text: string) => ({ kind: { case: "displayMessage" as const, value: { text } } });
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "–");
+
+/**
+ * What fleet's PostgreSQL sessions do, sampled every 10 ms until stopped (pg_stat_activity,
+ * application_name fleet): sessions open and active on average, and the share of active
+ * samples by wait event (none: on CPU in PostgreSQL) — whether the pool or a lock limits.
+ */
+function sampleWaits(db: pg.Pool) {
+  const counts = new Map<string, number>();
+  let samples = 0;
+  let open = 0;
+  let active = 0;
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const { rows } = await db.query<{ state: string | null; wait: string | null }>(
+        "SELECT state, wait_event_type || ':' || wait_event AS wait FROM pg_stat_activity WHERE application_name = 'fleet' AND pid <> pg_backend_pid()",
+      );
+      samples++;
+      open += rows.length;
+      for (const r of rows) {
+        if (r.state !== "active") continue;
+        active++;
+        counts.set(r.wait ?? "none", (counts.get(r.wait ?? "none") ?? 0) + 1);
+      }
+      await sleep(10);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      const top = [...counts].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([w, n]) => `${w} ${((100 * n) / Math.max(active, 1)).toFixed(0)}%`);
+      return `${samples} samples: ${(open / Math.max(samples, 1)).toFixed(1)} open, ${(active / Math.max(samples, 1)).toFixed(1)} active on average; active by wait event: ${top.join(", ") || "–"}`;
+    },
+  };
+}
 
 async function pool<T>(items: T[], width: number, work: (item: T, i: number) => Promise<void>) {
   let next = 0;
@@ -76,8 +117,9 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
 
   const ids = Array.from({ length: kioskCount }, (_, i) => `cmd-${i}`);
   let t = performance.now();
-  await pool(ids, 32, async (kioskId) => void (await kiosksApi.createKiosk({ kiosk: { kioskId, name: kioskId } })));
-  log(`created ${kioskCount} kiosks in fleet (CreateKiosk, 32 at a time) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  if (createWithSql) await db.query("INSERT INTO kiosks (kiosk_id, name) SELECT id, id FROM unnest($1::text[]) AS id", [ids]);
+  else await pool(ids, 32, async (kioskId) => void (await kiosksApi.createKiosk({ kiosk: { kioskId, name: kioskId } })));
+  log(`created ${kioskCount} kiosks in fleet (${createWithSql ? "one SQL INSERT" : "CreateKiosk, 32 at a time"}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   t = performance.now();
   const credentials = await mintDevices(databaseUrl, keyEncryptionKey, ids);
   log(`minted ${kioskCount} device credentials in ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -110,7 +152,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   };
 
   // (1) Sequential: one command at a time; SUCCEEDED as seen through GetCommand (polled every 2 ms).
-  {
+  if (!broadcastOnly) {
     const load = loadAverage();
     const cpu = cpuOf();
     const api: number[] = [];
@@ -151,9 +193,10 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   }
 
   // (2) Concurrent: BENCH_CONCURRENT commands, BENCH_CONCURRENCY callers; SUCCEEDED from PostgreSQL (no polling load).
-  {
+  if (!broadcastOnly) {
     const load = loadAverage();
     const cpu = cpuOf();
+    const waits = sampleWaits(db);
     const api: number[] = [];
     const started = new Map<string, number>();
     const t0 = Date.now();
@@ -166,6 +209,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     });
     const sentSeconds = (Date.now() - t0) / 1000;
     summary.callsPerSecond = concurrent / sentSeconds;
+    log(`fleet's PostgreSQL sessions while the calls ran: ${await waits.stop()}`);
     for (;;) {
       const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM commands WHERE command_id = ANY($1) AND state = 'succeeded'", [[...started.keys()]]);
       if (Number(rows[0]!.n) >= started.size) break;
@@ -200,6 +244,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     const apiMs = Date.now() - t0;
     let lastAck = NaN;
     let lastDone = NaN;
+    let allCreated = NaN;
     let count = 0;
     for (;;) {
       const { rows } = await db.query<{ total: string; acked: string; done: string; last_ack: Date | null; last_done: Date | null }>(
@@ -210,6 +255,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       );
       const r = rows[0]!;
       count = Number(r.done);
+      if (Number.isNaN(allCreated) && Number(r.total) >= opened.ok) allCreated = Date.now() - t0;
       if (count >= opened.ok && Number(r.acked) >= opened.ok) {
         lastAck = r.last_ack!.getTime() - t0;
         lastDone = Date.now() - t0;
@@ -224,7 +270,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       `${label} (${got.length} received, ${count} succeeded)`,
       `${apiMs} (call)`,
       `last: ${ms(lastReceive)}`,
-      `last ack received by link: ${ms(lastAck)}; all SUCCEEDED in fleet: ${ms(lastDone)}`,
+      `all commands in PostgreSQL: ${ms(allCreated)}; last ack received by link: ${ms(lastAck)}; all SUCCEEDED in fleet: ${ms(lastDone)}`,
       "",
       cpuDelta(cpu),
       load,
@@ -280,7 +326,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       if (answered >= targets.length) break;
     }
   };
-  {
+  if (!broadcastOnly) {
     const load = loadAverage();
     const cpu = cpuOf();
     const recv: number[] = [];
@@ -354,7 +400,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   await kiosks.close();
   await db.end();
 
-  console.log(`\n${machine()} · ${kioskCount} kiosks (${opened.ok} connected) on ${linkCount} link processes, ${clientCount} client processes · BENCH_KIOSKS=${kioskCount} BENCH_SEQUENTIAL=${sequential} BENCH_CONCURRENT=${concurrent} BENCH_CONCURRENCY=${concurrency} npm run bench:commands\n`);
+  console.log(`\n${machine()} · ${kioskCount} kiosks (${opened.ok} connected) on ${linkCount} link processes, ${clientCount} client processes · BENCH_KIOSKS=${kioskCount} BENCH_SEQUENTIAL=${sequential} BENCH_CONCURRENT=${concurrent} BENCH_CONCURRENCY=${concurrency}${broadcastOnly ? " BENCH_BROADCAST_ONLY=1" : ""} npm run bench:commands\n`);
   console.log("| scenario | API call ms p50 / p99 | kiosk receives after ms p50 / p99 | SUCCEEDED after ms p50 / p99 | mean | CPU-s during the phase | load avg (1, 5, 15 min) |");
   console.log("|---|---|---|---|---|---|---|");
   for (const r of out) console.log(r);

@@ -10,7 +10,7 @@
 //
 // Work is queued per kiosk and done in batches (one query for many kiosks, requests
 // in parallel across kiosks and in order within one), so a broadcast to a whole fleet
-// costs a few queries per few hundred kiosks. A periodic sweep expires commands past
+// costs a few queries per few thousand kiosks (batches grow with the queue). A periodic sweep expires commands past
 // their TTL and re-kicks kiosks with work left over (resend after RESEND_AFTER_MS).
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -33,8 +33,13 @@ export interface DispatcherOptions {
   sweepMs: number;
   /** How long to wait for the link replica's reply. */
   deliverTimeoutMs: number;
-  /** Kiosks pumped per batch. */
+  /** Kiosks pumped per batch when few wait (each batch: two reads, its delivery messages, one UPDATE). */
   batchSize?: number;
+  /**
+   * Kiosks pumped per batch at most: with many waiting (a broadcast), batches grow to share them
+   * among the parallel ones, so 100,000 kiosks are a few dozen rounds of PostgreSQL, not 200.
+   */
+  maxBatchSize?: number;
   /** Batches in flight at once. */
   parallelBatches?: number;
   /** Deliveries per NATS message to the link replicas. */
@@ -67,6 +72,7 @@ interface PendingCommand {
 
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const batchSize = o.batchSize ?? 500;
+  const maxBatchSize = Math.max(batchSize, o.maxBatchSize ?? 5_000);
   const deliveriesPerMessage = o.deliveriesPerMessage ?? 1000;
   const parallel = o.parallelBatches ?? 4;
   const waiting = new Map<string, boolean>(); // kiosk → resend
@@ -88,12 +94,13 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
 
   function schedule() {
     while (!stopped && running < parallel && waiting.size > 0) {
+      const size = Math.min(maxBatchSize, Math.max(batchSize, Math.ceil(waiting.size / parallel)));
       const batch = new Map<string, boolean>();
       for (const [id, resend] of waiting) {
         waiting.delete(id);
         inFlight.add(id);
         batch.set(id, resend);
-        if (batch.size >= batchSize) break;
+        if (batch.size >= size) break;
       }
       running++;
       pumpBatch(batch)

@@ -1,6 +1,6 @@
 // What fleet learns from link: a durable JetStream consumer (the runtime's, consumer.ts)
 // on link.kiosk.> applies connections, disconnections, telemetry, command acks/results
-// and applied configuration. Messages are applied in batches of up to 500, each batch in
+// and applied configuration. Messages are applied in batches of up to 2,000, each batch in
 // one transaction together with its inbox rows, so a redelivery (after a crash or a late
 // ack) changes nothing twice and nothing is acked before it is committed. A batch that
 // fails is retried message by message; a message PostgreSQL refuses (or that does not
@@ -248,7 +248,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     // How soon what a crashed replica had taken is delivered again. A batch commits in well
     // under a second; messages waiting behind it are kept alive.
     ackWaitMs: 10_000,
-    batchSize: 500,
+    batchSize: 2_000,
     applyBatch,
     prepare,
     afterCommit: publish,
@@ -324,7 +324,7 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
   const rejected: ("foreign" | "unknown")[] = [];
   if (events.length === 0) return { changed, rejected };
   const acks: { id: string; kiosk: string; at: Date }[] = [];
-  const results = new Map<string, { kiosk: string; at: Date; state: string; outcome: string; error: string; payload: string | null }>();
+  const results = new Map<string, { kiosk: string; at: Date; ackedAt: Date; state: string; outcome: string; error: string; payload: string | null }>();
   for (const e of events) {
     const at = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
     const id = e.body.value?.commandId ?? "";
@@ -339,6 +339,7 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
       results.set(`${e.kioskId}/${id}`, {
         kiosk: e.kioskId,
         at,
+        ackedAt: at,
         state: outcome === "succeeded" ? "succeeded" : "failed",
         outcome,
         error: r.errorMessage.slice(0, 2000),
@@ -346,14 +347,22 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
       });
     }
   }
+  // An ack whose result is in the same batch (a broadcast's usual case: the kiosk acks and
+  // answers at once) is written with the result, one row version instead of two.
+  const acksAlone = acks.filter((a) => {
+    const r = results.get(`${a.kiosk}/${a.id}`);
+    if (!r) return true;
+    if (a.at < r.ackedAt) r.ackedAt = a.at;
+    return false;
+  });
   const touched = new Set<string>();
-  if (acks.length) {
+  if (acksAlone.length) {
     const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
       `UPDATE commands c SET state = 'acked', acked_at = u.at
        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, kiosk, at)
        WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.state IN (${ackable})
        RETURNING c.command_id, c.kiosk_id`,
-      [acks.map((a) => a.id), acks.map((a) => a.kiosk), acks.map((a) => a.at)],
+      [acksAlone.map((a) => a.id), acksAlone.map((a) => a.kiosk), acksAlone.map((a) => a.at)],
     );
     rows.forEach((r) => touched.add(`${r.kiosk_id}/${r.command_id}`));
   }
@@ -363,12 +372,12 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
       `UPDATE commands c SET
          state = CASE WHEN c.state IN (${open}) THEN u.state ELSE c.state END,
          finished_at = CASE WHEN c.state IN (${open}) THEN u.at ELSE c.finished_at END,
-         acked_at = COALESCE(c.acked_at, u.at), outcome = u.outcome, error_message = u.error, result = u.payload
-       FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
-         AS u(id, kiosk, at, state, outcome, error, payload)
+         acked_at = COALESCE(c.acked_at, u.acked_at), outcome = u.outcome, error_message = u.error, result = u.payload
+       FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
+         AS u(id, kiosk, at, state, outcome, error, payload, acked_at)
        WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.outcome = ''
        RETURNING c.command_id, c.kiosk_id`,
-      [list.map((r) => r.id), list.map((r) => r.kiosk), list.map((r) => r.at), list.map((r) => r.state), list.map((r) => r.outcome), list.map((r) => r.error), list.map((r) => r.payload)],
+      [list.map((r) => r.id), list.map((r) => r.kiosk), list.map((r) => r.at), list.map((r) => r.state), list.map((r) => r.outcome), list.map((r) => r.error), list.map((r) => r.payload), list.map((r) => r.ackedAt)],
     );
     rows.forEach((r) => touched.add(`${r.kiosk_id}/${r.command_id}`));
   }
