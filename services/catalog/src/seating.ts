@@ -15,9 +15,13 @@ export interface SeatMapJson {
   sections: { sectionId: string; name: string; rows: { rowId: string; seats: { number: string; tierId: string }[] }[] }[];
 }
 
+/** A venue's place (WGS84 degrees), or null: an event need not have one. */
+export type VenueLocation = { latitude: number; longitude: number } | null;
+
 export interface NewEvent {
   name: string;
   venue: string;
+  venueLocation: VenueLocation;
   description: string;
   startTime: Date;
   active: boolean;
@@ -30,6 +34,8 @@ export interface EventRow {
   event_id: string;
   name: string;
   venue: string;
+  venue_latitude: number | null;
+  venue_longitude: number | null;
   description: string;
   start_time: Date;
   active: boolean;
@@ -57,16 +63,30 @@ export function requireStartTime(field: string, value: Event["startTime"]): Date
   return date;
 }
 
+/**
+ * A venue's place from optional latitude and longitude: both or neither (null), in range.
+ * Fields are named `${prefix}venue_latitude` and `${prefix}venue_longitude`.
+ */
+export function requireVenueLocation(prefix: string, latitude: number | undefined, longitude: number | undefined): VenueLocation {
+  if (latitude === undefined && longitude === undefined) return null;
+  if (latitude === undefined) throw invalid(`${prefix}venue_latitude`, "is required with venue_longitude (both or neither)");
+  if (longitude === undefined) throw invalid(`${prefix}venue_longitude`, "is required with venue_latitude (both or neither)");
+  if (!(Number.isFinite(latitude) && latitude >= -90 && latitude <= 90)) throw invalid(`${prefix}venue_latitude`, "must be between -90 and 90");
+  if (!(Number.isFinite(longitude) && longitude >= -180 && longitude <= 180)) throw invalid(`${prefix}venue_longitude`, "must be between -180 and 180");
+  return { latitude, longitude };
+}
+
 /** Validates a whole event with its seat map, as CreateEvent receives it. */
 export function requireNewEvent(field: string, e: Event | undefined): NewEvent {
   if (!e) throw invalid(field, "is required");
   const name = requireText(`${field}.name`, e.name, { max: 200 });
   const venue = requireText(`${field}.venue`, e.venue, { max: 200 });
+  const venueLocation = requireVenueLocation(`${field}.`, e.venueLatitude, e.venueLongitude);
   const description = optionalText(`${field}.description`, e.description, 2000);
   const startTime = requireStartTime(`${field}.start_time`, e.startTime);
 
   const { tiers, seatMap, seats } = requireSeatMap(`${field}.`, e);
-  return { name, venue, description, startTime, active: e.active, tiers, seatMap, seats };
+  return { name, venue, venueLocation, description, startTime, active: e.active, tiers, seatMap, seats };
 }
 
 export type SeatMapInput = Pick<Event, "priceTiers" | "sections">;
@@ -124,11 +144,13 @@ export function requireSeatMap(prefix: string, e: SeatMapInput): Pick<NewEvent, 
   return { tiers, seatMap, seats };
 }
 
-export function toEvent(row: EventRow, tiers: TierRow[], withSeatMap: boolean): MessageInitShape<typeof EventSchema> {
+export function toEvent(row: EventRow, tiers: TierRow[], withSeatMap: boolean, leaseKioskIds: string[] = []): MessageInitShape<typeof EventSchema> {
   return {
     eventId: row.event_id,
     name: row.name,
     venue: row.venue,
+    ...(row.venue_latitude === null || row.venue_longitude === null ? {} : { venueLatitude: row.venue_latitude, venueLongitude: row.venue_longitude }),
+    leaseKioskIds,
     description: row.description,
     startTime: timestampFromDate(row.start_time),
     active: row.active,
@@ -151,8 +173,9 @@ const seatStates: Record<string, SeatState> = { available: SeatState.AVAILABLE, 
 export const events = {
   async insert(tx: PoolClient, e: NewEvent) {
     const { rows } = await tx.query<EventRow>(
-      `INSERT INTO events (name, venue, description, start_time, active, seat_map, seat_count) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-      [e.name, e.venue, e.description, e.startTime, e.active, JSON.stringify(e.seatMap), e.seats.length],
+      `INSERT INTO events (name, venue, venue_latitude, venue_longitude, description, start_time, active, seat_map, seat_count)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+      [e.name, e.venue, e.venueLocation?.latitude ?? null, e.venueLocation?.longitude ?? null, e.description, e.startTime, e.active, JSON.stringify(e.seatMap), e.seats.length],
     );
     const event = rows[0]!;
     await tx.query(
@@ -175,6 +198,16 @@ export const events = {
     const { rows } = await db.query<EventRow>(`SELECT * FROM events WHERE event_id = ANY($1::uuid[])`, [eventIds]);
     return new Map(rows.map((r) => [r.event_id, r]));
   },
+  /** Per event, the kiosks holding an active lease of any of its seats (they sell its tickets). */
+  async leaseKiosks(db: Db, eventIds: string[]): Promise<Map<string, string[]>> {
+    const { rows } = await db.query<{ event_id: string; kiosks: string[] }>(
+      `SELECT s.event_id, array_agg(DISTINCT l.kiosk_id ORDER BY l.kiosk_id) AS kiosks
+       FROM lease_seats s JOIN leases l ON l.lease_id = s.lease_id AND l.state = 'active'
+       WHERE s.event_id = ANY($1::uuid[]) GROUP BY s.event_id`,
+      [eventIds],
+    );
+    return new Map(rows.map((r) => [r.event_id, r.kiosks]));
+  },
   async tiers(db: Db, eventIds: string[]) {
     const { rows } = await db.query<TierRow>(`SELECT * FROM price_tiers WHERE event_id = ANY($1::uuid[]) ORDER BY event_id, tier_id`, [eventIds]);
     return rows;
@@ -189,10 +222,11 @@ export const events = {
     );
     return rows;
   },
-  async update(tx: PoolClient, eventId: string, e: { name: string; venue: string; description: string; startTime: Date; active: boolean }) {
+  async update(tx: PoolClient, eventId: string, e: { name: string; venue: string; venueLocation: VenueLocation; description: string; startTime: Date; active: boolean }) {
     const { rows } = await tx.query<EventRow>(
-      `UPDATE events SET name = $2, venue = $3, description = $4, start_time = $5, active = $6, updated_at = now() WHERE event_id = $1 RETURNING *`,
-      [eventId, e.name, e.venue, e.description, e.startTime, e.active],
+      `UPDATE events SET name = $2, venue = $3, venue_latitude = $7, venue_longitude = $8, description = $4, start_time = $5, active = $6, updated_at = now()
+       WHERE event_id = $1 RETURNING *`,
+      [eventId, e.name, e.venue, e.description, e.startTime, e.active, e.venueLocation?.latitude ?? null, e.venueLocation?.longitude ?? null],
     );
     return rows[0]!;
   },

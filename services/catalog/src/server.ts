@@ -24,7 +24,7 @@ import { stock, toRestockRecord, toStockLevel } from "./inventory.js";
 import { products, toProduct, type ProductFields, type ProductFilter } from "./products.js";
 import { toReservation, type LoadedReservation, type ReservationBook } from "./reservations.js";
 import { optionalText, requireCount, requireImageUrls, requirePrice, requireSku, requireTaxRate } from "./rules.js";
-import { events, requireNewEvent, requireSeatMap, requireStartTime, toEvent } from "./seating.js";
+import { events, requireNewEvent, requireSeatMap, requireStartTime, requireVenueLocation, toEvent, type EventRow, type VenueLocation } from "./seating.js";
 
 export const catalogServices = [ProductService, InventoryService, EventService, ReservationService];
 
@@ -56,6 +56,18 @@ function requireProductFields(field: string, p: { name: string; description: str
     imageUrls: requireImageUrls(`${field}image_urls`, p.imageUrls),
     active: p.active,
   };
+}
+
+const locationOf = (row: EventRow): VenueLocation =>
+  row.venue_latitude === null || row.venue_longitude === null ? null : { latitude: row.venue_latitude, longitude: row.venue_longitude };
+
+/** UpdateEvent's venue place: both fields set it, neither keeps it, clear_venue_location removes it. */
+function updatedVenueLocation(req: { venueLatitude?: number; venueLongitude?: number; clearVenueLocation: boolean }, current: EventRow): VenueLocation {
+  if (req.clearVenueLocation) {
+    if (req.venueLatitude !== undefined || req.venueLongitude !== undefined) throw invalidArgument("clear_venue_location", "cannot be set with venue_latitude or venue_longitude");
+    return null;
+  }
+  return requireVenueLocation("", req.venueLatitude, req.venueLongitude) ?? locationOf(current);
 }
 
 export function catalogRoutes(deps: CatalogDeps) {
@@ -229,6 +241,8 @@ export function catalogRoutes(deps: CatalogDeps) {
       },
 
       async listEvents(req, ctx) {
+        // Which kiosks lease an event's seats is for users and services (fleet's rollouts), not other kiosks.
+        if (req.includeLeaseKiosks && principalOf(ctx).kind === "device") throw new ConnectError("include_lease_kiosks: not for devices", Code.PermissionDenied);
         const limit = pageSize("page_size", req.pageSize, 50, 200);
         const cursor = decodePageToken("page_token", req.pageToken, { t: cursorPatterns.timestamp, id: cursorPatterns.uuid });
         const startAfter = req.startAfter ? timestampDate(req.startAfter) : new Date();
@@ -238,10 +252,11 @@ export function catalogRoutes(deps: CatalogDeps) {
           { limit: limit + 1, after: cursor ? { startTime: cursor.t, eventId: cursor.id } : undefined },
         );
         const page = rows.slice(0, limit);
-        const tiers = await events.tiers(pool, page.map((r) => r.event_id));
+        const ids = page.map((r) => r.event_id);
+        const [tiers, leaseKiosks] = await Promise.all([events.tiers(pool, ids), req.includeLeaseKiosks ? events.leaseKiosks(pool, ids) : new Map<string, string[]>()]);
         const last = page.at(-1);
         return {
-          events: page.map((r) => toEvent(r, tiers.filter((t) => t.event_id === r.event_id), false)),
+          events: page.map((r) => toEvent(r, tiers.filter((t) => t.event_id === r.event_id), false, leaseKiosks.get(r.event_id))),
           nextPageToken: rows.length > limit && last ? encodePageToken({ t: last.start_time.toISOString(), id: last.event_id }) : "",
         };
       },
@@ -254,6 +269,7 @@ export function catalogRoutes(deps: CatalogDeps) {
           await events.update(tx, eventId, {
             name: req.name === undefined ? current.name : requireText("name", req.name, { max: 200 }),
             venue: req.venue === undefined ? current.venue : requireText("venue", req.venue, { max: 200 }),
+            venueLocation: updatedVenueLocation(req, current),
             description: req.description === undefined ? current.description : optionalText("description", req.description, 2000),
             startTime: req.startTime ? requireStartTime("start_time", req.startTime) : current.start_time,
             active: req.active ?? current.active,
@@ -288,7 +304,7 @@ export function catalogRoutes(deps: CatalogDeps) {
         await inTransaction(pool, async (tx) => {
           const current = await events.byId(tx, eventId, { forUpdate: true });
           if (!current) throw eventNotFound(eventId);
-          await events.update(tx, eventId, { name: current.name, venue: current.venue, description: current.description, startTime: current.start_time, active: false });
+          await events.update(tx, eventId, { name: current.name, venue: current.venue, venueLocation: locationOf(current), description: current.description, startTime: current.start_time, active: false });
         });
         return { event: await loadEvent(eventId, true) };
       },
