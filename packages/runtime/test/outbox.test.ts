@@ -63,7 +63,11 @@ describe("outbox wake-up", () => {
     const subject = `${name.toLowerCase()}.event`;
     const nc = await nats;
     const got: string[] = [];
-    const sub = nc.subscribe(subject, { callback: (_err, m) => got.push(m.subject) });
+    const sub = nc.subscribe(subject, {
+      callback: (_err, m) => {
+        got.push(m.subject);
+      },
+    });
     await nc.flush();
     // Polls every 10 minutes: only the NOTIFY can make it publish within the test.
     relays.push(startOutboxRelay({ pool, nats, log, stream: { name, subjects: [`${name.toLowerCase()}.>`] }, pollMs: 600_000 }));
