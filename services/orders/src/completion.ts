@@ -26,9 +26,9 @@ import type { ConsumedMessage, DurableConsumer, Logger, NatsConnection, Pool, Po
 import { Counter, type Registry } from "prom-client";
 import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
-import { completeOffline, declineOffline, isOfflineOrder } from "./offline.js";
+import { completeOffline, declineOffline } from "./offline.js";
 import { buildReceipt } from "./receipt.js";
-import { orders, recordStrayPayment, tickets, type OrderRow } from "./store.js";
+import { orders, recordStrayPayment, tickets, type LineRow, type OrderRow } from "./store.js";
 import type { PaymentStarts } from "./payment-starts.js";
 import type { TicketSigner } from "./tickets.js";
 import type { Upstream } from "./upstream.js";
@@ -60,6 +60,9 @@ const open = (state: OrderRow["state"]) => state === "created" || state === "pen
 
 /** The inbox-claiming transaction of the event being handled (the runtime consumer's `once`). */
 type Once = <R>(work: (tx: PoolClient) => Promise<R>) => Promise<R | undefined>;
+
+/** An order as a payment event reads it (store.ts forPayment): sold offline or not, and its lines. */
+type PaidOrder = OrderRow & { offline: boolean; lines: LineRow[] };
 
 /** An event that cannot be acted on yet (redelivered with a backoff, up to the consumer's limit). */
 class Retry extends Error {}
@@ -103,7 +106,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       outcomes.inc({ outcome: "failed" });
     });
 
-  const onSucceeded = async (order: OrderRow, intent: PaymentIntent, once: Once) => {
+  const onSucceeded = async (order: PaidOrder, intent: PaymentIntent, once: Once) => {
     // Only the order's own payment completes it: the intent orders created for it (its id
     // is recorded with the order), for the order's total, in its currency.
     if (order.payment_intent_id === "" && open(order.state)) throw new Retry(`order ${order.id} has not recorded its payment intent yet`);
@@ -123,7 +126,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       await fail(order.id, once, { code: "PAYMENT_MISMATCH", message: "the payment did not match the order's total; it is refunded" });
       return;
     }
-    if (await isOfflineOrder(pool, order)) {
+    if (order.offline) {
       // Sold offline (docs/offline.md): committed against its lease when it synced; the card is captured now.
       if (await once((tx) => completeOffline({ pool, signer }, order.id, intent.paymentIntentId, tx))) outcomes.inc({ outcome: "completed" });
       return;
@@ -139,11 +142,12 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       return;
     }
     await once(async (tx) => {
-      // Locked, then read once: an open order has no tickets yet, and what changes here is
-      // known, so the completed event is built from it rather than read back.
-      const locked = await orders.byId(tx, order.id, { forUpdate: true });
-      if (!locked || !open(locked.state)) return;
-      const lines = await orders.linesOf(tx, [order.id]);
+      // Locked (its receipt number taken in the same statement), then read once: an open order
+      // has no tickets yet, its lines were read with it (fixed since it was reserved), and what
+      // changes here is known, so the completed event is built from it rather than read back.
+      const locked = await orders.lockToComplete(tx, order.id);
+      if (!locked || !open(locked.state) || locked.receipt_number === null) return;
+      const lines = order.lines;
       const now = new Date();
       const iat = Math.floor(now.getTime() / 1000);
       const issued = await Promise.all(
@@ -157,7 +161,7 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       );
       const ticketRows = await tickets.insertAll(tx, issued);
       const receipt = buildReceipt({
-        receiptNumber: await orders.nextReceiptNumber(tx),
+        receiptNumber: locked.receipt_number.padStart(8, "0"),
         kioskId: order.kiosk_id,
         orderId: order.id,
         lines: lines.map(toLine),
@@ -180,11 +184,11 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
     }
   };
 
-  const onPaymentLost = async (order: OrderRow, intent: PaymentIntent, code: string, message: string, once: Once) => {
+  const onPaymentLost = async (order: PaidOrder, intent: PaymentIntent, code: string, message: string, once: Once) => {
     // Another payment naming this order failing says nothing about the order's own.
     if (order.payment_intent_id === "" && open(order.state)) throw new Retry(`order ${order.id} has not recorded its payment intent yet`);
     if (intent.paymentIntentId !== order.payment_intent_id) return;
-    if (await isOfflineOrder(pool, order)) {
+    if (order.offline) {
       // Sold offline and declined on capture: the goods are gone, so a conflict for an operator (docs/offline.md).
       if (await once((tx) => declineOffline({ pool }, order.id, code, message, tx))) outcomes.inc({ outcome: "failed" });
       return;
@@ -210,14 +214,15 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
       message = e.reason || "the payment was canceled";
     } else return; // refunds are orders' own doing
     if (!intent || !cursorPatterns.uuid.test(intent.orderId)) return;
-    let order = await orders.byId(pool, intent.orderId);
+    // The order, whether it was sold offline, and its lines: one statement.
+    let order = await orders.forPayment(pool, intent.orderId);
     if (!order || order.kiosk_id !== intent.kioskId) return; // not a sale of ours
     // The event overtook CreateOrder recording the intent: when that sale runs in this
     // process, wait for it (a wake-up) rather than for a redelivery, then read the order again
     // (also when it had just finished: it may have recorded the intent since the read above).
     if (order.payment_intent_id === "" && open(order.state) && deps.paymentStarts) {
       await deps.paymentStarts.settled(order.id, paymentStartWaitMs);
-      order = await orders.byId(pool, intent.orderId);
+      order = await orders.forPayment(pool, intent.orderId);
       if (!order) return;
     }
     if (kind === "succeeded") await onSucceeded(order, intent, once);

@@ -30,7 +30,7 @@ import { publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
 import { buildReceipt } from "./receipt.js";
 import { paymentKeyFor } from "./sale.js";
-import { orders, tickets, type OrderRow } from "./store.js";
+import { orders, tickets } from "./store.js";
 import type { TicketSigner } from "./tickets.js";
 import type { Upstream } from "./upstream.js";
 
@@ -487,5 +487,3 @@ export class NothingToWriteOff extends CannotResolve {
     super(NothingToWriteOff.text);
   }
 }
-
-export const isOfflineOrder = async (db: Db, order: OrderRow) => (await offlineStore.byOrder(db, order.id)) !== undefined;

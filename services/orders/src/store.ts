@@ -75,6 +75,37 @@ export const orders = {
     return rows[0];
   },
 
+  /**
+   * What a payment event needs to know of its order, in one statement: the row, whether it was
+   * sold offline, and its lines (fixed once reserved, before the payment starts).
+   */
+  async forPayment(db: Db, id: string): Promise<(OrderRow & { offline: boolean; lines: LineRow[] }) | undefined> {
+    const { rows } = await db.query<OrderRow & { offline: boolean; lines: LineRow[] }>(
+      `SELECT o.*, EXISTS (SELECT 1 FROM offline_sales s WHERE s.order_id = o.id) AS offline,
+         (SELECT coalesce(json_agg(json_build_object('order_id', l.order_id, 'line_number', l.line_number, 'sku', l.sku, 'quantity', l.quantity::text,
+                   'event_id', l.event_id, 'seat_id', l.seat_id, 'tier_id', l.tier_id, 'unit_price_minor', l.unit_price_minor::text,
+                   'tax_rate_basis_points', l.tax_rate_basis_points, 'refunded_quantity', l.refunded_quantity::text) ORDER BY l.line_number), '[]'::json)
+            FROM order_lines l WHERE l.order_id = o.id) AS lines
+       FROM orders o WHERE o.id = $1`,
+      [id],
+    );
+    return rows[0];
+  },
+
+  /**
+   * Locks the order to complete it and, while it is still open, takes its receipt number in the
+   * same statement (a number is taken again, leaving a gap, only when a concurrent change
+   * made PostgreSQL re-read the row; a rolled-back completion leaves one as before).
+   */
+  async lockToComplete(tx: PoolClient, id: string): Promise<(OrderRow & { receipt_number: string | null }) | undefined> {
+    const { rows } = await tx.query<OrderRow & { receipt_number: string | null }>(
+      `SELECT *, CASE WHEN state IN ('created', 'pending_payment') THEN nextval('receipt_numbers')::text END AS receipt_number
+       FROM orders WHERE id = $1 FOR UPDATE`,
+      [id],
+    );
+    return rows[0];
+  },
+
   async full(db: Db, id: string, options: { forUpdate?: boolean } = {}): Promise<FullOrder | undefined> {
     const row = await orders.byId(db, id, options);
     if (!row) return undefined;
