@@ -409,12 +409,16 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
     const jsm = await jetstreamManager(nc, { timeout: 5_000 });
     const ackWait = ackWaitMs * 1_000_000;
     const start = options.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: options.since.toISOString() } : { deliver_policy: DeliverPolicy.All };
+    // Room for everything this replica may hold unacked: the batches being applied, the one
+    // prepared ahead, the buffer and the pull outstanding. At JetStream's default (1,000) a
+    // consumer of 2,000-message batches got 999 and 1 in turn, and never one to prepare ahead.
+    const maxAckPending = Math.max(1_000, 8 * batchSize * concurrency);
     // The same configuration again is a no-op; a changed one (ack wait) is an update. The
     // stream not existing yet fails both, and the loop retries.
     await jsm.consumers
-      .add(stream, { durable_name: durable, filter_subject: options.filter, ack_policy: AckPolicy.Explicit, ack_wait: ackWait, max_deliver: -1, ...start })
+      .add(stream, { durable_name: durable, filter_subject: options.filter, ack_policy: AckPolicy.Explicit, ack_wait: ackWait, max_deliver: -1, max_ack_pending: maxAckPending, ...start })
       .catch(async () => {
-        await jsm.consumers.update(stream, durable, { ack_wait: ackWait, max_deliver: -1 });
+        await jsm.consumers.update(stream, durable, { ack_wait: ackWait, max_deliver: -1, max_ack_pending: maxAckPending });
       });
   };
 
