@@ -158,6 +158,22 @@ export const stock = {
     return rows[0];
   },
 
+  /**
+   * A sale's units of one SKU: reserved, in one statement, only if the product is for sale and
+   * that many are available; answers the product's price, currency and tax rate, or undefined
+   * (nothing changed: the caller asks why).
+   */
+  async reserveForSale(tx: PoolClient, kioskId: string, sku: string, quantity: bigint) {
+    const { rows } = await tx.query<{ price_minor: string; currency: string; tax_rate_basis_points: number }>(
+      `UPDATE stock SET reserved = reserved + $3, updated_at = now()
+       FROM products p
+       WHERE stock.kiosk_id = $1 AND stock.sku = $2 AND p.sku = stock.sku AND p.active AND stock.on_hand - stock.reserved >= $3
+       RETURNING p.price_minor, p.currency, p.tax_rate_basis_points`,
+      [kioskId, sku, quantity.toString()],
+    );
+    return rows[0];
+  },
+
   /** Locks the rows in (kiosk, SKU) order, the one order every writer uses, so writers never deadlock. */
   async lockInOrder(tx: PoolClient, keys: { kioskId: string; sku: string }[]) {
     if (keys.length === 0) return;

@@ -188,10 +188,15 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
 
   const attempt = (input: ReserveInput, hash: string) =>
     inTransaction(pool, async (tx) => {
-      const { rows: created } = await tx.query<ReservationRow>(
-        `INSERT INTO reservations (reservation_id, kiosk_id, state, request_hash, total_minor, currency, expires_at, created_by)
-         VALUES ($1, $2, 'held', $3, 0, '', now() + make_interval(secs => $4), $5)
-         ON CONFLICT (reservation_id) DO NOTHING RETURNING *`,
+      // The kiosk's other live holds are counted in the same statement (its snapshot does not
+      // see this insert).
+      const { rows: created } = await tx.query<{ expires_at: Date; held_before: string }>(
+        `WITH created AS (
+           INSERT INTO reservations (reservation_id, kiosk_id, state, request_hash, total_minor, currency, expires_at, created_by)
+           VALUES ($1, $2, 'held', $3, 0, '', now() + make_interval(secs => $4), $5)
+           ON CONFLICT (reservation_id) DO NOTHING RETURNING expires_at
+         )
+         SELECT expires_at, (SELECT count(*) FROM reservations WHERE kiosk_id = $2 AND state = 'held' AND expires_at > now()) AS held_before FROM created`,
         [input.reservationId, input.kioskId, hash, input.ttlSeconds, input.createdBy],
       );
       // A retry (or a concurrent twin, which waited for this id's first insert to commit).
@@ -203,11 +208,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
       }
       const expiresAt = created[0].expires_at;
 
-      const { rows: held } = await tx.query<{ n: string }>(
-        "SELECT count(*) AS n FROM reservations WHERE kiosk_id = $1 AND state = 'held' AND expires_at > now()",
-        [input.kioskId],
-      );
-      if (Number(held[0]!.n) > limits.maxHeldPerKiosk)
+      if (Number(created[0].held_before) + 1 > limits.maxHeldPerKiosk)
         throw refusal(`kiosk_id: kiosk ${input.kioskId} already holds ${limits.maxHeldPerKiosk} reservations; commit or release some first`, "exhausted", "TOO_MANY_HOLDS", {
           kiosk_id: input.kioskId,
         });
@@ -219,37 +220,32 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
       if (currencies.size > 1)
         throw refusal(`items: the reservation mixes currencies (${[...currencies].sort().join(", ")}); one sale is in one currency`, "failedPrecondition", "MIXED_CURRENCIES", {});
       const total = lines.reduce((sum, l) => sum + l.unitPriceMinor * l.quantity, 0n) + seats.reduce((sum, s) => sum + s.priceMinor, 0n);
-      if (lines.length > 0)
-        await tx.query(
-          `INSERT INTO reservation_items (reservation_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
-           SELECT $1::uuid, * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::int[])`,
-          [
-            input.reservationId,
-            lines.map((l) => l.sku),
-            lines.map((l) => l.quantity.toString()),
-            lines.map((l) => l.unitPriceMinor.toString()),
-            lines.map((l) => l.currency),
-            lines.map((l) => l.taxRateBasisPoints),
-          ],
-        );
-      if (seats.length > 0)
-        await tx.query(
-          `INSERT INTO reservation_seats (reservation_id, event_id, seat_id, tier_id, price_minor, currency)
-           SELECT $1::uuid, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[])`,
-          [
-            input.reservationId,
-            seats.map((s) => s.eventId),
-            seats.map((s) => s.seatId),
-            seats.map((s) => s.tierId),
-            seats.map((s) => s.priceMinor.toString()),
-            seats.map((s) => s.currency),
-          ],
-        );
-      const { rows: done } = await tx.query<ReservationRow>("UPDATE reservations SET total_minor = $2, currency = $3 WHERE reservation_id = $1 RETURNING *", [
-        input.reservationId,
-        total.toString(),
-        [...currencies][0] ?? "",
-      ]);
+      // Its items, seats and total in one statement (an empty list inserts nothing).
+      const { rows: done } = await tx.query<ReservationRow>(
+        `WITH items AS (
+           INSERT INTO reservation_items (reservation_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
+           SELECT $1::uuid, * FROM unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::int[])
+         ), seats AS (
+           INSERT INTO reservation_seats (reservation_id, event_id, seat_id, tier_id, price_minor, currency)
+           SELECT $1::uuid, * FROM unnest($9::uuid[], $10::text[], $11::text[], $12::bigint[], $13::text[])
+         )
+         UPDATE reservations SET total_minor = $2, currency = $3 WHERE reservation_id = $1 RETURNING *`,
+        [
+          input.reservationId,
+          total.toString(),
+          [...currencies][0] ?? "",
+          lines.map((l) => l.sku),
+          lines.map((l) => l.quantity.toString()),
+          lines.map((l) => l.unitPriceMinor.toString()),
+          lines.map((l) => l.currency),
+          lines.map((l) => l.taxRateBasisPoints),
+          seats.map((s) => s.eventId),
+          seats.map((s) => s.seatId),
+          seats.map((s) => s.tierId),
+          seats.map((s) => s.priceMinor.toString()),
+          seats.map((s) => s.currency),
+        ],
+      );
       // What it holds is what this transaction wrote (in load's order): not read back.
       const reservation: LoadedReservation = {
         row: done[0]!,
@@ -261,16 +257,19 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
       return { reservation, replayed: false };
     });
 
-  /** Takes the units, SKU by SKU in order; the first SKU short of stock refuses the lot. */
+  /**
+   * Takes the units, SKU by SKU in order, each priced in the statement that takes it; the first
+   * SKU that is not for sale or short of stock refuses the lot (and only then is asked why).
+   */
   async function reserveUnits(tx: PoolClient, input: ReserveInput) {
-    const catalog = await products.bySkus(tx, input.items.map((i) => i.sku));
     const indexed = input.items.map((item, index) => ({ ...item, index })).sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
     const lines = [];
     for (const item of indexed) {
-      const product = catalog.get(item.sku);
-      if (!product) throw notFoundError(`items[${item.index}].sku: product ${item.sku} not found`);
-      if (!product.active) throw refusal(`items[${item.index}].sku: product ${item.sku} is not for sale`, "failedPrecondition", "PRODUCT_INACTIVE", { sku: item.sku });
-      if (!(await stock.reserve(tx, input.kioskId, item.sku, item.quantity))) {
+      const product = await stock.reserveForSale(tx, input.kioskId, item.sku, item.quantity);
+      if (!product) {
+        const known = (await products.bySkus(tx, [item.sku])).get(item.sku);
+        if (!known) throw notFoundError(`items[${item.index}].sku: product ${item.sku} not found`);
+        if (!known.active) throw refusal(`items[${item.index}].sku: product ${item.sku} is not for sale`, "failedPrecondition", "PRODUCT_INACTIVE", { sku: item.sku });
         const level = await stock.get(tx, input.kioskId, item.sku);
         const available = level ? BigInt(level.on_hand) - BigInt(level.reserved) : 0n;
         throw refusal(
