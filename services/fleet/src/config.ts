@@ -83,6 +83,21 @@ export const fleetConfigShape = {
   ROLLOUT_AUTO_MAX_FORECASTS: z.coerce.number().int().min(0).max(100_000).default(2_000),
   /** AUTO's window length in hours (the quietest consecutive hours). */
   ROLLOUT_AUTO_WINDOW_HOURS: z.coerce.number().int().min(1).max(23).default(3),
+  /**
+   * Ticketed events as rollout blackouts (docs/rollouts.md, rollouts/blackouts.ts): fleet reads
+   * catalog's ListEvents as itself (SERVICE_SECRET). Without CATALOG_URL events are not checked.
+   */
+  CATALOG_URL: url(["http:", "https:"]).optional(),
+  /** A kiosk this close to an event's venue (km) gets no install during the event's blackout. */
+  ROLLOUT_EVENT_RADIUS_KM: z.coerce.number().min(0).max(500).default(2),
+  /** The blackout starts this long before an event's start (doors, arrivals)… */
+  ROLLOUT_EVENT_BEFORE_HOURS: z.coerce.number().min(0).max(48).default(3),
+  /** …and ends this long after it (catalog's events have no end time: the event's length and the crowd leaving). */
+  ROLLOUT_EVENT_AFTER_HOURS: z.coerce.number().min(0).max(72).default(5),
+  /** How often fleet reads catalog's events. */
+  ROLLOUT_EVENTS_REFRESH_MS: z.coerce.number().int().min(200).max(3_600_000).default(60_000),
+  /** A last good read older than this keeps every AUTO and EXPLICIT rollout from sending installs. */
+  ROLLOUT_EVENTS_MAX_AGE_MS: z.coerce.number().int().min(1_000).max(7 * 24 * 3_600_000).default(3_600_000),
   AUTH_JWKS_URL: url(["http:", "https:"]),
   /** auth's API, for revoking a deleted kiosk's device credential. */
   AUTH_URL: url(["http:", "https:"]),

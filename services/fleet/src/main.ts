@@ -28,6 +28,7 @@ import { consumeLinkEvents } from "./events.js";
 import { startJobRunner } from "./jobs.js";
 import { startPresenceSweep } from "./presence-sweep.js";
 import { startRolloutEngine } from "./rollouts/index.js";
+import { startEventBlackouts } from "./rollouts/blackouts.js";
 import { createAutoWindows } from "./rollouts/windows.js";
 import { startAlertsProjection } from "./open-alerts.js";
 import { startSalesProjection } from "./sales.js";
@@ -58,6 +59,25 @@ async function main() {
     hours: config.ROLLOUT_AUTO_WINDOW_HOURS,
     log,
   });
+  // Ticketed events keep rollouts' installs away from kiosks nearby (rollouts/blackouts.ts), read from catalog as fleet itself.
+  const eventBlackouts =
+    config.CATALOG_URL && config.SERVICE_SECRET
+      ? startEventBlackouts({
+          pool,
+          catalogUrl: config.CATALOG_URL,
+          authUrl: config.AUTH_URL,
+          secret: config.SERVICE_SECRET,
+          settings: {
+            radiusKm: config.ROLLOUT_EVENT_RADIUS_KM,
+            beforeMs: config.ROLLOUT_EVENT_BEFORE_HOURS * 3_600_000,
+            afterMs: config.ROLLOUT_EVENT_AFTER_HOURS * 3_600_000,
+            maxAgeMs: config.ROLLOUT_EVENTS_MAX_AGE_MS,
+          },
+          refreshMs: config.ROLLOUT_EVENTS_REFRESH_MS,
+          log,
+        })
+      : undefined;
+  if (!eventBlackouts) log.warn("CATALOG_URL or SERVICE_SECRET is not set: rollouts do not check ticketed events nearby");
   const nats = connectNats(config.NATS_URL, "fleet", log);
   const changes = createChangeFeed(nats, log);
   const outbox = startOutboxRelay({ pool, nats, log, stream: fleetSubjects.stream });
@@ -88,7 +108,7 @@ async function main() {
   const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
   const releases = releasesFromConfig(config, log);
   const verifyToken = createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) });
-  const rollouts = startRolloutEngine({ pool, dispatcher, changes, log, tickMs: config.ROLLOUT_TICK_MS, installTtlMs: config.ROLLOUT_INSTALL_TTL_MS });
+  const rollouts = startRolloutEngine({ pool, dispatcher, changes, log, tickMs: config.ROLLOUT_TICK_MS, installTtlMs: config.ROLLOUT_INSTALL_TTL_MS, events: eventBlackouts?.settings });
 
   const service = await startService(
     {
@@ -97,7 +117,7 @@ async function main() {
       log,
       config,
       services: fleetServices,
-      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER, releases, autoWindows }),
+      routes: fleetRoutes({ pool, authDevices, changes, dispatcher, telemetry, bulkApprovalOver: config.BULK_APPROVAL_OVER, releases, autoWindows, eventBlackouts: eventBlackouts?.settings }),
       consumers: [linkEvents.consumer, sales.consumer, stock.consumer, openAlerts.consumer],
       verifyToken,
       // Release artifacts: PUT /v1/artifacts, GET /v1/artifacts/<sha256> (releases/http.ts).
@@ -121,6 +141,7 @@ async function main() {
     sweep.stop();
     jobs.stop();
     rollouts.stop();
+    eventBlackouts?.stop();
     telemetry.stop();
     await linkEvents.stop();
     await sales.stop();

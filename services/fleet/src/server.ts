@@ -24,6 +24,7 @@ import { jobRoutes } from "./jobs.js";
 import { queryRoutes } from "./query/service.js";
 import { RolloutService } from "@adminkiosk/proto/adminkiosk/fleet/v1/rollouts_pb";
 import { rolloutRoutes } from "./rollouts/index.js";
+import type { BlackoutSettings } from "./rollouts/blackouts.js";
 import type { AutoWindows } from "./rollouts/windows.js";
 import { optionalGroupId, requireLocation, requireTags, requireTimezone } from "./kiosk-rules.js";
 import { recordRegistryEvent } from "./registry-events.js";
@@ -48,6 +49,8 @@ export interface FleetDeps {
   watchRefreshMs?: number;
   /** AUTO rollout windows from ai's forecast (rollouts/windows.ts). */
   autoWindows?: AutoWindows;
+  /** Ticketed events as rollout blackouts (rollouts/blackouts.ts); absent: not checked. */
+  eventBlackouts?: BlackoutSettings;
 }
 
 const nameRule = { max: 100 };
@@ -70,7 +73,7 @@ export function fleetRoutes(deps: FleetDeps) {
     telemetryRoutes(pool, deps.telemetry),
     auditRoutes(pool),
     queryRoutes(pool),
-    rolloutRoutes({ pool, changes, dispatcher: deps.dispatcher, autoWindows: deps.autoWindows }),
+    rolloutRoutes({ pool, changes, dispatcher: deps.dispatcher, autoWindows: deps.autoWindows, events: deps.eventBlackouts }),
     bulkRoutes({ pool, changes, dispatcher: deps.dispatcher, authDevices: deps.authDevices, approvalOver: deps.bulkApprovalOver ?? 100 }),
     releaseRoutes({ pool, store: deps.releases.store, keys: deps.releases.keys }),
   ];

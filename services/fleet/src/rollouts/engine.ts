@@ -20,6 +20,7 @@ import type { ChangeFeed } from "../changes.js";
 import type { Dispatcher } from "../dispatch.js";
 import { getRelease, installActionBytes } from "../releases/index.js";
 import { defaultGate, describeMetric, judge, measure, type GateMetric } from "./gates.js";
+import { blockedByEventsSql, type BlackoutSettings } from "./blackouts.js";
 import { windowSql } from "./plan.js";
 import { insertRollout, rolloutAudit, rolloutEvent, type RolloutRow, type WaveRow } from "./store.js";
 
@@ -31,7 +32,13 @@ export interface EngineOptions {
   tickMs: number;
   /** An install command's TTL: a kiosk that has not finished by then counts as failed. */
   installTtlMs: number;
+  /** Ticketed events keep installs of AUTO and EXPLICIT rollouts away from kiosks nearby (blackouts.ts); absent: not checked. */
+  events?: BlackoutSettings;
 }
+
+/** SQL: target t of `row` (kiosk k) may be sent its install now — inside its window and, unless ANY, not in an event's blackout. */
+export const installableNowSql = (row: Pick<RolloutRow, "window_policy">, events: BlackoutSettings | undefined) =>
+  row.window_policy === "any" || !events ? windowSql("t") : `(${windowSql("t")} AND NOT ${blockedByEventsSql(events)})`;
 
 interface Effects {
   kicked: string[];
@@ -39,7 +46,7 @@ interface Effects {
 }
 
 /** Moves `row` (locked by the caller's transaction) one step along. */
-export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log" | "pool">, fx: Effects, now = new Date()): Promise<void> {
+export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log" | "pool" | "events">, fx: Effects, now = new Date()): Promise<void> {
   const id = row.rollout_id;
   await syncTargets(tx, id);
   const w = row.current_wave;
@@ -78,7 +85,7 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     await send(tx, row, w, o, fx);
     const { rows } = await tx.query<{ in_flight: number; sendable: number; finished: number; left: number }>(
       `SELECT count(*) FILTER (WHERE t.state = 'sent')::int AS in_flight,
-              count(*) FILTER (WHERE t.state = 'pending' AND t.wave = $2 AND k.connected AND ${windowSql("t")})::int AS sendable,
+              count(*) FILTER (WHERE t.state = 'pending' AND t.wave = $2 AND k.connected AND ${installableNowSql(row, o.events)})::int AS sendable,
               count(*) FILTER (WHERE t.wave = $2 AND t.state IN ('installed', 'failed', 'reverted', 'rejected'))::int AS finished,
               count(*) FILTER (WHERE t.wave = $2 AND t.state IN ('pending', 'sent'))::int AS left
        FROM rollout_targets t JOIN kiosks k USING (kiosk_id) WHERE t.rollout_id = $1 AND t.wave <= $2`,
@@ -148,7 +155,7 @@ async function syncTargets(tx: Pool | PoolClient, id: string) {
 }
 
 /** Sends installs to pending kiosks of waves up to `w` that may get one now, within max_concurrent. */
-async function send(tx: PoolClient, row: RolloutRow, w: number, o: Pick<EngineOptions, "installTtlMs">, fx: Effects) {
+async function send(tx: PoolClient, row: RolloutRow, w: number, o: Pick<EngineOptions, "installTtlMs" | "events">, fx: Effects) {
   const id = row.rollout_id;
   const { rows: flight } = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM rollout_targets WHERE rollout_id = $1 AND state = 'sent'", [id]);
   const room = row.max_concurrent - flight[0]!.n;
@@ -172,7 +179,7 @@ async function send(tx: PoolClient, row: RolloutRow, w: number, o: Pick<EngineOp
   const { rows } = await tx.query<{ kiosk_id: string; command_id: string }>(
     `WITH pick AS (
        SELECT t.kiosk_id, t.release_id FROM rollout_targets t JOIN kiosks k USING (kiosk_id)
-       WHERE t.rollout_id = $1 AND t.state = 'pending' AND t.wave <= $2 AND k.deleted_at IS NULL AND k.connected AND ${windowSql("t")}
+       WHERE t.rollout_id = $1 AND t.state = 'pending' AND t.wave <= $2 AND k.deleted_at IS NULL AND k.connected AND ${installableNowSql(row, o.events)}
        ORDER BY t.wave, t.kiosk_id LIMIT $3
      ), cmd AS (
        INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, expire_at)

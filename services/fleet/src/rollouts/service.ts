@@ -31,8 +31,9 @@ import { requireQuery } from "../query/index.js";
 import { getRelease } from "../releases/index.js";
 import { cancelUnacked, rollback, type Effects } from "./engine.js";
 import { defaultGate, type GateConfig } from "./gates.js";
-import { defaultWaves, defaultWindow, localHour, inWindow, type WavePlan } from "./plan.js";
+import { defaultWaves, defaultWindow, localHour, inWindow, windowSql, type WavePlan } from "./plan.js";
 import type { AutoWindows } from "./windows.js";
+import { blockedByEventsSql, eventStatus, type BlackoutSettings } from "./blackouts.js";
 import {
   insertRollout,
   loadRollout,
@@ -202,12 +203,18 @@ export interface RolloutDeps {
   changes: ChangeFeed;
   /** AUTO windows from ai's forecast; absent: the fallback for every kiosk. */
   autoWindows?: AutoWindows;
+  /** Ticketed events as blackouts (blackouts.ts); absent: not checked. */
+  events?: BlackoutSettings;
 }
 
 export function rolloutRoutes(deps: RolloutDeps) {
   const { pool } = deps;
   const notFound = (id: string) => new ConnectError(`rollout ${id} not found`, Code.NotFound);
-  const answer = async (row: RolloutRow) => ({ rollout: await toRollout(pool, row) });
+  const answer = async (row: RolloutRow) => {
+    const [rollout, events] = await Promise.all([toRollout(pool, row), eventStatus(pool, deps.events, row)]);
+    for (const w of rollout.waveStatus ?? []) w.blockedByEvents = events.blocked.get(w.index ?? 0) ?? 0;
+    return { rollout: { ...rollout, eventNote: events.note } };
+  };
   const announce = (fx: Effects) => {
     fx.commands.forEach((c) => deps.changes.publish(c.kiosk_id, "command", c.command_id));
     if (fx.kicked.length) deps.dispatcher.kick(fx.kicked);
@@ -264,6 +271,11 @@ export function rolloutRoutes(deps: RolloutDeps) {
             "SELECT timezone, window_start, window_end, count(*)::int AS n FROM rollout_targets WHERE rollout_id = $1 GROUP BY timezone, window_start, window_end",
             [row.rollout_id],
           );
+          // Kiosks inside their window now that a ticketed event nearby (or unread events) keeps from installing.
+          const blocked =
+            deps.events && row.window_policy !== "any"
+              ? (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM rollout_targets t JOIN kiosks k USING (kiosk_id) WHERE t.rollout_id = $1 AND ${windowSql("t")} AND ${blockedByEventsSql(deps.events)}`, [row.rollout_id])).rows[0]!.n
+              : 0;
           const now = new Date();
           const inNow = (s: { timezone: string; window_start: number; window_end: number }) => inWindow(localHour(now, s.timezone), s.window_start, s.window_end);
           const seen = new Set<string>();
@@ -284,7 +296,7 @@ export function rolloutRoutes(deps: RolloutDeps) {
                 windowEndHour: s.window_end,
               })),
             inWindowNow: tz.filter((z) => inNow(z)).reduce((a, z) => a + z.n, 0),
-            blockedByEvents: 0,
+            blockedByEvents: blocked,
             windowNote: row.window_note,
           };
         } finally {
