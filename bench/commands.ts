@@ -19,6 +19,7 @@
 // phase (3) and the two broadcast baselines; the kiosks' fleet rows are inserted with SQL
 // (BENCH_CREATE_KIOSKS=sql, the default in this mode: CreateKiosk for 100k takes ~5 min here).
 import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
@@ -53,7 +54,7 @@ const display = (text: string) => ({ kind: { case: "displayMessage" as const, va
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : "–");
 
 /**
- * What fleet's PostgreSQL sessions do, sampled every 10 ms until stopped (pg_stat_activity,
+ * What fleet's PostgreSQL sessions do, sampled every 50 ms until stopped (pg_stat_activity,
  * application_name fleet): sessions open and active on average, and the share of active
  * samples by wait event (none: on CPU in PostgreSQL) — whether the pool or a lock limits.
  */
@@ -75,7 +76,7 @@ function sampleWaits(db: pg.Pool) {
         active++;
         counts.set(r.wait ?? "none", (counts.get(r.wait ?? "none") ?? 0) + 1);
       }
-      await sleep(10);
+      await sleep(50);
     }
   })();
   return {
@@ -86,6 +87,56 @@ function sampleWaits(db: pg.Pool) {
       return `${samples} samples: ${(open / Math.max(samples, 1)).toFixed(1)} open, ${(active / Math.max(samples, 1)).toFixed(1)} active on average; active by wait event: ${top.join(", ") || "–"}`;
     },
   };
+}
+
+/**
+ * CPU seconds so far of this bench's whole process tree by role (fleet, link, auth,
+ * postgres, nats-server, redis, kiosk clients, the bench itself), from /proc: what each
+ * part of the path costs per call when two snapshots are subtracted.
+ */
+function treeCpu(): Map<string, number> {
+  const procs = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  const parentOf = new Map<number, number>();
+  const stats = new Map<number, { name: string; cpu: number }>();
+  for (const d of procs) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+      parentOf.set(Number(d), Number(fields[1]));
+      let name = comm;
+      if (comm === "node" || comm.startsWith("node")) {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+        name = /services\/(\w+)\/src\/main/.exec(cmd)?.[1] ?? (cmd.includes("light-kiosk") ? "kiosk clients" : Number(d) === process.pid ? "bench" : "node");
+      }
+      stats.set(Number(d), { name, cpu: (Number(fields[11]) + Number(fields[12])) / 100 });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const mine = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p && hops < 20; p = parentOf.get(p), hops++) if (p === process.pid) return true;
+    return false;
+  };
+  const byRole = new Map<string, number>();
+  for (const [pid, { name, cpu }] of stats) if (mine(pid)) byRole.set(name, (byRole.get(name) ?? 0) + cpu);
+  return byRole;
+}
+
+/** The sum of a counter's series on a service's /metrics. */
+async function metricOf(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
+
+/** CPU ms per call of each role between two treeCpu snapshots (processes that ended in between are missed). */
+function cpuPerCall(before: Map<string, number>, after: Map<string, number>, calls: number): string {
+  const parts = [...after].map(([role, cpu]) => [role, ((cpu - (before.get(role) ?? 0)) * 1000) / calls] as const).filter(([, v]) => v >= 0.005);
+  const total = parts.reduce((s, [, v]) => s + v, 0);
+  return `${parts.sort((a, b) => b[1] - a[1]).map(([r, v]) => `${r} ${v.toFixed(2)}`).join(", ")} (all ${total.toFixed(2)})`;
 }
 
 async function pool<T>(items: T[], width: number, work: (item: T, i: number) => Promise<void>) {
@@ -197,6 +248,8 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     const load = loadAverage();
     const cpu = cpuOf();
     const waits = sampleWaits(db);
+    const tree = treeCpu();
+    const deliveryMessages = await metricOf(fleet.url, "fleet_delivery_messages_total");
     const api: number[] = [];
     const started = new Map<string, number>();
     const t0 = Date.now();
@@ -210,6 +263,8 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     const sentSeconds = (Date.now() - t0) / 1000;
     summary.callsPerSecond = concurrent / sentSeconds;
     log(`fleet's PostgreSQL sessions while the calls ran: ${await waits.stop()}`);
+    log(`CPU ms per SendCommand while the calls ran, by process: ${cpuPerCall(tree, treeCpu(), concurrent)}`);
+    log(`delivery messages to link while the calls ran: ${(await metricOf(fleet.url, "fleet_delivery_messages_total")) - deliveryMessages} for ${concurrent} commands`);
     for (;;) {
       const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM commands WHERE command_id = ANY($1) AND state = 'succeeded'", [[...started.keys()]]);
       if (Number(rows[0]!.n) >= started.size) break;

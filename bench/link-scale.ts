@@ -187,7 +187,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       await Promise.all(fleets.map((f) => f.close()));
       await Promise.all(servers.map((s) => s.stop()));
       rows.push(
-        `| ${n} | ${name} | ${ok}${failed ? ` (${failed} failed, ${unwelcomed} of them not welcomed in 60 s)` : ""} | ${seconds.toFixed(1)} | ${Math.round(ok / seconds)} | ${Math.round(rss1)}${servers.length > 1 ? ` (${perServer.join(" + ")})` : ""} | **${(((rss1 - rss0) * 1024) / Math.max(1, ok)).toFixed(1)}** | ${cpuConnect.toFixed(1)} | ${cpuPerPhase.map((c) => c.toFixed(2)).join(" / ")} | ${(((cpuHold1 - cpuHold0) / (holdMs / 1000)) * 100).toFixed(1)}% | ${stillOpen} | ${clientRss} MiB | ${load0} → ${load1} | ${stormCell} |`,
+        `| ${n} | ${name} | ${ok}${failed ? ` (${failed} failed, ${unwelcomed} of them not welcomed in 60 s)` : ""} | ${seconds.toFixed(1)} | ${Math.round(ok / seconds)} | ${Math.round(rss1)}${servers.length > 1 ? ` (${perServer.join(" + ")})` : ""} | **${(((rss1 - rss0) * 1024) / Math.max(1, ok)).toFixed(1)}** | ${cpuConnect.toFixed(1)} | ${cpuPerPhase.map((c) => c.toFixed(2)).join(" / ")}${cpuPerPhase.length === 3 ? ` (last ÷ first: **${(cpuPerPhase[2]! / cpuPerPhase[0]!).toFixed(2)}×**; issue 12 asks ≤ 1.5×)` : ""} | ${(((cpuHold1 - cpuHold0) / (holdMs / 1000)) * 100).toFixed(1)}% | ${stillOpen} | ${clientRss} MiB | ${load0} → ${load1} | ${stormCell} |`,
       );
       log(rows.at(-1)!);
       if (errors.some(Boolean)) log(`errors: ${errors.filter(Boolean).join(" | ")}`);

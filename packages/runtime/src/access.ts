@@ -17,8 +17,13 @@ const infrastructureServices = new Set([
   "grpc.reflection.v1alpha.ServerReflection",
 ]);
 
+/** Each method's rule, read from its descriptor once (getOption decodes the option on every call). */
+const rules = new WeakMap<DescMethod, AccessRule | null>();
+
 export function accessRuleOf(method: DescMethod): AccessRule | undefined {
-  return hasOption(method, access) ? getOption(method, access) : undefined;
+  let rule = rules.get(method);
+  if (rule === undefined) rules.set(method, (rule = hasOption(method, access) ? getOption(method, access) : null));
+  return rule ?? undefined;
 }
 
 export function accessInterceptor(verify: TokenVerifier): Interceptor {

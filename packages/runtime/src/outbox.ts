@@ -50,6 +50,32 @@ export async function enqueueEvent<D extends DescMessage>(tx: PoolClient, subjec
   ]);
 }
 
+/** An event for the outbox: its subject and message. */
+export interface OutboxEvent<D extends DescMessage = DescMessage> {
+  subject: string;
+  schema: D;
+  message: MessageShape<D>;
+}
+
+/**
+ * One change and its event in one statement, so atomic with no transaction around them: one
+ * round trip where BEGIN, the change, the event and COMMIT were four. `change` is an INSERT,
+ * UPDATE or DELETE … RETURNING with parameters $1…$n; the event is queued only when it returned
+ * a row, so the caller builds the event from the row it expects (e.g. with its own timestamps).
+ * Answers the returned rows.
+ */
+export async function changeWithEvent<R extends object, D extends DescMessage>(db: Pool | PoolClient, change: { text: string; values: unknown[] }, event: OutboxEvent<D>): Promise<R[]> {
+  const traceparent = currentTraceparent();
+  const n = change.values.length;
+  const { rows } = await db.query<R & { outbox_notified?: unknown }>(
+    `WITH changed AS (${change.text}),
+     added AS (INSERT INTO outbox (subject, payload${traceparent ? ", traceparent" : ""}) SELECT $${n + 1}, $${n + 2}${traceparent ? `, $${n + 3}` : ""} WHERE EXISTS (SELECT 1 FROM changed) RETURNING 1)
+     SELECT changed.*, (SELECT ${notify} FROM added) AS outbox_notified FROM changed`,
+    [...change.values, event.subject, Buffer.from(toBinary(event.schema, event.message)), ...(traceparent ? [traceparent] : [])],
+  );
+  return rows.map(({ outbox_notified: _, ...row }) => row as unknown as R);
+}
+
 /**
  * Adds many events of one schema to the outbox in one statement (in the order given, which is
  * the order they are published in), inside the caller's transaction: what a batch of changes

@@ -79,6 +79,8 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const inFlight = new Set<string>();
   const again = new Map<string, boolean>();
   let running = 0;
+  /** Rounds still reading the database (not yet handed to link): a part batch waits until none is. */
+  let reading = 0;
   let stopped = false;
   const idle: (() => void)[] = [];
   const messages = new Counter({ name: "fleet_delivery_messages_total", help: "Delivery batches sent to the link replicas (each carries up to 1,000 deliveries and reaches every replica).", registers: [] });
@@ -92,8 +94,15 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     schedule();
   };
 
+  /**
+   * Starts rounds: a full batch whenever fewer than `parallel` run; a part batch only while no
+   * other round is still reading the database, so kicks that come one by one (SendCommand
+   * under many callers) gather behind it and go as one round (two reads, one message to the
+   * link replicas, one update) instead of a round each. A round waiting for link's answers
+   * does not hold them back (a missing answer takes up to DELIVER_TIMEOUT_MS).
+   */
   function schedule() {
-    while (!stopped && running < parallel && waiting.size > 0) {
+    while (!stopped && running < parallel && waiting.size > 0 && (reading === 0 || waiting.size >= batchSize)) {
       const size = Math.min(maxBatchSize, Math.max(batchSize, Math.ceil(waiting.size / parallel)));
       const batch = new Map<string, boolean>();
       for (const [id, resend] of waiting) {
@@ -103,9 +112,21 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
         if (batch.size >= size) break;
       }
       running++;
-      pumpBatch(batch)
+      reading++;
+      let read = false;
+      const doneReading = () => {
+        if (read) return;
+        read = true;
+        reading--;
+        schedule();
+      };
+      pumpBatch(batch, doneReading)
         .catch((err: unknown) => o.log.warn({ err, kiosks: batch.size }, "delivery batch failed; the sweep retries it"))
         .finally(() => {
+          if (!read) {
+            read = true;
+            reading--;
+          }
           running--;
           for (const id of batch.keys()) {
             inFlight.delete(id);
@@ -167,7 +188,8 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     return replies;
   }
 
-  async function pumpBatch(batch: Map<string, boolean>) {
+  /** Reads what `batch`'s kiosks are owed and hands it to link; `handedOver` once it no longer reads the database. */
+  async function pumpBatch(batch: Map<string, boolean>, handedOver: () => void) {
     const nc = await o.nats;
     const ids = [...batch.keys()];
     const resendIds = ids.filter((id) => batch.get(id));
@@ -229,7 +251,9 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
           request: create(DeliverRequestSchema, { kioskId: k.kiosk_id, sessionId: k.session_id, body: { case: "desiredConfig", value: { version: desired.version, config: desired.config } } }),
         });
     }
-    const replies = await deliver(nc, deliveries).finally(() => spans.forEach((s) => s.end()));
+    const delivering = deliver(nc, deliveries);
+    handedOver();
+    const replies = await delivering.finally(() => spans.forEach((s) => s.end()));
     const sent: string[] = [];
     const pushed: { kioskId: string; version: string }[] = [];
     deliveries.forEach((d, i) => {

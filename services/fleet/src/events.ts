@@ -151,6 +151,8 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     };
     const samples: SampleRow[] = [];
     const commandEvents: KioskCommandEvent[] = [];
+    /** Applied together (connectedMany): a reconnect storm is 100,000 of them. */
+    const connections: KioskConnectedEvent[] = [];
     const updateEvents: KioskUpdateStatusEvent[] = [];
     const latest = new Map<string, { received: Date; sampled?: Date; sample?: TelemetrySample }>();
     const texts: string[] = [];
@@ -161,12 +163,14 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       count(effects.applied, d.kind);
       switch (d.kind) {
         case "connected":
-          await connected(tx, d.e);
+          connections.push(d.e);
           effects.reconnected.add(d.e.kioskId);
           changed(d.e.kioskId, "kiosk");
           changed(d.e.kioskId, "config");
           break;
         case "disconnected":
+          // Timestamps decide, but on a tie the later message wins: the connections before it go first.
+          if (connections.some((c) => c.kioskId === d.e.kioskId)) await connectedMany(tx, connections.splice(0));
           if (await disconnected(tx, d.e)) changed(d.e.kioskId, "kiosk");
           break;
         case "telemetry": {
@@ -200,6 +204,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
         }
       }
     }
+    await connectedMany(tx, connections);
     const commands = await applyCommandEvents(tx, commandEvents);
     effects.commands.push(...commands.changed);
     for (const reason of commands.rejected) count(effects.rejected, `${reason} command`);
@@ -271,25 +276,50 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   };
 }
 
-async function connected(tx: PoolClient, e: KioskConnectedEvent) {
-  const at = e.time ? timestampDate(e.time) : new Date();
-  const { rowCount } = await tx.query(
-    `UPDATE kiosks SET connected = true, connection_changed_at = $2, last_seen_at = GREATEST(last_seen_at, $2), session_id = $5,
-       firmware_version = COALESCE(NULLIF($3, ''), firmware_version), app_version = COALESCE(NULLIF($4, ''), app_version),
-       reported_config_version = CASE WHEN $6::bigint <= config_version THEN $6::bigint ELSE reported_config_version END, reported_config_at = $2,
-       reported_config_error = CASE WHEN reported_config_version = $6::bigint OR $6::bigint > config_version THEN reported_config_error ELSE '' END
-     WHERE kiosk_id = $1 AND (connection_changed_at IS NULL OR connection_changed_at <= $2)`,
-    [e.kioskId, at, e.hello?.firmwareVersion ?? "", e.hello?.appVersion ?? "", e.sessionId, String(e.hello?.configVersion ?? 0n)],
+/**
+ * Kiosks' new streams, in one statement for the batch (one more for the commands their hellos
+ * say they executed). A kiosk's newest event counts; an older one than what fleet has changes nothing.
+ */
+async function connectedMany(tx: PoolClient, events: KioskConnectedEvent[]) {
+  if (events.length === 0) return;
+  const latest = new Map<string, { e: KioskConnectedEvent; at: Date }>();
+  const executed = new Map<string, { id: string; kiosk: string; at: Date }>();
+  for (const e of events) {
+    const at = e.time ? timestampDate(e.time) : new Date();
+    const seen = latest.get(e.kioskId);
+    if (!seen || seen.at <= at) latest.set(e.kioskId, { e, at });
+    // What the kiosk says it already executed is not sent again (it would only be acked again).
+    for (const id of e.hello?.executedCommandIds ?? []) {
+      const key = `${e.kioskId}/${id}`;
+      if (cursorPatterns.uuid.test(id) && !executed.has(key)) executed.set(key, { id, kiosk: e.kioskId, at });
+    }
+  }
+  const rows = [...latest.values()];
+  await tx.query(
+    `UPDATE kiosks k SET connected = true, connection_changed_at = u.at, last_seen_at = GREATEST(k.last_seen_at, u.at), session_id = u.session_id,
+       firmware_version = COALESCE(NULLIF(u.firmware, ''), k.firmware_version), app_version = COALESCE(NULLIF(u.app, ''), k.app_version),
+       reported_config_version = CASE WHEN u.config <= k.config_version THEN u.config ELSE k.reported_config_version END, reported_config_at = u.at,
+       reported_config_error = CASE WHEN k.reported_config_version = u.config OR u.config > k.config_version THEN k.reported_config_error ELSE '' END
+     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS u(kiosk_id, at, firmware, app, session_id, config)
+     WHERE k.kiosk_id = u.kiosk_id AND (k.connection_changed_at IS NULL OR k.connection_changed_at <= u.at)`,
+    [
+      rows.map((r) => r.e.kioskId),
+      rows.map((r) => r.at),
+      rows.map((r) => r.e.hello?.firmwareVersion ?? ""),
+      rows.map((r) => r.e.hello?.appVersion ?? ""),
+      rows.map((r) => r.e.sessionId),
+      rows.map((r) => String(r.e.hello?.configVersion ?? 0n)),
+    ],
   );
-  // What the kiosk says it already executed is not sent again (it would only be acked again).
-  const executed = (e.hello?.executedCommandIds ?? []).filter((id) => cursorPatterns.uuid.test(id));
-  if (executed.length) {
+  if (executed.size) {
+    const list = [...executed.values()];
     await tx.query(
-      `UPDATE commands SET state = 'acked', acked_at = COALESCE(acked_at, $3) WHERE command_id = ANY($1) AND kiosk_id = $2 AND state IN (${ackable})`,
-      [executed, e.kioskId, at],
+      `UPDATE commands c SET state = 'acked', acked_at = COALESCE(c.acked_at, u.at)
+       FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, kiosk, at)
+       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.state IN (${ackable})`,
+      [list.map((x) => x.id), list.map((x) => x.kiosk), list.map((x) => x.at)],
     );
   }
-  return (rowCount ?? 0) > 0;
 }
 
 async function disconnected(tx: PoolClient, e: KioskDisconnectedEvent) {

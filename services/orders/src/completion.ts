@@ -24,7 +24,7 @@ import { ReceiptSchema } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb"
 import { callOptions, catalogSubjects, cursorPatterns, decodeEvent, paymentsSubjects, startConsumer } from "@adminkiosk/runtime";
 import type { ConsumedMessage, DurableConsumer, Logger, NatsConnection, Pool, PoolClient } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
-import { publish } from "./events.js";
+import { completedEvent, publish } from "./events.js";
 import { toLine, toOrder } from "./messages.js";
 import { completeOffline, declineOffline } from "./offline.js";
 import { buildReceipt } from "./receipt.js";
@@ -168,8 +168,15 @@ export function startCompletionWorker(deps: CompletionDeps): CompletionWorker {
         currency: locked.currency,
         issuedAt: now,
       });
-      const completed = await orders.setCompleted(tx, order.id, intent.paymentIntentId, Buffer.from(toBinary(ReceiptSchema, receipt)), now);
-      await publish.completed(tx, toOrder({ row: completed, lines, tickets: ticketRows }));
+      const completed: OrderRow = {
+        ...locked,
+        state: "completed",
+        payment_intent_id: intent.paymentIntentId,
+        receipt: Buffer.from(toBinary(ReceiptSchema, receipt)),
+        completed_at: now,
+        updated_at: now,
+      };
+      await orders.completeWithEvent(tx, completed, completedEvent(toOrder({ row: completed, lines, tickets: ticketRows })));
       outcomes.inc({ outcome: "completed" });
     });
   };

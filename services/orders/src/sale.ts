@@ -8,7 +8,7 @@ import type { CallOptions } from "@connectrpc/connect";
 import type { ReservedSeat, ReservationItem } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import type { Order } from "@adminkiosk/proto/adminkiosk/orders/v1/orders_pb";
 import { aborted, inTransaction, kindCodeName, replayRefusal, requireSameRequest, storedRefusalOf, type Logger, type Pool } from "@adminkiosk/runtime";
-import { publish } from "./events.js";
+import { createdEvent, publish } from "./events.js";
 import { toOrder } from "./messages.js";
 import type { PaymentStarts } from "./payment-starts.js";
 import { orders, type LineRow, type OrderRow } from "./store.js";
@@ -38,12 +38,10 @@ export const paymentKeyFor = (orderId: string) => `order-${orderId}`;
 
 export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Order> {
   const { pool } = deps;
-  // The new order and its created event (notifications alerts on orders stuck in it), together.
-  let row = await inTransaction(pool, async (tx) => {
-    const created = await orders.insert(tx, { id: randomUUID(), kioskId: req.kioskId, key: req.idempotencyKey, hash: req.requestHash });
-    if (created) await publish.created(tx, toOrder({ row: created, lines: [], tickets: [] }));
-    return created;
-  });
+  // The new order and its created event (notifications alerts on orders stuck in it), together
+  // in one statement: the row is known before it is written, so the event is built from it.
+  const fresh = orders.newRow({ id: randomUUID(), kioskId: req.kioskId, key: req.idempotencyKey, hash: req.requestHash, at: new Date() });
+  let row: OrderRow | undefined = (await orders.insertWithEvent(pool, fresh, createdEvent(toOrder({ row: fresh, lines: [], tickets: [] })))) ? fresh : undefined;
   if (!row) {
     row = await orders.byKey(pool, req.kioskId, req.idempotencyKey);
     if (!row) throw aborted("the order for this idempotency key is being created; retry");

@@ -1,6 +1,7 @@
 // orders' own SQL (schema "orders"): orders with their lines, tickets and receipts,
 // operators' refunds.
-import type { DomainErrorKind, Pool, PoolClient } from "@adminkiosk/runtime";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { changeWithEvent, type DomainErrorKind, type OutboxEvent, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
 export type OrderStateName = "created" | "pending_payment" | "completed" | "failed" | "partially_refunded" | "refunded";
 
@@ -63,6 +64,45 @@ export const orders = {
       [o.id, o.kioskId, o.key, o.hash],
     );
     return rows[0];
+  },
+
+  /** A new order's row as `insertWithEvent` writes it (the defaults of the table; both times `at`). */
+  newRow(o: { id: string; kioskId: string; key: string; hash: Buffer; at: Date }): OrderRow {
+    return {
+      id: o.id,
+      kiosk_id: o.kioskId,
+      idempotency_key: o.key,
+      request_hash: o.hash,
+      state: "created",
+      currency: "",
+      total_minor: "0",
+      refunded_minor: "0",
+      payment_intent_id: "",
+      failure_code: "",
+      failure_message: "",
+      failure_kind: null,
+      receipt: null,
+      created_at: o.at,
+      updated_at: o.at,
+      completed_at: null,
+    };
+  },
+
+  /**
+   * Claims (kiosk, key) with `row` (newRow) and queues `event` with it, in one statement; false
+   * when the key is taken (see byKey).
+   */
+  async insertWithEvent(db: Db, row: OrderRow, event: OutboxEvent): Promise<boolean> {
+    const inserted = await changeWithEvent<{ id: string }, DescMessage>(
+      db,
+      {
+        text: `INSERT INTO orders (id, kiosk_id, idempotency_key, request_hash, state, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, 'created', $5, $5) ON CONFLICT (kiosk_id, idempotency_key) DO NOTHING RETURNING id`,
+        values: [row.id, row.kiosk_id, row.idempotency_key, row.request_hash, row.created_at],
+      },
+      event,
+    );
+    return inserted.length > 0;
   },
 
   async byKey(db: Db, kioskId: string, key: string): Promise<OrderRow | undefined> {
@@ -186,6 +226,21 @@ export const orders = {
       [id, paymentIntentId, receipt, at],
     );
     return rows[0]!;
+  },
+
+  /**
+   * The locked, open order's completion (`completed`: its row as it becomes, both times its
+   * completed_at) and its completed event, in one statement.
+   */
+  async completeWithEvent(tx: PoolClient, completed: OrderRow, event: OutboxEvent): Promise<void> {
+    await changeWithEvent<{ id: string }, DescMessage>(
+      tx,
+      {
+        text: `UPDATE orders SET state = 'completed', payment_intent_id = $2, receipt = $3, completed_at = $4, updated_at = $4 WHERE id = $1 RETURNING id`,
+        values: [completed.id, completed.payment_intent_id, completed.receipt, completed.completed_at],
+      },
+      event,
+    );
   },
 
   async nextReceiptNumber(tx: PoolClient): Promise<string> {
