@@ -65,6 +65,13 @@ export const fleetConfigShape = {
   FLEET_ARTIFACT_S3_ACCESS_KEY_ID: z.string().default(""),
   FLEET_ARTIFACT_S3_SECRET_ACCESS_KEY: z.string().default(""),
   FLEET_ARTIFACT_S3_SESSION_TOKEN: z.string().default(""),
+  /**
+   * The width of kiosk_facts' buckets (per-kiosk counts of sales, samples, reconnects that rollout
+   * gates read): an hour in production; tests at a speed-up use seconds.
+   */
+  FLEET_FACTS_BUCKET_SECONDS: z.coerce.number().int().min(1).max(86_400).default(3_600),
+  /** Kiosks of each cohort whose forecast a gate asks ai for (sales_vs_forecast); 0: not compared. */
+  ROLLOUT_GATE_FORECAST_KIOSKS: z.coerce.number().int().min(0).max(1_000).default(20),
   /** How often rollouts move along (send installs, bake, gates). */
   ROLLOUT_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
   /** An install a kiosk has not finished this long after it was sent counts as failed. */

@@ -37,6 +37,7 @@ import {
 } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
+import { factBatch, faulty, reconnects } from "./facts.js";
 import { applyUpdateStatuses } from "./releases/updates.js";
 import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
 import { copyRows, insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
@@ -74,6 +75,8 @@ export interface LinkEventConsumerOptions {
   changes: ChangeFeed;
   /** A kiosk (re)connected: what it is owed goes down its new stream. */
   onReconnected(kioskIds: string[]): void;
+  /** kiosk_facts' bucket width (reconnects and telemetry samples are counted there, facts.ts). */
+  factsBucketMs: number;
   log: Logger;
 }
 
@@ -156,6 +159,10 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     const updateEvents: KioskUpdateStatusEvent[] = [];
     const latest = new Map<string, { received: Date; sampled?: Date; sample?: TelemetrySample }>();
     const texts: string[] = [];
+    // Per kiosk and bucket: reconnects, samples and faulty samples (for rollout gates).
+    const facts = factBatch(o.factsBucketMs);
+    const opened = msgs.map((m) => (prepared.has(m) ? prepared.get(m)!.d : decode(m))).flatMap((d) => (d?.kind === "connected" ? [d.e] : []));
+    (await reconnects(tx, opened)).forEach((r) => facts.add(r));
     for (const msg of msgs) {
       const ready = prepared.get(msg);
       const d = ready ? ready.d : decode(msg);
@@ -181,6 +188,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
           // The kiosk's latest state: the newest sample of the batch, once per kiosk.
           for (const row of t.samples) {
             samples.push(row);
+            facts.add({ kioskId: row.kioskId, at: row.at!, samples: 1, faulty_samples: faulty(row.sample) ? 1 : 0 });
             if (!entry.sampled || row.at! > entry.sampled) Object.assign(entry, { sampled: row.at, sample: row.sample });
           }
           texts.push(t.text);
@@ -217,6 +225,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       log.warn(m, "kiosk's update status named another rollout than fleet sent it; counted for fleet's");
     }
     await insertSamples(tx, samples, texts.join(""));
+    await facts.flush(tx);
     if (latest.size > 0) {
       const entries = [...latest];
       await tx.query(

@@ -29,7 +29,8 @@ import { startJobRunner } from "./jobs.js";
 import { startPresenceSweep } from "./presence-sweep.js";
 import { startRolloutEngine } from "./rollouts/index.js";
 import { startEventBlackouts } from "./rollouts/blackouts.js";
-import { createAutoWindows } from "./rollouts/windows.js";
+import { createGateForecasts } from "./rollouts/forecast.js";
+import { createAutoWindows, forecastClient } from "./rollouts/windows.js";
 import { startAlertsProjection } from "./open-alerts.js";
 import { startSalesProjection } from "./sales.js";
 import { startStockProjection } from "./stock.js";
@@ -50,7 +51,11 @@ async function main() {
   // person), so calls carry the caller's authorization; fleet has no service identity.
   const authDevices = createClient(DeviceService, serviceTransport(config.AUTH_URL, undefined, { upstream: "auth" }));
   // AUTO rollout windows: each kiosk's quietest hours from ai's forecast, asked as fleet itself.
+  // The same client holds rollout gates to ai's forecast (sales_vs_forecast).
+  const forecasts = forecastClient({ aiUrl: config.AI_URL, authUrl: config.AUTH_URL, secret: config.SERVICE_SECRET });
+  const factsBucketMs = config.FLEET_FACTS_BUCKET_SECONDS * 1000;
   const autoWindows = createAutoWindows({
+    client: forecasts,
     aiUrl: config.AI_URL,
     authUrl: config.AUTH_URL,
     secret: config.SERVICE_SECRET,
@@ -99,16 +104,22 @@ async function main() {
     telemetry,
     changes,
     onReconnected: (ids) => dispatcher.kick(ids, true),
+    factsBucketMs,
     log,
   });
-  const sales = startSalesProjection({ pool, nats, log, durable: config.ORDERS_EVENTS_CONSUMER });
+  const sales = startSalesProjection({ pool, nats, log, durable: config.ORDERS_EVENTS_CONSUMER, facts: { bucketMs: factsBucketMs, forecastSku: config.ROLLOUT_AUTO_SKU } });
   const stock = startStockProjection({ pool, nats, log, durable: config.CATALOG_EVENTS_CONSUMER });
   const openAlerts = startAlertsProjection({ pool, nats, log, durable: config.NOTIFICATIONS_EVENTS_CONSUMER });
   const jobs = startJobRunner({ pool, dispatcher, changes, tickMs: config.JOB_TICK_MS, log });
   const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
   const releases = releasesFromConfig(config, log);
   const verifyToken = createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) });
-  const rollouts = startRolloutEngine({ pool, dispatcher, changes, log, tickMs: config.ROLLOUT_TICK_MS, installTtlMs: config.ROLLOUT_INSTALL_TTL_MS, events: eventBlackouts?.settings });
+  const gates = {
+    bucketMs: factsBucketMs,
+    forecasts: forecasts && config.ROLLOUT_GATE_FORECAST_KIOSKS > 0 ? createGateForecasts({ client: forecasts, sku: config.ROLLOUT_AUTO_SKU, log }) : undefined,
+    forecastKiosks: config.ROLLOUT_GATE_FORECAST_KIOSKS,
+  };
+  const rollouts = startRolloutEngine({ pool, dispatcher, changes, log, gates, tickMs: config.ROLLOUT_TICK_MS, installTtlMs: config.ROLLOUT_INSTALL_TTL_MS, events: eventBlackouts?.settings });
 
   const service = await startService(
     {

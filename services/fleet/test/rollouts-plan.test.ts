@@ -33,7 +33,17 @@ describe("windows", () => {
   });
 });
 
-const cohort = (kiosks: number, sales: number, baselineSales = 0, samples = 0, faultySamples = 0) => ({ kiosks, sales, baselineSales, failedOrders: 0, paymentFailures: 0, samples, faultySamples });
+const cohort = (kiosks: number, sales: number, baselineSales = 0, samples = 0, faultySamples = 0, reconnects = 0) => ({
+  kiosks,
+  measuredKiosks: kiosks,
+  sales,
+  baselineSales,
+  failedOrders: 0,
+  paymentFailures: 0,
+  samples,
+  faultySamples,
+  reconnects,
+});
 const measured = (o: Partial<Measured>): Measured => ({
   updated: cohort(10, 0),
   control: cohort(90, 0),
@@ -76,5 +86,27 @@ describe("gates", () => {
     expect(one).toMatchObject({ judged: true, passed: true });
     const broken = metric(measured({ updated: cohort(10, 0, 0, 40, 40), control: cohort(90, 0, 0, 400, 2) }), "fault_rate");
     expect(broken.passed).toBe(false);
+  });
+
+  it("judge reconnects per kiosk-hour once the updated kiosks reconnected min_samples times or were watched that long", () => {
+    // 10 updated kiosks for 0.1 h: 3 reconnects are too few to say anything.
+    const few = metric(measured({ hours: 0.1, updated: cohort(10, 0, 0, 0, 0, 3), control: cohort(90, 0, 0, 0, 0, 0) }), "reconnect_rate");
+    expect(few).toMatchObject({ judged: false, passed: true });
+    // A version that crashes after it came up: 25 reconnects in 1 kiosk-hour against a control at 0.01.
+    const crashing = metric(measured({ hours: 0.1, updated: cohort(10, 0, 0, 0, 0, 25), control: cohort(90, 0, 0, 0, 0, 0) }), "reconnect_rate");
+    expect(crashing).toMatchObject({ judged: true, passed: false, updated: 25, control: 0 });
+    // Over 10 kiosk-hours, one reconnect each in both cohorts passes.
+    expect(metric(measured({ hours: 2, updated: cohort(10, 0, 0, 0, 0, 10), control: cohort(90, 0, 0, 0, 0, 90) }), "reconnect_rate")).toMatchObject({ judged: true, passed: true });
+  });
+
+  it("hold the updated kiosks' sales of the forecast SKU to the control's ratio against ai's forecast", () => {
+    const side = (sold: number, forecast: number) => ({ sold, forecast, kiosks: 20, asked: 20 });
+    const low = metric(measured({ forecast: { sku: "SNK-WATER-05", updated: side(70, 100), control: side(98, 100) } }), "sales_vs_forecast");
+    expect(low).toMatchObject({ judged: true, passed: false, signal: "business" });
+    expect(low.updated).toBeCloseTo(0.7);
+    expect(low.control).toBeCloseTo(0.98);
+    expect(metric(measured({ forecast: { sku: "SNK-WATER-05", updated: side(95, 100), control: side(98, 100) } }), "sales_vs_forecast").passed).toBe(true);
+    // Without ai there is no such metric.
+    expect(judge(measured({}), defaultGate).some((x) => x.name === "sales_vs_forecast")).toBe(false);
   });
 });

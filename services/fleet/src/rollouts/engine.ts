@@ -19,7 +19,7 @@ import { inTransaction, type Logger, type Pool, type PoolClient } from "@adminki
 import type { ChangeFeed } from "../changes.js";
 import type { Dispatcher } from "../dispatch.js";
 import { getRelease, installActionBytes } from "../releases/index.js";
-import { defaultGate, describeMetric, judge, measure, type GateMetric } from "./gates.js";
+import { defaultGate, describeMetric, judge, measure, type GateMetric, type GateReader } from "./gates.js";
 import { blockedByEventsSql, type BlackoutSettings } from "./blackouts.js";
 import { windowSql } from "./plan.js";
 import { insertRollout, rolloutAudit, rolloutEvent, type RolloutRow, type WaveRow } from "./store.js";
@@ -29,6 +29,8 @@ export interface EngineOptions {
   dispatcher: Dispatcher;
   changes: ChangeFeed;
   log: Logger;
+  /** Where gates read their counts (kiosk_facts' bucket) and ai's forecast. */
+  gates: GateReader;
   tickMs: number;
   /** An install command's TTL: a kiosk that has not finished by then counts as failed. */
   installTtlMs: number;
@@ -46,7 +48,7 @@ interface Effects {
 }
 
 /** Moves `row` (locked by the caller's transaction) one step along. */
-export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log" | "pool" | "events">, fx: Effects, now = new Date()): Promise<void> {
+export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log" | "pool" | "gates" | "events">, fx: Effects, now = new Date()): Promise<void> {
   const id = row.rollout_id;
   await syncTargets(tx, id);
   const w = row.current_wave;
@@ -76,7 +78,7 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     );
     const { size, failed } = c[0]!;
     if (size > 0 && failed / size > row.gate.maxInstallFailureShare) {
-      const m = await measure(tx, id, w, wave.started_at ?? now, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
+      const m = await measure(tx, o.gates, id, w, wave.started_at ?? now, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
       await gateFailed(tx, row, w, judge(m, row.gate), m, o, fx);
       return;
     }
@@ -105,7 +107,7 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     if (baked < plan.bakeMs) return;
     // Read through the pool, its statements side by side (the targets were synced and
     // committed before this transaction: startRolloutEngine's tick).
-    const m = await measure(o.pool, id, w, bakeStart, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
+    const m = await measure(o.pool, o.gates, id, w, bakeStart, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
     const metrics = judge(m, row.gate);
     // A rollback is not gated (its install failures still stop it, above).
     if (!row.rollback_of && metrics.some((x) => x.judged && !x.passed)) {
@@ -128,20 +130,30 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
   }
 }
 
-/** Kiosks' reports and their commands' ends, onto the rollout's targets. */
-async function syncTargets(tx: Pool | PoolClient, id: string) {
+/**
+ * Kiosks' reports and their commands' ends, onto the rollout's targets. Only the reports that
+ * changed since the rollout's last read (reports_synced_at, less a minute for batches that
+ * were still committing then) are joined, so a tick's cost follows what kiosks reported, not
+ * how many kiosks the rollout has.
+ */
+export async function syncTargets(tx: Pool | PoolClient, id: string) {
+  const { rows: mark } = await tx.query<{ since: Date | null; at: Date }>("SELECT reports_synced_at AS since, clock_timestamp() AS at FROM rollouts WHERE rollout_id = $1", [id]);
+  const since = mark[0]?.since ? new Date(mark[0].since.getTime() - 60_000) : null;
   await tx.query(
     `UPDATE rollout_targets t SET state = u.state, finished_at = u.reported_at, error = u.error,
        from_version = CASE WHEN u.from_version <> '' THEN u.from_version ELSE t.from_version END
      FROM kiosk_updates u
      WHERE t.rollout_id = $1 AND t.state IN ('sent', 'installed') AND u.kiosk_id = t.kiosk_id AND u.release_id = t.release_id
-       AND u.rollout_id = $1::text AND u.state IN ('installed', 'failed', 'reverted', 'rejected') AND u.state <> t.state`,
-    [id],
+       AND u.rollout_id = $1::text AND ($2::timestamptz IS NULL OR u.updated_at >= $2) AND u.state IN ('installed', 'failed', 'reverted', 'rejected') AND u.state <> t.state`,
+    [id, since],
   );
-  // A kiosk deleted from the fleet before its install was sent is skipped (it would wait for good).
+  await tx.query("UPDATE rollouts SET reports_synced_at = $2 WHERE rollout_id = $1", [id, mark[0]?.at ?? new Date()]);
+  // A kiosk deleted from the fleet before its install was sent is skipped (it would wait for
+  // good); the waves not started yet are looked at when they start.
   await tx.query(
     `UPDATE rollout_targets t SET state = 'skipped', error = 'the kiosk was deleted'
-     FROM kiosks k WHERE t.rollout_id = $1 AND t.state = 'pending' AND k.kiosk_id = t.kiosk_id AND k.deleted_at IS NOT NULL`,
+     FROM kiosks k WHERE t.rollout_id = $1 AND t.state = 'pending' AND t.wave <= (SELECT current_wave FROM rollouts WHERE rollout_id = $1)
+       AND k.kiosk_id = t.kiosk_id AND k.deleted_at IS NOT NULL`,
     [id],
   );
   // A command that ended without an install report: failed, expired or canceled.

@@ -288,7 +288,9 @@ export async function insertRollout(
             COALESCE(pw.window_start, ${pStart}), COALESCE(pw.window_end, ${pEnd}), o.timezone
      FROM (${orderedTargetSql(where.sql, idParam)}) o
      LEFT JOIN unnest(${pIds}, ${pRel}, ${pFrom}) AS pk(kiosk_id, release_id, from_version) USING (kiosk_id)
-     LEFT JOIN unnest(${pwIds}, ${pwStart}, ${pwEnd}) AS pw(kiosk_id, window_start, window_end) USING (kiosk_id)`,
+     LEFT JOIN unnest(${pwIds}, ${pwStart}, ${pwEnd}) AS pw(kiosk_id, window_start, window_end) USING (kiosk_id)
+     -- In key order: the primary key's index grows at its end instead of splitting pages all over.
+     ORDER BY o.kiosk_id`,
     params,
   );
   const { rows } = await tx.query<RolloutRow>("SELECT * FROM rollouts WHERE rollout_id = $1", [rolloutId]);

@@ -46,6 +46,11 @@ export function toLocal(utc: readonly number[], timeZone: string, now = new Date
   return local;
 }
 
+/** ai's ForecastService called as fleet (its service token from auth), or undefined without AI_URL and SERVICE_SECRET. */
+export function forecastClient(s: { aiUrl?: string; authUrl?: string; secret?: string }): Client<typeof ForecastService> | undefined {
+  return s.aiUrl && s.authUrl && s.secret ? createClient(ForecastService, serviceTransport(s.aiUrl, serviceCredentials({ authUrl: s.authUrl, service: "fleet", secret: s.secret }), { upstream: "ai" })) : undefined;
+}
+
 export function createAutoWindows(settings: {
   aiUrl?: string;
   authUrl?: string;
@@ -54,12 +59,13 @@ export function createAutoWindows(settings: {
   maxForecasts: number;
   hours: number;
   concurrency?: number;
+  /** ai's ForecastService as fleet (forecastClient), shared with the rollout gates' sales_vs_forecast. */
+  client?: Client<typeof ForecastService>;
   log: Logger;
 }): AutoWindows {
   const { aiUrl, authUrl, secret, sku, maxForecasts, hours, log } = settings;
   const concurrency = settings.concurrency ?? 8;
-  const client: Client<typeof ForecastService> | undefined =
-    aiUrl && authUrl && secret ? createClient(ForecastService, serviceTransport(aiUrl, serviceCredentials({ authUrl, service: "fleet", secret }), { upstream: "ai" })) : undefined;
+  const client = settings.client ?? forecastClient({ aiUrl, authUrl, secret });
   if (!client) log.warn("AI_URL or SERVICE_SECRET is not set: AUTO rollout windows use the fallback 02:00-05:00 local");
 
   /** The kiosk's forecast demand per UTC hour over the next 7 days (p50 summed), or why not. */
