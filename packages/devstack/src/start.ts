@@ -219,7 +219,13 @@ async function main() {
         SERVICE_SECRETS: env["SERVICE_SECRETS"] ?? `orders=${ordersSecret},ai=${aiSecret},notifications=${notificationsSecret},catalog=${catalogSecret},fleet=${fleetSecret}`,
       };
       // fleet picks AUTO rollout windows from ai's forecast as itself (docs/rollouts.md).
-      perService["fleet"] = { ...perService["fleet"], SERVICE_SECRET: fleetSecret, AI_URL: env["AI_URL"] ?? `http://127.0.0.1:${port("AI_PORT", 7007)}` };
+      perService["fleet"] = {
+        ...perService["fleet"],
+        SERVICE_SECRET: fleetSecret,
+        AI_URL: env["AI_URL"] ?? `http://127.0.0.1:${port("AI_PORT", 7007)}`,
+        // Ticketed events nearby keep rollouts' installs away (docs/rollouts.md), read as fleet.
+        CATALOG_URL: env["CATALOG_URL"] ?? `http://127.0.0.1:${port("CATALOG_PORT", 7004)}`,
+      };
       // catalog sizes leases from ai's forecast as itself (docs/offline.md).
       perService["catalog"] = { ...perService["catalog"], SERVICE_SECRET: catalogSecret, AI_URL: env["AI_URL"] ?? `http://127.0.0.1:${port("AI_PORT", 7007)}` };
       // ai reads catalog's stock levels as itself.
