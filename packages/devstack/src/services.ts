@@ -76,8 +76,8 @@ export async function startProgramProcess(
   options: ProgramOptions = {},
 ): Promise<ServiceProcess> {
   await assertPortFree(port, name);
-  // node --import tsx (not the tsx CLI) so signals reach the service itself.
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", entry], {
+  // node itself (--import tsx, not the tsx CLI) so signals reach the service itself.
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...programArgs(entry)], {
     cwd,
     env: { ...process.env, ...env, HOST: env["HOST"] ?? process.env["HOST"] ?? "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -110,11 +110,21 @@ export async function startProgramProcess(
 }
 
 /**
+ * How node runs `entry`: with tsx, or under vitest the bundle test/global-setup.ts built of it
+ * for the run (the same sources, loaded with far less CPU per process).
+ */
+function programArgs(entry: string): string[] {
+  const bundles = process.env["ADMINKIOSK_TEST_BUNDLES"];
+  const bundle = bundles ? (JSON.parse(bundles) as Record<string, string | undefined>)[entry] : undefined;
+  return bundle ? [bundle] : ["--import", "tsx", entry];
+}
+
+/**
  * Runs auth's bootstrap-admin script (migrates auth's schema, creates the first admin
  * when there are no users). Resolves whether this call created the admin.
  */
 export function seedFirstAdmin(repoRoot: string, databaseUrl: string, email: string, password: string): { created: boolean } {
-  const result = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "services/auth/src/bootstrap-admin.ts")], {
+  const result = spawnSync(process.execPath, programArgs(join(repoRoot, "services/auth/src/bootstrap-admin.ts")), {
     cwd: join(repoRoot, "services/auth"),
     env: { ...process.env, DATABASE_URL: databaseUrl, ADMIN_EMAIL: email, ADMIN_PASSWORD: password },
     encoding: "utf8",
