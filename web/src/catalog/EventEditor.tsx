@@ -73,6 +73,8 @@ export function EventEditor({ event, blocked, onDone }: { event?: Event; blocked
   const [form, setForm] = useState({
     name: event?.name ?? "",
     venue: event?.venue ?? "",
+    latitude: event?.venueLatitude === undefined ? "" : String(event.venueLatitude),
+    longitude: event?.venueLongitude === undefined ? "" : String(event.venueLongitude),
     description: event?.description ?? "",
     start: localInput(event?.startTime ? timestampDate(event.startTime).getTime() : tomorrow - (tomorrow % 3_600_000)),
     active: event?.active ?? true,
@@ -97,7 +99,11 @@ export function EventEditor({ event, blocked, onDone }: { event?: Event; blocked
   const built = buildSections(sections);
   const seatCount = built.reduce((n, s) => n + s.rows.reduce((m, r) => m + r.seats.length, 0), 0);
   const priceErrors = tiers.map((t) => (t.price !== "" && toMinor(t.price, form.currency) === undefined ? `At most ${currencyDigits(form.currency)} decimals` : undefined));
-  const set = (k: "name" | "venue" | "description" | "start" | "currency") => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
+  // The venue's place, optional (both or neither; catalog names a missing or out-of-range one): rollouts keep installs away from kiosks nearby during the event.
+  const coordinate = (v: string) => (v.trim() === "" ? undefined : Number(v));
+  const place = { venueLatitude: coordinate(form.latitude), venueLongitude: coordinate(form.longitude) };
+  const hadPlace = event?.venueLatitude !== undefined;
+  const set = (k: "name" | "venue" | "latitude" | "longitude" | "description" | "start" | "currency") => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
 
   return (
     <form
@@ -115,11 +121,12 @@ export function EventEditor({ event, blocked, onDone }: { event?: Event; blocked
           // The map first: it is the part catalog may refuse (a seat sold meanwhile), and then nothing is saved.
           void (async () => {
             if (withMap) await updateMap.mutateAsync({ eventId: event.eventId, priceTiers, sections: built });
-            onSuccess(await update.mutateAsync({ eventId: event.eventId, ...details }));
+            const noPlace = place.venueLatitude === undefined && place.venueLongitude === undefined;
+            onSuccess(await update.mutateAsync({ eventId: event.eventId, ...details, ...(noPlace ? { clearVenueLocation: hadPlace } : place) }));
           })().catch(() => undefined);
           return;
         }
-        create.mutate({ event: { ...details, priceTiers, sections: built } });
+        create.mutate({ event: { ...details, ...place, priceTiers, sections: built } });
       }}
     >
       <div className="form-columns">
@@ -128,6 +135,12 @@ export function EventEditor({ event, blocked, onDone }: { event?: Event; blocked
         </FormField>
         <FormField id={`${id}-venue`} label="Venue" error={said["venue"]}>
           <input id={`${id}-venue`} value={form.venue} onChange={set("venue")} required maxLength={200} />
+        </FormField>
+        <FormField id={`${id}-latitude`} label="Venue latitude" hint="Optional, with the longitude: rollouts avoid kiosks nearby during the event" error={said["venue_latitude"]}>
+          <input id={`${id}-latitude`} type="number" step="any" min={-90} max={90} value={form.latitude} onChange={set("latitude")} />
+        </FormField>
+        <FormField id={`${id}-longitude`} label="Venue longitude" error={said["venue_longitude"]}>
+          <input id={`${id}-longitude`} type="number" step="any" min={-180} max={180} value={form.longitude} onChange={set("longitude")} />
         </FormField>
         <FormField id={`${id}-start`} label="Starts" hint="Your local time" error={said["start_time"]}>
           <input id={`${id}-start`} type="datetime-local" value={form.start} onChange={set("start")} required />
