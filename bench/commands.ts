@@ -334,7 +334,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   await broadcastRow(`fleet: broadcast to ${opened.ok} kiosks as one CreateJob, rate ${jobRate}/min`, async () => {
     const { job } = await jobs.createJob({ description: "bench broadcast", action: display("everyone"), target: { status: KioskStatus.ONLINE }, ratePerMinute: jobRate });
     log(`job ${job!.jobId}: ${JSON.stringify({ state: job!.state, total: job!.progress?.total })}`);
-    setTimeout(() => void jobs.getJob({ jobId: job!.jobId }).then((r) => log(`job after 5 s: state ${r.job?.state} ${JSON.stringify(r.job?.progress)} ${r.job?.endReason}`)), 5_000);
+    setTimeout(() => void jobs.getJob({ jobId: job!.jobId }).then((r) => log(`job after 5 s: state ${r.job?.state} ${JSON.stringify(r.job?.progress)} ${r.job?.endReason}`), () => {}), 5_000);
     return job!.jobId;
   });
   await sleep(3_000);

@@ -269,6 +269,13 @@ function replaying(socket: net.Socket, first: Buffer): Duplex {
   const duplex = new Duplex({
     read: () => void socket.resume(),
     write: (chunk: Buffer, encoding, callback) => void socket.write(chunk, encoding, callback),
+    // http2 hands over a flush's frames (HEADERS, DATA, trailers, of every stream ready) at
+    // once: one writev to the socket instead of a write each (~4 per unary call before).
+    writev: (chunks, callback) => {
+      socket.cork();
+      chunks.forEach(({ chunk, encoding }, i) => socket.write(chunk, encoding as BufferEncoding, i === chunks.length - 1 ? callback : undefined));
+      socket.uncork();
+    },
     final: (callback) => void socket.end(callback),
     destroy: (err, callback) => {
       socket.destroy(err ?? undefined);
