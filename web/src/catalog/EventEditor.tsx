@@ -136,10 +136,10 @@ export function EventEditor({ event, blocked, onDone }: { event?: Event; blocked
         <FormField id={`${id}-venue`} label="Venue" error={said["venue"]}>
           <input id={`${id}-venue`} value={form.venue} onChange={set("venue")} required maxLength={200} />
         </FormField>
-        <FormField id={`${id}-latitude`} label="Venue latitude" hint="Optional, with the longitude: rollouts avoid kiosks nearby during the event" error={said["venue_latitude"]}>
+        <FormField id={`${id}-latitude`} label="Latitude" hint="Of the venue; optional, with the longitude: rollouts avoid kiosks nearby during the event" error={said["venue_latitude"]}>
           <input id={`${id}-latitude`} type="number" step="any" min={-90} max={90} value={form.latitude} onChange={set("latitude")} />
         </FormField>
-        <FormField id={`${id}-longitude`} label="Venue longitude" error={said["venue_longitude"]}>
+        <FormField id={`${id}-longitude`} label="Longitude" error={said["venue_longitude"]}>
           <input id={`${id}-longitude`} type="number" step="any" min={-180} max={180} value={form.longitude} onChange={set("longitude")} />
         </FormField>
         <FormField id={`${id}-start`} label="Starts" hint="Your local time" error={said["start_time"]}>
