@@ -19,8 +19,9 @@ export default async function setup(project: TestProject) {
     startNats(join(dir, "nats"), natsPort),
     // Many logical DBs, so every service a test starts gets its own (see isolatedRedisUrl).
     startRedis(join(dir, "redis"), redisPort, () => {}, ["--databases", "4096", "--save", ""]),
-    // TEST_PROGRAMS_WITH_TSX=1: every process from its sources with tsx, as `npm start` runs them.
-    process.env["TEST_PROGRAMS_WITH_TSX"] ? {} : bundlePrograms(join(dir, "programs")),
+    // TEST_PROGRAMS_WITH_TSX=1, and in watch mode (a bundle would keep the sources of the first
+    // run): every process from its sources with tsx, as `npm start` runs them.
+    process.env["TEST_PROGRAMS_WITH_TSX"] || project.config.watch ? {} : bundlePrograms(join(dir, "programs")),
   ]);
   // Read by devstack's startProgramProcess in the test workers (forked after this).
   process.env["ADMINKIOSK_TEST_BUNDLES"] = JSON.stringify(bundles);
