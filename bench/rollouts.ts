@@ -56,7 +56,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
   );
   await db.query(
     `INSERT INTO kiosk_sales (order_id, kiosk_id, completed_at, total_minor, currency)
-     SELECT 'o-' || i, 'k-' || lpad((1 + (i * 7919) % $1)::text, 6, '0'), now() - make_interval(secs => (i * 13) % 7200), 1000, 'EUR'
+     SELECT 'o-' || i, 'k-' || lpad((1 + (i::bigint * 7919) % $1)::text, 6, '0'), now() - make_interval(secs => (i * 13) % 7200), 1000, 'EUR'
      FROM generate_series(1, $1 * 3) AS i`,
     [kioskCount],
   );
@@ -160,7 +160,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
     await c2.query("SET session_replication_role = replica");
     await c2.query(
       `INSERT INTO kiosk_updates (kiosk_id, release_id, rollout_id, state, version, reported_at, updated_at)
-       SELECT kiosk_id, 'bench-release', $1, 'installed', '2.0.0', now() - interval '2 hours', now() - interval '2 hours' FROM rollout_targets WHERE rollout_id = $1`,
+       SELECT kiosk_id, 'bench-release', $1::text, 'installed', '2.0.0', now() - interval '2 hours', now() - interval '2 hours' FROM rollout_targets WHERE rollout_id = $1::text::uuid`,
       [gateRollout],
     );
     await c2.query("RESET session_replication_role");
