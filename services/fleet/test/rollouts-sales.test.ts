@@ -1,7 +1,9 @@
 // The business gate on real processes: auth, catalog, payments with its provider simulator,
 // orders, fleet (its sales projection reads orders' events) and link; 40 simulated kiosks run
 // the SDK's updater and sell through orders at a high speed-up, customers evenly spaced
-// (steady), so a cohort's sales in a window are its rate × the window. A version that "works"
+// (steady), so a cohort's sales in a window are its rate × the window. fleet's per-kiosk counts
+// (kiosk_facts) use 1-second buckets, so the gate's windows are seconds long at that speed-up:
+// the baseline and the canary's bake are sized to hold 1.5 × min_samples of the canary's sales. A version that "works"
 // — installs, boots, reports fine — but makes a kiosk sell exactly 30 % less is stopped at
 // the canary by sales_per_kiosk_hour while the control cohort sells as before, and rolled back.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -24,7 +26,16 @@ import { clientFor } from "../../../test/support/auth.js";
 const count = 40;
 // Kiosk numbers pick the generator's sites: any 40 do; the gate compares each cohort with its own earlier sales.
 const kioskIds = Array.from({ length: count }, (_, i) => `rs-${String(i + 1).padStart(4, "0")}`);
-const baselineMs = 45_000;
+// At ×160 a kiosk sells ~0.1-0.2 a second, by the hour of the day (a faster clock saturates a
+// loaded box: every kiosk then sells at the services' pace, whatever its version). The baseline
+// and the bake are sized from the rate measured before the rollout, so the 20 canary kiosks (a
+// half-and-half split: the most sales per window for both cohorts) see 1.5 × min_samples in each.
+const speedup = 160;
+const canaryKiosks = 20;
+const minSamples = 50;
+let baselineMs = 0;
+const t0 = Date.now();
+const phase = (name: string) => console.log(`rollouts-sales: ${name} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 let f: SaleFixture;
 let fleet: StartedService;
@@ -54,6 +65,7 @@ beforeAll(async () => {
       PRESENCE_SWEEP_MS: "1000",
       COMMAND_SWEEP_MS: "300",
       ROLLOUT_TICK_MS: "200",
+      FLEET_FACTS_BUCKET_SECONDS: "1",
       FLEET_RELEASE_SIGNING_KEY: JSON.stringify(privateKey.export({ format: "jwk" })),
       FLEET_ARTIFACT_DIR: join(stateDir, "artifacts"),
     }),
@@ -90,11 +102,12 @@ beforeAll(async () => {
     catalogUrl: f.catalog.url,
     kiosks: credentials,
     historyStart: new Date(Date.now() - 90 * 86_400_000).toISOString().slice(0, 10),
-    speedup: 160,
-    concurrency: 4,
+    speedup,
+    concurrency: 8,
     steady: true,
     rateFactor: (kioskId) => running.salesFactor(kioskId),
   });
+  phase("started");
 }, 300_000);
 
 afterAll(async () => {
@@ -113,7 +126,14 @@ it("stops a version that lowers sales by 30 % at the canary by the business gate
     const { rows } = await db.query<{ n: number }>("SELECT count(DISTINCT kiosk_id)::int AS n FROM kiosk_sales WHERE kiosk_id = ANY($1)", [kioskIds]);
     return rows[0]!.n === count ? true : undefined;
   }, { timeout: 180_000 });
+  phase("every kiosk selling");
   const steadyFrom = Date.now();
+  await waitFor("10 s of sales", () => (Date.now() - steadyFrom >= 10_000 ? true : undefined), { timeout: 20_000, interval: 500 });
+  const { rows: rate } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM kiosk_sales WHERE kiosk_id = ANY($1) AND completed_at >= $2", [kioskIds, new Date(steadyFrom)]);
+  const perKioskPerMs = rate[0]!.n / count / (Date.now() - steadyFrom);
+  baselineMs = Math.min(120_000, Math.max(15_000, Math.ceil((1.5 * minSamples) / (canaryKiosks * perKioskPerMs))));
+  const bakeMs = baselineMs;
+  console.log(`rollouts-sales: ${(perKioskPerMs * 1000).toFixed(3)} sales a second per kiosk: baseline and bake ${baselineMs} ms`);
   await waitFor("a baseline window of sales", () => (Date.now() - steadyFrom >= baselineMs ? true : undefined), { timeout: baselineMs + 10_000, interval: 500 });
 
   const rollouts = clientFor(RolloutService, fleet.url, f.tokens.admin);
@@ -121,31 +141,38 @@ it("stops a version that lowers sales by 30 % at the canary by the business gate
     releaseId: releases.get("2.2.0")!,
     target: { tags: ["sales-test"] },
     waves: [
-      { percent: 25, bake: durationFromMs(40_000) },
+      { percent: 50, bake: durationFromMs(bakeMs) },
       { percent: 100, bake: durationFromMs(1_000) },
     ],
     maxConcurrent: 40,
     windowPolicy: WindowPolicy.ANY,
-    gate: { minSalesRatio: 0.85, minSamples: 50, baseline: durationFromMs(baselineMs), maxWait: durationFromMs(120_000) },
+    gate: { minSalesRatio: 0.85, minSamples, baseline: durationFromMs(baselineMs), maxWait: durationFromMs(60_000) },
     autoRollback: true,
     description: "2.2.0 (sells less)",
   });
   const id = rollout!.rolloutId;
-  expect(rollout!.waveStatus.map((w) => w.kiosks)).toEqual([10, 30]);
+  expect(rollout!.waveStatus.map((w) => w.kiosks)).toEqual([canaryKiosks, count - canaryKiosks]);
 
+  let last: Awaited<ReturnType<typeof rollouts.getRollout>>["rollout"];
   const stopped = await waitFor(
     "the rollout stopped by its gate",
     async () => {
-      const r = (await rollouts.getRollout({ rolloutId: id })).rollout!;
+      const r = (last = (await rollouts.getRollout({ rolloutId: id })).rollout!);
       return r.state === RolloutState.ROLLED_BACK || r.state === RolloutState.PAUSED ? r : undefined;
     },
     { timeout: 240_000 },
-  );
+  ).catch((err: unknown) => {
+    // What it did instead: its state and each wave's.
+    const waves = last?.waveStatus.map((w) => ({ state: w.state, installed: w.installed, installing: w.installing, pending: w.pending, metrics: w.gateMetrics }));
+    console.log(`rollout ${RolloutState[last?.state ?? 0]}: ${last?.stopReason}; waves ${JSON.stringify(waves, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v))}`);
+    throw err;
+  });
+  phase("stopped");
   expect(stopped.state).toBe(RolloutState.ROLLED_BACK);
   const canary = stopped.waveStatus[0]!;
   expect(canary.state).toBe("gate_failed");
   // The canary installed fine: the version "works".
-  expect(canary.installed).toBe(10);
+  expect(canary.installed).toBe(canaryKiosks);
   expect(canary.failed + canary.reverted).toBe(0);
   expect(stopped.waveStatus[1]!.installed + stopped.waveStatus[1]!.installing).toBe(0);
   const sales = canary.gateMetrics.find((m) => m.name === "sales_per_kiosk_hour")!;
@@ -182,10 +209,11 @@ it("stops a version that lowers sales by 30 % at the canary by the business gate
     const r = (await rollouts.getRollout({ rolloutId: stopped.rollbackRolloutId })).rollout!;
     return r.state === RolloutState.COMPLETED ? r : undefined;
   }, { timeout: 120_000 });
-  expect(back.total).toBe(10);
+  expect(back.total).toBe(canaryKiosks);
   await waitFor("every kiosk on 2.0.0", async () => {
     const { kiosks } = await clientFor(KioskService, fleet.url, f.tokens.admin).listKiosks({ pageSize: 100, tag: "sales-test" });
     return kiosks.length === count && kiosks.every((k) => k.appVersion === "2.0.0") ? true : undefined;
   });
   expect(kioskIds.every((k) => sim!.salesFactor(k) === 1)).toBe(true);
+  phase("rolled back");
 }, 600_000);
