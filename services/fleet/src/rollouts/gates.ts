@@ -375,5 +375,5 @@ export function describeMetric(x: GateMetric, m: Measured): string {
         ? `; ${m.forecast.sku}: ${fmt(m.forecast.updated.sold)} sold vs ${fmt(m.forecast.updated.forecast)} forecast at ${m.forecast.updated.kiosks} updated kiosks, ${fmt(m.forecast.control.sold)} vs ${fmt(m.forecast.control.forecast)} at ${m.forecast.control.kiosks} control kiosks`
         : "";
   const sampled = m.updated.measuredKiosks < m.updated.kiosks || m.control.measuredKiosks < m.control.kiosks ? ` (measured on ${m.updated.measuredKiosks} and ${m.control.measuredKiosks})` : "";
-  return `${base} vs control ${fmt(x.control)}, must be ${x.bound === "max" ? "<=" : ">="} ${fmt(x.threshold)} (${x.updatedSamples} updated / ${x.controlSamples} control events; ${m.updated.kiosks} updated, ${m.control.kiosks} control kiosks${sampled} over ${m.hours.toFixed(2)} h${why})`;
+  return `${base} vs control ${fmt(x.control)}, must be ${x.bound === "max" ? "<=" : ">="} ${fmt(x.threshold)} (${x.updatedSamples} updated / ${x.controlSamples} control events; ${m.updated.kiosks} updated, ${m.control.kiosks} control kiosks${sampled} over ${m.hours >= 0.1 ? `${m.hours.toFixed(2)} h` : `${Math.round(m.hours * 3600)} s`}${why})`;
 }
