@@ -8,6 +8,8 @@
 // (link.kiosk.<id>.disconnected, KioskDisconnectedEvent) do: 10,000 enrollments and streams
 // would measure fleet and link, not notifications.
 import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
@@ -16,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KioskRegistryEventSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/events_pb";
 import { KioskDisconnectedEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { AlertService, AlertState, Channel, DeliveryService, DeliveryState, RuleService, Severity } from "@adminkiosk/proto/adminkiosk/notifications/v1/notifications_pb";
-import { waitFor } from "@adminkiosk/devstack";
+import { freePort, startNats, waitFor, type ManagedProcess } from "@adminkiosk/devstack";
 import { ensureStream, fleetSubjects, linkSubjects } from "@adminkiosk/runtime";
 import { startNotifications, type NotificationsFixture } from "./fixture.js";
 
@@ -27,17 +29,23 @@ const group = `region-${run}`;
 const kiosks = Array.from({ length: kioskCount }, (_, i) => `storm-${run}-${i}`);
 
 let f: NotificationsFixture;
+let nats: ManagedProcess;
 let nc: NatsConnection;
 let js: JetStreamClient;
 beforeAll(async () => {
+  // On a NATS of its own: 10,000 kiosks' registrations and disconnects on the run's shared
+  // streams would reach every other file's fleet, notifications and customers (rules matching
+  // every kiosk mailed about this storm's 10,000, consumers fell behind their tests).
+  nats = await startNats(mkdtempSync(join(inject("infra").tmpDir, "nats-storm-")), await freePort());
   // The production grouping: changes of one rule and group collected for 10 s.
-  [f, nc] = await Promise.all([startNotifications({ FLEET_EVENTS_CONSUMER: fleetDurable, GROUP_WAIT: "10s" }), connect({ servers: inject("infra").natsUrl })]);
+  [f, nc] = await Promise.all([startNotifications({ FLEET_EVENTS_CONSUMER: fleetDurable, GROUP_WAIT: "10s" }, { natsUrl: nats.url }), connect({ servers: nats.url })]);
   await ensureStream(nc, fleetSubjects.stream);
   js = jetstream(nc);
 }, 120_000);
 afterAll(async () => {
   await nc?.close();
   await f?.stop();
+  await nats?.stop();
 });
 
 /** Publishes in parallel slices (JetStream acks each), every message with its own Nats-Msg-Id as the producers' outboxes set. */
