@@ -57,7 +57,7 @@ beforeAll(async () => {
   ]);
   const starting = startCommerce(shared);
   starting.catch(() => {}); // awaited below
-  kiosks = await provision({ authUrl: auth.service.url, fleetUrl: fleet.url, count: 3, stateFile: join(infra.tmpDir, `pages-e2e-sim-${process.pid}.json`), admin: { email: adminEmail, password: adminPassword } });
+  kiosks = await provision({ idPrefix: "pages", authUrl: auth.service.url, fleetUrl: fleet.url, count: 3, stateFile: join(infra.tmpDir, `pages-e2e-sim-${process.pid}.json`), admin: { email: adminEmail, password: adminPassword } });
   simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 2_000, flappingShare: 0 });
   await starting;
   const transport = createConnectTransport({ baseUrl: catalogUrl, httpVersion: "1.1", interceptors: [bearer(() => auth.adminToken())] });

@@ -50,7 +50,7 @@ beforeAll(async () => {
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-releases-e2e" }),
   ]);
-  kiosks = await provision({ authUrl: auth.service.url, fleetUrl: fleet.url, count: 2, stateFile: join(infra.tmpDir, `releases-e2e-sim-${process.pid}.json`), admin: { email: adminEmail, password: adminPassword } });
+  kiosks = await provision({ idPrefix: "releases", authUrl: auth.service.url, fleetUrl: fleet.url, count: 2, stateFile: join(infra.tmpDir, `releases-e2e-sim-${process.pid}.json`), admin: { email: adminEmail, password: adminPassword } });
   simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 2_000, flappingShare: 0, updates: { apiBaseUrl: fleet.url, stateDir } });
   await built;
   web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: auth.service.url, fleet: fleet.url }, port: 0 });

@@ -53,7 +53,7 @@ beforeAll(async () => {
     ),
     startTestService("link", { ...shared, LINK_REPLICA_ID: "link-rollouts-e2e" }),
   ]);
-  kiosks = await provision({ authUrl: auth.service.url, fleetUrl: fleet.url, count: 4, stateFile: join(infra.tmpDir, `rollouts-e2e-sim-${process.pid}.json`), admin: { email: adminEmail, password: adminPassword } });
+  kiosks = await provision({ idPrefix: "rollouts", authUrl: auth.service.url, fleetUrl: fleet.url, count: 4, stateFile: join(infra.tmpDir, `rollouts-e2e-sim-${process.pid}.json`), admin: { email: adminEmail, password: adminPassword } });
   simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 2_000, flappingShare: 0, updates: { apiBaseUrl: fleet.url, stateDir }, badVersions: { "7.2.0": "crash" } });
   const admin = await auth.adminToken();
   for (const version of ["7.1.0", "7.2.0"]) {

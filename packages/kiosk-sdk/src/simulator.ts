@@ -35,7 +35,7 @@ interface StateFile {
 /** The simulated route driver's sign-in at auth (an operator). */
 export const restockerEmail = "sim-restocker@adminkiosk.local";
 
-export const simKioskId = (n: number) => `sim-${String(n).padStart(4, "0")}`;
+export const simKioskId = (n: number, prefix = "sim") => `${prefix}-${String(n).padStart(4, "0")}`;
 
 const cities = [
   { city: "Prague", latitude: 50.0755, longitude: 14.4378, timezone: "Europe/Prague", group: "cz" },
@@ -74,10 +74,15 @@ export interface ProvisionOptions {
   /** Also make the simulated route driver's operator account (selling.ts restocks as it), once. */
   restocker?: boolean;
   log?: (line: string) => void;
+  /**
+   * The kiosks' ids are `<idPrefix>-0001`…; "sim" by default. Simulated fleets that share a NATS
+   * (test files running side by side) need their own, or each fleet hears the others' kiosks.
+   */
+  idPrefix?: string;
 }
 
 /**
- * Returns credentials for sim-0001…sim-<count>. Kiosks already in the state file are reused as
+ * Returns credentials for sim-0001…sim-<count> (or another `idPrefix`). Kiosks already in the state file are reused as
  * they are; the others are registered at fleet (unless they exist), enrolled, and saved.
  * With `restocker` and admin credentials it also makes the simulated route driver's operator
  * account once (saved with the kiosks); without one saved, `restocker` is undefined.
@@ -85,7 +90,7 @@ export interface ProvisionOptions {
 export async function provision(options: ProvisionOptions): Promise<SimKiosk[] & { restocker?: { email: string; password: string } }> {
   const log = options.log ?? (() => {});
   const state = await loadState(options.stateFile);
-  const ids = Array.from({ length: options.count }, (_, i) => simKioskId(i + 1));
+  const ids = Array.from({ length: options.count }, (_, i) => simKioskId(i + 1, options.idPrefix));
   const missing = ids.filter((id) => !state.kiosks[id]);
   if (missing.length > 0 && !options.admin) throw new Error(`ADMIN_EMAIL and ADMIN_PASSWORD are needed to provision ${missing.length} kiosk(s) missing from ${options.stateFile}`);
   if (options.restocker && options.admin && !state.restocker) {
@@ -111,7 +116,7 @@ export async function provision(options: ProvisionOptions): Promise<SimKiosk[] &
     let saving = Promise.resolve();
     const worker = async () => {
       for (let id = queue.shift(); id; id = queue.shift()) {
-        const n = Number(id.slice(4));
+        const n = Number(id.slice(id.lastIndexOf("-") + 1));
         const place = cities[n % cities.length]!;
         const venue = venues[Math.floor(n / cities.length) % venues.length]!;
         try {

@@ -160,9 +160,10 @@ it("revoking the kiosk at auth makes the client emit revoked and stay away", asy
 
 it("the simulator provisions kiosks that go online, and a second run reuses its state file without admin credentials", async () => {
   const stateFile = join(mkdtempSync(join(inject("infra").tmpDir, "sim-")), "kiosks.json");
-  const common = { authUrl: auth.service.url, fleetUrl: fleet.url, count: 3, stateFile };
+  // Its own ids: the run's other simulated fleets share the NATS (sim-… is the web e2e's).
+  const common = { idPrefix: "sdk", authUrl: auth.service.url, fleetUrl: fleet.url, count: 3, stateFile };
   const kiosks = await provision({ ...common, admin: { email: adminEmail, password: adminPassword }, restocker: true });
-  expect(kiosks.map((k) => k.kioskId)).toEqual(["sim-0001", "sim-0002", "sim-0003"]);
+  expect(kiosks.map((k) => k.kioskId)).toEqual(["sdk-0001", "sdk-0002", "sdk-0003"]);
   expect(statSync(stateFile).mode & 0o777).toBe(0o600);
   // The simulated route driver (selling.ts restocks as it) signs in as an operator.
   const driver = await auth.client(AuthService).login(kiosks.restocker!);
@@ -171,9 +172,9 @@ it("the simulator provisions kiosks that go online, and a second run reuses its 
   const first = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 200, flappingShare: 0 });
   try {
     for (const { kioskId } of kiosks) await expect.poll(() => statusOf(kioskId), eventually).toSatisfy((s) => s === KioskStatus.ONLINE || s === KioskStatus.ALERTING);
-    const sim1 = (await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sim-0001" })).kiosk;
+    const sim1 = (await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sdk-0001" })).kiosk;
     expect(sim1?.tags).toContain("simulated");
-    await expect.poll(async () => (await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sim-0001" })).kiosk?.state?.paperLevelPercent, eventually).toBeGreaterThan(0);
+    await expect.poll(async () => (await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "sdk-0001" })).kiosk?.state?.paperLevelPercent, eventually).toBeGreaterThan(0);
   } finally {
     await first.stop();
   }
