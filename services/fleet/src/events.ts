@@ -202,6 +202,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
           updateEvents.push(d.e);
           break;
         case "config": {
+          // After the kiosk's connection in this batch, as the messages came: its hello names a
+          // config version too, older than what the kiosk reports applying after it.
+          if (connections.some((c) => c.kioskId === d.e.kioskId)) await connectedMany(tx, connections.splice(0));
           const result = await configApplied(tx, d.e);
           if (result === "applied") changed(d.e.kioskId, "config");
           else if (result === "unsent version") {
