@@ -4,8 +4,10 @@
 // receipt's link opens (no sign-in; an altered link is refused), and the operator approves it
 // on Reviews, where the product's approved rating then shows.
 import { randomBytes, randomUUID } from "node:crypto";
+import { cpSync, mkdtempSync } from "node:fs";
+import { join } from "node:path";
 import { type Browser, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ConsentPurpose, MemberService, ReviewService, ReviewState } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
 import { ensureWebBuild, eventually, repoRoot, startWebServer, waitFor, webDistDir, type WebServer } from "@adminkiosk/devstack";
 import { signReviewToken } from "@adminkiosk/runtime";
@@ -27,7 +29,11 @@ beforeAll(async () => {
   built.catch(() => {}); // awaited below
   c = await startCustomers({ REVIEW_LINK_SECRETS: secret });
   await built;
-  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: c.auth.service.url, customers: c.customers.url }, port: 0 });
+  // Served from a copy of its own: the web server lists dist/ once at its start, and in a full run
+  // a page of this file drew nothing twice (no page error) while other files' builds ran.
+  const dist = mkdtempSync(join(inject("infra").tmpDir, "customers-web-"));
+  cpSync(webDistDir(repoRoot), dist, { recursive: true });
+  web = await startWebServer({ distDir: dist, upstreams: { auth: c.auth.service.url, customers: c.customers.url }, port: 0 });
   browser = await launchBrowser();
 }, 180_000);
 afterAll(async () => {
@@ -57,7 +63,12 @@ describe("the customers pages", () => {
     // The buyer, not signed in, from the receipt's link.
     const buyer = await newPage();
     await buyer.goto(`${web.url}/review/${token}`);
-    await buyer.getByRole("heading", { name: "Rate your purchase", level: 1 }).waitFor();
+    await buyer
+      .getByRole("heading", { name: "Rate your purchase", level: 1 })
+      .waitFor()
+      .catch(async (err: unknown) => {
+        throw new Error(`the review page did not draw; it shows: ${(await buyer.content()).slice(0, 2000)}`, { cause: err });
+      });
     const form = buyer.getByRole("form", { name: tea });
     await form.getByLabel("4 stars").check();
     await form.getByLabel("A few words (optional)").fill("Lovely tea");
