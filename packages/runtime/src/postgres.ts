@@ -47,6 +47,15 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
   // Nor one that is checked out: pg emits 'error' on it too (a statement in flight also
   // fails), and the pool listens only to idle clients. Released, a broken client is dropped.
   pool.on("connect", (client) => client.on("error", (err) => log.warn({ err: err.message }, "postgres connection lost (client in use)")));
+  // A FATAL from the server (pg_terminate_backend, shutdown) answers the statement in flight,
+  // but the client learns its socket closed only later; released in between, the pool would
+  // hand the dead client to the next caller. Ending it at the FATAL makes release drop it.
+  pool.on("connect", (client) => {
+    const connection = (client as unknown as { connection: { on(event: "errorMessage", listener: (msg: { severity?: string }) => void): void } }).connection;
+    connection.on("errorMessage", (msg) => {
+      if (msg.severity === "FATAL" || msg.severity === "PANIC") void client.end().catch(() => {});
+    });
+  });
   // Statements made inside a span become its child spans (tracing.ts; nothing when tracing is off).
   pool.on("connect", (client) => traceClientQueries(client as never));
   pools.set(pool, schema);
