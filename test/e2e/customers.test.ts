@@ -4,10 +4,8 @@
 // receipt's link opens (no sign-in; an altered link is refused), and the operator approves it
 // on Reviews, where the product's approved rating then shows.
 import { randomBytes, randomUUID } from "node:crypto";
-import { cpSync, mkdtempSync } from "node:fs";
-import { join } from "node:path";
 import { type Browser, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConsentPurpose, MemberService, ReviewService, ReviewState } from "@adminkiosk/proto/adminkiosk/customers/v1/customers_pb";
 import { ensureWebBuild, eventually, repoRoot, startWebServer, waitFor, webDistDir, type WebServer } from "@adminkiosk/devstack";
 import { signReviewToken } from "@adminkiosk/runtime";
@@ -29,11 +27,7 @@ beforeAll(async () => {
   built.catch(() => {}); // awaited below
   c = await startCustomers({ REVIEW_LINK_SECRETS: secret });
   await built;
-  // Served from a copy of its own: the web server lists dist/ once at its start, and in a full run
-  // a page of this file drew nothing twice (no page error) while other files' builds ran.
-  const dist = mkdtempSync(join(inject("infra").tmpDir, "customers-web-"));
-  cpSync(webDistDir(repoRoot), dist, { recursive: true });
-  web = await startWebServer({ distDir: dist, upstreams: { auth: c.auth.service.url, customers: c.customers.url }, port: 0 });
+  web = await startWebServer({ distDir: webDistDir(repoRoot), upstreams: { auth: c.auth.service.url, customers: c.customers.url }, port: 0 });
   browser = await launchBrowser();
 }, 180_000);
 afterAll(async () => {

@@ -32,6 +32,9 @@ const securityHeaders: Record<string, string> = {
   "x-frame-options": "DENY",
 };
 
+/** Names the build emits or a browser asks for by themselves: a miss is a 404, never the app. */
+const staticFile = /\.(?:m?js|css|map|html|png|jpe?g|gif|svg|ico|webp|avif|json|webmanifest|txt|xml|woff2?|ttf|wasm)$/i;
+
 export interface WebServerOptions {
   /** The built app (web/dist). */
   distDir: string;
@@ -99,9 +102,21 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       return;
     }
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
-    files(req, res, () => {
+    const notFound = () => {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found");
+    };
+    files(req, res, () => {
+      // sirv takes any last segment like "name.word" for a missing file, but a client route's
+      // parameter can look so (a review link's token is rv1.<payload>.<signature>): outside
+      // assets/ and without a static file's extension, a path is the app's.
+      const pathname = path.split("?")[0]!;
+      if ((req.method === "GET" || req.method === "HEAD") && !pathname.startsWith("/assets/") && !staticFile.test(pathname)) {
+        req.url = "/index.html";
+        files(req, res, notFound);
+        return;
+      }
+      notFound();
     });
   });
   await new Promise<void>((resolve, reject) => {

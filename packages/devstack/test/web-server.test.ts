@@ -88,3 +88,12 @@ it("serves the app for client routes, with a strict content security policy", as
   const asset = await fetch(`${web.url}/assets/app-1234.js`);
   expect(asset.headers.get("cache-control")).toContain("immutable");
 });
+
+it("serves the app for a client route whose last segment looks like a file name; a missing file stays a 404", async () => {
+  // A review link's token: rv1.<payload>.<signature>, the signature without a "-" half the time.
+  const review = await fetch(`${web.url}/review/rv1.YWJj.c2lnbmF0dXJlX3dpdGhvdXRfYV9kYXNoX2luX2l0`);
+  expect(review.status).toBe(200);
+  expect(await review.text()).toContain("<title>Admin Kiosk</title>");
+  expect(review.headers.get("cache-control")).toBe("no-cache");
+  for (const missing of ["/assets/app-9999.js", "/favicon.ico", "/robots.txt"]) expect((await fetch(`${web.url}${missing}`)).status, missing).toBe(404);
+});
