@@ -116,5 +116,5 @@ describe("the Offline selling page", () => {
     const { leases } = await f.catalogAs(LeaseService, f.tokens.viewer).listLeases({ kioskId });
     expect(leases[0]!.endReason).toContain("kiosk reported stolen");
     await page.close();
-  });
+  }, 120_000);
 });
