@@ -19,14 +19,13 @@ import {
   type KioskConfigAppliedEvent,
   type KioskConnectedEvent,
   type KioskDisconnectedEvent,
-  type KioskTelemetryEvent,
   type KioskUpdateStatusEvent,
 } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
-import type { TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import {
   cursorPatterns,
   decodeEvent,
   linkSubjects,
+  PermanentError,
   startConsumer,
   type ConsumedMessage,
   type DurableConsumer,
@@ -37,10 +36,10 @@ import {
 } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
 import type { ChangeFeed } from "./changes.js";
-import { factBatch, faulty, reconnects } from "./facts.js";
+import { factBatch, reconnects } from "./facts.js";
 import { applyUpdateStatuses } from "./releases/updates.js";
 import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
-import { copyRows, insertSamples, sampleTime, stateOf, type SampleRow, type TelemetryStore } from "./telemetry.js";
+import { decodeTelemetryMessage, insertSamples, newestSample, stateOf, type TelemetryMessage, type TelemetryStore } from "./telemetry.js";
 
 /** The command states an ack moves to ACKED, and the open ones a result finishes (states.ts). */
 const ackable = sqlStates(commandStatesFor("ack"));
@@ -49,7 +48,7 @@ const open = sqlStates(openCommandStates);
 type Decoded =
   | { kind: "connected"; e: KioskConnectedEvent }
   | { kind: "disconnected"; e: KioskDisconnectedEvent }
-  | { kind: "telemetry"; e: KioskTelemetryEvent }
+  | { kind: "telemetry"; e: TelemetryMessage }
   | { kind: "command"; e: KioskCommandEvent }
   | { kind: "config"; e: KioskConfigAppliedEvent }
   | { kind: "update"; e: KioskUpdateStatusEvent };
@@ -88,15 +87,100 @@ export interface LinkEventConsumer {
 }
 
 /** undefined: a kind this version does not apply. Bytes that do not decode are dead-lettered. */
-function decode(msg: ConsumedMessage): Decoded | undefined {
+function decode(msg: ConsumedMessage, horizonMs: number, bucketMs: number): Decoded | undefined {
   const kind = linkSubjects.parse(msg.subject)?.kind;
   if (kind === "connected") return { kind, e: decodeEvent(KioskConnectedEventSchema, msg) };
   if (kind === "disconnected") return { kind, e: decodeEvent(KioskDisconnectedEventSchema, msg) };
-  if (kind === "telemetry") return { kind, e: decodeEvent(KioskTelemetryEventSchema, msg) };
+  if (kind === "telemetry") {
+    try {
+      return { kind, e: decodeTelemetryMessage(msg.data, horizonMs, bucketMs) };
+    } catch (err) {
+      throw new PermanentError("undecodable", `${msg.subject}: not a ${KioskTelemetryEventSchema.typeName} (${(err as Error).message})`, { cause: err });
+    }
+  }
   if (kind === "command.ack" || kind === "command.result") return { kind: "command", e: decodeEvent(KioskCommandEventSchema, msg) };
   if (kind === "config.applied") return { kind: "config", e: decodeEvent(KioskConfigAppliedEventSchema, msg) };
   if (kind === "update.status") return { kind: "update", e: decodeEvent(KioskUpdateStatusEventSchema, msg) };
   return undefined; // a kind this version does not know: nothing to apply
+}
+
+/**
+ * How often telemetry moves kiosks.last_seen_at: only when it is this much behind. The column
+ * is indexed (the fleet query language's last_seen_age), so changing it makes the latest-state
+ * UPDATE write every index of the row (not HOT); connection events always move it.
+ */
+export const lastSeenFromTelemetryMs = 30_000;
+
+/**
+ * A batch's telemetry: every sample with one COPY (telemetry.ts), the samples and faulty
+ * samples newly stored counted in kiosk_facts (a sample resent under a new message id is
+ * stored and counted once), and each kiosk's latest state — its newest sample in the batch,
+ * one UPDATE row per kiosk. The UPDATE changes only columns no index holds (state,
+ * state_sampled_at; last_seen_at when it is lastSeenFromTelemetryMs stale), so PostgreSQL
+ * updates the row in place (HOT, kiosks' fillfactor leaves room), and a kiosk whose stored
+ * state is newer is not written at all.
+ */
+async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], facts: ReturnType<typeof factBatch>, bucketMs: number) {
+  let rows = "";
+  let count = 0;
+  const latest = new Map<string, { receivedMs: number; sampledIn?: TelemetryMessage }>();
+  for (const m of messages) {
+    rows += m.rows;
+    count += m.retained;
+    const entry = latest.get(m.kioskId);
+    if (!entry) latest.set(m.kioskId, { receivedMs: m.receivedMs, sampledIn: m.newest ? m : undefined });
+    else {
+      if (m.receivedMs > entry.receivedMs) entry.receivedMs = m.receivedMs;
+      if (m.newest && (!entry.sampledIn || m.newest.atMs > entry.sampledIn.newest!.atMs)) entry.sampledIn = m;
+    }
+  }
+  const stored = await insertSamples(tx, rows, count, bucketMs);
+  if (stored === "all") {
+    for (const m of messages) for (let i = 0; i < m.buckets.length; i += 3) facts.count(m.kioskId, m.buckets[i]!, { samples: m.buckets[i + 1]!, faulty_samples: m.buckets[i + 2]! });
+  } else for (const s of stored) facts.count(s.kioskId, s.bucketMs, { samples: s.samples, faulty_samples: s.faulty });
+  const entries = [...latest];
+  await tx.query(
+    `UPDATE kiosks k SET
+       last_seen_at = CASE WHEN k.last_seen_at IS NULL OR k.last_seen_at < u.received - make_interval(secs => $5::float8 / 1000) THEN u.received ELSE k.last_seen_at END,
+       state = CASE WHEN u.sampled > k.state_sampled_at OR (k.state_sampled_at IS NULL AND u.sampled IS NOT NULL) THEN u.state ELSE k.state END,
+       state_sampled_at = CASE WHEN u.sampled > k.state_sampled_at OR (k.state_sampled_at IS NULL AND u.sampled IS NOT NULL) THEN u.sampled ELSE k.state_sampled_at END
+     FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::timestamptz[]) AS u(kiosk_id, received, state, sampled)
+     WHERE k.kiosk_id = u.kiosk_id
+       AND (u.sampled > k.state_sampled_at OR (k.state_sampled_at IS NULL AND u.sampled IS NOT NULL)
+            OR k.last_seen_at IS NULL OR k.last_seen_at < u.received - make_interval(secs => $5::float8 / 1000))`,
+    [
+      entries.map(([id]) => id),
+      entries.map(([, e]) => new Date(e.receivedMs)),
+      entries.map(([, e]) => {
+        const sample = e.sampledIn && newestSample(e.sampledIn);
+        return sample ? JSON.stringify(stateOf(sample)) : null;
+      }),
+      entries.map(([, e]) => (e.sampledIn ? new Date(e.sampledIn.newest!.atMs) : null)),
+      lastSeenFromTelemetryMs,
+    ],
+  );
+}
+
+/**
+ * A batch's connections, applied together (connectedMany: a reconnect storm is 100,000 of
+ * them) — except that a message written inline for a kiosk with a connection pending
+ * (disconnected, config applied) first applies the pending ones, so each kiosk's messages
+ * apply in the order they came. flushBefore() with no kiosk applies what is left.
+ */
+function pendingConnections(tx: PoolClient) {
+  const events: KioskConnectedEvent[] = [];
+  const kiosks = new Set<string>();
+  return {
+    add(e: KioskConnectedEvent) {
+      events.push(e);
+      kiosks.add(e.kioskId);
+    },
+    async flushBefore(kioskId?: string) {
+      if (kioskId !== undefined && !kiosks.has(kioskId)) return;
+      kiosks.clear();
+      await connectedMany(tx, events.splice(0));
+    },
+  };
 }
 
 export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsumer {
@@ -110,34 +194,16 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   });
   const samplesDropped = new Counter({ name: "fleet_telemetry_samples_expired_total", help: "Samples older than the retention period, not stored.", registers: [] });
 
-  /** A telemetry message's retained samples and their COPY rows, worked out once. */
-  interface Telemetry {
-    received: Date;
-    samples: SampleRow[];
-    dropped: number;
-    text: string;
-  }
-  const telemetryOf = (e: KioskTelemetryEvent): Telemetry => {
-    const received = e.receiveTime ? timestampDate(e.receiveTime) : new Date();
-    const samples: SampleRow[] = [];
-    let dropped = 0;
-    for (const sample of e.batch?.samples ?? []) {
-      const at = sampleTime(sample, received);
-      if (o.telemetry.retained(at)) samples.push({ kioskId: e.kioskId, sample, received, at });
-      else dropped++;
-    }
-    return { received, samples, dropped, text: copyRows(samples) };
-  };
   /**
    * Batches decoded ahead (the consumer's prepare: while the batch before is in its
    * transaction), so applying a batch is mostly the database's work.
    */
-  const prepared = new WeakMap<ConsumedMessage, { d: Decoded | undefined; telemetry?: Telemetry }>();
+  const prepared = new WeakMap<ConsumedMessage, Decoded | undefined>();
+  const decodeMessage = (msg: ConsumedMessage) => decode(msg, o.telemetry.horizonMs(), o.factsBucketMs);
   const prepare = (msgs: ConsumedMessage[]) => {
     for (const msg of msgs) {
       try {
-        const d = decode(msg);
-        prepared.set(msg, { d, telemetry: d?.kind === "telemetry" ? telemetryOf(d.e) : undefined });
+        prepared.set(msg, decodeMessage(msg));
       } catch {
         // Undecodable: applyBatch decodes it again and dead-letters it.
       }
@@ -152,49 +218,33 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       set.add(what);
       effects.changed.set(kioskId, set);
     };
-    const samples: SampleRow[] = [];
+    const decoded = msgs.map((m) => (prepared.has(m) ? prepared.get(m) : decodeMessage(m)));
     const commandEvents: KioskCommandEvent[] = [];
-    /** Applied together (connectedMany): a reconnect storm is 100,000 of them. */
-    const connections: KioskConnectedEvent[] = [];
+    const connections = pendingConnections(tx);
     const updateEvents: KioskUpdateStatusEvent[] = [];
-    const latest = new Map<string, { received: Date; sampled?: Date; sample?: TelemetrySample }>();
-    const texts: string[] = [];
+    const telemetry: TelemetryMessage[] = [];
     // Per kiosk and bucket: reconnects, samples and faulty samples (for rollout gates).
     const facts = factBatch(o.factsBucketMs);
-    const opened = msgs.map((m) => (prepared.has(m) ? prepared.get(m)!.d : decode(m))).flatMap((d) => (d?.kind === "connected" ? [d.e] : []));
-    (await reconnects(tx, opened)).forEach((r) => facts.add(r));
-    for (const msg of msgs) {
-      const ready = prepared.get(msg);
-      const d = ready ? ready.d : decode(msg);
+    (await reconnects(tx, decoded.flatMap((d) => (d?.kind === "connected" ? [d.e] : [])))).forEach((r) => facts.add(r));
+    for (const d of decoded) {
       if (!d) continue;
       count(effects.applied, d.kind);
       switch (d.kind) {
         case "connected":
-          connections.push(d.e);
+          connections.add(d.e);
           effects.reconnected.add(d.e.kioskId);
           changed(d.e.kioskId, "kiosk");
           changed(d.e.kioskId, "config");
           break;
         case "disconnected":
-          // Timestamps decide, but on a tie the later message wins: the connections before it go first.
-          if (connections.some((c) => c.kioskId === d.e.kioskId)) await connectedMany(tx, connections.splice(0));
+          // Timestamps decide, but on a tie the later message wins: the connection before it goes first.
+          await connections.flushBefore(d.e.kioskId);
           if (await disconnected(tx, d.e)) changed(d.e.kioskId, "kiosk");
           break;
-        case "telemetry": {
-          const t = ready?.telemetry ?? telemetryOf(d.e);
-          const entry = latest.get(d.e.kioskId) ?? { received: t.received };
-          if (t.received > entry.received) entry.received = t.received;
-          effects.samplesDropped += t.dropped;
-          // The kiosk's latest state: the newest sample of the batch, once per kiosk.
-          for (const row of t.samples) {
-            samples.push(row);
-            facts.add({ kioskId: row.kioskId, at: row.at!, samples: 1, faulty_samples: faulty(row.sample) ? 1 : 0 });
-            if (!entry.sampled || row.at! > entry.sampled) Object.assign(entry, { sampled: row.at, sample: row.sample });
-          }
-          texts.push(t.text);
-          latest.set(d.e.kioskId, entry);
+        case "telemetry":
+          telemetry.push(d.e);
+          effects.samplesDropped += d.e.dropped;
           break;
-        }
         case "command":
           commandEvents.push(d.e);
           break;
@@ -204,7 +254,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
         case "config": {
           // After the kiosk's connection in this batch, as the messages came: its hello names a
           // config version too, older than what the kiosk reports applying after it.
-          if (connections.some((c) => c.kioskId === d.e.kioskId)) await connectedMany(tx, connections.splice(0));
+          await connections.flushBefore(d.e.kioskId);
           const result = await configApplied(tx, d.e);
           if (result === "applied") changed(d.e.kioskId, "config");
           else if (result === "unsent version") {
@@ -215,7 +265,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
         }
       }
     }
-    await connectedMany(tx, connections);
+    await connections.flushBefore();
     const commands = await applyCommandEvents(tx, commandEvents);
     effects.commands.push(...commands.changed);
     for (const reason of commands.rejected) count(effects.rejected, `${reason} command`);
@@ -227,20 +277,11 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       count(effects.rejected, "rollout claim");
       log.warn(m, "kiosk's update status named another rollout than fleet sent it; counted for fleet's");
     }
-    await insertSamples(tx, samples, texts.join(""));
-    await facts.flush(tx);
-    if (latest.size > 0) {
-      const entries = [...latest];
-      await tx.query(
-        `UPDATE kiosks k SET last_seen_at = GREATEST(k.last_seen_at, u.received),
-           state = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.state ELSE k.state END,
-           state_sampled_at = CASE WHEN u.sampled IS NOT NULL AND (k.state_sampled_at IS NULL OR k.state_sampled_at < u.sampled) THEN u.sampled ELSE k.state_sampled_at END
-         FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::timestamptz[]) AS u(kiosk_id, received, state, sampled)
-         WHERE k.kiosk_id = u.kiosk_id`,
-        [entries.map(([id]) => id), entries.map(([, e]) => e.received), entries.map(([, e]) => (e.sample ? JSON.stringify(stateOf(e.sample)) : null)), entries.map(([, e]) => e.sampled ?? null)],
-      );
-      entries.forEach(([id]) => changed(id, "kiosk"));
+    if (telemetry.length) {
+      await storeTelemetry(tx, telemetry, facts, o.factsBucketMs);
+      for (const t of telemetry) changed(t.kioskId, "kiosk");
     }
+    await facts.flush(tx);
     return effects;
   }
 

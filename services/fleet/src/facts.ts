@@ -20,14 +20,17 @@ export type FactDelta = { kioskId: string; at: Date } & Partial<Record<FactName,
 /** Collects deltas by kiosk and bucket; `flush` writes them in one statement. */
 export function factBatch(bucketMs: number) {
   const rows = new Map<string, { kioskId: string; bucket: number; counts: Record<FactName, number> }>();
+  /** Adds `counts` to the kiosk's bucket holding `atMs`. */
+  const count = (kioskId: string, atMs: number, counts: Partial<Record<FactName, number>>) => {
+    const bucket = Math.floor(atMs / bucketMs) * bucketMs;
+    const key = `${kioskId}\u0000${bucket}`;
+    let row = rows.get(key);
+    if (!row) rows.set(key, (row = { kioskId, bucket, counts: Object.fromEntries(names.map((n) => [n, 0])) as Record<FactName, number> }));
+    for (const n of names) row.counts[n] += counts[n] ?? 0;
+  };
   return {
-    add(d: FactDelta) {
-      const bucket = Math.floor(d.at.getTime() / bucketMs) * bucketMs;
-      const key = `${d.kioskId}\u0000${bucket}`;
-      let row = rows.get(key);
-      if (!row) rows.set(key, (row = { kioskId: d.kioskId, bucket, counts: Object.fromEntries(names.map((n) => [n, 0])) as Record<FactName, number> }));
-      for (const n of names) row.counts[n] += d[n] ?? 0;
-    },
+    add: (d: FactDelta) => count(d.kioskId, d.at.getTime(), d),
+    count,
     async flush(tx: PoolClient) {
       if (rows.size === 0) return;
       const list = [...rows.values()].sort((a, b) => (a.kioskId < b.kioskId ? -1 : a.kioskId > b.kioskId ? 1 : a.bucket - b.bucket));

@@ -2,11 +2,11 @@
 // Partitions are created ahead (and on demand when a sample finds none) and dropped
 // whole after the retention period, which is cheaper than deleting rows. Reads
 // downsample with date_bin into buckets.
-import type { JsonObject } from "@bufbuild/protobuf";
+import { fromBinary, type JsonObject } from "@bufbuild/protobuf";
 import { durationFromMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { TelemetryService } from "@adminkiosk/proto/adminkiosk/fleet/v1/telemetry_pb";
-import { DeviceStatus, type TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
+import { DeviceStatus, TelemetrySampleSchema, type TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { invalidArgument, requireKioskId, type Logger, type Pool, type PoolClient } from "@adminkiosk/runtime";
 import { from as copyFrom } from "pg-copy-streams";
 
@@ -18,8 +18,8 @@ const utcDay = (t: number) => new Date(Math.floor(t / day) * day);
 export interface TelemetryStore {
   /** Creates the partitions from the retention horizon to two days ahead; drops older ones. */
   maintain(): Promise<void>;
-  /** Whether a sample time falls inside what is kept (older ones are not stored). */
-  retained(at: Date): boolean;
+  /** Samples taken before this time (ms) are past retention and not stored. */
+  horizonMs(): number;
   retentionMs: number;
   stop(): void;
 }
@@ -56,25 +56,10 @@ export function startTelemetryStore(pool: Pool, retentionDays: number, log: Logg
   timer.unref();
   return {
     maintain: () => maintain(),
-    retained: (at) => at.getTime() >= utcDay(Date.now() - retentionMs).getTime(),
+    horizonMs: () => utcDay(Date.now() - retentionMs).getTime(),
     retentionMs,
     stop: () => clearInterval(timer),
   };
-}
-
-export interface SampleRow {
-  kioskId: string;
-  sample: TelemetrySample;
-  received: Date;
-  /** sampleTime(sample, received), when the caller has it already. */
-  at?: Date;
-}
-
-/** When a sample was taken: its own time, unless it is missing or more than a day ahead of arrival. */
-export function sampleTime(sample: TelemetrySample, received: Date): Date {
-  if (!sample.time) return received;
-  const at = timestampDate(sample.time);
-  return at.getTime() > received.getTime() + day ? received : at;
 }
 
 // COPY is how samples are stored (pg-copy-streams, as the benchmark's baseline does).
@@ -82,22 +67,220 @@ const columns = "kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temp
 const copyEscapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
 /** A value in COPY's text format: backslash, tab, newline and carriage return escaped. */
 const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => copyEscapes[c]!) : s);
-/** A text[] literal: every element quoted, its quotes and backslashes escaped. */
-const arrayLiteral = (items: string[]) => (items.length === 0 ? "{}" : `{${items.map((e) => `"${e.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(",")}}`);
+/** An element of a text[] literal: quoted, its quotes and backslashes escaped. */
+const arrayElement = (e: string) => `"${/["\\]/.test(e) ? e.replace(/["\\]/g, (c) => `\\${c}`) : e}"`;
 
-/** The samples as COPY text rows (the column order of `columns`). */
-export function copyRows(samples: SampleRow[]): string {
-  let out = "";
-  let lastReceived: Date | undefined;
-  let received = "";
-  for (const { kioskId, sample: s, received: r, at } of samples) {
-    if (r !== lastReceived) {
-      lastReceived = r;
-      received = r.toISOString();
-    }
-    out += `${copyText(kioskId)}\t${(at ?? sampleTime(s, r)).toISOString()}\t${copyText(s.sampleId)}\t${received}\t${s.cpuPercent}\t${s.temperatureCelsius}\t${s.paperLevelPercent}\t${s.cashLevelMinor}\t${s.printer}\t${s.scanner}\t${copyText(arrayLiteral(s.errors))}\n`;
+/**
+ * One link telemetry message (KioskTelemetryEvent) decoded straight into what fleet stores:
+ * the COPY rows of its retained samples, their counts per kiosk_facts bucket, and where its
+ * newest sample is — without a message object, Date or Timestamp per sample (fleet's drain
+ * spent a third of its CPU collecting those). Only the kiosk's newest sample of a batch is
+ * decoded as a message (newestSample), for its latest state.
+ */
+export interface TelemetryMessage {
+  kioskId: string;
+  /** When link received it (now, if link did not say). */
+  receivedMs: number;
+  /** COPY text rows (the column order of `columns`) of the retained samples. */
+  rows: string;
+  retained: number;
+  /** Samples older than the retention period: not stored. */
+  dropped: number;
+  /** Per facts bucket, flattened: bucket start (ms), samples, faulty samples (facts.ts' `faulty`). */
+  buckets: number[];
+  /** The newest retained sample by its time (sampleTime): its time and bytes' range in `data`. */
+  newest?: { atMs: number; start: number; end: number };
+  data: Uint8Array;
+}
+
+/** The newest sample's message, for the kiosk's latest state. */
+export const newestSample = (m: TelemetryMessage): TelemetrySample | undefined =>
+  m.newest ? fromBinary(TelemetrySampleSchema, m.data.subarray(m.newest.start, m.newest.end)) : undefined;
+
+const faultStatus = DeviceStatus.FAULT;
+
+/** Reads the protobuf wire format (only what telemetry messages need); throws on malformed bytes. */
+class WireReader {
+  pos: number;
+  private readonly view: DataView;
+  private readonly text: Buffer;
+  constructor(
+    readonly buf: Uint8Array,
+    start = 0,
+    public end = buf.length,
+  ) {
+    this.pos = start;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   }
-  return out;
+  /** A varint as a number: exact below 2^53 (larger ones, e.g. negative int64, lose precision: use int64Text). */
+  varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new Error("truncated varint");
+      const b = this.buf[this.pos++]!;
+      result += (b & 0x7f) * scale;
+      if (b < 0x80) return result;
+      scale *= 128;
+    }
+    throw new Error("varint longer than 10 bytes");
+  }
+  /** The varint that ended at `pos` and began at `start`, as a signed 64-bit integer. */
+  private int64Big(start: number): bigint {
+    let v = 0n;
+    for (let i = this.pos - 1; i >= start; i--) v = (v << 7n) | BigInt(this.buf[i]! & 0x7f);
+    return BigInt.asIntN(64, v);
+  }
+  /** An int64 varint as a number (exact within ±2^53). */
+  int64(): number {
+    const start = this.pos;
+    const n = this.varint();
+    return n < 2 ** 53 ? n : Number(this.int64Big(start));
+  }
+  /** An int64 varint as decimal text (two's complement for negative values). */
+  int64Text(): string {
+    const start = this.pos;
+    const n = this.varint();
+    return n < 2 ** 53 ? String(n) : this.int64Big(start).toString();
+  }
+  /** An int32/enum varint (negative values are 10-byte varints). */
+  int32(): number {
+    const start = this.pos;
+    const n = this.varint();
+    return n < 2 ** 31 ? n : Number(BigInt.asIntN(32, this.int64Big(start)));
+  }
+  double(): number {
+    if (this.pos + 8 > this.end) throw new Error("truncated double");
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+  /** A length-delimited field's end (the reader stands at its start). */
+  delimited(): number {
+    const len = this.varint();
+    const end = this.pos + len;
+    if (end > this.end) throw new Error("truncated field");
+    return end;
+  }
+  string(): string {
+    const end = this.delimited();
+    const s = this.text.toString("utf8", this.pos, end);
+    this.pos = end;
+    return s;
+  }
+  skip(wireType: number): void {
+    if (wireType === 0) this.varint();
+    else if (wireType === 1) this.pos += 8;
+    else if (wireType === 2) this.pos = this.delimited();
+    else if (wireType === 5) this.pos += 4;
+    else throw new Error(`unsupported wire type ${wireType}`);
+    if (this.pos > this.end) throw new Error("truncated field");
+  }
+  /** A Timestamp message's milliseconds (as timestampMs rounds them). */
+  timestampMs(): number {
+    const end = this.delimited();
+    let seconds = 0;
+    let nanos = 0;
+    while (this.pos < end) {
+      const tag = this.varint();
+      if (tag === 0x08) seconds = this.int64();
+      else if (tag === 0x10) nanos = this.int32();
+      else this.skip(tag & 7);
+    }
+    if (this.pos !== end) throw new Error("malformed Timestamp");
+    return seconds * 1000 + Math.round(nanos / 1_000_000);
+  }
+}
+
+/**
+ * Decodes a KioskTelemetryEvent's bytes (link.kiosk.<id>.telemetry). `horizonMs`: samples
+ * taken before it are past retention and dropped; `bucketMs`: kiosk_facts' bucket width.
+ */
+export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, bucketMs: number): TelemetryMessage {
+  const r = new WireReader(data);
+  let kioskId = "";
+  let receivedMs: number | undefined;
+  let batch: [number, number] | undefined;
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === 0x0a) kioskId = r.string();
+    else if (tag === 0x12) {
+      const end = r.delimited();
+      batch = [r.pos, end];
+      r.pos = end;
+    } else if (tag === 0x1a) receivedMs = r.timestampMs();
+    else r.skip(tag & 7);
+  }
+  if (r.pos !== r.end) throw new Error("malformed KioskTelemetryEvent");
+  const m: TelemetryMessage = { kioskId, receivedMs: receivedMs ?? Date.now(), rows: "", retained: 0, dropped: 0, buckets: [], data };
+  if (batch) samples(new WireReader(data, batch[0], batch[1]), m, horizonMs, bucketMs);
+  return m;
+}
+
+/** The samples of a TelemetryBatch (field 1, repeated), each into `m`. */
+function samples(r: WireReader, m: TelemetryMessage, horizonMs: number, bucketMs: number) {
+  const kiosk = copyText(m.kioskId);
+  const date = new Date(m.receivedMs);
+  const received = date.toISOString();
+  const aheadMs = m.receivedMs + day;
+  let rows = "";
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag !== 0x0a) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const end = r.delimited();
+    const start = r.pos;
+    let id = "";
+    let atMs: number | undefined;
+    let cpu = 0;
+    let temperature = 0;
+    let paper = 0;
+    let cash = "0";
+    let printer = 0;
+    let scanner = 0;
+    let errors = "";
+    let errorCount = 0;
+    while (r.pos < end) {
+      const t = r.varint();
+      switch (t) {
+        case 0x0a: id = r.string(); break;
+        case 0x12: atMs = r.timestampMs(); break;
+        case 0x19: cpu = r.double(); break;
+        case 0x21: temperature = r.double(); break;
+        case 0x29: paper = r.double(); break;
+        case 0x30: cash = r.int64Text(); break;
+        case 0x38: printer = r.int32(); break;
+        case 0x40: scanner = r.int32(); break;
+        case 0x4a: errors += (errorCount++ ? "," : "") + arrayElement(r.string()); break;
+        default: r.skip(t & 7);
+      }
+    }
+    if (r.pos !== end) throw new Error("malformed TelemetrySample");
+    // When it was taken: its own time, unless missing or more than a day ahead of arrival.
+    const at = atMs === undefined || atMs > aheadMs ? m.receivedMs : atMs;
+    if (at < horizonMs) {
+      m.dropped++;
+      continue;
+    }
+    m.retained++;
+    date.setTime(at);
+    rows += `${kiosk}\t${date.toISOString()}\t${copyText(id)}\t${received}\t${cpu}\t${temperature}\t${paper}\t${cash}\t${printer}\t${scanner}\t${copyText(`{${errors}}`)}\n`;
+    const bucket = Math.floor(at / bucketMs) * bucketMs;
+    const faulty = printer === faultStatus || scanner === faultStatus || errorCount > 0 ? 1 : 0;
+    const b = m.buckets;
+    let i = b.length - 3;
+    while (i >= 0 && b[i] !== bucket) i -= 3;
+    if (i < 0) b.push(bucket, 1, faulty);
+    else {
+      b[i + 1]!++;
+      b[i + 2]! += faulty;
+    }
+    if (!m.newest || at > m.newest.atMs) m.newest = { atMs: at, start, end };
+  }
+  m.rows = rows;
 }
 
 async function copy(tx: PoolClient, sql: string, text: string): Promise<void> {
@@ -109,23 +292,32 @@ async function copy(tx: PoolClient, sql: string, text: string): Promise<void> {
   });
 }
 
+/** Samples newly stored per kiosk and facts bucket (what kiosk_facts counts). */
+export interface StoredSamples {
+  kioskId: string;
+  bucketMs: number;
+  samples: number;
+  faulty: number;
+}
+
 /**
- * Stores samples exactly once: a resent sample (same kiosk, time and id) is stored once.
- * The rows go in with COPY straight into telemetry_samples under a savepoint — samples are
- * almost always new, since the consumer's inbox already dropped redelivered messages. Should
- * any row be there already (a kiosk resending samples in a new batch, a sample twice in one
- * batch), PostgreSQL refuses the whole COPY (unique violation) and the batch goes the safe
- * way: COPY into a temporary staging table, then one INSERT … SELECT … ON CONFLICT DO NOTHING.
- * Returns how many rows were new. `rows`: copyRows(samples), when the caller made them already.
+ * Stores samples (`rows`: COPY text rows, `count` of them) exactly once: a resent sample
+ * (same kiosk, time and id) is stored once. The rows go in with COPY straight into
+ * telemetry_samples under a savepoint — samples are almost always new, since the consumer's
+ * inbox already dropped redelivered messages: then it answers "all" (every row is new).
+ * Should any row be there already (a kiosk resending samples in a new batch, a sample twice
+ * in one batch), PostgreSQL refuses the whole COPY (unique violation) and the batch goes the
+ * safe way: COPY into a temporary staging table, then one INSERT … SELECT … ON CONFLICT DO
+ * NOTHING, answering what was new per kiosk and `bucketMs` bucket, so kiosk_facts counts a
+ * resent sample once too.
  */
-export async function insertSamples(tx: PoolClient, samples: SampleRow[], rows?: string): Promise<number> {
-  if (samples.length === 0) return 0;
-  const text = rows ?? copyRows(samples);
+export async function insertSamples(tx: PoolClient, rows: string, count: number, bucketMs: number): Promise<"all" | StoredSamples[]> {
+  if (count === 0) return "all";
   await tx.query("SAVEPOINT telemetry_copy");
   try {
-    await copy(tx, `COPY telemetry_samples (${columns}) FROM STDIN`, text);
+    await copy(tx, `COPY telemetry_samples (${columns}) FROM STDIN`, rows);
     await tx.query("RELEASE SAVEPOINT telemetry_copy");
-    return samples.length;
+    return "all";
   } catch (err) {
     if ((err as { code?: string }).code !== "23505") throw err;
     await tx.query("ROLLBACK TO SAVEPOINT telemetry_copy");
@@ -133,9 +325,17 @@ export async function insertSamples(tx: PoolClient, samples: SampleRow[], rows?:
   // The connection's own table (made once per connection; emptied at every commit).
   await tx.query("CREATE TEMPORARY TABLE IF NOT EXISTS telemetry_staging (LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
   await tx.query("TRUNCATE telemetry_staging");
-  await copy(tx, `COPY telemetry_staging (${columns}) FROM STDIN`, text);
-  const { rowCount } = await tx.query(`INSERT INTO telemetry_samples (${columns}) SELECT ${columns} FROM telemetry_staging ON CONFLICT DO NOTHING`);
-  return rowCount ?? 0;
+  await copy(tx, `COPY telemetry_staging (${columns}) FROM STDIN`, rows);
+  const { rows: stored } = await tx.query<{ kiosk_id: string; bucket: string; n: number; faulty: number }>(
+    `WITH stored AS (
+       INSERT INTO telemetry_samples (${columns}) SELECT ${columns} FROM telemetry_staging ON CONFLICT DO NOTHING
+       RETURNING kiosk_id, sampled_at, printer, scanner, errors)
+     SELECT kiosk_id, (floor(extract(epoch FROM sampled_at) * 1000 / $1) * $1)::bigint AS bucket, count(*)::int AS n,
+            (count(*) FILTER (WHERE printer = ${faultStatus} OR scanner = ${faultStatus} OR cardinality(errors) > 0))::int AS faulty
+     FROM stored GROUP BY 1, 2`,
+    [bucketMs],
+  );
+  return stored.map((s) => ({ kioskId: s.kiosk_id, bucketMs: Number(s.bucket), samples: s.n, faulty: s.faulty }));
 }
 
 /** The latest-state document kiosks.state holds. */

@@ -95,6 +95,12 @@ describe("telemetry ingest, redelivered", () => {
     ]);
     const { kiosk } = await clientFor(KioskService, fleet!.url, admin).getKiosk({ kioskId: "red-a" });
     expect(kiosk?.state?.cpuPercent).toBe(309);
+    // kiosk_facts counted each sample once too (a gate's fault rate is per sample).
+    const facts = await db.query<{ kiosk_id: string; samples: number }>("SELECT kiosk_id, sum(samples)::int AS samples FROM kiosk_facts GROUP BY kiosk_id ORDER BY kiosk_id");
+    expect(facts.rows).toEqual([
+      { kiosk_id: "red-a", samples: 310 },
+      { kiosk_id: "red-b", samples: 300 },
+    ]);
     const dead = await db.query<{ n: string }>("SELECT count(*) AS n FROM dead_letters");
     expect(Number(dead.rows[0]!.n)).toBe(0);
   });

@@ -1,7 +1,7 @@
 // Telemetry ingest (COPY into telemetry_samples) on real processes: every sample link
 // publishes is stored once — count in = count stored — whether a batch arrives once, is
 // delivered again under another message id, overlaps an earlier one, or repeats a sample
-// within itself; the kiosk's latest state is its newest sample.
+// within itself (and counted once in kiosk_facts); the kiosk's latest state is its newest sample.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { jetstream } from "@nats-io/jetstream";
@@ -66,6 +66,14 @@ async function publish(kioskId: string, batchId: string, samples: Sample[], msgI
   await jetstream(nc).publish(linkSubjects.telemetry(kioskId), toBinary(KioskTelemetryEventSchema, event), { msgID: msgId });
 }
 const stored = async (kioskId: string) => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM telemetry_samples WHERE kiosk_id = $1", [kioskId])).rows[0]!.n);
+/** kiosk_facts' telemetry counts for the kiosk (rollout gates read them). */
+const facts = async (kioskId: string) => {
+  const { rows } = await db.query<{ samples: number; faulty: number }>(
+    "SELECT COALESCE(sum(samples), 0)::int AS samples, COALESCE(sum(faulty_samples), 0)::int AS faulty FROM kiosk_facts WHERE kiosk_id = $1",
+    [kioskId],
+  );
+  return rows[0];
+};
 const storedIds = async (kioskId: string) =>
   (await db.query<{ sample_id: string }>("SELECT sample_id FROM telemetry_samples WHERE kiosk_id = $1 ORDER BY sample_id", [kioskId])).rows.map((r) => r.sample_id);
 
@@ -90,12 +98,14 @@ describe("telemetry ingest", () => {
     // The newest sample (batch 39, sample 9) is the kiosk's state.
     const { kiosk } = await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "tel-b" });
     expect(kiosk?.state?.cpuPercent).toBe(399);
+    // Counted in kiosk_facts once each: 400 samples, the 40 with errors faulty.
+    for (const kioskId of kiosks) expect(await facts(kioskId)).toEqual({ samples: 400, faulty: 40 });
   });
 
-  it("a batch delivered again under a new message id, overlapping samples and a sample twice in one batch are stored once", async () => {
+  it("a batch delivered again under a new message id, overlapping samples and a sample twice in one batch are stored and counted once", async () => {
     const kioskId = "tel-redeliver";
     await clientFor(KioskService, fleet.url, admin).createKiosk({ kiosk: { kioskId, name: kioskId } });
-    const first = Array.from({ length: 5 }, (_, s) => sample(`r-${s}`, s));
+    const first = Array.from({ length: 5 }, (_, s) => sample(`r-${s}`, s, s === 3 ? { printer: DeviceStatus.FAULT } : {}));
     await publish(kioskId, "r-1", first);
     await expect.poll(() => stored(kioskId), eventually).toBe(5);
 
@@ -108,6 +118,9 @@ describe("telemetry ingest", () => {
     await publish(kioskId, "r-4", [sample("r-8", 8)]);
     await expect.poll(() => storedIds(kioskId), eventually).toContain("r-8");
     expect(await storedIds(kioskId)).toEqual(["r-0", "r-1", "r-2", "r-3", "r-4", "r-5", "r-6", "r-7", "r-8"]);
+    // kiosk_facts counts what was stored, not what arrived: 9 samples, r-3's printer fault once
+    // (it came three times), so a resend cannot make a rollout's gate see more faults.
+    expect(await facts(kioskId)).toEqual({ samples: 9, faulty: 1 });
 
     // Nothing was dead-lettered on the way: the repeats were applied, not refused.
     const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM dead_letters WHERE subject = $1", [linkSubjects.telemetry(kioskId)]);
