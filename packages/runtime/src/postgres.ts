@@ -5,6 +5,7 @@ import pg from "pg";
 import { Gauge } from "prom-client";
 import { runner } from "node-pg-migrate";
 import type { Logger } from "./logger.js";
+import { prepareRepeatedStatements } from "./prepared.js";
 import { traceClientQueries } from "./tracing.js";
 
 export type Pool = pg.Pool;
@@ -58,6 +59,8 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
   });
   // Statements made inside a span become its child spans (tracing.ts; nothing when tracing is off).
   pool.on("connect", (client) => traceClientQueries(client as never));
+  // Repeated statements are parsed and planned once per connection (prepared.ts).
+  pool.on("connect", (client) => prepareRepeatedStatements(client));
   pools.set(pool, schema);
   const end = pool.end.bind(pool);
   pool.end = ((...args: unknown[]) => {
