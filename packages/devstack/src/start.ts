@@ -15,6 +15,7 @@ import { platformServices, seedFirstAdmin, serviceEntry, startProgramProcess, st
 import { ensureWebBuild, startWebServer, viteBin, webDir, webDistDir, type Upstreams } from "./web.js";
 import { formatLogLine } from "./log-format.js";
 import { oidcDevRoleRules, oidcTestPassword, oidcTestUsers, startOidcProvider } from "./oidc.js";
+import { reapWithThisProcess } from "./reaper.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const env = process.env;
@@ -360,6 +361,7 @@ async function startWeb(services: ServiceProcess[]): Promise<{ url: string; stop
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
+  reapWithThisProcess(child);
   const lines = (chunk: Buffer) => chunk.toString().split("\n").filter((l) => l.trim()).forEach((l) => console.log(`web       ${l}`));
   child.stdout?.on("data", lines);
   child.stderr?.on("data", lines);
@@ -413,6 +415,7 @@ function startSimulatedFleet(services: ServiceProcess[], admin: { created: boole
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
+  reapWithThisProcess(child);
   const lines = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).forEach((l) => console.log(formatLogLine("simulator", l)));
   child.stdout?.on("data", lines);
   child.stderr?.on("data", lines);
