@@ -4,7 +4,7 @@
 //     result on the stream → JetStream → fleet's consumer (batched) → SUCCEEDED.
 //   baselines (bare NATS, no PostgreSQL, fleet stopped): the bench itself sends the same
 //     deliveries to link and waits for the kiosk's result on link.kiosk.<id>.command.result
-//     (what link publishes to JetStream), so what fleet's bookkeeping costs is the
+//     or in link's batches on link.kiosk.commands (what link publishes to JetStream), so what fleet's bookkeeping costs is the
 //     difference: one request per kiosk (a one-delivery batch: the per-kiosk path fleet
 //     used before) and batches of 1,000 (the path fleet uses now).
 // Kiosks: light HTTP/2 clients (bench/light-kiosk.ts, not the SDK) in child processes that
@@ -33,7 +33,7 @@ import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { DeliverBatchReplySchema, DeliverBatchSchema, DeliverRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { linkSubjects } from "@adminkiosk/runtime";
 import { fromBinary } from "@bufbuild/protobuf";
-import { KioskCommandEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { KioskCommandEventSchema, KioskCommandEventsSchema, type KioskCommandEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
 import { loadAverage, machine, percentile, startKioskFleet, cpuSeconds } from "./kiosk-fleet.js";
 import { mintDevices } from "./mint-devices.js";
 import { benchAdmin, withStack } from "./stack.js";
@@ -353,14 +353,15 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   const nc = await natsConnect({ servers: natsUrl });
   const results = new Map<string, number>();
   const resultWaiters = new Map<string, () => void>();
-  const sub = nc.subscribe("link.kiosk.*.command.result", {
-    callback: (_err, m) => {
-      const e = fromBinary(KioskCommandEventSchema, m.data);
-      const id = e.body.value?.commandId ?? "";
-      results.set(id, Date.now());
-      resultWaiters.get(id)?.();
-    },
-  });
+  const onResult = (e: KioskCommandEvent) => {
+    if (e.body.case !== "result") return;
+    const id = e.body.value.commandId;
+    results.set(id, Date.now());
+    resultWaiters.get(id)?.();
+  };
+  // A result of its own (traced), or in a link replica's batch of acks and results.
+  const sub = nc.subscribe("link.kiosk.*.command.result", { callback: (_err, m) => onResult(fromBinary(KioskCommandEventSchema, m.data)) });
+  const batchSub = nc.subscribe(linkSubjects.commandBatch, { callback: (_err, m) => fromBinary(KioskCommandEventsSchema, m.data).events.forEach(onResult) });
   const request = (kioskId: string, commandId: string) =>
     create(DeliverRequestSchema, {
       kioskId,
@@ -449,6 +450,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     ]);
   }
   sub.unsubscribe();
+  batchSub.unsubscribe();
   await nc.close();
   const stats = await kiosks.stats();
   log(`kiosk clients: ${JSON.stringify(stats)}`);

@@ -42,6 +42,11 @@ export const linkSubjects = {
   configApplied: (kioskId: string) => linkSubjects.event(kioskId, "config.applied"),
   /** Where the kiosk is with installing a release (UpdateStatus; fleet's kiosk_updates). */
   updateStatus: (kioskId: string) => linkSubjects.event(kioskId, "update.status"),
+  /**
+   * Many kiosks' command acks and results in one message (KioskCommandEvents, a link replica's
+   * tick): under link.kiosk.> for fleet's consumer, and three tokens, so never a kiosk's subject.
+   */
+  commandBatch: "link.kiosk.commands",
   /** Every kiosk's telemetry (notifications' alerting_status and telemetry_errors rules). */
   allTelemetry: "link.kiosk.*.telemetry",
   /** The kiosk and the kind of a link event; undefined for a subject of another shape or a kind this version does not know. */

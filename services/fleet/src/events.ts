@@ -10,6 +10,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CommandOutcome } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import {
   KioskCommandEventSchema,
+  KioskCommandEventsSchema,
   KioskConfigAppliedEventSchema,
   KioskConnectedEventSchema,
   KioskDisconnectedEventSchema,
@@ -49,7 +50,8 @@ type Decoded =
   | { kind: "connected"; e: KioskConnectedEvent }
   | { kind: "disconnected"; e: KioskDisconnectedEvent }
   | { kind: "telemetry"; e: TelemetryMessage }
-  | { kind: "command"; e: KioskCommandEvent }
+  /** One ack or result (link.kiosk.<id>.command.*), or a link replica's batch of them (link.kiosk.commands). */
+  | { kind: "command"; e: KioskCommandEvent[] }
   | { kind: "config"; e: KioskConfigAppliedEvent }
   | { kind: "update"; e: KioskUpdateStatusEvent };
 
@@ -98,7 +100,8 @@ function decode(msg: ConsumedMessage, horizonMs: number, bucketMs: number): Deco
       throw new PermanentError("undecodable", `${msg.subject}: not a ${KioskTelemetryEventSchema.typeName} (${(err as Error).message})`, { cause: err });
     }
   }
-  if (kind === "command.ack" || kind === "command.result") return { kind: "command", e: decodeEvent(KioskCommandEventSchema, msg) };
+  if (kind === "command.ack" || kind === "command.result") return { kind: "command", e: [decodeEvent(KioskCommandEventSchema, msg)] };
+  if (msg.subject === linkSubjects.commandBatch) return { kind: "command", e: decodeEvent(KioskCommandEventsSchema, msg).events };
   if (kind === "config.applied") return { kind: "config", e: decodeEvent(KioskConfigAppliedEventSchema, msg) };
   if (kind === "update.status") return { kind: "update", e: decodeEvent(KioskUpdateStatusEventSchema, msg) };
   return undefined; // a kind this version does not know: nothing to apply
@@ -246,7 +249,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
           effects.samplesDropped += d.e.dropped;
           break;
         case "command":
-          commandEvents.push(d.e);
+          commandEvents.push(...d.e);
           break;
         case "update":
           updateEvents.push(d.e);

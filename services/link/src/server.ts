@@ -41,6 +41,7 @@ import {
   linkSubjects,
   SpanKind,
   startSpan,
+  tracingEnabled,
   Undecodable,
   type GrpcBidiHandler,
   type GrpcCallContext,
@@ -48,6 +49,7 @@ import {
   type Logger,
 } from "@adminkiosk/runtime";
 import { Counter, type Registry } from "prom-client";
+import { createCommandBatcher } from "./command-batches.js";
 import type { LinkConfig } from "./config.js";
 import { checkBatch, checkCommandEvent, checkConfigApplied, checkHello, checkSample, checkUpdateStatus, refusedField } from "./contract.js";
 import type { LinkEvents } from "./events.js";
@@ -88,6 +90,7 @@ type EndReason = "closed" | "replaced" | "revoked" | "draining" | "slow reader" 
 export function createLink(deps: LinkDeps) {
   const { config, presence, events, cooldown, log } = deps;
   const sessions = new Map<string, KioskStream>();
+  const commandBatches = createCommandBatcher(events, config.LINK_REPLICA_ID);
   const budgetLimits: BudgetLimits = {
     messageRate: config.LINK_MESSAGE_RATE,
     messageBurst: config.LINK_MESSAGE_BURST,
@@ -455,9 +458,17 @@ export function createLink(deps: LinkDeps) {
         await acceptTelemetry(session, body.value);
         return;
       case "ack":
-      case "result":
+      case "result": {
         checkCommandEvent(body.case, body.value);
-        // The command's trace ends here when the kiosk echoed its traceparent (tracing; else just the publish).
+        if (!(body.value.traceparent && tracingEnabled())) {
+          // With the other streams' of this tick, in one message (command-batches.ts). An ack is
+          // not waited for, so the result right behind it goes in the same message.
+          const stored = commandBatches.add(create(KioskCommandEventSchema, { kioskId, body, receiveTime: timestampNow() }));
+          if (body.case === "ack") stored.catch((err: unknown) => session.fail(err));
+          else await stored;
+          return;
+        }
+        // The command's trace ends here when the kiosk echoed its traceparent (a message of its own, carrying it).
         await inSpan(
           `kiosk command ${body.case}`,
           { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(body.value.traceparent || undefined), attributes: { "command.id": body.value.commandId, "kiosk.id": kioskId } },
@@ -470,6 +481,7 @@ export function createLink(deps: LinkDeps) {
             ),
         );
         return;
+      }
       case "configApplied":
         checkConfigApplied(body.value);
         await events.publish(

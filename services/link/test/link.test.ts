@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,7 +19,8 @@ import { eventually, repoRoot, startTestService, type StartedService } from "@ad
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@adminkiosk/proto/grpc/health/v1/health_pb";
 import { bearer, Role, startAuth, type AuthFixture } from "../../../test/support/auth.js";
 import { StreamOutbox } from "../src/outbox.js";
-import { KioskCommandEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { KioskCommandEventsSchema } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { linkSubjects } from "@adminkiosk/runtime";
 
 const run = promisify(execFile);
 const failure = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => ConnectError.from(err));
@@ -94,6 +95,45 @@ async function nextEvent(subject: string) {
     if (!msg) throw new Error(`no event on ${subject}`);
     return msg.data;
   };
+}
+
+/**
+ * The acks and results link publishes for `kioskId` from now on: they go in link's batches on
+ * link.kiosk.commands (every kiosk's of a tick in one message; other files' kiosks too).
+ */
+async function nextCommandEvents(kioskId: string) {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.consumers.add("LINK", { filter_subject: linkSubjects.commandBatch, ack_policy: AckPolicy.None, deliver_policy: "new", inactive_threshold: 30_000_000_000 });
+  const consumer = await jetstream(nc).consumers.get("LINK", info.name);
+  /** Resolves with the events of the next message that holds any of the kiosk's. */
+  return async () => {
+    for (;;) {
+      const msg = await consumer.next({ expires: eventually.timeout });
+      if (!msg) throw new Error(`no command event of ${kioskId} on ${linkSubjects.commandBatch}`);
+      const mine = fromBinary(KioskCommandEventsSchema, msg.data).events.filter((e) => e.kioskId === kioskId);
+      if (mine.length > 0) return mine;
+    }
+  };
+}
+
+/** Every ack or result of `kioskId` stored on link.kiosk.commands after sequence `since` (what the stream holds now). */
+async function storedCommandEvents(kioskId: string, since: number) {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.consumers.add("LINK", {
+    filter_subject: linkSubjects.commandBatch,
+    ack_policy: AckPolicy.None,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: since + 1,
+    inactive_threshold: 30_000_000_000,
+  });
+  const consumer = await jetstream(nc).consumers.get("LINK", info.name);
+  const found = [];
+  for (let i = 0; i < info.num_pending; i++) {
+    const msg = await consumer.next({ expires: eventually.timeout });
+    if (!msg) throw new Error(`${info.num_pending - i} messages on ${linkSubjects.commandBatch} not delivered`);
+    found.push(...fromBinary(KioskCommandEventsSchema, msg.data).events.filter((e) => e.kioskId === kioskId));
+  }
+  return found;
 }
 
 describe("connecting", () => {
@@ -442,6 +482,30 @@ async function stored(subject: string): Promise<number> {
   return info.state.subjects?.[subject] ?? 0;
 }
 
+describe("command acks and results", () => {
+  it("go to JetStream in link's batches, each under the kiosk id of the stream's credential, the result as the kiosk reported it", async () => {
+    const commandId = "0b8d2c61-4a4e-4f7e-9c2a-7d1e5f3a9b10";
+    const kiosks = ["prague-140", "prague-141"];
+    const streams = await Promise.all(kiosks.map((id) => welcomed(link.url, id)));
+    const events = await Promise.all(kiosks.map((id) => nextCommandEvents(id)));
+    streams.forEach((stream) => {
+      stream.send({ body: { case: "ack", value: { commandId } } });
+      stream.send({ body: { case: "result", value: { commandId, outcome: 1, payload: { shown: true } } } });
+    });
+    for (const [i, kioskId] of kiosks.entries()) {
+      const seen = [];
+      while (seen.length < 2) seen.push(...(await events[i]!()));
+      expect(seen.map((e) => [e.kioskId, e.body.case, e.body.value?.commandId])).toEqual([
+        [kioskId, "ack", commandId],
+        [kioskId, "result", commandId],
+      ]);
+      expect(seen[1]!.body.case === "result" && seen[1]!.body.value.payload).toEqual({ shown: true });
+      expect(seen.every((e) => e.receiveTime !== undefined)).toBe(true);
+    }
+    streams.forEach((s) => s.close());
+  });
+});
+
 describe("each kiosk's message budget", () => {
   it("a kiosk sending far over its budget is cut off with RESOURCE_EXHAUSTED and a cool-down, while another kiosk's telemetry and acks keep flowing", async () => {
     const tight = await startTestService("link", {
@@ -469,7 +533,7 @@ describe("each kiosk's message budget", () => {
 
       // Meanwhile the bystander reports and acknowledges as usual.
       const commandId = "6f1c1c52-5d7e-4f0a-9a43-1b2f3c4d5e6f";
-      const ack = await nextEvent("link.kiosk.prague-100.command.ack");
+      const ack = await nextCommandEvents("prague-100");
       let acked = 0;
       const flooded = Promise.all([telemetryFlooder.rest(), chatter.rest()]);
       for (let i = 0; i < 5; i++) {
@@ -478,7 +542,7 @@ describe("each kiosk's message budget", () => {
         if (reply?.body.case === "telemetryAck") acked++;
       }
       bystander.send({ body: { case: "ack", value: { commandId } } });
-      expect(fromBinary(KioskCommandEventSchema, await ack()).body).toMatchObject({ case: "ack", value: { commandId } });
+      expect((await ack())[0]?.body).toMatchObject({ case: "ack", value: { commandId } });
       expect(acked).toBe(5);
 
       const [samples, messages] = await flooded;
@@ -578,11 +642,13 @@ describe("the contract: what the store cannot hold never leaves link", () => {
   it.each(refusals)("%s ends the stream with INVALID_ARGUMENT naming the field, and nothing reaches NATS", async (_, message, expected) => {
     const kioskId = `prague-12${refusals.findIndex(([what]) => what === _)}`;
     const stream = await welcomed(link.url, kioskId);
+    const since = (await (await jetstreamManager(nc)).streams.info("LINK")).state.last_seq;
     stream.send(message);
     const { error } = await stream.rest();
     expect(error?.code).toBe(Code.InvalidArgument);
     expect(error?.rawMessage).toMatch(expected);
     for (const kind of ["telemetry", "command.result", "config.applied", "update.status"]) expect(await stored(`link.kiosk.${kioskId}.${kind}`)).toBe(0);
+    expect(await storedCommandEvents(kioskId, since)).toEqual([]);
     await expect.poll(() => link.output.some((l) => l.includes(kioskId) && l.includes("breaks the contract")), shows).toBe(true);
   });
 

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file adminkiosk/link/v1/events.proto.
  */
 export const file_adminkiosk_link_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch9hZG1pbmtpb3NrL2xpbmsvdjEvZXZlbnRzLnByb3RvEhJhZG1pbmtpb3NrLmxpbmsudjEiuAEKE0tpb3NrQ29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhQKDGxpbmtfcmVwbGljYRgDIAEoCRIoCgVoZWxsbxgEIAEoCzIZLmFkbWlua2lvc2subGluay52MS5IZWxsbxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAYgASgJInoKFktpb3NrRGlzY29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSFAoMbGlua19yZXBsaWNhGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKMAQoTS2lvc2tUZWxlbWV0cnlFdmVudBIQCghraW9za19pZBgBIAEoCRIxCgViYXRjaBgCIAEoCzIiLmFkbWlua2lvc2subGluay52MS5UZWxlbWV0cnlCYXRjaBIwCgxyZWNlaXZlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBChFLaW9za0NvbW1hbmRFdmVudBIQCghraW9za19pZBgBIAEoCRItCgNhY2sYAiABKAsyHi5hZG1pbmtpb3NrLmxpbmsudjEuQ29tbWFuZEFja0gAEjMKBnJlc3VsdBgDIAEoCzIhLmFkbWlua2lvc2subGluay52MS5Db21tYW5kUmVzdWx0SAASMAoMcmVjZWl2ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRib2R5IpEBChdLaW9za0NvbmZpZ0FwcGxpZWRFdmVudBIQCghraW9za19pZBgBIAEoCRIyCgdhcHBsaWVkGAIgASgLMiEuYWRtaW5raW9zay5saW5rLnYxLkNvbmZpZ0FwcGxpZWQSMAoMcmVjZWl2ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoWS2lvc2tVcGRhdGVTdGF0dXNFdmVudBIQCghraW9za19pZBgBIAEoCRIwCgZzdGF0dXMYAiABKAsyIC5hZG1pbmtpb3NrLmxpbmsudjEuVXBkYXRlU3RhdHVzEjAKDHJlY2VpdmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_adminkiosk_link_v1_link, file_google_protobuf_timestamp]);
+  fileDesc("Ch9hZG1pbmtpb3NrL2xpbmsvdjEvZXZlbnRzLnByb3RvEhJhZG1pbmtpb3NrLmxpbmsudjEiuAEKE0tpb3NrQ29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhQKDGxpbmtfcmVwbGljYRgDIAEoCRIoCgVoZWxsbxgEIAEoCzIZLmFkbWlua2lvc2subGluay52MS5IZWxsbxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAYgASgJInoKFktpb3NrRGlzY29ubmVjdGVkRXZlbnQSEAoIa2lvc2tfaWQYASABKAkSFAoMbGlua19yZXBsaWNhGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKMAQoTS2lvc2tUZWxlbWV0cnlFdmVudBIQCghraW9za19pZBgBIAEoCRIxCgViYXRjaBgCIAEoCzIiLmFkbWlua2lvc2subGluay52MS5UZWxlbWV0cnlCYXRjaBIwCgxyZWNlaXZlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBChFLaW9za0NvbW1hbmRFdmVudBIQCghraW9za19pZBgBIAEoCRItCgNhY2sYAiABKAsyHi5hZG1pbmtpb3NrLmxpbmsudjEuQ29tbWFuZEFja0gAEjMKBnJlc3VsdBgDIAEoCzIhLmFkbWlua2lvc2subGluay52MS5Db21tYW5kUmVzdWx0SAASMAoMcmVjZWl2ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRib2R5ImEKEktpb3NrQ29tbWFuZEV2ZW50cxIUCgxsaW5rX3JlcGxpY2EYASABKAkSNQoGZXZlbnRzGAIgAygLMiUuYWRtaW5raW9zay5saW5rLnYxLktpb3NrQ29tbWFuZEV2ZW50IpEBChdLaW9za0NvbmZpZ0FwcGxpZWRFdmVudBIQCghraW9za19pZBgBIAEoCRIyCgdhcHBsaWVkGAIgASgLMiEuYWRtaW5raW9zay5saW5rLnYxLkNvbmZpZ0FwcGxpZWQSMAoMcmVjZWl2ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoWS2lvc2tVcGRhdGVTdGF0dXNFdmVudBIQCghraW9za19pZBgBIAEoCRIwCgZzdGF0dXMYAiABKAsyIC5hZG1pbmtpb3NrLmxpbmsudjEuVXBkYXRlU3RhdHVzEjAKDHJlY2VpdmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_adminkiosk_link_v1_link, file_google_protobuf_timestamp]);
 
 /**
  * link.kiosk.<kiosk_id>.connected
@@ -173,6 +173,34 @@ export const KioskCommandEventSchema: GenMessage<KioskCommandEvent> = /*@__PURE_
   messageDesc(file_adminkiosk_link_v1_events, 3);
 
 /**
+ * link.kiosk.commands: the command acks and results one link replica received in one
+ * moment (a tick of its event loop), from many kiosks, as one message — a broadcast's
+ * 100,000 acks and results are a few hundred JetStream messages, not 200,000. Each
+ * event's kiosk_id is the kiosk whose credential held the stream, as on the per-kiosk
+ * subjects (which link still uses for an ack or result that carries a traceparent).
+ *
+ * @generated from message adminkiosk.link.v1.KioskCommandEvents
+ */
+export type KioskCommandEvents = Message<"adminkiosk.link.v1.KioskCommandEvents"> & {
+  /**
+   * @generated from field: string link_replica = 1;
+   */
+  linkReplica: string;
+
+  /**
+   * @generated from field: repeated adminkiosk.link.v1.KioskCommandEvent events = 2;
+   */
+  events: KioskCommandEvent[];
+};
+
+/**
+ * Describes the message adminkiosk.link.v1.KioskCommandEvents.
+ * Use `create(KioskCommandEventsSchema)` to create a new message.
+ */
+export const KioskCommandEventsSchema: GenMessage<KioskCommandEvents> = /*@__PURE__*/
+  messageDesc(file_adminkiosk_link_v1_events, 4);
+
+/**
  * link.kiosk.<kiosk_id>.config.applied
  *
  * @generated from message adminkiosk.link.v1.KioskConfigAppliedEvent
@@ -199,7 +227,7 @@ export type KioskConfigAppliedEvent = Message<"adminkiosk.link.v1.KioskConfigApp
  * Use `create(KioskConfigAppliedEventSchema)` to create a new message.
  */
 export const KioskConfigAppliedEventSchema: GenMessage<KioskConfigAppliedEvent> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_link_v1_events, 4);
+  messageDesc(file_adminkiosk_link_v1_events, 5);
 
 /**
  * link.kiosk.<kiosk_id>.update.status
@@ -228,5 +256,5 @@ export type KioskUpdateStatusEvent = Message<"adminkiosk.link.v1.KioskUpdateStat
  * Use `create(KioskUpdateStatusEventSchema)` to create a new message.
  */
 export const KioskUpdateStatusEventSchema: GenMessage<KioskUpdateStatusEvent> = /*@__PURE__*/
-  messageDesc(file_adminkiosk_link_v1_events, 5);
+  messageDesc(file_adminkiosk_link_v1_events, 6);
 
