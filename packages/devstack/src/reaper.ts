@@ -18,12 +18,13 @@ function reaperStdin(): NodeJS.WritableStream | undefined {
 }
 
 /**
- * Has `child` — spawned `detached`, so the leader of a process group of its own — stopped
- * (SIGTERM, then SIGKILL) if this process exits while it still runs.
+ * Has `child` stopped if this process exits while it still runs: by default `child` was spawned
+ * `detached` (the leader of a process group of its own) and its group gets SIGTERM; with
+ * `group: false` only the process gets `signal`. SIGKILL follows after 10 s.
  */
-export function reapWithThisProcess(child: ChildProcess): void {
+export function reapWithThisProcess(child: ChildProcess, options: { group?: boolean; signal?: NodeJS.Signals } = {}): void {
   const pid = child.pid;
   if (pid === undefined) return;
-  reaperStdin()?.write(`+${pid}\n`);
+  reaperStdin()?.write(`+${pid} ${options.group === false ? "process" : "group"} ${options.signal ?? "SIGTERM"}\n`);
   child.once("exit", () => reaper?.stdin?.write(`-${pid}\n`));
 }

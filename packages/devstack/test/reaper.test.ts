@@ -1,6 +1,6 @@
 // A launcher (npm start, a test worker, a bench) that dies without stopping what it started —
-// SIGKILL, an out-of-memory kill — leaves nothing running: its services and Redis, each in a
-// process group of its own, are stopped by its reaper, and their ports are free again.
+// SIGKILL, an out-of-memory kill — leaves nothing running: its services, Redis and PostgreSQL are
+// stopped by its reaper, and their ports are free again.
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import net from "node:net";
@@ -19,14 +19,15 @@ const accepts = (port: number) =>
 
 it("what a launcher started stops when the launcher is killed", async () => {
   const dir = mkdtempSync(join(tmpdir(), "adminkiosk-reaper-"));
-  const [programPort, redisPort] = [await freePort(), await freePort()];
+  const [programPort, redisPort, pgPort] = [await freePort(), await freePort(), await freePort()];
   writeFileSync(join(dir, "program.mts"), `import http from "node:http"; http.createServer((_, res) => res.end("ok")).listen(${programPort}, "127.0.0.1");\n`);
   const devstack = pathToFileURL(join(import.meta.dirname, "../src/index.ts")).href;
   writeFileSync(
     join(dir, "launcher.mts"),
-    `import { startProgramProcess, startRedis } from ${JSON.stringify(devstack)};
+    `import { startPostgres, startProgramProcess, startRedis } from ${JSON.stringify(devstack)};
 await startProgramProcess("program", ${JSON.stringify(join(dir, "program.mts"))}, ${JSON.stringify(process.cwd())}, ${programPort}, {}, () => {});
 await startRedis(${JSON.stringify(join(dir, "redis"))}, ${redisPort});
+await startPostgres(${JSON.stringify(join(dir, "pg"))}, ${pgPort});
 console.log("started");
 setInterval(() => {}, 60_000);
 `,
@@ -39,7 +40,8 @@ setInterval(() => {}, 60_000);
   await started;
   await waitForPort(programPort, 10_000, "program");
   expect(await accepts(redisPort)).toBe(true);
+  expect(await accepts(pgPort)).toBe(true);
 
   launcher.kill("SIGKILL");
-  await waitFor("the program and Redis to stop", async () => (!(await accepts(programPort)) && !(await accepts(redisPort)) ? true : undefined), { timeout: 30_000 });
+  await waitFor("the program, Redis and PostgreSQL to stop", async () => (!(await accepts(programPort)) && !(await accepts(redisPort)) && !(await accepts(pgPort)) ? true : undefined), { timeout: 30_000 });
 }, 60_000);
