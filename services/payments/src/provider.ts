@@ -4,6 +4,7 @@
 // outcomes arrive later as signed webhooks, parsed here into ProviderEvents.
 import { z } from "zod";
 import { inSpan, injectTraceHeaders, SpanKind } from "@adminkiosk/runtime";
+import { postJson, type PostAnswer } from "./http-post.js";
 import { verifySignature, WebhookRejected, signatureHeader } from "./webhook-signature.js";
 
 export interface ChargeRequest {
@@ -94,26 +95,21 @@ const eventBody = z.object({ id: z.string().min(1).max(255), type: z.string(), d
 /** The provider's HTTP API (JSON, bearer API key, Idempotency-Key header). */
 export function httpProvider(options: HttpProviderOptions): PaymentProvider {
   const call = async (path: string, idempotencyKey: string, body: unknown, signal?: AbortSignal): Promise<unknown> => {
-    let res: Response;
+    let res: PostAnswer;
     try {
       // A CLIENT span whose traceparent the provider gets (the simulator's webhooks carry it back).
       res = await inSpan(`provider POST ${path.replace(/\/ch_[A-Za-z0-9_]+\//, "/{id}/")}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": "POST" } }, () => {
         const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, "content-type": "application/json", "idempotency-key": idempotencyKey };
         injectTraceHeaders(headers);
-        return fetch(new URL(path, options.baseUrl), {
-          method: "POST",
-          headers,
-          body: JSON.stringify(body),
-          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]) : AbortSignal.timeout(options.timeoutMs),
-        });
+        const timeout = AbortSignal.timeout(options.timeoutMs);
+        return postJson(new URL(path, options.baseUrl), headers, JSON.stringify(body), signal ? AbortSignal.any([signal, timeout]) : timeout);
       });
     } catch (err) {
       throw new ProviderError("unreachable", `provider unreachable: ${err instanceof Error ? err.message : String(err)}`, true);
     }
-    const text = await res.text().catch(() => "");
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(res.text);
     } catch {
       json = undefined;
     }

@@ -10,6 +10,7 @@ import http from "node:http";
 import type { Logger } from "@adminkiosk/runtime";
 import { inSpan, injectTraceHeaders, SpanKind, traceHttpRoute } from "@adminkiosk/runtime";
 import { z } from "zod";
+import { postJson } from "../http-post.js";
 import { signatureFor, signatureHeader } from "../webhook-signature.js";
 
 export interface SimulatorOptions {
@@ -107,6 +108,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 export function createSimulator(options: SimulatorOptions): http.Server {
   const { log } = options;
+  const webhookUrl = new URL(options.webhookUrl);
   const charges = new Map<string, Charge>();
   const refunds = new Map<string, Refund>();
   const idempotency = new Map<string, { hash: string; status: number; body: unknown }>();
@@ -145,10 +147,9 @@ export function createSimulator(options: SimulatorOptions): http.Server {
         const res = await inSpan(`POST webhook ${type}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": "POST", "webhook.event": type } }, () => {
           const headers: Record<string, string> = { "content-type": "application/json", [signatureHeader]: signature };
           injectTraceHeaders(headers);
-          return fetch(options.webhookUrl, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
+          return postJson(webhookUrl, headers, body, AbortSignal.timeout(10_000));
         });
         status = res.status;
-        await res.arrayBuffer();
       } catch (err) {
         log.warn({ eventId: event.id, err: err instanceof Error ? err.message : String(err) }, "webhook delivery failed");
       }
