@@ -40,7 +40,7 @@ import type { ChangeFeed } from "./changes.js";
 import { factBatch, reconnects } from "./facts.js";
 import { applyUpdateStatuses } from "./releases/updates.js";
 import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
-import { decodeTelemetryMessage, insertSamples, newestSample, stateOf, type TelemetryMessage, type TelemetryStore } from "./telemetry.js";
+import { CopyRowWriter, decodeTelemetryMessage, insertSamples, newestSample, stateOf, type TelemetryMessage, type TelemetryStore } from "./telemetry.js";
 
 /** The command states an ack moves to ACKED, and the open ones a result finishes (states.ts). */
 const ackable = sqlStates(commandStatesFor("ack"));
@@ -89,13 +89,13 @@ export interface LinkEventConsumer {
 }
 
 /** undefined: a kind this version does not apply. Bytes that do not decode are dead-lettered. */
-function decode(msg: ConsumedMessage, horizonMs: number, bucketMs: number): Decoded | undefined {
+function decode(msg: ConsumedMessage, horizonMs: number, bucketMs: number, rows: CopyRowWriter): Decoded | undefined {
   const kind = linkSubjects.parse(msg.subject)?.kind;
   if (kind === "connected") return { kind, e: decodeEvent(KioskConnectedEventSchema, msg) };
   if (kind === "disconnected") return { kind, e: decodeEvent(KioskDisconnectedEventSchema, msg) };
   if (kind === "telemetry") {
     try {
-      return { kind, e: decodeTelemetryMessage(msg.data, horizonMs, bucketMs) };
+      return { kind, e: decodeTelemetryMessage(msg.data, horizonMs, bucketMs, rows) };
     } catch (err) {
       throw new PermanentError("undecodable", `${msg.subject}: not a ${KioskTelemetryEventSchema.typeName} (${(err as Error).message})`, { cause: err });
     }
@@ -124,11 +124,11 @@ export const lastSeenFromTelemetryMs = 30_000;
  * state is newer is not written at all.
  */
 async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], facts: ReturnType<typeof factBatch>, bucketMs: number) {
-  let rows = "";
+  const rows: Buffer[] = [];
   let count = 0;
   const latest = new Map<string, { receivedMs: number; sampledIn?: TelemetryMessage }>();
   for (const m of messages) {
-    rows += m.rows;
+    rows.push(m.rows);
     count += m.retained;
     const entry = latest.get(m.kioskId);
     if (!entry) latest.set(m.kioskId, { receivedMs: m.receivedMs, sampledIn: m.newest ? m : undefined });
@@ -202,7 +202,8 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
    * transaction), so applying a batch is mostly the database's work.
    */
   const prepared = new WeakMap<ConsumedMessage, Decoded | undefined>();
-  const decodeMessage = (msg: ConsumedMessage) => decode(msg, o.telemetry.horizonMs(), o.factsBucketMs);
+  const rowWriter = new CopyRowWriter();
+  const decodeMessage = (msg: ConsumedMessage) => decode(msg, o.telemetry.horizonMs(), o.factsBucketMs, rowWriter);
   const prepare = (msgs: ConsumedMessage[]) => {
     for (const msg of msgs) {
       try {

@@ -62,13 +62,82 @@ export function startTelemetryStore(pool: Pool, retentionDays: number, log: Logg
   };
 }
 
-// COPY is how samples are stored (pg-copy-streams, as the benchmark's baseline does).
+// COPY is how samples are stored (pg-copy-streams), in its binary format: the rows are written
+// from the message's bytes (ids and errors copied as they are, numbers in network order), so
+// neither fleet nor PostgreSQL turns a sample into text and back.
 const columns = "kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors";
-const copyEscapes: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r" };
-/** A value in COPY's text format: backslash, tab, newline and carriage return escaped. */
-const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => copyEscapes[c]!) : s);
-/** An element of a text[] literal: quoted, its quotes and backslashes escaped. */
-const arrayElement = (e: string) => `"${/["\\]/.test(e) ? e.replace(/["\\]/g, (c) => `\\${c}`) : e}"`;
+const columnCount = 11;
+/** Binary COPY's header (signature, flags, no extension) and trailer. */
+const copyHeader = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
+const copyTrailer = Buffer.from([0xff, 0xff]);
+/** timestamptz in binary: microseconds since 2000-01-01 UTC. */
+const pgEpochMs = 946_684_800_000;
+const textOid = 25;
+/** A row's bytes besides its kiosk id, sample id and errors: lengths, values, the array's header. */
+const fixedRowBytes = 2 + columnCount * 4 + 8 + 8 + 4 + 4 + 4 + 8 + 2 + 2 + 20;
+const slabBytes = 256 * 1024;
+
+/**
+ * Where decoded rows go: one slab after another, each message's rows a view of one of them
+ * (a message that outgrows the slab's rest moves to a new one), so a batch's rows are few
+ * large allocations, not a string per value.
+ */
+export class CopyRowWriter {
+  private buf = Buffer.allocUnsafe(slabBytes);
+  private pos = 0;
+  private start = 0;
+  begin() {
+    this.start = this.pos;
+  }
+  /** Room for `n` more bytes of the current message's rows. */
+  ensure(n: number): Buffer {
+    if (this.pos + n <= this.buf.length) return this.buf;
+    const used = this.pos - this.start;
+    const next = Buffer.allocUnsafe(Math.max(slabBytes, 2 * (used + n)));
+    this.buf.copy(next, 0, this.start, this.pos);
+    this.buf = next;
+    this.start = 0;
+    this.pos = used;
+    return next;
+  }
+  int16(v: number) {
+    this.pos = this.buf.writeInt16BE(v, this.pos);
+  }
+  int32(v: number) {
+    this.pos = this.buf.writeInt32BE(v, this.pos);
+  }
+  /** A field's length, then the value. */
+  float4(v: number) {
+    this.int32(4);
+    this.pos = this.buf.writeFloatBE(v, this.pos);
+  }
+  int64(v: number | bigint) {
+    this.int32(8);
+    if (typeof v === "bigint") this.pos = this.buf.writeBigInt64BE(v, this.pos);
+    else {
+      const hi = Math.floor(v / 4_294_967_296);
+      this.pos = this.buf.writeInt32BE(hi, this.pos);
+      this.pos = this.buf.writeUInt32BE(v - hi * 4_294_967_296, this.pos);
+    }
+  }
+  timestamptz(ms: number) {
+    this.int64((ms - pgEpochMs) * 1000);
+  }
+  smallint(v: number) {
+    this.int32(2);
+    this.int16(v);
+  }
+  /** Bytes copied from `src` (a text value, UTF-8 as the message carries it), with or without their length. */
+  bytes(src: Uint8Array, from: number, to: number, withLength = true) {
+    if (withLength) this.int32(to - from);
+    this.buf.set(src.subarray(from, to), this.pos);
+    this.pos += to - from;
+  }
+  /** The current message's rows. */
+  end(): Buffer {
+    return this.buf.subarray(this.start, this.pos);
+  }
+}
 
 /**
  * One link telemetry message (KioskTelemetryEvent) decoded straight into what fleet stores:
@@ -81,8 +150,8 @@ export interface TelemetryMessage {
   kioskId: string;
   /** When link received it (now, if link did not say). */
   receivedMs: number;
-  /** COPY text rows (the column order of `columns`) of the retained samples. */
-  rows: string;
+  /** Binary COPY rows (the column order of `columns`, no header) of the retained samples. */
+  rows: Buffer;
   retained: number;
   /** Samples older than the retention period: not stored. */
   dropped: number;
@@ -103,7 +172,7 @@ const faultStatus = DeviceStatus.FAULT;
 class WireReader {
   pos: number;
   private readonly view: DataView;
-  private readonly text: Buffer;
+  private readonly utf8: Buffer;
   constructor(
     readonly buf: Uint8Array,
     start = 0,
@@ -111,9 +180,9 @@ class WireReader {
   ) {
     this.pos = start;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    this.text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.utf8 = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   }
-  /** A varint as a number: exact below 2^53 (larger ones, e.g. negative int64, lose precision: use int64Text). */
+  /** A varint as a number: exact below 2^53 (larger ones, e.g. negative int64, lose precision: see int64OrBig). */
   varint(): number {
     let result = 0;
     let scale = 1;
@@ -138,11 +207,11 @@ class WireReader {
     const n = this.varint();
     return n < 2 ** 53 ? n : Number(this.int64Big(start));
   }
-  /** An int64 varint as decimal text (two's complement for negative values). */
-  int64Text(): string {
+  /** An int64 varint: a number within ±2^53, a bigint beyond. */
+  int64OrBig(): number | bigint {
     const start = this.pos;
     const n = this.varint();
-    return n < 2 ** 53 ? String(n) : this.int64Big(start).toString();
+    return n < 2 ** 53 ? n : this.int64Big(start);
   }
   /** An int32/enum varint (negative values are 10-byte varints). */
   int32(): number {
@@ -163,11 +232,9 @@ class WireReader {
     if (end > this.end) throw new Error("truncated field");
     return end;
   }
-  string(): string {
-    const end = this.delimited();
-    const s = this.text.toString("utf8", this.pos, end);
-    this.pos = end;
-    return s;
+  /** The text of bytes [from, to). */
+  text(from: number, to: number): string {
+    return this.utf8.toString("utf8", from, to);
   }
   skip(wireType: number): void {
     if (wireType === 0) this.varint();
@@ -197,14 +264,20 @@ class WireReader {
  * Decodes a KioskTelemetryEvent's bytes (link.kiosk.<id>.telemetry). `horizonMs`: samples
  * taken before it are past retention and dropped; `bucketMs`: kiosk_facts' bucket width.
  */
-export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, bucketMs: number): TelemetryMessage {
+export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, bucketMs: number, out = new CopyRowWriter()): TelemetryMessage {
   const r = new WireReader(data);
   let kioskId = "";
+  let kioskIdAt: [number, number] = [0, 0];
   let receivedMs: number | undefined;
   let batch: [number, number] | undefined;
   while (r.pos < r.end) {
     const tag = r.varint();
-    if (tag === 0x0a) kioskId = r.string();
+    if (tag === 0x0a) {
+      const end = r.delimited();
+      kioskIdAt = [r.pos, end];
+      r.pos = end;
+      kioskId = r.text(kioskIdAt[0], end);
+    }
     else if (tag === 0x12) {
       const end = r.delimited();
       batch = [r.pos, end];
@@ -213,18 +286,24 @@ export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, buck
     else r.skip(tag & 7);
   }
   if (r.pos !== r.end) throw new Error("malformed KioskTelemetryEvent");
-  const m: TelemetryMessage = { kioskId, receivedMs: receivedMs ?? Date.now(), rows: "", retained: 0, dropped: 0, buckets: [], data };
-  if (batch) samples(new WireReader(data, batch[0], batch[1]), m, horizonMs, bucketMs);
+  const m: TelemetryMessage = { kioskId, receivedMs: receivedMs ?? Date.now(), rows: emptyRows, retained: 0, dropped: 0, buckets: [], data };
+  if (batch) {
+    out.begin();
+    samples(new WireReader(data, batch[0], batch[1]), m, kioskIdAt, horizonMs, bucketMs, out);
+    m.rows = out.end();
+  }
   return m;
 }
 
-/** The samples of a TelemetryBatch (field 1, repeated), each into `m`. */
-function samples(r: WireReader, m: TelemetryMessage, horizonMs: number, bucketMs: number) {
-  const kiosk = copyText(m.kioskId);
-  const date = new Date(m.receivedMs);
-  const received = date.toISOString();
+const emptyRows = Buffer.alloc(0);
+/** A sample's errors: their byte ranges in the message (start, end, start, end, …), reused. */
+const errorRanges: number[] = [];
+
+/** The samples of a TelemetryBatch (field 1, repeated), each into `m` and its row into `out`. */
+function samples(r: WireReader, m: TelemetryMessage, kioskIdAt: [number, number], horizonMs: number, bucketMs: number, out: CopyRowWriter) {
+  const data = r.buf;
+  const kioskIdBytes = kioskIdAt[1] - kioskIdAt[0];
   const aheadMs = m.receivedMs + day;
-  let rows = "";
   while (r.pos < r.end) {
     const tag = r.varint();
     if (tag !== 0x0a) {
@@ -233,28 +312,37 @@ function samples(r: WireReader, m: TelemetryMessage, horizonMs: number, bucketMs
     }
     const end = r.delimited();
     const start = r.pos;
-    let id = "";
+    let idFrom = 0;
+    let idTo = 0;
     let atMs: number | undefined;
     let cpu = 0;
     let temperature = 0;
     let paper = 0;
-    let cash = "0";
+    let cash: number | bigint = 0;
     let printer = 0;
     let scanner = 0;
-    let errors = "";
-    let errorCount = 0;
+    errorRanges.length = 0;
     while (r.pos < end) {
       const t = r.varint();
       switch (t) {
-        case 0x0a: id = r.string(); break;
+        case 0x0a:
+          idTo = r.delimited();
+          idFrom = r.pos;
+          r.pos = idTo;
+          break;
         case 0x12: atMs = r.timestampMs(); break;
         case 0x19: cpu = r.double(); break;
         case 0x21: temperature = r.double(); break;
         case 0x29: paper = r.double(); break;
-        case 0x30: cash = r.int64Text(); break;
+        case 0x30: cash = r.int64OrBig(); break;
         case 0x38: printer = r.int32(); break;
         case 0x40: scanner = r.int32(); break;
-        case 0x4a: errors += (errorCount++ ? "," : "") + arrayElement(r.string()); break;
+        case 0x4a: {
+          const e = r.delimited();
+          errorRanges.push(r.pos, e);
+          r.pos = e;
+          break;
+        }
         default: r.skip(t & 7);
       }
     }
@@ -265,11 +353,37 @@ function samples(r: WireReader, m: TelemetryMessage, horizonMs: number, bucketMs
       m.dropped++;
       continue;
     }
+    if (printer < -32768 || printer > 32767 || scanner < -32768 || scanner > 32767) throw new Error("device status out of range");
     m.retained++;
-    date.setTime(at);
-    rows += `${kiosk}\t${date.toISOString()}\t${copyText(id)}\t${received}\t${cpu}\t${temperature}\t${paper}\t${cash}\t${printer}\t${scanner}\t${copyText(`{${errors}}`)}\n`;
+    // The row: its size is bounded by the sample's own bytes (each error's length prefix is 4
+    // bytes where the message's tag and length took at least 2).
+    out.ensure(fixedRowBytes + kioskIdBytes + 2 * (end - start));
+    out.int16(columnCount);
+    out.bytes(data, kioskIdAt[0], kioskIdAt[1]);
+    out.timestamptz(at);
+    out.bytes(data, idFrom, idTo);
+    out.timestamptz(m.receivedMs);
+    out.float4(cpu);
+    out.float4(temperature);
+    out.float4(paper);
+    out.int64(cash);
+    out.smallint(printer);
+    out.smallint(scanner);
+    // text[]: dimensions, no nulls, element type; the dimension's size and lower bound; elements.
+    const errors = errorRanges.length / 2;
+    let arrayBytes = 12 + (errors ? 8 : 0);
+    for (let i = 0; i < errorRanges.length; i += 2) arrayBytes += 4 + errorRanges[i + 1]! - errorRanges[i]!;
+    out.int32(arrayBytes);
+    out.int32(errors ? 1 : 0);
+    out.int32(0);
+    out.int32(textOid);
+    if (errors) {
+      out.int32(errors);
+      out.int32(1);
+      for (let i = 0; i < errorRanges.length; i += 2) out.bytes(data, errorRanges[i]!, errorRanges[i + 1]!);
+    }
     const bucket = Math.floor(at / bucketMs) * bucketMs;
-    const faulty = printer === faultStatus || scanner === faultStatus || errorCount > 0 ? 1 : 0;
+    const faulty = printer === faultStatus || scanner === faultStatus || errors > 0 ? 1 : 0;
     const b = m.buckets;
     let i = b.length - 3;
     while (i >= 0 && b[i] !== bucket) i -= 3;
@@ -280,15 +394,15 @@ function samples(r: WireReader, m: TelemetryMessage, horizonMs: number, bucketMs
     }
     if (!m.newest || at > m.newest.atMs) m.newest = { atMs: at, start, end };
   }
-  m.rows = rows;
 }
 
-async function copy(tx: PoolClient, sql: string, text: string): Promise<void> {
-  const stream = tx.query(copyFrom(sql));
+/** Binary COPY of `rows` (each a message's rows) into `table`. */
+async function copy(tx: PoolClient, table: string, rows: Buffer[]): Promise<void> {
+  const stream = tx.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN (FORMAT binary)`));
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", resolve);
-    stream.end(text);
+    stream.end(Buffer.concat([copyHeader, ...rows, copyTrailer]));
   });
 }
 
@@ -301,7 +415,7 @@ export interface StoredSamples {
 }
 
 /**
- * Stores samples (`rows`: COPY text rows, `count` of them) exactly once: a resent sample
+ * Stores samples (`rows`: binary COPY rows, `count` of them) exactly once: a resent sample
  * (same kiosk, time and id) is stored once. The rows go in with COPY straight into
  * telemetry_samples under a savepoint — samples are almost always new, since the consumer's
  * inbox already dropped redelivered messages: then it answers "all" (every row is new).
@@ -311,11 +425,11 @@ export interface StoredSamples {
  * NOTHING, answering what was new per kiosk and `bucketMs` bucket, so kiosk_facts counts a
  * resent sample once too.
  */
-export async function insertSamples(tx: PoolClient, rows: string, count: number, bucketMs: number): Promise<"all" | StoredSamples[]> {
+export async function insertSamples(tx: PoolClient, rows: Buffer[], count: number, bucketMs: number): Promise<"all" | StoredSamples[]> {
   if (count === 0) return "all";
   await tx.query("SAVEPOINT telemetry_copy");
   try {
-    await copy(tx, `COPY telemetry_samples (${columns}) FROM STDIN`, rows);
+    await copy(tx, "telemetry_samples", rows);
     await tx.query("RELEASE SAVEPOINT telemetry_copy");
     return "all";
   } catch (err) {
@@ -325,7 +439,7 @@ export async function insertSamples(tx: PoolClient, rows: string, count: number,
   // The connection's own table (made once per connection; emptied at every commit).
   await tx.query("CREATE TEMPORARY TABLE IF NOT EXISTS telemetry_staging (LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
   await tx.query("TRUNCATE telemetry_staging");
-  await copy(tx, `COPY telemetry_staging (${columns}) FROM STDIN`, rows);
+  await copy(tx, "telemetry_staging", rows);
   const { rows: stored } = await tx.query<{ kiosk_id: string; bucket: string; n: number; faulty: number }>(
     `WITH stored AS (
        INSERT INTO telemetry_samples (${columns}) SELECT ${columns} FROM telemetry_staging ON CONFLICT DO NOTHING
