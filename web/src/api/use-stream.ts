@@ -4,7 +4,10 @@
 // session interceptor adds one to each opening but does not retry streams). Each message
 // and each failure feeds the top bar's connection indicator.
 import { useEffect, useRef, useState } from "react";
+import { create, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { createConnectQueryKey, useTransport } from "@connectrpc/connect-query";
+import { useQueryClient } from "@tanstack/react-query";
 import { connection } from "./connection";
 import { isNetworkError } from "./errors";
 
@@ -96,4 +99,26 @@ export function useServerStream<T>(key: string | undefined, open: (signal: Abort
   }, [key]);
 
   return state;
+}
+
+/**
+ * Keeps a Get's cached answer current from a Watch stream while `key` is defined: each message
+ * that carries `field` (a job, a rollout) puts it into the answer the page shows, so the page
+ * redraws as the server reports, without asking again.
+ */
+export function useWatchInto<I extends DescMessage, O extends DescMessage, F extends keyof MessageShape<O> & string>(
+  get: DescMethodUnary<I, O>,
+  input: MessageInitShape<I>,
+  field: F,
+  key: string | undefined,
+  open: (signal: AbortSignal) => AsyncIterable<Partial<Record<F, MessageShape<O>[F]>>>,
+): StreamState {
+  const transport = useTransport();
+  const queryClient = useQueryClient();
+  return useServerStream(key, open, (message) => {
+    const value = message[field];
+    if (value === undefined) return;
+    const queryKey = createConnectQueryKey({ schema: get, input, transport, cardinality: "finite" });
+    queryClient.setQueryData(queryKey, (old: MessageShape<O> | undefined) => ({ ...(old ?? create(get.output)), [field]: value }) as MessageShape<O>);
+  });
 }

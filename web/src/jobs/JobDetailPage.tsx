@@ -2,9 +2,9 @@
 // anything left to do), pause/resume/cancel for admins, and its commands.
 import { useEffect, useId, useRef, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
-import { createConnectQueryKey, useMutation, useQuery, useTransport } from "@connectrpc/connect-query";
+import { useMutation, useQuery, useTransport } from "@connectrpc/connect-query";
 import { createClient } from "@connectrpc/connect";
-import { useServerStream } from "../api/use-stream";
+import { useWatchInto } from "../api/use-stream";
 import { useQueryClient } from "@tanstack/react-query";
 import { JobService, JobState, type Job } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { CommandService } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
@@ -20,18 +20,11 @@ import { describeTarget } from "./JobsPage";
 export function JobDetailPage() {
   const { jobId = "" } = useParams();
   const transport = useTransport();
-  const queryClient = useQueryClient();
   const job = useQuery(JobService.method.getJob, { jobId }, { select: (r) => r.job });
   // Live until the job is over and none of its commands is still under way.
   const over = job.data ? jobFinished(job.data.state) && (job.data.progress?.inFlight ?? 0) === 0 : false;
-  useServerStream(
-    jobId && !over ? `watch-job:${jobId}` : undefined,
-    (signal) => createClient(JobService, transport).watchJob({ jobId }, { signal, timeoutMs: 0 }),
-    (message) => {
-      if (!message.job) return;
-      const key = createConnectQueryKey({ schema: JobService.method.getJob, input: { jobId }, transport, cardinality: "finite" });
-      queryClient.setQueryData(key, (old) => ({ ...(old ?? { $typeName: "adminkiosk.fleet.v1.GetJobResponse" as const }), job: message.job }));
-    },
+  useWatchInto(JobService.method.getJob, { jobId }, "job", jobId && !over ? `watch-job:${jobId}` : undefined, (signal) =>
+    createClient(JobService, transport).watchJob({ jobId }, { signal, timeoutMs: 0 }),
   );
   return (
     <div className="page">

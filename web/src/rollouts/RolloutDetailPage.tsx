@@ -3,11 +3,11 @@
 // control cohort, metric by metric), why it stopped; pause, resume, cancel, roll back.
 import { useId, type ReactNode } from "react";
 import { Link, useParams } from "react-router";
-import { createConnectQueryKey, useMutation, useQuery, useTransport } from "@connectrpc/connect-query";
+import { useMutation, useQuery, useTransport } from "@connectrpc/connect-query";
 import { createClient } from "@connectrpc/connect";
 import { useQueryClient } from "@tanstack/react-query";
 import { RolloutService, RolloutState, type Rollout, type WaveStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/rollouts_pb";
-import { useServerStream } from "../api/use-stream";
+import { useWatchInto } from "../api/use-stream";
 import { useCan } from "../api/context";
 import { ErrorNotice, Loading } from "../ui/feedback";
 import { formatAgo, formatDateTime, formatNumber } from "../ui/format";
@@ -17,17 +17,10 @@ import { RolloutStateBadge, describeRolloutTarget, formatMetric, metricLabels, m
 export function RolloutDetailPage() {
   const { rolloutId = "" } = useParams();
   const transport = useTransport();
-  const queryClient = useQueryClient();
   const rollout = useQuery(RolloutService.method.getRollout, { rolloutId }, { select: (r) => r.rollout });
   const over = rollout.data ? rolloutFinished(rollout.data.state) : false;
-  useServerStream(
-    rolloutId && !over ? `watch-rollout:${rolloutId}` : undefined,
-    (signal) => createClient(RolloutService, transport).watchRollout({ rolloutId }, { signal, timeoutMs: 0 }),
-    (message) => {
-      if (!message.rollout) return;
-      const key = createConnectQueryKey({ schema: RolloutService.method.getRollout, input: { rolloutId }, transport, cardinality: "finite" });
-      queryClient.setQueryData(key, (old) => ({ ...(old ?? { $typeName: "adminkiosk.fleet.v1.GetRolloutResponse" as const }), rollout: message.rollout }));
-    },
+  useWatchInto(RolloutService.method.getRollout, { rolloutId }, "rollout", rolloutId && !over ? `watch-rollout:${rolloutId}` : undefined, (signal) =>
+    createClient(RolloutService, transport).watchRollout({ rolloutId }, { signal, timeoutMs: 0 }),
   );
   return (
     <div className="page">
