@@ -12,8 +12,8 @@
 //   in:  { type: "open", urls, kiosks: [kioskId, credential][], streamsPerConnection, heartbeatMs, window }
 //        { type: "storm", url? }   (from now on a stream that ends is opened again, at `url` if
 //        given (the SDK's next address), as the SDK does:
-//        after UNAVAILABLE with grpc-retry-pushback-ms no sooner than the pushback plus up to as
-//        long again at random, otherwise after the SDK's backoff with equal jitter, 500 ms doubling up
+//        after UNAVAILABLE with grpc-retry-pushback-ms after the pushback plus up to a tenth of
+//        it at random, otherwise after the SDK's backoff with equal jitter, 500 ms doubling up
 //        to 30 s; and the kiosks welcomed again are counted)
 //        { type: "telemetry", batches, samplesPerBatch }   (each kiosk sends `batches` batches)
 //        { type: "close" }
@@ -163,7 +163,7 @@ function openStream(session: http2.ClientHttp2Session, k: Kiosk, credential: str
       else retriedErrors++;
       // As the SDK: a pushback is not a failure (the attempt count does not grow).
       const ceiling = () => Math.min(30_000, 500 * 2 ** Math.min(k.attempt++, 30));
-      const delay = Number.isFinite(pushbackMs) ? pushbackMs + Math.random() * pushbackMs : ((c) => c / 2 + Math.random() * (c / 2))(ceiling());
+      const delay = Number.isFinite(pushbackMs) ? pushbackMs + Math.random() * pushbackMs * 0.1 : ((c) => c / 2 + Math.random() * (c / 2))(ceiling());
       lastError = why;
       setTimeout(() => {
         if (closing) return;
@@ -227,6 +227,21 @@ async function open(m: Extract<In, { type: "open" }>) {
       mine.slice(c * m.streamsPerConnection, (c + 1) * m.streamsPerConnection).forEach((i) => (sessionFor[i] = s));
     }
   });
+  // Heartbeats: each kiosk once per interval, spread evenly (a slice every 100 ms), from the
+  // start of the ramp: a kiosk welcomed early in a slow ramp (minutes at a high load) must not
+  // fall silent until the last is welcomed (link ends a stream silent for 90 s).
+  const slices = Math.max(1, Math.floor(m.heartbeatMs / 100));
+  let slice = 0;
+  setInterval(() => {
+    const n = kiosks.length;
+    const from = Math.floor((slice * n) / slices);
+    const to = Math.floor(((slice + 1) * n) / slices);
+    for (let i = from; i < to; i++) {
+      const k = kiosks[i]!;
+      if (k.welcomed && !k.ended) k.stream!.write(heartbeat);
+    }
+    slice = (slice + 1) % slices;
+  }, 100).unref();
   let ok = 0;
   let failed = 0;
   // At most `window` streams waiting for their welcome at once (a ramp, not a stampede).
@@ -252,19 +267,6 @@ async function open(m: Extract<In, { type: "open" }>) {
     pump();
   });
   send({ type: "opened", ok, failed, unwelcomed, ms: (ok > 0 ? lastWelcomeAt : Date.now()) - t0, lastError });
-  // Heartbeats: each kiosk once per interval, spread evenly (a slice every 100 ms).
-  const slices = Math.max(1, Math.floor(m.heartbeatMs / 100));
-  let slice = 0;
-  setInterval(() => {
-    const n = kiosks.length;
-    const from = Math.floor((slice * n) / slices);
-    const to = Math.floor(((slice + 1) * n) / slices);
-    for (let i = from; i < to; i++) {
-      const k = kiosks[i]!;
-      if (k.welcomed && !k.ended) k.stream!.write(heartbeat);
-    }
-    slice = (slice + 1) % slices;
-  }, 100).unref();
 }
 
 function telemetry(batches: number, samplesPerBatch: number) {
@@ -332,6 +334,8 @@ process.on("message", (m: In) => {
       retriedErrors,
       rewelcomeP50: rewelcomeTimes[Math.floor(rewelcomeTimes.length * 0.5)] ?? 0,
       rewelcomeP90: rewelcomeTimes[Math.floor(rewelcomeTimes.length * 0.9)] ?? 0,
+      // Kiosks welcomed again within 10, 20, … 120 s of the storm's start (the storm's timeline).
+      rewelcomedBy: Array.from({ length: 12 }, (_, i) => rewelcomeTimes.filter((t) => t <= (i + 1) * 10_000).length),
     });
   }
 });

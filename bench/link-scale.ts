@@ -43,6 +43,9 @@ const log = (line: string) => console.error(`[${new Date().toISOString().slice(1
 /** Streams in the first and the last phase, whose CPU per connect is compared. */
 const edge = 1000;
 
+/** A light kiosk process's counts (bench/light-kiosk.ts "stats"), with the storm's. */
+type StormStats = Awaited<ReturnType<KioskFleet["stats"]>>[number] & { pushbackMax?: number; rewelcomedBy?: number[] };
+
 interface Server {
   url: string;
   pid: number;
@@ -74,7 +77,8 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         const server = (l: Awaited<ReturnType<typeof start>>): Server => ({
           url: l.url,
           pid: l.child.pid!,
-          stop: () => l.stop(),
+          // Profiled (BENCH_CPU_PROF=link), a process writes its profile as it exits: give its drain time.
+          stop: () => l.stop(process.env["BENCH_CPU_PROF"] ? 300_000 : undefined),
           another: async () => server(await start("link", { ...env, LINK_REPLICA_ID: `bench-link-${replica++}` })),
           kill: () => l.child.kill("SIGKILL"),
         });
@@ -163,6 +167,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         const standby = await servers[0]!.another();
         await sleep(2_000);
         const loadStorm = loadAverage();
+        const standbyCpu0 = cpuSeconds(standby.pid);
         fleets.forEach((f) => f.storm(standby.url));
         await sleep(500); // the clients have the word before the streams end
         const t0 = Date.now();
@@ -170,17 +175,28 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         servers.splice(0, 1, standby);
         log(`${name}: killed with ${stillOpen} streams; waiting for them to come back to the other process`);
         let back = 0;
-        let s2 = stats;
+        let s2 = stats as StormStats[];
+        // The fresh process's CPU, sampled every 2 s: how busy it was while the herd came back.
+        const busy: number[] = [];
+        let cpuPrev = standbyCpu0;
         while (Date.now() - t0 < 300_000) {
           await sleep(2_000);
-          s2 = (await Promise.all(fleets.map((f) => f.stats()))).flat();
+          const c = cpuSeconds(standby.pid);
+          busy.push((c - cpuPrev) / 2);
+          cpuPrev = c;
+          s2 = (await Promise.all(fleets.map((f) => f.stats()))).flat() as StormStats[];
           back = s2.reduce((s, x) => s + x.rewelcomed, 0);
           if (back >= stillOpen) break;
         }
+        const standbyCpu = cpuSeconds(standby.pid) - standbyCpu0;
         const seconds = Math.max(...s2.map((x) => x.lastRewelcomeMs)) / 1000;
         const pushbacks = s2.reduce((s, x) => s + x.pushbacks, 0);
+        const pushbackMax = Math.max(...s2.map((x) => x.pushbackMax ?? 0));
         const retried = s2.reduce((s, x) => s + x.retriedErrors, 0);
-        stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s**; ${pushbacks} told to come back later (pushback), ${retried} other ends retried (the killed streams); load ${loadStorm}`;
+        const by = Array.from({ length: 12 }, (_, i) => s2.reduce((s, x) => s + (x.rewelcomedBy?.[i] ?? 0), 0));
+        const timeline = by.map((b, i) => `${(i + 1) * 10} s: ${b}`).filter((_, i) => i === 0 || by[i - 1]! < stillOpen).join(", ");
+        const busyPct = busy.map((b) => Math.round(b * 100));
+        stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s** (${back >= stillOpen && seconds <= 60 ? "within" : "NOT within"} 60 s); back by ${timeline}; ${pushbacks} told to come back later (pushback, longest ${Math.round(pushbackMax)} ms), ${retried} other ends retried (the killed streams); fresh link: ${standbyCpu.toFixed(1)} CPU-s, ${((standbyCpu * 1000) / Math.max(1, back)).toFixed(2)} ms per reconnect, busy % of a core every 2 s: ${busyPct.join(" ")}; load ${loadStorm}`;
         log(`storm: ${stormCell}`);
         log(`storm details: ${JSON.stringify(s2.map((x) => ({ ...x, lastError: undefined })))}`);
       }

@@ -5,8 +5,8 @@
 // Reconnect policy, by how a stream ended:
 // - an error or a plain end (link restarted, network gone): retry after backoffDelay(attempt);
 //   the attempt counter resets once a Welcome arrives. UNAVAILABLE with grpc-retry-pushback-ms
-//   (link's accept queue is full: a reconnect storm): not before the pushback, plus up to as
-//   long again at random.
+//   (link's accept queue is full: a reconnect storm): after the pushback, plus up to a tenth
+//   of it at random (link gives each refused kiosk a turn of its own: the spread is the server's).
 // - Goodbye DRAINING (the replica shuts down): retry at once-ish (attempt 0), to another replica.
 // - Goodbye REPLACED: stop. Another stream with this kiosk's credential took over; that is
 //   another instance of this kiosk (or a second copy of its credential), and reconnecting
@@ -240,12 +240,14 @@ export class KioskClient {
     if (reason === "draining") this.attempt = 0;
     // A replica that failed or is going away: try the next address, if there are several.
     if (reason === "draining" || reason.startsWith("error")) this.addressIndex++;
-    // link too busy to take the stream now (a reconnect storm) says when to come back: no sooner,
-    // and spread over as long again so the kiosks it refused do not return together.
+    // link too busy to take the stream now (a reconnect storm) says when to come back: then (as
+    // gRPC's retry design has it), plus up to a tenth. link hands each kiosk it refuses a turn of
+    // its own, spread at the rate it opens streams; a wider jitter of ours would only blur that
+    // schedule (kiosks back while link has nothing to do, or more than it can take).
     // Being told when is not a failure to back off from: the attempt count does not grow, or a
     // kiosk turned away a few times in a storm would wait minutes after the storm had passed.
     const pushback = error?.code === grpc.status.UNAVAILABLE ? Number(error.metadata?.get("grpc-retry-pushback-ms")[0] ?? NaN) : NaN;
-    const delay = Number.isFinite(pushback) && pushback >= 0 ? pushback + this.options.random() * pushback : backoffDelay(this.attempt++, this.options.backoff, this.options.random);
+    const delay = Number.isFinite(pushback) && pushback >= 0 ? pushback + this.options.random() * pushback * 0.1 : backoffDelay(this.attempt++, this.options.backoff, this.options.random);
     this.retryTimer = setTimeout(() => {
       if (this.running) this.open();
     }, delay);

@@ -171,7 +171,7 @@ describe("against a scripted link", () => {
     expect(gaps[3]!).toBeGreaterThanOrEqual(160);
   });
 
-  it("told to come back later (UNAVAILABLE with grpc-retry-pushback-ms, a reconnect storm), waits at least that long, spread by jitter", async () => {
+  it("told to come back later (UNAVAILABLE with grpc-retry-pushback-ms, a reconnect storm), waits that long, plus at most a tenth", async () => {
     const times: number[] = [];
     const link = await fakeLink((call, n) => {
       times.push(Date.now());
@@ -183,13 +183,13 @@ describe("against a scripted link", () => {
       } else call.write({ body: { case: "welcome", value: { kioskId: "k-1", heartbeatIntervalSeconds: 30 } } });
     });
     cleanup.push(link.stop);
-    const kiosk = client(link.address, () => 1); // the most jitter: 600 + 600 ms (its own backoff would be 40)
+    const kiosk = client(link.address, () => 1); // the most jitter: 600 + 60 ms (its own backoff would be 40)
     const welcomed = new Promise((resolve) => kiosk.on("connected", resolve));
     kiosk.start();
     await welcomed;
     await kiosk.stop();
     expect(times).toHaveLength(2);
     // A lower bound only: a slow machine makes the wait longer, never shorter.
-    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(1200);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(660);
   });
 });

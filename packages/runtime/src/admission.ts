@@ -4,8 +4,9 @@
 // refused at once, before its credential is even checked, with UNAVAILABLE and
 // `grpc-retry-pushback-ms` (when the caller's turn will be, at the rate calls are opening now:
 // after the queue has drained and the callers refused before it have had theirs; 0.5–30 s) and
-// `retry-after`; clients spread their return over as long again. A storm thus degrades into
-// waiting, in the queue or at the client, instead of timeouts, errors or memory growth.
+// `retry-after`; clients come back then (gRPC's retry design: the pushback is the delay; the
+// kiosk SDK adds at most a tenth). A storm thus degrades into waiting, in the queue or at the
+// client, instead of timeouts, errors or memory growth.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, Gauge, type Registry } from "prom-client";
 
@@ -14,6 +15,14 @@ export interface AdmissionOptions {
   concurrency: number;
   /** Calls waiting for a turn; past this they are refused with a pushback. */
   queue: number;
+  /**
+   * Calls assumed to open per second until more is measured (default twice the concurrency).
+   * A herd is refused in its first second, before anything is measured: its turns are spread at
+   * this rate (1.5 times it), so a floor below what the replica manages leaves it idle while the
+   * refused wait; one above sends them back early, into the queue (or to be refused again, with a
+   * measured turn).
+   */
+  rate?: number;
 }
 
 export interface Admission {
@@ -79,23 +88,23 @@ export function createAdmission(o: AdmissionOptions): Admission {
       if (waiters.length >= o.queue) {
         measure();
         refused.inc();
-        // The rate calls open now, assuming at least twice the concurrency a second (a turn
-        // under 500 ms): a replica measuring its first cold second of a storm would otherwise
+        // The rate calls open now, assuming at least `rate` (default twice the concurrency: a
+        // turn under 500 ms): a replica measuring its first cold second of a storm would otherwise
         // send callers away for far longer than needed.
-        const perSecond = Math.max(rate, o.concurrency * 2);
+        const perSecond = Math.max(rate, o.rate ?? o.concurrency * 2);
         // Each caller refused gets a turn of its own after the queue's drain time, 1/rate after
         // the one refused before it: a herd refused together (100,000 kiosks of a dead replica)
         // is sent back spread over as long as opening it takes, and comes back about as fast as
         // calls open, instead of all at once after the drain time, to be refused again in waves
-        // (a refusal costs CPU too: 500,000 of them in a 100k storm). The client comes back
-        // between the pushback and twice it (its jitter), so the pushback is two thirds of the turn.
+        // (a refusal costs CPU too: 500,000 of them in a 100k storm). The pushback is the turn:
+        // the client comes back then (the SDK adds at most a tenth; the turns are the spread).
         const now = Date.now();
         // Turns are handed out 1.5 times as fast as calls open: a replica measuring a cold start
         // underestimates its rate, and should rather refuse a few callers twice than wait idle
         // for callers told to come back later (the 50k storm at load 11 paced at the measured
         // rate took 111 s with 0.9 pushbacks per kiosk).
         appointment = Math.max(appointment, now + (waiters.length / perSecond) * 1000) + 1000 / (1.5 * perSecond);
-        const ms = Math.round(Math.min(30_000, Math.max(500, (appointment - now) / 1.5)));
+        const ms = Math.round(Math.min(30_000, Math.max(500, appointment - now)));
         return new ConnectError(`too many connections opening at once (${opening} opening, ${waiters.length} waiting); retry in ${ms} ms`, Code.Unavailable, {
           "grpc-retry-pushback-ms": String(ms),
           "retry-after": String(Math.ceil(ms / 1000)),

@@ -24,7 +24,18 @@ export const linkConfigShape = {
    * refused with UNAVAILABLE and grpc-retry-pushback-ms (the SDK waits that long, with jitter).
    */
   LINK_CONNECT_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
-  LINK_ACCEPT_QUEUE: z.coerce.number().int().min(0).max(1_000_000).default(4096),
+  /**
+   * A waiting stream costs about what a held one does (~10 KiB: its HTTP/2 stream and call), and
+   * a refused one costs CPU on both sides and comes back later: a deep queue (~320 MiB at most)
+   * keeps the replica busy through a 100k storm while the refused wait for their turns.
+   */
+  LINK_ACCEPT_QUEUE: z.coerce.number().int().min(0).max(1_000_000).default(32_768),
+  /**
+   * Streams a second the replica is assumed to open until it measures more: the turns of a herd
+   * refused in the storm's first second (before anything is measured) are spread at 1.5 times
+   * this. Above the real rate they come back into the queue early, below it the replica idles.
+   */
+  LINK_CONNECT_RATE: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
   /** How long a new stream may take to say hello. */
   HELLO_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** Messages waiting for a kiosk that does not read; past this its stream is ended. */

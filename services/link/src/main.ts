@@ -48,7 +48,7 @@ async function main() {
       routes: () => {},
       grpc: link.grpcHandlers,
       // A storm of reconnects waits its turn (or is told when to come back) instead of piling up.
-      admission: { methods: [LinkService.method.connect], admission: createAdmission({ concurrency: config.LINK_CONNECT_CONCURRENCY, queue: config.LINK_ACCEPT_QUEUE }) },
+      admission: { methods: [LinkService.method.connect], admission: createAdmission({ concurrency: config.LINK_CONNECT_CONCURRENCY, queue: config.LINK_ACCEPT_QUEUE, rate: config.LINK_CONNECT_RATE }) },
       verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: batchedRevocationCheck(redis) }),
       probes: [
         { name: "redis", check: () => redis.ping() },
