@@ -1,9 +1,15 @@
 // Benchmark: a rollout's bookkeeping at 100,000 kiosks, beside hand-written SQL in the same run.
 //   wave assignment: fleet's insertRollout (services/fleet/src/rollouts/store.ts) — the
 //     target counted, the rollout and its waves inserted, every kiosk given its place in
-//     the rollout's hash order, its wave and its window — in a transaction rolled back
-//     after each run; baseline: one hand-written INSERT … SELECT of the same targets with
-//     ntile-free wave bounds (the same hash order), rolled back too.
+//     the rollout's hash order and its wave, kept as each wave's plan (arrays of kiosk ids
+//     and time zones; a wave's rows are written when it starts) — in a transaction rolled
+//     back after each run; baseline: the straightforward SQL, one hand-written INSERT …
+//     SELECT of a rollout_targets row per targeted kiosk with its wave (the same hash
+//     order), rolled back too.
+//   wave start: what a tick writes when a wave starts — materialise (store.ts), the next
+//     10,000 kiosks of the plan (its chunk per tick) as rollout_targets rows, each checked
+//     against kiosks (deleted: skipped; its version now); baseline: a hand-written INSERT …
+//     SELECT of the same 10,000 rows from kiosks in the rollout's hash order. Rolled back.
 //   gate evaluation: fleet's measure + judge (gates.ts) for a 10 % wave updated against a
 //     90 % control over the last hour and the hour before the rollout, read from the per-kiosk
 //     hourly counts (kiosk_facts, as the consumers keep them) for a spread sample of at most
@@ -24,7 +30,8 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { syncTargets } from "../services/fleet/src/rollouts/engine.js";
 import { judge, measure, defaultGate } from "../services/fleet/src/rollouts/gates.js";
-import { insertRollout, type NewRollout } from "../services/fleet/src/rollouts/store.js";
+import { unwrittenIdsSql } from "../services/fleet/src/rollouts/plan.js";
+import { insertRollout, materialise, type NewRollout, type RolloutRow } from "../services/fleet/src/rollouts/store.js";
 import { loadAverage, machine, percentile } from "./kiosk-fleet.js";
 import { withStack } from "./stack.js";
 
@@ -122,7 +129,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
     }
   }
   const assignment: Record<string, () => Promise<number>> = {
-    fleet: () => rolledBack(async (c) => (await insertRollout(c as never, randomUUID(), plan, where, { start: 2, end: 5 })).row.total),
+    fleet: () => rolledBack(async (c) => (await insertRollout(c as never, randomUUID(), plan, where)).row.total),
     baseline: () =>
       rolledBack(async (c) => {
         const id = randomUUID();
@@ -142,13 +149,43 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
       }),
   };
 
-  // A standing rollout for the gate: wave 0 and 1 (10 %) installed, the rest pending (control).
+  // A standing rollout whose waves have not started, for the wave start (each run rolled back).
+  const startRollout = randomUUID();
+  await (async () => {
+    const c = await db.connect();
+    await c.query("BEGIN");
+    await insertRollout(c as never, startRollout, { ...plan, description: "start" }, where);
+    await c.query("COMMIT");
+    c.release();
+  })();
+  const startRow = (await db.query<RolloutRow>("SELECT * FROM rollouts WHERE rollout_id = $1", [startRollout])).rows[0]!;
+  const waveStart: Record<string, () => Promise<number>> = {
+    fleet: () => rolledBack(async (c) => {
+      const left = await materialise(c as never, startRow, 3, 10_000);
+      return kioskCount - left;
+    }),
+    baseline: () =>
+      rolledBack(async (c) => {
+        const { rowCount } = await c.query(
+          `INSERT INTO rollout_targets (rollout_id, kiosk_id, wave, release_id, from_version, window_start, window_end, timezone)
+           SELECT $1::uuid, kiosk_id, CASE WHEN p < $2::int THEN 0 ELSE 1 END, 'bench-release', app_version, 2, 5, timezone
+           FROM (SELECT kiosk_id, timezone, app_version, row_number() OVER (ORDER BY hashtextextended(kiosk_id, hashtext($1::text)::bigint), kiosk_id) - 1 AS p
+                 FROM kiosks WHERE deleted_at IS NULL AND app_version IS DISTINCT FROM '2.0.0') o
+           WHERE p < 10000 ORDER BY kiosk_id`,
+          [startRollout, Math.round(kioskCount / 100)],
+        );
+        return rowCount ?? 0;
+      }),
+  };
+
+  // A standing rollout for the gate: wave 0 and 1 (10 %) installed, the rest pending (control: their waves' plans).
   const gateRollout = randomUUID();
   await (async () => {
     const c = await db.connect();
     try {
       await c.query("BEGIN");
-      await insertRollout(c as never, gateRollout, { ...plan, description: "gate" }, where, { start: 2, end: 5 });
+      const { row } = await insertRollout(c as never, gateRollout, { ...plan, description: "gate" }, where);
+      await materialise(c as never, row, 1, kioskCount);
       await c.query("UPDATE rollout_targets SET state = 'installed' WHERE rollout_id = $1 AND wave <= 1", [gateRollout]);
       await c.query("UPDATE rollouts SET state = 'paused', current_wave = 1 WHERE rollout_id = $1", [gateRollout]);
       await c.query("COMMIT");
@@ -160,7 +197,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
     await c2.query("SET session_replication_role = replica");
     await c2.query(
       `INSERT INTO kiosk_updates (kiosk_id, release_id, rollout_id, state, version, reported_at, updated_at)
-       SELECT kiosk_id, 'bench-release', $1::text, 'installed', '2.0.0', now() - interval '2 hours', now() - interval '2 hours' FROM rollout_targets WHERE rollout_id = $1::text::uuid`,
+       SELECT kiosk_id, 'bench-release', $1::text, 'installed', '2.0.0', now() - interval '2 hours', now() - interval '2 hours' FROM kiosks`,
       [gateRollout],
     );
     await c2.query("RESET session_replication_role");
@@ -178,20 +215,23 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
       return Math.round((m.updated.sales / m.updated.measuredKiosks) * m.updated.kiosks + (m.control.sales / m.control.measuredKiosks) * m.control.kiosks);
     },
     baseline: async () => {
+      // The cohorts: installed rows (updated), pending rows and the waves' plans not written yet (control).
+      const t = `(SELECT kiosk_id, state FROM rollout_targets WHERE rollout_id = $1 AND state IN ('installed', 'pending')
+                  UNION ALL SELECT kiosk_id, 'pending' FROM (${unwrittenIdsSql("$1")}) u)`;
       const [s] = await Promise.all([
         db.query<{ n: string }>(
-          `SELECT count(*) AS n FROM kiosk_sales s JOIN rollout_targets t ON t.kiosk_id = s.kiosk_id AND t.rollout_id = $1
-           WHERE s.completed_at >= $2 AND t.state IN ('installed', 'pending') GROUP BY t.state = 'installed'`,
+          `SELECT count(*) AS n FROM kiosk_sales s JOIN ${t} t ON t.kiosk_id = s.kiosk_id
+           WHERE s.completed_at >= $2 GROUP BY t.state = 'installed'`,
           [gateRollout, since],
         ),
         db.query(
           `SELECT t.state = 'installed', count(*), count(*) FILTER (WHERE f.failure_code <> 'HOLD_EXPIRED') FROM kiosk_order_failures f
-           JOIN rollout_targets t ON t.kiosk_id = f.kiosk_id AND t.rollout_id = $1 WHERE f.failed_at >= $2 AND t.state IN ('installed', 'pending') GROUP BY 1`,
+           JOIN ${t} t ON t.kiosk_id = f.kiosk_id WHERE f.failed_at >= $2 GROUP BY 1`,
           [gateRollout, since],
         ),
         db.query(
           `SELECT t.state = 'installed', count(*), count(*) FILTER (WHERE ts.printer = 3 OR ts.scanner = 3 OR cardinality(ts.errors) > 0) FROM telemetry_samples ts
-           JOIN rollout_targets t ON t.kiosk_id = ts.kiosk_id AND t.rollout_id = $1 WHERE ts.sampled_at >= $2 AND t.state IN ('installed', 'pending') GROUP BY 1`,
+           JOIN ${t} t ON t.kiosk_id = ts.kiosk_id WHERE ts.sampled_at >= $2 GROUP BY 1`,
           [gateRollout, since],
         ),
       ]);
@@ -226,6 +266,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
   try {
   const steps = [
     ["wave assignment (100 % of the fleet targeted)", assignment],
+    ["wave start (a tick writes the next 10,000 kiosks' rows)", waveStart],
     ["gate evaluation (10 % updated vs 90 % control, last hour)", gate],
     ["engine tick while a wave bakes (10 % installed, 100,000 install reports)", tick],
   ] as const;
@@ -243,7 +284,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
         times[k]!.push(performance.now() - t0);
       }
     }
-    const what = name.startsWith("wave") ? `${answers[0]} kiosks` : name.startsWith("gate") ? `${answers.join(" / ")} sales (fleet's estimated from its samples / counted)` : "no report changed";
+    const what = name.startsWith("wave start") ? `${answers[1]} rows` : name.startsWith("wave") ? `${answers[0]} kiosks` : name.startsWith("gate") ? `${answers.join(" / ")} sales (fleet's estimated from its samples / counted)` : "no report changed";
     out.push(`${name}: ${what}; ${runs} runs each, interleaved; load average ${loadBefore} -> ${loadAverage()}`);
     for (const [k, ms] of Object.entries(times)) out.push(`  ${k.padEnd(9)} p50 ${percentile(ms, 50).toFixed(0).padStart(6)} ms   p95 ${percentile(ms, 95).toFixed(0).padStart(6)} ms`);
     const ratio = (p: number) => (percentile(times["fleet"]!, p) / percentile(times["baseline"]!, p)).toFixed(2);

@@ -16,6 +16,7 @@ import { createDatabase, ensureWebBuild, repoRoot, startTestService, startWebSer
 import { provision, startSimulator, type SimKiosk, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { adminEmail, adminPassword, clientFor, startAuth, type AuthFixture } from "../support/auth.js";
 import { launchBrowser, signInAs } from "../support/browser.js";
+import { putArtifact } from "../support/fleet.js";
 
 const slow = { timeout: 60_000 };
 
@@ -57,8 +58,7 @@ beforeAll(async () => {
   simulator = startSimulator({ linkUrl: link.url, kiosks, telemetryIntervalMs: 2_000, flappingShare: 0, updates: { apiBaseUrl: fleet.url, stateDir }, badVersions: { "7.2.0": "crash" } });
   const admin = await auth.adminToken();
   for (const version of ["7.1.0", "7.2.0"]) {
-    const res = await fetch(`${fleet.url}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${admin}` }, body: randomBytes(16 * 1024) });
-    const { sha256 } = (await res.json()) as { sha256: string };
+    const sha256 = await putArtifact(fleet.url, admin, randomBytes(16 * 1024));
     const { release } = await clientFor(ReleaseService, fleet.url, admin).createRelease({ kind: ReleaseKind.APP, version, artifactSha256: sha256, notes: `app ${version}` });
     releases.set(version, release!.releaseId);
   }

@@ -14,6 +14,8 @@ export interface FleetFixture {
   auth: AuthFixture;
   fleet: StartedService;
   links: StartedService[];
+  /** catalog, which fleet reads ticketed events from as itself (with `catalog: true`). */
+  catalog?: StartedService;
   fleetDatabaseUrl: string;
   fleetEnv: Record<string, string>;
   admin: string;
@@ -28,13 +30,15 @@ export interface FleetFixture {
   stop(): Promise<void>;
 }
 
-export async function startFleet(options: { name: string; links?: number; fleetEnv?: Record<string, string>; linkEnv?: Record<string, string> }): Promise<FleetFixture> {
+export async function startFleet(options: { name: string; links?: number; fleetEnv?: Record<string, string>; linkEnv?: Record<string, string>; catalog?: boolean }): Promise<FleetFixture> {
   const infra = inject("infra");
   const auth = await startAuth();
   const shared = { REDIS_URL: auth.redisUrl, NATS_URL: infra.natsUrl, AUTH_JWKS_URL: `${auth.service.url}/.well-known/jwks.json`, SHUTDOWN_GRACE_MS: "3000" };
   const fleetDatabaseUrl = await createDatabase(infra.databaseUrl, "fleet");
+  const catalog = options.catalog ? await startTestService("catalog", { ...shared, DATABASE_URL: await createDatabase(infra.databaseUrl, "catalog"), HEALTH_PROBE_INTERVAL_MS: "300" }) : undefined;
   const fleetEnv = {
     ...shared,
+    ...(catalog ? { CATALOG_URL: catalog.url, ...auth.serviceEnv("fleet") } : {}),
     DATABASE_URL: fleetDatabaseUrl,
     AUTH_URL: auth.service.url,
     LINK_EVENTS_CONSUMER: `fleet-${options.name}-${process.pid}`,
@@ -57,6 +61,7 @@ export async function startFleet(options: { name: string; links?: number; fleetE
       return fleet;
     },
     links,
+    catalog,
     fleetDatabaseUrl,
     fleetEnv,
     admin,
@@ -100,13 +105,22 @@ export async function startFleet(options: { name: string; links?: number; fleetE
     async stop() {
       await Promise.all(clients.map((c) => c.stop()));
       await Promise.all([fleet.stop(), ...links.map((l) => l.stop())]);
+      await catalog?.stop();
       await auth.stop();
     },
   };
   return fixture;
 }
 
-/** Uploads an artifact to fleet's content-addressed store (PUT /v1/artifacts, an admin's token); the answer as it came. */
-export function putArtifact(fleetUrl: string, token: string, bytes: Uint8Array): Promise<Response> {
+/** Uploads an artifact to fleet's content-addressed store (PUT /v1/artifacts, `token`'s holder); the answer as it came (for tests of refusals). */
+export function uploadArtifact(fleetUrl: string, token: string, bytes: Uint8Array): Promise<Response> {
   return fetch(`${fleetUrl}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream" }, body: bytes });
+}
+
+/** Uploads an artifact (an admin's token) and answers its sha256; a refusal fails the test with fleet's status and answer. */
+export async function putArtifact(fleetUrl: string, token: string, bytes: Uint8Array): Promise<string> {
+  const res = await uploadArtifact(fleetUrl, token, bytes);
+  const body = await res.text();
+  if (res.status >= 300) throw new Error(`PUT /v1/artifacts answered ${res.status}: ${body}`);
+  return (JSON.parse(body) as { sha256: string }).sha256;
 }

@@ -22,7 +22,7 @@ import { eventually, waitFor } from "@adminkiosk/devstack";
 import { downloadResumable } from "@adminkiosk/kiosk-sdk";
 import { startSimulator, type Simulator } from "@adminkiosk/kiosk-sdk/simulator";
 import { failure, Role } from "../../../test/support/auth.js";
-import { putArtifact, startFleet, type FleetFixture } from "../../../test/support/fleet.js";
+import { putArtifact, startFleet, uploadArtifact, type FleetFixture } from "../../../test/support/fleet.js";
 
 let fx: FleetFixture;
 let sim: Simulator;
@@ -71,7 +71,7 @@ afterAll(async () => {
 });
 
 async function upload(bytes: Buffer, token = fx.admin) {
-  return putArtifact(fx.fleet.url, token, bytes);
+  return uploadArtifact(fx.fleet.url, token, bytes);
 }
 
 async function release(version: string, bytes: Buffer = randomBytes(200 * 1024)) {
@@ -168,7 +168,7 @@ describe("releases", () => {
 describe("artifact downloads", () => {
   it("serve byte ranges (206), refuse one past the end (416) and resume an interrupted download to the right bytes", async () => {
     const bytes = randomBytes(1024 * 1024 + 17);
-    const { sha256 } = (await (await upload(bytes)).json()) as { sha256: string };
+    const sha256 = await putArtifact(fx.fleet.url, fx.admin, bytes);
     const whole = await download(sha256);
     expect(whole.status).toBe(200);
     expect(whole.headers.get("etag")).toBe(`"${sha256}"`);
@@ -222,7 +222,7 @@ describe("artifact downloads", () => {
   });
 
   it("are for kiosks and signed-in people only; unknown artifacts are 404", async () => {
-    const { sha256 } = (await (await upload(randomBytes(1000))).json()) as { sha256: string };
+    const sha256 = await putArtifact(fx.fleet.url, fx.admin, randomBytes(1000));
     expect((await fetch(`${fx.fleet.url}/v1/artifacts/${sha256}`)).status).toBe(401);
     expect((await download(sha256, {}, "not-a-token")).status).toBe(401);
     const viewer = (await fx.auth.userWithRole(Role.VIEWER)).accessToken;
@@ -238,7 +238,7 @@ describe("who may do what, and bad input", () => {
     expect((await upload(randomBytes(10), device)).status).toBe(403);
     const viewer = (await fx.auth.userWithRole(Role.VIEWER)).accessToken;
     expect((await upload(randomBytes(10), viewer)).status).toBe(403);
-    const { sha256 } = (await (await upload(randomBytes(10))).json()) as { sha256: string };
+    const sha256 = await putArtifact(fx.fleet.url, fx.admin, randomBytes(10));
     for (const token of [device, viewer]) {
       const err = await failure(fx.fleetClient(ReleaseService, token).createRelease({ kind: ReleaseKind.APP, version: "9.0.0", artifactSha256: sha256 }));
       expect(err.code).toBe(Code.PermissionDenied);
@@ -257,7 +257,7 @@ describe("who may do what, and bad input", () => {
   });
 
   it("CreateRelease names the field it refuses", async () => {
-    const { sha256 } = (await (await upload(randomBytes(10))).json()) as { sha256: string };
+    const sha256 = await putArtifact(fx.fleet.url, fx.admin, randomBytes(10));
     const cases: [Parameters<ReturnType<typeof fx.fleetClient<typeof ReleaseService>>["createRelease"]>[0], string, Code][] = [
       [{ kind: ReleaseKind.APP, version: "3.0.0", artifactSha256: "ab".repeat(32) }, "artifact_sha256", Code.InvalidArgument],
       [{ kind: ReleaseKind.APP, version: "3.0.0", artifactSha256: "nope" }, "artifact_sha256", Code.InvalidArgument],

@@ -22,6 +22,7 @@ import { startSelling, type Selling } from "../../../packages/kiosk-sdk/src/sell
 import { defaultProducts } from "../../ai/src/generator.js";
 import { startSale, type SaleFixture } from "../../orders/test/fixture.js";
 import { clientFor } from "../../../test/support/auth.js";
+import { putArtifact } from "../../../test/support/fleet.js";
 
 const count = 40;
 // Kiosk numbers pick the generator's sites: any 40 do; the gate compares each cohort with its own earlier sales.
@@ -80,8 +81,7 @@ beforeAll(async () => {
   const stock = Object.fromEntries(kioskIds.map((k) => [k, 100_000n]));
   for (const p of defaultProducts) await f.product(p.sku, BigInt(p.listPriceMinor), stock);
   for (const version of ["2.0.0", "2.2.0"]) {
-    const res = await fetch(`${fleet.url}/v1/artifacts`, { method: "PUT", headers: { authorization: `Bearer ${admin}` }, body: randomBytes(32 * 1024) });
-    const { sha256 } = (await res.json()) as { sha256: string };
+    const sha256 = await putArtifact(fleet.url, admin, randomBytes(32 * 1024));
     const { release } = await clientFor(ReleaseService, fleet.url, admin).createRelease({ kind: ReleaseKind.APP, version, artifactSha256: sha256 });
     releases.set(version, release!.releaseId);
   }

@@ -12,7 +12,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { EventService } from "@adminkiosk/proto/adminkiosk/catalog/v1/catalog_pb";
 import { callOptions, inTransaction, serviceCredentials, serviceTransport, type Logger, type Pool } from "@adminkiosk/runtime";
-import { windowSql } from "./plan.js";
+import { unwrittenSql, windowSql } from "./plan.js";
 
 export interface BlackoutSettings {
   radiusKm: number;
@@ -137,9 +137,13 @@ export async function eventStatus(db: Pool, s: BlackoutSettings | undefined, rol
   const note = await eventNote(db, s, rollout.window_policy);
   const blocked = new Map<number, number>();
   if (!s || rollout.window_policy === "any" || rollout.state !== "running") return { note, blocked };
+  // Pending rows, and the kiosks of waves whose rows are not written yet (their plans).
   const { rows } = await db.query<{ wave: number; n: number }>(
-    `SELECT t.wave, count(*)::int AS n FROM rollout_targets t JOIN kiosks k USING (kiosk_id)
-     WHERE t.rollout_id = $1 AND t.state = 'pending' AND ${windowSql("t")} AND ${blockedByEventsSql(s)} GROUP BY t.wave`,
+    `SELECT t.wave, count(*)::int AS n FROM (
+       SELECT wave, kiosk_id, timezone, window_start, window_end FROM rollout_targets WHERE rollout_id = $1 AND state = 'pending'
+       UNION ALL SELECT wave, kiosk_id, timezone, window_start, window_end FROM (${unwrittenSql("$1")}) u
+     ) t JOIN kiosks k USING (kiosk_id)
+     WHERE ${windowSql("t")} AND ${blockedByEventsSql(s)} GROUP BY t.wave`,
     [rollout.rollout_id],
   );
   for (const r of rows) blocked.set(r.wave, r.n);

@@ -22,7 +22,7 @@ import { getRelease, installActionBytes } from "../releases/index.js";
 import { defaultGate, describeMetric, judge, measure, type GateMetric, type GateReader } from "./gates.js";
 import { blockedByEventsSql, type BlackoutSettings } from "./blackouts.js";
 import { windowSql } from "./plan.js";
-import { insertRollout, rolloutAudit, rolloutEvent, type RolloutRow, type WaveRow } from "./store.js";
+import { insertRollout, materialise, rolloutAudit, rolloutEvent, waveColumns, type RolloutRow, type WaveRow } from "./store.js";
 
 export interface EngineOptions {
   pool: Pool;
@@ -36,6 +36,8 @@ export interface EngineOptions {
   installTtlMs: number;
   /** Ticketed events keep installs of AUTO and EXPLICIT rollouts away from kiosks nearby (blackouts.ts); absent: not checked. */
   events?: BlackoutSettings;
+  /** Most rollout_targets rows a tick writes for a rollout (store.ts materialise); materialiseChunk by default. */
+  materialiseChunk?: number;
 }
 
 /** SQL: target t of `row` (kiosk k) may be sent its install now — inside its window and, unless ANY, not in an event's blackout. */
@@ -48,18 +50,19 @@ interface Effects {
 }
 
 /** Moves `row` (locked by the caller's transaction) one step along. */
-export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log" | "pool" | "gates" | "events">, fx: Effects, now = new Date()): Promise<void> {
+export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOptions, "installTtlMs" | "log" | "pool" | "gates" | "events" | "materialiseChunk">, fx: Effects, now = new Date()): Promise<void> {
   const id = row.rollout_id;
   await syncTargets(tx, id);
   const w = row.current_wave;
   if (w >= row.waves.length) {
     // Every wave passed: kiosks still waiting for their window get theirs, then it completes.
+    const unwritten = await materialise(tx, row, row.waves.length - 1, o.materialiseChunk);
     await send(tx, row, row.waves.length - 1, o, fx);
     const { rows } = await tx.query<{ open: number }>("SELECT count(*)::int AS open FROM rollout_targets WHERE rollout_id = $1 AND state IN ('pending', 'sent')", [id]);
-    if (rows[0]!.open === 0) await finish(tx, row, "completed", "");
+    if (rows[0]!.open === 0 && unwritten === 0) await finish(tx, row, "completed", "");
     return;
   }
-  const { rows: waveRows } = await tx.query<WaveRow>("SELECT * FROM rollout_waves WHERE rollout_id = $1 AND wave = $2", [id, w]);
+  const { rows: waveRows } = await tx.query<WaveRow>(`SELECT ${waveColumns} FROM rollout_waves WHERE rollout_id = $1 AND wave = $2`, [id, w]);
   const wave = waveRows[0]!;
   const plan = row.waves[w]!;
   if (wave.state === "pending") {
@@ -68,15 +71,20 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
     await rolloutAudit(tx, undefined, "rollout.wave_started", id, { wave: w, percent: plan.percent });
     wave.state = "installing";
   }
+  // The wave's kiosks get their rows as it starts (a large wave a chunk a tick), and those of
+  // earlier waves whose rows a failed gate left unwritten before it was overridden.
+  let unwritten = 0;
+  if (wave.state === "installing") unwritten = await materialise(tx, row, w, o.materialiseChunk);
   if (wave.state === "installing" || wave.state === "baking") {
-    // Install failures decide early: more failed than the share allows of the whole wave.
-    const { rows: c } = await tx.query<{ size: number; failed: number; finished: number }>(
-      `SELECT count(*)::int AS size, count(*) FILTER (WHERE state IN ('failed', 'reverted', 'rejected'))::int AS failed,
-              count(*) FILTER (WHERE state IN ('installed', 'failed', 'reverted', 'rejected'))::int AS finished
-       FROM rollout_targets WHERE rollout_id = $1 AND wave = $2 AND state <> 'skipped'`,
+    // Install failures decide early: more failed than the share allows of the whole wave (its
+    // planned size, rows written or not).
+    const { rows: c } = await tx.query<{ skipped: number; failed: number }>(
+      `SELECT count(*) FILTER (WHERE state = 'skipped')::int AS skipped, count(*) FILTER (WHERE state IN ('failed', 'reverted', 'rejected'))::int AS failed
+       FROM rollout_targets WHERE rollout_id = $1 AND wave = $2`,
       [id, w],
     );
-    const { size, failed } = c[0]!;
+    const size = wave.kiosks - c[0]!.skipped;
+    const { failed } = c[0]!;
     if (size > 0 && failed / size > row.gate.maxInstallFailureShare) {
       const m = await measure(tx, o.gates, id, w, wave.started_at ?? now, { started: row.created_at, baselineMs: row.gate.baselineMs ?? defaultGate.baselineMs }, now);
       await gateFailed(tx, row, w, judge(m, row.gate), m, o, fx);
@@ -94,9 +102,10 @@ export async function advance(tx: PoolClient, row: RolloutRow, o: Pick<EngineOpt
       [id, w],
     );
     const s = rows[0]!;
-    // Baking starts once nothing of the wave is in flight or sendable and something finished
-    // (a wave whose kiosks are all outside their window waits for them); an empty wave bakes at once.
-    if (s.in_flight === 0 && s.sendable === 0 && (s.finished > 0 || s.left === 0)) {
+    // Baking starts once every row of the wave is written, nothing of it is in flight or sendable
+    // and something finished (a wave whose kiosks are all outside their window waits for them);
+    // an empty wave bakes at once.
+    if (unwritten === 0 && s.in_flight === 0 && s.sendable === 0 && (s.finished > 0 || s.left === 0)) {
       await tx.query("UPDATE rollout_waves SET state = 'baking', bake_started_at = now() WHERE rollout_id = $1 AND wave = $2", [id, w]);
     }
     return;
@@ -293,7 +302,6 @@ export async function rollback(tx: PoolClient, ctx: Parameters<typeof rolloutAud
       rollbackOf: id,
     },
     { sql: "k.kiosk_id = ANY($1::text[])", params: [[...perKiosk.keys()]] },
-    { start: 0, end: 0 },
     perKiosk,
   );
   const note = missing.length ? `; ${missing.length} kiosk(s) skipped: no release of their previous version (${[...new Set(missing.map((m) => m.from_version || "unknown"))].join(", ")})` : "";

@@ -15,6 +15,7 @@
 // Install failures (FAILED, REVERTED, REJECTED) are judged from the first finished install:
 // a canary kiosk that could not run the version is reason enough.
 import type { PoolClient, Pool } from "@adminkiosk/runtime";
+import { unwrittenIdsSql } from "./plan.js";
 
 export interface GateConfig {
   maxInstallFailureShare: number;
@@ -111,9 +112,13 @@ export interface GateReader {
   sampleMax?: number;
 }
 
-/** The cohorts: targets installed up to the wave (updated) and targets not sent it (control). */
+/**
+ * The cohorts: targets installed up to the wave (updated) and targets not sent it (control) —
+ * pending rows, and the kiosks of waves whose rows are not written yet (their plans).
+ */
 const cohortWhere = "rollout_id = $1 AND ((state = 'installed' AND wave <= $2) OR state = 'pending')";
-const kiosksSql = `SELECT state = 'installed' AS updated, count(*)::int AS n FROM rollout_targets WHERE ${cohortWhere} GROUP BY 1`;
+const kiosksSql = `SELECT state = 'installed' AS updated, count(*)::int AS n FROM rollout_targets WHERE ${cohortWhere} GROUP BY 1
+  UNION ALL SELECT false, COALESCE(sum(kiosks - materialised), 0)::int FROM rollout_waves WHERE rollout_id = $1 AND materialised < kiosks`;
 /**
  * Each sampled kiosk's counts from kiosk_facts, weighted by how much of each bucket's observed
  * span lies inside the window ($5 .. $6, the bucket holding now observed up to now) and inside
@@ -126,6 +131,8 @@ const factsSql = `
   SELECT c.kiosk_id, c.updated, x.* FROM (
     SELECT kiosk_id, state = 'installed' AS updated FROM rollout_targets
     WHERE ${cohortWhere} AND (hashtext(kiosk_id) & 65535) < CASE WHEN state = 'installed' THEN $3::int ELSE $4::int END
+    UNION ALL
+    SELECT u.kiosk_id, false FROM (${unwrittenIdsSql("$1")}) u WHERE (hashtext(u.kiosk_id) & 65535) < $4::int
   ) c
   LEFT JOIN LATERAL (
     SELECT sum(f.sales * w.now)::float8 AS sales, sum(f.sales * w.base)::float8 AS base, sum(f.forecast_units * w.now)::float8 AS units,
@@ -177,7 +184,7 @@ export async function measure(
       [rolloutId, wave],
     ),
   ]);
-  const total = (updated: boolean) => k.find((r) => r.updated === updated)?.n ?? 0;
+  const total = (updated: boolean) => k.filter((r) => r.updated === updated).reduce((a, r) => a + r.n, 0);
   const { rows } = await db.query<FactsRow>(factsSql, [
     rolloutId,
     wave,

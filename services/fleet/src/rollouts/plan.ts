@@ -56,6 +56,24 @@ export const windowSql = (t = "t") => {
     ELSE ${hour} >= ${t}.window_start OR ${hour} < ${t}.window_end END))`;
 };
 
+/**
+ * The plan's kiosks of rollout `idParam` that have no rollout_targets row yet, as rows like
+ * rollout_targets' (wave, kiosk_id, timezone, window_start, window_end; release_id and
+ * from_version NULL where the rollout's own apply), in plan order within each wave.
+ */
+export const unwrittenSql = (idParam = "$1") =>
+  `SELECT p.wave, u.kiosk_id, u.timezone, COALESCE(u.ws, r.window_start_hour)::smallint AS window_start, COALESCE(u.we, r.window_end_hour)::smallint AS window_end,
+          u.release_id, u.from_version, w.materialised + u.ord AS ord
+   FROM rollout_waves w JOIN rollout_wave_plans p USING (rollout_id, wave) JOIN rollouts r USING (rollout_id),
+     unnest(p.kiosk_ids[w.materialised + 1:], p.timezones[w.materialised + 1:], p.window_starts[w.materialised + 1:], p.window_ends[w.materialised + 1:],
+            p.release_ids[w.materialised + 1:], p.from_versions[w.materialised + 1:]) WITH ORDINALITY AS u(kiosk_id, timezone, ws, we, release_id, from_version, ord)
+   WHERE w.rollout_id = ${idParam} AND w.materialised < w.kiosks`;
+
+/** unwrittenSql's kiosk ids only (wave, kiosk_id): the gates' control cohort reads no more of the plans. */
+export const unwrittenIdsSql = (idParam = "$1") =>
+  `SELECT p.wave, u.kiosk_id FROM rollout_waves w JOIN rollout_wave_plans p USING (rollout_id, wave), unnest(p.kiosk_ids[w.materialised + 1:]) AS u(kiosk_id)
+   WHERE w.rollout_id = ${idParam} AND w.materialised < w.kiosks`;
+
 /** AUTO's window when ai cannot answer for a kiosk: 02:00-05:00 local. */
 export const defaultWindow = { start: 2, end: 5 };
 

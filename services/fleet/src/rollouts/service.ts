@@ -37,6 +37,7 @@ import { blockedByEventsSql, eventStatus, type BlackoutSettings } from "./blacko
 import {
   insertRollout,
   loadRollout,
+  unwrittenSql,
   rolloutAudit,
   rolloutEvent,
   rolloutStateNames,
@@ -242,7 +243,7 @@ export function rolloutRoutes(deps: RolloutDeps) {
         const r = await resolve(pool, req, "", createdBy, deps.autoWindows);
         const row = await inTransaction(pool, async (tx) => {
           const id = randomUUID();
-          const { row, sizes } = await insertRollout(tx, id, r.rollout, r.where, r.window, undefined, r.perKioskWindow);
+          const { row, sizes } = await insertRollout(tx, id, r.rollout, r.where, undefined, r.perKioskWindow);
           if (row.total === 0) throw new ConnectError("the target matches no kiosk that does not already run this version", Code.FailedPrecondition);
           await rolloutEvent(tx, row, "created");
           await rolloutAudit(tx, ctx, "rollout.created", id, { releaseId: row.release_id, version: row.version, target: row.target, kiosks: row.total, waveSizes: sizes, window: row.window_note, autoRollback: row.auto_rollback });
@@ -258,23 +259,28 @@ export function rolloutRoutes(deps: RolloutDeps) {
         const client = await pool.connect();
         try {
           await client.query("BEGIN");
-          const { row, sizes } = await insertRollout(client, randomUUID(), r.rollout, r.where, r.window, undefined, r.perKioskWindow);
+          const { row, sizes } = await insertRollout(client, randomUUID(), r.rollout, r.where, undefined, r.perKioskWindow);
+          // The kiosks as the new rollout's plan holds them (no wave has started: none has its rows yet).
+          const planned = unwrittenSql("$1");
+          const versionCol = row.kind === "APP" ? "app_version" : "firmware_version";
           type Sample = { kiosk_id: string; name: string; wave: number; timezone: string; from_version: string; window_start: number; window_end: number };
           const { rows: sample } = await client.query<Sample>(
-            `SELECT * FROM (SELECT DISTINCT ON (t.wave) t.kiosk_id, k.name, t.wave, t.timezone, t.from_version, t.window_start, t.window_end FROM rollout_targets t JOIN kiosks k USING (kiosk_id)
-               WHERE t.rollout_id = $1 ORDER BY t.wave, t.kiosk_id) firsts
-             UNION ALL
-             (SELECT t.kiosk_id, k.name, t.wave, t.timezone, t.from_version, t.window_start, t.window_end FROM rollout_targets t JOIN kiosks k USING (kiosk_id) WHERE t.rollout_id = $1 ORDER BY t.kiosk_id LIMIT 20)`,
+            `WITH t AS (${planned})
+             SELECT s.kiosk_id, k.name, s.wave, s.timezone, k.${versionCol} AS from_version, s.window_start, s.window_end FROM (
+               (SELECT DISTINCT ON (t.wave) 0 AS part, t.* FROM t ORDER BY t.wave, t.kiosk_id)
+               UNION ALL
+               (SELECT 1 AS part, t.* FROM t ORDER BY t.kiosk_id LIMIT 20)
+             ) s JOIN kiosks k USING (kiosk_id) ORDER BY s.part, CASE WHEN s.part = 0 THEN s.wave ELSE 0 END, s.kiosk_id`,
             [row.rollout_id],
           );
           const { rows: tz } = await client.query<{ timezone: string; window_start: number; window_end: number; n: number }>(
-            "SELECT timezone, window_start, window_end, count(*)::int AS n FROM rollout_targets WHERE rollout_id = $1 GROUP BY timezone, window_start, window_end",
+            `SELECT timezone, window_start, window_end, count(*)::int AS n FROM (${planned}) t GROUP BY timezone, window_start, window_end`,
             [row.rollout_id],
           );
           // Kiosks inside their window now that a ticketed event nearby (or unread events) keeps from installing.
           const blocked =
             deps.events && row.window_policy !== "any"
-              ? (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM rollout_targets t JOIN kiosks k USING (kiosk_id) WHERE t.rollout_id = $1 AND ${windowSql("t")} AND ${blockedByEventsSql(deps.events)}`, [row.rollout_id])).rows[0]!.n
+              ? (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${planned}) t JOIN kiosks k USING (kiosk_id) WHERE ${windowSql("t")} AND ${blockedByEventsSql(deps.events)}`, [row.rollout_id])).rows[0]!.n
               : 0;
           const now = new Date();
           const inNow = (s: { timezone: string; window_start: number; window_end: number }) => inWindow(localHour(now, s.timezone), s.window_start, s.window_end);
