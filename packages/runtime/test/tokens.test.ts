@@ -126,3 +126,45 @@ describe("when the revocation store cannot answer (Redis down)", () => {
     await expect(s.verify(seen!)).rejects.toThrow(/enableOfflineQueue/);
   });
 });
+
+describe("what a token must be (the signature checked by node's crypto.verify, the claims as jose checks them)", () => {
+  const claims = (c: Record<string, unknown>) =>
+    new SignJWT(c).setProtectedHeader({ alg: "EdDSA", typ: deviceTokenType, kid: "k1" }).sign(privateKey);
+  const at = Math.floor(t0.getTime() / 1000);
+  const good = { iss: tokenIssuer, aud: tokenAudience, sub: "dev-1", kiosk_id: "kiosk-1", iat: at, exp: at + 60 };
+
+  it("a valid device credential verifies; one with its payload or signature changed does not", async () => {
+    const s = setup();
+    const token = await claims(good);
+    expect(await s.verify(token)).toMatchObject({ kind: "device", deviceId: "dev-1", kioskId: "kiosk-1" });
+    const [h, p, sig] = token.split(".");
+    const forged = Buffer.from(JSON.stringify({ ...good, kiosk_id: "kiosk-2" })).toString("base64url");
+    await expect(setup().verify(`${h}.${forged}.${sig}`)).rejects.toThrow("the token's signature is invalid");
+    const flipped = Buffer.from(sig!, "base64url");
+    flipped[0]! ^= 1;
+    await expect(setup().verify(`${h}.${p}.${flipped.toString("base64url")}`)).rejects.toThrow("the token's signature is invalid");
+    // Signed by another key.
+    const other = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+    const foreign = await new SignJWT(good).setProtectedHeader({ alg: "EdDSA", typ: deviceTokenType, kid: "k1" }).sign(other.privateKey);
+    await expect(setup().verify(foreign)).rejects.toThrow("the token's signature is invalid");
+  });
+
+  it("names the claim that is wrong: issuer, audience, a missing iat, a future nbf; and an expired token", async () => {
+    await expect(setup().verify(await claims({ ...good, iss: "someone-else" }))).rejects.toThrow("the token's iss claim is invalid");
+    await expect(setup().verify(await claims({ ...good, aud: ["other"] }))).rejects.toThrow("the token's aud claim is invalid");
+    expect(await setup().verify(await claims({ ...good, aud: ["other", tokenAudience] }))).toMatchObject({ deviceId: "dev-1" });
+    await expect(setup().verify(await claims({ ...good, iat: undefined }))).rejects.toThrow("the token's iat claim is invalid");
+    await expect(setup().verify(await claims({ ...good, exp: "tomorrow" }))).rejects.toThrow("the token's exp claim is invalid");
+    await expect(setup().verify(await claims({ ...good, nbf: at + 10 }))).rejects.toThrow("the token's nbf claim is invalid");
+    // jose's boundary: valid while now < exp.
+    const s = setup();
+    const token = await claims({ ...good, exp: at + 1 });
+    expect(await s.verify(token)).toMatchObject({ deviceId: "dev-1" });
+    await expect(setup().verify(await claims({ ...good, exp: at }))).rejects.toThrow("the token has expired");
+  });
+
+  it("a header with more than alg, typ and kid (crit) goes to jose, which refuses what it does not understand", async () => {
+    const token = await new SignJWT(good).setProtectedHeader({ alg: "EdDSA", typ: deviceTokenType, crit: ["x-unknown"], "x-unknown": 1 } as never).sign(privateKey).catch(() => undefined);
+    if (token) await expect(setup().verify(token)).rejects.toThrow(TokenRejected);
+  });
+});
