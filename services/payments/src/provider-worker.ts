@@ -60,21 +60,22 @@ export function startProviderWorker(deps: { pool: Pool; provider: PaymentProvide
   };
 
   const submitCharge = async (job: JobRow) => {
-    const intent = await intents.byId(pool, job.intent_id);
+    // The intent as the claim read it: one that ends after this read is caught when the answer is recorded.
+    const intent = job.charge;
     if (!intent || intent.state !== "processing") return jobs.done(pool, job.id, "the intent is no longer processing");
     const { chargeId } = await provider.createCharge(
       {
-        idempotencyKey: `charge:${intent.id}`,
+        idempotencyKey: `charge:${job.intent_id}`,
         amountMinor: BigInt(intent.amount_minor),
         currency: intent.currency,
-        reference: intent.id,
+        reference: job.intent_id,
         paymentMethod: intent.payment_method,
         description: intent.description,
       },
       stopping.signal,
     );
     // Recorded, and voided if the intent timed out (or otherwise ended) while the call was on its way.
-    await intents.chargeSubmitted(pool, intent.id, chargeId, job.id);
+    await intents.chargeSubmitted(pool, job.intent_id, chargeId, job.id);
   };
 
   const voidCharge = async (job: JobRow) => {

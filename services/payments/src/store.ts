@@ -50,6 +50,17 @@ export interface JobRow {
   attempts: number;
   /** The request that queued it (tracing.ts), or null. */
   traceparent: string | null;
+  /** A charge job's intent as it was when the job was claimed (read with the claim: no second statement). */
+  charge: ChargeOfJob | null;
+}
+
+/** What submitting a charge needs of its intent (amounts as text, as pg reads bigint). */
+export interface ChargeOfJob {
+  state: IntentRow["state"];
+  amount_minor: string;
+  currency: string;
+  payment_method: string;
+  description: string;
 }
 
 export interface NewIntent {
@@ -259,9 +270,16 @@ export const jobs = {
   /** Due jobs, leased to this worker (attempts counted) so other replicas skip them. */
   async claim(db: Db, limit: number): Promise<JobRow[]> {
     const { rows } = await db.query<JobRow>(
-      `UPDATE provider_jobs SET attempts = attempts + 1, next_attempt_at = now() + $2 * interval '1 second'
-       WHERE id IN (SELECT id FROM provider_jobs WHERE done_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-       RETURNING id, kind, intent_id, refund_id, attempts, traceparent`,
+      `WITH claimed AS (
+         UPDATE provider_jobs SET attempts = attempts + 1, next_attempt_at = now() + $2 * interval '1 second'
+         WHERE id IN (SELECT id FROM provider_jobs WHERE done_at IS NULL AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, kind, intent_id, refund_id, attempts, traceparent, next_attempt_at
+       )
+       SELECT c.id, c.kind, c.intent_id, c.refund_id, c.attempts, c.traceparent,
+         CASE WHEN c.kind = 'charge' AND i.id IS NOT NULL THEN json_build_object('state', i.state, 'amount_minor', i.amount_minor::text, 'currency', i.currency,
+           'payment_method', i.payment_method, 'description', i.description) END AS charge
+       FROM claimed c LEFT JOIN payment_intents i ON i.id = c.intent_id
+       ORDER BY c.next_attempt_at`,
       [limit, leaseSeconds],
     );
     return rows;

@@ -16,6 +16,9 @@ import { WebhookRejected } from "./webhook-signature.js";
 export const webhookPath = "/webhooks/provider";
 const maxBodyBytes = 64 * 1024;
 
+/** An event id already recorded: its transaction is rolled back. */
+class DuplicateEvent extends Error {}
+
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
@@ -56,12 +59,16 @@ export function providerWebhookRoute(deps: {
       log.warn({ reason: err.reason, error: err.message }, "webhook rejected");
       return answer(res, err.reason === "bad_signature" ? 401 : 400, { error: err.message });
     }
-    const applied = await inTransaction(pool, async (tx): Promise<Applied | "duplicate"> => {
-      const fresh = await tx.query("INSERT INTO provider_events (event_id, type, outcome) VALUES ($1, $2, '') ON CONFLICT DO NOTHING", [event.eventId, event.type]);
-      if (fresh.rowCount === 0) return "duplicate";
+    // Applied, then recorded with its outcome: a copy already recorded rolls the effects back (a
+    // copy arriving meanwhile waits on the event id, or on the intent's row lock, and finds it).
+    const applied = await inTransaction(pool, async (tx): Promise<Applied> => {
       const result = await applyProviderEvent(tx, event, log);
-      await tx.query("UPDATE provider_events SET outcome = $2 WHERE event_id = $1", [event.eventId, result.outcome]);
+      const fresh = await tx.query("INSERT INTO provider_events (event_id, type, outcome) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [event.eventId, event.type, result.outcome]);
+      if (fresh.rowCount === 0) throw new DuplicateEvent();
       return result;
+    }).catch((err: unknown) => {
+      if (err instanceof DuplicateEvent) return "duplicate" as const;
+      throw err;
     });
     const outcome = applied === "duplicate" ? "duplicate" : applied.outcome;
     metrics.webhooks.inc({ outcome });
