@@ -24,6 +24,7 @@ export * from "./redis.js";
 export * from "./request.js";
 export * from "./review-token.js";
 export * from "./resilience.js";
+export * from "./revocations.js";
 export * from "./server.js";
 export * from "./subjects.js";
 export * from "./tokens.js";

@@ -31,45 +31,72 @@ export function createChangeFeed(nats: Promise<NatsConnection>, log: Logger): Ch
   const any = new Set<(c: Change) => void>();
   const byKiosk = new Map<string, Set<(c: Change) => void>>();
   let closed = false;
-  let unsubscribe: (() => void) | undefined;
-  void nats.then(async (nc) => {
-    if (closed) return;
-    const sub = nc.subscribe(fleetSubjects.allChanges);
-    unsubscribe = () => sub.unsubscribe();
-    for await (const m of sub) {
-      const parsed = fleetSubjects.parseChanged(m.subject);
-      if (!parsed) continue;
-      const change: Change = { ...parsed, id: decoder.decode(m.data) };
-      for (const l of any) l(change);
-      for (const l of byKiosk.get(change.kioskId) ?? []) l(change);
-    }
+  let nc: NatsConnection | undefined;
+  // Subscribed only while someone listens (a live view is open), so a replica nobody watches
+  // does not receive back every notice it publishes: a broadcast to 100,000 kiosks is three
+  // notices per kiosk (created, sent, finished). Kept a minute after the last listener leaves.
+  let sub: { unsubscribe(): void } | undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const follow = () => {
+    clearTimeout(idleTimer);
+    if (sub || closed || !nc) return;
+    sub = nc.subscribe(fleetSubjects.allChanges, {
+      callback: (err, m) => {
+        if (err) return;
+        const parsed = fleetSubjects.parseChanged(m.subject);
+        if (!parsed) return;
+        const change: Change = { ...parsed, id: decoder.decode(m.data) };
+        for (const l of any) l(change);
+        for (const l of byKiosk.get(change.kioskId) ?? []) l(change);
+      },
+    });
+  };
+  const unfollowWhenIdle = () => {
+    if (any.size > 0 || byKiosk.size > 0 || !sub) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      if (any.size > 0 || byKiosk.size > 0) return;
+      sub?.unsubscribe();
+      sub = undefined;
+    }, 60_000);
+    idleTimer.unref();
+  };
+  void nats.then((c) => {
+    nc = c;
+    if (any.size > 0 || byKiosk.size > 0) follow();
   });
-  let published: NatsConnection | undefined;
-  void nats.then((nc) => (published = nc));
   return {
     publish(kioskId, kind, id = "") {
       try {
-        published?.publish(fleetSubjects.changed(kioskId, kind), encoder.encode(id));
+        nc?.publish(fleetSubjects.changed(kioskId, kind), encoder.encode(id));
       } catch (err) {
         log.debug({ err }, "change notice not published");
       }
     },
     onAny(listener) {
       any.add(listener);
-      return () => any.delete(listener);
+      follow();
+      return () => {
+        any.delete(listener);
+        unfollowWhenIdle();
+      };
     },
     onKiosk(kioskId, listener) {
       let set = byKiosk.get(kioskId);
       if (!set) byKiosk.set(kioskId, (set = new Set()));
       set.add(listener);
+      follow();
       return () => {
         set.delete(listener);
         if (set.size === 0) byKiosk.delete(kioskId);
+        unfollowWhenIdle();
       };
     },
     close() {
       closed = true;
-      unsubscribe?.();
+      clearTimeout(idleTimer);
+      sub?.unsubscribe();
+      sub = undefined;
     },
   };
 }

@@ -37,7 +37,7 @@ import {
 } from "@adminkiosk/runtime";
 import { recordAudit } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
-import type { Dispatcher } from "./dispatch.js";
+import { sqlReady, type Dispatcher, type ReadyCommand } from "./dispatch.js";
 import { getRelease, installAction } from "./releases/index.js";
 import { cancelableCommandStates, sqlStates, type CommandStateName } from "./states.js";
 
@@ -183,8 +183,9 @@ export function commandRoutes(deps: CommandDeps) {
         // is inserted unless the caller's key was used before, and its audit row goes with it
         // (a single statement is atomic, as the transaction it replaces was).
         const info = requestInfo(ctx);
-        const { rows } = await pool.query<CommandRow & { kiosk_found: boolean; inserted: boolean }>(
-          `WITH k AS (SELECT 1 FROM kiosks WHERE kiosk_id = $2 AND deleted_at IS NULL),
+        // It also reads the kiosk's stream, so the dispatcher can send the command at once (handOver).
+        const { rows } = await pool.query<CommandRow & ReadyCommand & { kiosk_found: boolean; inserted: boolean }>(
+          `WITH k AS (SELECT session_id, connected, deleted_at FROM kiosks WHERE kiosk_id = $2 AND deleted_at IS NULL),
            ins AS (
              INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at, traceparent)
              SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000), $9 FROM k
@@ -192,7 +193,8 @@ export function commandRoutes(deps: CommandDeps) {
            audit AS (
              INSERT INTO audit_events (type, actor, subject, ip, request_id, details)
              SELECT 'command.sent', $5, $2, $10, $11, jsonb_build_object('commandId', command_id, 'action', action_kind, 'ttlMs', $8::bigint) FROM ins)
-           SELECT ins.*, EXISTS (SELECT 1 FROM k) AS kiosk_found, ins.command_id IS NOT NULL AS inserted FROM (SELECT 1) one LEFT JOIN ins ON true`,
+           SELECT c.*, EXISTS (SELECT 1 FROM k) AS kiosk_found, c.command_id IS NOT NULL AS inserted, ${sqlReady}
+           FROM (SELECT 1) one LEFT JOIN ins c ON true LEFT JOIN k ON true`,
           // The call's trace goes down the kiosk stream with the command (tracing; NULL when off).
           [randomUUID(), kioskId, toBinary(CommandActionSchema, req.action!), kind, issuedBy, key, hash, ttlMs, currentTraceparent() ?? null, info.peer ?? "", info.id ?? ""],
         );
@@ -207,7 +209,7 @@ export function commandRoutes(deps: CommandDeps) {
         }
         if (created) {
           changes.publish(kioskId, "command", row.command_id);
-          dispatcher.kick([kioskId]);
+          dispatcher.handOver([rows[0]!]);
         }
         return { command: toCommand(row) };
       },

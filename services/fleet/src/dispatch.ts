@@ -49,6 +49,12 @@ export interface DispatcherOptions {
 export interface Dispatcher {
   /** Something may be owed to these kiosks; `resend` also resends sent, unacked commands at once (a reconnect). */
   kick(kioskIds: Iterable<string>, resend?: boolean): void;
+  /**
+   * Commands just queued (committed), with what the dispatcher would read for them: sent without
+   * reading the database again when nothing else is owed to their kiosk first (see ReadyCommand),
+   * else their kiosks are kicked.
+   */
+  handOver(commands: ReadyCommand[]): void;
   /** Attaches the dispatcher's counters to a metrics registry. */
   registerMetrics(registry: Registry): void;
   stop(): Promise<void>;
@@ -70,6 +76,24 @@ interface PendingCommand {
   traceparent: string | null;
 }
 
+/**
+ * A command as its INSERT returned it, with its kiosk's stream as the same statement read it.
+ * `ready`: the kiosk was connected and had no older command still queued, so sending this one
+ * now keeps the kiosk's commands in order (sqlReady reads it in the INSERT's statement).
+ */
+export interface ReadyCommand extends PendingCommand {
+  session_id: string | null;
+  ready: boolean;
+}
+
+/**
+ * SQL for ReadyCommand's `session_id` and `ready`, given `c` (the inserted commands, from the
+ * INSERT's RETURNING) and `k` (their kiosks): the statement's snapshot does not see the rows it
+ * inserts, so "older queued" is any queued command of the kiosk.
+ */
+export const sqlReady = `k.session_id, (k.connected AND k.session_id IS NOT NULL AND k.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM commands o WHERE o.kiosk_id = c.kiosk_id AND o.state = 'queued' AND o.command_id <> c.command_id)) AS ready`;
+
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const batchSize = o.batchSize ?? 500;
   const maxBatchSize = Math.max(batchSize, o.maxBatchSize ?? 5_000);
@@ -85,6 +109,36 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const idle: (() => void)[] = [];
   const messages = new Counter({ name: "fleet_delivery_messages_total", help: "Delivery batches sent to the link replicas (each carries up to 1,000 deliveries and reaches every replica).", registers: [] });
   const delivered = new Counter({ name: "fleet_deliveries_total", help: "Commands and configurations handed to a link replica, by kind and result.", labelNames: ["kind", "result"], registers: [] });
+
+  /** Handed-over commands not yet in a round, by kiosk (in order). */
+  let ready = new Map<string, ReadyCommand[]>();
+  const handOver = (commands: ReadyCommand[]) => {
+    const later: string[] = [];
+    for (const c of commands) {
+      if (!c.ready || !c.session_id || inFlight.has(c.kiosk_id) || waiting.has(c.kiosk_id)) later.push(c.kiosk_id);
+      else ready.set(c.kiosk_id, [...(ready.get(c.kiosk_id) ?? []), c]);
+    }
+    if (ready.size > 0) setImmediate(pumpReady);
+    if (later.length) kick(later);
+  };
+
+  /** Sends the handed-over commands of this tick as one round: no reads, their delivery and one UPDATE. */
+  function pumpReady() {
+    if (ready.size === 0 || stopped) return;
+    const batch = ready;
+    ready = new Map();
+    for (const id of batch.keys()) inFlight.add(id);
+    running++;
+    (async () => {
+      const nc = await o.nats;
+      const deliveries: Delivery[] = [];
+      const spans: { end(): void }[] = [];
+      for (const list of batch.values()) for (const c of list) deliveries.push(commandDelivery(c, c.session_id!, spans));
+      await handToLink(nc, deliveries, spans, () => {});
+    })()
+      .catch((err: unknown) => o.log.warn({ err, kiosks: batch.size }, "delivery batch failed; the sweep retries it"))
+      .finally(() => roundDone(batch.keys()));
+  }
 
   const kick = (ids: Iterable<string>, resend = false) => {
     for (const id of ids) {
@@ -127,19 +181,37 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
             read = true;
             reading--;
           }
-          running--;
-          for (const id of batch.keys()) {
-            inFlight.delete(id);
-            const resend = again.get(id);
-            if (resend !== undefined) {
-              again.delete(id);
-              waiting.set(id, (waiting.get(id) ?? false) || resend);
-            }
-          }
-          if (running === 0 && waiting.size === 0) idle.splice(0).forEach((f) => f());
-          schedule();
+          roundDone(batch.keys());
         });
     }
+  }
+
+  /** A round is over: its kiosks kicked meanwhile wait for the next. */
+  function roundDone(kioskIds: Iterable<string>) {
+    running--;
+    for (const id of kioskIds) {
+      inFlight.delete(id);
+      const resend = again.get(id);
+      if (resend !== undefined) {
+        again.delete(id);
+        waiting.set(id, (waiting.get(id) ?? false) || resend);
+      }
+    }
+    if (running === 0 && waiting.size === 0) idle.splice(0).forEach((f) => f());
+    schedule();
+  }
+
+  /** A command's delivery, in the command's trace when it has one (a span whose traceparent link passes on). */
+  function commandDelivery(c: PendingCommand, sessionId: string, spans: { end(): void }[]): Delivery {
+    const traced = c.traceparent ? startSpan("fleet deliver command", { kind: SpanKind.PRODUCER, parent: contextFromTraceparent(c.traceparent), attributes: { "command.id": c.command_id, "kiosk.id": c.kiosk_id } }) : undefined;
+    if (traced) spans.push(traced.span);
+    const command = create(CommandDeliverySchema, {
+      commandId: c.command_id,
+      action: fromBinary(CommandActionSchema, c.action),
+      expireTime: timestampFromDate(c.expire_at),
+      traceparent: (traced && currentTraceparent(traced.ctx)) ?? "",
+    });
+    return { kind: "command", id: c.command_id, request: create(DeliverRequestSchema, { kioskId: c.kiosk_id, sessionId, body: { case: "command", value: command } }) };
   }
 
   /**
@@ -231,18 +303,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
     const deliveries: Delivery[] = [];
     const spans: { end(): void }[] = [];
     for (const k of online) {
-      for (const c of byKiosk.get(k.kiosk_id) ?? []) {
-        // In the command's trace: a span for this delivery, whose traceparent link passes on (tracing).
-        const traced = c.traceparent ? startSpan("fleet deliver command", { kind: SpanKind.PRODUCER, parent: contextFromTraceparent(c.traceparent), attributes: { "command.id": c.command_id, "kiosk.id": k.kiosk_id } }) : undefined;
-        if (traced) spans.push(traced.span);
-        const command = create(CommandDeliverySchema, {
-          commandId: c.command_id,
-          action: fromBinary(CommandActionSchema, c.action),
-          expireTime: timestampFromDate(c.expire_at),
-          traceparent: (traced && currentTraceparent(traced.ctx)) ?? "",
-        });
-        deliveries.push({ kind: "command", id: c.command_id, request: create(DeliverRequestSchema, { kioskId: k.kiosk_id, sessionId: k.session_id, body: { case: "command", value: command } }) });
-      }
+      for (const c of byKiosk.get(k.kiosk_id) ?? []) deliveries.push(commandDelivery(c, k.session_id, spans));
       const desired = configs.get(k.kiosk_id);
       if (desired)
         deliveries.push({
@@ -251,6 +312,11 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
           request: create(DeliverRequestSchema, { kioskId: k.kiosk_id, sessionId: k.session_id, body: { case: "desiredConfig", value: { version: desired.version, config: desired.config } } }),
         });
     }
+    await handToLink(nc, deliveries, spans, handedOver);
+  }
+
+  /** Hands deliveries to link (`handedOver` once sent), then records what was accepted: commands SENT, configurations pushed. */
+  async function handToLink(nc: NatsConnection, deliveries: Delivery[], spans: { end(): void }[], handedOver: () => void) {
     const delivering = deliver(nc, deliveries);
     handedOver();
     const replies = await delivering.finally(() => spans.forEach((s) => s.end()));
@@ -316,6 +382,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
 
   return {
     kick,
+    handOver,
     registerMetrics(registry) {
       registry.registerMetric(delivered);
       registry.registerMetric(messages);

@@ -30,7 +30,7 @@ import {
 import { recordAudit, type AuditType } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
 import { optionalIdempotencyKey, requireAction, requireSameRequestHex, requireTtl } from "./commands.js";
-import type { Dispatcher } from "./dispatch.js";
+import { sqlReady, type Dispatcher, type ReadyCommand } from "./dispatch.js";
 import { optionalGroupId, requireTags } from "./kiosk-rules.js";
 import { allowanceNow, takeFromBucket } from "./rollout.js";
 import { cancelableCommandStates, jobTransitions, progressBucket, sqlStates, type CommandStateName, type JobStateName, type JobTransition } from "./states.js";
@@ -329,7 +329,7 @@ async function cancelUnacked(tx: PoolClient, jobId: string) {
  */
 export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes: ChangeFeed; tickMs: number; log: Logger }) {
   const tick = async () => {
-    const kicked: string[] = [];
+    const ready: ReadyCommand[] = [];
     const changed: { kiosk_id: string; command_id: string }[] = [];
     await inTransaction(o.pool, async (tx) => {
       const { rows: jobs } = await tx.query<JobRow & { allowance: number; elapsed_seconds: number }>(
@@ -356,13 +356,16 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
         }
         const { take: n, left } = takeFromBucket(allowanceNow(job.allowance, job.elapsed_seconds, job.rate_per_minute), job.total - job.dispatched);
         if (n <= 0) continue;
-        const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
-          `INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, job_id, expire_at)
-           SELECT gen_random_uuid(), t.kiosk_id, $2, $3, 'queued', $4, $1, now() + make_interval(secs => $5::float8 / 1000)
-           FROM job_targets t JOIN kiosks k USING (kiosk_id)
-           WHERE t.job_id = $1 AND t.position >= $6 AND t.position < $6 + $7 AND k.deleted_at IS NULL
-           ORDER BY t.position
-           RETURNING command_id, kiosk_id`,
+        // With each command, its kiosk's stream: the dispatcher sends them without reading them back (handOver).
+        const { rows } = await tx.query<ReadyCommand>(
+          `WITH c AS (
+             INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, job_id, expire_at)
+             SELECT gen_random_uuid(), t.kiosk_id, $2, $3, 'queued', $4, $1, now() + make_interval(secs => $5::float8 / 1000)
+             FROM job_targets t JOIN kiosks k USING (kiosk_id)
+             WHERE t.job_id = $1 AND t.position >= $6 AND t.position < $6 + $7 AND k.deleted_at IS NULL
+             ORDER BY t.position
+             RETURNING command_id, kiosk_id, action, expire_at, traceparent)
+           SELECT c.*, ${sqlReady} FROM c JOIN kiosks k USING (kiosk_id)`,
           [job.job_id, job.action, job.action_kind, job.created_by, job.command_ttl_ms, job.dispatched, n],
         );
         await tx.query("UPDATE jobs SET dispatched = dispatched + $2, allowance = $3::float8, allowance_at = now(), updated_at = now() WHERE job_id = $1", [
@@ -370,13 +373,13 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
           n,
           left,
         ]);
-        kicked.push(...rows.map((r) => r.kiosk_id));
+        ready.push(...rows);
         changed.push(...rows);
       }
     });
     // Reached only once the transaction committed (a failed one throws past this).
     changed.forEach((c) => o.changes.publish(c.kiosk_id, "command", c.command_id));
-    if (kicked.length) o.dispatcher.kick(kicked);
+    if (ready.length) o.dispatcher.handOver(ready);
   };
   let running = false;
   const timer = setInterval(() => {
