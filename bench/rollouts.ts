@@ -271,7 +271,9 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, auth, red
     ["engine tick while a wave bakes (10 % installed, 100,000 install reports)", tick],
   ] as const;
   for (const [name, variants] of steps) {
-    const answers = await Promise.all(Object.values(variants).map((v) => v()));
+    // One after the other: the wave start's variants write the same rows.
+    const answers: number[] = [];
+    for (const v of Object.values(variants)) answers.push(await v());
     if (Math.max(...answers) > Math.min(...answers) * 1.1) throw new Error(`${name}: the variants disagree: ${answers.join(", ")}`);
     for (let i = 0; i < 2; i++) for (const v of Object.values(variants)) await v();
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));

@@ -115,6 +115,8 @@ export function createAutoWindows(settings: {
       let own = 0;
       let byGroup = 0;
       let fallback = 0;
+      // A group's window in a time zone is the same for each of its kiosks there: computed once.
+      const groupWindows = new Map<string, Window>();
       for (const k of kiosks) {
         const utc = profiles.get(k.kioskId) ?? (k.groupId ? groups.get(k.groupId) : undefined);
         if (!utc) {
@@ -122,9 +124,16 @@ export function createAutoWindows(settings: {
           fallback++;
           continue;
         }
-        if (profiles.has(k.kioskId)) own++;
-        else byGroup++;
-        windows.set(k.kioskId, quietestHours(toLocal(utc, k.timezone), hours));
+        if (profiles.has(k.kioskId)) {
+          own++;
+          windows.set(k.kioskId, quietestHours(toLocal(utc, k.timezone), hours));
+          continue;
+        }
+        byGroup++;
+        const key = `${k.groupId}\u0000${k.timezone}`;
+        let w = groupWindows.get(key);
+        if (!w) groupWindows.set(key, (w = quietestHours(toLocal(utc, k.timezone), hours)));
+        windows.set(k.kioskId, w);
       }
       const failed = [...errors.values()].reduce((a, b) => a + b, 0);
       const why = [...errors].map(([e, n]) => `${e} ${n}`).join(", ");
