@@ -187,14 +187,15 @@ it("stops a version that lowers sales by 30 % at the canary by the business gate
   console.log(`stop reason: ${stopped.stopReason}`);
 
   // The control cohort sold as before the rollout, the canary about 30 % less (per kiosk-hour, against each cohort's own baseline).
+  // The canary's kiosks have their rows (wave 0 started); the control's wave never started (no rows: its plan).
   const { rows } = await db.query<{ updated: boolean; before: number; after: number }>(
-    `SELECT t.state IN ('installed', 'reverted') OR t.wave = 0 AS updated,
+    `SELECT t.kiosk_id IS NOT NULL AS updated,
             count(*) FILTER (WHERE s.completed_at < $2)::float8 / $3 AS before,
             count(*) FILTER (WHERE s.completed_at >= $4)::float8 / $5 AS after
-     FROM rollout_targets t JOIN kiosk_sales s USING (kiosk_id)
-     WHERE t.rollout_id = $1 AND s.completed_at >= $2::timestamptz - make_interval(secs => $3)
+     FROM kiosk_sales s LEFT JOIN rollout_targets t ON t.kiosk_id = s.kiosk_id AND t.rollout_id = $1 AND (t.state IN ('installed', 'reverted') OR t.wave = 0)
+     WHERE s.kiosk_id = ANY($6::text[]) AND s.completed_at >= $2::timestamptz - make_interval(secs => $3)
      GROUP BY 1`,
-    [id, timestampDate(stopped.createTime!), baselineMs / 1000, timestampDate(canary.bakeStartTime!), (timestampDate(canary.gateTime!).getTime() - timestampDate(canary.bakeStartTime!).getTime()) / 1000],
+    [id, timestampDate(stopped.createTime!), baselineMs / 1000, timestampDate(canary.bakeStartTime!), (timestampDate(canary.gateTime!).getTime() - timestampDate(canary.bakeStartTime!).getTime()) / 1000, kioskIds],
   );
   const control = rows.find((r) => !r.updated)!;
   const updated = rows.find((r) => r.updated)!;
