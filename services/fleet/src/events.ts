@@ -114,6 +114,9 @@ function decode(msg: ConsumedMessage, horizonMs: number, bucketMs: number, rows:
  */
 export const lastSeenFromTelemetryMs = 30_000;
 
+/** Messages decoded ahead per turn of the event loop (prepare). */
+const prepareSlice = 250;
+
 /**
  * A batch's telemetry: every sample with one COPY (telemetry.ts), the samples and faulty
  * samples newly stored counted in kiosk_facts (a sample resent under a new message id is
@@ -204,14 +207,27 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   const prepared = new WeakMap<ConsumedMessage, Decoded | undefined>();
   const rowWriter = new CopyRowWriter();
   const decodeMessage = (msg: ConsumedMessage) => decode(msg, o.telemetry.horizonMs(), o.factsBucketMs, rowWriter);
+  /**
+   * Decodes in slices of a few hundred messages, each in its own turn of the event loop and
+   * none in the consumer's own call: the consumer hands over the next batch right after it
+   * started the current one, whose transaction (BEGIN and the inbox claim) would otherwise wait
+   * behind the whole decode before it is even sent. A message applyBatch reaches first it
+   * decodes itself.
+   */
   const prepare = (msgs: ConsumedMessage[]) => {
-    for (const msg of msgs) {
-      try {
-        prepared.set(msg, decodeMessage(msg));
-      } catch {
-        // Undecodable: applyBatch decodes it again and dead-letters it.
-      }
-    }
+    const slice = (from: number) =>
+      setImmediate(() => {
+        for (const msg of msgs.slice(from, from + prepareSlice)) {
+          if (prepared.has(msg)) continue;
+          try {
+            prepared.set(msg, decodeMessage(msg));
+          } catch {
+            // Undecodable: applyBatch decodes it again and dead-letters it.
+          }
+        }
+        if (from + prepareSlice < msgs.length) slice(from + prepareSlice);
+      });
+    slice(0);
   };
 
   async function applyBatch(tx: PoolClient, msgs: ConsumedMessage[]): Promise<Effects> {

@@ -127,11 +127,10 @@ export class CopyRowWriter {
     this.int32(2);
     this.int16(v);
   }
-  /** Bytes copied from `src` (a text value, UTF-8 as the message carries it), with or without their length. */
-  bytes(src: Uint8Array, from: number, to: number, withLength = true) {
-    if (withLength) this.int32(to - from);
-    this.buf.set(src.subarray(from, to), this.pos);
-    this.pos += to - from;
+  /** A text value: its length, then its bytes copied from `src` (UTF-8, as the message carries it). */
+  bytes(src: Buffer, from: number, to: number) {
+    this.int32(to - from);
+    this.pos += src.copy(this.buf, this.pos, from, to);
   }
   /** The current message's rows. */
   end(): Buffer {
@@ -301,7 +300,7 @@ const errorRanges: number[] = [];
 
 /** The samples of a TelemetryBatch (field 1, repeated), each into `m` and its row into `out`. */
 function samples(r: WireReader, m: TelemetryMessage, kioskIdAt: [number, number], horizonMs: number, bucketMs: number, out: CopyRowWriter) {
-  const data = r.buf;
+  const data = Buffer.from(r.buf.buffer, r.buf.byteOffset, r.buf.byteLength);
   const kioskIdBytes = kioskIdAt[1] - kioskIdAt[0];
   const aheadMs = m.receivedMs + day;
   while (r.pos < r.end) {
