@@ -205,9 +205,8 @@ export async function startService(options: ServiceOptions, host: string, port: 
         socket.resume();
         return;
       }
-      // grpc-js reads from the native handle and would miss the bytes read here, so it gets a
-      // stream that replays them. Node's http2 takes the socket itself: it reads what is
-      // buffered (unshifted) before its native handle (a JS stream in between cost catalog ~9 %
+      // grpc-js's connections get a stream that replays the bytes read here. Node's http2 takes
+      // the socket itself: it reads what is buffered (unshifted) before its native handle (a JS stream in between cost catalog ~9 %
       // of its CPU under bench:orders, issue 13). The session is created synchronously, so the
       // peer address recorded here is the one the "session" listener above sees.
       if (grpcConnections) {
