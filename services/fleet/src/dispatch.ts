@@ -331,9 +331,15 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       else pushed.push({ kioskId: d.request.kioskId, version: d.id });
     });
     if (sent.length) {
+      // Rows the link consumer holds (the kiosk's ack or result being applied, in a broadcast the
+      // same thousands of rows at once) are skipped, not waited for: two multi-row UPDATEs
+      // locking the same rows in different orders deadlock, and the one PostgreSQL aborted came
+      // back only after a retry or the sweep's resend (a 10k broadcast finished after 20 s, not 7).
+      // A skipped row is being acked or finished, which says more than SENT.
       const { rows } = await o.pool.query<{ command_id: string; kiosk_id: string }>(
         `UPDATE commands SET state = ${sqlNextState("deliver")}, sent_at = now(), attempts = attempts + 1
-         WHERE command_id = ANY($1) AND state IN (${sqlStates(commandStatesFor("deliver"))}) RETURNING command_id, kiosk_id`,
+         WHERE command_id IN (SELECT command_id FROM commands WHERE command_id = ANY($1) AND state IN (${sqlStates(commandStatesFor("deliver"))}) FOR UPDATE SKIP LOCKED)
+         RETURNING command_id, kiosk_id`,
         [sent],
       );
       rows.forEach((r) => o.changes.publish(r.kiosk_id, "command", r.command_id));

@@ -32,7 +32,7 @@ import type { ChangeFeed } from "./changes.js";
 import { optionalIdempotencyKey, requireAction, requireSameRequestHex, requireTtl } from "./commands.js";
 import { sqlReady, type Dispatcher, type ReadyCommand } from "./dispatch.js";
 import { optionalGroupId, requireTags } from "./kiosk-rules.js";
-import { allowanceNow, takeFromBucket } from "./rollout.js";
+import { allowanceNow, maxCommandsPerTick, takeFromBucket } from "./rollout.js";
 import { cancelableCommandStates, jobTransitions, progressBucket, sqlStates, type CommandStateName, type JobStateName, type JobTransition } from "./states.js";
 import { kioskWhere, presenceFilter, type KioskFilter } from "./store.js";
 
@@ -328,7 +328,9 @@ async function cancelUnacked(tx: PoolClient, jobId: string) {
  * holding at most one second's worth, at least one: rollout.ts).
  */
 export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes: ChangeFeed; tickMs: number; log: Logger }) {
-  const tick = async () => {
+  /** Whether a job took its most for one tick and has more to create now. */
+  const tick = async (): Promise<boolean> => {
+    let more = false;
     const ready: ReadyCommand[] = [];
     const changed: { kiosk_id: string; command_id: string }[] = [];
     await inTransaction(o.pool, async (tx) => {
@@ -356,6 +358,7 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
         }
         const { take: n, left } = takeFromBucket(allowanceNow(job.allowance, job.elapsed_seconds, job.rate_per_minute), job.total - job.dispatched);
         if (n <= 0) continue;
+        if (n === maxCommandsPerTick && job.dispatched + n < job.total) more = true;
         // With each command, its kiosk's stream: the dispatcher sends them without reading them back (handOver).
         const { rows } = await tx.query<ReadyCommand>(
           `WITH c AS (
@@ -380,15 +383,29 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
     // Reached only once the transaction committed (a failed one throws past this).
     changed.forEach((c) => o.changes.publish(c.kiosk_id, "command", c.command_id));
     if (ready.length) o.dispatcher.handOver(ready);
+    return more;
   };
   let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
+  let stopped = false;
+  const run = () => {
+    if (running || stopped) return;
     running = true;
     tick()
-      .catch((err: unknown) => o.log.warn({ err }, "job runner tick failed"))
-      .finally(() => (running = false));
-  }, o.tickMs);
+      .catch((err: unknown) => {
+        o.log.warn({ err }, "job runner tick failed");
+        return false;
+      })
+      .then((more) => {
+        running = false;
+        if (more) setImmediate(run);
+      });
+  };
+  const timer = setInterval(run, o.tickMs);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }

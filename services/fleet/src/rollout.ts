@@ -3,8 +3,12 @@
 // stopped. Pure: the runner reads the row and the time since allowance_at, asks here how
 // many commands to create, and stores what is left.
 
-/** At most this many commands per job and tick (one INSERT). */
-export const maxCommandsPerTick = 20_000;
+/**
+ * At most this many commands per job and tick (one INSERT, one commit): a tick that reaches it
+ * runs again at once, so a broadcast's commands go to the dispatcher a slice at a time while
+ * the next slice is inserted, instead of all after one long INSERT.
+ */
+export const maxCommandsPerTick = 10_000;
 
 /**
  * The bucket after `elapsedSeconds` at `ratePerMinute`: it refills at rate/60 a second
