@@ -3,26 +3,28 @@
 //     JetStream stream LINK exactly as link publishes them (link's own createLinkEvents
 //     from services/link/src/events.ts: subject link.kiosk.<id>.telemetry, msgID
 //     <kiosk>/<batch>) while fleet is stopped; then fleet starts and its consumer
-//     (services/fleet/src/events.ts: batches of up to 500 messages, one transaction
-//     each with inbox rows, the samples COPYed into telemetry_samples (a staging table and
-//     INSERT … SELECT … ON CONFLICT DO NOTHING when any was there already), the kiosks'
-//     latest state once per kiosk; the next batch decoded while one commits) drains them.
-//     Timed until count(telemetry_samples) = M × S.
+//     (services/fleet/src/events.ts: batches of up to 2,000 messages, one transaction
+//     each with inbox rows, the samples in one binary COPY into telemetry_samples (a staging
+//     table and INSERT … SELECT … ON CONFLICT DO NOTHING when any was there already), the
+//     kiosks' latest state once per kiosk, kiosk_facts' counts; the next batch decoded while
+//     one commits) drains them. Timed until count(telemetry_samples) = M × S; then how many
+//     of the kiosks' and kiosk_facts' row updates were HOT (pg_stat_user_tables).
 //   fleet, live through link: light kiosks (bench/light-kiosk.ts) send batches on their
 //     streams → link (validation, JetStream publish, TelemetryAck) → fleet, timed from
 //     the first batch sent until every sample is stored.
 //   baselines: the same rows straight into a fresh table of the same shape (partitioned,
-//     same primary key): COPY FROM STDIN (pg-copy-streams) in one stream, and multi-row
+//     same primary key): COPY FROM STDIN (pg-copy-streams) in one stream — text, and binary
+//     (the rows fleet's decoder writes, made before the clock starts) — and multi-row
 //     INSERT … SELECT FROM unnest … ON CONFLICT DO NOTHING in chunks of 500 × S rows (what
 //     fleet's insert was before it used COPY).
-// Prints fleet's drain rate as a ratio of the COPY baseline's (same rows, same run).
+// Prints fleet's drain rate as a ratio of the COPY baselines' (same rows, same run).
 // PostgreSQL runs with fsync=off (packages/devstack infra) for all of them.
 // Run: npm run bench:telemetry (BENCH_MESSAGES=50000 BENCH_SAMPLES_PER_BATCH=10
 // BENCH_KIOSKS=1000 BENCH_LIVE_BATCHES=10; loopback only; stops by itself).
 import { randomUUID } from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -34,6 +36,7 @@ import { KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/
 import { DeviceStatus, type TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { TelemetrySampleSchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { closeNats, connectNats, createLogger } from "@adminkiosk/runtime";
+import { CopyRowWriter, decodeTelemetryMessage } from "../services/fleet/src/telemetry.js";
 import { createLinkEvents } from "../services/link/src/events.js";
 import { cpuSeconds, loadAverage, machine, startKioskFleet } from "./kiosk-fleet.js";
 import { mintDevices } from "./mint-devices.js";
@@ -43,8 +46,8 @@ const messages = Number(process.env["BENCH_MESSAGES"] ?? 50_000);
 const perBatch = Number(process.env["BENCH_SAMPLES_PER_BATCH"] ?? 10);
 const kioskCount = Number(process.env["BENCH_KIOSKS"] ?? 1_000);
 const liveBatches = Number(process.env["BENCH_LIVE_BATCHES"] ?? 10);
-/** Which parts run (default all): drain, copy, insert, live. The ratio needs drain and copy. */
-const parts = new Set((process.env["BENCH_PARTS"] ?? "drain,copy,insert,live").split(",").map((p) => p.trim()));
+/** Which parts run (default all): drain, copy, copybin, insert, live. The ratios need drain and copy (copybin). */
+const parts = new Set((process.env["BENCH_PARTS"] ?? "drain,copy,copybin,insert,live").split(",").map((p) => p.trim()));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
@@ -128,13 +131,19 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     rates["fleet"] = stored / seconds;
     const cpu = cpuSeconds(fleet.child.pid!) - cpu0;
     const { rows } = await db.query<{ span: number; n: string }>("SELECT extract(epoch FROM max(applied_at) - min(applied_at)) AS span, count(*) AS n FROM consumer_inbox");
+    // Row updates done in place (HOT) during the drain: the kiosks' latest state, kiosk_facts' counts.
+    await sleep(1_000); // the statistics reach pg_stat_user_tables within a second
+    const hot = await db.query<{ relname: string; upd: string; hot: string }>(
+      "SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE schemaname = 'fleet' AND relname IN ('kiosks', 'kiosk_facts') ORDER BY relname",
+    );
+    const hotNote = hot.rows.map((r) => `${r.relname} ${r.hot}/${r.upd} updates HOT`).join(", ");
     row([
       `fleet: drain ${messages} messages × ${perBatch} samples from JetStream (published as link does)`,
       `${stored} / ${total}`,
       seconds.toFixed(1),
       Math.round(messages / seconds),
       Math.round(stored / seconds),
-      `fleet ${cpu.toFixed(1)} CPU-s; first → last batch commit ${Number(rows[0]!.span).toFixed(1)} s`,
+      `fleet ${cpu.toFixed(1)} CPU-s; first → last batch commit ${Number(rows[0]!.span).toFixed(1)} s; ${hotNote}`,
       load,
     ]);
   }
@@ -172,6 +181,41 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     const seconds = (performance.now() - t0) / 1000;
     rates["copy"] = total / seconds;
     row([`baseline: COPY FROM STDIN of the same ${total} rows, one stream`, `${await count("bench_copy")} / ${total}`, seconds.toFixed(1), Math.round(messages / seconds), Math.round(total / seconds), "", load]);
+  }
+  if (parts.has("copybin")) {
+    await fresh("bench_copybin");
+    // The rows in COPY's binary format as fleet writes them (decoded from the messages' bytes
+    // before the clock starts: only PostgreSQL's side is timed, as for the text COPY).
+    const writer = new CopyRowWriter();
+    const chunks = batches.map(
+      (b) =>
+        decodeTelemetryMessage(
+          toBinary(KioskTelemetryEventSchema, create(KioskTelemetryEventSchema, { kioskId: b.kioskId, batch: { batchId: b.batchId, samples: b.samples }, receiveTime: timestampFromMs(now) })),
+          0,
+          3_600_000,
+          writer,
+        ).rows,
+    );
+    const load = loadAverage();
+    const client = await db.connect();
+    const t0 = performance.now();
+    try {
+      const body = function* () {
+        yield Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // ~1000 rows per write, as for the text COPY.
+        for (let i = 0; i < chunks.length; i += 100) yield Buffer.concat(chunks.slice(i, i + 100));
+        yield Buffer.from([0xff, 0xff]);
+      };
+      await pipeline(
+        Readable.from(body()),
+        client.query(copyFrom("COPY bench_copybin (kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors) FROM STDIN (FORMAT binary)")),
+      );
+    } finally {
+      client.release();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    rates["copybin"] = total / seconds;
+    row([`baseline: binary COPY FROM STDIN of the same ${total} rows, one stream`, `${await count("bench_copybin")} / ${total}`, seconds.toFixed(1), Math.round(messages / seconds), Math.round(total / seconds), "", load]);
   }
   if (parts.has("insert")) {
     await fresh("bench_insert");
@@ -233,5 +277,6 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   console.log("|---|---|---|---|---|---|---|");
   for (const r of out) console.log(r);
   if (rates["fleet"] && rates["copy"]) console.log(`\nfleet's drain / bare COPY of the same rows (same run): **${(rates["fleet"] / rates["copy"]).toFixed(2)}**`);
+  if (rates["fleet"] && rates["copybin"]) console.log(`fleet's drain / bare binary COPY of the same rows (same run): **${(rates["fleet"] / rates["copybin"]).toFixed(2)}**`);
 });
 process.exit(0);
