@@ -20,6 +20,8 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { repoRoot } from "@adminkiosk/devstack";
+import { Redis } from "ioredis";
+import { kioskPresenceKey } from "@adminkiosk/runtime";
 import { cpuSeconds, loadAverage, machine, memAvailableMiB, rssMiB, startKioskFleet, type KioskFleet } from "./kiosk-fleet.js";
 import { mintDevices } from "./mint-devices.js";
 import { withStack } from "./stack.js";
@@ -64,6 +66,8 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   const kiosks = ids.map((id, i) => [id, credentials[i]!] as [string, string]);
 
   let replica = 0;
+  /** The replica id of the process started for the storm. */
+  let standbyReplica = "";
   const startLinks = async (): Promise<Server[]> =>
     Promise.all(
       Array.from({ length: linkCount }, async () => {
@@ -79,7 +83,10 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
           pid: l.child.pid!,
           // Profiled (BENCH_CPU_PROF=link), a process writes its profile as it exits: give its drain time.
           stop: () => l.stop(process.env["BENCH_CPU_PROF"] ? 300_000 : undefined),
-          another: async () => server(await start("link", { ...env, LINK_REPLICA_ID: `bench-link-${replica++}` })),
+          another: async () => {
+            standbyReplica = `bench-link-${replica++}`;
+            return server(await start("link", { ...env, LINK_REPLICA_ID: standbyReplica }));
+          },
           kill: () => l.child.kill("SIGKILL"),
         });
         return server(await start("link", env));
@@ -168,6 +175,9 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         await sleep(2_000);
         const loadStorm = loadAverage();
         const standbyCpu0 = cpuSeconds(standby.pid);
+        // The light kiosks' processes share the box: their CPU in the storm, beside link's.
+        const clientPids = fleets.flatMap((f) => f.pids);
+        const clientCpu0 = clientPids.reduce((s, p) => s + cpuSeconds(p), 0);
         fleets.forEach((f) => f.storm(standby.url));
         await sleep(500); // the clients have the word before the streams end
         const t0 = Date.now();
@@ -189,6 +199,24 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
           if (back >= stillOpen) break;
         }
         const standbyCpu = cpuSeconds(standby.pid) - standbyCpu0;
+        const clientCpu = clientPids.reduce((s, p) => s + cpuSeconds(p), 0) - clientCpu0;
+        // Presence converged: every kiosk's record names the fresh process (what fleet and the
+        // other replicas look a kiosk's replica up by), read in pipelines of 5,000.
+        const redis = new Redis(redisUrl);
+        let presenceCell = "";
+        const presenceStart = Date.now();
+        for (;;) {
+          let onStandby = 0;
+          for (let i = 0; i < n; i += 5_000) {
+            const p = redis.pipeline();
+            for (const [id] of kiosks.slice(i, Math.min(n, i + 5_000))) p.hget(kioskPresenceKey(id), "replica");
+            for (const [, r] of (await p.exec()) ?? []) if (r === standbyReplica) onStandby++;
+          }
+          presenceCell = `presence: ${onStandby} of ${stillOpen} records name the fresh process ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill`;
+          if (onStandby >= stillOpen || Date.now() - presenceStart > 30_000) break;
+          await sleep(1_000);
+        }
+        await redis.quit();
         const seconds = Math.max(...s2.map((x) => x.lastRewelcomeMs)) / 1000;
         const pushbacks = s2.reduce((s, x) => s + x.pushbacks, 0);
         const pushbackMax = Math.max(...s2.map((x) => x.pushbackMax ?? 0));
@@ -196,7 +224,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         const by = Array.from({ length: 12 }, (_, i) => s2.reduce((s, x) => s + (x.rewelcomedBy?.[i] ?? 0), 0));
         const timeline = by.map((b, i) => `${(i + 1) * 10} s: ${b}`).filter((_, i) => i === 0 || by[i - 1]! < stillOpen).join(", ");
         const busyPct = busy.map((b) => Math.round(b * 100));
-        stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s** (${back >= stillOpen && seconds <= 60 ? "within" : "NOT within"} 60 s); back by ${timeline}; ${pushbacks} told to come back later (pushback, longest ${Math.round(pushbackMax)} ms), ${retried} other ends retried (the killed streams); fresh link: ${standbyCpu.toFixed(1)} CPU-s, ${((standbyCpu * 1000) / Math.max(1, back)).toFixed(2)} ms per reconnect, busy % of a core every 2 s: ${busyPct.join(" ")}; load ${loadStorm}`;
+        stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s** (${back >= stillOpen && seconds <= 60 ? "within" : "NOT within"} 60 s); back by ${timeline}; ${pushbacks} told to come back later (pushback, longest ${Math.round(pushbackMax)} ms), ${retried} other ends retried (the killed streams); ${presenceCell}; fresh link: ${standbyCpu.toFixed(1)} CPU-s, ${((standbyCpu * 1000) / Math.max(1, back)).toFixed(2)} ms per reconnect, busy % of a core every 2 s: ${busyPct.join(" ")}; the light kiosks' processes: ${clientCpu.toFixed(1)} CPU-s; load ${loadStorm}`;
         log(`storm: ${stormCell}`);
         log(`storm details: ${JSON.stringify(s2.map((x) => ({ ...x, lastError: undefined })))}`);
       }

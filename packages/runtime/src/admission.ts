@@ -16,9 +16,9 @@ export interface AdmissionOptions {
   /** Calls waiting for a turn; past this they are refused with a pushback. */
   queue: number;
   /**
-   * Calls assumed to open per second until more is measured (default twice the concurrency).
+   * Calls assumed to open per second until the rate is measured (default twice the concurrency).
    * A herd is refused in its first second, before anything is measured: its turns are spread at
-   * this rate (1.5 times it), so a floor below what the replica manages leaves it idle while the
+   * this rate (1.5 times it), so a guess below what the replica manages leaves it idle while the
    * refused wait; one above sends them back early, into the queue (or to be refused again, with a
    * measured turn).
    */
@@ -88,10 +88,9 @@ export function createAdmission(o: AdmissionOptions): Admission {
       if (waiters.length >= o.queue) {
         measure();
         refused.inc();
-        // The rate calls open now, assuming at least `rate` (default twice the concurrency: a
-        // turn under 500 ms): a replica measuring its first cold second of a storm would otherwise
-        // send callers away for far longer than needed.
-        const perSecond = Math.max(rate, o.rate ?? o.concurrency * 2);
+        // The rate calls open now; before anything is measured (the herd's first second) `rate`
+        // (default twice the concurrency: a turn under 500 ms); once measured, at least 50 a second.
+        const perSecond = rate > 0 ? Math.max(rate, 50) : (o.rate ?? o.concurrency * 2);
         // Each caller refused gets a turn of its own after the queue's drain time, 1/rate after
         // the one refused before it: a herd refused together (100,000 kiosks of a dead replica)
         // is sent back spread over as long as opening it takes, and comes back about as fast as

@@ -23,7 +23,12 @@ export const linkConfigShape = {
    * presence, the connected event), and streams waiting for a turn; past that a new stream is
    * refused with UNAVAILABLE and grpc-retry-pushback-ms (the SDK waits that long, with jitter).
    */
-  LINK_CONNECT_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(256),
+  /**
+   * An opening stream mostly waits (its hello, Redis, JetStream's PubAck): ~5 round trips that on a
+   * loaded machine take ~0.5 s together, so 256 at once opened ~430 a second while link idled
+   * (bench/RESULTS.md, stop 14); 2,048 keep it busy.
+   */
+  LINK_CONNECT_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(2_048),
   /**
    * A waiting stream costs about what a held one does (~10 KiB: its HTTP/2 stream and call), and
    * a refused one costs CPU on both sides and comes back later: a deep queue (~320 MiB at most)
@@ -31,7 +36,7 @@ export const linkConfigShape = {
    */
   LINK_ACCEPT_QUEUE: z.coerce.number().int().min(0).max(1_000_000).default(32_768),
   /**
-   * Streams a second the replica is assumed to open until it measures more: the turns of a herd
+   * Streams a second the replica is assumed to open until it has measured its rate: the turns of a herd
    * refused in the storm's first second (before anything is measured) are spread at 1.5 times
    * this. Above the real rate they come back into the queue early, below it the replica idles.
    */
