@@ -40,7 +40,7 @@ import type { ChangeFeed } from "./changes.js";
 import { factBatch, reconnects } from "./facts.js";
 import { applyUpdateStatuses } from "./releases/updates.js";
 import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
-import { CopyRowWriter, decodeTelemetryMessage, insertSamples, newestSample, stateOf, type TelemetryMessage, type TelemetryStore } from "./telemetry.js";
+import { CopyRowWriter, decodeTelemetryMessage, insertSamples, newestSample, stateOf, ValueOutOfRange, type TelemetryMessage, type TelemetryStore } from "./telemetry.js";
 
 /** The command states an ack moves to ACKED, and the open ones a result finishes (states.ts). */
 const ackable = sqlStates(commandStatesFor("ack"));
@@ -97,6 +97,7 @@ function decode(msg: ConsumedMessage, horizonMs: number, bucketMs: number, rows:
     try {
       return { kind, e: decodeTelemetryMessage(msg.data, horizonMs, bucketMs, rows) };
     } catch (err) {
+      if (err instanceof ValueOutOfRange) throw err; // refused as the database would
       throw new PermanentError("undecodable", `${msg.subject}: not a ${KioskTelemetryEventSchema.typeName} (${(err as Error).message})`, { cause: err });
     }
   }

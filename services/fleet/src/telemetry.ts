@@ -295,6 +295,25 @@ export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, buck
 }
 
 const emptyRows = Buffer.alloc(0);
+
+/**
+ * A value its column cannot hold, refused as PostgreSQL refuses it in COPY's text form
+ * (SQLSTATE 22003, a data exception: the consumer dead-letters the message as "refused by
+ * the database"). The binary form has no way to say it: a double beyond a real's range
+ * would be stored as Infinity (or 0), an enum beyond a smallint's would wrap.
+ */
+export class ValueOutOfRange extends Error {
+  readonly code = "22003";
+  constructor(column: string, value: number, type: string) {
+    super(`value out of range for type ${type}: ${column} ${value}`);
+    this.name = "ValueOutOfRange";
+  }
+}
+
+function checkRange(column: string, v: number, type: "real" | "smallint") {
+  if (type === "smallint" ? v < -32768 || v > 32767 : v !== 0 && Number.isFinite(v) && (Math.fround(v) === 0 || !Number.isFinite(Math.fround(v))))
+    throw new ValueOutOfRange(column, v, type);
+}
 /** A sample's errors: their byte ranges in the message (start, end, start, end, …), reused. */
 const errorRanges: number[] = [];
 
@@ -352,7 +371,11 @@ function samples(r: WireReader, m: TelemetryMessage, kioskIdAt: [number, number]
       m.dropped++;
       continue;
     }
-    if (printer < -32768 || printer > 32767 || scanner < -32768 || scanner > 32767) throw new Error("device status out of range");
+    checkRange("cpu_percent", cpu, "real");
+    checkRange("temperature_celsius", temperature, "real");
+    checkRange("paper_level_percent", paper, "real");
+    checkRange("printer", printer, "smallint");
+    checkRange("scanner", scanner, "smallint");
     m.retained++;
     // The row: its size is bounded by the sample's own bytes (each error's length prefix is 4
     // bytes where the message's tag and length took at least 2).
