@@ -9,16 +9,21 @@ import {
   PaymentRefundedEventSchema,
   PaymentSucceededEventSchema,
 } from "@adminkiosk/proto/adminkiosk/payments/v1/events_pb";
-import { enqueueEvent, paymentsSubjects, type PoolClient } from "@adminkiosk/runtime";
+import { enqueueEvent, paymentsSubjects, type OutboxEvent, type PoolClient } from "@adminkiosk/runtime";
 import { toPaymentIntent, toRefund } from "./messages.js";
 import type { IntentRow, RefundRow } from "./store.js";
 
 export const paymentsStream = paymentsSubjects.stream;
 
 
+/** The succeeded event of an intent (written with its change: store.ts succeedWithEvent). */
+export const succeededEvent = (intent: IntentRow): OutboxEvent<typeof PaymentSucceededEventSchema> => ({
+  subject: paymentsSubjects.intent(intent.id, "succeeded"),
+  schema: PaymentSucceededEventSchema,
+  message: create(PaymentSucceededEventSchema, { paymentIntent: toPaymentIntent(intent), time: timestampNow() }),
+});
+
 export const publish = {
-  succeeded: (tx: PoolClient, intent: IntentRow) =>
-    enqueueEvent(tx, paymentsSubjects.intent(intent.id, "succeeded"), PaymentSucceededEventSchema, create(PaymentSucceededEventSchema, { paymentIntent: toPaymentIntent(intent), time: timestampNow() })),
   failed: (tx: PoolClient, intent: IntentRow) =>
     enqueueEvent(tx, paymentsSubjects.intent(intent.id, "failed"), PaymentFailedEventSchema, create(PaymentFailedEventSchema, {
       paymentIntent: toPaymentIntent(intent),

@@ -6,7 +6,7 @@
 //
 // Every outcome is posted to the ledger and published (outbox) in the same transaction.
 import { aborted, alreadyExists, cursorPatterns, failedPrecondition, invalid, type Logger, type PoolClient } from "@adminkiosk/runtime";
-import { publish } from "./events.js";
+import { publish, succeededEvent } from "./events.js";
 import { accounts, post } from "./ledger.js";
 import type { ProviderEvent } from "./provider.js";
 import { intents, jobs, refunds, type IntentRow, type NewIntent, type RefundRow } from "./store.js";
@@ -108,9 +108,8 @@ async function applyChargeEvent(tx: PoolClient, event: Extract<ProviderEvent, { 
   }
   if (event.type === "charge.succeeded") {
     if (intent.state === "processing") {
-      const row = await intents.succeed(tx, intent.id, event.chargeId);
+      const row = await intents.succeedWithEvent(tx, intent, event.chargeId, succeededEvent);
       await post(tx, { kind: "capture", intentId: row.id, currency: row.currency, amountMinor: BigInt(row.amount_minor), debit: accounts.providerClearing, credit: accounts.sales(row.kiosk_id) });
-      await publish.succeeded(tx, row);
       return { outcome: "applied", intent: row, entered: row.state };
     }
     if (intent.state === "failed" || intent.state === "canceled") return lateCapture(tx, intent, event.chargeId, log);

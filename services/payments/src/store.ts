@@ -1,6 +1,7 @@
 // payments' SQL: intents, refunds, provider jobs. Ledger SQL is in ledger.ts and
 // idempotency keys in idempotency.ts.
-import { currentTraceparent, type Pool, type PoolClient } from "@adminkiosk/runtime";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { changeWithEvent, currentTraceparent, type OutboxEvent, type Pool, type PoolClient } from "@adminkiosk/runtime";
 
 type Db = Pool | PoolClient;
 
@@ -157,12 +158,20 @@ export const intents = {
   },
 
   /** PROCESSING → SUCCEEDED with its charge, in one statement (the caller holds the row's lock). */
-  async succeed(db: Db, id: string, chargeId: string): Promise<IntentRow> {
-    const { rows } = await db.query<IntentRow>(
-      "UPDATE payment_intents SET provider_charge_id = COALESCE(provider_charge_id, $2), state = 'succeeded', updated_at = now() WHERE id = $1 RETURNING *",
-      [id, chargeId],
+  /**
+   * A processing intent (locked by the caller) succeeded: the change and its event in one
+   * statement, the event built from the row as the change leaves it (its own timestamp).
+   */
+  async succeedWithEvent(tx: PoolClient, locked: IntentRow, chargeId: string, event: (row: IntentRow) => OutboxEvent): Promise<IntentRow> {
+    const now = new Date();
+    const expected: IntentRow = { ...locked, provider_charge_id: locked.provider_charge_id ?? chargeId, state: "succeeded", updated_at: now };
+    const [row] = await changeWithEvent<IntentRow, DescMessage>(
+      tx,
+      { text: "UPDATE payment_intents SET provider_charge_id = COALESCE(provider_charge_id, $2), state = 'succeeded', updated_at = $3 WHERE id = $1 RETURNING *", values: [locked.id, chargeId, now] },
+      event(expected),
     );
-    return rows[0]!;
+    if (!row) throw new Error(`payment intent ${locked.id} vanished`);
+    return row;
   },
 
   /**
