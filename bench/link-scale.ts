@@ -17,7 +17,7 @@
 // Run: npm run bench:link:scale  (BENCH_STREAMS="10000,50000,100000" BENCH_LINKS=1
 // BENCH_CLIENTS=4 BENCH_HOLD_MS=30000 BENCH_BASELINE=1; loopback only; stops by itself).
 // npm run bench:link runs the same at BENCH_STREAMS="1000,10000" with the connect-node baseline.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 import { repoRoot } from "@adminkiosk/devstack";
 import { Redis } from "ioredis";
@@ -178,6 +178,13 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         // The light kiosks' processes share the box: their CPU in the storm, beside link's.
         const clientPids = fleets.flatMap((f) => f.pids);
         const clientCpu0 = clientPids.reduce((s, p) => s + cpuSeconds(p), 0);
+        // And NATS's and Redis's (found by their ports): who else the storm keeps busy.
+        const pidOn = (pattern: string) => Number(execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim().split("\n")[0] || 0);
+        const infra = [
+          ["NATS", pidOn(`nats-server .*-p ${new URL(natsUrl).port}`)],
+          ["Redis", pidOn(`redis-server 127.0.0.1:${new URL(redisUrl).port}`)],
+        ] as const;
+        const infraCpu0 = infra.map(([, pid]) => (pid ? cpuSeconds(pid) : 0));
         fleets.forEach((f) => f.storm(standby.url));
         await sleep(500); // the clients have the word before the streams end
         const t0 = Date.now();
@@ -200,6 +207,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         }
         const standbyCpu = cpuSeconds(standby.pid) - standbyCpu0;
         const clientCpu = clientPids.reduce((s, p) => s + cpuSeconds(p), 0) - clientCpu0;
+        const infraCell = infra.map(([name, pid], i) => `${name} ${pid ? (cpuSeconds(pid) - infraCpu0[i]!).toFixed(1) : "?"}`).join(", ");
         // Presence converged: every kiosk's record names the fresh process (what fleet and the
         // other replicas look a kiosk's replica up by), read in pipelines of 5,000.
         const redis = new Redis(redisUrl);
@@ -224,7 +232,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
         const by = Array.from({ length: 12 }, (_, i) => s2.reduce((s, x) => s + (x.rewelcomedBy?.[i] ?? 0), 0));
         const timeline = by.map((b, i) => `${(i + 1) * 10} s: ${b}`).filter((_, i) => i === 0 || by[i - 1]! < stillOpen).join(", ");
         const busyPct = busy.map((b) => Math.round(b * 100));
-        stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s** (${back >= stillOpen && seconds <= 60 ? "within" : "NOT within"} 60 s); back by ${timeline}; ${pushbacks} told to come back later (pushback, longest ${Math.round(pushbackMax)} ms), ${retried} other ends retried (the killed streams); ${presenceCell}; fresh link: ${standbyCpu.toFixed(1)} CPU-s, ${((standbyCpu * 1000) / Math.max(1, back)).toFixed(2)} ms per reconnect, busy % of a core every 2 s: ${busyPct.join(" ")}; the light kiosks' processes: ${clientCpu.toFixed(1)} CPU-s; load ${loadStorm}`;
+        stormCell = `${back} of ${stillOpen} back in **${seconds.toFixed(1)} s** (${back >= stillOpen && seconds <= 60 ? "within" : "NOT within"} 60 s); back by ${timeline}; ${pushbacks} told to come back later (pushback, longest ${Math.round(pushbackMax)} ms), ${retried} other ends retried (the killed streams); ${presenceCell}; fresh link: ${standbyCpu.toFixed(1)} CPU-s, ${((standbyCpu * 1000) / Math.max(1, back)).toFixed(2)} ms per reconnect, busy % of a core every 2 s: ${busyPct.join(" ")}; the light kiosks' processes: ${clientCpu.toFixed(1)} CPU-s, ${infraCell} CPU-s; load ${loadStorm}`;
         log(`storm: ${stormCell}`);
         log(`storm details: ${JSON.stringify(s2.map((x) => ({ ...x, lastError: undefined })))}`);
       }

@@ -24,9 +24,9 @@ export const linkConfigShape = {
    * refused with UNAVAILABLE and grpc-retry-pushback-ms (the SDK waits that long, with jitter).
    */
   /**
-   * An opening stream mostly waits (its hello, Redis, JetStream's PubAck): ~5 round trips that on a
-   * loaded machine take ~0.5 s together, so 256 at once opened ~430 a second while link idled
-   * (bench/RESULTS.md, stop 14); 2,048 keep it busy.
+   * An opening stream mostly waits (its hello, Redis, JetStream's PubAck): a few round trips that
+   * on a loaded machine take ~0.5 s or more together, so at 256 at once the wait capped the rate
+   * (bench/RESULTS.md, stop 14); a held stream costs ~15 KiB, so 2,048 opening cost ~30 MiB.
    */
   LINK_CONNECT_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(2_048),
   /**
