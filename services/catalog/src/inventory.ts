@@ -195,11 +195,16 @@ export const stock = {
   },
 
   /** Reserved units leave the kiosk (a committed sale); publishes the new level and a low-stock crossing. Rows must be locked. */
-  async sell(tx: PoolClient, kioskId: string, sku: string, quantity: bigint) {
+  /**
+   * Sells held units. With `committing`, the reservation they were held by is marked committed
+   * in the same statement (reservations.ts: one round trip fewer per sale).
+   */
+  async sell(tx: PoolClient, kioskId: string, sku: string, quantity: bigint, committing?: { reservationId: string; at: Date }) {
     const { rows } = await tx.query<StockRow>(
-      `UPDATE stock SET on_hand = on_hand - $3, reserved = reserved - $3, updated_at = now()
+      `${committing ? "WITH committed AS (UPDATE reservations SET state = 'committed', updated_at = $5 WHERE reservation_id = $4) " : ""}
+       UPDATE stock SET on_hand = on_hand - $3, reserved = reserved - $3, updated_at = now()
        WHERE kiosk_id = $1 AND sku = $2 RETURNING ${stockColumns}`,
-      [kioskId, sku, quantity.toString()],
+      [kioskId, sku, quantity.toString(), ...(committing ? [committing.reservationId, committing.at] : [])],
     );
     const after = rows[0]!;
     await publishStockLevels(tx, [toStockLevel(after)]);

@@ -367,7 +367,11 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
         }
         // One row needs no ordering: its UPDATE locks it.
         if (r.items.length > 1) await stock.lockInOrder(tx, r.items.map((i) => ({ kioskId: r.row.kiosk_id, sku: i.sku })));
-        for (const i of r.items) await stock.sell(tx, r.row.kiosk_id, i.sku, BigInt(i.quantity));
+        // The reservation becomes committed with its last item's sale (one statement); a
+        // reservation of seats only, below.
+        const at = new Date();
+        for (const [n, i] of r.items.entries())
+          await stock.sell(tx, r.row.kiosk_id, i.sku, BigInt(i.quantity), n === r.items.length - 1 ? { reservationId, at } : undefined);
         if (r.seats.length > 0) {
           await lockSeats(tx, r.seats.map((s) => ({ eventId: s.event_id, seatId: s.seat_id })));
           // Fenced by reservation_id: only seats this reservation still holds become sold.
@@ -378,6 +382,7 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
           if (rowCount !== r.seats.length)
             throw refusal(`reservation ${reservationId} no longer holds all its seats`, "failedPrecondition", "HOLD_LOST", { reservation_id: reservationId });
         }
+        if (r.items.length > 0) return { r: { row: { ...r.row, state: "committed" as const, updated_at: at }, items: r.items, seats: r.seats }, changed: true };
         return { r: await updated(tx, r, "UPDATE reservations SET state = 'committed', updated_at = now() WHERE reservation_id = $1 RETURNING *"), changed: true };
       });
       const { row } = result.r;
