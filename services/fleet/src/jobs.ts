@@ -339,9 +339,13 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
          FROM jobs WHERE state = 'running' ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED`,
       );
       if (jobs.length === 0) return;
-      const progress = await progressOf(tx, jobs.map((j) => j.job_id));
+      // Counting a job's commands (a scan of up to all its kiosks' rows) only where a tick needs
+      // it: a failure threshold to check, or every command created (complete?). A broadcast
+      // without a threshold creates its 100,000 commands without counting them ten times.
+      const counted = jobs.filter((j) => j.max_failures !== null || j.dispatched >= j.total).map((j) => j.job_id);
+      const progress = counted.length ? await progressOf(tx, counted) : new Map<string, Progress>();
       for (const job of jobs) {
-        const p = progress.get(job.job_id)!;
+        const p = progress.get(job.job_id) ?? { dispatched: 0, succeeded: 0, failed: 0, inFlight: 0, canceled: 0 };
         if (job.max_failures !== null && p.failed > job.max_failures) {
           const canceled = await cancelUnacked(tx, job.job_id);
           changed.push(...canceled);

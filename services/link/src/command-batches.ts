@@ -33,9 +33,17 @@ export function createCommandBatcher(events: Pick<LinkEvents, "publish">, replic
     const batch = current;
     current = undefined;
     if (!batch) return;
-    events
-      .publish(linkSubjects.commandBatch, KioskCommandEventsSchema, create(KioskCommandEventsSchema, { linkReplica: replica, events: batch.events }), `${replica}/${boot}/commands/${++sequence}`)
-      .then(batch.resolve, batch.reject);
+    const message = create(KioskCommandEventsSchema, { linkReplica: replica, events: batch.events });
+    const msgId = `${replica}/${boot}/commands/${++sequence}`;
+    // JetStream can be slow to acknowledge under load (a PubAck past its timeout): the same
+    // message again, deduplicated by its id, before the streams that wait for it are failed —
+    // a batch carries up to `maxEvents` kiosks' events, and a failure ends each of their streams.
+    const attempt = (n: number): Promise<void> =>
+      events.publish(linkSubjects.commandBatch, KioskCommandEventsSchema, message, msgId).catch((err: unknown) => {
+        if (n >= 3) throw err;
+        return attempt(n + 1);
+      });
+    attempt(1).then(batch.resolve, batch.reject);
   };
 
   return {
