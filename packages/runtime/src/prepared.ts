@@ -7,7 +7,9 @@
 import type pg from "pg";
 
 const prepareAfter = 3;
-const maxNamed = 2_000;
+// Each connection keeps a plan per named text it ran: a bound on what a service with many
+// generated texts (fleet's query language) can hold in PostgreSQL's memory.
+const maxNamed = 500;
 const maxCounted = 10_000;
 const names = new Map<string, string>();
 const seen = new Map<string, number>();
