@@ -32,8 +32,10 @@ function nameFor(text: string): string | undefined {
 /**
  * A migration that changes a table under a prepared `SELECT *` (another replica's deploy) makes
  * PostgreSQL refuse the statement on this connection ("cached plan must not change result
- * type"): that call fails, and the connection's later calls prepare their texts again under new
- * names (the old ones stay on the connection until it closes).
+ * type"): the connection's calls prepare their texts again under new names (the old ones stay on
+ * the connection until it closes), and the refused call is made once more under its new name.
+ * Outside a transaction that answers it; inside one the transaction is already aborted, so the
+ * caller gets the refusal (and retries the transaction as for any other failure).
  */
 const generations = new WeakMap<object, number>();
 
@@ -42,26 +44,33 @@ type QueryConfig = { text: string; values?: unknown[]; name?: string; submit?: u
 /** Wraps a pool client's `query` (createPool does it for every client it opens). */
 export function prepareRepeatedStatements(client: pg.ClientBase): void {
   const original = client.query as (...args: unknown[]) => unknown;
-  const onError = (err: unknown) => {
-    if ((err as { code?: string } | undefined)?.code === "0A000" && /cached plan must not change result type/.test((err as Error).message)) {
-      generations.set(client, (generations.get(client) ?? 0) + 1);
-    }
+  const onError = (err: unknown): boolean => {
+    if ((err as { code?: string } | undefined)?.code !== "0A000" || !/cached plan must not change result type/.test((err as Error).message)) return false;
+    generations.set(client, (generations.get(client) ?? 0) + 1);
+    return true;
   };
   (client as { query: unknown }).query = function (this: unknown, ...args: unknown[]) {
     const named = withName(args);
     if (!named) return original.apply(this, args);
     const callback = typeof named.at(-1) === "function" ? (named.at(-1) as (err: unknown, res: unknown) => void) : undefined;
     if (callback) {
+      // pool.query's way: a callback.
       named[named.length - 1] = (err: unknown, res: unknown) => {
-        if (err) onError(err);
-        callback(err, res);
+        const again = err && onError(err) ? withName(args) : undefined;
+        if (!again) return callback(err, res);
+        again[again.length - 1] = (retryErr: unknown, retryRes: unknown) => callback(abortedBy(retryErr, err), retryRes);
+        original.apply(this, again);
       };
       return original.apply(this, named);
     }
     const result = original.apply(this, named) as Promise<unknown>;
     return result.catch((err: unknown) => {
-      onError(err);
-      throw err;
+      if (!onError(err)) throw err;
+      const again = withName(args);
+      if (!again) throw err;
+      return (original.apply(this, again) as Promise<unknown>).catch((retryErr: unknown) => {
+        throw abortedBy(retryErr, err);
+      });
     });
   };
 
@@ -78,6 +87,11 @@ export function prepareRepeatedStatements(client: pg.ClientBase): void {
     if (!Array.isArray(values) || values.length === 0) return undefined;
     const name = nameFor(config.text);
     return name === undefined ? undefined : [{ ...config, name: suffixed(name) }, ...args.slice(1)];
+  }
+
+  /** The retry's error, or the refusal itself when the retry found its transaction aborted by it (25P02). */
+  function abortedBy(retryErr: unknown, refusal: unknown): unknown {
+    return (retryErr as { code?: string } | undefined)?.code === "25P02" ? refusal : retryErr;
   }
 
   function suffixed(name: string): string {
