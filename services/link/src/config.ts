@@ -30,11 +30,13 @@ export const linkConfigShape = {
    */
   LINK_CONNECT_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(2_048),
   /**
-   * A waiting stream costs about what a held one does (~10 KiB: its HTTP/2 stream and call), and
-   * a refused one costs CPU on both sides and comes back later: a deep queue (~320 MiB at most)
-   * keeps the replica busy through a 100k storm while the refused wait for their turns.
+   * A waiting stream costs less than a held one (its HTTP/2 stream and call, ~10 of its ~15 KiB),
+   * and a refused one costs CPU on both sides and comes back later: a queue as deep as the streams
+   * a replica is sized to hold costs no memory it would not spend holding them, and a 100k storm
+   * then waits in it, with no refusal (48.5 s to all back against 86.8 s with 32,768 and 52,104
+   * pushbacks, bench/RESULTS.md stop 14).
    */
-  LINK_ACCEPT_QUEUE: z.coerce.number().int().min(0).max(1_000_000).default(32_768),
+  LINK_ACCEPT_QUEUE: z.coerce.number().int().min(0).max(1_000_000).default(100_000),
   /**
    * Streams a second the replica is assumed to open until it has measured its rate: the turns of a herd
    * refused in the storm's first second (before anything is measured) are spread at 1.5 times
