@@ -460,11 +460,14 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
     return false;
   });
   const touched = new Set<string>();
+  // Each UPDATE also names its rows with `command_id = ANY($1)`: joined to the unnested ids
+  // alone, a planner that believed `commands` small (an ANALYZE before a broadcast's 10,000
+  // rows) applied a broadcast's results at ~500 a second (bench/RESULTS.md, 2026-12-07 21:45).
   if (acksAlone.length) {
     const { rows } = await tx.query<{ command_id: string; kiosk_id: string }>(
       `UPDATE commands c SET state = 'acked', acked_at = u.at
        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, kiosk, at)
-       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.state IN (${ackable})
+       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.state IN (${ackable}) AND c.command_id = ANY($1::uuid[])
        RETURNING c.command_id, c.kiosk_id`,
       [acksAlone.map((a) => a.id), acksAlone.map((a) => a.kiosk), acksAlone.map((a) => a.at)],
     );
@@ -479,7 +482,7 @@ async function applyCommandEvents(tx: PoolClient, events: KioskCommandEvent[]) {
          acked_at = COALESCE(c.acked_at, u.acked_at), outcome = u.outcome, error_message = u.error, result = u.payload
        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
          AS u(id, kiosk, at, state, outcome, error, payload, acked_at)
-       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.outcome = ''
+       WHERE c.command_id = u.id AND c.kiosk_id = u.kiosk AND c.outcome = '' AND c.command_id = ANY($1::uuid[])
        RETURNING c.command_id, c.kiosk_id`,
       [list.map((r) => r.id), list.map((r) => r.kiosk), list.map((r) => r.at), list.map((r) => r.state), list.map((r) => r.outcome), list.map((r) => r.error), list.map((r) => r.payload), list.map((r) => r.ackedAt)],
     );
