@@ -40,7 +40,10 @@ export function createPool(databaseUrl: string, schema: string, log: Logger, max
     connectionTimeoutMillis: 3_000,
     idleTimeoutMillis: 30_000,
     // Every session sees its own schema first; no query names another service's tables.
-    options: `-c search_path=${schema},public -c statement_timeout=30000`,
+    // Prepared statements (prepared.ts) keep their parse but are planned for each call's
+    // values: with the generic plan PostgreSQL settles on after five runs, a 10k broadcast's
+    // acks and results were applied seconds per batch (SUCCEEDED after 36 s, not 2 s).
+    options: `-c search_path=${schema},public -c statement_timeout=30000 -c plan_cache_mode=force_custom_plan`,
     application_name: schema,
   });
   // An idle client losing its connection (PostgreSQL restarted) must not crash the process.
