@@ -69,6 +69,11 @@ export interface SellingOptions {
    * sales in a window are the rate × its length (± one): for tests comparing kiosks' sales.
    */
   steady?: boolean;
+  /**
+   * Demand as at this UTC hour (0-23) of the current day, whatever the clock says: the same
+   * rates at any time of day, for tests (at night most of the generator's kiosks sell nothing).
+   */
+  demandHourUtc?: number;
   random?: () => number;
   log?: (line: string) => void;
 }
@@ -145,6 +150,7 @@ export function startSelling(options: SellingOptions): Selling {
   if (!(speedup > 0 && speedup <= 1_000_000)) throw new Error(`speedup must be above 0 and at most 1000000 (got ${speedup})`);
   const concurrency = options.concurrency ?? 2;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`concurrency must be a positive integer (got ${concurrency})`);
+  if (options.demandHourUtc !== undefined && !(Number.isInteger(options.demandHourUtc) && options.demandHourUtc >= 0 && options.demandHourUtc <= 23)) throw new Error(`demandHourUtc must be an hour, 0-23 (got ${options.demandHourUtc})`);
   if (!/^\d{4}-\d{2}-\d{2}$/.test(options.historyStart) || Number.isNaN(dayIndex(options.historyStart))) throw new Error(`historyStart must be a day, YYYY-MM-DD (got "${options.historyStart}")`);
   const seed = options.seed ?? historySeed;
   const random = options.random ?? Math.random;
@@ -263,7 +269,8 @@ export function startSelling(options: SellingOptions): Selling {
     const factor = options.rateFactor?.(s.kiosk.kioskId) ?? 1;
     const key = `${Math.floor(now.getTime() / 3_600_000)}|${productsVersion}|${factor}`;
     if (s.plan?.key !== key) {
-      const demand = new Map([...demandNow(s, now)].map(([sku, rate]) => [sku, rate * factor]));
+      const at = options.demandHourUtc === undefined ? now : new Date(new Date(now).setUTCHours(options.demandHourUtc));
+      const demand = new Map([...demandNow(s, at)].map(([sku, rate]) => [sku, rate * factor]));
       const basketProducts = demoBasketProducts.filter((p) => demand.has(p.sku));
       const plan = { products: basketProducts, ...basketStartRates(demand, basketProducts, demoAffinities.filter((a) => demand.has(a.a) && demand.has(a.b))) };
       s.plan = { key, plan, total: [...plan.starts.values()].reduce((a, b) => a + b, 0) };

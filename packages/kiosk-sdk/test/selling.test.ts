@@ -83,6 +83,8 @@ it("sells the generator's products through orders into ai's history, and a sold-
     kiosks: credentials,
     historyStart: new Date(Date.now() - 90 * 86_400_000).toISOString().slice(0, 10),
     speedup: 20_000,
+    // The same demand at any time of day (at night these kiosks sell little or nothing).
+    demandHourUtc: 14,
     concurrency: 2,
     restock: { token: async () => f.tokens.operator, afterMinutes: 2_000 },
   });

@@ -27,8 +27,9 @@ import { putArtifact } from "../../../test/support/fleet.js";
 const count = 40;
 // Kiosk numbers pick the generator's sites: any 40 do; the gate compares each cohort with its own earlier sales.
 const kioskIds = Array.from({ length: count }, (_, i) => `rs-${String(i + 1).padStart(4, "0")}`);
-// At ×160 a kiosk sells ~0.1-0.2 a second, by the hour of the day (a faster clock saturates a
-// loaded box: every kiosk then sells at the services' pace, whatever its version). The baseline
+// At ×160 a kiosk sells ~0.15-0.45 a second at 14:00 UTC, the hour the kiosks' demand is pinned
+// to (at night most of them sell nothing; a faster clock saturates a loaded box: every kiosk
+// then sells at the services' pace, whatever its version). The baseline
 // and the bake are sized from the rate measured before the rollout, so the 20 canary kiosks (a
 // half-and-half split: the most sales per window for both cohorts) see 1.5 × min_samples in each.
 const speedup = 160;
@@ -105,6 +106,7 @@ beforeAll(async () => {
     speedup,
     concurrency: 8,
     steady: true,
+    demandHourUtc: 14,
     rateFactor: (kioskId) => running.salesFactor(kioskId),
   });
   phase("started");
