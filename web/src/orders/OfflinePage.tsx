@@ -4,7 +4,7 @@
 import { useId, useState } from "react";
 import { Link } from "react-router";
 import { useMutation, useQuery } from "@connectrpc/connect-query";
-import { useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useQueryClient } from "@tanstack/react-query";
 import { LeaseService, LeaseSource, LeaseState, type Lease } from "@adminkiosk/proto/adminkiosk/catalog/v1/leases_pb";
 import { ConflictKind, ConflictResolution, ConflictState, OfflineSaleService, type OfflineConflict } from "@adminkiosk/proto/adminkiosk/orders/v1/offline_pb";
 import { useCan } from "../api/context";
@@ -76,11 +76,13 @@ export function OfflinePage() {
   );
 }
 
+// Each list keeps its rows while a new kiosk filter or page loads: a conflict's row (its note
+// being typed, its resolution chosen) stays mounted instead of being drawn anew, empty.
 function Conflicts({ kioskId }: { kioskId: string }) {
   const id = useId();
   const [state, setState] = useState(ConflictState.OPEN);
   const pages = usePageTokens(kioskId, state);
-  const conflicts = useQuery(OfflineSaleService.method.listOfflineConflicts, { kioskId, state, pageSize, pageToken: pages.token }, { refetchInterval: 10_000 });
+  const conflicts = useQuery(OfflineSaleService.method.listOfflineConflicts, { kioskId, state, pageSize, pageToken: pages.token }, { refetchInterval: 10_000, placeholderData: keepPreviousData });
   const list = conflicts.data?.conflicts ?? [];
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
@@ -205,7 +207,7 @@ function Resolve({ conflict: c }: { conflict: OfflineConflict }) {
 function Leases({ kioskId }: { kioskId: string }) {
   const id = useId();
   const pages = usePageTokens(kioskId);
-  const leases = useQuery(LeaseService.method.listLeases, { kioskId, state: LeaseState.UNSPECIFIED, pageSize, pageToken: pages.token }, { refetchInterval: 15_000 });
+  const leases = useQuery(LeaseService.method.listLeases, { kioskId, state: LeaseState.UNSPECIFIED, pageSize, pageToken: pages.token }, { refetchInterval: 15_000, placeholderData: keepPreviousData });
   const list = leases.data?.leases ?? [];
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
@@ -307,7 +309,7 @@ function Revoke({ lease }: { lease: Lease }) {
 function SyncedSales({ kioskId }: { kioskId: string }) {
   const id = useId();
   const pages = usePageTokens(kioskId);
-  const sales = useQuery(OfflineSaleService.method.listOfflineSales, { kioskId, pageSize, pageToken: pages.token }, { refetchInterval: 10_000 });
+  const sales = useQuery(OfflineSaleService.method.listOfflineSales, { kioskId, pageSize, pageToken: pages.token }, { refetchInterval: 10_000, placeholderData: keepPreviousData });
   const list = sales.data?.sales ?? [];
   return (
     <section className="card" aria-labelledby={`${id}-title`}>
