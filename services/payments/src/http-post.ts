@@ -12,13 +12,17 @@ export interface PostAnswer {
 
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
-/** Rejects when the connection fails or `signal` aborts; any HTTP status resolves. */
-export function postJson(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<PostAnswer> {
+/**
+ * Rejects when the connection fails, no answer has ended within `timeoutMs`, or `signal` aborts;
+ * any HTTP status resolves. The deadline is a timer of its own, held until the request closes
+ * (not AbortSignal.timeout, whose timer does not keep its signal alive).
+ */
+export function postJson(url: URL, headers: Record<string, string>, body: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<PostAnswer> {
   const secure = url.protocol === "https:";
   return new Promise((resolve, reject) => {
     const req = (secure ? https : http).request(
       url,
-      { method: "POST", agent: secure ? agents.https : agents.http, headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, signal },
+      { method: "POST", agent: secure ? agents.https : agents.http, headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, ...(options.signal ? { signal: options.signal } : {}) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -29,6 +33,8 @@ export function postJson(url: URL, headers: Record<string, string>, body: string
         });
       },
     );
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)), options.timeoutMs);
+    req.on("close", () => clearTimeout(timer));
     req.on("error", reject);
     req.end(body);
   });

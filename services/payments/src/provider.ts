@@ -101,8 +101,7 @@ export function httpProvider(options: HttpProviderOptions): PaymentProvider {
       res = await inSpan(`provider POST ${path.replace(/\/ch_[A-Za-z0-9_]+\//, "/{id}/")}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": "POST" } }, () => {
         const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, "content-type": "application/json", "idempotency-key": idempotencyKey };
         injectTraceHeaders(headers);
-        const timeout = AbortSignal.timeout(options.timeoutMs);
-        return postJson(new URL(path, options.baseUrl), headers, JSON.stringify(body), signal ? AbortSignal.any([signal, timeout]) : timeout);
+        return postJson(new URL(path, options.baseUrl), headers, JSON.stringify(body), { timeoutMs: options.timeoutMs, ...(signal ? { signal } : {}) });
       });
     } catch (err) {
       throw new ProviderError("unreachable", `provider unreachable: ${err instanceof Error ? err.message : String(err)}`, true);

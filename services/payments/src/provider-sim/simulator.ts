@@ -147,7 +147,7 @@ export function createSimulator(options: SimulatorOptions): http.Server {
         const res = await inSpan(`POST webhook ${type}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": "POST", "webhook.event": type } }, () => {
           const headers: Record<string, string> = { "content-type": "application/json", [signatureHeader]: signature };
           injectTraceHeaders(headers);
-          return postJson(webhookUrl, headers, body, AbortSignal.timeout(10_000));
+          return postJson(webhookUrl, headers, body, { timeoutMs: 10_000 });
         });
         status = res.status;
       } catch (err) {
