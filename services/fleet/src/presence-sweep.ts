@@ -13,9 +13,13 @@ export function startPresenceSweep(pool: Pool, redis: Redis, intervalMs: number,
     const results = (await pipeline.exec()) ?? [];
     const gone = rows.filter((_, i) => results[i]?.[0] === null && results[i]?.[1] === 0).map((r) => r.kiosk_id);
     if (gone.length === 0) return;
-    // Only if nothing newer arrived meanwhile (a reconnect sets connection_changed_at).
+    // Only if nothing newer arrived meanwhile (a reconnect sets connection_changed_at). The
+    // mark keeps connection_changed_at: it is no event of link's, and moved to now() it made a
+    // kiosk's reconnect that was taken before the check but applied after it count as older
+    // and be dropped — the kiosk restarting into a new version stayed offline on its old one.
+    // An older connected event applied late marks it online again; the next sweep corrects it.
     const { rows: marked } = await pool.query<{ kiosk_id: string }>(
-      `UPDATE kiosks SET connected = false, connection_changed_at = now()
+      `UPDATE kiosks SET connected = false
        WHERE kiosk_id = ANY($1) AND connected AND connection_changed_at < now() - interval '2 seconds' RETURNING kiosk_id`,
       [gone],
     );
