@@ -145,7 +145,12 @@ describe("restore drill", () => {
     for (const id of marked) expect([id, byId.get(id)?.state]).toEqual([id, "completed"]);
     const intents = await query<{ id: string; state: string; amount_minor: string }>("payments", "SELECT id::text, state, amount_minor::text FROM payments.payment_intents");
     const intentById = new Map(intents.map((i) => [i.id, i]));
-    for (const o of orders.filter((o) => o.state === "completed")) {
+    // Paid too. Only the sales acknowledged before the mark: a sale whose payment succeeded past
+    // the archived WAL is lost from payments with it, but its payments.intent.succeeded is still
+    // in JetStream, and orders, redelivered it after the restore, completes the order while the
+    // intent reads processing (a known limit: docs/operations.md, restoring).
+    const markedIds = new Set(marked);
+    for (const o of orders.filter((o) => o.state === "completed" && markedIds.has(o.id))) {
       const intent = intentById.get(o.payment_intent_id);
       expect([o.id, intent?.state, intent?.amount_minor]).toEqual([o.id, "succeeded", o.total_minor]);
     }
