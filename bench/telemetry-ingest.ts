@@ -36,7 +36,7 @@ import { KioskTelemetryEventSchema } from "@adminkiosk/proto/adminkiosk/link/v1/
 import { DeviceStatus, type TelemetrySample } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { TelemetrySampleSchema } from "@adminkiosk/proto/adminkiosk/link/v1/link_pb";
 import { closeNats, connectNats, createLogger } from "@adminkiosk/runtime";
-import { CopyRowWriter, decodeTelemetryMessage } from "../services/fleet/src/telemetry.js";
+import { CopyRowWriter, copyHeader, copyTrailer, decodeTelemetryMessage } from "../services/fleet/src/telemetry.js";
 import { createLinkEvents } from "../services/link/src/events.js";
 import { cpuSeconds, loadAverage, machine, startKioskFleet } from "./kiosk-fleet.js";
 import { mintDevices } from "./mint-devices.js";
@@ -157,33 +157,35 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     await db.query(`ALTER TABLE ${name} ADD PRIMARY KEY (kiosk_id, sampled_at, sample_id)`);
     await db.query(`CREATE TABLE ${name}_all PARTITION OF ${name} DEFAULT`);
   };
-  if (parts.has("copy")) {
-    await fresh("bench_copy");
+  /** One COPY FROM STDIN of `chunks` into a fresh `table`, timed; its row in the table. */
+  const timedCopy = async (name: string, table: string, format: string, chunks: () => Iterable<string | Buffer>) => {
+    await fresh(table);
     const load = loadAverage();
     const client = await db.connect();
     const t0 = performance.now();
     try {
-      const line = (r: Row) => {
-        const s = r.sample;
-        return `${r.kioskId}\t${at(s)}\t${s.sampleId}\t${r.received.toISOString()}\t${s.cpuPercent}\t${s.temperatureCelsius}\t${s.paperLevelPercent}\t${s.cashLevelMinor}\t${s.printer}\t${s.scanner}\t{${s.errors.map((e) => `"${e}"`).join(",")}}\n`;
-      };
-      // ~1000 rows per chunk written to the COPY stream.
-      const text = function* () {
-        for (let i = 0; i < rows.length; i += 1_000) yield rows.slice(i, i + 1_000).map(line).join("");
-      };
       await pipeline(
-        Readable.from(text()),
-        client.query(copyFrom("COPY bench_copy (kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors) FROM STDIN")),
+        Readable.from(chunks()),
+        client.query(copyFrom(`COPY ${table} (kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors) FROM STDIN${format}`)),
       );
     } finally {
       client.release();
     }
     const seconds = (performance.now() - t0) / 1000;
-    rates["copy"] = total / seconds;
-    row([`baseline: COPY FROM STDIN of the same ${total} rows, one stream`, `${await count("bench_copy")} / ${total}`, seconds.toFixed(1), Math.round(messages / seconds), Math.round(total / seconds), "", load]);
+    row([`baseline: ${name} FROM STDIN of the same ${total} rows, one stream`, `${await count(table)} / ${total}`, seconds.toFixed(1), Math.round(messages / seconds), Math.round(total / seconds), "", load]);
+    return total / seconds;
+  };
+  if (parts.has("copy")) {
+    const line = (r: Row) => {
+      const s = r.sample;
+      return `${r.kioskId}\t${at(s)}\t${s.sampleId}\t${r.received.toISOString()}\t${s.cpuPercent}\t${s.temperatureCelsius}\t${s.paperLevelPercent}\t${s.cashLevelMinor}\t${s.printer}\t${s.scanner}\t{${s.errors.map((e) => `"${e}"`).join(",")}}\n`;
+    };
+    // ~1000 rows per chunk written to the COPY stream.
+    rates["copy"] = await timedCopy("COPY", "bench_copy", "", function* () {
+      for (let i = 0; i < rows.length; i += 1_000) yield rows.slice(i, i + 1_000).map(line).join("");
+    });
   }
   if (parts.has("copybin")) {
-    await fresh("bench_copybin");
     // The rows in COPY's binary format as fleet writes them (decoded from the messages' bytes
     // before the clock starts: only PostgreSQL's side is timed, as for the text COPY).
     const writer = new CopyRowWriter();
@@ -196,26 +198,12 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
           writer,
         ).rows,
     );
-    const load = loadAverage();
-    const client = await db.connect();
-    const t0 = performance.now();
-    try {
-      const body = function* () {
-        yield Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
-        // ~1000 rows per write, as for the text COPY.
-        for (let i = 0; i < chunks.length; i += 100) yield Buffer.concat(chunks.slice(i, i + 100));
-        yield Buffer.from([0xff, 0xff]);
-      };
-      await pipeline(
-        Readable.from(body()),
-        client.query(copyFrom("COPY bench_copybin (kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors) FROM STDIN (FORMAT binary)")),
-      );
-    } finally {
-      client.release();
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    rates["copybin"] = total / seconds;
-    row([`baseline: binary COPY FROM STDIN of the same ${total} rows, one stream`, `${await count("bench_copybin")} / ${total}`, seconds.toFixed(1), Math.round(messages / seconds), Math.round(total / seconds), "", load]);
+    // ~1000 rows per write, as for the text COPY.
+    rates["copybin"] = await timedCopy("binary COPY", "bench_copybin", " (FORMAT binary)", function* () {
+      yield copyHeader;
+      for (let i = 0; i < chunks.length; i += 100) yield Buffer.concat(chunks.slice(i, i + 100));
+      yield copyTrailer;
+    });
   }
   if (parts.has("insert")) {
     await fresh("bench_insert");

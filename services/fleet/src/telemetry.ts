@@ -68,8 +68,8 @@ export function startTelemetryStore(pool: Pool, retentionDays: number, log: Logg
 const columns = "kiosk_id, sampled_at, sample_id, received_at, cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner, errors";
 const columnCount = 11;
 /** Binary COPY's header (signature, flags, no extension) and trailer. */
-const copyHeader = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
-const copyTrailer = Buffer.from([0xff, 0xff]);
+export const copyHeader = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
+export const copyTrailer = Buffer.from([0xff, 0xff]);
 /** timestamptz in binary: microseconds since 2000-01-01 UTC. */
 const pgEpochMs = 946_684_800_000;
 const textOid = 25;
