@@ -24,7 +24,6 @@ export * from "./redis.js";
 export * from "./request.js";
 export * from "./review-token.js";
 export * from "./resilience.js";
-export * from "./revocations.js";
 export * from "./server.js";
 export * from "./subjects.js";
 export * from "./tokens.js";

@@ -59,10 +59,35 @@ export const revokedDevicesKey = "auth:revoked-devices";
  */
 export const endedSessionKey = (sessionId: string) => `auth:session-ended:${sessionId}`;
 
-/** isRevoked for createTokenVerifier, backed by auth's Redis keys. */
-export function redisRevocationCheck(redis: Pick<Redis, "sismember" | "exists">): (credential: RevocableCredential) => Promise<boolean> {
-  return async (c) =>
-    c.kind === "device" ? (await redis.sismember(revokedDevicesKey, c.deviceId)) === 1 : (await redis.exists(endedSessionKey(c.sessionId))) === 1;
+/**
+ * isRevoked for createTokenVerifier, backed by auth's Redis keys, asked for all the calls of one
+ * tick together: one SMISMEMBER for devices and one MGET for people's sessions, instead of a
+ * round trip (and a socket write) per call — link opens hundreds of streams per tick in a
+ * reconnect storm, fleet serves SendCommand to dozens of callers at once. Each call still gets
+ * its own answer, asked after it arrived.
+ */
+export function redisRevocationCheck(redis: Pick<Redis, "smismember" | "mget">): (credential: RevocableCredential) => Promise<boolean> {
+  type Asked = { id: string; resolve: (revoked: boolean) => void; reject: (err: unknown) => void };
+  let devices: Asked[] = [];
+  let sessions: Asked[] = [];
+  const answer = (asked: Asked[], reply: Promise<boolean[]>) =>
+    reply.then(
+      (revoked) => asked.forEach((a, i) => a.resolve(revoked[i] === true)),
+      (err: unknown) => asked.forEach((a) => a.reject(err)),
+    );
+  const flush = () => {
+    const [d, s] = [devices, sessions];
+    devices = [];
+    sessions = [];
+    if (d.length) answer(d, redis.smismember(revokedDevicesKey, ...d.map((a) => a.id)).then((r) => r.map((x) => x === 1)));
+    if (s.length) answer(s, redis.mget(...s.map((a) => endedSessionKey(a.id))).then((r) => r.map((x) => x !== null)));
+  };
+  return (c) =>
+    new Promise<boolean>((resolve, reject) => {
+      if (devices.length === 0 && sessions.length === 0) setImmediate(flush);
+      if (c.kind === "device") devices.push({ id: c.deviceId, resolve, reject });
+      else sessions.push({ id: c.sessionId, resolve, reject });
+    });
 }
 
 /** Keys from auth's JWKS URL: cached, and fetched again when a token names an unknown kid. */

@@ -14,7 +14,7 @@ import {
   loadConfig,
   migrate,
   onShutdownSignal,
-  batchedRevocationCheck,
+  redisRevocationCheck,
   remoteKeys,
   runService,
   serviceTransport,
@@ -113,7 +113,7 @@ async function main() {
   const jobs = startJobRunner({ pool, dispatcher, changes, tickMs: config.JOB_TICK_MS, log });
   const sweep = startPresenceSweep(pool, redis, config.PRESENCE_SWEEP_MS, changes, log);
   const releases = releasesFromConfig(config, log);
-  const verifyToken = createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: batchedRevocationCheck(redis) });
+  const verifyToken = createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) });
   const gates = {
     bucketMs: factsBucketMs,
     forecasts: forecasts && config.ROLLOUT_GATE_FORECAST_KIOSKS > 0 ? createGateForecasts({ client: forecasts, sku: config.ROLLOUT_AUTO_SKU, log }) : undefined,

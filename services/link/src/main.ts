@@ -8,6 +8,7 @@ import {
   createTokenVerifier,
   loadConfig,
   onShutdownSignal,
+  redisRevocationCheck,
   remoteKeys,
   runService,
   startService,
@@ -18,7 +19,6 @@ import { linkConfigShape } from "./config.js";
 import { createLinkEvents } from "./events.js";
 import { createCooldown } from "./limits.js";
 import { createPresence } from "./presence.js";
-import { batchedRevocationCheck } from "./revocations.js";
 import { createLink, linkServices } from "./server.js";
 
 async function main() {
@@ -49,7 +49,7 @@ async function main() {
       grpc: link.grpcHandlers,
       // A storm of reconnects waits its turn (or is told when to come back) instead of piling up.
       admission: { methods: [LinkService.method.connect], admission: createAdmission({ concurrency: config.LINK_CONNECT_CONCURRENCY, queue: config.LINK_ACCEPT_QUEUE, rate: config.LINK_CONNECT_RATE }) },
-      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: batchedRevocationCheck(redis) }),
+      verifyToken: createTokenVerifier({ keys: remoteKeys(config.AUTH_JWKS_URL), isRevoked: redisRevocationCheck(redis) }),
       probes: [
         { name: "redis", check: () => redis.ping() },
         { name: "nats", check: () => nats.flush() },
