@@ -15,8 +15,8 @@ import {
   type Pool,
   type PoolClient,
 } from "@adminkiosk/runtime";
-import { publishReservationsExpired } from "./events.js";
-import { stock } from "./inventory.js";
+import { publishReservationsExpired, publishStockCrossing, publishStockLevels } from "./events.js";
+import { stock, toStockLevel } from "./inventory.js";
 import type { CatalogMetrics } from "./metrics.js";
 import { products } from "./products.js";
 import { events } from "./seating.js";
@@ -325,6 +325,51 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
     return held;
   }
 
+  /**
+   * The common sale — one SKU, no seats, a new id — in one statement with no transaction
+   * around it (it is atomic alone): the units taken only if the product is for sale, that
+   * many are available and the kiosk may hold another reservation, then the reservation and
+   * its line written from what was taken. Answers undefined when it changed nothing (or its
+   * insert met the id already taken, which rolls the statement back): the transaction below
+   * then finds out why, or replays the id's reservation.
+   */
+  async function reserveOneItem(input: ReserveInput, hash: string): Promise<LoadedReservation | undefined> {
+    const item = input.items[0]!;
+    try {
+      const { rows } = await pool.query<ReservationRow & { unit_price_minor: string; tax_rate_basis_points: number }>(
+        `WITH taken AS (
+           UPDATE stock SET reserved = reserved + $6, updated_at = now()
+           FROM products p
+           WHERE stock.kiosk_id = $2 AND stock.sku = $5 AND p.sku = stock.sku AND p.active AND stock.on_hand - stock.reserved >= $6
+             AND NOT EXISTS (SELECT 1 FROM reservations WHERE reservation_id = $1)
+             AND (SELECT count(*) FROM reservations WHERE kiosk_id = $2 AND state = 'held' AND expires_at > now()) < $7
+           RETURNING p.price_minor, p.currency, p.tax_rate_basis_points
+         ), created AS (
+           INSERT INTO reservations (reservation_id, kiosk_id, state, request_hash, total_minor, currency, expires_at, created_by)
+           SELECT $1, $2, 'held', $3, price_minor * $6, currency, now() + make_interval(secs => $4), $8 FROM taken
+           RETURNING *
+         ), line AS (
+           INSERT INTO reservation_items (reservation_id, sku, quantity, unit_price_minor, currency, tax_rate_basis_points)
+           SELECT $1, $5, $6, price_minor, currency, tax_rate_basis_points FROM taken
+         )
+         SELECT created.*, taken.price_minor::text AS unit_price_minor, taken.tax_rate_basis_points FROM created, taken`,
+        [input.reservationId, input.kioskId, hash, input.ttlSeconds, item.sku, item.quantity.toString(), limits.maxHeldPerKiosk, input.createdBy],
+      );
+      const found = rows[0];
+      if (!found) return undefined;
+      const { unit_price_minor, tax_rate_basis_points, ...row } = found;
+      return {
+        row,
+        items: [{ sku: item.sku, quantity: item.quantity.toString(), unit_price_minor, currency: row.currency, tax_rate_basis_points }],
+        seats: [],
+      };
+    } catch (err) {
+      // A twin under the same id inserted first: the statement rolled back whole.
+      if ((err as { code?: unknown }).code === "23505") return undefined;
+      throw err;
+    }
+  }
+
   const outcomeOf = (err: unknown) => {
     const reason = err instanceof DomainError ? err.info?.reason : undefined;
     return reason === "OUT_OF_STOCK" ? "out_of_stock" : reason === "SEAT_UNAVAILABLE" ? "seats_unavailable" : "refused";
@@ -334,6 +379,13 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
     async reserve(input) {
       const hash = requestHash(input);
       try {
+        if (input.items.length === 1 && input.seats.length === 0) {
+          const reserved = await reserveOneItem(input, hash);
+          if (reserved) {
+            metrics.reservation("reserved");
+            return toReservation(reserved);
+          }
+        }
         let result;
         try {
           result = await attempt(input, hash);
@@ -355,6 +407,12 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
 
     async commit(reservationId, authorize) {
       const result = await inTransaction(pool, async (tx) => {
+        const sold = await commitOneItem(tx, reservationId);
+        if (sold) {
+          // Refused here, the transaction rolls the sale back.
+          authorize(sold);
+          return { r: sold, changed: true };
+        }
         const r = await load(tx, reservationId, { forUpdate: true });
         if (!r) throw notFound(reservationId);
         authorize(r);
@@ -435,6 +493,55 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
       return expired;
     },
   };
+
+  /**
+   * The common commit — a live hold of one SKU and no seats — in one statement: the
+   * reservation locked and marked committed (only while held and not overdue), then its units
+   * sold; the stock's new level is published as sell() does. Answers undefined when it changed
+   * nothing: the caller then loads the reservation and takes the general path (it refuses, or
+   * expires, or answers an earlier commit, or sells several lines in lock order).
+   */
+  async function commitOneItem(tx: PoolClient, reservationId: string): Promise<LoadedReservation | undefined> {
+    const { rows } = await tx.query<
+      ReservationRow & { line: ItemRow; stock_on_hand: string; stock_reserved: string; stock_threshold: string; stock_updated_at: Date }
+    >(
+      `WITH committed AS (
+         UPDATE reservations SET state = 'committed', updated_at = now()
+         WHERE reservation_id = $1 AND state = 'held' AND expires_at > now()
+           AND NOT EXISTS (SELECT 1 FROM reservation_seats WHERE reservation_id = $1)
+           AND (SELECT count(*) FROM reservation_items WHERE reservation_id = $1) = 1
+         RETURNING *
+       ), line AS (
+         SELECT i.* FROM reservation_items i WHERE i.reservation_id = $1 AND EXISTS (SELECT 1 FROM committed)
+       ), sold AS (
+         UPDATE stock SET on_hand = on_hand - line.quantity, reserved = reserved - line.quantity, updated_at = now()
+         FROM committed, line WHERE stock.kiosk_id = committed.kiosk_id AND stock.sku = line.sku
+         RETURNING stock.on_hand, stock.reserved, stock.low_stock_threshold, stock.updated_at
+       )
+       SELECT committed.*,
+         json_build_object('sku', line.sku, 'quantity', line.quantity::text, 'unit_price_minor', line.unit_price_minor::text,
+           'currency', line.currency, 'tax_rate_basis_points', line.tax_rate_basis_points) AS line,
+         sold.on_hand::text AS stock_on_hand, sold.reserved::text AS stock_reserved, sold.low_stock_threshold::text AS stock_threshold,
+         sold.updated_at AS stock_updated_at
+       FROM committed, line, sold`,
+      [reservationId],
+    );
+    const found = rows[0];
+    if (!found) return undefined;
+    const { line, stock_on_hand, stock_reserved, stock_threshold, stock_updated_at, ...row } = found;
+    const quantity = BigInt(line.quantity);
+    const after = { kiosk_id: row.kiosk_id, sku: line.sku, on_hand: stock_on_hand, reserved: stock_reserved, low_stock_threshold: stock_threshold, updated_at: stock_updated_at };
+    await publishStockLevels(tx, [toStockLevel(after)]);
+    await publishStockCrossing(tx, {
+      kioskId: row.kiosk_id,
+      sku: line.sku,
+      onHandBefore: BigInt(stock_on_hand) + quantity,
+      thresholdBefore: BigInt(stock_threshold),
+      onHand: BigInt(stock_on_hand),
+      threshold: BigInt(stock_threshold),
+    });
+    return { row, items: [line], seats: [] };
+  }
 
   /** Expires locked, held reservations: units and seats back, an event for each. */
   async function expire(tx: PoolClient, reservationIds: string[]) {
