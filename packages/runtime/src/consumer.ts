@@ -29,6 +29,14 @@
 // A failing batch is retried message by message at once, so one bad message holds nothing back.
 // JetStream's own max_deliver stays unlimited: at its limit JetStream would drop the message
 // silently, during an outage too; the consumer enforces the bound and keeps what it gives up.
+//
+// Messages a handler applies idempotently by keys of its own (fleet's telemetry: a sample is
+// refused by its primary key, its counts come from the rows actually stored) can skip the inbox:
+// `idempotentByKeys: msg => …` (or `true` for all) names them, and the consumer claims no
+// consumer_inbox row for them — every delivery, a redelivery too, reaches the handler (the
+// first of each key in a batch), so the handler's keys are all that keeps it once. For a
+// high-volume stream the inbox insert is a large share of a batch (fleet's telemetry drain: about
+// a quarter). Their repeats are counted "handled", not "duplicate": the consumer cannot tell.
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
@@ -205,6 +213,14 @@ interface CommonOptions {
   classify?: (err: unknown) => Failure | undefined | Promise<Failure | undefined>;
   /** Inbox rows outlive redelivery by this much: longer than the stream keeps messages. Default 8 days. */
   inboxRetentionDays?: number;
+  /**
+   * The messages (all of them with `true`) the handler applies so that a repeat changes nothing by
+   * keys of its own, not the inbox's: no consumer_inbox row is claimed for them, and a redelivery
+   * reaches the handler again. Only for effects that are idempotent by their own keys —
+   * counters, notices or anything derived from "this message arrived" must come from what the
+   * keys let in (e.g. rows an INSERT … ON CONFLICT DO NOTHING returned). Default: none.
+   */
+  idempotentByKeys?: true | ((msg: ConsumedMessage) => boolean);
 }
 
 export type ConsumerOptions<T = unknown> = CommonOptions &
@@ -242,19 +258,38 @@ export interface DurableConsumer {
  * `inbox` is the stream and the durable ("LINK/notifications"): two durable consumers of one
  * stream in one service (notifications reads LINK twice) each apply every message once —
  * keyed by the stream alone, whichever claimed a message first made the other skip it.
+ * Messages `unclaimed` names (idempotentByKeys) get no row: the first of each key goes to work.
  */
-async function claimed<R>(pool: Pool, inbox: string, msgs: ConsumedMessage[], work: (tx: PoolClient, fresh: ConsumedMessage[]) => Promise<R>): Promise<R> {
+async function claimed<R>(
+  pool: Pool,
+  inbox: string,
+  msgs: ConsumedMessage[],
+  work: (tx: PoolClient, fresh: ConsumedMessage[]) => Promise<R>,
+  unclaimed?: (msg: ConsumedMessage) => boolean,
+): Promise<R> {
   const client = await pool.connect();
   try {
+    const skip = unclaimed ? msgs.map(unclaimed) : undefined;
+    const claim = skip ? msgs.filter((_, i) => !skip[i]) : msgs;
     const lit = (v: string) => client.escapeLiteral(v);
-    const results = (await client.query(
-      `BEGIN; INSERT INTO consumer_inbox (stream, msg_key) SELECT ${lit(inbox)}, unnest(ARRAY[${msgs.map((m) => lit(m.key)).join(",")}]::text[]) ON CONFLICT DO NOTHING RETURNING msg_key`,
-    )) as unknown as { rows: { msg_key: string }[] }[];
-    const fresh = new Set(results[1]!.rows.map((r) => r.msg_key));
-    const result = await work(
-      client,
-      msgs.filter((m) => fresh.delete(m.key)),
-    );
+    let fresh: Set<string>;
+    if (claim.length) {
+      const results = (await client.query(
+        `BEGIN; INSERT INTO consumer_inbox (stream, msg_key) SELECT ${lit(inbox)}, unnest(ARRAY[${claim.map((m) => lit(m.key)).join(",")}]::text[]) ON CONFLICT DO NOTHING RETURNING msg_key`,
+      )) as unknown as { rows: { msg_key: string }[] }[];
+      fresh = new Set(results[1]!.rows.map((r) => r.msg_key));
+    } else {
+      await client.query("BEGIN");
+      fresh = new Set();
+    }
+    const seen = new Set<string>();
+    const first = (m: ConsumedMessage, i: number) => {
+      if (!skip?.[i]) return fresh.delete(m.key);
+      if (seen.has(m.key)) return false;
+      seen.add(m.key);
+      return true;
+    };
+    const result = await work(client, msgs.filter(first));
     await client.query("COMMIT");
     return result;
   } catch (err) {
@@ -282,6 +317,8 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   const fields = { consumer: durable, stream };
   /** The inbox rows' scope (consumer_inbox.stream): this durable's own, see claim. */
   const inbox = `${stream}/${durable}`;
+  const byKeys = options.idempotentByKeys;
+  const unclaimed = byKeys === true ? () => true : byKeys;
   const abort = new AbortController();
   const counted = (outcome: string, n = 1) => n > 0 && metrics.messages.inc({ consumer: durable, outcome }, n);
   /** When each failing message first failed here (for its dead letter), forgotten once it is settled. */
@@ -291,15 +328,25 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
   /** Applies the messages; commits (and runs afterCommit) or throws. Returns how many were repeats. */
   const run = async (msgs: ConsumedMessage[]): Promise<number> => {
     if ("apply" in options) {
-      const fresh = await claimed(pool, inbox, msgs, async (tx, [msg]) => {
-        if (msg) await options.apply(tx, msg);
-        return msg ? 1 : 0;
-      });
+      const fresh = await claimed(
+        pool,
+        inbox,
+        msgs,
+        async (tx, [msg]) => {
+          if (msg) await options.apply(tx, msg);
+          return msg ? 1 : 0;
+        },
+        unclaimed,
+      );
       return msgs.length - fresh;
     }
     if ("applyBatch" in options) {
-      const done = await claimed(pool, inbox, msgs, async (tx, fresh) =>
-        fresh.length ? { n: fresh.length, result: await options.applyBatch(tx, fresh) } : { n: 0 },
+      const done = await claimed(
+        pool,
+        inbox,
+        msgs,
+        async (tx, fresh) => (fresh.length ? { n: fresh.length, result: await options.applyBatch(tx, fresh) } : { n: 0 }),
+        unclaimed,
       );
       if ("result" in done) {
         try {
@@ -314,13 +361,19 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
     for (const msg of msgs) {
       await options.handle(msg, {
         once: (work) =>
-          claimed(pool, inbox, [msg], async (tx, fresh) => {
-            if (fresh.length === 0) {
-              repeats++;
-              return undefined;
-            }
-            return work(tx);
-          }),
+          claimed(
+            pool,
+            inbox,
+            [msg],
+            async (tx, fresh) => {
+              if (fresh.length === 0) {
+                repeats++;
+                return undefined;
+              }
+              return work(tx);
+            },
+            unclaimed,
+          ),
       });
     }
     return repeats;

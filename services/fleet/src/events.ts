@@ -2,7 +2,8 @@
 // on link.kiosk.> applies connections, disconnections, telemetry, command acks/results
 // and applied configuration. Messages are applied in batches of up to 2,000, each batch in
 // one transaction together with its inbox rows, so a redelivery (after a crash or a late
-// ack) changes nothing twice and nothing is acked before it is committed. A batch that
+// ack) changes nothing twice and nothing is acked before it is committed — telemetry has no
+// inbox row: its samples' own keys refuse a redelivered batch (storeTelemetry). A batch that
 // fails is retried message by message; a message PostgreSQL refuses (or that does not
 // decode) is dead-lettered, so it cannot stop every other kiosk's events. Timestamps
 // decide, so order between kiosks' messages does not matter.
@@ -61,6 +62,7 @@ interface Effects {
   applied: Map<string, number>;
   rejected: Map<string, number>;
   samplesDropped: number;
+  samplesRepeated: number;
   reconnected: Set<string>;
   changed: Map<string, Set<"kiosk" | "config">>;
   commands: { kioskId: string; commandId: string }[];
@@ -95,7 +97,8 @@ function decode(msg: ConsumedMessage, horizonMs: number, bucketMs: number, rows:
   if (kind === "disconnected") return { kind, e: decodeEvent(KioskDisconnectedEventSchema, msg) };
   if (kind === "telemetry") {
     try {
-      return { kind, e: decodeTelemetryMessage(msg.data, horizonMs, bucketMs, rows) };
+      // Without link's receive time, JetStream's: the same on every delivery, so are the keys.
+      return { kind, e: decodeTelemetryMessage(msg.data, horizonMs, bucketMs, rows, msg.publishedMs) };
     } catch (err) {
       if (err instanceof ValueOutOfRange) throw err; // refused as the database would
       throw new PermanentError("undecodable", `${msg.subject}: not a ${KioskTelemetryEventSchema.typeName} (${(err as Error).message})`, { cause: err });
@@ -120,14 +123,15 @@ const prepareSlice = 250;
 
 /**
  * A batch's telemetry: every sample with one COPY (telemetry.ts), the samples and faulty
- * samples newly stored counted in kiosk_facts (a sample resent under a new message id is
- * stored and counted once), and each kiosk's latest state — its newest sample in the batch,
+ * samples newly stored counted in kiosk_facts (a sample redelivered, or resent under a new
+ * message id, is stored and counted once: telemetry claims no inbox row, its samples' primary
+ * key is what keeps it once), and each kiosk's latest state — its newest sample in the batch,
  * one UPDATE row per kiosk. The UPDATE changes only columns no index holds (state,
  * state_sampled_at; last_seen_at when it is lastSeenFromTelemetryMs stale), so PostgreSQL
  * updates the row in place (HOT, kiosks' fillfactor leaves room), and a kiosk whose stored
  * state is newer is not written at all.
  */
-async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], facts: ReturnType<typeof factBatch>, bucketMs: number) {
+async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], facts: ReturnType<typeof factBatch>, bucketMs: number): Promise<{ repeated: number }> {
   const rows: Buffer[] = [];
   let count = 0;
   const latest = new Map<string, { receivedMs: number; sampledIn?: TelemetryMessage }>();
@@ -142,9 +146,16 @@ async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], fact
     }
   }
   const stored = await insertSamples(tx, rows, count, bucketMs);
+  let repeated = 0;
   if (stored === "all") {
     for (const m of messages) for (let i = 0; i < m.buckets.length; i += 3) facts.count(m.kioskId, m.buckets[i]!, { samples: m.buckets[i + 1]!, faulty_samples: m.buckets[i + 2]! });
-  } else for (const s of stored) facts.count(s.kioskId, s.bucketMs, { samples: s.samples, faulty_samples: s.faulty });
+  } else {
+    repeated = count;
+    for (const s of stored) {
+      facts.count(s.kioskId, s.bucketMs, { samples: s.samples, faulty_samples: s.faulty });
+      repeated -= s.samples;
+    }
+  }
   const entries = [...latest];
   await tx.query(
     `UPDATE kiosks k SET
@@ -166,6 +177,7 @@ async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], fact
       lastSeenFromTelemetryMs,
     ],
   );
+  return { repeated };
 }
 
 /**
@@ -192,14 +204,19 @@ function pendingConnections(tx: PoolClient) {
 
 export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsumer {
   const { pool, log } = o;
-  const applied = new Counter({ name: "fleet_link_events_applied_total", help: "link events applied, by kind.", labelNames: ["kind"], registers: [] });
+  const applied = new Counter({ name: "fleet_link_events_applied_total", help: "link events applied, by kind (telemetry: every delivery, a redelivered batch's again; see fleet_telemetry_samples_repeated_total).", labelNames: ["kind"], registers: [] });
   const rejected = new Counter({
     name: "fleet_link_events_rejected_total",
     help: "link events ignored: naming another kiosk's command, a command fleet does not know, or a config version fleet never assigned to the kiosk (undecodable ones are dead-lettered); \"rollout claim\": an update status naming another rollout than fleet sent the kiosk (applied to fleet's).",
     labelNames: ["reason"],
     registers: [],
   });
-  const samplesDropped = new Counter({ name: "fleet_telemetry_samples_expired_total", help: "Samples older than the retention period, not stored.", registers: [] });
+  const samplesDropped = new Counter({ name: "fleet_telemetry_samples_expired_total", help: "Samples older than the retention period, not stored (a redelivered batch's again).", registers: [] });
+  const samplesRepeated = new Counter({
+    name: "fleet_telemetry_samples_repeated_total",
+    help: "Samples fleet had stored already (a batch delivered again, resent under a new id, overlapping another): not stored or counted again.",
+    registers: [],
+  });
 
   /**
    * Batches decoded ahead (the consumer's prepare: while the batch before is in its
@@ -232,7 +249,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
   };
 
   async function applyBatch(tx: PoolClient, msgs: ConsumedMessage[]): Promise<Effects> {
-    const effects: Effects = { applied: new Map(), rejected: new Map(), samplesDropped: 0, reconnected: new Set(), changed: new Map(), commands: [] };
+    const effects: Effects = { applied: new Map(), rejected: new Map(), samplesDropped: 0, samplesRepeated: 0, reconnected: new Set(), changed: new Map(), commands: [] };
     const count = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
     const changed = (kioskId: string, what: "kiosk" | "config") => {
       const set = effects.changed.get(kioskId) ?? new Set();
@@ -299,7 +316,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       log.warn(m, "kiosk's update status named another rollout than fleet sent it; counted for fleet's");
     }
     if (telemetry.length) {
-      await storeTelemetry(tx, telemetry, facts, o.factsBucketMs);
+      effects.samplesRepeated = (await storeTelemetry(tx, telemetry, facts, o.factsBucketMs)).repeated;
       for (const t of telemetry) changed(t.kioskId, "kiosk");
     }
     await facts.flush(tx);
@@ -310,6 +327,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     effects.applied.forEach((n, kind) => applied.inc({ kind }, n));
     effects.rejected.forEach((n, reason) => rejected.inc({ reason }, n));
     if (effects.samplesDropped) samplesDropped.inc(effects.samplesDropped);
+    if (effects.samplesRepeated) samplesRepeated.inc(effects.samplesRepeated);
     for (const [kioskId, kinds] of effects.changed) for (const kind of kinds) o.changes.publish(kioskId, kind);
     for (const c of effects.commands) o.changes.publish(c.kioskId, "command", c.commandId);
     if (effects.reconnected.size) o.onReconnected([...effects.reconnected]);
@@ -328,6 +346,11 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     // under a second; messages waiting behind it are kept alive.
     ackWaitMs: 10_000,
     batchSize: 2_000,
+    // Telemetry claims no inbox row (a quarter of a batch's time went to claiming them): a
+    // redelivered batch's samples are refused by their primary key and counted from the rows
+    // stored; the latest state skips older samples. Every other kind is claimed (a reconnect
+    // is counted per message).
+    idempotentByKeys: (msg) => linkSubjects.parse(msg.subject)?.kind === "telemetry",
     applyBatch,
     prepare,
     afterCommit: publish,
@@ -345,6 +368,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       registry.registerMetric(applied);
       registry.registerMetric(rejected);
       registry.registerMetric(samplesDropped);
+      registry.registerMetric(samplesRepeated);
     },
     stop: () => consumer.stop(),
   };

@@ -261,9 +261,11 @@ class WireReader {
 
 /**
  * Decodes a KioskTelemetryEvent's bytes (link.kiosk.<id>.telemetry). `horizonMs`: samples
- * taken before it are past retention and dropped; `bucketMs`: kiosk_facts' bucket width.
+ * taken before it are past retention and dropped; `bucketMs`: kiosk_facts' bucket width;
+ * `receivedFallbackMs`: the receive time of a message without one (a sample without a time is
+ * stored at it, so it should be the same on every delivery: the JetStream message's time).
  */
-export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, bucketMs: number, out = new CopyRowWriter()): TelemetryMessage {
+export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, bucketMs: number, out = new CopyRowWriter(), receivedFallbackMs = Date.now()): TelemetryMessage {
   const r = new WireReader(data);
   let kioskId = "";
   let kioskIdAt: [number, number] = [0, 0];
@@ -285,7 +287,7 @@ export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, buck
     else r.skip(tag & 7);
   }
   if (r.pos !== r.end) throw new Error("malformed KioskTelemetryEvent");
-  const m: TelemetryMessage = { kioskId, receivedMs: receivedMs ?? Date.now(), rows: emptyRows, retained: 0, dropped: 0, buckets: [], data };
+  const m: TelemetryMessage = { kioskId, receivedMs: receivedMs ?? receivedFallbackMs, rows: emptyRows, retained: 0, dropped: 0, buckets: [], data };
   if (batch) {
     out.begin();
     samples(new WireReader(data, batch[0], batch[1]), m, kioskIdAt, horizonMs, bucketMs, out);
@@ -439,9 +441,9 @@ export interface StoredSamples {
 /**
  * Stores samples (`rows`: binary COPY rows, `count` of them) exactly once: a resent sample
  * (same kiosk, time and id) is stored once. The rows go in with COPY straight into
- * telemetry_samples under a savepoint — samples are almost always new, since the consumer's
- * inbox already dropped redelivered messages: then it answers "all" (every row is new).
- * Should any row be there already (a kiosk resending samples in a new batch, a sample twice
+ * telemetry_samples under a savepoint — samples are almost always new: then it answers "all"
+ * (every row is new). Should any row be there already (a batch JetStream delivers again —
+ * telemetry claims no inbox row —, a kiosk resending samples in a new batch, a sample twice
  * in one batch), PostgreSQL refuses the whole COPY (unique violation) and the batch goes the
  * safe way: COPY into a temporary staging table, then one INSERT … SELECT … ON CONFLICT DO
  * NOTHING, answering what was new per kiosk and `bucketMs` bucket, so kiosk_facts counts a

@@ -1,8 +1,10 @@
 // Telemetry exactly once across a real redelivery: every batch JetStream already delivered and
 // fleet committed is delivered again (fleet's durable consumer deleted while fleet is stopped,
 // so the new one starts from the stream's beginning), and nothing is stored twice — count in =
-// count stored, each redelivered message counted a duplicate by the consumer's inbox. On a NATS
-// of its own: the new durable reads the whole LINK stream.
+// count stored. Telemetry claims no inbox row (the runtime consumer's idempotentByKeys): each
+// redelivered message is applied again and its samples refused by their key, so they are
+// counted neither as stored nor in kiosk_facts. On a NATS of its own: the new durable reads the
+// whole LINK stream.
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -59,12 +61,15 @@ async function publish(kioskId: string, b: number) {
   await jetstream(nc).publish(linkSubjects.telemetry(kioskId), toBinary(KioskTelemetryEventSchema, event), { msgID: `${kioskId}/batch-${b}` });
 }
 const stored = async () => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM telemetry_samples")).rows[0]!.n);
-/** The consumer's count of messages its inbox had seen already (services' /metrics). */
-async function duplicates(): Promise<number> {
+/** A counter of fleet's /metrics (0 until it has a sample), by the start of its line. */
+async function metric(prefix: string): Promise<number> {
   const text = await (await fetch(`${fleet!.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`adminkiosk_consumer_messages_total{consumer="${durable}",outcome="duplicate",`));
+  const line = text.split("\n").find((l) => l.startsWith(prefix));
   return line ? Number(line.split(" ").at(-1)) : 0;
 }
+/** Messages the consumer applied (this fleet process), and samples refused as already stored. */
+const handled = () => metric(`adminkiosk_consumer_messages_total{consumer="${durable}",outcome="handled",`);
+const repeated = () => metric("fleet_telemetry_samples_repeated_total{");
 
 describe("telemetry ingest, redelivered", () => {
   it("every batch delivered again after it was committed is stored once (count in = count stored)", async () => {
@@ -77,11 +82,14 @@ describe("telemetry ingest, redelivered", () => {
     await expect.poll(stored, eventually).toBe(600);
 
     // fleet stops; its durable consumer goes; the new one (same name, same database) is given
-    // all 60 messages again — each committed already, its inbox row in the same transaction.
+    // all 60 messages again — each committed already. The new process applies all 60 (no inbox
+    // row stops them) and every one of their 600 samples is refused as already stored.
     await fleet!.stop();
     await (await jetstreamManager(nc)).consumers.delete("LINK", durable);
     fleet = await startTestService("fleet", env);
-    await expect.poll(duplicates, eventually).toBe(60);
+    await expect.poll(handled, eventually).toBe(60);
+    expect(await repeated()).toBe(600);
+    expect(await stored()).toBe(600);
 
     // A new batch after the redelivered ones is stored; the rest still once.
     await publish("red-a", 30);
