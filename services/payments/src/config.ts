@@ -26,6 +26,10 @@ export const paymentsConfigShape = {
   WEBHOOK_BODY_TIMEOUT: duration("10s"),
   /** An intent still PROCESSING this long after it was submitted fails with failure_code "timeout". */
   PAYMENT_CONFIRM_TIMEOUT: duration("2m"),
+  /** An intent PROCESSING this long is looked up at the provider (its webhook is overdue); keep it under PAYMENT_CONFIRM_TIMEOUT. */
+  PAYMENT_RECONCILE_AFTER: duration("30s"),
+  /** How often the reconciler looks for such intents. */
+  PAYMENT_RECONCILE_INTERVAL: duration("10s"),
   /** Each call to the provider's API gives up after this long (and is retried). */
   PROVIDER_TIMEOUT: duration("10s"),
   /** How long idempotency keys (and their stored responses) are kept. */

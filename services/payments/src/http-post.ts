@@ -13,16 +13,16 @@ export interface PostAnswer {
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
 /**
- * Rejects when the connection fails, no answer has ended within `timeoutMs`, or `signal` aborts;
+ * `method` GET sends no body (the provider's lookups). Rejects when the connection fails, no answer has ended within `timeoutMs`, or `signal` aborts;
  * any HTTP status resolves. The deadline is a timer of its own, held until the request closes
  * (not AbortSignal.timeout, whose timer does not keep its signal alive).
  */
-export function postJson(url: URL, headers: Record<string, string>, body: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<PostAnswer> {
+export function postJson(url: URL, headers: Record<string, string>, body: string, options: { timeoutMs: number; signal?: AbortSignal; method?: "POST" | "GET" }): Promise<PostAnswer> {
   const secure = url.protocol === "https:";
   return new Promise((resolve, reject) => {
     const req = (secure ? https : http).request(
       url,
-      { method: "POST", agent: secure ? agents.https : agents.http, headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, ...(options.signal ? { signal: options.signal } : {}) },
+      { method: options.method ?? "POST", agent: secure ? agents.https : agents.http, headers: { ...headers, "content-length": String(Buffer.byteLength(body)) }, ...(options.signal ? { signal: options.signal } : {}) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -1,5 +1,5 @@
 // payments: wire-up only. Reads config, runs migrations, starts the provider worker,
-// the confirmation sweeper, the outbox relay and the server (RPCs and the webhook route).
+// the confirmation sweeper, the reconciler, the outbox relay and the server (RPCs and the webhook route).
 import { fileURLToPath } from "node:url";
 import {
   closeNats,
@@ -23,6 +23,7 @@ import { paymentsStream } from "./events.js";
 import { createPaymentsMetrics } from "./metrics.js";
 import { httpProvider } from "./provider.js";
 import { startConfirmationSweeper, startProviderWorker } from "./provider-worker.js";
+import { startReconciler } from "./reconcile.js";
 import { paymentsRoutes, paymentsServices } from "./server.js";
 import { providerWebhookRoute, webhookPath } from "./webhooks.js";
 
@@ -45,7 +46,15 @@ async function main() {
     timeoutMs: config.PROVIDER_TIMEOUT,
   });
   const worker = startProviderWorker({ pool, provider, metrics, log });
-  const sweeper = startConfirmationSweeper({ pool, metrics, log, timeoutMs: config.PAYMENT_CONFIRM_TIMEOUT, wakeProviderWorker: worker.wake });
+  const reconciler = startReconciler({ pool, provider, metrics, log, wakeProviderWorker: worker.wake, afterMs: config.PAYMENT_RECONCILE_AFTER, intervalMs: config.PAYMENT_RECONCILE_INTERVAL });
+  const sweeper = startConfirmationSweeper({
+    pool,
+    metrics,
+    log,
+    timeoutMs: config.PAYMENT_CONFIRM_TIMEOUT,
+    wakeProviderWorker: worker.wake,
+    askProviderFirst: reconciler.reconcileOlderThan,
+  });
   const stopCleanup = startIdempotencyCleanup(pool, config.IDEMPOTENCY_KEY_TTL);
 
   const service = await startService(
@@ -71,6 +80,7 @@ async function main() {
   onShutdownSignal(log, async () => {
     await service.close();
     sweeper.stop();
+    await reconciler.stop();
     stopCleanup();
     await worker.stop();
     await outbox.stop();

@@ -31,6 +31,12 @@ export function createPaymentsMetrics(pool: Pool) {
     labelNames: ["call", "outcome"] as const,
     registers: [],
   });
+  const reconciled = new Counter({
+    name: "payments_reconciled_total",
+    help: "Processing intents the reconciler asked the provider about, by outcome: succeeded, failed, canceled (the provider's answer applied), pending, no_charge, unchanged (settled meanwhile), mismatch, unreachable.",
+    labelNames: ["outcome"] as const,
+    registers: [],
+  });
   const processing = new Gauge({
     name: "payments_intents_processing",
     help: "Payment intents waiting for the provider's confirmation.",
@@ -52,11 +58,13 @@ export function createPaymentsMetrics(pool: Pool) {
     failures,
     webhooks,
     providerCalls,
+    reconciled,
     register(registry: Registry) {
       registry.registerMetric(transitions);
       registry.registerMetric(failures);
       registry.registerMetric(webhooks);
       registry.registerMetric(providerCalls);
+      registry.registerMetric(reconciled);
       registry.registerMetric(processing);
       registry.registerMetric(pendingJobs);
     },

@@ -199,11 +199,23 @@ function listen(pool: Pool, channel: string, onNotify: () => void): () => void {
   };
 }
 
-/** Fails intents still PROCESSING after `timeoutMs`, with failure_code "timeout" (and voids their charges). */
-export function startConfirmationSweeper(deps: { pool: Pool; metrics: PaymentsMetrics; log: Logger; timeoutMs: number; wakeProviderWorker: () => void }) {
+/**
+ * Fails intents still PROCESSING after `timeoutMs`, with failure_code "timeout" (and voids their
+ * charges). `askProviderFirst` (the reconciler) settles those the provider already settled.
+ */
+export function startConfirmationSweeper(deps: {
+  pool: Pool;
+  metrics: PaymentsMetrics;
+  log: Logger;
+  timeoutMs: number;
+  wakeProviderWorker: () => void;
+  askProviderFirst?: (olderThanMs: number) => Promise<unknown>;
+}) {
   const { pool, metrics, log, timeoutMs } = deps;
   const seconds = timeoutMs / 1000;
   const sweep = async () => {
+    // A provider that does not answer holds the timeout up by one call at most (the reconciler stops at it).
+    if (deps.askProviderFirst) await deps.askProviderFirst(timeoutMs).catch((err: unknown) => log.warn({ err }, "could not ask the provider before timing intents out"));
     const failed = await inTransaction(pool, async (tx) => {
       const stuck = await intents.timedOut(tx, timeoutMs, 100);
       const out = [];

@@ -45,8 +45,21 @@ export interface PaymentProvider {
   /** Voids a charge that has not succeeded; ProviderError code "charge_already_succeeded" if it has. */
   cancelCharge(request: { idempotencyKey: string; chargeId: string }, signal?: AbortSignal): Promise<void>;
   createRefund(request: RefundRequest, signal?: AbortSignal): Promise<{ refundId: string }>;
+  /** The provider's charges made for `reference` (our intent id), as it sees them now: the reconciler asks when a webhook is overdue. */
+  chargesFor(reference: string, signal?: AbortSignal): Promise<ProviderCharge[]>;
   /** Verifies a webhook's signature over the raw body, then parses it; throws WebhookRejected. */
   parseWebhook(headers: Record<string, string | string[] | undefined>, body: Buffer): ProviderEvent;
+}
+
+/** A charge as the provider reports it (GET /v1/charges?reference=). */
+export interface ProviderCharge {
+  chargeId: string;
+  status: "pending" | "succeeded" | "failed" | "canceled";
+  reference: string;
+  amountMinor: bigint;
+  currency: string;
+  failureCode: string;
+  failureMessage: string;
 }
 
 /** A provider call that failed. `retryable`: the same call may be made again later. */
@@ -90,18 +103,21 @@ const refundObject = z.object({
   amount_minor: z.number().int().positive(),
   failure_code: z.string().nullish(),
 });
+const chargeList = z.object({ data: z.array(chargeObject.extend({ status: z.enum(["pending", "succeeded", "failed", "canceled"]) })) });
 const eventBody = z.object({ id: z.string().min(1).max(255), type: z.string(), data: z.object({ object: z.unknown() }) });
 
 /** The provider's HTTP API (JSON, bearer API key, Idempotency-Key header). */
 export function httpProvider(options: HttpProviderOptions): PaymentProvider {
-  const call = async (path: string, idempotencyKey: string, body: unknown, signal?: AbortSignal): Promise<unknown> => {
+  /** A POST with its idempotency key, or a GET (no key, no body). */
+  const call = async (path: string, idempotencyKey: string | undefined, body: unknown, signal?: AbortSignal): Promise<unknown> => {
     let res: PostAnswer;
+    const method = idempotencyKey === undefined ? "GET" : "POST";
     try {
       // A CLIENT span whose traceparent the provider gets (the simulator's webhooks carry it back).
-      res = await inSpan(`provider POST ${path.replace(/\/ch_[A-Za-z0-9_]+\//, "/{id}/")}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": "POST" } }, () => {
-        const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, "content-type": "application/json", "idempotency-key": idempotencyKey };
+      res = await inSpan(`provider ${method} ${path.replace(/\/ch_[A-Za-z0-9_]+\//, "/{id}/").replace(/\?.*$/, "")}`, { kind: SpanKind.CLIENT, attributes: { "http.request.method": method } }, () => {
+        const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, "content-type": "application/json", ...(idempotencyKey === undefined ? {} : { "idempotency-key": idempotencyKey }) };
         injectTraceHeaders(headers);
-        return postJson(new URL(path, options.baseUrl), headers, JSON.stringify(body), { timeoutMs: options.timeoutMs, ...(signal ? { signal } : {}) });
+        return postJson(new URL(path, options.baseUrl), headers, method === "GET" ? "" : JSON.stringify(body), { timeoutMs: options.timeoutMs, method, ...(signal ? { signal } : {}) });
       });
     } catch (err) {
       throw new ProviderError("unreachable", `provider unreachable: ${err instanceof Error ? err.message : String(err)}`, true);
@@ -138,6 +154,18 @@ export function httpProvider(options: HttpProviderOptions): PaymentProvider {
     async createRefund(r, signal) {
       const body = { charge: r.chargeId, amount_minor: Number(r.amountMinor), reference: r.reference, reason: r.reason };
       return { refundId: expect(chargeBody, await call("/v1/refunds", r.idempotencyKey, body, signal)).id };
+    },
+    async chargesFor(reference, signal) {
+      const { data } = expect(chargeList, await call(`/v1/charges?reference=${encodeURIComponent(reference)}`, undefined, undefined, signal));
+      return data.map((c) => ({
+        chargeId: c.id,
+        status: c.status,
+        reference: c.reference,
+        amountMinor: BigInt(c.amount_minor),
+        currency: c.currency,
+        failureCode: c.failure_code ?? "",
+        failureMessage: c.failure_message ?? "",
+      }));
     },
     parseWebhook(headers, body) {
       const header = headers[signatureHeader];

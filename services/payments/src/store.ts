@@ -221,6 +221,15 @@ export const intents = {
     return rows;
   },
 
+  /** PROCESSING for longer than `olderThanMs`, oldest first, not locked (the reconciler asks the provider about them). */
+  async processingLongerThan(db: Db, olderThanMs: number, limit: number): Promise<IntentRow[]> {
+    const { rows } = await db.query<IntentRow>(
+      "SELECT * FROM payment_intents WHERE state = 'processing' AND processing_since < now() - $1 * interval '1 millisecond' ORDER BY processing_since LIMIT $2",
+      [olderThanMs, limit],
+    );
+    return rows;
+  },
+
   async countProcessing(db: Db): Promise<number> {
     const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM payment_intents WHERE state = 'processing'");
     return Number(rows[0]?.n ?? 0);

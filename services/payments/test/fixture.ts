@@ -53,7 +53,10 @@ export interface PaymentsFixture {
   asService(name: PlatformServiceName): ReturnType<typeof clientFor<typeof PaymentService>>;
   ledgerAs(token?: string): ReturnType<typeof clientFor<typeof LedgerService>>;
   /** Makes the simulator's next `count` charges behave so. */
-  nextCharges(behavior: "succeed" | "decline" | "timeout" | "duplicate_webhooks" | "delay_webhook", extra?: { count?: number; decline_code?: string; delay_ms?: number }): Promise<void>;
+  nextCharges(
+    behavior: "succeed" | "decline" | "timeout" | "duplicate_webhooks" | "delay_webhook" | "capture_on_void",
+    extra?: { count?: number; decline_code?: string; delay_ms?: number; drop_webhook?: boolean },
+  ): Promise<void>;
   simCharges(reference: string): Promise<SimCharge[]>;
   simRefunds(chargeId: string): Promise<SimRefund[]>;
   simDeliveries(reference: string): Promise<SimDelivery[]>;

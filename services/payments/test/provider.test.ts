@@ -91,15 +91,16 @@ describe("outcomes", () => {
   });
 
   it("a capture confirmed after the timeout does not flip the payment: it stays FAILED and is refunded automatically", async () => {
-    // The provider captures at once but holds its news (for ten minutes); once payments has
-    // failed the payment, the test delivers that news, exactly as the provider wrote it. So
-    // "after the timeout" is an order of events, not a race between two timers.
-    await f.nextCharges("delay_webhook", { delay_ms: 600_000 });
+    // The provider's charge is pending when payments asks before timing out, and is captured
+    // just before payments' void reaches it; the provider holds that news (for ten minutes) and
+    // the test delivers it, exactly as the provider wrote it. So "after the timeout" is an
+    // order of events, not a race between two timers.
+    await f.nextCharges("capture_on_void", { delay_ms: 600_000 });
     const intent = await pay(2200n);
     await f.waitForState(kiosk, intent.paymentIntentId, PaymentIntentState.FAILED);
-    const [held] = await f.simDeliveries(intent.paymentIntentId);
-    expect(held?.type).toBe("charge.succeeded");
-    expect(await postWebhook(held!.body, signatureFor([f.webhookSecret], held!.body))).toEqual({ status: 200, body: { received: true, outcome: "late_capture_refunding" } });
+    const held = await waitFor("the capture's webhook", async () => (await f.simDeliveries(intent.paymentIntentId))[0]);
+    expect(held.type).toBe("charge.succeeded");
+    expect(await postWebhook(held.body, signatureFor([f.webhookSecret], held.body))).toEqual({ status: 200, body: { received: true, outcome: "late_capture_refunding" } });
     await expect
       .poll(async () => (await f.paymentsAs(kiosk).getPaymentIntent({ paymentIntentId: intent.paymentIntentId })).refunds.map((r) => [r.state, r.requestedBy, r.amountMinor]), eventually)
       .toEqual([[RefundState.SUCCEEDED, "payments", 2200n]]);

@@ -3,7 +3,9 @@
 // charges that are confirmed asynchronously by signed webhooks (retried until answered
 // 2xx), refunds, voiding pending charges, and a control API that makes the next charges
 // decline, never confirm (timeout), send duplicate webhooks, or capture at once but
-// deliver the webhook late, or hold webhooks and deliver them out of order; and API faults:
+// deliver the webhook late, or hold webhooks and deliver them out of order, or never send a
+// charge's webhook (drop_webhook: the provider gave up delivering it), or stay pending until
+// voided and be captured just before the void (capture_on_void); and API faults:
 // the next calls answer 500 or never answer (POST /control/api-faults). State is in memory.
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -50,8 +52,8 @@ interface Refund {
   created: number;
 }
 
-const behaviors = ["succeed", "decline", "timeout", "duplicate_webhooks", "delay_webhook", "out_of_order"] as const;
-type Behavior = { behavior: (typeof behaviors)[number]; declineCode: string; delayMs: number };
+const behaviors = ["succeed", "decline", "timeout", "duplicate_webhooks", "delay_webhook", "out_of_order", "capture_on_void"] as const;
+type Behavior = { behavior: (typeof behaviors)[number]; declineCode: string; delayMs: number; dropWebhook?: boolean };
 
 interface Delivery {
   event_id: string;
@@ -81,6 +83,8 @@ const controlRequest = z.object({
   count: z.number().int().min(1).max(1000).default(1),
   decline_code: z.string().default("card_declined"),
   delay_ms: z.number().int().min(0).max(600_000).default(0),
+  /** The charge succeeds (or is declined) but its webhook is never sent: only GET /v1/charges tells. */
+  drop_webhook: z.boolean().default(false),
 });
 
 const apiFaultRequest = z.object({
@@ -115,6 +119,8 @@ export function createSimulator(options: SimulatorOptions): http.Server {
   const next: Behavior[] = [];
   const deliveries: Delivery[] = [];
   const apiFaults: ("error_500" | "hang")[] = [];
+  /** Charges (capture_on_void) captured when a void arrives, with their webhook's delay. */
+  const captureOnVoid = new Map<string, number>();
   /** Webhooks held for out-of-order delivery (released newest first). */
   let heldWebhooks: (() => void)[] = [];
   const releaseHeld = () => {
@@ -181,6 +187,11 @@ export function createSimulator(options: SimulatorOptions): http.Server {
     charges.set(charge.id, charge);
     log.info({ chargeId: charge.id, reference: charge.reference, behavior: b.behavior }, "charge created");
     if (b.behavior === "timeout") return charge;
+    if (b.behavior === "capture_on_void") {
+      // Pending until payments voids it; the capture wins that race, its webhook delay_ms later.
+      captureOnVoid.set(charge.id, b.delayMs);
+      return { ...charge };
+    }
     if (b.behavior === "delay_webhook") {
       // Captured at once; only the news is late.
       charge.status = "succeeded";
@@ -191,10 +202,10 @@ export function createSimulator(options: SimulatorOptions): http.Server {
       if (charge.status !== "pending") return; // voided meanwhile
       if (b.behavior === "decline") {
         Object.assign(charge, { status: "failed", failure_code: b.declineCode, failure_message: `the card was declined (${b.declineCode})` });
-        emit("charge.failed", charge, { delayMs: 0 });
+        if (!b.dropWebhook) emit("charge.failed", charge, { delayMs: 0 });
       } else {
         charge.status = "succeeded";
-        emit("charge.succeeded", charge, { delayMs: 0, copies: b.behavior === "duplicate_webhooks" ? 3 : 1, outOfOrder: b.behavior === "out_of_order" });
+        if (!b.dropWebhook) emit("charge.succeeded", charge, { delayMs: 0, copies: b.behavior === "duplicate_webhooks" ? 3 : 1, outOfOrder: b.behavior === "out_of_order" });
       }
     });
     return { ...charge };
@@ -203,6 +214,12 @@ export function createSimulator(options: SimulatorOptions): http.Server {
   const cancelCharge = (id: string): Charge => {
     const charge = charges.get(id);
     if (!charge) throw new ApiError(404, "no_such_charge", `no charge ${id}`);
+    const captureDelayMs = captureOnVoid.get(id);
+    if (captureDelayMs !== undefined && charge.status === "pending") {
+      captureOnVoid.delete(id);
+      charge.status = "succeeded";
+      emit("charge.succeeded", charge, { delayMs: captureDelayMs });
+    }
     if (charge.status === "succeeded") throw new ApiError(409, "charge_already_succeeded", `charge ${id} has succeeded; refund it instead`);
     if (charge.status === "pending") {
       charge.status = "canceled";
@@ -267,7 +284,7 @@ export function createSimulator(options: SimulatorOptions): http.Server {
     if (req.method === "POST" && path === "/control/next-charges") {
       const c = controlRequest.safeParse(body);
       if (!c.success) throw new ApiError(400, "invalid_request", c.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
-      for (let i = 0; i < c.data.count; i++) next.push({ behavior: c.data.behavior, declineCode: c.data.decline_code, delayMs: c.data.delay_ms });
+      for (let i = 0; i < c.data.count; i++) next.push({ behavior: c.data.behavior, declineCode: c.data.decline_code, delayMs: c.data.delay_ms, dropWebhook: c.data.drop_webhook });
       return { status: 200, body: { queued: next.length } };
     }
     if (req.method === "POST" && path === "/control/api-faults") {
@@ -299,8 +316,8 @@ export function createSimulator(options: SimulatorOptions): http.Server {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      // A queued API fault takes the next call to the API (never the control API).
-      const fault = url.pathname.startsWith("/v1/") ? apiFaults.shift() : undefined;
+      // A queued API fault takes the next call to the API (never a lookup, nor the control API).
+      const fault = req.method === "POST" && url.pathname.startsWith("/v1/") ? apiFaults.shift() : undefined;
       if (fault === "error_500") return reply(500, { error: { code: "internal", message: "simulated provider failure" } });
       if (fault === "hang") {
         const t = setTimeout(() => req.socket.destroy(), 60_000);
