@@ -22,18 +22,20 @@ import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import pg from "pg";
 import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
-import { CommandService, CommandState } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import { CommandService, CommandState, type SendCommandRequestSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { DeliverBatchReplySchema, DeliverBatchSchema, DeliverRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { linkSubjects } from "@adminkiosk/runtime";
 import { fromBinary } from "@bufbuild/protobuf";
 import { KioskCommandEventSchema, KioskCommandEventsSchema, type KioskCommandEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { grpcUnaryCaller } from "./grpc-unary.js";
 import { loadAverage, machine, percentile, startKioskFleet, cpuSeconds } from "./kiosk-fleet.js";
 import { mintDevices } from "./mint-devices.js";
 import { benchAdmin, withStack } from "./stack.js";
@@ -47,6 +49,7 @@ const clientCount = Number(process.env["BENCH_CLIENTS"] ?? 2);
 const jobRate = Number(process.env["BENCH_JOB_RATE"] ?? 6_000_000);
 const broadcastOnly = process.env["BENCH_BROADCAST_ONLY"] === "1";
 const sendCommandBroadcast = !broadcastOnly && process.env["BENCH_SENDCOMMAND_BROADCAST"] !== "0";
+const sendCommandClient = process.env["BENCH_SENDCOMMAND_CLIENT"] === "connect" ? "connect" : "http2";
 const createWithSql = (process.env["BENCH_CREATE_KIOSKS"] ?? (broadcastOnly ? "sql" : "api")) === "sql";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -135,10 +138,10 @@ async function metricOf(url: string, name: string): Promise<number> {
 }
 
 /** CPU ms per call of each role between two treeCpu snapshots (processes that ended in between are missed). */
-function cpuPerCall(before: Map<string, number>, after: Map<string, number>, calls: number): string {
+function cpuPerCall(before: Map<string, number>, after: Map<string, number>, calls: number): { text: string; byRole: Map<string, number>; total: number } {
   const parts = [...after].map(([role, cpu]) => [role, ((cpu - (before.get(role) ?? 0)) * 1000) / calls] as const).filter(([, v]) => v >= 0.005);
   const total = parts.reduce((s, [, v]) => s + v, 0);
-  return `${parts.sort((a, b) => b[1] - a[1]).map(([r, v]) => `${r} ${v.toFixed(2)}`).join(", ")} (all ${total.toFixed(2)})`;
+  return { text: `${parts.sort((a, b) => b[1] - a[1]).map(([r, v]) => `${r} ${v.toFixed(2)}`).join(", ")} (all ${total.toFixed(2)})`, byRole: new Map(parts), total };
 }
 
 async function pool<T>(items: T[], width: number, work: (item: T, i: number) => Promise<void>) {
@@ -197,7 +200,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   };
   const random = () => ids[Math.floor(Math.random() * ids.length)]!;
   /** What the closing lines compare: fleet's sequential round trip with the bare one, and SendCommand's rate. */
-  const summary: { fleet?: number[]; bare?: number[]; callsPerSecond?: number } = {};
+  const summary: { fleet?: number[]; bare?: number[]; callsPerSecond?: number; cpuPerCall?: ReturnType<typeof cpuPerCall> } = {};
   const cpuOf = () => [fleet.child.pid!, ...links.map((l) => l.child.pid!)].map(cpuSeconds);
   const cpuDelta = (before: number[]) => {
     const now = cpuOf();
@@ -256,16 +259,25 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
     const started = new Map<string, number>();
     const t0 = Date.now();
     const targets = Array.from({ length: concurrent }, (_, i) => ids[i % ids.length]!);
+    // The calls go out through bench/grpc-unary.ts (one HTTP/2 session, gRPC framing by hand) unless
+    // BENCH_SENDCOMMAND_CLIENT=connect: connect-node's client cost ~1 ms of CPU per call on the 2 cores fleet shares.
+    const lean = sendCommandClient === "http2" ? grpcUnaryCaller(fleet.url, `Bearer ${tokens!.accessToken}`) : undefined;
+    const send = lean
+      ? (req: MessageInitShape<typeof SendCommandRequestSchema>) => lean.call(CommandService.method.sendCommand, req)
+      : (req: MessageInitShape<typeof SendCommandRequestSchema>) => commands.sendCommand(req);
     await pool(targets, concurrency, async (kioskId, i) => {
       const s = Date.now();
-      const { command } = await commands.sendCommand({ kioskId, action: display(`conc ${i}`), idempotencyKey: `conc-${i}` });
+      const { command } = await send({ kioskId, action: display(`conc ${i}`), idempotencyKey: `conc-${i}` });
       api.push(Date.now() - s);
       started.set(command!.commandId, s);
     });
+    lean?.close();
     const sentSeconds = (Date.now() - t0) / 1000;
     summary.callsPerSecond = concurrent / sentSeconds;
     log(`fleet's PostgreSQL sessions while the calls ran: ${await waits.stop()}`);
-    log(`CPU ms per SendCommand while the calls ran, by process: ${cpuPerCall(tree, treeCpu(), concurrent)}`);
+    const perCall = cpuPerCall(tree, treeCpu(), concurrent);
+    log(`CPU ms per SendCommand while the calls ran (client: ${sendCommandClient}), by process: ${perCall.text}`);
+    summary.cpuPerCall = perCall;
     log(`delivery messages to link while the calls ran: ${(await metricOf(fleet.url, "fleet_delivery_messages_total")) - deliveryMessages} for ${concurrent} commands`);
     for (;;) {
       const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM commands WHERE command_id = ANY($1) AND state = 'succeeded'", [[...started.keys()]]);
@@ -473,7 +485,18 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   console.log(
     `\nround trip SendCommand → SUCCEEDED p50 / p99: fleet ${ms(percentile(f, 50))} / ${ms(percentile(f, 99))} ms, bare NATS ${ms(percentile(b, 50))} / ${ms(percentile(b, 99))} ms ` +
       `(fleet − bare: ${ms(percentile(f, 50) - percentile(b, 50))} / ${ms(percentile(f, 99) - percentile(b, 99))} ms; bare / fleet p50 ${(percentile(b, 50) / percentile(f, 50)).toFixed(2)}); ` +
-      `SendCommand ${Math.round(summary.callsPerSecond ?? NaN)} calls/s with ${concurrency} callers`,
+      `SendCommand ${Math.round(summary.callsPerSecond ?? NaN)} calls/s with ${concurrency} callers (client: ${sendCommandClient})`,
   );
+  // What the CPU per command says the path could do if it had the box to itself: the whole path
+  // (every process but the bench's own caller) on 2 cores, and fleet alone on one core.
+  const c = summary.cpuPerCall;
+  if (c) {
+    const path = c.total - (c.byRole.get("bench") ?? 0);
+    const fleetMs = c.byRole.get("fleet") ?? NaN;
+    console.log(
+      `CPU per SendCommand (whole lifecycle) ${c.total.toFixed(2)} ms in all, ${path.toFixed(2)} ms without the bench's caller: ` +
+        `the path's ceiling on 2 cores ≈ ${Math.round(2000 / path)} commands/s; fleet ${fleetMs.toFixed(2)} ms ≈ ${Math.round(1000 / fleetMs)} commands/s per core of fleet`,
+    );
+  }
 });
 process.exit(0);
