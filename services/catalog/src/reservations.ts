@@ -364,8 +364,10 @@ export function createReservationBook(pool: Pool, metrics: CatalogMetrics, limit
         seats: [],
       };
     } catch (err) {
-      // A twin under the same id inserted first: the statement rolled back whole.
-      if ((err as { code?: unknown }).code === "23505") return undefined;
+      // A twin under the same id inserted first (or, in a transaction, holds the id and waits for
+      // these units: PostgreSQL picks one of the two to abort): the statement rolled back whole.
+      const code = (err as { code?: unknown }).code;
+      if (code === "23505" || code === "40P01") return undefined;
       throw err;
     }
   }

@@ -234,6 +234,21 @@ describe("the sale's lifecycle", () => {
     expect(await stockOf("rsv-k8", "RSV-C")).toMatchObject({ onHand: 3n, reserved: 0n });
   });
 
+  it("a kiosk holds at most MAX_HELD_RESERVATIONS_PER_KIOSK (100) live reservations: the next is ResourceExhausted and takes nothing; a commit frees a place", async () => {
+    await restock("rsv-k12", "RSV-A", 105n);
+    const client = orders();
+    const reserveOne = () => client.reserve({ reservationId: randomUUID(), kioskId: "rsv-k12", items: [{ sku: "RSV-A", quantity: 1n }] });
+    const held: string[] = [];
+    for (let batch = 0; batch < 5; batch++) held.push(...(await Promise.all(Array.from({ length: 20 }, reserveOne))).map((r) => r.reservation!.reservationId));
+    const refused = await failure(reserveOne());
+    expect(refused.code).toBe(Code.ResourceExhausted);
+    expect(refused.findDetails(ErrorInfoSchema)[0]?.reason).toBe("TOO_MANY_HOLDS");
+    expect(await stockOf("rsv-k12", "RSV-A")).toMatchObject({ onHand: 105n, reserved: 100n });
+    await client.commitReservation({ reservationId: held[0]! });
+    expect((await reserveOne()).reservation?.state).toBe(ReservationState.HELD);
+    expect(await stockOf("rsv-k12", "RSV-A")).toMatchObject({ onHand: 104n, reserved: 100n });
+  });
+
   it("refuses what is not for sale: unknown or inactive products, unstocked SKUs, mixed currencies", async () => {
     await restock("rsv-k9", "RSV-A", 5n);
     await restock("rsv-k9", "RSV-CZK", 5n);
