@@ -3,8 +3,8 @@
 // JetStream snapshots are taken under that load; sales go on; the server is killed
 // (SIGKILL) and its data directory deleted; the backup is checked against its manifest and
 // restored into a fresh directory, PostgreSQL replays the WAL archive and promotes. Then:
-// every sale acknowledged before the last archived point is there, completed, with its
-// payment; the ledger sums to zero; auth's audit log is there; the platform starts and
+// every sale acknowledged before the last archived point is there, completed; every completed
+// sale is paid (payments reconciles with the provider what the restore took back); the ledger sums to zero; auth's audit log is there; the platform starts and
 // sells again; the stream snapshots restore into a fresh NATS with their messages. The
 // RPO (acknowledged sales lost, and how long before the crash the newest recovered one
 // was) and the RTO (restore start → a sale completes again) are printed, not asserted.
@@ -143,17 +143,23 @@ describe("restore drill", () => {
     const orders = await query<{ id: string; state: string; payment_intent_id: string; total_minor: string }>("orders", "SELECT id::text, state, payment_intent_id, total_minor::text FROM orders.orders");
     const byId = new Map(orders.map((o) => [o.id, o]));
     for (const id of marked) expect([id, byId.get(id)?.state]).toEqual([id, "completed"]);
-    const intents = await query<{ id: string; state: string; amount_minor: string }>("payments", "SELECT id::text, state, amount_minor::text FROM payments.payment_intents");
-    const intentById = new Map(intents.map((i) => [i.id, i]));
-    // Paid too. Only the sales acknowledged before the mark: a sale whose payment succeeded past
-    // the archived WAL is lost from payments with it, but its payments.intent.succeeded is still
-    // in JetStream, and orders, redelivered it after the restore, completes the order while the
-    // intent reads processing (a known limit: docs/operations.md, restoring).
-    const markedIds = new Set(marked);
-    for (const o of orders.filter((o) => o.state === "completed" && markedIds.has(o.id))) {
-      const intent = intentById.get(o.payment_intent_id);
-      expect([o.id, intent?.state, intent?.amount_minor]).toEqual([o.id, "succeeded", o.total_minor]);
-    }
+    // Every completed order is paid. A sale whose payment succeeded past the archived WAL came
+    // back PROCESSING in payments, while orders, redelivered its payments.intent.succeeded from
+    // JetStream, completed it: payments asks the provider about it (the reconciler, at the
+    // latest before its confirmation timeout) and books the success.
+    const unpaid = async () => {
+      const completed = await query<{ id: string; payment_intent_id: string; total_minor: string }>(
+        "orders",
+        "SELECT id::text, payment_intent_id, total_minor::text FROM orders.orders WHERE state = 'completed'",
+      );
+      const intents = await query<{ id: string; state: string; amount_minor: string }>("payments", "SELECT id::text, state, amount_minor::text FROM payments.payment_intents");
+      const intentById = new Map(intents.map((i) => [i.id, i]));
+      return completed.flatMap((o) => {
+        const intent = intentById.get(o.payment_intent_id);
+        return intent?.state === "succeeded" && intent.amount_minor === o.total_minor ? [] : [[o.id, intent?.state, intent?.amount_minor, o.total_minor]];
+      });
+    };
+    await expect.poll(unpaid, { timeout: 60_000, interval: 500 }).toEqual([]);
     await f.expectLedgerBalanced();
     const { audits: auditsAfter } = (await query<{ audits: string }>("auth", "SELECT count(*)::text AS audits FROM auth.audit_events"))[0]!;
     expect(Number(auditsAfter)).toBeGreaterThanOrEqual(Number(audits));
@@ -175,11 +181,13 @@ describe("restore drill", () => {
     const recovered = acknowledgedBeforeCrash.filter((a) => byId.get(a.orderId)?.state === "completed");
     const lost = acknowledgedBeforeCrash.length - recovered.length;
     const newestRecovered = Math.max(...recovered.map((a) => a.at));
+    const reconciled = (await (await fetch(`${f.payments.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("payments_reconciled_total{"));
     console.log(
       [
         `restore drill: backup under load ${backupMs} ms (${(backup.bytes / 1e6).toFixed(1)} MB, ${backup.manifest.files.length} files, streams ${backup.manifest.streams.map((s) => `${s.name}=${s.info.state.messages}`).join(" ")})`,
         `RPO: ${lost} of ${acknowledgedBeforeCrash.length} acknowledged sales lost; the newest recovered was acknowledged ${crashedAt - newestRecovered} ms before the crash (archive_timeout 1 s)`,
         `RTO: recovery (verify + lay out + replay + promote) ${recoveredMs} ms; until a sale completed again ${rtoMs} ms`,
+        `reconciled with the provider: ${reconciled.map((l) => l.replace(/^payments_reconciled_total\{outcome="([a-z_]+)".*\} /, "$1=")).join(" ") || "none"}`,
       ].join("\n"),
     );
     expect(existsSync(join(dir, "pg-restored", "recovery.signal"))).toBe(false); // promoted
