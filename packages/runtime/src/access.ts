@@ -6,7 +6,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { access, type AccessRule } from "@adminkiosk/proto/adminkiosk/common/v1/access_pb";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Role, roleNames, type Principal } from "./principal.js";
-import { requestKey } from "./request.js";
+import { bindLogFields, requestKey } from "./request.js";
 import { TokenRejected, type TokenVerifier } from "./tokens.js";
 
 // Health and reflection are for probes and tooling: open to every caller, like the
@@ -32,7 +32,7 @@ export function accessInterceptor(verify: TokenVerifier): Interceptor {
     const principal = await authorize(req.method, req.header.get("authorization"), verify);
     if (info && principal) {
       info.principal = principal;
-      if (!accessRuleOf(req.method)?.public) info.log = info.log.child(principalLogFields(principal));
+      if (!accessRuleOf(req.method)?.public) bindLogFields(info, principalLogFields(principal));
     }
     return next(req);
   };

@@ -27,9 +27,44 @@ export function requestContextValues(log: Logger, trustProxy: boolean, socketPee
     const given = Array.isArray(header) ? header[0] : header;
     const id = given && requestIdPattern.test(given) ? given : randomUUID();
     const peer = (trustProxy && forwardedFor(req)) || socketPeer(req) || "unknown";
-    const info: RequestInfo = { id, peer, log: log.child({ requestId: id }), principal: undefined };
-    return createContextValues().set(requestKey, info);
+    return createContextValues().set(requestKey, new LazyLogInfo(id, peer, log));
   };
+}
+
+/**
+ * A Connect call's request info whose logger is made when first used, with every field bound
+ * by then in one child: pino's child of a fresh child cost ~0.1-0.4 ms here (V8 turning the new
+ * child into a prototype), once per call for the caller's fields; at LOG_LEVEL=warn a call that
+ * logs nothing makes none (issue 13: SendCommand's per-call cost).
+ */
+class LazyLogInfo implements RequestInfo {
+  principal: Principal | undefined = undefined;
+  declare log: Logger;
+  private bound: Logger | undefined;
+  private fields: Record<string, unknown>;
+  constructor(
+    readonly id: string,
+    readonly peer: string,
+    private readonly base: Logger,
+  ) {
+    this.fields = { requestId: id };
+    // An own, enumerable property, so a copy ({ ...info, peer }, auth's client address) has a logger.
+    Object.defineProperty(this, "log", {
+      enumerable: true,
+      get: () => (this.bound ??= this.base.child(this.fields)),
+      set: (l: Logger) => void (this.bound = l),
+    });
+  }
+  bind(fields: Record<string, unknown>): void {
+    if (this.bound) this.bound = this.bound.child(fields);
+    else this.fields = { ...this.fields, ...fields };
+  }
+}
+
+/** Adds fields to a call's log lines (the caller's, once known). */
+export function bindLogFields(info: RequestInfo, fields: Record<string, unknown>): void {
+  if (info instanceof LazyLogInfo) info.bind(fields);
+  else info.log = info.log.child(fields);
 }
 
 // The rightmost entry is the address the trusted proxy in front of us saw; entries to its
