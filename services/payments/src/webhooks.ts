@@ -7,17 +7,14 @@
 //   200 applied, duplicate, or nothing of ours (the provider stops retrying).
 import type http from "node:http";
 import type http2 from "node:http2";
-import { inTransaction, type HttpRoute, type Logger, type Pool } from "@adminkiosk/runtime";
+import type { HttpRoute, Logger, Pool } from "@adminkiosk/runtime";
 import { applyProviderEvent, type Applied } from "./intents.js";
 import type { PaymentsMetrics } from "./metrics.js";
-import type { PaymentProvider } from "./provider.js";
+import type { PaymentProvider, ProviderEvent } from "./provider.js";
 import { WebhookRejected } from "./webhook-signature.js";
 
 export const webhookPath = "/webhooks/provider";
 const maxBodyBytes = 64 * 1024;
-
-/** An event id already recorded: its transaction is rolled back. */
-class DuplicateEvent extends Error {}
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -59,17 +56,7 @@ export function providerWebhookRoute(deps: {
       log.warn({ reason: err.reason, error: err.message }, "webhook rejected");
       return answer(res, err.reason === "bad_signature" ? 401 : 400, { error: err.message });
     }
-    // Applied, then recorded with its outcome: a copy already recorded rolls the effects back (a
-    // copy arriving meanwhile waits on the event id, or on the intent's row lock, and finds it).
-    const applied = await inTransaction(pool, async (tx): Promise<Applied> => {
-      const result = await applyProviderEvent(tx, event, log);
-      const fresh = await tx.query("INSERT INTO provider_events (event_id, type, outcome) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", [event.eventId, event.type, result.outcome]);
-      if (fresh.rowCount === 0) throw new DuplicateEvent();
-      return result;
-    }).catch((err: unknown) => {
-      if (err instanceof DuplicateEvent) return "duplicate" as const;
-      throw err;
-    });
+    const applied = await applyOnce(pool, event, log);
     const outcome = applied === "duplicate" ? "duplicate" : applied.outcome;
     metrics.webhooks.inc({ outcome });
     log.info({ eventId: event.eventId, type: event.type, outcome, intentId: applied === "duplicate" ? undefined : applied.intent?.id }, "webhook");
@@ -80,6 +67,29 @@ export function providerWebhookRoute(deps: {
     if (outcome === "late_capture_refunding") deps.wakeProviderWorker();
     return answer(res, 200, { received: true, outcome });
   };
+}
+
+/**
+ * Applied, then recorded with its outcome, the record and the COMMIT in one round trip (one
+ * simple query, its values as escaped literals): an event id already recorded fails the INSERT,
+ * which skips the COMMIT, and the effects are rolled back (a copy arriving meanwhile waits on the
+ * event id, or on the intent's row lock, and finds it).
+ */
+async function applyOnce(pool: Pool, event: ProviderEvent, log: Logger): Promise<Applied | "duplicate"> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const result = await applyProviderEvent(client, event, log);
+    const lit = (v: string) => client.escapeLiteral(v);
+    await client.query(`INSERT INTO provider_events (event_id, type, outcome) VALUES (${lit(event.eventId)}, ${lit(event.type)}, ${lit(result.outcome)}); COMMIT`);
+    return result;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    if ((err as { code?: unknown }).code === "23505" && (err as { constraint?: unknown }).constraint === "provider_events_pkey") return "duplicate";
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 /** The body; "too_large" past `limit` bytes; "timeout" when it has not all arrived within `timeoutMs`. */
