@@ -37,7 +37,7 @@ import {
 } from "@adminkiosk/runtime";
 import { recordAudit } from "./audit.js";
 import type { ChangeFeed } from "./changes.js";
-import { sqlReady, type Dispatcher, type ReadyCommand } from "./dispatch.js";
+import { sqlReady, type Dispatcher } from "./dispatch.js";
 import { getRelease, installAction } from "./releases/index.js";
 import { cancelableCommandStates, sqlStates, type CommandStateName } from "./states.js";
 
@@ -178,40 +178,52 @@ export function commandRoutes(deps: CommandDeps) {
         const ttlMs = requireTtl("ttl", req.ttl);
         const key = optionalIdempotencyKey(req.idempotencyKey);
         const issuedBy = describePrincipal(principalOf(ctx));
-        const hash = requestHash("SendCommand", SendCommandRequestSchema, req).toString("hex");
+        // The request's hash is what a retry under the same key is compared with: none without a key.
+        const hash = key === null ? null : requestHash("SendCommand", SendCommandRequestSchema, req).toString("hex");
+        const action = Buffer.from(toBinary(CommandActionSchema, req.action!));
         // One statement, one round trip: the kiosk must exist (and not be deleted), the command
         // is inserted unless the caller's key was used before, and its audit row goes with it
         // (a single statement is atomic, as the transaction it replaces was).
         const info = requestInfo(ctx);
+        const traceparent = currentTraceparent() ?? null;
         // It also reads the kiosk's stream, so the dispatcher can send the command at once (handOver).
-        const { rows } = await pool.query<CommandRow & ReadyCommand & { kiosk_found: boolean; inserted: boolean }>(
+        // It returns only what the database decided (id order, times, the kiosk's stream): the rest
+        // of a new command is the request's, so it is not read back and parsed (issue 13).
+        const { rows } = await pool.query<{ command_id: string | null; created_at: Date; expire_at: Date; session_id: string | null; ready: boolean; kiosk_found: boolean }>(
           `WITH k AS (SELECT session_id, connected, deleted_at FROM kiosks WHERE kiosk_id = $2 AND deleted_at IS NULL),
            ins AS (
              INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at, traceparent)
              SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000), $9 FROM k
-             ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *),
+             ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING command_id, kiosk_id, action_kind, created_at, expire_at),
            audit AS (
              INSERT INTO audit_events (type, actor, subject, ip, request_id, details)
              SELECT 'command.sent', $5, $2, $10, $11, jsonb_build_object('commandId', command_id, 'action', action_kind, 'ttlMs', $8::bigint) FROM ins)
-           SELECT c.*, EXISTS (SELECT 1 FROM k) AS kiosk_found, c.command_id IS NOT NULL AS inserted, ${sqlReady}
+           SELECT c.command_id, c.created_at, c.expire_at, EXISTS (SELECT 1 FROM k) AS kiosk_found, ${sqlReady}
            FROM (SELECT 1) one LEFT JOIN ins c ON true LEFT JOIN k ON true`,
           // The call's trace goes down the kiosk stream with the command (tracing; NULL when off).
-          [randomUUID(), kioskId, toBinary(CommandActionSchema, req.action!), kind, issuedBy, key, hash, ttlMs, currentTraceparent() ?? null, info.peer ?? "", info.id ?? ""],
+          [randomUUID(), kioskId, action, kind, issuedBy, key, hash, ttlMs, traceparent, info.peer ?? "", info.id ?? ""],
         );
-        if (!rows[0]!.kiosk_found) throw new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
-        const created = rows[0]!.inserted;
-        let row: CommandRow = rows[0]!;
-        if (!created) {
+        const made = rows[0]!;
+        if (!made.kiosk_found) throw new ConnectError(`kiosk ${kioskId} not found`, Code.NotFound);
+        if (made.command_id === null) {
           // The key was used before: the same request gets the command it made.
           const { rows: prior } = await pool.query<CommandRow>("SELECT * FROM commands WHERE issued_by = $1 AND idempotency_key = $2", [issuedBy, key]);
-          requireSameRequestHex(prior[0]?.request_hash, hash);
-          row = prior[0]!;
+          requireSameRequestHex(prior[0]?.request_hash, hash!);
+          return { command: toCommand(prior[0]!) };
         }
-        if (created) {
-          changes.publish(kioskId, "command", row.command_id);
-          dispatcher.handOver([rows[0]!]);
-        }
-        return { command: toCommand(row) };
+        changes.publish(kioskId, "command", made.command_id);
+        dispatcher.handOver([{ command_id: made.command_id, kiosk_id: kioskId, action, expire_at: made.expire_at, traceparent, session_id: made.session_id, ready: made.ready }]);
+        return {
+          command: {
+            commandId: made.command_id,
+            kioskId,
+            action: req.action,
+            state: CommandState.QUEUED,
+            issuedBy,
+            createTime: timestampFromDate(made.created_at),
+            expireTime: timestampFromDate(made.expire_at),
+          },
+        };
       },
 
       async getCommand(req) {
