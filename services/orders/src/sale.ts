@@ -57,7 +57,8 @@ export async function createSale(deps: SaleDeps, req: SaleRequest): Promise<Orde
   const started = await startPayment(deps, row, reserved, req);
   // Answered from what this call wrote when it wrote the lines and nothing moved the order on
   // since; otherwise (a retry, or the worker was quicker) read back.
-  if (reserved.lines && started.state === "pending_payment") return toOrder({ row: started, lines: reserved.lines, tickets: [] });
+  if (started.wrote && started.row.state === "pending_payment")
+    return toOrder({ row: started.row, lines: reserved.lines.map((l) => ({ ...l, order_id: row.id, refunded_quantity: "0" })), tickets: [] });
   return answer(pool, row.id);
 }
 
@@ -67,11 +68,11 @@ async function answer(pool: Pool, id: string): Promise<Order> {
   return toOrder(full);
 }
 
-/** What the order holds once reserved: its total, and its lines when this call wrote them. */
+/** What catalog reserved for the order: its currency, total and priced lines (recorded with the payment's start). */
 interface Reserved {
   currency: string;
-  totalMinor: string;
-  lines?: LineRow[];
+  totalMinor: bigint;
+  lines: Omit<LineRow, "order_id" | "refunded_quantity">[];
 }
 
 async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest): Promise<Reserved> {
@@ -90,11 +91,10 @@ async function reserve(deps: SaleDeps, row: OrderRow, req: SaleRequest): Promise
     ...reservation.items.map((i: ReservationItem) => ({ sku: i.sku, quantity: i.quantity.toString(), event_id: "", seat_id: "", tier_id: "", unit_price_minor: i.unitPriceMinor.toString(), tax_rate_basis_points: i.taxRateBasisPoints })),
     ...reservation.seats.map((s: ReservedSeat) => ({ sku: "", quantity: "1", event_id: s.eventId, seat_id: s.seatId, tier_id: s.tierId, unit_price_minor: s.priceMinor.toString(), tax_rate_basis_points: 0 })),
   ].map((l, i) => ({ ...l, line_number: i + 1 }));
-  const recorded = await orders.setReserved(deps.pool, row.id, reservation.currency, reservation.totalMinor, lines);
-  return { currency: recorded.currency, totalMinor: recorded.total_minor, lines: recorded.wrote ? lines.map((l) => ({ ...l, order_id: row.id, refunded_quantity: "0" })) : undefined };
+  return { currency: reservation.currency, totalMinor: reservation.totalMinor, lines };
 }
 
-async function startPayment(deps: SaleDeps, order: OrderRow, reserved: Reserved, req: SaleRequest): Promise<OrderRow> {
+async function startPayment(deps: SaleDeps, order: OrderRow, reserved: Reserved, req: SaleRequest): Promise<{ row: OrderRow; wrote: boolean }> {
   const orderId = order.id;
   // The payment's event may come back before its intent is recorded below: the completion
   // worker of this process waits for this instead of retrying later.
@@ -107,7 +107,7 @@ async function startPayment(deps: SaleDeps, order: OrderRow, reserved: Reserved,
           idempotencyKey: paymentKeyFor(orderId),
           orderId,
           kioskId: order.kiosk_id,
-          amountMinor: BigInt(reserved.totalMinor),
+          amountMinor: reserved.totalMinor,
           currency: reserved.currency,
           description: `Order ${orderId}`,
           paymentMethod: req.paymentMethod,
@@ -115,6 +115,8 @@ async function startPayment(deps: SaleDeps, order: OrderRow, reserved: Reserved,
         req.call,
       ));
     } catch (err) {
+      // The order keeps what was reserved for it, whatever becomes of it (a retry, or FAILED).
+      await orders.setReserved(deps.pool, orderId, reserved.currency, reserved.totalMinor, reserved.lines);
       const refusal = storedRefusalOf(err);
       if (refusal) {
         await deps.upstream.reservations
@@ -125,9 +127,13 @@ async function startPayment(deps: SaleDeps, order: OrderRow, reserved: Reserved,
       throw err;
     }
     if (!intent) throw new Error("payments answered no payment intent");
-    const row = await orders.setPaymentStarted(deps.pool, orderId, intent.paymentIntentId);
-    if (!row) throw new Error(`order ${orderId} vanished`);
-    return row;
+    const started = await orders.setReservedAndPaymentStarted(deps.pool, orderId, intent.paymentIntentId, {
+      currency: reserved.currency,
+      total: reserved.totalMinor,
+      lines: reserved.lines,
+    });
+    if (!started) throw new Error(`order ${orderId} vanished`);
+    return started;
   } finally {
     done?.();
   }

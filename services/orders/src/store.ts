@@ -201,6 +201,53 @@ export const orders = {
     return rows[0];
   },
 
+  /**
+   * CREATED → PENDING_PAYMENT once the intent exists, with what catalog reserved (the priced
+   * lines and total) recorded in the same statement unless a retry recorded them before — one
+   * round trip where setReserved and setPaymentStarted were two. Answers the order as it is
+   * now, and whether this call wrote the lines.
+   */
+  async setReservedAndPaymentStarted(
+    db: Db,
+    id: string,
+    paymentIntentId: string,
+    reserved: { currency: string; total: bigint; lines: Omit<LineRow, "order_id" | "refunded_quantity">[] },
+  ): Promise<{ row: OrderRow; wrote: boolean } | undefined> {
+    const { lines } = reserved;
+    const { rows } = await db.query<OrderRow & { lines_written: boolean }>(
+      `WITH upd AS (
+         UPDATE orders SET payment_intent_id = $2, updated_at = now(),
+           state = CASE WHEN state = 'created' THEN 'pending_payment' ELSE state END,
+           currency = CASE WHEN currency = '' THEN $3 ELSE currency END,
+           total_minor = CASE WHEN currency = '' THEN $4 ELSE total_minor END
+         WHERE id = $1 RETURNING *
+       ), added AS (
+         INSERT INTO order_lines (order_id, line_number, sku, quantity, event_id, seat_id, tier_id, unit_price_minor, tax_rate_basis_points)
+         SELECT upd.id, l.* FROM upd, unnest($5::int[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::int[]) AS l
+         ON CONFLICT (order_id, line_number) DO NOTHING
+         RETURNING 1
+       )
+       SELECT upd.*, EXISTS (SELECT 1 FROM added) AS lines_written FROM upd`,
+      [
+        id,
+        paymentIntentId,
+        reserved.currency,
+        reserved.total,
+        lines.map((l) => l.line_number),
+        lines.map((l) => l.sku),
+        lines.map((l) => l.quantity),
+        lines.map((l) => l.event_id),
+        lines.map((l) => l.seat_id),
+        lines.map((l) => l.tier_id),
+        lines.map((l) => l.unit_price_minor),
+        lines.map((l) => l.tax_rate_basis_points),
+      ],
+    );
+    if (!rows[0]) return undefined;
+    const { lines_written, ...row } = rows[0];
+    return { row, wrote: lines_written };
+  },
+
   /** CREATED → PENDING_PAYMENT once the intent exists (the worker may have moved it on already). */
   async setPaymentStarted(db: Db, id: string, paymentIntentId: string): Promise<OrderRow | undefined> {
     const { rows } = await db.query<OrderRow>(
