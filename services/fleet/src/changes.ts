@@ -65,13 +65,23 @@ export function createChangeFeed(nats: Promise<NatsConnection>, log: Logger): Ch
     nc = c;
     if (any.size > 0 || byKiosk.size > 0) follow();
   });
-  return {
-    publish(kioskId, kind, id = "") {
+  // Notices published in one turn of the event loop go out together (one socket write): each
+  // SendCommand's own notice was a write of its own under 32 callers (issue 13).
+  let pending: [subject: string, id: string][] = [];
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    for (const [subject, id] of batch) {
       try {
-        nc?.publish(fleetSubjects.changed(kioskId, kind), encoder.encode(id));
+        nc?.publish(subject, encoder.encode(id));
       } catch (err) {
         log.debug({ err }, "change notice not published");
       }
+    }
+  };
+  return {
+    publish(kioskId, kind, id = "") {
+      if (pending.push([fleetSubjects.changed(kioskId, kind), id]) === 1) setImmediate(flush);
     },
     onAny(listener) {
       any.add(listener);
@@ -93,6 +103,7 @@ export function createChangeFeed(nats: Promise<NatsConnection>, log: Logger): Ch
       };
     },
     close() {
+      flush();
       closed = true;
       clearTimeout(idleTimer);
       sub?.unsubscribe();
