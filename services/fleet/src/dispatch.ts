@@ -94,7 +94,7 @@ export interface ReadyCommand extends PendingCommand {
  * inserts, so "older queued" is any queued command of the kiosk.
  */
 export const sqlReady = `k.session_id, (k.connected AND k.session_id IS NOT NULL AND k.deleted_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM commands o WHERE o.kiosk_id = c.kiosk_id AND o.state = 'queued' AND o.command_id <> c.command_id)) AS ready`;
+  AND NOT EXISTS (SELECT 1 FROM commands o WHERE o.kiosk_id = c.kiosk_id AND o.open AND o.state = 'queued' AND o.command_id <> c.command_id)) AS ready`;
 
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
   const batchSize = o.batchSize ?? 500;
@@ -303,7 +303,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
         // the kiosk when it sees the command again (it does not run it again).
         `SELECT c.command_id, c.kiosk_id, c.action, c.expire_at, c.traceparent FROM commands c JOIN kiosks k USING (kiosk_id)
          WHERE c.kiosk_id = ANY($1) AND k.connected AND k.session_id IS NOT NULL AND k.deleted_at IS NULL
-           AND c.state IN (${sqlStates(openCommandStates)}) AND c.expire_at > now()
+           AND c.open AND c.state IN (${sqlStates(openCommandStates)}) AND c.expire_at > now()
            AND (c.state = 'queued' OR c.kiosk_id = ANY($2) OR c.sent_at < now() - make_interval(secs => $3::float8 / 1000))
          ORDER BY c.kiosk_id, c.seq`,
         [ids, resendIds, o.resendAfterMs],
@@ -381,14 +381,14 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   async function sweep() {
     const { rows: expired } = await o.pool.query<{ command_id: string; kiosk_id: string }>(
       `UPDATE commands SET state = 'expired', finished_at = now()
-       WHERE state IN (${sqlStates(commandStatesFor("expire"))}) AND expire_at <= now() RETURNING command_id, kiosk_id`,
+       WHERE open AND state IN (${sqlStates(commandStatesFor("expire"))}) AND expire_at <= now() RETURNING command_id, kiosk_id`,
     );
     expired.forEach((r) => o.changes.publish(r.kiosk_id, "command", r.command_id));
     // Kiosks online with work left: commands not sent (a delivery that failed) or not
     // acked in time, and configuration not applied.
     const { rows } = await o.pool.query<{ kiosk_id: string }>(
       `SELECT DISTINCT c.kiosk_id FROM commands c JOIN kiosks k USING (kiosk_id)
-       WHERE k.connected AND c.state IN (${sqlStates(openCommandStates)}) AND c.expire_at > now()
+       WHERE k.connected AND c.open AND c.state IN (${sqlStates(openCommandStates)}) AND c.expire_at > now()
          AND (c.state = 'queued' AND c.created_at < now() - interval '1 second'
               OR c.sent_at < now() - make_interval(secs => $1::float8 / 1000))
        UNION

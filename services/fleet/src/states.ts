@@ -56,9 +56,10 @@ export function progressBucket(state: CommandStateName): "succeeded" | "failed" 
 }
 
 /**
- * A list of states as SQL literals for `state IN (…)`. Literals, not a parameter, so
- * PostgreSQL sees the same predicate as the partial indexes on open commands
- * (commands_pending, commands_unfinished) and can use them.
+ * A list of states as SQL literals for `state IN (…)`. Literals, not a parameter, so each
+ * statement is planned for the states it names. The partial indexes on open commands
+ * (commands_pending, commands_unfinished) name the stored column `open` (the open states, see
+ * migration 1800610000002): a query that wants them says `open` too.
  */
 export function sqlStates(states: readonly string[]): string {
   if (states.length === 0) throw new Error("sqlStates: no states");

@@ -62,7 +62,7 @@ describe("command lifecycle", () => {
 
   it("the open states are the unfinished ones, as the partial indexes list them", () => {
     expect(openCommandStates).toEqual(["queued", "sent", "acked"]);
-    // 1732500000000_commands_config_jobs.sql: commands_pending and commands_unfinished.
+    // 1800610000002_commands-open-flag.sql: the commands' stored `open` column, which the partial indexes name.
     expect(sqlStates(openCommandStates)).toBe("'queued', 'sent', 'acked'");
   });
 
