@@ -76,9 +76,17 @@ export function createHealthMonitor(probes: DependencyProbe[], intervalMs: numbe
       return recompute();
     },
     start() {
+      // Until it first serves, a starting process probes again soon (100 ms, doubling up to the
+      // interval): its first probe usually runs before its clients have connected (ioredis
+      // refuses commands while connecting), and it must not announce NOT_SERVING for a whole
+      // interval for that — a service_not_serving rule would count every start as an outage.
+      let starting = true;
+      let retryMs = Math.min(100, intervalMs);
       const loop = async () => {
-        await monitor.probe();
-        timer = setTimeout(loop, intervalMs);
+        if ((await monitor.probe()) === ServingStatus.SERVING || draining) starting = false;
+        const next = starting ? retryMs : intervalMs;
+        retryMs = Math.min(retryMs * 2, intervalMs);
+        timer = setTimeout(loop, next);
         timer.unref();
       };
       void loop();
