@@ -101,8 +101,9 @@ describe("the confirmation timeout asks the provider first (the reconciler's own
   let f: PaymentsFixture;
   let kiosk: string;
   beforeAll(async () => {
-    // As after a restore or a long outage: intents are past the timeout before the reconciler's turn.
-    f = await startPayments({ PAYMENT_RECONCILE_AFTER: "1h", PAYMENT_CONFIRM_TIMEOUT: "2s" });
+    // As after a restore or a long outage: intents are past the timeout before the reconciler's
+    // turn. 6 s: long enough for a loaded machine to have submitted the charge by then.
+    f = await startPayments({ PAYMENT_RECONCILE_AFTER: "1h", PAYMENT_CONFIRM_TIMEOUT: "6s" });
     kiosk = await f.enroll("kiosk-t");
   });
   afterAll(async () => {
