@@ -197,22 +197,42 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const onWake = () => void pass();
   // Commits anywhere (this replica or another) wake the relay; the poll covers a lost listener.
-  let listener: PoolClient | undefined;
-  const listen = async () => {
-    if (stopped || listener) return;
-    try {
-      const client = await pool.connect();
-      client.on("notification", onWake);
-      client.on("error", () => {
+  // One listening client at a time: a poll while one is being set up waits for it, and a client
+  // set up when the relay has stopped (or that failed to listen) goes back to the pool — a
+  // client kept checked out made the service's pool.end() wait until it was killed.
+  /** Drops the listening client (set while one listens). */
+  let listener: (() => void) | undefined;
+  let listening: Promise<void> | undefined;
+  const listen = () => {
+    if (stopped || listener || listening) return listening;
+    listening = (async () => {
+      let client: PoolClient | undefined;
+      let dropped = false;
+      // Destroyed rather than returned (it listens), once: an error can reach both the
+      // client's "error" event and the query in flight.
+      const drop = (c: PoolClient, err?: Error) => {
+        if (dropped) return;
+        dropped = true;
         listener = undefined;
-        client.release(true);
-      });
-      const { rows } = await client.query<{ schema: string }>("SELECT current_schema() AS schema");
-      await client.query(`LISTEN ${client.escapeIdentifier(`outbox.${rows[0]!.schema}`)}`);
-      listener = client;
-    } catch {
-      // PostgreSQL is down: the poll below retries listening too.
-    }
+        c.release(err ?? true);
+      };
+      try {
+        client = await pool.connect();
+        const c = client;
+        c.on("notification", onWake);
+        c.on("error", (err) => drop(c, err));
+        const { rows } = await c.query<{ schema: string }>("SELECT current_schema() AS schema");
+        await c.query(`LISTEN ${c.escapeIdentifier(`outbox.${rows[0]!.schema}`)}`);
+        if (stopped) drop(c);
+        else listener = () => drop(c);
+      } catch (err) {
+        // PostgreSQL is down: the poll below retries listening too.
+        if (client) drop(client, err instanceof Error ? err : undefined);
+      } finally {
+        listening = undefined;
+      }
+    })();
+    return listening;
   };
   void listen();
   const timer = setInterval(() => {
@@ -235,8 +255,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     async stop() {
       stopped = true;
       clearInterval(timer);
-      listener?.release();
-      listener = undefined;
+      await listening;
+      listener?.();
       clearInterval(cleanup);
       await running;
     },

@@ -81,4 +81,25 @@ describe("outbox wake-up", () => {
     await waitFor("the row marked published", async () => ((await pool.query("SELECT 1 FROM outbox WHERE published_at IS NULL")).rowCount === 0 ? true : undefined));
     sub.unsubscribe();
   });
+
+  it("a relay listens on one client, and gives it back when stopped mid set-up", async () => {
+    const pool = await schemaWithOutbox("relay_b");
+    const name = `OUTBOX_TEST_${randomBytes(4).toString("hex").toUpperCase()}`;
+    const stream = { name, subjects: [`${name.toLowerCase()}.>`] };
+    const checkedOut = () => pool.totalCount - pool.idleCount;
+    // Stopped while its listener is still connecting: nothing stays checked out, so a
+    // service's pool.end() after it returns (a leaked client made it wait until killed).
+    const early = startOutboxRelay({ pool, nats, log, stream, pollMs: 600_000 });
+    await early.stop();
+    expect(checkedOut()).toBe(0);
+    // A poll every few milliseconds while the listener is set up does not open another one.
+    const busy = startOutboxRelay({ pool, nats, log, stream, pollMs: 2 });
+    const listening = async () =>
+      (await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN \"outbox.relay_b\"%'")).rows[0]!.n;
+    await waitFor("the relay to listen", async () => ((await listening()) > 0 ? true : undefined));
+    expect(await listening()).toBe(1);
+    await busy.stop();
+    expect(checkedOut()).toBe(0);
+    await waitFor("the listening session to end", async () => ((await listening()) === 0 ? true : undefined));
+  });
 });
