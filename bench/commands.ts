@@ -28,13 +28,14 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import pg from "pg";
 import { AuthService } from "@adminkiosk/proto/adminkiosk/auth/v1/auth_pb";
-import { CommandService, CommandState, type SendCommandRequestSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
+import { CommandActionSchema, CommandService, CommandState, type SendCommandRequestSchema } from "@adminkiosk/proto/adminkiosk/fleet/v1/commands_pb";
 import { KioskService, KioskStatus } from "@adminkiosk/proto/adminkiosk/fleet/v1/fleet_pb";
 import { JobService } from "@adminkiosk/proto/adminkiosk/fleet/v1/jobs_pb";
 import { DeliverBatchReplySchema, DeliverBatchSchema, DeliverRequestSchema } from "@adminkiosk/proto/adminkiosk/link/v1/delivery_pb";
 import { linkSubjects } from "@adminkiosk/runtime";
 import { fromBinary } from "@bufbuild/protobuf";
 import { KioskCommandEventSchema, KioskCommandEventsSchema, type KioskCommandEvent } from "@adminkiosk/proto/adminkiosk/link/v1/events_pb";
+import { sendCommandSql } from "../services/fleet/src/commands.js";
 import { grpcUnaryCaller } from "./grpc-unary.js";
 import { loadAverage, machine, percentile, startKioskFleet, cpuSeconds } from "./kiosk-fleet.js";
 import { mintDevices } from "./mint-devices.js";
@@ -204,7 +205,7 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   };
   const random = () => ids[Math.floor(Math.random() * ids.length)]!;
   /** What the closing lines compare: fleet's sequential round trip with the bare one, and SendCommand's rate. */
-  const summary: { fleet?: number[]; bare?: number[]; callsPerSecond?: number; cpuPerCall?: ReturnType<typeof cpuPerCall> } = {};
+  const summary: { fleet?: number[]; bare?: number[]; callsPerSecond?: number; bareStatementsPerSecond?: number; cpuPerCall?: ReturnType<typeof cpuPerCall> } = {};
   const cpuOf = () => [fleet.child.pid!, ...links.map((l) => l.child.pid!)].map(cpuSeconds);
   const cpuDelta = (before: number[]) => {
     const now = cpuOf();
@@ -304,6 +305,36 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       "",
       cpuDelta(cpu),
       load,
+    ]);
+
+    // Baseline: SendCommand's own statement (services/fleet/src/commands.ts), run bare by the bench with
+    // the same callers over a pool like fleet's (10 sessions, prepared, custom plans): what PostgreSQL
+    // alone does. The commands expire at once (TTL 1 ms), so nothing delivers them.
+    const bareLoad = loadAverage();
+    const bare = new pg.Pool({ connectionString: databaseUrl, max: 10, options: "-c search_path=fleet -c plan_cache_mode=force_custom_plan" });
+    const action = Buffer.from(toBinary(CommandActionSchema, create(CommandActionSchema, display("bare"))));
+    const bareApi: number[] = [];
+    const bareTree = treeCpu();
+    const tb = Date.now();
+    await pool(targets, concurrency, async (kioskId, i) => {
+      const s = Date.now();
+      await bare.query({ name: "send-command", text: sendCommandSql, values: [randomUUID(), kioskId, action, "displayMessage", "bench-bare", `bare-${i}`, "00", 1, null, "127.0.0.1", `bare-${i}`] });
+      bareApi.push(Date.now() - s);
+    });
+    const bareSeconds = (Date.now() - tb) / 1000;
+    // Expired now (fleet's sweep would too), so no later phase finds them queued ahead of its own.
+    await bare.query("UPDATE commands SET state = 'expired', finished_at = now() WHERE issued_by = 'bench-bare' AND state = 'queued'");
+    await bare.end();
+    summary.bareStatementsPerSecond = concurrent / bareSeconds;
+    log(`CPU ms per bare SendCommand statement, by process: ${cpuPerCall(bareTree, treeCpu(), concurrent).text}`);
+    row([
+      `baseline: SendCommand's statement alone, ${concurrent} from the bench, ${concurrency} at a time over 10 sessions (${Math.round(summary.bareStatementsPerSecond)}/s)`,
+      `${ms(percentile(bareApi, 50))} / ${ms(percentile(bareApi, 99))}`,
+      "–",
+      "–",
+      "",
+      "",
+      bareLoad,
     ]);
   }
 
@@ -489,7 +520,8 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
   console.log(
     `\nround trip SendCommand → SUCCEEDED p50 / p99: fleet ${ms(percentile(f, 50))} / ${ms(percentile(f, 99))} ms, bare NATS ${ms(percentile(b, 50))} / ${ms(percentile(b, 99))} ms ` +
       `(fleet − bare: ${ms(percentile(f, 50) - percentile(b, 50))} / ${ms(percentile(f, 99) - percentile(b, 99))} ms; bare / fleet p50 ${(percentile(b, 50) / percentile(f, 50)).toFixed(2)}); ` +
-      `SendCommand ${Math.round(summary.callsPerSecond ?? NaN)} calls/s with ${concurrency} callers (client: ${sendCommandClient})`,
+      `SendCommand ${Math.round(summary.callsPerSecond ?? NaN)} calls/s with ${concurrency} callers (client: ${sendCommandClient}), its statement alone ${Math.round(summary.bareStatementsPerSecond ?? NaN)}/s ` +
+      `(fleet / bare ${((summary.callsPerSecond ?? NaN) / (summary.bareStatementsPerSecond ?? NaN)).toFixed(2)})`,
   );
   // What the CPU per command says the path could do if it had the box to itself: the whole path
   // (every process but the bench's own caller) on 2 cores, and fleet alone on one core.

@@ -160,6 +160,22 @@ export interface CommandDeps {
   dispatcher: Dispatcher;
 }
 
+/**
+ * SendCommand's one statement ($1 command id, $2 kiosk, $3 action bytes, $4 action kind, $5 issuer,
+ * $6 idempotency key, $7 request hash, $8 TTL ms, $9 traceparent, $10 caller's address, $11 request id):
+ * exported for bench/commands.ts, which runs it bare as the same run's baseline.
+ */
+export const sendCommandSql = `WITH k AS (SELECT session_id, connected, deleted_at FROM kiosks WHERE kiosk_id = $2 AND deleted_at IS NULL),
+   ins AS (
+     INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at, traceparent)
+     SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000), $9 FROM k
+     ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING command_id, kiosk_id, action_kind, created_at, expire_at),
+   audit AS (
+     INSERT INTO audit_events (type, actor, subject, ip, request_id, details)
+     SELECT 'command.sent', $5, $2, $10, $11, jsonb_build_object('commandId', command_id, 'action', action_kind, 'ttlMs', $8::bigint) FROM ins)
+   SELECT c.command_id, c.created_at, c.expire_at, EXISTS (SELECT 1 FROM k) AS kiosk_found, ${sqlReady}
+   FROM (SELECT 1) one LEFT JOIN ins c ON true LEFT JOIN k ON true`;
+
 export function commandRoutes(deps: CommandDeps) {
   const { pool, changes, dispatcher } = deps;
   const notFound = (id: string) => new ConnectError(`command ${id} not found`, Code.NotFound);
@@ -190,16 +206,7 @@ export function commandRoutes(deps: CommandDeps) {
         // It returns only what the database decided (id order, times, the kiosk's stream): the rest
         // of a new command is the request's, so it is not read back and parsed (issue 13).
         const { rows } = await pool.query<{ command_id: string | null; created_at: Date; expire_at: Date; session_id: string | null; ready: boolean; kiosk_found: boolean }>(
-          `WITH k AS (SELECT session_id, connected, deleted_at FROM kiosks WHERE kiosk_id = $2 AND deleted_at IS NULL),
-           ins AS (
-             INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, idempotency_key, request_hash, expire_at, traceparent)
-             SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, now() + make_interval(secs => $8::float8 / 1000), $9 FROM k
-             ON CONFLICT (issued_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING command_id, kiosk_id, action_kind, created_at, expire_at),
-           audit AS (
-             INSERT INTO audit_events (type, actor, subject, ip, request_id, details)
-             SELECT 'command.sent', $5, $2, $10, $11, jsonb_build_object('commandId', command_id, 'action', action_kind, 'ttlMs', $8::bigint) FROM ins)
-           SELECT c.command_id, c.created_at, c.expire_at, EXISTS (SELECT 1 FROM k) AS kiosk_found, ${sqlReady}
-           FROM (SELECT 1) one LEFT JOIN ins c ON true LEFT JOIN k ON true`,
+          sendCommandSql,
           // The call's trace goes down the kiosk stream with the command (tracing; NULL when off).
           [randomUUID(), kioskId, action, kind, issuedBy, key, hash, ttlMs, traceparent, info.peer ?? "", info.id ?? ""],
         );
