@@ -166,6 +166,8 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
 
   const kick = (ids: Iterable<string>, resend = false) => {
     for (const id of ids) {
+      // Its handed-over commands (committed, queued) go with the round that reads it, not twice.
+      ready.delete(id);
       if (inFlight.has(id)) again.set(id, (again.get(id) ?? false) || resend);
       else waiting.set(id, (waiting.get(id) ?? false) || resend);
     }
