@@ -3,7 +3,7 @@
 // and applied configuration. Messages are applied in batches of up to 2,000, each batch in
 // one transaction together with its inbox rows, so a redelivery (after a crash or a late
 // ack) changes nothing twice and nothing is acked before it is committed — telemetry has no
-// inbox row: its samples' own keys refuse a redelivered batch (storeTelemetry). A batch that
+// inbox row: its samples' own keys refuse a redelivered batch (storeSamples). A batch that
 // fails is retried message by message; a message PostgreSQL refuses (or that does not
 // decode) is dead-lettered, so it cannot stop every other kiosk's events. Timestamps
 // decide, so order between kiosks' messages does not matter.
@@ -122,28 +122,17 @@ export const lastSeenFromTelemetryMs = 30_000;
 const prepareSlice = 250;
 
 /**
- * A batch's telemetry: every sample with one COPY (telemetry.ts), the samples and faulty
+ * A batch's telemetry samples: every one with one COPY (telemetry.ts), the samples and faulty
  * samples newly stored counted in kiosk_facts (a sample redelivered, or resent under a new
  * message id, is stored and counted once: telemetry claims no inbox row, its samples' primary
- * key is what keeps it once), and each kiosk's latest state — its newest sample in the batch,
- * one UPDATE row per kiosk. The UPDATE changes only columns no index holds (state,
- * state_sampled_at; last_seen_at when it is lastSeenFromTelemetryMs stale), so PostgreSQL
- * updates the row in place (HOT, kiosks' fillfactor leaves room), and a kiosk whose stored
- * state is newer is not written at all.
+ * key is what keeps it once). Answers how many were there already.
  */
-async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], facts: ReturnType<typeof factBatch>, bucketMs: number): Promise<{ repeated: number }> {
+async function storeSamples(tx: PoolClient, messages: TelemetryMessage[], facts: ReturnType<typeof factBatch>, bucketMs: number): Promise<{ repeated: number }> {
   const rows: Buffer[] = [];
   let count = 0;
-  const latest = new Map<string, { receivedMs: number; sampledIn?: TelemetryMessage }>();
   for (const m of messages) {
     rows.push(m.rows);
     count += m.retained;
-    const entry = latest.get(m.kioskId);
-    if (!entry) latest.set(m.kioskId, { receivedMs: m.receivedMs, sampledIn: m.newest ? m : undefined });
-    else {
-      if (m.receivedMs > entry.receivedMs) entry.receivedMs = m.receivedMs;
-      if (m.newest && (!entry.sampledIn || m.newest.atMs > entry.sampledIn.newest!.atMs)) entry.sampledIn = m;
-    }
   }
   const stored = await insertSamples(tx, rows, count, bucketMs);
   let repeated = 0;
@@ -154,6 +143,26 @@ async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], fact
     for (const s of stored) {
       facts.count(s.kioskId, s.bucketMs, { samples: s.samples, faulty_samples: s.faulty });
       repeated -= s.samples;
+    }
+  }
+  return { repeated };
+}
+
+/**
+ * Each kiosk's latest state from a batch's telemetry — its newest sample in the batch, one
+ * UPDATE row per kiosk. The UPDATE changes only columns no index holds (state,
+ * state_sampled_at; last_seen_at when it is lastSeenFromTelemetryMs stale), so PostgreSQL
+ * updates the row in place (HOT, kiosks' fillfactor leaves room), and a kiosk whose stored
+ * state is newer is not written at all (a redelivered batch changes nothing).
+ */
+async function updateLatestState(tx: PoolClient, messages: TelemetryMessage[]) {
+  const latest = new Map<string, { receivedMs: number; sampledIn?: TelemetryMessage }>();
+  for (const m of messages) {
+    const entry = latest.get(m.kioskId);
+    if (!entry) latest.set(m.kioskId, { receivedMs: m.receivedMs, sampledIn: m.newest ? m : undefined });
+    else {
+      if (m.receivedMs > entry.receivedMs) entry.receivedMs = m.receivedMs;
+      if (m.newest && (!entry.sampledIn || m.newest.atMs > entry.sampledIn.newest!.atMs)) entry.sampledIn = m;
     }
   }
   const entries = [...latest];
@@ -177,7 +186,17 @@ async function storeTelemetry(tx: PoolClient, messages: TelemetryMessage[], fact
       lastSeenFromTelemetryMs,
     ],
   );
-  return { repeated };
+}
+
+/** Every kiosk a batch's events name (each writes at most its own kiosk's rows). */
+function kiosksOf(decoded: (Decoded | undefined)[]): string[] {
+  const ids = new Set<string>();
+  for (const d of decoded) {
+    if (!d) continue;
+    if (d.kind === "command") d.e.forEach((e) => ids.add(e.kioskId));
+    else ids.add(d.e.kioskId);
+  }
+  return [...ids];
 }
 
 /**
@@ -263,6 +282,15 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     const telemetry: TelemetryMessage[] = [];
     // Per kiosk and bucket: reconnects, samples and faulty samples (for rollout gates).
     const facts = factBatch(o.factsBucketMs);
+    // Samples first: the COPY locks no kiosk, so it runs while another batch (the consumer's
+    // other one, another replica's) holds the same kiosks. Then the batch's kiosks are locked in
+    // key order before any of their rows is written: two batches touching the same kiosks wait
+    // for one another instead of deadlocking (commands, kiosk_updates and kiosk_facts rows
+    // written below are those kiosks' own).
+    const samples = decoded.flatMap((d) => (d?.kind === "telemetry" ? [d.e] : []));
+    if (samples.length) effects.samplesRepeated = (await storeSamples(tx, samples, facts, o.factsBucketMs)).repeated;
+    const kiosks = kiosksOf(decoded);
+    if (kiosks.length) await tx.query("SELECT FROM kiosks WHERE kiosk_id = ANY($1::text[]) ORDER BY kiosk_id FOR NO KEY UPDATE", [kiosks]);
     (await reconnects(tx, decoded.flatMap((d) => (d?.kind === "connected" ? [d.e] : [])))).forEach((r) => facts.add(r));
     for (const d of decoded) {
       if (!d) continue;
@@ -316,7 +344,7 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
       log.warn(m, "kiosk's update status named another rollout than fleet sent it; counted for fleet's");
     }
     if (telemetry.length) {
-      effects.samplesRepeated = (await storeTelemetry(tx, telemetry, facts, o.factsBucketMs)).repeated;
+      await updateLatestState(tx, telemetry);
       for (const t of telemetry) changed(t.kioskId, "kiosk");
     }
     await facts.flush(tx);
@@ -346,6 +374,9 @@ export function consumeLinkEvents(o: LinkEventConsumerOptions): LinkEventConsume
     // under a second; messages waiting behind it are kept alive.
     ackWaitMs: 10_000,
     batchSize: 2_000,
+    // Two batches in their transactions at once: the next one's COPY runs while this one
+    // updates its kiosks and commits (they take the kiosks' locks in key order, see applyBatch).
+    concurrency: 2,
     // Telemetry claims no inbox row (a quarter of a batch's time went to claiming them): a
     // redelivered batch's samples are refused by their primary key and counted from the rows
     // stored; the latest state skips older samples. Every other kind is claimed (a reconnect
