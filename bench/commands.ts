@@ -322,11 +322,13 @@ await withStack({ PASSWORD_SCRYPT_LOG_N: "10" }, async ({ databaseUrl, keyEncryp
       bareApi.push(Date.now() - s);
     });
     const bareSeconds = (Date.now() - tb) / 1000;
+    // Read before its sessions end: the CPU of a process gone by then is not counted.
+    const bareCpu = cpuPerCall(bareTree, treeCpu(), concurrent).text;
     // Expired now (fleet's sweep would too), so no later phase finds them queued ahead of its own.
     await bare.query("UPDATE commands SET state = 'expired', finished_at = now() WHERE issued_by = 'bench-bare' AND state = 'queued'");
     await bare.end();
     summary.bareStatementsPerSecond = concurrent / bareSeconds;
-    log(`CPU ms per bare SendCommand statement, by process: ${cpuPerCall(bareTree, treeCpu(), concurrent).text}`);
+    log(`CPU ms per bare SendCommand statement, by process: ${bareCpu}`);
     row([
       `baseline: SendCommand's statement alone, ${concurrent} from the bench, ${concurrency} at a time over 10 sessions (${Math.round(summary.bareStatementsPerSecond)}/s)`,
       `${ms(percentile(bareApi, 50))} / ${ms(percentile(bareApi, 99))}`,
