@@ -83,7 +83,7 @@ export async function runForever(options: RunForeverOptions, session: (ready: ()
 }
 
 /** JetStream's "stream not found" (API error 10059), however the client wraps it. */
-function streamMissing(err: unknown): boolean {
+export function streamMissing(err: unknown): boolean {
   const e = err as { api_error?: { err_code?: number }; message?: unknown } | undefined;
   return e?.api_error?.err_code === 10059 || (typeof e?.message === "string" && /stream not found/i.test(e.message));
 }

@@ -41,7 +41,7 @@ import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/proto
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { backoffDelay, runForever, sleep, type BackoffOptions } from "./backoff.js";
+import { backoffDelay, runForever, sleep, streamMissing, type BackoffOptions } from "./backoff.js";
 import type { Logger } from "./logger.js";
 import type { NatsConnection } from "./nats.js";
 import type { Pool, PoolClient } from "./postgres.js";
@@ -467,10 +467,12 @@ export function startConsumer<T>(options: ConsumerOptions<T>): DurableConsumer {
     // consumer of 2,000-message batches got 999 and 1 in turn, and never one to prepare ahead.
     const maxAckPending = Math.max(1_000, 8 * batchSize * concurrency);
     // The same configuration again is a no-op; a changed one (ack wait) is an update. The
-    // stream not existing yet fails both, and the loop retries.
+    // stream not existing yet fails the add, and the loop retries (waiting for its owner to
+    // create it, without a warning: the update's "consumer not found" used to hide that).
     await jsm.consumers
       .add(stream, { durable_name: durable, filter_subject: options.filter, ack_policy: AckPolicy.Explicit, ack_wait: ackWait, max_deliver: -1, max_ack_pending: maxAckPending, ...start })
-      .catch(async () => {
+      .catch(async (err: unknown) => {
+        if (streamMissing(err)) throw err;
         await jsm.consumers.update(stream, durable, { ack_wait: ackWait, max_deliver: -1, max_ack_pending: maxAckPending });
       });
   };
