@@ -95,6 +95,9 @@ export function startEventBlackouts(o: {
     return out;
   }
 
+  /** Whether this process has read the events once. */
+  let readOnce = false;
+  let waited = 0;
   async function refresh() {
     try {
       const events = await read();
@@ -109,24 +112,40 @@ export function startEventBlackouts(o: {
         );
         await tx.query("UPDATE ticketed_events_read SET read_at = now()");
       });
+      readOnce = true;
     } catch (err) {
       const e = ConnectError.from(err);
-      o.log.warn({ err }, "could not read catalog's ticketed events; the last read is kept");
+      // Catalog starting after fleet (npm start, a rollout of both) is not worth a warning.
+      if (!readOnce && e.code === Code.Unavailable) {
+        (waited++ === 0 ? o.log.info : o.log.debug).call(o.log, { reason: e.rawMessage }, "catalog's ticketed events: catalog not reachable yet; reading again in a few seconds");
+      } else o.log.warn({ err }, "could not read catalog's ticketed events; the last read is kept");
       // The rollout's event_note shows the code (Unavailable, PermissionDenied, ...), not the message.
       await o.pool.query("UPDATE ticketed_events_read SET failed_at = now(), error = $1", [Code[e.code]]).catch((err2: unknown) => o.log.warn({ err: err2 }, "could not note the failed read"));
     }
   }
 
   let running = false;
+  let stopped = false;
   const tick = () => {
     if (running) return;
     running = true;
-    void refresh().finally(() => (running = false));
+    void refresh().finally(() => {
+      running = false;
+      // Until the first read works (catalog still starting), again within a few seconds.
+      if (!readOnce && !stopped) setTimeout(tick, Math.min(o.refreshMs, 2_000)).unref();
+    });
   };
   tick();
   const timer = setInterval(tick, o.refreshMs);
   timer.unref();
-  return { settings: o.settings, refresh, stop: () => clearInterval(timer) };
+  return {
+    settings: o.settings,
+    refresh,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
 
 /**
