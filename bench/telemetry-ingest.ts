@@ -7,7 +7,7 @@
 //     each — telemetry claims no inbox row —, the samples in one binary COPY into telemetry_samples (a staging
 //     table and INSERT … SELECT … ON CONFLICT DO NOTHING when any was there already), the
 //     kiosks' latest state once per kiosk, kiosk_facts' counts; the next batch decoded while
-//     one commits) drains them. Timed until kiosk_facts counts M × S samples (committed with
+//     one commits, two batches in their transactions at once) drains them. Timed until kiosk_facts counts M × S samples (committed with
 //     them; polled every 200 ms, a sum over a few thousand rows where count(*) of
 //     telemetry_samples would scan up to 500,000 each time), then count(telemetry_samples)
 //     checked; then how many of the kiosks' and kiosk_facts' row updates were HOT (pg_stat_user_tables).
