@@ -55,6 +55,20 @@ export interface FullOrder {
 
 type Db = Pool | PoolClient;
 
+/** Order lines as the parameter arrays of an `unnest(int[], text[], bigint[], text[], text[], text[], bigint[], int[])` in column order. */
+function lineColumns(lines: Omit<LineRow, "order_id" | "refunded_quantity">[]) {
+  return [
+    lines.map((l) => l.line_number),
+    lines.map((l) => l.sku),
+    lines.map((l) => l.quantity),
+    lines.map((l) => l.event_id),
+    lines.map((l) => l.seat_id),
+    lines.map((l) => l.tier_id),
+    lines.map((l) => l.unit_price_minor),
+    lines.map((l) => l.tax_rate_basis_points),
+  ];
+}
+
 export const orders = {
   /** Claims (kiosk, key) for a new order; undefined when the key is taken (see byKey). */
   async insert(tx: Db, o: { id: string; kioskId: string; key: string; hash: Buffer }): Promise<OrderRow | undefined> {
@@ -173,14 +187,7 @@ export const orders = {
         id,
         currency,
         total,
-        lines.map((l) => l.line_number),
-        lines.map((l) => l.sku),
-        lines.map((l) => l.quantity),
-        lines.map((l) => l.event_id),
-        lines.map((l) => l.seat_id),
-        lines.map((l) => l.tier_id),
-        lines.map((l) => l.unit_price_minor),
-        lines.map((l) => l.tax_rate_basis_points),
+        ...lineColumns(lines),
       ],
     );
     if (rows[0]) return rows[0];
@@ -233,14 +240,7 @@ export const orders = {
         paymentIntentId,
         reserved.currency,
         reserved.total,
-        lines.map((l) => l.line_number),
-        lines.map((l) => l.sku),
-        lines.map((l) => l.quantity),
-        lines.map((l) => l.event_id),
-        lines.map((l) => l.seat_id),
-        lines.map((l) => l.tier_id),
-        lines.map((l) => l.unit_price_minor),
-        lines.map((l) => l.tax_rate_basis_points),
+        ...lineColumns(lines),
       ],
     );
     if (!rows[0]) return undefined;
