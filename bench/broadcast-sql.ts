@@ -5,7 +5,7 @@
 // plus how many of the updates were HOT. No NATS, link or kiosks: bench:commands measures the path.
 // "before": foreign keys on commands and job_targets, commands_created, and partial indexes and
 // commands_job naming `state` (the down parts of migrations 1800610000000–2).
-// Run: npm run bench:broadcast-sql (BENCH_KIOSKS=50000).
+// Run: npm run bench:broadcast-sql (BENCH_KIOSKS=100000).
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,7 @@ import { sqlReady } from "../services/fleet/src/dispatch.js";
 import { sqlNextState, sqlStates, commandStatesFor } from "../services/fleet/src/states.js";
 import { loadAverage, machine } from "./kiosk-fleet.js";
 
-const kioskCount = Number(process.env["BENCH_KIOSKS"] ?? 50_000);
+const kioskCount = Number(process.env["BENCH_KIOSKS"] ?? 100_000);
 const tick = 10_000;
 const migrations = join(import.meta.dirname, "../services/fleet/migrations");
 const downOf = (file: string) => readFileSync(join(migrations, file), "utf8").split("-- Down Migration")[1]!;
