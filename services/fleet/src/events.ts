@@ -41,6 +41,7 @@ import type { ChangeFeed } from "./changes.js";
 import { factBatch, reconnects } from "./facts.js";
 import { applyUpdateStatuses } from "./releases/updates.js";
 import { commandStatesFor, openCommandStates, sqlStates } from "./states.js";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { CopyRowWriter, decodeTelemetryMessage, insertSamples, newestSample, stateOf, ValueOutOfRange, type TelemetryMessage, type TelemetryStore } from "./telemetry.js";
 
 /** The command states an ack moves to ACKED, and the open ones a result finishes (states.ts). */
@@ -155,6 +156,13 @@ async function storeSamples(tx: PoolClient, messages: TelemetryMessage[], facts:
  * updates the row in place (HOT, kiosks' fillfactor leaves room), and a kiosk whose stored
  * state is newer is not written at all (a redelivered batch changes nothing).
  */
+/** A time as JSON carries it to PostgreSQL; one no Date can hold is refused as PostgreSQL would. */
+function isoTime(column: string, ms: number): string {
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) throw new ValueOutOfRange(column, ms, "timestamptz");
+  return d.toISOString();
+}
+
 async function updateLatestState(tx: PoolClient, messages: TelemetryMessage[]) {
   const latest = new Map<string, { receivedMs: number; sampledIn?: TelemetryMessage }>();
   for (const m of messages) {
@@ -165,26 +173,28 @@ async function updateLatestState(tx: PoolClient, messages: TelemetryMessage[]) {
       if (m.newest && (!entry.sampledIn || m.newest.atMs > entry.sampledIn.newest!.atMs)) entry.sampledIn = m;
     }
   }
-  const entries = [...latest];
+  // One JSON document for the batch's kiosks (jsonb_to_recordset), not four arrays: pg escapes
+  // an array's elements character by character, a fifth of the drain's update in fleet's CPU.
+  const rows: { kiosk_id: string; received: string; state: JsonObject | null; sampled: string | null }[] = [];
+  for (const [kioskId, e] of latest) {
+    const sample = e.sampledIn && newestSample(e.sampledIn);
+    rows.push({
+      kiosk_id: kioskId,
+      received: isoTime("received_at", e.receivedMs),
+      state: sample ? stateOf(sample) : null,
+      sampled: e.sampledIn ? isoTime("sampled_at", e.sampledIn.newest!.atMs) : null,
+    });
+  }
   await tx.query(
     `UPDATE kiosks k SET
-       last_seen_at = CASE WHEN k.last_seen_at IS NULL OR k.last_seen_at < u.received - make_interval(secs => $5::float8 / 1000) THEN u.received ELSE k.last_seen_at END,
+       last_seen_at = CASE WHEN k.last_seen_at IS NULL OR k.last_seen_at < u.received - make_interval(secs => $2::float8 / 1000) THEN u.received ELSE k.last_seen_at END,
        state = CASE WHEN u.sampled > k.state_sampled_at OR (k.state_sampled_at IS NULL AND u.sampled IS NOT NULL) THEN u.state ELSE k.state END,
        state_sampled_at = CASE WHEN u.sampled > k.state_sampled_at OR (k.state_sampled_at IS NULL AND u.sampled IS NOT NULL) THEN u.sampled ELSE k.state_sampled_at END
-     FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[], $4::timestamptz[]) AS u(kiosk_id, received, state, sampled)
+     FROM jsonb_to_recordset($1::jsonb) AS u(kiosk_id text, received timestamptz, state jsonb, sampled timestamptz)
      WHERE k.kiosk_id = u.kiosk_id
        AND (u.sampled > k.state_sampled_at OR (k.state_sampled_at IS NULL AND u.sampled IS NOT NULL)
-            OR k.last_seen_at IS NULL OR k.last_seen_at < u.received - make_interval(secs => $5::float8 / 1000))`,
-    [
-      entries.map(([id]) => id),
-      entries.map(([, e]) => new Date(e.receivedMs)),
-      entries.map(([, e]) => {
-        const sample = e.sampledIn && newestSample(e.sampledIn);
-        return sample ? JSON.stringify(stateOf(sample)) : null;
-      }),
-      entries.map(([, e]) => (e.sampledIn ? new Date(e.sampledIn.newest!.atMs) : null)),
-      lastSeenFromTelemetryMs,
-    ],
+            OR k.last_seen_at IS NULL OR k.last_seen_at < u.received - make_interval(secs => $2::float8 / 1000))`,
+    [JSON.stringify(rows), lastSeenFromTelemetryMs],
   );
 }
 

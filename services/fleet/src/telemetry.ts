@@ -100,11 +100,23 @@ export class CopyRowWriter {
     this.pos = used;
     return next;
   }
+  // The writes below go byte by byte into the room ensure() made (Buffer's own writeInt32BE and
+  // copy() check their arguments on every call: a fifth of the decode for 11 values per sample).
   int16(v: number) {
-    this.pos = this.buf.writeInt16BE(v, this.pos);
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = v >>> 8;
+    b[p + 1] = v;
+    this.pos = p + 2;
   }
   int32(v: number) {
-    this.pos = this.buf.writeInt32BE(v, this.pos);
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = v >>> 24;
+    b[p + 1] = v >>> 16;
+    b[p + 2] = v >>> 8;
+    b[p + 3] = v;
+    this.pos = p + 4;
   }
   /** A field's length, then the value. */
   float4(v: number) {
@@ -116,8 +128,8 @@ export class CopyRowWriter {
     if (typeof v === "bigint") this.pos = this.buf.writeBigInt64BE(v, this.pos);
     else {
       const hi = Math.floor(v / 4_294_967_296);
-      this.pos = this.buf.writeInt32BE(hi, this.pos);
-      this.pos = this.buf.writeUInt32BE(v - hi * 4_294_967_296, this.pos);
+      this.int32(hi);
+      this.int32(v - hi * 4_294_967_296);
     }
   }
   timestamptz(ms: number) {
@@ -128,9 +140,17 @@ export class CopyRowWriter {
     this.int16(v);
   }
   /** A text value: its length, then its bytes copied from `src` (UTF-8, as the message carries it). */
-  bytes(src: Buffer, from: number, to: number) {
+  bytes(src: Uint8Array, from: number, to: number) {
     this.int32(to - from);
-    this.pos += src.copy(this.buf, this.pos, from, to);
+    const b = this.buf;
+    let p = this.pos;
+    // Ids and errors are short: a loop beats copy()'s per-call cost below a few dozen bytes.
+    if (to - from <= 64) for (let i = from; i < to; i++) b[p++] = src[i]!;
+    else {
+      b.set(src.subarray(from, to), p);
+      p += to - from;
+    }
+    this.pos = p;
   }
   /** The current message's rows. */
   end(): Buffer {
@@ -426,7 +446,20 @@ async function copy(tx: PoolClient, table: string, rows: Buffer[]): Promise<void
   await new Promise<void>((resolve, reject) => {
     stream.on("error", reject);
     stream.on("finish", resolve);
-    stream.end(Buffer.concat([copyHeader, ...rows, copyTrailer]));
+    // Messages decoded one after another lie side by side in a slab (CopyRowWriter): each run
+    // of them goes as one view, not copied into one buffer for the batch.
+    stream.write(copyHeader);
+    let run: Buffer | undefined;
+    for (const r of rows) {
+      if (r.length === 0) continue;
+      if (run && run.buffer === r.buffer && run.byteOffset + run.length === r.byteOffset) run = Buffer.from(r.buffer, run.byteOffset, run.length + r.length);
+      else {
+        if (run) stream.write(run);
+        run = r;
+      }
+    }
+    if (run) stream.write(run);
+    stream.end(copyTrailer);
   });
 }
 

@@ -77,6 +77,9 @@ const facts = async (kioskId: string) => {
 const storedIds = async (kioskId: string) =>
   (await db.query<{ sample_id: string }>("SELECT sample_id FROM telemetry_samples WHERE kiosk_id = $1 ORDER BY sample_id", [kioskId])).rows.map((r) => r.sample_id);
 
+/** Texts that need escaping in COPY's text form, multi-byte UTF-8, and one longer than a short copy. */
+const errorTexts = ['paper "low"', "tab\there", "back\\slash", "new\nline", "Drucker: Papierstau in Fach 2 — bitte öffnen und prüfen (Fehler 0x1F, seit 3 Minuten)"];
+
 describe("telemetry ingest", () => {
   it("stores every sample of many batches exactly once, with text that needs escaping intact, and keeps the newest as the kiosk's state", async () => {
     const kiosks = ["tel-a", "tel-b", "tel-c"];
@@ -88,13 +91,13 @@ describe("telemetry ingest", () => {
           await publish(
             kioskId,
             `batch-${b}`,
-            Array.from({ length: 10 }, (_, s) => sample(`${b}-${s}`, b * 10 + s, { cpuPercent: b * 10 + s, errors: s === 3 ? ['paper "low"', "tab\there", "back\\slash", "new\nline"] : [] })),
+            Array.from({ length: 10 }, (_, s) => sample(`${b}-${s}`, b * 10 + s, { cpuPercent: b * 10 + s, errors: s === 3 ? errorTexts : [] })),
           );
       }),
     );
     for (const kioskId of kiosks) await expect.poll(() => stored(kioskId), eventually).toBe(400);
     const { rows } = await db.query<{ errors: string[] }>("SELECT errors FROM telemetry_samples WHERE kiosk_id = 'tel-a' AND sample_id = '7-3'");
-    expect(rows[0]!.errors).toEqual(['paper "low"', "tab\there", "back\\slash", "new\nline"]);
+    expect(rows[0]!.errors).toEqual(errorTexts);
     // The newest sample (batch 39, sample 9) is the kiosk's state.
     const { kiosk } = await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "tel-b" });
     expect(kiosk?.state?.cpuPercent).toBe(399);
