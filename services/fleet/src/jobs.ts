@@ -326,9 +326,24 @@ async function cancelUnacked(tx: PoolClient, jobId: string) {
  * Rolls running jobs forward every `tickMs`: checks the failure threshold, completes
  * finished jobs, and creates as many commands as the rate allows (a token bucket
  * holding at most one second's worth, at least one: rollout.ts).
+ *
+ * A broadcast is ticks of up to maxCommandsPerTick, one after the other. Handing a tick's
+ * commands over (building 10,000 deliveries, the change notices) is ~0.2 s of fleet's event
+ * loop under load, and the next tick's transaction waited behind it: between two ticks of a
+ * 100k broadcast PostgreSQL sat idle for 0.25–0.35 s. So when a tick leaves more to create, its
+ * commands (committed) are handed over just after the next tick has sent its INSERT (or at the
+ * latest `handOverWithinMs` later): PostgreSQL inserts the next 10,000 while fleet builds the
+ * deliveries of the last.
  */
 export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes: ChangeFeed; tickMs: number; log: Logger }) {
-  /** Whether a job took its most for one tick and has more to create now. */
+  /** A committed tick's commands not handed over yet (see above): `handOver` runs them once. */
+  let pending: (() => void) | undefined;
+  const handOverPending = () => {
+    const f = pending;
+    pending = undefined;
+    f?.();
+  };
+  /** Whether a job took its most for one tick and has more to create now; its commands are in `pending`. */
   const tick = async (): Promise<boolean> => {
     let more = false;
     const ready: ReadyCommand[] = [];
@@ -364,7 +379,7 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
         if (n <= 0) continue;
         if (n === maxCommandsPerTick && job.dispatched + n < job.total) more = true;
         // With each command, its kiosk's stream: the dispatcher sends them without reading them back (handOver).
-        const { rows } = await tx.query<ReadyCommand>(
+        const inserting = tx.query<ReadyCommand>(
           `WITH c AS (
              INSERT INTO commands (command_id, kiosk_id, action, action_kind, state, issued_by, job_id, expire_at)
              SELECT gen_random_uuid(), t.kiosk_id, $2, $3, 'queued', $4, $1, now() + make_interval(secs => $5::float8 / 1000)
@@ -375,6 +390,9 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
            SELECT c.*, ${sqlReady} FROM c JOIN kiosks k USING (kiosk_id)`,
           [job.job_id, job.action, job.action_kind, job.created_by, job.command_ttl_ms, job.dispatched, n],
         );
+        // The INSERT is on its way to PostgreSQL (pg writes it at once): the tick before's hand-over now.
+        handOverPending();
+        const { rows } = await inserting;
         await tx.query("UPDATE jobs SET dispatched = dispatched + $2, allowance = $3::float8, allowance_at = now(), updated_at = now() WHERE job_id = $1", [
           job.job_id,
           n,
@@ -384,11 +402,16 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
         changed.push(...rows);
       }
     });
-    // Reached only once the transaction committed (a failed one throws past this).
-    changed.forEach((c) => o.changes.publish(c.kiosk_id, "command", c.command_id));
-    if (ready.length) o.dispatcher.handOver(ready);
+    // Reached only once the transaction committed (a failed one throws past this). The tick
+    // before's, if this one sent no INSERT, first: a kiosk's commands are handed over in order.
+    handOverPending();
+    pending = () => {
+      changed.forEach((c) => o.changes.publish(c.kiosk_id, "command", c.command_id));
+      if (ready.length) o.dispatcher.handOver(ready);
+    };
     return more;
   };
+  const handOverWithinMs = 50;
   let running = false;
   let stopped = false;
   const run = () => {
@@ -401,7 +424,15 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
       })
       .then((more) => {
         running = false;
-        if (more) setImmediate(run);
+        if (!more || stopped) return handOverPending();
+        // The next tick at once; this one's commands go when it has sent its INSERT, or soon anyway.
+        const latest = setTimeout(handOverPending, handOverWithinMs);
+        const next = pending;
+        pending = () => {
+          clearTimeout(latest);
+          next?.();
+        };
+        run();
       });
   };
   const timer = setInterval(run, o.tickMs);
@@ -410,6 +441,7 @@ export function startJobRunner(o: { pool: Pool; dispatcher: Dispatcher; changes:
     stop: () => {
       stopped = true;
       clearInterval(timer);
+      handOverPending();
     },
   };
 }
