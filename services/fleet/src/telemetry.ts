@@ -187,19 +187,19 @@ export const newestSample = (m: TelemetryMessage): TelemetrySample | undefined =
 
 const faultStatus = DeviceStatus.FAULT;
 
+const scratchDouble = new Float64Array(1);
+const scratchBytes = new Uint8Array(scratchDouble.buffer);
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Reads the protobuf wire format (only what telemetry messages need); throws on malformed bytes. */
 class WireReader {
   pos: number;
-  private readonly view: DataView;
-  private readonly utf8: Buffer;
   constructor(
     readonly buf: Uint8Array,
     start = 0,
     public end = buf.length,
   ) {
     this.pos = start;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    this.utf8 = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   }
   /** A varint as a number: exact below 2^53 (larger ones, e.g. negative int64, lose precision: see int64OrBig). */
   varint(): number {
@@ -240,9 +240,12 @@ class WireReader {
   }
   double(): number {
     if (this.pos + 8 > this.end) throw new Error("truncated double");
-    const v = this.view.getFloat64(this.pos, true);
-    this.pos += 8;
-    return v;
+    // Through a scratch array (no DataView per message): protobuf's doubles are little-endian.
+    const b = this.buf;
+    const p = this.pos;
+    for (let i = 0; i < 8; i++) scratchBytes[littleEndianHost ? i : 7 - i] = b[p + i]!;
+    this.pos = p + 8;
+    return scratchDouble[0]!;
   }
   /** A length-delimited field's end (the reader stands at its start). */
   delimited(): number {
@@ -253,7 +256,14 @@ class WireReader {
   }
   /** The text of bytes [from, to). */
   text(from: number, to: number): string {
-    return this.utf8.toString("utf8", from, to);
+    // Kiosk ids are ASCII: built from the bytes, without a Buffer view of the message.
+    const b = this.buf;
+    let ascii = to - from <= 128;
+    for (let i = from; ascii && i < to; i++) ascii = b[i]! < 0x80;
+    if (!ascii) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8", from, to);
+    let text = "";
+    for (let i = from; i < to; i++) text += String.fromCharCode(b[i]!);
+    return text;
   }
   skip(wireType: number): void {
     if (wireType === 0) this.varint();
@@ -310,7 +320,10 @@ export function decodeTelemetryMessage(data: Uint8Array, horizonMs: number, buck
   const m: TelemetryMessage = { kioskId, receivedMs: receivedMs ?? receivedFallbackMs, rows: emptyRows, retained: 0, dropped: 0, buckets: [], data };
   if (batch) {
     out.begin();
-    samples(new WireReader(data, batch[0], batch[1]), m, kioskIdAt, horizonMs, bucketMs, out);
+    // The same reader, over the batch's bytes.
+    r.pos = batch[0];
+    r.end = batch[1];
+    samples(r, m, kioskIdAt, horizonMs, bucketMs, out);
     m.rows = out.end();
   }
   return m;
@@ -341,7 +354,11 @@ const errorRanges: number[] = [];
 
 /** The samples of a TelemetryBatch (field 1, repeated), each into `m` and its row into `out`. */
 function samples(r: WireReader, m: TelemetryMessage, kioskIdAt: [number, number], horizonMs: number, bucketMs: number, out: CopyRowWriter) {
-  const data = Buffer.from(r.buf.buffer, r.buf.byteOffset, r.buf.byteLength);
+  const data = r.buf;
+  // The newest sample so far (its time and bytes), made an object once at the end.
+  let newestAt = -Infinity;
+  let newestStart = 0;
+  let newestEnd = 0;
   const kioskIdBytes = kioskIdAt[1] - kioskIdAt[0];
   const aheadMs = m.receivedMs + day;
   while (r.pos < r.end) {
@@ -436,8 +453,13 @@ function samples(r: WireReader, m: TelemetryMessage, kioskIdAt: [number, number]
       b[i + 1]!++;
       b[i + 2]! += faulty;
     }
-    if (!m.newest || at > m.newest.atMs) m.newest = { atMs: at, start, end };
+    if (at > newestAt) {
+      newestAt = at;
+      newestStart = start;
+      newestEnd = end;
+    }
   }
+  if (m.retained > 0) m.newest = { atMs: newestAt, start: newestStart, end: newestEnd };
 }
 
 /** Binary COPY of `rows` (each a message's rows) into `table`. */

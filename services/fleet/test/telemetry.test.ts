@@ -91,13 +91,16 @@ describe("telemetry ingest", () => {
           await publish(
             kioskId,
             `batch-${b}`,
-            Array.from({ length: 10 }, (_, s) => sample(`${b}-${s}`, b * 10 + s, { cpuPercent: b * 10 + s, errors: s === 3 ? errorTexts : [] })),
+            Array.from({ length: 10 }, (_, s) => sample(`${b}-${s}`, b * 10 + s, { cpuPercent: b * 10 + s, temperatureCelsius: s === 3 ? -7.75 : 40, errors: s === 3 ? errorTexts : [] })),
           );
       }),
     );
     for (const kioskId of kiosks) await expect.poll(() => stored(kioskId), eventually).toBe(400);
     const { rows } = await db.query<{ errors: string[] }>("SELECT errors FROM telemetry_samples WHERE kiosk_id = 'tel-a' AND sample_id = '7-3'");
     expect(rows[0]!.errors).toEqual(errorTexts);
+    // Its numbers as the kiosk sent them (fleet writes them into COPY's binary rows itself).
+    const { rows: values } = await db.query("SELECT cpu_percent, temperature_celsius, paper_level_percent, cash_level_minor, printer, scanner FROM telemetry_samples WHERE kiosk_id = 'tel-a' AND sample_id = '7-3'");
+    expect(values[0]).toEqual({ cpu_percent: 73, temperature_celsius: -7.75, paper_level_percent: 70, cash_level_minor: "5000", printer: DeviceStatus.OK, scanner: DeviceStatus.OK });
     // The newest sample (batch 39, sample 9) is the kiosk's state.
     const { kiosk } = await clientFor(KioskService, fleet.url, admin).getKiosk({ kioskId: "tel-b" });
     expect(kiosk?.state?.cpuPercent).toBe(399);
