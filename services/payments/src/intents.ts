@@ -8,6 +8,7 @@
 import { aborted, alreadyExists, cursorPatterns, failedPrecondition, invalid, type Logger, type PoolClient } from "@adminkiosk/runtime";
 import { publish, succeededEvent } from "./events.js";
 import { accounts, post } from "./ledger.js";
+import type { PaymentsMetrics } from "./metrics.js";
 import type { ProviderEvent } from "./provider.js";
 import { intents, jobs, refunds, type IntentRow, type NewIntent, type RefundRow } from "./store.js";
 
@@ -79,6 +80,18 @@ export interface Applied {
   intent?: IntentRow;
   /** The state the intent entered, when the event moved it. */
   entered?: IntentRow["state"];
+}
+
+/**
+ * What follows a provider event applied and committed, however it came (webhook or the
+ * reconciler's lookup): the intent's transition counted, and a late capture's refund started.
+ */
+export function afterProviderEvent(applied: Applied, deps: { metrics: PaymentsMetrics; wakeProviderWorker: () => void }): void {
+  if (applied.entered && applied.intent) {
+    deps.metrics.transitions.inc({ state: applied.entered });
+    if (applied.entered === "failed") deps.metrics.failures.inc({ code: applied.intent.failure_code });
+  }
+  if (applied.outcome === "late_capture_refunding") deps.wakeProviderWorker();
 }
 
 export async function applyProviderEvent(tx: PoolClient, event: ProviderEvent, log: Logger): Promise<Applied> {

@@ -8,7 +8,7 @@
 // to the provider worker and the confirmation sweeper, which asks here first before it times
 // an intent out.
 import { inTransaction, type Logger, type Pool } from "@adminkiosk/runtime";
-import { applyProviderEvent } from "./intents.js";
+import { afterProviderEvent, applyProviderEvent } from "./intents.js";
 import type { PaymentsMetrics } from "./metrics.js";
 import type { PaymentProvider, ProviderCharge, ProviderEvent } from "./provider.js";
 import { intents, type IntentRow } from "./store.js";
@@ -75,11 +75,7 @@ async function reconcileIntent(deps: ReconcileDeps, intent: IntentRow): Promise<
   const outcome: ReconcileOutcome =
     applied.outcome === "applied" ? charge.status : applied.outcome === "late_capture_refunding" || applied.outcome === "mismatch" ? applied.outcome : "unchanged";
   metrics.reconciled.inc({ outcome });
-  if (applied.entered && applied.intent) {
-    metrics.transitions.inc({ state: applied.entered });
-    if (applied.entered === "failed") metrics.failures.inc({ code: applied.intent.failure_code });
-  }
-  if (outcome === "late_capture_refunding") deps.wakeProviderWorker();
+  afterProviderEvent(applied, deps);
   log.info({ intentId: intent.id, chargeId: charge.chargeId, providerStatus: charge.status, outcome }, "reconciled a processing intent with the provider");
   return outcome;
 }

@@ -8,7 +8,7 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 import type { HttpRoute, Logger, Pool } from "@adminkiosk/runtime";
-import { applyProviderEvent, type Applied } from "./intents.js";
+import { afterProviderEvent, applyProviderEvent, type Applied } from "./intents.js";
 import type { PaymentsMetrics } from "./metrics.js";
 import type { PaymentProvider, ProviderEvent } from "./provider.js";
 import { WebhookRejected } from "./webhook-signature.js";
@@ -60,11 +60,7 @@ export function providerWebhookRoute(deps: {
     const outcome = applied === "duplicate" ? "duplicate" : applied.outcome;
     metrics.webhooks.inc({ outcome });
     log.info({ eventId: event.eventId, type: event.type, outcome, intentId: applied === "duplicate" ? undefined : applied.intent?.id }, "webhook");
-    if (applied !== "duplicate" && applied.entered && applied.intent) {
-      metrics.transitions.inc({ state: applied.entered });
-      if (applied.entered === "failed") metrics.failures.inc({ code: applied.intent.failure_code });
-    }
-    if (outcome === "late_capture_refunding") deps.wakeProviderWorker();
+    if (applied !== "duplicate") afterProviderEvent(applied, deps);
     return answer(res, 200, { received: true, outcome });
   };
 }
