@@ -29,7 +29,7 @@ export const paymentsConfigShape = {
   /** An intent PROCESSING this long is looked up at the provider (its webhook is overdue); keep it under PAYMENT_CONFIRM_TIMEOUT. */
   PAYMENT_RECONCILE_AFTER: duration("30s"),
   /** How often the reconciler looks for such intents. */
-  PAYMENT_RECONCILE_INTERVAL: duration("10s"),
+  PAYMENT_RECONCILE_INTERVAL: duration("10s").refine((ms) => ms > 0, "must be more than 0 (it is how often the reconciler runs)"),
   /** Each call to the provider's API gives up after this long (and is retried). */
   PROVIDER_TIMEOUT: duration("10s"),
   /** How long idempotency keys (and their stored responses) are kept. */
